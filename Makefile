@@ -1,0 +1,71 @@
+# zgos: `make up` starts the whole devnet, `make test` runs the whole suite.
+# Both install what they need first; a second `make install` takes seconds.
+
+PYTHON      ?= python3.11
+VENV        := .venv
+BIN         := $(VENV)/bin
+UV          := $(BIN)/uv
+UV_VERSION  := 0.13.9
+TOOLS       := .tools
+ANVIL_PKG   := @foundry-rs/anvil-linux-amd64@1.7.1
+ANVIL       := $(TOOLS)/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+# Built llama.cpp wheels are kept per machine, outside the work tree, so every clone
+# (CI included) reuses the ~6 min build.
+WHEELHOUSE  ?= $(HOME)/.cache/zgos/wheelhouse
+LLAMA_VER   := 0.3.36
+LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VER)-py3-none-linux_x86_64.whl
+STAMP       := $(VENV)/.install-stamp
+# Pure modules checked with mypy --strict (each network adds its own core here).
+STRICT      := zgos/core
+
+PYTEST_ARGS ?=
+WORKERS     ?= 2
+
+.PHONY: install up test lint unit contracts bench clean
+
+install: $(STAMP) $(ANVIL)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): $(BIN)/python
+	$(BIN)/pip install -q uv==$(UV_VERSION)
+
+$(STAMP): requirements.lock pyproject.toml $(LLAMA_WHEEL) | $(UV)
+	$(UV) pip sync -q --python $(BIN)/python --find-links $(WHEELHOUSE) requirements.lock
+	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+$(ANVIL):
+	mkdir -p $(TOOLS)
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) $(ANVIL_PKG)
+	@test -x $@
+
+# The default llama.cpp build segfaults on these CPUs (AMX path): build portable, uncached.
+$(LLAMA_WHEEL): | $(BIN)/python
+	@echo "building llama-cpp-python $(LLAMA_VER) once for this machine (~6 min)"
+	mkdir -p $(WHEELHOUSE)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel -q --no-cache-dir --no-deps \
+	  llama-cpp-python==$(LLAMA_VER) -w $(WHEELHOUSE)
+
+up: install
+	$(BIN)/zg devnet up
+
+test: install lint
+	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+lint: install
+	$(BIN)/ruff check zgos tests bench
+	$(BIN)/mypy --strict $(STRICT)
+
+unit: install
+	$(BIN)/python -m pytest -n $(WORKERS) tests/unit
+
+contracts:
+	cd contracts && npm ci --silent --no-audit --no-fund && node build.js
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .zgos

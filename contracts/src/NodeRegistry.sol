@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+/// @title NodeRegistry: where every zgos node announces itself.
+/// @notice An operator account announces at most one node per kind (storage, KV, DA signer,
+/// compute provider). Clients and peers discover the network by reading this registry; the
+/// announcement is a transaction, so it is signed by the operator's key.
+contract NodeRegistry {
+    uint8 public constant KIND_STORAGE = 0;
+    uint8 public constant KIND_KV = 1;
+    uint8 public constant KIND_DA_SIGNER = 2;
+    uint8 public constant KIND_COMPUTE = 3;
+    uint8 public constant KIND_COUNT = 4;
+
+    uint256 public constant MAX_URL_BYTES = 256;
+
+    struct Node {
+        address operator;
+        uint8 kind;
+        string url;
+        uint32 shardId;
+        uint32 numShard;
+        bytes extra; // kind-specific data, e.g. a DA signer's BLS public key
+        uint64 updatedAt;
+    }
+
+    // kind => operators announcing that kind, in announcement order (swap-and-pop on removal)
+    mapping(uint8 => address[]) private operators;
+    // kind => operator => index + 1 in `operators[kind]` (0 = absent)
+    mapping(uint8 => mapping(address => uint256)) private positions;
+    mapping(uint8 => mapping(address => Node)) private nodes;
+
+    event NodeAnnounced(address indexed operator, uint8 indexed kind, string url, uint32 shardId, uint32 numShard);
+    event NodeRemoved(address indexed operator, uint8 indexed kind);
+
+    error UnknownKind(uint8 kind);
+    error InvalidUrl();
+    error InvalidShard(uint32 shardId, uint32 numShard);
+    error NotAnnounced(address operator, uint8 kind);
+
+    /// @notice Announce or update the caller's node of `kind`.
+    /// @dev numShard must be a power of two and shardId < numShard (as 0G's ShardConfig).
+    function announce(uint8 kind, string calldata url, uint32 shardId, uint32 numShard, bytes calldata extra)
+        external
+    {
+        if (kind >= KIND_COUNT) revert UnknownKind(kind);
+        uint256 urlLength = bytes(url).length;
+        if (urlLength == 0 || urlLength > MAX_URL_BYTES) revert InvalidUrl();
+        if (numShard == 0 || (numShard & (numShard - 1)) != 0 || shardId >= numShard) {
+            revert InvalidShard(shardId, numShard);
+        }
+        if (positions[kind][msg.sender] == 0) {
+            operators[kind].push(msg.sender);
+            positions[kind][msg.sender] = operators[kind].length;
+        }
+        nodes[kind][msg.sender] = Node(msg.sender, kind, url, shardId, numShard, extra, uint64(block.timestamp));
+        emit NodeAnnounced(msg.sender, kind, url, shardId, numShard);
+    }
+
+    /// @notice Remove the caller's node of `kind`.
+    function remove(uint8 kind) external {
+        uint256 position = positions[kind][msg.sender];
+        if (position == 0) revert NotAnnounced(msg.sender, kind);
+        address[] storage list = operators[kind];
+        address last = list[list.length - 1];
+        list[position - 1] = last;
+        positions[kind][last] = position;
+        list.pop();
+        delete positions[kind][msg.sender];
+        delete nodes[kind][msg.sender];
+        emit NodeRemoved(msg.sender, kind);
+    }
+
+    function getNode(address operator, uint8 kind) external view returns (Node memory) {
+        if (positions[kind][operator] == 0) revert NotAnnounced(operator, kind);
+        return nodes[kind][operator];
+    }
+
+    function getNodes(uint8 kind) external view returns (Node[] memory result) {
+        address[] storage list = operators[kind];
+        result = new Node[](list.length);
+        for (uint256 i = 0; i < list.length; i++) {
+            result[i] = nodes[kind][list[i]];
+        }
+    }
+
+    function nodeCount(uint8 kind) external view returns (uint256) {
+        return operators[kind].length;
+    }
+}

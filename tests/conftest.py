@@ -1,0 +1,69 @@
+"""Shared fixtures: one anvil and one deployment per test session (per xdist worker).
+
+Tests get their own freshly funded accounts (``new_account``) so they never contend for the
+deployer's nonces, and a data dir (``devnet_dir``) that points ``zg`` at the session chain.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from zgos.chain.accounts import devnet_role
+from zgos.chain.anvil import Anvil, AnvilConfig
+from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment, deploy_all
+from zgos.datadir import DataDir
+from zgos.netutil import free_port
+
+TEST_BLOCK_TIME_S = 0.2
+
+
+@pytest.fixture(scope="session")
+def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
+    log = tmp_path_factory.mktemp("anvil") / "anvil.log"
+    node = Anvil(AnvilConfig(port=free_port(), block_time_s=TEST_BLOCK_TIME_S), log_path=log)
+    node.start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="session")
+def chain(anvil: Anvil) -> Chain:
+    return Chain(anvil.url)
+
+
+@pytest.fixture(scope="session")
+def deployment_path(chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("deployment") / "deployment.json"
+    deploy_all(chain, devnet_role("deployer"), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def deployment(deployment_path: Path) -> Deployment:
+    return Deployment.from_json(json.loads(deployment_path.read_text()))
+
+
+@pytest.fixture
+def new_account(chain: Chain) -> LocalAccount:
+    """A fresh account holding 100 0G, private to one test."""
+    account: LocalAccount = Account.create()
+    chain.transact(devnet_role("deployer"), to=account.address, value=100 * 10**18)
+    return account
+
+
+@pytest.fixture
+def devnet_dir(tmp_path: Path, anvil: Anvil, chain: Chain, deployment_path: Path) -> DataDir:
+    """A data dir whose network.json and deployment.json describe the session chain."""
+    data_dir = DataDir(tmp_path / "data")
+    data_dir.root.mkdir(parents=True)
+    data_dir.network.write_text(json.dumps({"rpc_url": anvil.url, "chain_id": chain.chain_id}))
+    shutil.copy(deployment_path, data_dir.deployment)
+    return data_dir

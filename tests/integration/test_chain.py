@@ -1,0 +1,141 @@
+"""Chain access against a real anvil: sending, reverts, nonces, deployment, launcher."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from zgos.chain.accounts import devnet_role
+from zgos.chain.anvil import Anvil, AnvilConfig
+from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment, deploy_all, load_deployment
+from zgos.core.errors import ChainError, ConfigError, InsufficientFunds, TxReverted
+from zgos.netutil import free_port
+
+
+def test_revert_reason_is_surfaced_before_any_nonce_is_spent(
+    chain: Chain, deployment: Deployment, new_account: LocalAccount
+) -> None:
+    registry = chain.contract("NodeRegistry", deployment.address("NodeRegistry"))
+    nonce_before = chain.w3.eth.get_transaction_count(new_account.address)
+    with pytest.raises(TxReverted, match=r"InvalidShard\(3, 2\)"):
+        chain.transact(new_account, registry.functions.announce(0, "http://x", 3, 2, b""))
+    assert chain.w3.eth.get_transaction_count(new_account.address) == nonce_before
+
+
+def test_transact_returns_receipt_with_decoded_events(
+    chain: Chain, deployment: Deployment, new_account: LocalAccount
+) -> None:
+    registry = chain.contract("NodeRegistry", deployment.address("NodeRegistry"))
+    receipt = chain.transact(new_account, registry.functions.announce(0, "http://n:1", 1, 4, b""))
+    (event,) = receipt.events(registry, "NodeAnnounced")
+    assert event["args"]["operator"] == new_account.address
+    assert (event["args"]["shardId"], event["args"]["numShard"]) == (1, 4)
+    node = chain.call(registry.functions.getNode(new_account.address, 0))
+    assert node[2] == "http://n:1"
+
+
+def test_unfunded_account_gets_a_clear_error(chain: Chain) -> None:
+    pauper = Account.create()
+    with pytest.raises(InsufficientFunds, match="fund it first"):
+        chain.transact(pauper, to=devnet_role("deployer").address, value=1)
+
+
+def test_nonce_clash_from_four_threads_all_land(chain: Chain, new_account: LocalAccount) -> None:
+    sink = Account.create().address
+    errors: list[BaseException] = []
+
+    def send_five() -> None:
+        try:
+            for _ in range(5):
+                chain.transact(new_account, to=sink, value=1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send_five) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert chain.balance(sink) == 20
+    assert chain.w3.eth.get_transaction_count(new_account.address) == 20
+
+
+def test_two_chain_objects_share_nonces_like_two_processes(chain: Chain, new_account: LocalAccount) -> None:
+    other = Chain(chain.rpc_url)
+    sink = Account.create().address
+    threads = [
+        threading.Thread(target=lambda c=c: [c.transact(new_account, to=sink, value=1) for _ in range(4)])
+        for c in (chain, other)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert chain.balance(sink) == 8
+
+
+def test_deploy_is_idempotent(chain: Chain, tmp_path: Path) -> None:
+    path = tmp_path / "deployment.json"
+    first = deploy_all(chain, devnet_role("deployer"), path)
+    block = chain.block_number()
+    second = deploy_all(chain, devnet_role("deployer"), path)
+    assert second.addresses == first.addresses
+    assert chain.block_number() - block <= 2, "a second deploy must send no transactions"
+    assert load_deployment(path, chain.chain_id).addresses == first.addresses
+
+
+def test_deployment_errors_name_the_fix(tmp_path: Path, chain: Chain, deployment_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no deployment"):
+        load_deployment(tmp_path / "missing.json")
+    with pytest.raises(ConfigError, match="is for chain 31337"):
+        load_deployment(deployment_path, chain_id=16602)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="unreadable"):
+        load_deployment(bad)
+
+
+def test_unreachable_rpc_and_wrong_chain_id(chain: Chain) -> None:
+    with pytest.raises(ChainError, match="cannot reach the chain RPC"):
+        Chain(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ChainError, match="wrong chain"):
+        Chain(chain.rpc_url, expected_chain_id=16602)
+
+
+def test_anvil_keeps_state_across_clean_restart_and_kill(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    config = AnvilConfig(port=free_port(), block_time_s=0.2, state_path=state)
+    node = Anvil(config, log_path=tmp_path / "anvil.log")
+    node.start()
+    sink = Account.create().address
+    Chain(node.url).transact(devnet_role("deployer"), to=sink, value=123)
+    node.stop()
+    assert json.loads(state.read_text()), "clean stop writes the state file"
+
+    node.start()
+    chain = Chain(node.url)
+    assert chain.balance(sink) == 123
+    chain.transact(devnet_role("deployer"), to=sink, value=1)
+    import time
+
+    time.sleep(2.5)  # longer than --state-interval: the periodic dump has run
+    node.kill()
+
+    node.start()
+    try:
+        assert Chain(node.url).balance(sink) == 124, "state survives kill -9"
+    finally:
+        node.stop()
+
+
+def test_anvil_refuses_a_port_in_use(anvil: Anvil) -> None:
+    clash = Anvil(AnvilConfig(port=anvil.config.port))
+    with pytest.raises(ChainError, match="already in use"):
+        clash.start()

@@ -1,0 +1,1 @@
+"""Pure helpers shared by every network: hashing, units, errors. No I/O."""

@@ -1,0 +1,77 @@
+"""Where a zgos installation keeps its state: one data directory, one subdirectory per process.
+
+Every ``zg`` command resolves the same directory (``--data-dir``, else ``ZGOS_DATA_DIR``, else
+``./.zgos/devnet``) and from it finds the devnet's RPC URL, deployment and accounts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zgos.core.errors import ConfigError
+
+DEFAULT_DATA_DIR = Path(".zgos/devnet")
+DATA_DIR_ENV = "ZGOS_DATA_DIR"
+RPC_URL_ENV = "ZGOS_RPC_URL"
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """Paths inside one data directory. Creating the object touches nothing on disk."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, flag: Path | str | None = None) -> DataDir:
+        chosen = flag or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+        return cls(Path(chosen).expanduser().absolute())
+
+    @property
+    def deployment(self) -> Path:
+        return self.root / "deployment.json"
+
+    @property
+    def network(self) -> Path:
+        """The devnet's connection facts (RPC URL, chain id), written by ``zg devnet up``."""
+        return self.root / "network.json"
+
+    @property
+    def keystore(self) -> Path:
+        return self.root / "keystore"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.root / "pids"
+
+    def service(self, name: str) -> Path:
+        """The private state directory of one service, e.g. ``storage-0``."""
+        return self.root / name
+
+    def read_network(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.network.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {self.network}: {exc}") from None
+        return data
+
+    def rpc_url(self, flag: str | None = None) -> str:
+        """The chain RPC URL: ``--rpc-url``, else ``ZGOS_RPC_URL``, else the devnet's, else 8545."""
+        if flag:
+            return flag
+        if env := os.environ.get(RPC_URL_ENV):
+            return env
+        network = self.read_network()
+        if network and network.get("rpc_url"):
+            return str(network["rpc_url"])
+        return DEFAULT_RPC_URL

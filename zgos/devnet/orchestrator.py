@@ -1,0 +1,180 @@
+"""``zg devnet``: start, watch and stop every devnet service as its own OS process.
+
+Order of ``up``: the chain, then the contract deployment (idempotent), then every other
+service in table order, each waited on until healthy. State, logs (``logs/NAME.log``) and pid
+files (``pids/NAME.pid``) live under the data dir, so any shell can see and stop the devnet.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from zgos.chain.accounts import devnet_role
+from zgos.chain.client import Chain
+from zgos.chain.deploy import deploy_all
+from zgos.core.errors import ConfigError, ZgError
+from zgos.datadir import DataDir
+from zgos.devnet.process import PidFile, is_alive, spawn, terminate
+from zgos.devnet.services import DevnetContext, DevnetOptions, Service, all_services
+from zgos.netutil import port_in_use, wait_until
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    url: str
+    pid: int | None
+    healthy: bool
+
+    @property
+    def state(self) -> str:
+        if self.pid is None:
+            return "stopped"
+        return "healthy" if self.healthy else "starting/unhealthy"
+
+
+def _port_of(url: str) -> int | None:
+    tail = url.rsplit(":", 1)[-1].split("/", 1)[0]
+    return int(tail) if tail.isdigit() else None
+
+
+class Devnet:
+    def __init__(self, data_dir: DataDir, options: DevnetOptions | None = None) -> None:
+        self.data_dir = data_dir
+        self.options = options or self._saved_options() or DevnetOptions()
+        self.ctx = DevnetContext(data_dir, self.options)
+
+    # --- configuration ---------------------------------------------------------------------
+
+    def _saved_options(self) -> DevnetOptions | None:
+        network = self.data_dir.read_network()
+        if not network or "options" not in network:
+            return None
+        return DevnetOptions(**network["options"])
+
+    def _save_network(self, chain_id: int) -> None:
+        self.data_dir.root.mkdir(parents=True, exist_ok=True)
+        record: dict[str, Any] = {
+            "rpc_url": self.options.rpc_url,
+            "chain_id": chain_id,
+            "options": asdict(self.options),
+        }
+        tmp = self.data_dir.network.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.replace(self.data_dir.network)
+
+    def services(self) -> list[Service]:
+        return all_services(self.options)
+
+    def service(self, name: str) -> Service:
+        for service in self.services():
+            if service.name == name:
+                return service
+        names = ", ".join(s.name for s in self.services())
+        raise ConfigError(f"no devnet service named {name!r}", f"services: {names}")
+
+    def pidfile(self, name: str) -> PidFile:
+        return PidFile(self.data_dir.pids / f"{name}.pid")
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self, service: Service) -> int:
+        """Start one service unless it already runs; wait until healthy; return its pid."""
+        pidfile = self.pidfile(service.name)
+        if (pid := pidfile.read_live_pid()) is not None:
+            return pid
+        port = _port_of(service.url)
+        if port is not None and port_in_use(port):
+            raise ConfigError(
+                f"port {port} for {service.name} is already in use by another program",
+                "stop it, or run `zg devnet down` if it is an old devnet",
+            )
+        if service.prepare is not None:
+            service.prepare(self.ctx)
+        log_path = self.data_dir.logs / f"{service.name}.log"
+        pid = spawn(service.argv(self.ctx), log_path)
+        pidfile.write(pid)
+        healthy = wait_until(
+            lambda: is_alive(pid) and service.ready(self.ctx), service.ready_timeout_s, 0.1
+        )
+        if not healthy:
+            alive = is_alive(pid)
+            terminate(pid)
+            pidfile.remove()
+            why = "did not become healthy in time" if alive else "exited during start-up"
+            raise ZgError(f"{service.name} {why}", f"see its log: {log_path}")
+        return pid
+
+    def stop(self, name: str) -> bool:
+        """Stop one service; return False if it was not running."""
+        pidfile = self.pidfile(name)
+        pid = pidfile.read_live_pid()
+        if pid is None:
+            return False
+        terminate(pid)
+        pidfile.remove()
+        return True
+
+    def up(self, progress: Any = None) -> list[ServiceStatus]:
+        """Start everything (idempotent: running services are kept)."""
+        self.data_dir.root.mkdir(parents=True, exist_ok=True)
+        services = self.services()
+        for service in services:
+            if progress:
+                progress(f"starting {service.name}")
+            self.start(service)
+            if service.name == "chain":
+                chain = Chain(self.options.rpc_url)
+                self._save_network(chain.chain_id)
+                if progress:
+                    progress("deploying contracts")
+                deploy_all(chain, devnet_role("deployer"), self.data_dir.deployment)
+        return self.status()
+
+    def down(self) -> list[str]:
+        """Stop every running service, last started first; return their names."""
+        stopped = []
+        for service in reversed(self.services()):
+            if self.stop(service.name):
+                stopped.append(service.name)
+        return stopped
+
+    def reset(self) -> None:
+        self.down()
+        if self.data_dir.root.exists():
+            shutil.rmtree(self.data_dir.root)
+
+    def status(self) -> list[ServiceStatus]:
+        result = []
+        for service in self.services():
+            pid = self.pidfile(service.name).read_live_pid()
+            healthy = False
+            if pid is not None:
+                try:
+                    healthy = bool(service.ready(self.ctx))
+                except Exception:
+                    healthy = False
+            result.append(ServiceStatus(service.name, service.url, pid, healthy))
+        return result
+
+    def watch(self, interval_s: float = 1.0) -> None:
+        """Block until SIGINT/SIGTERM, then stop everything (``make up`` runs in the foreground)."""
+        stopping = False
+
+        def on_signal(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not stopping:
+                time.sleep(interval_s)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.down()
