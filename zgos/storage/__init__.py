@@ -1,0 +1,1 @@
+"""Storage network: log layer (flow, Merkle trees, nodes, client), mining, KV."""
