@@ -21,7 +21,7 @@ STRICT      := zgos/core zgos/storage/mine
 PYTEST_ARGS ?=
 WORKERS     ?= 2
 
-.PHONY: install up test lint unit contracts bench clean
+.PHONY: install up test test-deps lint unit contracts bench clean
 
 install: $(STAMP) $(ANVIL)
 
@@ -51,7 +51,13 @@ $(LLAMA_WHEEL): | $(BIN)/python
 up: install
 	$(BIN)/zg devnet up
 
-test: install lint
+# Headless Chromium for the explorer's browser test (Debian package; skipped visibly if absent).
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
+	  echo "chromium not installed: the explorer's browser test will be skipped"
+
+test: install lint test-deps
 	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: install

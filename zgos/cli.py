@@ -35,6 +35,7 @@ from zgos.core.units import format_amount, parse_amount
 from zgos.datadir import DataDir
 from zgos.devnet.orchestrator import Devnet, ServiceStatus
 from zgos.devnet.services import DevnetOptions
+from zgos.explorer import cli as explorer_cli
 
 # Piped output is read by programs and people with wide terminals: never truncate addresses.
 console = Console(width=None if sys.stdout.isatty() else 240)
@@ -52,6 +53,7 @@ devnet_app = typer.Typer(help="The one-command local network.", no_args_is_help=
 app.add_typer(chain_app, name="chain")
 app.add_typer(account_app, name="account")
 app.add_typer(devnet_app, name="devnet")
+app.add_typer(explorer_cli.app, name="explorer")
 
 
 @app.callback()
@@ -213,11 +215,16 @@ def devnet_up(
     shards: int = typer.Option(1, "--shards", min=1),
     block_time: float = typer.Option(1.0, "--block-time", min=0.1, help="Seconds per block."),
     chain_port: int = typer.Option(8545, "--chain-port"),
+    port_offset: int = typer.Option(0, "--port-offset", help="Added to every service port but the chain's."),
 ) -> None:
     """Start the chain, deploy the contracts and start every service."""
     cli = get_ctx(ctx)
     options = DevnetOptions(
-        chain_port=chain_port, block_time_s=block_time, storage_nodes=storage_nodes, shards=shards
+        chain_port=chain_port,
+        block_time_s=block_time,
+        storage_nodes=storage_nodes,
+        shards=shards,
+        port_offset=port_offset,
     )
     devnet = Devnet(cli.data_dir, options)
     started = time.monotonic()

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from tests.integration.clirunner import zg
 from zgos.chain.client import Chain
 from zgos.devnet.process import PidFile, is_alive
-from zgos.netutil import free_port, port_in_use, wait_until
+from zgos.netutil import free_port, port_in_use
 
 
 @pytest.fixture
@@ -26,8 +25,14 @@ def devnet_root(tmp_path: Path):
     zg(root, "devnet", "down")
 
 
+def random_offset() -> int:
+    """A port offset that moves every service port to a currently free region."""
+    return free_port() % 20000 + 20000
+
+
 def up(root: Path, port: int, *extra: str) -> subprocess.CompletedProcess[str]:
-    return zg(root, "devnet", "up", "--detach", "--chain-port", str(port), "--block-time", "0.2", *extra)
+    return zg(root, "devnet", "up", "--detach", "--chain-port", str(port), "--block-time", "0.2",
+              "--port-offset", str(random_offset()), *extra)
 
 
 def test_devnet_up_status_stop_start_down(devnet_root: Path) -> None:
@@ -84,14 +89,20 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     root, port = tmp_path / "fg", free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "zgos.cli", "--data-dir", str(root), "devnet", "up",
-         "--chain-port", str(port), "--block-time", "0.2"],
+         "--chain-port", str(port), "--block-time", "0.2", "--port-offset", str(random_offset())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        assert wait_until(lambda: port_in_use(port) and (root / "deployment.json").exists(), 60)
-        time.sleep(0.5)
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:  # the summary is printed once every service is healthy
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        assert port_in_use(port)
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        rest, _ = process.communicate(timeout=30)
+        output = "".join(lines) + rest
     finally:
         if process.poll() is None:
             process.kill()

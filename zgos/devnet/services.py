@@ -24,11 +24,17 @@ class DevnetOptions:
     block_time_s: float = 1.0
     storage_nodes: int = 1
     shards: int = 1
+    # Added to every service port but the chain's, so two devnets (or tests) can run side by side.
+    port_offset: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rpc_url(self) -> str:
         return f"http://127.0.0.1:{self.chain_port}"
+
+    def port(self, default: int) -> int:
+        """A service's port: its ARCHITECTURE.md default plus ``port_offset``."""
+        return default + self.port_offset
 
 
 @dataclass(frozen=True)
@@ -76,11 +82,15 @@ def chain_services(options: DevnetOptions) -> list[Service]:
     ]
 
 
-# Each network appends its group here, in start order.
-SERVICE_GROUPS: list[Callable[[DevnetOptions], list[Service]]] = [
-    chain_services,
-]
+def service_groups() -> list[Callable[[DevnetOptions], list[Service]]]:
+    """Each network's group, in start order (imported here to keep the table in one place)."""
+    from zgos.explorer.devnet import explorer_services
+
+    return [
+        chain_services,
+        explorer_services,  # last: it shows everything else
+    ]
 
 
 def all_services(options: DevnetOptions) -> list[Service]:
-    return [service for group in SERVICE_GROUPS for service in group(options)]
+    return [service for group in service_groups() for service in group(options)]

@@ -1,0 +1,91 @@
+"""The explorer against the session chain: JSON API, bad input, and the page in a real browser."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment
+from zgos.datadir import DataDir
+from zgos.netutil import free_port, http_ok, wait_until
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def explorer(devnet_dir: DataDir, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    log = open(tmp_path / "explorer.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zgos.cli", "--data-dir", str(devnet_dir.root), "explorer", "serve", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: http_ok(f"{url}/health"), 30), (tmp_path / "explorer.log").read_text()
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+def test_status_blocks_and_nodes_reflect_the_chain(
+    explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount
+) -> None:
+    registry = chain.contract("NodeRegistry", deployment.address("NodeRegistry"))
+    chain.transact(new_account, registry.functions.announce(0, "http://explorer-test:1", 0, 1, b""))
+    status = httpx.get(f"{explorer}/api/status").json()
+    assert status["chainId"] == 31337
+    assert status["contracts"]["NodeRegistry"] == deployment.address("NodeRegistry")
+    blocks = httpx.get(f"{explorer}/api/blocks?limit=3").json()
+    assert len(blocks) == 3 and blocks[0]["number"] > blocks[1]["number"]
+    nodes = httpx.get(f"{explorer}/api/nodes").json()
+    assert {"operator": new_account.address, "url": "http://explorer-test:1"}.items() <= next(
+        n for n in nodes["storage"] if n["operator"] == new_account.address
+    ).items()
+
+
+def test_bad_query_is_a_4xx_with_a_message(explorer: str) -> None:
+    response = httpx.get(f"{explorer}/api/blocks?limit=0")
+    assert response.status_code == 400 and "limit" in response.json()["detail"]
+    assert httpx.get(f"{explorer}/api/blocks?limit=abc").status_code == 422
+
+
+def test_unreachable_chain_is_a_503_not_a_crash(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zgos.cli", "--data-dir", str(tmp_path), "--rpc-url",
+         f"http://127.0.0.1:{free_port()}", "explorer", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_until(lambda: http_ok(f"{url}/health"), 30)
+        response = httpx.get(f"{url}/api/status")
+        assert response.status_code == 503 and "cannot reach" in response.json()["detail"]
+        assert httpx.get(f"{url}/").status_code == 200, "the page itself still loads"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it as root)")
+def test_page_renders_network_state_in_a_browser(explorer: str, tmp_path: Path) -> None:
+    assert CHROMIUM is not None
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=4000", "--dump-dom", explorer],
+        capture_output=True, text=True, timeout=90,
+    ).stdout
+    assert "chain 31337" in dom, dom[:2000]
+    assert "NodeRegistry" in dom

@@ -1,0 +1,1 @@
+"""The explorer: a web page over chain events and node APIs (network state, lineage)."""

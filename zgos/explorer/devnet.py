@@ -1,0 +1,21 @@
+"""The explorer's place in the devnet service table (last: it shows everything else)."""
+
+from __future__ import annotations
+
+from zgos.devnet.services import DevnetOptions, Service
+from zgos.netutil import http_ok
+
+EXPLORER_PORT = 8000
+
+
+def explorer_services(options: DevnetOptions) -> list[Service]:
+    port = options.port(EXPLORER_PORT)
+    url = f"http://127.0.0.1:{port}"
+    return [
+        Service(
+            name="explorer",
+            url=url,
+            argv=lambda ctx: ctx.zg("explorer", "serve", "--port", str(port)),
+            ready=lambda ctx: http_ok(f"{url}/health"),
+        )
+    ]
