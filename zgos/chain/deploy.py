@@ -38,6 +38,7 @@ class ContractPlan:
 
 PLAN: list[ContractPlan] = [
     ContractPlan("NodeRegistry"),
+    ContractPlan("PoraVerifier"),
 ]
 
 
