@@ -16,12 +16,12 @@ from fastapi.staticfiles import StaticFiles
 
 from zgos.chain.client import Chain
 from zgos.chain.deploy import load_deployment
+from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.core.errors import ZgError
 from zgos.datadir import DataDir
 from zgos.devnet.orchestrator import Devnet
 
 STATIC_DIR = Path(__file__).parent / "static"
-NODE_KINDS = ("storage", "kv", "da-signer", "compute")
 MAX_BLOCKS = 50
 
 
@@ -91,14 +91,15 @@ def chain_router(deps: ExplorerDeps) -> APIRouter:
             deployment = load_deployment(deps.data_dir.deployment, chain.chain_id)
         except ZgError as exc:
             raise HTTPException(404, detail=str(exc)) from None
-        registry = chain.contract("NodeRegistry", deployment.address("NodeRegistry"))
-        result: dict[str, list[dict[str, Any]]] = {}
-        for kind, name in enumerate(NODE_KINDS):
-            result[name] = [
-                {"operator": n[0], "url": n[2], "shardId": n[3], "numShard": n[4], "updatedAt": n[6]}
-                for n in registry.functions.getNodes(kind).call()
+        registry = NodeRegistry(chain, deployment.address("NodeRegistry"))
+        return {
+            kind.name.lower().replace("_", "-"): [
+                {"operator": n.operator, "url": n.url, "shardId": n.shard_id, "numShard": n.num_shard,
+                 "updatedAt": n.updated_at}
+                for n in registry.nodes(kind)
             ]
-        return result
+            for kind in NodeKind
+        }
 
     @router.get("/services")
     def services() -> list[dict[str, Any]]:
