@@ -1,1 +1,1 @@
-"""Storage network: log layer (flow, Merkle trees, nodes, client), mining, KV."""
+"""zgos storage: the 0G-compatible log layer (core, contracts, node, client), mining, KV."""
