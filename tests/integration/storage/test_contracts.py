@@ -1,0 +1,78 @@
+"""Flow, Market and Reward on a real anvil: placement, fees, refunds, flow root, pools."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from zgos.chain.client import Chain
+from zgos.chain.deploy import STORAGE_PRICE_PER_SECTOR, Deployment
+from zgos.core.errors import TxReverted
+from zgos.storage.contracts import FlowContract
+from zgos.storage.filetree import FileTree
+from zgos.storage.flow import FlowTree, Submission, SubmissionNode, compute_submission_digest
+
+
+@pytest.fixture
+def flow(chain: Chain, deployment: Deployment) -> FlowContract:
+    return FlowContract(chain, deployment.address("Flow"))
+
+
+def replay_flow_tree(flow: FlowContract, upto: int) -> FlowTree:
+    tree = FlowTree()
+    for entry in sorted(flow.submit_events(0, flow.chain.block_number()), key=lambda e: e.seq):
+        if entry.seq <= upto:
+            placed = tree.append_submission(entry.submission)
+            assert placed.start == entry.start_entry
+    return tree
+
+
+def test_submit_places_the_file_charges_the_fee_and_matches_the_flow_root(
+    flow: FlowContract, new_account: LocalAccount
+) -> None:
+    files = [FileTree.from_bytes(bytes([i]) * size) for i, size in enumerate((300, 262_145, 5000))]
+    before = flow.chain.balance(new_account.address)
+    result = flow.submit(new_account, [t.submission() for t in files], fee=10**18)
+    assert [e.data_root for e in result.entries] == [t.root for t in files]
+    assert result.entries[0].sectors == 2
+    spent = before - flow.chain.balance(new_account.address)
+    fee = sum(t.submission().sectors for t in files) * STORAGE_PRICE_PER_SECTOR
+    gas_cost = spent - fee
+    assert 0 < gas_cost < 10**16, "the 1 0G overpayment was refunded"
+    last = result.entries[-1]
+    tree = replay_flow_tree(flow, last.seq)
+    assert flow.flow_root_by_seq(last.seq) == tree.root
+    for entry in result.entries:
+        start, end = entry.start_entry, entry.start_entry + entry.sectors
+        assert start // 1024 == (end - 1) // 1024 or start % 1024 == 0
+
+
+def test_submit_event_identity_is_the_submission_digest(flow: FlowContract, new_account: LocalAccount) -> None:
+    submission = FileTree.from_bytes(b"hello").submission()
+    receipt = flow.submit(new_account, [submission])
+    events = flow.chain.get_logs(flow.contract, "Submit", receipt.entries[0].block_number, receipt.entries[0].block_number)
+    identities = [bytes(e["args"]["identity"]) for e in events]
+    assert compute_submission_digest(submission) in identities
+
+
+def test_underpaid_submit_reverts_with_not_enough_fee(flow: FlowContract, new_account: LocalAccount) -> None:
+    submission = FileTree.from_bytes(b"x" * 4096).submission()
+    with pytest.raises(TxReverted, match="NotEnoughFee"):
+        flow.submit(new_account, [submission], fee=1)
+
+
+def test_invalid_submission_reverts(flow: FlowContract, new_account: LocalAccount) -> None:
+    bad = Submission(10, b"", (SubmissionNode(bytes(32), 4),))  # 10 bytes in 16 sectors
+    wrapped = (bad.to_abi(), new_account.address)
+    with pytest.raises(TxReverted, match="InvalidSubmission"):
+        flow.chain.transact(new_account, flow.contract.functions.submit(wrapped), value=10**18)
+
+
+def test_fees_land_in_the_pricing_chunk_reward_pool(flow: FlowContract, new_account: LocalAccount, deployment: Deployment) -> None:
+    reward = flow.chain.contract("Reward", deployment.address("Reward"))
+    locked_before = flow.chain.call(reward.functions.rewards(0))[0]
+    submission = FileTree.from_bytes(b"y" * 70_000).submission()
+    flow.submit(new_account, [submission])
+    locked_after = flow.chain.call(reward.functions.rewards(0))[0]
+    assert locked_after - locked_before == submission.sectors * STORAGE_PRICE_PER_SECTOR
+    assert flow.chain.call(reward.functions.releasedReward(0)) == 0  # chunk not full yet
