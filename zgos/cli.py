@@ -35,6 +35,7 @@ from zgos.core.units import format_amount, parse_amount
 from zgos.datadir import DataDir
 from zgos.devnet.orchestrator import Devnet, ServiceStatus
 from zgos.devnet.services import DevnetOptions
+from zgos.storage.cli import storage_app
 
 # Piped output is read by programs and people with wide terminals: never truncate addresses.
 console = Console(width=None if sys.stdout.isatty() else 240)
@@ -52,6 +53,7 @@ devnet_app = typer.Typer(help="The one-command local network.", no_args_is_help=
 app.add_typer(chain_app, name="chain")
 app.add_typer(account_app, name="account")
 app.add_typer(devnet_app, name="devnet")
+app.add_typer(storage_app, name="storage")
 
 
 @app.callback()

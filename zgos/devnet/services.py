@@ -76,9 +76,35 @@ def chain_services(options: DevnetOptions) -> list[Service]:
     ]
 
 
+STORAGE_PORT = 5678
+
+
+def storage_services(options: DevnetOptions) -> list[Service]:
+    """``storage-i`` nodes on ports 5678+i, each announcing itself with ``devnet_role("storage", i)``."""
+    from zgos.chain.accounts import DEVNET_ROLES
+    from zgos.netutil import http_ok
+
+    def service(i: int) -> Service:
+        url = f"http://127.0.0.1:{STORAGE_PORT + i}"
+        return Service(
+            name=f"storage-{i}",
+            url=url,
+            argv=lambda ctx: ctx.zg(
+                "storage", "node", "--name", f"storage-{i}", "--port", str(STORAGE_PORT + i),
+                "--confirmations", "1", "--poll", "0.2",
+                "--account", f"devnet:{DEVNET_ROLES['storage'] + i}",
+            ),
+            ready=lambda ctx: http_ok(url + "/health"),
+            ready_timeout_s=30.0,
+        )
+
+    return [service(i) for i in range(options.storage_nodes)]
+
+
 # Each network appends its group here, in start order.
 SERVICE_GROUPS: list[Callable[[DevnetOptions], list[Service]]] = [
     chain_services,
+    storage_services,
 ]
 
 
