@@ -18,6 +18,10 @@ STAMP       := $(VENV)/.install-stamp
 # Pure modules checked with mypy --strict (each network adds its own core here).
 STRICT      := zgos/core zgos/storage/merkle.py zgos/storage/flow.py zgos/storage/filetree.py zgos/storage/segment.py
 
+# 0G's TypeScript SDK for the storage compatibility tests (they skip, saying why, without it).
+TS_SDK_DIR  := $(TOOLS)/0g-ts-sdk
+TS_SDK      := $(TS_SDK_DIR)/node_modules/@0gfoundation/0g-ts-sdk/package.json
+
 PYTEST_ARGS ?=
 WORKERS     ?= 2
 
@@ -41,6 +45,12 @@ $(ANVIL):
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) $(ANVIL_PKG)
 	@test -x $@
 
+$(TS_SDK): tests/compat/package.json tests/compat/package-lock.json
+	mkdir -p $(TS_SDK_DIR)
+	cp tests/compat/package.json tests/compat/package-lock.json $(TS_SDK_DIR)/
+	cd $(TS_SDK_DIR) && npm ci --silent --no-audit --no-fund || echo "0G TS SDK not installed: storage compat tests will skip"
+	@touch $@ 2>/dev/null || true
+
 # The default llama.cpp build segfaults on these CPUs (AMX path): build portable, uncached.
 $(LLAMA_WHEEL): | $(BIN)/python
 	@echo "building llama-cpp-python $(LLAMA_VER) once for this machine (~6 min)"
@@ -51,7 +61,7 @@ $(LLAMA_WHEEL): | $(BIN)/python
 up: install
 	$(BIN)/zg devnet up
 
-test: install lint
+test: install lint $(TS_SDK)
 	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: install
