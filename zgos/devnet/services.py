@@ -77,6 +77,14 @@ def chain_services(options: DevnetOptions) -> list[Service]:
 
 
 STORAGE_PORT = 5678
+# A devnet on a non-default chain port (tests, several devnets on one machine) puts its
+# storage nodes beside the chain port instead, so two devnets never fight over 5678.
+STORAGE_PORT_OFFSET = 100
+
+
+def storage_port(options: DevnetOptions, i: int) -> int:
+    base = STORAGE_PORT if options.chain_port == CHAIN_PORT else options.chain_port + STORAGE_PORT_OFFSET
+    return int(options.extra.get("storage_port", base)) + i
 
 
 def storage_services(options: DevnetOptions) -> list[Service]:
@@ -85,12 +93,13 @@ def storage_services(options: DevnetOptions) -> list[Service]:
     from zgos.netutil import http_ok
 
     def service(i: int) -> Service:
-        url = f"http://127.0.0.1:{STORAGE_PORT + i}"
+        port = storage_port(options, i)
+        url = f"http://127.0.0.1:{port}"
         return Service(
             name=f"storage-{i}",
             url=url,
             argv=lambda ctx: ctx.zg(
-                "storage", "node", "--name", f"storage-{i}", "--port", str(STORAGE_PORT + i),
+                "storage", "node", "--name", f"storage-{i}", "--port", str(port),
                 "--confirmations", "1", "--poll", "0.2",
                 "--account", f"devnet:{DEVNET_ROLES['storage'] + i}",
             ),
