@@ -226,7 +226,11 @@ def devnet_up(
     try:
         with console.status("starting devnet") as spinner:
             rows = devnet.up(progress=lambda text: spinner.update(text))
-    except (ZgError, KeyboardInterrupt):
+    except KeyboardInterrupt:  # Ctrl-C while services start: stop what started, cleanly
+        devnet.down()
+        console.print("devnet stopped (interrupted while starting)")
+        return
+    except ZgError:
         devnet.down()
         raise
     console.print(_status_table(rows))

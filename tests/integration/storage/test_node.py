@@ -136,3 +136,21 @@ def test_download_falls_back_to_a_good_node_when_one_is_corrupted(
             assert out.read_bytes() == path.read_bytes()
     finally:
         second.stop()
+
+
+def test_sector_proof_proves_a_sector_under_the_flow_root(tmp_path: Path, client: StorageClient, storage_node: RunningNode) -> None:
+    from zgos.core.hashing import keccak256
+    from zgos.storage.merkle import compute_proof_root
+
+    path = write(tmp_path, 262_144 + 3000)
+    result = client.upload(path)
+    entry = storage_node.node.store.tx(result.tx_seq).entry  # type: ignore[union-attr]
+    flow_root, _ = rpc(storage_node.url, "zgs_getFlowContext")["result"]
+    for offset in (0, 1025, 1035):
+        sector = entry.start_entry + offset
+        proof = Proof.from_json(rpc(storage_node.url, "zgs_getSectorProof", sector)["result"])
+        data = path.read_bytes()[offset * 256 : (offset + 1) * 256]
+        assert proof.leaf == keccak256(data + bytes(256 - len(data)))
+        assert "0x" + compute_proof_root(proof).hex() == flow_root == "0x" + proof.root.hex()
+    assert client.flow is not None
+    assert "0x" + client.flow.chain.call(client.flow.contract.functions.computeFlowRoot()).hex() == flow_root

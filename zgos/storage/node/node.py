@@ -18,11 +18,22 @@ from typing import Any
 from zgos.core.errors import ZgError
 from zgos.storage.contracts import LogEntry
 from zgos.storage.flow import (
+    FlowItem,
     FlowTree,
+    compute_flow_items,
+    compute_flow_proof,
     compute_proof_segment_count,
     compute_segment_count,
 )
-from zgos.storage.merkle import BYTES_PER_SECTOR, SECTORS_PER_SEGMENT, PromoteTree, Proof
+from zgos.storage.merkle import (
+    BYTES_PER_SECTOR,
+    SECTORS_PER_SEGMENT,
+    ZERO_SECTOR_HASH,
+    PromoteTree,
+    Proof,
+    compute_leaf_hashes,
+    compute_segment_root_from_leaves,
+)
 from zgos.storage.node.logsync import LogSync
 from zgos.storage.node.store import Store, TxRecord
 from zgos.storage.node.uploads import UploadCache
@@ -233,6 +244,30 @@ class StorageNode:
                 "p2pProtocolVersion": P2P_PROTOCOL_VERSION,
             },
         }
+
+    def sector_proof(self, sector: int, flow_root: bytes | None) -> Proof:
+        """Proof of a flow sector under the current flow root (historical roots: not kept)."""
+        entries = self.store.entries()
+        items = compute_flow_items([(e.seq, e.submission) for e in entries])
+        root, length = self.flow_context()
+        if flow_root is not None and flow_root != root:
+            raise DataUnavailable("only proofs under the current flow root are served", "omit flowRoot")
+        if not 0 <= sector < length:
+            raise InvalidSegment(f"sector {sector} is outside the flow of {length} sectors")
+        return compute_flow_proof(items, sector, self._inner_root)
+
+    def _inner_root(self, item: FlowItem, position: int, height: int) -> bytes:
+        assert item.seq is not None
+        record = self.tx_by_seq(item.seq)
+        first = position - record.entry.start_entry
+        count = 1 << height
+        total = -(-record.entry.size // BYTES_PER_SECTOR)
+        data = bytearray()
+        for start in range(first, min(first + count, total), SECTORS_PER_SEGMENT):
+            data += self.chunks(record, start, min(start + SECTORS_PER_SEGMENT, first + count, total))
+        leaves = compute_leaf_hashes(bytes(data))
+        leaves += [ZERO_SECTOR_HASH] * (count - len(leaves))
+        return compute_segment_root_from_leaves(leaves)
 
     def flow_context(self) -> tuple[bytes, int]:
         with self._flow_lock:

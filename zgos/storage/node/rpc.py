@@ -217,9 +217,8 @@ class RpcHandler:
     def _sector_proof(self, params: list[Any]) -> dict[str, Any]:
         sector = _int(_param(params, 0, "sectorIndex"), "sectorIndex")
         flow_root = _param(params, 1, "flowRoot", required=False)
-        if flow_root is not None:
-            _hash(flow_root, "flowRoot")
-        raise DataUnavailable(f"sector proofs are not served by this node yet (sector {sector})")
+        root = None if flow_root is None else _hash(flow_root, "flowRoot")
+        return self.node.sector_proof(sector, root).to_json()
 
     def _flow_context(self, params: list[Any]) -> list[Any]:
         root, length = self.node.flow_context()
