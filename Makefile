@@ -35,7 +35,7 @@ $(BIN)/python:
 $(UV): $(BIN)/python
 	$(BIN)/pip install -q uv==$(UV_VERSION)
 
-$(STAMP): requirements.lock pyproject.toml $(LLAMA_WHEEL) | $(UV)
+$(STAMP): requirements.lock pyproject.toml setup.py zgos/storage/_treehash.c $(LLAMA_WHEEL) | $(UV)
 	$(UV) pip sync -q --python $(BIN)/python --find-links $(WHEELHOUSE) requirements.lock
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@

@@ -33,6 +33,7 @@ from eth_account.signers.local import LocalAccount
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
 from zgos.storage.contracts import FlowContract
+from zgos.storage.fasthash import segment_root
 from zgos.storage.filetree import FileTree
 from zgos.storage.flow import compute_segment_count
 from zgos.storage.hasher import build_file_tree
@@ -295,7 +296,7 @@ class StorageClient:
                     node = nodes[(index + attempt) % len(nodes)]
                     try:
                         data, proof = node.get_segment(seq_by_node[node.url], index)
-                        validate_segment(SegmentWithProof(root, data, index, proof, size), root, size)
+                        validate_segment(SegmentWithProof(root, data, index, proof, size), root, size, segment_root)
                     except InvalidSegment as exc:
                         errors.append(f"{node.url} served corrupt segment {index} ({exc.message})")
                         continue

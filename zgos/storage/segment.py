@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +121,8 @@ def compute_sibling_ranges(path: tuple[bool, ...], n_leaves: int) -> list[tuple[
 
 
 def validate_segment(segment: SegmentWithProof, expected_root: bytes | None = None,
-                     expected_size: int | None = None) -> bytes:
+                     expected_size: int | None = None,
+                     segment_root_fn: Callable[[bytes, int], bytes] = compute_segment_root) -> bytes:
     """Check a segment against its file; return its segment root.
 
     Raises ``InvalidSegment`` for a wrong root or size (when expected ones are given), an index
@@ -142,7 +144,7 @@ def validate_segment(segment: SegmentWithProof, expected_root: bytes | None = No
     if len(segment.data) != expected_length:
         raise InvalidSegment(f"segment {segment.index} must be {expected_length} bytes, got {len(segment.data)}")
     padded = compute_padded_segment_sectors(segment.file_size, segment.index)
-    segment_root = compute_segment_root(segment.data, padded)
+    segment_root = segment_root_fn(segment.data, padded)
     n_proof = compute_proof_segment_count(segment.file_size)
     try:
         validate_proof(segment.proof, segment.root, segment_root, segment.index, n_proof)

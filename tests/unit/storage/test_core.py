@@ -271,3 +271,16 @@ def test_pricing_chunks_cover_the_range(start: int, sectors: int) -> None:
     parts = compute_pricing_chunks(start, sectors)
     assert sum(n for _, n in parts) == sectors
     assert parts[0][0] == start // (1 << 25)
+
+
+def test_native_segment_roots_equal_the_python_definition() -> None:
+    from zgos.storage import fasthash
+    from zgos.storage.merkle import compute_segment_root
+
+    if not fasthash.NATIVE:
+        pytest.skip("native _treehash is not built (no C compiler at install): Python path in use")
+    data = bytes((i * 7 + 3) % 256 for i in range(3 * 262_144))
+    roots = fasthash.full_segment_roots(data)
+    assert roots == [compute_segment_root(data[i : i + 262_144]) for i in range(0, len(data), 262_144)]
+    assert fasthash.segment_root(data[:262_144]) == roots[0]
+    assert fasthash.segment_root(data[:1000], 8) == compute_segment_root(data[:1000], 8)

@@ -17,6 +17,7 @@ from typing import Any
 
 from zgos.core.errors import ZgError
 from zgos.storage.contracts import LogEntry
+from zgos.storage.fasthash import segment_root as fast_segment_root
 from zgos.storage.flow import (
     FlowItem,
     FlowTree,
@@ -150,12 +151,12 @@ class StorageNode:
         record = self.tx_by_seq(tx_seq) if tx_seq is not None else self.tx_by_root(segment.root, True)
         if record is None:
             self.cache.check_size(segment.file_size)
-            segment_root = validate_segment(segment)
+            segment_root = validate_segment(segment, segment_root_fn=fast_segment_root)
             return self.cache.put(segment.root, segment.file_size, segment.index, segment_root, segment.data)
         entry = record.entry
         if record.finalized:
             raise AlreadyFinalized(f"file {entry.seq} is already uploaded and finalized")
-        segment_root = validate_segment(segment, entry.data_root, entry.size)
+        segment_root = validate_segment(segment, entry.data_root, entry.size, fast_segment_root)
         stored = self.store.put_segment(entry.seq, segment.index, segment_root, segment.data)
         self._maybe_finalize(entry)
         return stored
