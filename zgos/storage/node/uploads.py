@@ -69,11 +69,12 @@ class UploadCache:
         self.check_size(size)
         with self._lock:
             self._evict_expired()
+            cached = self._files.get((root, size))
+            if cached is not None and index in cached.segments:
+                return False
             if self.total_bytes() + len(data) > self.max_total_bytes:
                 raise CacheFull("the node's pre-transaction upload cache is full", "retry later")
             cached = self._files.setdefault((root, size), CachedFile(size, self.clock()))
-            if index in cached.segments:
-                return False
             cached.segments[index] = (segment_root, data)
             return True
 
