@@ -68,6 +68,8 @@ def node_command(
     announce: bool = typer.Option(True, "--announce/--no-announce", help="Announce the URL in the NodeRegistry."),
     public_url: str | None = typer.Option(None, "--public-url", help="URL to announce [default http://HOST:PORT]."),
     account: str | None = typer.Option(None, "--account", help="Operator account for the announcement."),
+    flow: str | None = typer.Option(None, "--flow", help="Flow address on another chain (default: the deployment's)."),
+    start_block: int = typer.Option(0, "--start-block", min=0, help="With --flow: first block to sync from."),
 ) -> None:
     """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract."""
     from zgos.storage.node.node import NodeConfig, StorageNode
@@ -75,10 +77,15 @@ def node_command(
 
     cli = get_ctx(ctx)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    deployment = cli.deployment()
+    if flow is not None:  # any EVM chain with a 0G-compatible Flow (e.g. 0G Galileo)
+        flow_address, chain_id, first_block = flow, cli.chain().chain_id, start_block
+        announce = False
+    else:
+        deployment = cli.deployment()
+        flow_address, chain_id, first_block = deployment.address("Flow"), deployment.chain_id, deployment.deploy_block
     config = NodeConfig(
-        data_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, flow_address=deployment.address("Flow"),
-        chain_id=deployment.chain_id, start_block=deployment.deploy_block, confirmations=confirmations,
+        data_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, flow_address=flow_address,
+        chain_id=chain_id, start_block=first_block, confirmations=confirmations,
         poll_s=poll, durable_fsync=fsync,
     )
     node = StorageNode(config)

@@ -76,3 +76,27 @@ def test_fees_land_in_the_pricing_chunk_reward_pool(flow: FlowContract, new_acco
     locked_after = flow.chain.call(reward.functions.rewards(0))[0]
     assert locked_after - locked_before == submission.sectors * STORAGE_PRICE_PER_SECTOR
     assert flow.chain.call(reward.functions.releasedReward(0)) == 0  # chunk not full yet
+
+
+def test_full_pricing_chunk_releases_its_pool_linearly(
+    flow: FlowContract, new_account: LocalAccount, deployment: Deployment
+) -> None:
+    from zgos.chain.deploy import STORAGE_REWARD_RELEASE_S
+
+    reward = flow.chain.contract("Reward", deployment.address("Reward"))
+    chunk = 1 << 25
+    before = flow.flow_length()
+    index = -(-before // chunk)  # the first chunk a 2^25-sector node can fill from its start
+    submission = Submission(chunk * 256, b"", (SubmissionNode(b"\x42" * 32, 25),))
+    entry = flow.submit(new_account, [submission]).entries[0]
+    assert entry.start_entry == index * chunk
+    pool = flow.chain.call(reward.functions.rewards(index))
+    total, start_time = pool[0], pool[3]
+    fee = chunk * STORAGE_PRICE_PER_SECTOR
+    gap = entry.start_entry - before
+    assert total == fee - fee * gap // (chunk + gap), "the fee is split between the gap and the data"
+    assert start_time > 0, "a full chunk starts releasing"
+    flow.chain.w3.provider.make_request("evm_increaseTime", [STORAGE_REWARD_RELEASE_S // 4])  # type: ignore[arg-type]
+    flow.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    released = flow.chain.call(reward.functions.releasedReward(index))
+    assert abs(released - total // 4) <= total // 100, "a quarter of the lifetime releases a quarter"
