@@ -95,3 +95,14 @@ def test_oversized_and_lengthless_bodies_get_4xx(storage_node: RunningNode) -> N
     with socket.create_connection((url.hostname, url.port)) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert b" 411 " in sock.recv(200)
+
+
+def test_fast_path_rejects_bad_requests_with_4xx(storage_node: RunningNode) -> None:
+    url = storage_node.url
+    assert httpx.put(f"{url}/zgos/v1/segment/0/0", content=b"x" * 256).status_code in (400, 404)
+    assert httpx.put(f"{url}/nowhere", content=b"x").status_code == 404
+    assert httpx.get(f"{url}/zgos/v1/segment/424242/0").status_code == 404
+    assert httpx.delete(f"{url}/").status_code == 405
+    bad_headers = {"X-Zg-Root": "0x" + "11" * 32, "X-Zg-File-Size": "abc", "X-Zg-Proof": "{"}
+    response = httpx.put(f"{url}/zgos/v1/segment/0/0", content=b"x" * 256, headers=bad_headers)
+    assert 400 <= response.status_code < 500 and "error" in response.json()

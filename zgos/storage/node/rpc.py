@@ -173,7 +173,12 @@ class RpcHandler:
         if not segments:
             raise RpcError(INVALID_PARAMS, "no segments")
         for segment in segments:
-            self.node.upload_segment(segment, tx_seq)
+            try:
+                self.node.upload_segment(segment, tx_seq)
+            except ZgError as exc:
+                if len(segments) == 1:
+                    raise
+                raise type(exc)(f"segment {segment.index}: {exc.message}", exc.hint) from None
         return None
 
     def _by_seq(self, params: list[Any]) -> Any:

@@ -103,16 +103,21 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(HTTPStatus.OK, answer)
 
+    def _unsupported(self) -> None:
+        self.close_connection = True
+        self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{self.command} is not supported"})
+
+    do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _unsupported
+
     # --- fast path -----------------------------------------------------------------------
 
     def do_PUT(self) -> None:
         match = SEGMENT_PATH.match(self.path)
-        if match is None:
-            self._body()
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: PUT {self.path}"})
-            return
         body = self._body()
         if body is None:
+            return
+        if match is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: PUT {self.path}"})
             return
         try:
             seq, index = int(match[1]), int(match[2])
