@@ -89,12 +89,24 @@ class FileLocation:
 
 
 class NodeConnection:
-    """One storage node: JSON-RPC plus the raw-bytes fast path."""
+    """One storage node: the raw-bytes fast path of zgos nodes, or 0G's JSON-RPC only
+    (``fast=False``, or detected when the node has no ``/health`` endpoint, e.g. a 0G node)."""
 
-    def __init__(self, url: str, http: httpx.Client) -> None:
+    def __init__(self, url: str, http: httpx.Client, fast: bool | None = None) -> None:
         self.url = url.rstrip("/")
         self.http = http
         self._ids = iter(range(1, 1 << 62))
+        self._fast = fast
+
+    @property
+    def fast(self) -> bool:
+        if self._fast is None:
+            try:
+                response = self.http.get(f"{self.url}/health")
+                self._fast = response.status_code == 200 and "networkIdentity" in response.json()
+            except (httpx.HTTPError, ValueError):
+                self._fast = False
+        return self._fast
 
     def rpc(self, method: str, *params: Any) -> Any:
         try:
@@ -108,10 +120,24 @@ class NodeConnection:
         return answer.get("result")
 
     def held_segments(self, seq: int) -> tuple[set[int], bool]:
+        if not self.fast:  # 0G reports a contiguous prefix of uploaded segments
+            info = self.rpc("zgs_getFileInfoByTxSeq", seq)
+            if info is None:
+                raise StorageError(f"{self.url} does not know tx {seq}")
+            return set(range(int(info["uploadedSegNum"]))), bool(info["finalized"])
         answer = self._get_json(f"/zgos/v1/file/{seq}")
         return set(answer["segments"]), bool(answer["finalized"])
 
     def put_segment(self, seq: int, segment: SegmentWithProof) -> None:
+        if not self.fast:
+            try:
+                self.rpc("zgs_uploadSegmentsByTxSeq", [segment.to_json()], seq)
+            except NodeUnavailable:
+                raise
+            except StorageError as exc:
+                if "already" not in exc.message:  # 0G: "already uploaded" duplicates are fine
+                    raise StorageError(f"{self.url} rejected segment {segment.index}: {exc.message}") from None
+            return
         headers = {
             "X-Zg-Root": "0x" + segment.root.hex(),
             "X-Zg-File-Size": str(segment.file_size),
@@ -126,6 +152,15 @@ class NodeConnection:
             raise StorageError(f"{self.url} rejected segment {segment.index}: {_message(response)}")
 
     def get_segment(self, seq: int, index: int) -> tuple[bytes, Proof]:
+        if not self.fast:
+            answer = self.rpc("zgs_downloadSegmentWithProofByTxSeq", seq, index)
+            if answer is None:
+                raise StorageError(f"{self.url} does not have segment {index} of tx {seq}")
+            try:
+                segment = SegmentWithProof.from_json(answer)
+            except InvalidSegment as exc:
+                raise CorruptData(f"{self.url} sent a malformed segment {index}: {exc.message}") from None
+            return segment.data, segment.proof
         try:
             response = self.http.get(f"{self.url}/zgos/v1/segment/{seq}/{index}")
         except httpx.HTTPError as exc:
@@ -160,12 +195,12 @@ class StorageClient:
 
     def __init__(self, nodes: Sequence[str], chain: Chain | None = None, flow_address: str | None = None,
                  account: LocalAccount | None = None, workers: int = DEFAULT_WORKERS,
-                 timeout_s: float = HTTP_TIMEOUT_S) -> None:
+                 timeout_s: float = HTTP_TIMEOUT_S, fast_path: bool | None = None) -> None:
         if not nodes:
             raise StorageError("no storage nodes given", "pass --node URL or start the devnet")
         limits = httpx.Limits(max_connections=4 * workers * len(nodes), max_keepalive_connections=4 * workers * len(nodes))
         self.http = httpx.Client(timeout=timeout_s, limits=limits)
-        self.nodes = [NodeConnection(url, self.http) for url in nodes]
+        self.nodes = [NodeConnection(url, self.http, fast_path) for url in nodes]
         self.chain = chain
         self.flow = FlowContract(chain, flow_address) if chain is not None and flow_address else None
         self.account = account

@@ -154,3 +154,14 @@ def test_sector_proof_proves_a_sector_under_the_flow_root(tmp_path: Path, client
         assert "0x" + compute_proof_root(proof).hex() == flow_root == "0x" + proof.root.hex()
     assert client.flow is not None
     assert "0x" + client.flow.chain.call(client.flow.contract.functions.computeFlowRoot()).hex() == flow_root
+
+
+def test_client_works_over_0g_json_rpc_only(
+    tmp_path: Path, storage_node: RunningNode, chain, deployment, new_account
+) -> None:
+    path = write(tmp_path, 2 * 262_144 + 999)
+    with StorageClient([storage_node.url], chain, deployment.address("Flow"), new_account, fast_path=False) as rpc_only:
+        result = rpc_only.upload(path)
+        out = tmp_path / "out.bin"
+        rpc_only.download(result.root, out)
+    assert out.read_bytes() == path.read_bytes()
