@@ -100,3 +100,23 @@ def test_full_pricing_chunk_releases_its_pool_linearly(
     flow.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     released = flow.chain.call(reward.functions.releasedReward(index))
     assert abs(released - total // 4) <= total // 100, "a quarter of the lifetime releases a quarter"
+
+
+def test_a_new_epoch_snapshots_the_flow_root_into_the_context_digest(flow: FlowContract, new_account: LocalAccount) -> None:
+    from eth_abi import encode
+
+    from zgos.chain.deploy import STORAGE_BLOCKS_PER_EPOCH
+    from zgos.core.hashing import keccak256
+
+    flow.chain.w3.provider.make_request("anvil_mine", [hex(STORAGE_BLOCKS_PER_EPOCH + 1)])  # type: ignore[arg-type]
+    submission = FileTree.from_bytes(b"epoch").submission()
+    receipt = flow.chain.transact(new_account, flow.contract.functions.submit((submission.to_abi(), new_account.address)), value=10**18)
+    epochs = receipt.events(flow.contract, "NewEpoch")
+    assert epochs, "the first submit after an epoch boundary opens the epoch"
+    context = flow.chain.call(flow.contract.functions.getContext())
+    epoch, mine_start, flow_root, flow_length, block_digest, digest = context
+    assert epoch == epochs[-1]["args"]["index"]
+    assert block_digest == bytes(flow.chain.w3.eth.get_block(mine_start)["hash"])
+    assert digest == keccak256(encode(["bytes32", "bytes32", "uint256"], [block_digest, flow_root, flow_length]))
+    start, end = flow.chain.call(flow.contract.functions.getEpochRange(digest))
+    assert end == flow_length and start <= end
