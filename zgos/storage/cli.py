@@ -96,8 +96,12 @@ def node_command(
     node.start()
     url = public_url or f"http://{host}:{port}"
     if announce:
-        operator = cli.account(account, role="storage")
-        threading.Thread(target=_announce, args=(cli, operator, url), daemon=True).start()
+        try:
+            operator = cli.account(account, role="storage")
+        except ZgError as exc:  # e.g. no key on a public chain: serve anyway, unannounced
+            logging.getLogger("zgos.storage.announce").warning("not announcing the node: %s", exc)
+        else:
+            threading.Thread(target=_announce, args=(cli, operator, url), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
     console.print(f"storage node {name} on {url} (flow {config.flow_address}, data {config.data_dir})")
     try:
