@@ -102,3 +102,24 @@ def test_upload_resumes_after_node_kill(
     finally:
         process.kill()
         process.wait()
+
+
+def test_log_sync_resumes_from_its_persisted_cursor_after_restart(
+    tmp_path: Path, chain: Chain, deployment: Deployment, new_account: LocalAccount
+) -> None:
+    flow = FlowContract(chain, deployment.address("Flow"))
+    node = start_node(tmp_path / "node", chain, deployment)
+    first = flow.submit(new_account, [FileTree.from_bytes(b"one").submission()]).entries[0]
+    assert wait_until(lambda: node.node.store.tx(first.seq) is not None, 20)
+    node.stop()
+    cursor = node.node.store.next_block(0)
+    second = flow.submit(new_account, [FileTree.from_bytes(b"two").submission()]).entries[0]
+    again = start_node(tmp_path / "node", chain, deployment)
+    try:
+        assert again.node.store.next_block(0) == cursor, "the cursor survived the restart"
+        assert wait_until(lambda: again.node.store.tx(second.seq) is not None, 20)
+        seqs = [e.seq for e in again.node.store.entries()]
+        assert seqs == sorted(set(seqs)) and seqs == list(range(seqs[0], seqs[-1] + 1)), "no gaps, no duplicates"
+        assert again.node.flow_context()[0] == flow.flow_root_by_seq(seqs[-1]), "flow root rebuilt after restart"
+    finally:
+        again.stop()
