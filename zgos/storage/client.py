@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -261,11 +262,11 @@ class StorageClient:
             seq, tx_hash = result.entries[0].seq, result.tx_hash
         sent = 0
         for node in targets:
-            self._wait(lambda n=node: n.rpc("zgs_getFileInfoByTxSeq", seq) is not None, f"{node.url} to sync tx {seq}")
+            self._wait(partial(_knows_tx, node, seq), f"{node.url} to sync tx {seq}")
             sent += self._upload_to(node, path, tree, seq, progress)
         if wait_finalized:
             for node in targets:
-                self._wait(lambda n=node: n.rpc("zgs_checkFileFinalized", seq) is True, f"{node.url} to finalize tx {seq}")
+                self._wait(partial(_has_finalized, node, seq), f"{node.url} to finalize tx {seq}")
         return UploadResult(tree.root, seq, tx_hash, tree.size, sent)
 
     def _upload_to(self, node: NodeConnection, path: Path, tree: FileTree, seq: int, progress: Progress | None) -> int:
@@ -366,6 +367,14 @@ class StorageClient:
                 os.close(handle)
             tmp.unlink(missing_ok=True)
         return locations[0]
+
+
+def _knows_tx(node: NodeConnection, seq: int) -> bool:
+    return node.rpc("zgs_getFileInfoByTxSeq", seq) is not None
+
+
+def _has_finalized(node: NodeConnection, seq: int) -> bool:
+    return node.rpc("zgs_checkFileFinalized", seq) is True
 
 
 def _read_segment(fd: int, size: int, index: int) -> bytes:
