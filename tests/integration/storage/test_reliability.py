@@ -123,3 +123,43 @@ def test_log_sync_resumes_from_its_persisted_cursor_after_restart(
         assert again.node.flow_context()[0] == flow.flow_root_by_seq(seqs[-1]), "flow root rebuilt after restart"
     finally:
         again.stop()
+
+
+def test_log_sync_follows_a_chain_reorganisation_and_keeps_uploaded_data(tmp_path: Path) -> None:
+    from zgos.chain.accounts import devnet_role
+    from zgos.chain.anvil import Anvil, AnvilConfig
+    from zgos.chain.deploy import deploy_all
+
+    anvil = Anvil(AnvilConfig(port=free_port(), block_time_s=0.2), log_path=tmp_path / "anvil.log")
+    anvil.start()
+    try:
+        chain = Chain(anvil.url)
+        deployment = deploy_all(chain, devnet_role("deployer"), tmp_path / "deployment.json")
+        node = start_node(tmp_path / "node", chain, deployment)
+        account = devnet_role("user")
+        flow = FlowContract(chain, deployment.address("Flow"))
+        path = tmp_path / "a.bin"
+        path.write_bytes(os.urandom(300_000))
+        try:
+            with StorageClient([node.url], chain, deployment.address("Flow"), account) as client:
+                uploaded = client.upload(path)
+            block = node.node.store.tx(uploaded.tx_seq).entry.block_number  # type: ignore[union-attr]
+            chain.w3.provider.make_request("anvil_rollback", [chain.block_number() - block + 1])  # type: ignore[arg-type]
+            assert wait_until(lambda: node.node.sync.state.reorgs >= 1, 20), "the reorganisation was noticed"
+            account = devnet_role("kv")  # the first account's rolled-back nonce is stale in its nonce book
+            flow.submit(account, [FileTree.from_bytes(b"b" * 1000).submission()])
+            on_chain = {e.seq: e for e in flow.submit_events(0, chain.block_number())}
+            if not any(e.data_root == uploaded.root for e in on_chain.values()):
+                flow.submit(account, [build_file_tree(path).submission()])  # the same file, again
+                on_chain = {e.seq: e for e in flow.submit_events(0, chain.block_number())}
+            last = max(on_chain)
+            assert wait_until(lambda: node.node.store.tx(last) is not None, 20)
+            for seq, entry in on_chain.items():
+                assert node.node.store.tx(seq).entry.data_root == entry.data_root  # type: ignore[union-attr]
+            a_seq = next(s for s, e in on_chain.items() if e.data_root == uploaded.root)
+            assert wait_until(lambda: node.node.store.tx(a_seq).finalized, 20), "parked data finalized the file again"  # type: ignore[union-attr]
+            assert node.node.flow_context()[0] == flow.flow_root_by_seq(last)
+        finally:
+            node.stop()
+    finally:
+        anvil.stop()

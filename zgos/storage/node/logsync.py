@@ -9,6 +9,10 @@ Behaviour (fixes for 0G node issues #72/#76/#120, storage.md §4.2, §9):
   the chain answers again. Progress is logged every page during catch-up.
 * Entries must arrive with consecutive ``seq``; a gap means the node missed events (e.g. the
   cursor was moved) and the page is re-read rather than stored with a hole.
+* Reorganisations: the hash of the last synced block is stored with the cursor; when the chain
+  no longer has that block, the node forgets the last ``REORG_REWIND_BLOCKS`` blocks of entries
+  (their uploaded segments are parked, not lost) and syncs them again. A page is kept only if
+  its last block's hash did not change while its logs were read.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 LOG_PAGE_BLOCKS = 999
 MIN_BACKOFF_S = 0.2
 MAX_BACKOFF_S = 5.0
+REORG_REWIND_BLOCKS = 64
 
 
 @dataclass
@@ -35,6 +40,7 @@ class SyncState:
     synced_block: int = -1  # last block fully synced
     errors: int = 0
     last_error: str = ""
+    reorgs: int = 0
 
 
 class LogSync:
@@ -49,6 +55,7 @@ class LogSync:
         confirmations: int,
         poll_s: float,
         on_entries: Callable[[list[LogEntry]], None],
+        on_rewind: Callable[[], None] = lambda: None,
     ) -> None:
         self.rpc_url = rpc_url
         self.flow_address = flow_address
@@ -57,6 +64,7 @@ class LogSync:
         self.confirmations = confirmations
         self.poll_s = poll_s
         self.on_entries = on_entries
+        self.on_rewind = on_rewind
         self.state = SyncState()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="log-sync", daemon=True)
@@ -90,6 +98,10 @@ class LogSync:
                 self._stop.wait(backoff)
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
 
+    @staticmethod
+    def _block_hash(flow: FlowContract, number: int) -> bytes:
+        return bytes(flow.chain.w3.eth.get_block(number)["hash"])
+
     def step(self) -> bool:
         """Sync one page; return True when caught up with ``head - confirmations``."""
         flow = self._contract()
@@ -97,17 +109,28 @@ class LogSync:
         self.state.head = head
         target = head - self.confirmations
         start = self.store.next_block(self.start_block)
+        expected_hash = self.store.cursor_hash()
+        if expected_hash is not None and start > 0 and self._block_hash(flow, start - 1) != expected_hash:
+            fork = max(self.start_block, start - REORG_REWIND_BLOCKS)
+            removed = self.store.rewind(fork, self._block_hash(flow, fork - 1) if fork > 0 else None)
+            self.state.reorgs += 1
+            log.warning("log sync: block %d was reorganised away; forgot %d entries from block %d", start - 1, removed, fork)
+            self.on_rewind()
+            return False
         if start > target:
             self.state.synced_block = target
             return True
         end = min(target, start + LOG_PAGE_BLOCKS - 1)
+        end_hash = self._block_hash(flow, end)
         entries = sorted(flow.submit_events(start, end), key=lambda e: e.seq)
+        if self._block_hash(flow, end) != end_hash:
+            return False  # the chain moved under this page: read it again
         expected = self.store.next_seq()
         entries = [e for e in entries if e.seq >= expected]
         for offset, entry in enumerate(entries):
             if entry.seq != expected + offset:
                 raise RuntimeError(f"log entry {entry.seq} arrived before {expected + offset}")
-        self.store.add_entries(entries, end + 1)
+        self.store.add_entries(entries, end + 1, end_hash)
         self.state.synced_block = end
         if entries:
             self.on_entries(entries)

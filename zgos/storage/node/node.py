@@ -88,7 +88,7 @@ class StorageNode:
             self.flow.append_submission(entry.submission)
         self.sync = LogSync(
             config.rpc_url, config.flow_address, self.store, config.start_block,
-            config.confirmations, config.poll_s, self._on_entries,
+            config.confirmations, config.poll_s, self._on_entries, self._on_rewind,
         )
 
     def start(self) -> None:
@@ -98,6 +98,14 @@ class StorageNode:
         self.sync.stop()
 
     # --- log entries ---------------------------------------------------------------------
+
+    def _on_rewind(self) -> None:
+        """Entries were forgotten after a reorganisation: rebuild what derives from them."""
+        with self._flow_lock:
+            self.flow = FlowTree()
+            for entry in self.store.entries():
+                self.flow.append_submission(entry.submission)
+        self._proof_trees.clear()
 
     def _on_entries(self, entries: list[LogEntry]) -> None:
         with self._flow_lock:
@@ -109,6 +117,8 @@ class StorageNode:
                 self.store.copy_segments(done[0].entry.seq, entry.seq)
                 self._maybe_finalize(entry)
                 continue
+            if self.store.unpark(entry.data_root, entry.size, entry.seq):
+                self._maybe_finalize(entry)  # a file back after a reorganisation keeps its data
             cached = self.cache.pop(entry.data_root, entry.size)
             if cached is not None:
                 for index, (segment_root, data) in cached.segments.items():

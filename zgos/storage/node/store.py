@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS txs (
     seq INTEGER PRIMARY KEY,
     root BLOB NOT NULL,
     entry TEXT NOT NULL,
-    finalized INTEGER NOT NULL DEFAULT 0
+    finalized INTEGER NOT NULL DEFAULT 0,
+    block INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS txs_root ON txs(root);
 CREATE TABLE IF NOT EXISTS segments (
@@ -41,6 +42,15 @@ CREATE TABLE IF NOT EXISTS segments (
     PRIMARY KEY (seq, idx)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- segments of log entries a chain reorganisation removed, kept until the same file returns
+CREATE TABLE IF NOT EXISTS parked (
+    root BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    seg_root BLOB NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (root, size, idx)
+);
 """
 
 
@@ -83,19 +93,52 @@ class Store:
 
     # --- log entries ---------------------------------------------------------------------
 
-    def add_entries(self, entries: list[LogEntry], next_block: int) -> None:
-        """Store synced entries and advance the cursor atomically (idempotent per seq)."""
+    def add_entries(self, entries: list[LogEntry], next_block: int, cursor_hash: bytes | None = None) -> None:
+        """Store synced entries and advance the cursor atomically (idempotent per seq);
+        ``cursor_hash`` is the hash of block ``next_block - 1`` (reorg detection)."""
         with self._tx() as db:
             for entry in entries:
                 db.execute(
-                    "INSERT OR IGNORE INTO txs(seq, root, entry) VALUES (?, ?, ?)",
-                    (entry.seq, entry.data_root, json.dumps(entry.to_json())),
+                    "INSERT OR IGNORE INTO txs(seq, root, entry, block) VALUES (?, ?, ?, ?)",
+                    (entry.seq, entry.data_root, json.dumps(entry.to_json()), entry.block_number),
                 )
             db.execute("INSERT OR REPLACE INTO meta VALUES ('next_block', ?)", (str(next_block),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('cursor_hash', ?)", ((cursor_hash or b"").hex(),))
 
     def next_block(self, default: int) -> int:
         row = self._db().execute("SELECT value FROM meta WHERE key = 'next_block'").fetchone()
         return int(row[0]) if row else default
+
+    def cursor_hash(self) -> bytes | None:
+        row = self._db().execute("SELECT value FROM meta WHERE key = 'cursor_hash'").fetchone()
+        return bytes.fromhex(row[0]) if row and row[0] else None
+
+    def rewind(self, block: int, cursor_hash: bytes | None) -> int:
+        """Forget entries from ``block`` on (a reorganisation); park their segments so a file
+        that comes back (same root and size) gets its data without a new upload."""
+        with self._tx() as db:
+            rows = db.execute("SELECT seq, root, entry FROM txs WHERE block >= ?", (block,)).fetchall()
+            for seq, root, entry in rows:
+                size = int(json.loads(entry)["length"])
+                db.execute(
+                    "INSERT OR IGNORE INTO parked SELECT ?, ?, idx, root, data FROM segments WHERE seq = ?",
+                    (root, size, seq),
+                )
+                db.execute("DELETE FROM segments WHERE seq = ?", (seq,))
+                db.execute("DELETE FROM txs WHERE seq = ?", (seq,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('next_block', ?)", (str(block),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('cursor_hash', ?)", ((cursor_hash or b"").hex(),))
+            return len(rows)
+
+    def unpark(self, root: bytes, size: int, seq: int) -> int:
+        """Give log entry ``seq`` the parked segments of its file; return how many."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO segments SELECT ?, idx, seg_root, data FROM parked WHERE root = ? AND size = ?",
+                (seq, root, size),
+            )
+            db.execute("DELETE FROM parked WHERE root = ? AND size = ?", (root, size))
+            return cursor.rowcount
 
     def next_seq(self) -> int:
         row = self._db().execute("SELECT MAX(seq) FROM txs").fetchone()
