@@ -16,7 +16,11 @@ LLAMA_VER   := 0.3.36
 LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VER)-py3-none-linux_x86_64.whl
 STAMP       := $(VENV)/.install-stamp
 # Pure modules checked with mypy --strict (each network adds its own core here).
-STRICT      := zgos/core zgos/storage/mine zgos/storage/merkle.py zgos/storage/flow.py zgos/storage/filetree.py
+STRICT      := zgos/core zgos/storage/mine zgos/storage/merkle.py zgos/storage/flow.py zgos/storage/filetree.py zgos/storage/segment.py
+
+# 0G's TypeScript SDK for the storage compatibility tests (they skip, saying why, without it).
+TS_SDK_DIR  := $(TOOLS)/0g-ts-sdk
+TS_SDK      := $(TS_SDK_DIR)/node_modules/@0gfoundation/0g-ts-sdk/package.json
 
 PYTEST_ARGS ?=
 WORKERS     ?= 2
@@ -31,7 +35,7 @@ $(BIN)/python:
 $(UV): $(BIN)/python
 	$(BIN)/pip install -q uv==$(UV_VERSION)
 
-$(STAMP): requirements.lock pyproject.toml $(LLAMA_WHEEL) | $(UV)
+$(STAMP): requirements.lock pyproject.toml setup.py zgos/storage/_treehash.c $(LLAMA_WHEEL) | $(UV)
 	$(UV) pip sync -q --python $(BIN)/python --find-links $(WHEELHOUSE) requirements.lock
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@
@@ -40,6 +44,12 @@ $(ANVIL):
 	mkdir -p $(TOOLS)
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) $(ANVIL_PKG)
 	@test -x $@
+
+$(TS_SDK): tests/compat/package.json tests/compat/package-lock.json
+	mkdir -p $(TS_SDK_DIR)
+	cp tests/compat/package.json tests/compat/package-lock.json $(TS_SDK_DIR)/
+	cd $(TS_SDK_DIR) && npm ci --silent --no-audit --no-fund || echo "0G TS SDK not installed: storage compat tests will skip"
+	@touch $@ 2>/dev/null || true
 
 # The default llama.cpp build segfaults on these CPUs (AMX path): build portable, uncached.
 $(LLAMA_WHEEL): | $(BIN)/python
@@ -57,7 +67,7 @@ test-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 	  echo "chromium not installed: the explorer's browser test will be skipped"
 
-test: install lint test-deps
+test: install lint test-deps $(TS_SDK)
 	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: install

@@ -36,6 +36,7 @@ from zgos.datadir import DataDir
 from zgos.devnet.orchestrator import Devnet, ServiceStatus
 from zgos.devnet.services import DevnetOptions
 from zgos.explorer import cli as explorer_cli
+from zgos.storage.cli import storage_app
 
 # Piped output is read by programs and people with wide terminals: never truncate addresses.
 console = Console(width=None if sys.stdout.isatty() else 240)
@@ -54,6 +55,7 @@ app.add_typer(chain_app, name="chain")
 app.add_typer(account_app, name="account")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(explorer_cli.app, name="explorer")
+app.add_typer(storage_app, name="storage")
 
 
 @app.callback()
@@ -231,7 +233,11 @@ def devnet_up(
     try:
         with console.status("starting devnet") as spinner:
             rows = devnet.up(progress=lambda text: spinner.update(text))
-    except (ZgError, KeyboardInterrupt):
+    except KeyboardInterrupt:  # Ctrl-C while services start: stop what started, cleanly
+        devnet.down()
+        console.print("devnet stopped (interrupted while starting)")
+        return
+    except ZgError:
         devnet.down()
         raise
     console.print(_status_table(rows))

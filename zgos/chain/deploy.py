@@ -36,8 +36,36 @@ class ContractPlan:
     setup: Callable[[Chain, LocalAccount, Addresses], None] | None = None
 
 
+# Storage: fees flow Flow -> Market -> Reward (storage.md §2). The devnet price is 0G
+# mainnet's (3 months at 1 0G/GiB/year); epochs of 200 blocks as 0G's standard testnet.
+STORAGE_PRICE_PER_SECTOR = 232_830_643  # wei
+STORAGE_REWARD_RELEASE_S = 3 * 31 * 86_400
+STORAGE_BLOCKS_PER_EPOCH = 200
+
+
+def _wire(contract: str, method: str, target: str) -> Callable[[Chain, LocalAccount, Addresses], None]:
+    def setup(chain: Chain, deployer: LocalAccount, addrs: Addresses) -> None:
+        handle = chain.contract(contract, addrs[contract])
+        chain.transact(deployer, getattr(handle.functions, method)(addrs[target]))
+
+    return setup
+
+
 PLAN: list[ContractPlan] = [
     ContractPlan("NodeRegistry"),
+    ContractPlan("Reward", args=lambda _: [STORAGE_REWARD_RELEASE_S]),
+    ContractPlan(
+        "Market",
+        depends=("Reward",),
+        args=lambda a: [a["Reward"], STORAGE_PRICE_PER_SECTOR],
+        setup=_wire("Reward", "setMarket", "Market"),
+    ),
+    ContractPlan(
+        "Flow",
+        depends=("Market",),
+        args=lambda a: [a["Market"], STORAGE_BLOCKS_PER_EPOCH, 0],
+        setup=_wire("Market", "setFlow", "Flow"),
+    ),
     ContractPlan("PoraVerifier"),
 ]
 

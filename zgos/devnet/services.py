@@ -82,12 +82,48 @@ def chain_services(options: DevnetOptions) -> list[Service]:
     ]
 
 
+STORAGE_PORT = 5678
+# A devnet on a non-default chain port (tests, several devnets on one machine) puts its
+# storage nodes beside the chain port instead, so two devnets never fight over 5678.
+STORAGE_PORT_OFFSET = 100
+
+
+def storage_port(options: DevnetOptions, i: int) -> int:
+    base = STORAGE_PORT if options.chain_port == CHAIN_PORT else options.chain_port + STORAGE_PORT_OFFSET
+    return int(options.extra.get("storage_port", base)) + i
+
+
+def storage_services(options: DevnetOptions) -> list[Service]:
+    """``storage-i`` nodes on ports 5678+i, each announcing itself with ``devnet_role("storage", i)``."""
+    from zgos.chain.accounts import DEVNET_ROLES
+    from zgos.netutil import http_ok
+
+    def service(i: int) -> Service:
+        port = storage_port(options, i)
+        url = f"http://127.0.0.1:{port}"
+        return Service(
+            name=f"storage-{i}",
+            url=url,
+            argv=lambda ctx: ctx.zg(
+                "storage", "node", "--name", f"storage-{i}", "--port", str(port),
+                "--confirmations", "1", "--poll", "0.2",
+                "--account", f"devnet:{DEVNET_ROLES['storage'] + i}",
+            ),
+            ready=lambda ctx: http_ok(url + "/health"),
+            ready_timeout_s=30.0,
+        )
+
+    return [service(i) for i in range(options.storage_nodes)]
+
+
+
 def service_groups() -> list[Callable[[DevnetOptions], list[Service]]]:
     """Each network's group, in start order (imported here to keep the table in one place)."""
     from zgos.explorer.devnet import explorer_services
 
     return [
         chain_services,
+        storage_services,
         explorer_services,  # last: it shows everything else
     ]
 

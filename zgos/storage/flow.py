@@ -20,7 +20,8 @@ Rules (storage.md §1.2–§1.5, §2.1–§2.2):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from zgos.core.errors import ZgError
@@ -30,6 +31,7 @@ from zgos.storage.merkle import (
     MAX_TREE_HEIGHT,
     SECTORS_PER_SEGMENT,
     ZERO_HASHES,
+    Proof,
     ceil_div,
     compute_sector_count,
     next_pow2,
@@ -278,3 +280,67 @@ def compute_pricing_chunks(start: int, sectors: int) -> list[tuple[int, int]]:
         parts.append((index, stop - position))
         position = stop
     return parts
+
+
+@dataclass(frozen=True)
+class FlowItem:
+    """A known aligned subtree of the flow: the placeholder, a zero gap or a submission node.
+    ``seq`` is the submission it belongs to (None for placeholder and gaps)."""
+
+    start: int
+    height: int
+    root: bytes
+    seq: int | None = None
+
+
+def compute_flow_items(submissions: Sequence[tuple[int, Submission]]) -> list[FlowItem]:
+    """The flow as aligned subtrees, in order, from ``(seq, submission)`` in seq order."""
+    items = [FlowItem(0, 0, PLACEHOLDER_LEAF)]
+    length = 1
+    for seq, submission in submissions:
+        placement = compute_flow_placement(length, submission.heights)
+        for start, height in compute_gap_nodes(length, placement.start):
+            items.append(FlowItem(start, height, ZERO_HASHES[height]))
+        length = placement.start
+        for node in submission.nodes:
+            aligned = next_align(length, node.height)
+            for start, height in compute_gap_nodes(length, aligned):
+                items.append(FlowItem(start, height, ZERO_HASHES[height]))
+            items.append(FlowItem(aligned, node.height, node.root, seq))
+            length = aligned + node.sectors
+    return items
+
+
+InnerRoot = Callable[[FlowItem, int, int], bytes]
+
+
+def compute_flow_subtree_root(items: Sequence[FlowItem], position: int, height: int, inner: InnerRoot) -> bytes:
+    """Root of flow sectors ``[position, position + 2^height)`` (aligned). A range strictly
+    inside a submission node is computed by ``inner(item, position, height)`` from the data."""
+    length = items[-1].start + (1 << items[-1].height)
+    if position >= length:
+        return ZERO_HASHES[height]
+    index = bisect_right([item.start for item in items], position) - 1
+    item = items[index]
+    if item.start == position and item.height == height:
+        return item.root
+    if item.height > height:
+        return ZERO_HASHES[height] if item.seq is None else inner(item, position, height)
+    half = 1 << (height - 1)
+    return keccak256_pair(
+        compute_flow_subtree_root(items, position, height - 1, inner),
+        compute_flow_subtree_root(items, position + half, height - 1, inner),
+    )
+
+
+def compute_flow_proof(items: Sequence[FlowItem], sector: int, inner: InnerRoot) -> Proof:
+    """Proof of flow ``sector`` under the flow root (complete tree of ``next_pow2(length)``)."""
+    length = items[-1].start + (1 << items[-1].height)
+    if not 0 <= sector < length:
+        raise ValueError(f"sector {sector} is outside the flow of {length} sectors")
+    depth = next_pow2(length).bit_length() - 1
+    siblings = [compute_flow_subtree_root(items, ((sector >> level) ^ 1) << level, level, inner) for level in range(depth)]
+    path = tuple((sector >> level) & 1 == 0 for level in range(depth))
+    leaf = compute_flow_subtree_root(items, sector, 0, inner)
+    root = compute_flow_subtree_root(items, 0, depth, inner)
+    return Proof((leaf, *siblings, root) if depth else (root,), path)

@@ -1,21 +1,23 @@
 """Fast path for a file's Merkle tree: segment roots computed on every core.
 
-Segments are independent, so the file is cut into contiguous runs of segments and each run is
-hashed by a worker process that reads its own byte range (``os.pread``: no copy of the file
-through a pipe). The result is the same ``FileTree`` as ``FileTree.from_bytes``; the tests
-compare both on random inputs. Small files are hashed in this process (forking costs more).
+Segments are independent, so the file is cut into contiguous runs of segments, each read with
+``os.pread`` and hashed in parallel: by threads calling the native hasher (which releases the
+GIL, ``zgos.storage.fasthash``) when it is built, else by worker processes running the Python
+definition. The result is the same ``FileTree`` as ``FileTree.from_bytes``; the tests compare
+both on random inputs. Small files are hashed in the calling thread.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
+from zgos.storage.fasthash import NATIVE, full_segment_roots
 from zgos.storage.filetree import FileTree
 from zgos.storage.flow import compute_segment_count
-from zgos.storage.merkle import BYTES_PER_SEGMENT, compute_leaf_hashes, compute_segment_root
+from zgos.storage.merkle import BYTES_PER_SEGMENT, compute_leaf_hashes
 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, one process is faster than forking
 SEGMENTS_PER_TASK = 32  # 8 MiB of reading and hashing per task
@@ -28,11 +30,7 @@ def _segment_roots_of_file(path: str, first: int, last: int) -> list[bytes]:
         data = os.pread(fd, (last - first) * BYTES_PER_SEGMENT, first * BYTES_PER_SEGMENT)
     finally:
         os.close(fd)
-    view = memoryview(data)
-    return [
-        compute_segment_root(view[i * BYTES_PER_SEGMENT : (i + 1) * BYTES_PER_SEGMENT])
-        for i in range(last - first)
-    ]
+    return full_segment_roots(data)
 
 
 def _workers() -> int:
@@ -47,10 +45,14 @@ def build_file_tree(path: Path, workers: int | None = None) -> FileTree:
     n_data = compute_segment_count(size)
     full = n_data - 1
     workers = workers or _workers()
+    ranges = [(i, min(i + SEGMENTS_PER_TASK, full)) for i in range(0, full, SEGMENTS_PER_TASK)]
     if size < PARALLEL_MIN_BYTES or workers == 1:
         roots = _segment_roots_of_file(str(path), 0, full) if full else []
+    elif NATIVE:
+        with ThreadPoolExecutor(max_workers=workers) as threads:
+            parts = threads.map(_segment_roots_of_file, [str(path)] * len(ranges), *zip(*ranges, strict=True))
+            roots = [root for part in parts for root in part]
     else:
-        ranges = [(i, min(i + SEGMENTS_PER_TASK, full)) for i in range(0, full, SEGMENTS_PER_TASK)]
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             parts = pool.map(_segment_roots_of_file, [str(path)] * len(ranges), *zip(*ranges, strict=True))

@@ -196,8 +196,9 @@ def test_parallel_file_tree_equals_the_plain_one(tmp_path_factory: pytest.TempPa
     path = tmp_path_factory.mktemp("tree") / "file"
     data = (bytes(range(256)) * (size // 256 + 1))[:size]
     path.write_bytes(data)
-    fast = build_file_tree(path, workers=2)
-    assert fast == FileTree.from_bytes(data) or fast.root == FileTree.from_bytes(data).root
+    fast, plain = build_file_tree(path, workers=2), FileTree.from_bytes(data)
+    assert (fast.root, fast.nodes, fast.segment_roots) == (plain.root, plain.nodes, plain.segment_roots)
+    assert fast.proof(fast.num_segments - 1) == plain.proof(plain.num_segments - 1)
 
 
 def test_submission_digest_is_keccak_of_node_roots() -> None:
@@ -271,3 +272,16 @@ def test_pricing_chunks_cover_the_range(start: int, sectors: int) -> None:
     parts = compute_pricing_chunks(start, sectors)
     assert sum(n for _, n in parts) == sectors
     assert parts[0][0] == start // (1 << 25)
+
+
+def test_native_segment_roots_equal_the_python_definition() -> None:
+    from zgos.storage import fasthash
+    from zgos.storage.merkle import compute_segment_root
+
+    if not fasthash.NATIVE:
+        pytest.skip("native _treehash is not built (no C compiler at install): Python path in use")
+    data = bytes((i * 7 + 3) % 256 for i in range(3 * 262_144))
+    roots = fasthash.full_segment_roots(data)
+    assert roots == [compute_segment_root(data[i : i + 262_144]) for i in range(0, len(data), 262_144)]
+    assert fasthash.segment_root(data[:262_144]) == roots[0]
+    assert fasthash.segment_root(data[:1000], 8) == compute_segment_root(data[:1000], 8)

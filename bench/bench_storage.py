@@ -1,0 +1,147 @@
+"""Storage benchmarks, each against a baseline measured in the same run:
+
+* data root of a 64 MiB file vs one keccak-256 pass over the same bytes (goal <= 2x the time);
+* upload of 256 MiB with proofs to one local node vs a raw HTTP POST of the bytes to a plain
+  server that writes them to disk (goal >= 0.3x the throughput);
+* verified download of the same file vs a raw HTTP GET from a plain file server (goal >= 0.5x);
+* gas of ``Flow.submit`` for a 1 MiB and a 1 GiB file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import sha3
+
+from bench.harness import BenchChain, bench_chain, report
+from zgos.chain.accounts import devnet_role
+from zgos.datadir import DataDir
+from zgos.netutil import free_port, wait_until
+from zgos.storage.client import StorageClient
+from zgos.storage.contracts import FlowContract
+from zgos.storage.flow import Submission, SubmissionNode, compute_node_heights
+from zgos.storage.hasher import build_file_tree
+
+MIB = 1024 * 1024
+ROOT_MIB = 64
+TRANSFER_MIB = int(os.environ.get("ZGOS_BENCH_TRANSFER_MIB", "256"))
+
+# A plain server for the baselines: GET serves files, POST writes the body to a file.
+PLAIN_SERVER = r"""
+import sys, os
+from http.server import ThreadingHTTPServer, SimpleHTTPRequestHandler
+class H(SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_POST(self):
+        n = int(self.headers["Content-Length"]); left = n
+        with open(os.path.join(self.directory, "posted.bin"), "wb") as f:
+            while left:
+                chunk = self.rfile.read(min(left, 1 << 20)); f.write(chunk); left -= len(chunk)
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), lambda *a: H(*a, directory=sys.argv[2])).serve_forever()
+"""
+
+
+def _file(directory: Path, name: str, mib: int) -> Path:
+    path = directory / name
+    with path.open("wb") as handle:
+        for _ in range(mib):
+            handle.write(os.urandom(MIB))
+    return path
+
+
+def bench_data_root(workdir: Path) -> None:
+    path = _file(workdir, "root.bin", ROOT_MIB)
+    data = path.read_bytes()
+    baseline = min(_timed(lambda: sha3.keccak_256(data).digest()) for _ in range(3))
+    ours = min(_timed(lambda: build_file_tree(path)) for _ in range(3))
+    report(f"data root of {ROOT_MIB} MiB (seconds, lower is better) vs one keccak pass", ours, baseline, "s", "<= 2x")
+
+
+def _timed(fn: object) -> float:
+    start = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - start
+
+
+def _spawn(argv: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    if not wait_until(lambda: httpx.get(url, timeout=1).status_code < 500, 30):
+        process.kill()
+        raise RuntimeError(f"{argv[:4]} did not start; see {log}")
+    return process
+
+
+def bench_transfer(bc: BenchChain) -> None:
+    work = bc.workdir
+    path = _file(work, "big.bin", TRANSFER_MIB)
+    size_mb = path.stat().st_size / 1e6
+    data_dir = DataDir(work / "data")
+    data_dir.root.mkdir()
+    data_dir.network.write_text(f'{{"rpc_url": "{bc.anvil.url}", "chain_id": {bc.chain.chain_id}}}')
+    bc.deployment.save(data_dir.deployment)
+    node_port, plain_port = free_port(), free_port()
+    serve_dir = work / "plain"
+    serve_dir.mkdir()
+    os.link(path, serve_dir / "big.bin")
+    node = _spawn([sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir.root), "storage", "node",
+                   "--port", str(node_port), "--confirmations", "0", "--poll", "0.05", "--no-announce"],
+                  f"http://127.0.0.1:{node_port}/health", work / "node.log")
+    plain = _spawn([sys.executable, "-c", PLAIN_SERVER, str(plain_port), str(serve_dir)],
+                   f"http://127.0.0.1:{plain_port}/", work / "plain.log")
+    try:
+        with httpx.Client(timeout=300) as http:
+            start = time.perf_counter()
+            with path.open("rb") as handle:
+                http.post(f"http://127.0.0.1:{plain_port}/", content=handle.read())
+            raw_post = size_mb / (time.perf_counter() - start)
+            start = time.perf_counter()
+            with http.stream("GET", f"http://127.0.0.1:{plain_port}/big.bin") as response, (work / "raw.out").open("wb") as out:
+                for chunk in response.iter_bytes(1 << 20):
+                    out.write(chunk)
+            raw_get = size_mb / (time.perf_counter() - start)
+        account = devnet_role("user")
+        with StorageClient([f"http://127.0.0.1:{node_port}"], bc.chain, bc.deployment.address("Flow"), account) as client:
+            start = time.perf_counter()
+            result = client.upload(path)
+            upload = size_mb / (time.perf_counter() - start)
+            start = time.perf_counter()
+            client.download(result.root, work / "ours.out")
+            download = size_mb / (time.perf_counter() - start)
+        report(f"upload {TRANSFER_MIB} MiB with proofs (hash + tx + segments + finalize) vs raw HTTP POST", upload, raw_post, "MB/s", ">= 0.3x")
+        report(f"verified download {TRANSFER_MIB} MiB vs raw HTTP GET", download, raw_get, "MB/s", ">= 0.5x")
+    finally:
+        node.kill()
+        plain.kill()
+
+
+def bench_gas(bc: BenchChain) -> None:
+    flow = FlowContract(bc.chain, bc.deployment.address("Flow"))
+    account = devnet_role("user")
+    # The first submits in a fresh flow also pay for first-time storage slots (frontier,
+    # counters, reward pools); the second round is the steady state.
+    for round_name in ("fresh flow", "steady state"):
+        for label, size in (("1 MiB", MIB), ("1 GiB", 1024 * MIB)):
+            heights = compute_node_heights(-(-size // 256))
+            nodes = tuple(SubmissionNode(os.urandom(32), h) for h in heights)
+            result = flow.submit(account, [Submission(size, b"", nodes)])
+            print(f"gas per submit of {label} ({round_name}): {result.gas_used} (fee {result.fee} wei)", flush=True)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="zgos-bench-storage-") as tmp:
+        bench_data_root(Path(tmp))
+    with bench_chain() as bc:
+        bench_gas(bc)
+        bench_transfer(bc)
+
+
+if __name__ == "__main__":
+    main()

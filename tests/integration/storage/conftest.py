@@ -1,0 +1,56 @@
+"""Storage fixtures: a real node (in-process HTTP server + log sync) on the session chain."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment
+from zgos.netutil import free_port
+from zgos.storage.client import StorageClient
+from zgos.storage.node.node import NodeConfig, StorageNode
+from zgos.storage.node.server import NodeServer
+
+
+@dataclass
+class RunningNode:
+    node: StorageNode
+    server: NodeServer
+    url: str
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.node.stop()
+
+
+def start_node(data_dir: Path, chain: Chain, deployment: Deployment, rpc_url: str | None = None) -> RunningNode:
+    config = NodeConfig(
+        data_dir=data_dir, rpc_url=rpc_url or chain.rpc_url, flow_address=deployment.address("Flow"),
+        chain_id=chain.chain_id, start_block=deployment.deploy_block, confirmations=0, poll_s=0.05,
+    )
+    node = StorageNode(config)
+    port = free_port()
+    server = NodeServer(("127.0.0.1", port), node)
+    node.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return RunningNode(node, server, f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def storage_node(tmp_path: Path, chain: Chain, deployment: Deployment) -> Iterator[RunningNode]:
+    running = start_node(tmp_path / "node", chain, deployment)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(storage_node: RunningNode, chain: Chain, deployment: Deployment, new_account: LocalAccount) -> Iterator[StorageClient]:
+    with StorageClient([storage_node.url], chain, deployment.address("Flow"), new_account) as c:
+        yield c

@@ -1,0 +1,167 @@
+"""A storage node end to end: upload, finalize, download, and every rejection named."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.storage.conftest import RunningNode
+from zgos.storage.client import CorruptData, StorageClient
+from zgos.storage.filetree import FileTree
+from zgos.storage.merkle import Proof
+from zgos.storage.segment import SegmentWithProof
+
+
+def rpc(url: str, method: str, *params: object) -> dict:
+    return httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).json()
+
+
+def write(tmp_path: Path, size: int, name: str = "file.bin") -> Path:
+    path = tmp_path / name
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def test_upload_finalizes_and_download_returns_the_same_bytes(tmp_path: Path, client: StorageClient, storage_node: RunningNode) -> None:
+    path = write(tmp_path, 3 * 256 * 1024 + 1000)
+    result = client.upload(path)
+    assert result.root == FileTree.from_bytes(path.read_bytes()).root
+    assert rpc(storage_node.url, "zgs_checkFileFinalized", result.tx_seq)["result"] is True
+    info = rpc(storage_node.url, "zgs_getFileInfo", "0x" + result.root.hex(), True)["result"]
+    assert info["finalized"] and info["tx"]["size"] == path.stat().st_size and info["uploadedSegNum"] == 4
+    out = tmp_path / "out.bin"
+    client.download(result.root, out)
+    assert out.read_bytes() == path.read_bytes()
+    again = client.upload(path)
+    assert again.tx_hash is None and again.segments_sent == 0, "a file already on chain is not resubmitted"
+
+
+def test_json_rpc_download_with_proof_verifies(tmp_path: Path, client: StorageClient, storage_node: RunningNode) -> None:
+    path = write(tmp_path, 300_000)
+    result = client.upload(path)
+    answer = rpc(storage_node.url, "zgs_downloadSegmentWithProofByTxSeq", result.tx_seq, 1)["result"]
+    segment = SegmentWithProof.from_json(answer)
+    assert segment.data[: 300_000 - 262_144] == path.read_bytes()[262_144:]
+    chunks = rpc(storage_node.url, "zgs_downloadSegment", "0x" + result.root.hex(), 0, 2)["result"]
+    assert base64.b64decode(chunks) == path.read_bytes()[:512]
+    flow_root, flow_length = rpc(storage_node.url, "zgs_getFlowContext")["result"]
+    assert flow_length > 1 and flow_root.startswith("0x")
+
+
+def _segment_json(tree: FileTree, data: bytes, index: int) -> dict:
+    chunk = data[index * 262_144 : (index + 1) * 262_144]
+    chunk += bytes(-len(chunk) % 256)
+    return SegmentWithProof(tree.root, chunk, index, tree.proof(index), tree.size).to_json()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda s: {**s, "proof": {**s["proof"], "lemma": [s["proof"]["lemma"][0], "0x" + "11" * 32, *s["proof"]["lemma"][2:]]}}, "invalid proof"),
+        (lambda s: {**s, "data": base64.b64encode(base64.b64decode(s["data"])[:-256]).decode()}, "must be 262144 bytes"),
+        (lambda s: {**s, "index": 1}, "invalid proof"),
+        (lambda s: {**s, "index": 9}, "beyond the file"),
+        (lambda s: {**s, "data": base64.b64encode(base64.b64decode(s["data"]) + bytes(256)).decode()}, "must be 262144 bytes"),
+        (lambda s: {**s, "root": "0x" + "22" * 32, "fileSize": 50 * 1024 * 1024}, "too large to cache"),
+        (lambda s: {**s, "fileSize": 3 * 262_144 + 5}, "does not match the file's size"),
+    ],
+    ids=["wrong_proof", "wrong_length", "wrong_index", "index_beyond_file", "oversize_body", "unknown_root", "wrong_file_size"],
+)
+def test_bad_segment_is_rejected_with_a_named_reason_and_state_unchanged(
+    tmp_path: Path, client: StorageClient, storage_node: RunningNode, mutate, reason: str
+) -> None:
+    data = os.urandom(3 * 262_144)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    tree = FileTree.from_bytes(data)
+    submitted = client.flow.submit(client.account, [tree.submission()])  # type: ignore[union-attr]
+    seq = submitted.entries[0].seq
+    client._wait(lambda: rpc(storage_node.url, "zgs_getFileInfoByTxSeq", seq)["result"] is not None, "sync")
+    good = _segment_json(tree, data, 0)
+    before = storage_node.node.store.segment_indexes(seq)
+    answer = rpc(storage_node.url, "zgs_uploadSegment", mutate(good))
+    assert "error" in answer and reason in answer["error"]["message"], answer
+    assert storage_node.node.store.segment_indexes(seq) == before
+    assert rpc(storage_node.url, "zgs_getFileInfoByTxSeq", seq)["result"]["uploadedSegNum"] == len(before)
+    assert rpc(storage_node.url, "zgs_uploadSegment", good) == {"jsonrpc": "2.0", "id": 1, "result": None}
+
+
+def test_segment_for_an_unknown_large_root_is_rejected(storage_node: RunningNode) -> None:
+    segment = SegmentWithProof(b"\x33" * 32, bytes(256), 0, Proof((b"\x01" * 32,), ()), 1 << 30)
+    answer = rpc(storage_node.url, "zgs_uploadSegmentByTxSeq", segment.to_json(), 99_999)
+    assert "no file with tx seq 99999" in answer["error"]["message"]
+
+
+def test_small_upload_before_the_transaction_is_cached_then_stored(tmp_path: Path, client: StorageClient, storage_node: RunningNode) -> None:
+    data = os.urandom(5000)
+    tree = FileTree.from_bytes(data)
+    answer = rpc(storage_node.url, "zgs_uploadSegment", _segment_json(tree, data, 0))
+    assert answer["result"] is None
+    submitted = client.flow.submit(client.account, [tree.submission()])  # type: ignore[union-attr]
+    seq = submitted.entries[0].seq
+    client._wait(lambda: rpc(storage_node.url, "zgs_checkFileFinalized", seq)["result"] is True, "finalize from cache")
+
+
+def test_download_from_a_corrupted_node_fails_verification(tmp_path: Path, client: StorageClient, storage_node: RunningNode) -> None:
+    path = write(tmp_path, 2 * 262_144 + 77)
+    result = client.upload(path)
+    store = storage_node.node.store
+    db = store._db()
+    db.execute("UPDATE segments SET data = ? WHERE seq = ? AND idx = 1", (os.urandom(262_144), result.tx_seq))
+    out = tmp_path / "out.bin"
+    with pytest.raises(CorruptData, match="corrupt segment 1"):
+        client.download(result.root, out)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.bin.*")), "no half-written temporary file is left"
+
+
+def test_download_falls_back_to_a_good_node_when_one_is_corrupted(
+    tmp_path: Path, client: StorageClient, storage_node: RunningNode, chain, deployment, new_account
+) -> None:
+    from tests.integration.storage.conftest import start_node
+
+    second = start_node(tmp_path / "second", chain, deployment)
+    try:
+        path = write(tmp_path, 2 * 262_144 + 5)
+        with StorageClient([storage_node.url, second.url], chain, deployment.address("Flow"), new_account) as both:
+            result = both.upload(path, replicas=2)
+            storage_node.node.store._db().execute(
+                "UPDATE segments SET data = ? WHERE seq = ? AND idx = 0", (os.urandom(262_144), result.tx_seq))
+            out = tmp_path / "out.bin"
+            both.download(result.root, out)
+            assert out.read_bytes() == path.read_bytes()
+    finally:
+        second.stop()
+
+
+def test_sector_proof_proves_a_sector_under_the_flow_root(tmp_path: Path, client: StorageClient, storage_node: RunningNode) -> None:
+    from zgos.core.hashing import keccak256
+    from zgos.storage.merkle import compute_proof_root
+
+    path = write(tmp_path, 262_144 + 3000)
+    result = client.upload(path)
+    entry = storage_node.node.store.tx(result.tx_seq).entry  # type: ignore[union-attr]
+    flow_root, _ = rpc(storage_node.url, "zgs_getFlowContext")["result"]
+    for offset in (0, 1025, 1035):
+        sector = entry.start_entry + offset
+        proof = Proof.from_json(rpc(storage_node.url, "zgs_getSectorProof", sector)["result"])
+        data = path.read_bytes()[offset * 256 : (offset + 1) * 256]
+        assert proof.leaf == keccak256(data + bytes(256 - len(data)))
+        assert "0x" + compute_proof_root(proof).hex() == flow_root == "0x" + proof.root.hex()
+    assert client.flow is not None
+    assert "0x" + client.flow.chain.call(client.flow.contract.functions.computeFlowRoot()).hex() == flow_root
+
+
+def test_client_works_over_0g_json_rpc_only(
+    tmp_path: Path, storage_node: RunningNode, chain, deployment, new_account
+) -> None:
+    path = write(tmp_path, 2 * 262_144 + 999)
+    with StorageClient([storage_node.url], chain, deployment.address("Flow"), new_account, fast_path=False) as rpc_only:
+        result = rpc_only.upload(path)
+        out = tmp_path / "out.bin"
+        rpc_only.download(result.root, out)
+    assert out.read_bytes() == path.read_bytes()

@@ -1,0 +1,208 @@
+"""``zg storage``: run a storage node; upload, download and inspect files. A thin layer over
+``zgos.storage.node`` and ``zgos.storage.client``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from zgos.clictx import CliContext, get_ctx
+from zgos.core.errors import ConfigError, ZgError
+from zgos.core.units import parse_amount
+from zgos.storage.client import StorageClient
+from zgos.storage.merkle import InvalidProof, parse_hash
+
+console = Console(width=None if sys.stdout.isatty() else 240)
+storage_app = typer.Typer(help="Storage: run a node, upload and download files (0G-compatible).", no_args_is_help=True)
+
+KIND_STORAGE = 0
+ANNOUNCE_RETRY_S = 2.0
+
+
+def _nodes(cli: CliContext, flags: list[str] | None) -> list[str]:
+    """Storage node URLs: ``--node`` flags, else the nodes announced in the NodeRegistry."""
+    if flags:
+        return flags
+    registry = cli.contract("NodeRegistry")
+    nodes = [str(node[2]) for node in cli.chain().call(registry.functions.getNodes(KIND_STORAGE))]
+    if not nodes:
+        raise ConfigError("no storage node is announced on chain", "start one (`zg devnet up`) or pass --node URL")
+    return nodes
+
+
+def _client(cli: CliContext, nodes: list[str] | None, account: str | None = None, workers: int = 4) -> StorageClient:
+    signer = cli.account(account, role="user")
+    return StorageClient(_nodes(cli, nodes), cli.chain(), cli.deployment().address("Flow"), signer, workers=workers)
+
+
+def _progress() -> Progress:
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=console, transient=not sys.stdout.isatty(),
+    )
+
+
+@storage_app.command("node")
+def node_command(
+    ctx: typer.Context,
+    name: str = typer.Option("storage-0", "--name", help="Service name; state lives in DATA_DIR/NAME."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(5678, "--port"),
+    confirmations: int = typer.Option(3, "--confirmations", min=0, help="Blocks behind head to sync."),
+    poll: float = typer.Option(0.5, "--poll", min=0.05, help="Seconds between log sync polls."),
+    fsync: bool = typer.Option(False, "--fsync", help="fsync every acknowledged write (power-loss safe)."),
+    announce: bool = typer.Option(True, "--announce/--no-announce", help="Announce the URL in the NodeRegistry."),
+    public_url: str | None = typer.Option(None, "--public-url", help="URL to announce [default http://HOST:PORT]."),
+    account: str | None = typer.Option(None, "--account", help="Operator account for the announcement."),
+    flow: str | None = typer.Option(None, "--flow", help="Flow address on another chain (default: the deployment's)."),
+    start_block: int = typer.Option(0, "--start-block", min=0, help="With --flow: first block to sync from."),
+) -> None:
+    """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract."""
+    from zgos.storage.node.node import NodeConfig, StorageNode
+    from zgos.storage.node.server import NodeServer
+
+    cli = get_ctx(ctx)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if flow is not None:  # any EVM chain with a 0G-compatible Flow (e.g. 0G Galileo)
+        flow_address, chain_id, first_block = flow, cli.chain().chain_id, start_block
+        announce = False
+    else:
+        deployment = cli.deployment()
+        flow_address, chain_id, first_block = deployment.address("Flow"), deployment.chain_id, deployment.deploy_block
+    config = NodeConfig(
+        data_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, flow_address=flow_address,
+        chain_id=chain_id, start_block=first_block, confirmations=confirmations,
+        poll_s=poll, durable_fsync=fsync,
+    )
+    node = StorageNode(config)
+    try:
+        server = NodeServer((host, port), node)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port") from None
+    node.start()
+    url = public_url or f"http://{host}:{port}"
+    if announce:
+        try:
+            operator = cli.account(account, role="storage")
+        except ZgError as exc:  # e.g. no key on a public chain: serve anyway, unannounced
+            logging.getLogger("zgos.storage.announce").warning("not announcing the node: %s", exc)
+        else:
+            threading.Thread(target=_announce, args=(cli, operator, url), daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
+    console.print(f"storage node {name} on {url} (flow {config.flow_address}, data {config.data_dir})")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()
+        server.server_close()
+
+
+def _announce(cli: CliContext, operator: object, url: str) -> None:
+    """Announce the node in the NodeRegistry, retrying until the chain answers."""
+    log = logging.getLogger("zgos.storage.announce")
+    while True:
+        try:
+            registry = cli.contract("NodeRegistry")
+            cli.chain().transact(operator, registry.functions.announce(KIND_STORAGE, url, 0, 1, b""))  # type: ignore[arg-type]
+            log.info("announced %s in the NodeRegistry", url)
+            return
+        except ZgError as exc:
+            log.warning("announce failed (%s); retrying", exc)
+            cli._chain = None
+            time.sleep(ANNOUNCE_RETRY_S)
+
+
+@storage_app.command("upload")
+def upload_command(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="File to upload."),
+    node: list[str] | None = typer.Option(None, "--node", help="Storage node URL (repeat for several)."),
+    replicas: int = typer.Option(1, "--replicas", min=1, help="Nodes that must store the file."),
+    fee: str | None = typer.Option(None, "--fee", help="Fee to pay (default: exact; overpayment refunded)."),
+    account: str | None = typer.Option(None, "--account", help="Account paying the fee."),
+    workers: int = typer.Option(4, "--workers", min=1, max=64),
+) -> None:
+    """Upload PATH: anchor its data root on chain, send its segments, wait for finalization.
+    Run it again to resume an interrupted upload."""
+    cli = get_ctx(ctx)
+    if not path.is_file():
+        raise ConfigError(f"no such file: {path}")
+    fee_wei = None
+    if fee is not None:
+        try:
+            fee_wei = parse_amount(fee)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    from zgos.storage.hasher import build_file_tree
+
+    with _client(cli, node, account, workers) as client, _progress() as progress:
+        hashing = progress.add_task("hashing", total=None)
+        tree = build_file_tree(path)
+        progress.remove_task(hashing)
+        task = progress.add_task("uploading", total=tree.size * replicas)
+        result = client.upload(path, fee=fee_wei, replicas=replicas, tree=tree,
+                               progress=lambda n: progress.advance(task, n))
+    console.print(f"root   0x{result.root.hex()}")
+    console.print(f"txSeq  {result.tx_seq}")
+    console.print(f"tx     {result.tx_hash or 'none (already on chain)'}")
+    console.print(f"sent   {result.segments_sent} segments; finalized on {replicas} node(s)")
+
+
+def _root(text: str) -> bytes:
+    try:
+        return parse_hash(text, "ROOT")
+    except InvalidProof:
+        raise ConfigError(f"not a data root: {text!r}", "a root is 0x followed by 64 hex digits") from None
+
+
+@storage_app.command("download")
+def download_command(
+    ctx: typer.Context,
+    root: str = typer.Argument(..., help="Data root (0x...)."),
+    out: Path = typer.Argument(..., help="Where to write the file."),
+    node: list[str] | None = typer.Option(None, "--node", help="Storage node URL (repeat for several)."),
+    workers: int = typer.Option(4, "--workers", min=1, max=64),
+) -> None:
+    """Download ROOT to OUT, verifying every segment; OUT is written only when all verified."""
+    cli = get_ctx(ctx)
+    data_root = _root(root)
+    with StorageClient(_nodes(cli, node), workers=workers) as client, _progress() as progress:
+        location = client.info(data_root)
+        task = progress.add_task("downloading", total=location.size)
+        client.download(data_root, out, progress=lambda n: progress.advance(task, n))
+    console.print(f"downloaded {location.size} bytes to {out} (verified against 0x{data_root.hex()})")
+
+
+@storage_app.command("info")
+def info_command(
+    ctx: typer.Context,
+    key: str = typer.Argument(..., help="Data root (0x...) or tx seq."),
+    node: list[str] | None = typer.Option(None, "--node", help="Storage node URL."),
+) -> None:
+    """Show what the nodes know about a file: seq, size, placement, finalization."""
+    cli = get_ctx(ctx)
+    with StorageClient(_nodes(cli, node)) as client:
+        location = client.info(seq=int(key)) if key.isdigit() else client.info(_root(key))
+        tx = location.info["tx"]
+        console.print(f"root       {tx['dataMerkleRoot']}")
+        console.print(f"txSeq      {tx['seq']}")
+        console.print(f"size       {tx['size']} bytes")
+        console.print(f"start      sector {tx['startEntryIndex']}")
+        console.print(f"finalized  {location.info['finalized']} (on {location.node})")
+        console.print(f"segments   {location.info['uploadedSegNum']} uploaded")

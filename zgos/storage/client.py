@@ -1,0 +1,384 @@
+"""``StorageClient``: upload files to zgos storage nodes and download them back, verified.
+
+Upload (storage.md §5.3, improved): compute the file tree (all cores), skip the transaction if
+a node already knows a file with that root and size, else ``Flow.submit`` with the exact fee;
+wait until the nodes have synced the entry, ask each node which segments it already holds and
+send only the missing ones, in parallel, over the raw-bytes fast path; wait for finalization.
+Running ``upload`` again after any interruption resumes: nothing a node acknowledged is re-sent.
+
+Download (§5.4): find a node that has the file finalized, fetch segments in parallel, check
+every segment's proof against the data root at its position before writing it, rotate to the
+next node when one serves bad bytes, write into a temporary file beside OUT and rename it into
+place only when every segment verified, so OUT is never half-written. Since each segment is
+proven at its own index under the root and all segments are fetched, the file as a whole is
+verified without a second pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account.signers.local import LocalAccount
+
+from zgos.chain.client import Chain
+from zgos.core.errors import ZgError
+from zgos.storage.contracts import FlowContract
+from zgos.storage.fasthash import segment_root
+from zgos.storage.filetree import FileTree
+from zgos.storage.flow import compute_segment_count
+from zgos.storage.hasher import build_file_tree
+from zgos.storage.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
+from zgos.storage.segment import InvalidSegment, SegmentWithProof, validate_segment
+
+DEFAULT_WORKERS = 4
+HTTP_TIMEOUT_S = 60.0
+POLL_S = 0.2
+WAIT_TIMEOUT_S = 300.0
+SEGMENT_RETRIES = 3
+
+Progress = Callable[[int], None]  # called with the number of bytes just done
+
+
+class StorageError(ZgError):
+    """An upload or download could not complete."""
+
+
+class NodeUnavailable(StorageError):
+    """A storage node did not answer."""
+
+
+class CorruptData(StorageError):
+    """A node served bytes that do not match the file's root."""
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    root: bytes
+    tx_seq: int
+    tx_hash: str | None  # None when the file was already on chain
+    size: int
+    segments_sent: int
+
+
+@dataclass(frozen=True)
+class FileLocation:
+    node: str
+    info: dict[str, Any]
+
+    @property
+    def seq(self) -> int:
+        return int(self.info["tx"]["seq"])
+
+    @property
+    def size(self) -> int:
+        return int(self.info["tx"]["size"])
+
+    @property
+    def root(self) -> bytes:
+        return parse_hash(self.info["tx"]["dataMerkleRoot"])
+
+
+class NodeConnection:
+    """One storage node: the raw-bytes fast path of zgos nodes, or 0G's JSON-RPC only
+    (``fast=False``, or detected when the node has no ``/health`` endpoint, e.g. a 0G node)."""
+
+    def __init__(self, url: str, http: httpx.Client, fast: bool | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.http = http
+        self._ids = iter(range(1, 1 << 62))
+        self._fast = fast
+
+    @property
+    def fast(self) -> bool:
+        if self._fast is None:
+            try:
+                response = self.http.get(f"{self.url}/health")
+                self._fast = response.status_code == 200 and "networkIdentity" in response.json()
+            except (httpx.HTTPError, ValueError):
+                self._fast = False
+        return self._fast
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        try:
+            response = self.http.post(self.url, json={"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)})
+            answer = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise NodeUnavailable(f"storage node {self.url} did not answer {method} ({type(exc).__name__})",
+                                  "is the node running? see `zg devnet status`") from None
+        if "error" in answer:
+            raise StorageError(f"{self.url}: {answer['error'].get('message')}")
+        return answer.get("result")
+
+    def held_segments(self, seq: int) -> tuple[set[int], bool]:
+        if not self.fast:  # 0G reports a contiguous prefix of uploaded segments
+            info = self.rpc("zgs_getFileInfoByTxSeq", seq)
+            if info is None:
+                raise StorageError(f"{self.url} does not know tx {seq}")
+            return set(range(int(info["uploadedSegNum"]))), bool(info["finalized"])
+        answer = self._get_json(f"/zgos/v1/file/{seq}")
+        return set(answer["segments"]), bool(answer["finalized"])
+
+    def put_segment(self, seq: int, segment: SegmentWithProof) -> None:
+        if not self.fast:
+            try:
+                self.rpc("zgs_uploadSegmentsByTxSeq", [segment.to_json()], seq)
+            except NodeUnavailable:
+                raise
+            except StorageError as exc:
+                if "already" not in exc.message:  # 0G: "already uploaded" duplicates are fine
+                    raise StorageError(f"{self.url} rejected segment {segment.index}: {exc.message}") from None
+            return
+        headers = {
+            "X-Zg-Root": "0x" + segment.root.hex(),
+            "X-Zg-File-Size": str(segment.file_size),
+            "X-Zg-Proof": json.dumps(segment.proof.to_json(), separators=(",", ":")),
+            "Content-Type": "application/octet-stream",
+        }
+        try:
+            response = self.http.put(f"{self.url}/zgos/v1/segment/{seq}/{segment.index}", content=segment.data, headers=headers)
+        except httpx.HTTPError as exc:
+            raise NodeUnavailable(f"storage node {self.url} dropped segment {segment.index} ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise StorageError(f"{self.url} rejected segment {segment.index}: {_message(response)}")
+
+    def get_segment(self, seq: int, index: int) -> tuple[bytes, Proof]:
+        if not self.fast:
+            answer = self.rpc("zgs_downloadSegmentWithProofByTxSeq", seq, index)
+            if answer is None:
+                raise StorageError(f"{self.url} does not have segment {index} of tx {seq}")
+            try:
+                segment = SegmentWithProof.from_json(answer)
+            except InvalidSegment as exc:
+                raise CorruptData(f"{self.url} sent a malformed segment {index}: {exc.message}") from None
+            return segment.data, segment.proof
+        try:
+            response = self.http.get(f"{self.url}/zgos/v1/segment/{seq}/{index}")
+        except httpx.HTTPError as exc:
+            raise NodeUnavailable(f"storage node {self.url} did not send segment {index} ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise StorageError(f"{self.url} could not send segment {index}: {_message(response)}")
+        try:
+            proof = Proof.from_json(json.loads(response.headers.get("X-Zg-Proof", "null")))
+        except (InvalidProof, ValueError):
+            raise CorruptData(f"{self.url} sent segment {index} with a malformed proof") from None
+        return response.content, proof
+
+    def _get_json(self, path: str) -> Any:
+        try:
+            response = self.http.get(self.url + path)
+        except httpx.HTTPError as exc:
+            raise NodeUnavailable(f"storage node {self.url} did not answer ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise StorageError(f"{self.url}: {_message(response)}")
+        return response.json()
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", response.text))
+    except ValueError:
+        return f"HTTP {response.status_code}"
+
+
+class StorageClient:
+    """Upload and download files; use as a context manager to close connections."""
+
+    def __init__(self, nodes: Sequence[str], chain: Chain | None = None, flow_address: str | None = None,
+                 account: LocalAccount | None = None, workers: int = DEFAULT_WORKERS,
+                 timeout_s: float = HTTP_TIMEOUT_S, fast_path: bool | None = None) -> None:
+        if not nodes:
+            raise StorageError("no storage nodes given", "pass --node URL or start the devnet")
+        limits = httpx.Limits(max_connections=4 * workers * len(nodes), max_keepalive_connections=4 * workers * len(nodes))
+        self.http = httpx.Client(timeout=timeout_s, limits=limits)
+        self.nodes = [NodeConnection(url, self.http, fast_path) for url in nodes]
+        self.chain = chain
+        self.flow = FlowContract(chain, flow_address) if chain is not None and flow_address else None
+        self.account = account
+        self.workers = workers
+
+    def __enter__(self) -> StorageClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- lookups -------------------------------------------------------------------------
+
+    def locate(self, root: bytes | None = None, seq: int | None = None, finalized: bool = True) -> list[FileLocation]:
+        """Nodes that know the file (finalized ones only, by default)."""
+        found = []
+        for node in self.nodes:
+            try:
+                info = node.rpc("zgs_getFileInfo", "0x" + root.hex(), True) if root is not None else node.rpc("zgs_getFileInfoByTxSeq", seq)
+            except StorageError:
+                continue
+            if info is not None and (info["finalized"] or not finalized):
+                found.append(FileLocation(node.url, info))
+        return found
+
+    def info(self, root: bytes | None = None, seq: int | None = None) -> FileLocation:
+        found = self.locate(root, seq, finalized=False)
+        if not found:
+            what = f"root 0x{root.hex()}" if root is not None else f"tx seq {seq}"
+            raise StorageError(f"no node knows a file with {what}", "check the root, or wait for log sync")
+        return sorted(found, key=lambda loc: not loc.info["finalized"])[0]
+
+    # --- upload --------------------------------------------------------------------------
+
+    def upload(self, path: Path, *, tags: bytes = b"", fee: int | None = None, replicas: int = 1,
+               progress: Progress | None = None, wait_finalized: bool = True,
+               tree: FileTree | None = None) -> UploadResult:
+        """Upload ``path``; resumable (call again after any failure)."""
+        if not path.is_file():
+            raise StorageError(f"no such file: {path}")
+        if path.stat().st_size == 0:
+            raise StorageError(f"{path} is empty", "0G storage does not store empty files")
+        tree = tree or build_file_tree(path)
+        targets = self.nodes[: max(1, replicas)]
+        if len(targets) < replicas:
+            raise StorageError(f"{replicas} replicas asked but only {len(self.nodes)} nodes known")
+        known = [loc for loc in self.locate(tree.root, finalized=False) if loc.size == tree.size]
+        tx_hash = None
+        if known:
+            seq = known[0].seq
+        else:
+            if self.flow is None or self.account is None:
+                raise StorageError("the file is not on chain and no chain account was given")
+            result = self.flow.submit(self.account, [tree.submission(tags)], fee)
+            seq, tx_hash = result.entries[0].seq, result.tx_hash
+        sent = 0
+        for node in targets:
+            self._wait(partial(_knows_tx, node, seq), f"{node.url} to sync tx {seq}")
+            sent += self._upload_to(node, path, tree, seq, progress)
+        if wait_finalized:
+            for node in targets:
+                self._wait(partial(_has_finalized, node, seq), f"{node.url} to finalize tx {seq}")
+        return UploadResult(tree.root, seq, tx_hash, tree.size, sent)
+
+    def _upload_to(self, node: NodeConnection, path: Path, tree: FileTree, seq: int, progress: Progress | None) -> int:
+        held, finalized = node.held_segments(seq)
+        if finalized:
+            if progress:
+                progress(tree.size)
+            return 0
+        todo = [i for i in range(tree.num_segments) if i not in held]
+        if progress:
+            progress(sum(min(BYTES_PER_SEGMENT, tree.size - i * BYTES_PER_SEGMENT) for i in held))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            def send(index: int) -> None:
+                data = _read_segment(fd, tree.size, index)
+                segment = SegmentWithProof(tree.root, data, index, tree.proof(index), tree.size)
+                for attempt in range(SEGMENT_RETRIES):
+                    try:
+                        node.put_segment(seq, segment)
+                        break
+                    except NodeUnavailable:
+                        if attempt == SEGMENT_RETRIES - 1:
+                            raise
+                        time.sleep(0.2 * (attempt + 1))
+                if progress:
+                    progress(min(BYTES_PER_SEGMENT, tree.size - index * BYTES_PER_SEGMENT))
+
+            with ThreadPoolExecutor(self.workers) as pool:
+                for _ in pool.map(send, todo):
+                    pass
+        finally:
+            os.close(fd)
+        return len(todo)
+
+    def _wait(self, check: Callable[[], bool], what: str, timeout_s: float = WAIT_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not check():
+            if time.monotonic() > deadline:
+                raise StorageError(f"timed out waiting for {what}")
+            time.sleep(POLL_S)
+
+    # --- download ------------------------------------------------------------------------
+
+    def download(self, root: bytes, out: Path, progress: Progress | None = None) -> FileLocation:
+        """Download the file with data root ``root`` to ``out``, verified; atomic."""
+        locations = self.locate(root)
+        if not locations:
+            raise StorageError(f"no node holds a finalized file with root 0x{root.hex()}",
+                               "check the root with `zg storage info`, or wait for the upload to finish")
+        size, seq_by_node = locations[0].size, {loc.node: loc.seq for loc in locations}
+        nodes = [n for n in self.nodes if n.url in seq_by_node]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+        tmp = Path(tmp_name)
+        failures: list[str] = []
+        lock = threading.Lock()
+        try:
+            os.ftruncate(handle, size)
+
+            def fetch(index: int) -> None:
+                errors = []
+                for attempt in range(len(nodes)):
+                    node = nodes[(index + attempt) % len(nodes)]
+                    try:
+                        data, proof = node.get_segment(seq_by_node[node.url], index)
+                        validate_segment(SegmentWithProof(root, data, index, proof, size), root, size, segment_root)
+                    except InvalidSegment as exc:
+                        errors.append(f"{node.url} served corrupt segment {index} ({exc.message})")
+                        continue
+                    except StorageError as exc:
+                        errors.append(exc.message)
+                        continue
+                    end = min(len(data), size - index * BYTES_PER_SEGMENT)
+                    os.pwrite(handle, data[:end], index * BYTES_PER_SEGMENT)
+                    if progress:
+                        progress(end)
+                    return
+                with lock:
+                    failures.extend(errors)
+                raise CorruptData("; ".join(errors))
+
+            with ThreadPoolExecutor(self.workers) as pool:
+                results = [pool.submit(fetch, i) for i in range(compute_segment_count(size))]
+                for future in results:
+                    if future.exception() is not None:
+                        break
+            if failures or any(f.exception() is not None for f in results):
+                corrupt = any("corrupt" in f for f in failures)
+                kind = CorruptData if corrupt else StorageError
+                raise kind(f"download of 0x{root.hex()} failed: {failures[0] if failures else 'unknown error'}",
+                           "OUT was not written; another node may have a good copy")
+            os.fsync(handle)
+            os.close(handle)
+            handle = -1
+            os.replace(tmp, out)
+        finally:
+            if handle >= 0:
+                os.close(handle)
+            tmp.unlink(missing_ok=True)
+        return locations[0]
+
+
+def _knows_tx(node: NodeConnection, seq: int) -> bool:
+    return node.rpc("zgs_getFileInfoByTxSeq", seq) is not None
+
+
+def _has_finalized(node: NodeConnection, seq: int) -> bool:
+    return node.rpc("zgs_checkFileFinalized", seq) is True
+
+
+def _read_segment(fd: int, size: int, index: int) -> bytes:
+    """Segment bytes as sent on the wire: the last one zero-padded to whole sectors."""
+    data = os.pread(fd, BYTES_PER_SEGMENT, index * BYTES_PER_SEGMENT)
+    remainder = len(data) % 256
+    return data + bytes(256 - remainder) if remainder else data

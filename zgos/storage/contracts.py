@@ -1,0 +1,142 @@
+"""The storage contracts as Python objects: submit files to the Flow, read Submit events.
+
+``FlowContract`` wraps one deployed ``Flow`` (same ABI as 0G's FixedPriceFlow in TS SDK 1.2.8)
+and its ``Market``. Node log sync and the client SDK both use it, so the event decoding and the
+fee rule live in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+
+from zgos.chain.client import Chain
+from zgos.storage.flow import Submission, compute_data_root, compute_fee
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A ``Submit`` event: one file appended to the flow (0G's node-side ``Transaction``)."""
+
+    seq: int
+    sender: str
+    submission: Submission
+    start_entry: int  # first flow sector of the file
+    sectors: int  # sectors charged (Σ 2^height)
+    block_number: int
+    tx_hash: str
+
+    @property
+    def data_root(self) -> bytes:
+        return compute_data_root(self.submission.nodes)
+
+    @property
+    def size(self) -> int:
+        return self.submission.length
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "sender": self.sender, "length": self.submission.length,
+            "tags": self.submission.tags.hex(),
+            "nodes": [[n.height, n.root.hex()] for n in self.submission.nodes],
+            "start": self.start_entry, "sectors": self.sectors,
+            "block": self.block_number, "tx": self.tx_hash,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> LogEntry:
+        from zgos.storage.flow import SubmissionNode
+
+        nodes = tuple(SubmissionNode(bytes.fromhex(r), int(h)) for h, r in value["nodes"])
+        return cls(
+            seq=int(value["seq"]), sender=str(value["sender"]),
+            submission=Submission(int(value["length"]), bytes.fromhex(value["tags"]), nodes),
+            start_entry=int(value["start"]), sectors=int(value["sectors"]),
+            block_number=int(value["block"]), tx_hash=str(value["tx"]),
+        )
+
+
+def decode_submit_event(event: Any) -> LogEntry:
+    args = event["args"]
+    data = args["submission"]
+    submission = Submission.from_abi((int(data["length"]), bytes(data["tags"]), [
+        (bytes(node["root"]), int(node["height"])) for node in data["nodes"]
+    ]))
+    return LogEntry(
+        seq=int(args["submissionIndex"]),
+        sender=str(args["sender"]),
+        submission=submission,
+        start_entry=int(args["startPos"]),
+        sectors=int(args["length"]),
+        block_number=int(event["blockNumber"]),
+        tx_hash=HexBytes(event["transactionHash"]).to_0x_hex(),
+    )
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    entries: tuple[LogEntry, ...]
+    tx_hash: str
+    gas_used: int
+    fee: int
+
+
+class FlowContract:
+    """One deployed Flow and its Market."""
+
+    def __init__(self, chain: Chain, address: str) -> None:
+        self.chain = chain
+        self.address = to_checksum_address(address)
+        self.contract = chain.contract("Flow", self.address)
+        self._market: Any = None
+
+    @property
+    def market(self) -> Any:
+        if self._market is None:
+            self._market = self.chain.contract("Market", self.chain.call(self.contract.functions.market()))
+        return self._market
+
+    def price_per_sector(self) -> int:
+        return int(self.chain.call(self.market.functions.pricePerSector()))
+
+    def fee(self, submissions: Sequence[Submission]) -> int:
+        price = self.price_per_sector()
+        return sum(compute_fee(s, price) for s in submissions)
+
+    def submit(
+        self, account: LocalAccount, submissions: Sequence[Submission], fee: int | None = None
+    ) -> SubmitResult:
+        """Submit one or more files in one transaction (``submit`` or ``batchSubmit``).
+
+        ``fee`` defaults to the exact fee; an overpayment is refunded by the contract."""
+        for submission in submissions:
+            submission.validate()
+        value = self.fee(submissions) if fee is None else fee
+        wrapped = [(s.to_abi(), account.address) for s in submissions]
+        if len(wrapped) == 1:
+            fn = self.contract.functions.submit(wrapped[0])
+        else:
+            fn = self.contract.functions.batchSubmit(wrapped)
+        receipt = self.chain.transact(account, fn, value=value)
+        entries = tuple(decode_submit_event(e) for e in receipt.events(self.contract, "Submit"))
+        return SubmitResult(entries, receipt.tx_hash, receipt.gas_used, value)
+
+    def submit_events(self, from_block: int, to_block: int) -> list[LogEntry]:
+        events = self.chain.get_logs(self.contract, "Submit", from_block, to_block)
+        return [decode_submit_event(e) for e in events]
+
+    def num_submissions(self) -> int:
+        return int(self.chain.call(self.contract.functions.numSubmissions()))
+
+    def flow_root_by_seq(self, seq: int) -> bytes:
+        return bytes(self.chain.call(self.contract.functions.getFlowRootByTxSeq(seq)))
+
+    def flow_length(self) -> int:
+        return int(self.chain.call(self.contract.functions.tree())[0])

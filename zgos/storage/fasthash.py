@@ -1,0 +1,41 @@
+"""Segment roots at native speed when the optional extension ``_treehash`` is built.
+
+``_treehash`` (zgos/storage/_treehash.c, built by ``pip install -e .`` if a C compiler is
+present) hashes whole 256 KiB segments in C with the GIL released, using the XKCP Keccak that
+safe-pysha3 already ships. Without it every function here falls back to the plain Python
+definitions of ``zgos.storage.merkle``; the tests check both give the same roots.
+"""
+
+from __future__ import annotations
+
+from zgos.storage.merkle import (
+    BYTES_PER_SEGMENT,
+    SECTORS_PER_SEGMENT,
+    compute_segment_root,
+)
+
+try:
+    import _pysha3
+
+    from zgos.storage import _treehash  # type: ignore[attr-defined]
+
+    _treehash.load(_pysha3.__file__)
+    NATIVE = True
+except (ImportError, OSError, AttributeError):  # not built, or safe-pysha3 changed its symbols
+    NATIVE = False
+
+
+def full_segment_roots(data: bytes | bytearray | memoryview) -> list[bytes]:
+    """Roots of consecutive full segments (``len(data)`` a multiple of 256 KiB)."""
+    view = memoryview(data)
+    if NATIVE:
+        packed: bytes = _treehash.segment_roots(view)
+        return [packed[i : i + 32] for i in range(0, len(packed), 32)]
+    return [compute_segment_root(view[i : i + BYTES_PER_SEGMENT]) for i in range(0, len(view), BYTES_PER_SEGMENT)]
+
+
+def segment_root(data: bytes | memoryview, padded_sectors: int = SECTORS_PER_SEGMENT) -> bytes:
+    """``merkle.compute_segment_root``, natively for a full segment."""
+    if NATIVE and len(data) == BYTES_PER_SEGMENT and padded_sectors == SECTORS_PER_SEGMENT:
+        return bytes(_treehash.segment_roots(data))
+    return compute_segment_root(data, padded_sectors)

@@ -1,0 +1,285 @@
+"""The storage node: store + log sync + upload cache + flow tree, wired in one place.
+
+``StorageNode`` owns the parts and implements the operations the RPC layer exposes; each part
+keeps its own state (``Store`` durable, ``UploadCache`` and ``FlowTree`` rebuilt or refilled
+after a restart). Restart behaviour: the store and sync cursor are durable; the flow tree is
+replayed from stored entries; cached pre-transaction segments are lost and re-sent by clients.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zgos.core.errors import ZgError
+from zgos.storage.contracts import LogEntry
+from zgos.storage.fasthash import segment_root as fast_segment_root
+from zgos.storage.flow import (
+    FlowItem,
+    FlowTree,
+    compute_flow_items,
+    compute_flow_proof,
+    compute_proof_segment_count,
+    compute_segment_count,
+)
+from zgos.storage.merkle import (
+    BYTES_PER_SECTOR,
+    SECTORS_PER_SEGMENT,
+    ZERO_SECTOR_HASH,
+    PromoteTree,
+    Proof,
+    compute_leaf_hashes,
+    compute_segment_root_from_leaves,
+)
+from zgos.storage.node.logsync import LogSync
+from zgos.storage.node.store import Store, TxRecord
+from zgos.storage.node.uploads import UploadCache
+from zgos.storage.segment import (
+    InvalidSegment,
+    SegmentWithProof,
+    compute_padding_segment_root,
+    validate_segment,
+)
+
+log = logging.getLogger(__name__)
+
+P2P_PROTOCOL_VERSION = {"major": 0, "minor": 4, "build": 0}
+PROOF_TREE_CACHE = 16
+
+
+class FileNotFound(ZgError):
+    """No log entry with that root or seq is known to this node."""
+
+
+class AlreadyFinalized(ZgError):
+    """Every segment of the file is already stored."""
+
+
+class DataUnavailable(ZgError):
+    """The node does not hold the requested data (yet)."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    data_dir: Path
+    rpc_url: str
+    flow_address: str
+    chain_id: int
+    start_block: int = 0
+    confirmations: int = 3
+    poll_s: float = 0.5
+    durable_fsync: bool = False
+    max_cache_file_bytes: int = 10 * 1024 * 1024
+
+
+class StorageNode:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.store = Store(config.data_dir / "store.sqlite", durable_fsync=config.durable_fsync)
+        self.cache = UploadCache(max_file_bytes=config.max_cache_file_bytes)
+        self.flow = FlowTree()
+        self._flow_lock = threading.Lock()
+        self._proof_trees: OrderedDict[int, PromoteTree] = OrderedDict()
+        for entry in self.store.entries():
+            self.flow.append_submission(entry.submission)
+        self.sync = LogSync(
+            config.rpc_url, config.flow_address, self.store, config.start_block,
+            config.confirmations, config.poll_s, self._on_entries, self._on_rewind,
+        )
+
+    def start(self) -> None:
+        self.sync.start()
+
+    def stop(self) -> None:
+        self.sync.stop()
+
+    # --- log entries ---------------------------------------------------------------------
+
+    def _on_rewind(self) -> None:
+        """Entries were forgotten after a reorganisation: rebuild what derives from them."""
+        with self._flow_lock:
+            self.flow = FlowTree()
+            for entry in self.store.entries():
+                self.flow.append_submission(entry.submission)
+        self._proof_trees.clear()
+
+    def _on_entries(self, entries: list[LogEntry]) -> None:
+        with self._flow_lock:
+            for entry in entries:
+                self.flow.append_submission(entry.submission)
+        for entry in entries:
+            done = [r for r in self.store.txs_by_root(entry.data_root) if r.finalized and r.entry.size == entry.size]
+            if done:  # same file submitted again: reuse the data we hold
+                self.store.copy_segments(done[0].entry.seq, entry.seq)
+                self._maybe_finalize(entry)
+                continue
+            if self.store.unpark(entry.data_root, entry.size, entry.seq):
+                self._maybe_finalize(entry)  # a file back after a reorganisation keeps its data
+            cached = self.cache.pop(entry.data_root, entry.size)
+            if cached is not None:
+                for index, (segment_root, data) in cached.segments.items():
+                    self.store.put_segment(entry.seq, index, segment_root, data)
+                self._maybe_finalize(entry)
+            log.info("synced tx %d root 0x%s (%d bytes)", entry.seq, entry.data_root.hex(), entry.size)
+
+    def _maybe_finalize(self, entry: LogEntry) -> bool:
+        if self.store.count_segments(entry.seq) == compute_segment_count(entry.size):
+            self.store.finalize(entry.seq)
+            log.info("finalized tx %d", entry.seq)
+            return True
+        return False
+
+    # --- lookups -------------------------------------------------------------------------
+
+    def tx_by_seq(self, seq: int) -> TxRecord:
+        record = self.store.tx(seq)
+        if record is None:
+            raise FileNotFound(f"no file with tx seq {seq} on this node", "wait for log sync or check the seq")
+        return record
+
+    def tx_by_root(self, root: bytes, prefer_unfinalized: bool = False) -> TxRecord | None:
+        records = self.store.txs_by_root(root)
+        if not records:
+            return None
+        if prefer_unfinalized:
+            open_ones = [r for r in records if not r.finalized]
+            return open_ones[0] if open_ones else records[0]
+        finalized = [r for r in records if r.finalized]
+        return finalized[0] if finalized else records[0]
+
+    # --- uploads -------------------------------------------------------------------------
+
+    def upload_segment(self, segment: SegmentWithProof, tx_seq: int | None = None) -> bool:
+        """Validate and store (or cache) one segment; False if it was already held.
+
+        Raises ``InvalidSegment``, ``FileNotFound`` or ``AlreadyFinalized`` naming the reason;
+        nothing is stored unless every check passes."""
+        record = self.tx_by_seq(tx_seq) if tx_seq is not None else self.tx_by_root(segment.root, True)
+        if record is None:
+            self.cache.check_size(segment.file_size)
+            segment_root = validate_segment(segment, segment_root_fn=fast_segment_root)
+            return self.cache.put(segment.root, segment.file_size, segment.index, segment_root, segment.data)
+        entry = record.entry
+        if record.finalized:
+            raise AlreadyFinalized(f"file {entry.seq} is already uploaded and finalized")
+        segment_root = validate_segment(segment, entry.data_root, entry.size, fast_segment_root)
+        stored = self.store.put_segment(entry.seq, segment.index, segment_root, segment.data)
+        self._maybe_finalize(entry)
+        return stored
+
+    # --- downloads -----------------------------------------------------------------------
+
+    def _proof_tree(self, record: TxRecord) -> PromoteTree:
+        seq = record.entry.seq
+        tree = self._proof_trees.get(seq)
+        if tree is None:
+            if not record.finalized:
+                raise DataUnavailable(f"file {seq} is not finalized on this node yet")
+            size = record.entry.size
+            roots = self.store.segment_roots(seq)
+            roots += [compute_padding_segment_root(size, i) for i in range(len(roots), compute_proof_segment_count(size))]
+            tree = PromoteTree(roots)
+            if tree.root != record.entry.data_root:
+                raise DataUnavailable(f"stored data of file {seq} does not match its root")
+            self._proof_trees[seq] = tree
+            while len(self._proof_trees) > PROOF_TREE_CACHE:
+                self._proof_trees.popitem(last=False)
+        else:
+            self._proof_trees.move_to_end(seq)
+        return tree
+
+    def segment_with_proof(self, record: TxRecord, index: int) -> SegmentWithProof:
+        size = record.entry.size
+        if not 0 <= index < compute_segment_count(size):
+            raise InvalidSegment(f"segment index {index} is beyond the file's {compute_segment_count(size)} segments")
+        tree = self._proof_tree(record)
+        data = self.store.segment(record.entry.seq, index)
+        if data is None:
+            raise DataUnavailable(f"segment {index} of file {record.entry.seq} is not stored here")
+        return SegmentWithProof(record.entry.data_root, data, index, tree.proof(index), size)
+
+    def proof(self, record: TxRecord, index: int) -> Proof:
+        return self._proof_tree(record).proof(index)
+
+    def chunks(self, record: TxRecord, start: int, end: int) -> bytes:
+        """File sectors ``[start, end)`` (end exclusive, at most the file's sector count)."""
+        sectors = -(-record.entry.size // BYTES_PER_SECTOR)
+        if not 0 <= start < end <= sectors:
+            raise InvalidSegment(f"chunk range [{start}, {end}) is outside the file's {sectors} chunks")
+        if end - start > SECTORS_PER_SEGMENT:
+            raise InvalidSegment(f"at most {SECTORS_PER_SEGMENT} chunks per request")
+        out = bytearray()
+        for index in range(start // SECTORS_PER_SEGMENT, (end - 1) // SECTORS_PER_SEGMENT + 1):
+            data = self.store.segment(record.entry.seq, index)
+            if data is None:
+                raise DataUnavailable(f"segment {index} of file {record.entry.seq} is not stored here")
+            base = index * SECTORS_PER_SEGMENT
+            lo = max(start, base) - base
+            hi = min(end, base + SECTORS_PER_SEGMENT) - base
+            out += data[lo * BYTES_PER_SECTOR : hi * BYTES_PER_SECTOR]
+        return bytes(out)
+
+    # --- JSON shapes ---------------------------------------------------------------------
+
+    def file_info(self, record: TxRecord) -> dict[str, Any]:
+        entry = record.entry
+        return {
+            "tx": {
+                "streamIds": [],
+                "data": [],
+                "dataMerkleRoot": "0x" + entry.data_root.hex(),
+                "merkleNodes": [[node.height + 1, "0x" + node.root.hex()] for node in entry.submission.nodes],
+                "startEntryIndex": entry.start_entry,
+                "size": entry.size,
+                "seq": entry.seq,
+            },
+            "finalized": record.finalized,
+            "isCached": self.cache.has(entry.data_root, entry.size),
+            "uploadedSegNum": record.uploaded,
+            "pruned": False,
+        }
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "connectedPeers": 0,
+            "logSyncHeight": max(0, self.sync.state.synced_block),
+            "logSyncBlock": "0x" + "00" * 32,
+            "nextTxSeq": self.store.next_seq(),
+            "networkIdentity": {
+                "chainId": self.config.chain_id,
+                "flowAddress": self.config.flow_address,
+                "p2pProtocolVersion": P2P_PROTOCOL_VERSION,
+            },
+        }
+
+    def sector_proof(self, sector: int, flow_root: bytes | None) -> Proof:
+        """Proof of a flow sector under the current flow root (historical roots: not kept)."""
+        entries = self.store.entries()
+        items = compute_flow_items([(e.seq, e.submission) for e in entries])
+        root, length = self.flow_context()
+        if flow_root is not None and flow_root != root:
+            raise DataUnavailable("only proofs under the current flow root are served", "omit flowRoot")
+        if not 0 <= sector < length:
+            raise InvalidSegment(f"sector {sector} is outside the flow of {length} sectors")
+        return compute_flow_proof(items, sector, self._inner_root)
+
+    def _inner_root(self, item: FlowItem, position: int, height: int) -> bytes:
+        assert item.seq is not None
+        record = self.tx_by_seq(item.seq)
+        first = position - record.entry.start_entry
+        count = 1 << height
+        total = -(-record.entry.size // BYTES_PER_SECTOR)
+        data = bytearray()
+        for start in range(first, min(first + count, total), SECTORS_PER_SEGMENT):
+            data += self.chunks(record, start, min(start + SECTORS_PER_SEGMENT, first + count, total))
+        leaves = compute_leaf_hashes(bytes(data))
+        leaves += [ZERO_SECTOR_HASH] * (count - len(leaves))
+        return compute_segment_root_from_leaves(leaves)
+
+    def flow_context(self) -> tuple[bytes, int]:
+        with self._flow_lock:
+            return self.flow.root, self.flow.length
