@@ -36,8 +36,27 @@ class ContractPlan:
     setup: Callable[[Chain, LocalAccount, Addresses], None] | None = None
 
 
+def _authorize_serving(name: str) -> Callable[[Chain, LocalAccount, Addresses], None]:
+    """Setup step: let a serving contract charge sub-accounts in the LedgerManager."""
+
+    def setup(chain: Chain, deployer: LocalAccount, addresses: Addresses) -> None:
+        ledger = chain.contract("LedgerManager", addresses["LedgerManager"])
+        chain.transact(deployer, ledger.functions.setServing(addresses[name], True))
+
+    return setup
+
+
+REFUND_LOCK_TIME_S = 86400  # compute refunds unlock after 24 h (0G's default, compute.md §2)
+
 PLAN: list[ContractPlan] = [
     ContractPlan("NodeRegistry"),
+    ContractPlan("LedgerManager", args=lambda _: [REFUND_LOCK_TIME_S]),
+    ContractPlan(
+        "InferenceServing",
+        depends=("LedgerManager",),
+        args=lambda a: [a["LedgerManager"]],
+        setup=_authorize_serving("InferenceServing"),
+    ),
 ]
 
 
