@@ -24,7 +24,7 @@ class TokenCounter:
         if not model_path.is_file():
             raise ConfigError(f"no model file at {model_path}", "pass --model PATH to a GGUF file")
         self._llama = Llama(str(model_path), vocab_only=True, verbose=False)
-        self._format = getattr(llama_chat_format, f"format_{chat_format.replace('-', '_')}", None)
+        self._format: Any = getattr(llama_chat_format, f"format_{chat_format.replace('-', '_')}", None)
         if self._format is None:
             raise ConfigError(f"unknown chat format {chat_format!r}", "use e.g. gemma or chatml")
         self._lock = threading.Lock()
