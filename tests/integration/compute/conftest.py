@@ -53,14 +53,14 @@ def tokens(gguf: Path) -> TokenCounter:
 @pytest.fixture(scope="session")
 def model_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    log = open(tmp_path_factory.mktemp("model") / "model.log", "wb")
-    process = subprocess.Popen(model_server_argv(gguf, port=port, threads=1), stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, 60), "model server"
-    yield url
-    process.terminate()
-    process.wait(10)
-    log.close()
+    with open(tmp_path_factory.mktemp("model") / "model.log", "wb") as log:
+        process = subprocess.Popen(model_server_argv(gguf, port=port, threads=1), stdout=log,
+                                   stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, 60), "model server"
+        yield url
+        process.terminate()
+        process.wait(10)
 
 
 @pytest.fixture(scope="session")
