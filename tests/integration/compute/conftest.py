@@ -98,6 +98,12 @@ class BrokerProcess:
     def status(self) -> dict[str, object]:
         return dict(httpx.get(self.admin_url + "/v1/status", timeout=30).json())
 
+    def user(self, address: str) -> dict[str, int]:
+        answer = httpx.get(f"{self.admin_url}/v1/user/{address}", timeout=30)
+        if answer.status_code == 404:
+            return {"served": 0, "receipted": 0, "inflight": 0, "requests": 0}
+        return {k: val for k, val in answer.json().items() if k != "user"}
+
     def settle(self) -> dict[str, object]:
         return dict(httpx.post(self.admin_url + "/v1/settle", timeout=60).json())
 
@@ -111,11 +117,12 @@ def start_broker(
     started: list[BrokerProcess] = []
     digest = model_hash(gguf)
 
-    def start(upstream: str, *flags: str, env: dict[str, str] | None = None) -> BrokerProcess:
+    def start(upstream: str, *flags: str, env: dict[str, str] | None = None, prices: Prices = PRICES
+              ) -> BrokerProcess:
         provider = funded_account(chain)
         port, admin_port = free_port(), free_port()
         url = f"http://127.0.0.1:{port}"
-        compute.register(provider, url=url, model=DEFAULT_MODEL_ID, model_hash=digest, prices=PRICES,
+        compute.register(provider, url=url, model=DEFAULT_MODEL_ID, model_hash=digest, prices=prices,
                          signer=provider.address)
         home = tmp_path_factory.mktemp("broker")
         data_dir = DataDir(home / "data")

@@ -3,7 +3,7 @@
 Public (``/v1/proxy``, compute.md §7): ``POST /chat/completions`` (stream and non-stream,
 paid), ``GET /models``, ``GET /signature/{id}``, ``GET /attestation``, ``POST /receipt``,
 and ``GET /health``. Admin, on a separate listener bound to 127.0.0.1: ``GET /v1/status``,
-``POST /v1/settle``. Errors are JSON ``{"error": {"message", "type", "code"}}`` with a 4xx
+``GET /v1/user/{address}``, ``POST /v1/settle``. Errors are JSON ``{"error": {"message", "type", "code"}}`` with a 4xx
 (bad request, unpaid, refused) or 502/504 (model server down/slow; nothing billed).
 """
 
@@ -90,6 +90,7 @@ class BrokerApp:
             now = asyncio.get_running_loop().time()
             full = now - last_full >= interval
             try:
+                await asyncio.to_thread(self.broker.load_service)  # prices may have been updated
                 await self.broker.settle_due(everything=full)
             except Exception as exc:  # keep settling on schedule whatever one round hit
                 log.warning("settlement failed: %s", exc)
@@ -151,6 +152,14 @@ class BrokerApp:
         @admin.get("/v1/status")
         async def status() -> dict[str, Any]:
             return await asyncio.to_thread(broker.status)
+
+        @admin.get("/v1/user/{address}")
+        async def user(address: str) -> dict[str, Any]:
+            book = broker.books.get(address.lower())
+            if book is None:
+                raise BrokerError(404, "unknown-user", f"no requests from {address}")
+            return {"user": address.lower(), "served": book.served, "receipted": book.receipted,
+                    "inflight": book.inflight, "requests": book.requests}
 
         @admin.post("/v1/settle")
         async def settle() -> dict[str, Any]:
