@@ -107,9 +107,9 @@ def ledger(ctx: typer.Context, account: str | None = ACCOUNT,
     console.print(f"{data['user']} available {format_amount(data['available'])}")
     table = Table("provider", "balance", "pending refund", "unlocks at", "settled", "receipted")
     for provider, sub in data["sub_accounts"].items():
-        table.add_row(provider, format_amount(sub["balance"]), format_amount(sub["pending_refund"]),
-                      str(sub["refund_unlock_at"] or "-"), format_amount(sub["settled"]),
-                      format_amount(sub["receipted"]))
+        table.add_row(provider, format_amount(sub["balance"], 12), format_amount(sub["pending_refund"], 12),
+                      str(sub["refund_unlock_at"] or "-"), format_amount(sub["settled"], 12),
+                      format_amount(sub["receipted"], 12))
     console.print(table)
 
 

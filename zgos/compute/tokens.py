@@ -8,11 +8,26 @@ chat format the model server uses (``--chat_format``).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from zgos.core.errors import ConfigError
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class TokenCounter:
@@ -23,7 +38,8 @@ class TokenCounter:
 
         if not model_path.is_file():
             raise ConfigError(f"no model file at {model_path}", "pass --model PATH to a GGUF file")
-        self._llama = Llama(str(model_path), vocab_only=True, verbose=False)
+        with _quiet_stderr():  # llama.cpp prints context warnings from C, even with verbose=False
+            self._llama = Llama(str(model_path), vocab_only=True, verbose=False)
         self._format: Any = getattr(llama_chat_format, f"format_{chat_format.replace('-', '_')}", None)
         if self._format is None:
             raise ConfigError(f"unknown chat format {chat_format!r}", "use e.g. gemma or chatml")

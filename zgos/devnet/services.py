@@ -76,9 +76,16 @@ def chain_services(options: DevnetOptions) -> list[Service]:
     ]
 
 
+def _compute_services(options: DevnetOptions) -> list[Service]:
+    from zgos.compute.devnet import compute_services  # imported late: it builds on this module
+
+    return compute_services(options)
+
+
 # Each network appends its group here, in start order.
 SERVICE_GROUPS: list[Callable[[DevnetOptions], list[Service]]] = [
     chain_services,
+    _compute_services,
 ]
 
 
