@@ -55,6 +55,21 @@ class SubAccount:
         return self.balance - self.pending_refund
 
 
+TX_BASE_GAS = 21_000
+CALLDATA_ZERO_BYTE_GAS = 4
+CALLDATA_NONZERO_BYTE_GAS = 16
+
+
+def execution_gas(chain: Chain, receipt: Receipt) -> int:
+    """Gas a transaction spent beyond its intrinsic cost (21,000 + 4 per zero and 16 per
+    non-zero calldata byte): what the contract code itself consumed. Two settlements of
+    different users differ in calldata (addresses, signatures) but not in this."""
+    data = bytes(chain.w3.eth.get_transaction(receipt.raw["transactionHash"])["input"])
+    zeros = data.count(0)
+    intrinsic = TX_BASE_GAS + zeros * CALLDATA_ZERO_BYTE_GAS + (len(data) - zeros) * CALLDATA_NONZERO_BYTE_GAS
+    return receipt.gas_used - intrinsic
+
+
 def checksum(address: str) -> str:
     return str(to_checksum_address(address))
 

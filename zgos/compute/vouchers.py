@@ -48,10 +48,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 from coincurve import PrivateKey, PublicKey
-from eth_abi.abi import encode as abi_encode
 
 from zgos.core.hashing import HASH_BYTES, keccak256
 
@@ -72,6 +72,10 @@ RESPONSE_TYPE = (
     "uint256 inputTokens,uint256 outputTokens,uint256 fee)"
 )
 RECEIPT_TYPE = "Receipt(address user,address provider,uint256 total)"
+DOMAIN_TYPEHASH = keccak256(DOMAIN_TYPE.encode())
+REQUEST_TYPEHASH = keccak256(REQUEST_TYPE.encode())
+RESPONSE_TYPEHASH = keccak256(RESPONSE_TYPE.encode())
+RECEIPT_TYPEHASH = keccak256(RECEIPT_TYPE.encode())
 
 
 class InvalidMessage(ValueError):
@@ -109,6 +113,15 @@ def _hash32(value: bytes, name: str) -> bytes:
     return value
 
 
+def _word_address(address: str) -> bytes:
+    """ABI word of an address: 12 zero bytes, then the 20 address bytes."""
+    return b"\x00" * 12 + bytes.fromhex(normalize_address(address)[2:])
+
+
+def _word_uint(value: int, name: str) -> bytes:
+    return _uint(value, name).to_bytes(32, "big")
+
+
 def compute_body_hash(body: bytes) -> bytes:
     """keccak256 of the exact bytes of a request or response body."""
     return keccak256(body)
@@ -126,17 +139,13 @@ class Domain:
 
     def separator(self) -> bytes:
         """``keccak(typeHash ‖ keccak(name) ‖ keccak(version) ‖ chainId ‖ contract)``."""
+        return self._separator
+
+    @cached_property
+    def _separator(self) -> bytes:
         return keccak256(
-            abi_encode(
-                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                [
-                    keccak256(DOMAIN_TYPE.encode()),
-                    keccak256(DOMAIN_NAME.encode()),
-                    keccak256(DOMAIN_VERSION.encode()),
-                    _uint(self.chain_id, "chainId"),
-                    normalize_address(self.verifying_contract),
-                ],
-            )
+            DOMAIN_TYPEHASH + keccak256(DOMAIN_NAME.encode()) + keccak256(DOMAIN_VERSION.encode())
+            + _word_uint(self.chain_id, "chainId") + _word_address(self.verifying_contract)
         )
 
     def digest(self, struct_hash: bytes) -> bytes:
@@ -158,18 +167,11 @@ class Request:
     max_fee: int
 
     def struct_hash(self) -> bytes:
+        """``keccak(typeHash ‖ user ‖ provider ‖ nonce ‖ bodyHash ‖ maxFee)``, 32-byte words."""
         return keccak256(
-            abi_encode(
-                ["bytes32", "address", "address", "uint256", "bytes32", "uint256"],
-                [
-                    keccak256(REQUEST_TYPE.encode()),
-                    normalize_address(self.user),
-                    normalize_address(self.provider),
-                    _uint(self.nonce, "nonce"),
-                    _hash32(self.body_hash, "bodyHash"),
-                    _uint(self.max_fee, "maxFee"),
-                ],
-            )
+            REQUEST_TYPEHASH + _word_address(self.user) + _word_address(self.provider)
+            + _word_uint(self.nonce, "nonce") + _hash32(self.body_hash, "bodyHash")
+            + _word_uint(self.max_fee, "maxFee")
         )
 
 
@@ -186,20 +188,13 @@ class Response:
     fee: int
 
     def struct_hash(self) -> bytes:
+        """``keccak(typeHash ‖ requestHash ‖ responseHash ‖ keccak(modelId) ‖ modelHash ‖
+        inputTokens ‖ outputTokens ‖ fee)``, 32-byte words (EIP-712 hashes strings)."""
         return keccak256(
-            abi_encode(
-                ["bytes32", "bytes32", "bytes32", "bytes32", "bytes32", "uint256", "uint256", "uint256"],
-                [
-                    keccak256(RESPONSE_TYPE.encode()),
-                    _hash32(self.request_hash, "requestHash"),
-                    _hash32(self.response_hash, "responseHash"),
-                    keccak256(self.model_id.encode()),
-                    _hash32(self.model_hash, "modelHash"),
-                    _uint(self.input_tokens, "inputTokens"),
-                    _uint(self.output_tokens, "outputTokens"),
-                    _uint(self.fee, "fee"),
-                ],
-            )
+            RESPONSE_TYPEHASH + _hash32(self.request_hash, "requestHash")
+            + _hash32(self.response_hash, "responseHash") + keccak256(self.model_id.encode())
+            + _hash32(self.model_hash, "modelHash") + _word_uint(self.input_tokens, "inputTokens")
+            + _word_uint(self.output_tokens, "outputTokens") + _word_uint(self.fee, "fee")
         )
 
 
@@ -212,16 +207,10 @@ class Receipt:
     total: int
 
     def struct_hash(self) -> bytes:
+        """``keccak(typeHash ‖ user ‖ provider ‖ total)``, 32-byte words."""
         return keccak256(
-            abi_encode(
-                ["bytes32", "address", "address", "uint256"],
-                [
-                    keccak256(RECEIPT_TYPE.encode()),
-                    normalize_address(self.user),
-                    normalize_address(self.provider),
-                    _uint(self.total, "total"),
-                ],
-            )
+            RECEIPT_TYPEHASH + _word_address(self.user) + _word_address(self.provider)
+            + _word_uint(self.total, "total")
         )
 
 

@@ -143,3 +143,16 @@ def test_bad_address_raises_invalid_message(address: str) -> None:
 def test_negative_amount_raises_invalid_message() -> None:
     with pytest.raises(v.InvalidMessage):
         v.Receipt("0x" + "11" * 20, "0x" + "11" * 20, -1).struct_hash()
+
+
+@settings(max_examples=40, deadline=None)
+@given(request=REQUESTS, receipt=RECEIPTS)
+def test_struct_hashes_use_standard_abi_encoding(request: v.Request, receipt: v.Receipt) -> None:
+    from eth_abi.abi import encode
+
+    assert request.struct_hash() == v.keccak256(encode(
+        ["bytes32", "address", "address", "uint256", "bytes32", "uint256"],
+        [v.REQUEST_TYPEHASH, request.user, request.provider, request.nonce, request.body_hash, request.max_fee]))
+    assert receipt.struct_hash() == v.keccak256(encode(
+        ["bytes32", "address", "address", "uint256"], [v.RECEIPT_TYPEHASH, receipt.user, receipt.provider,
+                                                         receipt.total]))
