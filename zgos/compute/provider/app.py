@@ -36,6 +36,7 @@ from zgos.core.errors import ZgError
 log = logging.getLogger(__name__)
 
 REFUND_WATCH_S = 3.0
+SERVICE_RELOAD_S = 30.0  # re-read the on-chain service record (prices) this often
 ATTESTATION_NOTE = (
     "No TEE: this provider runs on ordinary hardware with no trusted execution environment, "
     "so nothing proves which code produced an answer. What is proven: every answer is signed "
@@ -84,13 +85,15 @@ class BrokerApp:
 
     async def _settle_loop(self) -> None:
         interval = self.broker.config.settle_interval_s
-        last_full = asyncio.get_running_loop().time()
+        last_full = last_reload = asyncio.get_running_loop().time()
         while True:
             await asyncio.sleep(min(REFUND_WATCH_S, interval))
             now = asyncio.get_running_loop().time()
             full = now - last_full >= interval
             try:
-                await asyncio.to_thread(self.broker.load_service)  # prices may have been updated
+                if now - last_reload >= SERVICE_RELOAD_S:
+                    last_reload = now
+                    await asyncio.to_thread(self.broker.load_service)  # prices may have been updated
                 await self.broker.settle_due(everything=full)
             except Exception as exc:  # keep settling on schedule whatever one round hit
                 log.warning("settlement failed: %s", exc)
@@ -166,12 +169,14 @@ class BrokerApp:
             return await broker.settle_due(everything=True)
 
     async def _open_upstream(self, admitted: Admitted, body: bytes) -> httpx.Response:
+        """Send the request upstream: the whole answer for a plain request, the headers (body
+        still streaming) for a stream. Failures release the reservation and raise 502/504."""
         request = self.client.build_request(
             "POST", self.upstream + "/v1/chat/completions", content=body,
             headers={"content-type": "application/json", "accept-encoding": "identity"},
         )
         try:
-            response = await self.client.send(request, stream=True)
+            response = await self.client.send(request, stream=admitted.chat.stream)
         except httpx.TimeoutException:
             await self.broker.abandon(admitted)
             raise BrokerError(504, "upstream-timeout",
@@ -180,7 +185,8 @@ class BrokerApp:
         except httpx.HTTPError as exc:
             await self.broker.abandon(admitted)
             raise BrokerError(502, "upstream-unreachable",
-                              f"the model server is unreachable ({type(exc).__name__}); nothing was charged") from None
+                              f"the model server is unreachable or broke off ({type(exc).__name__}); "
+                              "nothing was charged") from None
         if response.status_code != 200:
             detail = (await response.aread())[:300].decode(errors="replace")
             await response.aclose()
@@ -194,16 +200,7 @@ class BrokerApp:
         upstream = await self._open_upstream(admitted, body)
         response_id = "0x" + admitted.request_hash.hex()
         if not admitted.chat.stream:
-            try:
-                data = await upstream.aread()
-            except httpx.TimeoutException:
-                await self.broker.abandon(admitted)
-                raise BrokerError(504, "upstream-timeout", "the model server stopped answering; nothing was charged") from None
-            except httpx.HTTPError as exc:
-                await self.broker.abandon(admitted)
-                raise BrokerError(502, "upstream-broken", f"the model server connection broke ({exc}); nothing was charged") from None
-            finally:
-                await upstream.aclose()
+            data = upstream.content
             usage = self.broker.usage_of(admitted, sse.body_text(data))
             signed = await self.broker.finish(admitted, usage, v.compute_body_hash(data))
             if self.broker.config.dishonest == "alter":

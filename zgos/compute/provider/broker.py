@@ -42,7 +42,7 @@ from zgos.core.errors import ZgError
 
 log = logging.getLogger(__name__)
 
-CHAIN_CACHE_S = 2.0  # a user's chain view older than this is refreshed in the background
+CHAIN_CACHE_S = 10.0  # a user's chain view older than this is refreshed in the background
 CHAIN_MAX_STALE_S = 30.0  # ... and older than this is refreshed before admitting
 DEFAULT_CREDIT_REQUESTS = 16  # default credit: this many worst-case requests per user
 HEADER_USER = "x-zg-user"

@@ -85,9 +85,9 @@ class RequestLog:
 
     def reserve(self, request_hash: str, user: str, nonce: int, max_fee: int) -> None:
         """Record an admitted request; raise ``NonceReplayed`` if its nonce (or hash) was used."""
-        try:
-            with self._tx() as db:
-                db.execute(
+        try:  # one statement in autocommit mode: atomic and durable on its own
+            with self._lock:
+                self._db.execute(
                     "INSERT INTO requests (request_hash, user, nonce, max_fee, status, created_at)"
                     " VALUES (?, ?, ?, ?, 'reserved', ?)",
                     (request_hash, user, str(nonce), str(max_fee), time.time()),
@@ -97,16 +97,16 @@ class RequestLog:
 
     def complete(self, request_hash: str, input_tokens: int, output_tokens: int, fee: int,
                  signed_response: str) -> None:
-        with self._tx() as db:
-            db.execute(
+        with self._lock:
+            self._db.execute(
                 "UPDATE requests SET status='served', input_tokens=?, output_tokens=?, fee=?,"
                 " signed_response=? WHERE request_hash=? AND status='reserved'",
                 (input_tokens, output_tokens, str(fee), signed_response, request_hash),
             )
 
     def fail(self, request_hash: str) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE requests SET status='failed' WHERE request_hash=? AND status='reserved'",
+        with self._lock:
+            self._db.execute("UPDATE requests SET status='failed' WHERE request_hash=? AND status='reserved'",
                        (request_hash,))
 
     def signed_response(self, request_hash: str) -> str | None:

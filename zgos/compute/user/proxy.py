@@ -217,7 +217,6 @@ class UserProxy:
         if account.balance + self.funding.top_up > self.funding.max_balance:
             return False
         await asyncio.to_thread(self.user.fund, service.provider, self.funding.top_up)
-        await asyncio.sleep(2.1)  # the provider caches chain state for up to 2 s
         return True
 
     async def _call(self, service: ServiceInfo, body: bytes, stream: bool) -> Response:
