@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -87,11 +88,17 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
          "--chain-port", str(port), "--block-time", "0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
+    reader.start()
     try:
-        assert wait_until(lambda: port_in_use(port) and (root / "deployment.json").exists(), 60)
+        # every service group must be up (the model server takes seconds), not just the chain
+        assert wait_until(lambda: any("Ctrl-C stops everything" in line for line in lines), 180)
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        process.wait(timeout=60)
+        reader.join(10)
+        output = "".join(lines)
     finally:
         if process.poll() is None:
             process.kill()

@@ -68,20 +68,20 @@ def is_signature_event(event: bytes) -> bool:
 
 def chunk_text(data: bytes) -> str:
     """The answer text in one stream chunk's JSON (``choices[].delta.content``), or ''."""
-    try:
-        chunk: Any = json.loads(data)
-    except ValueError:
-        return ""
-    return "".join(_contents(chunk, "delta"))
+    return _text(data, "delta")
 
 
 def body_text(body: bytes) -> str:
     """The answer text of a non-streamed chat completion (``choices[].message.content``)."""
+    return _text(body, "message")
+
+
+def _text(raw: bytes, key: str) -> str:
     try:
-        data: Any = json.loads(body)
+        data: Any = json.loads(raw)
     except ValueError:
         return ""
-    return "".join(_contents(data, "message"))
+    return "".join(_contents(data, key))
 
 
 def stream_text(events: list[bytes]) -> str:

@@ -18,8 +18,9 @@ PROMPT = [{"role": "user", "content": "Count"}]
 
 
 def test_fifty_concurrent_requests_from_five_users_settle_exactly(
-    broker: BrokerProcess, make_user: Callable[..., ComputeUser]
+    start_broker: Callable[..., BrokerProcess], model_server: str, make_user: Callable[..., ComputeUser]
 ) -> None:
+    broker = start_broker(model_server, "--settle-interval", "3600")  # its own: no other test's users
     provider = broker.provider.address
     users = [make_user(provider) for _ in range(5)]
     compute = users[0].contracts
