@@ -38,6 +38,7 @@ THROUGHPUT_CONCURRENCY = 16
 THROUGHPUT_USERS = 4
 THROUGHPUT_ROUNDS = 5
 LATENCY_RUNS = 20
+STUB_LATENCY_RUNS = 100
 LATENCY_BODY = {"messages": [{"role": "user", "content": "Write one sentence about the sea."}],
                 "max_tokens": 16, "temperature": 0, "seed": 7}
 
@@ -161,11 +162,35 @@ def throughput(env: BenchChain, compute: ComputeContracts, gguf: Path) -> None:
             bare_rates.append(asyncio.run(_load(bare_url, requests)))
             bare_cpu += cpu_seconds(bare.pid) - before
         ours, baseline = statistics.median(ours_rates), statistics.median(bare_rates)
+        stub_overhead(env, gguf, stub, provider)
     report("broker throughput with all checks vs bare pass-through (stub upstream)", ours, baseline, "req/s",
            goal=">= 0.7x")
     served = batch * THROUGHPUT_ROUNDS
     report("  CPU per request, broker vs bare pass-through", ours_cpu / served * 1000,
            bare_cpu / served * 1000, "ms", goal="<= 1.43x (the same bound, load-independent)")
+
+
+def stub_overhead(env: BenchChain, gguf: Path, stub: str, provider: str) -> None:
+    """The proxy + broker's own latency, without the model's noise: both paths in front of
+    the instant stub upstream, interleaved, sequential."""
+    proxy_port = free_port()
+    serve = [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir(env)), "compute", "serve", "--port",
+             str(proxy_port), "--tokenizer", str(gguf), "--account", "devnet:5", "--provider", provider]
+    body = {**LATENCY_BODY, "model": DEFAULT_MODEL_ID}
+    direct_url, proxy_url = stub + "/v1/chat/completions", f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
+    with spawn(serve, f"http://127.0.0.1:{proxy_port}/v1/models", env.workdir / "proxy-stub.log"), \
+            httpx.Client(timeout=60) as client:
+        for url in (direct_url, proxy_url):
+            _timed(client, url, body, False)
+        direct, proxied = [], []
+        for _ in range(STUB_LATENCY_RUNS):
+            direct.append(_timed(client, direct_url, body, False))
+            proxied.append(_timed(client, proxy_url, body, False))
+    for name, q in (("p50", 0.5), ("p95", 0.95)):
+        ours, base = _percentile(proxied, q) * 1000, _percentile(direct, q) * 1000
+        report(f"latency {name} via zg compute serve + broker vs direct (stub upstream)", ours, base, "ms",
+               goal="overhead <= 10 ms")
+        print(f"  overhead {name}: {ours - base:+.1f} ms", flush=True)
 
 
 def _percentile(values: list[float], q: float) -> float:
