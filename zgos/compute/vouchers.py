@@ -32,14 +32,14 @@ valid for exactly one deployment on one chain. Signatures are 65 bytes ``r ‖ s
   (fee ≤ the request's ``maxFee``). A dishonest provider therefore gains nothing it did not
   earn: the user loses at most the fee of each response it accepted — each bounded by that
   request's ``maxFee`` — and stops at the first answer that fails a check.
-- *Provider*: it is paid only for responses the user receipted. It loses at most the fees of
-  requests it served but was never receipted for. The broker admits a request only while
+- *Provider*: it is paid only for responses the user receipted, so it loses at most the fees
+  of requests it served but was never receipted for. The broker admits a request only while
   ``unreceipted + inflight + maxFee ≤ credit`` (``validate_admission`` in
-  ``zgos.compute.billing``), so the loss per user is at most ``credit`` — with the default
-  credit of one request's ``maxFee`` per concurrently admitted request, a user who walks away
-  costs the provider at most one request's maximum fee per request it had in flight, and one
-  with strictly sequential traffic at most one request's maximum fee. Settlement before a
-  refund unlocks (the lock time) keeps receipted fees collectable.
+  ``zgos.compute.billing``), so its loss per user is at most ``credit``. With ``credit`` set
+  to one request's maximum fee (``--credit``) a user can walk away owing at most one
+  request's maximum fee; the default allows ``DEFAULT_CREDIT_REQUESTS`` (16) worst-case
+  requests in flight per user, for concurrent clients. Settling before a refund unlocks
+  (the lock time) keeps every receipted fee collectable.
 
 This module is pure: no I/O, clocks or randomness; keys and nonces are passed in.
 """

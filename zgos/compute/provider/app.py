@@ -32,6 +32,7 @@ from zgos.compute.provider.broker import (
     BrokerError,
 )
 from zgos.core.errors import ZgError
+from zgos.core.hashing import keccak256
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class BrokerApp:
         @public.get("/v1/proxy/attestation")
         async def attestation(nonce: str = "") -> dict[str, Any]:
             challenge = f"zgos provider {broker.address} signer {broker.signer_address} nonce {nonce}"
-            digest = v.keccak256(b"\x19Ethereum Signed Message:\n" + str(len(challenge)).encode() + challenge.encode())
+            digest = keccak256(b"\x19Ethereum Signed Message:\n" + str(len(challenge)).encode() + challenge.encode())
             return {
                 "provider": broker.address, "signer": broker.signer_address, "tee": False,
                 "note": ATTESTATION_NOTE, "model_id": broker.config.model_id,
