@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.integration.compute.conftest import BrokerProcess
+from zgos.compute import vouchers as v
 from zgos.compute.user.client import ComputeUser, ProviderError, body_with_defaults
 from zgos.netutil import free_port, wait_until
 
@@ -130,3 +131,31 @@ def test_model_server_slow_gives_504_and_no_charge(
     assert answer.status_code == 504
     assert broker.user(user.address)["served"] == 0
     assert broker.user(user.address)["inflight"] == 0
+
+
+def test_provider_with_one_request_of_credit_never_serves_two_unreceipted_requests(
+    start_broker: Callable[..., BrokerProcess], model_server: str, make_user: Callable[..., ComputeUser]
+) -> None:
+    from tests.integration.compute.conftest import PRICES
+    from zgos.compute.billing import compute_max_fee
+
+    body = body_with_defaults({"messages": PROMPT, "max_tokens": 2}, "gemma-3-270m")
+    probe = make_user()
+    one_request = compute_max_fee(probe.prompt_tokens(PROMPT), 2, PRICES)
+    broker = start_broker(model_server, "--credit", str(one_request))
+    provider = broker.provider.address
+    user = make_user(provider)
+    service = user.service(provider)
+    url = broker.url + "/v1/proxy/chat/completions"
+    first = user.sign_request(service, body)
+    assert httpx.post(url, content=body, headers=first.headers, timeout=60).status_code == 200
+    refused = httpx.post(url, content=body, headers=user.sign_request(service, body).headers, timeout=60)
+    assert refused.status_code == 429 and refused.json()["error"]["type"] == "insufficient-credit"
+    served = broker.user(user.address)["served"]
+    assert served <= one_request  # all the provider has at risk
+    receipt = v.Receipt(user.address, provider, served)
+    payload = {"user": user.account.address, "total": served,
+               "signature": "0x" + v.sign_message(bytes(user.account.key), user.contracts.domain, receipt).hex()}
+    assert httpx.post(broker.url + "/v1/proxy/receipt", json=payload, timeout=10).status_code == 200
+    again = httpx.post(url, content=body, headers=user.sign_request(service, body).headers, timeout=60)
+    assert again.status_code == 200
