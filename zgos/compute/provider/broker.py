@@ -90,6 +90,7 @@ class Admitted:
     request_hash: bytes
     chat: ChatRequest
     prompt_tokens: int
+    reserved: int  # the worst-case fee held in ``inflight`` until the request ends
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,7 @@ class Broker:
             except NonceReplayed as exc:
                 raise BrokerError(409, "replayed-nonce", str(exc)) from None
             book.inflight += needed
-        return Admitted(request, request_hash, chat, prompt_tokens)
+        return Admitted(request, request_hash, chat, prompt_tokens, needed)
 
     def _check_exposure(self, book: UserBook, view: UserView, max_fee: int) -> None:
         exposure = Exposure(
@@ -287,7 +288,7 @@ class Broker:
         signed = v.encode_response(response, v.sign_message(bytes(self.signer.key), self.contracts.domain, response))
         self.log.complete("0x" + admitted.request_hash.hex(), usage.input_tokens, usage.output_tokens, fee, signed)
         book = self._book(admitted.request.user)
-        book.inflight -= compute_max_fee(admitted.prompt_tokens, admitted.chat.max_tokens, self.prices)
+        book.inflight -= admitted.reserved
         book.served += fee
         book.requests += 1
         return signed
@@ -295,8 +296,7 @@ class Broker:
     async def abandon(self, admitted: Admitted) -> None:
         """The request was not served (upstream error, client gone): release it, bill nothing."""
         self.log.fail("0x" + admitted.request_hash.hex())
-        self._book(admitted.request.user).inflight -= compute_max_fee(
-            admitted.prompt_tokens, admitted.chat.max_tokens, self.prices)
+        self._book(admitted.request.user).inflight -= admitted.reserved
 
     # --- receipts and settlement ---------------------------------------------------------
 
@@ -341,19 +341,20 @@ class Broker:
         return result
 
     def status(self) -> dict[str, object]:
-        served = sum(b.served for b in self.books.values())
-        settled = sum(self.contracts.settled(user, self.address) for user in self.books)
+        books = dict(self.books)  # runs in a worker thread while requests add users
+        served = sum(b.served for b in books.values())
+        settled = sum(self.contracts.settled(user, self.address) for user in books)
         return {
             "provider": self.address,
             "signer": self.signer_address,
             "model": self.config.model_id,
-            "requests": sum(b.requests for b in self.books.values()),
+            "requests": sum(b.requests for b in books.values()),
             "served": served,
-            "receipted": sum(b.receipted for b in self.books.values()),
+            "receipted": sum(b.receipted for b in books.values()),
             "settled": settled,
             "unsettled": max(0, served - settled),
             "balance": self.contracts.available(self.address),
-            "users": len(self.books),
+            "users": len(books),
             "last_settlement": self.last_settlement,
             "pid": os.getpid(),
         }
