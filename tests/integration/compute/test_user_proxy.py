@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 import openai
 import pytest
 
@@ -31,11 +32,15 @@ def test_openai_client_works_through_the_local_proxy_streaming_included(
 ) -> None:
     provider = broker.provider.address
     user = make_user(provider)
-    client = _client(run_proxy(user, [provider]))
+    proxy = run_proxy(user, [provider])
+    client = _client(proxy)
     assert [m.id for m in client.models.list()] == [MODEL]
     raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=PROMPT, max_tokens=4)  # type: ignore[arg-type]
     assert raw.headers["zg-verified"] == "true"
     assert raw.parse().choices[0].message.content
+    checked = httpx.post(proxy.url + "/v1/verify", json={"id": raw.headers["zg-res-key"]}, timeout=30).json()
+    assert checked["signature_valid"] and checked["matches_local_record"] and checked["model"] == MODEL
+    assert httpx.post(proxy.url + "/v1/verify", json={"id": "0x00"}, timeout=30).status_code == 404
     after_one = _receipted(user, provider)
     assert after_one > 0
     chunks = list(client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=4, stream=True))  # type: ignore[call-overload]
