@@ -16,7 +16,7 @@ LLAMA_VER   := 0.3.36
 LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VER)-py3-none-linux_x86_64.whl
 STAMP       := $(VENV)/.install-stamp
 # Pure modules checked with mypy --strict (each network adds its own core here).
-STRICT      := zgos/core zgos/storage/mine zgos/storage/merkle.py zgos/storage/flow.py zgos/storage/filetree.py zgos/storage/segment.py
+STRICT      := zgos/core zgos/storage/mine zgos/storage/merkle.py zgos/storage/flow.py zgos/storage/filetree.py zgos/storage/segment.py zgos/compute/vouchers.py zgos/compute/billing.py zgos/compute/sse.py
 
 # 0G's TypeScript SDK for the storage compatibility tests (they skip, saying why, without it).
 TS_SDK_DIR  := $(TOOLS)/0g-ts-sdk

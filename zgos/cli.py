@@ -30,6 +30,7 @@ from zgos.chain.accounts import (
 from zgos.chain.deploy import deploy_all
 from zgos.chain.networks import is_devnet
 from zgos.clictx import CliContext, get_ctx
+from zgos.compute.cli import app as compute_app
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount, parse_amount
 from zgos.datadir import DataDir
@@ -56,6 +57,7 @@ app.add_typer(account_app, name="account")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(explorer_cli.app, name="explorer")
 app.add_typer(storage_app, name="storage")
+app.add_typer(compute_app, name="compute")
 
 
 @app.callback()

@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from tests.integration.clirunner import zg
 from zgos.chain.client import Chain
 from zgos.devnet.process import PidFile, is_alive
-from zgos.netutil import free_port, port_in_use
+from zgos.netutil import free_port, port_in_use, wait_until
 
 
 @pytest.fixture
@@ -92,17 +94,17 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
          "--chain-port", str(port), "--block-time", "0.2", "--port-offset", str(random_offset())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
+    reader.start()
     try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:  # the summary is printed once every service is healthy
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        assert port_in_use(port)
+        # every service group must be up (the model server takes seconds), not just the chain
+        assert wait_until(lambda: any("Ctrl-C stops everything" in line for line in lines), 180)
+        time.sleep(0.5)
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=30)
-        output = "".join(lines) + rest
+        process.wait(timeout=60)
+        reader.join(10)
+        output = "".join(lines)
     finally:
         if process.poll() is None:
             process.kill()

@@ -51,6 +51,18 @@ def _wire(contract: str, method: str, target: str) -> Callable[[Chain, LocalAcco
     return setup
 
 
+def _authorize_serving(name: str) -> Callable[[Chain, LocalAccount, Addresses], None]:
+    """Setup step: let a serving contract charge sub-accounts in the LedgerManager."""
+
+    def setup(chain: Chain, deployer: LocalAccount, addresses: Addresses) -> None:
+        ledger = chain.contract("LedgerManager", addresses["LedgerManager"])
+        chain.transact(deployer, ledger.functions.setServing(addresses[name], True))
+
+    return setup
+
+
+REFUND_LOCK_TIME_S = 86400  # compute refunds unlock after 24 h (0G's default, compute.md §2)
+
 PLAN: list[ContractPlan] = [
     ContractPlan("NodeRegistry"),
     ContractPlan("Reward", args=lambda _: [STORAGE_REWARD_RELEASE_S]),
@@ -67,6 +79,13 @@ PLAN: list[ContractPlan] = [
         setup=_wire("Market", "setFlow", "Flow"),
     ),
     ContractPlan("PoraVerifier"),
+    ContractPlan("LedgerManager", args=lambda _: [REFUND_LOCK_TIME_S]),
+    ContractPlan(
+        "InferenceServing",
+        depends=("LedgerManager",),
+        args=lambda a: [a["LedgerManager"]],
+        setup=_authorize_serving("InferenceServing"),
+    ),
 ]
 
 

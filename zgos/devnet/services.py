@@ -124,8 +124,17 @@ def service_groups() -> list[Callable[[DevnetOptions], list[Service]]]:
     return [
         chain_services,
         storage_services,
+        _compute_services,
         explorer_services,  # last: it shows everything else
     ]
+
+
+def _compute_services(options: DevnetOptions) -> list[Service]:
+    from zgos.compute.devnet import compute_services  # imported late: it builds on this module
+
+    return compute_services(options)
+
+
 
 
 def all_services(options: DevnetOptions) -> list[Service]:

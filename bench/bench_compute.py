@@ -1,0 +1,259 @@
+"""Compute marketplace benchmarks (issue 4), each a ratio measured in one run:
+
+1. settlement gas for 1 vs 1,000 requests of one user (cumulative receipt: constant);
+2. broker throughput with every check vs a bare pass-through proxy, both in front of the
+   same fast stub upstream (``bench.compute_servers``; the stub is allowed here only);
+3. latency of a 16-token chat completion through ``zg compute serve`` + the broker vs
+   straight to the llama.cpp server (p50, p95), and time to first token when streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from bench.harness import BenchChain, bench_chain, report
+from zgos.chain.accounts import devnet_account
+from zgos.compute import vouchers as v
+from zgos.compute.billing import Prices
+from zgos.compute.ledger import ComputeContracts, execution_gas
+from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash, model_server_argv
+from zgos.compute.tokens import TokenCounter
+from zgos.compute.user.client import ComputeUser, body_with_defaults
+from zgos.netutil import free_port, wait_until
+
+PRICES = Prices(input_price=10**9, output_price=2 * 10**9)
+THROUGHPUT_REQUESTS = 1000
+THROUGHPUT_CONCURRENCY = 16
+THROUGHPUT_USERS = 4
+THROUGHPUT_ROUNDS = 5
+LATENCY_RUNS = 20
+STUB_LATENCY_RUNS = 100
+LATENCY_BODY = {"messages": [{"role": "user", "content": "Write one sentence about the sea."}],
+                "max_tokens": 16, "temperature": 0, "seed": 7}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def spawn(argv: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None
+          ) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        try:
+            ok = wait_until(lambda: httpx.get(ready_url, timeout=1).status_code < 500, 120, 0.1)
+            if not ok:
+                raise RuntimeError(f"{argv[:4]} did not start; see {log}")
+            yield process
+        finally:
+            process.terminate()
+            process.wait(15)
+
+
+def data_dir(env: BenchChain) -> Path:
+    root = env.workdir / "data"
+    if not root.exists():
+        root.mkdir()
+        (root / "network.json").write_text(json.dumps({"rpc_url": env.anvil.url, "chain_id": env.chain.chain_id}))
+        (root / "deployment.json").write_text((env.workdir / "deployment.json").read_text())
+    return root
+
+
+def broker_argv(env: BenchChain, upstream: str, port: int, gguf: Path, account: int) -> list[str]:
+    return [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir(env)), "compute", "provider", "serve",
+            "--upstream", upstream, "--port", str(port), "--admin-port", str(free_port()), "--model-path",
+            str(gguf), "--account", f"devnet:{account}", "--credit", str(10**24), "--settle-interval", "3600"]
+
+
+def register(compute: ComputeContracts, account: int, url: str, gguf: Path) -> str:
+    provider = devnet_account(account)
+    compute.register(provider, url=url, model=DEFAULT_MODEL_ID, model_hash=model_hash(gguf), prices=PRICES,
+                     signer=provider.address)
+    return str(provider.address)
+
+
+def ready_user(compute: ComputeContracts, index: int, provider: str, workdir: Path,
+               tokens: TokenCounter | None) -> ComputeUser:
+    user = ComputeUser(compute, devnet_account(index), workdir / f"user-{index}", tokens=tokens)
+    compute.deposit_and_fund(user.account, provider, 10**20)
+    user.acknowledge(compute.service(provider))
+    return user
+
+
+def settlement_gas(compute: ComputeContracts) -> None:
+    provider = devnet_account(15)
+    register(compute, 15, "http://127.0.0.1:1", Path(__file__))  # any file: only its hash is registered
+    gas = []
+    for index, requests in ((2, 1), (3, 1), (4, 1000)):  # the first settlement also warms the provider's slot
+        user = devnet_account(index)
+        compute.deposit_and_fund(user, provider.address, 10**18)
+        receipt = None
+        for _ in range(requests):
+            receipt = v.next_receipt(receipt, user.address, provider.address, 7000 // requests)
+        assert receipt is not None
+        signature = v.sign_message(bytes(user.key), compute.domain, receipt)
+        settled = compute.settle(provider, [(receipt, signature)])
+        gas.append((settled.gas_used, execution_gas(compute.chain, settled)))
+    report("settlement gas, 1,000 requests vs 1 request (one user)", gas[2][0], gas[1][0], "gas",
+           goal="1.00x (constant)")
+    report("  of which contract execution (without calldata bytes)", gas[2][1], gas[1][1], "gas",
+           goal="1.00x (constant)")
+
+
+async def _load(url: str, requests: list[tuple[bytes, dict[str, str]]]) -> float:
+    queue = list(requests)
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=THROUGHPUT_CONCURRENCY)) as client:
+        async def worker() -> None:
+            while queue:
+                body, headers = queue.pop()
+                answer = await client.post(url, content=body, headers=headers)
+                if answer.status_code != 200:
+                    raise RuntimeError(f"{url}: HTTP {answer.status_code} {answer.text[:200]}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(THROUGHPUT_CONCURRENCY)))
+        return len(requests) / (time.perf_counter() - started)
+
+
+def throughput(env: BenchChain, compute: ComputeContracts, gguf: Path) -> None:
+    stub_port, bare_port, broker_port = free_port(), free_port(), free_port()
+    stub = f"http://127.0.0.1:{stub_port}"
+    provider = register(compute, 19, f"http://127.0.0.1:{broker_port}", gguf)
+    users = [ready_user(compute, 5 + i, provider, env.workdir, None) for i in range(THROUGHPUT_USERS)]
+    body = body_with_defaults({"messages": [{"role": "user", "content": "What is the capital of France?"}],
+                               "max_tokens": 16}, DEFAULT_MODEL_ID)
+    service = compute.service(provider)
+    signed = [(body, users[i % THROUGHPUT_USERS].sign_request(service, body).headers)
+              for i in range(THROUGHPUT_REQUESTS + 50)]
+    bench = [sys.executable, "-m", "bench.compute_servers"]
+    with spawn([*bench, "stub", str(stub_port)], stub + "/v1/models", env.workdir / "stub.log"), \
+            spawn([*bench, "passthrough", str(bare_port), stub], f"http://127.0.0.1:{bare_port}/health",
+                  env.workdir / "bare.log") as bare, \
+            spawn(broker_argv(env, stub, broker_port, gguf, 19), f"http://127.0.0.1:{broker_port}/health",
+                  env.workdir / "broker-stub.log") as broker:
+        bare_url = f"http://127.0.0.1:{bare_port}/v1/proxy/chat/completions"
+        broker_url = f"http://127.0.0.1:{broker_port}/v1/proxy/chat/completions"
+        asyncio.run(_load(bare_url, signed[:50]))  # warm up both
+        asyncio.run(_load(broker_url, signed[:50]))
+        # interleaved rounds, so a load change on this shared machine hits both alike
+        batch = THROUGHPUT_REQUESTS // THROUGHPUT_ROUNDS
+        ours_rates, bare_rates = [], []
+        ours_cpu = bare_cpu = 0.0
+        for i in range(THROUGHPUT_ROUNDS):
+            requests = signed[50 + i * batch: 50 + (i + 1) * batch]
+            before = cpu_seconds(broker.pid)
+            ours_rates.append(asyncio.run(_load(broker_url, requests)))
+            ours_cpu += cpu_seconds(broker.pid) - before
+            before = cpu_seconds(bare.pid)
+            bare_rates.append(asyncio.run(_load(bare_url, requests)))
+            bare_cpu += cpu_seconds(bare.pid) - before
+        ours, baseline = statistics.median(ours_rates), statistics.median(bare_rates)
+        stub_overhead(env, gguf, stub, provider)
+    report("broker throughput with all checks vs bare pass-through (stub upstream)", ours, baseline, "req/s",
+           goal=">= 0.7x")
+    served = batch * THROUGHPUT_ROUNDS
+    report("  CPU per request, broker vs bare pass-through", ours_cpu / served * 1000,
+           bare_cpu / served * 1000, "ms", goal="<= 1.43x (the same bound, load-independent)")
+
+
+def stub_overhead(env: BenchChain, gguf: Path, stub: str, provider: str) -> None:
+    """The proxy + broker's own latency, without the model's noise: both paths in front of
+    the instant stub upstream, interleaved, sequential."""
+    proxy_port = free_port()
+    serve = [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir(env)), "compute", "serve", "--port",
+             str(proxy_port), "--tokenizer", str(gguf), "--account", "devnet:5", "--provider", provider]
+    body = {**LATENCY_BODY, "model": DEFAULT_MODEL_ID}
+    direct_url, proxy_url = stub + "/v1/chat/completions", f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
+    with spawn(serve, f"http://127.0.0.1:{proxy_port}/v1/models", env.workdir / "proxy-stub.log"), \
+            httpx.Client(timeout=60) as client:
+        for url in (direct_url, proxy_url):
+            _timed(client, url, body, False)
+        direct, proxied = [], []
+        for _ in range(STUB_LATENCY_RUNS):
+            direct.append(_timed(client, direct_url, body, False))
+            proxied.append(_timed(client, proxy_url, body, False))
+    for name, q in (("p50", 0.5), ("p95", 0.95)):
+        ours, base = _percentile(proxied, q) * 1000, _percentile(direct, q) * 1000
+        report(f"latency {name} via zg compute serve + broker vs direct (stub upstream)", ours, base, "ms",
+               goal="overhead <= 10 ms")
+        print(f"  overhead {name}: {ours - base:+.1f} ms", flush=True)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _timed(client: httpx.Client, url: str, body: dict[str, object], stream: bool) -> float:
+    """Seconds to the whole answer, or to the first content chunk when streaming."""
+    started = time.perf_counter()
+    if not stream:
+        answer = client.post(url, json=body)
+        answer.raise_for_status()
+        return time.perf_counter() - started
+    with client.stream("POST", url, json={**body, "stream": True}) as answer:
+        answer.raise_for_status()
+        for line in answer.iter_lines():
+            if line.startswith("data: {") and '"content"' in line:
+                return time.perf_counter() - started
+    raise RuntimeError("stream carried no content")
+
+
+def latency(env: BenchChain, compute: ComputeContracts, gguf: Path) -> None:
+    model_port, broker_port, proxy_port = free_port(), free_port(), free_port()
+    model = f"http://127.0.0.1:{model_port}"
+    provider = register(compute, 15, f"http://127.0.0.1:{broker_port}", gguf)
+    user = ready_user(compute, 1, provider, env.workdir, None)
+    direct_url = model + "/v1/chat/completions"
+    proxy_url = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
+    body = {**LATENCY_BODY, "model": DEFAULT_MODEL_ID}
+    serve = [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir(env)), "compute", "serve", "--port",
+             str(proxy_port), "--tokenizer", str(gguf), "--account", "devnet:1"]
+    with spawn(model_server_argv(gguf, port=model_port), model + "/v1/models", env.workdir / "model.log"), \
+            spawn(broker_argv(env, model, broker_port, gguf, 15), f"http://127.0.0.1:{broker_port}/health",
+                  env.workdir / "broker.log"), \
+            spawn(serve, f"http://127.0.0.1:{proxy_port}/v1/models", env.workdir / "proxy.log"), \
+            httpx.Client(timeout=120) as client:
+        for stream in (False, True):
+            for url in (direct_url, proxy_url):
+                _timed(client, url, body, stream)  # warm up
+            direct, proxied = [], []
+            for _ in range(LATENCY_RUNS):  # interleaved, so load changes hit both alike
+                direct.append(_timed(client, direct_url, body, stream))
+                proxied.append(_timed(client, proxy_url, body, stream))
+            what = "time to first token (stream)" if stream else "16-token chat completion"
+            for name, q in (("p50", 0.5), ("p95", 0.95)):
+                ours, base = _percentile(proxied, q) * 1000, _percentile(direct, q) * 1000
+                report(f"{what} {name} via zg compute serve + broker vs direct llama.cpp", ours, base, "ms",
+                       goal="overhead <= 10 ms")
+                print(f"  overhead {name}: {ours - base:+.1f} ms", flush=True)
+            overheads = [p - d for p, d in zip(proxied, direct, strict=True)]
+            print(f"  median paired overhead: {statistics.median(overheads) * 1000:+.1f} ms", flush=True)
+    del user
+
+
+def main() -> None:
+    with bench_chain(block_time_s=0.2) as env:
+        compute = ComputeContracts.from_deployment(env.chain, env.deployment)
+        settlement_gas(compute)
+        gguf = ensure_gemma(env.workdir / "models")
+        throughput(env, compute, gguf)
+        latency(env, compute, gguf)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""Compute fixtures: one real llama.cpp model server per session, real broker processes, and
+users with funded, acknowledged sub-accounts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from filelock import FileLock
+
+from zgos.chain.accounts import devnet_role
+from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment
+from zgos.compute.billing import Prices
+from zgos.compute.ledger import ComputeContracts
+from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash, model_server_argv
+from zgos.compute.tokens import TokenCounter
+from zgos.compute.user.client import ComputeUser
+from zgos.compute.user.proxy import Funding, Router, UserProxy
+from zgos.datadir import DataDir
+from zgos.netutil import free_port, wait_until
+
+PRICES = Prices(input_price=1_000, output_price=3_000)
+
+
+@pytest.fixture(scope="session")
+def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Gemma GGUF, assembled once for all xdist workers of this run."""
+    shared = tmp_path_factory.getbasetemp().parent / "zgos-model"
+    shared.mkdir(exist_ok=True)
+    with FileLock(str(shared / "lock")):
+        path = ensure_gemma(shared)
+        model_hash(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tokens(gguf: Path) -> TokenCounter:
+    return TokenCounter(gguf)
+
+
+@pytest.fixture(scope="session")
+def model_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    with open(tmp_path_factory.mktemp("model") / "model.log", "wb") as log:
+        process = subprocess.Popen(model_server_argv(gguf, port=port, threads=1), stdout=log,
+                                   stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, 60), "model server"
+        yield url
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def compute(chain: Chain, deployment: Deployment) -> ComputeContracts:
+    return ComputeContracts.from_deployment(chain, deployment)
+
+
+def funded_account(chain: Chain, amount: int = 10 * 10**18) -> LocalAccount:
+    account: LocalAccount = Account.create()
+    chain.transact(devnet_role("deployer"), to=account.address, value=amount)
+    return account
+
+
+@dataclass
+class BrokerProcess:
+    provider: LocalAccount
+    url: str
+    admin_url: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        ok = wait_until(lambda: httpx.get(self.url + "/health", timeout=1).status_code == 200, 60, 0.1)
+        assert ok, self.log_path.read_text()[-3000:]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        self.process.wait(15)
+
+    def status(self) -> dict[str, object]:
+        return dict(httpx.get(self.admin_url + "/v1/status", timeout=30).json())
+
+    def user(self, address: str) -> dict[str, int]:
+        answer = httpx.get(f"{self.admin_url}/v1/user/{address}", timeout=30)
+        if answer.status_code == 404:
+            return {"served": 0, "receipted": 0, "inflight": 0, "requests": 0}
+        return {k: val for k, val in answer.json().items() if k != "user"}
+
+    def settle(self) -> dict[str, object]:
+        return dict(httpx.post(self.admin_url + "/v1/settle", timeout=60).json())
+
+
+@pytest.fixture(scope="session")
+def start_broker(
+    chain: Chain, compute: ComputeContracts, deployment_path: Path, gguf: Path,
+    tmp_path_factory: pytest.TempPathFactory, anvil: object,
+) -> Iterator[Callable[..., BrokerProcess]]:
+    """Start a broker for a fresh, registered provider: ``start_broker(upstream, *flags)``."""
+    started: list[BrokerProcess] = []
+    digest = model_hash(gguf)
+
+    def start(upstream: str, *flags: str, env: dict[str, str] | None = None, prices: Prices = PRICES
+              ) -> BrokerProcess:
+        provider = funded_account(chain)
+        port, admin_port = free_port(), free_port()
+        url = f"http://127.0.0.1:{port}"
+        compute.register(provider, url=url, model=DEFAULT_MODEL_ID, model_hash=digest, prices=prices,
+                         signer=provider.address)
+        home = tmp_path_factory.mktemp("broker")
+        data_dir = DataDir(home / "data")
+        data_dir.root.mkdir()
+        data_dir.network.write_text(f'{{"rpc_url": "{chain.rpc_url}", "chain_id": {chain.chain_id}}}')
+        data_dir.deployment.write_text(deployment_path.read_text())
+        base = {k: val for k, val in os.environ.items() if not k.startswith("ZGOS_")}
+        broker = BrokerProcess(
+            provider=provider, url=url, admin_url=f"http://127.0.0.1:{admin_port}",
+            argv=[sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir.root), "compute", "provider",
+                  "serve", "--upstream", upstream, "--port", str(port), "--admin-port", str(admin_port),
+                  "--model-path", str(gguf), *flags],
+            env={**base, "ZGOS_PRIVATE_KEY": provider.key.hex(), **(env or {})},
+            log_path=home / "broker.log",
+        )
+        broker.start()
+        started.append(broker)
+        return broker
+
+    yield start
+    for broker in started:
+        if broker.process is not None and broker.process.poll() is None:
+            broker.kill(signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def broker(start_broker: Callable[..., BrokerProcess], model_server: str) -> BrokerProcess:
+    """The session's honest broker in front of the real model server."""
+    return start_broker(model_server, "--settle-interval", "3600")
+
+
+@pytest.fixture
+def make_user(chain: Chain, compute: ComputeContracts, tokens: TokenCounter, tmp_path: Path
+              ) -> Callable[..., ComputeUser]:
+    """A user with ``fund`` neuron in a sub-account with ``provider`` (acknowledged unless told)."""
+    def make(provider: str | None = None, fund: int = 10**15, acknowledge: bool = True) -> ComputeUser:
+        account = funded_account(chain)
+        user = ComputeUser(compute, account, tmp_path / account.address, tokens=tokens)
+        if provider is not None and fund:
+            compute.deposit_and_fund(account, provider, fund)
+            if acknowledge:
+                user.acknowledge(compute.service(provider))
+        return user
+    return make
+
+
+@dataclass
+class RunningProxy:
+    url: str
+    proxy: UserProxy
+
+
+@pytest.fixture
+def run_proxy() -> Iterator[Callable[..., RunningProxy]]:
+    """Serve a ``UserProxy`` on a free port in a background thread."""
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def run(user: ComputeUser, providers: list[str] | None = None, funding: Funding | None = None) -> RunningProxy:
+        proxy = UserProxy(user, Router(user, providers), funding)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(proxy.app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{port}"
+        assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=5).status_code == 200, 30)
+        servers.append((server, thread))
+        return RunningProxy(url, proxy)
+
+    yield run
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)

@@ -1,0 +1,1 @@
+"""Compute network: paid, signed, verifiable inference (ledger, registry, broker, user proxy)."""

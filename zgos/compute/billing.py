@@ -1,0 +1,153 @@
+"""Billing rules shared by provider and user: what a chat request may cost and what it costs.
+
+Reference: shared/reference/compute.md §4.3 (0G bills bytes of re-serialised JSON in and
+whitespace-separated words out, while its SDK estimates UTF-8 bytes: the two sides never
+agree). zgos bills **tokens of the model's own tokenizer**, counted by one rule both sides run:
+
+- ``input_tokens``  = tokens of the chat prompt the model server renders from ``messages``
+  (its chat template, BOS included) — ``zgos.compute.tokens.TokenCounter.count_prompt``;
+- ``output_tokens`` = tokens of the concatenated answer text, capped at the request's
+  ``max_tokens`` — ``count_completion``;
+- ``fee = input_tokens × inputPrice + output_tokens × outputPrice`` (neuron, prices per token
+  from the on-chain service record).
+
+A paid request must name the registered model and set ``max_tokens`` (1 ‥ ``MAX_TOKENS_LIMIT``),
+so its worst-case fee ``input_tokens × inputPrice + max_tokens × outputPrice`` is known before
+the model runs; the user signs at least that as ``maxFee`` and the fee never exceeds it.
+
+Pure: no I/O; token counts are passed in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+MAX_TOKENS_LIMIT = 4096  # largest max_tokens a paid request may ask for
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: larger chat bodies are refused before parsing
+
+
+class InvalidChatRequest(ValueError):
+    """The body is not a chat completion request the provider can price."""
+
+
+class AdmissionRefused(ValueError):
+    """A valid request the provider will not serve now; ``reason`` names the limit hit."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Neuron per input token and per output token (the on-chain service record)."""
+
+    input_price: int
+    output_price: int
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """The fields of an OpenAI chat completion body that billing depends on."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    max_tokens: int
+    stream: bool
+
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    """Parse and check a chat completion body; raise ``InvalidChatRequest`` naming the problem."""
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidChatRequest(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidChatRequest("request body is not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidChatRequest("request body must be a JSON object")
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidChatRequest("'model' must be a non-empty string")
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidChatRequest("'messages' must be a non-empty list")
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str) \
+                or message.get("role") not in ("system", "user", "assistant"):
+            raise InvalidChatRequest("each message needs a role (system/user/assistant) and text content")
+    max_tokens = data.get("max_tokens")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) \
+            or not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
+        raise InvalidChatRequest(f"'max_tokens' must be an integer from 1 to {MAX_TOKENS_LIMIT}")
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidChatRequest("'stream' must be true or false")
+    return ChatRequest(model=model, messages=messages, max_tokens=max_tokens, stream=stream)
+
+
+def compute_usage(prompt_tokens: int, completion_tokens: int, max_tokens: int) -> Usage:
+    """Billed usage: the prompt's tokens, and the answer's tokens capped at ``max_tokens``."""
+    if prompt_tokens < 0 or completion_tokens < 0 or max_tokens < 1:
+        raise ValueError("token counts must not be negative and max_tokens must be positive")
+    return Usage(prompt_tokens, min(completion_tokens, max_tokens))
+
+
+def compute_fee(usage: Usage, prices: Prices) -> int:
+    """``input_tokens × input_price + output_tokens × output_price`` in neuron."""
+    return usage.input_tokens * prices.input_price + usage.output_tokens * prices.output_price
+
+
+def compute_max_fee(prompt_tokens: int, max_tokens: int, prices: Prices) -> int:
+    """The worst-case fee of a request: every allowed output token is produced."""
+    return compute_fee(Usage(prompt_tokens, max_tokens), prices)
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What a provider has at stake with one user, in neuron.
+
+    ``spendable``: sub-account balance minus the pending refund (on chain);
+    ``settled``: the cumulative total already paid on chain;
+    ``served``: cumulative fees of every answer served (settled or not);
+    ``receipted``: the largest cumulative total the user has signed;
+    ``inflight``: sum of the ``maxFee`` of admitted requests not answered yet.
+    """
+
+    spendable: int
+    settled: int
+    served: int
+    receipted: int
+    inflight: int
+
+
+def validate_admission(exposure: Exposure, max_fee: int, credit: int) -> None:
+    """Admit a request costing at most ``max_fee`` only if both hold:
+
+    - funds: ``(served − settled) + inflight + max_fee ≤ spendable`` — everything the provider
+      could claim is still in the sub-account (``AdmissionRefused("balance")``);
+    - credit: ``(served − receipted) + inflight + max_fee ≤ credit`` — what the user has not
+      yet receipted stays within the provider's risk bound (``AdmissionRefused("credit")``).
+    """
+    unsettled = max(0, exposure.served - exposure.settled)
+    if unsettled + exposure.inflight + max_fee > exposure.spendable:
+        raise AdmissionRefused(
+            "balance",
+            f"insufficient balance: sub-account has {exposure.spendable} neuron spendable, "
+            f"{unsettled} unsettled, {exposure.inflight} reserved, request may cost {max_fee}",
+        )
+    unreceipted = max(0, exposure.served - exposure.receipted)
+    if unreceipted + exposure.inflight + max_fee > credit:
+        raise AdmissionRefused(
+            "credit",
+            f"too many unreceipted requests: {unreceipted} unreceipted + {exposure.inflight} "
+            f"reserved + {max_fee} exceeds the provider's credit of {credit} neuron",
+        )

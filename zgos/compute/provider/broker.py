@@ -1,0 +1,360 @@
+"""The provider broker's logic: admit a signed request, bill and sign its answer, settle.
+
+Parts, wired by ``Broker``: the on-chain view of each user (``UserView``, cached for
+``CHAIN_CACHE_S`` and refreshed once before any refusal), the durable ``RequestLog``, the
+token counter (billing rule), the response signer, and the settlement step. HTTP lives in
+``app.py``; this module raises ``BrokerError`` with an HTTP status and a reason.
+
+Restart behaviour: everything billed is in the request log; receipts too. ``settle_due``
+runs at start, on a schedule, and right away for users with a pending refund, so receipted
+fees are collected before a refund unlocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+
+from zgos.compute import vouchers as v
+from zgos.compute.billing import (
+    AdmissionRefused,
+    ChatRequest,
+    Exposure,
+    InvalidChatRequest,
+    Prices,
+    Usage,
+    compute_fee,
+    compute_max_fee,
+    compute_usage,
+    parse_chat_request,
+    validate_admission,
+)
+from zgos.compute.ledger import ComputeContracts, SubAccount
+from zgos.compute.provider.store import NonceReplayed, RequestLog
+from zgos.compute.tokens import TokenCounter
+from zgos.core.errors import ZgError
+
+log = logging.getLogger(__name__)
+
+CHAIN_CACHE_S = 10.0  # a user's chain view older than this is refreshed in the background
+CHAIN_MAX_STALE_S = 30.0  # ... and older than this is refreshed before admitting
+DEFAULT_CREDIT_REQUESTS = 16  # default credit: this many worst-case requests per user
+HEADER_USER = "x-zg-user"
+HEADER_NONCE = "x-zg-nonce"
+HEADER_MAX_FEE = "x-zg-max-fee"
+HEADER_SIGNATURE = "x-zg-signature"
+HEADER_RESPONSE = "zg-response"
+HEADER_RESPONSE_ID = "zg-res-key"
+DISHONEST_MODES = ("overbill", "alter")
+
+
+class BrokerError(ZgError):
+    """A request the broker refuses: ``status`` is the HTTP status, ``reason`` a short code."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class UserView:
+    sub_account: SubAccount
+    acknowledged_signer: str
+    settled: int
+    fetched_at: float
+
+
+@dataclass
+class UserBook:
+    """In-memory mirror of the request log for one user (rebuilt from it at start)."""
+
+    served: int = 0
+    inflight: int = 0
+    requests: int = 0
+    receipted: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request that passed every check and holds a reservation."""
+
+    request: v.Request
+    request_hash: bytes
+    chat: ChatRequest
+    prompt_tokens: int
+    reserved: int  # the worst-case fee held in ``inflight`` until the request ends
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    upstream_url: str
+    model_id: str
+    model_path: Path
+    chat_format: str
+    db_path: Path
+    model_hash: bytes
+    credit: int | None = None  # neuron; None = DEFAULT_CREDIT_REQUESTS worst-case requests
+    settle_interval_s: float = 60.0
+    upstream_timeout_s: float = 120.0
+    connect_timeout_s: float = 5.0
+    dishonest: str | None = None  # test-only: "overbill" or "alter"
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig, contracts: ComputeContracts, provider: LocalAccount,
+                 signer: LocalAccount) -> None:
+        if config.dishonest is not None and config.dishonest not in DISHONEST_MODES:
+            raise ZgError(f"unknown dishonest mode {config.dishonest!r}")
+        self.config = config
+        self.contracts = contracts
+        self.provider = provider
+        self.signer = signer
+        self.address = v.normalize_address(provider.address)
+        self.signer_address = v.normalize_address(signer.address)
+        self.tokens = TokenCounter(config.model_path, config.chat_format)
+        self.log = RequestLog(config.db_path)
+        self.books: dict[str, UserBook] = {}
+        self.views: dict[str, UserView] = {}
+        self.prices = Prices(0, 0)
+        self.settled_total = 0
+        self.last_settlement: dict[str, object] = {}
+        for user, totals in self.log.totals().items():
+            self.books[user] = UserBook(totals.served, 0, totals.requests)
+        for receipt, _ in self.log.receipts(self.address):
+            self._book(receipt.user).receipted = receipt.total
+        self._settle_lock = asyncio.Lock()
+        self._refreshing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- registry ------------------------------------------------------------------------
+
+    def load_service(self) -> None:
+        """Read the on-chain service record; refuse to run if it does not match this broker."""
+        service = self.contracts.service(self.address)
+        if service.model != self.config.model_id:
+            raise ZgError(f"registered model is {service.model!r}, broker serves {self.config.model_id!r}",
+                          "run `zg compute provider update --model ...`")
+        if service.model_hash != self.config.model_hash:
+            raise ZgError("registered model hash differs from the model file's sha256",
+                          "run `zg compute provider update` with this model file")
+        if v.normalize_address(service.signer) != self.signer_address:
+            raise ZgError(f"registered signer is {service.signer}, broker signs as {self.signer.address}",
+                          "run `zg compute provider update --signer ...`")
+        self.prices = service.prices
+
+    @property
+    def credit(self) -> int:
+        if self.config.credit is not None:
+            return self.config.credit
+        worst = compute_max_fee(self.tokens_limit_prompt, self.tokens_limit_output, self.prices)
+        return DEFAULT_CREDIT_REQUESTS * max(worst, 1)
+
+    tokens_limit_prompt = 2048  # the model server's context
+    tokens_limit_output = 2048
+
+    # --- admission -----------------------------------------------------------------------
+
+    def _book(self, user: str) -> UserBook:
+        book = self.books.get(user)
+        if book is None:
+            book = self.books[user] = UserBook()
+        return book
+
+    async def _view(self, user: str, *, fresh: bool = False) -> UserView:
+        """The user's on-chain state. A view up to ``CHAIN_MAX_STALE_S`` old is used as is and
+        refreshed in the background once older than ``CHAIN_CACHE_S``: balances only shrink
+        through our own settlements or refunds that stay locked for the lock time, and every
+        refusal is re-checked against a fresh view first."""
+        view = self.views.get(user)
+        age = None if view is None else time.monotonic() - view.fetched_at
+        if view is None or fresh or (age is not None and age > CHAIN_MAX_STALE_S):
+            view = await asyncio.to_thread(self._fetch_view, user)
+            self.views[user] = view
+        elif age is not None and age > CHAIN_CACHE_S and user not in self._refreshing:
+            self._refreshing.add(user)
+            task = asyncio.create_task(self._refresh(user))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return view
+
+    async def _refresh(self, user: str) -> None:
+        try:
+            self.views[user] = await asyncio.to_thread(self._fetch_view, user)
+        except Exception as exc:  # the next request retries; admission never uses a failed view
+            log.warning("refreshing %s failed: %s", user, exc)
+        finally:
+            self._refreshing.discard(user)
+
+    def _fetch_view(self, user: str) -> UserView:
+        return UserView(
+            sub_account=self.contracts.sub_account(user, self.address),
+            acknowledged_signer=v.normalize_address(self.contracts.acknowledged_signer(user, self.address)),
+            settled=self.contracts.settled(user, self.address),
+            fetched_at=time.monotonic(),
+        )
+
+    def parse_request(self, body: bytes, headers: dict[str, str]) -> tuple[v.Request, ChatRequest]:
+        """Check the signed headers and the body; raise ``BrokerError`` (401/400/404)."""
+        missing = [h for h in (HEADER_USER, HEADER_NONCE, HEADER_MAX_FEE, HEADER_SIGNATURE) if h not in headers]
+        if missing:
+            raise BrokerError(401, "unsigned", f"missing request signature headers: {', '.join(missing)}")
+        try:
+            user = v.normalize_address(headers[HEADER_USER])
+            nonce = int(headers[HEADER_NONCE])
+            max_fee = int(headers[HEADER_MAX_FEE])
+            signature = v.decode_hex(headers[HEADER_SIGNATURE], v.SIGNATURE_BYTES)
+            request = v.Request(user, self.address, nonce, v.compute_body_hash(body), max_fee)
+            request.struct_hash()
+        except (ValueError, v.InvalidMessage) as exc:
+            raise BrokerError(400, "bad-headers", f"malformed request headers: {exc}") from None
+        try:
+            v.validate_signed_by(self.contracts.domain, request, signature, user)
+        except v.InvalidSignature as exc:
+            raise BrokerError(401, "bad-signature", f"request signature is not valid for {user}: {exc}") from None
+        try:
+            chat = parse_chat_request(body)
+        except InvalidChatRequest as exc:
+            raise BrokerError(400, "bad-request", str(exc)) from None
+        if chat.model != self.config.model_id:
+            raise BrokerError(404, "unknown-model",
+                              f"model {chat.model!r} is not served here (this provider serves {self.config.model_id!r})")
+        return request, chat
+
+    async def admit(self, body: bytes, headers: dict[str, str]) -> Admitted:
+        """Every check before forwarding; on success the request's max fee is reserved."""
+        request, chat = self.parse_request(body, headers)
+        prompt_tokens = self.tokens.count_prompt(chat.messages)
+        needed = compute_max_fee(prompt_tokens, chat.max_tokens, self.prices)
+        if request.max_fee < needed:
+            raise BrokerError(402, "max-fee-too-low",
+                              f"signed max fee {request.max_fee} is below this request's worst case {needed} "
+                              f"({prompt_tokens} prompt tokens, max_tokens {chat.max_tokens})")
+        request_hash = v.compute_request_hash(self.contracts.domain, request)
+        book = self._book(request.user)
+        async with book.lock:
+            view = await self._view(request.user)
+            if view.acknowledged_signer != self.signer_address:
+                view = await self._view(request.user, fresh=True)
+            if view.acknowledged_signer != self.signer_address:
+                raise BrokerError(403, "not-acknowledged",
+                                  f"{request.user} has not acknowledged this provider's signer {self.signer.address}")
+            try:
+                self._check_exposure(book, view, needed)
+            except AdmissionRefused:
+                view = await self._view(request.user, fresh=True)
+                try:
+                    self._check_exposure(book, view, needed)
+                except AdmissionRefused as refused:
+                    status = 402 if refused.reason == "balance" else 429
+                    raise BrokerError(status, f"insufficient-{refused.reason}", str(refused)) from None
+            try:  # a local SQLite commit without fsync: cheaper inline than a thread hop
+                self.log.reserve("0x" + request_hash.hex(), request.user, request.nonce, needed)
+            except NonceReplayed as exc:
+                raise BrokerError(409, "replayed-nonce", str(exc)) from None
+            book.inflight += needed
+        return Admitted(request, request_hash, chat, prompt_tokens, needed)
+
+    def _check_exposure(self, book: UserBook, view: UserView, max_fee: int) -> None:
+        exposure = Exposure(
+            spendable=view.sub_account.spendable, settled=view.settled, served=book.served,
+            receipted=book.receipted, inflight=book.inflight,
+        )
+        validate_admission(exposure, max_fee, self.credit)
+
+    # --- billing and signing -------------------------------------------------------------
+
+    def usage_of(self, admitted: Admitted, text: str) -> Usage:
+        return compute_usage(admitted.prompt_tokens, self.tokens.count_completion(text), admitted.chat.max_tokens)
+
+    async def finish(self, admitted: Admitted, usage: Usage, response_hash: bytes) -> str:
+        """Bill and sign a served request; durable before it returns. Returns the signed JSON."""
+        fee = compute_fee(usage, self.prices)
+        if self.config.dishonest == "overbill":
+            usage = Usage(usage.input_tokens, usage.output_tokens + 7)
+            fee = compute_fee(usage, self.prices)
+        response = v.Response(
+            request_hash=admitted.request_hash, response_hash=response_hash, model_id=self.config.model_id,
+            model_hash=self.config.model_hash, input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens, fee=fee,
+        )
+        signed = v.encode_response(response, v.sign_message(bytes(self.signer.key), self.contracts.domain, response))
+        self.log.complete("0x" + admitted.request_hash.hex(), usage.input_tokens, usage.output_tokens, fee, signed)
+        book = self._book(admitted.request.user)
+        book.inflight -= admitted.reserved
+        book.served += fee
+        book.requests += 1
+        return signed
+
+    async def abandon(self, admitted: Admitted) -> None:
+        """The request was not served (upstream error, client gone): release it, bill nothing."""
+        self.log.fail("0x" + admitted.request_hash.hex())
+        self._book(admitted.request.user).inflight -= admitted.reserved
+
+    # --- receipts and settlement ---------------------------------------------------------
+
+    async def accept_receipt(self, user: str, total: int, signature: bytes) -> int:
+        try:
+            receipt = v.Receipt(v.normalize_address(user), self.address, total)
+            v.validate_signed_by(self.contracts.domain, receipt, signature, receipt.user)
+        except (v.InvalidMessage, v.InvalidSignature) as exc:
+            raise BrokerError(400, "bad-receipt", f"receipt refused: {exc}") from None
+        book = self._book(receipt.user)
+        if self.log.save_receipt(receipt, signature):
+            book.receipted = max(book.receipted, total)
+        return book.receipted
+
+    async def settle_due(self, *, everything: bool = False) -> dict[str, object]:
+        """Settle receipts above what the chain has paid: all of them when ``everything`` or
+        when called on schedule, else only users with a pending refund."""
+        async with self._settle_lock:
+            return await asyncio.to_thread(self._settle_sync, everything)
+
+    def _settle_sync(self, everything: bool) -> dict[str, object]:
+        due: list[tuple[v.Receipt, bytes]] = []
+        for receipt, signature in self.log.receipts(self.address):
+            view = self._fetch_view(receipt.user)
+            self.views[receipt.user] = view
+            if receipt.total <= view.settled or view.sub_account.balance == 0:
+                continue
+            if everything or view.sub_account.pending_refund > 0:
+                due.append((receipt, signature))
+        result: dict[str, object] = {"users": len(due), "paid": 0, "tx": None, "gas": 0}
+        if not due:
+            return result
+        before = self.contracts.available(self.address)
+        tx = self.contracts.settle(self.provider, due)
+        paid = self.contracts.available(self.address) - before
+        self.settled_total += paid
+        for receipt, _ in due:
+            self.views[receipt.user] = self._fetch_view(receipt.user)
+        result.update(paid=paid, tx=tx.tx_hash, gas=tx.gas_used)
+        self.last_settlement = result
+        log.info("settled %d users, %d neuron (tx %s)", len(due), paid, tx.tx_hash)
+        return result
+
+    def status(self) -> dict[str, object]:
+        books = dict(self.books)  # runs in a worker thread while requests add users
+        served = sum(b.served for b in books.values())
+        settled = sum(self.contracts.settled(user, self.address) for user in books)
+        return {
+            "provider": self.address,
+            "signer": self.signer_address,
+            "model": self.config.model_id,
+            "requests": sum(b.requests for b in books.values()),
+            "served": served,
+            "receipted": sum(b.receipted for b in books.values()),
+            "settled": settled,
+            "unsettled": max(0, served - settled),
+            "balance": self.contracts.available(self.address),
+            "users": len(books),
+            "last_settlement": self.last_settlement,
+            "pid": os.getpid(),
+        }

@@ -1,0 +1,5 @@
+"""User side of the compute network: ``ComputeUser`` (SDK) and the local proxy (``zg compute serve``)."""
+
+from zgos.compute.user.client import ComputeUser, ProviderError, ResponseRejected, Verified
+
+__all__ = ["ComputeUser", "ProviderError", "ResponseRejected", "Verified"]

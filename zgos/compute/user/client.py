@@ -1,0 +1,350 @@
+"""``ComputeUser``: the user side of paid inference — ledger, signing, verifying, receipts.
+
+Per request (compute.md §4.3–4.4, fixing §12's defects): the client builds the exact body
+bytes, signs ``Request(user, provider, nonce, keccak(body), maxFee)``, sends them, and on the
+answer re-hashes the bytes it actually received, checks the provider's signature against the
+registered (and acknowledged) signer, the model id and hash, and the billed usage and fee
+against its own count with the model's tokenizer. Only then does it sign the next cumulative
+``Receipt`` and hand it to the provider. Anything else raises ``ResponseRejected`` and no
+receipt is signed.
+
+Local state (``state_dir``): ``receipts.json`` (the cumulative total signed per provider) and
+``responses.jsonl`` (every verified response, for ``zg compute verify``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account.signers.local import LocalAccount
+
+from zgos.compute import sse
+from zgos.compute import vouchers as v
+from zgos.compute.billing import (
+    Usage,
+    compute_fee,
+    compute_max_fee,
+    compute_usage,
+    parse_chat_request,
+)
+from zgos.compute.ledger import ComputeContracts, ServiceInfo, ServiceNotRegistered
+from zgos.compute.provider.broker import (
+    HEADER_MAX_FEE,
+    HEADER_NONCE,
+    HEADER_RESPONSE,
+    HEADER_SIGNATURE,
+    HEADER_USER,
+)
+from zgos.compute.tokens import TokenCounter
+from zgos.core.errors import ConfigError, ZgError
+
+DEFAULT_MAX_TOKENS = 256
+NONCE_BYTES = 16
+PROMPT_TOKENS_PER_MESSAGE = 8  # template overhead bound when no tokenizer is available
+
+
+class ResponseRejected(ZgError):
+    """A provider's answer failed a check; no receipt was signed for it."""
+
+    def __init__(self, provider: str, reason: str) -> None:
+        super().__init__(f"response from {provider} rejected: {reason}", "no receipt was signed; "
+                         "the provider is not paid for it")
+        self.provider = provider
+        self.reason = reason
+
+
+class ProviderError(ZgError):
+    """The provider refused or failed a request (``status`` is its HTTP status)."""
+
+    def __init__(self, provider: str, status: int, kind: str, message: str) -> None:
+        super().__init__(f"provider {provider} answered HTTP {status}: {message}")
+        self.provider = provider
+        self.status = status
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    request: v.Request
+    request_hash: bytes
+    body: bytes
+    headers: dict[str, str]
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class Verified:
+    """An answer that passed every check, and the receipt signed for it."""
+
+    provider: str
+    response_id: str
+    response: v.Response
+    receipt: v.Receipt
+    receipt_signature: bytes
+    text: str
+
+
+def body_with_defaults(data: dict[str, Any], model: str | None = None) -> bytes:
+    """Chat body bytes as they will be signed and sent: ``max_tokens`` defaulted, model set."""
+    data = dict(data)
+    if model is not None:
+        data["model"] = model
+    data.setdefault("max_tokens", data.pop("max_completion_tokens", DEFAULT_MAX_TOKENS))
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def error_of(response: httpx.Response) -> tuple[str, str]:
+    try:
+        error = response.json()["error"]
+        return str(error.get("type", "error")), str(error.get("message", response.text))
+    except (ValueError, KeyError, TypeError):
+        return "error", response.text[:300]
+
+
+class ComputeUser:
+    """One user account on one deployment."""
+
+    def __init__(self, contracts: ComputeContracts, account: LocalAccount, state_dir: Path,
+                 tokens: TokenCounter | None = None, timeout_s: float = 120.0) -> None:
+        self.contracts = contracts
+        self.account = account
+        self.address = v.normalize_address(account.address)
+        self.state_dir = state_dir
+        self.tokens = tokens
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._services: dict[str, ServiceInfo] = {}
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._receipts_path = state_dir / f"receipts-{self.address}.json"
+        self._responses_path = state_dir / f"responses-{self.address}.jsonl"
+        self._totals: dict[str, int] = self._load_totals()
+
+    def __enter__(self) -> ComputeUser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    # --- ledger ------------------------------------------------------------------------
+
+    def ledger(self) -> dict[str, Any]:
+        subs = {}
+        for provider in self.contracts.providers_of(self.address):
+            account = self.contracts.sub_account(self.address, provider)
+            subs[provider] = {"balance": account.balance, "pending_refund": account.pending_refund,
+                              "refund_unlock_at": account.refund_unlock_at,
+                              "settled": self.contracts.settled(self.address, provider),
+                              "receipted": self._totals.get(v.normalize_address(provider), 0)}
+        return {"user": self.account.address, "available": self.contracts.available(self.address),
+                "sub_accounts": subs}
+
+    def deposit(self, amount: int) -> str:
+        return self.contracts.deposit(self.account, amount).tx_hash
+
+    def withdraw(self, amount: int) -> str:
+        return self.contracts.withdraw(self.account, amount).tx_hash
+
+    def fund(self, provider: str, amount: int) -> str:
+        """Move ``amount`` into the sub-account with ``provider`` (depositing what the ledger
+        lacks) and acknowledge its registered signer if not yet done."""
+        service = self.service(provider)
+        available = self.contracts.available(self.address)
+        if available >= amount:
+            tx = self.contracts.fund(self.account, provider, amount).tx_hash
+        else:
+            if available:
+                self.contracts.fund(self.account, provider, available)
+            tx = self.contracts.deposit_and_fund(self.account, provider, amount - available).tx_hash
+        self.acknowledge(service)
+        return tx
+
+    def refund(self, provider: str, amount: int | None = None) -> dict[str, Any]:
+        """Collect an unlocked refund if there is one, else request one (all by default)."""
+        account = self.contracts.sub_account(self.address, provider)
+        if account.pending_refund:
+            receipt = self.contracts.process_refund(self.account, provider)
+            return {"processed": True, "tx": receipt.tx_hash}
+        requested = amount if amount is not None else account.balance
+        receipt = self.contracts.request_refund(self.account, provider, requested)
+        unlock = receipt.events(self.contracts.ledger, "RefundRequested")[0]["args"]["unlockAt"]
+        return {"processed": False, "requested": requested, "unlock_at": int(unlock), "tx": receipt.tx_hash}
+
+    def providers(self, model: str | None = None) -> list[ServiceInfo]:
+        services = self.contracts.services()
+        return [s for s in services if model is None or s.model == model]
+
+    def service(self, provider: str, *, fresh: bool = False) -> ServiceInfo:
+        key = v.normalize_address(provider)
+        if fresh or key not in self._services:
+            self._services[key] = self.contracts.service(provider)
+        return self._services[key]
+
+    def acknowledge(self, service: ServiceInfo) -> bool:
+        """Acknowledge the provider's registered signer; return whether a tx was needed."""
+        current = self.contracts.acknowledged_signer(self.address, service.provider)
+        if v.normalize_address(current) == v.normalize_address(service.signer):
+            return False
+        self.contracts.acknowledge(self.account, service.provider, service.signer)
+        return True
+
+    def default_provider(self, model: str | None = None) -> ServiceInfo:
+        services = self.providers(model)
+        if len(services) != 1:
+            names = ", ".join(s.provider for s in services) or "none"
+            raise ConfigError(f"{len(services)} providers serve {model or 'any model'} ({names})",
+                              "name one: PROVIDER argument / --provider")
+        return services[0]
+
+    # --- requests ----------------------------------------------------------------------
+
+    def prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
+        if self.tokens is not None:
+            return self.tokens.count_prompt(messages)
+        # Every token holds at least one byte: the text length bounds the token count.
+        return sum(len(str(m.get("content", "")).encode()) for m in messages) + \
+            PROMPT_TOKENS_PER_MESSAGE * (len(messages) + 1)
+
+    def sign_request(self, service: ServiceInfo, body: bytes) -> SignedRequest:
+        """Sign ``body`` for ``service``: a fresh random nonce and the worst-case fee."""
+        chat = parse_chat_request(body)
+        max_fee = compute_max_fee(self.prompt_tokens(chat.messages), chat.max_tokens, service.prices)
+        request = v.Request(self.address, v.normalize_address(service.provider),
+                            int.from_bytes(secrets.token_bytes(NONCE_BYTES), "big"),
+                            v.compute_body_hash(body), max_fee)
+        signature = v.sign_message(bytes(self.account.key), self.contracts.domain, request)
+        headers = {
+            HEADER_USER: self.account.address, HEADER_NONCE: str(request.nonce),
+            HEADER_MAX_FEE: str(max_fee), HEADER_SIGNATURE: "0x" + signature.hex(),
+            "content-type": "application/json",
+        }
+        return SignedRequest(request, v.compute_request_hash(self.contracts.domain, request), body,
+                             headers, chat.max_tokens)
+
+    def verify(self, service: ServiceInfo, signed: SignedRequest, received: bytes, signed_response: str | None,
+               text: str) -> v.Response:
+        """Every check on an answer (module docstring); raise ``ResponseRejected``."""
+        provider = service.provider
+        if not signed_response:
+            raise ResponseRejected(provider, "the answer carries no signed response")
+        try:
+            response, signature = v.decode_response(signed_response)
+            v.validate_signed_by(self.contracts.domain, response, signature, service.signer)
+        except (v.InvalidMessage, v.InvalidSignature) as exc:
+            raise ResponseRejected(provider, f"bad response signature: {exc}") from None
+        if response.request_hash != signed.request_hash:
+            raise ResponseRejected(provider, "the signed response names another request")
+        if response.response_hash != v.compute_body_hash(received):
+            raise ResponseRejected(provider, "the answer's bytes differ from what the provider signed")
+        if response.model_id != service.model or response.model_hash != service.model_hash:
+            raise ResponseRejected(provider, f"answer claims model {response.model_id!r}, registered "
+                                             f"{service.model!r} with another hash")
+        if response.fee != compute_fee(response_usage(response), service.prices):
+            raise ResponseRejected(provider, "fee does not match usage at the registered prices")
+        if response.fee > signed.request.max_fee:
+            raise ResponseRejected(provider, f"fee {response.fee} exceeds the signed max fee")
+        if self.tokens is not None:
+            chat = parse_chat_request(signed.body)
+            expected = compute_usage(self.tokens.count_prompt(chat.messages),
+                                     self.tokens.count_completion(text), signed.max_tokens)
+            if response_usage(response) != expected:
+                raise ResponseRejected(provider, f"billed usage {response.input_tokens}+{response.output_tokens} "
+                                                 f"tokens, counted {expected.input_tokens}+{expected.output_tokens}")
+        elif response.output_tokens > signed.max_tokens:
+            raise ResponseRejected(provider, "billed more output tokens than max_tokens")
+        return response
+
+    def accept(self, service: ServiceInfo, response: v.Response, text: str) -> Verified:
+        """Sign the next cumulative receipt for a verified response and record both."""
+        provider = v.normalize_address(service.provider)
+        with self._lock:
+            total = self._totals.get(provider, 0)
+            if total == 0:
+                total = self.contracts.settled(self.address, provider)
+            receipt = v.Receipt(self.address, provider, total + response.fee)
+            self._totals[provider] = receipt.total
+            self._save_totals()
+            response_id = "0x" + response.request_hash.hex()
+            with open(self._responses_path, "a") as handle:
+                handle.write(json.dumps({"id": response_id, "provider": service.provider,
+                                         "signed": v.encode_response(response, b"\x00" * 65),
+                                         "receipt_total": receipt.total}) + "\n")
+        signature = v.sign_message(bytes(self.account.key), self.contracts.domain, receipt)
+        return Verified(service.provider, response_id, response, receipt, signature, text)
+
+    def receipt_payload(self, verified: Verified) -> dict[str, Any]:
+        return {"user": self.account.address, "total": verified.receipt.total,
+                "signature": "0x" + verified.receipt_signature.hex()}
+
+    def chat(self, provider: str, messages: list[dict[str, Any]], max_tokens: int = 64,
+             model: str | None = None) -> Verified:
+        """One non-streamed, paid, verified chat completion (blocking)."""
+        service = self.service(provider)
+        body = body_with_defaults({"messages": messages, "max_tokens": max_tokens}, model or service.model)
+        signed = self.sign_request(service, body)
+        with httpx.Client(timeout=self.timeout_s) as client:
+            try:
+                answer = client.post(service.url.rstrip("/") + "/v1/proxy/chat/completions",
+                                     content=body, headers=signed.headers)
+            except httpx.HTTPError as exc:
+                raise ProviderError(service.provider, 0, "unreachable",
+                                    f"cannot reach {service.url} ({type(exc).__name__})") from None
+            if answer.status_code != 200:
+                raise ProviderError(service.provider, answer.status_code, *error_of(answer))
+            text = sse.body_text(answer.content)
+            response = self.verify(service, signed, answer.content, answer.headers.get(HEADER_RESPONSE), text)
+            verified = self.accept(service, response, text)
+            client.post(service.url.rstrip("/") + "/v1/proxy/receipt", json=self.receipt_payload(verified))
+        return verified
+
+    def verify_stored(self, response_id: str) -> dict[str, Any]:
+        """Re-check a recorded response: fetch the provider's signature for it and check it
+        against the registry and the local record."""
+        record = None
+        if self._responses_path.exists():
+            for line in self._responses_path.read_text().splitlines():
+                entry = json.loads(line)
+                if entry["id"] == response_id.lower():
+                    record = entry
+        if record is None:
+            raise ConfigError(f"no response {response_id} in {self._responses_path}",
+                              "ids are printed by `zg compute chat` and returned as the zg-res-key header")
+        try:
+            service = self.service(record["provider"])
+        except ServiceNotRegistered:
+            raise ConfigError(f"provider {record['provider']} is no longer registered") from None
+        fetched = httpx.get(f"{service.url.rstrip('/')}/v1/proxy/signature/{response_id}", timeout=10)
+        if fetched.status_code != 200:
+            raise ProviderError(service.provider, fetched.status_code, *error_of(fetched))
+        response, signature = v.decode_response(fetched.text)
+        local, _ = v.decode_response(record["signed"])
+        valid = v.is_valid_signature(self.contracts.domain, response, signature, service.signer)
+        return {"id": response_id, "provider": service.provider, "signer": service.signer,
+                "signature_valid": valid, "matches_local_record": response == local,
+                "model": response.model_id, "fee": response.fee,
+                "usage": [response.input_tokens, response.output_tokens]}
+
+    # --- local state -------------------------------------------------------------------
+
+    def _load_totals(self) -> dict[str, int]:
+        try:
+            return {k: int(val) for k, val in json.loads(self._receipts_path.read_text()).items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {self._receipts_path}: {exc}") from None
+
+    def _save_totals(self) -> None:
+        tmp = self._receipts_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({k: str(val) for k, val in self._totals.items()}))
+        os.replace(tmp, self._receipts_path)
+
+
+def response_usage(response: v.Response) -> Usage:
+    return Usage(response.input_tokens, response.output_tokens)

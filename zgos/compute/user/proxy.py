@@ -1,0 +1,286 @@
+"""``zg compute serve``: a local OpenAI-compatible proxy that pays, verifies and routes.
+
+The stock ``openai`` client points at ``http://127.0.0.1:8787/v1`` and works unchanged,
+streaming included. For each call the proxy picks a provider of the requested model (cheapest
+healthy first; failover to the next on connection errors, 5xx and credit refusals), signs the
+exact body bytes it sends, and checks the answer (``ComputeUser.verify``) before signing a
+receipt. A stream is forwarded event by event; its ``[DONE]`` is held back until the
+provider's final signature event has been checked, and replaced by an error event if the
+check fails. Funding stays within ``Funding.max_balance`` per sub-account: on a provider's
+"insufficient balance" the proxy tops up by ``Funding.top_up`` only while under that bound.
+
+Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``POST /v1/verify {id}``,
+``GET /v1/providers`` (router state and flags).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from zgos.compute import sse
+from zgos.compute.billing import InvalidChatRequest
+from zgos.compute.ledger import ServiceInfo
+from zgos.compute.provider.broker import HEADER_RESPONSE, HEADER_RESPONSE_ID
+from zgos.compute.user.client import (
+    ComputeUser,
+    ProviderError,
+    ResponseRejected,
+    SignedRequest,
+    Verified,
+    body_with_defaults,
+    error_of,
+)
+from zgos.core.errors import ZgError
+
+FAILURE_BACKOFF_S = 10.0
+FLAG_BACKOFF_S = 3600.0
+SERVICE_REFRESH_S = 30.0
+RETRYABLE_KINDS = ("insufficient-credit",)
+SIGNATURE_MARK = b"event: " + sse.SIGNATURE_EVENT + b"\n"
+
+
+@dataclass(frozen=True)
+class Funding:
+    """Auto top-up of a sub-account: add ``top_up`` neuron when a provider reports an
+    insufficient balance, but never let the sub-account exceed ``max_balance``."""
+
+    top_up: int
+    max_balance: int
+
+
+@dataclass
+class ProviderHealth:
+    failures: int = 0
+    unhealthy_until: float = 0.0
+    flagged: list[str] = field(default_factory=list)
+    served: int = 0
+
+
+class Router:
+    """Orders the providers of a model by health, then price (input + output per token)."""
+
+    def __init__(self, user: ComputeUser, only: list[str] | None = None) -> None:
+        self.user = user
+        self.only = {p.lower() for p in only} if only else None
+        self.health: dict[str, ProviderHealth] = {}
+        self._services: list[ServiceInfo] = []
+        self._fetched = 0.0
+
+    def services(self) -> list[ServiceInfo]:
+        if time.monotonic() - self._fetched > SERVICE_REFRESH_S:
+            self._services = [s for s in self.user.providers()
+                              if self.only is None or s.provider.lower() in self.only]
+            self._fetched = time.monotonic()
+        return self._services
+
+    def _health(self, provider: str) -> ProviderHealth:
+        return self.health.setdefault(provider, ProviderHealth())
+
+    def candidates(self, model: str) -> list[ServiceInfo]:
+        now = time.monotonic()
+        matching = [s for s in self.services() if s.model == model]
+        return sorted(matching, key=lambda s: (self._health(s.provider).unhealthy_until > now,
+                                               s.input_price + s.output_price))
+
+    def failed(self, provider: str) -> None:
+        health = self._health(provider)
+        health.failures += 1
+        health.unhealthy_until = time.monotonic() + FAILURE_BACKOFF_S
+
+    def succeeded(self, provider: str) -> None:
+        health = self._health(provider)
+        health.failures = 0
+        health.unhealthy_until = 0.0
+        health.served += 1
+
+    def flag(self, provider: str, reason: str) -> None:
+        health = self._health(provider)
+        health.flagged.append(reason)
+        health.unhealthy_until = time.monotonic() + FLAG_BACKOFF_S
+
+
+def openai_error(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+
+
+class UserProxy:
+    def __init__(self, user: ComputeUser, router: Router, funding: Funding | None = None,
+                 timeout_s: float = 120.0) -> None:
+        self.user = user
+        self.router = router
+        self.funding = funding
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=5.0),
+                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        self._background: set[asyncio.Task[Any]] = set()
+        self.app = FastAPI(title="zgos compute local proxy")
+        self._routes()
+
+    def _routes(self) -> None:
+        app = self.app
+
+        @app.get("/v1/models")
+        async def models() -> dict[str, Any]:
+            services = await asyncio.to_thread(self.router.services)
+            seen = sorted({s.model for s in services})
+            return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "zgos"} for m in seen]}
+
+        @app.get("/v1/providers")
+        async def providers() -> dict[str, Any]:
+            services = await asyncio.to_thread(self.router.services)
+            return {"providers": [
+                {"provider": s.provider, "model": s.model, "url": s.url, "input_price": s.input_price,
+                 "output_price": s.output_price, **vars(self.router._health(s.provider))} for s in services]}
+
+        @app.post("/v1/verify")
+        async def verify(request: Request) -> Response:
+            try:
+                response_id = str((await request.json())["id"])
+                return JSONResponse(await asyncio.to_thread(self.user.verify_stored, response_id))
+            except (ValueError, KeyError, TypeError):
+                return openai_error(400, "invalid_request_error", "body must be {\"id\": RESPONSE_ID}")
+            except ZgError as exc:
+                return openai_error(404, "not_found", str(exc))
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request) -> Response:
+            try:
+                data = json.loads(await request.body())
+                if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+                    raise ValueError("body must be a JSON object with a model")
+                body = body_with_defaults(data)
+            except ValueError as exc:
+                return openai_error(400, "invalid_request_error", f"bad request body: {exc}")
+            return await self._route(str(data["model"]), body, data.get("stream") is True)
+
+    async def _route(self, model: str, body: bytes, stream: bool) -> Response:
+        candidates = await asyncio.to_thread(self.router.candidates, model)
+        if not candidates:
+            return openai_error(404, "model_not_found", f"no registered provider serves model {model!r}")
+        last: ProviderError | None = None
+        for service in candidates:
+            try:
+                return await self._call(service, body, stream)
+            except ProviderError as exc:
+                last = exc
+                if exc.status == 0 or exc.status >= 500 or exc.kind in RETRYABLE_KINDS:
+                    self.router.failed(service.provider)
+                    continue
+                return openai_error(exc.status, exc.kind, str(exc))
+            except ResponseRejected as exc:
+                self.router.flag(service.provider, exc.reason)
+                return openai_error(502, "response_rejected", str(exc))
+            except InvalidChatRequest as exc:
+                return openai_error(400, "invalid_request_error", str(exc))
+        assert last is not None
+        return openai_error(last.status or 502, last.kind, f"every provider of {model!r} failed; last: {last}")
+
+    async def _send(self, service: ServiceInfo, body: bytes) -> tuple[SignedRequest, httpx.Response]:
+        """Sign and send; fix an unacknowledged signer or a low balance once, then retry."""
+        fixed: set[str] = set()
+        while True:
+            signed = await asyncio.to_thread(self.user.sign_request, service, body)
+            request = self.client.build_request("POST", service.url.rstrip("/") + "/v1/proxy/chat/completions",
+                                                content=body, headers=signed.headers)
+            try:
+                answer = await self.client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise ProviderError(service.provider, 0, "unreachable",
+                                    f"cannot reach {service.url} ({type(exc).__name__})") from None
+            if answer.status_code == 200:
+                return signed, answer
+            await answer.aread()
+            await answer.aclose()
+            kind, message = error_of(answer)
+            if kind == "not-acknowledged" and kind not in fixed:
+                fixed.add(kind)
+                await asyncio.to_thread(self.user.acknowledge, service)
+                continue
+            if kind == "insufficient-balance" and kind not in fixed and await self._top_up(service):
+                fixed.add(kind)
+                continue
+            raise ProviderError(service.provider, answer.status_code, kind, message)
+
+    async def _top_up(self, service: ServiceInfo) -> bool:
+        if self.funding is None:
+            return False
+        account = await asyncio.to_thread(self.user.contracts.sub_account, self.user.address, service.provider)
+        if account.balance + self.funding.top_up > self.funding.max_balance:
+            return False
+        await asyncio.to_thread(self.user.fund, service.provider, self.funding.top_up)
+        return True
+
+    async def _call(self, service: ServiceInfo, body: bytes, stream: bool) -> Response:
+        signed, answer = await self._send(service, body)
+        if not stream:
+            try:
+                data = await answer.aread()
+            finally:
+                await answer.aclose()
+            text = sse.body_text(data)
+            response = await asyncio.to_thread(self.user.verify, service, signed, data,
+                                               answer.headers.get(HEADER_RESPONSE), text)
+            verified = await asyncio.to_thread(self.user.accept, service, response, text)
+            self._send_receipt(service, verified)
+            self.router.succeeded(service.provider)
+            return Response(data, media_type="application/json",
+                            headers={HEADER_RESPONSE_ID: verified.response_id, "zg-verified": "true",
+                                     "zg-provider": service.provider})
+        return StreamingResponse(self._stream(service, signed, answer), media_type="text/event-stream",
+                                 headers={HEADER_RESPONSE_ID: "0x" + signed.request_hash.hex(),
+                                          "zg-provider": service.provider})
+
+    async def _stream(self, service: ServiceInfo, signed: SignedRequest,
+                      answer: httpx.Response) -> AsyncIterator[bytes]:
+        raw = bytearray()
+        splitter = sse.EventSplitter()
+        events: list[bytes] = []
+        done: bytes | None = None
+        try:
+            async for chunk in answer.aiter_raw():
+                raw += chunk
+                for event in splitter.feed(chunk):
+                    if sse.is_signature_event(event):
+                        continue
+                    events.append(event)
+                    if sse.is_done_event(event):
+                        done = event
+                        continue
+                    yield event
+        finally:
+            await answer.aclose()
+        mark = raw.rfind(SIGNATURE_MARK)
+        received = bytes(raw[:mark]) if mark >= 0 else bytes(raw)
+        signed_json = sse.event_fields(bytes(raw[mark:]))[1].decode() if mark >= 0 else None
+        text = sse.stream_text(events)
+        try:
+            response = await asyncio.to_thread(self.user.verify, service, signed, received, signed_json, text)
+        except ResponseRejected as exc:
+            self.router.flag(service.provider, exc.reason)
+            error = {"error": {"message": str(exc), "type": "response_rejected", "code": 502}}
+            yield sse.format_event(json.dumps(error).encode())
+            return
+        verified = await asyncio.to_thread(self.user.accept, service, response, text)
+        self._send_receipt(service, verified)
+        self.router.succeeded(service.provider)
+        yield done or sse.format_event(sse.DONE_DATA)
+
+    def _send_receipt(self, service: ServiceInfo, verified: Verified) -> None:
+        async def post() -> None:
+            # If this post is lost, the next receipt (cumulative) carries its amount too.
+            with contextlib.suppress(httpx.HTTPError):
+                await self.client.post(service.url.rstrip("/") + "/v1/proxy/receipt",
+                                       json=self.user.receipt_payload(verified))
+
+        task = asyncio.create_task(post())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,355 @@
+"""The inference payment protocol: three EIP-712 messages and the rules that check them.
+
+Reference: shared/reference/compute.md §4.3–4.6 (0G's request headers, response signatures and
+TEE settlement) and §12 (its defects). zgos keeps 0G's shape — prepaid per-provider
+sub-accounts, provider-signed responses, batch settlement — but nothing rests on a trusted key:
+
+1. ``Request`` (signed by the **user** for every paid call): ``user``, ``provider``, a unique
+   ``nonce``, ``bodyHash`` = keccak256 of the exact request body bytes, and ``maxFee``, the
+   most the user agrees to pay for this call. The provider checks it before forwarding
+   (0G's broker ignores the user's signature: anyone could bill anyone's account).
+2. ``Response`` (signed by the **provider's registered signer** for every answer):
+   ``requestHash`` (the EIP-712 hash of the Request), ``responseHash`` = keccak256 of the exact
+   response bytes (for a stream, every SSE byte before the final signature event), ``modelId``
+   (the registered model name the answer came from), ``modelHash`` (sha256 of the model file),
+   ``inputTokens``, ``outputTokens`` and ``fee``. The user's client re-hashes both bodies from
+   the bytes it actually sent and received and recomputes usage and fee (0G's SDK does not).
+3. ``Receipt`` (signed by the **user** after checking a Response): ``user``, ``provider`` and
+   ``total``, the cumulative amount the user owes the provider over the life of the
+   sub-account. ``InferenceServing.settle`` pays ``total − settled`` and stores ``total``:
+   one signature check and one transfer per user per settlement, whatever the number of
+   requests (constant gas), and a receipt can never be paid twice (totals only grow).
+
+All three are hashed under one EIP-712 domain (name ``DOMAIN_NAME``, version
+``DOMAIN_VERSION``, the chain id, and the ``InferenceServing`` address), so a signature is
+valid for exactly one deployment on one chain. Signatures are 65 bytes ``r ‖ s ‖ v`` with
+``v ∈ {27, 28}`` and low ``s`` (the contract uses OpenZeppelin's ECDSA, which rejects high s).
+
+**The most either side can lose.**
+
+- *User*: the chain pays a provider only up to the largest ``total`` the user signed, and the
+  client signs a Receipt only after checking that response's signature, hashes, usage and fee
+  (fee ≤ the request's ``maxFee``). A dishonest provider therefore gains nothing it did not
+  earn: the user loses at most the fee of each response it accepted — each bounded by that
+  request's ``maxFee`` — and stops at the first answer that fails a check.
+- *Provider*: it is paid only for responses the user receipted, so it loses at most the fees
+  of requests it served but was never receipted for. The broker admits a request only while
+  ``unreceipted + inflight + maxFee ≤ credit`` (``validate_admission`` in
+  ``zgos.compute.billing``), so its loss per user is at most ``credit``. With ``credit`` set
+  to one request's maximum fee (``--credit``) a user can walk away owing at most one
+  request's maximum fee; the default allows ``DEFAULT_CREDIT_REQUESTS`` (16) worst-case
+  requests in flight per user, for concurrent clients. Settling before a refund unlocks
+  (the lock time) keeps every receipted fee collectable.
+
+This module is pure: no I/O, clocks or randomness; keys and nonces are passed in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import Any
+
+from coincurve import PrivateKey, PublicKey
+
+from zgos.core.hashing import HASH_BYTES, keccak256
+
+DOMAIN_NAME = "zgos InferenceServing"
+DOMAIN_VERSION = "1"
+SIGNATURE_BYTES = 65
+ADDRESS_BYTES = 20
+UINT256_MAX = 2**256 - 1
+EIP712_PREFIX = b"\x19\x01"
+# secp256k1 group order and half of it (EIP-2: signatures with s > N/2 are malleable copies).
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SECP256K1_HALF_N = SECP256K1_N // 2
+
+DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+REQUEST_TYPE = "Request(address user,address provider,uint256 nonce,bytes32 bodyHash,uint256 maxFee)"
+RESPONSE_TYPE = (
+    "Response(bytes32 requestHash,bytes32 responseHash,string modelId,bytes32 modelHash,"
+    "uint256 inputTokens,uint256 outputTokens,uint256 fee)"
+)
+RECEIPT_TYPE = "Receipt(address user,address provider,uint256 total)"
+DOMAIN_TYPEHASH = keccak256(DOMAIN_TYPE.encode())
+REQUEST_TYPEHASH = keccak256(REQUEST_TYPE.encode())
+RESPONSE_TYPEHASH = keccak256(RESPONSE_TYPE.encode())
+RECEIPT_TYPEHASH = keccak256(RECEIPT_TYPE.encode())
+
+
+class InvalidMessage(ValueError):
+    """A message field is malformed (bad address, negative or oversized integer, bad hash)."""
+
+
+class InvalidSignature(ValueError):
+    """A signature is malformed or was not made by the expected signer."""
+
+
+# --- field encoding ----------------------------------------------------------------------
+
+
+def normalize_address(address: str) -> str:
+    """Return ``address`` as lower-case ``0x`` + 40 hex; raise ``InvalidMessage`` otherwise."""
+    text = address.lower()
+    if not text.startswith("0x") or len(text) != 2 + 2 * ADDRESS_BYTES:
+        raise InvalidMessage(f"not an address: {address!r}")
+    try:
+        bytes.fromhex(text[2:])
+    except ValueError:
+        raise InvalidMessage(f"not an address: {address!r}") from None
+    return text
+
+
+def _uint(value: int, name: str) -> int:
+    if not isinstance(value, int) or value < 0 or value > UINT256_MAX:
+        raise InvalidMessage(f"{name} must be a uint256, got {value!r}")
+    return value
+
+
+def _hash32(value: bytes, name: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != HASH_BYTES:
+        raise InvalidMessage(f"{name} must be {HASH_BYTES} bytes")
+    return value
+
+
+def _word_address(address: str) -> bytes:
+    """ABI word of an address: 12 zero bytes, then the 20 address bytes."""
+    return b"\x00" * 12 + bytes.fromhex(normalize_address(address)[2:])
+
+
+def _word_uint(value: int, name: str) -> bytes:
+    return _uint(value, name).to_bytes(32, "big")
+
+
+def compute_body_hash(body: bytes) -> bytes:
+    """keccak256 of the exact bytes of a request or response body."""
+    return keccak256(body)
+
+
+# --- the domain ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The EIP-712 domain: one ``InferenceServing`` deployment on one chain."""
+
+    chain_id: int
+    verifying_contract: str
+
+    def separator(self) -> bytes:
+        """``keccak(typeHash ‖ keccak(name) ‖ keccak(version) ‖ chainId ‖ contract)``."""
+        return self._separator
+
+    @cached_property
+    def _separator(self) -> bytes:
+        return keccak256(
+            DOMAIN_TYPEHASH + keccak256(DOMAIN_NAME.encode()) + keccak256(DOMAIN_VERSION.encode())
+            + _word_uint(self.chain_id, "chainId") + _word_address(self.verifying_contract)
+        )
+
+    def digest(self, struct_hash: bytes) -> bytes:
+        """The 32 bytes that get signed: ``keccak(0x1901 ‖ domainSeparator ‖ structHash)``."""
+        return keccak256(EIP712_PREFIX + self.separator() + _hash32(struct_hash, "structHash"))
+
+
+# --- the three messages ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user authorises for one call (see the module docstring, message 1)."""
+
+    user: str
+    provider: str
+    nonce: int
+    body_hash: bytes
+    max_fee: int
+
+    def struct_hash(self) -> bytes:
+        """``keccak(typeHash ‖ user ‖ provider ‖ nonce ‖ bodyHash ‖ maxFee)``, 32-byte words."""
+        return keccak256(
+            REQUEST_TYPEHASH + _word_address(self.user) + _word_address(self.provider)
+            + _word_uint(self.nonce, "nonce") + _hash32(self.body_hash, "bodyHash")
+            + _word_uint(self.max_fee, "maxFee")
+        )
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the provider vouches for one answer (message 2)."""
+
+    request_hash: bytes
+    response_hash: bytes
+    model_id: str
+    model_hash: bytes
+    input_tokens: int
+    output_tokens: int
+    fee: int
+
+    def struct_hash(self) -> bytes:
+        """``keccak(typeHash ‖ requestHash ‖ responseHash ‖ keccak(modelId) ‖ modelHash ‖
+        inputTokens ‖ outputTokens ‖ fee)``, 32-byte words (EIP-712 hashes strings)."""
+        return keccak256(
+            RESPONSE_TYPEHASH + _hash32(self.request_hash, "requestHash")
+            + _hash32(self.response_hash, "responseHash") + keccak256(self.model_id.encode())
+            + _hash32(self.model_hash, "modelHash") + _word_uint(self.input_tokens, "inputTokens")
+            + _word_uint(self.output_tokens, "outputTokens") + _word_uint(self.fee, "fee")
+        )
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The user's cumulative acknowledgement of what it owes one provider (message 3)."""
+
+    user: str
+    provider: str
+    total: int
+
+    def struct_hash(self) -> bytes:
+        """``keccak(typeHash ‖ user ‖ provider ‖ total)``, 32-byte words."""
+        return keccak256(
+            RECEIPT_TYPEHASH + _word_address(self.user) + _word_address(self.provider)
+            + _word_uint(self.total, "total")
+        )
+
+
+Message = Request | Response | Receipt
+
+
+def compute_digest(domain: Domain, message: Message) -> bytes:
+    """The EIP-712 digest of ``message`` under ``domain`` (what is signed and recovered)."""
+    return domain.digest(message.struct_hash())
+
+
+def compute_request_hash(domain: Domain, request: Request) -> bytes:
+    """The id of a request: its EIP-712 digest (what a Response's ``requestHash`` names)."""
+    return compute_digest(domain, request)
+
+
+# --- signatures ----------------------------------------------------------------------------
+
+
+def address_of_public_key(public_key: PublicKey) -> str:
+    """Ethereum address: the last 20 bytes of keccak256 of the uncompressed key (no prefix)."""
+    return "0x" + keccak256(public_key.format(compressed=False)[1:])[-ADDRESS_BYTES:].hex()
+
+
+def address_of_private_key(private_key: bytes) -> str:
+    return address_of_public_key(PrivateKey(private_key).public_key)
+
+
+def sign_digest(private_key: bytes, digest: bytes) -> bytes:
+    """Sign a 32-byte digest; return ``r ‖ s ‖ v`` with ``v ∈ {27, 28}`` and low s."""
+    raw = PrivateKey(private_key).sign_recoverable(_hash32(digest, "digest"), hasher=None)
+    return raw[:64] + bytes([raw[64] + 27])
+
+
+def recover_digest(digest: bytes, signature: bytes) -> str:
+    """The address that signed ``digest``; raise ``InvalidSignature`` if malformed or high-s."""
+    if len(signature) != SIGNATURE_BYTES:
+        raise InvalidSignature(f"signature must be {SIGNATURE_BYTES} bytes, got {len(signature)}")
+    v = signature[64]
+    if v not in (27, 28):
+        raise InvalidSignature(f"signature v must be 27 or 28, got {v}")
+    s = int.from_bytes(signature[32:64], "big")
+    if s == 0 or s > SECP256K1_HALF_N:
+        raise InvalidSignature("signature s is zero or not in the lower half order (malleable)")
+    try:
+        public_key = PublicKey.from_signature_and_message(
+            signature[:64] + bytes([v - 27]), _hash32(digest, "digest"), hasher=None
+        )
+    except Exception:
+        raise InvalidSignature("signature does not recover to any key") from None
+    return address_of_public_key(public_key)
+
+
+def sign_message(private_key: bytes, domain: Domain, message: Message) -> bytes:
+    return sign_digest(private_key, compute_digest(domain, message))
+
+
+def recover_message(domain: Domain, message: Message, signature: bytes) -> str:
+    return recover_digest(compute_digest(domain, message), signature)
+
+
+def validate_signed_by(domain: Domain, message: Message, signature: bytes, signer: str) -> None:
+    """Raise ``InvalidSignature`` unless ``signature`` over ``message`` is by ``signer``."""
+    recovered = recover_message(domain, message, signature)
+    if recovered != normalize_address(signer):
+        kind = type(message).__name__.lower()
+        raise InvalidSignature(f"{kind} signature is by {recovered}, expected {normalize_address(signer)}")
+
+
+def is_valid_signature(domain: Domain, message: Message, signature: bytes, signer: str) -> bool:
+    try:
+        validate_signed_by(domain, message, signature, signer)
+    except (InvalidSignature, InvalidMessage):
+        return False
+    return True
+
+
+# --- receipts ------------------------------------------------------------------------------
+
+
+def compute_settlement_amount(receipt_total: int, settled_total: int, balance: int) -> int:
+    """What ``InferenceServing.settle`` pays for a receipt: the part of ``receipt_total`` not
+    yet settled, capped by the sub-account ``balance`` (the rest stays claimable with the
+    same receipt once the user tops up). Zero if the receipt is not above ``settled_total``.
+    """
+    owed = max(0, _uint(receipt_total, "total") - _uint(settled_total, "settled"))
+    return min(owed, _uint(balance, "balance"))
+
+
+def next_receipt(previous: Receipt | None, user: str, provider: str, fee: int) -> Receipt:
+    """The receipt a user signs after accepting a response costing ``fee``: the previous
+    cumulative total plus ``fee`` (the first receipt of a sub-account starts from 0)."""
+    total = (previous.total if previous is not None else 0) + _uint(fee, "fee")
+    return Receipt(normalize_address(user), normalize_address(provider), total)
+
+
+# --- wire form (JSON at the HTTP edge) ------------------------------------------------------
+
+
+def encode_response(response: Response, signature: bytes) -> str:
+    """Compact ASCII JSON of a signed Response (an HTTP header value or the final SSE event)."""
+    fields: dict[str, Any] = asdict(response)
+    for name in ("request_hash", "response_hash", "model_hash"):
+        fields[name] = "0x" + fields[name].hex()
+    fields["signature"] = "0x" + signature.hex()
+    return json.dumps(fields, separators=(",", ":"), sort_keys=True)
+
+
+def decode_response(text: str | bytes) -> tuple[Response, bytes]:
+    """Parse ``encode_response`` output; raise ``InvalidMessage`` on any malformed field."""
+    try:
+        fields = json.loads(text)
+        response = Response(
+            request_hash=_decode_hex(fields["request_hash"], HASH_BYTES),
+            response_hash=_decode_hex(fields["response_hash"], HASH_BYTES),
+            model_id=str(fields["model_id"]),
+            model_hash=_decode_hex(fields["model_hash"], HASH_BYTES),
+            input_tokens=_uint(fields["input_tokens"], "input_tokens"),
+            output_tokens=_uint(fields["output_tokens"], "output_tokens"),
+            fee=_uint(fields["fee"], "fee"),
+        )
+        signature = _decode_hex(fields["signature"], SIGNATURE_BYTES)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidMessage(f"malformed signed response: {exc}") from None
+    return response, signature
+
+
+def _decode_hex(text: Any, size: int) -> bytes:
+    if not isinstance(text, str) or not text.startswith("0x"):
+        raise InvalidMessage(f"expected 0x-hex, got {text!r}")
+    data = bytes.fromhex(text[2:])
+    if len(data) != size:
+        raise InvalidMessage(f"expected {size} bytes, got {len(data)}")
+    return data
+
+
+def decode_hex(text: str, size: int) -> bytes:
+    """Parse ``0x``-hex of exactly ``size`` bytes; raise ``InvalidMessage`` otherwise."""
+    try:
+        return _decode_hex(text, size)
+    except ValueError as exc:
+        raise InvalidMessage(str(exc)) from None
