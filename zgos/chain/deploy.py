@@ -21,6 +21,7 @@ from zgos.chain.artifacts import load_artifact
 from zgos.chain.client import Chain
 from zgos.core.errors import ConfigError
 from zgos.core.hashing import keccak256
+from zgos.da import params as da
 
 Addresses = dict[str, str]
 
@@ -38,6 +39,10 @@ class ContractPlan:
 
 PLAN: list[ContractPlan] = [
     ContractPlan("NodeRegistry"),
+    ContractPlan("DASigners", args=lambda _: [da.EPOCH_BLOCKS, da.MIN_STAKE_WEI, da.EXIT_DELAY_EPOCHS]),
+    ContractPlan(
+        "DAEntrance", depends=("DASigners",), args=lambda a: [a["DASigners"], da.FEE_PER_ROW_WEI]
+    ),
 ]
 
 
