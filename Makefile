@@ -21,7 +21,7 @@ STRICT      := zgos/core zgos/da/blob.py zgos/da/kzg.py zgos/da/encoding.py zgos
 PYTEST_ARGS ?=
 WORKERS     ?= 2
 
-.PHONY: install up test lint unit contracts bench clean
+.PHONY: install up test lint unit contracts bench clean proto
 
 install: $(STAMP) $(ANVIL)
 
@@ -69,3 +69,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .zgos
+
+# gRPC stubs of the DA network (committed; regenerate after editing a .proto).
+proto: install
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. \
+	  zgos/da/proto/disperser.proto zgos/da/proto/signer.proto

@@ -32,6 +32,7 @@ from zgos.chain.networks import is_devnet
 from zgos.clictx import CliContext, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount, parse_amount
+from zgos.da.cli import app as da_app
 from zgos.datadir import DataDir
 from zgos.devnet.orchestrator import Devnet, ServiceStatus
 from zgos.devnet.services import DevnetOptions
@@ -52,6 +53,7 @@ devnet_app = typer.Typer(help="The one-command local network.", no_args_is_help=
 app.add_typer(chain_app, name="chain")
 app.add_typer(account_app, name="account")
 app.add_typer(devnet_app, name="devnet")
+app.add_typer(da_app, name="da")
 
 
 @app.callback()

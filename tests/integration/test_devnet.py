@@ -16,6 +16,7 @@ import pytest
 from tests.integration.clirunner import zg
 from zgos.chain.client import Chain
 from zgos.devnet.process import PidFile, is_alive
+from zgos.devnet.services import DevnetOptions, all_services
 from zgos.netutil import free_port, port_in_use, wait_until
 
 
@@ -88,7 +89,10 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        assert wait_until(lambda: port_in_use(port) and (root / "deployment.json").exists(), 60)
+        # Wait until every service of the table is up (the last one's port answers).
+        last = all_services(DevnetOptions(chain_port=port))[-1]
+        last_port = int(last.url.rsplit(":", 1)[-1].split("/", 1)[0])
+        assert wait_until(lambda: port_in_use(port) and port_in_use(last_port), 120)
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)

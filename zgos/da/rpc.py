@@ -1,0 +1,131 @@
+"""gRPC plumbing shared by the DA services and clients: message limits, cell conversion,
+and the client of a signer (``SignerClient``) and of a disperser (``DisperserClient``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import grpc
+
+from zgos.core.errors import ZgError
+from zgos.da.blob import MAX_BLOB_BYTES
+from zgos.da.encoding import Cell
+from zgos.da.proto import disperser_pb2, disperser_pb2_grpc, signer_pb2, signer_pb2_grpc
+
+MAX_MESSAGE_BYTES = 2 * MAX_BLOB_BYTES + 64 * 2**20  # a whole extended blob plus proofs
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class RpcError(ZgError):
+    """A DA service answered with an error or could not be reached."""
+
+    def __init__(self, target: str, error: grpc.RpcError) -> None:
+        code = error.code() if isinstance(error, grpc.Call) else None
+        details = error.details() if isinstance(error, grpc.Call) else str(error)
+        name = code.name if code is not None else "ERROR"
+        super().__init__(f"{target}: {name}: {details}")
+        self.target = target
+        self.code = code
+        self.details = details
+
+
+def cell_to_pb(cell: Cell) -> signer_pb2.Cell:
+    return signer_pb2.Cell(row=cell.row, column=cell.column, data=cell.data, proof=cell.proof)
+
+
+def cell_from_pb(cell: signer_pb2.Cell) -> Cell:
+    return Cell(cell.row, cell.column, bytes(cell.data), bytes(cell.proof))
+
+
+class SignerClient:
+    """A connection to one signer (``host:port``)."""
+
+    def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self._channel = grpc.insecure_channel(target, options=GRPC_OPTIONS)
+        self._stub = signer_pb2_grpc.SignerStub(self._channel)
+
+    def __enter__(self) -> SignerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def store_cells(self, blob_id: bytes, epoch: int, quorum_id: int, cells: Iterable[Cell]) -> tuple[bytes, str]:
+        """Hand cells to the signer; returns (its BLS signature, its address)."""
+        request = signer_pb2.StoreCellsRequest(
+            blob_id=blob_id, epoch=epoch, quorum_id=quorum_id, cells=[cell_to_pb(c) for c in cells]
+        )
+        try:
+            reply = self._stub.StoreCells(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise RpcError(self.target, exc) from None
+        return bytes(reply.signature), reply.signer
+
+    def get_cells(self, blob_id: bytes, indices: Sequence[tuple[int, int]] | None = None) -> list[Cell]:
+        """The listed (row, column) cells, or every cell the signer holds when ``indices`` is None."""
+        request = signer_pb2.GetCellsRequest(
+            blob_id=blob_id,
+            all=indices is None,
+            indices=[signer_pb2.CellIndex(row=r, column=c) for r, c in indices or ()],
+        )
+        try:
+            reply = self._stub.GetCells(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise RpcError(self.target, exc) from None
+        return [cell_from_pb(c) for c in reply.cells]
+
+    def status(self) -> signer_pb2.StatusReply:
+        try:
+            return self._stub.GetStatus(signer_pb2.StatusRequest(), timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise RpcError(self.target, exc) from None
+
+
+class DisperserClient:
+    """A connection to a disperser (0G's ``disperser.Disperser`` API)."""
+
+    def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self._channel = grpc.insecure_channel(target, options=GRPC_OPTIONS)
+        self._stub = disperser_pb2_grpc.DisperserStub(self._channel)
+
+    def __enter__(self) -> DisperserClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def disperse(self, data: bytes) -> bytes:
+        try:
+            reply = self._stub.DisperseBlob(disperser_pb2.DisperseBlobRequest(data=data), timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise RpcError(self.target, exc) from None
+        return bytes(reply.request_id)
+
+    def status(self, request_id: bytes) -> disperser_pb2.BlobStatusReply:
+        try:
+            return self._stub.GetBlobStatus(
+                disperser_pb2.BlobStatusRequest(request_id=request_id), timeout=self.timeout_s
+            )
+        except grpc.RpcError as exc:
+            raise RpcError(self.target, exc) from None
+
+    def retrieve(self, blob_id: bytes, epoch: int, quorum_id: int = 0) -> bytes:
+        request = disperser_pb2.RetrieveBlobRequest(storage_root=blob_id, epoch=epoch, quorum_id=quorum_id)
+        try:
+            return bytes(self._stub.RetrieveBlob(request, timeout=self.timeout_s).data)
+        except grpc.RpcError as exc:
+            raise RpcError(self.target, exc) from None
