@@ -16,6 +16,7 @@ from zgos.chain.accounts import DEVNET_ROLES
 from zgos.clictx import CliContext, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount, parse_amount
+from zgos.da import kzg
 from zgos.da.contracts import DAContracts
 from zgos.da.disperser import Disperser, serve_disperser
 from zgos.da.encoding import Encoder
@@ -77,6 +78,7 @@ def signer(
     da = _contracts(cli)
     public_url = url or f"{host}:{port}"
     ensure_registered(da, identity, public_url, parse_amount(stake))
+    kzg.trusted_setup()  # load before serving, not on the first request
     store = CellStore(cli.data_dir.service(f"da-signer-{index}") / "cells")
     server = serve_signer(SignerNode(da, identity, store), host, port)
     _serve_forever(server, f"da signer {identity.address} serving on {host}:{port} (registered as {public_url})")

@@ -190,20 +190,28 @@ class Disperser:
         return f"; blob cancelled, fee refunded in {receipt.tx_hash}"
 
     def _process(self, dispersal: Dispersal) -> None:
+        started = time.monotonic()
+
+        def phase(name: str) -> None:
+            log.info("%s: %s done at %.3f s", dispersal.request_id[:12], name, time.monotonic() - started)
+
         data = self._payload_path(dispersal.request_id).read_bytes()
         dispersal.reason = "encoding"
         self._save(dispersal)
         encoded = self.encoder.encode(data)
+        phase("encode")
         blob_id = encoded.blob_id
         dispersal.blob_id = blob_id.hex()
         dispersal.reason = "submitting the blob on chain"
         self._save(dispersal)
         epoch, quorum_id = self._submit(encoded)
+        phase("submit blob")
         dispersal.epoch, dispersal.quorum_id = epoch, quorum_id
         dispersal.reason = f"collecting signatures (epoch {epoch})"
         self._save(dispersal)
         quorum = self.da.quorum(epoch)
         valid, failures = self._collect(encoded, quorum, epoch, quorum_id)
+        phase("collect signatures")
         signed = sum(quorum.stakes[quorum.index(a)] for a in valid)
         if signed * THRESHOLD_DENOMINATOR < quorum.total_stake * THRESHOLD_NUMERATOR:
             share = 100 * signed / quorum.total_stake
@@ -213,6 +221,7 @@ class Disperser:
             )
         signature = bls.aggregate(list(valid.values()))
         receipt = self.da.submit_certificate(self.account, blob_id, list(valid), signature)
+        phase("certificate")
         self._write(self._blob_path(blob_id.hex()), data)
         dispersal.status = CONFIRMED
         dispersal.reason = f"certified by {len(valid)} of {len(quorum.members)} signers" + (

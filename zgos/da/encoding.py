@@ -7,7 +7,9 @@ the calling process (small blobs, tests). The layout rules live in ``zgos.da.blo
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from zgos.da.blob import (
     unpack_rows,
 )
 
+WARM_WAIT_S = 0.05
 Progress = Callable[[int], None]  # called with the number of rows just finished
 
 
@@ -75,6 +78,10 @@ def _init_worker() -> None:
     kzg.trusted_setup()
 
 
+def _warm() -> None:
+    time.sleep(WARM_WAIT_S)  # keep this worker busy so the next task starts another one
+
+
 def _recover_task(args: tuple[list[int], list[bytes]]) -> list[bytes]:
     return kzg.recover_row(*args)[0]
 
@@ -98,7 +105,13 @@ class Encoder:
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool: Executor | None = None
         if self.workers > 0:
-            self._pool = ProcessPoolExecutor(self.workers, initializer=_init_worker)
+            # spawn, not fork: the parent runs gRPC and web3 threads that fork would copy.
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+            )
+            # Start every worker now (each loads the trusted setup once), not on the first blob.
+            for future in [self._pool.submit(_warm) for _ in range(self.workers)]:
+                future.result()
         else:
             kzg.trusted_setup()
 

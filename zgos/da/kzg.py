@@ -20,9 +20,9 @@ from zgos.core.errors import ConfigError
 
 TRUSTED_SETUP_PATH = Path(__file__).with_name("trusted_setup.txt")
 TRUSTED_SETUP_SHA256 = "d39b9f2d047cc9dca2de58f264b6a09448ccd34db967881a6713eacacf0f26b7"
-# ckzg's precompute table width for fixed-base multiplications (0 = none, 8 = fastest proofs,
-# ~100 MB more memory per process). Measured in bench/bench_da.py.
-PRECOMPUTE = 0
+# ckzg's precompute table for fixed-base multiplications: 8 makes cell proofs ~1.5x faster
+# (0.23 s vs 0.34 s per row here) for ~100 MB per process and ~0.7 s more loading.
+PRECOMPUTE = 8
 
 Cells = list[bytes]
 Proofs = list[bytes]

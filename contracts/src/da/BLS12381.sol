@@ -27,6 +27,9 @@ library BLS12381 {
     // Field modulus p, 64-byte big-endian.
     bytes internal constant P =
         hex"000000000000000000000000000000001a0111ea397fe69a4b1ba7b6434bacd764774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab";
+    // p as the two words of its 64-byte encoding.
+    uint256 internal constant P_HI = 0x000000000000000000000000000000001a0111ea397fe69a4b1ba7b6434bacd7;
+    uint256 internal constant P_LO = 0x64774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab;
     // (p - 1) / 2 as two words (high 32 bytes, low 32 bytes) of the 64-byte encoding.
     uint256 internal constant HALF_P_HI = 0x000000000000000000000000000000000d0088f51cbff34d258dd3db21a5d66b;
     uint256 internal constant HALF_P_LO = 0xb23ba5c279c2895fb39869507b587b120f55ffff58a9ffffdcff7fffffffd555;
@@ -74,10 +77,8 @@ library BLS12381 {
             mstore(add(input, 128), mload(src))
             mstore(add(input, 160), mload(add(src, 32)))
             mstore8(add(input, 192), 1)
-        }
-        bytes memory p = P;
-        for (uint256 i = 0; i < 64; i++) {
-            input[161 + i] = p[i];
+            mstore(add(input, 193), P_HI)
+            mstore(add(input, 225), P_LO)
         }
         return _call(MODEXP, input, 64);
     }

@@ -126,7 +126,7 @@ contract DAEntrance {
         if (blob.status != Status.Submitted) revert NotPending(blobId, blob.status);
         uint64 epoch = blob.epoch;
         (uint256 total,) = signers.quorumStake(epoch);
-        (bytes memory aggregatePubkey, uint256 signedStake) = signers.aggregate(members, epoch);
+        (bytes memory aggregatePubkey, uint256 signedStake, uint256[] memory stakes) = signers.aggregate(members, epoch);
         if (members.length == 0 || signedStake * THRESHOLD_DENOMINATOR < total * THRESHOLD_NUMERATOR) {
             revert InsufficientStake(signedStake, total);
         }
@@ -135,15 +135,14 @@ contract DAEntrance {
             revert InvalidSignature();
         }
         blob.status = Status.Certified;
-        _payFee(blob.fee, members, signedStake);
+        _payFee(blob.fee, members, stakes, signedStake);
         emit BlobCertified(blobId, epoch, signers.QUORUM_ID(), signedStake, total, members);
     }
 
-    function _payFee(uint256 fee, address[] calldata members, uint256 signedStake) private {
+    function _payFee(uint256 fee, address[] calldata members, uint256[] memory stakes, uint256 signedStake) private {
         uint256 paid = 0;
         for (uint256 i = 0; i < members.length; i++) {
-            (,, uint256 stake,,) = signers.getSigner(members[i]);
-            uint256 share = (fee * stake) / signedStake;
+            uint256 share = (fee * stakes[i]) / signedStake;
             earnings[members[i]] += share;
             paid += share;
         }

@@ -273,12 +273,14 @@ contract DASigners {
     }
 
     /// @notice Sum of the G1 public keys of `members` (strictly ascending addresses, each in
-    /// `epoch`'s quorum) and of their stake. Reverts on a duplicate or a non-member.
+    /// `epoch`'s quorum), their total stake and each one's stake. Reverts on a duplicate or a
+    /// non-member.
     function aggregate(address[] calldata members, uint64 epoch)
         external
         view
-        returns (bytes memory aggregatePubkey, uint256 signedStake)
+        returns (bytes memory aggregatePubkey, uint256 signedStake, uint256[] memory stakes)
     {
+        stakes = new uint256[](members.length);
         address previous = address(0);
         for (uint256 i = 0; i < members.length; i++) {
             address a = members[i];
@@ -288,6 +290,7 @@ contract DASigners {
             Signer storage s = signers[a];
             aggregatePubkey = i == 0 ? s.pubkey : BLS12381.g1Add(aggregatePubkey, s.pubkey);
             signedStake += s.stake;
+            stakes[i] = s.stake;
         }
     }
 
