@@ -31,7 +31,7 @@ from eth_account.signers.local import LocalAccount
 
 from zgos.core.errors import ZgError
 from zgos.da import bls
-from zgos.da.blob import BlobError, validate_blob_size
+from zgos.da.blob import BlobError, BlobHeader, validate_blob_size
 from zgos.da.contracts import BlobStatus, DAContracts, Quorum, UnknownBlob
 from zgos.da.encoding import EncodedBlob, Encoder
 from zgos.da.proto import disperser_pb2, disperser_pb2_grpc
@@ -89,6 +89,7 @@ class Disperser:
         self._lock = threading.Lock()
         self._requests: dict[str, Dispersal] = {}
         self._workers = futures.ThreadPoolExecutor(4, thread_name_prefix="disperse")
+        self._extender = futures.ThreadPoolExecutor(4, thread_name_prefix="extend")
         self._resume()
 
     # --- durable state -------------------------------------------------------------------
@@ -125,6 +126,7 @@ class Disperser:
 
     def close(self) -> None:
         self._workers.shutdown(wait=False, cancel_futures=True)
+        self._extender.shutdown(wait=False, cancel_futures=True)
 
     # --- API -----------------------------------------------------------------------------
 
@@ -198,14 +200,19 @@ class Disperser:
         data = self._payload_path(dispersal.request_id).read_bytes()
         dispersal.reason = "encoding"
         self._save(dispersal)
-        encoded = self.encoder.encode(data)
-        phase("encode")
-        blob_id = encoded.blob_id
+        rows = self.encoder.pack(data)
+        header = self.encoder.commit(len(data), rows)
+        phase("commit")
+        # Cell proofs (the bulk of the work) run on the pool while the blob tx is mined.
+        extending = self._extender.submit(self.encoder.extend, header, rows)
+        blob_id = header.blob_id
         dispersal.blob_id = blob_id.hex()
         dispersal.reason = "submitting the blob on chain"
         self._save(dispersal)
-        epoch, quorum_id = self._submit(encoded)
+        epoch, quorum_id = self._submit(header)
         phase("submit blob")
+        encoded = extending.result()
+        phase("cells and proofs")
         dispersal.epoch, dispersal.quorum_id = epoch, quorum_id
         dispersal.reason = f"collecting signatures (epoch {epoch})"
         self._save(dispersal)
@@ -233,15 +240,15 @@ class Disperser:
         self._save(dispersal)
         self._payload_path(dispersal.request_id).unlink(missing_ok=True)
 
-    def _submit(self, encoded: EncodedBlob) -> tuple[int, int]:
+    def _submit(self, header: BlobHeader) -> tuple[int, int]:
         """Submit the blob (paying its fee) unless this disperser already did."""
         try:
-            record = self.da.blob(encoded.blob_id)
+            record = self.da.blob(header.blob_id)
         except UnknownBlob:
             record = None
         if record is not None and record.status is BlobStatus.SUBMITTED and record.submitter == self.account.address:
             return record.epoch, 0
-        submitted = self.da.submit_blob(self.account, encoded.header)
+        submitted = self.da.submit_blob(self.account, header)
         return submitted.epoch, submitted.quorum_id
 
     def _collect(

@@ -135,18 +135,35 @@ class Encoder:
                 progress(1)
         return results
 
-    def encode(self, data: bytes, progress: Progress | None = None) -> EncodedBlob:
-        """Pack, commit and extend ``data``; raises ``InvalidBlob`` for empty/oversized data."""
+    @staticmethod
+    def pack(data: bytes) -> list[bytes]:
+        """``pack_rows`` with ``InvalidBlob`` for empty/oversized data."""
         try:
-            rows = pack_rows(data)
+            return pack_rows(data)
         except BlobError as exc:
             raise InvalidBlob(str(exc)) from None
-        encoded = self._map(kzg.encode_row, rows, progress)
+
+    def encode(self, data: bytes, progress: Progress | None = None) -> EncodedBlob:
+        """Pack, commit and extend ``data``; raises ``InvalidBlob`` for empty/oversized data."""
+        encoded = self._map(kzg.encode_row, self.pack(data), progress)
         header = BlobHeader(len(data), tuple(bytes(c) for c, _, _ in encoded))
         return EncodedBlob(
             header,
             tuple(tuple(cells) for _, cells, _ in encoded),
             tuple(tuple(proofs) for _, _, proofs in encoded),
+        )
+
+    def commit(self, size: int, rows: list[bytes]) -> BlobHeader:
+        """Only the row commitments (~5x cheaper than the cells): the blob id is known early."""
+        return BlobHeader(size, tuple(bytes(c) for c in self._map(kzg.commit_row, rows, None)))
+
+    def extend(self, header: BlobHeader, rows: list[bytes], progress: Progress | None = None) -> EncodedBlob:
+        """The cells and proofs of rows already committed in ``header``."""
+        extended = self._map(kzg.compute_row_cells, rows, progress)
+        return EncodedBlob(
+            header,
+            tuple(tuple(cells) for cells, _ in extended),
+            tuple(tuple(proofs) for _, proofs in extended),
         )
 
     def decode(
