@@ -43,7 +43,7 @@ _setup: Any = None
 
 def _raw_init() -> None:
     global _setup
-    _setup = ckzg.load_trusted_setup(str(kzg.TRUSTED_SETUP_PATH), kzg.PRECOMPUTE)
+    _setup = ckzg.load_trusted_setup(str(kzg.TRUSTED_SETUP_PATH), kzg.PROVER_PRECOMPUTE)
 
 
 def _raw_row(row: bytes) -> tuple[bytes, list[bytes], list[bytes]]:

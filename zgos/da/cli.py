@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -16,16 +17,13 @@ from zgos.chain.accounts import DEVNET_ROLES
 from zgos.clictx import CliContext, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount, parse_amount
-from zgos.da import kzg
-from zgos.da.contracts import DAContracts
-from zgos.da.disperser import Disperser, serve_disperser
-from zgos.da.encoding import Encoder
 from zgos.da.params import DISPERSER_PORT, SIGNER_BASE_PORT, SIGNER_STAKE_WEI
-from zgos.da.proto import disperser_pb2
-from zgos.da.retriever import Retriever
-from zgos.da.rpc import DisperserClient
-from zgos.da.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
-from zgos.da.store import CellStore
+
+if TYPE_CHECKING:
+    from zgos.da.contracts import DAContracts
+
+# The DA stack (ckzg, blspy, grpc, numpy) is imported inside the commands that use it, so
+# every other `zg` command starts as fast as before.
 
 console = Console(width=None if sys.stdout.isatty() else 240)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
@@ -34,10 +32,11 @@ app = typer.Typer(help="Data availability: erasure-coded blobs, KZG cells, BLS c
 
 DEFAULT_DISPERSER = f"127.0.0.1:{DISPERSER_PORT}"
 POLL_S = 0.2
-TERMINAL = {disperser_pb2.CONFIRMED, disperser_pb2.FINALIZED, disperser_pb2.FAILED}
 
 
 def _contracts(cli: CliContext) -> DAContracts:
+    from zgos.da.contracts import DAContracts
+
     return DAContracts.from_addresses(cli.chain(), cli.deployment().addresses)
 
 
@@ -70,6 +69,10 @@ def signer(
     stake: str = typer.Option(format_amount(SIGNER_STAKE_WEI).split()[0], "--stake", help="Stake deposit in 0G"),
 ) -> None:
     """Run a DA signer: register (BLS key + stake), verify, store and sign its columns."""
+    from zgos.da import kzg
+    from zgos.da.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
+    from zgos.da.store import CellStore
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cli = get_ctx(ctx)
     port = SIGNER_BASE_PORT + index if port is None else port
@@ -78,9 +81,9 @@ def signer(
     da = _contracts(cli)
     public_url = url or f"{host}:{port}"
     ensure_registered(da, identity, public_url, parse_amount(stake))
-    kzg.trusted_setup()  # load before serving, not on the first request
     store = CellStore(cli.data_dir.service(f"da-signer-{index}") / "cells")
     server = serve_signer(SignerNode(da, identity, store), host, port)
+    kzg.trusted_setup()  # now rather than on the first request (which waits for it)
     _serve_forever(server, f"da signer {identity.address} serving on {host}:{port} (registered as {public_url})")
 
 
@@ -93,11 +96,15 @@ def disperser(
     workers: int | None = typer.Option(None, "--workers", help="Encoder processes [default: one per CPU]"),
 ) -> None:
     """Run the disperser (0G's disperser gRPC API): encode, collect signatures, certify."""
+    from zgos.da.disperser import Disperser, serve_disperser
+    from zgos.da.encoding import Encoder
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cli = get_ctx(ctx)
     payer = cli.account(account, role="da-disperser")
     da = _contracts(cli)
     encoder = Encoder(workers)
+    encoder.wait_ready()  # ready means ready: the workers hold the trusted setup
     service = Disperser(da, payer, encoder, cli.data_dir.service("da-disperser"))
     server = serve_disperser(service, host, port)
     try:
@@ -108,6 +115,8 @@ def disperser(
 
 
 def _status_name(code: int) -> str:
+    from zgos.da.proto import disperser_pb2
+
     return str(disperser_pb2.BlobStatus.Name(code))  # type: ignore[arg-type]
 
 
@@ -120,6 +129,10 @@ def put(
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait"),
 ) -> None:
     """Disperse FILE as one blob; prints the request id, then the blob id once certified."""
+    from zgos.da.proto import disperser_pb2
+    from zgos.da.rpc import DisperserClient
+
+    terminal = {disperser_pb2.CONFIRMED, disperser_pb2.FINALIZED, disperser_pb2.FAILED}
     data = file.read_bytes()
     with DisperserClient(target) as client:
         request_id = client.disperse(data)
@@ -132,7 +145,7 @@ def put(
             while True:
                 reply = client.status(request_id)
                 bar.update(task, description=f"{_status_name(reply.status)}: {reply.reason}")
-                if reply.status in TERMINAL:
+                if reply.status in terminal:
                     break
                 if time.monotonic() > deadline:
                     raise ZgError(f"not certified after {timeout:g} s", f"check later: zg da status {request_id.decode()}")
@@ -151,6 +164,8 @@ def status(
     target: str = typer.Option(DEFAULT_DISPERSER, "--disperser"),
 ) -> None:
     """Status of a dispersal request (asks the disperser) or of a blob id (reads the chain)."""
+    from zgos.da.rpc import DisperserClient
+
     if "-" in ident:
         with DisperserClient(target) as client:
             reply = client.status(ident.encode())
@@ -172,6 +187,8 @@ def get(
     out: Path = typer.Argument(..., metavar="OUT"),
 ) -> None:
     """Fetch a certified blob from the signers, verify every cell, recover, write OUT."""
+    from zgos.da.retriever import Retriever
+
     cli = get_ctx(ctx)
     blob_id = _blob_id(blob)
     retriever = Retriever(_contracts(cli))
@@ -195,6 +212,8 @@ def sample(
     samples: int | None = typer.Option(None, "--samples", help="Number of random cells [default 16 per row]"),
 ) -> None:
     """Sample random cells from the signers and verify them; exit 1 if any sample fails."""
+    from zgos.da.retriever import Retriever
+
     report = Retriever(_contracts(get_ctx(ctx))).sample(_blob_id(blob), samples)
     for failure in report.failures:
         err_console.print(f"[red]FAILED[/] {failure}", highlight=False)

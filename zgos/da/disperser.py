@@ -148,7 +148,7 @@ class Disperser:
             and self.da.chain.block_number() >= dispersal.certificate_block + FINALITY_BLOCKS
         ):
             dispersal.status = FINALIZED
-            dispersal.reason = f"certificate is {FINALITY_BLOCKS}+ blocks deep"
+            dispersal.reason += f"; final (certificate {FINALITY_BLOCKS}+ blocks deep)"
             self._save(dispersal)
         return dispersal
 
@@ -209,10 +209,19 @@ class Disperser:
         dispersal.blob_id = blob_id.hex()
         dispersal.reason = "submitting the blob on chain"
         self._save(dispersal)
-        epoch, quorum_id = self._submit(header)
+        epoch, quorum_id, certified = self._submit(header)
         phase("submit blob")
         encoded = extending.result()
         phase("cells and proofs")
+        if certified:
+            self._write(self._blob_path(blob_id.hex()), data)
+            dispersal.epoch, dispersal.quorum_id = epoch, quorum_id
+            dispersal.status = CONFIRMED
+            dispersal.reason = "already certified on chain"
+            dispersal.certificate_block = self.da.chain.block_number()
+            self._save(dispersal)
+            self._payload_path(dispersal.request_id).unlink(missing_ok=True)
+            return
         dispersal.epoch, dispersal.quorum_id = epoch, quorum_id
         dispersal.reason = f"collecting signatures (epoch {epoch})"
         self._save(dispersal)
@@ -240,16 +249,18 @@ class Disperser:
         self._save(dispersal)
         self._payload_path(dispersal.request_id).unlink(missing_ok=True)
 
-    def _submit(self, header: BlobHeader) -> tuple[int, int]:
-        """Submit the blob (paying its fee) unless this disperser already did."""
+    def _submit(self, header: BlobHeader) -> tuple[int, int, bool]:
+        """Submit the blob (paying its fee) unless it is already on chain; returns its epoch,
+        quorum and whether it is already certified. The same bytes dispersed twice (or by
+        another disperser) reuse the record instead of failing."""
         try:
             record = self.da.blob(header.blob_id)
         except UnknownBlob:
             record = None
-        if record is not None and record.status is BlobStatus.SUBMITTED and record.submitter == self.account.address:
-            return record.epoch, 0
+        if record is not None and record.status in (BlobStatus.SUBMITTED, BlobStatus.CERTIFIED):
+            return record.epoch, 0, record.status is BlobStatus.CERTIFIED
         submitted = self.da.submit_blob(self.account, header)
-        return submitted.epoch, submitted.quorum_id
+        return submitted.epoch, submitted.quorum_id, False
 
     def _collect(
         self, encoded: EncodedBlob, quorum: Quorum, epoch: int, quorum_id: int

@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,7 @@ class EncodedBlob:
 
 
 def _init_worker() -> None:
-    kzg.trusted_setup()
+    kzg.prover_setup()
 
 
 def _warm() -> None:
@@ -104,16 +104,22 @@ class Encoder:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool: Executor | None = None
+        self._warming: list[Future[None]] = []
         if self.workers > 0:
             # spawn, not fork: the parent runs gRPC and web3 threads that fork would copy.
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
             )
-            # Start every worker now (each loads the trusted setup once), not on the first blob.
-            for future in [self._pool.submit(_warm) for _ in range(self.workers)]:
-                future.result()
+            # Start every worker now, in the background (each loads the trusted setup once),
+            # so the first blob does not pay for it.
+            self._warming = [self._pool.submit(_warm) for _ in range(self.workers)]
         else:
-            kzg.trusted_setup()
+            kzg.prover_setup()
+
+    def wait_ready(self) -> None:
+        """Block until every worker process has started and loaded the trusted setup."""
+        for future in self._warming:
+            future.result()
 
     def __enter__(self) -> Encoder:
         return self

@@ -190,3 +190,11 @@ def test_signer_serves_acknowledged_cells_after_restart(healthy: DANetwork) -> N
         cells = client.get_cells(blob_id)
     quorum = healthy.da.quorum(healthy.da.blob(blob_id).epoch)
     assert {c.column for c in cells} == set(quorum.columns(node.identity.address))
+
+
+def test_dispersing_the_same_bytes_twice_reuses_the_certified_blob(healthy: DANetwork) -> None:
+    first = healthy.disperse(blob_bytes(11))
+    second = healthy.disperse(blob_bytes(11))
+    assert second.status == disperser_pb2.CONFIRMED, second.reason
+    assert second.reason == "already certified on chain"
+    assert second.info.blob_header.storage_root == first.info.blob_header.storage_root
