@@ -161,3 +161,15 @@ def test_bad_blob_submissions_revert_with_reasons(
         da.chain.transact(new_account, da.entrance.functions.submitBlob(200_000, HEADER.commitments[0]), value=10**16)
     with pytest.raises(TxReverted, match="FeeTooLow"):
         da.submit_blob(new_account, BlobHeader(SIZE + 3, HEADER.commitments), fee=1)
+
+
+def test_signing_message_and_blob_id_match_the_contract(
+    chain: Chain, setup: tuple[DAContracts, list[SignerKeys]]
+) -> None:
+    da, _ = setup
+    blob_id = HEADER.blob_id
+    assert bytes(chain.call(da.entrance.functions.signingMessage(blob_id, 7, 0))) == da.signing_message(blob_id, 7)
+    commitments = tuple(bytes([i]) * 48 for i in range(5))
+    header = BlobHeader(4 * 126976 + 1, commitments)
+    on_chain = bytes(chain.call(da.entrance.functions.computeBlobId(header.size, header.encode_commitments())))
+    assert on_chain == header.blob_id
