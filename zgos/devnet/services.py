@@ -93,6 +93,7 @@ def da_services(options: DevnetOptions) -> list[Service]:
             url=f"grpc://127.0.0.1:{SIGNER_BASE_PORT + i}",
             argv=lambda ctx, i=i: ctx.zg("da", "signer", "--index", str(i), "--port", str(SIGNER_BASE_PORT + i)),
             ready=lambda ctx, i=i: port_in_use(SIGNER_BASE_PORT + i),
+            ready_timeout_s=60.0,
         )
         for i in range(count)
     ]
@@ -101,6 +102,7 @@ def da_services(options: DevnetOptions) -> list[Service]:
         url=f"grpc://127.0.0.1:{DISPERSER_PORT}",
         argv=lambda ctx: ctx.zg("da", "disperser", "--port", str(DISPERSER_PORT)),
         ready=lambda ctx: port_in_use(DISPERSER_PORT),
+        ready_timeout_s=90.0,  # its encoder processes load the KZG setup first
     )
     return [*signers, disperser]
 
