@@ -35,7 +35,7 @@ from zgos.da.blob import BlobError, BlobHeader, validate_blob_size
 from zgos.da.contracts import BlobStatus, DAContracts, Quorum, UnknownBlob
 from zgos.da.encoding import EncodedBlob, Encoder
 from zgos.da.proto import disperser_pb2, disperser_pb2_grpc
-from zgos.da.rpc import GRPC_OPTIONS, SignerClient
+from zgos.da.rpc import SignerClient, serve
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ SIGN_RETRY_DELAY_S = 0.5
 SIGN_TIMEOUT_S = 30.0
 THRESHOLD_NUMERATOR = 2
 THRESHOLD_DENOMINATOR = 3
-SERVER_THREADS = 8
 BLOB_ID_BYTES = 32
 
 PROCESSING = "PROCESSING"
@@ -354,8 +353,4 @@ class DisperserServicer(disperser_pb2_grpc.DisperserServicer):
 
 
 def serve_disperser(disperser: Disperser, host: str, port: int) -> grpc.Server:
-    server = grpc.server(futures.ThreadPoolExecutor(SERVER_THREADS), options=GRPC_OPTIONS)
-    disperser_pb2_grpc.add_DisperserServicer_to_server(DisperserServicer(disperser), server)
-    server.add_insecure_port(f"{host}:{port}")
-    server.start()
-    return server
+    return serve(disperser_pb2_grpc.add_DisperserServicer_to_server, DisperserServicer(disperser), host, port)

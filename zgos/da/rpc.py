@@ -3,7 +3,9 @@ and the client of a signer (``SignerClient``) and of a disperser (``DisperserCli
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent import futures
+from typing import Any, TypeVar
 
 import grpc
 
@@ -18,6 +20,7 @@ GRPC_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 ]
 DEFAULT_TIMEOUT_S = 30.0
+SERVER_THREADS = 8
 
 
 class RpcError(ZgError):
@@ -41,16 +44,15 @@ def cell_from_pb(cell: signer_pb2.Cell) -> Cell:
     return Cell(cell.row, cell.column, bytes(cell.data), bytes(cell.proof))
 
 
-class SignerClient:
-    """A connection to one signer (``host:port``)."""
+class _Client:
+    """A gRPC channel to one service; calls raise ``RpcError`` naming the target."""
 
-    def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, target: str, timeout_s: float) -> None:
         self.target = target
         self.timeout_s = timeout_s
         self._channel = grpc.insecure_channel(target, options=GRPC_OPTIONS)
-        self._stub = signer_pb2_grpc.SignerStub(self._channel)
 
-    def __enter__(self) -> SignerClient:
+    def __enter__(self: C) -> C:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -59,15 +61,30 @@ class SignerClient:
     def close(self) -> None:
         self._channel.close()
 
+    def _call(self, method: Callable[..., R], request: object) -> R:
+        try:
+            return method(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise RpcError(self.target, exc) from None
+
+
+C = TypeVar("C", bound=_Client)
+R = TypeVar("R")
+
+
+class SignerClient(_Client):
+    """A connection to one signer (``host:port``)."""
+
+    def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        super().__init__(target, timeout_s)
+        self._stub = signer_pb2_grpc.SignerStub(self._channel)
+
     def store_cells(self, blob_id: bytes, epoch: int, quorum_id: int, cells: Iterable[Cell]) -> tuple[bytes, str]:
         """Hand cells to the signer; returns (its BLS signature, its address)."""
         request = signer_pb2.StoreCellsRequest(
             blob_id=blob_id, epoch=epoch, quorum_id=quorum_id, cells=[cell_to_pb(c) for c in cells]
         )
-        try:
-            reply = self._stub.StoreCells(request, timeout=self.timeout_s)
-        except grpc.RpcError as exc:
-            raise RpcError(self.target, exc) from None
+        reply = self._call(self._stub.StoreCells, request)
         return bytes(reply.signature), reply.signer
 
     def get_cells(self, blob_id: bytes, indices: Sequence[tuple[int, int]] | None = None) -> list[Cell]:
@@ -77,55 +94,35 @@ class SignerClient:
             all=indices is None,
             indices=[signer_pb2.CellIndex(row=r, column=c) for r, c in indices or ()],
         )
-        try:
-            reply = self._stub.GetCells(request, timeout=self.timeout_s)
-        except grpc.RpcError as exc:
-            raise RpcError(self.target, exc) from None
-        return [cell_from_pb(c) for c in reply.cells]
+        return [cell_from_pb(c) for c in self._call(self._stub.GetCells, request).cells]
 
     def status(self) -> signer_pb2.StatusReply:
-        try:
-            return self._stub.GetStatus(signer_pb2.StatusRequest(), timeout=self.timeout_s)
-        except grpc.RpcError as exc:
-            raise RpcError(self.target, exc) from None
+        return self._call(self._stub.GetStatus, signer_pb2.StatusRequest())
 
 
-class DisperserClient:
+class DisperserClient(_Client):
     """A connection to a disperser (0G's ``disperser.Disperser`` API)."""
 
     def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        self.target = target
-        self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(target, options=GRPC_OPTIONS)
+        super().__init__(target, timeout_s)
         self._stub = disperser_pb2_grpc.DisperserStub(self._channel)
 
-    def __enter__(self) -> DisperserClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._channel.close()
-
     def disperse(self, data: bytes) -> bytes:
-        try:
-            reply = self._stub.DisperseBlob(disperser_pb2.DisperseBlobRequest(data=data), timeout=self.timeout_s)
-        except grpc.RpcError as exc:
-            raise RpcError(self.target, exc) from None
+        reply = self._call(self._stub.DisperseBlob, disperser_pb2.DisperseBlobRequest(data=data))
         return bytes(reply.request_id)
 
     def status(self, request_id: bytes) -> disperser_pb2.BlobStatusReply:
-        try:
-            return self._stub.GetBlobStatus(
-                disperser_pb2.BlobStatusRequest(request_id=request_id), timeout=self.timeout_s
-            )
-        except grpc.RpcError as exc:
-            raise RpcError(self.target, exc) from None
+        return self._call(self._stub.GetBlobStatus, disperser_pb2.BlobStatusRequest(request_id=request_id))
 
     def retrieve(self, blob_id: bytes, epoch: int, quorum_id: int = 0) -> bytes:
         request = disperser_pb2.RetrieveBlobRequest(storage_root=blob_id, epoch=epoch, quorum_id=quorum_id)
-        try:
-            return bytes(self._stub.RetrieveBlob(request, timeout=self.timeout_s).data)
-        except grpc.RpcError as exc:
-            raise RpcError(self.target, exc) from None
+        return bytes(self._call(self._stub.RetrieveBlob, request).data)
+
+
+def serve(register: Callable[[Any, grpc.Server], None], servicer: Any, host: str, port: int) -> grpc.Server:
+    """Start a gRPC server for ``servicer`` on host:port (returns at once)."""
+    server = grpc.server(futures.ThreadPoolExecutor(SERVER_THREADS), options=GRPC_OPTIONS)
+    register(servicer, server)
+    server.add_insecure_port(f"{host}:{port}")
+    server.start()
+    return server

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from concurrent import futures
 from dataclasses import dataclass
 
 import blspy
@@ -29,13 +28,12 @@ from zgos.da.contracts import BlobStatus, DAContracts, UnknownBlob
 from zgos.da.encoding import Cell, verify_cells
 from zgos.da.params import SIGNER_STAKE_WEI
 from zgos.da.proto import signer_pb2, signer_pb2_grpc
-from zgos.da.rpc import GRPC_OPTIONS, cell_from_pb, cell_to_pb
+from zgos.da.rpc import cell_from_pb, cell_to_pb, serve
 from zgos.da.store import CellStore
 
 log = logging.getLogger(__name__)
 
 BLOB_ID_BYTES = 32
-SERVER_THREADS = 8
 
 
 class CellRejected(ZgError):
@@ -165,8 +163,4 @@ class SignerServicer(signer_pb2_grpc.SignerServicer):
 
 def serve_signer(node: SignerNode, host: str, port: int) -> grpc.Server:
     """Start the signer's gRPC server (returns at once; call ``wait_for_termination``)."""
-    server = grpc.server(futures.ThreadPoolExecutor(SERVER_THREADS), options=GRPC_OPTIONS)
-    signer_pb2_grpc.add_SignerServicer_to_server(SignerServicer(node), server)
-    server.add_insecure_port(f"{host}:{port}")
-    server.start()
-    return server
+    return serve(signer_pb2_grpc.add_SignerServicer_to_server, SignerServicer(node), host, port)
