@@ -3,7 +3,13 @@ retrieval, sampling, and every failure the issue names."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import grpc
 import pytest
@@ -17,6 +23,7 @@ from zgos.da.retriever import Retriever
 from zgos.da.rpc import DisperserClient, RpcError, SignerClient
 from zgos.da.signer import SignerIdentity, SignerNode
 from zgos.da.store import CellStore
+from zgos.netutil import free_port, port_in_use, wait_until
 
 from .conftest import DANetwork, blob_bytes
 from .helpers import funded_signer, mine
@@ -198,3 +205,47 @@ def test_dispersing_the_same_bytes_twice_reuses_the_certified_blob(healthy: DANe
     assert second.status == disperser_pb2.CONFIRMED, second.reason
     assert second.reason == "already certified on chain"
     assert second.info.blob_header.storage_root == first.info.blob_header.storage_root
+
+
+def test_acknowledged_dispersal_completes_after_the_disperser_is_killed(
+    healthy: DANetwork, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    chain = healthy.da.chain
+    (data_dir / "network.json").write_text(json.dumps({"rpc_url": chain.rpc_url, "chain_id": chain.chain_id}))
+    addresses = {"DASigners": healthy.da.signers.address, "DAEntrance": healthy.da.entrance.address}
+    (data_dir / "deployment.json").write_text(json.dumps({
+        "chainId": chain.chain_id, "deployBlock": 0,
+        "contracts": {name: {"address": a, "codeHash": ""} for name, a in addresses.items()},
+    }))
+    payer = funded_signer(chain).account
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ZGOS_")},
+           "ZGOS_PRIVATE_KEY": bytes(payer.key).hex()}
+    port = free_port()
+    argv = [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir), "da", "disperser",
+            "--port", str(port), "--workers", "0"]
+
+    def start() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_until(lambda: port_in_use(port), 60)
+        return process
+
+    first = start()
+    data = blob_bytes(12, 150_000)
+    with DisperserClient(f"127.0.0.1:{port}") as client:
+        request_id = client.disperse(data)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    second = start()
+    try:
+        with DisperserClient(f"127.0.0.1:{port}") as client:
+            assert wait_until(lambda: client.status(request_id).status != disperser_pb2.PROCESSING, 60, 0.2)
+            reply = client.status(request_id)
+            assert reply.status == disperser_pb2.CONFIRMED, reply.reason
+            blob_id = bytes(reply.info.blob_header.storage_root)
+            assert client.retrieve(blob_id, reply.info.blob_header.epoch) == data
+    finally:
+        second.terminate()
+        second.wait(10)
+    assert Retriever(healthy.da).retrieve(blob_id) == data
