@@ -68,6 +68,7 @@ def bench_encoding() -> None:
             list(raw_pool.map(_raw_row, rows))
             raw_times.append(time.perf_counter() - started)
     with Encoder(WORKERS) as encoder:
+        encoder.wait_ready()
         ours_times = []
         for _ in range(2):
             started = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,7 +84,8 @@ def signer(
     ensure_registered(da, identity, public_url, parse_amount(stake))
     store = CellStore(cli.data_dir.service(f"da-signer-{index}") / "cells")
     server = serve_signer(SignerNode(da, identity, store), host, port)
-    kzg.trusted_setup()  # now rather than on the first request (which waits for it)
+    # Load the KZG setup in the background: the port is ready now, the first request waits.
+    threading.Thread(target=kzg.trusted_setup, daemon=True).start()
     _serve_forever(server, f"da signer {identity.address} serving on {host}:{port} (registered as {public_url})")
 
 
@@ -103,8 +105,7 @@ def disperser(
     cli = get_ctx(ctx)
     payer = cli.account(account, role="da-disperser")
     da = _contracts(cli)
-    encoder = Encoder(workers)
-    encoder.wait_ready()  # ready means ready: the workers hold the trusted setup
+    encoder = Encoder(workers)  # its workers load the KZG setup in the background
     service = Disperser(da, payer, encoder, cli.data_dir.service("da-disperser"))
     server = serve_disperser(service, host, port)
     try:

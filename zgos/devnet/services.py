@@ -102,7 +102,7 @@ def da_services(options: DevnetOptions) -> list[Service]:
         url=f"grpc://127.0.0.1:{DISPERSER_PORT}",
         argv=lambda ctx: ctx.zg("da", "disperser", "--port", str(DISPERSER_PORT)),
         ready=lambda ctx: port_in_use(DISPERSER_PORT),
-        ready_timeout_s=90.0,  # its encoder processes load the KZG setup first
+        ready_timeout_s=60.0,
     )
     return [*signers, disperser]
 
