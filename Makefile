@@ -16,7 +16,7 @@ LLAMA_VER   := 0.3.36
 LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VER)-py3-none-linux_x86_64.whl
 STAMP       := $(VENV)/.install-stamp
 # Pure modules checked with mypy --strict (each network adds its own core here).
-STRICT      := zgos/core zgos/da/blob.py zgos/da/kzg.py zgos/da/encoding.py zgos/da/bls.py zgos/da/assignment.py
+STRICT      := zgos/core zgos/da/blob.py zgos/da/kzg.py zgos/da/encoding.py zgos/da/bls.py zgos/da/assignment.py zgos/da/store.py zgos/da/params.py
 
 PYTEST_ARGS ?=
 WORKERS     ?= 2
