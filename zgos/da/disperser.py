@@ -29,7 +29,7 @@ from pathlib import Path
 import grpc
 from eth_account.signers.local import LocalAccount
 
-from zgos.core.errors import ZgError
+from zgos.core.errors import TxReverted, ZgError
 from zgos.da import bls
 from zgos.da.blob import BlobError, BlobHeader, validate_blob_size
 from zgos.da.contracts import BlobStatus, DAContracts, Quorum, UnknownBlob
@@ -43,6 +43,7 @@ FINALITY_BLOCKS = 3
 SIGN_ATTEMPTS = 2
 SIGN_RETRY_DELAY_S = 0.5
 SIGN_TIMEOUT_S = 30.0
+QUORUM_WAIT_S = 120.0
 THRESHOLD_NUMERATOR = 2
 THRESHOLD_DENOMINATOR = 3
 BLOB_ID_BYTES = 32
@@ -258,8 +259,26 @@ class Disperser:
             record = None
         if record is not None and record.status in (BlobStatus.SUBMITTED, BlobStatus.CERTIFIED):
             return record.epoch, 0, record.status is BlobStatus.CERTIFIED
-        submitted = self.da.submit_blob(self.account, header)
+        try:
+            submitted = self.da.submit_blob(self.account, header)
+        except TxReverted as exc:
+            if "NoActiveSigners" not in exc.reason or not self._wait_for_next_quorum():
+                raise
+            submitted = self.da.submit_blob(self.account, header)
         return submitted.epoch, submitted.quorum_id, False
+
+    def _wait_for_next_quorum(self) -> bool:
+        """Right after signers register (a fresh devnet) the current epoch has no quorum yet:
+        wait for the next epoch if it has one. False if nobody is registered for it."""
+        epoch = self.da.current_epoch()
+        if not self.da.quorum(epoch + 1).members:
+            return False
+        deadline = time.monotonic() + QUORUM_WAIT_S
+        while self.da.current_epoch() == epoch:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(SIGN_RETRY_DELAY_S)
+        return True
 
     def _collect(
         self, encoded: EncodedBlob, quorum: Quorum, epoch: int, quorum_id: int
