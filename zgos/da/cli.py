@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 import time
@@ -51,7 +52,13 @@ def _blob_id(text: str) -> bytes:
     return blob_id
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _serve_forever(server: object, what: str) -> None:
+    """Serve until SIGINT or SIGTERM (both shut down cleanly, closing worker processes)."""
+    signal.signal(signal.SIGTERM, _interrupt)
     err_console.print(what, highlight=False)
     try:
         server.wait_for_termination()  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -27,6 +28,7 @@ from zgos.da.blob import (
 )
 
 WARM_WAIT_S = 0.05
+PARENT_POLL_S = 1.0
 Progress = Callable[[int], None]  # called with the number of rows just finished
 
 
@@ -75,7 +77,16 @@ class EncodedBlob:
 
 
 def _init_worker() -> None:
+    parent = os.getppid()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     kzg.prover_setup()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker outlives a parent killed with SIGKILL; this ends it within a second."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
 
 
 def _warm() -> None:
