@@ -16,7 +16,7 @@ LLAMA_VER   := 0.3.36
 LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VER)-py3-none-linux_x86_64.whl
 STAMP       := $(VENV)/.install-stamp
 # Pure modules checked with mypy --strict (each network adds its own core here).
-STRICT      := zgos/core zgos/storage/mine zgos/storage/merkle.py zgos/storage/flow.py zgos/storage/filetree.py zgos/storage/segment.py zgos/compute/vouchers.py zgos/compute/billing.py zgos/compute/sse.py
+STRICT      := zgos/core zgos/storage/mine zgos/storage/merkle.py zgos/storage/flow.py zgos/storage/filetree.py zgos/storage/segment.py zgos/compute/vouchers.py zgos/compute/billing.py zgos/compute/sse.py zgos/da/blob.py zgos/da/kzg.py zgos/da/encoding.py zgos/da/bls.py zgos/da/assignment.py zgos/da/store.py zgos/da/params.py
 
 # 0G's TypeScript SDK for the storage compatibility tests (they skip, saying why, without it).
 TS_SDK_DIR  := $(TOOLS)/0g-ts-sdk
@@ -25,7 +25,7 @@ TS_SDK      := $(TS_SDK_DIR)/node_modules/@0gfoundation/0g-ts-sdk/package.json
 PYTEST_ARGS ?=
 WORKERS     ?= 2
 
-.PHONY: install up test test-deps lint unit contracts bench clean
+.PHONY: install up test test-deps lint unit contracts bench clean proto
 
 install: $(STAMP) $(ANVIL)
 
@@ -85,3 +85,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .zgos
+
+# gRPC stubs of the DA network (committed; regenerate after editing a .proto).
+proto: install
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. \
+	  zgos/da/proto/disperser.proto zgos/da/proto/signer.proto

@@ -33,6 +33,7 @@ from zgos.clictx import CliContext, get_ctx
 from zgos.compute.cli import app as compute_app
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount, parse_amount
+from zgos.da.cli import app as da_app
 from zgos.datadir import DataDir
 from zgos.devnet.orchestrator import Devnet, ServiceStatus
 from zgos.devnet.services import DevnetOptions
@@ -58,6 +59,7 @@ app.add_typer(devnet_app, name="devnet")
 app.add_typer(explorer_cli.app, name="explorer")
 app.add_typer(storage_app, name="storage")
 app.add_typer(compute_app, name="compute")
+app.add_typer(da_app, name="da")
 
 
 @app.callback()

@@ -21,6 +21,7 @@ from zgos.chain.artifacts import load_artifact
 from zgos.chain.client import Chain
 from zgos.core.errors import ConfigError
 from zgos.core.hashing import keccak256
+from zgos.da import params as da
 
 Addresses = dict[str, str]
 
@@ -85,6 +86,10 @@ PLAN: list[ContractPlan] = [
         depends=("LedgerManager",),
         args=lambda a: [a["LedgerManager"]],
         setup=_authorize_serving("InferenceServing"),
+    ),
+    ContractPlan("DASigners", args=lambda _: [da.EPOCH_BLOCKS, da.MIN_STAKE_WEI, da.EXIT_DELAY_EPOCHS]),
+    ContractPlan(
+        "DAEntrance", depends=("DASigners",), args=lambda a: [a["DASigners"], da.FEE_PER_ROW_WEI]
     ),
 ]
 

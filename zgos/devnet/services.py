@@ -11,7 +11,7 @@ from typing import Any
 
 from zgos.chain.anvil import AnvilConfig
 from zgos.datadir import DataDir
-from zgos.netutil import rpc_ready
+from zgos.netutil import port_in_use, rpc_ready
 
 CHAIN_PORT = 8545
 
@@ -125,6 +125,7 @@ def service_groups() -> list[Callable[[DevnetOptions], list[Service]]]:
         chain_services,
         storage_services,
         _compute_services,
+        da_services,
         explorer_services,  # last: it shows everything else
     ]
 
@@ -133,6 +134,39 @@ def _compute_services(options: DevnetOptions) -> list[Service]:
     from zgos.compute.devnet import compute_services  # imported late: it builds on this module
 
     return compute_services(options)
+
+
+
+
+def da_services(options: DevnetOptions) -> list[Service]:
+    """DA: ``da_signers`` signers (default 4) on 34000+i, then the disperser on 51001.
+
+    A devnet on another chain port (tests, several devnets at once) puts them right after the
+    chain port (+200) instead, so parallel devnets never fight over the fixed ports."""
+    from zgos.da.params import DISPERSER_PORT, SIGNER_BASE_PORT
+
+    count = int(options.extra.get("da_signers", 4))
+    if options.chain_port != CHAIN_PORT:
+        SIGNER_BASE_PORT = options.chain_port + 200
+        DISPERSER_PORT = options.chain_port + 200 + count
+    signers = [
+        Service(
+            name=f"da-signer-{i}",
+            url=f"grpc://127.0.0.1:{SIGNER_BASE_PORT + i}",
+            argv=lambda ctx, i=i: ctx.zg("da", "signer", "--index", str(i), "--port", str(SIGNER_BASE_PORT + i)),
+            ready=lambda ctx, i=i: port_in_use(SIGNER_BASE_PORT + i),
+            ready_timeout_s=60.0,
+        )
+        for i in range(count)
+    ]
+    disperser = Service(
+        name="da-disperser",
+        url=f"grpc://127.0.0.1:{DISPERSER_PORT}",
+        argv=lambda ctx: ctx.zg("da", "disperser", "--port", str(DISPERSER_PORT)),
+        ready=lambda ctx: port_in_use(DISPERSER_PORT),
+        ready_timeout_s=60.0,
+    )
+    return [*signers, disperser]
 
 
 

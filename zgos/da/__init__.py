@@ -1,0 +1,1 @@
+"""Data availability: erasure-coded blobs with KZG cell proofs, BLS quorum certificates."""

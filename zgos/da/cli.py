@@ -1,0 +1,264 @@
+"""``zg da``: run DA signers and the disperser; put, get, sample and inspect blobs."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from zgos.chain.accounts import DEVNET_ROLES
+from zgos.clictx import CliContext, get_ctx
+from zgos.core.errors import ConfigError, ZgError
+from zgos.core.units import format_amount, parse_amount
+from zgos.da.params import DISPERSER_PORT, SIGNER_BASE_PORT, SIGNER_STAKE_WEI
+
+if TYPE_CHECKING:
+    from zgos.da.contracts import DAContracts
+
+# The DA stack (ckzg, blspy, grpc, numpy) is imported inside the commands that use it, so
+# every other `zg` command starts as fast as before.
+
+console = Console(width=None if sys.stdout.isatty() else 240)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
+
+app = typer.Typer(help="Data availability: erasure-coded blobs, KZG cells, BLS certificates.", no_args_is_help=True)
+
+DEFAULT_DISPERSER = f"127.0.0.1:{DISPERSER_PORT}"
+POLL_S = 0.2
+
+
+def _contracts(cli: CliContext) -> DAContracts:
+    from zgos.da.contracts import DAContracts
+
+    return DAContracts.from_addresses(cli.chain(), cli.deployment().addresses)
+
+
+def _blob_id(text: str) -> bytes:
+    try:
+        blob_id = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        blob_id = b""
+    if len(blob_id) != 32:
+        raise ConfigError(f"bad blob id {text!r}", "a blob id is 32 bytes of hex (0x + 64 digits)")
+    return blob_id
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve_forever(server: object, what: str) -> None:
+    """Serve until SIGINT or SIGTERM (both shut down cleanly, closing worker processes)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    err_console.print(what, highlight=False)
+    try:
+        server.wait_for_termination()  # type: ignore[attr-defined]
+    except KeyboardInterrupt:
+        server.stop(1)  # type: ignore[attr-defined]
+
+
+@app.command()
+def signer(
+    ctx: typer.Context,
+    index: int = typer.Option(0, "--index", help="Signer number on this machine (port, state dir, devnet account)."),
+    port: int | None = typer.Option(None, "--port", help=f"gRPC port [default {SIGNER_BASE_PORT} + index]"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    url: str | None = typer.Option(None, "--url", help="Address registered on-chain [default host:port]"),
+    account: str | None = typer.Option(None, "--account", help="Operator account [default devnet da-signer + index]"),
+    stake: str = typer.Option(format_amount(SIGNER_STAKE_WEI).split()[0], "--stake", help="Stake deposit in 0G"),
+) -> None:
+    """Run a DA signer: register (BLS key + stake), verify, store and sign its columns."""
+    from zgos.da import kzg
+    from zgos.da.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
+    from zgos.da.store import CellStore
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cli = get_ctx(ctx)
+    port = SIGNER_BASE_PORT + index if port is None else port
+    spec = account if account is not None else f"devnet:{DEVNET_ROLES['da-signer'] + index}"
+    identity = SignerIdentity.from_account(cli.account(spec, role=None))
+    da = _contracts(cli)
+    public_url = url or f"{host}:{port}"
+    ensure_registered(da, identity, public_url, parse_amount(stake))
+    store = CellStore(cli.data_dir.service(f"da-signer-{index}") / "cells")
+    server = serve_signer(SignerNode(da, identity, store), host, port)
+    # Load the KZG setup in the background: the port is ready now, the first request waits.
+    threading.Thread(target=kzg.trusted_setup, daemon=True).start()
+    _serve_forever(server, f"da signer {identity.address} serving on {host}:{port} (registered as {public_url})")
+
+
+@app.command()
+def disperser(
+    ctx: typer.Context,
+    port: int = typer.Option(DISPERSER_PORT, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    account: str | None = typer.Option(None, "--account", help="Account paying blob fees [default devnet da-disperser]"),
+    workers: int | None = typer.Option(None, "--workers", help="Encoder processes [default: one per CPU]"),
+) -> None:
+    """Run the disperser (0G's disperser gRPC API): encode, collect signatures, certify."""
+    from zgos.da.disperser import Disperser, serve_disperser
+    from zgos.da.encoding import Encoder
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cli = get_ctx(ctx)
+    payer = cli.account(account, role="da-disperser")
+    da = _contracts(cli)
+    encoder = Encoder(workers)  # its workers load the KZG setup in the background
+    service = Disperser(da, payer, encoder, cli.data_dir.service("da-disperser"))
+    server = serve_disperser(service, host, port)
+    try:
+        _serve_forever(server, f"da disperser serving on {host}:{port} (fees paid by {payer.address})")
+    finally:
+        service.close()
+        encoder.close()
+
+
+def _status_name(code: int) -> str:
+    from zgos.da.proto import disperser_pb2
+
+    return str(disperser_pb2.BlobStatus.Name(code))  # type: ignore[arg-type]
+
+
+@app.command()
+def put(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    target: str = typer.Option(DEFAULT_DISPERSER, "--disperser", help="Disperser gRPC address"),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until certified on-chain"),
+    timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait"),
+) -> None:
+    """Disperse FILE as one blob; prints the request id, then the blob id once certified."""
+    from zgos.da.proto import disperser_pb2
+    from zgos.da.rpc import DisperserClient
+
+    terminal = {disperser_pb2.CONFIRMED, disperser_pb2.FINALIZED, disperser_pb2.FAILED}
+    data = file.read_bytes()
+    with DisperserClient(target) as client:
+        request_id = client.disperse(data)
+        console.print(f"request {request_id.decode()}")
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console) as bar:
+            task = bar.add_task("PROCESSING", total=None)
+            while True:
+                reply = client.status(request_id)
+                bar.update(task, description=f"{_status_name(reply.status)}: {reply.reason}")
+                if reply.status in terminal:
+                    break
+                if time.monotonic() > deadline:
+                    raise ZgError(f"not certified after {timeout:g} s", f"check later: zg da status {request_id.decode()}")
+                time.sleep(POLL_S)
+    if reply.status == disperser_pb2.FAILED:
+        raise ZgError(f"dispersal failed: {reply.reason}")
+    header = reply.info.blob_header
+    console.print(f"blob 0x{header.storage_root.hex()} {_status_name(reply.status)} epoch {header.epoch} "
+                  f"quorum {header.quorum_id} certificate {reply.certificate_tx}")
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    ident: str = typer.Argument(..., metavar="ID", help="A request id (from `put`) or a blob id"),
+    target: str = typer.Option(DEFAULT_DISPERSER, "--disperser"),
+) -> None:
+    """Status of a dispersal request (asks the disperser) or of a blob id (reads the chain)."""
+    from zgos.da.rpc import DisperserClient
+
+    if "-" in ident:
+        with DisperserClient(target) as client:
+            reply = client.status(ident.encode())
+        console.print(f"{_status_name(reply.status)}: {reply.reason}")
+        if reply.info.blob_header.storage_root:
+            console.print(f"blob 0x{reply.info.blob_header.storage_root.hex()} epoch {reply.info.blob_header.epoch}")
+        return
+    record = _contracts(get_ctx(ctx)).blob(_blob_id(ident))
+    console.print(
+        f"{record.status.name} epoch {record.epoch} size {record.size} fee {format_amount(record.fee)} "
+        f"submitter {record.submitter}"
+    )
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    blob: str = typer.Argument(..., metavar="BLOB_ID"),
+    out: Path = typer.Argument(..., metavar="OUT"),
+) -> None:
+    """Fetch a certified blob from the signers, verify every cell, recover, write OUT."""
+    from zgos.da.retriever import Retriever
+
+    cli = get_ctx(ctx)
+    blob_id = _blob_id(blob)
+    retriever = Retriever(_contracts(cli))
+    with Progress(TextColumn("cells"), BarColumn(), TextColumn("{task.completed}"), console=err_console) as bar:
+        task = bar.add_task("cells", total=None)
+        data = retriever.retrieve(
+            blob_id,
+            progress=lambda n: bar.advance(task, n),
+            on_failure=lambda f: err_console.print(f"[yellow]warning:[/] {f}", highlight=False),
+        )
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(out)
+    console.print(f"wrote {len(data)} bytes to {out}")
+
+
+@app.command()
+def sample(
+    ctx: typer.Context,
+    blob: str = typer.Argument(..., metavar="BLOB_ID"),
+    samples: int | None = typer.Option(None, "--samples", help="Number of random cells [default 16 per row]"),
+) -> None:
+    """Sample random cells from the signers and verify them; exit 1 if any sample fails."""
+    from zgos.da.retriever import Retriever
+
+    report = Retriever(_contracts(get_ctx(ctx))).sample(_blob_id(blob), samples)
+    for failure in report.failures:
+        err_console.print(f"[red]FAILED[/] {failure}", highlight=False)
+    if report.available:
+        console.print(
+            f"AVAILABLE: {report.verified}/{report.samples} samples verified; "
+            f"confidence {100 * report.confidence:.4f}% that every row is recoverable"
+        )
+        return
+    raise ZgError(
+        f"NOT AVAILABLE: {report.samples - report.verified} of {report.samples} samples failed "
+        f"({len(report.failures)} signer(s) withheld or served bad cells)",
+        "the blob may still be recoverable from the other signers: try `zg da get`",
+    )
+
+
+@app.command()
+def quorum(ctx: typer.Context, epoch: int | None = typer.Option(None, "--epoch")) -> None:
+    """The signers of an epoch, their stake and cell columns."""
+    da = _contracts(get_ctx(ctx))
+    chosen = da.current_epoch() if epoch is None else epoch
+    q = da.quorum(chosen)
+    table = Table(title=f"epoch {chosen} quorum 0")
+    for column in ("signer", "url", "stake", "columns"):
+        table.add_column(column)
+    for member, url, stake in zip(q.members, q.urls, q.stakes, strict=True):
+        table.add_row(member, url, format_amount(stake), str(len(q.columns(member))))
+    console.print(table)
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    blob: str = typer.Argument(..., metavar="BLOB_ID"),
+    account: str | None = typer.Option(None, "--account"),
+) -> None:
+    """Cancel an uncertified blob you submitted and get its fee back."""
+    cli = get_ctx(ctx)
+    receipt = _contracts(cli).cancel_blob(cli.account(account, role="da-disperser"), _blob_id(blob))
+    console.print(f"cancelled; fee refunded in {receipt.tx_hash}")

@@ -1,0 +1,181 @@
+"""Typed access to the ``DASigners`` and ``DAEntrance`` contracts.
+
+One object (``DAContracts``) wraps both: reading quorums and blobs, registering signers,
+submitting blobs and certificates. Deployment parameters (epoch length, stake, fee) live here
+and feed ``zgos.chain.deploy.PLAN``.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import blspy
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3.contract import Contract
+
+from zgos.chain.client import Chain, Receipt
+from zgos.core.errors import ZgError
+from zgos.da import bls
+from zgos.da.assignment import columns_of
+from zgos.da.blob import BlobHeader
+from zgos.da.params import SIGNER_STAKE_WEI
+
+
+class BlobStatus(enum.IntEnum):
+    NONE = 0
+    SUBMITTED = 1
+    CERTIFIED = 2
+    CANCELLED = 3
+
+
+class UnknownBlob(ZgError):
+    """No blob with this id was submitted to the DAEntrance contract."""
+
+
+@dataclass(frozen=True)
+class Quorum:
+    """An epoch's signers (registration order), stakes, URLs and the column of each."""
+
+    epoch: int
+    members: tuple[str, ...]
+    stakes: tuple[int, ...]
+    urls: tuple[str, ...]
+    column_owners: tuple[int, ...]
+
+    @property
+    def total_stake(self) -> int:
+        return sum(self.stakes)
+
+    def columns(self, member: str) -> list[int]:
+        return columns_of(self.column_owners, self.members.index(to_checksum_address(member)))
+
+    def index(self, member: str) -> int:
+        return self.members.index(to_checksum_address(member))
+
+
+@dataclass(frozen=True)
+class BlobRecord:
+    blob_id: bytes
+    submitter: str
+    epoch: int
+    size: int
+    status: BlobStatus
+    fee: int
+
+
+@dataclass(frozen=True)
+class SubmittedBlob:
+    blob_id: bytes
+    epoch: int
+    quorum_id: int
+    receipt: Receipt
+
+
+class DAContracts:
+    def __init__(self, chain: Chain, signers_address: str, entrance_address: str) -> None:
+        self.chain = chain
+        self.signers: Contract = chain.contract("DASigners", signers_address)
+        self.entrance: Contract = chain.contract("DAEntrance", entrance_address)
+
+    @classmethod
+    def from_addresses(cls, chain: Chain, addresses: dict[str, str]) -> DAContracts:
+        return cls(chain, addresses["DASigners"], addresses["DAEntrance"])
+
+    # --- reading -------------------------------------------------------------------------
+
+    def current_epoch(self) -> int:
+        return int(self.chain.call(self.signers.functions.currentEpoch()))
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - quorums of past and current epochs never change
+    def _quorum(self, epoch: int) -> Quorum:
+        members, stakes, urls, owners = self.chain.call(self.signers.functions.getQuorum(epoch))
+        return Quorum(epoch, tuple(members), tuple(stakes), tuple(urls), tuple(owners))
+
+    def quorum(self, epoch: int) -> Quorum:
+        if epoch > self.current_epoch():
+            # Future epochs can still change (registrations for next epoch): do not cache.
+            members, stakes, urls, owners = self.chain.call(self.signers.functions.getQuorum(epoch))
+            return Quorum(epoch, tuple(members), tuple(stakes), tuple(urls), tuple(owners))
+        return self._quorum(epoch)
+
+    def pubkey(self, signer: str) -> bytes:
+        return bytes(self.chain.call(self.signers.functions.getSigner(to_checksum_address(signer)))[0])
+
+    def is_registered(self, signer: str) -> bool:
+        try:
+            self.pubkey(signer)
+        except ZgError:
+            return False
+        return True
+
+    def blob(self, blob_id: bytes) -> BlobRecord:
+        submitter, epoch, size, status, fee = self.chain.call(self.entrance.functions.getBlob(blob_id))
+        if BlobStatus(status) is BlobStatus.NONE:
+            raise UnknownBlob(f"no blob 0x{blob_id.hex()} on chain", "check the blob id")
+        return BlobRecord(blob_id, submitter, int(epoch), int(size), BlobStatus(status), int(fee))
+
+    def header(self, blob_id: bytes) -> BlobHeader:
+        """The blob's size and row commitments, from its ``BlobSubmitted`` event (checked)."""
+        record = self.blob(blob_id)
+        start = int(self.chain.call(self.signers.functions.epochStartBlock(record.epoch)))
+        end = start + int(self.chain.call(self.signers.functions.epochBlocks())) - 1
+        logs = self.chain.get_logs(
+            self.entrance, "BlobSubmitted", start, min(end, self.chain.block_number()),
+            argument_filters={"blobId": blob_id},
+        )
+        for log in logs:
+            header = BlobHeader.decode(int(log["args"]["size"]), bytes(log["args"]["commitments"]))
+            if header.blob_id == blob_id:
+                return header
+        raise UnknownBlob(f"no BlobSubmitted event for 0x{blob_id.hex()} in epoch {record.epoch}")
+
+    def signing_message(self, blob_id: bytes, epoch: int, quorum_id: int = 0) -> bytes:
+        return bls.signing_message(self.chain.chain_id, self.entrance.address, blob_id, epoch, quorum_id)
+
+    def blob_fee(self, size: int) -> int:
+        return int(self.chain.call(self.entrance.functions.blobFee(size)))
+
+    def earnings(self, account: str) -> int:
+        return int(self.chain.call(self.entrance.functions.earnings(to_checksum_address(account))))
+
+    # --- writing -------------------------------------------------------------------------
+
+    def register(
+        self, account: LocalAccount, secret: blspy.PrivateKey, url: str, stake: int = SIGNER_STAKE_WEI
+    ) -> Receipt:
+        pubkey = bls.public_key(secret)
+        return self.chain.transact(
+            account,
+            self.signers.functions.register(
+                bls.g1_to_eip2537(pubkey), pubkey, bls.g2_to_eip2537(bls.prove_possession(secret)), url
+            ),
+            value=stake,
+        )
+
+    def update_url(self, account: LocalAccount, url: str) -> Receipt:
+        return self.chain.transact(account, self.signers.functions.updateUrl(url))
+
+    def submit_blob(self, account: LocalAccount, header: BlobHeader, fee: int | None = None) -> SubmittedBlob:
+        value = self.blob_fee(header.size) if fee is None else fee
+        receipt = self.chain.transact(
+            account, self.entrance.functions.submitBlob(header.size, header.encode_commitments()), value=value
+        )
+        (event,) = receipt.events(self.entrance, "BlobSubmitted")
+        args: Any = event["args"]
+        return SubmittedBlob(bytes(args["blobId"]), int(args["epoch"]), int(args["quorumId"]), receipt)
+
+    def submit_certificate(
+        self, account: LocalAccount, blob_id: bytes, members: list[str], signature: bytes
+    ) -> Receipt:
+        ordered = sorted((to_checksum_address(m) for m in members), key=lambda a: int(a, 16))
+        return self.chain.transact(
+            account,
+            self.entrance.functions.submitCertificate(blob_id, ordered, bls.g2_to_eip2537(signature)),
+        )
+
+    def cancel_blob(self, account: LocalAccount, blob_id: bytes) -> Receipt:
+        return self.chain.transact(account, self.entrance.functions.cancelBlob(blob_id))

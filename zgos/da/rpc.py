@@ -1,0 +1,128 @@
+"""gRPC plumbing shared by the DA services and clients: message limits, cell conversion,
+and the client of a signer (``SignerClient``) and of a disperser (``DisperserClient``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent import futures
+from typing import Any, TypeVar
+
+import grpc
+
+from zgos.core.errors import ZgError
+from zgos.da.blob import MAX_BLOB_BYTES
+from zgos.da.encoding import Cell
+from zgos.da.proto import disperser_pb2, disperser_pb2_grpc, signer_pb2, signer_pb2_grpc
+
+MAX_MESSAGE_BYTES = 2 * MAX_BLOB_BYTES + 64 * 2**20  # a whole extended blob plus proofs
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+DEFAULT_TIMEOUT_S = 30.0
+SERVER_THREADS = 8
+
+
+class RpcError(ZgError):
+    """A DA service answered with an error or could not be reached."""
+
+    def __init__(self, target: str, error: grpc.RpcError) -> None:
+        code = error.code() if isinstance(error, grpc.Call) else None
+        details = error.details() if isinstance(error, grpc.Call) else str(error)
+        name = code.name if code is not None else "ERROR"
+        super().__init__(f"{target}: {name}: {details}")
+        self.target = target
+        self.code = code
+        self.details = details
+
+
+def cell_to_pb(cell: Cell) -> signer_pb2.Cell:
+    return signer_pb2.Cell(row=cell.row, column=cell.column, data=cell.data, proof=cell.proof)
+
+
+def cell_from_pb(cell: signer_pb2.Cell) -> Cell:
+    return Cell(cell.row, cell.column, bytes(cell.data), bytes(cell.proof))
+
+
+class _Client:
+    """A gRPC channel to one service; calls raise ``RpcError`` naming the target."""
+
+    def __init__(self, target: str, timeout_s: float) -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self._channel = grpc.insecure_channel(target, options=GRPC_OPTIONS)
+
+    def __enter__(self: C) -> C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Callable[..., R], request: object) -> R:
+        try:
+            return method(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise RpcError(self.target, exc) from None
+
+
+C = TypeVar("C", bound=_Client)
+R = TypeVar("R")
+
+
+class SignerClient(_Client):
+    """A connection to one signer (``host:port``)."""
+
+    def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        super().__init__(target, timeout_s)
+        self._stub = signer_pb2_grpc.SignerStub(self._channel)
+
+    def store_cells(self, blob_id: bytes, epoch: int, quorum_id: int, cells: Iterable[Cell]) -> tuple[bytes, str]:
+        """Hand cells to the signer; returns (its BLS signature, its address)."""
+        request = signer_pb2.StoreCellsRequest(
+            blob_id=blob_id, epoch=epoch, quorum_id=quorum_id, cells=[cell_to_pb(c) for c in cells]
+        )
+        reply = self._call(self._stub.StoreCells, request)
+        return bytes(reply.signature), reply.signer
+
+    def get_cells(self, blob_id: bytes, indices: Sequence[tuple[int, int]] | None = None) -> list[Cell]:
+        """The listed (row, column) cells, or every cell the signer holds when ``indices`` is None."""
+        request = signer_pb2.GetCellsRequest(
+            blob_id=blob_id,
+            all=indices is None,
+            indices=[signer_pb2.CellIndex(row=r, column=c) for r, c in indices or ()],
+        )
+        return [cell_from_pb(c) for c in self._call(self._stub.GetCells, request).cells]
+
+    def status(self) -> signer_pb2.StatusReply:
+        return self._call(self._stub.GetStatus, signer_pb2.StatusRequest())
+
+
+class DisperserClient(_Client):
+    """A connection to a disperser (0G's ``disperser.Disperser`` API)."""
+
+    def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        super().__init__(target, timeout_s)
+        self._stub = disperser_pb2_grpc.DisperserStub(self._channel)
+
+    def disperse(self, data: bytes) -> bytes:
+        reply = self._call(self._stub.DisperseBlob, disperser_pb2.DisperseBlobRequest(data=data))
+        return bytes(reply.request_id)
+
+    def status(self, request_id: bytes) -> disperser_pb2.BlobStatusReply:
+        return self._call(self._stub.GetBlobStatus, disperser_pb2.BlobStatusRequest(request_id=request_id))
+
+    def retrieve(self, blob_id: bytes, epoch: int, quorum_id: int = 0) -> bytes:
+        request = disperser_pb2.RetrieveBlobRequest(storage_root=blob_id, epoch=epoch, quorum_id=quorum_id)
+        return bytes(self._call(self._stub.RetrieveBlob, request).data)
+
+
+def serve(register: Callable[[Any, grpc.Server], None], servicer: Any, host: str, port: int) -> grpc.Server:
+    """Start a gRPC server for ``servicer`` on host:port (returns at once)."""
+    server = grpc.server(futures.ThreadPoolExecutor(SERVER_THREADS), options=GRPC_OPTIONS)
+    register(servicer, server)
+    server.add_insecure_port(f"{host}:{port}")
+    server.start()
+    return server
