@@ -17,7 +17,6 @@ import pytest
 from tests.integration.clirunner import zg
 from zgos.chain.client import Chain
 from zgos.devnet.process import PidFile, is_alive
-from zgos.devnet.services import DevnetOptions, all_services
 from zgos.netutil import free_port, port_in_use, wait_until
 
 
