@@ -15,6 +15,10 @@ WHEELHOUSE  ?= $(HOME)/.cache/zgos/wheelhouse
 LLAMA_VER   := 0.3.36
 LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VER)-py3-none-linux_x86_64.whl
 STAMP       := $(VENV)/.install-stamp
+# The optional training stack (torch CPU + transformers + peft, see requirements-train.in):
+# its lock is compiled against requirements.lock, and torch's CPU wheel lies here.
+TORCH_WHEELS ?= /opt/wheels
+TRAIN_LOCK  := requirements-train.lock
 # Pure modules checked with mypy --strict (each network adds its own core here).
 STRICT      := zgos/core
 
@@ -31,8 +35,9 @@ $(BIN)/python:
 $(UV): $(BIN)/python
 	$(BIN)/pip install -q uv==$(UV_VERSION)
 
-$(STAMP): requirements.lock pyproject.toml $(LLAMA_WHEEL) | $(UV)
-	$(UV) pip sync -q --python $(BIN)/python --find-links $(WHEELHOUSE) requirements.lock
+$(STAMP): requirements.lock $(TRAIN_LOCK) pyproject.toml $(LLAMA_WHEEL) | $(UV)
+	$(UV) pip sync -q --python $(BIN)/python --find-links $(WHEELHOUSE) \
+	  --find-links $(TORCH_WHEELS) requirements.lock $(TRAIN_LOCK)
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@
 
