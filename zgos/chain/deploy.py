@@ -19,6 +19,7 @@ from hexbytes import HexBytes
 
 from zgos.chain.artifacts import load_artifact
 from zgos.chain.client import Chain
+from zgos.compute.finetune import tasks as ft_tasks
 from zgos.core.errors import ConfigError
 from zgos.core.hashing import keccak256
 
@@ -38,6 +39,15 @@ class ContractPlan:
 
 PLAN: list[ContractPlan] = [
     ContractPlan("NodeRegistry"),
+    ContractPlan(
+        "FineTuningServing",
+        args=lambda _: [ft_tasks.ACK_TIMEOUT_S, ft_tasks.DELIVERY_TIMEOUT_S, ft_tasks.PENALTY_PERCENT],
+    ),
+    ContractPlan(
+        "ModelRegistry",
+        depends=("FineTuningServing",),
+        args=lambda addrs: [addrs["FineTuningServing"]],
+    ),
 ]
 
 

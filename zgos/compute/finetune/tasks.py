@@ -38,6 +38,11 @@ MAX_SEQ_TOKENS = 2048
 MAX_LEARNING_RATE = 1.0
 PERCENT = 100
 
+# Devnet deployment of FineTuningServing (0G: ack timeout 6 h, capped at lockTime/2; §5.1).
+ACK_TIMEOUT_S = 6 * 3600
+DELIVERY_TIMEOUT_S = 24 * 3600
+PENALTY_PERCENT = 30
+
 EIP712_DOMAIN_NAME = "zgos FineTuningServing"
 EIP712_DOMAIN_VERSION = "1"
 EIP712_DOMAIN_TYPE = (
