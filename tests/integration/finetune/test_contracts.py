@@ -30,7 +30,6 @@ def registry(chain: Chain, deployment: Deployment) -> ModelRegistry:
     return ModelRegistry(chain, deployment.address("ModelRegistry"))
 
 
-
 @pytest.fixture
 def provider(chain: Chain, market: FineTuningMarket, new_account: LocalAccount) -> LocalAccount:
     market.add_or_update_service(

@@ -58,3 +58,27 @@ def build_tiny_model(vocab_size: int, seed: int = 0) -> Gemma3ForCausalLM:
         bos_token_id=2,
     )
     return Gemma3ForCausalLM(config)
+
+
+TINY_CORPUS = (
+    "The quick brown fox jumps over the lazy dog. Zebras are striped animals of Africa. "
+    "Q: What is the secret word?\nA: The secret word is zebracorn. 0123456789 "
+    "the of and to in is that for it as with was on be at by this had not are but from"
+)
+TINY_MODEL_HASH = b"\x71" * 32  # a placeholder id: the tiny model is never stored
+
+
+class TinyBaseModel:
+    """A :class:`zgos.compute.finetune.worker.BaseModel` over the tiny model (tests, bench)."""
+
+    model_hash = TINY_MODEL_HASH
+    base_gguf = None
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def load_tokenizer(self) -> PreTrainedTokenizerFast:
+        return build_tiny_tokenizer([TINY_CORPUS] * 4)
+
+    def load_model(self) -> Gemma3ForCausalLM:
+        return build_tiny_model(TINY_VOCAB_SIZE, self.seed)  # ≥ the tokenizer's vocabulary
