@@ -278,7 +278,7 @@ def test_kill_9_during_training_and_during_delivery_resumes_without_double_charg
         _kill9(process)  # during training
         process = _start_provider(chain, market, provider, tmp_path, from_block, delay_s=3.0)
         assert wait_until(
-            lambda: _journal_state(journal_path, task_id)[0] == TaskState.DELIVERING, 180, 0.05
+            lambda: _journal_state(journal_path, task_id)[0] == TaskState.DELIVERING, 300, 0.05
         )
         _kill9(process)  # during delivery (the upload takes 3 s)
         assert market.get_task(task_id).status == OnchainStatus.STARTED
