@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch", reason="the train extra is installed by `make install`")
-
 from zgos.compute.finetune.dataset import Example
 from zgos.compute.finetune.gguf_lora import convert_adapter_to_gguf
 from zgos.compute.finetune.tasks import TrainingParams

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from tests.integration.finetune.conftest import advance_time, funded_account
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry, OnchainStatus
@@ -18,11 +18,6 @@ BASE_MODEL = b"\xba" * 32
 PRICE = 10**9
 FEE = 10**16
 PARAMS = TrainingParams(epochs=2).encode()
-
-
-@pytest.fixture
-def market(chain: Chain, deployment: Deployment) -> FineTuningMarket:
-    return FineTuningMarket(chain, deployment.address("FineTuningServing"))
 
 
 @pytest.fixture
@@ -39,17 +34,8 @@ def provider(chain: Chain, market: FineTuningMarket, new_account: LocalAccount) 
 
 
 @pytest.fixture
-def user(chain: Chain, new_account: LocalAccount) -> LocalAccount:
-    account: LocalAccount = Account.create()
-    chain.transact(new_account, to=account.address, value=50 * 10**18)
-    return account
-
-
-@pytest.fixture
 def stranger(chain: Chain, new_account: LocalAccount) -> LocalAccount:
-    account: LocalAccount = Account.create()
-    chain.transact(new_account, to=account.address, value=10 * 10**18)
-    return account
+    return funded_account(chain, new_account, 10 * 10**18)
 
 
 def _create(
@@ -59,11 +45,6 @@ def _create(
     return market.create_task(
         user, provider.address, BASE_MODEL, os.urandom(32), PARAMS, fee, nonce
     )
-
-
-def _advance(chain: Chain, seconds: int) -> None:
-    chain.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-    chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
 
 def _delivered(
@@ -177,7 +158,7 @@ def test_unacknowledged_deliverable_settles_with_the_penalty_split_after_the_tim
     task_id, _ = _delivered(market, user, provider)
     with pytest.raises(TxReverted, match="TooEarly"):
         market.settle(provider, task_id, b"")
-    _advance(chain, market.ack_timeout_s() + 1)
+    advance_time(chain, market.ack_timeout_s() + 1)
     with pytest.raises(TxReverted, match="SealedKeyNotAllowed"):
         market.settle(provider, task_id, b"key")
     user_before = chain.balance(user.address)
@@ -211,7 +192,7 @@ def test_provider_that_never_delivers_lets_the_user_reclaim_the_escrow(
     market.start_task(provider, task_id)
     with pytest.raises(TxReverted, match="TooEarly"):
         market.reclaim_task(user, task_id)
-    _advance(chain, market.delivery_timeout_s() + 1)
+    advance_time(chain, market.delivery_timeout_s() + 1)
     market.reclaim_task(user, task_id)
     assert market.get_task(task_id).status == OnchainStatus.CANCELLED
     with pytest.raises(TxReverted, match="WrongStatus"):

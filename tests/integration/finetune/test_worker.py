@@ -10,31 +10,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
-torch = pytest.importorskip("torch", reason="the train extra is installed by `make install`")
-
-from eth_account import Account  # noqa: E402
-from eth_account.signers.local import LocalAccount  # noqa: E402
-
-from tests.integration.finetune.blobstore import DirectoryBlobStore  # noqa: E402
-from zgos.chain.client import Chain  # noqa: E402
-from zgos.chain.deploy import Deployment  # noqa: E402
-from zgos.compute.finetune.dataset import Example, encode_dataset  # noqa: E402
-from zgos.compute.finetune.journal import Journal  # noqa: E402
-from zgos.compute.finetune.market import FineTuningMarket, OnchainStatus  # noqa: E402
-from zgos.compute.finetune.sealing import (  # noqa: E402
+from tests.integration.finetune.blobstore import DirectoryBlobStore
+from tests.integration.finetune.conftest import advance_time, task_events
+from zgos.chain.client import Chain
+from zgos.compute.finetune.dataset import Example, encode_dataset
+from zgos.compute.finetune.journal import Journal
+from zgos.compute.finetune.market import FineTuningMarket, OnchainStatus
+from zgos.compute.finetune.sealing import (
     SealingError,
     decrypt_deliverable,
     open_sealed_key,
 )
-from zgos.compute.finetune.tasks import TaskState, TrainingParams  # noqa: E402
-from zgos.compute.finetune.tiny import TinyBaseModel  # noqa: E402
-from zgos.compute.finetune.worker import (  # noqa: E402
+from zgos.compute.finetune.tasks import TaskState, TrainingParams
+from zgos.compute.finetune.tiny import TinyBaseModel
+from zgos.compute.finetune.worker import (
     FineTuningWorker,
     WorkerConfig,
     unpack_deliverable,
 )
-from zgos.netutil import wait_until  # noqa: E402
+from zgos.netutil import wait_until
 
 PRICE = 10**9
 MAX_BYTES = 4096
@@ -44,11 +42,6 @@ DATASET = encode_dataset(
 )
 PARAMS = TrainingParams(epochs=2, learning_rate=1e-2)
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def market(chain: Chain, deployment: Deployment) -> FineTuningMarket:
-    return FineTuningMarket(chain, deployment.address("FineTuningServing"))
 
 
 @pytest.fixture
@@ -62,13 +55,6 @@ def provider(market: FineTuningMarket, new_account: LocalAccount) -> LocalAccoun
         [TinyBaseModel.model_hash],
     )
     return new_account
-
-
-@pytest.fixture
-def user(chain: Chain, new_account: LocalAccount) -> LocalAccount:
-    account: LocalAccount = Account.create()
-    chain.transact(new_account, to=account.address, value=50 * 10**18)
-    return account
 
 
 @pytest.fixture
@@ -142,10 +128,8 @@ def test_worker_trains_delivers_and_releases_the_key_only_to_the_user(
     market.acknowledge(user, task_id, onchain.result_root)
     provider_before = chain.balance(provider.address)
     _drive(worker, task_id, {TaskState.FINISHED})
-    settled = chain.get_logs(
-        market.contract, "FeesSettled", 0, chain.block_number(), {"taskId": task_id}
-    )
-    assert len(settled) == 1 and settled[0]["args"]["toProvider"] == onchain.fee
+    settled = task_events(market, "FeesSettled", task_id)
+    assert len(settled) == 1 and settled[0]["toProvider"] == onchain.fee
     assert chain.balance(provider.address) > provider_before
     sealed = market.get_task(task_id).sealed_key
     key = open_sealed_key(sealed, bytes(user.key))
@@ -181,10 +165,8 @@ def test_bad_dataset_is_rejected_before_any_fee_is_taken(
     user_before = chain.balance(user.address)
     assert _drive(worker, task_id, {TaskState.FAILED, TaskState.DELIVERED}) == TaskState.FAILED
     assert reason in (worker.journal.get(task_id).error or "")
-    cancelled = chain.get_logs(
-        market.contract, "TaskCancelled", 0, chain.block_number(), {"taskId": task_id}
-    )
-    assert reason in cancelled[0]["args"]["reason"]
+    cancelled = task_events(market, "TaskCancelled", task_id)
+    assert reason in cancelled[0]["reason"]
     assert market.get_task(task_id).status == OnchainStatus.CANCELLED
     assert chain.balance(user.address) == user_before + fee  # the whole escrow came back
 
@@ -201,14 +183,11 @@ def test_unacknowledged_deliverable_is_settled_with_the_penalty_after_the_timeou
     _drive(worker, task_id, {TaskState.DELIVERED})
     worker.run_once()
     assert worker.journal.get(task_id).state == TaskState.DELIVERED  # waits for the user
-    chain.w3.provider.make_request("evm_increaseTime", [market.ack_timeout_s() + 1])  # type: ignore[arg-type]
-    chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    advance_time(chain, market.ack_timeout_s() + 1)
     _drive(worker, task_id, {TaskState.FINISHED})
     task = market.get_task(task_id)
-    settled = chain.get_logs(
-        market.contract, "FeesSettled", 0, chain.block_number(), {"taskId": task_id}
-    )
-    assert settled[0]["args"]["toProvider"] == task.fee * market.penalty_percent() // 100
+    settled = task_events(market, "FeesSettled", task_id)
+    assert settled[0]["toProvider"] == task.fee * market.penalty_percent() // 100
     assert task.sealed_key == b""
 
 
@@ -295,10 +274,8 @@ def test_kill_9_during_training_and_during_delivery_resumes_without_double_charg
         _kill9(process)
         process = _start_provider(chain, market, provider, tmp_path, from_block, delay_s=0.0)
         assert wait_until(lambda: "worker ready" in (tmp_path / "provider.log").read_text(), 60)
-        settled = chain.get_logs(
-            market.contract, "FeesSettled", 0, chain.block_number(), {"taskId": task_id}
-        )
-        assert len(settled) == 1 and settled[0]["args"]["toProvider"] == 10**16
+        settled = task_events(market, "FeesSettled", task_id)
+        assert len(settled) == 1 and settled[0]["toProvider"] == 10**16
         key = open_sealed_key(market.get_task(task_id).sealed_key, bytes(user.key))
         assert decrypt_deliverable(store.download(onchain.result_root), key)
     finally:

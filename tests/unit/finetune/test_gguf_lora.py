@@ -9,9 +9,6 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-
-pytest.importorskip("torch", reason="the train extra is installed by `make install`")
-
 from safetensors.numpy import load_file
 
 from zgos.compute.finetune.dataset import Example

@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
-torch = pytest.importorskip("torch", reason="the train extra is installed by `make install`")
-
-from safetensors.torch import load_file  # noqa: E402
-
-from zgos.compute.finetune.dataset import Example  # noqa: E402
-from zgos.compute.finetune.tasks import TrainingParams, compute_training_fee  # noqa: E402
-from zgos.compute.finetune.tiny import build_tiny_model, build_tiny_tokenizer  # noqa: E402
-from zgos.compute.finetune.train import (  # noqa: E402
+from zgos.compute.finetune.dataset import Example
+from zgos.compute.finetune.tasks import TrainingParams, compute_training_fee
+from zgos.compute.finetune.tiny import build_tiny_model, build_tiny_tokenizer
+from zgos.compute.finetune.train import (
     ADAPTER_WEIGHTS_FILENAME,
     IGNORE_INDEX,
     TrainingError,
