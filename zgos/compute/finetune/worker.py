@@ -32,6 +32,7 @@ import logging
 import secrets
 import tarfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ DATASET_FILENAME = "dataset.bin"
 ADAPTER_DIRNAME = "adapter"
 GGUF_LORA_FILENAME = "adapter.gguf"
 LAST_BLOCK_KEY = "last_scanned_block"
+PROGRESS_WRITE_INTERVAL_S = 0.5
 
 
 class BlobStore(Protocol):
@@ -196,7 +198,8 @@ class FineTuningWorker:
         onchain = self.market.get_task(task_id)
         state = record.state
         if onchain.status == OnchainStatus.SETTLED and state in (
-            TaskState.DELIVERED, TaskState.ACKNOWLEDGED
+            TaskState.DELIVERED,
+            TaskState.ACKNOWLEDGED,
         ):
             return self.journal.apply(task_id, TaskEvent.SETTLED)
         if onchain.status == OnchainStatus.CANCELLED and state in (
@@ -303,8 +306,16 @@ class FineTuningWorker:
         task_dir = self._task_dir(task_id)
         examples = parse_dataset((task_dir / DATASET_FILENAME).read_bytes(), None)
 
+        last_write = 0.0
+
         def progress(p: TrainingProgress) -> None:
-            self.journal.set_fields(task_id, step=p.step, total_steps=p.total_steps, loss=p.loss)
+            nonlocal last_write
+            now = time.monotonic()  # progress is advisory: a durable write at most every 0.5 s
+            if now - last_write >= PROGRESS_WRITE_INTERVAL_S or p.step == p.total_steps:
+                self.journal.set_fields(
+                    task_id, step=p.step, total_steps=p.total_steps, loss=p.loss
+                )
+                last_write = now
             if self.on_progress is not None:
                 self.on_progress(task_id, p)
 
