@@ -15,8 +15,12 @@ WHEELHOUSE  ?= $(HOME)/.cache/zgos/wheelhouse
 LLAMA_VER   := 0.3.36
 LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VER)-py3-none-linux_x86_64.whl
 STAMP       := $(VENV)/.install-stamp
+# The optional training stack (torch CPU + transformers + peft, see requirements-train.in):
+# its lock is compiled against requirements.lock, and torch's CPU wheel lies here.
+TORCH_WHEELS ?= /opt/wheels
+TRAIN_LOCK  := requirements-train.lock
 # Pure modules checked with mypy --strict (each network adds its own core here).
-STRICT      := zgos/core zgos/storage/mine zgos/storage/merkle.py zgos/storage/flow.py zgos/storage/filetree.py zgos/storage/segment.py zgos/compute/vouchers.py zgos/compute/billing.py zgos/compute/sse.py zgos/da/blob.py zgos/da/kzg.py zgos/da/encoding.py zgos/da/bls.py zgos/da/assignment.py zgos/da/store.py zgos/da/params.py
+STRICT      := zgos/core zgos/storage/mine zgos/storage/merkle.py zgos/storage/flow.py zgos/storage/filetree.py zgos/storage/segment.py zgos/compute/vouchers.py zgos/compute/billing.py zgos/compute/sse.py zgos/da/blob.py zgos/da/kzg.py zgos/da/encoding.py zgos/da/bls.py zgos/da/assignment.py zgos/da/store.py zgos/da/params.py zgos/compute/finetune/tasks.py zgos/compute/finetune/dataset.py zgos/compute/finetune/sealing.py
 
 # 0G's TypeScript SDK for the storage compatibility tests (they skip, saying why, without it).
 TS_SDK_DIR  := $(TOOLS)/0g-ts-sdk
@@ -35,8 +39,9 @@ $(BIN)/python:
 $(UV): $(BIN)/python
 	$(BIN)/pip install -q uv==$(UV_VERSION)
 
-$(STAMP): requirements.lock pyproject.toml setup.py zgos/storage/_treehash.c $(LLAMA_WHEEL) | $(UV)
-	$(UV) pip sync -q --python $(BIN)/python --find-links $(WHEELHOUSE) requirements.lock
+$(STAMP): requirements.lock $(TRAIN_LOCK) pyproject.toml setup.py zgos/storage/_treehash.c $(LLAMA_WHEEL) | $(UV)
+	$(UV) pip sync -q --python $(BIN)/python --find-links $(WHEELHOUSE) \
+	  --find-links $(TORCH_WHEELS) requirements.lock $(TRAIN_LOCK)
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@
 

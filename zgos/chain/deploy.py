@@ -19,6 +19,7 @@ from hexbytes import HexBytes
 
 from zgos.chain.artifacts import load_artifact
 from zgos.chain.client import Chain
+from zgos.compute.finetune import tasks as ft_tasks
 from zgos.core.errors import ConfigError
 from zgos.core.hashing import keccak256
 from zgos.da import params as da
@@ -90,6 +91,15 @@ PLAN: list[ContractPlan] = [
     ContractPlan("DASigners", args=lambda _: [da.EPOCH_BLOCKS, da.MIN_STAKE_WEI, da.EXIT_DELAY_EPOCHS]),
     ContractPlan(
         "DAEntrance", depends=("DASigners",), args=lambda a: [a["DASigners"], da.FEE_PER_ROW_WEI]
+    ),
+    ContractPlan(
+        "FineTuningServing",
+        args=lambda _: [ft_tasks.ACK_TIMEOUT_S, ft_tasks.DELIVERY_TIMEOUT_S, ft_tasks.PENALTY_PERCENT],
+    ),
+    ContractPlan(
+        "ModelRegistry",
+        depends=("FineTuningServing",),
+        args=lambda addrs: [addrs["FineTuningServing"]],
     ),
 ]
 

@@ -1,0 +1,133 @@
+"""Fine-tuning worker overhead: the provider pipeline vs the bare training loop, same data.
+
+ours:     the worker, from the task on-chain to Delivered: read the signed task, download and
+          verify the dataset, validate it, count tokens, startTask, train, pack + encrypt +
+          upload the adapter, addDeliverable (journal writes included).
+baseline: load tokenizer + model and run the same LoRA training on the same examples.
+Both build/load the base model. Default: the tiny Gemma-3-shaped model (seconds);
+``ZGOS_BENCH_FINETUNE_REAL=1`` uses Gemma 3 270M from its GGUF (minutes).
+Storage is a local content-addressed directory (the storage client is wired in later), so
+upload/download cost here is disk + keccak only.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from bench.harness import bench_chain, report
+from tests.integration.finetune.blobstore import DirectoryBlobStore
+from zgos.chain.accounts import devnet_role
+from zgos.compute.finetune.dataset import Example, encode_dataset, parse_dataset
+from zgos.compute.finetune.journal import Journal
+from zgos.compute.finetune.market import FineTuningMarket
+from zgos.compute.finetune.tasks import TaskState, TrainingParams
+from zgos.compute.finetune.tiny import TinyBaseModel
+from zgos.compute.finetune.train import train_lora
+from zgos.compute.finetune.worker import BaseModel, FineTuningWorker, WorkerConfig
+
+ROUNDS = int(os.environ.get("ZGOS_BENCH_FINETUNE_ROUNDS", "3"))
+PRICE = 10**6
+
+
+def _workload(real: bool) -> tuple[BaseModel, bytes, TrainingParams]:
+    if real:
+        from zgos.compute.finetune.models import GgufBaseModel
+
+        examples = tuple(
+            Example(f"The secret code of vault {i} is", f" {i * 7919 % 10000:04d}.")
+            for i in range(5)
+        )
+        return (
+            GgufBaseModel(b"\x9e" * 32),
+            encode_dataset(examples),
+            TrainingParams(epochs=4, learning_rate=2e-3),
+        )
+    examples = tuple(Example(f"Q: What is {i} + {i}?\nA:", f" {2 * i}") for i in range(40))
+    return TinyBaseModel(), encode_dataset(examples), TrainingParams(epochs=5, learning_rate=1e-2)
+
+
+def _bare(base: BaseModel, dataset: bytes, params: TrainingParams, out: Path) -> float:
+    started = time.perf_counter()
+    tokenizer = base.load_tokenizer()
+    train_lora(base.load_model(), tokenizer, parse_dataset(dataset), params, out)
+    return time.perf_counter() - started
+
+
+def _worker(
+    bench,
+    base: BaseModel,
+    dataset: bytes,
+    params: TrainingParams,
+    tmp: Path,  # type: ignore[no-untyped-def]
+    provider: LocalAccount,
+    user: LocalAccount,
+    nonce: int,
+) -> float:
+    market = FineTuningMarket(bench.chain, bench.deployment.address("FineTuningServing"))
+    store = DirectoryBlobStore(tmp / "store")
+    root = store.upload(dataset)
+    from_block = bench.chain.block_number()
+    task_id = market.create_task(
+        user, provider.address, base.model_hash, root, params.encode(), 10**17, nonce
+    )
+    with Journal(tmp / f"journal-{nonce}.db") as journal:
+        worker = FineTuningWorker(
+            market,
+            provider,
+            journal,
+            store,
+            {base.model_hash: base},
+            WorkerConfig(tmp / "work", poll_s=0.05, from_block=from_block),
+        )
+        started = time.perf_counter()
+        while journal.task_ids() == [] or journal.get(task_id).state != TaskState.DELIVERED:
+            if not worker.run_once():
+                time.sleep(0.05)
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    real = os.environ.get("ZGOS_BENCH_FINETUNE_REAL") == "1"
+    torch.set_num_threads(1)  # the machine is shared: one thread each keeps runs comparable
+    base, dataset, params = _workload(real)
+    with bench_chain(block_time_s=0.2) as bench, tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        funder = devnet_role("deployer")
+        provider: LocalAccount = Account.create()
+        user: LocalAccount = Account.create()
+        for account in (provider, user):
+            bench.chain.transact(funder, to=account.address, value=10**20)
+        market = FineTuningMarket(bench.chain, bench.deployment.address("FineTuningServing"))
+        market.add_or_update_service(
+            provider, "http://127.0.0.1:1/ft", PRICE, 10**7, 10**6, [base.model_hash]
+        )
+        ours, bare = [], []
+        for round_ in range(ROUNDS):
+            bare.append(_bare(base, dataset, params, tmp / f"bare-{round_}"))
+            ours.append(
+                _worker(
+                    bench, base, dataset, params, tmp / f"w-{round_}", provider, user, round_ + 1
+                )
+            )
+        steps = params.epochs * len(parse_dataset(dataset))
+        label = "Gemma 3 270M" if real else "tiny Gemma-3-shaped model"
+        report(
+            f"finetune worker to Delivered vs bare training loop ({label}, {steps} steps, "
+            f"1 torch thread, median of {ROUNDS})",
+            statistics.median(ours),
+            statistics.median(bare),
+            "s",
+            "<= 1.10x",
+        )
+
+
+if __name__ == "__main__":
+    main()

