@@ -19,3 +19,22 @@ def zg(data_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: f
         input=stdin,
         env={**base, **(env or {})},
     )
+
+
+# Devnet services on a non-default chain port sit at chain port +1..+3 (compute), +100.. (storage)
+# and +200.. (DA). Choosing the chain port below Linux's ephemeral range (32768+) keeps all of
+# them clear of the client sockets the tests themselves open.
+DEVNET_PORT_RANGE = (20000, 32000)
+DEVNET_PORT_SPAN = (0, 1, 2, 3, *range(100, 110), *range(200, 210))
+
+
+def devnet_chain_port() -> int:
+    """A chain port for a test devnet whose derived service ports are all free now."""
+    import random
+
+    from zgos.netutil import port_in_use
+
+    while True:
+        port = random.randrange(*DEVNET_PORT_RANGE)
+        if not any(port_in_use(port + delta) for delta in DEVNET_PORT_SPAN):
+            return port

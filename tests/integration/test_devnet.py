@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.clirunner import zg
+from tests.integration.clirunner import devnet_chain_port, zg
 from zgos.chain.client import Chain
 from zgos.devnet.process import PidFile, is_alive
 from zgos.netutil import free_port, port_in_use, wait_until
@@ -29,7 +29,7 @@ def devnet_root(tmp_path: Path):
 
 def random_offset() -> int:
     """A port offset that moves every service port to a currently free region."""
-    return free_port() % 20000 + 20000
+    return free_port() % 8000 + 12000
 
 
 def up(root: Path, port: int, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -38,7 +38,7 @@ def up(root: Path, port: int, *extra: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_devnet_up_status_stop_start_down(devnet_root: Path) -> None:
-    port = free_port()
+    port = devnet_chain_port()
     result = up(devnet_root, port)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "chain" in result.stdout and "healthy" in result.stdout
@@ -72,7 +72,7 @@ def test_stale_pid_file_is_detected_and_replaced(devnet_root: Path) -> None:
     assert PidFile(pids / "chain.pid").read_live_pid() is None
     assert not (pids / "chain.pid").exists()
     (pids / "chain.pid").write_text(json.dumps({"pid": 999_999_999, "start": 5}))
-    result = up(devnet_root, free_port())
+    result = up(devnet_root, devnet_chain_port())
     assert result.returncode == 0, result.stderr
     assert is_alive(os.getpid())
 
@@ -88,18 +88,19 @@ def test_port_in_use_is_a_clear_error(devnet_root: Path) -> None:
 
 
 def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    root, port = tmp_path / "fg", free_port()
+    root, port = tmp_path / "fg", devnet_chain_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "zgos.cli", "--data-dir", str(root), "devnet", "up",
          "--chain-port", str(port), "--block-time", "0.2", "--port-offset", str(random_offset())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # see the summary line as soon as it is printed
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
     reader.start()
     try:
         # every service group must be up (the model server takes seconds), not just the chain
-        assert wait_until(lambda: any("Ctrl-C stops everything" in line for line in lines), 180)
+        assert wait_until(lambda: any("Ctrl-C stops everything" in line for line in lines), 300)
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
@@ -120,6 +121,6 @@ def test_status_without_devnet_says_how_to_start(tmp_path: Path) -> None:
 
 
 def test_devnet_reset_deletes_the_data_dir(devnet_root: Path) -> None:
-    assert up(devnet_root, free_port()).returncode == 0
+    assert up(devnet_root, devnet_chain_port()).returncode == 0
     assert zg(devnet_root, "devnet", "reset", "--yes").returncode == 0
     assert not devnet_root.exists()

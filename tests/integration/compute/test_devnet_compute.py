@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.clirunner import zg
-from zgos.netutil import free_port
+from tests.integration.clirunner import devnet_chain_port, zg
 
 
 @pytest.fixture
@@ -20,7 +19,7 @@ def devnet_root(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_devnet_compute_chat_works_out_of_the_box(devnet_root: Path) -> None:
-    port = free_port()
+    port = devnet_chain_port()
     started = zg(devnet_root, "devnet", "up", "--detach", "--chain-port", str(port), "--block-time", "0.2",
                  timeout=300)
     assert started.returncode == 0, started.stdout + started.stderr

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.clirunner import zg
+from tests.integration.clirunner import devnet_chain_port, zg
 from zgos.chain.client import Chain
 from zgos.chain.deploy import load_deployment
 from zgos.da.contracts import DAContracts
-from zgos.netutil import free_port, wait_until
+from zgos.netutil import wait_until
 
 
 @pytest.fixture
 def devnet(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    root, port = tmp_path / "devnet", free_port()
+    root, port = tmp_path / "devnet", devnet_chain_port()
     result = zg(root, "devnet", "up", "--detach", "--chain-port", str(port), "--block-time", "0.2", timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     yield root, port
@@ -35,7 +35,7 @@ def test_devnet_starts_four_signers_and_a_disperser_and_the_cli_puts_gets_and_sa
     da = DAContracts.from_addresses(chain, load_deployment(root / "deployment.json").addresses)
     assert wait_until(lambda: len(da.quorum(da.current_epoch()).members) == 4, 30, 0.2)
 
-    disperser = f"127.0.0.1:{port + 5}"
+    disperser = f"127.0.0.1:{port + 204}"
     blob = tmp_path / "blob.bin"
     blob.write_bytes(bytes(range(256)) * 700)
     put = zg(root, "da", "put", str(blob), "--disperser", disperser)

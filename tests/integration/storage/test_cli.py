@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.clirunner import zg
-from zgos.netutil import free_port
+from tests.integration.clirunner import devnet_chain_port, zg
 
 
 @pytest.fixture
@@ -19,7 +18,7 @@ def devnet_root(tmp_path: Path):
 
 
 def test_devnet_storage_node_serves_cli_upload_download_and_info(devnet_root: Path, tmp_path: Path) -> None:
-    up = zg(devnet_root, "devnet", "up", "--detach", "--chain-port", str(free_port()), "--block-time", "0.2")
+    up = zg(devnet_root, "devnet", "up", "--detach", "--chain-port", str(devnet_chain_port()), "--block-time", "0.2")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "storage-0" in up.stdout
     path = tmp_path / "hello.bin"
