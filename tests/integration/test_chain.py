@@ -40,6 +40,20 @@ def test_transact_returns_receipt_with_decoded_events(
     assert node[2] == "http://n:1"
 
 
+def test_out_of_gas_after_a_state_change_is_estimated_again_and_lands(
+    chain: Chain, deployment: Deployment, new_account: LocalAccount
+) -> None:
+    """A limit that was right at estimation can be short at inclusion (another sender made the
+    same call dearer); the transaction is resent once with a fresh estimate, not reported failed."""
+    registry = chain.contract("NodeRegistry", deployment.address("NodeRegistry"))
+    announce = registry.functions.announce(0, "http://n:2", 0, 1, b"")
+    nonce_before = chain.w3.eth.get_transaction_count(new_account.address)
+    receipt = chain.transact(new_account, announce, gas=30_000)  # too little to store a node
+    assert receipt.gas_used > 30_000
+    assert chain.w3.eth.get_transaction_count(new_account.address) == nonce_before + 2
+    assert chain.call(registry.functions.getNode(new_account.address, 0))[2] == "http://n:2"
+
+
 def test_unfunded_account_gets_a_clear_error(chain: Chain) -> None:
     pauper = Account.create()
     with pytest.raises(InsufficientFunds, match="fund it first"):

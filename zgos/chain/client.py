@@ -5,7 +5,9 @@ decoded reason here, before any nonce is spent), check the balance, reserve a no
 (``nonces.NonceManager``), sign, send and get the receipt in the same call with
 ``eth_sendRawTransactionSync`` where the node offers it (anvil does), else poll the receipt
 every ``RECEIPT_POLL_S``. A nonce clash is retried with a fresh nonce; an underpriced
-replacement is retried with fees bumped by ``FEE_BUMP_PERCENT``.
+replacement is retried with fees bumped by ``FEE_BUMP_PERCENT``; a transaction that ran out of
+gas because the state moved between estimation and inclusion (another sender's transaction
+made the same call dearer) is estimated again and resent once with ``OUT_OF_GAS_MARGIN_PERCENT``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from zgos.core.units import format_amount
 log = logging.getLogger(__name__)
 
 GAS_MARGIN_PERCENT = 25
+OUT_OF_GAS_MARGIN_PERCENT = 100
 FEE_BUMP_PERCENT = 25
 MAX_SEND_ATTEMPTS = 5
 RECEIPT_POLL_S = 0.05
@@ -46,6 +49,10 @@ RECEIPT_TIMEOUT_S = 120.0
 RPC_TIMEOUT_S = 30.0
 ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
+
+
+class _OutOfGas(Exception):
+    """A mined transaction used all its gas and reverted."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +199,18 @@ class Chain:
         tx["maxPriorityFeePerGas"] = tip
         tx["maxFeePerGas"] = 2 * base_fee + tip
         self._check_funds(account.address, value + gas * tx["maxFeePerGas"])
-        return self._send(account, tx)
+        try:
+            return self._send(account, tx)
+        except _OutOfGas:
+            # An out-of-gas transaction changed nothing but its fee: resending is safe.
+            fresh = {k: v for k, v in tx.items() if k not in ("gas", "nonce")}
+            estimate = self._estimate_gas(fresh) * 100 // (100 + GAS_MARGIN_PERCENT)
+            tx["gas"] = max(estimate, gas) * (100 + OUT_OF_GAS_MARGIN_PERCENT) // 100
+            log.info("transaction ran out of gas (%d); resending with %d", gas, tx["gas"])
+            try:
+                return self._send(account, tx)
+            except _OutOfGas as exc:
+                raise TxReverted(f"transaction ran out of gas twice (limit {tx['gas']})") from exc
 
     def _estimate_gas(self, tx: dict[str, Any]) -> int:
         try:
@@ -251,6 +269,8 @@ class Chain:
                 nonces.release()
                 raise ChainError(f"lost the chain RPC at {self.rpc_url} while sending ({exc})") from None
             if int(receipt["status"]) != 1:
+                if int(receipt["gasUsed"]) >= int(tx["gas"]):
+                    raise _OutOfGas()
                 raise TxReverted(self._replay_reason(tx, int(receipt["blockNumber"])))
             return Receipt(
                 tx_hash=HexBytes(receipt["transactionHash"]).to_0x_hex(),
