@@ -153,3 +153,26 @@ def test_anvil_refuses_a_port_in_use(anvil: Anvil) -> None:
     clash = Anvil(AnvilConfig(port=anvil.config.port))
     with pytest.raises(ChainError, match="already in use"):
         clash.start()
+
+
+def test_nonces_follow_the_chain_back_after_a_reorg(tmp_path: Path) -> None:
+    """Transactions dropped by a reorg (here: ``evm_revert``) free their nonces at once; the
+    next send does not wait behind a gap until a reservation expires."""
+    node = Anvil(AnvilConfig(port=free_port(), block_time_s=0.2), log_path=tmp_path / "anvil.log")
+    node.start()
+    try:
+        chain = Chain(node.url)
+        sender = Account.create()
+        chain.transact(devnet_role("deployer"), to=sender.address, value=10**18)
+        snapshot = chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+        sink = Account.create().address
+        chain.transact(sender, to=sink, value=1)
+        chain.transact(sender, to=sink, value=1)
+        assert chain.w3.provider.make_request("evm_revert", [snapshot])["result"] is True  # type: ignore[arg-type]
+        assert chain.w3.eth.get_transaction_count(sender.address, "pending") == 0
+
+        receipt = chain.transact(sender, to=sink, value=5)
+        assert chain.w3.eth.get_transaction(receipt.tx_hash)["nonce"] == 0
+        assert chain.balance(sink) == 5
+    finally:
+        node.stop()
