@@ -26,7 +26,7 @@ STRICT      := zgos/core zgos/storage/mine zgos/storage/merkle.py zgos/storage/f
 TS_SDK_DIR  := $(TOOLS)/0g-ts-sdk
 TS_SDK      := $(TS_SDK_DIR)/node_modules/@0gfoundation/0g-ts-sdk/package.json
 
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=15
 WORKERS     ?= 2
 
 .PHONY: install up test test-deps lint unit contracts bench clean proto
