@@ -25,6 +25,7 @@ from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import parse_amount
 from zgos.storage.client import StorageClient
 from zgos.storage.merkle import InvalidProof, parse_hash
+from zgos.storage.shard import InvalidShardConfig, ShardConfig
 
 console = Console(width=None if sys.stdout.isatty() else 240)
 storage_app = typer.Typer(help="Storage: run a node, upload and download files (0G-compatible).", no_args_is_help=True)
@@ -70,12 +71,17 @@ def node_command(
     account: str | None = typer.Option(None, "--account", help="Operator account for the announcement."),
     flow: str | None = typer.Option(None, "--flow", help="Flow address on another chain (default: the deployment's)."),
     start_block: int = typer.Option(0, "--start-block", min=0, help="With --flow: first block to sync from."),
+    shard: str = typer.Option("0/1", "--shard", help="ID/NUM: store flow segments s with s % NUM == ID (NUM a power of two)."),
 ) -> None:
     """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract."""
     from zgos.storage.node.node import NodeConfig, StorageNode
     from zgos.storage.node.server import NodeServer
 
     cli = get_ctx(ctx)
+    try:
+        shard_config = ShardConfig.parse(shard)
+    except InvalidShardConfig as exc:
+        raise ConfigError(f"--shard: {exc.message}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if flow is not None:  # any EVM chain with a 0G-compatible Flow (e.g. 0G Galileo)
         flow_address, chain_id, first_block = flow, cli.chain().chain_id, start_block
@@ -86,7 +92,7 @@ def node_command(
     config = NodeConfig(
         data_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, flow_address=flow_address,
         chain_id=chain_id, start_block=first_block, confirmations=confirmations,
-        poll_s=poll, durable_fsync=fsync,
+        poll_s=poll, durable_fsync=fsync, shard=shard_config,
     )
     node = StorageNode(config)
     try:
@@ -101,9 +107,9 @@ def node_command(
         except ZgError as exc:  # e.g. no key on a public chain: serve anyway, unannounced
             logging.getLogger("zgos.storage.announce").warning("not announcing the node: %s", exc)
         else:
-            threading.Thread(target=_announce, args=(cli, operator, url), daemon=True).start()
+            threading.Thread(target=_announce, args=(cli, operator, url, shard_config), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
-    console.print(f"storage node {name} on {url} (flow {config.flow_address}, data {config.data_dir})")
+    console.print(f"storage node {name} on {url} (shard {shard_config}, flow {config.flow_address}, data {config.data_dir})")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -113,13 +119,13 @@ def node_command(
         server.server_close()
 
 
-def _announce(cli: CliContext, operator: object, url: str) -> None:
+def _announce(cli: CliContext, operator: object, url: str, shard: ShardConfig) -> None:
     """Announce the node in the NodeRegistry, retrying until the chain answers."""
     log = logging.getLogger("zgos.storage.announce")
     while True:
         try:
             registry = cli.contract("NodeRegistry")
-            cli.chain().transact(operator, registry.functions.announce(KIND_STORAGE, url, 0, 1, b""))  # type: ignore[arg-type]
+            cli.chain().transact(operator, registry.functions.announce(KIND_STORAGE, url, shard.shard_id, shard.num_shard, b""))  # type: ignore[arg-type]
             log.info("announced %s in the NodeRegistry", url)
             return
         except ZgError as exc:
