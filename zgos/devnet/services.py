@@ -120,10 +120,12 @@ def storage_services(options: DevnetOptions) -> list[Service]:
 def service_groups() -> list[Callable[[DevnetOptions], list[Service]]]:
     """Each network's group, in start order (imported here to keep the table in one place)."""
     from zgos.explorer.devnet import explorer_services
+    from zgos.storage.indexer.devnet import indexer_services
 
     return [
         chain_services,
         storage_services,
+        indexer_services,
         _compute_services,
         da_services,
         explorer_services,  # last: it shows everything else

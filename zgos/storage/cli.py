@@ -34,10 +34,21 @@ KIND_STORAGE = 0
 ANNOUNCE_RETRY_S = 2.0
 
 
-def _nodes(cli: CliContext, flags: list[str] | None) -> list[str]:
-    """Storage node URLs: ``--node`` flags, else the nodes announced in the NodeRegistry."""
+def _nodes(cli: CliContext, flags: list[str] | None, indexer: str | None = None, root: bytes | None = None,
+           replicas: int = 1) -> list[str]:
+    """Storage node URLs: ``--node`` flags, else the ``--indexer``'s choice (nodes holding
+    ROOT, or nodes covering every shard REPLICAS times), else the NodeRegistry's nodes."""
     if flags:
         return flags
+    if indexer:
+        from zgos.storage.indexer.client import IndexerClient
+
+        with IndexerClient(indexer) as index:
+            urls = index.file_locations(root) if root is not None else index.upload_nodes(replicas)
+        if not urls:
+            raise ConfigError("the indexer knows no node holding that file" if root is not None
+                              else "the indexer knows no usable storage node")
+        return urls
     registry = cli.contract("NodeRegistry")
     nodes = [str(node[2]) for node in cli.chain().call(registry.functions.getNodes(KIND_STORAGE))]
     if not nodes:
@@ -45,9 +56,10 @@ def _nodes(cli: CliContext, flags: list[str] | None) -> list[str]:
     return nodes
 
 
-def _client(cli: CliContext, nodes: list[str] | None, account: str | None = None, workers: int = 4) -> StorageClient:
+def _client(cli: CliContext, nodes: list[str] | None, account: str | None = None, workers: int = 4,
+            indexer: str | None = None, replicas: int = 1) -> StorageClient:
     signer = cli.account(account, role="user")
-    return StorageClient(_nodes(cli, nodes), cli.chain(), cli.deployment().address("Flow"), signer, workers=workers)
+    return StorageClient(_nodes(cli, nodes, indexer, replicas=replicas), cli.chain(), cli.deployment().address("Flow"), signer, workers=workers)
 
 
 def _progress() -> Progress:
@@ -143,6 +155,7 @@ def upload_command(
     fee: str | None = typer.Option(None, "--fee", help="Fee to pay (default: exact; overpayment refunded)."),
     account: str | None = typer.Option(None, "--account", help="Account paying the fee."),
     workers: int = typer.Option(4, "--workers", min=1, max=64),
+    indexer: str | None = typer.Option(None, "--indexer", help="Indexer URL choosing the nodes (instead of --node)."),
 ) -> None:
     """Upload PATH: anchor its data root on chain, send its segments, wait for finalization.
     Run it again to resume an interrupted upload."""
@@ -157,7 +170,7 @@ def upload_command(
             raise ConfigError(str(exc)) from None
     from zgos.storage.hasher import build_file_tree
 
-    with _client(cli, node, account, workers) as client, _progress() as progress:
+    with _client(cli, node, account, workers, indexer, replicas) as client, _progress() as progress:
         hashing = progress.add_task("hashing", total=None)
         tree = build_file_tree(path)
         progress.remove_task(hashing)
@@ -184,11 +197,12 @@ def download_command(
     out: Path = typer.Argument(..., help="Where to write the file."),
     node: list[str] | None = typer.Option(None, "--node", help="Storage node URL (repeat for several)."),
     workers: int = typer.Option(4, "--workers", min=1, max=64),
+    indexer: str | None = typer.Option(None, "--indexer", help="Indexer URL locating the file (instead of --node)."),
 ) -> None:
     """Download ROOT to OUT, verifying every segment; OUT is written only when all verified."""
     cli = get_ctx(ctx)
     data_root = _root(root)
-    with StorageClient(_nodes(cli, node), workers=workers) as client, _progress() as progress:
+    with StorageClient(_nodes(cli, node, indexer, data_root), workers=workers) as client, _progress() as progress:
         location = client.info(data_root)
         task = progress.add_task("downloading", total=location.size)
         client.download(data_root, out, progress=lambda n: progress.advance(task, n))
@@ -212,3 +226,8 @@ def info_command(
         console.print(f"start      sector {tx['startEntryIndex']}")
         console.print(f"finalized  {location.info['finalized']} (on {location.node})")
         console.print(f"segments   {location.info['uploadedSegNum']} uploaded")
+
+
+from zgos.storage.indexer.cli import indexer_command  # noqa: E402 - registered last
+
+storage_app.command("indexer")(indexer_command)
