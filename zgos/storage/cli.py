@@ -156,10 +156,14 @@ def upload_command(
     account: str | None = typer.Option(None, "--account", help="Account paying the fee."),
     workers: int = typer.Option(4, "--workers", min=1, max=64),
     indexer: str | None = typer.Option(None, "--indexer", help="Indexer URL choosing the nodes (instead of --node)."),
+    ec: str | None = typer.Option(None, "--ec", help="Erasure coding K+M (e.g. 4+2) instead of replicas."),
 ) -> None:
     """Upload PATH: anchor its data root on chain, send its segments, wait for finalization.
     Run it again to resume an interrupted upload."""
     cli = get_ctx(ctx)
+    from zgos.storage.eccli import ec_nodes, parse_ec, upload_ec
+
+    params = parse_ec(ec) if ec is not None else None
     if not path.is_file():
         raise ConfigError(f"no such file: {path}")
     fee_wei = None
@@ -168,6 +172,9 @@ def upload_command(
             fee_wei = parse_amount(fee)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    if params is not None:
+        upload_ec(cli, path, params, ec_nodes(cli, node, indexer), account, workers, fee_wei)
+        return
     from zgos.storage.hasher import build_file_tree
 
     with _client(cli, node, account, workers, indexer, replicas) as client, _progress() as progress:
@@ -202,6 +209,12 @@ def download_command(
     """Download ROOT to OUT, verifying every segment; OUT is written only when all verified."""
     cli = get_ctx(ctx)
     data_root = _root(root)
+    from zgos.storage.eccli import download_ec, ec_nodes
+
+    size = download_ec(cli, data_root, out, ec_nodes(cli, node, indexer), workers)
+    if size is not None:
+        console.print(f"downloaded {size} bytes to {out} (erasure-coded; verified against 0x{data_root.hex()})")
+        return
     with StorageClient(_nodes(cli, node, indexer, data_root), workers=workers) as client, _progress() as progress:
         location = client.info(data_root)
         task = progress.add_task("downloading", total=location.size)
@@ -228,6 +241,9 @@ def info_command(
         console.print(f"segments   {location.info['uploadedSegNum']} uploaded")
 
 
+from zgos.storage.eccli import health_command, repair_command  # noqa: E402
 from zgos.storage.indexer.cli import indexer_command  # noqa: E402 - registered last
 
 storage_app.command("indexer")(indexer_command)
+storage_app.command("health")(health_command)
+storage_app.command("repair")(repair_command)

@@ -1,0 +1,118 @@
+"""Erasure-coded files (--ec k+m) on six sharded nodes: uploads, downloads that rebuild lost
+segments, health, and repair after losing whole nodes (kill -9 + data deleted)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from tests.integration.clirunner import zg
+from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment
+from zgos.datadir import DataDir
+from zgos.netutil import free_port, wait_until
+from zgos.storage.ecclient import ErasureClient
+from zgos.storage.erasure import ErasureParams
+from zgos.storage.filetree import FileTree
+
+SEGMENT = 256 * 1024
+# Six nodes whose shards partition the flow: two hold a quarter each, four an eighth each.
+SHARDS = ("0/4", "1/4", "2/8", "3/8", "6/8", "7/8")
+
+
+@dataclass
+class Cluster:
+    data_dir: DataDir
+    log: Path
+    ports: list[int]
+    processes: list[subprocess.Popen[bytes] | None]
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{p}" for p in self.ports]
+
+    def start(self, i: int) -> None:
+        argv = [sys.executable, "-m", "zgos.cli", "--data-dir", str(self.data_dir.root), "storage", "node",
+                "--name", f"ec-{i}", "--port", str(self.ports[i]), "--shard", SHARDS[i],
+                "--confirmations", "0", "--poll", "0.1", "--no-announce"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZGOS_")}
+        self.processes[i] = subprocess.Popen(argv, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env)
+
+    def wait_ready(self) -> None:
+        for url in self.urls:
+            assert wait_until(lambda u=url: httpx.get(u + "/health", timeout=1).status_code == 200, 60), url
+
+    def kill_and_wipe(self, i: int) -> None:
+        """kill -9 node i and delete its data, as a lost machine."""
+        process = self.processes[i]
+        assert process is not None
+        process.kill()
+        process.wait()
+        self.processes[i] = None
+        shutil.rmtree(self.data_dir.service(f"ec-{i}"))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process is not None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, devnet_dir: DataDir) -> Iterator[Cluster]:
+    running = Cluster(devnet_dir, tmp_path / "nodes.log", [free_port() for _ in SHARDS], [None] * len(SHARDS))
+    try:
+        for i in range(len(SHARDS)):
+            running.start(i)
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+def client(cluster: Cluster, chain: Chain, deployment: Deployment, account: LocalAccount | None = None) -> ErasureClient:
+    return ErasureClient(cluster.urls, chain, deployment.address("Flow"), deployment.address("ErasureRegistry"),
+                         account, timeout_s=10)
+
+
+def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
+    tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment, new_account: LocalAccount,
+) -> None:
+    data = os.urandom(13 * SEGMENT + 1234)
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+    root = FileTree.from_bytes(data).root
+    with client(cluster, chain, deployment, new_account) as ec:
+        result = ec.upload(path, ErasureParams(4, 2))
+        assert result.root == root, "the data root is the plain 0G root of the bytes"
+        assert ec.health(root).survives == 2
+    for i in (0, 3):  # a quarter node and an eighth node
+        cluster.kill_and_wipe(i)
+    out = tmp_path / "out1.bin"
+    with client(cluster, chain, deployment) as ec:
+        assert ec.download(root, out) == len(data)
+        assert out.read_bytes() == data and FileTree.from_bytes(out.read_bytes()).root == root
+        assert ec.health(root).survives == 0
+    for i in (0, 3):  # replacements for the lost machines, empty, on the same shards
+        cluster.start(i)
+    cluster.wait_ready()
+    with client(cluster, chain, deployment) as ec:
+        before, restored = ec.repair(root)
+        assert restored == sum(len(p) for p in before.missing.values()) > 0
+        after = ec.health(root)
+        assert after.survives == 2 and not after.missing
+    for i in (1, 4):  # two different nodes
+        cluster.kill_and_wipe(i)
+    out = tmp_path / "out2.bin"
+    with client(cluster, chain, deployment) as ec:
+        ec.download(root, out)
+    assert out.read_bytes() == data
