@@ -116,3 +116,28 @@ def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
     with client(cluster, chain, deployment) as ec:
         ec.download(root, out)
     assert out.read_bytes() == data
+
+
+def test_cli_uploads_with_ec_shows_health_and_rejects_bad_ec_input(
+    tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment,
+) -> None:
+    data = os.urandom(3 * SEGMENT + 99)
+    path = tmp_path / "small.bin"
+    path.write_bytes(data)
+    nodes = [arg for url in cluster.urls for arg in ("--node", url)]
+    done = zg(cluster.data_dir.root, "storage", "upload", str(path), "--ec", "4+2", *nodes)
+    assert done.returncode == 0, done.stdout + done.stderr
+    root = "0x" + FileTree.from_bytes(data).root.hex()
+    assert root in done.stdout and "parityRoot" in done.stdout and "4+2" in done.stdout
+    health = zg(cluster.data_dir.root, "storage", "health", root, *nodes)
+    assert health.returncode == 0, health.stderr
+    assert "survives 2 more node loss(es)" in health.stdout and "stripe    0: 6/6 ok" in health.stdout
+    out = tmp_path / "out.bin"
+    got = zg(cluster.data_dir.root, "storage", "download", root, str(out), *nodes)
+    assert got.returncode == 0 and "erasure-coded" in got.stdout and out.read_bytes() == data
+    for ec, message in (("4", "must look like K+M"), ("8+2", "needs 10 nodes in distinct shards")):
+        bad = zg(cluster.data_dir.root, "storage", "upload", str(path), "--ec", ec, *nodes)
+        assert bad.returncode == 1 and message in bad.stdout + bad.stderr, (ec, bad.stdout, bad.stderr)
+        assert "Traceback" not in bad.stderr
+    plain = zg(cluster.data_dir.root, "storage", "health", "0x" + "11" * 32, *nodes)
+    assert plain.returncode == 1 and "not uploaded with erasure coding" in plain.stdout + plain.stderr
