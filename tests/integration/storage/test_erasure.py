@@ -16,6 +16,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from tests.integration.clirunner import zg
+from tests.integration.storage.indexer_fixtures import start_indexer
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.datadir import DataDir
@@ -102,6 +103,15 @@ def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
         assert ec.download(root, out) == len(data)
         assert out.read_bytes() == data and FileTree.from_bytes(out.read_bytes()).root == root
         assert ec.health(root).survives == 0
+    gateway = start_indexer(tmp_path / "indexer", chain, deployment, peers=tuple(cluster.urls), registry=False)
+    try:
+        assert len(httpx.get(gateway.url + "/node/status").json()["skipped"]) == 2, "the lost nodes are skipped"
+        info = httpx.get(f"{gateway.url}/file/info/0x{root.hex()}").json()
+        assert info["ec"]["k"] == 4 and info["ec"]["parityRoot"] == "0x" + result.parity_root.hex()
+        served = httpx.get(gateway.url + "/file", params={"root": "0x" + root.hex()}, timeout=60)
+        assert served.status_code == 200 and served.content == data, "the gateway rebuilds and verifies too"
+    finally:
+        gateway.stop()
     for i in (0, 3):  # replacements for the lost machines, empty, on the same shards
         cluster.start(i)
     cluster.wait_ready()

@@ -40,7 +40,7 @@ def indexer_command(
     http = httpx.Client(timeout=60.0)
     directory = NodeDirectory(http, deployment.chain_id, deployment.address("Flow"), source, tuple(peers or ()))
     directory.refresh()
-    indexer = Indexer(directory, http)
+    indexer = Indexer(directory, http, chain=chain, erasure_address=deployment.address("ErasureRegistry"))
     try:
         server = IndexerServer((host, port), indexer, cli.data_dir.service(name) / "scratch")
     except OSError as exc:

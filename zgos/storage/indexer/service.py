@@ -5,8 +5,9 @@
 * ``file_locations(root)``: the usable nodes that report the file finalized (0G's
   ``indexer_getFileLocations``); every node is asked in parallel.
 * ``select_nodes(replicas)``: nodes covering every shard ``replicas`` times (§5.3 step 7).
-* ``download(root, out)``: a verified download through ``StorageClient`` from the file's
-  locations (the gateway streams the result).
+* ``download(root, out)``: a verified download (the gateway streams the result) through
+  ``ErasureClient``: an erasure-coded file has its lost segments rebuilt and checked against
+  its data root; any other file is a plain verified download from its locations.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any
 
 import httpx
 
+from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
 from zgos.storage.client import StorageClient
+from zgos.storage.ecclient import ErasureClient
 from zgos.storage.indexer.directory import NodeDirectory, ShardedNode
 from zgos.storage.shard import select_nodes
 
@@ -42,10 +45,16 @@ class NotEnoughNodes(ZgError):
 
 
 class Indexer:
-    def __init__(self, directory: NodeDirectory, http: httpx.Client, workers: int = 4) -> None:
+    def __init__(self, directory: NodeDirectory, http: httpx.Client, workers: int = 4, chain: Chain | None = None,
+                 erasure_address: str | None = None) -> None:
         self.directory = directory
         self.http = http
         self.workers = workers
+        self.chain = chain
+        self.erasure_address = erasure_address
+
+    def _erasure(self, urls: list[str]) -> ErasureClient:
+        return ErasureClient(urls, self.chain, None, self.erasure_address, workers=self.workers)
 
     def nodes(self) -> list[ShardedNode]:
         return self.directory.current().nodes
@@ -82,13 +91,22 @@ class Indexer:
             raise NotFound(f"no storage node knows a file with root 0x{root.hex()}")
         finalized = [(n, i) for n, i in infos if i.get("finalized")]
         info = (finalized or infos)[0][1]
-        return {
+        answer = {
             "root": "0x" + root.hex(),
             "tx": info["tx"],
             "finalized": bool(finalized),
             "locations": [n.to_json() for n, _ in finalized],
             "pending": [n.to_json() for n, i in infos if not i.get("finalized")],
+            "ec": None,
         }
+        if self.chain is not None and self.erasure_address:
+            with self._erasure([node.url for node, _ in infos]) as ec:
+                record = ec.registry.records(root) if ec.registry is not None else []
+            if record:
+                answer["ec"] = {"k": record[0].params.k, "m": record[0].params.m,
+                                "parityRoot": "0x" + record[0].parity_root.hex(),
+                                "groups": [str(g) for g in record[0].groups]}
+        return answer
 
     def select_nodes(self, replicas: int) -> list[ShardedNode]:
         if not 1 <= replicas <= MAX_REPLICAS:
@@ -101,7 +119,11 @@ class Indexer:
         return [nodes[i] for i in chosen]
 
     def download(self, root: bytes, out: Path) -> int:
-        """Download ``root`` to ``out`` (verified); return its size."""
+        """Download ``root`` to ``out`` (verified, erasure-coded segments rebuilt); return its size."""
+        if self.chain is not None and self.erasure_address and self.nodes():
+            with self._erasure([n.url for n in self.nodes()]) as ec:
+                if ec.registry is not None and ec.registry.records(root):
+                    return ec.download(root, out)
         urls = [n.url for n in self.file_locations(root)]
         if not urls:
             raise NotFound(f"no storage node holds a finalized file with root 0x{root.hex()}")
