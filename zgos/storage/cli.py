@@ -35,13 +35,19 @@ ANNOUNCE_RETRY_S = 2.0
 
 
 def _nodes(cli: CliContext, flags: list[str] | None) -> list[str]:
-    """Storage node URLs: ``--node`` flags, else the nodes announced in the NodeRegistry."""
+    """Storage node URLs: ``--node`` flags, else the usable nodes announced in the NodeRegistry
+    (entries with bad URLs, unreachable nodes, nodes of another network or lying about their
+    shard are skipped with a logged reason)."""
     if flags:
         return flags
-    registry = cli.contract("NodeRegistry")
-    nodes = [str(node[2]) for node in cli.chain().call(registry.functions.getNodes(KIND_STORAGE))]
+    from zgos.chain.registry import NodeRegistry
+    from zgos.storage.discovery import discover
+
+    deployment = cli.deployment()
+    registry = NodeRegistry(cli.chain(), deployment.address("NodeRegistry"))
+    nodes = [peer.url for peer in discover(registry, chain_id=deployment.chain_id, flow_address=deployment.address("Flow"))]
     if not nodes:
-        raise ConfigError("no storage node is announced on chain", "start one (`zg devnet up`) or pass --node URL")
+        raise ConfigError("no usable storage node is announced on chain", "start one (`zg devnet up`) or pass --node URL")
     return nodes
 
 
