@@ -37,7 +37,9 @@ ANNOUNCE_RETRY_S = 2.0
 def _nodes(cli: CliContext, flags: list[str] | None, indexer: str | None = None, root: bytes | None = None,
            replicas: int = 1) -> list[str]:
     """Storage node URLs: ``--node`` flags, else the ``--indexer``'s choice (nodes holding
-    ROOT, or nodes covering every shard REPLICAS times), else the NodeRegistry's nodes."""
+    ROOT, or nodes covering every shard REPLICAS times), else the usable nodes announced in the
+    NodeRegistry (entries with bad URLs, unreachable nodes, nodes of another network or lying
+    about their shard are skipped with a logged reason)."""
     if flags:
         return flags
     if indexer:
@@ -49,10 +51,14 @@ def _nodes(cli: CliContext, flags: list[str] | None, indexer: str | None = None,
             raise ConfigError("the indexer knows no node holding that file" if root is not None
                               else "the indexer knows no usable storage node")
         return urls
-    registry = cli.contract("NodeRegistry")
-    nodes = [str(node[2]) for node in cli.chain().call(registry.functions.getNodes(KIND_STORAGE))]
+    from zgos.chain.registry import NodeRegistry
+    from zgos.storage.discovery import discover
+
+    deployment = cli.deployment()
+    registry = NodeRegistry(cli.chain(), deployment.address("NodeRegistry"))
+    nodes = [peer.url for peer in discover(registry, chain_id=deployment.chain_id, flow_address=deployment.address("Flow"))]
     if not nodes:
-        raise ConfigError("no storage node is announced on chain", "start one (`zg devnet up`) or pass --node URL")
+        raise ConfigError("no usable storage node is announced on chain", "start one (`zg devnet up`) or pass --node URL")
     return nodes
 
 

@@ -21,10 +21,10 @@ import logging
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ from zgos.storage.client import (
     NodeConnection,
     StorageClient,
     StorageError,
+    _has_finalized,
+    _knows_tx,
 )
 from zgos.storage.erasure import (
     PIECE_BYTES,
@@ -66,12 +68,10 @@ from zgos.storage.segment import (
     compute_segment_byte_length,
     validate_segment,
 )
-from zgos.storage.shard import InvalidShardConfig, ShardConfig, compute_first_flow_segment
+from zgos.storage.shard import ShardConfig, compute_first_flow_segment
 
 log = logging.getLogger(__name__)
 
-WAIT_TIMEOUT_S = 300.0
-POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -164,12 +164,15 @@ class _File:
     root: bytes
     seq: int
     size: int
-    first_segment: int
+    start_entry: int
+
+    @property
+    def first_segment(self) -> int:
+        return compute_first_flow_segment(self.start_entry)
 
     @classmethod
     def of(cls, location: FileLocation) -> _File:
-        return cls(location.root, location.seq, location.size,
-                   compute_first_flow_segment(int(location.info["tx"]["startEntryIndex"])))
+        return cls(location.root, location.seq, location.size, location.start_entry)
 
 
 class ErasureClient:
@@ -195,8 +198,8 @@ class ErasureClient:
         """(node, shard) of every node that answers ``zgs_getShardConfig``; URLs of the others."""
         def probe(node: NodeConnection) -> ShardConfig | None:
             try:
-                return ShardConfig.from_json(node.rpc("zgs_getShardConfig"))
-            except (StorageError, InvalidShardConfig) as exc:
+                return node.shard()
+            except StorageError as exc:
                 log.warning("storage node %s is not usable: %s", node.url, exc)
                 return None
 
@@ -254,7 +257,7 @@ class ErasureClient:
             sent = self._send(live, data, path, tree) + self._send(live, parity, parity_path, parity_tree)
         for node, _ in live:
             for file in (data, parity):
-                self._wait_finalized(node, file.seq)
+                self.storage._wait(partial(_has_finalized, node, file.seq), f"{node.url} to finalize tx {file.seq}")
         return EcUploadResult(tree.root, parity_tree.root, data.seq, parity.seq, params, len(layout.stripes),
                               tree.num_segments, layout.parity_segments, sent)
 
@@ -265,32 +268,15 @@ class ErasureClient:
             return _File.of(known[0])
         assert self.storage.flow is not None and self.account is not None
         entry = self.storage.flow.submit(self.account, [tree.submission()], fee).entries[0]
-        return _File(tree.root, entry.seq, tree.size, compute_first_flow_segment(entry.start_entry))
+        return _File(tree.root, entry.seq, tree.size, entry.start_entry)
 
     def _send(self, live: list[tuple[NodeConnection, ShardConfig]], file: _File, path: Path, tree: FileTree) -> int:
         """Send each live node the segments of ``file`` in its shard that it lacks."""
         sent = 0
-        for node, shard in live:
-            self._wait_synced(node, file.seq)
-            held, finalized = node.held_segments(file.seq)
-            if not finalized:
-                todo = [i for i in range(tree.num_segments) if shard.holds(file.first_segment + i) and i not in held]
-                sent += _put_segments(node, file, path, tree, todo, self.workers)
+        for node, _ in live:
+            self.storage._wait(partial(_knows_tx, node, file.seq), f"{node.url} to sync tx {file.seq}")
+            sent += self.storage._upload_to(node, path, tree, file.seq, file.start_entry, None)
         return sent
-
-    def _wait_synced(self, node: NodeConnection, seq: int) -> None:
-        deadline = time.monotonic() + WAIT_TIMEOUT_S
-        while node.rpc("zgs_getFileInfoByTxSeq", seq) is None:
-            if time.monotonic() > deadline:
-                raise StorageError(f"timed out waiting for {node.url} to sync tx {seq}")
-            time.sleep(POLL_S)
-
-    def _wait_finalized(self, node: NodeConnection, seq: int) -> None:
-        deadline = time.monotonic() + WAIT_TIMEOUT_S
-        while node.rpc("zgs_checkFileFinalized", seq) is not True:
-            if time.monotonic() > deadline:
-                raise StorageError(f"timed out waiting for {node.url} to finalize tx {seq}")
-            time.sleep(POLL_S)
 
     # --- download ------------------------------------------------------------------------
 
@@ -460,11 +446,10 @@ class ErasureClient:
             files = {"data": data, "parity": parity}
             for url, pieces in report.missing.items():
                 node, _ = by_url[url]
-                for kind in ("data", "parity"):
-                    indexes = [i for kd, i in pieces if kd == kind]
-                    if indexes:
-                        self._wait_synced(node, files[kind].seq)
-                        restored += _put_segments(node, files[kind], paths[kind], trees[kind], indexes, self.workers)
+                for kind in sorted({kind for kind, _ in pieces}):
+                    self.storage._wait(partial(_knows_tx, node, files[kind].seq), f"{url} to sync tx {files[kind].seq}")
+                    restored += self.storage._upload_to(node, paths[kind], trees[kind], files[kind].seq,
+                                                        files[kind].start_entry, None)
         return report, restored
 
 
@@ -490,25 +475,6 @@ def write_parity_file(data_path: Path, layout: StripeLayout, out: Path) -> None:
 
 def _pad_piece(data: bytes) -> bytes:
     return data + bytes(PIECE_BYTES - len(data)) if len(data) < PIECE_BYTES else data
-
-
-def _read_wire_segment(fd: int, size: int, index: int) -> bytes:
-    data = os.pread(fd, BYTES_PER_SEGMENT, index * BYTES_PER_SEGMENT)
-    return data + bytes(compute_segment_byte_length(size, index) - len(data))
-
-
-def _put_segments(node: NodeConnection, file: _File, path: Path, tree: FileTree, indexes: list[int], workers: int) -> int:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        def put(index: int) -> None:
-            segment = SegmentWithProof(file.root, _read_wire_segment(fd, file.size, index), index, tree.proof(index), file.size)
-            node.put_segment(file.seq, segment)
-
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(put, indexes))
-    finally:
-        os.close(fd)
-    return len(indexes)
 
 
 def describe(report: HealthReport) -> dict[str, Any]:

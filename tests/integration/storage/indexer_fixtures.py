@@ -28,13 +28,14 @@ class RunningIndexer:
         self.server.shutdown()
         self.server.server_close()
         self.http.close()
+        self.directory.close()
 
 
 def start_indexer(scratch: Path, chain: Chain, deployment: Deployment, peers: tuple[str, ...] = (),
                   registry: bool = True) -> RunningIndexer:
     http = httpx.Client(timeout=30)
     source = NodeRegistry(chain, deployment.address("NodeRegistry")) if registry else None
-    directory = NodeDirectory(http, chain.chain_id, deployment.address("Flow"), source, peers)
+    directory = NodeDirectory(chain.chain_id, deployment.address("Flow"), source, peers)
     directory.refresh()
     port = free_port()
     indexer = Indexer(directory, http, chain=chain, erasure_address=deployment.address("ErasureRegistry"))

@@ -60,10 +60,10 @@ def test_indexer_skips_bad_registry_entries_with_a_logged_reason(
         assert nodes[0].url in usable
         assert "not http or https" in skipped["ftp://127.0.0.1/not-http"]
         assert "unreachable" in skipped[dead]
-        assert "lies about its shard" in skipped[nodes[1].url]
+        assert "announced shard 1/2 on chain but serves shard 0/1" in skipped[nodes[1].url]
         assert nodes[1].url not in usable
         logged = caplog.text
-        assert dead in logged and "lies about its shard" in logged and "not http or https" in logged
+        assert dead in logged and "but serves shard 0/1" in logged and "not http or https" in logged
     finally:
         running.stop()
         for operator in (good, bad_url, unreachable, liar):

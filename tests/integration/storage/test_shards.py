@@ -14,6 +14,7 @@ from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.netutil import wait_until
+from zgos.storage.client import StorageClient, StorageError
 from zgos.storage.contracts import FlowContract
 from zgos.storage.filetree import FileTree
 from zgos.storage.segment import SegmentWithProof, validate_segment
@@ -62,3 +63,33 @@ def test_sharded_node_stores_only_its_shard_and_rejects_the_rest(
     assert served == SegmentWithProof.from_json(segment_json(tree, data, mine[0]))
     validate_segment(served, tree.root, tree.size)
     assert rpc(half_node.url, "zgs_downloadSegmentWithProofByTxSeq", entry.seq, other[0])["result"] is None
+
+
+@pytest.fixture
+def two_shards(tmp_path: Path, chain: Chain, deployment: Deployment) -> Iterator[list[RunningNode]]:
+    nodes = [start_node(tmp_path / f"s{i}", chain, deployment, shard=ShardConfig(i, 2)) for i in range(2)]
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+def test_client_splits_a_file_over_shards_and_downloads_it_back_verified(
+    tmp_path: Path, two_shards: list[RunningNode], chain: Chain, deployment: Deployment, new_account: LocalAccount,
+) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(5 * SEGMENT + 1234))
+    with StorageClient([n.url for n in two_shards], chain, deployment.address("Flow"), new_account) as client:
+        result = client.upload(path)
+        assert result.segments_sent == 6, "each segment went to the one node of its shard"
+        for node in two_shards:
+            record = node.node.store.tx(result.tx_seq)
+            assert record is not None and record.finalized
+            assert node.node.store.segment_indexes(result.tx_seq) == list(node.node.shard_segments(record.entry))
+        out = tmp_path / "out.bin"
+        client.download(result.root, out)
+        assert out.read_bytes() == path.read_bytes()
+        with pytest.raises(StorageError, match="cannot hold 2 replica"):
+            client.upload(path, replicas=2)
+    with StorageClient([two_shards[0].url]) as half, pytest.raises(StorageError, match="no reachable node holds segment"):
+        half.download(result.root, tmp_path / "half.bin")
+    assert not (tmp_path / "half.bin").exists()

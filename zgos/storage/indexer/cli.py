@@ -38,7 +38,7 @@ def indexer_command(
     if source is None and not peers:
         raise ConfigError("no node source: --no-registry needs at least one --peers URL")
     http = httpx.Client(timeout=60.0)
-    directory = NodeDirectory(http, deployment.chain_id, deployment.address("Flow"), source, tuple(peers or ()))
+    directory = NodeDirectory(deployment.chain_id, deployment.address("Flow"), source, tuple(peers or ()))
     directory.refresh()
     indexer = Indexer(directory, http, chain=chain, erasure_address=deployment.address("ErasureRegistry"))
     try:
@@ -62,3 +62,4 @@ def indexer_command(
         stop.set()
         server.server_close()
         http.close()
+        directory.close()
