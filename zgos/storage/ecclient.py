@@ -72,6 +72,8 @@ from zgos.storage.shard import ShardConfig, compute_first_flow_segment
 
 log = logging.getLogger(__name__)
 
+MAX_THREADS = 64
+
 
 
 @dataclass(frozen=True)
@@ -333,7 +335,8 @@ class ErasureClient:
                 with lock:
                     roots[index] = segment_root(segment, compute_padded_segment_sectors(size, index))
 
-        with ThreadPoolExecutor(self.workers) as pool:
+        threads = min(MAX_THREADS, self.workers * max(1, len(live)))  # `workers` per node, as StorageClient
+        with ThreadPoolExecutor(threads) as pool:
             list(pool.map(fetch, range(count)))
         missing = [i for i in range(count) if roots[i] is None]
         if missing:
@@ -343,10 +346,14 @@ class ErasureClient:
                 raise CorruptData(f"the parity file of 0x{data.root.hex()} has {parity.size} bytes, the layout needs "
                                   f"{layout.parity_segments * PIECE_BYTES}")
             stripe_of = layout.stripe_of_data()
-            for t in sorted({stripe_of[i] for i in missing}):
+
+            def rebuild(t: int) -> None:  # stripes hold disjoint segments: no two threads share an index
                 for index, segment in self._decode_stripe(handle, live, layout, t, roots, parity, data).items():
                     os.pwrite(handle, segment[: size - index * BYTES_PER_SEGMENT], index * BYTES_PER_SEGMENT)
                     roots[index] = segment_root(segment, compute_padded_segment_sectors(size, index))
+
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(rebuild, sorted({stripe_of[i] for i in missing})))
         full = [r for r in roots if r is not None]
         full += [compute_padding_segment_root(size, i) for i in range(count, compute_proof_segment_count(size))]
         if PromoteTree(full).root != data.root:
