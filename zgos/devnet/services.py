@@ -22,7 +22,7 @@ class DevnetOptions:
 
     chain_port: int = CHAIN_PORT
     block_time_s: float = 1.0
-    storage_nodes: int = 1
+    storage_nodes: int = 3
     shards: int = 1
     # Added to every service port but the chain's, so two devnets (or tests) can run side by side.
     port_offset: int = 0
@@ -94,7 +94,8 @@ def storage_port(options: DevnetOptions, i: int) -> int:
 
 
 def storage_services(options: DevnetOptions) -> list[Service]:
-    """``storage-i`` nodes on ports 5678+i, each announcing itself with ``devnet_role("storage", i)``."""
+    """``storage-i`` nodes on ports 5678+i, each announcing itself with ``devnet_role("storage", i)``
+    and holding shard ``(i % shards)/shards``; they find each other in the NodeRegistry."""
     from zgos.chain.accounts import DEVNET_ROLES
     from zgos.netutil import http_ok
 
@@ -108,6 +109,7 @@ def storage_services(options: DevnetOptions) -> list[Service]:
                 "storage", "node", "--name", f"storage-{i}", "--port", str(port),
                 "--confirmations", "1", "--poll", "0.2",
                 "--account", f"devnet:{DEVNET_ROLES['storage'] + i}",
+                "--shard", f"{i % options.shards}/{options.shards}",
             ),
             ready=lambda ctx: http_ok(url + "/health"),
             ready_timeout_s=30.0,

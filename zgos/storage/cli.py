@@ -90,9 +90,15 @@ def node_command(
     flow: str | None = typer.Option(None, "--flow", help="Flow address on another chain (default: the deployment's)."),
     start_block: int = typer.Option(0, "--start-block", min=0, help="With --flow: first block to sync from."),
     shard: str = typer.Option("0/1", "--shard", help="ID/NUM: store flow segments s with s % NUM == ID (NUM a power of two)."),
+    peers: list[str] | None = typer.Option(None, "--peers", help="Static peer node URL to sync from (repeat; beside the NodeRegistry)."),
+    sync: bool = typer.Option(True, "--sync/--no-sync", help="Fetch this shard's segments of every file from peers."),
+    sync_workers: int = typer.Option(4, "--sync-workers", min=1, max=64, help="Segments fetched from peers at once."),
+    stuck_timeout: float = typer.Option(120.0, "--stuck-timeout", min=1.0, help="Seconds before a file's sync is reported stuck."),
+    prune_grace: float = typer.Option(600.0, "--prune-grace", min=0.0, help="Seconds to keep old-shard data after a shard change."),
 ) -> None:
     """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract."""
     from zgos.storage.node.node import NodeConfig, StorageNode
+    from zgos.storage.node.peersync import SyncConfig
     from zgos.storage.node.server import NodeServer
 
     cli = get_ctx(ctx)
@@ -101,16 +107,23 @@ def node_command(
     except InvalidShardConfig as exc:
         raise ConfigError(f"--shard: {exc.message}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    registry_address = None
     if flow is not None:  # any EVM chain with a 0G-compatible Flow (e.g. 0G Galileo)
         flow_address, chain_id, first_block = flow, cli.chain().chain_id, start_block
         announce = False
     else:
         deployment = cli.deployment()
         flow_address, chain_id, first_block = deployment.address("Flow"), deployment.chain_id, deployment.deploy_block
+        registry_address = deployment.address("NodeRegistry")
+    url = public_url or f"http://{host}:{port}"
+    sync_config = SyncConfig(
+        peers=tuple(peers or ()), registry_address=registry_address, self_url=url, enabled=sync,
+        workers=sync_workers, stuck_timeout_s=stuck_timeout, prune_grace_s=prune_grace,
+    )
     config = NodeConfig(
         data_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, flow_address=flow_address,
         chain_id=chain_id, start_block=first_block, confirmations=confirmations,
-        poll_s=poll, durable_fsync=fsync, shard=shard_config,
+        poll_s=poll, durable_fsync=fsync, shard=shard_config, sync=sync_config,
     )
     node = StorageNode(config)
     try:
@@ -118,7 +131,6 @@ def node_command(
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port") from None
     node.start()
-    url = public_url or f"http://{host}:{port}"
     if announce:
         try:
             operator = cli.account(account, role="storage")

@@ -175,7 +175,10 @@ class NodeConnection:
         except httpx.HTTPError as exc:
             raise NodeUnavailable(f"storage node {self.url} dropped segment {segment.index} ({type(exc).__name__})") from None
         if response.status_code != 200:
-            raise StorageError(f"{self.url} rejected segment {segment.index}: {_message(response)}")
+            message = _message(response)
+            if "already uploaded and finalized" in message:  # e.g. the node synced it from a peer
+                return
+            raise StorageError(f"{self.url} rejected segment {segment.index}: {message}")
 
     def get_segment(self, seq: int, index: int) -> tuple[bytes, Proof]:
         if not self.fast:

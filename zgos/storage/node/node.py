@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from zgos.core.errors import ZgError
 from zgos.storage.contracts import LogEntry
+from zgos.storage.discovery import PeerNode, discover
 from zgos.storage.fasthash import segment_root as fast_segment_root
 from zgos.storage.flow import (
     FlowItem,
@@ -37,6 +39,7 @@ from zgos.storage.merkle import (
     compute_segment_root_from_leaves,
 )
 from zgos.storage.node.logsync import LogSync
+from zgos.storage.node.peersync import PeerSync, SyncConfig
 from zgos.storage.node.store import Store, TxRecord
 from zgos.storage.node.uploads import UploadCache
 from zgos.storage.segment import (
@@ -81,6 +84,7 @@ class NodeConfig:
     durable_fsync: bool = False
     max_cache_file_bytes: int = 10 * 1024 * 1024
     shard: ShardConfig = FULL_SHARD
+    sync: SyncConfig = field(default_factory=SyncConfig)
 
 
 class StorageNode:
@@ -88,7 +92,7 @@ class StorageNode:
         self.config = config
         self.store = Store(config.data_dir / "store.sqlite", durable_fsync=config.durable_fsync)
         self.shard = config.shard
-        self.store.set_meta("shard", str(self.shard))
+        self._note_shard()
         self.cache = UploadCache(max_file_bytes=config.max_cache_file_bytes)
         self.flow = FlowTree()
         self._flow_lock = threading.Lock()
@@ -99,12 +103,46 @@ class StorageNode:
             config.rpc_url, config.flow_address, self.store, config.start_block,
             config.confirmations, config.poll_s, self._on_entries, self._on_rewind,
         )
+        self.peer_sync = PeerSync(self, config.sync, self._discover_peers)
 
     def start(self) -> None:
         self.sync.start()
+        self.peer_sync.start()
 
     def stop(self) -> None:
+        self.peer_sync.stop()
         self.sync.stop()
+
+    # --- shard and peers -----------------------------------------------------------------
+
+    def _note_shard(self) -> None:
+        """Persist the shard; a change starts the pruning grace period of the old shard's data."""
+        stored = self.store.get_meta("shard")
+        if stored is not None and stored != str(self.shard):
+            log.warning("shard changed from %s to %s: re-syncing; old data kept until the prune grace ends",
+                        stored, self.shard)
+            self.store.set_meta("shard_changed_at", repr(time.time()))
+        self.store.set_meta("shard", str(self.shard))
+
+    def shard_changed_at(self) -> float | None:
+        """Wall-clock time of the last shard change whose old data is not pruned yet."""
+        value = self.store.get_meta("shard_changed_at")
+        return float(value) if value else None
+
+    def prune_done(self) -> None:
+        self.store.set_meta("shard_changed_at", "")
+
+    def _discover_peers(self) -> list[PeerNode]:
+        sync = self.config.sync
+        registry = None
+        if sync.registry_address:
+            from zgos.chain.client import Chain
+            from zgos.chain.registry import NodeRegistry
+
+            registry = NodeRegistry(Chain(self.config.rpc_url), sync.registry_address)
+        exclude = [sync.self_url] if sync.self_url else []
+        return discover(registry, sync.peers, exclude=exclude, chain_id=self.config.chain_id,
+                        flow_address=self.config.flow_address)
 
     # --- log entries ---------------------------------------------------------------------
 
@@ -143,6 +181,9 @@ class StorageNode:
     def missing_segments(self, entry: LogEntry) -> list[int]:
         held = set(self.store.segment_indexes(entry.seq))
         return [i for i in self.shard_segments(entry) if i not in held]
+
+    def finalize_if_complete(self, entry: LogEntry) -> bool:
+        return self._maybe_finalize(entry)
 
     def _maybe_finalize(self, entry: LogEntry) -> bool:
         """Finalize the file once every segment of this node's shard is stored."""
@@ -275,7 +316,7 @@ class StorageNode:
 
     def status(self) -> dict[str, Any]:
         return {
-            "connectedPeers": 0,
+            "connectedPeers": len(self.peer_sync.peers),
             "logSyncHeight": max(0, self.sync.state.synced_block),
             "logSyncBlock": "0x" + "00" * 32,
             "nextTxSeq": self.store.next_seq(),
