@@ -13,17 +13,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from eth_account.signers.local import LocalAccount
 
 from tests.integration.clirunner import zg
+from tests.integration.storage.conftest import start_node
 from tests.integration.storage.indexer_fixtures import start_indexer
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.datadir import DataDir
 from zgos.netutil import free_port, wait_until
+from zgos.storage.client import StorageError
+from zgos.storage.contracts import FlowContract
 from zgos.storage.ecclient import ErasureClient
-from zgos.storage.erasure import ErasureParams
 from zgos.storage.filetree import FileTree
+from zgos.storage.shard import ShardConfig
 
 SEGMENT = 256 * 1024
 # Six nodes whose shards partition the flow: two hold a quarter each, four an eighth each.
@@ -50,7 +52,7 @@ class Cluster:
 
     def wait_ready(self) -> None:
         for url in self.urls:
-            assert wait_until(lambda u=url: httpx.get(u + "/health", timeout=1).status_code == 200, 60), url
+            assert wait_until(lambda u=url: httpx.get(u + "/health", timeout=1).status_code == 200, 180), url
 
     def kill_and_wipe(self, i: int) -> None:
         """kill -9 node i and delete its data, as a lost machine."""
@@ -80,22 +82,28 @@ def cluster(tmp_path: Path, devnet_dir: DataDir) -> Iterator[Cluster]:
         running.stop()
 
 
-def client(cluster: Cluster, chain: Chain, deployment: Deployment, account: LocalAccount | None = None) -> ErasureClient:
+def client(cluster: Cluster, chain: Chain, deployment: Deployment) -> ErasureClient:
     return ErasureClient(cluster.urls, chain, deployment.address("Flow"), deployment.address("ErasureRegistry"),
-                         account, timeout_s=10)
+                         timeout_s=10)
 
 
 def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
-    tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment, new_account: LocalAccount,
+    tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment,
 ) -> None:
+    """Through the CLI as a user would: upload --ec 4+2, lose 2 nodes (kill -9 + data deleted),
+    download (client, gateway), health, replace the nodes, repair, lose 2 others, download."""
     data = os.urandom(13 * SEGMENT + 1234)
     path = tmp_path / "file.bin"
     path.write_bytes(data)
     root = FileTree.from_bytes(data).root
-    with client(cluster, chain, deployment, new_account) as ec:
-        result = ec.upload(path, ErasureParams(4, 2))
-        assert result.root == root, "the data root is the plain 0G root of the bytes"
+    nodes = [arg for url in cluster.urls for arg in ("--node", url)]
+    done = zg(cluster.data_dir.root, "storage", "upload", str(path), "--ec", "4+2", *nodes)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0x" + root.hex() in done.stdout, "the data root is the plain 0G root of the bytes"
+    assert "parityRoot" in done.stdout and "4+2" in done.stdout
+    with client(cluster, chain, deployment) as ec:
         assert ec.health(root).survives == 2
+        parity_root = ec.health(root).record.parity_root
     for i in (0, 3):  # a quarter node and an eighth node
         cluster.kill_and_wipe(i)
     out = tmp_path / "out1.bin"
@@ -107,47 +115,47 @@ def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
     try:
         assert len(httpx.get(gateway.url + "/node/status").json()["skipped"]) == 2, "the lost nodes are skipped"
         info = httpx.get(f"{gateway.url}/file/info/0x{root.hex()}").json()
-        assert info["ec"]["k"] == 4 and info["ec"]["parityRoot"] == "0x" + result.parity_root.hex()
+        assert info["ec"]["k"] == 4 and info["ec"]["parityRoot"] == "0x" + parity_root.hex()
         served = httpx.get(gateway.url + "/file", params={"root": "0x" + root.hex()}, timeout=60)
         assert served.status_code == 200 and served.content == data, "the gateway rebuilds and verifies too"
     finally:
         gateway.stop()
+    health = zg(cluster.data_dir.root, "storage", "health", "0x" + root.hex(), *nodes)
+    assert health.returncode == 0 and "survives 0 more node loss(es)" in health.stdout, health.stdout + health.stderr
     for i in (0, 3):  # replacements for the lost machines, empty, on the same shards
         cluster.start(i)
     cluster.wait_ready()
+    repaired = zg(cluster.data_dir.root, "storage", "repair", "0x" + root.hex(), *nodes)
+    assert repaired.returncode == 0 and "the file now survives 2 more" in repaired.stdout, repaired.stdout + repaired.stderr
     with client(cluster, chain, deployment) as ec:
-        before, restored = ec.repair(root)
-        assert restored == sum(len(p) for p in before.missing.values()) > 0
         after = ec.health(root)
         assert after.survives == 2 and not after.missing
     for i in (1, 4):  # two different nodes
         cluster.kill_and_wipe(i)
     out = tmp_path / "out2.bin"
-    with client(cluster, chain, deployment) as ec:
-        ec.download(root, out)
+    got = zg(cluster.data_dir.root, "storage", "download", "0x" + root.hex(), str(out), *nodes)
+    assert got.returncode == 0 and "erasure-coded" in got.stdout, got.stdout + got.stderr
     assert out.read_bytes() == data
 
 
-def test_cli_uploads_with_ec_shows_health_and_rejects_bad_ec_input(
-    tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment,
+def test_ec_upload_refuses_bad_ec_input_before_paying(
+    tmp_path: Path, devnet_dir: DataDir, chain: Chain, deployment: Deployment,
 ) -> None:
-    data = os.urandom(3 * SEGMENT + 99)
-    path = tmp_path / "small.bin"
-    path.write_bytes(data)
-    nodes = [arg for url in cluster.urls for arg in ("--node", url)]
-    done = zg(cluster.data_dir.root, "storage", "upload", str(path), "--ec", "4+2", *nodes)
-    assert done.returncode == 0, done.stdout + done.stderr
-    root = "0x" + FileTree.from_bytes(data).root.hex()
-    assert root in done.stdout and "parityRoot" in done.stdout and "4+2" in done.stdout
-    health = zg(cluster.data_dir.root, "storage", "health", root, *nodes)
-    assert health.returncode == 0, health.stderr
-    assert "survives 2 more node loss(es)" in health.stdout and "stripe    0: 6/6 ok" in health.stdout
-    out = tmp_path / "out.bin"
-    got = zg(cluster.data_dir.root, "storage", "download", root, str(out), *nodes)
-    assert got.returncode == 0 and "erasure-coded" in got.stdout and out.read_bytes() == data
-    for ec, message in (("4", "must look like K+M"), ("8+2", "needs 10 nodes in distinct shards")):
-        bad = zg(cluster.data_dir.root, "storage", "upload", str(path), "--ec", ec, *nodes)
-        assert bad.returncode == 1 and message in bad.stdout + bad.stderr, (ec, bad.stdout, bad.stderr)
-        assert "Traceback" not in bad.stderr
-    plain = zg(cluster.data_dir.root, "storage", "health", "0x" + "11" * 32, *nodes)
-    assert plain.returncode == 1 and "not uploaded with erasure coding" in plain.stdout + plain.stderr
+    running = [start_node(tmp_path / f"n{i}", chain, deployment, shard=ShardConfig.parse(s)) for i, s in enumerate(SHARDS)]
+    try:
+        path = tmp_path / "small.bin"
+        path.write_bytes(os.urandom(SEGMENT))
+        nodes = [arg for node in running for arg in ("--node", node.url)]
+        flow = FlowContract(chain, deployment.address("Flow"))
+        before = flow.num_submissions()
+        for ec, message in (("4", "must look like K+M"), ("8+2", "needs 10 nodes in distinct shards")):
+            bad = zg(devnet_dir.root, "storage", "upload", str(path), "--ec", ec, *nodes)
+            assert bad.returncode == 1 and message in bad.stdout + bad.stderr, (ec, bad.stdout, bad.stderr)
+            assert "Traceback" not in bad.stderr
+        assert flow.num_submissions() == before, "nothing was submitted or paid"
+        with ErasureClient([n.url for n in running], chain, None, deployment.address("ErasureRegistry")) as ec, \
+                pytest.raises(StorageError, match="not uploaded with erasure coding"):
+            ec.health(os.urandom(32))
+    finally:
+        for node in running:
+            node.stop()
