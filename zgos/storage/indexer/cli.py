@@ -39,7 +39,6 @@ def indexer_command(
         raise ConfigError("no node source: --no-registry needs at least one --peers URL")
     http = httpx.Client(timeout=60.0)
     directory = NodeDirectory(deployment.chain_id, deployment.address("Flow"), source, tuple(peers or ()))
-    directory.refresh()
     indexer = Indexer(directory, http, chain=chain, erasure_address=deployment.address("ErasureRegistry"))
     try:
         server = IndexerServer((host, port), indexer, cli.data_dir.service(name) / "scratch")
@@ -47,13 +46,18 @@ def indexer_command(
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port") from None
     stop = threading.Event()
 
-    def loop() -> None:
-        while not stop.wait(refresh):
-            directory.refresh()
+    def loop() -> None:  # the first probe runs at once, while the server already answers
+        while True:
+            try:
+                directory.refresh()
+            except Exception as exc:  # e.g. the chain is down: keep the last snapshot, retry
+                logging.getLogger("zgos.storage.indexer").warning("node refresh failed: %s", exc)
+            if stop.wait(refresh):
+                return
 
     threading.Thread(target=loop, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
-    print(f"storage indexer on http://{host}:{port} ({len(directory.current().nodes)} nodes usable)", flush=True)
+    print(f"storage indexer on http://{host}:{port}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
