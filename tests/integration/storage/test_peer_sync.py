@@ -14,6 +14,8 @@ from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.netutil import wait_until
 from zgos.storage.client import StorageClient, UploadResult
+from zgos.storage.contracts import FlowContract
+from zgos.storage.filetree import FileTree
 from zgos.storage.node.peersync import BAN_S, PeerScores
 from zgos.storage.shard import ShardConfig
 
@@ -166,6 +168,28 @@ def test_shard_change_keeps_old_data_until_resynced_then_prunes_it(
         with StorageClient([node.url, peer.url]) as client:
             client.download(result.root, tmp_path / "out.bin")
         assert (tmp_path / "out.bin").read_bytes() == path.read_bytes()
+    finally:
+        node.stop()
+        peer.stop()
+
+
+def test_a_stuck_file_is_reported_in_status_and_retried_until_it_syncs(
+    tmp_path: Path, chain: Chain, deployment: Deployment, new_account: LocalAccount,
+) -> None:
+    peer = start_node(tmp_path / "peer", chain, deployment, sync={"enabled": False})
+    node = start_node(tmp_path / "node", chain, deployment, peers=(peer.url,), sync={"stuck_timeout_s": 1.0})
+    try:
+        data = os.urandom(2 * SEGMENT)
+        tree = FileTree.from_bytes(data)
+        entry = FlowContract(chain, deployment.address("Flow")).submit(new_account, [tree.submission()]).entries[0]
+        assert wait_until(lambda: str(rpc(node.url, "admin_getSyncStatus", entry.seq)).startswith("Stuck"), 30)
+        info = rpc(node.url, "admin_getSyncInfo")["fileSync"]
+        assert entry.seq in info["stuck"] and "no known peer has file" in info["files"][str(entry.seq)]["lastError"]
+        path = tmp_path / "late.bin"
+        path.write_bytes(data)
+        upload(path, [peer], chain, deployment, new_account)  # the data shows up on a peer at last
+        assert wait_until(lambda: rpc(node.url, "zgs_checkFileFinalized", entry.seq) is True, 60), "retried"
+        assert entry.seq not in rpc(node.url, "admin_getSyncInfo")["fileSync"]["stuck"]
     finally:
         node.stop()
         peer.stop()
