@@ -51,7 +51,7 @@ def test_sharded_node_stores_only_its_shard_and_rejects_the_rest(
     data = os.urandom(4 * SEGMENT + 5000)
     tree = FileTree.from_bytes(data)
     entry = FlowContract(chain, deployment.address("Flow")).submit(new_account, [tree.submission()]).entries[0]
-    wait_until(lambda: rpc(half_node.url, "zgs_getFileInfoByTxSeq", entry.seq)["result"] is not None, 20)
+    wait_until(lambda: rpc(half_node.url, "zgs_getFileInfoByTxSeq", entry.seq)["result"] is not None, 90)
     mine = list(compute_shard_segments(entry.start_entry, 5, ShardConfig(1, 2)))
     other = [i for i in range(5) if i not in mine]
     answer = rpc(half_node.url, "zgs_uploadSegmentsByTxSeq", [segment_json(tree, data, other[0])], entry.seq)
