@@ -112,7 +112,7 @@ def storage_services(options: DevnetOptions) -> list[Service]:
                 "--shard", f"{i % options.shards}/{options.shards}",
             ),
             ready=lambda ctx: http_ok(url + "/health"),
-            ready_timeout_s=30.0,
+            ready_timeout_s=60.0,
         )
 
     return [service(i) for i in range(options.storage_nodes)]

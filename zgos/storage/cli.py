@@ -205,7 +205,7 @@ def upload_command(
     console.print(f"root   0x{result.root.hex()}")
     console.print(f"txSeq  {result.tx_seq}")
     console.print(f"tx     {result.tx_hash or 'none (already on chain)'}")
-    console.print(f"sent   {result.segments_sent} segments; finalized on {replicas} node(s)")
+    console.print(f"sent   {result.segments_sent} segments; every shard finalized on {replicas} node(s)")
 
 
 def _root(text: str) -> bytes:

@@ -14,6 +14,8 @@ from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.netutil import wait_until
 from zgos.storage.client import StorageClient, UploadResult
+from zgos.storage.contracts import FlowContract
+from zgos.storage.filetree import FileTree
 from zgos.storage.node.peersync import BAN_S, PeerScores
 from zgos.storage.shard import ShardConfig
 
@@ -55,7 +57,7 @@ def test_node_fills_its_shard_from_peers_and_finalizes(
         path = tmp_path / "f.bin"
         path.write_bytes(os.urandom(6 * SEGMENT + 99))
         result = upload(path, [full], chain, deployment, new_account)
-        assert wait_until(lambda: rpc(half.url, "zgs_checkFileFinalized", result.tx_seq) is True, 30), "synced"
+        assert wait_until(lambda: rpc(half.url, "zgs_checkFileFinalized", result.tx_seq) is True, 90), "synced"
         record = half.node.store.tx(result.tx_seq)
         assert record is not None
         assert half.node.store.segment_indexes(result.tx_seq) == list(half.node.shard_segments(record.entry))
@@ -87,7 +89,7 @@ def test_byzantine_peer_serving_corrupted_segments_is_detected_scored_down_and_a
             paths.append(path)
         # the byzantine peer is listed first, so it is asked first while scores are even
         syncing = start_node(tmp_path / "new", chain, deployment, peers=(bad.url, good.url), sync={"workers": 1})
-        assert wait_until(lambda: all(rpc(syncing.url, "zgs_checkFileFinalized", r.tx_seq) for r in results), 30)
+        assert wait_until(lambda: all(rpc(syncing.url, "zgs_checkFileFinalized", r.tx_seq) for r in results), 90)
         info = rpc(syncing.url, "admin_getSyncInfo")["fileSync"]
         assert info["corruptRejected"] == 1, "one corrupt answer; the peer was avoided afterwards"
         peers = {p["url"]: p for p in info["peers"]}
@@ -132,9 +134,9 @@ def test_restart_repair_refetches_missing_and_corrupted_segments(
         db.commit()
         db.close()
         node = start_node(tmp_path / "node", chain, deployment, peers=(peer.url,))
-        assert wait_until(node.node.peer_sync.scanned.is_set, 10)
+        assert wait_until(node.node.peer_sync.scanned.is_set, 60)
         assert node.node.peer_sync.repaired == {"corrupt": 1, "reopened": 1}
-        assert wait_until(lambda: rpc(node.url, "zgs_checkFileFinalized", result.tx_seq) is True, 30)
+        assert wait_until(lambda: rpc(node.url, "zgs_checkFileFinalized", result.tx_seq) is True, 90)
         assert download_from(node, result, tmp_path / "out.bin") == path.read_bytes()
     finally:
         node.stop()
@@ -150,22 +152,44 @@ def test_shard_change_keeps_old_data_until_resynced_then_prunes_it(
         path = tmp_path / "f.bin"
         path.write_bytes(os.urandom(6 * SEGMENT))
         result = upload(path, [peer], chain, deployment, new_account)
-        assert wait_until(lambda: rpc(node.url, "zgs_checkFileFinalized", result.tx_seq) is True, 30)
+        assert wait_until(lambda: rpc(node.url, "zgs_checkFileFinalized", result.tx_seq) is True, 90)
         old = node.node.store.segment_indexes(result.tx_seq)
         assert len(old) == 3
         node.stop()
         node = start_node(tmp_path / "node", chain, deployment, shard=ShardConfig(1, 2), peers=(peer.url,),
                           sync={"prune_grace_s": 1.0, "prune_interval_s": 0.2})
         assert set(old) <= set(node.node.store.segment_indexes(result.tx_seq)), "old shard kept at the change"
-        assert wait_until(lambda: rpc(node.url, "zgs_checkFileFinalized", result.tx_seq) is True, 30), "re-synced"
+        assert wait_until(lambda: rpc(node.url, "zgs_checkFileFinalized", result.tx_seq) is True, 90), "re-synced"
         record = node.node.store.tx(result.tx_seq)
         assert record is not None
         mine = list(node.node.shard_segments(record.entry))
-        assert wait_until(lambda: node.node.store.segment_indexes(result.tx_seq) == mine, 15), "old shard pruned"
+        assert wait_until(lambda: node.node.store.segment_indexes(result.tx_seq) == mine, 60), "old shard pruned"
         assert node.node.shard_changed_at() is None
         with StorageClient([node.url, peer.url]) as client:
             client.download(result.root, tmp_path / "out.bin")
         assert (tmp_path / "out.bin").read_bytes() == path.read_bytes()
+    finally:
+        node.stop()
+        peer.stop()
+
+
+def test_a_stuck_file_is_reported_in_status_and_retried_until_it_syncs(
+    tmp_path: Path, chain: Chain, deployment: Deployment, new_account: LocalAccount,
+) -> None:
+    peer = start_node(tmp_path / "peer", chain, deployment, sync={"enabled": False})
+    node = start_node(tmp_path / "node", chain, deployment, peers=(peer.url,), sync={"stuck_timeout_s": 1.0})
+    try:
+        data = os.urandom(2 * SEGMENT)
+        tree = FileTree.from_bytes(data)
+        entry = FlowContract(chain, deployment.address("Flow")).submit(new_account, [tree.submission()]).entries[0]
+        assert wait_until(lambda: str(rpc(node.url, "admin_getSyncStatus", entry.seq)).startswith("Stuck"), 60)
+        info = rpc(node.url, "admin_getSyncInfo")["fileSync"]
+        assert entry.seq in info["stuck"] and "no known peer has file" in info["files"][str(entry.seq)]["lastError"]
+        path = tmp_path / "late.bin"
+        path.write_bytes(data)
+        upload(path, [peer], chain, deployment, new_account)  # the data shows up on a peer at last
+        assert wait_until(lambda: rpc(node.url, "zgs_checkFileFinalized", entry.seq) is True, 90), "retried"
+        assert entry.seq not in rpc(node.url, "admin_getSyncInfo")["fileSync"]["stuck"]
     finally:
         node.stop()
         peer.stop()

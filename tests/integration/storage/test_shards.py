@@ -10,9 +10,12 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from tests.integration.clirunner import zg
 from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
+from zgos.datadir import DataDir
+from zgos.devnet.services import DevnetContext, DevnetOptions, storage_services
 from zgos.netutil import wait_until
 from zgos.storage.client import StorageClient, StorageError
 from zgos.storage.contracts import FlowContract
@@ -48,7 +51,7 @@ def test_sharded_node_stores_only_its_shard_and_rejects_the_rest(
     data = os.urandom(4 * SEGMENT + 5000)
     tree = FileTree.from_bytes(data)
     entry = FlowContract(chain, deployment.address("Flow")).submit(new_account, [tree.submission()]).entries[0]
-    wait_until(lambda: rpc(half_node.url, "zgs_getFileInfoByTxSeq", entry.seq)["result"] is not None, 20)
+    wait_until(lambda: rpc(half_node.url, "zgs_getFileInfoByTxSeq", entry.seq)["result"] is not None, 90)
     mine = list(compute_shard_segments(entry.start_entry, 5, ShardConfig(1, 2)))
     other = [i for i in range(5) if i not in mine]
     answer = rpc(half_node.url, "zgs_uploadSegmentsByTxSeq", [segment_json(tree, data, other[0])], entry.seq)
@@ -93,3 +96,21 @@ def test_client_splits_a_file_over_shards_and_downloads_it_back_verified(
     with StorageClient([two_shards[0].url]) as half, pytest.raises(StorageError, match="no reachable node holds segment"):
         half.download(result.root, tmp_path / "half.bin")
     assert not (tmp_path / "half.bin").exists()
+
+
+def test_devnet_gives_storage_node_i_shard_i_mod_shards(tmp_path: Path) -> None:
+    options = DevnetOptions(chain_port=20000, storage_nodes=8, shards=4)
+    ctx = DevnetContext(DataDir(tmp_path), options)
+    services = storage_services(options)
+    assert [s.name for s in services] == [f"storage-{i}" for i in range(8)]
+    for i, service in enumerate(services):
+        argv = service.argv(ctx)
+        assert argv[argv.index("--shard") + 1] == f"{i % 4}/4"
+    assert len(storage_services(DevnetOptions())) == 3, "three storage nodes by default"
+
+
+@pytest.mark.parametrize(("nodes", "shards"), [("3", "3"), ("2", "4")])
+def test_devnet_rejects_shards_that_are_not_a_power_of_two_or_exceed_the_nodes(tmp_path: Path, nodes: str, shards: str) -> None:
+    result = zg(tmp_path / "devnet", "devnet", "up", "--storage-nodes", nodes, "--shards", shards)
+    assert result.returncode == 1 and "must be a power of two and at most --storage-nodes" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -413,6 +413,7 @@ class PeerSync:
         now = self.clock()
         with self._lock:
             jobs = [j for j in self.files.values() if not j.done]
+        jobs = [j for j in jobs if (r := self.node.store.tx(j.seq)) is not None and not r.finalized]
         files = {str(j.seq): j.to_json(now, self.config.stuck_timeout_s, self.node.store.count_segments(j.seq))
                  for j in jobs}
         return {
