@@ -217,14 +217,17 @@ def _status_table(rows: list[ServiceStatus]) -> Table:
 def devnet_up(
     ctx: typer.Context,
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once healthy."),
-    storage_nodes: int = typer.Option(1, "--storage-nodes", min=1, max=8),
-    shards: int = typer.Option(1, "--shards", min=1),
+    storage_nodes: int = typer.Option(3, "--storage-nodes", min=1, max=8),
+    shards: int = typer.Option(1, "--shards", min=1, help="Storage shards (power of two): node i holds shard i % SHARDS."),
     block_time: float = typer.Option(1.0, "--block-time", min=0.1, help="Seconds per block."),
     chain_port: int = typer.Option(8545, "--chain-port"),
     port_offset: int = typer.Option(0, "--port-offset", help="Added to every service port but the chain's."),
 ) -> None:
     """Start the chain, deploy the contracts and start every service."""
     cli = get_ctx(ctx)
+    if shards & (shards - 1) or shards > storage_nodes:
+        raise ConfigError(f"--shards {shards} must be a power of two and at most --storage-nodes ({storage_nodes})",
+                          "e.g. `zg devnet up --storage-nodes 8 --shards 4`")
     options = DevnetOptions(
         chain_port=chain_port,
         block_time_s=block_time,

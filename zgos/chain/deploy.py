@@ -80,6 +80,7 @@ PLAN: list[ContractPlan] = [
         args=lambda a: [a["Market"], STORAGE_BLOCKS_PER_EPOCH, 0],
         setup=_wire("Market", "setFlow", "Flow"),
     ),
+    ContractPlan("ErasureRegistry"),  # data root -> erasure-coding parity (zgos/storage/erasure.py)
     ContractPlan("PoraVerifier"),
     ContractPlan("LedgerManager", args=lambda _: [REFUND_LOCK_TIME_S]),
     ContractPlan(

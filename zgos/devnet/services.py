@@ -22,7 +22,7 @@ class DevnetOptions:
 
     chain_port: int = CHAIN_PORT
     block_time_s: float = 1.0
-    storage_nodes: int = 1
+    storage_nodes: int = 3
     shards: int = 1
     # Added to every service port but the chain's, so two devnets (or tests) can run side by side.
     port_offset: int = 0
@@ -94,7 +94,8 @@ def storage_port(options: DevnetOptions, i: int) -> int:
 
 
 def storage_services(options: DevnetOptions) -> list[Service]:
-    """``storage-i`` nodes on ports 5678+i, each announcing itself with ``devnet_role("storage", i)``."""
+    """``storage-i`` nodes on ports 5678+i, each announcing itself with ``devnet_role("storage", i)``
+    and holding shard ``(i % shards)/shards``; they find each other in the NodeRegistry."""
     from zgos.chain.accounts import DEVNET_ROLES
     from zgos.netutil import http_ok
 
@@ -108,9 +109,10 @@ def storage_services(options: DevnetOptions) -> list[Service]:
                 "storage", "node", "--name", f"storage-{i}", "--port", str(port),
                 "--confirmations", "1", "--poll", "0.2",
                 "--account", f"devnet:{DEVNET_ROLES['storage'] + i}",
+                "--shard", f"{i % options.shards}/{options.shards}",
             ),
             ready=lambda ctx: http_ok(url + "/health"),
-            ready_timeout_s=30.0,
+            ready_timeout_s=60.0,
         )
 
     return [service(i) for i in range(options.storage_nodes)]
@@ -120,10 +122,12 @@ def storage_services(options: DevnetOptions) -> list[Service]:
 def service_groups() -> list[Callable[[DevnetOptions], list[Service]]]:
     """Each network's group, in start order (imported here to keep the table in one place)."""
     from zgos.explorer.devnet import explorer_services
+    from zgos.storage.indexer.devnet import indexer_services
 
     return [
         chain_services,
         storage_services,
+        indexer_services,
         _compute_services,
         da_services,
         explorer_services,  # last: it shows everything else

@@ -25,6 +25,7 @@ from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import parse_amount
 from zgos.storage.client import StorageClient
 from zgos.storage.merkle import InvalidProof, parse_hash
+from zgos.storage.shard import InvalidShardConfig, ShardConfig
 
 console = Console(width=None if sys.stdout.isatty() else 240)
 storage_app = typer.Typer(help="Storage: run a node, upload and download files (0G-compatible).", no_args_is_help=True)
@@ -33,20 +34,38 @@ KIND_STORAGE = 0
 ANNOUNCE_RETRY_S = 2.0
 
 
-def _nodes(cli: CliContext, flags: list[str] | None) -> list[str]:
-    """Storage node URLs: ``--node`` flags, else the nodes announced in the NodeRegistry."""
+def _nodes(cli: CliContext, flags: list[str] | None, indexer: str | None = None, root: bytes | None = None,
+           replicas: int = 1) -> list[str]:
+    """Storage node URLs: ``--node`` flags, else the ``--indexer``'s choice (nodes holding
+    ROOT, or nodes covering every shard REPLICAS times), else the usable nodes announced in the
+    NodeRegistry (entries with bad URLs, unreachable nodes, nodes of another network or lying
+    about their shard are skipped with a logged reason)."""
     if flags:
         return flags
-    registry = cli.contract("NodeRegistry")
-    nodes = [str(node[2]) for node in cli.chain().call(registry.functions.getNodes(KIND_STORAGE))]
+    if indexer:
+        from zgos.storage.indexer.client import IndexerClient
+
+        with IndexerClient(indexer) as index:
+            urls = index.file_locations(root) if root is not None else index.upload_nodes(replicas)
+        if not urls:
+            raise ConfigError("the indexer knows no node holding that file" if root is not None
+                              else "the indexer knows no usable storage node")
+        return urls
+    from zgos.chain.registry import NodeRegistry
+    from zgos.storage.discovery import discover
+
+    deployment = cli.deployment()
+    registry = NodeRegistry(cli.chain(), deployment.address("NodeRegistry"))
+    nodes = [peer.url for peer in discover(registry, chain_id=deployment.chain_id, flow_address=deployment.address("Flow"))]
     if not nodes:
-        raise ConfigError("no storage node is announced on chain", "start one (`zg devnet up`) or pass --node URL")
+        raise ConfigError("no usable storage node is announced on chain", "start one (`zg devnet up`) or pass --node URL")
     return nodes
 
 
-def _client(cli: CliContext, nodes: list[str] | None, account: str | None = None, workers: int = 4) -> StorageClient:
+def _client(cli: CliContext, nodes: list[str] | None, account: str | None = None, workers: int = 4,
+            indexer: str | None = None, replicas: int = 1) -> StorageClient:
     signer = cli.account(account, role="user")
-    return StorageClient(_nodes(cli, nodes), cli.chain(), cli.deployment().address("Flow"), signer, workers=workers)
+    return StorageClient(_nodes(cli, nodes, indexer, replicas=replicas), cli.chain(), cli.deployment().address("Flow"), signer, workers=workers)
 
 
 def _progress() -> Progress:
@@ -70,23 +89,41 @@ def node_command(
     account: str | None = typer.Option(None, "--account", help="Operator account for the announcement."),
     flow: str | None = typer.Option(None, "--flow", help="Flow address on another chain (default: the deployment's)."),
     start_block: int = typer.Option(0, "--start-block", min=0, help="With --flow: first block to sync from."),
+    shard: str = typer.Option("0/1", "--shard", help="ID/NUM: store flow segments s with s % NUM == ID (NUM a power of two)."),
+    peers: list[str] | None = typer.Option(None, "--peers", help="Static peer node URL to sync from (repeat; beside the NodeRegistry)."),
+    sync: bool = typer.Option(True, "--sync/--no-sync", help="Fetch this shard's segments of every file from peers."),
+    sync_workers: int = typer.Option(4, "--sync-workers", min=1, max=64, help="Segments fetched from peers at once."),
+    stuck_timeout: float = typer.Option(120.0, "--stuck-timeout", min=1.0, help="Seconds before a file's sync is reported stuck."),
+    prune_grace: float = typer.Option(600.0, "--prune-grace", min=0.0, help="Seconds to keep old-shard data after a shard change."),
 ) -> None:
     """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract."""
     from zgos.storage.node.node import NodeConfig, StorageNode
+    from zgos.storage.node.peersync import SyncConfig
     from zgos.storage.node.server import NodeServer
 
     cli = get_ctx(ctx)
+    try:
+        shard_config = ShardConfig.parse(shard)
+    except InvalidShardConfig as exc:
+        raise ConfigError(f"--shard: {exc.message}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    registry_address = None
     if flow is not None:  # any EVM chain with a 0G-compatible Flow (e.g. 0G Galileo)
         flow_address, chain_id, first_block = flow, cli.chain().chain_id, start_block
         announce = False
     else:
         deployment = cli.deployment()
         flow_address, chain_id, first_block = deployment.address("Flow"), deployment.chain_id, deployment.deploy_block
+        registry_address = deployment.address("NodeRegistry")
+    url = public_url or f"http://{host}:{port}"
+    sync_config = SyncConfig(
+        peers=tuple(peers or ()), registry_address=registry_address, self_url=url, enabled=sync,
+        workers=sync_workers, stuck_timeout_s=stuck_timeout, prune_grace_s=prune_grace,
+    )
     config = NodeConfig(
         data_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, flow_address=flow_address,
         chain_id=chain_id, start_block=first_block, confirmations=confirmations,
-        poll_s=poll, durable_fsync=fsync,
+        poll_s=poll, durable_fsync=fsync, shard=shard_config, sync=sync_config,
     )
     node = StorageNode(config)
     try:
@@ -94,16 +131,15 @@ def node_command(
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port") from None
     node.start()
-    url = public_url or f"http://{host}:{port}"
     if announce:
         try:
             operator = cli.account(account, role="storage")
         except ZgError as exc:  # e.g. no key on a public chain: serve anyway, unannounced
             logging.getLogger("zgos.storage.announce").warning("not announcing the node: %s", exc)
         else:
-            threading.Thread(target=_announce, args=(cli, operator, url), daemon=True).start()
+            threading.Thread(target=_announce, args=(cli, operator, url, shard_config), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
-    console.print(f"storage node {name} on {url} (flow {config.flow_address}, data {config.data_dir})")
+    console.print(f"storage node {name} on {url} (shard {shard_config}, flow {config.flow_address}, data {config.data_dir})")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -113,13 +149,13 @@ def node_command(
         server.server_close()
 
 
-def _announce(cli: CliContext, operator: object, url: str) -> None:
+def _announce(cli: CliContext, operator: object, url: str, shard: ShardConfig) -> None:
     """Announce the node in the NodeRegistry, retrying until the chain answers."""
     log = logging.getLogger("zgos.storage.announce")
     while True:
         try:
             registry = cli.contract("NodeRegistry")
-            cli.chain().transact(operator, registry.functions.announce(KIND_STORAGE, url, 0, 1, b""))  # type: ignore[arg-type]
+            cli.chain().transact(operator, registry.functions.announce(KIND_STORAGE, url, shard.shard_id, shard.num_shard, b""))  # type: ignore[arg-type]
             log.info("announced %s in the NodeRegistry", url)
             return
         except ZgError as exc:
@@ -137,10 +173,15 @@ def upload_command(
     fee: str | None = typer.Option(None, "--fee", help="Fee to pay (default: exact; overpayment refunded)."),
     account: str | None = typer.Option(None, "--account", help="Account paying the fee."),
     workers: int = typer.Option(4, "--workers", min=1, max=64),
+    indexer: str | None = typer.Option(None, "--indexer", help="Indexer URL choosing the nodes (instead of --node)."),
+    ec: str | None = typer.Option(None, "--ec", help="Erasure coding K+M (e.g. 4+2) instead of replicas."),
 ) -> None:
     """Upload PATH: anchor its data root on chain, send its segments, wait for finalization.
     Run it again to resume an interrupted upload."""
     cli = get_ctx(ctx)
+    from zgos.storage.eccli import ec_nodes, parse_ec, upload_ec
+
+    params = parse_ec(ec) if ec is not None else None
     if not path.is_file():
         raise ConfigError(f"no such file: {path}")
     fee_wei = None
@@ -149,9 +190,12 @@ def upload_command(
             fee_wei = parse_amount(fee)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    if params is not None:
+        upload_ec(cli, path, params, ec_nodes(cli, node, indexer), account, workers, fee_wei)
+        return
     from zgos.storage.hasher import build_file_tree
 
-    with _client(cli, node, account, workers) as client, _progress() as progress:
+    with _client(cli, node, account, workers, indexer, replicas) as client, _progress() as progress:
         hashing = progress.add_task("hashing", total=None)
         tree = build_file_tree(path)
         progress.remove_task(hashing)
@@ -161,7 +205,7 @@ def upload_command(
     console.print(f"root   0x{result.root.hex()}")
     console.print(f"txSeq  {result.tx_seq}")
     console.print(f"tx     {result.tx_hash or 'none (already on chain)'}")
-    console.print(f"sent   {result.segments_sent} segments; finalized on {replicas} node(s)")
+    console.print(f"sent   {result.segments_sent} segments; every shard finalized on {replicas} node(s)")
 
 
 def _root(text: str) -> bytes:
@@ -178,11 +222,18 @@ def download_command(
     out: Path = typer.Argument(..., help="Where to write the file."),
     node: list[str] | None = typer.Option(None, "--node", help="Storage node URL (repeat for several)."),
     workers: int = typer.Option(4, "--workers", min=1, max=64),
+    indexer: str | None = typer.Option(None, "--indexer", help="Indexer URL locating the file (instead of --node)."),
 ) -> None:
     """Download ROOT to OUT, verifying every segment; OUT is written only when all verified."""
     cli = get_ctx(ctx)
     data_root = _root(root)
-    with StorageClient(_nodes(cli, node), workers=workers) as client, _progress() as progress:
+    from zgos.storage.eccli import download_ec, ec_nodes
+
+    size = download_ec(cli, data_root, out, ec_nodes(cli, node, indexer), workers)
+    if size is not None:
+        console.print(f"downloaded {size} bytes to {out} (erasure-coded; verified against 0x{data_root.hex()})")
+        return
+    with StorageClient(_nodes(cli, node, indexer, data_root), workers=workers) as client, _progress() as progress:
         location = client.info(data_root)
         task = progress.add_task("downloading", total=location.size)
         client.download(data_root, out, progress=lambda n: progress.advance(task, n))
@@ -206,3 +257,11 @@ def info_command(
         console.print(f"start      sector {tx['startEntryIndex']}")
         console.print(f"finalized  {location.info['finalized']} (on {location.node})")
         console.print(f"segments   {location.info['uploadedSegNum']} uploaded")
+
+
+from zgos.storage.eccli import health_command, repair_command  # noqa: E402
+from zgos.storage.indexer.cli import indexer_command  # noqa: E402 - registered last
+
+storage_app.command("indexer")(indexer_command)
+storage_app.command("health")(health_command)
+storage_app.command("repair")(repair_command)

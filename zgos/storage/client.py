@@ -17,6 +17,7 @@ verified without a second pass.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -40,12 +41,22 @@ from zgos.storage.flow import compute_segment_count
 from zgos.storage.hasher import build_file_tree
 from zgos.storage.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
 from zgos.storage.segment import InvalidSegment, SegmentWithProof, validate_segment
+from zgos.storage.shard import (
+    InvalidShardConfig,
+    ShardConfig,
+    compute_flow_segment,
+    compute_shard_segments,
+    select_nodes,
+)
+
+log = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 4
 HTTP_TIMEOUT_S = 60.0
 POLL_S = 0.2
 WAIT_TIMEOUT_S = 300.0
 SEGMENT_RETRIES = 3
+MAX_DOWNLOAD_THREADS = 64
 
 Progress = Callable[[int], None]  # called with the number of bytes just done
 
@@ -88,6 +99,10 @@ class FileLocation:
     def root(self) -> bytes:
         return parse_hash(self.info["tx"]["dataMerkleRoot"])
 
+    @property
+    def start_entry(self) -> int:
+        return int(self.info["tx"]["startEntryIndex"])
+
 
 class NodeConnection:
     """One storage node: the raw-bytes fast path of zgos nodes, or 0G's JSON-RPC only
@@ -98,6 +113,7 @@ class NodeConnection:
         self.http = http
         self._ids = iter(range(1, 1 << 62))
         self._fast = fast
+        self._shard: ShardConfig | None = None
 
     @property
     def fast(self) -> bool:
@@ -119,6 +135,15 @@ class NodeConnection:
         if "error" in answer:
             raise StorageError(f"{self.url}: {answer['error'].get('message')}")
         return answer.get("result")
+
+    def shard(self) -> ShardConfig:
+        """The shard the node serves (asked once)."""
+        if self._shard is None:
+            try:
+                self._shard = ShardConfig.from_json(self.rpc("zgs_getShardConfig"))
+            except InvalidShardConfig as exc:
+                raise StorageError(f"{self.url} reports a bad shard config: {exc.message}") from None
+        return self._shard
 
     def held_segments(self, seq: int) -> tuple[set[int], bool]:
         if not self.fast:  # 0G reports a contiguous prefix of uploaded segments
@@ -150,7 +175,10 @@ class NodeConnection:
         except httpx.HTTPError as exc:
             raise NodeUnavailable(f"storage node {self.url} dropped segment {segment.index} ({type(exc).__name__})") from None
         if response.status_code != 200:
-            raise StorageError(f"{self.url} rejected segment {segment.index}: {_message(response)}")
+            message = _message(response)
+            if "already uploaded and finalized" in message:  # e.g. the node synced it from a peer
+                return
+            raise StorageError(f"{self.url} rejected segment {segment.index}: {message}")
 
     def get_segment(self, seq: int, index: int) -> tuple[bytes, Proof]:
         if not self.fast:
@@ -248,36 +276,72 @@ class StorageClient:
         if path.stat().st_size == 0:
             raise StorageError(f"{path} is empty", "0G storage does not store empty files")
         tree = tree or build_file_tree(path)
-        targets = self.nodes[: max(1, replicas)]
-        if len(targets) < replicas:
-            raise StorageError(f"{replicas} replicas asked but only {len(self.nodes)} nodes known")
+        if replicas < 1:
+            raise StorageError("replicas must be at least 1")
+        failed: dict[str, str] = {}
+        self._select(replicas, [], failed)  # fail before paying when the nodes cannot hold it
         known = [loc for loc in self.locate(tree.root, finalized=False) if loc.size == tree.size]
         tx_hash = None
         if known:
-            seq = known[0].seq
+            seq, start_entry = known[0].seq, known[0].start_entry
         else:
             if self.flow is None or self.account is None:
                 raise StorageError("the file is not on chain and no chain account was given")
             result = self.flow.submit(self.account, [tree.submission(tags)], fee)
-            seq, tx_hash = result.entries[0].seq, result.tx_hash
+            seq, start_entry, tx_hash = result.entries[0].seq, result.entries[0].start_entry, result.tx_hash
         sent = 0
-        for node in targets:
-            self._wait(partial(_knows_tx, node, seq), f"{node.url} to sync tx {seq}")
-            sent += self._upload_to(node, path, tree, seq, progress)
-        if wait_finalized:
-            for node in targets:
-                self._wait(partial(_has_finalized, node, seq), f"{node.url} to finalize tx {seq}")
+        done: list[NodeConnection] = []  # nodes holding (and, if asked, finalized) their shard
+        while todo := [n for n in self._select(replicas, done, failed) if n not in done]:
+            def one(node: NodeConnection) -> int:
+                self._wait(partial(_knows_tx, node, seq), f"{node.url} to sync tx {seq}")
+                count = self._upload_to(node, path, tree, seq, start_entry, progress)
+                if wait_finalized:
+                    self._wait(partial(_has_finalized, node, seq), f"{node.url} to finalize tx {seq}")
+                return count
+
+            with ThreadPoolExecutor(len(todo)) as pool:
+                futures = [(node, pool.submit(one, node)) for node in todo]
+            for node, future in futures:
+                error = future.exception()
+                if isinstance(error, NodeUnavailable):  # partitioned or down: pick another node
+                    failed[node.url] = error.message
+                    log.warning("storage node %s dropped out of the upload: %s", node.url, error.message)
+                elif error is not None:
+                    raise error
+                else:
+                    done.append(node)
+                    sent += future.result()
         return UploadResult(tree.root, seq, tx_hash, tree.size, sent)
 
-    def _upload_to(self, node: NodeConnection, path: Path, tree: FileTree, seq: int, progress: Progress | None) -> int:
+    def _select(self, replicas: int, done: list[NodeConnection], failed: dict[str, str]) -> list[NodeConnection]:
+        """Nodes covering every shard ``replicas`` times, preferring those in ``done``; nodes
+        that do not answer are added to ``failed`` (and logged)."""
+        usable: list[NodeConnection] = []
+        for node in done + [n for n in self.nodes if n not in done and n.url not in failed]:
+            try:
+                node.shard()
+                usable.append(node)
+            except StorageError as exc:
+                failed[node.url] = exc.message
+                log.warning("skipping storage node %s: %s", node.url, exc.message)
+        chosen = select_nodes([n.shard() for n in usable], replicas)
+        if chosen is None:
+            shards = ", ".join(f"{n.url} ({n.shard()})" for n in usable) or "none"
+            skipped = "; ".join(f"{url}: {why}" for url, why in failed.items())
+            raise StorageError(f"the usable storage nodes cannot hold {replicas} replica(s) of every shard "
+                               f"(usable: {shards}{'; skipped: ' + skipped if skipped else ''})",
+                               "start more nodes, pass more --node URLs, or lower --replicas")
+        return [usable[i] for i in chosen]
+
+    def _upload_to(self, node: NodeConnection, path: Path, tree: FileTree, seq: int, start_entry: int,
+                   progress: Progress | None) -> int:
+        mine = compute_shard_segments(start_entry, tree.num_segments, node.shard())
         held, finalized = node.held_segments(seq)
         if finalized:
-            if progress:
-                progress(tree.size)
-            return 0
-        todo = [i for i in range(tree.num_segments) if i not in held]
+            held = set(mine)
+        todo = [i for i in mine if i not in held]
         if progress:
-            progress(sum(min(BYTES_PER_SEGMENT, tree.size - i * BYTES_PER_SEGMENT) for i in held))
+            progress(sum(min(BYTES_PER_SEGMENT, tree.size - i * BYTES_PER_SEGMENT) for i in mine if i in held))
         fd = os.open(path, os.O_RDONLY)
         try:
             def send(index: int) -> None:
@@ -316,8 +380,22 @@ class StorageClient:
         if not locations:
             raise StorageError(f"no node holds a finalized file with root 0x{root.hex()}",
                                "check the root with `zg storage info`, or wait for the upload to finish")
-        size, seq_by_node = locations[0].size, {loc.node: loc.seq for loc in locations}
-        nodes = [n for n in self.nodes if n.url in seq_by_node]
+        size, start = locations[0].size, locations[0].start_entry
+        seq_by_node = {loc.node: loc.seq for loc in locations if loc.size == size}
+        nodes = []
+        for node in self.nodes:
+            if node.url in seq_by_node:
+                try:
+                    node.shard()
+                    nodes.append(node)
+                except StorageError as exc:
+                    log.warning("skipping storage node %s: %s", node.url, exc.message)
+        holders = [[n for n in nodes if n.shard().holds(compute_flow_segment(start, i))]
+                   for i in range(compute_segment_count(size))]
+        modulus = max(n.shard().num_shard for n in nodes) if nodes else 1
+        if missing := [i for i, h in enumerate(holders) if not h]:
+            raise StorageError(f"no reachable node holds segment {missing[0]} of 0x{root.hex()} "
+                               f"({len(missing)} segment(s) uncovered)", "wait for the nodes to sync, or add nodes")
         out.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
         tmp = Path(tmp_name)
@@ -328,8 +406,10 @@ class StorageClient:
 
             def fetch(index: int) -> None:
                 errors = []
-                for attempt in range(len(nodes)):
-                    node = nodes[(index + attempt) % len(nodes)]
+                candidates = holders[index]
+                turn = index // modulus  # spreads each residue class over its holders
+                for attempt in range(len(candidates)):
+                    node = candidates[(turn + attempt) % len(candidates)]
                     try:
                         data, proof = node.get_segment(seq_by_node[node.url], index)
                         validate_segment(SegmentWithProof(root, data, index, proof, size), root, size, segment_root)
@@ -348,7 +428,7 @@ class StorageClient:
                     failures.extend(errors)
                 raise CorruptData("; ".join(errors))
 
-            with ThreadPoolExecutor(self.workers) as pool:
+            with ThreadPoolExecutor(min(MAX_DOWNLOAD_THREADS, self.workers * len(nodes))) as pool:  # `workers` per node
                 results = [pool.submit(fetch, i) for i in range(compute_segment_count(size))]
                 for future in results:
                     if future.exception() is not None:

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -15,7 +16,9 @@ from zgos.chain.deploy import Deployment
 from zgos.netutil import free_port
 from zgos.storage.client import StorageClient
 from zgos.storage.node.node import NodeConfig, StorageNode
+from zgos.storage.node.peersync import SyncConfig
 from zgos.storage.node.server import NodeServer
+from zgos.storage.shard import FULL_SHARD, ShardConfig
 
 
 @dataclass
@@ -30,13 +33,18 @@ class RunningNode:
         self.node.stop()
 
 
-def start_node(data_dir: Path, chain: Chain, deployment: Deployment, rpc_url: str | None = None) -> RunningNode:
+def start_node(data_dir: Path, chain: Chain, deployment: Deployment, rpc_url: str | None = None,
+               shard: ShardConfig = FULL_SHARD, port: int | None = None, peers: tuple[str, ...] = (),
+               **options: Any) -> RunningNode:
+    port = port or free_port()
+    sync = SyncConfig(peers=peers, self_url=f"http://127.0.0.1:{port}", start_delay_s=0.2,
+                      discovery_interval_s=1.0, **options.pop("sync", {}))
     config = NodeConfig(
         data_dir=data_dir, rpc_url=rpc_url or chain.rpc_url, flow_address=deployment.address("Flow"),
         chain_id=chain.chain_id, start_block=deployment.deploy_block, confirmations=0, poll_s=0.05,
+        shard=shard, sync=sync, **options,
     )
     node = StorageNode(config)
-    port = free_port()
     server = NodeServer(("127.0.0.1", port), node)
     node.start()
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -8,15 +8,18 @@ replayed from stored entries; cached pre-transaction segments are lost and re-se
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from zgos.core.errors import ZgError
 from zgos.storage.contracts import LogEntry
+from zgos.storage.discovery import PeerNode, discover
 from zgos.storage.fasthash import segment_root as fast_segment_root
 from zgos.storage.flow import (
     FlowItem,
@@ -36,6 +39,7 @@ from zgos.storage.merkle import (
     compute_segment_root_from_leaves,
 )
 from zgos.storage.node.logsync import LogSync
+from zgos.storage.node.peersync import PeerSync, SyncConfig
 from zgos.storage.node.store import Store, TxRecord
 from zgos.storage.node.uploads import UploadCache
 from zgos.storage.segment import (
@@ -44,6 +48,7 @@ from zgos.storage.segment import (
     compute_padding_segment_root,
     validate_segment,
 )
+from zgos.storage.shard import FULL_SHARD, ShardConfig, compute_flow_segment, compute_shard_segments
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,10 @@ class DataUnavailable(ZgError):
     """The node does not hold the requested data (yet)."""
 
 
+class OutOfShard(ZgError):
+    """A segment outside this node's shard was sent to it."""
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     data_dir: Path
@@ -74,12 +83,16 @@ class NodeConfig:
     poll_s: float = 0.5
     durable_fsync: bool = False
     max_cache_file_bytes: int = 10 * 1024 * 1024
+    shard: ShardConfig = FULL_SHARD
+    sync: SyncConfig = field(default_factory=SyncConfig)
 
 
 class StorageNode:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.store = Store(config.data_dir / "store.sqlite", durable_fsync=config.durable_fsync)
+        self.shard = config.shard
+        self._note_shard()
         self.cache = UploadCache(max_file_bytes=config.max_cache_file_bytes)
         self.flow = FlowTree()
         self._flow_lock = threading.Lock()
@@ -90,12 +103,46 @@ class StorageNode:
             config.rpc_url, config.flow_address, self.store, config.start_block,
             config.confirmations, config.poll_s, self._on_entries, self._on_rewind,
         )
+        self.peer_sync = PeerSync(self, config.sync, self._discover_peers)
 
     def start(self) -> None:
         self.sync.start()
+        self.peer_sync.start()
 
     def stop(self) -> None:
+        self.peer_sync.stop()
         self.sync.stop()
+
+    # --- shard and peers -----------------------------------------------------------------
+
+    def _note_shard(self) -> None:
+        """Persist the shard; a change starts the pruning grace period of the old shard's data."""
+        stored = self.store.get_meta("shard")
+        if stored is not None and stored != str(self.shard):
+            log.warning("shard changed from %s to %s: re-syncing; old data kept until the prune grace ends",
+                        stored, self.shard)
+            self.store.set_meta("shard_changed_at", repr(time.time()))
+        self.store.set_meta("shard", str(self.shard))
+
+    def shard_changed_at(self) -> float | None:
+        """Wall-clock time of the last shard change whose old data is not pruned yet."""
+        value = self.store.get_meta("shard_changed_at")
+        return float(value) if value else None
+
+    def prune_done(self) -> None:
+        self.store.set_meta("shard_changed_at", "")
+
+    def _discover_peers(self) -> list[PeerNode]:
+        sync = self.config.sync
+        registry = None
+        if sync.registry_address:
+            from zgos.chain.client import Chain
+            from zgos.chain.registry import NodeRegistry
+
+            registry = NodeRegistry(Chain(self.config.rpc_url), sync.registry_address)
+        exclude = [sync.self_url] if sync.self_url else []
+        return discover(registry, sync.peers, exclude=exclude, chain_id=self.config.chain_id,
+                        flow_address=self.config.flow_address)
 
     # --- log entries ---------------------------------------------------------------------
 
@@ -121,13 +168,26 @@ class StorageNode:
                 self._maybe_finalize(entry)  # a file back after a reorganisation keeps its data
             cached = self.cache.pop(entry.data_root, entry.size)
             if cached is not None:
-                for index, (segment_root, data) in cached.segments.items():
-                    self.store.put_segment(entry.seq, index, segment_root, data)
-                self._maybe_finalize(entry)
+                for index, (segment_root, data, proof) in cached.segments.items():
+                    if self.shard.holds(compute_flow_segment(entry.start_entry, index)):
+                        self.store.put_segment(entry.seq, index, segment_root, data, proof)
+            self._maybe_finalize(entry)  # also: a file with no segment in this shard
             log.info("synced tx %d root 0x%s (%d bytes)", entry.seq, entry.data_root.hex(), entry.size)
 
+    def shard_segments(self, entry: LogEntry) -> range:
+        """The file segment indexes this node must hold."""
+        return compute_shard_segments(entry.start_entry, compute_segment_count(entry.size), self.shard)
+
+    def missing_segments(self, entry: LogEntry) -> list[int]:
+        held = set(self.store.segment_indexes(entry.seq))
+        return [i for i in self.shard_segments(entry) if i not in held]
+
+    def finalize_if_complete(self, entry: LogEntry) -> bool:
+        return self._maybe_finalize(entry)
+
     def _maybe_finalize(self, entry: LogEntry) -> bool:
-        if self.store.count_segments(entry.seq) == compute_segment_count(entry.size):
+        """Finalize the file once every segment of this node's shard is stored."""
+        if not self.missing_segments(entry):
             self.store.finalize(entry.seq)
             log.info("finalized tx %d", entry.seq)
             return True
@@ -162,12 +222,20 @@ class StorageNode:
         if record is None:
             self.cache.check_size(segment.file_size)
             segment_root = validate_segment(segment, segment_root_fn=fast_segment_root)
-            return self.cache.put(segment.root, segment.file_size, segment.index, segment_root, segment.data)
+            return self.cache.put(segment.root, segment.file_size, segment.index, segment_root, segment.data,
+                                  _proof_text(segment.proof))
         entry = record.entry
         if record.finalized:
             raise AlreadyFinalized(f"file {entry.seq} is already uploaded and finalized")
+        flow_segment = compute_flow_segment(entry.start_entry, segment.index)
+        if not self.shard.holds(flow_segment):
+            raise OutOfShard(
+                f"segment {segment.index} of file {entry.seq} is flow segment {flow_segment}, outside this "
+                f"node's shard {self.shard} (it stores flow segments s with s % {self.shard.num_shard} == {self.shard.shard_id})",
+                "send it to a node of that shard (zgs_getShardConfig)",
+            )
         segment_root = validate_segment(segment, entry.data_root, entry.size, fast_segment_root)
-        stored = self.store.put_segment(entry.seq, segment.index, segment_root, segment.data)
+        stored = self.store.put_segment(entry.seq, segment.index, segment_root, segment.data, _proof_text(segment.proof))
         self._maybe_finalize(entry)
         return stored
 
@@ -196,13 +264,16 @@ class StorageNode:
         size = record.entry.size
         if not 0 <= index < compute_segment_count(size):
             raise InvalidSegment(f"segment index {index} is beyond the file's {compute_segment_count(size)} segments")
-        tree = self._proof_tree(record)
         data = self.store.segment(record.entry.seq, index)
         if data is None:
             raise DataUnavailable(f"segment {index} of file {record.entry.seq} is not stored here")
-        return SegmentWithProof(record.entry.data_root, data, index, tree.proof(index), size)
+        return SegmentWithProof(record.entry.data_root, data, index, self.proof(record, index), size)
 
     def proof(self, record: TxRecord, index: int) -> Proof:
+        """The segment's proof as received (checked then), else from the tree of all its segments."""
+        stored = self.store.segment_proof(record.entry.seq, index)
+        if stored is not None:
+            return Proof.from_json(json.loads(stored))
         return self._proof_tree(record).proof(index)
 
     def chunks(self, record: TxRecord, start: int, end: int) -> bytes:
@@ -245,7 +316,7 @@ class StorageNode:
 
     def status(self) -> dict[str, Any]:
         return {
-            "connectedPeers": 0,
+            "connectedPeers": len(self.peer_sync.peers),
             "logSyncHeight": max(0, self.sync.state.synced_block),
             "logSyncBlock": "0x" + "00" * 32,
             "nextTxSeq": self.store.next_seq(),
@@ -283,3 +354,7 @@ class StorageNode:
     def flow_context(self) -> tuple[bytes, int]:
         with self._flow_lock:
             return self.flow.root, self.flow.length
+
+
+def _proof_text(proof: Proof) -> str:
+    return json.dumps(proof.to_json(), separators=(",", ":"))

@@ -103,14 +103,14 @@ class RpcHandler:
             "zgs_checkFileFinalized": self._check_finalized,
             "zgs_getFileInfo": self._file_info,
             "zgs_getFileInfoByTxSeq": lambda p: self._info_or_none(self._by_seq(p)),
-            "zgs_getShardConfig": lambda p: {"shardId": 0, "numShard": 1},
+            "zgs_getShardConfig": lambda p: node.shard.to_json(),
             "zgs_getSectorProof": self._sector_proof,
             "zgs_getFlowContext": self._flow_context,
             "admin_shutdown": self._shutdown,
             "admin_getSyncStatus": lambda p: self._sync_status(_int(_param(p, 0, "txSeq"), "txSeq")),
             "admin_getSyncInfo": lambda p: self._sync_info(),
             "admin_getFileLocation": self._file_location,
-            "admin_getPeers": lambda p: {},
+            "admin_getPeers": lambda p: {peer["url"]: peer for peer in node.peer_sync.info()["peers"]},
             "admin_getNetworkInfo": lambda p: {"peerId": "", "listenAddr": [], "totalPeers": 0, "connectedPeers": 0},
         }
 
@@ -238,18 +238,21 @@ class RpcHandler:
         record = self.node.store.tx(seq)
         if record is None:
             raise FileNotFound(f"no file with tx seq {seq} on this node")
-        return "Completed" if record.finalized else "Idle"
+        if record.finalized:
+            return "Completed"
+        return self.node.peer_sync.file_status(seq) or "Idle"
 
     def _sync_info(self) -> dict[str, Any]:
         state = self.node.sync.state
         return {"head": state.head, "syncedBlock": state.synced_block, "errors": state.errors,
-                "lastError": state.last_error, "nextTxSeq": self.node.store.next_seq()}
+                "lastError": state.last_error, "nextTxSeq": self.node.store.next_seq(),
+                "shardConfig": self.node.shard.to_json(), "fileSync": self.node.peer_sync.info()}
 
     def _file_location(self, params: list[Any]) -> list[dict[str, Any]] | None:
         record = self.node.store.tx(_int(_param(params, 0, "txSeq"), "txSeq"))
         if record is None or not record.finalized:
             return None
-        return [{"ip": "127.0.0.1", "shardConfig": {"shardId": 0, "numShard": 1}}]
+        return [{"ip": "127.0.0.1", "shardConfig": self.node.shard.to_json()}]
 
 
 def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:

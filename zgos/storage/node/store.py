@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS segments (
     idx INTEGER NOT NULL,
     root BLOB NOT NULL,
     data BLOB NOT NULL,
+    proof TEXT,
     PRIMARY KEY (seq, idx)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS parked (
     idx INTEGER NOT NULL,
     seg_root BLOB NOT NULL,
     data BLOB NOT NULL,
+    proof TEXT,
     PRIMARY KEY (root, size, idx)
 );
 """
@@ -70,6 +72,10 @@ class Store:
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db().executescript(SCHEMA)
+        for table in ("segments", "parked"):  # stores written before proofs were kept
+            columns = {row[1] for row in self._db().execute(f"PRAGMA table_info({table})")}
+            if "proof" not in columns:
+                self._db().execute(f"ALTER TABLE {table} ADD COLUMN proof TEXT")
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -121,7 +127,7 @@ class Store:
             for seq, root, entry in rows:
                 size = int(json.loads(entry)["length"])
                 db.execute(
-                    "INSERT OR IGNORE INTO parked SELECT ?, ?, idx, root, data FROM segments WHERE seq = ?",
+                    "INSERT OR IGNORE INTO parked SELECT ?, ?, idx, root, data, proof FROM segments WHERE seq = ?",
                     (root, size, seq),
                 )
                 db.execute("DELETE FROM segments WHERE seq = ?", (seq,))
@@ -134,7 +140,7 @@ class Store:
         """Give log entry ``seq`` the parked segments of its file; return how many."""
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO segments SELECT ?, idx, seg_root, data FROM parked WHERE root = ? AND size = ?",
+                "INSERT OR IGNORE INTO segments SELECT ?, idx, seg_root, data, proof FROM parked WHERE root = ? AND size = ?",
                 (seq, root, size),
             )
             db.execute("DELETE FROM parked WHERE root = ? AND size = ?", (root, size))
@@ -160,14 +166,39 @@ class Store:
 
     # --- segments ------------------------------------------------------------------------
 
-    def put_segment(self, seq: int, index: int, root: bytes, data: bytes) -> bool:
-        """Store a segment; False if it was already stored (the stored copy is kept)."""
+    def put_segment(self, seq: int, index: int, root: bytes, data: bytes, proof: str | None = None) -> bool:
+        """Store a segment (and its proof to the data root, JSON); False if it was already
+        stored (the stored copy is kept)."""
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO segments(seq, idx, root, data) VALUES (?, ?, ?, ?)",
-                (seq, index, root, data),
+                "INSERT OR IGNORE INTO segments(seq, idx, root, data, proof) VALUES (?, ?, ?, ?, ?)",
+                (seq, index, root, data, proof),
             )
             return cursor.rowcount == 1
+
+    def segment_proof(self, seq: int, index: int) -> str | None:
+        row = self._db().execute("SELECT proof FROM segments WHERE seq = ? AND idx = ?", (seq, index)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def delete_segments(self, seq: int, indexes: list[int]) -> int:
+        """Drop segments (pruning, or a segment found corrupted); return how many."""
+        with self._tx() as db:
+            return sum(db.execute("DELETE FROM segments WHERE seq = ? AND idx = ?", (seq, i)).rowcount for i in indexes)
+
+    def unfinalize(self, seq: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE txs SET finalized = 0 WHERE seq = ?", (seq,))
+
+    def unfinalized_seqs(self) -> list[int]:
+        return [int(r[0]) for r in self._db().execute("SELECT seq FROM txs WHERE finalized = 0 ORDER BY seq")]
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def has_segment(self, seq: int, index: int) -> bool:
         row = self._db().execute("SELECT 1 FROM segments WHERE seq = ? AND idx = ?", (seq, index)).fetchone()
@@ -197,6 +228,6 @@ class Store:
         """Give ``target`` the segments of ``source`` (same data root submitted again)."""
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO segments(seq, idx, root, data) SELECT ?, idx, root, data FROM segments WHERE seq = ?",
+                "INSERT OR IGNORE INTO segments(seq, idx, root, data, proof) SELECT ?, idx, root, data, proof FROM segments WHERE seq = ?",
                 (target, source),
             )

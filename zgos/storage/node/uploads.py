@@ -31,11 +31,11 @@ class CacheFull(ZgError):
 class CachedFile:
     size: int
     created: float
-    segments: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)  # index -> (root, data)
+    segments: dict[int, tuple[bytes, bytes, str | None]] = field(default_factory=dict)  # index -> (root, data, proof)
 
     @property
     def bytes(self) -> int:
-        return sum(len(data) for _, data in self.segments.values())
+        return sum(len(data) for _, data, _ in self.segments.values())
 
 
 class UploadCache:
@@ -64,7 +64,7 @@ class UploadCache:
                 "submit the transaction first and upload once the node has synced it",
             )
 
-    def put(self, root: bytes, size: int, index: int, segment_root: bytes, data: bytes) -> bool:
+    def put(self, root: bytes, size: int, index: int, segment_root: bytes, data: bytes, proof: str | None = None) -> bool:
         """Cache a validated segment; False if it was already cached."""
         self.check_size(size)
         with self._lock:
@@ -75,7 +75,7 @@ class UploadCache:
             if self.total_bytes() + len(data) > self.max_total_bytes:
                 raise CacheFull("the node's pre-transaction upload cache is full", "retry later")
             cached = self._files.setdefault((root, size), CachedFile(size, self.clock()))
-            cached.segments[index] = (segment_root, data)
+            cached.segments[index] = (segment_root, data, proof)
             return True
 
     def has(self, root: bytes, size: int) -> bool:

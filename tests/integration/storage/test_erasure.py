@@ -1,0 +1,161 @@
+"""Erasure-coded files (--ec k+m) on six sharded nodes: uploads, downloads that rebuild lost
+segments, health, and repair after losing whole nodes (kill -9 + data deleted)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.clirunner import zg
+from tests.integration.storage.conftest import start_node
+from tests.integration.storage.indexer_fixtures import start_indexer
+from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment
+from zgos.datadir import DataDir
+from zgos.netutil import free_port, wait_until
+from zgos.storage.client import StorageError
+from zgos.storage.contracts import FlowContract
+from zgos.storage.ecclient import ErasureClient
+from zgos.storage.filetree import FileTree
+from zgos.storage.shard import ShardConfig
+
+SEGMENT = 256 * 1024
+# Six nodes whose shards partition the flow: two hold a quarter each, four an eighth each.
+SHARDS = ("0/4", "1/4", "2/8", "3/8", "6/8", "7/8")
+
+
+@dataclass
+class Cluster:
+    data_dir: DataDir
+    log: Path
+    ports: list[int]
+    processes: list[subprocess.Popen[bytes] | None]
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{p}" for p in self.ports]
+
+    def start(self, i: int) -> None:
+        argv = [sys.executable, "-m", "zgos.cli", "--data-dir", str(self.data_dir.root), "storage", "node",
+                "--name", f"ec-{i}", "--port", str(self.ports[i]), "--shard", SHARDS[i],
+                "--confirmations", "0", "--poll", "0.1", "--no-announce"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZGOS_")}
+        self.processes[i] = subprocess.Popen(argv, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env)
+
+    def wait_ready(self) -> None:
+        for url in self.urls:
+            assert wait_until(lambda u=url: httpx.get(u + "/health", timeout=1).status_code == 200, 180), url
+
+    def kill_and_wipe(self, i: int) -> None:
+        """kill -9 node i and delete its data, as a lost machine."""
+        process = self.processes[i]
+        assert process is not None
+        process.kill()
+        process.wait()
+        self.processes[i] = None
+        shutil.rmtree(self.data_dir.service(f"ec-{i}"))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process is not None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, devnet_dir: DataDir) -> Iterator[Cluster]:
+    running = Cluster(devnet_dir, tmp_path / "nodes.log", [free_port() for _ in SHARDS], [None] * len(SHARDS))
+    try:
+        for i in range(len(SHARDS)):
+            running.start(i)
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+def client(cluster: Cluster, chain: Chain, deployment: Deployment) -> ErasureClient:
+    return ErasureClient(cluster.urls, chain, deployment.address("Flow"), deployment.address("ErasureRegistry"),
+                         timeout_s=10)
+
+
+def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
+    tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment,
+) -> None:
+    """Through the CLI as a user would: upload --ec 4+2, lose 2 nodes (kill -9 + data deleted),
+    download (client, gateway), health, replace the nodes, repair, lose 2 others, download."""
+    data = os.urandom(13 * SEGMENT + 1234)
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+    root = FileTree.from_bytes(data).root
+    nodes = [arg for url in cluster.urls for arg in ("--node", url)]
+    done = zg(cluster.data_dir.root, "storage", "upload", str(path), "--ec", "4+2", *nodes)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0x" + root.hex() in done.stdout, "the data root is the plain 0G root of the bytes"
+    assert "parityRoot" in done.stdout and "4+2" in done.stdout
+    with client(cluster, chain, deployment) as ec:
+        assert ec.health(root).survives == 2
+        parity_root = ec.health(root).record.parity_root
+    for i in (0, 3):  # a quarter node and an eighth node
+        cluster.kill_and_wipe(i)
+    out = tmp_path / "out1.bin"
+    with client(cluster, chain, deployment) as ec:
+        assert ec.download(root, out) == len(data)
+        assert out.read_bytes() == data and FileTree.from_bytes(out.read_bytes()).root == root
+        assert ec.health(root).survives == 0
+    gateway = start_indexer(tmp_path / "indexer", chain, deployment, peers=tuple(cluster.urls), registry=False)
+    try:
+        assert len(httpx.get(gateway.url + "/node/status").json()["skipped"]) == 2, "the lost nodes are skipped"
+        info = httpx.get(f"{gateway.url}/file/info/0x{root.hex()}").json()
+        assert info["ec"]["k"] == 4 and info["ec"]["parityRoot"] == "0x" + parity_root.hex()
+        served = httpx.get(gateway.url + "/file", params={"root": "0x" + root.hex()}, timeout=60)
+        assert served.status_code == 200 and served.content == data, "the gateway rebuilds and verifies too"
+    finally:
+        gateway.stop()
+    health = zg(cluster.data_dir.root, "storage", "health", "0x" + root.hex(), *nodes)
+    assert health.returncode == 0 and "survives 0 more node loss(es)" in health.stdout, health.stdout + health.stderr
+    for i in (0, 3):  # replacements for the lost machines, empty, on the same shards
+        cluster.start(i)
+    cluster.wait_ready()
+    repaired = zg(cluster.data_dir.root, "storage", "repair", "0x" + root.hex(), *nodes)
+    assert repaired.returncode == 0 and "the file now survives 2 more" in repaired.stdout, repaired.stdout + repaired.stderr
+    with client(cluster, chain, deployment) as ec:
+        after = ec.health(root)
+        assert after.survives == 2 and not after.missing
+    for i in (1, 4):  # two different nodes
+        cluster.kill_and_wipe(i)
+    out = tmp_path / "out2.bin"
+    got = zg(cluster.data_dir.root, "storage", "download", "0x" + root.hex(), str(out), *nodes)
+    assert got.returncode == 0 and "erasure-coded" in got.stdout, got.stdout + got.stderr
+    assert out.read_bytes() == data
+
+
+def test_ec_upload_refuses_bad_ec_input_before_paying(
+    tmp_path: Path, devnet_dir: DataDir, chain: Chain, deployment: Deployment,
+) -> None:
+    running = [start_node(tmp_path / f"n{i}", chain, deployment, shard=ShardConfig.parse(s)) for i, s in enumerate(SHARDS)]
+    try:
+        path = tmp_path / "small.bin"
+        path.write_bytes(os.urandom(SEGMENT))
+        nodes = [arg for node in running for arg in ("--node", node.url)]
+        flow = FlowContract(chain, deployment.address("Flow"))
+        before = flow.num_submissions()
+        for ec, message in (("4", "must look like K+M"), ("8+2", "needs 10 nodes in distinct shards")):
+            bad = zg(devnet_dir.root, "storage", "upload", str(path), "--ec", ec, *nodes)
+            assert bad.returncode == 1 and message in bad.stdout + bad.stderr, (ec, bad.stdout, bad.stderr)
+            assert "Traceback" not in bad.stderr
+        assert flow.num_submissions() == before, "nothing was submitted or paid"
+        with ErasureClient([n.url for n in running], chain, None, deployment.address("ErasureRegistry")) as ec, \
+                pytest.raises(StorageError, match="not uploaded with erasure coding"):
+            ec.health(os.urandom(32))
+    finally:
+        for node in running:
+            node.stop()

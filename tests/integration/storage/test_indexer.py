@@ -1,0 +1,135 @@
+"""The storage indexer and REST gateway: discovery, skipping bad nodes, locations, verified
+downloads, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from tests.integration.storage.conftest import RunningNode, start_node
+from tests.integration.storage.indexer_fixtures import RunningIndexer, start_indexer
+from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment
+from zgos.chain.registry import NodeKind, NodeRegistry
+from zgos.netutil import free_port
+from zgos.storage.client import StorageClient
+from zgos.storage.indexer.client import IndexerClient, IndexerError
+
+
+def rpc(url: str, method: str, *params: object) -> dict:
+    return httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).json()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, chain: Chain, deployment: Deployment) -> Iterator[list[RunningNode]]:
+    running = [start_node(tmp_path / f"node{i}", chain, deployment) for i in range(2)]
+    yield running
+    for node in running:
+        node.stop()
+
+
+@pytest.fixture
+def indexer(tmp_path: Path, chain: Chain, deployment: Deployment, nodes: list[RunningNode]) -> Iterator[RunningIndexer]:
+    running = start_indexer(tmp_path / "indexer", chain, deployment, peers=tuple(n.url for n in nodes), registry=False)
+    yield running
+    running.stop()
+
+
+def test_indexer_skips_bad_registry_entries_with_a_logged_reason(
+    tmp_path: Path, chain: Chain, deployment: Deployment, nodes: list[RunningNode], caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = NodeRegistry(chain, deployment.address("NodeRegistry"))
+    good, bad_url, unreachable, liar = (_funded(chain) for _ in range(4))
+    registry.announce(good, NodeKind.STORAGE, nodes[0].url)
+    registry.announce(bad_url, NodeKind.STORAGE, "ftp://127.0.0.1/not-http")
+    dead = f"http://127.0.0.1:{free_port()}"
+    registry.announce(unreachable, NodeKind.STORAGE, dead)
+    registry.announce(liar, NodeKind.STORAGE, nodes[1].url, shard_id=1, num_shard=2)  # it serves 0/1
+    caplog.set_level(logging.WARNING)
+    running = start_indexer(tmp_path / "indexer", chain, deployment)
+    try:
+        status = httpx.get(running.url + "/node/status").json()
+        usable = {n["url"] for n in status["nodes"]}
+        skipped = {s["url"]: s["reason"] for s in status["skipped"]}
+        assert nodes[0].url in usable
+        assert "not http or https" in skipped["ftp://127.0.0.1/not-http"]
+        assert "unreachable" in skipped[dead]
+        assert "announced shard 1/2 on chain but serves shard 0/1" in skipped[nodes[1].url]
+        assert nodes[1].url not in usable
+        logged = caplog.text
+        assert dead in logged and "but serves shard 0/1" in logged and "not http or https" in logged
+    finally:
+        running.stop()
+        for operator in (good, bad_url, unreachable, liar):
+            registry.remove(operator, NodeKind.STORAGE)
+
+
+def _funded(chain: Chain) -> LocalAccount:
+    from eth_account import Account
+
+    from zgos.chain.accounts import devnet_role
+
+    account: LocalAccount = Account.create()
+    chain.transact(devnet_role("deployer"), to=account.address, value=10**18)
+    return account
+
+
+def test_indexer_locates_files_and_the_gateway_streams_verified_downloads(
+    tmp_path: Path, chain: Chain, deployment: Deployment, new_account: LocalAccount,
+    nodes: list[RunningNode], indexer: RunningIndexer,
+) -> None:
+    sharded = rpc(indexer.url, "indexer_getShardedNodes")["result"]
+    assert {n["url"] for n in sharded["trusted"]} == {n.url for n in nodes}
+    assert all(n["config"] == {"shardId": 0, "numShard": 1} for n in sharded["trusted"])
+    with IndexerClient(indexer.url) as index:
+        targets = index.upload_nodes(replicas=2)
+    assert sorted(targets) == sorted(n.url for n in nodes)
+    path = tmp_path / "data.bin"
+    path.write_bytes(os.urandom(2 * 256 * 1024 + 777))
+    with StorageClient(targets[:1], chain, deployment.address("Flow"), new_account) as client:
+        result = client.upload(path)
+    root = "0x" + result.root.hex()
+    locations = rpc(indexer.url, "indexer_getFileLocations", root)["result"]
+    assert [n["url"] for n in locations] == [targets[0]]
+    info = httpx.get(f"{indexer.url}/file/info/{root}").json()
+    assert info["finalized"] and info["tx"]["size"] == path.stat().st_size and info["tx"]["seq"] == result.tx_seq
+    response = httpx.get(f"{indexer.url}/file", params={"root": root, "name": "data.bin"})
+    assert response.status_code == 200
+    assert response.content == path.read_bytes()
+    assert response.headers["X-Zg-Root"] == root
+    assert "data.bin" in response.headers["Content-Disposition"]
+
+
+def test_gateway_and_rpc_reject_bad_input_with_a_message(indexer: RunningIndexer) -> None:
+    unknown = "0x" + "ab" * 32
+    cases = [
+        ("/file", 400, "exactly one root"),
+        ("/file?root=0x1234", 400, "64 hex digits"),
+        ("/file?root=zz", 400, "64 hex digits"),
+        (f"/file?root={unknown}", 404, "no storage node"),
+        ("/file/info/not-a-root", 400, "64 hex digits"),
+        (f"/file/info/{unknown}", 404, "no storage node"),
+        ("/nowhere", 404, "no such endpoint"),
+    ]
+    for path, status, message in cases:
+        response = httpx.get(indexer.url + path)
+        assert response.status_code == status, path
+        assert message in response.json()["error"], path
+    assert httpx.delete(indexer.url + "/file").status_code == 405
+    assert httpx.post(indexer.url, content=b"{not json").json()["error"]["code"] == -32700
+    assert rpc(indexer.url, "indexer_nope")["error"]["code"] == -32601
+    bad_root = rpc(indexer.url, "indexer_getFileLocations", "0x12")
+    assert bad_root["error"]["code"] == -32602 and "64 hex digits" in bad_root["error"]["message"]
+    assert rpc(indexer.url, "indexer_getFileLocations")["error"]["code"] == -32602
+    assert rpc(indexer.url, "indexer_getFileLocations", unknown)["result"] == []
+    too_many = rpc(indexer.url, "indexer_selectNodes", 5)
+    assert too_many["error"]["code"] == -32000 and "do not cover every shard 5 time(s)" in too_many["error"]["message"]
+    assert rpc(indexer.url, "indexer_selectNodes", "two")["error"]["code"] == -32602
+    with IndexerClient(indexer.url) as index, pytest.raises(IndexerError, match="cover every shard"):
+        index.upload_nodes(replicas=3)

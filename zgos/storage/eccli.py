@@ -1,0 +1,127 @@
+"""``zg storage`` erasure-coding commands: ``upload --ec K+M`` (via ``upload_ec``), the
+rebuilding download (via ``download_ec``), ``health ROOT`` and ``repair ROOT``. A thin layer
+over ``zgos.storage.ecclient``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from zgos.clictx import CliContext, get_ctx
+from zgos.core.errors import ConfigError
+from zgos.storage.ecclient import ErasureClient, HealthReport, describe
+from zgos.storage.erasure import ErasureParams, InvalidErasureParams
+
+
+def parse_ec(text: str) -> ErasureParams:
+    try:
+        return ErasureParams.parse(text)
+    except InvalidErasureParams as exc:
+        raise ConfigError(f"--ec: {exc.message}") from None
+
+
+def ec_nodes(cli: CliContext, flags: list[str] | None, indexer: str | None) -> list[str]:
+    """Every storage node to consider: ``--node`` flags, else all the indexer's usable nodes,
+    else the NodeRegistry's (erasure coding needs the nodes of every shard)."""
+    if flags:
+        return flags
+    if indexer:
+        from zgos.storage.indexer.client import IndexerClient
+
+        with IndexerClient(indexer) as index:
+            return [n["url"] for n in index.sharded_nodes()]
+    from zgos.storage.cli import _nodes
+
+    return _nodes(cli, None)
+
+
+def ec_client(cli: CliContext, nodes: list[str], workers: int = 4, account: str | None = None,
+              signs: bool = False) -> ErasureClient:
+    """An ``ErasureClient`` on the deployment; with the paying account only when it ``signs``."""
+    deployment = cli.deployment()
+    signer = cli.account(account, role="user") if signs else None
+    return ErasureClient(nodes, cli.chain(), deployment.address("Flow"), deployment.address("ErasureRegistry"),
+                         signer, workers=workers)
+
+
+def upload_ec(cli: CliContext, path: Path, params: ErasureParams, nodes: list[str], account: str | None,
+              workers: int, fee: int | None) -> None:
+    from zgos.storage.cli import console
+
+    with ec_client(cli, nodes, workers, account, signs=True) as client:
+        result = client.upload(path, params, fee=fee)
+    console.print(f"root        0x{result.root.hex()}")
+    console.print(f"txSeq       {result.tx_seq}")
+    console.print(f"parityRoot  0x{result.parity_root.hex()} (txSeq {result.parity_seq})")
+    console.print(f"ec          {result.params}: {result.stripes} stripes, {result.data_segments} data + "
+                  f"{result.parity_segments} parity segments")
+    console.print(f"sent        {result.segments_sent} segments")
+
+
+def download_ec(cli: CliContext, root: bytes, out: Path, nodes: list[str], workers: int) -> int | None:
+    """Download ROOT if it has an erasure record (rebuilding lost segments); None otherwise."""
+    with ec_client(cli, nodes, workers) as client:
+        if client.registry is None or not client.registry.records(root):
+            return None
+        return client.download(root, out)
+
+
+def _print_health(report: HealthReport, as_json: bool) -> None:
+    from zgos.storage.cli import console
+
+    data = describe(report)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    console.print(f"root {data['root']}  ec {data['ec']}  parity {data['parityRoot']}")
+    console.print(f"groups (shards) {', '.join(data['groups'])}; dead nodes: {', '.join(report.dead_nodes) or 'none'}")
+    for stripe in data["stripes"]:
+        where = "  ".join(
+            f"{p['kind']}{'' if p['index'] is None else p['index']}@{','.join(n.rsplit(':', 1)[-1] for n in p['nodes']) or ('-' if p['kind'] != 'zero' else 'any')}"
+            for p in stripe["pieces"])
+        state = "ok" if stripe["present"] == stripe["of"] else ("degraded" if stripe["readable"] else "LOST")
+        console.print(f"stripe {stripe['stripe']:>4}: {stripe['present']}/{stripe['of']} {state:<8} {where}")
+    survives = data["survivesMoreLosses"]
+    console.print(f"survives {survives} more node loss(es)" if survives >= 0 else "file is NOT readable")
+    if data["toRestore"]:
+        console.print(f"repairable: {sum(data['toRestore'].values())} piece(s) on {len(data['toRestore'])} live node(s) "
+                      "(`zg storage repair ROOT`)")
+    if data["noLiveNode"]:
+        console.print(f"no live node for {len(data['noLiveNode'])} piece(s): start nodes with those shards")
+
+
+def health_command(
+    ctx: typer.Context,
+    root: str = typer.Argument(..., help="Data root (0x...) of a file uploaded with --ec."),
+    node: list[str] | None = typer.Option(None, "--node", help="Storage node URL (repeat for several)."),
+    indexer: str | None = typer.Option(None, "--indexer", help="Indexer URL listing the nodes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Show, per stripe, how many pieces of an erasure-coded file exist and on which nodes."""
+    from zgos.storage.cli import _root
+
+    cli = get_ctx(ctx)
+    with ec_client(cli, ec_nodes(cli, node, indexer)) as client:
+        _print_health(client.health(_root(root)), as_json)
+
+
+def repair_command(
+    ctx: typer.Context,
+    root: str = typer.Argument(..., help="Data root (0x...) of a file uploaded with --ec."),
+    node: list[str] | None = typer.Option(None, "--node", help="Storage node URL (repeat for several)."),
+    indexer: str | None = typer.Option(None, "--indexer", help="Indexer URL listing the nodes."),
+    workers: int = typer.Option(4, "--workers", min=1, max=64),
+) -> None:
+    """Rebuild the missing pieces of an erasure-coded file onto the live nodes of their shards."""
+    from zgos.storage.cli import _root, console
+
+    cli = get_ctx(ctx)
+    data_root = _root(root)
+    with ec_client(cli, ec_nodes(cli, node, indexer), workers) as client:
+        _, restored = client.repair(data_root)
+        after = client.health(data_root)
+    console.print(f"restored {restored} piece(s); the file now survives {after.survives} more node loss(es)")
+    if after.orphaned:
+        console.print(f"{len(after.orphaned)} piece(s) have no live node of their shard: start nodes with those shards")

@@ -1,0 +1,505 @@
+"""``ErasureClient``: upload files with ``k+m`` erasure coding, download them with missing
+segments rebuilt, report their health and repair lost pieces.
+
+The layout rule is ``zgos.storage.erasure`` (pure); this module does the I/O around it:
+* upload: submit the file (its normal 0G root), lay out stripes from its flow position, encode
+  parity with zfec (systematic Reed-Solomon) into a parity file of at least ``n`` segments,
+  submit it (the Flow aligns it to ``n`` segments), record data root -> parity root -> (k, m,
+  groups) in ``ErasureRegistry``, then send every node the data and parity segments of its shard.
+* download: fetch every data segment from a node of its shard, proof-checked against the data
+  root; rebuild a missing one from any ``k`` pieces of its stripe (parity pieces proof-checked
+  against the parity root); before anything is written in place, check the whole file against
+  the data root (the rebuilt segments included); atomic like ``StorageClient.download``.
+* health: per stripe, which pieces exist on which live nodes.
+* repair: rebuild the file, recompute its parity (must match the recorded parity root), and
+  upload every piece a live node of its shard lacks, so the file again survives ``m`` losses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import zfec
+from eth_account.signers.local import LocalAccount
+
+from zgos.chain.client import Chain, Receipt
+from zgos.storage.client import (
+    CorruptData,
+    FileLocation,
+    NodeConnection,
+    StorageClient,
+    StorageError,
+    _has_finalized,
+    _knows_tx,
+)
+from zgos.storage.erasure import (
+    PIECE_BYTES,
+    ErasureParams,
+    InvalidLayout,
+    StripeLayout,
+    compute_stripe_layout,
+    decode_groups,
+    encode_groups,
+    is_valid_parity_start,
+    select_partition,
+)
+from zgos.storage.fasthash import segment_root
+from zgos.storage.filetree import FileTree
+from zgos.storage.flow import (
+    compute_padded_segment_sectors,
+    compute_proof_segment_count,
+    compute_segment_count,
+)
+from zgos.storage.hasher import build_file_tree
+from zgos.storage.merkle import BYTES_PER_SEGMENT, PromoteTree
+from zgos.storage.segment import (
+    InvalidSegment,
+    SegmentWithProof,
+    compute_padding_segment_root,
+    compute_segment_byte_length,
+    validate_segment,
+)
+from zgos.storage.shard import ShardConfig, compute_first_flow_segment
+
+log = logging.getLogger(__name__)
+
+MAX_THREADS = 64
+
+
+
+@dataclass(frozen=True)
+class ErasureRecord:
+    data_root: bytes
+    parity_root: bytes
+    params: ErasureParams
+    groups: tuple[ShardConfig, ...]
+    uploader: str
+
+
+class ErasureRegistry:
+    """Typed access to the ``ErasureRegistry`` contract."""
+
+    def __init__(self, chain: Chain, address: str) -> None:
+        self.chain = chain
+        self.contract = chain.contract("ErasureRegistry", address)
+
+    def records(self, data_root: bytes) -> list[ErasureRecord]:
+        """Usable records of ``data_root``, oldest first (malformed ones skipped, logged)."""
+        found = []
+        for parity_root, k, m, uploader, _at, groups in self.chain.call(self.contract.functions.recordsOf(data_root)):
+            try:
+                found.append(ErasureRecord(data_root, bytes(parity_root), ErasureParams(int(k), int(m)),
+                                           decode_groups(bytes(groups)), str(uploader)))
+            except (InvalidLayout, ValueError) as exc:
+                log.warning("skipping erasure record of 0x%s by %s: %s", data_root.hex(), uploader, exc)
+        return found
+
+    def recorded_by(self, data_root: bytes, uploader: str) -> bool:
+        return bool(self.chain.call(self.contract.functions.recordedBy(data_root, uploader)))
+
+    def record(self, account: LocalAccount, record: ErasureRecord) -> Receipt:
+        fn = self.contract.functions.record(record.data_root, record.parity_root, record.params.k,
+                                            record.params.m, encode_groups(record.groups))
+        return self.chain.transact(account, fn)
+
+
+@dataclass(frozen=True)
+class EcUploadResult:
+    root: bytes
+    parity_root: bytes
+    tx_seq: int
+    parity_seq: int
+    params: ErasureParams
+    stripes: int
+    data_segments: int
+    parity_segments: int
+    segments_sent: int
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One piece of a stripe: a data segment, a parity file segment, or a virtual zero."""
+
+    kind: str  # "data" | "parity" | "zero"
+    index: int | None
+    flow_segment: int | None
+    nodes: tuple[str, ...]  # live nodes holding it
+
+
+@dataclass(frozen=True)
+class StripeHealth:
+    stripe: int
+    pieces: tuple[Piece, ...]
+
+    @property
+    def present(self) -> int:
+        return sum(1 for p in self.pieces if p.kind == "zero" or p.nodes)
+
+
+@dataclass
+class HealthReport:
+    root: bytes
+    record: ErasureRecord
+    stripes: list[StripeHealth]
+    dead_nodes: list[str]
+    missing: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # node -> [(kind, index)] to restore
+    orphaned: list[tuple[str, int, ShardConfig]] = field(default_factory=list)  # pieces no live node's shard holds
+
+    @property
+    def survives(self) -> int:
+        """How many more group losses every stripe survives (negative: unreadable)."""
+        k, total = self.record.params.k, self.record.params.pieces
+        return min((s.present for s in self.stripes), default=total) - k
+
+
+@dataclass(frozen=True)
+class _File:
+    root: bytes
+    seq: int
+    size: int
+    start_entry: int
+
+    @property
+    def first_segment(self) -> int:
+        return compute_first_flow_segment(self.start_entry)
+
+    @classmethod
+    def of(cls, location: FileLocation) -> _File:
+        return cls(location.root, location.seq, location.size, location.start_entry)
+
+
+class ErasureClient:
+    """Erasure-coded upload, rebuilding download, health and repair; a context manager."""
+
+    def __init__(self, nodes: Sequence[str], chain: Chain | None, flow_address: str | None,
+                 registry_address: str | None, account: LocalAccount | None = None, workers: int = 4,
+                 timeout_s: float = 60.0) -> None:
+        self.storage = StorageClient(nodes, chain, flow_address, account, workers=workers, timeout_s=timeout_s)
+        self.registry = ErasureRegistry(chain, registry_address) if chain is not None and registry_address else None
+        self.account = account
+        self.workers = workers
+
+    def __enter__(self) -> ErasureClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.storage.close()
+
+    # --- nodes ---------------------------------------------------------------------------
+
+    def live_shards(self) -> tuple[list[tuple[NodeConnection, ShardConfig]], list[str]]:
+        """(node, shard) of every node that answers ``zgs_getShardConfig``; URLs of the others."""
+        def probe(node: NodeConnection) -> ShardConfig | None:
+            try:
+                return node.shard()
+            except StorageError as exc:
+                log.warning("storage node %s is not usable: %s", node.url, exc)
+                return None
+
+        with ThreadPoolExecutor(max(1, min(16, len(self.storage.nodes)))) as pool:
+            shards = list(pool.map(probe, self.storage.nodes))
+        live = [(n, s) for n, s in zip(self.storage.nodes, shards, strict=True) if s is not None]
+        dead = [n.url for n, s in zip(self.storage.nodes, shards, strict=True) if s is None]
+        return live, dead
+
+    def _record(self, root: bytes) -> ErasureRecord | None:
+        if self.registry is None:
+            raise StorageError("erasure coding needs the chain (ErasureRegistry)", "run against a deployment")
+        records = self.registry.records(root)
+        return records[0] if records else None
+
+    def _locate(self, root: bytes, what: str) -> _File:
+        found = self.storage.locate(root, finalized=False)
+        if not found:
+            raise StorageError(f"no live node knows the {what} 0x{root.hex()}", "check the root, or wait for log sync")
+        return _File.of(found[0])
+
+    # --- upload --------------------------------------------------------------------------
+
+    def upload(self, path: Path, params: ErasureParams, *, fee: int | None = None,
+               tree: FileTree | None = None) -> EcUploadResult:
+        """Upload ``path`` with ``params`` erasure coding; resumable (call again after a failure)."""
+        flow = self.storage.flow
+        if flow is None or self.account is None or self.registry is None:
+            raise StorageError("an erasure-coded upload needs a chain account")
+        if not path.is_file() or path.stat().st_size == 0:
+            raise StorageError(f"{path} is not a non-empty file")
+        live, _ = self.live_shards()
+        configs = [s for _, s in live]
+        chosen = select_partition(configs)
+        if chosen is None:
+            raise InvalidLayout(f"the {len(live)} live nodes' shards {sorted({str(c) for c in configs})} do not "
+                                "cover every flow segment exactly", "run nodes whose shards cover 0..n-1 (e.g. --shard i/8)")
+        groups = tuple(configs[i] for i in chosen)
+        if len(groups) < params.pieces:  # check before paying for anything
+            compute_stripe_layout(params, 0, 1, groups)
+        tree = tree or build_file_tree(path)
+        data = self._submitted(tree, fee)
+        layout = compute_stripe_layout(params, data.first_segment, tree.num_segments, groups)
+        with tempfile.TemporaryDirectory(prefix="zgos-parity-") as scratch:
+            parity_path = Path(scratch) / "parity"
+            write_parity_file(path, layout, parity_path)
+            parity_tree = build_file_tree(parity_path)
+            parity = self._submitted(parity_tree, fee)
+            if not is_valid_parity_start(parity.first_segment, groups):
+                raise StorageError(f"the parity file landed at flow segment {parity.first_segment}, not a multiple "
+                                   f"of {layout.modulus}; its pieces would share nodes", "upload again")
+            record = ErasureRecord(tree.root, parity_tree.root, params, groups, self.account.address)
+            if not self.registry.recorded_by(tree.root, self.account.address):
+                self.registry.record(self.account, record)
+            sent = self._send(live, data, path, tree) + self._send(live, parity, parity_path, parity_tree)
+        for node, _ in live:
+            for file in (data, parity):
+                self.storage._wait(partial(_has_finalized, node, file.seq), f"{node.url} to finalize tx {file.seq}")
+        return EcUploadResult(tree.root, parity_tree.root, data.seq, parity.seq, params, len(layout.stripes),
+                              tree.num_segments, layout.parity_segments, sent)
+
+    def _submitted(self, tree: FileTree, fee: int | None) -> _File:
+        """The file on chain (submitted now unless a node already knows it), once a node has synced it."""
+        known = [loc for loc in self.storage.locate(tree.root, finalized=False) if loc.size == tree.size]
+        if known:
+            return _File.of(known[0])
+        assert self.storage.flow is not None and self.account is not None
+        entry = self.storage.flow.submit(self.account, [tree.submission()], fee).entries[0]
+        return _File(tree.root, entry.seq, tree.size, entry.start_entry)
+
+    def _send(self, live: list[tuple[NodeConnection, ShardConfig]], file: _File, path: Path, tree: FileTree) -> int:
+        """Send each live node the segments of ``file`` in its shard that it lacks."""
+        sent = 0
+        for node, _ in live:
+            self.storage._wait(partial(_knows_tx, node, file.seq), f"{node.url} to sync tx {file.seq}")
+            sent += self.storage._upload_to(node, path, tree, file.seq, file.start_entry, None)
+        return sent
+
+    # --- download ------------------------------------------------------------------------
+
+    def download(self, root: bytes, out: Path) -> int:
+        """Download ``root`` to ``out``, rebuilding missing segments; return the bytes written.
+        A file without an erasure record is downloaded as a plain file."""
+        record = self._record(root)
+        if record is None:
+            return self.storage.download(root, out).size
+        live, _ = self.live_shards()
+        data = self._locate(root, "file")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+        try:
+            os.ftruncate(handle, data.size)
+            self._rebuild_into(handle, live, record, data)
+            os.fsync(handle)
+            os.close(handle)
+            handle = -1
+            os.replace(tmp_name, out)
+        finally:
+            if handle >= 0:
+                os.close(handle)
+            Path(tmp_name).unlink(missing_ok=True)
+        return data.size
+
+    def _fetch(self, live: list[tuple[NodeConnection, ShardConfig]], file: _File, index: int) -> bytes | None:
+        """Segment ``index`` of ``file`` from any live node of its shard, proof-checked; None if none has it."""
+        for node, shard in live:
+            if not shard.holds(file.first_segment + index):
+                continue
+            try:
+                data, proof = node.get_segment(file.seq, index)
+                validate_segment(SegmentWithProof(file.root, data, index, proof, file.size), file.root, file.size, segment_root)
+                return data
+            except InvalidSegment as exc:
+                log.warning("%s served a corrupt segment %d of 0x%s: %s", node.url, index, file.root.hex(), exc.message)
+            except StorageError:
+                continue
+        return None
+
+    def _rebuild_into(self, handle: int, live: list[tuple[NodeConnection, ShardConfig]], record: ErasureRecord,
+                      data: _File) -> None:
+        size = data.size
+        count = compute_segment_count(size)
+        layout = compute_stripe_layout(record.params, data.first_segment, count, record.groups)
+        roots: list[bytes | None] = [None] * count
+        lock = threading.Lock()
+
+        def fetch(index: int) -> None:
+            segment = self._fetch(live, data, index)
+            if segment is not None:
+                os.pwrite(handle, segment[: size - index * BYTES_PER_SEGMENT], index * BYTES_PER_SEGMENT)
+                with lock:
+                    roots[index] = segment_root(segment, compute_padded_segment_sectors(size, index))
+
+        threads = min(MAX_THREADS, self.workers * max(1, len(live)))  # `workers` per node, as StorageClient
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(fetch, range(count)))
+        missing = [i for i in range(count) if roots[i] is None]
+        if missing:
+            log.info("rebuilding %d missing segment(s) of 0x%s from parity", len(missing), data.root.hex())
+            parity = self._locate(record.parity_root, "parity file")
+            if parity.size != layout.parity_segments * PIECE_BYTES:
+                raise CorruptData(f"the parity file of 0x{data.root.hex()} has {parity.size} bytes, the layout needs "
+                                  f"{layout.parity_segments * PIECE_BYTES}")
+            stripe_of = layout.stripe_of_data()
+
+            def rebuild(t: int) -> None:  # stripes hold disjoint segments: no two threads share an index
+                for index, segment in self._decode_stripe(handle, live, layout, t, roots, parity, data).items():
+                    os.pwrite(handle, segment[: size - index * BYTES_PER_SEGMENT], index * BYTES_PER_SEGMENT)
+                    roots[index] = segment_root(segment, compute_padded_segment_sectors(size, index))
+
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(rebuild, sorted({stripe_of[i] for i in missing})))
+        full = [r for r in roots if r is not None]
+        full += [compute_padding_segment_root(size, i) for i in range(count, compute_proof_segment_count(size))]
+        if PromoteTree(full).root != data.root:
+            raise CorruptData(f"the rebuilt file does not match its root 0x{data.root.hex()}",
+                              "the parity recorded for it is wrong; another record or a full copy is needed")
+
+    def _decode_stripe(self, handle: int, live: list[tuple[NodeConnection, ShardConfig]], layout: StripeLayout,
+                       t: int, roots: list[bytes | None], parity: _File, data: _File) -> dict[int, bytes]:
+        """Missing data segments of stripe ``t`` (wire length), rebuilt from any ``k`` pieces."""
+        stripe = layout.stripes[t]
+        k, total = layout.params.k, layout.params.pieces
+        blocks: list[bytes] = []
+        numbers: list[int] = []
+        for row, index in enumerate(stripe.data):
+            if index is None:
+                blocks.append(bytes(PIECE_BYTES))
+            elif roots[index] is not None:
+                blocks.append(_pad_piece(os.pread(handle, BYTES_PER_SEGMENT, index * BYTES_PER_SEGMENT)))
+            else:
+                continue
+            numbers.append(row)
+        for row, j in enumerate(stripe.parity):
+            if len(blocks) >= k:
+                break
+            piece = self._fetch(live, parity, j)
+            if piece is not None:
+                blocks.append(piece)
+                numbers.append(k + row)
+        if len(blocks) < k:
+            raise StorageError(f"stripe {t} of 0x{data.root.hex()} has only {len(blocks)} of the {k} pieces "
+                               "needed to rebuild it", "too many nodes are down; see `zg storage health ROOT`")
+        decoded = zfec.Decoder(k, total).decode(blocks[:k], numbers[:k])
+        return {index: bytes(decoded[row][: compute_segment_byte_length(data.size, index)])
+                for row, index in enumerate(stripe.data) if index is not None and roots[index] is None}
+
+    # --- health and repair ---------------------------------------------------------------
+
+    def health(self, root: bytes) -> HealthReport:
+        record = self._record(root)
+        if record is None:
+            raise StorageError(f"0x{root.hex()} was not uploaded with erasure coding (no ErasureRegistry record)")
+        live, dead = self.live_shards()
+        data = self._locate(root, "file")
+        parity = self._locate(record.parity_root, "parity file")
+        layout = compute_stripe_layout(record.params, data.first_segment, compute_segment_count(data.size), record.groups)
+        held: dict[tuple[str, str], set[int]] = {}
+        for node, _ in live:
+            for kind, file in (("data", data), ("parity", parity)):
+                try:
+                    held[(node.url, kind)], _final = node.held_segments(file.seq)
+                except StorageError:
+                    held[(node.url, kind)] = set()
+        report = HealthReport(root, record, [], dead)
+        files = {"data": data, "parity": parity}
+
+        def piece(kind: str, index: int | None) -> Piece:
+            if index is None:
+                return Piece("zero", None, None, ())
+            flow_segment = files[kind].first_segment + index
+            holders = tuple(n.url for n, s in live if s.holds(flow_segment) and index in held[(n.url, kind)])
+            shard_nodes = [n.url for n, s in live if s.holds(flow_segment)]
+            for url in shard_nodes:
+                if index not in held[(url, kind)]:
+                    report.missing.setdefault(url, []).append((kind, index))
+            if not shard_nodes:
+                owner = next(g for g in record.groups if g.holds(flow_segment % layout.modulus))
+                report.orphaned.append((kind, index, owner))
+            return Piece(kind, index, flow_segment, holders)
+
+        for t, stripe in enumerate(layout.stripes):
+            pieces = [piece("data", i) for i in stripe.data] + [piece("parity", j) for j in stripe.parity]
+            report.stripes.append(StripeHealth(t, tuple(pieces)))
+        return report
+
+    def repair(self, root: bytes) -> tuple[HealthReport, int]:
+        """Restore every piece a live node of its shard lacks; return the health before and the
+        number of segments restored. Pieces whose shard has no live node stay missing."""
+        report = self.health(root)
+        if not report.missing:
+            return report, 0
+        live, _ = self.live_shards()
+        by_url = {n.url: (n, s) for n, s in live}
+        data = self._locate(root, "file")
+        parity = self._locate(report.record.parity_root, "parity file")
+        restored = 0
+        with tempfile.TemporaryDirectory(prefix="zgos-repair-") as scratch:
+            data_path, parity_path = Path(scratch) / "data", Path(scratch) / "parity"
+            self.download(root, data_path)
+            layout = compute_stripe_layout(report.record.params, data.first_segment,
+                                           compute_segment_count(data.size), report.record.groups)
+            write_parity_file(data_path, layout, parity_path)
+            trees = {"data": build_file_tree(data_path), "parity": build_file_tree(parity_path)}
+            if trees["parity"].root != report.record.parity_root:
+                raise CorruptData("the recomputed parity does not match the recorded parity root",
+                                  "the uploader recorded a wrong parity file; re-upload with --ec")
+            paths = {"data": data_path, "parity": parity_path}
+            files = {"data": data, "parity": parity}
+            for url, pieces in report.missing.items():
+                node, _ = by_url[url]
+                for kind in sorted({kind for kind, _ in pieces}):
+                    self.storage._wait(partial(_knows_tx, node, files[kind].seq), f"{url} to sync tx {files[kind].seq}")
+                    restored += self.storage._upload_to(node, paths[kind], trees[kind], files[kind].seq,
+                                                        files[kind].start_entry, None)
+        return report, restored
+
+
+def write_parity_file(data_path: Path, layout: StripeLayout, out: Path) -> None:
+    """Write the parity file of ``layout`` for the file at ``data_path`` (filler = zeros)."""
+    k, total = layout.params.k, layout.params.pieces
+    encoder = zfec.Encoder(k, total)
+    parity_rows = list(range(k, total))
+    data_fd = os.open(data_path, os.O_RDONLY)
+    out_fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.ftruncate(out_fd, layout.parity_segments * PIECE_BYTES)
+        for stripe in layout.stripes:
+            blocks = [bytes(PIECE_BYTES) if i is None else _pad_piece(os.pread(data_fd, BYTES_PER_SEGMENT, i * BYTES_PER_SEGMENT))
+                      for i in stripe.data]
+            for j, block in zip(stripe.parity, encoder.encode(blocks, parity_rows), strict=True):
+                os.pwrite(out_fd, block, j * PIECE_BYTES)
+        os.fsync(out_fd)
+    finally:
+        os.close(data_fd)
+        os.close(out_fd)
+
+
+def _pad_piece(data: bytes) -> bytes:
+    return data + bytes(PIECE_BYTES - len(data)) if len(data) < PIECE_BYTES else data
+
+
+def describe(report: HealthReport) -> dict[str, Any]:
+    """The health report as JSON-friendly data (for the CLI and the gateway)."""
+    k, total = report.record.params.k, report.record.params.pieces
+    return {
+        "root": "0x" + report.root.hex(),
+        "parityRoot": "0x" + report.record.parity_root.hex(),
+        "ec": str(report.record.params),
+        "groups": [str(g) for g in report.record.groups],
+        "survivesMoreLosses": report.survives,
+        "deadNodes": report.dead_nodes,
+        "stripes": [
+            {"stripe": s.stripe, "present": s.present, "of": total, "readable": s.present >= k,
+             "pieces": [{"kind": p.kind, "index": p.index, "flowSegment": p.flow_segment, "nodes": list(p.nodes)}
+                        for p in s.pieces]}
+            for s in report.stripes
+        ],
+        "toRestore": {url: len(pieces) for url, pieces in report.missing.items()},
+        "noLiveNode": [f"{kind} {index} (shard {shard})" for kind, index, shard in report.orphaned],
+    }

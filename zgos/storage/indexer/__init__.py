@@ -1,0 +1,1 @@
+"""The storage indexer: node discovery, file locations, upload node selection, REST gateway."""

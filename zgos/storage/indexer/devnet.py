@@ -1,0 +1,32 @@
+"""The indexer's place in the devnet service table (right after the storage nodes).
+
+Port 12345 on the default devnet; a devnet on another chain port (tests) uses chain port +150.
+It finds the devnet's nodes through the NodeRegistry they announce themselves in.
+"""
+
+from __future__ import annotations
+
+from zgos.devnet.services import CHAIN_PORT, DevnetOptions, Service
+from zgos.netutil import http_ok
+
+INDEXER_PORT = 12345
+INDEXER_PORT_OFFSET = 150  # from the chain port, on a non-default chain port
+
+
+def indexer_port(options: DevnetOptions) -> int:
+    if options.chain_port == CHAIN_PORT:
+        return options.port(INDEXER_PORT)
+    return options.chain_port + INDEXER_PORT_OFFSET
+
+
+def indexer_services(options: DevnetOptions) -> list[Service]:
+    port = indexer_port(options)
+    url = f"http://127.0.0.1:{port}"
+    return [
+        Service(
+            name="indexer",
+            url=url,
+            argv=lambda ctx: ctx.zg("storage", "indexer", "--port", str(port), "--refresh", "1"),
+            ready=lambda ctx: http_ok(f"{url}/node/status"),
+        )
+    ]

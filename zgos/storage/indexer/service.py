@@ -1,0 +1,131 @@
+"""The indexer's operations, behind both its JSON-RPC methods and its REST gateway.
+
+* ``sharded_nodes()``: 0G's ``{trusted, discovered}`` lists (registry/peers nodes that passed
+  the probe are ``trusted``; zgos has no separate discovery node, so ``discovered`` is empty).
+* ``file_locations(root)``: the usable nodes that report the file finalized (0G's
+  ``indexer_getFileLocations``); every node is asked in parallel.
+* ``select_nodes(replicas)``: nodes covering every shard ``replicas`` times (§5.3 step 7).
+* ``download(root, out)``: a verified download (the gateway streams the result) through
+  ``ErasureClient``: an erasure-coded file has its lost segments rebuilt and checked against
+  its data root; any other file is a plain verified download from its locations.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from zgos.chain.client import Chain
+from zgos.core.errors import ZgError
+from zgos.storage.client import StorageClient
+from zgos.storage.ecclient import ErasureClient
+from zgos.storage.indexer.directory import NodeDirectory, ShardedNode
+from zgos.storage.shard import select_nodes
+
+log = logging.getLogger(__name__)
+
+MAX_REPLICAS = 64
+PARALLEL_QUERIES = 16
+
+
+class NotFound(ZgError):
+    """No usable node knows the file."""
+
+
+class BadRequest(ZgError):
+    """The request itself is wrong (bad root, bad replica count)."""
+
+
+class NotEnoughNodes(ZgError):
+    """The usable nodes cannot satisfy the request."""
+
+
+class Indexer:
+    def __init__(self, directory: NodeDirectory, http: httpx.Client, workers: int = 4, chain: Chain | None = None,
+                 erasure_address: str | None = None) -> None:
+        self.directory = directory
+        self.http = http
+        self.workers = workers
+        self.chain = chain
+        self.erasure_address = erasure_address
+
+    def _erasure(self, urls: list[str]) -> ErasureClient:
+        return ErasureClient(urls, self.chain, None, self.erasure_address, workers=self.workers)
+
+    def nodes(self) -> list[ShardedNode]:
+        return self.directory.current().nodes
+
+    def sharded_nodes(self) -> dict[str, list[dict[str, Any]]]:
+        return {"trusted": [n.to_json() for n in self.nodes()], "discovered": []}
+
+    def _file_info_on(self, node: ShardedNode, root: bytes) -> dict[str, Any] | None:
+        try:
+            answer = self.http.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": "zgs_getFileInfo",
+                                                    "params": ["0x" + root.hex(), True]}).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.info("node %s did not answer zgs_getFileInfo (%s)", node.url, type(exc).__name__)
+            return None
+        result = answer.get("result") if isinstance(answer, dict) else None
+        return result if isinstance(result, dict) else None
+
+    def file_infos(self, root: bytes) -> list[tuple[ShardedNode, dict[str, Any]]]:
+        """(node, FileInfo) of every usable node that knows ``root``."""
+        nodes = self.nodes()
+        if not nodes:
+            return []
+        with ThreadPoolExecutor(min(PARALLEL_QUERIES, len(nodes))) as pool:
+            infos = list(pool.map(lambda n: self._file_info_on(n, root), nodes))
+        return [(node, info) for node, info in zip(nodes, infos, strict=True) if info is not None]
+
+    def file_locations(self, root: bytes) -> list[ShardedNode]:
+        return [node for node, info in self.file_infos(root) if info.get("finalized")]
+
+    def file_info(self, root: bytes) -> dict[str, Any]:
+        """What the network knows about ``root``: the tx, and which nodes hold it."""
+        infos = self.file_infos(root)
+        if not infos:
+            raise NotFound(f"no storage node knows a file with root 0x{root.hex()}")
+        finalized = [(n, i) for n, i in infos if i.get("finalized")]
+        info = (finalized or infos)[0][1]
+        answer = {
+            "root": "0x" + root.hex(),
+            "tx": info["tx"],
+            "finalized": bool(finalized),
+            "locations": [n.to_json() for n, _ in finalized],
+            "pending": [n.to_json() for n, i in infos if not i.get("finalized")],
+            "ec": None,
+        }
+        if self.chain is not None and self.erasure_address:
+            with self._erasure([node.url for node, _ in infos]) as ec:
+                record = ec.registry.records(root) if ec.registry is not None else []
+            if record:
+                answer["ec"] = {"k": record[0].params.k, "m": record[0].params.m,
+                                "parityRoot": "0x" + record[0].parity_root.hex(),
+                                "groups": [str(g) for g in record[0].groups]}
+        return answer
+
+    def select_nodes(self, replicas: int) -> list[ShardedNode]:
+        if not 1 <= replicas <= MAX_REPLICAS:
+            raise BadRequest(f"replicas must be in 1..{MAX_REPLICAS}, got {replicas}")
+        nodes = self.nodes()
+        chosen = select_nodes([n.config for n in nodes], replicas)
+        if chosen is None:
+            raise NotEnoughNodes(f"the {len(nodes)} usable nodes do not cover every shard {replicas} time(s)",
+                                 "start more storage nodes or ask for fewer replicas")
+        return [nodes[i] for i in chosen]
+
+    def download(self, root: bytes, out: Path) -> int:
+        """Download ``root`` to ``out`` (verified, erasure-coded segments rebuilt); return its size."""
+        if self.chain is not None and self.erasure_address and self.nodes():
+            with self._erasure([n.url for n in self.nodes()]) as ec:
+                if ec.registry is not None and ec.registry.records(root):
+                    return ec.download(root, out)
+        urls = [n.url for n in self.file_locations(root)]
+        if not urls:
+            raise NotFound(f"no storage node holds a finalized file with root 0x{root.hex()}")
+        with StorageClient(urls, workers=self.workers) as client:
+            return client.download(root, out).size
