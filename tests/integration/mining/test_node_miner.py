@@ -166,3 +166,47 @@ def test_miner_rpc_start_stop_and_status_are_served_to_localhost_only(setup: Set
         assert "networkIdentity" in call("zgs_getStatus", "10.1.2.3")["result"]
     finally:
         miner.close()
+
+
+def test_registration_retries_until_the_miner_can_pay(setup: Setup) -> None:
+    setup.miner_key = Account.create()  # no funds: registration fails, the miner keeps trying
+    miner = setup.new_miner(cpu=0.1)
+    miner.start()
+    try:
+        assert wait_until(lambda: miner.status()["lastError"] != "", 10), "the failure is reported"
+        status = miner.status()
+        assert not status["registered"] and status["running"]
+        assert "0G" in status["lastError"], status["lastError"]  # names what is missing
+        setup.chain.transact(devnet_role("deployer"), to=setup.miner_key.address, value=10**18)
+        assert wait_until(lambda: miner.status()["registered"], 30), miner.status()
+    finally:
+        miner.close()
+
+
+def test_rejected_answer_is_recorded_and_mining_continues(setup: Setup, tmp_path: Path) -> None:
+    upload(setup, tmp_path)
+    setup.next_epoch()
+    miner = setup.new_miner()
+    miner._register()
+    miner._mining.set()
+    miner._tick()  # records the epoch holding the upload
+    miner._tick()  # seals it and sets the puzzle
+    puzzle = miner._puzzle
+    assert puzzle is not None
+    hit = None
+    while hit is None:
+        hit = miner._iterate(puzzle, os.urandom(32))
+    deployer = devnet_role("deployer")
+    setup.chain.transact(deployer, miner.mine.functions.setDifficulty(2**250))  # the hit now misses
+    miner._hits.append(hit)
+    miner._submit_hits()
+    answer = miner.store.answer(puzzle.epoch)
+    assert answer is not None and answer["state"] == "rejected" and "MissedTarget" in answer["detail"]
+    setup.chain.transact(deployer, miner.mine.functions.setDifficulty(1))
+    setup.next_epoch()
+    miner.start()
+    try:
+        accepted(miner)
+    finally:
+        miner.close()
+    assert miner.status()["answersRejected"] == 1
