@@ -414,10 +414,14 @@ class Miner:
 
     def _make_puzzle(self, epoch: int, digest: bytes, flow_root: bytes, flow_length: int,
                      subtask_digest: bytes, pora_target: int) -> Puzzle | None:
+        # A sharded node (``node.shard``, when the node has shards) mines only its segments:
+        # recall loads are flow segments, kept in the shard by the range's mask.
+        shard = getattr(self.node, "shard", None)
+        shard_id, num_shards = (int(shard.shard_id), int(shard.num_shard)) if shard is not None else (0, 1)
         try:
-            recall_range = compute_recall_range(flow_length, 0, 1)
-            if recall_range.mine_length < SECTORS_PER_LOAD:
-                return None  # less than 256 KiB of flow: nothing to mine yet
+            recall_range = compute_recall_range(flow_length, shard_id, num_shards)
+            if recall_range.mine_length < SECTORS_PER_LOAD * num_shards:
+                return None  # not one 256 KiB load of the flow per shard: nothing to mine yet
             threshold = compute_threshold(pora_target, recall_range, flow_length)
         except InvalidRecallRange:
             return None
