@@ -43,6 +43,11 @@ class ContractPlan:
 STORAGE_PRICE_PER_SECTOR = 232_830_643  # wei
 STORAGE_REWARD_RELEASE_S = 3 * 31 * 86_400
 STORAGE_BLOCKS_PER_EPOCH = 200
+# PoRA mining (storage.md §2.4): an easy start (a devnet node at a few % of a core answers within
+# seconds), adjusted toward 0G testnet's 10 answers per epoch.
+MINE_INITIAL_DIFFICULTY = 4096
+MINE_TARGET_SUBMISSIONS = 10
+MINE_MIN_DIFFICULTY = 1
 
 
 def _wire(contract: str, method: str, target: str) -> Callable[[Chain, LocalAccount, Addresses], None]:
@@ -82,6 +87,12 @@ PLAN: list[ContractPlan] = [
     ),
     ContractPlan("ErasureRegistry"),  # data root -> erasure-coding parity (zgos/storage/erasure.py)
     ContractPlan("PoraVerifier"),
+    ContractPlan(
+        "PoraMine",
+        depends=("Flow", "Reward"),
+        args=lambda a: [a["Flow"], a["Reward"], MINE_INITIAL_DIFFICULTY, MINE_TARGET_SUBMISSIONS, MINE_MIN_DIFFICULTY],
+        setup=_wire("Reward", "setMine", "PoraMine"),
+    ),
     ContractPlan("LedgerManager", args=lambda _: [REFUND_LOCK_TIME_S]),
     ContractPlan(
         "InferenceServing",

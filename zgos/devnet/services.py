@@ -93,6 +93,19 @@ def storage_port(options: DevnetOptions, i: int) -> int:
     return int(options.extra.get("storage_port", base)) + i
 
 
+# Storage node 0 mines (PoRA) with its operator key at a small CPU budget, so the fees of
+# uploads visibly reach its beneficiary; `extra={"mine": False}` turns it off.
+DEVNET_MINE_CPU = "0.05"
+
+
+def _miner_args(ctx: DevnetContext, i: int) -> list[str]:
+    from zgos.chain.accounts import DEVNET_ROLES
+
+    if i != 0 or not ctx.options.extra.get("mine", True):
+        return []
+    return ["--miner-key", f"devnet:{DEVNET_ROLES['storage']}", "--mine-threads", "1", "--mine-cpu", DEVNET_MINE_CPU]
+
+
 def storage_services(options: DevnetOptions) -> list[Service]:
     """``storage-i`` nodes on ports 5678+i, each announcing itself with ``devnet_role("storage", i)``
     and holding shard ``(i % shards)/shards``; they find each other in the NodeRegistry."""
@@ -110,6 +123,7 @@ def storage_services(options: DevnetOptions) -> list[Service]:
                 "--confirmations", "1", "--poll", "0.2",
                 "--account", f"devnet:{DEVNET_ROLES['storage'] + i}",
                 "--shard", f"{i % options.shards}/{options.shards}",
+                *(_miner_args(ctx, i)),
             ),
             ready=lambda ctx: http_ok(url + "/health"),
             ready_timeout_s=60.0,

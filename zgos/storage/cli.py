@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -95,8 +96,16 @@ def node_command(
     sync_workers: int = typer.Option(4, "--sync-workers", min=1, max=64, help="Segments fetched from peers at once."),
     stuck_timeout: float = typer.Option(120.0, "--stuck-timeout", min=1.0, help="Seconds before a file's sync is reported stuck."),
     prune_grace: float = typer.Option(600.0, "--prune-grace", min=0.0, help="Seconds to keep old-shard data after a shard change."),
+    miner_key: str | None = typer.Option(
+        None, "--miner-key", envvar="ZGOS_MINER_KEY", show_envvar=True,
+        help="Mine with this account (keystore NAME, devnet:N, or a private key in the env var).",
+    ),
+    mine_threads: int = typer.Option(1, "--mine-threads", min=1, max=64, help="PoRA worker threads."),
+    mine_cpu: float = typer.Option(0.25, "--mine-cpu", min=0.01, max=1.0, help="Busy fraction of each mining thread."),
+    beneficiary: str | None = typer.Option(None, "--beneficiary", help="Address paid the rewards [default: the miner]."),
 ) -> None:
-    """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract."""
+    """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract,
+    and with --miner-key a PoRA miner earning the storage fees."""
     from zgos.storage.node.node import NodeConfig, StorageNode
     from zgos.storage.node.peersync import SyncConfig
     from zgos.storage.node.server import NodeServer
@@ -130,7 +139,13 @@ def node_command(
         server = NodeServer((host, port), node)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port") from None
+    miner = _miner(cli, node, miner_key, mine_threads, mine_cpu, beneficiary) if miner_key else None
     node.start()
+    if miner is not None:
+        from zgos.storage.node.miner import install_miner_rpc
+
+        install_miner_rpc(server.rpc.methods, miner)
+        miner.start()
     if announce:
         try:
             operator = cli.account(account, role="storage")
@@ -145,8 +160,30 @@ def node_command(
     except KeyboardInterrupt:
         pass
     finally:
+        if miner is not None:
+            miner.close()
         node.stop()
         server.server_close()
+
+
+def _miner(cli: CliContext, node: Any, key: str, threads: int, cpu: float, beneficiary: str | None) -> Any:
+    """The node's miner; the key is resolved like every account and never printed."""
+    from eth_utils import is_address, to_checksum_address
+
+    from zgos.chain.accounts import account_from_private_key
+    from zgos.storage.node.miner import Miner, MinerConfig
+
+    if beneficiary is not None and not is_address(beneficiary):
+        raise ConfigError(f"--beneficiary is not an address: {beneficiary!r}")
+    key_text = key.strip()
+    if key_text.removeprefix("0x").isalnum() and len(key_text.removeprefix("0x")) == 64:
+        account = account_from_private_key(key_text)
+    else:
+        account = cli.account(key_text, role=None)
+    mine_address = cli.deployment().address("PoraMine")
+    config = MinerConfig(mine_address=mine_address, threads=threads, cpu_fraction=cpu,
+                         beneficiary=to_checksum_address(beneficiary) if beneficiary else None)
+    return Miner(node, cli.chain(), account, config)
 
 
 def _announce(cli: CliContext, operator: object, url: str, shard: ShardConfig) -> None:
@@ -265,3 +302,7 @@ from zgos.storage.indexer.cli import indexer_command  # noqa: E402 - registered 
 storage_app.command("indexer")(indexer_command)
 storage_app.command("health")(health_command)
 storage_app.command("repair")(repair_command)
+
+from zgos.storage.minecli import register as _register_mining  # noqa: E402
+
+_register_mining(storage_app)

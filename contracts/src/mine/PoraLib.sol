@@ -64,46 +64,55 @@ library PoraLib {
 
     // --- BLAKE2b-512 over the EIP-152 compression precompile -----------------------------------
 
-    uint64 private constant IV0 = 0x6a09e667f3bcc908;
-    uint64 private constant IV1 = 0xbb67ae8584caa73b;
-    uint64 private constant IV2 = 0x3c6ef372fe94f82b;
-    uint64 private constant IV3 = 0xa54ff53a5f1d36f1;
-    uint64 private constant IV4 = 0x510e527fade682d1;
-    uint64 private constant IV5 = 0x9b05688c2b3e6c1f;
-    uint64 private constant IV6 = 0x1f83d9abfb41bd6b;
-    uint64 private constant IV7 = 0x5be0cd19137e2179;
+    // rounds (12, big-endian u32) then the initial state: the IV, little-endian, with the
+    // parameter block (64-byte digest, fanout 1, depth 1) folded into the first word.
+    bytes internal constant BLAKE2B_INIT =
+        hex"0000000c48c9bdf267e6096a3ba7ca8485ae67bb2bf894fe72f36e3cf1361d5f3af54fa5d182e6ad7f520e511f6c3e2b8c68059b6bbd41fbabd9831f79217e1319cde05b";
+    uint256 private constant BLAKE2_INPUT_BYTES = 213; // rounds 4, h 64, m 128, t 16, f 1
 
-    function _le64(uint64 x) private pure returns (bytes8) {
-        uint64 y = 0;
-        for (uint256 i = 0; i < 8; i++) {
-            y = (y << 8) | ((x >> (8 * i)) & 0xff);
-        }
-        return bytes8(y);
-    }
-
-    /// @notice Unkeyed BLAKE2b with a 64-byte digest of `message` (length > 0).
+    /// @notice Unkeyed BLAKE2b with a 64-byte digest of `message` (length > 0). One reusable
+    /// 213-byte precompile input; the precompile writes each new state over the old one.
     function blake2b512(bytes memory message) internal view returns (bytes memory h) {
-        h = abi.encodePacked(
-            _le64(IV0 ^ 0x01010040), _le64(IV1), _le64(IV2), _le64(IV3),
-            _le64(IV4), _le64(IV5), _le64(IV6), _le64(IV7)
-        );
+        bytes memory input = new bytes(BLAKE2_INPUT_BYTES);
+        bytes memory init = BLAKE2B_INIT;
         uint256 length = message.length;
         uint256 blocks = (length + 127) / 128;
-        for (uint256 b = 0; b < blocks; b++) {
-            bytes memory chunk = new bytes(128);
-            uint256 start = b * 128;
-            uint256 end = start + 128 < length ? start + 128 : length;
-            for (uint256 i = start; i < end; i++) {
-                chunk[i - start] = message[i];
+        bool ok = true;
+        assembly ("memory-safe") {
+            let base := add(input, 32)
+            mstore(base, mload(add(init, 32)))
+            mstore(add(base, 32), mload(add(init, 64)))
+            mstore(add(base, 64), mload(add(init, 96))) // bytes 68.. are overwritten below
+            let dst := add(base, 68)
+            for { let b := 0 } lt(b, blocks) { b := add(b, 1) } {
+                let start := mul(b, 128)
+                let src := add(add(message, 32), start)
+                let rem := sub(length, start)
+                for { let w := 0 } lt(w, 4) { w := add(w, 1) } {
+                    let off := mul(w, 32)
+                    let word := mload(add(src, off))
+                    switch lt(off, rem)
+                    case 0 { word := 0 }
+                    default {
+                        let k := sub(rem, off)
+                        if lt(k, 32) { word := and(word, not(sub(shl(mul(8, sub(32, k)), 1), 1))) }
+                    }
+                    mstore(add(dst, off), word)
+                }
+                let end := add(start, 128)
+                if gt(end, length) { end := length }
+                for { let i := 0 } lt(i, 8) { i := add(i, 1) } {
+                    mstore8(add(base, add(196, i)), and(shr(mul(8, i), end), 0xff))
+                }
+                mstore8(add(base, 212), eq(add(b, 1), blocks))
+                ok := and(ok, staticcall(gas(), 0x09, base, 213, add(base, 4), 64))
             }
-            bool last = b + 1 == blocks;
-            uint64 counter = uint64(end);
-            bytes memory input = abi.encodePacked(
-                uint32(12), h, chunk, _le64(counter), bytes8(0), last ? bytes1(0x01) : bytes1(0x00)
-            );
-            (bool ok, bytes memory out) = BLAKE2F.staticcall(input);
-            if (!ok || out.length != 64) revert Blake2FailedCall();
-            h = out;
+        }
+        if (!ok) revert Blake2FailedCall();
+        h = new bytes(64);
+        assembly ("memory-safe") {
+            mstore(add(h, 32), mload(add(input, 36)))
+            mstore(add(h, 64), mload(add(input, 68)))
         }
     }
 
@@ -132,8 +141,13 @@ library PoraLib {
         }
         uint256 wanted = sealOffset % SEALS_PER_SCRATCHPAD;
         for (uint256 round = 0; round < SCRATCHPAD_ROUNDS; round++) {
-            first = keccak256(abi.encodePacked(first, second));
-            second = keccak256(abi.encodePacked(first, second));
+            assembly ("memory-safe") {
+                mstore(0x00, first)
+                mstore(0x20, second)
+                first := keccak256(0x00, 0x40)
+                mstore(0x00, first)
+                second := keccak256(0x00, 0x40)
+            }
             if (round / ROUNDS_PER_SEAL_PAD == wanted) {
                 uint256 at = (round % ROUNDS_PER_SEAL_PAD) * 2;
                 pad[at] = first;
@@ -168,7 +182,13 @@ library PoraLib {
     {
         data[0] = sealedData[0] ^ keccak256(abi.encodePacked(minerId, contextDigest, startSector));
         for (uint256 w = 1; w < WORDS_PER_SEAL; w++) {
-            data[w] = sealedData[w] ^ keccak256(abi.encodePacked(sealedData[w - 1]));
+            bytes32 previous = sealedData[w - 1];
+            bytes32 mask;
+            assembly ("memory-safe") {
+                mstore(0x00, previous)
+                mask := keccak256(0x00, 0x20)
+            }
+            data[w] = sealedData[w] ^ mask;
         }
     }
 

@@ -72,10 +72,11 @@ def test_fees_land_in_the_pricing_chunk_reward_pool(flow: FlowContract, new_acco
     reward = flow.chain.contract("Reward", deployment.address("Reward"))
     locked_before = flow.chain.call(reward.functions.rewards(0))[0]
     submission = FileTree.from_bytes(b"y" * 70_000).submission()
-    flow.submit(new_account, [submission])
-    locked_after = flow.chain.call(reward.functions.rewards(0))[0]
-    assert locked_after - locked_before == submission.sectors * STORAGE_PRICE_PER_SECTOR
-    assert flow.chain.call(reward.functions.releasedReward(0)) == 0  # chunk not full yet
+    entry = flow.submit(new_account, [submission]).entries[0]
+    pool = flow.chain.call(reward.functions.rewards(0))
+    assert pool[0] - locked_before == submission.sectors * STORAGE_PRICE_PER_SECTOR
+    filled_at = flow.chain.w3.eth.get_block(entry.block_number)["timestamp"]
+    assert pool[3] == filled_at, "a fill restarts the chunk's linear release (no waiting for 8 GiB)"
 
 
 def test_full_pricing_chunk_releases_its_pool_linearly(
@@ -95,7 +96,7 @@ def test_full_pricing_chunk_releases_its_pool_linearly(
     fee = chunk * STORAGE_PRICE_PER_SECTOR
     gap = entry.start_entry - before
     assert total == fee - fee * gap // (chunk + gap), "the fee is split between the gap and the data"
-    assert start_time > 0, "a full chunk starts releasing"
+    assert start_time > 0, "the filled chunk releases"
     flow.chain.w3.provider.make_request("evm_increaseTime", [STORAGE_REWARD_RELEASE_S // 4])  # type: ignore[arg-type]
     flow.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     released = flow.chain.call(reward.functions.releasedReward(index))

@@ -207,8 +207,30 @@ def compute_adjusted_target(
     if current_submissions == 0:
         expected = ceiling
     else:
-        expected = scaled * target_submissions // current_submissions
+        expected = min(ceiling, scaled * target_submissions // current_submissions)
     adjusted = (scaled * (adjust_ratio - 1) + expected) // adjust_ratio
     adjusted = max(scaled // 2, min(adjusted, scaled * 2, ceiling))
     limit = U256_MAX // min_difficulty if min_difficulty else U256_MAX
     return min(adjusted << DIFFICULTY_SCALE_BITS, limit)
+
+
+MAX_EMPTY_EPOCH_STEPS = 8
+
+
+def compute_epoch_target(
+    pora_target: int, target_submissions: int, last_submissions: int, empty_epochs: int,
+    adjust_ratio: int, min_difficulty: int,
+) -> int:
+    """``PoraMine._syncEpoch``: adjust once for the last epoch with answers, then once per epoch
+    that passed without any (at most ``MAX_EMPTY_EPOCH_STEPS``), so a too-hard target recovers."""
+    target = compute_adjusted_target(pora_target, target_submissions, last_submissions, adjust_ratio, min_difficulty)
+    for _ in range(min(empty_epochs, MAX_EMPTY_EPOCH_STEPS)):
+        target = compute_adjusted_target(target, target_submissions, 0, adjust_ratio, min_difficulty)
+    return target
+
+
+def compute_owner_miner_id(owner: bytes) -> bytes:
+    """``PoraMine.minerIdOf(owner)``: ``keccak(abi.encode(owner))``, known without the chain."""
+    if len(owner) != 20:
+        raise ValueError("an owner address is 20 bytes")
+    return keccak256(bytes(12) + owner)

@@ -155,7 +155,7 @@ class RpcHandler:
             handler = self.methods.get(method)
             if handler is None:
                 raise RpcError(METHOD_NOT_FOUND, f"method not found: {method}")
-            if method.startswith("admin_") and not _is_loopback(client_host):
+            if method.startswith(("admin_", "miner_")) and not _is_loopback(client_host):
                 raise RpcError(METHOD_NOT_FOUND, f"{method} is only served to localhost")
             result = handler(params)
         except RpcError as exc:

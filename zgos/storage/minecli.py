@@ -1,0 +1,136 @@
+"""``zg storage rewards`` and ``zg storage miner ...``: where the storage fees are and what a
+node's miner is doing. Reads the Reward/PoraMine contracts and the node's ``zgs_getStatus``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import typer
+from eth_utils import is_address, to_checksum_address
+from rich.table import Table
+
+from zgos.clictx import get_ctx
+from zgos.core.errors import ConfigError
+from zgos.core.units import format_amount
+from zgos.storage.mine.pora import SECTORS_PER_PRICING, compute_owner_miner_id
+
+miner_app = typer.Typer(help="The PoRA miner of a storage node.", no_args_is_help=True)
+AMOUNT_PLACES = 18  # storage fees are small: show every neuron
+
+
+def _amount(neurons: int) -> str:
+    return format_amount(neurons, AMOUNT_PLACES)
+
+
+def rewards_command(
+    ctx: typer.Context,
+    address: str | None = typer.Argument(None, help="A miner or beneficiary address to report on."),
+) -> None:
+    """Reward pools per 8 GiB pricing chunk (fees, released, paid, claimable, locked) and, for
+    ADDR, what it was paid and its miner registration."""
+    from zgos.storage.cli import console
+
+    cli = get_ctx(ctx)
+    chain = cli.chain()
+    reward, flow, mine = cli.contract("Reward"), cli.contract("Flow"), cli.contract("PoraMine")
+    flow_length = int(chain.call(flow.functions.tree())[0])
+    table = Table("chunk", "fees", "released", "paid to miners", "claimable", "locked", title="reward pools")
+    for index in range(max(1, -(-flow_length // SECTORS_PER_PRICING))):
+        total, _, distributed, start = chain.call(reward.functions.rewards(index))
+        released = int(chain.call(reward.functions.releasedReward(index)))
+        table.add_row(str(index), _amount(total), _amount(released), _amount(distributed),
+                      _amount(released - distributed), _amount(total - released) if start else _amount(total))
+    console.print(table)
+    console.print(f"deposited {_amount(chain.call(reward.functions.totalDeposited()))}, "
+                  f"paid {_amount(chain.call(reward.functions.totalDistributed()))}, "
+                  f"release period {int(chain.call(reward.functions.releaseSeconds())) // 86_400} days")
+    if address is None:
+        return
+    if not is_address(address):
+        raise ConfigError(f"not an address: {address!r}", "an address is 0x followed by 40 hex digits")
+    who = to_checksum_address(address)
+    console.print(f"{who}: claimed {_amount(chain.call(reward.functions.claimedBy(who)))}, "
+                  f"owed (withdrawable) {_amount(chain.call(reward.functions.owed(who)))}")
+    miner_id = compute_owner_miner_id(bytes.fromhex(who[2:]))
+    beneficiary = str(chain.call(mine.functions.beneficiaries(miner_id)))
+    if int(beneficiary, 16) == 0:
+        console.print("not registered as a miner")
+    else:
+        epoch = int(chain.call(mine.functions.lastRewardedEpoch(miner_id)))
+        console.print(f"miner 0x{miner_id.hex()} pays {beneficiary}; last rewarded epoch {epoch or 'none'}")
+
+
+def _node_url(ctx: typer.Context, node: str | None) -> str:
+    if node is not None:
+        return node
+    from zgos.storage.cli import _nodes
+
+    return _nodes(get_ctx(ctx), None)[0]
+
+
+def _rpc(url: str, method: str) -> Any:
+    try:
+        answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []}, timeout=10).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ConfigError(f"storage node {url} did not answer ({type(exc).__name__})", "is it running?") from None
+    if "error" in answer:
+        raise ConfigError(f"{url}: {answer['error'].get('message')}")
+    return answer.get("result")
+
+
+def _miner_status(url: str) -> dict[str, Any]:
+    status = _rpc(url, "zgs_getStatus")
+    if not isinstance(status, dict) or "miner" not in status:
+        raise ConfigError(f"the node at {url} does not mine", "start it with --miner-key")
+    miner: dict[str, Any] = status["miner"]
+    return miner
+
+
+NODE_HELP = "Storage node URL [default: the first announced node]."
+
+
+@miner_app.command("status")
+def status_command(ctx: typer.Context, node: str | None = typer.Option(None, "--node", help=NODE_HELP)) -> None:
+    """Hash rate, sealed data, answers submitted/accepted and the last reward of a node's miner."""
+    from zgos.storage.cli import console
+
+    url = _node_url(ctx, node)
+    m = _miner_status(url)
+    last = m.get("lastReward")
+    console.print(f"miner      {m['minerAddress']} (id {m['minerId']}) on {url}")
+    console.print(f"state      {'running' if m['running'] else 'stopped'}; "
+                  f"{'registered' if m['registered'] else 'not registered yet'}; beneficiary {m['beneficiary']}")
+    console.print(f"hash rate  {m['hashRate']} PoRA iterations/s ({m['threads']} thread(s) at "
+                  f"{100 * m['cpuFraction']:.0f}% CPU); {m['iterations']} iterations")
+    console.print(f"sealed     {m['sealedPieces']} pieces of 4 KiB ({m['zeroPieces']} all-zero skipped)")
+    console.print(f"answers    {m['answersSubmitted']} submitted, {m['answersAccepted']} accepted, "
+                  f"{m['answersRejected']} rejected; earned {_amount(int(m['totalReward']))}")
+    if last:
+        console.print(f"last       epoch {last['epoch']}: {_amount(int(last['reward']))} (tx {last['detail']})")
+    if m.get("lastError"):
+        console.print(f"last error {m['lastError']}")
+
+
+@miner_app.command("start")
+def start_command(ctx: typer.Context, node: str | None = typer.Option(None, "--node", help=NODE_HELP)) -> None:
+    """Resume mining (admin RPC ``miner_start``, localhost only)."""
+    from zgos.storage.cli import console
+
+    _rpc(_node_url(ctx, node), "miner_start")
+    console.print("mining")
+
+
+@miner_app.command("stop")
+def stop_command(ctx: typer.Context, node: str | None = typer.Option(None, "--node", help=NODE_HELP)) -> None:
+    """Pause mining (admin RPC ``miner_stop``, localhost only)."""
+    from zgos.storage.cli import console
+
+    _rpc(_node_url(ctx, node), "miner_stop")
+    console.print("mining paused")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``rewards`` and the ``miner`` group to the storage CLI."""
+    app.command("rewards")(rewards_command)
+    app.add_typer(miner_app, name="miner")
