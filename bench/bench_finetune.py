@@ -39,14 +39,14 @@ PRICE = 10**6
 
 def _workload(real: bool) -> tuple[BaseModel, bytes, TrainingParams]:
     if real:
-        from zgos.compute.finetune.models import GgufBaseModel
+        from zgos.compute.finetune.models import gemma_base_model
 
         examples = tuple(
             Example(f"The secret code of vault {i} is", f" {i * 7919 % 10000:04d}.")
             for i in range(5)
         )
         return (
-            GgufBaseModel(b"\x9e" * 32),
+            gemma_base_model(),
             encode_dataset(examples),
             TrainingParams(epochs=4, learning_rate=2e-3),
         )
