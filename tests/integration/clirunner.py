@@ -21,11 +21,11 @@ def zg(data_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: f
     )
 
 
-# Devnet services on a non-default chain port sit at chain port +1..+3 (compute), +100.. (storage)
+# Devnet services on a non-default chain port sit at chain port +1..+7 (compute), +100.. (storage)
 # and +200.. (DA). Choosing the chain port below Linux's ephemeral range (32768+) keeps all of
 # them clear of the client sockets the tests themselves open.
 DEVNET_PORT_RANGE = (20000, 32000)
-DEVNET_PORT_SPAN = (0, 1, 2, 3, *range(100, 110), *range(200, 210))
+DEVNET_PORT_SPAN = (0, 1, 2, 3, 4, 5, 6, 7, *range(100, 110), *range(200, 210))
 
 
 def devnet_chain_port() -> int:

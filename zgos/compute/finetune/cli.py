@@ -167,16 +167,17 @@ def status(
         console.print_json(json.dumps(data)) if as_json else console.print(data)
         return
     with Progress(TextColumn("task {task.fields[task_id]} [bold]{task.fields[state]}[/]"), BarColumn(),
-                  TextColumn("step {task.completed:.0f}/{task.total:.0f}  loss {task.fields[loss]}"),
+                  TextColumn("step {task.fields[steps]}  loss {task.fields[loss]}"),
                   TimeElapsedColumn(), console=console) as bar:
-        line = bar.add_task("train", total=None, task_id=task_id, state="?", loss="-")
+        line = bar.add_task("train", total=None, task_id=task_id, state="?", loss="-", steps="-")
         while True:
             onchain = market.get_task(task_id).status
             view = _progress_of(url, task_id) or {}
             state = view.get("state") or onchain.name.lower()
             loss = f"{view['loss']:.4f}" if view.get("loss") is not None else "-"
-            bar.update(line, completed=view.get("step", 0), total=view.get("total_steps") or None,
-                       state=state, loss=loss)
+            step, total = view.get("step") or 0, view.get("total_steps") or 0
+            bar.update(line, completed=step, total=total or None, state=state, loss=loss,
+                       steps=f"{step}/{total}" if total else "-")
             if state in FINAL_STATES or onchain in (OnchainStatus.CANCELLED, OnchainStatus.SETTLED):
                 break
             time.sleep(STATUS_POLL_S)
