@@ -258,6 +258,7 @@ def serve_provider(
     from zgos.compute.ledger import ComputeContracts
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per chain poll otherwise
     provider = cli.account(account, role="finetune-provider")
     chain = cli.chain()
     market, registry = _market(cli), _registry(cli)
