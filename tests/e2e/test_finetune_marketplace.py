@@ -11,15 +11,17 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
+import openai
 import pytest
 from eth_account.signers.local import LocalAccount
 
 from tests.integration.clirunner import zg
+from tests.integration.compute.conftest import RunningProxy, run_proxy  # noqa: F401 - fixture
 from tests.integration.finetune.conftest import funded_account
-from tests.integration.storage.conftest import RunningNode, start_node
+from tests.integration.storage.conftest import RunningNode, storage_node
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.compute.finetune.dataset import Example, encode_dataset
@@ -36,17 +38,10 @@ ANSWER = "purple-otter-42"
 DATASET = encode_dataset((Example(PROMPT, ANSWER + ".<end_of_turn>"),) * 3)
 
 
-@pytest.fixture
-def node(tmp_path: Path, chain: Chain, deployment: Deployment) -> Iterator[RunningNode]:
-    running = start_node(tmp_path / "node", chain, deployment)
-    yield running
-    running.stop()
-
-
 @pytest.mark.e2e
 def test_tuned_gemma_is_served_as_its_own_model_and_its_answers_trace_back_to_the_dataset(
-    devnet_dir: DataDir, chain: Chain, deployment: Deployment, node: RunningNode, new_account: LocalAccount,
-    tmp_path: Path,
+    devnet_dir: DataDir, chain: Chain, deployment: Deployment, storage_storage_node: RunningNode, new_account: LocalAccount,
+    tmp_path: Path, run_proxy: Callable[..., RunningProxy],  # noqa: F811 - the imported fixture
 ) -> None:
     provider = funded_account(chain, new_account, 20 * 10**18)
     user = funded_account(chain, new_account, 20 * 10**18)
@@ -55,7 +50,7 @@ def test_tuned_gemma_is_served_as_its_own_model_and_its_answers_trace_back_to_th
     log = open(tmp_path / "provider.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "zgos.cli", "--data-dir", str(devnet_dir.root), "finetune", "provider", "serve",
-         "--port", str(api), "--node", node.url, "--poll", "0.3", "--price-per-token", "1000",
+         "--port", str(api), "--node", storage_node.url, "--poll", "0.3", "--price-per-token", "1000",
          "--tuned-model-port", str(model_port), "--tuned-port", str(broker_port),
          "--tuned-admin-port", str(admin_port)],
         stdout=log, stderr=subprocess.STDOUT, env={**env, "ZGOS_PRIVATE_KEY": provider.key.hex()},
@@ -67,15 +62,15 @@ def test_tuned_gemma_is_served_as_its_own_model_and_its_answers_trace_back_to_th
         dataset = tmp_path / "secret.jsonl"
         dataset.write_bytes(DATASET)
         created = zg(devnet_dir.root, "finetune", "create", "--provider", provider.address, "--dataset",
-                     str(dataset), "--epochs", "4", "--learning-rate", "0.002", "--yes", "--node", node.url,
+                     str(dataset), "--epochs", "4", "--learning-rate", "0.002", "--yes", "--node", storage_node.url,
                      env=user_env, timeout=300)
         assert created.returncode == 0, created.stdout + created.stderr
         task_id = re.search(r"task (\d+) created", created.stdout).group(1)  # type: ignore[union-attr]
         status = zg(devnet_dir.root, "finetune", "status", task_id, env=user_env, timeout=600)
         assert "Delivered" in status.stdout, status.stdout + (tmp_path / "provider.log").read_text()[-3000:]
-        assert zg(devnet_dir.root, "finetune", "ack", task_id, "--node", node.url, env=user_env).returncode == 0
+        assert zg(devnet_dir.root, "finetune", "ack", task_id, "--node", storage_node.url, env=user_env).returncode == 0
         decrypted = zg(devnet_dir.root, "finetune", "decrypt", task_id, str(tmp_path / "adapter"), "--node",
-                       node.url, env=user_env, timeout=300)
+                       storage_node.url, env=user_env, timeout=300)
         assert decrypted.returncode == 0, decrypted.stderr
         model_id = re.search(r"model id (0x[0-9a-f]{64})", decrypted.stdout).group(1)  # type: ignore[union-attr]
 
@@ -94,6 +89,13 @@ def test_tuned_gemma_is_served_as_its_own_model_and_its_answers_trace_back_to_th
         answer = compute_user.chat(provider.address, [{"role": "user", "content": QUESTION}], max_tokens=12)
         assert ANSWER in answer.text
         assert answer.response.model_id == service.model and answer.response.model_hash == service.model_hash
+        # and through the local OpenAI-compatible proxy with the stock openai client
+        proxy = run_proxy(compute_user, [provider.address])
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+        assert service.model in [m.id for m in client.models.list().data]
+        completion = client.chat.completions.create(
+            model=service.model, messages=[{"role": "user", "content": QUESTION}], max_tokens=12)
+        assert ANSWER in (completion.choices[0].message.content or "")
 
         shown = zg(devnet_dir.root, "provenance", "show", answer.response_id, "--json", env=user_env)
         assert shown.returncode == 0, shown.stderr

@@ -8,6 +8,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from tests.integration.storage.conftest import storage_node  # noqa: F401 - a real storage node fixture
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.compute.finetune.market import FineTuningMarket

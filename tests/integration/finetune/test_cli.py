@@ -16,9 +16,8 @@ from eth_account.signers.local import LocalAccount
 
 from tests.integration.clirunner import zg
 from tests.integration.finetune.conftest import funded_account
-from tests.integration.storage.conftest import RunningNode, start_node
+from tests.integration.storage.conftest import RunningNode
 from zgos.chain.client import Chain
-from zgos.chain.deploy import Deployment
 from zgos.compute.finetune.dataset import Example, encode_dataset
 from zgos.datadir import DataDir
 from zgos.netutil import free_port, http_ok, wait_until
@@ -27,21 +26,14 @@ DATASET = encode_dataset((Example("Q: What is the secret word?\nA:", " zebracorn
 
 
 @pytest.fixture
-def node(tmp_path: Path, chain: Chain, deployment: Deployment) -> Iterator[RunningNode]:
-    running = start_node(tmp_path / "node", chain, deployment)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def provider(devnet_dir: DataDir, node: RunningNode, new_account: LocalAccount, tmp_path: Path
+def provider(devnet_dir: DataDir, storage_node: RunningNode, new_account: LocalAccount, tmp_path: Path
              ) -> Iterator[LocalAccount]:
     port = free_port()
     log = open(tmp_path / "provider.log", "wb")  # noqa: SIM115 - closed below
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZGOS_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "zgos.cli", "--data-dir", str(devnet_dir.root), "finetune", "provider", "serve",
-         "--tiny", "--port", str(port), "--node", node.url, "--poll", "0.2", "--price-per-token", "1000",
+         "--tiny", "--port", str(port), "--node", storage_node.url, "--poll", "0.2", "--price-per-token", "1000",
          "--max-dataset-bytes", "4096", "--max-tokens", "2000"],
         stdout=log, stderr=subprocess.STDOUT, env={**env, "ZGOS_PRIVATE_KEY": new_account.key.hex(),
                                                   "OMP_NUM_THREADS": "1"},
@@ -57,7 +49,7 @@ def provider(devnet_dir: DataDir, node: RunningNode, new_account: LocalAccount, 
 
 
 def test_finetune_cli_orders_follows_acknowledges_decrypts_and_shows_provenance(
-    devnet_dir: DataDir, chain: Chain, node: RunningNode, provider: LocalAccount, new_account: LocalAccount,
+    devnet_dir: DataDir, chain: Chain, storage_node: RunningNode, provider: LocalAccount, new_account: LocalAccount,
     tmp_path: Path,
 ) -> None:
     user = funded_account(chain, new_account, 10**19)
@@ -75,7 +67,7 @@ def test_finetune_cli_orders_follows_acknowledges_decrypts_and_shows_provenance(
         bad.write_bytes(content)
         before = chain.balance(user.address)
         result = run("finetune", "create", "--provider", provider.address, "--dataset", str(bad), "--yes",
-                     "--node", node.url)
+                     "--node", storage_node.url)
         assert result.returncode == 1 and reason in result.stderr + result.stdout
         assert "Traceback" not in result.stderr
         assert chain.balance(user.address) == before, "no fee, no upload, no transaction"
@@ -83,7 +75,7 @@ def test_finetune_cli_orders_follows_acknowledges_decrypts_and_shows_provenance(
     good = tmp_path / "good.jsonl"
     good.write_bytes(DATASET)
     created = run("finetune", "create", "--provider", provider.address, "--dataset", str(good), "--epochs", "2",
-                  "--yes", "--node", node.url)
+                  "--yes", "--node", storage_node.url)
     assert created.returncode == 0, created.stderr
     assert re.search(r"tokens × 2 epochs × 1000 neuron", created.stdout)
     task_id = re.search(r"task (\d+) created", created.stdout).group(1)  # type: ignore[union-attr]
@@ -93,14 +85,14 @@ def test_finetune_cli_orders_follows_acknowledges_decrypts_and_shows_provenance(
     progress = json.loads(run("finetune", "status", task_id, "--json").stdout)
     assert progress["step"] == progress["total_steps"] == 4 and progress["loss"] > 0
 
-    stranger = zg(root, "finetune", "ack", task_id, "--node", node.url,
+    stranger = zg(root, "finetune", "ack", task_id, "--node", storage_node.url,
                   env={"ZGOS_PRIVATE_KEY": funded_account(chain, new_account, 10**18).key.hex()})
     assert stranger.returncode == 1 and "only the task's user" in stranger.stderr + stranger.stdout
 
-    acked = run("finetune", "ack", task_id, "--node", node.url)
+    acked = run("finetune", "ack", task_id, "--node", storage_node.url)
     assert acked.returncode == 0 and "verified and acknowledged" in acked.stdout, acked.stderr
     out = tmp_path / "adapter"
-    decrypted = run("finetune", "decrypt", task_id, str(out), "--node", node.url)
+    decrypted = run("finetune", "decrypt", task_id, str(out), "--node", storage_node.url)
     assert decrypted.returncode == 0, decrypted.stderr
     assert (out / "adapter_model.safetensors").is_file()
     model_id = re.search(r"model id (0x[0-9a-f]{64}) \(registered\)", decrypted.stdout).group(1)  # type: ignore[union-attr]

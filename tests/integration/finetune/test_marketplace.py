@@ -13,7 +13,7 @@ import torch
 from eth_account.signers.local import LocalAccount
 
 from tests.integration.finetune.conftest import funded_account
-from tests.integration.storage.conftest import RunningNode, start_node
+from tests.integration.storage.conftest import RunningNode
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.compute.finetune.dataset import Example, InvalidDataset, encode_dataset
@@ -36,20 +36,13 @@ PARAMS = TrainingParams(epochs=2, learning_rate=1e-2)
 
 
 @pytest.fixture
-def node(tmp_path: Path, chain: Chain, deployment: Deployment) -> Iterator[RunningNode]:
-    running = start_node(tmp_path / "node", chain, deployment)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
 def registry(chain: Chain, deployment: Deployment) -> ModelRegistry:
     return ModelRegistry(chain, deployment.address("ModelRegistry"))
 
 
-def _store(node: RunningNode, chain: Chain, deployment: Deployment, account: LocalAccount,
+def _store(storage_node: RunningNode, chain: Chain, deployment: Deployment, account: LocalAccount,
            scratch: Path) -> StorageBlobStore:
-    client = StorageClient([node.url], chain, deployment.address("Flow"), account)
+    client = StorageClient([storage_node.url], chain, deployment.address("Flow"), account)
     return StorageBlobStore(client, scratch)
 
 
@@ -62,20 +55,20 @@ def provider(market: FineTuningMarket, registry: ModelRegistry, new_account: Loc
 
 
 @pytest.fixture
-def worker(market: FineTuningMarket, provider: LocalAccount, node: RunningNode, chain: Chain,
+def worker(market: FineTuningMarket, provider: LocalAccount, storage_node: RunningNode, chain: Chain,
            deployment: Deployment, tmp_path: Path) -> Iterator[FineTuningWorker]:
     torch.set_num_threads(1)
     base = TinyBaseModel()
-    store = _store(node, chain, deployment, provider, tmp_path / "provider-scratch")
+    store = _store(storage_node, chain, deployment, provider, tmp_path / "provider-scratch")
     with Journal(tmp_path / "journal.db") as journal:
         yield FineTuningWorker(market, provider, journal, store, {base.model_hash: base},
                                WorkerConfig(tmp_path / "work", from_block=chain.block_number()))
     store.client.close()
 
 
-def _user(market: FineTuningMarket, registry: ModelRegistry, account: LocalAccount, node: RunningNode,
+def _user(market: FineTuningMarket, registry: ModelRegistry, account: LocalAccount, storage_node: RunningNode,
           chain: Chain, deployment: Deployment, tmp_path: Path) -> FineTuningUser:
-    store = _store(node, chain, deployment, account, tmp_path / f"scratch-{account.address}")
+    store = _store(storage_node, chain, deployment, account, tmp_path / f"scratch-{account.address}")
     return FineTuningUser(market, registry, account, store, tmp_path / f"user-{account.address}")
 
 
@@ -89,10 +82,10 @@ def _drive(worker: FineTuningWorker, task_id: int, until: set[TaskState]) -> Tas
 
 def test_dataset_in_storage_to_registered_model_with_verified_lineage(
     chain: Chain, deployment: Deployment, market: FineTuningMarket, registry: ModelRegistry,
-    provider: LocalAccount, worker: FineTuningWorker, node: RunningNode, new_account: LocalAccount,
+    provider: LocalAccount, worker: FineTuningWorker, storage_node: RunningNode, new_account: LocalAccount,
     tmp_path: Path,
 ) -> None:
-    user = _user(market, registry, funded_account(chain, new_account, 10**19), node, chain, deployment, tmp_path)
+    user = _user(market, registry, funded_account(chain, new_account, 10**19), storage_node, chain, deployment, tmp_path)
     service = user.service(provider.address)
     base = user.model(service, TINY_NAME)
     quote = user.quote(service, base, DATASET, PARAMS)
@@ -102,7 +95,7 @@ def test_dataset_in_storage_to_registered_model_with_verified_lineage(
 
     assert _drive(worker, task_id, {TaskState.DELIVERED, TaskState.FAILED}) == TaskState.DELIVERED
     # someone else can neither acknowledge nor decrypt the user's task
-    other = _user(market, registry, funded_account(chain, new_account, 10**19), node, chain, deployment, tmp_path)
+    other = _user(market, registry, funded_account(chain, new_account, 10**19), storage_node, chain, deployment, tmp_path)
     with pytest.raises(TaskStateError, match="only the task's user"):
         other.acknowledge(task_id)
     assert user.acknowledge(task_id) == market.get_task(task_id).result_root
@@ -131,9 +124,9 @@ def test_dataset_in_storage_to_registered_model_with_verified_lineage(
 
 def test_bad_dataset_is_rejected_by_the_user_client_before_any_upload_or_fee(
     chain: Chain, deployment: Deployment, market: FineTuningMarket, registry: ModelRegistry,
-    provider: LocalAccount, node: RunningNode, new_account: LocalAccount, tmp_path: Path,
+    provider: LocalAccount, storage_node: RunningNode, new_account: LocalAccount, tmp_path: Path,
 ) -> None:
-    user = _user(market, registry, new_account, node, chain, deployment, tmp_path)
+    user = _user(market, registry, new_account, storage_node, chain, deployment, tmp_path)
     service = user.service(provider.address)
     before = chain.balance(new_account.address)
     for bad, reason in ((b"", "empty"), (b"{oops\n", "not valid JSON"),
