@@ -42,7 +42,7 @@ ACCOUNT = typer.Option(None, "--account", help="Keystore name, devnet:N, or ZGOS
 NODES = typer.Option(None, "--node", help="Storage node URL (default: the nodes announced on chain)")
 DEFAULT_FT_PORT = 3082
 STATUS_POLL_S = 0.5
-FINAL_STATES = ("Delivered", "Acknowledged", "Finished", "Failed")
+FINAL_STATES = ("delivered", "acknowledged", "finished", "failed", "settled", "cancelled")
 
 
 def storage_client(cli: CliContext, nodes: list[str] | None, account: Any = None) -> StorageClient:
@@ -178,13 +178,13 @@ def status(
             step, total = view.get("step") or 0, view.get("total_steps") or 0
             bar.update(line, completed=step, total=total or None, state=state, loss=loss,
                        steps=f"{step}/{total}" if total else "-")
-            if state in FINAL_STATES or onchain in (OnchainStatus.CANCELLED, OnchainStatus.SETTLED):
+            if state.lower() in FINAL_STATES or onchain in (OnchainStatus.CANCELLED, OnchainStatus.SETTLED):
                 break
             time.sleep(STATUS_POLL_S)
     if view.get("error"):
         console.print(f"[red]failed: {view['error']}[/]")
         raise typer.Exit(1)
-    if state == "Delivered":
+    if state.lower() == "delivered":
         console.print(f"delivered: check and accept it with `zg finetune ack {task_id}`")
 
 
