@@ -102,6 +102,7 @@ class TunedModelHost:
     log_dir: Path
     serving: TunedModel | None = None
     _children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _ids: dict[int, bytes] = field(default_factory=dict)  # task id -> tuned model id (hashing is not free)
 
     @property
     def broker_url(self) -> str:
@@ -120,7 +121,9 @@ class TunedModelHost:
             base = self.base_models.get(task.base_model)
             if task.status != OnchainStatus.SETTLED or not task.sealed_key or base is None:
                 continue
-            model_id = compute_tuned_model_id(task.base_model, compute_adapter_root(adapter_dir))
+            if task_id not in self._ids:
+                self._ids[task_id] = compute_tuned_model_id(task.base_model, compute_adapter_root(adapter_dir))
+            model_id = self._ids[task_id]
             return TunedModel(task_id, f"{self.config.base_name}{TUNED_SUFFIX}{task_id}", model_id, base, gguf)
         return None
 
