@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.tree import Tree
 
 from zgos.clictx import get_ctx
-from zgos.provenance.graph import Node, Provenance
+
+if TYPE_CHECKING:
+    from zgos.provenance.graph import Node
 
 console = Console(width=None if sys.stdout.isatty() else 240)
 app = typer.Typer(help="Provenance: response → model → fine-tune → dataset → uploader, verified.",
@@ -42,6 +45,8 @@ def render(node: Node) -> Tree:
 def show(ctx: typer.Context, target: str = typer.Argument(..., help="Response id, model id or storage root"),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Walk and verify the lineage of a response, a model or a storage root."""
+    from zgos.provenance.graph import Provenance
+
     cli = get_ctx(ctx)
     dirs = [cli.data_dir.service("compute-user")]
     node = Provenance(cli.chain(), cli.deployment(), dirs).show(target)

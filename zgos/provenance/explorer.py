@@ -1,4 +1,6 @@
-"""The explorer's lineage endpoint: ``GET /api/provenance/{id}`` → the verified lineage tree."""
+"""The explorer's lineage endpoint: ``GET /api/provenance/{id}`` → the verified lineage tree.
+
+The walk's modules load with the first request, so the explorer starts as fast as before."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from fastapi import APIRouter, HTTPException
 
 from zgos.chain.deploy import load_deployment
 from zgos.core.errors import ZgError
-from zgos.provenance.graph import Provenance, ProvenanceError, parse_id
 
 if TYPE_CHECKING:
     from zgos.explorer.app import ExplorerDeps
@@ -19,6 +20,12 @@ def provenance_router(deps: ExplorerDeps) -> APIRouter:
 
     @router.get("/provenance/{target}")
     def provenance(target: str) -> dict[str, Any]:
+        from zgos.provenance.graph import (  # loads the compute stack
+            Provenance,
+            ProvenanceError,
+            parse_id,
+        )
+
         try:
             parse_id(target)
         except ProvenanceError as exc:

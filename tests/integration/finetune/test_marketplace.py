@@ -25,7 +25,7 @@ from zgos.compute.finetune.tasks import TaskState, TrainingParams
 from zgos.compute.finetune.tiny import TinyBaseModel
 from zgos.compute.finetune.user import FineTuningUser, TaskStateError
 from zgos.compute.finetune.worker import FineTuningWorker, WorkerConfig
-from zgos.provenance import Provenance
+from zgos.provenance.graph import Provenance
 from zgos.storage.client import StorageClient
 
 PRICE = 10**9
