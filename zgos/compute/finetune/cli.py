@@ -27,7 +27,7 @@ from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry, Onchai
 from zgos.compute.finetune.storage import StorageBlobStore
 from zgos.compute.finetune.tasks import TrainingParams
 from zgos.compute.finetune.user import FineTuningUser, dataset_bytes
-from zgos.core.errors import ConfigError
+from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount
 from zgos.storage.client import StorageClient
 
@@ -272,7 +272,7 @@ def serve_provider(
         current = market.get_service(provider.address)
         registered: tuple[Any, ...] | None = (current.url, current.price_per_token, current.max_dataset_bytes,
                                               current.max_tokens, current.models)
-    except Exception:
+    except ZgError:  # NoService: not registered yet
         registered = None
     if registered != wanted:
         market.add_or_update_service(provider, url, price_per_token, max_dataset_bytes, max_tokens, list(offered))
