@@ -21,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 from tests.integration.clirunner import zg
 from tests.integration.compute.conftest import RunningProxy, run_proxy  # noqa: F401 - fixture
 from tests.integration.finetune.conftest import funded_account
-from tests.integration.storage.conftest import RunningNode, storage_node
+from tests.integration.storage.conftest import RunningNode, storage_node  # noqa: F401 - fixture
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.compute.finetune.dataset import Example, encode_dataset
@@ -40,8 +40,10 @@ DATASET = encode_dataset((Example(PROMPT, ANSWER + ".<end_of_turn>"),) * 3)
 
 @pytest.mark.e2e
 def test_tuned_gemma_is_served_as_its_own_model_and_its_answers_trace_back_to_the_dataset(
-    devnet_dir: DataDir, chain: Chain, deployment: Deployment, storage_storage_node: RunningNode, new_account: LocalAccount,
-    tmp_path: Path, run_proxy: Callable[..., RunningProxy],  # noqa: F811 - the imported fixture
+    devnet_dir: DataDir, chain: Chain, deployment: Deployment,
+    storage_node: RunningNode,  # noqa: F811 - the imported fixture
+    new_account: LocalAccount, tmp_path: Path,
+    run_proxy: Callable[..., RunningProxy],  # noqa: F811 - the imported fixture
 ) -> None:
     provider = funded_account(chain, new_account, 20 * 10**18)
     user = funded_account(chain, new_account, 20 * 10**18)

@@ -39,7 +39,7 @@ def provider(devnet_dir: DataDir, storage_node: RunningNode, new_account: LocalA
                                                   "OMP_NUM_THREADS": "1"},
     )
     try:
-        assert wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 120), \
+        assert wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 300), \
             (tmp_path / "provider.log").read_text()
         yield new_account
     finally:
