@@ -20,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 
 from tests.integration.clirunner import zg
 from tests.integration.compute.conftest import RunningProxy, run_proxy  # noqa: F401 - fixture
-from tests.integration.finetune.conftest import funded_account
+from tests.integration.finetune.conftest import funded_account, provider_ready
 from tests.integration.storage.conftest import RunningNode, storage_node  # noqa: F401 - fixture
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
@@ -58,7 +58,7 @@ def test_tuned_gemma_is_served_as_its_own_model_and_its_answers_trace_back_to_th
         stdout=log, stderr=subprocess.STDOUT, env={**env, "ZGOS_PRIVATE_KEY": provider.key.hex()},
     )
     try:
-        assert wait_until(lambda: http_ok(f"http://127.0.0.1:{api}/health"), 180), \
+        assert wait_until(lambda: provider_ready(f"http://127.0.0.1:{api}"), 180), \
             (tmp_path / "provider.log").read_text()
         user_env = {"ZGOS_PRIVATE_KEY": user.key.hex()}
         dataset = tmp_path / "secret.jsonl"

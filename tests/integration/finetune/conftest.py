@@ -41,3 +41,13 @@ def task_events(market: FineTuningMarket, event: str, task_id: int) -> list[dict
     chain = market.chain
     logs = chain.get_logs(market.contract, event, 0, chain.block_number(), {"taskId": task_id})
     return [dict(log["args"]) for log in logs]
+
+
+def provider_ready(url: str) -> bool:
+    """The provider process answers and has finished its set-up (registrations, storage)."""
+    import httpx
+
+    try:
+        return bool(httpx.get(url + "/health", timeout=5).json().get("ready"))
+    except (httpx.HTTPError, ValueError):
+        return False

@@ -15,12 +15,12 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from tests.integration.clirunner import zg
-from tests.integration.finetune.conftest import funded_account
+from tests.integration.finetune.conftest import funded_account, provider_ready
 from tests.integration.storage.conftest import RunningNode
 from zgos.chain.client import Chain
 from zgos.compute.finetune.dataset import Example, encode_dataset
 from zgos.datadir import DataDir
-from zgos.netutil import free_port, http_ok, wait_until
+from zgos.netutil import free_port, wait_until
 
 DATASET = encode_dataset((Example("Q: What is the secret word?\nA:", " zebracorn."),) * 2)
 
@@ -39,7 +39,7 @@ def provider(devnet_dir: DataDir, storage_node: RunningNode, new_account: LocalA
                                                   "OMP_NUM_THREADS": "1"},
     )
     try:
-        assert wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 300), \
+        assert wait_until(lambda: provider_ready(f"http://127.0.0.1:{port}"), 300), \
             (tmp_path / "provider.log").read_text()
         yield new_account
     finally:

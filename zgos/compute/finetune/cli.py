@@ -259,46 +259,54 @@ def serve_provider(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per chain poll otherwise
+    log = logging.getLogger("zgos.compute.finetune")
     provider = cli.account(account, role="finetune-provider")
-    chain = cli.chain()
-    market, registry = _market(cli), _registry(cli)
-    offered = offered_models(tiny)
-    for model_id, (name, licence, _) in offered.items():
-        if not registry.is_registered(model_id):
-            registry.register_base_model(provider, model_id, name, licence)
-    url = public_url or f"http://{host}:{port}"
-    wanted = (url, price_per_token, max_dataset_bytes, max_tokens, tuple(offered))
-    try:
-        current = market.get_service(provider.address)
-        registered: tuple[Any, ...] | None = (current.url, current.price_per_token, current.max_dataset_bytes,
-                                              current.max_tokens, current.models)
-    except ZgError:  # NoService: not registered yet
-        registered = None
-    if registered != wanted:
-        market.add_or_update_service(provider, url, price_per_token, max_dataset_bytes, max_tokens, list(offered))
     state = cli.data_dir.service("finetune-provider")
     journal_path = state / f"{provider.address.lower()}.journal.sqlite"
-    journal = Journal(journal_path)
-    store = StorageBlobStore(storage_client(cli, nodes, provider), state / "scratch")
-    from_block = journal.get_meta("from_block", -1)
-    if from_block < 0:
-        from_block = cli.deployment().deploy_block
-        journal.set_meta("from_block", from_block)
-    worker = FineTuningWorker(market, provider, journal, store, {k: v[2] for k, v in offered.items()},
-                              WorkerConfig(state / "work", poll_s=poll_s, from_block=from_block))
-    tuned_host = None
-    if serve_tuned and not tiny:
-        spec = account if account else (None if _env_key() else f"devnet:{DEVNET_ROLES['finetune-provider']}")
-        config = TunedServingConfig(
-            model_port=tuned_ports[0], broker_port=tuned_ports[1], admin_port=tuned_ports[2],
-            prices=Prices(*tuned_prices), zg_argv=zg_argv(cli.data_dir.root, cli.rpc_url_flag),
-            account_spec=spec, base_name=next(iter(offered.values()))[0], host=host, public_host=host,
-        )
-        tuned_host = TunedModelHost(config, ComputeContracts.from_deployment(chain, cli.deployment()), market,
-                                    provider, journal_path, state / "work", worker.base_models, state / "logs")
-    console.print(f"fine-tuning provider {provider.address} on {url} offering "
-                  + ", ".join(f"{v[0]} (0x{k.hex()[:12]}…)" for k, v in offered.items()))
-    ProviderProcess(worker, journal_path, tuned_host, store).run(host, port)
+    url = public_url or f"http://{host}:{port}"
+
+    def setup() -> tuple[FineTuningWorker, TunedModelHost | None, StorageBlobStore]:
+        chain = cli.chain()
+        market, registry = _market(cli), _registry(cli)
+        offered = offered_models(tiny)
+        for model_id, (name, licence, _) in offered.items():
+            if not registry.is_registered(model_id):
+                registry.register_base_model(provider, model_id, name, licence)
+        wanted = (url, price_per_token, max_dataset_bytes, max_tokens, tuple(offered))
+        try:
+            current = market.get_service(provider.address)
+            registered: tuple[Any, ...] | None = (current.url, current.price_per_token, current.max_dataset_bytes,
+                                                  current.max_tokens, current.models)
+        except ZgError:  # NoService: not registered yet
+            registered = None
+        if registered != wanted:
+            market.add_or_update_service(provider, url, price_per_token, max_dataset_bytes, max_tokens,
+                                         list(offered))
+        journal = Journal(journal_path)
+        store = StorageBlobStore(storage_client(cli, nodes, provider), state / "scratch")
+        from_block = journal.get_meta("from_block", -1)
+        if from_block < 0:
+            from_block = cli.deployment().deploy_block
+            journal.set_meta("from_block", from_block)
+        worker = FineTuningWorker(market, provider, journal, store, {k: v[2] for k, v in offered.items()},
+                                  WorkerConfig(state / "work", poll_s=poll_s, from_block=from_block))
+        tuned_host = None
+        if serve_tuned and not tiny:
+            spec = account if account else (None if _env_key() else f"devnet:{DEVNET_ROLES['finetune-provider']}")
+            config = TunedServingConfig(
+                model_port=tuned_ports[0], broker_port=tuned_ports[1], admin_port=tuned_ports[2],
+                prices=Prices(*tuned_prices), zg_argv=zg_argv(cli.data_dir.root, cli.rpc_url_flag),
+                account_spec=spec, base_name=next(iter(offered.values()))[0], host=host, public_host=host,
+            )
+            tuned_host = TunedModelHost(config, ComputeContracts.from_deployment(chain, cli.deployment()), market,
+                                        provider, journal_path, state / "work", worker.base_models, state / "logs")
+        log.info("fine-tuning provider %s on %s offering %s", provider.address, url,
+                 ", ".join(f"{v[0]} (0x{k.hex()[:12]}…)" for k, v in offered.items()))
+        return worker, tuned_host, store
+
+    console.print(f"fine-tuning provider {provider.address} on {url}")
+    Journal(journal_path).close()  # created (owner-only) before the API reads it
+    ProviderProcess(setup, journal_path, provider.address).run(host, port)
 
 
 def _env_key() -> bool:

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,8 @@ def task_view(journal: Journal, task_id: int) -> dict[str, Any] | None:
     }
 
 
-def create_app(journal_path: Path, host: TunedModelHost | None, provider: str) -> Any:
+def create_app(journal_path: Path, host_of: Callable[[], TunedModelHost | None], provider: str,
+               ready: Callable[[], bool]) -> Any:
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
 
@@ -212,7 +214,7 @@ def create_app(journal_path: Path, host: TunedModelHost | None, provider: str) -
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"ok": True, "provider": provider}
+        return {"ok": True, "provider": provider, "ready": ready()}
 
     @app.get("/v1/finetune/tasks/{task_id}")
     def task(task_id: int) -> Any:
@@ -225,6 +227,7 @@ def create_app(journal_path: Path, host: TunedModelHost | None, provider: str) -
 
     @app.get("/v1/finetune/served")
     def served() -> dict[str, Any]:
+        host = host_of()
         tuned = host.serving if host is not None else None
         if tuned is None:
             return {"serving": None}
@@ -234,12 +237,21 @@ def create_app(journal_path: Path, host: TunedModelHost | None, provider: str) -
     return app
 
 
+Setup = Callable[[], tuple[FineTuningWorker, "TunedModelHost | None", StorageBlobStore]]
+SETUP_RETRY_S = 5.0
+
+
 @dataclass
 class ProviderProcess:
-    worker: FineTuningWorker
+    """Serves the progress API at once and sets the rest up in the background (chain
+    registrations, storage, base models), so a devnet is not held up by the provider's start."""
+
+    setup: Setup
     journal_path: Path
-    host: TunedModelHost | None
-    store: StorageBlobStore
+    provider: str
+    worker: FineTuningWorker | None = None
+    host: TunedModelHost | None = None
+    store: StorageBlobStore | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
     def _host_loop(self) -> None:
@@ -250,8 +262,16 @@ class ProviderProcess:
             except Exception as exc:  # keep serving attempts going whatever one round hit
                 log.warning("serving the tuned model failed: %s", exc)
 
-    def _worker_loop(self) -> None:
-        while not self.stop.is_set():
+    def _main_loop(self) -> None:
+        while self.worker is None and not self.stop.is_set():
+            try:
+                self.worker, self.host, self.store = self.setup()
+            except ZgError as exc:  # chain or storage not there yet: try again
+                log.warning("provider set-up: %s", exc)
+                self.stop.wait(SETUP_RETRY_S)
+        if self.host is not None:
+            threading.Thread(target=self._host_loop, name="tuned-host", daemon=True).start()
+        while self.worker is not None and not self.stop.is_set():
             try:
                 self.worker.run(self.stop)
             except Exception as exc:  # a chain or storage outage: wait and carry on
@@ -261,12 +281,9 @@ class ProviderProcess:
     def run(self, bind: str, port: int) -> None:
         import uvicorn
 
-        threads = [threading.Thread(target=self._worker_loop, name="finetune-worker", daemon=True)]
-        if self.host is not None:
-            threads.append(threading.Thread(target=self._host_loop, name="tuned-host", daemon=True))
-        for thread in threads:
-            thread.start()
-        app = create_app(self.journal_path, self.host, self.worker.provider.address)
+        main = threading.Thread(target=self._main_loop, name="finetune-worker", daemon=True)
+        main.start()
+        app = create_app(self.journal_path, lambda: self.host, self.provider, lambda: self.worker is not None)
         server = uvicorn.Server(uvicorn.Config(app, host=bind, port=port, log_level="warning", access_log=False))
 
         def on_term(*_: object) -> None:
@@ -278,11 +295,11 @@ class ProviderProcess:
             server.run()
         finally:
             self.stop.set()
+            main.join(timeout=5)
             if self.host is not None:
                 self.host.stop()
-            for thread in threads:
-                thread.join(timeout=5)
-            self.store.client.close()
+            if self.store is not None:
+                self.store.client.close()
 
 
 def zg_argv(data_dir: Path, rpc_url: str | None) -> list[str]:
