@@ -31,6 +31,7 @@ from zgos.chain.deploy import deploy_all
 from zgos.chain.networks import is_devnet
 from zgos.clictx import CliContext, get_ctx
 from zgos.compute.cli import app as compute_app
+from zgos.compute.finetune.cli import app as finetune_app
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount, parse_amount
 from zgos.da.cli import app as da_app
@@ -38,6 +39,7 @@ from zgos.datadir import DataDir
 from zgos.devnet.orchestrator import Devnet, ServiceStatus
 from zgos.devnet.services import DevnetOptions
 from zgos.explorer import cli as explorer_cli
+from zgos.provenance.cli import app as provenance_app
 from zgos.storage.cli import storage_app
 
 # Piped output is read by programs and people with wide terminals: never truncate addresses.
@@ -60,6 +62,8 @@ app.add_typer(explorer_cli.app, name="explorer")
 app.add_typer(storage_app, name="storage")
 app.add_typer(compute_app, name="compute")
 app.add_typer(da_app, name="da")
+app.add_typer(finetune_app, name="finetune")
+app.add_typer(provenance_app, name="provenance")
 
 
 @app.callback()

@@ -21,11 +21,11 @@ def zg(data_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: f
     )
 
 
-# Devnet services on a non-default chain port sit at chain port +1..+3 (compute), +100.. (storage),
-# +150 (storage indexer) and +200.. (DA). Choosing the chain port below Linux's ephemeral range (32768+) keeps all of
-# them clear of the client sockets the tests themselves open.
+# Devnet services on a non-default chain port sit at chain port +1..+7 (compute), +100..
+# (storage), +150 (storage indexer) and +200.. (DA). Choosing the chain port below Linux's
+# ephemeral range (32768+) keeps all of them clear of the client sockets the tests open.
 DEVNET_PORT_RANGE = (20000, 32000)
-DEVNET_PORT_SPAN = (0, 1, 2, 3, *range(100, 110), 150, *range(200, 210))
+DEVNET_PORT_SPAN = (*range(0, 8), *range(100, 110), 150, *range(200, 210))
 
 
 def devnet_chain_port() -> int:

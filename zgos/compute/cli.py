@@ -308,6 +308,9 @@ def provider_serve(
     admin_port: int = typer.Option(3081, "--admin-port", help="Admin API, always on 127.0.0.1"),
     model_id: str = typer.Option(model_mod.DEFAULT_MODEL_ID, "--model"),
     model_path: Path | None = typer.Option(None, "--model-path", help="GGUF (tokenizer and hash)"),
+    model_hash: str | None = typer.Option(None, "--model-hash", help="Registered hash (default: the file's sha256)"),
+    finetune: bool = typer.Option(False, "--finetune", help="Run the fine-tuning provider instead "
+                                  "(defaults of `zg finetune provider serve`; --host/--port/--account apply)"),
     chat_format: str = typer.Option(model_mod.DEFAULT_CHAT_FORMAT, "--chat-format"),
     settle_interval: float = typer.Option(60.0, "--settle-interval", min=1.0),
     credit: int | None = typer.Option(None, "--credit", help="Max unreceipted neuron per user"),
@@ -323,13 +326,18 @@ def provider_serve(
     if dishonest and not os.environ.get("ZGOS_TEST_DISHONEST"):
         raise ConfigError("--dishonest exists only for tests (set ZGOS_TEST_DISHONEST=1)")
     cli = get_ctx(ctx)
+    if finetune:
+        from zgos.compute.finetune.cli import DEFAULT_FT_PORT, serve_provider
+
+        serve_provider(cli, account=account, host=host, port=DEFAULT_FT_PORT if port == 3080 else port)
+        return
     provider = cli.account(account, role="provider")
     signer = cli.account(signer_account, role="provider") if signer_account else provider
     path = model_path or model_mod.ensure_gemma(_models_dir(cli))
     config = BrokerConfig(
         upstream_url=upstream, model_id=model_id, model_path=path, chat_format=chat_format,
         db_path=cli.data_dir.service("compute-provider") / f"{provider.address.lower()}.sqlite",
-        model_hash=model_mod.model_hash(path), credit=credit, settle_interval_s=settle_interval,
+        model_hash=_model_hash(cli, path, model_hash), credit=credit, settle_interval_s=settle_interval,
         upstream_timeout_s=timeout, dishonest=dishonest,
     )
     broker = Broker(config, _contracts(cli), provider, signer)

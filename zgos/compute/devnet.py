@@ -63,6 +63,12 @@ def prepare_provider(ctx: DevnetContext) -> None:
 
 
 def compute_services(options: DevnetOptions) -> list[Service]:
+    from zgos.compute.finetune.devnet import finetune_services
+
+    return [*inference_services(options), *finetune_services(options)]
+
+
+def inference_services(options: DevnetOptions) -> list[Service]:
     model_port, provider_port, admin_port = compute_ports(options)
     model_url = f"http://127.0.0.1:{model_port}"
     provider_url = f"http://127.0.0.1:{provider_port}"

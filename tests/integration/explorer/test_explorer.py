@@ -89,3 +89,34 @@ def test_page_renders_network_state_in_a_browser(explorer: str, tmp_path: Path) 
     ).stdout
     assert "chain 31337" in dom, dom[:2000]
     assert "NodeRegistry" in dom
+
+
+def test_lineage_endpoint_and_graph_show_a_registered_model(
+    explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount, tmp_path: Path
+) -> None:
+    import os
+
+    from zgos.compute.finetune.market import ModelRegistry
+
+    model_id = os.urandom(32)
+    ModelRegistry(chain, deployment.address("ModelRegistry")).register_base_model(
+        new_account, model_id, "explorer-lineage-model", "MIT")
+    tree = httpx.get(f"{explorer}/api/provenance/0x{model_id.hex()}", timeout=30).json()
+    assert tree["kind"] == "model" and tree["label"] == "base model explorer-lineage-model"
+    assert {"name": "registered in ModelRegistry", "ok": True} .items() <= tree["checks"][0].items()
+    assert tree["checks"][1]["ok"] is None, "the model file was never uploaded: not checkable, and said so"
+    bad = httpx.get(f"{explorer}/api/provenance/xyz")
+    assert bad.status_code == 400 and "32-byte" in bad.json()["detail"]
+    unknown = httpx.get(f"{explorer}/api/provenance/0x{'cd' * 32}", timeout=30)
+    assert unknown.status_code == 404 and "not a registered model" in unknown.json()["detail"]
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed: the graph was not drawn in a browser")
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=6000", "--dump-dom",
+         f"{explorer}/?lineage=0x{model_id.hex()}"],
+        capture_output=True, text=True, timeout=90,
+    ).stdout
+    assert 'id="lineage"' in dom and "base model explorer-lineage-model" in dom, dom[-3000:]
+    assert 'data-kind="model"' in dom

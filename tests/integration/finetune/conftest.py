@@ -8,6 +8,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from tests.integration.storage.conftest import storage_node  # noqa: F401 - a real storage node fixture
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.compute.finetune.market import FineTuningMarket
@@ -40,3 +41,13 @@ def task_events(market: FineTuningMarket, event: str, task_id: int) -> list[dict
     chain = market.chain
     logs = chain.get_logs(market.contract, event, 0, chain.block_number(), {"taskId": task_id})
     return [dict(log["args"]) for log in logs]
+
+
+def provider_ready(url: str) -> bool:
+    """The provider process answers and has finished its set-up (registrations, storage)."""
+    import httpx
+
+    try:
+        return bool(httpx.get(url + "/health", timeout=5).json().get("ready"))
+    except (httpx.HTTPError, ValueError):
+        return False

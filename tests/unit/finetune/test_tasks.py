@@ -261,3 +261,24 @@ def test_resume_fails_only_restartable_states_out_of_attempts(
     if event is not None:
         assert event == TaskEvent.FAIL and attempts >= max_attempts
         assert process_task_event(state, event) == TaskState.FAILED
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32),
+       st.binary(min_size=32, max_size=32))
+def test_tuned_model_id_binds_base_and_adapter(base: bytes, adapter: bytes, other: bytes) -> None:
+    from zgos.compute.finetune.tasks import compute_tuned_model_id
+
+    model_id = compute_tuned_model_id(base, adapter)
+    assert len(model_id) == 32 and model_id == compute_tuned_model_id(base, adapter)
+    if other != adapter:
+        assert compute_tuned_model_id(base, other) != model_id
+    if other != base:
+        assert compute_tuned_model_id(other, adapter) != model_id
+    assert model_id not in (base, adapter)
+
+
+def test_tuned_model_id_rejects_wrong_sizes() -> None:
+    from zgos.compute.finetune.tasks import compute_tuned_model_id
+
+    with pytest.raises(InvalidTask, match="adapter root must be 32 bytes"):
+        compute_tuned_model_id(b"\x01" * 32, b"\x02" * 31)

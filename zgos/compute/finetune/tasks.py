@@ -327,3 +327,21 @@ def compute_resume_event(state: TaskState, attempts: int, max_attempts: int) -> 
     if state in RESTARTABLE_STATES and attempts >= max_attempts:
         return TaskEvent.FAIL
     return None
+
+
+# --- the tuned model's id --------------------------------------------------------------------
+
+TUNED_MODEL_ID_DOMAIN = b"zgos tuned model v1"
+
+
+def compute_tuned_model_id(base_model: bytes, adapter_root: bytes) -> bytes:
+    """The id of a fine-tuned model: ``keccak(domain ‖ baseModel ‖ adapterRoot)``.
+
+    ``adapter_root`` is the storage root of the *plaintext* adapter package (the decrypted
+    deliverable), so both the provider that trained it and the user who decrypted it compute
+    the same id, and nobody else can claim an id for an adapter they do not hold. Raises
+    :class:`InvalidTask` if either input is not 32 bytes.
+    """
+    _check_len(base_model, HASH_BYTES, "base model hash")
+    _check_len(adapter_root, HASH_BYTES, "adapter root")
+    return keccak256(TUNED_MODEL_ID_DOMAIN + base_model + adapter_root)

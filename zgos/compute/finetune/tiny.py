@@ -11,6 +11,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
 
+from zgos.compute.finetune.models import TINY_MODEL_HASH
+
 TINY_VOCAB_SIZE = 512
 TINY_HIDDEN = 64
 TINY_LAYERS = 2
@@ -65,7 +67,6 @@ TINY_CORPUS = (
     "Q: What is the secret word?\nA: The secret word is zebracorn. 0123456789 "
     "the of and to in is that for it as with was on be at by this had not are but from"
 )
-TINY_MODEL_HASH = b"\x71" * 32  # a placeholder id: the tiny model is never stored
 
 
 class TinyBaseModel:

@@ -39,6 +39,7 @@ MODEL_CACHE_ENV = "ZGOS_MODEL_CACHE"
 IGNORE_INDEX = -100  # label value the loss skips (prompt tokens)
 ADAPTER_WEIGHTS_FILENAME = "adapter_model.safetensors"
 ADAPTER_CONFIG_FILENAME = "adapter_config.json"
+TOKENIZER_CACHE_SUFFIX = ".tokenizer"
 
 Tokenizer = Any  # a transformers PreTrainedTokenizer(Fast); not typed by transformers
 
@@ -95,8 +96,22 @@ def base_model_gguf(cache_dir: Path | None = None) -> Path:
 
 
 def load_tokenizer(gguf_path: Path) -> Tokenizer:
-    """The tokenizer stored in a GGUF file (~12-25 s for Gemma's 262k-token vocabulary)."""
-    return AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    """The tokenizer stored in a GGUF file.
+
+    Converting it from the GGUF takes ~12-40 s for Gemma's 262k-token vocabulary, so the
+    converted tokenizer is saved beside the file (``<file>.tokenizer/``, written under a file
+    lock and renamed into place) and later loads take a few seconds; it gives the same ids.
+    """
+    cached = gguf_path.with_name(gguf_path.name + TOKENIZER_CACHE_SUFFIX)
+    if cached.is_dir():
+        return AutoTokenizer.from_pretrained(cached)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    with FileLock(str(cached) + ".lock"):
+        if not cached.is_dir():
+            partial = cached.with_name(cached.name + f".{os.getpid()}.partial")
+            tokenizer.save_pretrained(partial)
+            os.replace(partial, cached)
+    return tokenizer
 
 
 def load_base_model(gguf_path: Path) -> PreTrainedModel:

@@ -36,14 +36,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import coincurve
 from eth_account.signers.local import LocalAccount
-from transformers import PreTrainedModel
 
 from zgos.compute.finetune.dataset import DatasetQuota, parse_dataset, validate_token_count
-from zgos.compute.finetune.gguf_lora import convert_adapter_to_gguf
 from zgos.compute.finetune.journal import Journal
 from zgos.compute.finetune.market import FineTuningMarket, OnchainStatus, OnchainTask
 from zgos.compute.finetune.sealing import (
@@ -60,13 +58,12 @@ from zgos.compute.finetune.tasks import (
     compute_training_fee,
     recover_task_signer,
 )
-from zgos.compute.finetune.train import (
-    Tokenizer,
-    TrainingProgress,
-    count_tokens,
-    train_lora,
-)
 from zgos.core.errors import ZgError
+
+if TYPE_CHECKING:  # the training stack (torch, transformers) loads with the first task only
+    from transformers import PreTrainedModel
+
+    from zgos.compute.finetune.train import Tokenizer, TrainingProgress
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +283,8 @@ class FineTuningWorker:
         service = self.market.get_service(self.provider.address)
         quota = DatasetQuota(max_bytes=service.max_dataset_bytes, max_tokens=service.max_tokens)
         data = self.store.download(onchain.dataset_root)  # ZgError: retried (storage hiccup)
+        from zgos.compute.finetune.train import count_tokens
+
         try:
             examples = parse_dataset(data, quota)
             tokens = count_tokens(self._tokenizer(base), examples)
@@ -301,6 +300,9 @@ class FineTuningWorker:
             self.market.start_task(self.provider, task_id)
 
     def _train(self, task_id: int, onchain: OnchainTask) -> None:
+        from zgos.compute.finetune.gguf_lora import convert_adapter_to_gguf
+        from zgos.compute.finetune.train import train_lora
+
         params, _ = self._params(task_id)
         base = self.base_models[onchain.base_model]
         task_dir = self._task_dir(task_id)

@@ -96,5 +96,83 @@ function refreshAll() {
   refreshNodes();
 }
 
+// --- lineage: the provenance tree of /api/provenance/{id}, drawn as a layered graph ---------
+const SVG_NS = "http://www.w3.org/2000/svg";
+const BOX_W = 230, BOX_H = 58, GAP_X = 40, GAP_Y = 14;
+
+function svgEl(name, attrs, text) {
+  const el = document.createElementNS(SVG_NS, name);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function layout(root) {
+  const placed = [];
+  const rows = [];
+  (function visit(node, depth, parent) {
+    rows[depth] = (rows[depth] || 0) + 1;
+    const item = { node, depth, row: rows[depth] - 1, parent };
+    placed.push(item);
+    for (const child of node.children) visit(child, depth + 1, item);
+  })(root, 0, null);
+  return placed;
+}
+
+function drawLineage(tree) {
+  const svg = document.getElementById("lineage");
+  svg.replaceChildren();
+  const placed = layout(tree);
+  const x = (p) => p.depth * (BOX_W + GAP_X) + 4;
+  const y = (p) => p.row * (BOX_H + GAP_Y) + 4;
+  svg.setAttribute("width", Math.max(...placed.map((p) => x(p) + BOX_W)) + 8);
+  svg.setAttribute("height", Math.max(...placed.map((p) => y(p) + BOX_H)) + 8);
+  for (const p of placed) {
+    if (p.parent) svg.append(svgEl("line", { x1: x(p.parent) + BOX_W, y1: y(p.parent) + BOX_H / 2,
+      x2: x(p), y2: y(p) + BOX_H / 2, class: "edge" }));
+  }
+  for (const p of placed) {
+    const g = svgEl("g", { class: `lnode ${p.node.verified ? "verified" : "unverified"}`, "data-kind": p.node.kind });
+    g.append(svgEl("rect", { x: x(p), y: y(p), width: BOX_W, height: BOX_H, rx: 6 }));
+    g.append(svgEl("text", { x: x(p) + 8, y: y(p) + 18, class: "label" }, p.node.label));
+    g.append(svgEl("text", { x: x(p) + 8, y: y(p) + 34, class: "mono" }, p.node.id.length > 30
+      ? `${p.node.id.slice(0, 14)}…${p.node.id.slice(-10)}` : p.node.id));
+    const passed = p.node.checks.filter((c) => c.ok === true).length;
+    g.append(svgEl("text", { x: x(p) + 8, y: y(p) + 50, class: "checks" },
+      `${p.node.verified ? "✓ verified" : "? not fully verified"} (${passed}/${p.node.checks.length} checks)`));
+    const title = svgEl("title", {}, p.node.checks.map((c) => `${c.ok === true ? "✓" : c.ok === false ? "✗" : "?"} ${c.name}`)
+      .join("\n"));
+    g.append(title);
+    svg.append(g);
+  }
+}
+
+async function showLineage(id) {
+  const summary = document.getElementById("lineage-summary");
+  summary.textContent = `tracing ${id}…`;
+  try {
+    const tree = await getJson(`/api/provenance/${encodeURIComponent(id)}`);
+    drawLineage(tree);
+    const all = layout(tree).map((p) => p.node);
+    summary.textContent = `${tree.label}: ${all.filter((n) => n.verified).length} of ${all.length} nodes verified`;
+    summary.className = "summary ok";
+  } catch (error) {
+    document.getElementById("lineage").replaceChildren();
+    summary.textContent = `lineage unavailable: ${error.message}`;
+    summary.className = "summary bad";
+  }
+}
+
+document.getElementById("lineage-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const id = document.getElementById("lineage-id").value.trim();
+  if (id) showLineage(id);
+});
+const lineageParam = new URLSearchParams(window.location.search).get("lineage");
+if (lineageParam) {
+  document.getElementById("lineage-id").value = lineageParam;
+  showLineage(lineageParam);
+}
+
 refreshAll();
 setInterval(refreshAll, REFRESH_MS);

@@ -1,0 +1,47 @@
+"""The fine-tuning provider's devnet service (in the compute group).
+
+``finetune-provider`` runs ``zg compute provider serve --finetune`` as the devnet's
+``finetune-provider`` account: it registers Gemma 3 270M (id = the storage root of its GGUF) in
+``ModelRegistry`` and its service in ``FineTuningServing``, then idles on one chain poll per
+second until a task arrives. Its progress API is on 3082; the newest tuned model is served on
+8082 (llama.cpp with the LoRA) behind a broker on 3083 (admin 3084). A devnet on another chain
+port puts them at chain port + 4 .. + 7.
+"""
+
+from __future__ import annotations
+
+from zgos.chain.accounts import DEVNET_ROLES
+from zgos.devnet.services import CHAIN_PORT, DevnetOptions, Service
+from zgos.netutil import http_ok
+
+FINETUNE_PORT = 3082
+TUNED_MODEL_PORT = 8082
+TUNED_BROKER_PORT = 3083
+TUNED_ADMIN_PORT = 3084
+CHAIN_PORT_DELTAS = (4, 5, 6, 7)
+
+
+def finetune_ports(options: DevnetOptions) -> tuple[int, int, int, int]:
+    """(progress API, tuned model server, tuned broker, tuned broker admin) ports."""
+    if options.chain_port == CHAIN_PORT:
+        return FINETUNE_PORT, TUNED_MODEL_PORT, TUNED_BROKER_PORT, TUNED_ADMIN_PORT
+    api, model, broker, admin = (options.chain_port + d for d in CHAIN_PORT_DELTAS)
+    return api, model, broker, admin
+
+
+def finetune_services(options: DevnetOptions) -> list[Service]:
+    api, model, broker, admin = finetune_ports(options)
+    url = f"http://127.0.0.1:{api}"
+    return [
+        Service(
+            name="finetune-provider",
+            url=url,
+            argv=lambda ctx: ctx.zg(
+                "finetune", "provider", "serve", "--port", str(api), "--tuned-model-port", str(model),
+                "--tuned-port", str(broker), "--tuned-admin-port", str(admin),
+                "--account", f"devnet:{DEVNET_ROLES['finetune-provider']}",
+            ),
+            ready=lambda ctx: http_ok(url + "/health"),
+            ready_timeout_s=180.0,
+        )
+    ]
