@@ -176,3 +176,26 @@ def test_nonces_follow_the_chain_back_after_a_reorg(tmp_path: Path) -> None:
         assert chain.balance(sink) == 5
     finally:
         node.stop()
+
+
+def test_a_long_running_anvil_writes_no_state_history_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anvil's default spills every old state to ~/.foundry/anvil/tmp and never cleans it up
+    after a kill; our launcher keeps history in memory only, and blocks stay readable."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    node = Anvil(
+        AnvilConfig(port=free_port(), block_time_s=0.2, state_path=tmp_path / "state.json"),
+        log_path=tmp_path / "anvil.log",
+    )
+    node.start()
+    try:
+        chain = Chain(node.url)
+        chain.w3.provider.make_request("anvil_mine", [hex(1500)])  # type: ignore[arg-type]
+        assert chain.block_number() >= 1500
+        assert chain.w3.eth.get_block(16)["number"] == 16
+        assert chain.balance(devnet_role("deployer").address) > 0
+    finally:
+        node.kill()
+    spilled = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
+    assert spilled == []

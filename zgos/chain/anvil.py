@@ -23,6 +23,10 @@ REPO_ANVIL = Path(__file__).parents[2] / ".tools/node_modules/@foundry-rs/anvil-
 HARDFORK = "prague"
 DEFAULT_BLOCK_TIME_S = 1.0
 STATE_INTERVAL_S = 1
+# Anvil otherwise writes every state beyond its in-memory window to ~/.foundry/anvil/tmp and
+# never deletes it after a kill: measured 74 GB in a day of test runs. Blocks and logs stay
+# queryable; state (balances, eth_call) is kept for the last IN_MEMORY_STATES blocks.
+IN_MEMORY_STATES = 512
 READY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
 
@@ -61,6 +65,7 @@ class AnvilConfig:
             "--accounts", str(self.accounts),
             "--balance", str(self.balance_0g),
             "--code-size-limit", str(64 * 1024),
+            "--prune-history", str(IN_MEMORY_STATES),
         ]
         if self.state_path is not None:
             argv += ["--state", str(self.state_path), "--state-interval", str(STATE_INTERVAL_S)]
