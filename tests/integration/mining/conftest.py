@@ -16,7 +16,7 @@ from zgos.chain.deploy import PLAN, Deployment, deploy_all
 from zgos.netutil import free_port
 
 EPOCH_BLOCKS = 30
-STORAGE_CONTRACTS = ("Reward", "Market", "Flow", "PoraMine")
+STORAGE_CONTRACTS = ("NodeRegistry", "Reward", "Market", "Flow", "PoraMine")
 
 
 def mining_plan(difficulty: int = 1, epoch_blocks: int = EPOCH_BLOCKS, target_submissions: int = 10) -> list:  # type: ignore[type-arg]
