@@ -64,7 +64,7 @@ $(LLAMA_WHEEL): | $(BIN)/python
 	  llama-cpp-python==$(LLAMA_VER) -w $(WHEELHOUSE)
 
 up: install
-	$(BIN)/zg devnet up
+	$(BIN)/zg devnet up --storage-nodes 3
 
 # Headless Chromium for the explorer's browser test (Debian package; skipped visibly if absent).
 test-deps:

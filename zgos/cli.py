@@ -221,7 +221,7 @@ def _status_table(rows: list[ServiceStatus]) -> Table:
 def devnet_up(
     ctx: typer.Context,
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once healthy."),
-    storage_nodes: int = typer.Option(3, "--storage-nodes", min=1, max=8),
+    storage_nodes: int = typer.Option(1, "--storage-nodes", min=1, max=8, help="Storage nodes (`make up` starts 3)."),
     shards: int = typer.Option(1, "--shards", min=1, help="Storage shards (power of two): node i holds shard i % SHARDS."),
     block_time: float = typer.Option(1.0, "--block-time", min=0.1, help="Seconds per block."),
     chain_port: int = typer.Option(8545, "--chain-port"),

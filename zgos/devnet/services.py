@@ -22,7 +22,7 @@ class DevnetOptions:
 
     chain_port: int = CHAIN_PORT
     block_time_s: float = 1.0
-    storage_nodes: int = 3
+    storage_nodes: int = 1
     shards: int = 1
     # Added to every service port but the chain's, so two devnets (or tests) can run side by side.
     port_offset: int = 0
