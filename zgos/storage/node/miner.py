@@ -26,8 +26,8 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,7 @@ from zgos.storage.mine.pora import (
 )
 from zgos.storage.mine.sealing import BYTES_PER_SEAL, SECTORS_PER_SEAL, seal, unseal
 from zgos.storage.node.node import DataUnavailable, StorageNode
+from zgos.storage.node.sqlitedb import SqliteDb
 
 log = logging.getLogger(__name__)
 
@@ -106,29 +107,13 @@ class MinerStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db().executescript(SCHEMA)
+        self._sqlite = SqliteDb(path, SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        return db
+        return self._sqlite.conn()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._sqlite.tx()
 
     def check_miner(self, miner_id: bytes) -> None:
         """Sealed pieces belong to one miner id: a different key starts from scratch."""

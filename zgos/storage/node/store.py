@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from zgos.storage.contracts import LogEntry
+from zgos.storage.node.sqlitedb import SqliteDb
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS txs (
@@ -68,34 +67,17 @@ class Store:
 
     def __init__(self, path: Path, durable_fsync: bool = False) -> None:
         self.path = path
-        self._sync_mode = "FULL" if durable_fsync else "NORMAL"
-        self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db().executescript(SCHEMA)
+        self._sqlite = SqliteDb(path, SCHEMA, durable_fsync)
         for table in ("segments", "parked"):  # stores written before proofs were kept
             columns = {row[1] for row in self._db().execute(f"PRAGMA table_info({table})")}
             if "proof" not in columns:
                 self._db().execute(f"ALTER TABLE {table} ADD COLUMN proof TEXT")
 
     def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={self._sync_mode}")
-            self._local.db = db
-        return db
+        return self._sqlite.conn()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._sqlite.tx()
 
     # --- log entries ---------------------------------------------------------------------
 
