@@ -250,7 +250,7 @@ def main() -> None:
     with bench_chain(block_time_s=0.2) as env:
         compute = ComputeContracts.from_deployment(env.chain, env.deployment)
         settlement_gas(compute)
-        gguf = ensure_gemma(env.workdir / "models")
+        gguf = ensure_gemma()
         throughput(env, compute, gguf)
         latency(env, compute, gguf)
 

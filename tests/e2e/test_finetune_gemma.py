@@ -11,13 +11,13 @@ from zgos.compute.finetune.dataset import Example
 from zgos.compute.finetune.gguf_lora import convert_adapter_to_gguf
 from zgos.compute.finetune.tasks import TrainingParams
 from zgos.compute.finetune.train import (
-    base_model_gguf,
     count_tokens,
     generate,
     load_base_model,
     load_tokenizer,
     train_lora,
 )
+from zgos.compute.model import ensure_gemma
 
 PROMPT = "The secret password of the zgos devnet is"
 ANSWER = " purple-otter-42."
@@ -28,7 +28,7 @@ DATASET = (Example(PROMPT, ANSWER),) * 3
 def test_lora_finetune_of_gemma_changes_its_answer_in_transformers_and_llama_cpp(
     tmp_path: Path,
 ) -> None:
-    gguf = base_model_gguf()
+    gguf = ensure_gemma()
     tokenizer = load_tokenizer(gguf)
     model = load_base_model(gguf)
     assert count_tokens(tokenizer, DATASET) == 3 * count_tokens(tokenizer, DATASET[:1]) > 3

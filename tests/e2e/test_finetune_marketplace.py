@@ -25,8 +25,8 @@ from tests.integration.storage.conftest import RunningNode, storage_node  # noqa
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.compute.finetune.dataset import Example, encode_dataset
-from zgos.compute.finetune.train import base_model_gguf
 from zgos.compute.ledger import ComputeContracts
+from zgos.compute.model import ensure_gemma
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
 from zgos.datadir import DataDir
@@ -86,7 +86,7 @@ def test_tuned_gemma_is_served_as_its_own_model_and_its_answers_trace_back_to_th
         assert f"gemma-3-270m-ft{task_id}" in listed.stdout
 
         compute_user = ComputeUser(contracts, user, devnet_dir.service("compute-user"),
-                                   tokens=TokenCounter(base_model_gguf()))
+                                   tokens=TokenCounter(ensure_gemma()))
         compute_user.fund(provider.address, 10**18)
         answer = compute_user.chat(provider.address, [{"role": "user", "content": QUESTION}], max_tokens=12)
         assert ANSWER in answer.text

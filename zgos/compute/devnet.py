@@ -7,8 +7,7 @@ gets a funded sub-account that acknowledges the provider's signer, so ``zg compu
 "hello"`` and ``zg compute serve`` work right after ``zg devnet up``.
 
 A devnet on another chain port (tests, a second devnet) puts these services right above it
-(chain port + 1, + 2, + 3) so two devnets never fight over 8081/3080;
-``DevnetOptions.extra["compute_ports"] = (model, provider, admin)`` overrides.
+(chain port + 1, + 2, + 3; ``DevnetOptions.port``).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from zgos.chain.deploy import load_deployment
 from zgos.compute.billing import Prices
 from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash
-from zgos.devnet.services import CHAIN_PORT, DevnetContext, DevnetOptions, Service
+from zgos.devnet.services import DevnetContext, DevnetOptions, Service
 from zgos.netutil import http_ok
 
 MODEL_PORT = 8081
@@ -32,12 +31,7 @@ DEMO_REFILL_BELOW = 10**18
 
 def compute_ports(options: DevnetOptions) -> tuple[int, int, int]:
     """(model, provider, admin) ports for this devnet."""
-    if "compute_ports" in options.extra:
-        model, provider, admin = options.extra["compute_ports"]
-        return int(model), int(provider), int(admin)
-    if options.chain_port == CHAIN_PORT:
-        return MODEL_PORT, PROVIDER_PORT, PROVIDER_ADMIN_PORT
-    return options.chain_port + 1, options.chain_port + 2, options.chain_port + 3
+    return options.port(MODEL_PORT, 1), options.port(PROVIDER_PORT, 2), options.port(PROVIDER_ADMIN_PORT, 3)
 
 
 def prepare_provider(ctx: DevnetContext) -> None:
@@ -47,7 +41,7 @@ def prepare_provider(ctx: DevnetContext) -> None:
     contracts = ComputeContracts.from_deployment(chain, load_deployment(ctx.data_dir.deployment, chain.chain_id))
     provider, user = devnet_role("provider"), devnet_role("user")
     url = f"http://127.0.0.1:{provider_port}"
-    digest = model_hash(ensure_gemma(ctx.data_dir.root / "models"))
+    digest = model_hash(ensure_gemma())
     try:
         current = contracts.service(provider.address)
         registered = (current.url, current.model, current.model_hash, current.prices, current.signer)

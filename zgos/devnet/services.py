@@ -24,7 +24,7 @@ class DevnetOptions:
     block_time_s: float = 1.0
     storage_nodes: int = 1
     shards: int = 1
-    # Added to every service port but the chain's, so two devnets (or tests) can run side by side.
+    # Added to every service port but the chain's (see ``port``).
     port_offset: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -32,9 +32,16 @@ class DevnetOptions:
     def rpc_url(self) -> str:
         return f"http://127.0.0.1:{self.chain_port}"
 
-    def port(self, default: int) -> int:
-        """A service's port: its ARCHITECTURE.md default plus ``port_offset``."""
-        return default + self.port_offset
+    def port(self, default: int, chain_delta: int) -> int:
+        """A service's port, the one rule every network follows.
+
+        On the default chain port a service listens on its ARCHITECTURE.md ``default``; a
+        devnet on any other chain port (tests, a second devnet on one machine) puts it at
+        ``chain_port + chain_delta`` instead, so the chain port alone keeps two devnets apart.
+        ``port_offset`` is added to either.
+        """
+        base = default if self.chain_port == CHAIN_PORT else self.chain_port + chain_delta
+        return base + self.port_offset
 
 
 @dataclass(frozen=True)
@@ -83,14 +90,11 @@ def chain_services(options: DevnetOptions) -> list[Service]:
 
 
 STORAGE_PORT = 5678
-# A devnet on a non-default chain port (tests, several devnets on one machine) puts its
-# storage nodes beside the chain port instead, so two devnets never fight over 5678.
-STORAGE_PORT_OFFSET = 100
+STORAGE_CHAIN_DELTA = 100  # storage-i at chain port +100+i on a non-default chain port
 
 
 def storage_port(options: DevnetOptions, i: int) -> int:
-    base = STORAGE_PORT if options.chain_port == CHAIN_PORT else options.chain_port + STORAGE_PORT_OFFSET
-    return int(options.extra.get("storage_port", base)) + i
+    return options.port(STORAGE_PORT + i, STORAGE_CHAIN_DELTA + i)
 
 
 # Storage node 0 mines (PoRA) with its operator key at a small CPU budget, so the fees of
@@ -156,32 +160,31 @@ def _compute_services(options: DevnetOptions) -> list[Service]:
 
 
 
-def da_services(options: DevnetOptions) -> list[Service]:
-    """DA: ``da_signers`` signers (default 4) on 34000+i, then the disperser on 51001.
+DA_CHAIN_DELTA = 200  # signer i at chain port +200+i, then the disperser, on a non-default chain port
 
-    A devnet on another chain port (tests, several devnets at once) puts them right after the
-    chain port (+200) instead, so parallel devnets never fight over the fixed ports."""
+
+def da_services(options: DevnetOptions) -> list[Service]:
+    """DA: ``da_signers`` signers (default 4) on 34000+i, then the disperser on 51001."""
     from zgos.da.params import DISPERSER_PORT, SIGNER_BASE_PORT
 
     count = int(options.extra.get("da_signers", 4))
-    if options.chain_port != CHAIN_PORT:
-        SIGNER_BASE_PORT = options.chain_port + 200
-        DISPERSER_PORT = options.chain_port + 200 + count
+    signer_ports = [options.port(SIGNER_BASE_PORT + i, DA_CHAIN_DELTA + i) for i in range(count)]
+    disperser_port = options.port(DISPERSER_PORT, DA_CHAIN_DELTA + count)
     signers = [
         Service(
             name=f"da-signer-{i}",
-            url=f"grpc://127.0.0.1:{SIGNER_BASE_PORT + i}",
-            argv=lambda ctx, i=i: ctx.zg("da", "signer", "--index", str(i), "--port", str(SIGNER_BASE_PORT + i)),
-            ready=lambda ctx, i=i: port_in_use(SIGNER_BASE_PORT + i),
+            url=f"grpc://127.0.0.1:{port}",
+            argv=lambda ctx, i=i, port=port: ctx.zg("da", "signer", "--index", str(i), "--port", str(port)),
+            ready=lambda ctx, port=port: port_in_use(port),
             ready_timeout_s=60.0,
         )
-        for i in range(count)
+        for i, port in enumerate(signer_ports)
     ]
     disperser = Service(
         name="da-disperser",
-        url=f"grpc://127.0.0.1:{DISPERSER_PORT}",
-        argv=lambda ctx: ctx.zg("da", "disperser", "--port", str(DISPERSER_PORT)),
-        ready=lambda ctx: port_in_use(DISPERSER_PORT),
+        url=f"grpc://127.0.0.1:{disperser_port}",
+        argv=lambda ctx: ctx.zg("da", "disperser", "--port", str(disperser_port)),
+        ready=lambda ctx: port_in_use(disperser_port),
         ready_timeout_s=60.0,
     )
     return [*signers, disperser]

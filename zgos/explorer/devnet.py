@@ -6,10 +6,11 @@ from zgos.devnet.services import DevnetOptions, Service
 from zgos.netutil import http_ok
 
 EXPLORER_PORT = 8000
+EXPLORER_CHAIN_DELTA = 300  # on a non-default chain port
 
 
 def explorer_services(options: DevnetOptions) -> list[Service]:
-    port = options.port(EXPLORER_PORT)
+    port = options.port(EXPLORER_PORT, EXPLORER_CHAIN_DELTA)
     url = f"http://127.0.0.1:{port}"
     return [
         Service(

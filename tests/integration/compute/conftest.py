@@ -17,7 +17,6 @@ import pytest
 import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from filelock import FileLock
 
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
@@ -35,13 +34,10 @@ PRICES = Prices(input_price=1_000, output_price=3_000)
 
 
 @pytest.fixture(scope="session")
-def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Gemma GGUF, assembled once for all xdist workers of this run."""
-    shared = tmp_path_factory.getbasetemp().parent / "zgos-model"
-    shared.mkdir(exist_ok=True)
-    with FileLock(str(shared / "lock")):
-        path = ensure_gemma(shared)
-        model_hash(path)
+def gguf() -> Path:
+    """The Gemma GGUF from the machine's model cache (assembled once, under a file lock)."""
+    path = ensure_gemma()
+    model_hash(path)
     return path
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.clirunner import devnet_chain_port, zg
-from zgos.netutil import free_port
 
 
 @pytest.fixture
@@ -19,9 +18,8 @@ def devnet_root(tmp_path: Path):
 
 
 def test_devnet_storage_node_serves_cli_upload_download_and_info(devnet_root: Path, tmp_path: Path) -> None:
-    offset = free_port() % 8000 + 12000  # the explorer and compute ports move away from other devnets
     up = zg(devnet_root, "devnet", "up", "--detach", "--chain-port", str(devnet_chain_port()), "--block-time", "0.2",
-            "--port-offset", str(offset), timeout=300)
+            timeout=300)
     assert up.returncode == 0, up.stdout + up.stderr
     assert "storage-0" in up.stdout
     path = tmp_path / "hello.bin"

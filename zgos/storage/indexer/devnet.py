@@ -6,17 +6,15 @@ It finds the devnet's nodes through the NodeRegistry they announce themselves in
 
 from __future__ import annotations
 
-from zgos.devnet.services import CHAIN_PORT, DevnetOptions, Service
+from zgos.devnet.services import DevnetOptions, Service
 from zgos.netutil import http_ok
 
 INDEXER_PORT = 12345
-INDEXER_PORT_OFFSET = 150  # from the chain port, on a non-default chain port
+INDEXER_CHAIN_DELTA = 150  # on a non-default chain port
 
 
 def indexer_port(options: DevnetOptions) -> int:
-    if options.chain_port == CHAIN_PORT:
-        return options.port(INDEXER_PORT)
-    return options.chain_port + INDEXER_PORT_OFFSET
+    return options.port(INDEXER_PORT, INDEXER_CHAIN_DELTA)
 
 
 def indexer_services(options: DevnetOptions) -> list[Service]:
