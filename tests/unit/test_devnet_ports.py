@@ -19,7 +19,8 @@ ARCHITECTURE_PORTS = {
 
 
 def service_ports(options: DevnetOptions) -> dict[str, int]:
-    return {service.name: urlparse(service.url).port or 0 for service in all_services(options)}
+    ports = {service.name: urlparse(service.url).port for service in all_services(options)}
+    return {name: port for name, port in ports.items() if port is not None}  # the repairer has none
 
 
 def test_the_default_devnet_listens_on_the_architecture_ports() -> None:

@@ -136,6 +136,23 @@ def storage_services(options: DevnetOptions) -> list[Service]:
     return [service(i) for i in range(options.storage_nodes)]
 
 
+REPAIR_INTERVAL_S = 10
+
+
+def repairer_services(options: DevnetOptions) -> list[Service]:
+    """``repairer``: a pass over every erasure-coded file every 10 s, restoring the pieces of
+    lost nodes onto the live nodes of their shards (no port; healthy once it scanned the chain)."""
+    from zgos.storage.repairer import STATE_FILE_NAME
+
+    return [
+        Service(
+            name="repairer",
+            url="-",
+            argv=lambda ctx: ctx.zg("storage", "repair", "--watch", str(REPAIR_INTERVAL_S)),
+            ready=lambda ctx: (ctx.data_dir.service("repairer") / STATE_FILE_NAME).exists(),
+        )
+    ]
+
 
 def service_groups() -> list[Callable[[DevnetOptions], list[Service]]]:
     """Each network's group, in start order (imported here to keep the table in one place)."""
@@ -146,6 +163,7 @@ def service_groups() -> list[Callable[[DevnetOptions], list[Service]]]:
         chain_services,
         storage_services,
         indexer_services,
+        repairer_services,
         _compute_services,
         da_services,
         explorer_services,  # last: it shows everything else

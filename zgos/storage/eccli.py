@@ -109,15 +109,24 @@ def health_command(
 
 def repair_command(
     ctx: typer.Context,
-    root: str = typer.Argument(..., help="Data root (0x...) of a file uploaded with --ec."),
+    root: str | None = typer.Argument(None, help="Data root (0x...) of a file uploaded with --ec."),
+    every_file: bool = typer.Option(False, "--all", help="Check and repair every erasure-coded file once."),
+    watch: float | None = typer.Option(None, "--watch", min=1.0, help="Keep repairing every file, a pass every SECONDS."),
     node: list[str] | None = typer.Option(None, "--node", help="Storage node URL (repeat for several)."),
     indexer: str | None = typer.Option(None, "--indexer", help="Indexer URL listing the nodes."),
     workers: int = typer.Option(4, "--workers", min=1, max=64),
+    name: str = typer.Option("repairer", "--name", help="Service name; --all/--watch keep their state in DATA_DIR/NAME."),
 ) -> None:
-    """Rebuild the missing pieces of an erasure-coded file onto the live nodes of their shards."""
+    """Rebuild the missing pieces of an erasure-coded file (or of all: --all, --watch) onto the
+    live nodes of their shards."""
     from zgos.storage.cli import _root, console
 
     cli = get_ctx(ctx)
+    if (root is None) == (not every_file and watch is None):
+        raise ConfigError("give either ROOT or --all / --watch SECONDS")
+    if root is None:
+        _repair_all(cli, node, indexer, workers, name, watch)
+        return
     data_root = _root(root)
     with ec_client(cli, ec_nodes(cli, node, indexer), workers) as client:
         _, restored = client.repair(data_root)
@@ -125,3 +134,43 @@ def repair_command(
     console.print(f"restored {restored} piece(s); the file now survives {after.survives} more node loss(es)")
     if after.orphaned:
         console.print(f"{len(after.orphaned)} piece(s) have no live node of their shard: start nodes with those shards")
+
+
+def _repair_all(cli: CliContext, node: list[str] | None, indexer: str | None, workers: int, name: str,
+                watch: float | None) -> None:
+    import contextlib
+    import logging
+    import signal
+    import threading
+
+    from zgos.storage.cli import console
+    from zgos.storage.ecclient import ErasureRegistry
+    from zgos.storage.repairer import STATE_FILE_NAME, RepairPass, RepairWorker
+
+    deployment, chain = cli.deployment(), cli.chain()
+    worker = RepairWorker(
+        chain, ErasureRegistry(chain, deployment.address("ErasureRegistry")),
+        nodes=lambda: ec_nodes(cli, node, indexer),
+        client_for=lambda urls: ec_client(cli, urls, workers),
+        state_path=cli.data_dir.service(name) / STATE_FILE_NAME, first_block=deployment.deploy_block,
+    )
+
+    def report(result: RepairPass) -> None:
+        for status in result.files:
+            outcome = status.error or f"restored {status.restored}, survives {status.survives}" + (
+                f", {status.orphaned} orphaned" if status.orphaned else "")
+            if watch is None or status.restored or status.error:
+                console.print(f"0x{status.root.hex()}  {outcome}")
+        if watch is None:
+            console.print(f"{len(result.files)} erasure-coded file(s) checked on {result.nodes} node(s) "
+                          f"at block {result.block}; {result.restored} segment(s) restored")
+
+    if watch is None:
+        report(worker.run_once())
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    console.print(f"repairing every erasure-coded file, a pass every {watch:g} s", highlight=False)
+    with contextlib.suppress(KeyboardInterrupt):
+        worker.run(watch, stop, on_pass=report)

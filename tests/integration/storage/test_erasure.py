@@ -137,6 +137,26 @@ def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
     assert got.returncode == 0 and "erasure-coded" in got.stdout, got.stdout + got.stderr
     assert out.read_bytes() == data
 
+    # The repair worker finds the file on its own (ErasureRegistry events) and heals it.
+    for i in (1, 4):
+        cluster.start(i)
+    cluster.wait_ready()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "zgos.cli", "--data-dir", str(cluster.data_dir.root), "storage", "repair",
+         "--watch", "1", *nodes],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        def healed() -> bool:
+            with client(cluster, chain, deployment) as ec:
+                report = ec.health(root)
+                return report.survives == 2 and not report.missing
+        assert wait_until(healed, 120, interval_s=1.0), "the worker restored the lost pieces"
+    finally:
+        worker.terminate()
+        output, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 0 and "0x" + root.hex() in output and "Traceback" not in output, output
+
 
 def test_ec_upload_refuses_bad_ec_input_before_paying(
     tmp_path: Path, devnet_dir: DataDir, chain: Chain, deployment: Deployment,
