@@ -11,8 +11,9 @@ The layout rule is ``zgos.storage.erasure`` (pure); this module does the I/O aro
   against the parity root); before anything is written in place, check the whole file against
   the data root (the rebuilt segments included); atomic like ``StorageClient.download``.
 * health: per stripe, which pieces exist on which live nodes.
-* repair: rebuild the file, recompute its parity (must match the recorded parity root), and
-  upload every piece a live node of its shard lacks, so the file again survives ``m`` losses.
+* repair: rebuild only the stripes that lost pieces, prove each rebuilt piece from its partner
+  segment's proof, and upload it to the live node of its shard that lacks it, so the file again
+  survives ``m`` losses (whole-file rebuild when a partner is lost too).
 """
 
 from __future__ import annotations
@@ -60,12 +61,13 @@ from zgos.storage.flow import (
     compute_segment_count,
 )
 from zgos.storage.hasher import build_file_tree
-from zgos.storage.merkle import BYTES_PER_SEGMENT, PromoteTree
+from zgos.storage.merkle import BYTES_PER_SEGMENT, InvalidProof, PromoteTree
 from zgos.storage.segment import (
     InvalidSegment,
     SegmentWithProof,
     compute_padding_segment_root,
     compute_segment_byte_length,
+    compute_segment_proof_from,
     validate_segment,
 )
 from zgos.storage.shard import ShardConfig, compute_first_flow_segment
@@ -307,13 +309,19 @@ class ErasureClient:
 
     def _fetch(self, live: list[tuple[NodeConnection, ShardConfig]], file: _File, index: int) -> bytes | None:
         """Segment ``index`` of ``file`` from any live node of its shard, proof-checked; None if none has it."""
+        found = self._fetch_proven(live, file, index)
+        return found.data if found is not None else None
+
+    def _fetch_proven(self, live: list[tuple[NodeConnection, ShardConfig]], file: _File,
+                      index: int) -> SegmentWithProof | None:
         for node, shard in live:
             if not shard.holds(file.first_segment + index):
                 continue
             try:
                 data, proof = node.get_segment(file.seq, index)
-                validate_segment(SegmentWithProof(file.root, data, index, proof, file.size), file.root, file.size, segment_root)
-                return data
+                segment = SegmentWithProof(file.root, data, index, proof, file.size)
+                validate_segment(segment, file.root, file.size, segment_root)
+                return segment
             except InvalidSegment as exc:
                 log.warning("%s served a corrupt segment %d of 0x%s: %s", node.url, index, file.root.hex(), exc.message)
             except StorageError:
@@ -430,18 +438,115 @@ class ErasureClient:
 
     def repair(self, root: bytes) -> tuple[HealthReport, int]:
         """Restore every piece a live node of its shard lacks; return the health before and the
-        number of segments restored. Pieces whose shard has no live node stay missing."""
+        number of segments restored. Pieces whose shard has no live node stay missing.
+
+        Stripe by stripe: fetch any ``k`` pieces of a stripe, decode and re-encode it, and prove
+        each rebuilt piece with a proof assembled from its partner segment's proof
+        (``compute_segment_proof_from``), so only the affected stripes are read. If a piece
+        cannot be proven that way (its partner is lost too), fall back to rebuilding the whole
+        file and recomputing its parity."""
         report = self.health(root)
         if not report.missing:
             return report, 0
         live, _ = self.live_shards()
-        by_url = {n.url: (n, s) for n, s in live}
         data = self._locate(root, "file")
         parity = self._locate(report.record.parity_root, "parity file")
+        for url in report.missing:
+            node = next(n for n, _ in live if n.url == url)
+            for file in (data, parity):
+                self.storage._wait(partial(_knows_tx, node, file.seq), f"{url} to sync tx {file.seq}")
+        try:
+            return report, self._repair_stripes(report, live, data, parity)
+        except _Unprovable as exc:
+            log.warning("repairing 0x%s from the whole file (slower): %s", root.hex(), exc)
+            return report, self._repair_whole_file(report, live, data, parity)
+
+    def _repair_stripes(self, report: HealthReport, live: list[tuple[NodeConnection, ShardConfig]],
+                        data: _File, parity: _File) -> int:
+        layout = compute_stripe_layout(report.record.params, data.first_segment, compute_segment_count(data.size),
+                                       report.record.groups)
+        stripe_of_data, stripe_of_parity = layout.stripe_of_data(), layout.stripe_of_parity()
+        wanted: dict[int, list[tuple[str, int, str]]] = {}  # stripe -> [(kind, index, node url)]
+        for url, pieces in report.missing.items():
+            for kind, index in pieces:
+                t = stripe_of_data[index] if kind == "data" else stripe_of_parity[index][0]
+                wanted.setdefault(t, []).append((kind, index, url))
+        nodes = {n.url: n for n, _ in live}
+        files = {"data": data, "parity": parity}
+
+        def repair_stripe(t: int) -> int:
+            fetched: dict[tuple[str, int], SegmentWithProof] = {}
+            pieces = self._stripe_pieces(live, layout, t, data, parity, fetched)
+            stripe = layout.stripes[t]
+            for kind, index, url in wanted[t]:
+                file = files[kind]
+                row = stripe.data.index(index) if kind == "data" else layout.params.k + stripe.parity.index(index)
+                segment = self._prove(live, file, kind, index, pieces[row], fetched)
+                nodes[url].put_segment(file.seq, segment)
+            return len(wanted[t])
+
+        threads = min(MAX_THREADS, self.workers * max(1, len(live)))
+        with ThreadPoolExecutor(threads) as pool:
+            return sum(pool.map(repair_stripe, sorted(wanted)))
+
+    def _stripe_pieces(self, live: list[tuple[NodeConnection, ShardConfig]], layout: StripeLayout, t: int,
+                       data: _File, parity: _File, fetched: dict[tuple[str, int], SegmentWithProof]) -> list[bytes]:
+        """All ``k + m`` pieces of stripe ``t`` (padded to a whole segment), from any ``k``
+        proof-checked pieces; the segments fetched are kept in ``fetched``."""
+        stripe = layout.stripes[t]
+        k, total = layout.params.k, layout.params.pieces
+        blocks: list[bytes] = []
+        numbers: list[int] = []
+        candidates = [("data", row, index) for row, index in enumerate(stripe.data)]
+        candidates += [("parity", k + row, j) for row, j in enumerate(stripe.parity)]
+        for kind, number, index in candidates:
+            if len(blocks) == k:
+                break
+            if index is None:
+                blocks.append(bytes(PIECE_BYTES))
+            else:
+                segment = self._fetch_proven(live, data if kind == "data" else parity, index)
+                if segment is None:
+                    continue
+                fetched[(kind, index)] = segment
+                blocks.append(_pad_piece(segment.data))
+            numbers.append(number)
+        if len(blocks) < k:
+            raise StorageError(f"stripe {t} of 0x{data.root.hex()} has only {len(blocks)} of the {k} pieces "
+                               "needed to rebuild it", "too many nodes are down; see `zg storage health ROOT`")
+        primary = zfec.Decoder(k, total).decode(blocks, numbers)
+        return [bytes(b) for b in primary] + [bytes(b) for b in zfec.Encoder(k, total).encode(primary, list(range(k, total)))]
+
+    def _prove(self, live: list[tuple[NodeConnection, ShardConfig]], file: _File, kind: str, index: int,
+               piece: bytes, fetched: dict[tuple[str, int], SegmentWithProof]) -> SegmentWithProof:
+        """The rebuilt segment ``index`` of ``file`` with a proof from its partner's proof,
+        validated against the file's root (which also proves the rebuilt bytes)."""
+        wire = piece[: compute_segment_byte_length(file.size, index)]
+        leaf = segment_root(wire, compute_padded_segment_sectors(file.size, index))
+        count = compute_segment_count(file.size)
+        partner = index ^ 1 if index ^ 1 < count else index - 1
+        neighbour = None
+        if partner >= 0:
+            known = fetched.get((kind, partner)) or self._fetch_proven(live, file, partner)
+            if known is None:
+                raise _Unprovable(f"{kind} segment {partner}, the partner of {index}, is lost too")
+            neighbour = known.proof
+        try:
+            proof = compute_segment_proof_from(file.size, file.root, index, leaf, neighbour)
+            segment = SegmentWithProof(file.root, wire, index, proof, file.size)
+            validate_segment(segment, file.root, file.size, segment_root)
+        except (InvalidProof, InvalidSegment) as exc:
+            raise CorruptData(f"rebuilt {kind} segment {index} of 0x{file.root.hex()} does not match its root: "
+                              f"{exc.message}", "the recorded parity is wrong; another record or a full copy is needed") from None
+        return segment
+
+    def _repair_whole_file(self, report: HealthReport, live: list[tuple[NodeConnection, ShardConfig]],
+                           data: _File, parity: _File) -> int:
+        by_url = {n.url: (n, s) for n, s in live}
         restored = 0
         with tempfile.TemporaryDirectory(prefix="zgos-repair-") as scratch:
             data_path, parity_path = Path(scratch) / "data", Path(scratch) / "parity"
-            self.download(root, data_path)
+            self.download(report.root, data_path)
             layout = compute_stripe_layout(report.record.params, data.first_segment,
                                            compute_segment_count(data.size), report.record.groups)
             write_parity_file(data_path, layout, parity_path)
@@ -454,10 +559,13 @@ class ErasureClient:
             for url, pieces in report.missing.items():
                 node, _ = by_url[url]
                 for kind in sorted({kind for kind, _ in pieces}):
-                    self.storage._wait(partial(_knows_tx, node, files[kind].seq), f"{url} to sync tx {files[kind].seq}")
                     restored += self.storage._upload_to(node, paths[kind], trees[kind], files[kind].seq,
                                                         files[kind].start_entry, None)
-        return report, restored
+        return restored
+
+
+class _Unprovable(Exception):
+    """A rebuilt piece cannot be proven from its partner alone (the partner is lost too)."""
 
 
 def write_parity_file(data_path: Path, layout: StripeLayout, out: Path) -> None:

@@ -198,6 +198,20 @@ def compute_proof_position(path: Sequence[bool], n_leaves: int) -> int:
     return position
 
 
+def compute_proof_path(position: int, n_leaves: int) -> tuple[bool, ...]:
+    """The promote-tree path of leaf ``position`` among ``n_leaves``, bottom-up like a proof's
+    (``True``: the node is a left child); the inverse of ``compute_proof_position``."""
+    if not 0 <= position < n_leaves:
+        raise IndexError(f"leaf {position} outside a tree of {n_leaves}")
+    path: list[bool] = []
+    lo, hi = 0, n_leaves
+    while hi - lo > 1:
+        mid = lo + compute_promote_split(hi - lo)
+        path.append(position < mid)
+        lo, hi = (lo, mid) if position < mid else (mid, hi)
+    return tuple(reversed(path))
+
+
 def validate_proof(proof: Proof, root: bytes, leaf: bytes, position: int, n_leaves: int) -> None:
     """Check that ``proof`` proves ``leaf`` at ``position`` of ``n_leaves`` under ``root``.
 

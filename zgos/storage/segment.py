@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zgos.core.errors import ZgError
+from zgos.core.hashing import keccak256_pair
 from zgos.storage.flow import (
     compute_padded_segment_sectors,
     compute_proof_segment_count,
@@ -33,6 +34,8 @@ from zgos.storage.merkle import (
     Proof,
     compute_promote_root,
     compute_promote_split,
+    compute_proof_path,
+    compute_proof_position,
     compute_segment_root,
     parse_hash,
     validate_proof,
@@ -157,3 +160,45 @@ def validate_segment(segment: SegmentWithProof, expected_root: bytes | None = No
             if sibling != canonical:
                 raise InvalidSegment("invalid proof: rear padding sibling is not the zero root")
     return segment_root
+
+
+def compute_revealed_roots(proof: Proof, n_leaves: int) -> dict[tuple[int, int], bytes]:
+    """Every subtree root a proof reveals, keyed by its leaf range ``[lo, hi)``: its leaf, its
+    siblings, and the nodes on its path folded from them (the proof must already be valid)."""
+    position = compute_proof_position(proof.path, n_leaves)
+    lo, hi, node = position, position + 1, proof.leaf
+    revealed = {(lo, hi): node}
+    for (s_lo, s_hi), sibling, is_left in zip(compute_sibling_ranges(proof.path, n_leaves), proof.siblings,
+                                              proof.path, strict=True):
+        revealed[(s_lo, s_hi)] = sibling
+        node = keccak256_pair(node, sibling) if is_left else keccak256_pair(sibling, node)
+        lo, hi = min(lo, s_lo), max(hi, s_hi)
+        revealed[(lo, hi)] = node
+    return revealed
+
+
+def compute_segment_proof_from(file_size: int, root: bytes, index: int, leaf: bytes,
+                               neighbour: Proof | None) -> Proof:
+    """The proof of segment ``index`` (segment root ``leaf``) assembled from a valid proof of
+    another segment of the same file, so one rebuilt segment can be proven without the rest.
+
+    Every sibling of ``index`` must be revealed by ``neighbour`` (see
+    ``compute_revealed_roots``) or lie wholly in rear padding: true for the segment ``index ^ 1``
+    (the pair's partner), and for ``index - 1`` when ``index`` is the file's last segment. Raises
+    ``InvalidProof`` when a sibling is unknown. The proof is not checked here: the receiver's
+    ``validate_segment`` does that, which also proves the rebuilt data.
+    """
+    n_proof, n_data = compute_proof_segment_count(file_size), compute_segment_count(file_size)
+    revealed = compute_revealed_roots(neighbour, n_proof) if neighbour is not None else {}
+    path = compute_proof_path(index, n_proof)
+    siblings: list[bytes] = []
+    for lo, hi in compute_sibling_ranges(path, n_proof):
+        if (lo, hi) in revealed:
+            siblings.append(revealed[(lo, hi)])
+        elif lo >= n_data:
+            siblings.append(compute_promote_root([compute_padding_segment_root(file_size, i) for i in range(lo, hi)]))
+        else:
+            raise InvalidProof(f"the neighbour's proof does not reveal segments {lo}..{hi - 1} for segment {index}")
+    if not path:
+        return Proof((leaf,), ())
+    return Proof((leaf, *siblings, root), path)

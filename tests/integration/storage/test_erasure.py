@@ -17,6 +17,7 @@ import pytest
 from tests.integration.clirunner import zg
 from tests.integration.storage.conftest import start_node
 from tests.integration.storage.indexer_fixtures import start_indexer
+from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.datadir import DataDir
@@ -24,6 +25,7 @@ from zgos.netutil import free_port, wait_until
 from zgos.storage.client import StorageError
 from zgos.storage.contracts import FlowContract
 from zgos.storage.ecclient import ErasureClient
+from zgos.storage.erasure import ErasureParams
 from zgos.storage.filetree import FileTree
 from zgos.storage.shard import ShardConfig
 
@@ -127,6 +129,7 @@ def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
     cluster.wait_ready()
     repaired = zg(cluster.data_dir.root, "storage", "repair", "0x" + root.hex(), *nodes)
     assert repaired.returncode == 0 and "the file now survives 2 more" in repaired.stdout, repaired.stdout + repaired.stderr
+    assert "whole file" not in repaired.stdout + repaired.stderr, "only the stripes that lost pieces were read"
     with client(cluster, chain, deployment) as ec:
         after = ec.health(root)
         assert after.survives == 2 and not after.missing
@@ -156,6 +159,30 @@ def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
         worker.terminate()
         output, _ = worker.communicate(timeout=30)
     assert worker.returncode == 0 and "0x" + root.hex() in output and "Traceback" not in output, output
+
+
+def test_repair_after_losing_two_neighbouring_shards_rebuilds_from_the_whole_file(
+    tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nodes 0/4 and 1/4 hold neighbouring segments: a rebuilt piece's partner is lost too, so
+    its proof cannot be assembled from the partner's and repair falls back to the whole file."""
+    data = os.urandom(9 * SEGMENT + 77)
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+    account = devnet_role("user")
+    with ErasureClient(cluster.urls, chain, deployment.address("Flow"), deployment.address("ErasureRegistry"),
+                       account, timeout_s=10) as ec:
+        root = ec.upload(path, ErasureParams(4, 2)).root
+    for i in (0, 1):
+        cluster.kill_and_wipe(i)
+        cluster.start(i)
+    cluster.wait_ready()
+    with client(cluster, chain, deployment) as ec, caplog.at_level("WARNING", "zgos.storage.ecclient"):
+        before, restored = ec.repair(root)
+        after = ec.health(root)
+    assert before.survives == 0 and restored == sum(len(p) for p in before.missing.values()) > 0
+    assert after.survives == 2 and not after.missing
+    assert "from the whole file" in caplog.text
 
 
 def test_ec_upload_refuses_bad_ec_input_before_paying(

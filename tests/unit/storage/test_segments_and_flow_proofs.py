@@ -10,6 +10,8 @@ from zgos.core.hashing import keccak256
 from zgos.storage.filetree import FileTree
 from zgos.storage.flow import (
     FlowItem,
+    compute_proof_segment_count,
+    compute_segment_count,
     FlowTree,
     Submission,
     SubmissionNode,
@@ -20,15 +22,21 @@ from zgos.storage.flow import (
 )
 from zgos.storage.merkle import (
     ZERO_HASHES,
+    InvalidProof,
+    PromoteTree,
     Proof,
     compute_leaf_hashes,
     compute_promote_root,
+    compute_proof_path,
+    compute_proof_position,
     compute_proof_root,
 )
 from zgos.storage.node.uploads import CacheFull, UploadCache
 from zgos.storage.segment import (
     InvalidSegment,
     SegmentWithProof,
+    compute_padding_segment_root,
+    compute_segment_proof_from,
     compute_sibling_ranges,
     validate_segment,
 )
@@ -44,6 +52,37 @@ def segments_of(data: bytes) -> list[SegmentWithProof]:
         chunk += bytes(-len(chunk) % 256)
         out.append(SegmentWithProof(tree.root, chunk, i, tree.proof(i), len(data)))
     return out
+
+
+@given(st.integers(1, 5000), st.data())
+def test_proof_path_is_the_inverse_of_proof_position(n_leaves: int, data: st.DataObject) -> None:
+    position = data.draw(st.integers(0, n_leaves - 1))
+    path = compute_proof_path(position, n_leaves)
+    assert compute_proof_position(path, n_leaves) == position
+    assert path == (PromoteTree([bytes(32)] * n_leaves).proof(position).path if n_leaves > 1 else ())
+
+
+@settings(max_examples=60)
+@given(st.integers(1, 300 * SEGMENT), st.data())
+def test_a_segment_proof_assembled_from_a_neighbour_is_the_real_proof_or_refused(size: int, data: st.DataObject) -> None:
+    """Repair proves one rebuilt segment from its partner's proof: the partner (index ^ 1, or
+    index - 1 for the last segment) always suffices, and no neighbour ever yields a wrong proof."""
+    n_data, n_proof = compute_segment_count(size), compute_proof_segment_count(size)
+    leaves = [keccak256(i.to_bytes(8, "big") + size.to_bytes(8, "big")) for i in range(n_data)]
+    leaves += [compute_padding_segment_root(size, i) for i in range(n_data, n_proof)]
+    tree = PromoteTree(leaves)
+    index = data.draw(st.integers(0, n_data - 1))
+    partner = index ^ 1 if index ^ 1 < n_data else index - 1
+    neighbour = data.draw(st.integers(0, n_data - 1))
+    if n_data == 1:
+        assert compute_segment_proof_from(size, tree.root, index, leaves[index], None) == tree.proof(index)
+        return
+    assert compute_segment_proof_from(size, tree.root, index, leaves[index], tree.proof(partner)) == tree.proof(index)
+    try:
+        derived = compute_segment_proof_from(size, tree.root, index, leaves[index], tree.proof(neighbour))
+    except InvalidProof:
+        return
+    assert derived == tree.proof(index)
 
 
 @settings(max_examples=15, deadline=None)
