@@ -116,8 +116,10 @@ def chain_router(deps: ExplorerDeps) -> APIRouter:
 def create_app(deps: ExplorerDeps) -> FastAPI:
     app = FastAPI(title="zgos explorer", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.include_router(chain_router(deps))
+    from zgos.explorer.networks import networks_router
     from zgos.provenance.explorer import provenance_router
 
+    app.include_router(networks_router(deps))
     app.include_router(provenance_router(deps))
 
     @app.get("/health")

@@ -89,6 +89,7 @@ def test_page_renders_network_state_in_a_browser(explorer: str, tmp_path: Path) 
     ).stdout
     assert "chain 31337" in dom, dom[:2000]
     assert "NodeRegistry" in dom
+    assert "sectors in the flow" in dom, "the storage panel rendered"
 
 
 def test_lineage_endpoint_and_graph_show_a_registered_model(
@@ -120,3 +121,31 @@ def test_lineage_endpoint_and_graph_show_a_registered_model(
     ).stdout
     assert 'id="lineage"' in dom and "base model explorer-lineage-model" in dom, dom[-3000:]
     assert 'data-kind="model"' in dom
+
+
+def test_storage_and_compute_panels_show_live_node_state_and_services(
+    explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount, tmp_path: Path
+) -> None:
+    from tests.integration.storage.conftest import start_node
+    from zgos.compute.billing import Prices
+    from zgos.compute.ledger import ComputeContracts
+
+    node = start_node(tmp_path / "node", chain, deployment)
+    registry = chain.contract("NodeRegistry", deployment.address("NodeRegistry"))
+    chain.transact(new_account, registry.functions.announce(0, node.url, 0, 1, b""))
+    ComputeContracts.from_deployment(chain, deployment).register(
+        new_account, url="http://127.0.0.1:9/explorer-test", model="explorer-test-model", model_hash=b"\x01" * 32,
+        prices=Prices(input_price=7, output_price=11), signer=new_account.address)
+    try:
+        storage = httpx.get(f"{explorer}/api/storage", timeout=30).json()
+        mine = next(n for n in storage["nodes"] if n["url"] == node.url)
+        assert mine["error"] is None and mine["shard"] == "0/1" and mine["miner"] is None
+        assert isinstance(mine["logSyncHeight"], int) and mine["nextTxSeq"] >= 0
+        assert storage["flow"]["submissions"] >= 0 and storage["rewards"]["paid"] <= storage["rewards"]["deposited"]
+    finally:
+        node.stop()
+    after = httpx.get(f"{explorer}/api/storage", timeout=30).json()
+    assert next(n for n in after["nodes"] if n["url"] == node.url)["error"].startswith("unreachable")
+    services = httpx.get(f"{explorer}/api/compute", timeout=30).json()
+    assert {"provider": new_account.address, "model": "explorer-test-model", "inputPrice": 7, "outputPrice": 11}.items() \
+        <= next(s for s in services if s["provider"] == new_account.address).items()

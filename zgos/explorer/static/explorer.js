@@ -89,11 +89,47 @@ async function refreshNodes() {
   }
 }
 
+function og(neurons) {
+  return `${(Number(neurons) / 1e18).toFixed(6)} 0G`;
+}
+
+async function refreshStorage() {
+  const summary = document.getElementById("storage-summary");
+  try {
+    const s = await getJson("/api/storage");
+    summary.textContent = `${s.flow.submissions} submissions · ${s.flow.sectors} sectors in the flow · ` +
+      `fees deposited ${og(s.rewards.deposited)} · paid to miners ${og(s.rewards.paid)}`;
+    fill("storage", s.nodes.map((n) => {
+      if (n.error) return [cell(n.url, "mono"), cell(n.shard), cell(n.error, "bad"), cell("-"), cell("-"), cell("-")];
+      const m = n.miner;
+      const miner = m ? `${m.running ? "mining" : "stopped"} · ${m.hashRate} it/s · ` +
+        `${m.answersAccepted}/${m.answersSubmitted} answers · earned ${og(m.totalReward)}` : "not mining";
+      return [cell(n.url, "mono"), cell(n.shard), cell(`block ${n.logSyncHeight}`), cell(n.nextTxSeq),
+        cell(n.peers), cell(miner, m && m.running ? "ok" : "")];
+    }), "no storage nodes announced");
+  } catch (error) {
+    summary.textContent = `unavailable: ${error.message}`;
+    fill("storage", [], "unavailable");
+  }
+}
+
+async function refreshCompute() {
+  try {
+    const services = await getJson("/api/compute");
+    fill("compute", services.map((s) => [cell(s.provider, "mono"), cell(s.model), cell(s.url, "mono"),
+      cell(`${s.inputPrice} / ${s.outputPrice}`)]), "no services registered");
+  } catch (error) {
+    fill("compute", [], `unavailable: ${error.message}`);
+  }
+}
+
 function refreshAll() {
   refreshStatus();
   refreshBlocks();
   refreshServices();
   refreshNodes();
+  refreshStorage();
+  refreshCompute();
 }
 
 // --- lineage: the provenance tree of /api/provenance/{id}, drawn as a layered graph ---------
