@@ -20,9 +20,9 @@ import json
 import logging
 import os
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -57,6 +57,7 @@ POLL_S = 0.2
 WAIT_TIMEOUT_S = 300.0
 SEGMENT_RETRIES = 3
 MAX_DOWNLOAD_THREADS = 64
+STREAM_WINDOW_SEGMENTS = 32  # segments fetched ahead of the consumer (8 MiB)
 
 Progress = Callable[[int], None]  # called with the number of bytes just done
 
@@ -376,6 +377,65 @@ class StorageClient:
 
     def download(self, root: bytes, out: Path, progress: Progress | None = None) -> FileLocation:
         """Download the file with data root ``root`` to ``out``, verified; atomic."""
+        plan = self._plan(root)
+        size = plan.location.size
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+        tmp = Path(tmp_name)
+        try:
+            os.ftruncate(handle, size)
+
+            def fetch(index: int) -> None:
+                data = self._fetch_verified(plan, index)
+                os.pwrite(handle, data, index * BYTES_PER_SEGMENT)
+                if progress:
+                    progress(len(data))
+
+            with ThreadPoolExecutor(plan.threads) as pool:
+                results = [pool.submit(fetch, i) for i in range(compute_segment_count(size))]
+                failure = next((exc for f in results if (exc := f.exception()) is not None), None)
+            if failure is not None:
+                raise _download_failed(root, failure)
+            os.fsync(handle)
+            os.close(handle)
+            handle = -1
+            os.replace(tmp, out)
+        finally:
+            if handle >= 0:
+                os.close(handle)
+            tmp.unlink(missing_ok=True)
+        return plan.location
+
+    def stream(self, root: bytes, window: int = STREAM_WINDOW_SEGMENTS) -> tuple[FileLocation, Generator[bytes, None, None]]:
+        """The file with data root ``root`` as verified chunks in order (one per segment),
+        fetched ``window`` segments ahead in parallel: nothing is yielded before its own proof
+        checked out, so a consumer can pass bytes on at once. A failure mid-way raises from the
+        iterator (the consumer has the verified prefix only)."""
+        plan = self._plan(root)
+        count = compute_segment_count(plan.location.size)
+
+        def chunks() -> Generator[bytes, None, None]:
+            with ThreadPoolExecutor(plan.threads) as pool:
+                pending = deque(pool.submit(self._fetch_verified, plan, i) for i in range(min(window, count)))
+                submitted = len(pending)
+                try:
+                    while pending:
+                        future = pending.popleft()
+                        if submitted < count:
+                            pending.append(pool.submit(self._fetch_verified, plan, submitted))
+                            submitted += 1
+                        try:
+                            yield future.result()
+                        except StorageError as exc:
+                            raise _download_failed(root, exc) from None
+                finally:
+                    for future in pending:
+                        future.cancel()
+
+        return plan.location, chunks()
+
+    def _plan(self, root: bytes) -> _DownloadPlan:
+        """Where each segment of the finalized file ``root`` can be fetched."""
         locations = self.locate(root)
         if not locations:
             raise StorageError(f"no node holds a finalized file with root 0x{root.hex()}",
@@ -392,61 +452,51 @@ class StorageClient:
                     log.warning("skipping storage node %s: %s", node.url, exc.message)
         holders = [[n for n in nodes if n.shard().holds(compute_flow_segment(start, i))]
                    for i in range(compute_segment_count(size))]
-        modulus = max(n.shard().num_shard for n in nodes) if nodes else 1
         if missing := [i for i, h in enumerate(holders) if not h]:
             raise StorageError(f"no reachable node holds segment {missing[0]} of 0x{root.hex()} "
                                f"({len(missing)} segment(s) uncovered)", "wait for the nodes to sync, or add nodes")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-        tmp = Path(tmp_name)
-        failures: list[str] = []
-        lock = threading.Lock()
-        try:
-            os.ftruncate(handle, size)
+        return _DownloadPlan(
+            location=locations[0], seq_by_node=seq_by_node, holders=holders,
+            modulus=max(n.shard().num_shard for n in nodes),
+            threads=min(MAX_DOWNLOAD_THREADS, self.workers * len(nodes)),  # `workers` per node
+        )
 
-            def fetch(index: int) -> None:
-                errors = []
-                candidates = holders[index]
-                turn = index // modulus  # spreads each residue class over its holders
-                for attempt in range(len(candidates)):
-                    node = candidates[(turn + attempt) % len(candidates)]
-                    try:
-                        data, proof = node.get_segment(seq_by_node[node.url], index)
-                        validate_segment(SegmentWithProof(root, data, index, proof, size), root, size, segment_root)
-                    except InvalidSegment as exc:
-                        errors.append(f"{node.url} served corrupt segment {index} ({exc.message})")
-                        continue
-                    except StorageError as exc:
-                        errors.append(exc.message)
-                        continue
-                    end = min(len(data), size - index * BYTES_PER_SEGMENT)
-                    os.pwrite(handle, data[:end], index * BYTES_PER_SEGMENT)
-                    if progress:
-                        progress(end)
-                    return
-                with lock:
-                    failures.extend(errors)
-                raise CorruptData("; ".join(errors))
+    def _fetch_verified(self, plan: _DownloadPlan, index: int) -> bytes:
+        """Segment ``index`` (file bytes only), proof-checked; the next holder is tried when one
+        fails or serves corrupt bytes. Raises ``CorruptData`` if any holder served corrupt data."""
+        root, size = plan.location.root, plan.location.size
+        errors = []
+        candidates = plan.holders[index]
+        turn = index // plan.modulus  # spreads each residue class over its holders
+        for attempt in range(len(candidates)):
+            node = candidates[(turn + attempt) % len(candidates)]
+            try:
+                data, proof = node.get_segment(plan.seq_by_node[node.url], index)
+                validate_segment(SegmentWithProof(root, data, index, proof, size), root, size, segment_root)
+            except InvalidSegment as exc:
+                errors.append(f"{node.url} served corrupt segment {index} ({exc.message})")
+                continue
+            except StorageError as exc:
+                errors.append(exc.message)
+                continue
+            return data[: size - index * BYTES_PER_SEGMENT]
+        kind = CorruptData if any("corrupt" in e for e in errors) else StorageError
+        raise kind("; ".join(errors))
 
-            with ThreadPoolExecutor(min(MAX_DOWNLOAD_THREADS, self.workers * len(nodes))) as pool:  # `workers` per node
-                results = [pool.submit(fetch, i) for i in range(compute_segment_count(size))]
-                for future in results:
-                    if future.exception() is not None:
-                        break
-            if failures or any(f.exception() is not None for f in results):
-                corrupt = any("corrupt" in f for f in failures)
-                kind = CorruptData if corrupt else StorageError
-                raise kind(f"download of 0x{root.hex()} failed: {failures[0] if failures else 'unknown error'}",
-                           "OUT was not written; another node may have a good copy")
-            os.fsync(handle)
-            os.close(handle)
-            handle = -1
-            os.replace(tmp, out)
-        finally:
-            if handle >= 0:
-                os.close(handle)
-            tmp.unlink(missing_ok=True)
-        return locations[0]
+
+@dataclass(frozen=True)
+class _DownloadPlan:
+    location: FileLocation
+    seq_by_node: dict[str, int]
+    holders: list[list[NodeConnection]]  # per segment index, the nodes of its shard
+    modulus: int
+    threads: int
+
+
+def _download_failed(root: bytes, cause: BaseException) -> StorageError:
+    kind = CorruptData if isinstance(cause, CorruptData) else StorageError
+    message = cause.message if isinstance(cause, StorageError) else f"{type(cause).__name__}: {cause}"
+    return kind(f"download of 0x{root.hex()} failed: {message}", "OUT was not written; another node may have a good copy")
 
 
 def _knows_tx(node: NodeConnection, seq: int) -> bool:

@@ -18,7 +18,7 @@ from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.netutil import free_port
-from zgos.storage.client import StorageClient
+from zgos.storage.client import CorruptData, StorageClient
 from zgos.storage.indexer.client import IndexerClient, IndexerError
 
 
@@ -133,3 +133,38 @@ def test_gateway_and_rpc_reject_bad_input_with_a_message(indexer: RunningIndexer
     assert rpc(indexer.url, "indexer_selectNodes", "two")["error"]["code"] == -32602
     with IndexerClient(indexer.url) as index, pytest.raises(IndexerError, match="cover every shard"):
         index.upload_nodes(replicas=3)
+
+
+def test_gateway_streams_only_proven_bytes_and_stops_short_at_a_corrupt_segment(
+    tmp_path: Path, chain: Chain, deployment: Deployment, new_account: LocalAccount,
+    nodes: list[RunningNode], indexer: RunningIndexer,
+) -> None:
+    segment = 256 * 1024
+    data = os.urandom(6 * segment + 99)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    with StorageClient([nodes[0].url], chain, deployment.address("Flow"), new_account) as client:
+        result = client.upload(path)
+        _, chunks = client.stream(result.root)
+        assert b"".join(chunks) == data, "streamed in order, whole"
+    nodes[0].node.store._db().execute(
+        "UPDATE segments SET data = ? WHERE seq = ? AND idx = 3", (os.urandom(segment), result.tx_seq))
+    with StorageClient([nodes[0].url]) as client:
+        _, chunks = client.stream(result.root)
+        received = []
+        with pytest.raises(CorruptData, match="corrupt segment 3"):
+            received.extend(chunks)
+        assert b"".join(received) == data[: 3 * segment], "only the proven prefix was yielded"
+    received_bytes = b""
+    with pytest.raises(httpx.RemoteProtocolError), \
+            httpx.stream("GET", f"{indexer.url}/file", params={"root": "0x" + result.root.hex()}, timeout=60) as response:
+        assert response.status_code == 200 and response.headers["Content-Length"] == str(len(data))
+        for piece in response.iter_bytes():
+            received_bytes += piece
+    assert received_bytes == data[: len(received_bytes)] and len(received_bytes) <= 3 * segment, \
+        "the gateway stopped short of Content-Length instead of sending unproven bytes"
+    nodes[0].node.store._db().execute(
+        "UPDATE segments SET data = ? WHERE seq = ? AND idx = 0", (os.urandom(segment), result.tx_seq))
+    response = httpx.get(f"{indexer.url}/file", params={"root": "0x" + result.root.hex()}, timeout=60)
+    assert response.status_code == 502 and "corrupt segment 0" in response.json()["error"], \
+        "a file whose first segment cannot be proven is an error status, not a truncated 200"

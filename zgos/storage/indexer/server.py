@@ -1,8 +1,10 @@
 """HTTP front of the indexer: ``indexer_*`` JSON-RPC on ``POST /`` and the REST gateway.
 
 REST (0G's gateway paths, storage.md §5.2):
-* ``GET /file?root=0x..[&name=NAME]``: the file's bytes, downloaded from the storage nodes and
-  verified against ROOT before the first byte is sent (``Content-Length`` exact).
+* ``GET /file?root=0x..[&name=NAME]``: the file's bytes from the storage nodes, streamed as
+  each segment's proof against ROOT checks out (``Content-Length`` exact; the first segment is
+  proven before the status line, so an unservable file is still a 4xx/5xx; a failure later
+  closes the connection short of ``Content-Length``, never sends an unproven byte).
 * ``GET /file/info/{root}``: ``{root, tx, finalized, locations, pending}``.
 * ``GET /node/status``: the usable nodes, the skipped ones with their reasons.
 Bad input is a 4xx with ``{"error": message}``; an unknown file is 404; nodes that cannot
@@ -11,10 +13,10 @@ serve a verified copy give 502 with the reason. JSON-RPC errors are JSON-RPC err
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -169,13 +171,22 @@ class GatewayHandler(BaseHTTPRequestHandler):
         root = _root_param(roots[0])
         name = query.get("name", ["0x" + root.hex()])[0]
         with tempfile.TemporaryDirectory(dir=self.server.scratch) as scratch:
-            out = Path(scratch) / "file"
-            size = self.server.indexer.download(root, out)
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(size))
-            self.send_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(name)}")
-            self.send_header("X-Zg-Root", "0x" + root.hex())
-            self.end_headers()
-            with out.open("rb") as source:
-                shutil.copyfileobj(source, self.wfile, STREAM_CHUNK_BYTES)
+            size, chunks = self.server.indexer.read(root, Path(scratch))
+            try:
+                first = next(chunks, b"")
+                self.send_response(HTTPStatus.OK)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(size))
+                self.send_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(name)}")
+                self.send_header("X-Zg-Root", "0x" + root.hex())
+                self.end_headers()
+                sent = 0
+                try:
+                    for chunk in itertools.chain([first], chunks):
+                        self.wfile.write(chunk)
+                        sent += len(chunk)
+                except (ZgError, OSError) as exc:  # headers are out: all we can do is stop short
+                    log.warning("GET /file 0x%s stopped after %d of %d bytes: %s", root.hex(), sent, size, exc)
+                    self.close_connection = True
+            finally:
+                chunks.close()  # stops the fetches still in flight

@@ -5,14 +5,16 @@
 * ``file_locations(root)``: the usable nodes that report the file finalized (0G's
   ``indexer_getFileLocations``); every node is asked in parallel.
 * ``select_nodes(replicas)``: nodes covering every shard ``replicas`` times (§5.3 step 7).
-* ``download(root, out)``: a verified download (the gateway streams the result) through
-  ``ErasureClient``: an erasure-coded file has its lost segments rebuilt and checked against
-  its data root; any other file is a plain verified download from its locations.
+* ``read(root, scratch)``: the verified bytes for the gateway: a plain file streams from its
+  locations segment by segment, each proven before it is passed on; an erasure-coded file is
+  downloaded through ``ErasureClient`` (lost segments rebuilt and checked against its data
+  root) and then read back.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from zgos.storage.shard import select_nodes
 log = logging.getLogger(__name__)
 
 MAX_REPLICAS = 64
+READ_CHUNK_BYTES = 1024 * 1024
 PARALLEL_QUERIES = 16
 
 
@@ -118,14 +121,38 @@ class Indexer:
                                  "start more storage nodes or ask for fewer replicas")
         return [nodes[i] for i in chosen]
 
-    def download(self, root: bytes, out: Path) -> int:
-        """Download ``root`` to ``out`` (verified, erasure-coded segments rebuilt); return its size."""
+    def read(self, root: bytes, scratch: Path) -> tuple[int, Generator[bytes, None, None]]:
+        """Size and verified bytes of ``root``, as chunks for the gateway to pass on.
+
+        A plain file streams segment by segment, each chunk sent only after its own proof
+        checked out. An erasure-coded file is downloaded into ``scratch`` first (its rebuilt
+        segments are checked against the data root with the whole file) and then read back.
+        """
         if self.chain is not None and self.erasure_address and self.nodes():
             with self._erasure([n.url for n in self.nodes()]) as ec:
                 if ec.registry is not None and ec.registry.records(root):
-                    return ec.download(root, out)
+                    out = scratch / "file"
+                    return ec.download(root, out), _read_chunks(out)
         urls = [n.url for n in self.file_locations(root)]
         if not urls:
             raise NotFound(f"no storage node holds a finalized file with root 0x{root.hex()}")
-        with StorageClient(urls, workers=self.workers) as client:
-            return client.download(root, out).size
+        client = StorageClient(urls, workers=self.workers)
+        try:
+            location, chunks = client.stream(root)
+        except BaseException:
+            client.close()
+            raise
+
+        def owned() -> Generator[bytes, None, None]:
+            try:
+                yield from chunks
+            finally:
+                client.close()
+
+        return location.size, owned()
+
+
+def _read_chunks(path: Path) -> Generator[bytes, None, None]:
+    with path.open("rb") as source:
+        while chunk := source.read(READ_CHUNK_BYTES):
+            yield chunk
