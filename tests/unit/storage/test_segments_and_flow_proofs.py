@@ -10,8 +10,6 @@ from zgos.core.hashing import keccak256
 from zgos.storage.filetree import FileTree
 from zgos.storage.flow import (
     FlowItem,
-    compute_proof_segment_count,
-    compute_segment_count,
     FlowTree,
     Submission,
     SubmissionNode,
@@ -19,6 +17,8 @@ from zgos.storage.flow import (
     compute_flow_proof,
     compute_flow_root,
     compute_node_heights,
+    compute_proof_segment_count,
+    compute_segment_count,
 )
 from zgos.storage.merkle import (
     ZERO_HASHES,
