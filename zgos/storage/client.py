@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -379,11 +380,7 @@ class StorageClient:
         """Download the file with data root ``root`` to ``out``, verified; atomic."""
         plan = self._plan(root)
         size = plan.location.size
-        out.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-        tmp = Path(tmp_name)
-        try:
-            os.ftruncate(handle, size)
+        with atomic_output(out, size) as handle:
 
             def fetch(index: int) -> None:
                 data = self._fetch_verified(plan, index)
@@ -396,14 +393,6 @@ class StorageClient:
                 failure = next((exc for f in results if (exc := f.exception()) is not None), None)
             if failure is not None:
                 raise _download_failed(root, failure)
-            os.fsync(handle)
-            os.close(handle)
-            handle = -1
-            os.replace(tmp, out)
-        finally:
-            if handle >= 0:
-                os.close(handle)
-            tmp.unlink(missing_ok=True)
         return plan.location
 
     def stream(self, root: bytes, window: int = STREAM_WINDOW_SEGMENTS) -> tuple[FileLocation, Generator[bytes, None, None]]:
@@ -497,6 +486,25 @@ def _download_failed(root: bytes, cause: BaseException) -> StorageError:
     kind = CorruptData if isinstance(cause, CorruptData) else StorageError
     message = cause.message if isinstance(cause, StorageError) else f"{type(cause).__name__}: {cause}"
     return kind(f"download of 0x{root.hex()} failed: {message}", "OUT was not written; another node may have a good copy")
+
+
+@contextmanager
+def atomic_output(out: Path, size: int) -> Generator[int, None, None]:
+    """A descriptor of a ``size``-byte temporary file beside ``out``, fsynced and renamed to
+    ``out`` only when the block completes, removed otherwise: ``out`` is never half-written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    try:
+        os.ftruncate(handle, size)
+        yield handle
+        os.fsync(handle)
+        os.close(handle)
+        handle = -1
+        os.replace(tmp_name, out)
+    finally:
+        if handle >= 0:
+            os.close(handle)
+        Path(tmp_name).unlink(missing_ok=True)
 
 
 def _knows_tx(node: NodeConnection, seq: int) -> bool:

@@ -41,6 +41,7 @@ from zgos.storage.client import (
     StorageError,
     _has_finalized,
     _knows_tx,
+    atomic_output,
 )
 from zgos.storage.erasure import (
     PIECE_BYTES,
@@ -292,19 +293,8 @@ class ErasureClient:
             return self.storage.download(root, out).size
         live, _ = self.live_shards()
         data = self._locate(root, "file")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-        try:
-            os.ftruncate(handle, data.size)
+        with atomic_output(out, data.size) as handle:
             self._rebuild_into(handle, live, record, data)
-            os.fsync(handle)
-            os.close(handle)
-            handle = -1
-            os.replace(tmp_name, out)
-        finally:
-            if handle >= 0:
-                os.close(handle)
-            Path(tmp_name).unlink(missing_ok=True)
         return data.size
 
     def _fetch(self, live: list[tuple[NodeConnection, ShardConfig]], file: _File, index: int) -> bytes | None:
