@@ -271,12 +271,26 @@ class ProviderProcess:
                 self.stop.wait(SETUP_RETRY_S)
         if self.host is not None:
             threading.Thread(target=self._host_loop, name="tuned-host", daemon=True).start()
+        threading.Thread(target=self._warm_base_models, name="warm-base-models", daemon=True).start()
         while self.worker is not None and not self.stop.is_set():
             try:
                 self.worker.run(self.stop)
             except Exception as exc:  # a chain or storage outage: wait and carry on
                 log.warning("worker loop: %s", exc)
                 self.stop.wait(self.worker.config.poll_s)
+
+    def _warm_base_models(self) -> None:
+        """Cache each base GGUF's tensor shapes now (parsing Gemma's takes ~8 s once per
+        machine) rather than while the first task is being delivered."""
+        from zgos.compute.finetune.gguf_lora import read_base_shapes
+
+        assert self.worker is not None
+        for base in self.worker.base_models.values():
+            if base.base_gguf is not None:
+                try:
+                    read_base_shapes(base.base_gguf)
+                except (OSError, ValueError) as exc:  # conversion will report it with the task
+                    log.warning("cannot read the base model %s: %s", base.base_gguf, exc)
 
     def run(self, bind: str, port: int) -> None:
         import uvicorn
