@@ -13,9 +13,9 @@ from eth_account.signers.local import LocalAccount
 from zgos.chain.accounts import devnet_role
 from zgos.chain.anvil import Anvil, AnvilConfig
 from zgos.chain.client import Chain
-from zgos.chain.deploy import Deployment, deploy_all, load_deployment
+from zgos.chain.deploy import PLAN, Deployment, deploy_all, load_deployment
 from zgos.core.errors import ChainError, ConfigError, InsufficientFunds, TxReverted
-from zgos.netutil import free_port
+from zgos.netutil import free_port, wait_until
 
 
 def test_revert_reason_is_surfaced_before_any_nonce_is_spent(
@@ -52,6 +52,57 @@ def test_out_of_gas_after_a_state_change_is_estimated_again_and_lands(
     assert receipt.gas_used > 30_000
     assert chain.w3.eth.get_transaction_count(new_account.address) == nonce_before + 2
     assert chain.call(registry.functions.getNode(new_account.address, 0))[2] == "http://n:2"
+
+
+def test_a_transaction_undone_by_another_in_its_block_reports_the_real_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another transaction lands in the same block before ours and makes it revert; replayed on
+    the state before the block it succeeds, so no reason is found there. A failed transaction
+    changes nothing, so it is estimated again, where the revert is real by now and surfaces
+    with its decoded reason, instead of a generic "reverted" message."""
+    node = Anvil(AnvilConfig(port=free_port(), block_time_s=1.0), log_path=tmp_path / "anvil.log")
+    node.start()
+    try:
+        chain = Chain(node.url)
+        plan = [item for item in PLAN if item.name == "NodeRegistry"]
+        registry = chain.contract("NodeRegistry", deploy_all(
+            chain, devnet_role("deployer"), tmp_path / "deployment.json", plan).address("NodeRegistry"))
+        operator = devnet_role("user")
+        chain.transact(operator, registry.functions.announce(0, "http://race:1", 0, 1, b""))
+        chain.w3.provider.make_request("evm_setIntervalMining", [0])  # type: ignore[arg-type]
+        estimate = chain._estimate_gas
+        raced: list[bool] = []
+
+        def estimate_then_race(tx: dict) -> int:  # type: ignore[type-arg]
+            gas = estimate(tx)
+            if raced:
+                return gas  # the resend's estimate: no second race
+            raced.append(True)
+            other = registry.functions.remove(0).build_transaction({  # the same removal, first in the block
+                "from": operator.address, "nonce": chain.w3.eth.get_transaction_count(operator.address, "pending"),
+                "gas": 200_000, "chainId": chain.chain_id, "maxFeePerGas": 100 * 10**9, "maxPriorityFeePerGas": 10**9})
+            chain.w3.eth.send_raw_transaction(operator.sign_transaction(other).raw_transaction)
+            threading.Thread(target=mine_when_both_wait, daemon=True).start()
+            return gas
+
+        def mine_when_both_wait() -> None:  # one block: the other removal, then ours
+            pending = lambda: int(chain.w3.provider.make_request("txpool_status", [])["result"]["pending"], 16)  # noqa: E731
+            wait_until(lambda: pending() == 2, 30)
+            chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            chain.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+
+        monkeypatch.setattr(chain, "_estimate_gas", estimate_then_race)
+        nonce_before = chain.w3.eth.get_transaction_count(operator.address)
+        with caplog.at_level("INFO", "zgos.chain.client"), pytest.raises(TxReverted, match=r"NotAnnounced\("):
+            chain.transact(operator, registry.functions.remove(0))
+        assert "reverted in its block but not on the state before it" in caplog.text
+        head = chain.w3.eth.get_block("latest")
+        statuses = [int(chain.w3.eth.get_transaction_receipt(t)["status"]) for t in head["transactions"]]
+        assert statuses == [1, 0], "the other removal and then ours, in one block"
+        assert chain.w3.eth.get_transaction_count(operator.address) == nonce_before + 2, "no resend was mined"
+    finally:
+        node.stop()
 
 
 def test_unfunded_account_gets_a_clear_error(chain: Chain) -> None:

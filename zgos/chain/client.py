@@ -7,7 +7,9 @@ decoded reason here, before any nonce is spent), check the balance, reserve a no
 every ``RECEIPT_POLL_S``. A nonce clash is retried with a fresh nonce; an underpriced
 replacement is retried with fees bumped by ``FEE_BUMP_PERCENT``; a transaction that ran out of
 gas because the state moved between estimation and inclusion (another sender's transaction
-made the same call dearer) is estimated again and resent once with ``OUT_OF_GAS_MARGIN_PERCENT``.
+made the same call dearer), or that reverted in its block but not when replayed on the state
+before it, is estimated again (a revert that is real by now surfaces there, with its reason)
+and resent once with ``OUT_OF_GAS_MARGIN_PERCENT``.
 """
 
 from __future__ import annotations
@@ -51,8 +53,13 @@ ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 
 
-class _OutOfGas(Exception):
-    """A mined transaction used all its gas and reverted."""
+class _StateMoved(Exception):
+    """A mined transaction failed for a reason that did not exist at estimation: it ran out of
+    gas, or it reverted in its block but not when replayed on the state before that block."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
 
 
 @dataclass(frozen=True)
@@ -201,16 +208,17 @@ class Chain:
         self._check_funds(account.address, value + gas * tx["maxFeePerGas"])
         try:
             return self._send(account, tx)
-        except _OutOfGas:
-            # An out-of-gas transaction changed nothing but its fee: resending is safe.
+        except _StateMoved as first:
+            # A failed transaction changed nothing but its fee, so resending is safe; estimating
+            # again first surfaces a revert that is real by now, with its reason.
+            log.info("transaction %s (gas limit %d): estimating again", first.what, gas)
             fresh = {k: v for k, v in tx.items() if k not in ("gas", "nonce")}
             estimate = self._estimate_gas(fresh) * 100 // (100 + GAS_MARGIN_PERCENT)
             tx["gas"] = max(estimate, gas) * (100 + OUT_OF_GAS_MARGIN_PERCENT) // 100
-            log.info("transaction ran out of gas (%d); resending with %d", gas, tx["gas"])
             try:
                 return self._send(account, tx)
-            except _OutOfGas as exc:
-                raise TxReverted(f"transaction ran out of gas twice (limit {tx['gas']})") from exc
+            except _StateMoved as exc:
+                raise TxReverted(f"transaction {exc.what}, twice (gas limit {tx['gas']})") from exc
 
     def _estimate_gas(self, tx: dict[str, Any]) -> int:
         try:
@@ -270,8 +278,11 @@ class Chain:
                 raise ChainError(f"lost the chain RPC at {self.rpc_url} while sending ({exc})") from None
             if int(receipt["status"]) != 1:
                 if int(receipt["gasUsed"]) >= int(tx["gas"]):
-                    raise _OutOfGas()
-                raise TxReverted(self._replay_reason(tx, int(receipt["blockNumber"])))
+                    raise _StateMoved("ran out of gas")
+                reason = self._replay_reason(tx, int(receipt["blockNumber"]))
+                if reason is None:
+                    raise _StateMoved("reverted in its block but not on the state before it")
+                raise TxReverted(reason)
             return Receipt(
                 tx_hash=HexBytes(receipt["transactionHash"]).to_0x_hex(),
                 block_number=int(receipt["blockNumber"]),
@@ -309,15 +320,18 @@ class Chain:
         """Apply web3's own receipt formatting to a receipt returned by a raw RPC call."""
         return PYTHONIC_RESULT_FORMATTERS[RPC.eth_getTransactionReceipt](raw_receipt)  # type: ignore[no-any-return]
 
-    def _replay_reason(self, tx: dict[str, Any], block: int) -> str:
+    def _replay_reason(self, tx: dict[str, Any], block: int) -> str | None:
+        """The revert reason of ``tx`` replayed on the state before ``block``; None when the
+        replay succeeds (the failure came from the block itself: an earlier transaction in it,
+        its number or its timestamp)."""
         call = {k: tx[k] for k in ("from", "to", "value", "data", "gas") if k in tx}
         try:
             self.w3.eth.call(call, block - 1)  # type: ignore[arg-type]
         except ContractLogicError as exc:
             return _revert_reason(exc)
-        except Exception:
-            pass
-        return "reverted (out of gas or state changed since estimation)"
+        except Exception as exc:  # the node cannot replay (pruned state): say so, do not resend
+            return f"reverted (the replay to find why failed: {type(exc).__name__})"
+        return None
 
     # --- events --------------------------------------------------------------------------
 
