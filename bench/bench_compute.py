@@ -96,7 +96,7 @@ def ready_user(compute: ComputeContracts, index: int, provider: str, workdir: Pa
 
 def settlement_gas(compute: ComputeContracts) -> None:
     provider = devnet_account(15)
-    register(compute, 15, "http://127.0.0.1:1", Path(__file__))  # any file: only its hash is registered
+    register(compute, 15, "http://127.0.0.1:1", ensure_gemma())  # no model server: only its hash is registered
     gas = []
     for index, requests in ((2, 1), (3, 1), (4, 1000)):  # the first settlement also warms the provider's slot
         user = devnet_account(index)
