@@ -1,10 +1,12 @@
-"""Small network helpers shared by launchers and the devnet: port checks and readiness waits."""
+"""Small network helpers shared by launchers, clients and the devnet: port checks, readiness
+waits and one JSON-RPC call."""
 
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
 
@@ -34,6 +36,41 @@ def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval_s)
+
+
+class JsonRpcFailure(Exception):
+    """A JSON-RPC call gave no result; ``str(exc)`` says why in a few words."""
+
+
+class JsonRpcUnreachable(JsonRpcFailure):
+    """No answer: connection refused, timeout, broken transfer (``str``: the httpx error's name)."""
+
+
+class JsonRpcNotJson(JsonRpcFailure):
+    """An answer that is not a JSON-RPC response object."""
+
+
+class JsonRpcErrorAnswer(JsonRpcFailure):
+    """The server answered with a JSON-RPC error object (``str``: its message)."""
+
+
+def call_jsonrpc(http: httpx.Client, url: str, method: str, params: Sequence[Any] = (), *,
+                 request_id: int = 1, timeout_s: float | None = None) -> Any:
+    """``method(*params)`` at ``url``: its result (None when the answer has none)."""
+    extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
+    try:
+        answer = http.post(url, json={"jsonrpc": "2.0", "id": request_id, "method": method,
+                                      "params": list(params)}, **extra).json()
+    except httpx.HTTPError as exc:
+        raise JsonRpcUnreachable(type(exc).__name__) from None
+    except ValueError:
+        raise JsonRpcNotJson("the answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise JsonRpcNotJson(f"{method} answered {str(answer)[:80]}")
+    if "error" in answer:
+        error = answer["error"]
+        raise JsonRpcErrorAnswer(str(error.get("message") if isinstance(error, dict) else error))
+    return answer.get("result")
 
 
 def rpc_ready(url: str) -> bool:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, HTTPException
 from zgos.chain.deploy import Deployment, load_deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.core.errors import ZgError
+from zgos.netutil import JsonRpcFailure, JsonRpcUnreachable, call_jsonrpc
 
 if TYPE_CHECKING:
     from zgos.explorer.app import ExplorerDeps
@@ -31,12 +32,13 @@ MAX_PROBES = 16
 def node_status(http: httpx.Client, url: str) -> dict[str, Any]:
     """A storage node's ``zgs_getStatus`` result, or ``{"error": reason}``."""
     try:
-        answer = http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "zgs_getStatus", "params": []}).json()
-    except (httpx.HTTPError, ValueError) as exc:
-        return {"error": f"unreachable ({type(exc).__name__})"}
-    if not isinstance(answer, dict) or not isinstance(answer.get("result"), dict):
+        result = call_jsonrpc(http, url, "zgs_getStatus")
+    except JsonRpcUnreachable as exc:
+        return {"error": f"unreachable ({exc})"}
+    except JsonRpcFailure:
+        result = None
+    if not isinstance(result, dict):
         return {"error": "not a storage node (no zgs_getStatus result)"}
-    result: dict[str, Any] = answer["result"]
     return result
 
 

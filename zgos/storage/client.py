@@ -35,6 +35,7 @@ from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
+from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
 from zgos.storage.contracts import FlowContract
 from zgos.storage.fasthash import segment_root
 from zgos.storage.filetree import FileTree
@@ -129,14 +130,12 @@ class NodeConnection:
 
     def rpc(self, method: str, *params: Any) -> Any:
         try:
-            response = self.http.post(self.url, json={"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)})
-            answer = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise NodeUnavailable(f"storage node {self.url} did not answer {method} ({type(exc).__name__})",
+            return call_jsonrpc(self.http, self.url, method, params, request_id=next(self._ids))
+        except (JsonRpcUnreachable, JsonRpcNotJson) as exc:
+            raise NodeUnavailable(f"storage node {self.url} did not answer {method} ({exc})",
                                   "is the node running? see `zg devnet status`") from None
-        if "error" in answer:
-            raise StorageError(f"{self.url}: {answer['error'].get('message')}")
-        return answer.get("result")
+        except JsonRpcErrorAnswer as exc:
+            raise StorageError(f"{self.url}: {exc}") from None
 
     def shard(self) -> ShardConfig:
         """The shard the node serves (asked once)."""

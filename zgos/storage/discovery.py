@@ -18,6 +18,7 @@ import httpx
 
 from zgos.chain.registry import NodeKind, NodeRegistry, url_problem
 from zgos.core.errors import ZgError
+from zgos.netutil import JsonRpcFailure, JsonRpcUnreachable, call_jsonrpc
 from zgos.storage.shard import InvalidShardConfig, ShardConfig
 
 log = logging.getLogger(__name__)
@@ -41,13 +42,6 @@ class Candidate:
     source: str  # "registry (operator 0x..)" or "--peers"
 
 
-def _rpc(http: httpx.Client, url: str, method: str) -> object:
-    answer = http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []}).json()
-    if not isinstance(answer, dict) or "result" not in answer:
-        raise ValueError(f"{method} answered {str(answer)[:80]}")
-    return answer["result"]
-
-
 def probe(http: httpx.Client, candidate: Candidate, chain_id: int | None = None,
           flow_address: str | None = None) -> PeerNode | str:
     """The node as a ``PeerNode``, or the reason it must be skipped."""
@@ -56,14 +50,14 @@ def probe(http: httpx.Client, candidate: Candidate, chain_id: int | None = None,
     if problem is not None:
         return problem
     try:
-        shard = ShardConfig.from_json(_rpc(http, url, "zgs_getShardConfig"))
+        shard = ShardConfig.from_json(call_jsonrpc(http, url, "zgs_getShardConfig"))
         identity = None
         if chain_id is not None or flow_address is not None:
-            status = _rpc(http, url, "zgs_getStatus")
+            status = call_jsonrpc(http, url, "zgs_getStatus")
             identity = status.get("networkIdentity", {}) if isinstance(status, dict) else {}
-    except httpx.HTTPError as exc:
-        return f"unreachable ({type(exc).__name__})"
-    except (ValueError, InvalidShardConfig) as exc:
+    except JsonRpcUnreachable as exc:
+        return f"unreachable ({exc})"
+    except (JsonRpcFailure, InvalidShardConfig) as exc:
         return f"not a storage node ({str(exc)[:120]})"
     if identity is not None:
         if chain_id is not None and identity.get("chainId") != chain_id:

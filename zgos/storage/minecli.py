@@ -13,6 +13,7 @@ from rich.table import Table
 from zgos.clictx import get_ctx
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
+from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
 from zgos.storage.mine.pora import SECTORS_PER_PRICING, compute_owner_miner_id
 
 miner_app = typer.Typer(help="The PoRA miner of a storage node.", no_args_is_help=True)
@@ -71,12 +72,12 @@ def _node_url(ctx: typer.Context, node: str | None) -> str:
 
 def _rpc(url: str, method: str) -> Any:
     try:
-        answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []}, timeout=10).json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise ConfigError(f"storage node {url} did not answer ({type(exc).__name__})", "is it running?") from None
-    if "error" in answer:
-        raise ConfigError(f"{url}: {answer['error'].get('message')}")
-    return answer.get("result")
+        with httpx.Client(timeout=10) as http:
+            return call_jsonrpc(http, url, method)
+    except (JsonRpcUnreachable, JsonRpcNotJson) as exc:
+        raise ConfigError(f"storage node {url} did not answer ({exc})", "is it running?") from None
+    except JsonRpcErrorAnswer as exc:
+        raise ConfigError(f"{url}: {exc}") from None
 
 
 def _miner_status(url: str) -> dict[str, Any]:

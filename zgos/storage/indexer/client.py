@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from zgos.core.errors import ZgError
+from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
 
 TIMEOUT_S = 30.0
 
@@ -28,14 +29,12 @@ class IndexerClient:
 
     def rpc(self, method: str, *params: Any) -> Any:
         try:
-            answer = self.http.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method,
-                                                    "params": list(params)}).json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise IndexerError(f"indexer {self.url} did not answer {method} ({type(exc).__name__})",
+            return call_jsonrpc(self.http, self.url, method, params)
+        except (JsonRpcUnreachable, JsonRpcNotJson) as exc:
+            raise IndexerError(f"indexer {self.url} did not answer {method} ({exc})",
                                "is `zg storage indexer` running? see `zg devnet status`") from None
-        if "error" in answer:
-            raise IndexerError(f"indexer: {answer['error'].get('message')}")
-        return answer.get("result")
+        except JsonRpcErrorAnswer as exc:
+            raise IndexerError(f"indexer: {exc}") from None
 
     def sharded_nodes(self) -> list[dict[str, Any]]:
         answer = self.rpc("indexer_getShardedNodes")

@@ -23,6 +23,7 @@ import httpx
 
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
+from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
 from zgos.storage.client import StorageClient
 from zgos.storage.ecclient import ErasureClient
 from zgos.storage.indexer.directory import NodeDirectory, ShardedNode
@@ -67,12 +68,12 @@ class Indexer:
 
     def _file_info_on(self, node: ShardedNode, root: bytes) -> dict[str, Any] | None:
         try:
-            answer = self.http.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": "zgs_getFileInfo",
-                                                    "params": ["0x" + root.hex(), True]}).json()
-        except (httpx.HTTPError, ValueError) as exc:
-            log.info("node %s did not answer zgs_getFileInfo (%s)", node.url, type(exc).__name__)
+            result = call_jsonrpc(self.http, node.url, "zgs_getFileInfo", ["0x" + root.hex(), True])
+        except (JsonRpcUnreachable, JsonRpcNotJson) as exc:
+            log.info("node %s did not answer zgs_getFileInfo (%s)", node.url, exc)
             return None
-        result = answer.get("result") if isinstance(answer, dict) else None
+        except JsonRpcErrorAnswer:
+            return None
         return result if isinstance(result, dict) else None
 
     def file_infos(self, root: bytes) -> list[tuple[ShardedNode, dict[str, Any]]]:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from zgos.core.errors import ZgError
+from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
 from zgos.storage.client import NodeConnection, StorageError
 from zgos.storage.discovery import PeerNode
 from zgos.storage.fasthash import segment_root as fast_segment_root
@@ -276,12 +277,13 @@ class PeerSync:
             if not peer.shard.intersects(mine):
                 continue
             try:
-                answer = self._http.post(peer.url, timeout=INFO_TIMEOUT_S, json={
-                    "jsonrpc": "2.0", "id": 1, "method": "zgs_getFileInfoByTxSeq", "params": [entry.seq]}).json()
-            except (httpx.HTTPError, ValueError):
+                info = call_jsonrpc(self._http, peer.url, "zgs_getFileInfoByTxSeq", [entry.seq],
+                                    timeout_s=INFO_TIMEOUT_S)
+            except (JsonRpcUnreachable, JsonRpcNotJson):
                 self.scores.unreachable(peer.url)
                 continue
-            info = answer.get("result") if isinstance(answer, dict) else None
+            except JsonRpcErrorAnswer:
+                info = None
             if isinstance(info, dict) and (info.get("finalized") or info.get("uploadedSegNum")):
                 found.append(peer)
         return found
