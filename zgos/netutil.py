@@ -48,6 +48,11 @@ class JsonRpcUnreachable(JsonRpcFailure):
     """No answer: connection refused, timeout, broken transfer (``str``: the httpx error's name)."""
 
 
+class JsonRpcGuarded(JsonRpcUnreachable):
+    """The outbound guard cut the call: deadline, size cap, redirects or a refused address
+    (``str``: which). The server misbehaved, or was never contacted."""
+
+
 class JsonRpcNotJson(JsonRpcFailure):
     """An answer that is not a JSON-RPC response object."""
 
@@ -66,8 +71,8 @@ def call_jsonrpc(http: httpx.Client, url: str, method: str, params: Sequence[Any
     try:
         answer = http.post(url, json={"jsonrpc": "2.0", "id": request_id, "method": method,
                                       "params": list(params)}, **extra).json()
-    except (OutboundRefused, DeadlineExceeded) as exc:  # the guard's own reason says more than its type
-        raise JsonRpcUnreachable(str(exc)) from None
+    except (OutboundRefused, DeadlineExceeded, httpx.TooManyRedirects) as exc:
+        raise JsonRpcGuarded(str(exc)) from None
     except httpx.HTTPError as exc:
         raise JsonRpcUnreachable(type(exc).__name__) from None
     except ValueError:

@@ -33,6 +33,7 @@ import zfec
 from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain, Receipt
+from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy
 from zgos.storage.client import (
     CorruptData,
     FileLocation,
@@ -185,8 +186,9 @@ class ErasureClient:
 
     def __init__(self, nodes: Sequence[str], chain: Chain | None, flow_address: str | None,
                  registry_address: str | None, account: LocalAccount | None = None, workers: int = 4,
-                 timeout_s: float = 60.0) -> None:
-        self.storage = StorageClient(nodes, chain, flow_address, account, workers=workers, timeout_s=timeout_s)
+                 timeout_s: float = 60.0, policy: AddressPolicy = OPEN_POLICY) -> None:
+        self.storage = StorageClient(nodes, chain, flow_address, account, workers=workers, timeout_s=timeout_s,
+                                     policy=policy)
         self.registry = ErasureRegistry(chain, registry_address) if chain is not None and registry_address else None
         self.account = account
         self.workers = workers

@@ -19,11 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
 from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
+from zgos.runtime.outbound import AddressPolicy, OutboundClient
 from zgos.storage.client import StorageClient
 from zgos.storage.ecclient import ErasureClient
 from zgos.storage.indexer.directory import NodeDirectory, ShardedNode
@@ -34,6 +33,8 @@ log = logging.getLogger(__name__)
 MAX_REPLICAS = 64
 READ_CHUNK_BYTES = 1024 * 1024
 PARALLEL_QUERIES = 16
+FILE_INFO_DEADLINE_S = 5.0  # one zgs_getFileInfo to one node, total
+MAX_FILE_INFO_BYTES = 64 * 1024
 
 
 class NotFound(ZgError):
@@ -49,16 +50,23 @@ class NotEnoughNodes(ZgError):
 
 
 class Indexer:
-    def __init__(self, directory: NodeDirectory, http: httpx.Client, workers: int = 4, chain: Chain | None = None,
-                 erasure_address: str | None = None) -> None:
+    """The operations; every call to a node goes through the outbound guard under ``policy``
+    (the nodes' URLs come from the registry)."""
+
+    def __init__(self, directory: NodeDirectory, *, policy: AddressPolicy, workers: int = 4,
+                 chain: Chain | None = None, erasure_address: str | None = None) -> None:
         self.directory = directory
-        self.http = http
+        self.policy = policy
+        self.http = OutboundClient(policy, deadline_s=FILE_INFO_DEADLINE_S, max_response_bytes=MAX_FILE_INFO_BYTES)
         self.workers = workers
         self.chain = chain
         self.erasure_address = erasure_address
 
+    def close(self) -> None:
+        self.http.close()
+
     def _erasure(self, urls: list[str]) -> ErasureClient:
-        return ErasureClient(urls, self.chain, None, self.erasure_address, workers=self.workers)
+        return ErasureClient(urls, self.chain, None, self.erasure_address, workers=self.workers, policy=self.policy)
 
     def nodes(self) -> list[ShardedNode]:
         return self.directory.current().nodes
@@ -137,7 +145,7 @@ class Indexer:
         urls = [n.url for n in self.file_locations(root)]
         if not urls:
             raise NotFound(f"no storage node holds a finalized file with root 0x{root.hex()}")
-        client = StorageClient(urls, workers=self.workers)
+        client = StorageClient(urls, workers=self.workers, policy=self.policy)
         try:
             location, chunks = client.stream(root)
         except BaseException:
