@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 MAX_HEADER_BYTES = 64 * 1024
 SEND_CHUNK_BYTES = 64 * 1024
 
@@ -25,6 +27,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    received_at: float  # time.monotonic()
 
     def rpc_method(self) -> str | None:
         try:
@@ -136,13 +139,13 @@ def _read_request(sock: socket.socket) -> Request | None:
         if not chunk:
             return None
         body += chunk
-    return Request(method, path, headers, body)
+    return Request(method, path, headers, body, time.monotonic())
 
 
 # --- behaviours ----------------------------------------------------------------------------
 
 
-def tarpit(interval_s: float = 2.0, claimed_length: int = 100_000) -> Behaviour:
+def tarpit(interval_s: float = 2.0, claimed_length: int = 4096) -> Behaviour:
     """Headers at once, then one body byte every ``interval_s`` for as long as the client waits."""
 
     def respond(request: Request, conn: Connection) -> None:
@@ -199,5 +202,23 @@ def jsonrpc_peer(results: dict[str, Any], otherwise: Behaviour) -> Behaviour:
             json_answer({"jsonrpc": "2.0", "id": 1, "result": results[method]})(request, conn)
         else:
             otherwise(request, conn)
+
+    return respond
+
+
+HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "content-encoding"}
+
+
+def relay(target: str) -> Behaviour:
+    """An honest reverse proxy to ``target``: the server's ``requests`` then time-stamp every
+    request a client made to the node behind it."""
+    upstream = httpx.Client(timeout=60)
+
+    def respond(request: Request, conn: Connection) -> None:
+        headers = {k: v for k, v in request.headers.items() if k not in HOP_BY_HOP}
+        answer = upstream.request(request.method, target + request.path, content=request.body, headers=headers)
+        head = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP)
+        conn.send(f"HTTP/1.1 {answer.status_code} {answer.reason_phrase}\r\n{head}"
+                  f"Content-Length: {len(answer.content)}\r\n\r\n".encode() + answer.content)
 
     return respond
