@@ -4,7 +4,6 @@ deployment, contracts and the signing account. Network CLIs receive it as ``ctx.
 from __future__ import annotations
 
 import getpass
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +15,8 @@ from zgos.chain.accounts import resolve_account
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, load_deployment
 from zgos.chain.networks import is_devnet
-from zgos.core.errors import ConfigError
 from zgos.datadir import DataDir
 from zgos.runtime.outbound import AddressPolicy
-
-OUTBOUND_ALLOW_ENV = "ZGOS_OUTBOUND_ALLOW"
 
 
 @dataclass
@@ -49,17 +45,8 @@ class CliContext:
         return self.chain().contract(name, self.deployment().address(name))
 
     def outbound_policy(self) -> AddressPolicy:
-        """Which non-global addresses announced URLs may point at: ``ZGOS_OUTBOUND_ALLOW`` (e.g.
-        ``loopback,private``), else the data dir's ``outbound_allow`` (``zg devnet up`` writes
-        ``loopback``), else none: on a public network a registry entry naming 127.0.0.1 or
-        10.0.0.1 is refused instead of probed."""
-        source, text = OUTBOUND_ALLOW_ENV, os.environ.get(OUTBOUND_ALLOW_ENV)
-        if text is None:
-            source, text = str(self.data_dir.network), str((self.data_dir.read_network() or {}).get("outbound_allow", ""))
-        try:
-            return AddressPolicy.parse(text)
-        except ValueError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+        """Which non-global addresses announced URLs may name (``DataDir.outbound_policy``)."""
+        return self.data_dir.outbound_policy()
 
     def account(self, spec: str | None, role: str | None = "user") -> LocalAccount:
         """The signer for a command: ``--account`` if given, else env, else the devnet role."""
