@@ -13,6 +13,7 @@ contract NodeRegistry {
     uint8 public constant KIND_COUNT = 4;
 
     uint256 public constant MAX_URL_BYTES = 256;
+    uint256 public constant MAX_PAGE = 128; // nodes read per getNodes call
 
     struct Node {
         address operator;
@@ -76,11 +77,22 @@ contract NodeRegistry {
         return nodes[kind][operator];
     }
 
-    function getNodes(uint8 kind) external view returns (Node[] memory result) {
+    /// @notice Nodes of `kind` at positions [offset, offset + limit) (limit capped at MAX_PAGE) and
+    /// how many there are in all. Anyone can announce, so the list can grow without bound: a
+    /// reader pages (`zgos/chain/registry.py`) instead of asking for everything in one call.
+    function getNodes(uint8 kind, uint256 offset, uint256 limit)
+        external
+        view
+        returns (Node[] memory result, uint256 total)
+    {
         address[] storage list = operators[kind];
-        result = new Node[](list.length);
-        for (uint256 i = 0; i < list.length; i++) {
-            result[i] = nodes[kind][list[i]];
+        total = list.length;
+        if (limit > MAX_PAGE) limit = MAX_PAGE;
+        if (offset > total) offset = total;
+        uint256 n = total - offset < limit ? total - offset : limit;
+        result = new Node[](n);
+        for (uint256 i = 0; i < n; i++) {
+            result[i] = nodes[kind][list[offset + i]];
         }
     }
 

@@ -63,3 +63,32 @@ def test_unusable_urls_are_skipped_with_a_logged_reason(
 )
 def test_url_problem(url: str, ok: bool) -> None:
     assert (url_problem(url) is None) == ok
+
+
+def test_the_registry_is_read_page_by_page_and_a_reader_stops_at_its_limit(
+    chain: Chain, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A private registry with 5 entries: pages of 2 give the same list as one read; a reader
+    asked for 3 stops there and says so; a page request is capped by the contract."""
+    from eth_account import Account
+
+    from zgos.chain.accounts import devnet_role
+    from zgos.chain.deploy import deploy_contract
+
+    registry = NodeRegistry(chain, deploy_contract(chain, devnet_role("deployer"), "NodeRegistry", []))
+    operators = []
+    for i in range(5):
+        operator: LocalAccount = Account.create()
+        chain.transact(devnet_role("deployer"), to=operator.address, value=10**17)
+        registry.announce(operator, NodeKind.KV, f"http://127.0.0.1:{7000 + i}")
+        operators.append(operator.address)
+    whole = registry.nodes(NodeKind.KV)
+    assert [n.operator for n in whole] == operators
+    assert registry.nodes(NodeKind.KV, page_size=2) == whole
+    with caplog.at_level(logging.WARNING):
+        assert registry.nodes(NodeKind.KV, limit=3, page_size=2) == whole[:3]
+    assert "holds 5 kv entries: read the first 3" in caplog.text
+    page, total = registry.contract.functions.getNodes(int(NodeKind.KV), 0, 10**9).call()
+    assert (len(page), total) == (5, 5)
+    assert registry.contract.functions.MAX_PAGE().call() == 128
+    assert registry.contract.functions.getNodes(int(NodeKind.KV), 9, 2).call() == [[], 5]

@@ -18,6 +18,10 @@ from zgos.chain.client import Chain, Receipt
 log = logging.getLogger(__name__)
 
 MAX_URL_BYTES = 256
+PAGE_SIZE = 128  # = NodeRegistry.MAX_PAGE
+# Anyone can announce, so a registry can hold any number of entries: readers stop after this
+# many (in announcement order) and say so, instead of spending unbounded time every refresh.
+MAX_ENTRIES_READ = 4096
 
 
 class NodeKind(IntEnum):
@@ -74,14 +78,25 @@ class NodeRegistry:
     def remove(self, operator: LocalAccount, kind: NodeKind) -> Receipt:
         return self.chain.transact(operator, self.contract.functions.remove(int(kind)))
 
-    def nodes(self, kind: NodeKind) -> list[RegisteredNode]:
-        return [
-            RegisteredNode(
-                operator=entry[0], kind=NodeKind(entry[1]), url=entry[2], shard_id=int(entry[3]),
-                num_shard=int(entry[4]), extra=bytes(entry[5]), updated_at=int(entry[6]),
+    def nodes(self, kind: NodeKind, limit: int = MAX_ENTRIES_READ, page_size: int = PAGE_SIZE) -> list[RegisteredNode]:
+        """The first ``limit`` entries of ``kind``, read a page at a time (``getNodes`` is paged
+        so no call grows with the registry); a warning says when entries were left unread."""
+        found: list[RegisteredNode] = []
+        total = 0
+        while len(found) < limit:
+            page, total = self.contract.functions.getNodes(int(kind), len(found), page_size).call()
+            found.extend(
+                RegisteredNode(
+                    operator=entry[0], kind=NodeKind(entry[1]), url=entry[2], shard_id=int(entry[3]),
+                    num_shard=int(entry[4]), extra=bytes(entry[5]), updated_at=int(entry[6]),
+                )
+                for entry in page
             )
-            for entry in self.contract.functions.getNodes(int(kind)).call()
-        ]
+            if not page or len(found) >= total:
+                break
+        if total > len(found):
+            log.warning("the NodeRegistry holds %d %s entries: read the first %d", total, kind.name.lower(), limit)
+        return found[:limit]
 
     def usable_nodes(self, kind: NodeKind) -> list[RegisteredNode]:
         """``nodes(kind)`` without entries whose URL cannot work; each skip is logged with why."""
