@@ -371,8 +371,9 @@ class _CappedStream(httpx.SyncByteStream):
 
 
 def _pool_options(limits: httpx.Limits) -> dict[str, Any]:
-    return {"ssl_context": httpx.create_ssl_context(trust_env=False),
-            "max_connections": limits.max_connections,
+    # No ssl_context: httpcore then builds its verifying default (certifi) per TLS connection,
+    # so the many plain-HTTP clients never pay for loading the CA bundle.
+    return {"max_connections": limits.max_connections,
             "max_keepalive_connections": limits.max_keepalive_connections,
             "keepalive_expiry": limits.keepalive_expiry}
 
@@ -381,8 +382,9 @@ class GuardedTransport(httpx.HTTPTransport):
     """httpx's transport over ``GuardedBackend``, with the size cap on every answer."""
 
     def __init__(self, policy: AddressPolicy, max_response_bytes: int, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
-        # httpx takes no network backend: replace the pool it built by one over ours.
+        # httpx takes no network backend: the pool it builds (cheaply: verify=False skips loading
+        # the CA bundle) is replaced at once by one over ours, which verifies certificates.
+        super().__init__(limits=limits, trust_env=False, verify=False)
         self._pool = httpcore.ConnectionPool(network_backend=GuardedBackend(policy), **_pool_options(limits))
         self.max_response_bytes = max_response_bytes
 
@@ -516,7 +518,7 @@ class _AsyncCappedStream(httpx.AsyncByteStream):
 
 class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, policy: AddressPolicy, max_response_bytes: int, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
+        super().__init__(limits=limits, trust_env=False, verify=False)  # replaced at once, as above
         self._pool = httpcore.AsyncConnectionPool(network_backend=AsyncGuardedBackend(policy), **_pool_options(limits))
         self.max_response_bytes = max_response_bytes
 
