@@ -40,9 +40,10 @@ class Request:
 class Connection:
     """The server side of one request: ``send`` counts bytes and tells when the client left."""
 
-    def __init__(self, sock: socket.socket, server: HostileServer) -> None:
+    def __init__(self, sock: socket.socket, server: HostileServer, index: int) -> None:
         self.sock = sock
         self.server = server
+        self.index = index  # which answer this is, in arrival order
 
     def send(self, data: bytes) -> bool:
         """False once the client closed the connection (or the server is stopping)."""
@@ -52,7 +53,7 @@ class Connection:
             self.sock.sendall(data)
         except OSError:
             return False
-        self.server.count(len(data))
+        self.server.count(self.index, len(data))
         return True
 
 
@@ -67,6 +68,7 @@ class HostileServer:
         self.port = int(self.listener.getsockname()[1])
         self.stopping = threading.Event()
         self.requests: list[Request] = []
+        self.sent_per_answer: list[int] = []  # bytes pushed into each answer, in request order
         self._sent = 0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -80,9 +82,10 @@ class HostileServer:
         with self._lock:
             return self._sent
 
-    def count(self, n: int) -> None:
+    def count(self, index: int, n: int) -> None:
         with self._lock:
             self._sent += n
+            self.sent_per_answer[index] += n
 
     def __enter__(self) -> HostileServer:
         self._thread.start()
@@ -114,7 +117,9 @@ class HostileServer:
                     return
                 with self._lock:
                     self.requests.append(request)
-                self.behaviour(request, Connection(sock, self))
+                    self.sent_per_answer.append(0)
+                    index = len(self.requests) - 1
+                self.behaviour(request, Connection(sock, self, index))
                 if request.headers.get("connection", "").lower() == "close":
                     return
 

@@ -6,10 +6,13 @@ Every gRPC server zgos runs (the DA signers and the disperser) is built by ``gua
   one with ``RESOURCE_EXHAUSTED`` before any handler runs.
 * **Workers and queue**: ``workers`` handler threads; at most ``max_concurrent_calls`` calls are
   accepted at once, the rest get ``RESOURCE_EXHAUSTED`` (no unbounded queue).
-* **Time**: connections are closed after ``max_connection_age_s`` (plus a grace for calls in
+* **Time**: a connection must finish its handshake within ``handshake_timeout_s``, answer
+  keepalive pings, and is closed after ``max_connection_age_s`` (plus a grace for calls in
   flight) and after ``max_connection_idle_s`` without calls, so a slow or stuck client cannot
   hold one forever; a call whose own deadline passed while it waited for a worker is answered
-  ``DEADLINE_EXCEEDED`` without doing its work; each handler's work is bounded by its message.
+  ``DEADLINE_EXCEEDED`` without doing its work. gRPC cannot stop a running Python handler, so
+  each handler's work is bounded by its (capped) message instead: no loop runs longer than the
+  request is big, and no per-item fallback multiplies it.
 * **Bad input is the caller's error**: a request that does not parse as its protobuf message is
   answered ``INVALID_ARGUMENT`` naming the message (gRPC itself would answer ``INTERNAL`` and log
   a traceback); an exception a handler did not turn into a status is logged on one line and
@@ -43,6 +46,9 @@ class GrpcLimits:
     max_connection_age_s: float = 600.0
     max_connection_age_grace_s: float = 60.0
     max_connection_idle_s: float = 120.0
+    handshake_timeout_s: float = 10.0
+    keepalive_s: float = 60.0  # ping a connection this long silent; drop it if no answer in
+    keepalive_timeout_s: float = 20.0
 
     def options(self) -> list[tuple[str, int]]:
         return [
@@ -51,6 +57,9 @@ class GrpcLimits:
             ("grpc.max_connection_age_ms", int(self.max_connection_age_s * MS_PER_S)),
             ("grpc.max_connection_age_grace_ms", int(self.max_connection_age_grace_s * MS_PER_S)),
             ("grpc.max_connection_idle_ms", int(self.max_connection_idle_s * MS_PER_S)),
+            ("grpc.server_handshake_timeout_ms", int(self.handshake_timeout_s * MS_PER_S)),
+            ("grpc.keepalive_time_ms", int(self.keepalive_s * MS_PER_S)),
+            ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_s * MS_PER_S)),
         ]
 
 
