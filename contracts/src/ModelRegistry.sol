@@ -77,9 +77,15 @@ contract ModelRegistry {
     }
 
     /// @notice The id of the model fine-tuning task `taskId` produces: TUNED_ID_TAG in the top 8
-    /// bytes, then the top 24 bytes of keccak256(abi.encode(chainid, fineTuning, taskId)).
-    function tunedModelId(uint256 taskId) public view returns (bytes32) {
-        bytes32 digest = keccak256(abi.encode(block.chainid, address(fineTuning), taskId));
+    /// bytes, then the top 24 bytes of keccak256(abi.encode(chainid, fineTuning, taskId,
+    /// baseModel, resultRoot)): it names the task and binds the base model and the (encrypted)
+    /// adapter it delivered. Defined once the task is delivered.
+    function tunedModelId(uint256 taskId) external view returns (bytes32) {
+        return _tunedModelId(taskId, fineTuning.getTask(taskId));
+    }
+
+    function _tunedModelId(uint256 taskId, FineTuningServing.Task memory task) private view returns (bytes32) {
+        bytes32 digest = keccak256(abi.encode(block.chainid, address(fineTuning), taskId, task.baseModel, task.resultRoot));
         return TUNED_ID_TAG | (digest >> 64);
     }
 
@@ -98,7 +104,7 @@ contract ModelRegistry {
         if (models[task.baseModel].registeredAt == 0) revert ParentNotRegistered(task.baseModel);
         bytes32[] memory datasets = new bytes32[](1);
         datasets[0] = task.datasetRoot;
-        id = tunedModelId(taskId);
+        id = _tunedModelId(taskId, task);
         modelOfTask[taskId] = id;
         _register(id, task.baseModel, datasets, taskId, task.resultRoot, task.provider, name, licence);
     }
