@@ -100,7 +100,7 @@ def test_a_lying_lone_node_cannot_make_a_chainless_download_hang(
     liar = StorageNodeProxy(storage_node.url, lie_about_size(1 << 40))
     try:
         started = time.monotonic()
-        with StorageClient([liar.url], timeout_s=10) as blind, pytest.raises(StorageError, match="download of .* failed"):
+        with StorageClient([liar.url], timeout_s=10) as blind, pytest.raises(StorageError, match=r"download of .* failed"):
             blind.download(root, tmp_path / "out.bin")
         assert time.monotonic() - started < FAIL_FAST_S and not (tmp_path / "out.bin").exists()
     finally:
