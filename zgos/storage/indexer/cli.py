@@ -39,7 +39,8 @@ def indexer_command(
         raise ConfigError("no node source: --no-registry needs at least one --peers URL")
     http = httpx.Client(timeout=60.0)
     directory = NodeDirectory(deployment.chain_id, deployment.address("Flow"), source, tuple(peers or ()))
-    indexer = Indexer(directory, http, chain=chain, erasure_address=deployment.address("ErasureRegistry"))
+    indexer = Indexer(directory, http, chain=chain, erasure_address=deployment.address("ErasureRegistry"),
+                      flow_address=deployment.address("Flow"))
     try:
         server = IndexerServer((host, port), indexer, cli.data_dir.service(name) / "scratch")
     except OSError as exc:

@@ -30,7 +30,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ from zgos.storage.client import NodeConnection, StorageError
 from zgos.storage.discovery import PeerNode
 from zgos.storage.fasthash import segment_root as fast_segment_root
 from zgos.storage.merkle import InvalidProof, Proof
+from zgos.storage.scores import PeerScores
 from zgos.storage.segment import InvalidSegment, SegmentWithProof, validate_segment
 from zgos.storage.shard import compute_flow_segment
 
@@ -57,11 +58,6 @@ INFO_TIMEOUT_S = 3.0
 TICK_S = 0.2
 MIN_RETRY_S = 0.5
 MAX_RETRY_S = 30.0
-BAN_S = 600.0
-CORRUPT_PENALTY = 100
-UNREACHABLE_PENALTY = 5
-SUCCESS_REWARD = 1
-MAX_SCORE = 20
 
 
 @dataclass(frozen=True)
@@ -79,39 +75,6 @@ class SyncConfig:
     discovery_interval_s: float = 10.0
     prune_grace_s: float = 600.0
     prune_interval_s: float = 10.0
-
-
-class PeerScores:
-    """Per-peer reputation: served good data (+), unreachable (-), corrupt data (--, banned)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._scores: dict[str, int] = {}
-        self._banned_until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def good(self, url: str) -> None:
-        with self._lock:
-            self._scores[url] = min(MAX_SCORE, self._scores.get(url, 0) + SUCCESS_REWARD)
-
-    def unreachable(self, url: str) -> None:
-        with self._lock:
-            self._scores[url] = self._scores.get(url, 0) - UNREACHABLE_PENALTY
-
-    def corrupt(self, url: str) -> None:
-        with self._lock:
-            self._scores[url] = self._scores.get(url, 0) - CORRUPT_PENALTY
-            self._banned_until[url] = self.clock() + BAN_S
-
-    def score(self, url: str) -> int:
-        return self._scores.get(url, 0)
-
-    def banned(self, url: str) -> bool:
-        return self._banned_until.get(url, 0.0) > self.clock()
-
-    def rank(self, urls: Sequence[str]) -> list[str]:
-        """Best first; banned peers last (asked only when no other peer has the data)."""
-        return sorted(urls, key=lambda u: (self.banned(u), -self.score(u)))
 
 
 @dataclass
