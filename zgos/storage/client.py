@@ -39,7 +39,14 @@ from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
-from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
+from zgos.netutil import (
+    JsonRpcErrorAnswer,
+    JsonRpcGuarded,
+    JsonRpcNotJson,
+    JsonRpcUnreachable,
+    call_jsonrpc,
+)
+from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy, OutboundClient, OutboundRefused
 from zgos.storage.contracts import FlowContract
 from zgos.storage.fasthash import segment_root
 from zgos.storage.filetree import FileTree
@@ -65,6 +72,9 @@ WAIT_TIMEOUT_S = 300.0
 SEGMENT_RETRIES = 3
 MAX_DOWNLOAD_THREADS = 64
 STREAM_WINDOW_SEGMENTS = 32  # segments fetched ahead of the consumer (8 MiB)
+# The largest answer a node may send: a file's held-segment list for a ~1 TB file (4M indexes);
+# a segment is 256 KiB (~350 KB as JSON-RPC).
+MAX_NODE_RESPONSE_BYTES = 32 * 1024 * 1024
 
 Progress = Callable[[int], None]  # called with the number of bytes just done
 
@@ -75,6 +85,10 @@ class StorageError(ZgError):
 
 class NodeUnavailable(StorageError):
     """A storage node did not answer."""
+
+
+class NodeMisbehaved(NodeUnavailable):
+    """The outbound guard cut a node's answer (deadline, size cap, redirects, refused address)."""
 
 
 class CorruptData(StorageError):
@@ -146,6 +160,8 @@ class NodeConnection:
     def rpc(self, method: str, *params: Any) -> Any:
         try:
             return call_jsonrpc(self.http, self.url, method, params, request_id=next(self._ids))
+        except JsonRpcGuarded as exc:
+            raise NodeMisbehaved(f"storage node {self.url} did not answer {method} ({exc})") from None
         except (JsonRpcUnreachable, JsonRpcNotJson) as exc:
             raise NodeUnavailable(f"storage node {self.url} did not answer {method} ({exc})",
                                   "is the node running? see `zg devnet status`") from None
@@ -189,7 +205,7 @@ class NodeConnection:
         try:
             response = self.http.put(f"{self.url}/zgos/v1/segment/{seq}/{segment.index}", content=segment.data, headers=headers)
         except httpx.HTTPError as exc:
-            raise NodeUnavailable(f"storage node {self.url} dropped segment {segment.index} ({type(exc).__name__})") from None
+            raise _unavailable(f"storage node {self.url} dropped segment {segment.index}", exc) from None
         if response.status_code != 200:
             message = _message(response)
             if "already uploaded and finalized" in message:  # e.g. the node synced it from a peer
@@ -209,7 +225,7 @@ class NodeConnection:
         try:
             response = self.http.get(f"{self.url}/zgos/v1/segment/{seq}/{index}")
         except httpx.HTTPError as exc:
-            raise NodeUnavailable(f"storage node {self.url} did not send segment {index} ({type(exc).__name__})") from None
+            raise _unavailable(f"storage node {self.url} did not send segment {index}", exc) from None
         if response.status_code != 200:
             raise StorageError(f"{self.url} could not send segment {index}: {_message(response)}")
         try:
@@ -222,10 +238,17 @@ class NodeConnection:
         try:
             response = self.http.get(self.url + path)
         except httpx.HTTPError as exc:
-            raise NodeUnavailable(f"storage node {self.url} did not answer ({type(exc).__name__})") from None
+            raise _unavailable(f"storage node {self.url} did not answer", exc) from None
         if response.status_code != 200:
             raise StorageError(f"{self.url}: {_message(response)}")
         return response.json()
+
+
+def _unavailable(what: str, exc: httpx.HTTPError) -> NodeUnavailable:
+    """The error for a transfer that failed: the guard's reason when it cut it, else the type."""
+    if isinstance(exc, OutboundRefused | httpx.TimeoutException | httpx.TooManyRedirects) and str(exc):
+        return NodeMisbehaved(f"{what} ({exc})")
+    return NodeUnavailable(f"{what} ({type(exc).__name__})")
 
 
 def _message(response: httpx.Response) -> str:
@@ -236,15 +259,20 @@ def _message(response: httpx.Response) -> str:
 
 
 class StorageClient:
-    """Upload and download files; use as a context manager to close connections."""
+    """Upload and download files; use as a context manager to close connections.
+
+    Every call to a node is guarded (``zgos.runtime.outbound``): ``timeout_s`` is its total
+    time, answers are capped at ``MAX_NODE_RESPONSE_BYTES``, and node URLs that came from the
+    registry or an indexer must pass ``policy`` (URLs the user typed in need not: the default)."""
 
     def __init__(self, nodes: Sequence[str], chain: Chain | None = None, flow_address: str | None = None,
                  account: LocalAccount | None = None, workers: int = DEFAULT_WORKERS,
-                 timeout_s: float = HTTP_TIMEOUT_S, fast_path: bool | None = None) -> None:
+                 timeout_s: float = HTTP_TIMEOUT_S, fast_path: bool | None = None,
+                 policy: AddressPolicy = OPEN_POLICY) -> None:
         if not nodes:
             raise StorageError("no storage nodes given", "pass --node URL or start the devnet")
-        limits = httpx.Limits(max_connections=4 * workers * len(nodes), max_keepalive_connections=4 * workers * len(nodes))
-        self.http = httpx.Client(timeout=timeout_s, limits=limits)
+        self.http = OutboundClient(policy, deadline_s=timeout_s, max_response_bytes=MAX_NODE_RESPONSE_BYTES,
+                                   max_connections=4 * workers * len(nodes))
         self.nodes = [NodeConnection(url, self.http, fast_path) for url in nodes]
         self.chain = chain
         self.flow = FlowContract(chain, flow_address) if chain is not None and flow_address else None

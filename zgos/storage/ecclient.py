@@ -39,6 +39,7 @@ import zfec
 from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain, Receipt
+from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy
 from zgos.storage.client import (
     CorruptData,
     FileLocation,
@@ -199,11 +200,12 @@ class ErasureClient:
 
     def __init__(self, nodes: Sequence[str], chain: Chain | None, flow_address: str | None,
                  registry_address: str | None, account: LocalAccount | None = None, workers: int = 4,
-                 timeout_s: float = 60.0) -> None:
+                 timeout_s: float = 60.0, policy: AddressPolicy = OPEN_POLICY) -> None:
         self.registry = ErasureRegistry(chain, registry_address) if chain is not None and registry_address else None
         if flow_address is None and self.registry is not None:  # sizes and owners come from its Flow
             flow_address = self.registry.flow_address()
-        self.storage = StorageClient(nodes, chain, flow_address, account, workers=workers, timeout_s=timeout_s)
+        self.storage = StorageClient(nodes, chain, flow_address, account, workers=workers, timeout_s=timeout_s,
+                                     policy=policy)
         self.account = account
         self.workers = workers
 

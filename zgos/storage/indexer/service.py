@@ -21,11 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
 from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
+from zgos.runtime.outbound import AddressPolicy, OutboundClient
 from zgos.storage.client import FileLocation, StorageClient, describes_file
 from zgos.storage.contracts import FlowContract
 from zgos.storage.ecclient import ErasureClient
@@ -37,6 +36,8 @@ log = logging.getLogger(__name__)
 MAX_REPLICAS = 64
 READ_CHUNK_BYTES = 1024 * 1024
 PARALLEL_QUERIES = 16
+FILE_INFO_DEADLINE_S = 5.0  # one zgs_getFileInfo to one node, total
+MAX_FILE_INFO_BYTES = 64 * 1024
 
 
 class NotFound(ZgError):
@@ -52,22 +53,30 @@ class NotEnoughNodes(ZgError):
 
 
 class Indexer:
-    def __init__(self, directory: NodeDirectory, http: httpx.Client, workers: int = 4, chain: Chain | None = None,
-                 erasure_address: str | None = None, flow_address: str | None = None) -> None:
+    """The operations; every call to a node goes through the outbound guard under ``policy``
+    (the nodes' URLs come from the registry)."""
+
+    def __init__(self, directory: NodeDirectory, *, policy: AddressPolicy, workers: int = 4,
+                 chain: Chain | None = None, erasure_address: str | None = None,
+                 flow_address: str | None = None) -> None:
         self.directory = directory
-        self.http = http
+        self.policy = policy
+        self.http = OutboundClient(policy, deadline_s=FILE_INFO_DEADLINE_S, max_response_bytes=MAX_FILE_INFO_BYTES)
         self.workers = workers
         self.chain = chain
         self.erasure_address = erasure_address
         self.flow = FlowContract(chain, flow_address) if chain is not None and flow_address else None
 
+    def close(self) -> None:
+        self.http.close()
+
     def _erasure(self, urls: list[str]) -> ErasureClient:
         flow = self.flow.address if self.flow is not None else None
-        return ErasureClient(urls, self.chain, flow, self.erasure_address, workers=self.workers)
+        return ErasureClient(urls, self.chain, flow, self.erasure_address, workers=self.workers, policy=self.policy)
 
     def _storage(self, urls: list[str]) -> StorageClient:
         flow = self.flow.address if self.flow is not None else None
-        return StorageClient(urls, self.chain, flow, workers=self.workers)
+        return StorageClient(urls, self.chain, flow, workers=self.workers, policy=self.policy)
 
     def nodes(self) -> list[ShardedNode]:
         return self.directory.current().nodes
