@@ -33,6 +33,7 @@ A benchmark can pass ``enabled=False`` to measure what the guards cost; services
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -150,14 +151,22 @@ def load_or_create_token(path: Path) -> str:
     """The token in ``path``, created (owner read/write only) if absent.
 
     Like Jupyter's: any local process that can read the file may spend and administer; a
-    web page or another user cannot. A token file others can read is refused.
+    web page or another user cannot. A token file others can read is refused. Services of one
+    install may start at once: the token is written in full to a private temporary file and
+    linked into place, so nobody ever reads a half-written token, and the first link wins.
     """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return read_token(path)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_urlsafe(TOKEN_BYTES))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(TOKEN_BYTES))
+        with contextlib.suppress(FileExistsError):
+            os.link(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
     return read_token(path)
 
 
