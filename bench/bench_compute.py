@@ -4,7 +4,15 @@
 2. broker throughput with every check vs a bare pass-through proxy, both in front of the
    same fast stub upstream (``bench.compute_servers``; the stub is allowed here only);
 3. latency of a 16-token chat completion through ``zg compute serve`` + the broker vs
-   straight to the llama.cpp server (p50, p95), and time to first token when streaming.
+   straight to the llama.cpp server (p50, p95), and time to first token when streaming;
+4. what the guarded edge (``zgos.runtime.edge``) costs the broker: p50 latency of signed requests
+   to two brokers of this same build in front of the stub, one started with
+   ``ZGOS_BENCH_EDGE_OFF=1`` (``zgos.compute.provider.app.EDGE_BENCH_SWITCH``: its public edge
+   passes everything; only this benchmark sets it). ``python -m bench.bench_compute edge`` runs
+   this part alone.
+
+``zg compute serve`` wants the install token (``<data-dir>/token``); the benchmark reads it from
+the data dir the proxy was started with.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from zgos.compute import vouchers as v
 from zgos.compute.billing import Prices
 from zgos.compute.ledger import ComputeContracts, execution_gas
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash, model_server_argv
+from zgos.compute.provider.app import EDGE_BENCH_SWITCH
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser, body_with_defaults
 from zgos.netutil import free_port, wait_until
@@ -39,6 +48,7 @@ THROUGHPUT_USERS = 4
 THROUGHPUT_ROUNDS = 5
 LATENCY_RUNS = 20
 STUB_LATENCY_RUNS = 100
+EDGE_RUNS = 400
 LATENCY_BODY = {"messages": [{"role": "user", "content": "Write one sentence about the sea."}],
                 "max_tokens": 16, "temperature": 0, "seed": 7}
 
@@ -62,6 +72,13 @@ def spawn(argv: list[str], ready_url: str, log: Path, env: dict[str, str] | None
         finally:
             process.terminate()
             process.wait(15)
+
+
+def proxy_client(env: BenchChain) -> httpx.Client:
+    """A client carrying the install token the proxy created in the bench data dir (harmless
+    to the direct baselines, which ignore it)."""
+    token = (data_dir(env) / "token").read_text().strip()
+    return httpx.Client(timeout=120, headers={"authorization": f"Bearer {token}"})
 
 
 def data_dir(env: BenchChain) -> Path:
@@ -163,6 +180,7 @@ def throughput(env: BenchChain, compute: ComputeContracts, gguf: Path) -> None:
             bare_cpu += cpu_seconds(bare.pid) - before
         ours, baseline = statistics.median(ours_rates), statistics.median(bare_rates)
         stub_overhead(env, gguf, stub, provider)
+        edge_cost(env, compute, gguf, stub)
     report("broker throughput with all checks vs bare pass-through (stub upstream)", ours, baseline, "req/s",
            goal=">= 0.7x")
     served = batch * THROUGHPUT_ROUNDS
@@ -179,7 +197,7 @@ def stub_overhead(env: BenchChain, gguf: Path, stub: str, provider: str) -> None
     body = {**LATENCY_BODY, "model": DEFAULT_MODEL_ID}
     direct_url, proxy_url = stub + "/v1/chat/completions", f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
     with spawn(serve, f"http://127.0.0.1:{proxy_port}/v1/models", env.workdir / "proxy-stub.log"), \
-            httpx.Client(timeout=60) as client:
+            proxy_client(env) as client:
         for url in (direct_url, proxy_url):
             _timed(client, url, body, False)
         direct, proxied = [], []
@@ -191,6 +209,46 @@ def stub_overhead(env: BenchChain, gguf: Path, stub: str, provider: str) -> None
         report(f"latency {name} via zg compute serve + broker vs direct (stub upstream)", ours, base, "ms",
                goal="overhead <= 10 ms")
         print(f"  overhead {name}: {ours - base:+.1f} ms", flush=True)
+
+
+def edge_cost(env: BenchChain, compute: ComputeContracts, gguf: Path, stub: str) -> None:
+    """The guarded edge's cost on broker latency: two brokers of this build in front of the
+    same stub, the second with its public edge off, each sent the same signed requests one at
+    a time, alternating which goes first."""
+    ports = {"guarded": free_port(), "guards off": free_port()}
+    accounts = {"guarded": 17, "guards off": 18}
+    providers = {name: register(compute, accounts[name], f"http://127.0.0.1:{ports[name]}", gguf) for name in ports}
+    user = ComputeUser(compute, devnet_account(9), env.workdir / "user-9")
+    for provider in providers.values():
+        compute.deposit_and_fund(user.account, provider, 10**20)
+        user.acknowledge(compute.service(provider))
+    body = body_with_defaults({"messages": [{"role": "user", "content": "What is the capital of France?"}],
+                               "max_tokens": 16}, DEFAULT_MODEL_ID)
+    urls = {name: f"http://127.0.0.1:{port}/v1/proxy/chat/completions" for name, port in ports.items()}
+    services = {name: compute.service(provider) for name, provider in providers.items()}
+    times: dict[str, list[float]] = {name: [] for name in ports}
+    with spawn(broker_argv(env, stub, ports["guarded"], gguf, 17), f"http://127.0.0.1:{ports['guarded']}/health",
+               env.workdir / "broker-guarded.log"), \
+            spawn(broker_argv(env, stub, ports["guards off"], gguf, 18),
+                  f"http://127.0.0.1:{ports['guards off']}/health", env.workdir / "broker-unguarded.log",
+                  env={EDGE_BENCH_SWITCH: "1"}), httpx.Client(timeout=60) as client:
+        for run in range(EDGE_RUNS + 20):
+            order = list(ports) if run % 2 else list(reversed(ports))
+            for name in order:
+                headers = user.sign_request(services[name], body).headers  # signed outside the clock
+                started = time.perf_counter()
+                answer = client.post(urls[name], content=body, headers=headers)
+                elapsed = time.perf_counter() - started
+                if answer.status_code != 200:
+                    raise RuntimeError(f"{name}: HTTP {answer.status_code} {answer.text[:200]}")
+                if run >= 20:  # the first 20 warm both up
+                    times[name].append(elapsed)
+    guarded, unguarded = (_percentile(times[name], 0.5) * 1000 for name in ports)
+    report("broker latency p50, guarded edge vs the same build with guards off (stub upstream)", guarded,
+           unguarded, "ms", goal="overhead <= 0.5 ms")
+    paired = statistics.median(g - u for g, u in zip(times["guarded"], times["guards off"], strict=True)) * 1000
+    print(f"  overhead p50: {guarded - unguarded:+.2f} ms (paired median {paired:+.2f} ms, {EDGE_RUNS} requests each,"
+          f" load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -227,7 +285,7 @@ def latency(env: BenchChain, compute: ComputeContracts, gguf: Path) -> None:
             spawn(broker_argv(env, model, broker_port, gguf, 15), f"http://127.0.0.1:{broker_port}/health",
                   env.workdir / "broker.log"), \
             spawn(serve, f"http://127.0.0.1:{proxy_port}/v1/models", env.workdir / "proxy.log"), \
-            httpx.Client(timeout=120) as client:
+            proxy_client(env) as client:
         for stream in (False, True):
             for url in (direct_url, proxy_url):
                 _timed(client, url, body, stream)  # warm up
@@ -255,5 +313,17 @@ def main() -> None:
         latency(env, compute, gguf)
 
 
+def edge_only() -> None:
+    """``python -m bench.bench_compute edge``: only the edge's cost (chain, stub, two brokers)."""
+    with bench_chain(block_time_s=0.2) as env:
+        compute = ComputeContracts.from_deployment(env.chain, env.deployment)
+        gguf = ensure_gemma()
+        stub_port = free_port()
+        stub = f"http://127.0.0.1:{stub_port}"
+        with spawn([sys.executable, "-m", "bench.compute_servers", "stub", str(stub_port)], stub + "/v1/models",
+                   env.workdir / "stub.log"):
+            edge_cost(env, compute, gguf, stub)
+
+
 if __name__ == "__main__":
-    main()
+    edge_only() if sys.argv[1:] == ["edge"] else main()

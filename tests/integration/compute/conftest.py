@@ -54,11 +54,13 @@ def model_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     with open(tmp_path_factory.mktemp("model") / "model.log", "wb") as log:
         process = subprocess.Popen(model_server_argv(gguf, port=port, threads=1), stdout=log,
                                    stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, 60), "model server"
-        yield url
-        process.terminate()
-        process.wait(10)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, 60), "model server"
+            yield url
+        finally:
+            process.terminate()
+            process.wait(10)
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +94,8 @@ class BrokerProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         ok = wait_until(lambda: httpx.get(self.url + "/health", timeout=1).status_code == 200, 60, 0.1)
+        if not ok:  # never leave a broker behind that the session teardown does not know of
+            self.kill()
         assert ok, self.log_path.read_text()[-3000:]
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
