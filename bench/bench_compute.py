@@ -7,7 +7,7 @@
    straight to the llama.cpp server (p50, p95), and time to first token when streaming;
 4. what the guarded edge (``zgos.runtime.edge``) costs the broker: p50 latency of signed requests
    to two brokers of this same build in front of the stub, one started with
-   ``ZGOS_BENCH_EDGE_OFF=1`` (``zgos.compute.provider.app.EDGE_BENCH_SWITCH``: its public edge
+   ``ZGOS_BENCH_UNGUARDED=1`` (``zgos.compute.provider.app.BENCH_UNGUARDED_ENV``: its public edge
    passes everything; only this benchmark sets it). ``python -m bench.bench_compute edge`` runs
    this part alone.
 
@@ -36,7 +36,7 @@ from zgos.compute import vouchers as v
 from zgos.compute.billing import Prices
 from zgos.compute.ledger import ComputeContracts, execution_gas
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash, model_server_argv
-from zgos.compute.provider.app import EDGE_BENCH_SWITCH
+from zgos.compute.provider.app import BENCH_UNGUARDED_ENV
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser, body_with_defaults
 from zgos.netutil import free_port, wait_until
@@ -231,7 +231,7 @@ def edge_cost(env: BenchChain, compute: ComputeContracts, gguf: Path, stub: str)
                env.workdir / "broker-guarded.log"), \
             spawn(broker_argv(env, stub, ports["guards off"], gguf, 18),
                   f"http://127.0.0.1:{ports['guards off']}/health", env.workdir / "broker-unguarded.log",
-                  env={EDGE_BENCH_SWITCH: "1"}), httpx.Client(timeout=60) as client:
+                  env={BENCH_UNGUARDED_ENV: "1"}), httpx.Client(timeout=60) as client:
         for run in range(EDGE_RUNS + 20):
             order = list(ports) if run % 2 else list(reversed(ports))
             for name in order:

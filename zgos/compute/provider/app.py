@@ -10,8 +10,8 @@ Both listeners run behind the guarded edge (``zgos.runtime.edge``, limits in ``p
 and ``admin_policy``): JSON bodies only, chat bodies up to ``billing.MAX_BODY_BYTES``, receipts
 and everything else up to ``SMALL_BODY_BYTES``, total deadlines per route; the admin routes
 answer only calls addressed to 127.0.0.1 that carry the install token. The benchmark measures
-what the public edge costs by starting a broker with ``ZGOS_BENCH_EDGE_OFF=1`` in its
-environment (``EDGE_BENCH_SWITCH``); nothing else sets it, and the broker says so loudly.
+what the public edge costs by starting a broker with ``ZGOS_BENCH_UNGUARDED=1`` in its
+environment (``BENCH_UNGUARDED_ENV``); nothing else sets it, and the broker says so loudly.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ SMALL_BODY_BYTES = 4 * 1024  # a receipt is ~250 bytes of JSON
 PUBLIC_DEADLINE_S = 30.0  # routes that do not wait on the model
 ADMIN_DEADLINE_S = 120.0  # a settlement waits for its transaction
 EDGE_MARGIN_S = 10.0  # a chat's deadline beyond the model server's timeout: billing and signing
-EDGE_BENCH_SWITCH = "ZGOS_BENCH_EDGE_OFF"  # "1": the public edge passes everything (bench only)
+BENCH_UNGUARDED_ENV = "ZGOS_BENCH_UNGUARDED"  # "1": public edge off (bench only; as for the storage node)
 ATTESTATION_NOTE = (
     "No TEE: this provider runs on ordinary hardware with no trusted execution environment, "
     "so nothing proves which code produced an answer. What is proven: every answer is signed "
@@ -273,10 +273,10 @@ def admin_policy(access: LocalAccess) -> EdgePolicy:
 async def serve(broker: Broker, *, host: str, port: int, admin_port: int, token: str) -> None:
     """Run the public listener on ``host:port`` and the admin one on 127.0.0.1 only, both behind
     the guarded edge; admin calls must carry ``token``."""
-    guarded = os.environ.get(EDGE_BENCH_SWITCH) != "1"
+    guarded = os.environ.get(BENCH_UNGUARDED_ENV) != "1"
     if not guarded:
         log.warning("%s=1: the public edge is OFF (no body, type or deadline limits); for benchmarks only",
-                    EDGE_BENCH_SWITCH)
+                    BENCH_UNGUARDED_ENV)
     apps = BrokerApp(broker)
     public = hardened_server(apps.public, host=host, port=port, policy=public_policy(broker.config, enabled=guarded))
     access = LocalAccess.for_listener(token, "127.0.0.1", admin_port)
