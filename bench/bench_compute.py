@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -227,18 +228,23 @@ def edge_cost(env: BenchChain, compute: ComputeContracts, gguf: Path, stub: str)
     urls = {name: f"http://127.0.0.1:{port}/v1/proxy/chat/completions" for name, port in ports.items()}
     services = {name: compute.service(provider) for name, provider in providers.items()}
     times: dict[str, list[float]] = {name: [] for name in ports}
+    cpu = dict.fromkeys(ports, 0.0)
     with spawn(broker_argv(env, stub, ports["guarded"], gguf, 17), f"http://127.0.0.1:{ports['guarded']}/health",
-               env.workdir / "broker-guarded.log"), \
+               env.workdir / "broker-guarded.log") as guarded_broker, \
             spawn(broker_argv(env, stub, ports["guards off"], gguf, 18),
                   f"http://127.0.0.1:{ports['guards off']}/health", env.workdir / "broker-unguarded.log",
-                  env={BENCH_UNGUARDED_ENV: "1"}), httpx.Client(timeout=60) as client:
+                  env={BENCH_UNGUARDED_ENV: "1"}) as open_broker, httpx.Client(timeout=60) as client:
+        pids = {"guarded": guarded_broker.pid, "guards off": open_broker.pid}
         for run in range(EDGE_RUNS + 20):
             order = list(ports) if run % 2 else list(reversed(ports))
             for name in order:
                 headers = user.sign_request(services[name], body).headers  # signed outside the clock
+                cpu_before = cpu_seconds(pids[name])
                 started = time.perf_counter()
                 answer = client.post(urls[name], content=body, headers=headers)
                 elapsed = time.perf_counter() - started
+                if run >= 20:
+                    cpu[name] += cpu_seconds(pids[name]) - cpu_before
                 if answer.status_code != 200:
                     raise RuntimeError(f"{name}: HTTP {answer.status_code} {answer.text[:200]}")
                 if run >= 20:  # the first 20 warm both up
@@ -249,6 +255,58 @@ def edge_cost(env: BenchChain, compute: ComputeContracts, gguf: Path, stub: str)
     paired = statistics.median(g - u for g, u in zip(times["guarded"], times["guards off"], strict=True)) * 1000
     print(f"  overhead p50: {guarded - unguarded:+.2f} ms (paired median {paired:+.2f} ms, {EDGE_RUNS} requests each,"
           f" load {os.getloadavg()[0]:.1f})", flush=True)
+    report("  broker CPU per request, guarded edge vs guards off (load-independent)",
+           cpu["guarded"] / EDGE_RUNS * 1000, cpu["guards off"] / EDGE_RUNS * 1000, "ms", goal="overhead <= 0.5 ms")
+    edge_cost_in_process(body, user.sign_request(services["guarded"], body).headers)
+
+
+async def _edge_time_per_request(app: Any, body: bytes, headers: list[tuple[bytes, bytes]], runs: int) -> float:
+    """Seconds per request of ``app`` driven straight through ASGI (no sockets, no server)."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v1/proxy/chat/completions", "raw_path": b"/v1/proxy/chat/completions",
+             "query_string": b"", "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000),
+             "server": ("127.0.0.1", 3080)}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    started = time.perf_counter()
+    for _ in range(runs):
+        await app(dict(scope), receive, send)
+    return (time.perf_counter() - started) / runs
+
+
+def edge_cost_in_process(body: bytes, headers: dict[str, str]) -> None:
+    """The edge's own time per chat request: an app that reads the body and answers, driven
+    through ASGI with and without ``GuardedEdge(public_policy(...))``, alternating rounds."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import Response
+
+    from zgos.compute.provider.app import public_policy
+    from zgos.compute.provider.broker import BrokerConfig
+    from zgos.runtime.edge import GuardedEdge
+
+    inner = FastAPI()
+
+    @inner.post("/v1/proxy/chat/completions")
+    async def chat(request: Request) -> Response:
+        return Response(await request.body(), media_type="application/json")
+
+    config = BrokerConfig(upstream_url="http://127.0.0.1:1", model_id=DEFAULT_MODEL_ID, model_path=Path("unused"),
+                          chat_format="gemma", db_path=Path("unused"), model_hash=b"\0" * 32)
+    guarded = GuardedEdge(inner, public_policy(config))
+    raw = [(k.lower().encode(), v.encode()) for k, v in
+           {**headers, "host": "127.0.0.1:3080", "content-length": str(len(body))}.items()]
+    rounds: dict[str, list[float]] = {"guarded": [], "bare": []}
+    for _ in range(5):
+        rounds["guarded"].append(asyncio.run(_edge_time_per_request(guarded, body, raw, 2000)))
+        rounds["bare"].append(asyncio.run(_edge_time_per_request(inner, body, raw, 2000)))
+    ours, base = (min(rounds[name]) * 1e6 for name in ("guarded", "bare"))
+    report("  in process: a chat request through GuardedEdge vs the bare app (ASGI, no sockets)", ours, base,
+           "µs", goal="overhead <= 500 µs")
 
 
 def _percentile(values: list[float], q: float) -> float:
