@@ -64,6 +64,7 @@ def devnet_dir(tmp_path: Path, anvil: Anvil, chain: Chain, deployment_path: Path
     """A data dir whose network.json and deployment.json describe the session chain."""
     data_dir = DataDir(tmp_path / "data")
     data_dir.root.mkdir(parents=True)
-    data_dir.network.write_text(json.dumps({"rpc_url": anvil.url, "chain_id": chain.chain_id}))
+    data_dir.network.write_text(json.dumps({"rpc_url": anvil.url, "chain_id": chain.chain_id,
+                                            "outbound_allow": "loopback"}))
     shutil.copy(deployment_path, data_dir.deployment)
     return data_dir

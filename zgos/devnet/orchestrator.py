@@ -23,6 +23,10 @@ from zgos.devnet.process import PidFile, is_alive, spawn, terminate
 from zgos.devnet.services import DevnetContext, DevnetOptions, Service, all_services
 from zgos.netutil import port_in_use, wait_until
 
+# Every devnet service listens on 127.0.0.1, so URLs announced on the devnet may name loopback
+# (``CliContext.outbound_policy``); nothing else non-global is allowed.
+DEVNET_OUTBOUND_ALLOW = "loopback"
+
 
 @dataclass(frozen=True)
 class ServiceStatus:
@@ -63,6 +67,7 @@ class Devnet:
             "rpc_url": self.options.rpc_url,
             "chain_id": chain_id,
             "options": asdict(self.options),
+            "outbound_allow": DEVNET_OUTBOUND_ALLOW,
         }
         tmp = self.data_dir.network.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n")

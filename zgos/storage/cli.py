@@ -57,7 +57,8 @@ def _nodes(cli: CliContext, flags: list[str] | None, indexer: str | None = None,
 
     deployment = cli.deployment()
     registry = NodeRegistry(cli.chain(), deployment.address("NodeRegistry"))
-    nodes = [peer.url for peer in discover(registry, chain_id=deployment.chain_id, flow_address=deployment.address("Flow"))]
+    nodes = [peer.url for peer in discover(registry, policy=cli.outbound_policy(), chain_id=deployment.chain_id,
+                                           flow_address=deployment.address("Flow"))]
     if not nodes:
         raise ConfigError("no usable storage node is announced on chain", "start one (`zg devnet up`) or pass --node URL")
     return nodes
@@ -65,8 +66,11 @@ def _nodes(cli: CliContext, flags: list[str] | None, indexer: str | None = None,
 
 def _client(cli: CliContext, nodes: list[str] | None, account: str | None = None, workers: int = 4,
             indexer: str | None = None, replicas: int = 1) -> StorageClient:
+    from zgos.storage.eccli import node_policy
+
     signer = cli.account(account, role="user")
-    return StorageClient(_nodes(cli, nodes, indexer, replicas=replicas), cli.chain(), cli.deployment().address("Flow"), signer, workers=workers)
+    return StorageClient(_nodes(cli, nodes, indexer, replicas=replicas), cli.chain(), cli.deployment().address("Flow"),
+                         signer, workers=workers, policy=node_policy(cli, nodes))
 
 
 def _progress() -> Progress:
@@ -132,7 +136,7 @@ def node_command(
     config = NodeConfig(
         data_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, flow_address=flow_address,
         chain_id=chain_id, start_block=first_block, confirmations=confirmations,
-        poll_s=poll, durable_fsync=fsync, shard=shard_config, sync=sync_config,
+        poll_s=poll, durable_fsync=fsync, shard=shard_config, sync=sync_config, outbound=cli.outbound_policy(),
     )
     node = StorageNode(config)
     try:
@@ -216,7 +220,7 @@ def upload_command(
     """Upload PATH: anchor its data root on chain, send its segments, wait for finalization.
     Run it again to resume an interrupted upload."""
     cli = get_ctx(ctx)
-    from zgos.storage.eccli import ec_nodes, parse_ec, upload_ec
+    from zgos.storage.eccli import ec_nodes, node_policy, parse_ec, upload_ec
 
     params = parse_ec(ec) if ec is not None else None
     if not path.is_file():
@@ -228,7 +232,7 @@ def upload_command(
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     if params is not None:
-        upload_ec(cli, path, params, ec_nodes(cli, node, indexer), account, workers, fee_wei)
+        upload_ec(cli, path, params, ec_nodes(cli, node, indexer), node_policy(cli, node), account, workers, fee_wei)
         return
     from zgos.storage.hasher import build_file_tree
 
@@ -264,17 +268,19 @@ def download_command(
     """Download ROOT to OUT, verifying every segment; OUT is written only when all verified."""
     cli = get_ctx(ctx)
     data_root = _root(root)
-    from zgos.storage.eccli import download_ec, ec_nodes
+    from zgos.storage.eccli import download_ec, ec_nodes, node_policy
 
-    size = download_ec(cli, data_root, out, ec_nodes(cli, node, indexer), workers)
+    policy = node_policy(cli, node)
+    size = download_ec(cli, data_root, out, ec_nodes(cli, node, indexer), policy, workers)
     if size is not None:
         console.print(f"downloaded {size} bytes to {out} (erasure-coded; verified against 0x{data_root.hex()})")
         return
-    with StorageClient(_nodes(cli, node, indexer, data_root), workers=workers) as client, _progress() as progress:
-        location = client.info(data_root)
-        task = progress.add_task("downloading", total=location.size)
-        client.download(data_root, out, progress=lambda n: progress.advance(task, n))
-    console.print(f"downloaded {location.size} bytes to {out} (verified against 0x{data_root.hex()})")
+    nodes = _nodes(cli, node, indexer, data_root)
+    with StorageClient(nodes, cli.chain(), cli.deployment().address("Flow"), workers=workers, policy=policy) as client, \
+            _progress() as progress:
+        task = progress.add_task("downloading", total=client.size_of(data_root))
+        file = client.download(data_root, out, progress=lambda n: progress.advance(task, n))
+    console.print(f"downloaded {file.size} bytes to {out} (verified against 0x{data_root.hex()}; size from the chain)")
 
 
 @storage_app.command("info")
@@ -284,8 +290,10 @@ def info_command(
     node: list[str] | None = typer.Option(None, "--node", help="Storage node URL."),
 ) -> None:
     """Show what the nodes know about a file: seq, size, placement, finalization."""
+    from zgos.storage.eccli import node_policy
+
     cli = get_ctx(ctx)
-    with StorageClient(_nodes(cli, node)) as client:
+    with StorageClient(_nodes(cli, node), policy=node_policy(cli, node)) as client:
         location = client.info(seq=int(key)) if key.isdigit() else client.info(_root(key))
         tx = location.info["tx"]
         console.print(f"root       {tx['dataMerkleRoot']}")

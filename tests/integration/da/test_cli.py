@@ -18,10 +18,12 @@ from zgos.netutil import wait_until
 @pytest.fixture
 def devnet(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     root, port = tmp_path / "devnet", devnet_chain_port()
-    result = zg(root, "devnet", "up", "--detach", "--chain-port", str(port), "--block-time", "0.2", timeout=240)
-    assert result.returncode == 0, result.stdout + result.stderr
-    yield root, port
-    zg(root, "devnet", "down")
+    try:  # a start-up that fails or times out half way still stops what it started
+        result = zg(root, "devnet", "up", "--detach", "--chain-port", str(port), "--block-time", "0.2", timeout=240)
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield root, port
+    finally:
+        zg(root, "devnet", "down")
 
 
 def test_devnet_starts_four_signers_and_a_disperser_and_the_cli_puts_gets_and_samples(

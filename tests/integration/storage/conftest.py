@@ -14,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.netutil import free_port
+from zgos.runtime.outbound import DEVNET_POLICY
 from zgos.storage.client import StorageClient
 from zgos.storage.node.node import NodeConfig, StorageNode
 from zgos.storage.node.peersync import SyncConfig
@@ -42,7 +43,7 @@ def start_node(data_dir: Path, chain: Chain, deployment: Deployment, rpc_url: st
     config = NodeConfig(
         data_dir=data_dir, rpc_url=rpc_url or chain.rpc_url, flow_address=deployment.address("Flow"),
         chain_id=chain.chain_id, start_block=deployment.deploy_block, confirmations=0, poll_s=0.05,
-        shard=shard, sync=sync, **options,
+        shard=shard, sync=sync, outbound=options.pop("outbound", DEVNET_POLICY), **options,
     )
     node = StorageNode(config)
     server = NodeServer(("127.0.0.1", port), node)

@@ -24,6 +24,7 @@ from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.datadir import DataDir
 from zgos.netutil import free_port, wait_until
+from zgos.runtime.outbound import DEVNET_POLICY
 from zgos.storage.client import StorageClient
 from zgos.storage.discovery import discover
 from zgos.storage.shard import ShardConfig
@@ -147,7 +148,8 @@ def test_registry_entries_with_bad_urls_unreachable_nodes_and_shard_liars_are_sk
             registry.announce(account, NodeKind.STORAGE, url, shard_id=shard_id, num_shard=num_shard)
         with caplog.at_level(logging.WARNING):
             start = time.monotonic()
-            found = discover(registry, chain_id=chain.chain_id, flow_address=deployment.address("Flow"))
+            found = discover(registry, policy=DEVNET_POLICY, chain_id=chain.chain_id,
+                             flow_address=deployment.address("Flow"))
             elapsed = time.monotonic() - start
         urls = {peer.url for peer in found}
         assert honest.url in urls and liar.url not in urls and unreachable not in urls

@@ -6,7 +6,8 @@ REST (0G's gateway paths, storage.md §5.2):
   proven before the status line, so an unservable file is still a 4xx/5xx; a failure later
   closes the connection short of ``Content-Length``, never sends an unproven byte).
 * ``GET /file/info/{root}``: ``{root, tx, finalized, locations, pending}``.
-* ``GET /node/status``: the usable nodes, the skipped ones with their reasons.
+* ``GET /node/status``: the usable nodes, the skipped ones with their reasons, scores and time to
+  their next probe, and the snapshot's age (``ageSecs``).
 Bad input is a 4xx with ``{"error": message}``; an unknown file is 404; nodes that cannot
 serve a verified copy give 502 with the reason. JSON-RPC errors are JSON-RPC error objects.
 """
@@ -19,6 +20,7 @@ import logging
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -152,7 +154,8 @@ class GatewayHandler(BaseHTTPRequestHandler):
                 snapshot = indexer.directory.current()
                 self._json(HTTPStatus.OK, {"nodes": [n.to_json() for n in snapshot.nodes],
                                            "skipped": [s.to_json() for s in snapshot.skipped],
-                                           "refreshedAt": int(snapshot.refreshed_at)})
+                                           "refreshedAt": int(snapshot.refreshed_at),
+                                           "ageSecs": round(time.time() - snapshot.refreshed_at, 3)})
             else:
                 self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: GET {url.path}")
         except BadRequest as exc:

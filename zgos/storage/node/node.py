@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zgos.chain.client import Chain
+from zgos.chain.registry import NodeRegistry
 from zgos.core.errors import ZgError
+from zgos.runtime.outbound import AddressPolicy
 from zgos.storage.contracts import LogEntry
-from zgos.storage.discovery import PeerNode, discover
+from zgos.storage.discovery import Prober, ProbeRound, candidates
 from zgos.storage.fasthash import segment_root as fast_segment_root
 from zgos.storage.flow import (
     FlowItem,
@@ -85,6 +88,8 @@ class NodeConfig:
     max_cache_file_bytes: int = 10 * 1024 * 1024
     shard: ShardConfig = FULL_SHARD
     sync: SyncConfig = field(default_factory=SyncConfig)
+    # Which non-global addresses announced peer URLs may name (the devnet allows loopback).
+    outbound: AddressPolicy = field(default_factory=AddressPolicy)
 
 
 class StorageNode:
@@ -103,6 +108,8 @@ class StorageNode:
             config.rpc_url, config.flow_address, self.store, config.start_block,
             config.confirmations, config.poll_s, self._on_entries, self._on_rewind,
         )
+        self.prober = Prober(config.outbound, config.chain_id, config.flow_address)
+        self._registry: NodeRegistry | None = None
         self.peer_sync = PeerSync(self, config.sync, self._discover_peers)
 
     def start(self) -> None:
@@ -112,6 +119,7 @@ class StorageNode:
     def stop(self) -> None:
         self.peer_sync.stop()
         self.sync.stop()
+        self.prober.close()
 
     # --- shard and peers -----------------------------------------------------------------
 
@@ -132,17 +140,15 @@ class StorageNode:
     def prune_done(self) -> None:
         self.store.set_meta("shard_changed_at", "")
 
-    def _discover_peers(self) -> list[PeerNode]:
+    def _discover_peers(self) -> ProbeRound:
+        """One discovery round over the registry and the static peers (never this node itself):
+        returns within one probe deadline; misbehaving entries are backed off by the prober."""
         sync = self.config.sync
-        registry = None
-        if sync.registry_address:
-            from zgos.chain.client import Chain
-            from zgos.chain.registry import NodeRegistry
-
-            registry = NodeRegistry(Chain(self.config.rpc_url), sync.registry_address)
-        exclude = [sync.self_url] if sync.self_url else []
-        return discover(registry, sync.peers, exclude=exclude, chain_id=self.config.chain_id,
-                        flow_address=self.config.flow_address)
+        if sync.registry_address and self._registry is None:
+            self._registry = NodeRegistry(Chain(self.config.rpc_url), sync.registry_address)
+        own = (sync.self_url or "").rstrip("/")
+        found = [c for c in candidates(self._registry, sync.peers) if c.url.rstrip("/") != own]
+        return self.prober.run(found)
 
     # --- log entries ---------------------------------------------------------------------
 
