@@ -86,7 +86,8 @@ def data_dir(env: BenchChain) -> Path:
     root = env.workdir / "data"
     if not root.exists():
         root.mkdir()
-        (root / "network.json").write_text(json.dumps({"rpc_url": env.anvil.url, "chain_id": env.chain.chain_id}))
+        (root / "network.json").write_text(json.dumps({"rpc_url": env.anvil.url, "chain_id": env.chain.chain_id,
+                                                       "outbound_allow": "loopback"}))  # providers on 127.0.0.1
         (root / "deployment.json").write_text((env.workdir / "deployment.json").read_text())
     return root
 

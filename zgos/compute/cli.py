@@ -225,7 +225,8 @@ def serve(ctx: typer.Context, port: int = typer.Option(8787, "--port"),
     user = _user(cli, account, contracts.services(), tokenizer)
     funding = Funding(_amount(top_up), _amount(max_balance), _cap(max_top_up_per_day))
     caps = SpendCaps(_cap(max_spend_per_hour), _cap(max_spend_per_day))
-    proxy = UserProxy(user, Router(user, provider, max_price), funding, timeout_s=timeout, caps=caps)
+    proxy = UserProxy(user, Router(user, provider, max_price), funding, timeout_s=timeout, caps=caps,
+                      address_policy=cli.outbound_policy())
     token = _install_token(cli)
     server = proxy_server(proxy, host=host, port=port, token=token, origins=allow_origin or ())
     console.print(f"zgos compute proxy for {user.account.address} on http://{host}:{port}/v1", highlight=False)

@@ -26,6 +26,7 @@ from zgos.compute.ledger import ComputeContracts
 from zgos.compute.model import model_hash
 from zgos.compute.provider.broker import HEADER_MAX_FEE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_USER
 from zgos.compute.user.client import ComputeUser, body_with_defaults
+from zgos.runtime.outbound import AddressPolicy
 
 MODEL = "gemma-3-270m"
 HELLO = [{"role": "user", "content": "Say hi"}]
@@ -228,3 +229,16 @@ def test_a_provider_that_trickles_or_sends_an_endless_body_cannot_hold_the_proxy
                 pass  # the proxy broke the stream off
             assert time.monotonic() - started < DEADLINE_S + 10
             assert alone.proxy.router.health[hostile.address].avoided_until > 0
+
+
+def test_the_proxy_calls_no_address_its_policy_refuses(
+    broker: BrokerProcess, make_user: Callable[..., ComputeUser], run_proxy: Callable[..., RunningProxy]
+) -> None:
+    honest = broker.provider.address  # announced at 127.0.0.1: fine on a devnet, not on a public network
+    user = make_user(honest)
+    proxy = run_proxy(user, [honest], address_policy=AddressPolicy())  # global addresses only
+    answer = httpx.post(proxy.url + "/v1/chat/completions", json={"model": MODEL, "messages": HELLO, "max_tokens": 2},
+                        headers=proxy.headers, timeout=60)
+    assert answer.status_code == 502 and "loopback address" in answer.json()["error"]["message"], answer.text
+    assert broker.user(user.address)["requests"] == 0
+    assert "loopback address" in proxy.proxy.router.health[honest].last_error

@@ -31,6 +31,7 @@ from zgos.compute.user.proxy import Funding, Router, UserProxy, proxy_server
 from zgos.datadir import DataDir
 from zgos.netutil import free_port, wait_until
 from zgos.runtime.edge import read_token
+from zgos.runtime.outbound import DEVNET_POLICY, AddressPolicy
 
 PRICES = Prices(input_price=1_000, output_price=3_000)
 
@@ -202,8 +203,9 @@ def run_proxy() -> Iterator[Callable[..., RunningProxy]]:
 
     def run(user: ComputeUser, providers: list[str] | None = None, funding: Funding | None = None, *,
             max_price: int | None = None, caps: SpendCaps = SpendCaps(), timeout_s: float = 120.0,
-            origins: tuple[str, ...] = ()) -> RunningProxy:
-        proxy = UserProxy(user, Router(user, providers, max_price), funding, timeout_s=timeout_s, caps=caps)
+            origins: tuple[str, ...] = (), address_policy: AddressPolicy = DEVNET_POLICY) -> RunningProxy:
+        proxy = UserProxy(user, Router(user, providers, max_price), funding, timeout_s=timeout_s, caps=caps,
+                          address_policy=address_policy)
         port = free_port()
         token = "test-token-" + user.address
         server = proxy_server(proxy, host="127.0.0.1", port=port, token=token, origins=origins)

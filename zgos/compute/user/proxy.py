@@ -17,7 +17,8 @@ local route of the guarded edge (``zgos.runtime.edge``): ``Host`` must be the bo
 ``zgos.compute.limits``: providers above ``Router.max_price`` are never used, and a request
 whose worst case would pass a spend cap is refused (429) before anything is signed. A call to a
 provider ends by a total deadline and reads at most ``limits.compute_answer_cap_bytes``
-(``BoundedTransport``); a provider that breaks either is avoided for a growing backoff.
+(``BoundedTransport``, over the outbound guard's address policy); a provider that breaks
+either is avoided for a growing backoff.
 
 Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``POST /v1/verify {id}``,
 ``GET /v1/providers`` (router state and flags), ``GET /v1/spending`` (caps and what was spent).
@@ -40,7 +41,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from zgos.compute import sse
-from zgos.compute.billing import MAX_BODY_BYTES, InvalidChatRequest
+from zgos.compute.billing import MAX_BODY_BYTES, MAX_TOKENS_LIMIT, InvalidChatRequest
 from zgos.compute.ledger import ServiceInfo
 from zgos.compute.limits import (
     CapReached,
@@ -69,6 +70,7 @@ from zgos.runtime.edge import (
     hardened_server,
     parse_json,
 )
+from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy, AsyncGuardedTransport
 
 FLAG_BACKOFF_S = 3600.0
 SERVICE_REFRESH_S = 30.0
@@ -186,7 +188,7 @@ class ProviderTimedOut(httpx.TimeoutException):
 
 
 class ProviderAnswerRefused(httpx.TransportError):
-    """The provider's answer broke the size cap or came compressed."""
+    """The provider's answer is larger than the call's cap."""
 
 
 class _BoundedStream(httpx.AsyncByteStream):
@@ -224,7 +226,9 @@ class _BoundedStream(httpx.AsyncByteStream):
 class BoundedTransport(httpx.AsyncBaseTransport):
     """An httpx transport that holds each call to its ``CallBounds`` (the request's
     ``BOUNDS_EXTENSION``, else ``default``): a provider that trickles, stalls or sends an
-    endless or compressed body costs the proxy at most the deadline and the cap."""
+    endless body costs the proxy at most the deadline and the cap, and the router hears of it.
+    ``inner`` is the outbound guard (``zgos.runtime.outbound``: address policy, no compressed
+    answers, an overall size cap); this adds the per-call deadline and cap."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport, default: CallBounds) -> None:
         self.inner = inner
@@ -241,14 +245,11 @@ class BoundedTransport(httpx.AsyncBaseTransport):
             bounds.violated(reason)
             raise ProviderTimedOut(reason, request=request) from None
         length = response.headers.get("content-length", "")
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        refusal = (f"answer of {length} bytes is larger than {bounds.max_bytes}"
-                   if length.isdigit() and int(length) > bounds.max_bytes
-                   else f"compressed answer ({encoding}) refused" if encoding not in ("", "identity") else None)
-        if refusal is not None:
+        if length.isdigit() and int(length) > bounds.max_bytes:
             await response.aclose()
-            bounds.violated(refusal)
-            raise ProviderAnswerRefused(refusal, request=request)
+            reason = f"answer of {length} bytes is larger than {bounds.max_bytes}"
+            bounds.violated(reason)
+            raise ProviderAnswerRefused(reason, request=request)
         assert isinstance(response.stream, httpx.AsyncByteStream)
         return httpx.Response(response.status_code, headers=response.headers, extensions=response.extensions,
                               stream=_BoundedStream(response.stream, bounds, deadline, request))
@@ -274,7 +275,8 @@ class UserProxy:
     in the user's state dir) and one bounded httpx client for every provider call."""
 
     def __init__(self, user: ComputeUser, router: Router, funding: Funding | None = None,
-                 timeout_s: float = 120.0, caps: SpendCaps = SpendCaps()) -> None:
+                 timeout_s: float = 120.0, caps: SpendCaps = SpendCaps(),
+                 address_policy: AddressPolicy = OPEN_POLICY) -> None:
         self.user = user
         self.router = router
         self.funding = funding
@@ -283,8 +285,8 @@ class UserProxy:
                              funding.max_per_day if funding else None, hold_s=timeout_s + EDGE_MARGIN_S)
         user.on_receipt = self.budget.record_spend
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        transport = BoundedTransport(httpx.AsyncHTTPTransport(limits=limits, trust_env=False),
-                                     CallBounds(DEFAULT_CALL_DEADLINE_S, DEFAULT_MAX_ANSWER_BYTES))
+        guard = AsyncGuardedTransport(address_policy, compute_answer_cap_bytes(MAX_TOKENS_LIMIT), limits)
+        transport = BoundedTransport(guard, CallBounds(DEFAULT_CALL_DEADLINE_S, DEFAULT_MAX_ANSWER_BYTES))
         self.client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s, connect=5.0),
                                         headers={"accept-encoding": "identity"}, trust_env=False)
         self._background: set[asyncio.Task[Any]] = set()
