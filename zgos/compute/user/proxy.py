@@ -347,8 +347,8 @@ class UserProxy:
     async def _route(self, model: str, body: bytes, stream: bool) -> Response:
         candidates = await asyncio.to_thread(self.router.candidates, model)
         if not candidates:
-            return openai_error(404, "model_not_found", f"no usable provider serves model {model!r} "
-                                f"(registered, within the price cap of {self.router.max_price} neuron per token, "
+            cap = "" if self.router.max_price is None else f", within the price cap of {self.router.max_price} neuron"
+            return openai_error(404, "model_not_found", f"no usable provider serves model {model!r} (registered{cap}, "
                                 "not backed off: see GET /v1/providers)")
         last: ProviderError | None = None
         for service in candidates:
