@@ -33,6 +33,7 @@ STRICT      := \
   zgos/compute/vouchers.py \
   zgos/compute/billing.py \
   zgos/compute/sse.py \
+  zgos/compute/limits.py \
   zgos/da/blob.py \
   zgos/da/kzg.py \
   zgos/da/encoding.py \

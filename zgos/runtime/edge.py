@@ -132,6 +132,13 @@ def compute_json_depth(body: bytes) -> int:
     return deepest
 
 
+def validate_json_depth(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise ``InvalidJson`` if ``body`` nests deeper than ``max_depth``: for a parser that is
+    not ``parse_json`` (one that also checks the shape, like ``billing.parse_chat_request``)."""
+    if body.count(b"[") + body.count(b"{") > max_depth and compute_json_depth(body) > max_depth:
+        raise InvalidJson(f"JSON nested deeper than {max_depth} levels")
+
+
 def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Decode ``body``; raise ``InvalidJson`` if it nests deeper than ``max_depth`` or is not JSON."""
     if body.count(b"[") + body.count(b"{") > max_depth and compute_json_depth(body) > max_depth:

@@ -7,13 +7,15 @@ Three parts, wired by :func:`run_provider`:
   poll; torch and the base model load only when the first task arrives);
 - a small HTTP API (FastAPI) on the service URL registered in ``FineTuningServing``:
   ``GET /health``, ``GET /v1/finetune/tasks/{id}`` (state, step, total steps, loss, error:
-  what ``zg finetune status`` draws) and ``GET /v1/finetune/served`` (the tuned model on offer);
+  what ``zg finetune status`` draws) and ``GET /v1/finetune/served`` (the tuned model on offer),
+  read-only and public, behind the guarded edge (``API_POLICY``: small JSON bodies, a deadline);
 - :class:`TunedModelHost`, which serves the newest settled, acknowledged tuned model: a
   llama.cpp server with the GGUF LoRA loaded (``--lora_path``) behind an inference broker
   registered in ``InferenceServing`` as its own model (name ``<base>-ft<task>``, hash = the
   tuned model id ``ModelRegistry`` derives from the task,
   :func:`zgos.compute.finetune.tasks.compute_tuned_model_id`). Both run as
-  child processes that die with this one.
+  child processes that die with this one; the broker shares this process's data dir, so its
+  admin API takes the same install token.
 
 Restart behaviour: the worker resumes from its journal; the host re-serves the newest tuned
 model found in the journal.
@@ -49,6 +51,7 @@ from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
 from zgos.compute.model import DEFAULT_CHAT_FORMAT, model_server_argv
 from zgos.core.errors import ZgError
 from zgos.netutil import http_ok, wait_until
+from zgos.runtime.edge import EdgePolicy, Route, hardened_server
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ HOST_POLL_S = 3.0
 CHILD_READY_TIMEOUT_S = 120.0
 CHILD_STOP_TIMEOUT_S = 10.0
 TUNED_SUFFIX = "-ft"
+API_POLICY = EdgePolicy(routes=(Route("/", max_body_bytes=1024, deadline_s=30.0),))  # GETs only
 
 
 @dataclass(frozen=True)
@@ -285,12 +289,10 @@ class ProviderProcess:
                     log.warning("cannot read the base model %s: %s", base.base_gguf, exc)
 
     def run(self, bind: str, port: int) -> None:
-        import uvicorn
-
         main = threading.Thread(target=self._main_loop, name="finetune-worker", daemon=True)
         main.start()
         app = create_app(self.journal_path, lambda: self.host, self.provider, lambda: self.worker is not None)
-        server = uvicorn.Server(uvicorn.Config(app, host=bind, port=port, log_level="warning", access_log=False))
+        server = hardened_server(app, host=bind, port=port, policy=API_POLICY)
 
         def on_term(*_: object) -> None:
             server.should_exit = True
