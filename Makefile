@@ -20,7 +20,31 @@ STAMP       := $(VENV)/.install-stamp
 TORCH_WHEELS ?= /opt/wheels
 TRAIN_LOCK  := requirements-train.lock
 # Pure modules checked with mypy --strict (each network adds its own core here).
-STRICT      := zgos/core zgos/runtime zgos/storage/erasure.py zgos/storage/shard.py zgos/storage/mine zgos/storage/merkle.py zgos/storage/flow.py zgos/storage/filetree.py zgos/storage/segment.py zgos/compute/vouchers.py zgos/compute/billing.py zgos/compute/sse.py zgos/da/blob.py zgos/da/kzg.py zgos/da/encoding.py zgos/da/bls.py zgos/da/assignment.py zgos/da/store.py zgos/da/params.py zgos/compute/finetune/tasks.py zgos/compute/finetune/dataset.py zgos/compute/finetune/sealing.py
+STRICT      := \
+  zgos/core \
+  zgos/runtime \
+  zgos/storage/erasure.py \
+  zgos/storage/shard.py \
+  zgos/storage/mine \
+  zgos/storage/merkle.py \
+  zgos/storage/flow.py \
+  zgos/storage/filetree.py \
+  zgos/storage/segment.py \
+  zgos/compute/vouchers.py \
+  zgos/compute/billing.py \
+  zgos/compute/sse.py \
+  zgos/compute/limits.py \
+  zgos/da/blob.py \
+  zgos/da/kzg.py \
+  zgos/da/encoding.py \
+  zgos/da/bls.py \
+  zgos/da/assignment.py \
+  zgos/da/store.py \
+  zgos/da/params.py \
+  zgos/compute/finetune/tasks.py \
+  zgos/compute/finetune/dataset.py \
+  zgos/compute/finetune/sealing.py \
+  zgos/storage/scores.py
 
 # 0G's TypeScript SDK for the storage compatibility tests (they skip, saying why, without it).
 TS_SDK_DIR  := $(TOOLS)/0g-ts-sdk

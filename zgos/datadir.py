@@ -47,6 +47,12 @@ class DataDir:
         return self.root / "keystore"
 
     @property
+    def token(self) -> Path:
+        """The per-install token (0600) that local spending and admin calls must carry
+        (``zgos.runtime.edge.load_or_create_token``)."""
+        return self.root / "token"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 

@@ -65,30 +65,36 @@ def test_url_problem(url: str, ok: bool) -> None:
     assert (url_problem(url) is None) == ok
 
 
-def test_the_registry_is_read_page_by_page_and_a_reader_stops_at_its_limit(
-    chain: Chain, caplog: pytest.LogCaptureFixture
+def test_lists_anyone_can_grow_are_read_page_by_page(
+    chain: Chain, deployment: Deployment, registry: NodeRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A private registry with 5 entries: pages of 2 give the same list as one read; a reader
-    asked for 3 stops there and says so; a page request is capped by the contract."""
+    """Sybils can announce without bound, so no view returns a whole list: pages of at most
+    MAX_PAGE entries, each entry bounded (URL and extra), and readers page through."""
     from eth_account import Account
 
     from zgos.chain.accounts import devnet_role
-    from zgos.chain.deploy import deploy_contract
 
-    registry = NodeRegistry(chain, deploy_contract(chain, devnet_role("deployer"), "NodeRegistry", []))
-    operators = []
-    for i in range(5):
-        operator: LocalAccount = Account.create()
+    operators: list[LocalAccount] = [Account.create() for _ in range(5)]
+    for i, operator in enumerate(operators):
         chain.transact(devnet_role("deployer"), to=operator.address, value=10**17)
-        registry.announce(operator, NodeKind.KV, f"http://127.0.0.1:{7000 + i}")
-        operators.append(operator.address)
-    whole = registry.nodes(NodeKind.KV)
-    assert [n.operator for n in whole] == operators
-    assert registry.nodes(NodeKind.KV, page_size=2) == whole
+        registry.announce(operator, NodeKind.DA_SIGNER, f"http://127.0.0.1:{40000 + i}", extra=b"\x01" * 48)
+    contract = registry.contract.functions
+    assert int(chain.call(contract.MAX_PAGE())) == 100
+    everything = [n.operator for n in registry.nodes(NodeKind.DA_SIGNER)]
+    total = int(chain.call(contract.nodeCount(int(NodeKind.DA_SIGNER))))
+    assert len(everything) == total and everything[-5:] == [o.address for o in operators]
+    paged: list[str] = []
+    for offset in range(0, total + 2, 2):
+        page, reported = chain.call(contract.getNodesPage(int(NodeKind.DA_SIGNER), offset, 2))
+        assert reported == total and len(page) == min(2, max(0, total - offset))
+        paged += [entry[0] for entry in page]
+    assert paged == everything
+    page, _ = chain.call(contract.getNodesPage(int(NodeKind.DA_SIGNER), 0, 10**9))
+    assert len(page) == min(total, 100), "a page never holds more than MAX_PAGE entries"
     with caplog.at_level(logging.WARNING):
-        assert registry.nodes(NodeKind.KV, limit=3, page_size=2) == whole[:3]
-    assert "holds 5 kv entries: read the first 3" in caplog.text
-    page, total = registry.contract.functions.getNodes(int(NodeKind.KV), 0, 10**9).call()
-    assert (len(page), total) == (5, 5)
-    assert registry.contract.functions.MAX_PAGE().call() == 128
-    assert registry.contract.functions.getNodes(int(NodeKind.KV), 9, 2).call() == [[], 5]
+        assert len(registry.nodes(NodeKind.DA_SIGNER, limit=2)) == 2
+    assert "reading the first 2 only" in caplog.text
+    with pytest.raises(TxReverted, match="InvalidExtra"):
+        registry.announce(operators[0], NodeKind.DA_SIGNER, "http://127.0.0.1:40000", extra=b"\x01" * 257)
+    for operator in operators:
+        registry.remove(operator, NodeKind.DA_SIGNER)

@@ -262,3 +262,15 @@ def test_disabled_policy_passes_everything_through() -> None:
 
     assert asyncio.run(run()) == 200
 
+
+
+def test_services_starting_at_once_all_read_one_whole_token(tmp_path: Path) -> None:
+    path = tmp_path / "install" / "token"
+    tokens: list[str] = []
+    threads = [threading.Thread(target=lambda: tokens.append(load_or_create_token(path))) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(tokens) == 16 and len(set(tokens)) == 1 and len(tokens[0]) >= 32
+    assert sorted(p.name for p in path.parent.iterdir()) == ["token"]

@@ -2,6 +2,8 @@
 
 Entries are self-reported, so readers treat them as hints: ``usable_nodes`` drops entries
 whose URL is malformed (with the reason) and callers still verify every byte a node serves.
+Anyone can announce, so the lists are read page by page (``getNodesPage``) and at most
+``MAX_NODES_READ`` entries per kind are read.
 """
 
 from __future__ import annotations
@@ -18,10 +20,8 @@ from zgos.chain.client import Chain, Receipt
 log = logging.getLogger(__name__)
 
 MAX_URL_BYTES = 256
-PAGE_SIZE = 128  # = NodeRegistry.MAX_PAGE
-# Anyone can announce, so a registry can hold any number of entries: readers stop after this
-# many (in announcement order) and say so, instead of spending unbounded time every refresh.
-MAX_ENTRIES_READ = 4096
+NODES_PAGE = 100  # NodeRegistry.MAX_PAGE
+MAX_NODES_READ = 10_000
 
 
 class NodeKind(IntEnum):
@@ -78,25 +78,25 @@ class NodeRegistry:
     def remove(self, operator: LocalAccount, kind: NodeKind) -> Receipt:
         return self.chain.transact(operator, self.contract.functions.remove(int(kind)))
 
-    def nodes(self, kind: NodeKind, limit: int = MAX_ENTRIES_READ, page_size: int = PAGE_SIZE) -> list[RegisteredNode]:
-        """The first ``limit`` entries of ``kind``, read a page at a time (``getNodes`` is paged
-        so no call grows with the registry); a warning says when entries were left unread."""
+    def nodes(self, kind: NodeKind, limit: int = MAX_NODES_READ) -> list[RegisteredNode]:
+        """Announced nodes of ``kind`` in announcement order, page by page, at most ``limit``
+        (a registry grown past it by sybils is cut there, with a warning)."""
         found: list[RegisteredNode] = []
-        total = 0
         while len(found) < limit:
-            page, total = self.contract.functions.getNodes(int(kind), len(found), page_size).call()
-            found.extend(
+            page, total = self.chain.call(self.contract.functions.getNodesPage(int(kind), len(found), NODES_PAGE))
+            found += [
                 RegisteredNode(
                     operator=entry[0], kind=NodeKind(entry[1]), url=entry[2], shard_id=int(entry[3]),
                     num_shard=int(entry[4]), extra=bytes(entry[5]), updated_at=int(entry[6]),
                 )
                 for entry in page
-            )
+            ][: limit - len(found)]
             if not page or len(found) >= total:
                 break
-        if total > len(found):
-            log.warning("the NodeRegistry holds %d %s entries: read the first %d", total, kind.name.lower(), limit)
-        return found[:limit]
+        else:
+            log.warning("the NodeRegistry lists more than %d %s nodes: reading the first %d only",
+                        limit, kind.name.lower(), limit)
+        return found
 
     def usable_nodes(self, kind: NodeKind) -> list[RegisteredNode]:
         """``nodes(kind)`` without entries whose URL cannot work; each skip is logged with why."""

@@ -33,6 +33,7 @@ A benchmark can pass ``enabled=False`` to measure what the guards cost; services
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -109,12 +110,12 @@ class InvalidJson(ValueError):
 def compute_json_depth(body: bytes) -> int:
     """The deepest nesting of arrays and objects in ``body``, ignoring brackets inside strings.
 
-    Counting brackets first makes the usual body (a few brackets around long strings) cost two
-    C-speed scans; only a body with many brackets is walked token by token.
+    Only the brackets, quotes and escapes are visited (a regex scan in C), so a body of long
+    strings with few brackets costs little; ``parse_json`` skips even that when the bracket
+    count alone shows the body is shallow enough.
     """
-    brackets = body.count(b"[") + body.count(b"{")
-    if brackets <= 1:
-        return brackets
+    if b"[" not in body and b"{" not in body:
+        return 0
     depth = deepest = 0
     in_string = False
     for match in _JSON_STRUCTURE.finditer(body):
@@ -129,6 +130,13 @@ def compute_json_depth(body: bytes) -> int:
         else:
             depth -= 1
     return deepest
+
+
+def validate_json_depth(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise ``InvalidJson`` if ``body`` nests deeper than ``max_depth``: for a parser that is
+    not ``parse_json`` (one that also checks the shape, like ``billing.parse_chat_request``)."""
+    if body.count(b"[") + body.count(b"{") > max_depth and compute_json_depth(body) > max_depth:
+        raise InvalidJson(f"JSON nested deeper than {max_depth} levels")
 
 
 def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
@@ -150,14 +158,22 @@ def load_or_create_token(path: Path) -> str:
     """The token in ``path``, created (owner read/write only) if absent.
 
     Like Jupyter's: any local process that can read the file may spend and administer; a
-    web page or another user cannot. A token file others can read is refused.
+    web page or another user cannot. A token file others can read is refused. Services of one
+    install may start at once: the token is written in full to a private temporary file and
+    linked into place, so nobody ever reads a half-written token, and the first link wins.
     """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return read_token(path)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_urlsafe(TOKEN_BYTES))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(TOKEN_BYTES))
+        with contextlib.suppress(FileExistsError):
+            os.link(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
     return read_token(path)
 
 

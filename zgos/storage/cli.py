@@ -275,12 +275,12 @@ def download_command(
     if size is not None:
         console.print(f"downloaded {size} bytes to {out} (erasure-coded; verified against 0x{data_root.hex()})")
         return
-    with StorageClient(_nodes(cli, node, indexer, data_root), workers=workers, policy=policy) as client, \
+    nodes = _nodes(cli, node, indexer, data_root)
+    with StorageClient(nodes, cli.chain(), cli.deployment().address("Flow"), workers=workers, policy=policy) as client, \
             _progress() as progress:
-        location = client.info(data_root)
-        task = progress.add_task("downloading", total=location.size)
-        client.download(data_root, out, progress=lambda n: progress.advance(task, n))
-    console.print(f"downloaded {location.size} bytes to {out} (verified against 0x{data_root.hex()})")
+        task = progress.add_task("downloading", total=client.size_of(data_root))
+        file = client.download(data_root, out, progress=lambda n: progress.advance(task, n))
+    console.print(f"downloaded {file.size} bytes to {out} (verified against 0x{data_root.hex()}; size from the chain)")
 
 
 @storage_app.command("info")

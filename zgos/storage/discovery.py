@@ -34,6 +34,7 @@ from typing import Any
 from zgos.chain.registry import NodeKind, NodeRegistry, url_problem
 from zgos.netutil import JsonRpcFailure, JsonRpcGuarded, JsonRpcUnreachable, call_jsonrpc
 from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy, OutboundClient, within
+from zgos.storage.scores import compute_backoff_s
 from zgos.storage.shard import InvalidShardConfig, ShardConfig
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,6 @@ PROBE_DEADLINE_S = 3.0  # both calls of one probe, total
 PROBE_WORKERS = 16
 PROBE_GRACE_S = 0.25  # a probe cut at its deadline reports a moment later
 MAX_PROBE_RESPONSE_BYTES = 64 * 1024  # a shard config or a status is a few hundred bytes
-FAST_FAILURE_BACKOFF_S = 1.0  # doubled per consecutive failure, up to FAST_FAILURE_MAX_BACKOFF_S
-FAST_FAILURE_MAX_BACKOFF_S = 8.0
-MISBEHAVING_BACKOFF_S = 10.0  # doubled per consecutive failure, up to MAX_BACKOFF_S
-MAX_BACKOFF_S = 300.0
 SUCCESS_REWARD = 1
 FAILURE_PENALTY = 1
 MISBEHAVING_PENALTY = 10
@@ -80,16 +77,6 @@ class ProbeFailure:
 
     reason: str
     misbehaved: bool = False
-
-
-def compute_backoff_s(failures: int, misbehaved: bool) -> float:
-    """Seconds before a candidate that failed ``failures`` times in a row is probed again:
-    doubling from ``FAST_FAILURE_BACKOFF_S`` (capped at ``FAST_FAILURE_MAX_BACKOFF_S``), or from
-    ``MISBEHAVING_BACKOFF_S`` (capped at ``MAX_BACKOFF_S``) when the guard had to cut it."""
-    if failures <= 0:
-        return 0.0
-    base, cap = (MISBEHAVING_BACKOFF_S, MAX_BACKOFF_S) if misbehaved else (FAST_FAILURE_BACKOFF_S, FAST_FAILURE_MAX_BACKOFF_S)
-    return float(min(cap, base * 2 ** min(failures - 1, 32)))
 
 
 def probe(http: OutboundClient, candidate: Candidate, chain_id: int | None = None,

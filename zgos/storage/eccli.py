@@ -71,7 +71,7 @@ def download_ec(cli: CliContext, root: bytes, out: Path, nodes: list[str], polic
                 workers: int) -> int | None:
     """Download ROOT if it has an erasure record (rebuilding lost segments); None otherwise."""
     with ec_client(cli, nodes, policy, workers) as client:
-        if client.registry is None or not client.registry.records(root):
+        if client.registry is None or client.registry.record_of(root) is None:
             return None
         return client.download(root, out)
 

@@ -36,7 +36,8 @@ def start_indexer(scratch: Path, chain: Chain, deployment: Deployment, peers: tu
     directory = NodeDirectory(chain.chain_id, deployment.address("Flow"), source, peers, policy=DEVNET_POLICY)
     directory.refresh()
     port = free_port()
-    indexer = Indexer(directory, policy=DEVNET_POLICY, chain=chain, erasure_address=deployment.address("ErasureRegistry"))
+    indexer = Indexer(directory, policy=DEVNET_POLICY, chain=chain, erasure_address=deployment.address("ErasureRegistry"),
+                      flow_address=deployment.address("Flow"))
     server = IndexerServer(("127.0.0.1", port), indexer, scratch)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return RunningIndexer(directory, server, indexer, f"http://127.0.0.1:{port}")

@@ -16,7 +16,7 @@ from zgos.netutil import wait_until
 from zgos.storage.client import StorageClient, UploadResult
 from zgos.storage.contracts import FlowContract
 from zgos.storage.filetree import FileTree
-from zgos.storage.node.peersync import BAN_S, PeerScores
+from zgos.storage.scores import BAN_S, PeerScores
 from zgos.storage.shard import ShardConfig
 
 SEGMENT = 256 * 1024

@@ -5,6 +5,13 @@ paid), ``GET /models``, ``GET /signature/{id}``, ``GET /attestation``, ``POST /r
 and ``GET /health``. Admin, on a separate listener bound to 127.0.0.1: ``GET /v1/status``,
 ``GET /v1/user/{address}``, ``POST /v1/settle``. Errors are JSON ``{"error": {"message", "type", "code"}}`` with a 4xx
 (bad request, unpaid, refused) or 502/504 (model server down/slow; nothing billed).
+
+Both listeners run behind the guarded edge (``zgos.runtime.edge``, limits in ``public_policy``
+and ``admin_policy``): JSON bodies only, chat bodies up to ``billing.MAX_BODY_BYTES``, receipts
+and everything else up to ``SMALL_BODY_BYTES``, total deadlines per route; the admin routes
+answer only calls addressed to 127.0.0.1 that carry the install token. The benchmark measures
+what the public edge costs by starting a broker with ``ZGOS_BENCH_UNGUARDED=1`` in its
+environment (``BENCH_UNGUARDED_ENV``); nothing else sets it, and the broker says so loudly.
 """
 
 from __future__ import annotations
@@ -12,32 +19,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import sha3
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from zgos.compute import sse
 from zgos.compute import vouchers as v
+from zgos.compute.billing import MAX_BODY_BYTES
 from zgos.compute.provider.broker import (
     HEADER_RESPONSE,
     HEADER_RESPONSE_ID,
     Admitted,
     Broker,
+    BrokerConfig,
     BrokerError,
 )
 from zgos.core.errors import ZgError
 from zgos.core.hashing import keccak256
+from zgos.runtime.edge import (
+    EdgePolicy,
+    InvalidJson,
+    LocalAccess,
+    Route,
+    hardened_server,
+    parse_json,
+)
 
 log = logging.getLogger(__name__)
 
 REFUND_WATCH_S = 3.0
 SERVICE_RELOAD_S = 30.0  # re-read the on-chain service record (prices) this often
+SMALL_BODY_BYTES = 4 * 1024  # a receipt is ~250 bytes of JSON
+PUBLIC_DEADLINE_S = 30.0  # routes that do not wait on the model
+ADMIN_DEADLINE_S = 120.0  # a settlement waits for its transaction
+EDGE_MARGIN_S = 10.0  # a chat's deadline beyond the model server's timeout: billing and signing
+BENCH_UNGUARDED_ENV = "ZGOS_BENCH_UNGUARDED"  # "1": public edge off (bench only; as for the storage node)
 ATTESTATION_NOTE = (
     "No TEE: this provider runs on ordinary hardware with no trusted execution environment, "
     "so nothing proves which code produced an answer. What is proven: every answer is signed "
@@ -139,10 +161,10 @@ class BrokerApp:
         @public.post("/v1/proxy/receipt")
         async def receipt(request: Request) -> dict[str, Any]:
             try:
-                data = await request.json()
+                data = parse_json(await request.body())
                 user, total = str(data["user"]), int(data["total"])
                 sig = v.decode_hex(str(data["signature"]), v.SIGNATURE_BYTES)
-            except (ValueError, KeyError, TypeError, v.InvalidMessage) as exc:
+            except (InvalidJson, ValueError, KeyError, TypeError, v.InvalidMessage) as exc:
                 raise BrokerError(400, "bad-receipt", f"receipt must be {{user, total, signature}}: {exc}") from None
             return {"user": user, "receipted": await broker.accept_receipt(user, total, sig)}
 
@@ -231,11 +253,32 @@ class BrokerApp:
                 await self.broker.abandon(admitted)
 
 
-async def serve(broker: Broker, *, host: str, port: int, admin_port: int) -> None:
-    """Run the public listener on ``host:port`` and the admin one on 127.0.0.1 only."""
+def public_policy(config: BrokerConfig, *, enabled: bool = True) -> EdgePolicy:
+    """The public listener's limits: chat bodies up to the billing cap for as long as the model
+    may take; receipts and the rest small and quick. Anyone may call; payment is checked inside."""
+    return EdgePolicy(routes=(
+        Route("/", max_body_bytes=SMALL_BODY_BYTES, deadline_s=PUBLIC_DEADLINE_S),
+        Route("/v1/proxy/chat/completions", max_body_bytes=MAX_BODY_BYTES,
+              deadline_s=config.upstream_timeout_s + EDGE_MARGIN_S),
+        Route("/v1/proxy/receipt", max_body_bytes=SMALL_BODY_BYTES, deadline_s=PUBLIC_DEADLINE_S),
+    ), enabled=enabled)
+
+
+def admin_policy(access: LocalAccess) -> EdgePolicy:
+    """The admin listener's limits: every route local (Host, Origin, install token)."""
+    return EdgePolicy(routes=(Route("/", max_body_bytes=SMALL_BODY_BYTES, deadline_s=ADMIN_DEADLINE_S, local=True),),
+                      access=access)
+
+
+async def serve(broker: Broker, *, host: str, port: int, admin_port: int, token: str) -> None:
+    """Run the public listener on ``host:port`` and the admin one on 127.0.0.1 only, both behind
+    the guarded edge; admin calls must carry ``token``."""
+    guarded = os.environ.get(BENCH_UNGUARDED_ENV) != "1"
+    if not guarded:
+        log.warning("%s=1: the public edge is OFF (no body, type or deadline limits); for benchmarks only",
+                    BENCH_UNGUARDED_ENV)
     apps = BrokerApp(broker)
-    public = uvicorn.Server(uvicorn.Config(apps.public, host=host, port=port, log_level="warning",
-                                           access_log=False))
-    admin = uvicorn.Server(uvicorn.Config(apps.admin, host="127.0.0.1", port=admin_port,
-                                          log_level="warning", access_log=False))
+    public = hardened_server(apps.public, host=host, port=port, policy=public_policy(broker.config, enabled=guarded))
+    access = LocalAccess.for_listener(token, "127.0.0.1", admin_port)
+    admin = hardened_server(apps.admin, host="127.0.0.1", port=admin_port, policy=admin_policy(access))
     await asyncio.gather(public.serve(), admin.serve())

@@ -39,12 +39,14 @@ from zgos.compute.ledger import ComputeContracts, SubAccount
 from zgos.compute.provider.store import NonceReplayed, RequestLog
 from zgos.compute.tokens import TokenCounter
 from zgos.core.errors import ZgError
+from zgos.runtime.edge import InvalidJson, validate_json_depth
 
 log = logging.getLogger(__name__)
 
 CHAIN_CACHE_S = 10.0  # a user's chain view older than this is refreshed in the background
 CHAIN_MAX_STALE_S = 30.0  # ... and older than this is refreshed before admitting
 DEFAULT_CREDIT_REQUESTS = 16  # default credit: this many worst-case requests per user
+MAX_PROMPT_BYTES = 256 * 1024  # message text the broker tokenizes; a 2,048-token context holds far less
 HEADER_USER = "x-zg-user"
 HEADER_NONCE = "x-zg-nonce"
 HEADER_MAX_FEE = "x-zg-max-fee"
@@ -125,6 +127,7 @@ class Broker:
         self.views: dict[str, UserView] = {}
         self.prices = Prices(0, 0)
         self.settled_total = 0
+        self.prompts_tokenized = 0
         self.last_settlement: dict[str, object] = {}
         for user, totals in self.log.totals().items():
             self.books[user] = UserBook(totals.served, 0, totals.requests)
@@ -201,8 +204,9 @@ class Broker:
             fetched_at=time.monotonic(),
         )
 
-    def parse_request(self, body: bytes, headers: dict[str, str]) -> tuple[v.Request, ChatRequest]:
-        """Check the signed headers and the body; raise ``BrokerError`` (401/400/404)."""
+    def verify_signed(self, body: bytes, headers: dict[str, str]) -> v.Request:
+        """The signed request in the headers, checked against ``body``; raise ``BrokerError``
+        (401 unsigned or forged, 400 malformed). Costs a keccak of the body and one ecrecover."""
         missing = [h for h in (HEADER_USER, HEADER_NONCE, HEADER_MAX_FEE, HEADER_SIGNATURE) if h not in headers]
         if missing:
             raise BrokerError(401, "unsigned", f"missing request signature headers: {', '.join(missing)}")
@@ -219,47 +223,72 @@ class Broker:
             v.validate_signed_by(self.contracts.domain, request, signature, user)
         except v.InvalidSignature as exc:
             raise BrokerError(401, "bad-signature", f"request signature is not valid for {user}: {exc}") from None
+        return request
+
+    def parse_chat(self, body: bytes) -> ChatRequest:
+        """The chat request in ``body``: JSON no deeper than the edge allows, the model served
+        here, messages within ``MAX_PROMPT_BYTES``; raise ``BrokerError`` (400/404/413)."""
         try:
+            validate_json_depth(body)
             chat = parse_chat_request(body)
-        except InvalidChatRequest as exc:
+        except (InvalidJson, InvalidChatRequest) as exc:
             raise BrokerError(400, "bad-request", str(exc)) from None
         if chat.model != self.config.model_id:
             raise BrokerError(404, "unknown-model",
                               f"model {chat.model!r} is not served here (this provider serves {self.config.model_id!r})")
-        return request, chat
+        prompt_bytes = sum(len(m["content"].encode()) for m in chat.messages)
+        if prompt_bytes > MAX_PROMPT_BYTES:
+            raise BrokerError(413, "prompt-too-large",
+                              f"messages hold {prompt_bytes} bytes of text; this provider takes at most {MAX_PROMPT_BYTES}")
+        return chat
 
     async def admit(self, body: bytes, headers: dict[str, str]) -> Admitted:
-        """Every check before forwarding; on success the request's max fee is reserved."""
-        request, chat = self.parse_request(body, headers)
-        prompt_tokens = self.tokens.count_prompt(chat.messages)
-        needed = compute_max_fee(prompt_tokens, chat.max_tokens, self.prices)
-        if request.max_fee < needed:
-            raise BrokerError(402, "max-fee-too-low",
-                              f"signed max fee {request.max_fee} is below this request's worst case {needed} "
-                              f"({prompt_tokens} prompt tokens, max_tokens {chat.max_tokens})")
+        """Every check before forwarding, those that refuse strangers first: the signature; the
+        acknowledged signer, the exposure at the *signed* max fee and the nonce (under the user's
+        lock, holding that max fee); only then the body is parsed and the prompt tokenized, in a
+        worker thread and within ``MAX_PROMPT_BYTES``. A request from an unfunded key costs a
+        signature check and a chain read, never a tokenization. On success the request's worst
+        case at this provider's prices is reserved (at most the signed max fee)."""
+        request = self.verify_signed(body, headers)
         request_hash = v.compute_request_hash(self.contracts.domain, request)
         book = self._book(request.user)
         async with book.lock:
+            started = time.monotonic()
             view = await self._view(request.user)
-            if view.acknowledged_signer != self.signer_address:
+            if view.acknowledged_signer != self.signer_address and view.fetched_at < started:
                 view = await self._view(request.user, fresh=True)
             if view.acknowledged_signer != self.signer_address:
                 raise BrokerError(403, "not-acknowledged",
                                   f"{request.user} has not acknowledged this provider's signer {self.signer.address}")
             try:
-                self._check_exposure(book, view, needed)
+                self._check_exposure(book, view, request.max_fee)
             except AdmissionRefused:
-                view = await self._view(request.user, fresh=True)
+                if view.fetched_at < started:  # refuse only on a fresh view
+                    view = await self._view(request.user, fresh=True)
                 try:
-                    self._check_exposure(book, view, needed)
+                    self._check_exposure(book, view, request.max_fee)
                 except AdmissionRefused as refused:
                     status = 402 if refused.reason == "balance" else 429
                     raise BrokerError(status, f"insufficient-{refused.reason}", str(refused)) from None
             try:  # a local SQLite commit without fsync: cheaper inline than a thread hop
-                self.log.reserve("0x" + request_hash.hex(), request.user, request.nonce, needed)
+                self.log.reserve("0x" + request_hash.hex(), request.user, request.nonce, request.max_fee)
             except NonceReplayed as exc:
                 raise BrokerError(409, "replayed-nonce", str(exc)) from None
-            book.inflight += needed
+            book.inflight += request.max_fee
+        try:
+            chat = self.parse_chat(body)
+            self.prompts_tokenized += 1
+            prompt_tokens = await asyncio.to_thread(self.tokens.count_prompt, chat.messages)
+            needed = compute_max_fee(prompt_tokens, chat.max_tokens, self.prices)
+            if request.max_fee < needed:
+                raise BrokerError(402, "max-fee-too-low",
+                                  f"signed max fee {request.max_fee} is below this request's worst case {needed} "
+                                  f"({prompt_tokens} prompt tokens, max_tokens {chat.max_tokens})")
+        except BaseException:
+            self.log.fail("0x" + request_hash.hex())
+            book.inflight -= request.max_fee
+            raise
+        book.inflight -= request.max_fee - needed
         return Admitted(request, request_hash, chat, prompt_tokens, needed)
 
     def _check_exposure(self, book: UserBook, view: UserView, max_fee: int) -> None:
@@ -355,6 +384,7 @@ class Broker:
             "unsettled": max(0, served - settled),
             "balance": self.contracts.available(self.address),
             "users": len(books),
+            "prompts_tokenized": self.prompts_tokenized,
             "last_settlement": self.last_settlement,
             "pid": os.getpid(),
         }

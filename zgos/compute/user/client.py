@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,8 @@ class ComputeUser:
         self.tokens = tokens
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
+        # Called with (provider, amount) before each receipt is signed: the proxy's spend caps.
+        self.on_receipt: Callable[[str, int], None] | None = None
         self._services: dict[str, ServiceInfo] = {}
         state_dir.mkdir(parents=True, exist_ok=True)
         self._receipts_path = state_dir / f"receipts-{self.address}.json"
@@ -211,10 +214,16 @@ class ComputeUser:
         return sum(len(str(m.get("content", "")).encode()) for m in messages) + \
             PROMPT_TOKENS_PER_MESSAGE * (len(messages) + 1)
 
-    def sign_request(self, service: ServiceInfo, body: bytes) -> SignedRequest:
+    def max_fee(self, service: ServiceInfo, body: bytes) -> int:
+        """The worst-case fee of ``body`` at ``service``'s prices: what signing it commits to."""
+        chat = parse_chat_request(body)
+        return compute_max_fee(self.prompt_tokens(chat.messages), chat.max_tokens, service.prices)
+
+    def sign_request(self, service: ServiceInfo, body: bytes, max_fee: int | None = None) -> SignedRequest:
         """Sign ``body`` for ``service``: a fresh random nonce and the worst-case fee."""
         chat = parse_chat_request(body)
-        max_fee = compute_max_fee(self.prompt_tokens(chat.messages), chat.max_tokens, service.prices)
+        if max_fee is None:
+            max_fee = compute_max_fee(self.prompt_tokens(chat.messages), chat.max_tokens, service.prices)
         request = v.Request(self.address, v.normalize_address(service.provider),
                             int.from_bytes(secrets.token_bytes(NONCE_BYTES), "big"),
                             v.compute_body_hash(body), max_fee)
@@ -268,6 +277,8 @@ class ComputeUser:
             if total == 0:
                 total = self.contracts.settled(self.address, provider)
             receipt = v.Receipt(self.address, provider, total + response.fee)
+            if self.on_receipt is not None:
+                self.on_receipt(provider, response.fee)
             self._totals[provider] = receipt.total
             self._save_totals()
             response_id = "0x" + response.request_hash.hex()

@@ -7,10 +7,21 @@ exact body bytes it sends, and checks the answer (``ComputeUser.verify``) before
 receipt. A stream is forwarded event by event; its ``[DONE]`` is held back until the
 provider's final signature event has been checked, and replaced by an error event if the
 check fails. Funding stays within ``Funding.max_balance`` per sub-account: on a provider's
-"insufficient balance" the proxy tops up by ``Funding.top_up`` only while under that bound.
+"insufficient balance" the proxy tops up by ``Funding.top_up`` only while under that bound,
+and never more than ``Funding.max_per_day`` a day.
+
+It holds the user's key, so it answers only its user (``proxy_server``): every route is a
+local route of the guarded edge (``zgos.runtime.edge``): ``Host`` must be the bound address,
+``Origin`` (if any) allow-listed, the body ``application/json``, and the install token present
+(``Authorization: Bearer TOKEN``, the ``openai`` client's ``api_key``). Spending is bounded by
+``zgos.compute.limits``: providers above ``Router.max_price`` are never used, and a request
+whose worst case would pass a spend cap is refused (429) before anything is signed. A call to a
+provider ends by a total deadline and reads at most ``limits.compute_answer_cap_bytes``
+(``BoundedTransport``, over the outbound guard's address policy); a provider that breaks
+either is avoided for a growing backoff.
 
 Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``POST /v1/verify {id}``,
-``GET /v1/providers`` (router state and flags).
+``GET /v1/providers`` (router state and flags), ``GET /v1/spending`` (caps and what was spent).
 """
 
 from __future__ import annotations
@@ -18,19 +29,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from zgos.compute import sse
-from zgos.compute.billing import InvalidChatRequest
+from zgos.compute.billing import MAX_BODY_BYTES, MAX_TOKENS_LIMIT, InvalidChatRequest
 from zgos.compute.ledger import ServiceInfo
+from zgos.compute.limits import (
+    CapReached,
+    SpendCaps,
+    compute_answer_cap_bytes,
+    compute_backoff_s,
+    is_price_within_cap,
+)
 from zgos.compute.provider.broker import HEADER_RESPONSE, HEADER_RESPONSE_ID
+from zgos.compute.user.budget import Budget, Hold
 from zgos.compute.user.client import (
     ComputeUser,
     ProviderError,
@@ -41,37 +62,57 @@ from zgos.compute.user.client import (
     error_of,
 )
 from zgos.core.errors import ZgError
+from zgos.runtime.edge import (
+    EdgePolicy,
+    InvalidJson,
+    LocalAccess,
+    Route,
+    hardened_server,
+    parse_json,
+)
+from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy, AsyncGuardedTransport
 
-FAILURE_BACKOFF_S = 10.0
 FLAG_BACKOFF_S = 3600.0
 SERVICE_REFRESH_S = 30.0
 RETRYABLE_KINDS = ("insufficient-credit",)
 SIGNATURE_MARK = b"event: " + sse.SIGNATURE_EVENT + b"\n"
+DEFAULT_CALL_DEADLINE_S = 10.0  # a provider call with no bounds of its own (receipts)
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024
+SMALL_BODY_BYTES = 4 * 1024  # {"id": ...} and friends
+LOCAL_DEADLINE_S = 30.0  # local routes that do not wait on a model
+EDGE_MARGIN_S = 15.0  # the local answer's deadline beyond the provider's: verify, sign, receipt
 
 
 @dataclass(frozen=True)
 class Funding:
     """Auto top-up of a sub-account: add ``top_up`` neuron when a provider reports an
-    insufficient balance, but never let the sub-account exceed ``max_balance``."""
+    insufficient balance, but never let the sub-account exceed ``max_balance``, and never top
+    up more than ``max_per_day`` in any 24 hours (None: no daily cap)."""
 
     top_up: int
     max_balance: int
+    max_per_day: int | None = None
 
 
 @dataclass
 class ProviderHealth:
-    failures: int = 0
-    unhealthy_until: float = 0.0
+    failures: int = 0  # in a row: unreachable, 5xx, refused for credit
+    unhealthy_until: float = 0.0  # until then, tried only after every healthy provider
+    strikes: int = 0  # in a row: broke the deadline or the size cap
+    avoided_until: float = 0.0  # until then, never tried (it can hold a call for a whole deadline)
     flagged: list[str] = field(default_factory=list)
+    last_error: str = ""
     served: int = 0
 
 
 class Router:
-    """Orders the providers of a model by health, then price (input + output per token)."""
+    """Orders the providers of a model by health, then price (input + output per token).
+    Providers priced above ``max_price`` per token (input or output) are never candidates."""
 
-    def __init__(self, user: ComputeUser, only: list[str] | None = None) -> None:
+    def __init__(self, user: ComputeUser, only: list[str] | None = None, max_price: int | None = None) -> None:
         self.user = user
         self.only = {p.lower() for p in only} if only else None
+        self.max_price = max_price
         self.health: dict[str, ProviderHealth] = {}
         self._services: list[ServiceInfo] = []
         self._fetched = 0.0
@@ -86,44 +127,180 @@ class Router:
     def _health(self, provider: str) -> ProviderHealth:
         return self.health.setdefault(provider, ProviderHealth())
 
+    def within_price_cap(self, service: ServiceInfo) -> bool:
+        return is_price_within_cap(service.input_price, service.output_price, self.max_price)
+
     def candidates(self, model: str) -> list[ServiceInfo]:
         now = time.monotonic()
-        matching = [s for s in self.services() if s.model == model]
-        return sorted(matching, key=lambda s: (self._health(s.provider).unhealthy_until > now,
-                                               s.input_price + s.output_price))
+        usable = [s for s in self.services() if s.model == model and self.within_price_cap(s)
+                  and self._health(s.provider).avoided_until <= now]
+        return sorted(usable, key=lambda s: (self._health(s.provider).unhealthy_until > now,
+                                             s.input_price + s.output_price))
 
-    def failed(self, provider: str) -> None:
+    def failed(self, provider: str, reason: str = "") -> None:
         health = self._health(provider)
         health.failures += 1
-        health.unhealthy_until = time.monotonic() + FAILURE_BACKOFF_S
+        health.unhealthy_until = time.monotonic() + compute_backoff_s(health.failures)
+        health.last_error = reason
+
+    def misbehaved(self, provider: str, reason: str) -> None:
+        """The provider held a call past its deadline or sent more than the cap: avoid it."""
+        health = self._health(provider)
+        health.strikes += 1
+        health.avoided_until = max(health.avoided_until, time.monotonic() + compute_backoff_s(health.strikes))
+        health.last_error = reason
 
     def succeeded(self, provider: str) -> None:
         health = self._health(provider)
-        health.failures = 0
+        health.failures = health.strikes = 0
         health.unhealthy_until = 0.0
         health.served += 1
 
     def flag(self, provider: str, reason: str) -> None:
         health = self._health(provider)
-        health.flagged.append(reason)
+        health.flagged.append(reason)  # tried last for an hour; it is never paid for a rejected answer
         health.unhealthy_until = time.monotonic() + FLAG_BACKOFF_S
+        health.last_error = reason
 
 
-def openai_error(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+# --- bounded calls to providers ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallBounds:
+    """What one call to a provider may cost: ``deadline_s`` in all (connecting, sending, every
+    read of the answer) and ``max_bytes`` of answer. ``on_violation`` hears why it was cut."""
+
+    deadline_s: float
+    max_bytes: int
+    on_violation: Callable[[str], None] | None = None
+
+    def violated(self, reason: str) -> None:
+        if self.on_violation is not None:
+            self.on_violation(reason)
+
+
+BOUNDS_EXTENSION = "zgos.call_bounds"  # a request's CallBounds, in httpx request extensions
+
+
+class ProviderTimedOut(httpx.TimeoutException):
+    """The provider did not finish its answer within the call's deadline."""
+
+
+class ProviderAnswerRefused(httpx.TransportError):
+    """The provider's answer is larger than the call's cap."""
+
+
+class _BoundedStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, bounds: CallBounds, deadline: float,
+                 request: httpx.Request) -> None:
+        self._inner = inner
+        self._bounds = bounds
+        self._deadline = deadline
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = aiter(self._inner)
+        received = 0
+        while True:
+            try:
+                async with asyncio.timeout_at(self._deadline):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                reason = f"answer not complete within {self._bounds.deadline_s:g} s"
+                self._bounds.violated(reason)
+                raise ProviderTimedOut(reason, request=self._request) from None
+            received += len(chunk)
+            if received > self._bounds.max_bytes:
+                reason = f"answer larger than {self._bounds.max_bytes} bytes"
+                self._bounds.violated(reason)
+                raise ProviderAnswerRefused(reason, request=self._request)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class BoundedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that holds each call to its ``CallBounds`` (the request's
+    ``BOUNDS_EXTENSION``, else ``default``): a provider that trickles, stalls or sends an
+    endless body costs the proxy at most the deadline and the cap, and the router hears of it.
+    ``inner`` is the outbound guard (``zgos.runtime.outbound``: address policy, no compressed
+    answers, an overall size cap); this adds the per-call deadline and cap."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, default: CallBounds) -> None:
+        self.inner = inner
+        self.default = default
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        bounds: CallBounds = request.extensions.get(BOUNDS_EXTENSION, self.default)
+        deadline = asyncio.get_running_loop().time() + bounds.deadline_s
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await self.inner.handle_async_request(request)
+        except TimeoutError:
+            reason = f"no answer within {bounds.deadline_s:g} s"
+            bounds.violated(reason)
+            raise ProviderTimedOut(reason, request=request) from None
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) > bounds.max_bytes:
+            await response.aclose()
+            reason = f"answer of {length} bytes is larger than {bounds.max_bytes}"
+            bounds.violated(reason)
+            raise ProviderAnswerRefused(reason, request=request)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        return httpx.Response(response.status_code, headers=response.headers, extensions=response.extensions,
+                              stream=_BoundedStream(response.stream, bounds, deadline, request))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def openai_error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status,
+                        headers=headers)
+
+
+def cap_error(exc: CapReached) -> JSONResponse:
+    """429 with ``Retry-After`` when waiting helps, else 402: nothing was signed."""
+    if exc.retry_after_s is None:
+        return openai_error(402, "spend_limit_reached", str(exc))
+    return openai_error(429, "spend_limit_reached", str(exc), {"retry-after": str(math.ceil(exc.retry_after_s))})
 
 
 class UserProxy:
+    """The proxy's parts: the user's client, the router, funding, the budget (spend caps, kept
+    in the user's state dir) and one bounded httpx client for every provider call."""
+
     def __init__(self, user: ComputeUser, router: Router, funding: Funding | None = None,
-                 timeout_s: float = 120.0) -> None:
+                 timeout_s: float = 120.0, caps: SpendCaps = SpendCaps(),
+                 address_policy: AddressPolicy = OPEN_POLICY) -> None:
         self.user = user
         self.router = router
         self.funding = funding
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=5.0),
-                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        self.timeout_s = timeout_s
+        self.budget = Budget(user.state_dir / f"spending-{user.address}.sqlite", caps,
+                             funding.max_per_day if funding else None, hold_s=timeout_s + EDGE_MARGIN_S)
+        user.on_receipt = self.budget.record_spend
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        guard = AsyncGuardedTransport(address_policy, compute_answer_cap_bytes(MAX_TOKENS_LIMIT), limits)
+        transport = BoundedTransport(guard, CallBounds(DEFAULT_CALL_DEADLINE_S, DEFAULT_MAX_ANSWER_BYTES))
+        self.client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s, connect=5.0),
+                                        headers={"accept-encoding": "identity"}, trust_env=False)
         self._background: set[asyncio.Task[Any]] = set()
         self.app = FastAPI(title="zgos compute local proxy")
         self._routes()
+
+    def policy(self, access: LocalAccess) -> EdgePolicy:
+        """Every route is local (Host, Origin, install token); chat bodies up to the billing
+        cap and for as long as a provider call may take, the rest small and quick."""
+        return EdgePolicy(routes=(
+            Route("/", max_body_bytes=SMALL_BODY_BYTES, deadline_s=LOCAL_DEADLINE_S, local=True),
+            Route("/v1/chat/completions", max_body_bytes=MAX_BODY_BYTES,
+                  deadline_s=self.timeout_s + EDGE_MARGIN_S, local=True),
+        ), access=access)
 
     def _routes(self) -> None:
         app = self.app
@@ -137,16 +314,21 @@ class UserProxy:
         @app.get("/v1/providers")
         async def providers() -> dict[str, Any]:
             services = await asyncio.to_thread(self.router.services)
-            return {"providers": [
+            return {"max_price": self.router.max_price, "providers": [
                 {"provider": s.provider, "model": s.model, "url": s.url, "input_price": s.input_price,
-                 "output_price": s.output_price, **vars(self.router._health(s.provider))} for s in services]}
+                 "output_price": s.output_price, "within_price_cap": self.router.within_price_cap(s),
+                 **vars(self.router._health(s.provider))} for s in services]}
+
+        @app.get("/v1/spending")
+        async def spending() -> dict[str, Any]:
+            return self.budget.summary()
 
         @app.post("/v1/verify")
         async def verify(request: Request) -> Response:
             try:
-                response_id = str((await request.json())["id"])
+                response_id = str(parse_json(await request.body())["id"])
                 return JSONResponse(await asyncio.to_thread(self.user.verify_stored, response_id))
-            except (ValueError, KeyError, TypeError):
+            except (InvalidJson, KeyError, TypeError):
                 return openai_error(400, "invalid_request_error", "body must be {\"id\": RESPONSE_ID}")
             except ZgError as exc:
                 return openai_error(404, "not_found", str(exc))
@@ -154,7 +336,7 @@ class UserProxy:
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
             try:
-                data = json.loads(await request.body())
+                data = parse_json(await request.body())
                 if not isinstance(data, dict) or not isinstance(data.get("model"), str):
                     raise ValueError("body must be a JSON object with a model")
                 body = body_with_defaults(data)
@@ -165,37 +347,76 @@ class UserProxy:
     async def _route(self, model: str, body: bytes, stream: bool) -> Response:
         candidates = await asyncio.to_thread(self.router.candidates, model)
         if not candidates:
-            return openai_error(404, "model_not_found", f"no registered provider serves model {model!r}")
+            cap = "" if self.router.max_price is None else f", within the price cap of {self.router.max_price} neuron"
+            return openai_error(404, "model_not_found", f"no usable provider serves model {model!r} (registered{cap}, "
+                                "not backed off: see GET /v1/providers)")
         last: ProviderError | None = None
         for service in candidates:
             try:
-                return await self._call(service, body, stream)
+                max_fee = await asyncio.to_thread(self.user.max_fee, service, body)
+                hold = self.budget.hold(max_fee)  # before anything is signed
+            except CapReached as exc:
+                return cap_error(exc)
+            except InvalidChatRequest as exc:
+                return openai_error(400, "invalid_request_error", str(exc))
+            handed_over = False
+            try:
+                response = await self._call(service, body, stream, max_fee)
+                handed_over = self._release_after(response, hold)
+                return response
             except ProviderError as exc:
                 last = exc
                 if exc.status == 0 or exc.status >= 500 or exc.kind in RETRYABLE_KINDS:
-                    self.router.failed(service.provider)
+                    self.router.failed(service.provider, str(exc))
                     continue
                 return openai_error(exc.status, exc.kind, str(exc))
+            except httpx.HTTPError as exc:  # the answer broke off, stalled or broke the size cap
+                last = ProviderError(service.provider, 0, "provider_failed", f"{service.url}: {exc}")
+                self.router.failed(service.provider, str(exc))
+                continue
             except ResponseRejected as exc:
                 self.router.flag(service.provider, exc.reason)
                 return openai_error(502, "response_rejected", str(exc))
             except InvalidChatRequest as exc:
                 return openai_error(400, "invalid_request_error", str(exc))
+            finally:
+                if not handed_over:  # a plain answer's receipt is signed by now
+                    self.budget.release(hold)
         assert last is not None
         return openai_error(last.status or 502, last.kind, f"every provider of {model!r} failed; last: {last}")
 
-    async def _send(self, service: ServiceInfo, body: bytes) -> tuple[SignedRequest, httpx.Response]:
+    def _release_after(self, response: Response, hold: Hold) -> bool:
+        """Make a stream release its hold when it ends (its receipt is signed by then); say
+        whether the hold was handed over."""
+        if not isinstance(response, StreamingResponse):
+            return False
+        events = response.body_iterator
+
+        async def held() -> AsyncIterator[Any]:
+            try:
+                async for event in events:
+                    yield event
+            finally:
+                self.budget.release(hold)
+
+        response.body_iterator = held()
+        return True
+
+    async def _send(self, service: ServiceInfo, body: bytes, max_fee: int) -> tuple[SignedRequest, httpx.Response]:
         """Sign and send; fix an unacknowledged signer or a low balance once, then retry."""
         fixed: set[str] = set()
         while True:
-            signed = await asyncio.to_thread(self.user.sign_request, service, body)
+            signed = await asyncio.to_thread(self.user.sign_request, service, body, max_fee)
+            bounds = CallBounds(self.timeout_s, compute_answer_cap_bytes(signed.max_tokens),
+                                lambda reason: self.router.misbehaved(service.provider, reason))
             request = self.client.build_request("POST", service.url.rstrip("/") + "/v1/proxy/chat/completions",
-                                                content=body, headers=signed.headers)
+                                                content=body, headers=signed.headers,
+                                                extensions={BOUNDS_EXTENSION: bounds})
             try:
                 answer = await self.client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 raise ProviderError(service.provider, 0, "unreachable",
-                                    f"cannot reach {service.url} ({type(exc).__name__})") from None
+                                    f"cannot reach {service.url} ({type(exc).__name__}: {exc})") from None
             if answer.status_code == 200:
                 return signed, answer
             await answer.aread()
@@ -211,16 +432,22 @@ class UserProxy:
             raise ProviderError(service.provider, answer.status_code, kind, message)
 
     async def _top_up(self, service: ServiceInfo) -> bool:
+        """Top up within the balance bound and the daily cap (``ProviderError`` 402 past it)."""
         if self.funding is None:
             return False
         account = await asyncio.to_thread(self.user.contracts.sub_account, self.user.address, service.provider)
         if account.balance + self.funding.top_up > self.funding.max_balance:
             return False
+        try:
+            self.budget.take_top_up(service.provider, self.funding.top_up)
+        except CapReached as exc:
+            raise ProviderError(service.provider, 402, "top_up_limit_reached",
+                                f"insufficient balance, and automatic top-ups reached their cap: {exc}") from None
         await asyncio.to_thread(self.user.fund, service.provider, self.funding.top_up)
         return True
 
-    async def _call(self, service: ServiceInfo, body: bytes, stream: bool) -> Response:
-        signed, answer = await self._send(service, body)
+    async def _call(self, service: ServiceInfo, body: bytes, stream: bool, max_fee: int) -> Response:
+        signed, answer = await self._send(service, body, max_fee)
         if not stream:
             try:
                 data = await answer.aread()
@@ -284,3 +511,11 @@ class UserProxy:
         task = asyncio.create_task(post())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def proxy_server(proxy: UserProxy, *, host: str, port: int, token: str, origins: Iterable[str] = ()
+                 ) -> uvicorn.Server:
+    """``proxy`` on ``host:port`` behind the guarded edge: only requests addressed to this
+    listener, from its own pages or ``origins``, carrying ``token``."""
+    access = LocalAccess.for_listener(token, host, port, origins=origins)
+    return hardened_server(proxy.app, host=host, port=port, policy=proxy.policy(access))

@@ -39,7 +39,8 @@ def indexer_command(
         raise ConfigError("no node source: --no-registry needs at least one --peers URL")
     policy = cli.outbound_policy()
     directory = NodeDirectory(deployment.chain_id, deployment.address("Flow"), source, tuple(peers or ()), policy=policy)
-    indexer = Indexer(directory, policy=policy, chain=chain, erasure_address=deployment.address("ErasureRegistry"))
+    indexer = Indexer(directory, policy=policy, chain=chain, erasure_address=deployment.address("ErasureRegistry"),
+                      flow_address=deployment.address("Flow"))
     # A slow entry never holds the snapshot back longer than this: its probe carries over.
     wait_s = min(refresh, PROBE_DEADLINE_S + PROBE_GRACE_S)
     try:

@@ -34,7 +34,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -51,9 +51,10 @@ from zgos.netutil import (
 )
 from zgos.runtime.outbound import OPEN_POLICY, OutboundClient
 from zgos.storage.client import NodeConnection, NodeMisbehaved, StorageError
-from zgos.storage.discovery import PeerNode, ProbeRound, SkippedNode, compute_backoff_s
+from zgos.storage.discovery import PeerNode, ProbeRound, SkippedNode
 from zgos.storage.fasthash import segment_root as fast_segment_root
 from zgos.storage.merkle import InvalidProof, Proof
+from zgos.storage.scores import PeerScores
 from zgos.storage.segment import InvalidSegment, SegmentWithProof, validate_segment
 from zgos.storage.shard import compute_flow_segment
 
@@ -69,12 +70,6 @@ MAX_PEER_RESPONSE_BYTES = 1024 * 1024  # a 256 KiB segment is ~350 KB as JSON-RP
 TICK_S = 0.2
 MIN_RETRY_S = 0.5
 MAX_RETRY_S = 30.0
-BAN_S = 600.0
-CORRUPT_PENALTY = 100
-UNREACHABLE_PENALTY = 5
-MISBEHAVING_PENALTY = 20
-SUCCESS_REWARD = 1
-MAX_SCORE = 20
 
 
 @dataclass(frozen=True)
@@ -92,61 +87,6 @@ class SyncConfig:
     discovery_interval_s: float = 10.0
     prune_grace_s: float = 600.0
     prune_interval_s: float = 10.0
-
-
-class PeerScores:
-    """Per-peer reputation: served good data (+), unreachable (-), cut by the outbound guard
-    (--, backed off), corrupt data (--, banned). The last failure's reason is kept for status."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._scores: dict[str, int] = {}
-        self._banned_until: dict[str, float] = {}
-        self._backoff_until: dict[str, float] = {}
-        self._misbehaviours: dict[str, int] = {}
-        self._reasons: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    def good(self, url: str) -> None:
-        with self._lock:
-            self._scores[url] = min(MAX_SCORE, self._scores.get(url, 0) + SUCCESS_REWARD)
-            self._misbehaviours.pop(url, None)
-
-    def unreachable(self, url: str, reason: str = "unreachable") -> None:
-        with self._lock:
-            self._scores[url] = self._scores.get(url, 0) - UNREACHABLE_PENALTY
-            self._reasons[url] = reason
-
-    def misbehaved(self, url: str, reason: str) -> None:
-        """The guard cut the peer's answer: not asked again until its (doubling) backoff ends."""
-        with self._lock:
-            self._scores[url] = self._scores.get(url, 0) - MISBEHAVING_PENALTY
-            count = self._misbehaviours[url] = self._misbehaviours.get(url, 0) + 1
-            self._backoff_until[url] = self.clock() + compute_backoff_s(count, misbehaved=True)
-            self._reasons[url] = reason
-
-    def corrupt(self, url: str, reason: str = "served corrupt data") -> None:
-        with self._lock:
-            self._scores[url] = self._scores.get(url, 0) - CORRUPT_PENALTY
-            self._banned_until[url] = self.clock() + BAN_S
-            self._reasons[url] = reason
-
-    def score(self, url: str) -> int:
-        return self._scores.get(url, 0)
-
-    def banned(self, url: str) -> bool:
-        return self._banned_until.get(url, 0.0) > self.clock()
-
-    def backed_off_for(self, url: str) -> float:
-        """Seconds until a peer the guard had to cut may be asked again (0: it may now)."""
-        return max(0.0, self._backoff_until.get(url, 0.0) - self.clock())
-
-    def reason(self, url: str) -> str:
-        return self._reasons.get(url, "")
-
-    def rank(self, urls: Sequence[str]) -> list[str]:
-        """Best first; banned and backed-off peers last (asked only when no other peer has the data)."""
-        return sorted(urls, key=lambda u: (self.banned(u) or self.backed_off_for(u) > 0, -self.score(u)))
 
 
 @dataclass
