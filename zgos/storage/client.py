@@ -518,8 +518,8 @@ class StorageClient:
                 agreeing.append(loc)
             else:
                 self.scores.corrupt(loc.node)
-                log.warning("storage node %s describes 0x%s as %s bytes, the %s says %d: skipped and scored down to %d",
-                            loc.node, root.hex(), _claimed_size(loc, root), file.size_from, file.size,
+                log.warning("storage node %s describes 0x%s as %s bytes, not %d (from the %s): skipped and scored "
+                            "down to %d", loc.node, root.hex(), _claimed_size(loc, root), file.size, file.size_from,
                             self.scores.score(loc.node))
         return file, agreeing
 
@@ -527,7 +527,7 @@ class StorageClient:
         """Where each segment of the finalized file ``root`` can be fetched."""
         file, locations = self.verified_locations(root)
         if not locations:
-            raise StorageError(f"no node holds a finalized copy of 0x{root.hex()} ({file.size} bytes per the chain)",
+            raise StorageError(f"no node holds a finalized copy of 0x{root.hex()} ({file.size} bytes per the {file.size_from})",
                                "check the root with `zg storage info`, or wait for the upload to finish")
         seq_by_node = {loc.node: loc.seq for loc in locations}
         start_by_node = {loc.node: loc.start_entry for loc in locations}
@@ -539,6 +539,8 @@ class StorageClient:
                     nodes.append(node)
                 except StorageError as exc:
                     log.warning("skipping storage node %s: %s", node.url, exc.message)
+        if not nodes:
+            raise StorageError(f"no node holding 0x{root.hex()} reports its shard", "check the nodes, or add nodes")
         # Shards hold flow segments by residue modulo a power of two, so which nodes hold file
         # segment i depends on i modulo the largest num_shard only (one list per residue).
         modulus = max(n.shard().num_shard for n in nodes)

@@ -19,6 +19,7 @@ from eth_account.signers.local import LocalAccount
 
 from zgos.compute.finetune.storage import StorageBlobStore, model_file_root
 from zgos.compute.model import ensure_gemma
+from zgos.core.errors import ConfigError
 from zgos.storage.hasher import build_file_tree_from_bytes
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def model_content(model: BaseModel) -> Path | bytes:
         return model.base_gguf
     if model.model_hash == TINY_MODEL_HASH:
         return TINY_MODEL_CARD
-    raise ValueError(f"no file is known for base model 0x{model.model_hash.hex()}")
+    raise ConfigError(f"no file is known for base model 0x{model.model_hash.hex()}")
 
 
 def publish_base_models(offered: dict[bytes, tuple[str, str, BaseModel]], registry: ModelRegistry,
@@ -121,7 +122,7 @@ def publish_base_models(offered: dict[bytes, tuple[str, str, BaseModel]], regist
         content = model_content(model)
         root = store.upload_file(content) if isinstance(content, Path) else store.upload(content)
         if root != model_id:
-            raise ValueError(f"the file of base model {name} has root 0x{root.hex()}, not its id 0x{model_id.hex()}")
+            raise ConfigError(f"the file of base model {name} has root 0x{root.hex()}, not its id 0x{model_id.hex()}")
         registry.register_base_model(publisher, model_id, name, licence)
         registered.append(model_id)
     return registered
