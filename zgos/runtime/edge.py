@@ -26,6 +26,8 @@ limits (README, "Limits at the edge"):
   the edge puts it back (and says so) if a late import changes it again.
 * **Errors**: anything a handler raises that is not an HTTP response becomes a 500 with a
   one-line message and no traceback in the answer (the traceback goes to the log: it is a bug).
+* **Rate**: ``ClientRateLimiter`` keeps a token bucket per client address for the expensive
+  public calls a service names (the service decides what a call costs).
 
 A benchmark can pass ``enabled=False`` to measure what the guards cost; services never do.
 """
@@ -36,11 +38,17 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import os
 import re
 import secrets
+import signal
+import socket
 import stat
 import sys
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -411,3 +419,125 @@ def hardened_server(app: ASGIApp, *, host: str, port: int, policy: EdgePolicy,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES, timeout_graceful_shutdown=5,
     )
     return uvicorn.Server(config)
+
+
+# --- per-client rate limits ------------------------------------------------------------------
+
+
+MAX_RATE_CLIENTS = 10_000
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``per_s`` units of work per second per client, up to ``burst`` at once; ``per_s`` 0: none."""
+
+    per_s: float
+    burst: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_s > 0
+
+
+class ClientRateLimiter:
+    """Token buckets keyed by client address.
+
+    Rule: a client's bucket holds at most ``burst`` tokens and refills at ``per_s`` tokens a
+    second; a request costing ``c`` is admitted iff the bucket holds at least ``c``, which it
+    then loses. Over any ``t`` seconds a client is admitted at most ``burst + per_s * t``.
+    Memory is bounded: beyond ``max_clients`` buckets the least recently seen is forgotten (a
+    forgotten client starts with a full bucket, as a new one does). Thread-safe.
+    """
+
+    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic,
+                 max_clients: int = MAX_RATE_CLIENTS) -> None:
+        self.limit = limit
+        self.clock = clock
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def take(self, client: str, cost: float) -> float:
+        """Admit ``cost`` units for ``client``: 0.0 if admitted, else the seconds until it
+        would be (``math.inf`` for a cost above the burst, which is never admitted)."""
+        if not self.limit.enabled or cost <= 0:
+            return 0.0
+        if cost > self.limit.burst:
+            return math.inf
+        with self._lock:
+            now = self.clock()
+            tokens, at = self._buckets.pop(client, (self.limit.burst, now))
+            tokens = min(self.limit.burst, tokens + (now - at) * self.limit.per_s)
+            wait = 0.0
+            if tokens >= cost:
+                tokens -= cost
+            else:
+                wait = (cost - tokens) / self.limit.per_s
+            self._buckets[client] = (tokens, now)
+            while len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+            return wait
+
+
+# --- listening -------------------------------------------------------------------------------
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: any free port) for ``hardened_server``.
+
+    Binding before the server starts lets a service report a taken port as a configuration
+    error (``OSError`` here) and learn its port before it builds its ``LocalAccess``.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve_in_foreground(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Run ``server`` on ``sock`` in the main thread until SIGINT or SIGTERM, then return after
+    a graceful shutdown, so the caller's own cleanup runs. (uvicorn re-raises the signal it
+    handled once it has stopped; SIGTERM's is made a no-op here, SIGINT's ``KeyboardInterrupt``
+    is swallowed.)"""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
+
+
+class ServerThread:
+    """A hardened server on a bound socket, run in a daemon thread (tests, benches, and
+    services embedded in another process). ``start`` returns once it accepts connections."""
+
+    def __init__(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+        self._thread = threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True,
+                                        name=f"http-{sock.getsockname()[1]}")
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ZgError(f"the server on port {self.port} did not start")
+            time.sleep(0.01)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        self.sock.close()

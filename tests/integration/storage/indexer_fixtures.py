@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +24,7 @@ class RunningIndexer:
     url: str
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
         self.http.close()
         self.directory.close()
 
@@ -37,8 +35,7 @@ def start_indexer(scratch: Path, chain: Chain, deployment: Deployment, peers: tu
     source = NodeRegistry(chain, deployment.address("NodeRegistry")) if registry else None
     directory = NodeDirectory(chain.chain_id, deployment.address("Flow"), source, peers)
     directory.refresh()
-    port = free_port()
     indexer = Indexer(directory, http, chain=chain, erasure_address=deployment.address("ErasureRegistry"))
-    server = IndexerServer(("127.0.0.1", port), indexer, scratch)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return RunningIndexer(directory, server, http, f"http://127.0.0.1:{port}")
+    server = IndexerServer("127.0.0.1", free_port(), indexer, scratch)
+    server.start()
+    return RunningIndexer(directory, server, http, server.url)

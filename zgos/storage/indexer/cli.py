@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 
 import httpx
@@ -41,7 +40,7 @@ def indexer_command(
     directory = NodeDirectory(deployment.chain_id, deployment.address("Flow"), source, tuple(peers or ()))
     indexer = Indexer(directory, http, chain=chain, erasure_address=deployment.address("ErasureRegistry"))
     try:
-        server = IndexerServer((host, port), indexer, cli.data_dir.service(name) / "scratch")
+        server = IndexerServer(host, port, indexer, cli.data_dir.service(name) / "scratch")
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port") from None
     stop = threading.Event()
@@ -56,14 +55,10 @@ def indexer_command(
                 return
 
     threading.Thread(target=loop, daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
     print(f"storage indexer on http://{host}:{port}", flush=True)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve()  # until SIGINT/SIGTERM
     finally:
         stop.set()
-        server.server_close()
         http.close()
         directory.close()
