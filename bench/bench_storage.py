@@ -4,12 +4,17 @@
 * upload of 256 MiB with proofs to one local node vs a raw HTTP POST of the bytes to a plain
   server that writes them to disk (goal >= 0.3x the throughput);
 * verified download of the same file vs a raw HTTP GET from a plain file server (goal >= 0.5x);
+* a sector proof (``zgs_getSectorProof``) on that file vs a ``zgs_getStatus`` call (goal <= 50 ms
+  whatever the file size: run with ``ZGOS_BENCH_TRANSFER_MIB=1024`` for 1 GiB);
+* upload and download through the guarded edge vs the same node with its guards off (the
+  bench-only ``ZGOS_BENCH_UNGUARDED=1``), alternating rounds, best of each (goal >= 0.97x);
 * gas of ``Flow.submit`` for a 1 MiB and a 1 GiB file.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,15 +27,19 @@ import sha3
 from bench.harness import BenchChain, bench_chain, report
 from zgos.chain.accounts import devnet_role
 from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.netutil import call_jsonrpc, free_port, wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.contracts import FlowContract
 from zgos.storage.flow import Submission, SubmissionNode, compute_node_heights
 from zgos.storage.hasher import build_file_tree
+from zgos.storage.node.server import BENCH_UNGUARDED_ENV
 
 MIB = 1024 * 1024
 ROOT_MIB = 64
 TRANSFER_MIB = int(os.environ.get("ZGOS_BENCH_TRANSFER_MIB", "256"))
+EDGE_MIB = int(os.environ.get("ZGOS_BENCH_EDGE_MIB", "64"))
+EDGE_ROUNDS = int(os.environ.get("ZGOS_BENCH_EDGE_ROUNDS", "4"))
+SECTOR_PROOFS = 20
 
 # A plain server for the baselines: GET serves files, POST writes the body to a file.
 PLAIN_SERVER = r"""
@@ -71,29 +80,38 @@ def _timed(fn: object) -> float:
     return time.perf_counter() - start
 
 
-def _spawn(argv: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    if not wait_until(lambda: httpx.get(url, timeout=1).status_code < 500, 30):
+def _spawn(argv: list[str], url: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
+    if not wait_until(lambda: httpx.get(url, timeout=1).status_code < 500, 60):
         process.kill()
         raise RuntimeError(f"{argv[:4]} did not start; see {log}")
     return process
+
+
+def _data_dir(bc: BenchChain, root: Path) -> DataDir:
+    data_dir = DataDir(root)
+    data_dir.root.mkdir(parents=True)
+    data_dir.network.write_text(f'{{"rpc_url": "{bc.anvil.url}", "chain_id": {bc.chain.chain_id}}}')
+    bc.deployment.save(data_dir.deployment)
+    return data_dir
+
+
+def _node(data_dir: DataDir, name: str, port: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return _spawn([sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir.root), "storage", "node",
+                   "--name", name, "--port", str(port), "--confirmations", "0", "--poll", "0.05", "--no-announce"],
+                  f"http://127.0.0.1:{port}/health", log, env)
 
 
 def bench_transfer(bc: BenchChain) -> None:
     work = bc.workdir
     path = _file(work, "big.bin", TRANSFER_MIB)
     size_mb = path.stat().st_size / 1e6
-    data_dir = DataDir(work / "data")
-    data_dir.root.mkdir()
-    data_dir.network.write_text(f'{{"rpc_url": "{bc.anvil.url}", "chain_id": {bc.chain.chain_id}}}')
-    bc.deployment.save(data_dir.deployment)
+    data_dir = _data_dir(bc, work / "data")
     node_port, plain_port = free_port(), free_port()
     serve_dir = work / "plain"
     serve_dir.mkdir()
     os.link(path, serve_dir / "big.bin")
-    node = _spawn([sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir.root), "storage", "node",
-                   "--port", str(node_port), "--confirmations", "0", "--poll", "0.05", "--no-announce"],
-                  f"http://127.0.0.1:{node_port}/health", work / "node.log")
+    node = _node(data_dir, "storage-0", node_port, work / "node.log")
     plain = _spawn([sys.executable, "-c", PLAIN_SERVER, str(plain_port), str(serve_dir)],
                    f"http://127.0.0.1:{plain_port}/", work / "plain.log")
     try:
@@ -117,9 +135,71 @@ def bench_transfer(bc: BenchChain) -> None:
             download = size_mb / (time.perf_counter() - start)
         report(f"upload {TRANSFER_MIB} MiB with proofs (hash + tx + segments + finalize) vs raw HTTP POST", upload, raw_post, "MB/s", ">= 0.3x")
         report(f"verified download {TRANSFER_MIB} MiB vs raw HTTP GET", download, raw_get, "MB/s", ">= 0.5x")
+        bench_sector_proof(f"http://127.0.0.1:{node_port}", result.root)
     finally:
         node.kill()
         plain.kill()
+
+
+def _median_ms(calls: list[object]) -> float:
+    times = []
+    for call in calls:
+        start = time.perf_counter()
+        call()  # type: ignore[operator]
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def bench_sector_proof(url: str, root: bytes) -> None:
+    """Sector proofs spread over the file (each in another segment) vs the cheapest RPC."""
+    with httpx.Client(timeout=300) as http:
+        info = call_jsonrpc(http, url, "zgs_getFileInfo", ["0x" + root.hex(), True])
+        start, sectors = info["tx"]["startEntryIndex"], -(-info["tx"]["size"] // 256)
+        targets = [start + i * (sectors - 1) // (SECTOR_PROOFS - 1) for i in range(SECTOR_PROOFS)]
+        proof = _median_ms([lambda s=s: call_jsonrpc(http, url, "zgs_getSectorProof", [s]) for s in targets])
+        status = _median_ms([lambda: call_jsonrpc(http, url, "zgs_getStatus")] * SECTOR_PROOFS)
+    report(f"sector proof on a {TRANSFER_MIB} MiB file (median of {SECTOR_PROOFS}) vs a zgs_getStatus call",
+           proof, status, "ms", "<= 50 ms")
+
+
+def bench_edge_cost(bc: BenchChain) -> None:
+    """What the edge's guards cost: the same build with and without them, one file per round
+    put on chain once, then uploaded to and downloaded from each node in alternating order."""
+    work = bc.workdir / "edge"
+    data_dir = _data_dir(bc, work)
+    ports = {"guarded": free_port(), "unguarded": free_port()}
+    nodes = [_node(data_dir, "guarded", ports["guarded"], work / "guarded.log"),
+             _node(data_dir, "unguarded", ports["unguarded"], work / "unguarded.log",
+                   {**os.environ, BENCH_UNGUARDED_ENV: "1"})]
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    flow = FlowContract(bc.chain, bc.deployment.address("Flow"))
+    best: dict[tuple[str, str], float] = {}
+    try:
+        for round_index in range(EDGE_ROUNDS):
+            path = _file(work, "edge.bin", EDGE_MIB)
+            size_mb = path.stat().st_size / 1e6
+            tree = build_file_tree(path)
+            flow.submit(devnet_role("user"), [tree.submission()])
+            order = list(urls.items()) if round_index % 2 == 0 else list(reversed(urls.items()))
+            for name, url in order:
+                with StorageClient([url]) as client:
+                    if not wait_until(lambda c=client, r=tree.root: bool(c.locate(r, finalized=False)), 60):
+                        raise RuntimeError(f"{name} did not sync the file's entry")
+                    start = time.perf_counter()
+                    client.upload(path, tree=tree)
+                    upload = size_mb / (time.perf_counter() - start)
+                    start = time.perf_counter()
+                    client.download(tree.root, work / "edge.out")
+                    download = size_mb / (time.perf_counter() - start)
+                best[name, "up"] = max(best.get((name, "up"), 0.0), upload)
+                best[name, "down"] = max(best.get((name, "down"), 0.0), download)
+        report(f"upload {EDGE_MIB} MiB through the guarded edge vs guards off (best of {EDGE_ROUNDS})",
+               best["guarded", "up"], best["unguarded", "up"], "MB/s", ">= 0.97x")
+        report(f"verified download {EDGE_MIB} MiB through the guarded edge vs guards off (best of {EDGE_ROUNDS})",
+               best["guarded", "down"], best["unguarded", "down"], "MB/s", ">= 0.97x")
+    finally:
+        for node in nodes:
+            node.kill()
 
 
 def bench_gas(bc: BenchChain) -> None:
@@ -141,6 +221,7 @@ def main() -> None:
     with bench_chain() as bc:
         bench_gas(bc)
         bench_transfer(bc)
+        bench_edge_cost(bc)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from zgos.core.errors import ZgError
 
@@ -72,6 +73,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_DEADLINE_S = 60.0
 DEFAULT_MAX_INFLIGHT = 64
 KEEP_ALIVE_TIMEOUT_S = 5
+HEAD_TIMEOUT_S = 10.0  # request line and headers, from the connection or the previous answer
 MAX_HEADER_BYTES = 16 * 1024
 JSON_TYPES = frozenset({"application/json"})
 TOKEN_BYTES = 32
@@ -120,9 +122,8 @@ def compute_json_depth(body: bytes) -> int:
     Counting brackets first makes the usual body (a few brackets around long strings) cost two
     C-speed scans; only a body with many brackets is walked token by token.
     """
-    brackets = body.count(b"[") + body.count(b"{")
-    if brackets <= 1:
-        return brackets
+    if body.count(b"[") + body.count(b"{") == 0:
+        return 0
     depth = deepest = 0
     in_string = False
     for match in _JSON_STRUCTURE.finditer(body):
@@ -405,15 +406,49 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
+class HeadDeadlineH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on every request's head: the request line and
+    headers must arrive within ``HEAD_TIMEOUT_S`` of the connection (or of the previous
+    answer), else the connection is closed. uvicorn alone waits forever for a head sent one
+    byte at a time (slowloris); the edge's own deadline only starts once the head is in."""
+
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def on_response_complete(self) -> None:
+        self._arm_head_deadline()  # before a pipelined request can start its own cycle
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm_head_deadline(self) -> None:
+        waiting_after = self.cycle  # a new request replaces it as soon as its head is parsed
+
+        def expire() -> None:
+            if self.cycle is waiting_after and not self.transport.is_closing():
+                self.transport.close()
+
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        self._head_deadline = self.loop.call_later(HEAD_TIMEOUT_S, expire)
+
+
 def hardened_server(app: ASGIApp, *, host: str, port: int, policy: EdgePolicy,
                     max_connections: int = 256) -> uvicorn.Server:
     """A uvicorn server for ``app`` behind ``GuardedEdge``: h11 framing (no desync after a
-    malformed request), bounded connections, idle keep-alive closed after
-    ``KEEP_ALIVE_TIMEOUT_S``, headers capped at ``MAX_HEADER_BYTES``."""
+    malformed request), bounded connections, a request head due within ``HEAD_TIMEOUT_S``,
+    idle keep-alive closed after ``KEEP_ALIVE_TIMEOUT_S``, headers capped at
+    ``MAX_HEADER_BYTES``."""
     restore_process_state()
     validate_process_state()
     config = uvicorn.Config(
-        GuardedEdge(app, policy), host=host, port=port, http="h11", lifespan="auto",
+        GuardedEdge(app, policy), host=host, port=port, http=HeadDeadlineH11Protocol, lifespan="auto",
         log_level="warning", access_log=False, server_header=False,
         limit_concurrency=max_connections, timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES, timeout_graceful_shutdown=5,
