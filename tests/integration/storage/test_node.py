@@ -233,3 +233,20 @@ def test_a_sector_proof_costs_one_segment_whatever_the_file_size(
     assert all(cost["read"] <= BYTES_PER_SEGMENT and cost["hashed"] <= BYTES_PER_SEGMENT for cost in most.values()), most
     small, large = most.values()
     assert large == small, "the same work for a file 20 times larger"
+
+
+def test_expensive_calls_over_a_clients_rate_limit_get_429(tmp_path: Path, chain, deployment) -> None:
+    from tests.integration.storage.conftest import start_node
+    from zgos.runtime.edge import RateLimit
+    from zgos.storage.node.server import NodeLimits
+
+    node = start_node(tmp_path / "node", chain, deployment, limits=NodeLimits(rate=RateLimit(per_s=0.01, burst=3)))
+    try:
+        proofs = [rpc(node.url, "zgs_getSectorProof", 0) for _ in range(3)]
+        assert all("result" in p for p in proofs), "the burst is served"
+        limited = httpx.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": "zgs_getSectorProof", "params": [0]})
+        assert limited.status_code == 429 and "rate limit" in limited.json()["error"] and limited.headers["retry-after"]
+        assert httpx.get(f"{node.url}/zgos/v1/segment/0/0").status_code == 429, "the fast path draws on the same bucket"
+        assert "result" in rpc(node.url, "zgs_getStatus"), "cheap calls are not limited"
+    finally:
+        node.stop()
