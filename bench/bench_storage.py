@@ -162,44 +162,52 @@ def bench_sector_proof(url: str, root: bytes) -> None:
            proof, status, "ms", "<= 50 ms")
 
 
+def compare_transfers(bc: BenchChain, work: Path, urls: dict[str, str], mib: int, rounds: int) -> dict[tuple[str, str], float]:
+    """Best upload and download MB/s of each node in ``urls``: one file per round, put on chain
+    once, then uploaded to and downloaded from every node, the order alternating by round so
+    that neither node always goes first on a noisy machine."""
+    flow = FlowContract(bc.chain, bc.deployment.address("Flow"))
+    best: dict[tuple[str, str], float] = {}
+    for round_index in range(rounds):
+        path = _file(work, "compare.bin", mib)
+        size_mb = path.stat().st_size / 1e6
+        tree = build_file_tree(path)
+        flow.submit(devnet_role("user"), [tree.submission()])
+        order = list(urls.items()) if round_index % 2 == 0 else list(reversed(urls.items()))
+        for name, url in order:
+            with StorageClient([url]) as client:
+                if not wait_until(lambda c=client, r=tree.root: bool(c.locate(r, finalized=False)), 60):
+                    raise RuntimeError(f"{name} did not sync the file's entry")
+                start = time.perf_counter()
+                client.upload(path, tree=tree)
+                upload = size_mb / (time.perf_counter() - start)
+                start = time.perf_counter()
+                client.download(tree.root, work / "compare.out")
+                download = size_mb / (time.perf_counter() - start)
+            best[name, "up"] = max(best.get((name, "up"), 0.0), upload)
+            best[name, "down"] = max(best.get((name, "down"), 0.0), download)
+    return best
+
+
 def bench_edge_cost(bc: BenchChain) -> None:
-    """What the edge's guards cost: the same build with and without them, one file per round
-    put on chain once, then uploaded to and downloaded from each node in alternating order."""
+    """What the edge's guards cost: the same build with and without them (the bench-only
+    switch), side by side in one run."""
     work = bc.workdir / "edge"
     data_dir = _data_dir(bc, work)
     ports = {"guarded": free_port(), "unguarded": free_port()}
     nodes = [_node(data_dir, "guarded", ports["guarded"], work / "guarded.log"),
              _node(data_dir, "unguarded", ports["unguarded"], work / "unguarded.log",
                    {**os.environ, BENCH_UNGUARDED_ENV: "1"})]
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    flow = FlowContract(bc.chain, bc.deployment.address("Flow"))
-    best: dict[tuple[str, str], float] = {}
     try:
-        for round_index in range(EDGE_ROUNDS):
-            path = _file(work, "edge.bin", EDGE_MIB)
-            size_mb = path.stat().st_size / 1e6
-            tree = build_file_tree(path)
-            flow.submit(devnet_role("user"), [tree.submission()])
-            order = list(urls.items()) if round_index % 2 == 0 else list(reversed(urls.items()))
-            for name, url in order:
-                with StorageClient([url]) as client:
-                    if not wait_until(lambda c=client, r=tree.root: bool(c.locate(r, finalized=False)), 60):
-                        raise RuntimeError(f"{name} did not sync the file's entry")
-                    start = time.perf_counter()
-                    client.upload(path, tree=tree)
-                    upload = size_mb / (time.perf_counter() - start)
-                    start = time.perf_counter()
-                    client.download(tree.root, work / "edge.out")
-                    download = size_mb / (time.perf_counter() - start)
-                best[name, "up"] = max(best.get((name, "up"), 0.0), upload)
-                best[name, "down"] = max(best.get((name, "down"), 0.0), download)
-        report(f"upload {EDGE_MIB} MiB through the guarded edge vs guards off (best of {EDGE_ROUNDS})",
-               best["guarded", "up"], best["unguarded", "up"], "MB/s", ">= 0.97x")
-        report(f"verified download {EDGE_MIB} MiB through the guarded edge vs guards off (best of {EDGE_ROUNDS})",
-               best["guarded", "down"], best["unguarded", "down"], "MB/s", ">= 0.97x")
+        best = compare_transfers(bc, work, {name: f"http://127.0.0.1:{port}" for name, port in ports.items()},
+                                 EDGE_MIB, EDGE_ROUNDS)
     finally:
         for node in nodes:
             node.kill()
+    report(f"upload {EDGE_MIB} MiB through the guarded edge vs guards off (best of {EDGE_ROUNDS})",
+           best["guarded", "up"], best["unguarded", "up"], "MB/s", ">= 0.97x")
+    report(f"verified download {EDGE_MIB} MiB through the guarded edge vs guards off (best of {EDGE_ROUNDS})",
+           best["guarded", "down"], best["unguarded", "down"], "MB/s", ">= 0.97x")
 
 
 def bench_gas(bc: BenchChain) -> None:

@@ -474,6 +474,14 @@ class RateLimit:
         return self.per_s > 0
 
 
+@dataclass(frozen=True)
+class RateRefusal:
+    """Why a client must wait, and for how many seconds (``Retry-After``; 0: never, split it)."""
+
+    message: str
+    retry_after_s: int
+
+
 class ClientRateLimiter:
     """Token buckets keyed by client address.
 
@@ -512,6 +520,17 @@ class ClientRateLimiter:
             while len(self._buckets) > self.max_clients:
                 self._buckets.popitem(last=False)
             return wait
+
+    def check(self, client: str, cost: float, unit: str) -> RateRefusal | None:
+        """``take``, as the refusal to send (None: admitted); ``unit`` names what is counted."""
+        wait = self.take(client, cost)
+        if wait <= 0:
+            return None
+        if math.isinf(wait):
+            return RateRefusal(f"this request costs {cost:g} {unit}, more than the rate limit allows at once "
+                               f"({self.limit.burst:g}); split it", 0)
+        return RateRefusal(f"rate limit: {self.limit.per_s:g} {unit} per second per client; retry in {wait:.1f}s",
+                           math.ceil(wait))
 
 
 # --- listening -------------------------------------------------------------------------------

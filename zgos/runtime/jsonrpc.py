@@ -33,7 +33,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +47,7 @@ from zgos.runtime.edge import (
     ClientRateLimiter,
     InvalidJson,
     LocalAccess,
+    RateRefusal,
     parse_json,
     plain_error_body,
 )
@@ -245,13 +245,9 @@ class JsonRpcServer:
             if refused is not None:
                 return _refusal(refused.status, refused.message)
         if self.rate is not None:
-            wait = self.rate.take(caller.host, sum(self.cost(call) for call in request.calls))
-            if wait > 0:
-                if math.isinf(wait):
-                    return _refusal(429, f"this request costs more than the rate limit allows at once "
-                                         f"({self.rate.limit.burst:g}); split it")
-                return _refusal(429, f"rate limit: {self.rate.limit.per_s:g} expensive calls per second "
-                                     f"per client; retry in {wait:.1f}s", (("retry-after", str(math.ceil(wait))),))
+            refused_rate = self.rate.check(caller.host, sum(self.cost(call) for call in request.calls), "expensive calls")
+            if refused_rate is not None:
+                return _refusal(429, refused_rate.message, rate_headers(refused_rate))
         return None
 
     def answer(self, request: RpcRequest) -> bytes | None:
@@ -295,6 +291,10 @@ class JsonRpcServer:
         if call.notification:
             return None
         return _encode({"jsonrpc": "2.0", "id": call.id, "result": result})
+
+
+def rate_headers(refusal: RateRefusal) -> tuple[tuple[str, str], ...]:
+    return (("retry-after", str(refusal.retry_after_s)),) if refusal.retry_after_s else ()
 
 
 def _refusal(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> HttpAnswer:

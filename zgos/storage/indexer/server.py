@@ -21,7 +21,7 @@ import contextlib
 import logging
 import tempfile
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,7 +36,9 @@ from starlette.types import Receive, Scope, Send
 
 from zgos.core.errors import ZgError
 from zgos.runtime.edge import (
+    ClientRateLimiter,
     EdgePolicy,
+    RateLimit,
     Route,
     ServerThread,
     bind_listener,
@@ -53,6 +55,7 @@ from zgos.runtime.jsonrpc import (
     Params,
     RpcError,
     jsonrpc_endpoint,
+    rate_headers,
     validate_int,
 )
 from zgos.storage.indexer.service import MAX_REPLICAS, BadRequest, Indexer, NotEnoughNodes, NotFound
@@ -66,6 +69,11 @@ RPC_DEADLINE_S = 60.0
 FILE_DEADLINE_S = 900.0  # a whole file through the gateway: 1 GiB at ~1.2 MB/s
 MAX_INFLIGHT = 64
 WORKER_THREADS = 16  # each gateway download holds one while it waits for a proven segment
+# Requests that ask every storage node (file lookups) or stream a file, per second per client
+# address, and at once; far above what the devnet and the suite send.
+RATE_FAN_OUTS_PER_S = 100.0
+RATE_BURST_FAN_OUTS = 200.0
+FAN_OUT_METHODS = frozenset({"indexer_getFileLocations", "indexer_getFileInfo"})
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,7 @@ class IndexerLimits:
     file_deadline_s: float = FILE_DEADLINE_S
     max_inflight: int = MAX_INFLIGHT
     worker_threads: int = WORKER_THREADS
+    rate: RateLimit = field(default_factory=lambda: RateLimit(RATE_FAN_OUTS_PER_S, RATE_BURST_FAN_OUTS))
 
     def policy(self) -> EdgePolicy:
         return EdgePolicy(
@@ -175,8 +184,10 @@ class IndexerApp:
         self.indexer = indexer
         self.scratch = scratch
         self.workers = anyio.CapacityLimiter(limits.worker_threads)
+        self.rate = ClientRateLimiter(limits.rate) if limits.rate.enabled else None
         self.rpc = JsonRpcServer(indexer_methods(indexer), max_batch_calls=limits.max_batch_calls,
-                                 max_response_bytes=limits.max_response_bytes)
+                                 max_response_bytes=limits.max_response_bytes, rate=self.rate,
+                                 cost=lambda call: 1.0 if call.method in FAN_OUT_METHODS else 0.0)
         self._jsonrpc = jsonrpc_endpoint(self.rpc, self.workers)
         self.app = Starlette(
             routes=[
@@ -202,6 +213,12 @@ class IndexerApp:
             return _error(411, "Content-Length required", close=True)
         return await self._jsonrpc(request)
 
+    def _rate_refusal(self, request: Request) -> Response | None:
+        refusal = None if self.rate is None else self.rate.check(request.client.host if request.client else "", 1, "file requests")
+        if refusal is None:
+            return None
+        return JSONResponse({"error": refusal.message}, status_code=429, headers=dict(rate_headers(refusal)))
+
     async def _rest(self, fn: Callable[..., Any], *args: Any) -> Response:
         """A REST answer: the value of ``fn`` as JSON, its ``ZgError`` as a 4xx/5xx."""
         try:
@@ -210,6 +227,8 @@ class IndexerApp:
             return _rest_error(exc)
 
     async def get_file_info(self, request: Request) -> Response:
+        if (refusal := self._rate_refusal(request)) is not None:
+            return refusal
         return await self._rest(lambda: self.indexer.file_info(_root_param(request.path_params["root"])))
 
     async def node_status(self, request: Request) -> Response:
@@ -221,6 +240,8 @@ class IndexerApp:
         return await self._rest(status)
 
     async def get_file(self, request: Request) -> Response:
+        if (refusal := self._rate_refusal(request)) is not None:
+            return refusal
         roots = request.query_params.getlist("root")
         try:
             if len(roots) != 1:

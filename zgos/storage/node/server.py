@@ -46,7 +46,13 @@ from zgos.runtime.edge import (
     plain_error_body,
     serve_in_foreground,
 )
-from zgos.runtime.jsonrpc import MAX_BATCH_CALLS, MAX_INT64, MAX_RESPONSE_BYTES, jsonrpc_endpoint
+from zgos.runtime.jsonrpc import (
+    MAX_BATCH_CALLS,
+    MAX_INT64,
+    MAX_RESPONSE_BYTES,
+    jsonrpc_endpoint,
+    rate_headers,
+)
 from zgos.storage.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
 from zgos.storage.node.node import AlreadyFinalized, DataUnavailable, FileNotFound, StorageNode
 from zgos.storage.node.rpc import NodeRpc, node_rpc_server
@@ -147,13 +153,10 @@ class NodeApp:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.workers)
 
     def _rate_refusal(self, request: Request, cost: int) -> Response | None:
-        if self.rate is None:
+        refusal = None if self.rate is None else self.rate.check(request.client.host if request.client else "", cost, "segments of work")
+        if refusal is None:
             return None
-        wait = self.rate.take(request.client.host if request.client else "", cost)
-        if wait <= 0:
-            return None
-        return JSONResponse({"error": f"rate limit: {self.rate.limit.per_s:g} segments per second per client; "
-                                      f"retry in {wait:.1f}s"}, status_code=429, headers={"retry-after": str(int(wait) + 1)})
+        return JSONResponse({"error": refusal.message}, status_code=429, headers=dict(rate_headers(refusal)))
 
     # --- routes --------------------------------------------------------------------------
 
