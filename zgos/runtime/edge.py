@@ -568,6 +568,36 @@ def serve_in_foreground(server: uvicorn.Server, sock: socket.socket) -> None:
         sock.close()
 
 
+class EdgeServer:
+    """A service's ASGI app behind the guarded edge on a hardened server, on a bound socket:
+    ``serve`` runs it in the main thread until a signal or ``stop_soon``, ``start``/``stop``
+    in a background thread (tests, benches)."""
+
+    def __init__(self, app: ASGIApp, sock: socket.socket, policy: EdgePolicy) -> None:
+        self.sock = sock
+        host, self.port = sock.getsockname()[:2]
+        self.url = f"http://{host}:{self.port}"
+        self.server = hardened_server(app, host=host, port=self.port, policy=policy)
+        self._thread: ServerThread | None = None
+
+    def serve(self) -> None:
+        serve_in_foreground(self.server, self.sock)
+
+    def start(self) -> None:
+        self._thread = ServerThread(self.server, self.sock)
+        self._thread.start()
+
+    def stop_soon(self) -> None:
+        self.server.should_exit = True
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()
+        else:
+            self.stop_soon()
+            self.sock.close()
+
+
 class ServerThread:
     """A hardened server on a bound socket, run in a daemon thread (tests, benches, and
     services embedded in another process). ``start`` returns once it accepts connections."""

@@ -1,4 +1,6 @@
-"""JSON-RPC 2.0 on a zgos service: the one server-side dispatch (storage node, indexer).
+"""JSON-RPC 2.0 on a zgos service: the one server-side dispatch (storage node, indexer), and
+the bits of HTTP glue their Starlette apps share (``json_error``, ``ENDPOINT_ERRORS``,
+``rate_refusal``).
 
 A service gives ``JsonRpcServer`` its method table and, if it has any, which methods are local
 (admin: install token, right Host and Origin, loopback source) and what each call costs
@@ -40,7 +42,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from zgos.core.errors import ZgError
 from zgos.runtime.edge import (
@@ -303,9 +305,12 @@ def _refusal(status: int, message: str, headers: tuple[tuple[str, str], ...] = (
 
 def jsonrpc_endpoint(server: JsonRpcServer, limiter: anyio.CapacityLimiter) -> Callable[[Request], Awaitable[Response]]:
     """A Starlette endpoint serving ``server``; parsing and every call run in a worker thread
-    of ``limiter`` (the service's bounded pool), never in the event loop."""
+    of ``limiter`` (the service's bounded pool), never in the event loop. A POST with neither
+    ``Content-Length`` nor chunked framing is refused (411)."""
 
     async def endpoint(request: Request) -> Response:
+        if "content-length" not in request.headers and "transfer-encoding" not in request.headers:
+            return json_error(411, "Content-Length required", close=True)
         body = await request.body()
         caller = Caller(request.client.host if request.client else "", request.headers)
         answer = await anyio.to_thread.run_sync(server.handle, body, caller, limiter=limiter)
@@ -313,3 +318,30 @@ def jsonrpc_endpoint(server: JsonRpcServer, limiter: anyio.CapacityLimiter) -> C
         return Response(answer.body, status_code=answer.status, headers=dict(answer.headers), media_type=media_type)
 
     return endpoint
+
+
+# --- HTTP glue -------------------------------------------------------------------------------
+
+
+def json_error(status: int, message: str, close: bool = False) -> JSONResponse:
+    """The edge's error shape, ``{"error": message}``; ``close`` ends the connection after it."""
+    return JSONResponse({"error": message}, status_code=status, headers={"connection": "close"} if close else None)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return json_error(404, f"no such endpoint: {request.method} {request.url.path}")
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return json_error(405, f"{request.method} is not supported", close=True)
+
+
+ENDPOINT_ERRORS = {404: _not_found, 405: _not_allowed}  # Starlette exception handlers
+
+
+def rate_refusal(limiter: ClientRateLimiter | None, request: Request, cost: float, unit: str) -> Response | None:
+    """Take ``cost`` from the caller's bucket: None if admitted, else the 429 to answer."""
+    refusal = None if limiter is None else limiter.check(request.client.host if request.client else "", cost, unit)
+    if refusal is None:
+        return None
+    return JSONResponse({"error": refusal.message}, status_code=429, headers=dict(rate_headers(refusal)))

@@ -17,7 +17,6 @@ fetching and proving segments) runs in a bounded pool of worker threads.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import tempfile
 from collections.abc import Callable, Generator
@@ -38,15 +37,14 @@ from zgos.core.errors import ZgError
 from zgos.runtime.edge import (
     ClientRateLimiter,
     EdgePolicy,
+    EdgeServer,
     RateLimit,
     Route,
-    ServerThread,
     bind_listener,
-    hardened_server,
     plain_error_body,
-    serve_in_foreground,
 )
 from zgos.runtime.jsonrpc import (
+    ENDPOINT_ERRORS,
     INVALID_PARAMS,
     MAX_BATCH_CALLS,
     MAX_RESPONSE_BYTES,
@@ -54,8 +52,9 @@ from zgos.runtime.jsonrpc import (
     Method,
     Params,
     RpcError,
+    json_error,
     jsonrpc_endpoint,
-    rate_headers,
+    rate_refusal,
     validate_int,
 )
 from zgos.storage.indexer.service import MAX_REPLICAS, BadRequest, Indexer, NotEnoughNodes, NotFound
@@ -127,10 +126,6 @@ def indexer_methods(indexer: Indexer) -> dict[str, Method]:
     }
 
 
-def _error(status: int, message: str, close: bool = False) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers={"connection": "close"} if close else None)
-
-
 class ProvenFileResponse(Response):
     """``GET /file``'s answer once its first chunk is proven: that chunk, then each next one as
     it is proven (fetched in the worker pool). A failure after the headers leaves the response
@@ -188,36 +183,18 @@ class IndexerApp:
         self.rpc = JsonRpcServer(indexer_methods(indexer), max_batch_calls=limits.max_batch_calls,
                                  max_response_bytes=limits.max_response_bytes, rate=self.rate,
                                  cost=lambda call: 1.0 if call.method in FAN_OUT_METHODS else 0.0)
-        self._jsonrpc = jsonrpc_endpoint(self.rpc, self.workers)
         self.app = Starlette(
             routes=[
-                StarletteRoute("/", self.post_rpc, methods=["POST"]),
+                StarletteRoute("/", jsonrpc_endpoint(self.rpc, self.workers), methods=["POST"]),
                 StarletteRoute("/file", self.get_file, methods=["GET"]),
                 StarletteRoute("/file/info/{root}", self.get_file_info, methods=["GET"]),
                 StarletteRoute("/node/status", self.node_status, methods=["GET"]),
             ],
-            exception_handlers={404: self.not_found, 405: self.not_allowed},
+            exception_handlers=ENDPOINT_ERRORS,
         )
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.workers)
-
-    async def not_found(self, request: Request, exc: Exception) -> Response:
-        return _error(404, f"no such endpoint: {request.method} {request.url.path}")
-
-    async def not_allowed(self, request: Request, exc: Exception) -> Response:
-        return _error(405, f"{request.method} is not supported", close=True)
-
-    async def post_rpc(self, request: Request) -> Response:
-        if "content-length" not in request.headers and "transfer-encoding" not in request.headers:
-            return _error(411, "Content-Length required", close=True)
-        return await self._jsonrpc(request)
-
-    def _rate_refusal(self, request: Request) -> Response | None:
-        refusal = None if self.rate is None else self.rate.check(request.client.host if request.client else "", 1, "file requests")
-        if refusal is None:
-            return None
-        return JSONResponse({"error": refusal.message}, status_code=429, headers=dict(rate_headers(refusal)))
 
     async def _rest(self, fn: Callable[..., Any], *args: Any) -> Response:
         """A REST answer: the value of ``fn`` as JSON, its ``ZgError`` as a 4xx/5xx."""
@@ -227,7 +204,7 @@ class IndexerApp:
             return _rest_error(exc)
 
     async def get_file_info(self, request: Request) -> Response:
-        if (refusal := self._rate_refusal(request)) is not None:
+        if (refusal := rate_refusal(self.rate, request, 1, "file requests")) is not None:
             return refusal
         return await self._rest(lambda: self.indexer.file_info(_root_param(request.path_params["root"])))
 
@@ -240,7 +217,7 @@ class IndexerApp:
         return await self._rest(status)
 
     async def get_file(self, request: Request) -> Response:
-        if (refusal := self._rate_refusal(request)) is not None:
+        if (refusal := rate_refusal(self.rate, request, 1, "file requests")) is not None:
             return refusal
         roots = request.query_params.getlist("root")
         try:
@@ -276,40 +253,19 @@ class IndexerApp:
 
 def _rest_error(exc: ZgError) -> Response:
     if isinstance(exc, BadRequest):
-        return _error(400, exc.message)
+        return json_error(400, exc.message)
     if isinstance(exc, NotFound):
-        return _error(404, exc.message)
+        return json_error(404, exc.message)
     if isinstance(exc, NotEnoughNodes):
-        return _error(503, exc.message)
-    return _error(502, exc.message)
+        return json_error(503, exc.message)
+    return json_error(502, exc.message)
 
 
-class IndexerServer:
-    """The indexer's HTTP front on a hardened uvicorn server bound to ``host:port``; ``serve``
-    runs it in the calling thread, ``start`` in a background thread (tests)."""
+class IndexerServer(EdgeServer):
+    """The indexer's HTTP front on a hardened uvicorn server bound to ``host:port``."""
 
     def __init__(self, host: str, port: int, indexer: Indexer, scratch: Path,
                  limits: IndexerLimits | None = None) -> None:
         self.limits = limits or IndexerLimits()
-        self.sock = bind_listener(host, port)
-        self.port = int(self.sock.getsockname()[1])
-        self.url = f"http://{host}:{self.port}"
         self.front = IndexerApp(indexer, scratch, self.limits)
-        self.server = hardened_server(self.front.app, host=host, port=self.port, policy=self.limits.policy())
-        self._thread: ServerThread | None = None
-
-    def serve(self) -> None:
-        """Serve in the main thread until SIGINT/SIGTERM (or ``stop_soon``), then return."""
-        serve_in_foreground(self.server, self.sock)
-
-    def start(self) -> None:
-        self._thread = ServerThread(self.server, self.sock)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._thread.stop()
-        else:
-            self.server.should_exit = True
-            with contextlib.suppress(OSError):
-                self.sock.close()
+        super().__init__(self.front.app, bind_listener(host, port), self.limits.policy())

@@ -35,23 +35,23 @@ from zgos.core.errors import ZgError
 from zgos.runtime.edge import (
     ClientRateLimiter,
     EdgePolicy,
+    EdgeServer,
     InvalidJson,
     LocalAccess,
     RateLimit,
     Route,
-    ServerThread,
     bind_listener,
-    hardened_server,
     parse_json,
     plain_error_body,
-    serve_in_foreground,
 )
 from zgos.runtime.jsonrpc import (
+    ENDPOINT_ERRORS,
     MAX_BATCH_CALLS,
     MAX_INT64,
     MAX_RESPONSE_BYTES,
+    json_error,
     jsonrpc_endpoint,
-    rate_headers,
+    rate_refusal,
 )
 from zgos.storage.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
 from zgos.storage.node.node import AlreadyFinalized, DataUnavailable, FileNotFound, StorageNode
@@ -111,10 +111,6 @@ class NodeLimits:
         )
 
 
-def _error(status: int, message: str, close: bool = False) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers={"connection": "close"} if close else None)
-
-
 def _number(text: str, name: str) -> int:
     """A path number; ``InvalidSegment`` past SQLite's range (never an overflow deeper in)."""
     value = int(text) if len(text) <= len(str(MAX_INT64)) else MAX_INT64 + 1
@@ -136,48 +132,30 @@ class NodeApp:
         self.server = node_rpc_server(self.rpc, access=access, rate=self.rate,
                                       max_batch_calls=limits.max_batch_calls,
                                       max_response_bytes=limits.max_response_bytes)
-        self._jsonrpc = jsonrpc_endpoint(self.server, self.workers)
         self.app = Starlette(
             routes=[
-                StarletteRoute("/", self.post_rpc, methods=["POST"]),
+                StarletteRoute("/", jsonrpc_endpoint(self.server, self.workers), methods=["POST"]),
                 StarletteRoute("/", self.status, methods=["GET"]),
                 StarletteRoute("/health", self.status, methods=["GET"]),
                 StarletteRoute("/zgos/v1/segment/{seq}/{index}", self.put_segment, methods=["PUT"]),
                 StarletteRoute("/zgos/v1/segment/{seq}/{index}", self.get_segment, methods=["GET"]),
                 StarletteRoute("/zgos/v1/file/{seq}", self.get_file, methods=["GET"]),
             ],
-            exception_handlers={404: self.not_found, 405: self.not_allowed},
+            exception_handlers=ENDPOINT_ERRORS,
         )
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.workers)
 
-    def _rate_refusal(self, request: Request, cost: int) -> Response | None:
-        refusal = None if self.rate is None else self.rate.check(request.client.host if request.client else "", cost, "segments of work")
-        if refusal is None:
-            return None
-        return JSONResponse({"error": refusal.message}, status_code=429, headers=dict(rate_headers(refusal)))
-
     # --- routes --------------------------------------------------------------------------
-
-    async def not_found(self, request: Request, exc: Exception) -> Response:
-        return _error(404, f"no such endpoint: {request.method} {request.url.path}")
-
-    async def not_allowed(self, request: Request, exc: Exception) -> Response:
-        return _error(405, f"{request.method} is not supported", close=True)
-
-    async def post_rpc(self, request: Request) -> Response:
-        if "content-length" not in request.headers and "transfer-encoding" not in request.headers:
-            return _error(411, "Content-Length required", close=True)
-        return await self._jsonrpc(request)
 
     async def status(self, request: Request) -> Response:
         return JSONResponse(await self._run(self.node.status))
 
     async def put_segment(self, request: Request) -> Response:
         if SEGMENT_PATH.match(request.url.path) is None:
-            return _error(404, f"no such endpoint: PUT {request.url.path}")
-        refusal = self._rate_refusal(request, 1)
+            return json_error(404, f"no such endpoint: PUT {request.url.path}")
+        refusal = rate_refusal(self.rate, request, 1, "segments of work")
         if refusal is not None:
             return refusal
         body = await request.body()
@@ -192,17 +170,17 @@ class NodeApp:
             segment = SegmentWithProof(root, body, index, proof, int(size_text))
             stored = await self._run(self.node.upload_segment, segment, seq)
         except (InvalidSegment, InvalidProof, AlreadyFinalized, InvalidJson) as exc:
-            return _error(400, exc.message if isinstance(exc, ZgError) else str(exc))
+            return json_error(400, exc.message if isinstance(exc, ZgError) else str(exc))
         except FileNotFound as exc:
-            return _error(404, str(exc))
+            return json_error(404, str(exc))
         except ZgError as exc:
-            return _error(409, str(exc))
+            return json_error(409, str(exc))
         return JSONResponse({"stored": stored})
 
     async def get_segment(self, request: Request) -> Response:
         if SEGMENT_PATH.match(request.url.path) is None:
-            return _error(404, f"no such endpoint: GET {request.url.path}")
-        refusal = self._rate_refusal(request, 1)
+            return json_error(404, f"no such endpoint: GET {request.url.path}")
+        refusal = rate_refusal(self.rate, request, 1, "segments of work")
         if refusal is not None:
             return refusal
         try:
@@ -210,9 +188,9 @@ class NodeApp:
             index = _number(request.path_params["index"], "index")
             segment: SegmentWithProof = await self._run(self._segment, seq, index)
         except (FileNotFound, DataUnavailable) as exc:
-            return _error(404, str(exc))
+            return json_error(404, str(exc))
         except ZgError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         proof = json.dumps(segment.proof.to_json(), separators=(",", ":"))
         return Response(segment.data, media_type="application/octet-stream",
                         headers={"x-zg-proof": proof, "x-zg-root": "0x" + segment.root.hex()})
@@ -222,13 +200,13 @@ class NodeApp:
 
     async def get_file(self, request: Request) -> Response:
         if FILE_PATH.match(request.url.path) is None:
-            return _error(404, f"no such endpoint: GET {request.url.path}")
+            return json_error(404, f"no such endpoint: GET {request.url.path}")
         try:
             answer = await self._run(self._file_state, _number(request.path_params["seq"], "txSeq"))
         except (FileNotFound, DataUnavailable) as exc:
-            return _error(404, str(exc))
+            return json_error(404, str(exc))
         except ZgError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         return JSONResponse(answer)
 
     def _file_state(self, seq: int) -> dict[str, Any]:
@@ -237,44 +215,20 @@ class NodeApp:
                 "size": record.entry.size, "root": "0x" + record.entry.data_root.hex()}
 
 
-class NodeServer:
+class NodeServer(EdgeServer):
     """A storage node's HTTP front on a hardened uvicorn server bound to ``host:port``.
-
-    ``token`` is the install token its local methods require (None: they are refused).
-    ``serve`` runs it in the calling thread until ``stop``/``admin_shutdown``/SIGTERM;
-    ``start`` runs it in a background thread (tests, benches).
-    """
+    ``token`` is the install token its local methods require (None: they are refused);
+    ``serve`` returns on SIGINT/SIGTERM or ``admin_shutdown``."""
 
     def __init__(self, host: str, port: int, node: StorageNode, *, token: str | None,
                  limits: NodeLimits | None = None) -> None:
         self.limits = limits or NodeLimits()
-        self.sock = bind_listener(host, port)
-        self.port = int(self.sock.getsockname()[1])
-        self.url = f"http://{host}:{self.port}"
-        access = LocalAccess.for_listener(token, host, self.port) if token else None
+        sock = bind_listener(host, port)
+        access = LocalAccess.for_listener(token, host, sock.getsockname()[1]) if token else None
         self.front = NodeApp(node, access=access, limits=self.limits, shutdown=self.stop_soon)
-        self.server = hardened_server(self.front.app, host=host, port=self.port, policy=self.limits.policy(access))
-        self._thread: ServerThread | None = None
+        super().__init__(self.front.app, sock, self.limits.policy(access))
 
     @property
     def methods(self) -> dict[str, Any]:
         """The JSON-RPC method table (a miner adds its methods here)."""
         return self.front.rpc.methods
-
-    def serve(self) -> None:
-        """Serve in the main thread until SIGINT/SIGTERM (or ``stop_soon``), then return."""
-        serve_in_foreground(self.server, self.sock)
-
-    def start(self) -> None:
-        self._thread = ServerThread(self.server, self.sock)
-        self._thread.start()
-
-    def stop_soon(self) -> None:
-        self.server.should_exit = True
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._thread.stop()
-        else:
-            self.stop_soon()
-            self.sock.close()
