@@ -242,7 +242,7 @@ class JsonRpcServer:
             if not is_loopback(caller.host):
                 return _refusal(403, f"{local} is only served to localhost")
             if self.access is None:
-                return _refusal(403, f"{local} is disabled: the node has no install token")
+                return _refusal(403, f"{local} is disabled: the service has no install token")
             refused = self.access.check(caller.headers)
             if refused is not None:
                 return _refusal(refused.status, refused.message)

@@ -96,11 +96,10 @@ class NodeLimits:
     @classmethod
     def from_env(cls, rate: RateLimit | None = None) -> NodeLimits:
         """The defaults (with ``rate`` if given), unguarded only under the bench's switch."""
-        limits = cls() if rate is None else cls(rate=rate)
         if os.environ.get(BENCH_UNGUARDED_ENV) == "1":
             log.warning("%s=1: serving WITHOUT the edge's guards (benchmarks only)", BENCH_UNGUARDED_ENV)
             return cls(rate=RateLimit(0, 0), guarded=False)
-        return limits
+        return cls() if rate is None else cls(rate=rate)
 
     def policy(self, access: LocalAccess | None) -> EdgePolicy:
         return EdgePolicy(
