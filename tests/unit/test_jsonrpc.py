@@ -208,3 +208,31 @@ def test_named_params_are_taken_in_order() -> None:
     server = JsonRpcServer({"record": seen.append})
     answer = answer_of(server, {"jsonrpc": "2.0", "id": "x", "method": "record", "params": {"a": 1, "b": 2}})
     assert seen == [[1, 2]] and answer == {"jsonrpc": "2.0", "id": "x", "result": None}
+
+
+def test_a_call_stuck_in_its_worker_meets_the_edge_deadline() -> None:
+    import time
+
+    import anyio
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.routing import Route as StarletteRoute
+
+    from zgos.runtime.edge import EdgePolicy, EdgeServer, Route, bind_listener, plain_error_body
+    from zgos.runtime.jsonrpc import ENDPOINT_ERRORS, jsonrpc_endpoint
+
+    workers = anyio.CapacityLimiter(2)
+    server = JsonRpcServer({"stuck": lambda p: time.sleep(3), "ping": lambda p: "pong"})
+    app = Starlette(routes=[StarletteRoute("/", jsonrpc_endpoint(server, workers), methods=["POST"])],
+                    exception_handlers=ENDPOINT_ERRORS)
+    running = EdgeServer(app, bind_listener("127.0.0.1", 0),
+                         EdgePolicy(routes=(Route("/", deadline_s=0.5),), error_body=plain_error_body))
+    running.start()
+    try:
+        started = time.monotonic()
+        stuck = httpx.post(running.url, json=call("stuck"), timeout=10)
+        assert stuck.status_code == 504 and time.monotonic() - started < 2.5
+        assert httpx.post(running.url, json=call("ping"), timeout=10).json()["result"] == "pong"
+        assert httpx.get(running.url + "/nowhere", timeout=10).json() == {"error": "no such endpoint: GET /nowhere"}
+    finally:
+        running.stop()

@@ -313,7 +313,9 @@ def jsonrpc_endpoint(server: JsonRpcServer, limiter: anyio.CapacityLimiter) -> C
             return json_error(411, "Content-Length required", close=True)
         body = await request.body()
         caller = Caller(request.client.host if request.client else "", request.headers)
-        answer = await anyio.to_thread.run_sync(server.handle, body, caller, limiter=limiter)
+        # On the edge's deadline the answer is abandoned (504 at once); the thread still holds its
+        # worker until it is done, so the pool stays bounded.
+        answer = await anyio.to_thread.run_sync(server.handle, body, caller, limiter=limiter, abandon_on_cancel=True)
         media_type = JSON_MEDIA_TYPE if answer.body else None
         return Response(answer.body, status_code=answer.status, headers=dict(answer.headers), media_type=media_type)
 

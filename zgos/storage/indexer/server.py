@@ -194,7 +194,8 @@ class IndexerApp:
         )
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.workers)
+        """``fn(*args)`` in a worker (abandoned, not awaited, past the edge's deadline)."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.workers, abandon_on_cancel=True)
 
     async def _rest(self, fn: Callable[..., Any], *args: Any) -> Response:
         """A REST answer: the value of ``fn`` as JSON, its ``ZgError`` as a 4xx/5xx."""
@@ -225,7 +226,8 @@ class IndexerApp:
                 raise BadRequest("give exactly one root: GET /file?root=0x...")
             root = _root_param(roots[0])
             name = request.query_params.get("name", "0x" + root.hex())
-            return await self._run(self._open_file, root, name)
+            # awaited even past the deadline: the response it makes owns a scratch dir and fetches
+            return await anyio.to_thread.run_sync(self._open_file, root, name, limiter=self.workers)
         except ZgError as exc:
             return _rest_error(exc)
 

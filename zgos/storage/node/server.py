@@ -144,7 +144,8 @@ class NodeApp:
         )
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.workers)
+        """``fn(*args)`` in a worker (abandoned, not awaited, past the edge's deadline)."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.workers, abandon_on_cancel=True)
 
     # --- routes --------------------------------------------------------------------------
 
