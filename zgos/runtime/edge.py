@@ -12,7 +12,8 @@ limits (README, "Limits at the edge"):
   preflight): refusing every type but ``application/json`` takes that path away.
 * **Deadline**: the whole request, body read included, must finish within the route's
   ``deadline_s``; a slow client or a stuck handler gets 504 (or a cut connection once the
-  response has started).
+  response has started). Before that, the request head must arrive within ``HEAD_TIMEOUT_S``
+  (``HeadDeadlineH11Protocol``), or the connection is closed.
 * **In flight**: at most ``max_inflight`` requests run at once; more get 503 at once, never a
   queue that grows.
 * **Local access** (``Route.local``): spending and admin routes answer only a request whose
