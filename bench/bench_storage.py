@@ -33,6 +33,7 @@ from zgos.storage.client import StorageClient
 from zgos.storage.contracts import FlowContract
 from zgos.storage.flow import Submission, SubmissionNode, compute_node_heights
 from zgos.storage.hasher import build_file_tree
+from zgos.storage.merkle import BYTES_PER_SEGMENT
 from zgos.storage.node.server import BENCH_UNGUARDED_ENV
 
 MIB = 1024 * 1024
@@ -231,6 +232,53 @@ def bench_edge_cost(bc: BenchChain) -> None:
                found.mb_per_s["guarded", direction], found.mb_per_s["unguarded", direction], "MB/s", ">= 0.97x")
         report(f"node CPU per MB of {what} through the guarded edge vs guards off (least of {EDGE_ROUNDS})",
                found.cpu_ms_per_mb["guarded", direction], found.cpu_ms_per_mb["unguarded", direction], "ms", "<= 1.03x")
+    added_us = edge_overhead_us()
+    segment_us = 1000 * found.cpu_ms_per_mb["unguarded", "down"] * BYTES_PER_SEGMENT / 1e6
+    print(f"the guards add {added_us:.0f} us of CPU per request in process, {100 * added_us / segment_us:.1f}% of "
+          f"the node's CPU per segment downloaded ({segment_us:.0f} us)", flush=True)
+
+
+def edge_overhead_us(requests: int = 2000, batches: int = 7) -> float:
+    """CPU the edge adds per request, without the network: a segment-sized answer through
+    ``GuardedEdge`` with the node's policy and rate limit, vs the same app unguarded (the
+    least time of alternating batches, so load spikes do not count)."""
+    import asyncio
+
+    from zgos.runtime.edge import ClientRateLimiter, GuardedEdge, LocalAccess
+    from zgos.storage.node.server import NodeLimits
+
+    limits = NodeLimits()
+    rate = ClientRateLimiter(limits.rate)
+    segment = os.urandom(BYTES_PER_SEGMENT)
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        rate.take("127.0.0.1", 1)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"262144")]})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": segment})  # type: ignore[operator]
+
+    access = LocalAccess.for_listener("token", "127.0.0.1", 5678)
+    edges = {"guarded": GuardedEdge(app, limits.policy(access)),  # type: ignore[arg-type]
+             "unguarded": GuardedEdge(app, NodeLimits(guarded=False).policy(access))}  # type: ignore[arg-type]
+    scope = {"type": "http", "method": "GET", "path": "/zgos/v1/segment/1/2", "client": ("127.0.0.1", 1),
+             "headers": [(b"host", b"127.0.0.1:5678"), (b"user-agent", b"python-httpx/0.28.1"), (b"accept", b"*/*")]}
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: object) -> None:
+        return None
+
+    async def run(edge: GuardedEdge) -> float:
+        start = time.perf_counter()
+        for _ in range(requests):
+            await edge(dict(scope), receive, send)
+        return (time.perf_counter() - start) / requests
+
+    best = {name: float("inf") for name in edges}
+    for _ in range(batches):
+        for name, edge in edges.items():
+            best[name] = min(best[name], asyncio.run(run(edge)))
+    return 1e6 * (best["guarded"] - best["unguarded"])
 
 
 def bench_gas(bc: BenchChain) -> None:
