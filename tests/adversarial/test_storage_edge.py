@@ -285,9 +285,9 @@ def fuzz(storage: Storage, url: str, profile: FuzzProfile, tmp_path: Path, seed_
     storage.assert_healthy(tmp_path)
 
 
-def test_fuzzed_traffic_never_crashes_or_hangs_the_storage_node(storage: Storage, tmp_path: Path) -> None:
+def test_no_request_crashes_or_hangs_the_storage_node(storage: Storage, tmp_path: Path) -> None:
     fuzz(storage, storage.node.url, node_profile(storage), tmp_path, 0)
 
 
-def test_fuzzed_traffic_never_crashes_or_hangs_the_indexer(storage: Storage, tmp_path: Path) -> None:
+def test_no_request_crashes_or_hangs_the_indexer(storage: Storage, tmp_path: Path) -> None:
     fuzz(storage, storage.indexer.url, indexer_profile(storage), tmp_path, 1)
