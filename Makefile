@@ -53,7 +53,7 @@ TS_SDK      := $(TS_SDK_DIR)/node_modules/@0gfoundation/0g-ts-sdk/package.json
 PYTEST_ARGS ?= --durations=15
 WORKERS     ?= 2
 
-.PHONY: install up test test-deps lint unit contracts bench clean proto
+.PHONY: install up test test-deps lint unit contracts bench clean proto fuzz
 
 install: $(STAMP) $(ANVIL)
 
@@ -105,6 +105,13 @@ lint: install
 
 unit: install
 	$(BIN)/python -m pytest -n $(WORKERS) tests/unit
+
+# The adversarial suite with a bigger corpus and a fresh seed (printed; rerun a failure with
+# ZGOS_FUZZ_SEED=N). The suite itself runs ~1,000 cases per service with a fixed seed.
+FUZZ_REQUESTS ?= 20000
+FUZZ_SEED     ?= random
+fuzz: install
+	ZGOS_FUZZ_REQUESTS=$(FUZZ_REQUESTS) ZGOS_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest -n 0 -s tests/adversarial
 
 contracts:
 	cd contracts && npm ci --silent --no-audit --no-fund && node build.js

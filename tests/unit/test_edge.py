@@ -274,3 +274,67 @@ def test_services_starting_at_once_all_read_one_whole_token(tmp_path: Path) -> N
         thread.join()
     assert len(tokens) == 16 and len(set(tokens)) == 1 and len(tokens[0]) >= 32
     assert sorted(p.name for p in path.parent.iterdir()) == ["token"]
+# --- per-client rate limits ------------------------------------------------------------------
+
+
+@given(st.lists(st.tuples(st.floats(0, 2), st.sampled_from(["a", "b"]), st.floats(0.1, 3)), max_size=60))
+def test_a_client_is_never_admitted_more_than_burst_plus_rate_times_time(steps: list[tuple[float, str, float]]) -> None:
+    now = [0.0]
+    limiter = edge.ClientRateLimiter(edge.RateLimit(per_s=5, burst=10), clock=lambda: now[0])
+    admitted = {"a": 0.0, "b": 0.0}
+    for dt, client, cost in steps:
+        now[0] += dt
+        wait = limiter.take(client, cost)
+        if wait == 0:
+            admitted[client] += cost
+        else:
+            assert wait > 0
+        assert admitted[client] <= 10 + 5 * now[0] + 1e-9
+
+
+def test_a_refused_client_may_retry_after_the_wait_it_was_told() -> None:
+    now = [0.0]
+    limiter = edge.ClientRateLimiter(edge.RateLimit(per_s=2, burst=2), clock=lambda: now[0])
+    assert limiter.take("a", 2) == 0
+    wait = limiter.take("a", 1)
+    assert wait == pytest.approx(0.5)
+    now[0] += wait
+    assert limiter.take("a", 1) == 0
+    assert limiter.take("a", 3) == float("inf"), "a cost above the burst is never admitted"
+    assert edge.ClientRateLimiter(edge.RateLimit(0, 0)).take("a", 10**9) == 0, "per_s 0: no limit"
+
+
+def test_rate_limit_memory_is_bounded() -> None:
+    limiter = edge.ClientRateLimiter(edge.RateLimit(per_s=1, burst=1), max_clients=100)
+    for i in range(1000):
+        limiter.take(f"10.0.{i // 256}.{i % 256}", 1)
+    assert len(limiter._buckets) == 100
+
+
+def test_a_server_thread_reports_a_taken_port_and_stops_cleanly() -> None:
+    sock = edge.bind_listener("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = hardened_server(APP, host="127.0.0.1", port=port, policy=EdgePolicy())
+    running = edge.ServerThread(server, sock)
+    running.start()
+    assert httpx.get(f"http://127.0.0.1:{port}/boom").status_code == 500
+    with pytest.raises(OSError):
+        edge.bind_listener("127.0.0.1", port)
+    running.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/boom")
+
+
+def test_a_request_head_sent_too_slowly_is_cut_off(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(edge, "HEAD_TIMEOUT_S", 0.5)  # read when each connection is made
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /boom HTTP/1.1\r\nHost: x\r\n")  # ... and the rest of the head never comes
+        assert sock.recv(100) == b"", "closed without an answer"
+        assert time.monotonic() - started < 5
+    with socket.create_connection((host, int(port)), timeout=10) as sock:  # a slow but timely head is served
+        for piece in (b"GET /slow?s=0 HTTP/1.1\r\n", b"Host: x\r\n", b"Connection: close\r\n\r\n"):
+            sock.sendall(piece)
+            time.sleep(0.1)
+        assert sock.recv(100).startswith(b"HTTP/1.1 200")

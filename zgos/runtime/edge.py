@@ -12,7 +12,8 @@ limits (README, "Limits at the edge"):
   preflight): refusing every type but ``application/json`` takes that path away.
 * **Deadline**: the whole request, body read included, must finish within the route's
   ``deadline_s``; a slow client or a stuck handler gets 504 (or a cut connection once the
-  response has started).
+  response has started). Before that, the request head must arrive within ``HEAD_TIMEOUT_S``
+  (``HeadDeadlineH11Protocol``), or the connection is closed.
 * **In flight**: at most ``max_inflight`` requests run at once; more get 503 at once, never a
   queue that grows.
 * **Local access** (``Route.local``): spending and admin routes answer only a request whose
@@ -26,6 +27,8 @@ limits (README, "Limits at the edge"):
   the edge puts it back (and says so) if a late import changes it again.
 * **Errors**: anything a handler raises that is not an HTTP response becomes a 500 with a
   one-line message and no traceback in the answer (the traceback goes to the log: it is a bug).
+* **Rate**: ``ClientRateLimiter`` keeps a token bucket per client address for the expensive
+  public calls a service names (the service decides what a call costs).
 
 A benchmark can pass ``enabled=False`` to measure what the guards cost; services never do.
 """
@@ -37,17 +40,24 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import os
 import re
 import secrets
+import signal
+import socket
 import stat
 import sys
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from zgos.core.errors import ZgError
 
@@ -65,6 +75,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_DEADLINE_S = 60.0
 DEFAULT_MAX_INFLIGHT = 64
 KEEP_ALIVE_TIMEOUT_S = 5
+HEAD_TIMEOUT_S = 10.0  # request line and headers, from the connection or the previous answer
 MAX_HEADER_BYTES = 16 * 1024
 JSON_TYPES = frozenset({"application/json"})
 TOKEN_BYTES = 32
@@ -413,17 +424,222 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
+class HeadDeadlineH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on every request's head: the request line and
+    headers must arrive within ``HEAD_TIMEOUT_S`` of the connection (or of the previous
+    answer), else the connection is closed. uvicorn alone waits forever for a head sent one
+    byte at a time (slowloris); the edge's own deadline only starts once the head is in."""
+
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def on_response_complete(self) -> None:
+        self._arm_head_deadline()  # before a pipelined request can start its own cycle
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm_head_deadline(self) -> None:
+        waiting_after = self.cycle  # a new request replaces it as soon as its head is parsed
+
+        def expire() -> None:
+            if self.cycle is waiting_after and not self.transport.is_closing():
+                self.transport.close()
+
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        self._head_deadline = self.loop.call_later(HEAD_TIMEOUT_S, expire)
+
+
 def hardened_server(app: ASGIApp, *, host: str, port: int, policy: EdgePolicy,
                     max_connections: int = 256) -> uvicorn.Server:
     """A uvicorn server for ``app`` behind ``GuardedEdge``: h11 framing (no desync after a
-    malformed request), bounded connections, idle keep-alive closed after
-    ``KEEP_ALIVE_TIMEOUT_S``, headers capped at ``MAX_HEADER_BYTES``."""
+    malformed request), bounded connections, a request head due within ``HEAD_TIMEOUT_S``,
+    idle keep-alive closed after ``KEEP_ALIVE_TIMEOUT_S``, headers capped at
+    ``MAX_HEADER_BYTES``."""
     restore_process_state()
     validate_process_state()
     config = uvicorn.Config(
-        GuardedEdge(app, policy), host=host, port=port, http="h11", lifespan="auto",
+        GuardedEdge(app, policy), host=host, port=port, http=HeadDeadlineH11Protocol, lifespan="auto",
         log_level="warning", access_log=False, server_header=False,
         limit_concurrency=max_connections, timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES, timeout_graceful_shutdown=5,
     )
     return uvicorn.Server(config)
+
+
+# --- per-client rate limits ------------------------------------------------------------------
+
+
+MAX_RATE_CLIENTS = 10_000
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``per_s`` units of work per second per client, up to ``burst`` at once; ``per_s`` 0: none."""
+
+    per_s: float
+    burst: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_s > 0
+
+
+@dataclass(frozen=True)
+class RateRefusal:
+    """Why a client must wait, and for how many seconds (``Retry-After``; 0: never, split it)."""
+
+    message: str
+    retry_after_s: int
+
+
+class ClientRateLimiter:
+    """Token buckets keyed by client address.
+
+    Rule: a client's bucket holds at most ``burst`` tokens and refills at ``per_s`` tokens a
+    second; a request costing ``c`` is admitted iff the bucket holds at least ``c``, which it
+    then loses. Over any ``t`` seconds a client is admitted at most ``burst + per_s * t``.
+    Memory is bounded: beyond ``max_clients`` buckets the least recently seen is forgotten (a
+    forgotten client starts with a full bucket, as a new one does). Thread-safe.
+    """
+
+    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic,
+                 max_clients: int = MAX_RATE_CLIENTS) -> None:
+        self.limit = limit
+        self.clock = clock
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def take(self, client: str, cost: float) -> float:
+        """Admit ``cost`` units for ``client``: 0.0 if admitted, else the seconds until it
+        would be (``math.inf`` for a cost above the burst, which is never admitted)."""
+        if not self.limit.enabled or cost <= 0:
+            return 0.0
+        if cost > self.limit.burst:
+            return math.inf
+        with self._lock:
+            now = self.clock()
+            tokens, at = self._buckets.pop(client, (self.limit.burst, now))
+            tokens = min(self.limit.burst, tokens + (now - at) * self.limit.per_s)
+            wait = 0.0
+            if tokens >= cost:
+                tokens -= cost
+            else:
+                wait = (cost - tokens) / self.limit.per_s
+            self._buckets[client] = (tokens, now)
+            while len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+            return wait
+
+    def check(self, client: str, cost: float, unit: str) -> RateRefusal | None:
+        """``take``, as the refusal to send (None: admitted); ``unit`` names what is counted."""
+        wait = self.take(client, cost)
+        if wait <= 0:
+            return None
+        if math.isinf(wait):
+            return RateRefusal(f"this request costs {cost:g} {unit}, more than the rate limit allows at once "
+                               f"({self.limit.burst:g}); split it", 0)
+        return RateRefusal(f"rate limit: {self.limit.per_s:g} {unit} per second per client; retry in {wait:.1f}s",
+                           math.ceil(wait))
+
+
+# --- listening -------------------------------------------------------------------------------
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: any free port) for ``hardened_server``.
+
+    Binding before the server starts lets a service report a taken port as a configuration
+    error (``OSError`` here) and learn its port before it builds its ``LocalAccess``.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve_in_foreground(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Run ``server`` on ``sock`` in the main thread until SIGINT or SIGTERM, then return after
+    a graceful shutdown, so the caller's own cleanup runs. (uvicorn re-raises the signal it
+    handled once it has stopped; SIGTERM's is made a no-op here, SIGINT's ``KeyboardInterrupt``
+    is swallowed.)"""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
+
+
+class EdgeServer:
+    """A service's ASGI app behind the guarded edge on a hardened server, on a bound socket:
+    ``serve`` runs it in the main thread until a signal or ``stop_soon``, ``start``/``stop``
+    in a background thread (tests, benches)."""
+
+    def __init__(self, app: ASGIApp, sock: socket.socket, policy: EdgePolicy) -> None:
+        self.sock = sock
+        host, self.port = sock.getsockname()[:2]
+        self.url = f"http://{host}:{self.port}"
+        self.server = hardened_server(app, host=host, port=self.port, policy=policy)
+        self._thread: ServerThread | None = None
+
+    def serve(self) -> None:
+        serve_in_foreground(self.server, self.sock)
+
+    def start(self) -> None:
+        self._thread = ServerThread(self.server, self.sock)
+        self._thread.start()
+
+    def stop_soon(self) -> None:
+        self.server.should_exit = True
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()
+        else:
+            self.stop_soon()
+            self.sock.close()
+
+
+class ServerThread:
+    """A hardened server on a bound socket, run in a daemon thread (tests, benches, and
+    services embedded in another process). ``start`` returns once it accepts connections."""
+
+    def __init__(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+        self._thread = threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True,
+                                        name=f"http-{sock.getsockname()[1]}")
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ZgError(f"the server on port {self.port} did not start")
+            time.sleep(0.01)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        self.sock.close()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 import time
@@ -107,12 +106,22 @@ def node_command(
     mine_threads: int = typer.Option(1, "--mine-threads", min=1, max=64, help="PoRA worker threads."),
     mine_cpu: float = typer.Option(0.25, "--mine-cpu", min=0.01, max=1.0, help="Busy fraction of each mining thread."),
     beneficiary: str | None = typer.Option(None, "--beneficiary", help="Address paid the rewards [default: the miner]."),
+    token_file: Path | None = typer.Option(
+        None, "--token-file", help="Install token the admin_*/miner_* methods require (created 0600 if absent) "
+        "[default: DATA_DIR/token, shared by the devnet's services].",
+    ),
+    rate_limit: float | None = typer.Option(
+        None, "--rate-limit", min=0.0,
+        help="Segments of work (uploads, downloads, sector proofs) per second per client address, "
+        "bursts of twice that; 0 turns the limit off [default: 1000].",
+    ),
 ) -> None:
     """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract,
     and with --miner-key a PoRA miner earning the storage fees."""
+    from zgos.runtime.edge import TOKEN_FILE, RateLimit, load_or_create_token
     from zgos.storage.node.node import NodeConfig, StorageNode
     from zgos.storage.node.peersync import SyncConfig
-    from zgos.storage.node.server import NodeServer
+    from zgos.storage.node.server import NodeLimits, NodeServer
 
     cli = get_ctx(ctx)
     try:
@@ -138,9 +147,13 @@ def node_command(
         chain_id=chain_id, start_block=first_block, confirmations=confirmations,
         poll_s=poll, durable_fsync=fsync, shard=shard_config, sync=sync_config, outbound=cli.outbound_policy(),
     )
+    token_path = token_file or cli.data_dir.root / TOKEN_FILE
+    token_path.parent.mkdir(parents=True, exist_ok=True)
+    token = load_or_create_token(token_path)
+    limits = NodeLimits.from_env(None if rate_limit is None else RateLimit(rate_limit, 2 * rate_limit))
     node = StorageNode(config)
     try:
-        server = NodeServer((host, port), node)
+        server = NodeServer(host, port, node, token=token, limits=limits)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port") from None
     miner = _miner(cli, node, miner_key, mine_threads, mine_cpu, beneficiary) if miner_key else None
@@ -148,7 +161,7 @@ def node_command(
     if miner is not None:
         from zgos.storage.node.miner import install_miner_rpc
 
-        install_miner_rpc(server.rpc.methods, miner)
+        install_miner_rpc(server.methods, miner)
         miner.start()
     if announce:
         try:
@@ -157,17 +170,14 @@ def node_command(
             logging.getLogger("zgos.storage.announce").warning("not announcing the node: %s", exc)
         else:
             threading.Thread(target=_announce, args=(cli, operator, url, shard_config), daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
-    console.print(f"storage node {name} on {url} (shard {shard_config}, flow {config.flow_address}, data {config.data_dir})")
+    console.print(f"storage node {name} on {url} (shard {shard_config}, flow {config.flow_address}, data {config.data_dir}; "
+                  f"admin token in {token_path})")
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve()  # until SIGINT/SIGTERM or admin_shutdown
     finally:
         if miner is not None:
             miner.close()
         node.stop()
-        server.server_close()
 
 
 def _miner(cli: CliContext, node: Any, key: str, threads: int, cpu: float, beneficiary: str | None) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +23,7 @@ class RunningIndexer:
     url: str
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
         self.indexer.close()
         self.directory.close()
 
@@ -35,9 +33,8 @@ def start_indexer(scratch: Path, chain: Chain, deployment: Deployment, peers: tu
     source = NodeRegistry(chain, deployment.address("NodeRegistry")) if registry else None
     directory = NodeDirectory(chain.chain_id, deployment.address("Flow"), source, peers, policy=DEVNET_POLICY)
     directory.refresh()
-    port = free_port()
     indexer = Indexer(directory, policy=DEVNET_POLICY, chain=chain, erasure_address=deployment.address("ErasureRegistry"),
                       flow_address=deployment.address("Flow"))
-    server = IndexerServer(("127.0.0.1", port), indexer, scratch)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return RunningIndexer(directory, server, indexer, f"http://127.0.0.1:{port}")
+    server = IndexerServer("127.0.0.1", free_port(), indexer, scratch)
+    server.start()
+    return RunningIndexer(directory, server, indexer, server.url)

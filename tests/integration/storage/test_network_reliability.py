@@ -25,6 +25,7 @@ from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.datadir import DataDir
 from zgos.netutil import free_port, wait_until
 from zgos.runtime.outbound import DEVNET_POLICY
+from zgos.runtime.edge import TOKEN_FILE, read_token
 from zgos.storage.client import StorageClient
 from zgos.storage.discovery import discover
 from zgos.storage.shard import ShardConfig
@@ -99,7 +100,10 @@ def test_kill_9_during_sync_loses_no_acknowledged_segment(
         acked = [0]
 
         def progressed() -> bool:
-            files = rpc(url, "admin_getSyncInfo")["fileSync"]["files"]  # type: ignore[index]
+            token = read_token(devnet_dir.root / TOKEN_FILE)  # the node's install token, made at its start
+            answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "admin_getSyncInfo"},
+                                headers={"Authorization": f"Bearer {token}"}, timeout=5).json()
+            files = answer["result"]["fileSync"]["files"]
             acked[0] = files[key]["held"] if key in files else 0
             return acked[0] >= 4
 

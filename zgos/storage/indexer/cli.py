@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 
 import typer
@@ -44,7 +43,7 @@ def indexer_command(
     # A slow entry never holds the snapshot back longer than this: its probe carries over.
     wait_s = min(refresh, PROBE_DEADLINE_S + PROBE_GRACE_S)
     try:
-        server = IndexerServer((host, port), indexer, cli.data_dir.service(name) / "scratch")
+        server = IndexerServer(host, port, indexer, cli.data_dir.service(name) / "scratch")
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port") from None
     stop = threading.Event()
@@ -59,14 +58,10 @@ def indexer_command(
                 return
 
     threading.Thread(target=loop, daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
     print(f"storage indexer on http://{host}:{port}", flush=True)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve()  # until SIGINT/SIGTERM
     finally:
         stop.set()
-        server.server_close()
         indexer.close()
         directory.close()
