@@ -6,7 +6,7 @@ healthy first; failover to the next on connection errors, 5xx and credit refusal
 exact body bytes it sends, and checks the answer (``ComputeUser.verify``) before signing a
 receipt. A stream is forwarded event by event; its ``[DONE]`` is held back until the
 provider's final signature event has been checked, and replaced by an error event if the
-check fails. Funding stays within ``Funding.max_balance`` per sub-account: on a provider's
+check fails. A stream cut short is paid for what arrived, never more (``ComputeUser.verify_partial``). Funding stays within ``Funding.max_balance`` per sub-account: on a provider's
 "insufficient balance" the proxy tops up by ``Funding.top_up`` only while under that bound.
 
 Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``POST /v1/verify {id}``,
@@ -19,18 +19,19 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from zgos.compute import sse
 from zgos.compute.billing import InvalidChatRequest
 from zgos.compute.ledger import ServiceInfo
 from zgos.compute.provider.broker import HEADER_RESPONSE, HEADER_RESPONSE_ID
+from zgos.compute.relay import Ended, RelayResponse, Write
 from zgos.compute.user.client import (
     ComputeUser,
     ProviderError,
@@ -47,6 +48,9 @@ FLAG_BACKOFF_S = 3600.0
 SERVICE_REFRESH_S = 30.0
 RETRYABLE_KINDS = ("insufficient-credit",)
 SIGNATURE_MARK = b"event: " + sse.SIGNATURE_EVENT + b"\n"
+PARTIAL_SIGNATURE_ATTEMPTS = 20  # the signed Response of a cut stream: asked for this many times,
+PARTIAL_SIGNATURE_WAIT_S = 0.25  # this far apart,
+PARTIAL_SIGNATURE_TIMEOUT_S = 5.0  # each answer within this
 
 
 @dataclass(frozen=True)
@@ -226,53 +230,95 @@ class UserProxy:
                 data = await answer.aread()
             finally:
                 await answer.aclose()
-            text = sse.body_text(data)
             response = await asyncio.to_thread(self.user.verify, service, signed, data,
-                                               answer.headers.get(HEADER_RESPONSE), text)
-            verified = await asyncio.to_thread(self.user.accept, service, response, text)
+                                               answer.headers.get(HEADER_RESPONSE), sse.body_output(data))
+            verified = await asyncio.to_thread(self.user.accept, service, response, sse.body_text(data))
             self._send_receipt(service, verified)
             self.router.succeeded(service.provider)
             return Response(data, media_type="application/json",
                             headers={HEADER_RESPONSE_ID: verified.response_id, "zg-verified": "true",
                                      "zg-provider": service.provider})
-        return StreamingResponse(self._stream(service, signed, answer), media_type="text/event-stream",
-                                 headers={HEADER_RESPONSE_ID: "0x" + signed.request_hash.hex(),
-                                          "zg-provider": service.provider})
+        return self._stream(service, signed, answer)
 
-    async def _stream(self, service: ServiceInfo, signed: SignedRequest,
-                      answer: httpx.Response) -> AsyncIterator[bytes]:
-        raw = bytearray()
-        splitter = sse.EventSplitter()
-        events: list[bytes] = []
-        done: bytes | None = None
-        try:
+    def _stream(self, service: ServiceInfo, signed: SignedRequest, answer: httpx.Response) -> RelayResponse:
+        """Forward the provider's stream event by event, holding back ``[DONE]`` until its
+        signature event is checked (an error event replaces it if the check fails).
+
+        A stream cut short — the app left (the provider's connection is dropped at once, so
+        its model stops), or the provider's stream broke or ended without a signature — is
+        paid for what arrived (``_pay_partial``, in the background)."""
+        received = _Received()
+
+        async def pump(write: Write) -> None:
             async for chunk in answer.aiter_raw():
-                raw += chunk
-                for event in splitter.feed(chunk):
+                received.raw += chunk
+                for event in received.splitter.feed(chunk):
                     if sse.is_signature_event(event):
+                        received.signature = sse.event_fields(event)[1].decode(errors="replace")
                         continue
-                    events.append(event)
+                    received.events.append(event)
                     if sse.is_done_event(event):
-                        done = event
+                        received.done = event
                         continue
-                    yield event
-        finally:
-            await answer.aclose()
-        mark = raw.rfind(SIGNATURE_MARK)
-        received = bytes(raw[:mark]) if mark >= 0 else bytes(raw)
-        signed_json = sse.event_fields(bytes(raw[mark:]))[1].decode() if mark >= 0 else None
-        text = sse.stream_text(events)
+                    await write(event)
+
+        async def finish(ended: Ended, write: Write) -> None:
+            await answer.aclose()  # unread: drops the connection, the provider stops its model
+            output = sse.stream_output(received.events)
+            if received.signature is None:
+                if not ended.client_left:
+                    error = {"error": {"message": "the provider's stream broke off; what arrived is paid for",
+                                       "type": "stream_cut", "code": 502}}
+                    await write(sse.format_event(json.dumps(error).encode()))
+                self._background_task(self._pay_partial(service, signed, output, sse.stream_text(received.events)))
+                return
+            mark = received.raw.rfind(SIGNATURE_MARK)
+            try:
+                response = await asyncio.to_thread(self.user.verify, service, signed, bytes(received.raw[:mark]),
+                                                   received.signature, output)
+            except ResponseRejected as exc:
+                self.router.flag(service.provider, exc.reason)
+                error = {"error": {"message": str(exc), "type": "response_rejected", "code": 502}}
+                await write(sse.format_event(json.dumps(error).encode()))
+                return
+            verified = await asyncio.to_thread(self.user.accept, service, response, sse.stream_text(received.events))
+            self._send_receipt(service, verified)
+            self.router.succeeded(service.provider)
+            if received.done is None:  # the provider signed a stream its model server cut short
+                error = {"error": {"message": "the provider's model server broke off; the partial answer is "
+                                              "signed and paid for", "type": "stream_cut", "code": 502}}
+                await write(sse.format_event(json.dumps(error).encode()))
+                return
+            await write(received.done)
+
+        return RelayResponse(pump, finish, headers={HEADER_RESPONSE_ID: "0x" + signed.request_hash.hex(),
+                                                    "zg-provider": service.provider})
+
+    async def _pay_partial(self, service: ServiceInfo, signed: SignedRequest, output: list[str], text: str) -> None:
+        """Receipt a stream cut short for what arrived: fetch the provider's signed Response
+        for it (it is written when the provider notices the cut) and pay the smaller of its
+        fee and the fee of what arrived. No signed Response, no receipt."""
+        url = f"{service.url.rstrip('/')}/v1/proxy/signature/0x{signed.request_hash.hex()}"
+        signed_response = None
+        for _ in range(PARTIAL_SIGNATURE_ATTEMPTS):
+            try:
+                answer = await self.client.get(url, timeout=PARTIAL_SIGNATURE_TIMEOUT_S)
+            except httpx.HTTPError:
+                answer = None
+            if answer is not None and answer.status_code == 200:
+                signed_response = answer.text
+                break
+            await asyncio.sleep(PARTIAL_SIGNATURE_WAIT_S)
+        if signed_response is None:
+            return
         try:
-            response = await asyncio.to_thread(self.user.verify, service, signed, received, signed_json, text)
+            response, amount = await asyncio.to_thread(self.user.verify_partial, service, signed, signed_response,
+                                                       output)
         except ResponseRejected as exc:
             self.router.flag(service.provider, exc.reason)
-            error = {"error": {"message": str(exc), "type": "response_rejected", "code": 502}}
-            yield sse.format_event(json.dumps(error).encode())
             return
-        verified = await asyncio.to_thread(self.user.accept, service, response, text)
+        verified = await asyncio.to_thread(self.user.accept, service, response, text, amount)
         self._send_receipt(service, verified)
-        self.router.succeeded(service.provider)
-        yield done or sse.format_event(sse.DONE_DATA)
 
     def _send_receipt(self, service: ServiceInfo, verified: Verified) -> None:
         async def post() -> None:
@@ -281,6 +327,20 @@ class UserProxy:
                 await self.client.post(service.url.rstrip("/") + "/v1/proxy/receipt",
                                        json=self.user.receipt_payload(verified))
 
-        task = asyncio.create_task(post())
+        self._background_task(post())
+
+    def _background_task(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+@dataclass
+class _Received:
+    """What arrived of a provider's stream: its bytes, its events (signature event aside)."""
+
+    raw: bytearray = field(default_factory=bytearray)
+    splitter: sse.EventSplitter = field(default_factory=sse.EventSplitter)
+    events: list[bytes] = field(default_factory=list)
+    done: bytes | None = None
+    signature: str | None = None
