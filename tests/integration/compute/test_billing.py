@@ -15,20 +15,25 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 import h11
 import httpx
 import pytest
+from eth_account import Account
 
-from tests.integration.compute.conftest import PRICES, BrokerProcess, RunningProxy
+from tests.integration.compute.conftest import PRICES, BrokerProcess, RunningProxy, funded_account
+from zgos.chain.client import Chain
 from zgos.compute import sse
 from zgos.compute import vouchers as v
 from zgos.compute.billing import compute_fee, compute_max_fee, compute_usage, count_output_tokens
+from zgos.compute.ledger import ComputeContracts
+from zgos.compute.model import model_hash
 from zgos.compute.tokens import TokenCounter
-from zgos.compute.user.client import ComputeUser, body_with_defaults
+from zgos.compute.user.client import ComputeUser, ResponseRejected, body_with_defaults
 from zgos.netutil import free_port, wait_until
 
 MODEL = "gemma-3-270m"
@@ -270,7 +275,7 @@ def test_generation_stops_when_the_client_leaves(
     app_received = b""
     with httpx.stream("POST", proxy.url + "/v1/chat/completions", json=long_answer, timeout=120) as answer:
         assert answer.status_code == 200
-        chunks = answer.iter_raw()
+        chunks = cast(Generator[bytes, None, None], answer.iter_raw())
         while app_received.count(b'"content": "') < 5:
             app_received += next(chunks)
         start, deadline = _cpu_seconds(model), time.monotonic() + 60
@@ -290,3 +295,30 @@ def test_generation_stops_when_the_client_leaves(
     assert wait_until(lambda: broker.user(user.address)["receipted"] > 0, 15)
     paid = broker.user(user.address)["receipted"]
     assert compute_fee(compute_usage(prompt_tokens, app_tokens, 2000), PRICES) <= paid <= billed
+
+
+def test_a_provider_never_gets_a_receipt_for_more_than_it_delivered(
+    chain: Chain, compute: ComputeContracts, make_user: Callable[..., ComputeUser], tokens: TokenCounter, gguf: Path,
+) -> None:
+    """A stream cut after three tokens, and a provider signing a partial Response that claims
+    the whole answer: the user's client pays for the three tokens it received, never more."""
+    provider = funded_account(chain)
+    compute.register(provider, url="http://127.0.0.1:1", model=MODEL, model_hash=model_hash(gguf), prices=PRICES,
+                     signer=provider.address)
+    user = make_user(provider.address)
+    service = user.service(provider.address)
+    body = body_with_defaults({"messages": PROMPT, "max_tokens": 64, "stream": True}, MODEL)
+    signed = user.sign_request(service, body)
+    received = [" Paris", " is", " the"]
+    prompt_tokens = tokens.count_prompt(PROMPT)
+    for claimed in (64, 3, 1):  # more than delivered, exactly, less
+        usage = compute_usage(prompt_tokens, claimed, 64)
+        response = v.Response(signed.request_hash, b"\x00" * 32, MODEL, model_hash(gguf), usage.input_tokens,
+                              usage.output_tokens, compute_fee(usage, PRICES))
+        signed_response = v.encode_response(response, v.sign_message(bytes(provider.key), compute.domain, response))
+        _, amount = user.verify_partial(service, signed, signed_response, ["".join(received)])
+        delivered = compute_fee(compute_usage(prompt_tokens, tokens.count_completion("".join(received)), 64), PRICES)
+        assert amount == min(response.fee, delivered)
+    forged = v.encode_response(response, v.sign_message(bytes(Account.create().key), compute.domain, response))
+    with pytest.raises(ResponseRejected):  # only the registered signer's claim is paid at all
+        user.verify_partial(service, signed, forged, received)
