@@ -24,6 +24,8 @@ import h11
 import httpx
 import pytest
 from eth_account import Account
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.integration.compute.conftest import PRICES, BrokerProcess, RunningProxy, funded_account
 from zgos.chain.client import Chain
@@ -322,3 +324,14 @@ def test_a_provider_never_gets_a_receipt_for_more_than_it_delivered(
     forged = v.encode_response(response, v.sign_message(bytes(Account.create().key), compute.domain, response))
     with pytest.raises(ResponseRejected):  # only the registered signer's claim is paid at all
         user.verify_partial(service, signed, forged, received)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(st.sampled_from(["a", " ", "é", "🙂", "<start_of_turn>", "\n", "Paris", "{", '"', "的"])
+                      | st.text(max_size=4), max_size=30), add_bos=st.booleans(), special=st.booleans())
+def test_token_counts_are_the_model_tokenizers(tokens: TokenCounter, pieces: list[str], add_bos: bool,
+                                               special: bool) -> None:
+    """The counting fast path (no token buffer) agrees with llama.cpp's tokenizer."""
+    data = "".join(pieces).encode()
+    assert tokens._count(data, add_bos=add_bos, special=special) == len(
+        tokens._llama.tokenize(data, add_bos=add_bos, special=special))
