@@ -12,10 +12,8 @@ import json
 import os
 import random
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit
@@ -36,26 +34,12 @@ from zgos.compute.ledger import ComputeContracts
 from zgos.compute.model import model_hash
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser, ResponseRejected, body_with_defaults
-from zgos.netutil import free_port, wait_until
+from zgos.netutil import wait_until
 
 MODEL = "gemma-3-270m"
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 STUB_TOKENS = 40
-REPO = Path(__file__).resolve().parents[3]
 HANG_UP_BEFORE_THE_ANSWER = -1
-
-
-@pytest.fixture(scope="module")
-def stub_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(tmp_path_factory.mktemp("stub") / "stub.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "bench.compute_servers", "stub", str(port)], cwd=REPO,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, 60), "stub upstream"
-        yield url
-        process.terminate()
-        process.wait(10)
 
 
 def stream_and_hang_up(broker_url: str, body: bytes, headers: dict[str, str], cut: int | None) -> tuple[int, bytes]:

@@ -5,15 +5,14 @@ never unlocks money a provider is owed. Real broker processes in front of the st
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from eth_account import Account
+from web3.logs import DISCARD
 
 from tests.integration.compute.conftest import BrokerProcess
 from zgos.chain.client import Chain
@@ -21,24 +20,10 @@ from zgos.compute import vouchers as v
 from zgos.compute.ledger import ComputeContracts
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
-from zgos.netutil import free_port, wait_until
+from zgos.netutil import wait_until
 
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 CROWD = 250
-REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def stub_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(tmp_path_factory.mktemp("stub") / "stub.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "bench.compute_servers", "stub", str(port)], cwd=REPO,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, 60), "stub upstream"
-        yield url
-        process.terminate()
-        process.wait(10)
 
 
 def ready_users(chain: Chain, compute: ComputeContracts, provider: str, count: int, tokens: TokenCounter,
@@ -101,7 +86,7 @@ def test_250_users_with_due_receipts_all_settle_within_3_rounds(
     assert len(txs) >= 2
     for tx in txs:
         receipt = compute.chain.w3.eth.get_transaction_receipt(tx)
-        settled = compute.serving.events.Settled().process_receipt(receipt)
+        settled = compute.serving.events.Settled().process_receipt(receipt, errors=DISCARD)
         assert 0 < len(settled) <= v.MAX_VOUCHERS_PER_BATCH
     assert broker.settle()["paid"] == 0  # nothing twice
 
@@ -144,7 +129,7 @@ def test_a_refund_cannot_unlock_money_a_provider_is_owed(
     balance = compute.sub_account(victim.address, provider).balance
     earned = compute.available(provider)
     victim.refund(provider)  # asks for everything in the sub-account
-    assert wait_until(lambda: compute.settled(victim.address, provider) == owed, 30)
+    assert wait_until(lambda: compute.settled(victim.address, provider) == owed, 60)  # the lock is 24 h
     # the refund round paid the refunding user alone, ahead of the 250 older debts
     assert sum(compute.settled(a, provider) == t for a, t in receipted.items()) < len(receipted)
     assert compute.available(provider) - earned == owed

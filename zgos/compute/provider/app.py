@@ -75,7 +75,7 @@ class BrokerApp:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         try:
-            await asyncio.to_thread(self.broker.start)
+            await self.broker.on_settlement_thread(self.broker.start)
             await self.broker.settle_due(everything=True)
         except ZgError as exc:
             log.warning("settlement at start failed: %s", exc)
@@ -96,8 +96,8 @@ class BrokerApp:
             try:
                 if now - last_reload >= SERVICE_RELOAD_S:
                     last_reload = now
-                    await asyncio.to_thread(self.broker.load_service)  # prices may have been updated
-                refunds = await asyncio.to_thread(self.broker.watch_ledger)
+                    await self.broker.on_settlement_thread(self.broker.load_service)  # prices may have changed
+                refunds = await self.broker.on_settlement_thread(self.broker.watch_ledger)
                 if full or refunds:
                     await self.broker.settle_due(everything=full)
             except Exception as exc:  # keep settling on schedule whatever one round hit

@@ -17,9 +17,11 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from eth_account.signers.local import LocalAccount
 
@@ -44,6 +46,7 @@ from zgos.compute.tokens import TokenCounter
 from zgos.core.errors import TxReverted, ZgError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHAIN_CACHE_S = 10.0  # a user's chain view older than this is refreshed in the background
 CHAIN_MAX_STALE_S = 30.0  # ... and older than this is refreshed before admitting
@@ -159,6 +162,7 @@ class Broker:
         self._reconciled = False
         self._failing: dict[str, int] = {}  # user -> receipt total whose settlement reverts
         self._settle_lock = asyncio.Lock()
+        self._settlement_thread = ThreadPoolExecutor(1, thread_name_prefix="settlement")
         self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -380,7 +384,13 @@ class Broker:
         """Settle receipts above what the chain has paid: all of them when ``everything``,
         else those of users with a pending refund."""
         async with self._settle_lock:
-            return await asyncio.to_thread(self._settle_sync, everything)
+            return await self.on_settlement_thread(lambda: self._settle_sync(everything))
+
+    async def on_settlement_thread(self, work: Callable[[], T]) -> T:
+        """Run the settlement side's chain work on its own thread, so that it never queues
+        behind the admission side's chain reads (a burst of new users can keep the shared
+        pool busy for seconds, and a refund must be settled long before it unlocks)."""
+        return await asyncio.get_running_loop().run_in_executor(self._settlement_thread, work)
 
     def _settle_sync(self, everything: bool) -> dict[str, object]:
         if not self._reconciled:  # what the chain paid while this broker was not watching
