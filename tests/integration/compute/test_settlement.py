@@ -15,6 +15,7 @@ from eth_account import Account
 from web3.logs import DISCARD
 
 from tests.integration.compute.conftest import BrokerProcess
+from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.compute import vouchers as v
 from zgos.compute.ledger import ComputeContracts
@@ -167,3 +168,28 @@ def test_a_failing_settlement_entry_never_blocks_the_others(
     compute.fund(runaway.account, provider, 10**12)  # from the refunded money
     assert wait_until(lambda: broker.settle()["settled"] == 1, 30)  # funded again: paid
     assert compute.settled(runaway.address, provider) == receipted[runaway.address]
+
+
+def test_a_settlement_that_reverts_is_split_set_aside_and_retried(
+    start_broker: Callable[..., BrokerProcess], stub_upstream: str, chain: Chain, compute: ComputeContracts,
+    tokens: TokenCounter, tmp_path: Path,
+) -> None:
+    """The ledger refuses every charge for a while (its owner revoked the serving contract):
+    each chunk reverts at estimation (no gas spent), is split down to single entries and set
+    aside; the broker keeps serving, and the next scheduled round pays everyone."""
+    broker = start_broker(stub_upstream, "--settle-interval", "3600")
+    provider = broker.provider.address
+    users = ready_users(chain, compute, provider, 4, tokens, tmp_path)
+    receipted = serve_each(users, provider)
+    owner = devnet_role("deployer")
+    compute.chain.transact(owner, compute.ledger.functions.setServing(compute.serving.address, False))
+    try:
+        result = broker.settle()
+        assert sorted(result["failed"]) == sorted(receipted) and not result["txs"]  # type: ignore[call-overload]
+        assert all(compute.settled(a, provider) == 0 for a in receipted)
+        assert serve_each(users[:1], provider)  # still serving
+    finally:
+        compute.chain.transact(owner, compute.ledger.functions.setServing(compute.serving.address, True))
+    result = broker.settle()
+    assert result["settled"] == 4 and not result["failed"]
+    assert all(compute.settled(u.address, provider) == broker.user(u.address)["receipted"] for u in users)

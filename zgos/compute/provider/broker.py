@@ -160,7 +160,7 @@ class Broker:
         self.refunding: dict[str, int] = {}  # user -> when its pending refund unlocks
         self._watched_block: int | None = None  # last block the ledger watch has read
         self._reconciled = False
-        self._failing: dict[str, int] = {}  # user -> receipt total whose settlement reverts
+        self._failing: dict[str, int] = {}  # user -> receipt total whose settlement reverted
         self._settle_lock = asyncio.Lock()
         self._settlement_thread = ThreadPoolExecutor(1, thread_name_prefix="settlement")
         self._refreshing: set[str] = set()
@@ -397,6 +397,8 @@ class Broker:
             for owed in self.log.due(self.address):
                 self.log.record_settled(owed.receipt.user, self.contracts.settled(owed.receipt.user, self.address))
             self._reconciled = True
+        if everything:  # a scheduled round retries what reverted before (the cause may be gone)
+            self._failing.clear()
         due = [replace(d, refund_unlock_at=self.refunding.get(d.receipt.user, 0)) for d in self.log.due(self.address)
                if d.receipt.user not in self._failing or self._failing[d.receipt.user] != d.receipt.total]
         if not everything:
@@ -416,13 +418,16 @@ class Broker:
 
     def _settle_chunk(self, chunk: list[v.DueReceipt], round_: _Round) -> None:
         """One ``settleBatch``; a chunk that reverts (at estimation: nothing is spent) is split
-        in halves until the failing entry is alone, which is set aside until its receipt grows."""
+        in halves until the failing entry is alone, which is set aside until the next scheduled
+        round or until its receipt grows. (``settleBatch`` skips a bad voucher instead of
+        reverting, so a revert means something beyond one entry: too much gas for this chain,
+        or a ledger that refuses every charge.)"""
         try:
             tx = self.contracts.settle_batch(self.provider, [(d.receipt, d.signature) for d in chunk])
         except TxReverted as exc:
             if len(chunk) == 1:
                 user = chunk[0].receipt.user
-                log.warning("settling %s reverts (%s): set aside until a new receipt", user, exc)
+                log.warning("settling %s reverts (%s): set aside until the next scheduled round", user, exc)
                 self._failing[user] = chunk[0].receipt.total
                 round_.failed.append(user)
                 return
