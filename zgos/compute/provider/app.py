@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 
 from zgos.compute import sse
 from zgos.compute import vouchers as v
+from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout
 from zgos.compute.provider.broker import (
     HEADER_RESPONSE,
     HEADER_RESPONSE_ID,
@@ -31,7 +32,6 @@ from zgos.compute.provider.broker import (
     Broker,
     BrokerError,
 )
-from zgos.compute.provider.upstream import Upstream, UpstreamAnswer, UpstreamError, UpstreamTimeout
 from zgos.compute.relay import Ended, RelayResponse, Write
 from zgos.core.errors import ZgError
 from zgos.core.hashing import keccak256
@@ -46,6 +46,7 @@ ATTESTATION_NOTE = (
     "by the registered signer over the request hash, the response bytes, the model id and "
     "sha256, token usage and fee; and the chain pays only amounts the user signed receipts for."
 )
+UPSTREAM_HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
 _CONTENT = re.compile(rb'"content":\s*"')
 
 
@@ -64,8 +65,8 @@ class BrokerApp:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         config = broker.config
-        self.upstream = Upstream(config.upstream_url, timeout_s=config.upstream_timeout_s,
-                                 connect_timeout_s=config.connect_timeout_s)
+        self.upstream = Pool(timeout_s=config.upstream_timeout_s, connect_timeout_s=config.connect_timeout_s)
+        self.upstream_url = config.upstream_url.rstrip("/") + "/v1/chat/completions"
         self.public = FastAPI(title="zgos provider broker", lifespan=self._lifespan)
         self.admin = FastAPI(title="zgos provider broker admin")
         for app in (self.public, self.admin):
@@ -173,18 +174,18 @@ class BrokerApp:
         async def settle() -> dict[str, Any]:
             return await broker.settle_due(everything=True)
 
-    async def _open_upstream(self, admitted: Admitted, body: bytes) -> UpstreamAnswer:
+    async def _open_upstream(self, admitted: Admitted, body: bytes) -> Answer:
         """Send the request upstream and wait for its status and headers. A failure releases
         the reservation and raises 502/504: the model never answered, nothing is billed."""
         try:
-            answer = await self.upstream.open(body)
-        except UpstreamError as exc:
+            answer = await self.upstream.post(self.upstream_url, body, UPSTREAM_HEADERS)
+        except PoolError as exc:
             await self.broker.abandon(admitted)
             raise _upstream_failure(exc, self.broker.config.upstream_timeout_s) from None
         if answer.status != 200:
             try:
                 detail = (await answer.read())[:300].decode(errors="replace")
-            except UpstreamError:
+            except PoolError:
                 detail = ""
             answer.close()
             await self.broker.abandon(admitted)
@@ -200,7 +201,7 @@ class BrokerApp:
             return self._stream(admitted, answer, response_id)
         try:
             data = await answer.read()
-        except UpstreamError as exc:  # a plain answer is delivered whole or not at all
+        except PoolError as exc:  # a plain answer is delivered whole or not at all
             answer.close()
             await self.broker.abandon(admitted)
             raise _upstream_failure(exc, self.broker.config.upstream_timeout_s) from None
@@ -211,7 +212,7 @@ class BrokerApp:
         return Response(data, media_type="application/json",
                         headers={HEADER_RESPONSE: signed, HEADER_RESPONSE_ID: response_id})
 
-    def _stream(self, admitted: Admitted, answer: UpstreamAnswer, response_id: str) -> RelayResponse:
+    def _stream(self, admitted: Admitted, answer: Answer, response_id: str) -> RelayResponse:
         """Relay the model's stream as it comes and bill what was forwarded, however it ends.
 
         - It ends (``[DONE]``): bill the whole answer, append the signature event.
@@ -235,7 +236,7 @@ class BrokerApp:
 
         async def finish(ended: Ended, write: Write) -> None:
             answer.close()
-            if ended.error is not None and not isinstance(ended.error, UpstreamError):
+            if ended.error is not None and not isinstance(ended.error, PoolError):
                 log.error("relaying %s failed: %r", response_id, ended.error)
             output = sse.stream_output(forwarded.events)
             if ended.error is not None and not output:
@@ -268,11 +269,12 @@ class _Forwarded:
         self.events += self.splitter.feed(chunk)
 
 
-def _upstream_failure(exc: UpstreamError, timeout_s: float) -> BrokerError:
-    if isinstance(exc, UpstreamTimeout):
+def _upstream_failure(exc: PoolError, timeout_s: float) -> BrokerError:
+    if isinstance(exc, PoolTimeout):
         return BrokerError(504, "upstream-timeout",
                            f"the model server did not answer within {timeout_s:g}s; nothing was charged")
-    return BrokerError(502, "upstream-unreachable", f"{exc}; nothing was charged")
+    return BrokerError(502, "upstream-unreachable",
+                       f"the model server is unreachable or broke off ({exc}); nothing was charged")
 
 
 async def serve(broker: Broker, *, host: str, port: int, admin_port: int) -> None:

@@ -108,11 +108,17 @@ def body_with_defaults(data: dict[str, Any], model: str | None = None) -> bytes:
 
 
 def error_of(response: httpx.Response) -> tuple[str, str]:
+    return error_of_body(response.content)
+
+
+def error_of_body(body: bytes) -> tuple[str, str]:
+    """``(type, message)`` of a ``{"error": {...}}`` answer, or of any other body."""
+    text = body.decode(errors="replace")
     try:
-        error = response.json()["error"]
-        return str(error.get("type", "error")), str(error.get("message", response.text))
-    except (ValueError, KeyError, TypeError):
-        return "error", response.text[:300]
+        error = json.loads(body)["error"]
+        return str(error.get("type", "error")), str(error.get("message", text))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "error", text[:300]
 
 
 class ComputeUser:

@@ -19,17 +19,17 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from zgos.compute import sse
 from zgos.compute.billing import InvalidChatRequest
 from zgos.compute.ledger import ServiceInfo
+from zgos.compute.pool import Answer, Pool, PoolError
 from zgos.compute.provider.broker import HEADER_RESPONSE, HEADER_RESPONSE_ID
 from zgos.compute.relay import Ended, RelayResponse, Write
 from zgos.compute.user.client import (
@@ -39,7 +39,7 @@ from zgos.compute.user.client import (
     SignedRequest,
     Verified,
     body_with_defaults,
-    error_of,
+    error_of_body,
 )
 from zgos.core.errors import ZgError
 
@@ -48,6 +48,8 @@ FLAG_BACKOFF_S = 3600.0
 SERVICE_REFRESH_S = 30.0
 RETRYABLE_KINDS = ("insufficient-credit",)
 SIGNATURE_MARK = b"event: " + sse.SIGNATURE_EVENT + b"\n"
+CONNECT_TIMEOUT_S = 5.0
+RECEIPT_TIMEOUT_S = 10.0
 PARTIAL_SIGNATURE_ATTEMPTS = 20  # the signed Response of a cut stream: asked for this many times,
 PARTIAL_SIGNATURE_WAIT_S = 0.25  # this far apart,
 PARTIAL_SIGNATURE_TIMEOUT_S = 5.0  # each answer within this
@@ -123,11 +125,15 @@ class UserProxy:
         self.user = user
         self.router = router
         self.funding = funding
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=5.0),
-                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        self.client = Pool(timeout_s=timeout_s, connect_timeout_s=CONNECT_TIMEOUT_S)
         self._background: set[asyncio.Task[Any]] = set()
-        self.app = FastAPI(title="zgos compute local proxy")
+        self.app = FastAPI(title="zgos compute local proxy", lifespan=self._lifespan)
         self._routes()
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await self.client.close()
 
     def _routes(self) -> None:
         app = self.app
@@ -188,23 +194,24 @@ class UserProxy:
         assert last is not None
         return openai_error(last.status or 502, last.kind, f"every provider of {model!r} failed; last: {last}")
 
-    async def _send(self, service: ServiceInfo, body: bytes) -> tuple[SignedRequest, httpx.Response]:
+    async def _send(self, service: ServiceInfo, body: bytes) -> tuple[SignedRequest, Answer]:
         """Sign and send; fix an unacknowledged signer or a low balance once, then retry."""
         fixed: set[str] = set()
         while True:
             signed = await asyncio.to_thread(self.user.sign_request, service, body)
-            request = self.client.build_request("POST", service.url.rstrip("/") + "/v1/proxy/chat/completions",
-                                                content=body, headers=signed.headers)
             try:
-                answer = await self.client.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise ProviderError(service.provider, 0, "unreachable",
-                                    f"cannot reach {service.url} ({type(exc).__name__})") from None
-            if answer.status_code == 200:
+                answer = await self.client.post(service.url.rstrip("/") + "/v1/proxy/chat/completions", body,
+                                                signed.headers)
+            except PoolError as exc:
+                raise ProviderError(service.provider, 0, "unreachable", str(exc)) from None
+            if answer.status == 200:
                 return signed, answer
-            await answer.aread()
-            await answer.aclose()
-            kind, message = error_of(answer)
+            try:
+                kind, message = error_of_body(await answer.read())
+            except PoolError as exc:
+                kind, message = "unreachable", str(exc)
+            finally:
+                answer.close()
             if kind == "not-acknowledged" and kind not in fixed:
                 fixed.add(kind)
                 await asyncio.to_thread(self.user.acknowledge, service)
@@ -212,7 +219,7 @@ class UserProxy:
             if kind == "insufficient-balance" and kind not in fixed and await self._top_up(service):
                 fixed.add(kind)
                 continue
-            raise ProviderError(service.provider, answer.status_code, kind, message)
+            raise ProviderError(service.provider, answer.status, kind, message)
 
     async def _top_up(self, service: ServiceInfo) -> bool:
         if self.funding is None:
@@ -227,12 +234,13 @@ class UserProxy:
         signed, answer = await self._send(service, body)
         if not stream:
             try:
-                data = await answer.aread()
+                data = await answer.read()
+            except PoolError as exc:
+                raise ProviderError(service.provider, 0, "unreachable", str(exc)) from None
             finally:
-                await answer.aclose()
-            response = await asyncio.to_thread(self.user.verify, service, signed, data,
-                                               answer.headers.get(HEADER_RESPONSE), sse.body_output(data))
-            verified = await asyncio.to_thread(self.user.accept, service, response, sse.body_text(data))
+                answer.close()
+            verified = await asyncio.to_thread(self._verify_and_accept, service, signed, data,
+                                               answer.headers.get(HEADER_RESPONSE))
             self._send_receipt(service, verified)
             self.router.succeeded(service.provider)
             return Response(data, media_type="application/json",
@@ -240,7 +248,7 @@ class UserProxy:
                                      "zg-provider": service.provider})
         return self._stream(service, signed, answer)
 
-    def _stream(self, service: ServiceInfo, signed: SignedRequest, answer: httpx.Response) -> RelayResponse:
+    def _stream(self, service: ServiceInfo, signed: SignedRequest, answer: Answer) -> RelayResponse:
         """Forward the provider's stream event by event, holding back ``[DONE]`` until its
         signature event is checked (an error event replaces it if the check fails).
 
@@ -250,7 +258,7 @@ class UserProxy:
         received = _Received()
 
         async def pump(write: Write) -> None:
-            async for chunk in answer.aiter_raw():
+            async for chunk in answer.chunks():
                 received.raw += chunk
                 for event in received.splitter.feed(chunk):
                     if sse.is_signature_event(event):
@@ -263,7 +271,7 @@ class UserProxy:
                     await write(event)
 
         async def finish(ended: Ended, write: Write) -> None:
-            await answer.aclose()  # unread: drops the connection, the provider stops its model
+            answer.close()  # unread: drops the connection, the provider stops its model
             output = sse.stream_output(received.events)
             if received.signature is None:
                 if not ended.client_left:
@@ -302,11 +310,11 @@ class UserProxy:
         signed_response = None
         for _ in range(PARTIAL_SIGNATURE_ATTEMPTS):
             try:
-                answer = await self.client.get(url, timeout=PARTIAL_SIGNATURE_TIMEOUT_S)
-            except httpx.HTTPError:
-                answer = None
-            if answer is not None and answer.status_code == 200:
-                signed_response = answer.text
+                status, data = await self.client.get(url, timeout_s=PARTIAL_SIGNATURE_TIMEOUT_S)
+            except PoolError:
+                status, data = 0, b""
+            if status == 200:
+                signed_response = data.decode(errors="replace")
                 break
             await asyncio.sleep(PARTIAL_SIGNATURE_WAIT_S)
         if signed_response is None:
@@ -320,12 +328,18 @@ class UserProxy:
         verified = await asyncio.to_thread(self.user.accept, service, response, text, amount)
         self._send_receipt(service, verified)
 
+    def _verify_and_accept(self, service: ServiceInfo, signed: SignedRequest, data: bytes,
+                           signed_response: str | None) -> Verified:
+        """Check a plain answer and sign its receipt (one trip to a worker thread)."""
+        response = self.user.verify(service, signed, data, signed_response, sse.body_output(data))
+        return self.user.accept(service, response, sse.body_text(data))
+
     def _send_receipt(self, service: ServiceInfo, verified: Verified) -> None:
         async def post() -> None:
             # If this post is lost, the next receipt (cumulative) carries its amount too.
-            with contextlib.suppress(httpx.HTTPError):
-                await self.client.post(service.url.rstrip("/") + "/v1/proxy/receipt",
-                                       json=self.user.receipt_payload(verified))
+            with contextlib.suppress(PoolError):
+                await self.client.post_json(service.url.rstrip("/") + "/v1/proxy/receipt",
+                                            self.user.receipt_payload(verified), timeout_s=RECEIPT_TIMEOUT_S)
 
         self._background_task(post())
 
