@@ -31,6 +31,7 @@ STUB_ANSWER = (
 
 STREAM_WORDS = ("Paris", " is", " the", " capital", " of", " France", ",", " on", " the", " Seine", ".")
 STREAM_TOKEN_INTERVAL_S = 0.004
+STALL_FIELD = "zg_stub_stall_after"
 
 
 def _stream_chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
@@ -39,10 +40,12 @@ def _stream_chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
 
-async def _stream(request: Request, tokens: int) -> AsyncIterator[bytes]:
+async def _stream(request: Request, tokens: int, stall_after: int | None) -> AsyncIterator[bytes]:
     yield _stream_chunk({"role": "assistant", "content": None})
-    for word in itertools.islice(itertools.cycle(STREAM_WORDS), tokens):
+    for index, word in enumerate(itertools.islice(itertools.cycle(STREAM_WORDS), tokens)):
         await asyncio.sleep(STREAM_TOKEN_INTERVAL_S)
+        while index == stall_after and not await request.is_disconnected():  # a model server gone silent
+            await asyncio.sleep(0.05)
         if await request.is_disconnected():
             return
         yield _stream_chunk({"content": word})
@@ -57,7 +60,8 @@ def stub_app() -> FastAPI:
     async def chat(request: Request) -> Response:
         body = json.loads(await request.body())
         if body.get("stream") is True:
-            return StreamingResponse(_stream(request, int(body.get("max_tokens", 16))),
+            stall = body.get(STALL_FIELD)  # test hook: stop sending after this many tokens
+            return StreamingResponse(_stream(request, int(body.get("max_tokens", 16)), stall),
                                      media_type="text/event-stream")
         return Response(STUB_ANSWER, media_type="application/json")
 

@@ -25,6 +25,7 @@ from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.compute_servers import STALL_FIELD
 from tests.integration.compute.conftest import PRICES, BrokerProcess, RunningProxy, funded_account
 from zgos.chain.client import Chain
 from zgos.compute import sse
@@ -319,3 +320,25 @@ def test_token_counts_are_the_model_tokenizers(tokens: TokenCounter, pieces: lis
     data = "".join(pieces).encode()
     assert tokens._count(data, add_bos=add_bos, special=special) == len(
         tokens._llama.tokenize(data, add_bos=add_bos, special=special))
+
+
+def test_a_stream_cut_by_the_upstream_timeout_is_billed_for_what_was_delivered(
+    start_broker: Callable[..., BrokerProcess], stub_upstream: str, make_user: Callable[..., ComputeUser],
+    tokens: TokenCounter,
+) -> None:
+    """The model server goes silent after 7 tokens: after the broker's timeout the client holds
+    the 7 tokens and a signed Response for exactly them, and that is what the user owes."""
+    broker = start_broker(stub_upstream, "--timeout", "1", "--settle-interval", "3600")
+    user = make_user(broker.provider.address)
+    service = user.service(broker.provider.address)
+    body = body_with_defaults({"messages": PROMPT, "max_tokens": STUB_TOKENS, "stream": True,
+                               STALL_FIELD: 7}, MODEL)
+    signed = user.sign_request(service, body)
+    status, raw = stream_and_hang_up(broker.url, body, signed.headers, None)
+    assert status == 200 and b"[DONE]" not in raw
+    mark = raw.rfind(b"event: zg-signature")
+    events = sse.EventSplitter().feed(raw[:mark])
+    output = sse.stream_output(events)
+    response = user.verify(service, signed, raw[:mark], sse.event_fields(raw[mark:])[1].decode(), output)
+    assert response.output_tokens == count_output_tokens(output, tokens.count_completion) == 7
+    assert _settled_request(broker, user.address, 0) == response.fee  # billed: exactly what was delivered
