@@ -65,6 +65,21 @@ def model_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture(scope="session")
+def stub_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The benchmark's instant stub model server (``bench.compute_servers``): a fixed answer, or
+    a stream of one chunk per token every few milliseconds that stops when its client leaves."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path_factory.mktemp("stub") / "stub.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "bench.compute_servers", "stub", str(port)],
+                                   cwd=Path(__file__).resolve().parents[3], stdout=log, stderr=subprocess.STDOUT)
+        assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, 60), "stub upstream"
+        yield url
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
 def compute(chain: Chain, deployment: Deployment) -> ComputeContracts:
     return ComputeContracts.from_deployment(chain, deployment)
 

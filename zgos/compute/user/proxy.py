@@ -6,7 +6,8 @@ healthy first; failover to the next on connection errors, 5xx and credit refusal
 exact body bytes it sends, and checks the answer (``ComputeUser.verify``) before signing a
 receipt. A stream is forwarded event by event; its ``[DONE]`` is held back until the
 provider's final signature event has been checked, and replaced by an error event if the
-check fails. Funding stays within ``Funding.max_balance`` per sub-account: on a provider's
+check fails. A stream cut short is paid for what arrived, never more
+(``ComputeUser.verify_partial``). Funding stays within ``Funding.max_balance`` per sub-account: on a provider's
 "insufficient balance" the proxy tops up by ``Funding.top_up`` only while under that bound,
 and never more than ``Funding.max_per_day`` a day.
 
@@ -17,7 +18,7 @@ local route of the guarded edge (``zgos.runtime.edge``): ``Host`` must be the bo
 ``zgos.compute.limits``: providers above ``Router.max_price`` are never used, and a request
 whose worst case would pass a spend cap is refused (429) before anything is signed. A call to a
 provider ends by a total deadline and reads at most ``limits.compute_answer_cap_bytes``
-(``BoundedTransport``, over the outbound guard's address policy); a provider that breaks
+(``zgos.compute.pool``, which also holds the outbound address policy); a provider that breaks
 either is avoided for a growing backoff.
 
 Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``POST /v1/verify {id}``,
@@ -31,17 +32,16 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from zgos.compute import sse
-from zgos.compute.billing import MAX_BODY_BYTES, MAX_TOKENS_LIMIT, InvalidChatRequest
+from zgos.compute.billing import MAX_BODY_BYTES, InvalidChatRequest
 from zgos.compute.ledger import ServiceInfo
 from zgos.compute.limits import (
     CapReached,
@@ -50,7 +50,9 @@ from zgos.compute.limits import (
     compute_backoff_s,
     is_price_within_cap,
 )
+from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout, PoolTooLarge
 from zgos.compute.provider.broker import HEADER_RESPONSE, HEADER_RESPONSE_ID
+from zgos.compute.relay import Ended, RelayResponse, Write
 from zgos.compute.user.budget import Budget, Hold
 from zgos.compute.user.client import (
     ComputeUser,
@@ -59,7 +61,7 @@ from zgos.compute.user.client import (
     SignedRequest,
     Verified,
     body_with_defaults,
-    error_of,
+    error_of_body,
 )
 from zgos.core.errors import ZgError
 from zgos.runtime.edge import (
@@ -70,14 +72,18 @@ from zgos.runtime.edge import (
     hardened_server,
     parse_json,
 )
-from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy, AsyncGuardedTransport
+from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy
 
 FLAG_BACKOFF_S = 3600.0
 SERVICE_REFRESH_S = 30.0
 RETRYABLE_KINDS = ("insufficient-credit",)
 SIGNATURE_MARK = b"event: " + sse.SIGNATURE_EVENT + b"\n"
-DEFAULT_CALL_DEADLINE_S = 10.0  # a provider call with no bounds of its own (receipts)
-DEFAULT_MAX_ANSWER_BYTES = 64 * 1024
+CONNECT_TIMEOUT_S = 5.0
+RECEIPT_TIMEOUT_S = 10.0
+PARTIAL_SIGNATURE_ATTEMPTS = 20  # the signed Response of a cut stream: asked for this many times,
+PARTIAL_SIGNATURE_WAIT_S = 0.25  # this far apart,
+PARTIAL_SIGNATURE_TIMEOUT_S = 5.0  # each answer within this
+SMALL_ANSWER_BYTES = 64 * 1024  # a receipt's or a signature's answer
 SMALL_BODY_BYTES = 4 * 1024  # {"id": ...} and friends
 LOCAL_DEADLINE_S = 30.0  # local routes that do not wait on a model
 EDGE_MARGIN_S = 15.0  # the local answer's deadline beyond the provider's: verify, sign, receipt
@@ -163,101 +169,6 @@ class Router:
         health.last_error = reason
 
 
-# --- bounded calls to providers ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CallBounds:
-    """What one call to a provider may cost: ``deadline_s`` in all (connecting, sending, every
-    read of the answer) and ``max_bytes`` of answer. ``on_violation`` hears why it was cut."""
-
-    deadline_s: float
-    max_bytes: int
-    on_violation: Callable[[str], None] | None = None
-
-    def violated(self, reason: str) -> None:
-        if self.on_violation is not None:
-            self.on_violation(reason)
-
-
-BOUNDS_EXTENSION = "zgos.call_bounds"  # a request's CallBounds, in httpx request extensions
-
-
-class ProviderTimedOut(httpx.TimeoutException):
-    """The provider did not finish its answer within the call's deadline."""
-
-
-class ProviderAnswerRefused(httpx.TransportError):
-    """The provider's answer is larger than the call's cap."""
-
-
-class _BoundedStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, bounds: CallBounds, deadline: float,
-                 request: httpx.Request) -> None:
-        self._inner = inner
-        self._bounds = bounds
-        self._deadline = deadline
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        chunks = aiter(self._inner)
-        received = 0
-        while True:
-            try:
-                async with asyncio.timeout_at(self._deadline):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                reason = f"answer not complete within {self._bounds.deadline_s:g} s"
-                self._bounds.violated(reason)
-                raise ProviderTimedOut(reason, request=self._request) from None
-            received += len(chunk)
-            if received > self._bounds.max_bytes:
-                reason = f"answer larger than {self._bounds.max_bytes} bytes"
-                self._bounds.violated(reason)
-                raise ProviderAnswerRefused(reason, request=self._request)
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class BoundedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that holds each call to its ``CallBounds`` (the request's
-    ``BOUNDS_EXTENSION``, else ``default``): a provider that trickles, stalls or sends an
-    endless body costs the proxy at most the deadline and the cap, and the router hears of it.
-    ``inner`` is the outbound guard (``zgos.runtime.outbound``: address policy, no compressed
-    answers, an overall size cap); this adds the per-call deadline and cap."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, default: CallBounds) -> None:
-        self.inner = inner
-        self.default = default
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        bounds: CallBounds = request.extensions.get(BOUNDS_EXTENSION, self.default)
-        deadline = asyncio.get_running_loop().time() + bounds.deadline_s
-        try:
-            async with asyncio.timeout_at(deadline):
-                response = await self.inner.handle_async_request(request)
-        except TimeoutError:
-            reason = f"no answer within {bounds.deadline_s:g} s"
-            bounds.violated(reason)
-            raise ProviderTimedOut(reason, request=request) from None
-        length = response.headers.get("content-length", "")
-        if length.isdigit() and int(length) > bounds.max_bytes:
-            await response.aclose()
-            reason = f"answer of {length} bytes is larger than {bounds.max_bytes}"
-            bounds.violated(reason)
-            raise ProviderAnswerRefused(reason, request=request)
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        return httpx.Response(response.status_code, headers=response.headers, extensions=response.extensions,
-                              stream=_BoundedStream(response.stream, bounds, deadline, request))
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 def openai_error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status,
                         headers=headers)
@@ -272,7 +183,7 @@ def cap_error(exc: CapReached) -> JSONResponse:
 
 class UserProxy:
     """The proxy's parts: the user's client, the router, funding, the budget (spend caps, kept
-    in the user's state dir) and one bounded httpx client for every provider call."""
+    in the user's state dir) and one pool of connections (address policy) for every provider call."""
 
     def __init__(self, user: ComputeUser, router: Router, funding: Funding | None = None,
                  timeout_s: float = 120.0, caps: SpendCaps = SpendCaps(),
@@ -284,14 +195,16 @@ class UserProxy:
         self.budget = Budget(user.state_dir / f"spending-{user.address}.sqlite", caps,
                              funding.max_per_day if funding else None, hold_s=timeout_s + EDGE_MARGIN_S)
         user.on_receipt = self.budget.record_spend
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        guard = AsyncGuardedTransport(address_policy, compute_answer_cap_bytes(MAX_TOKENS_LIMIT), limits)
-        transport = BoundedTransport(guard, CallBounds(DEFAULT_CALL_DEADLINE_S, DEFAULT_MAX_ANSWER_BYTES))
-        self.client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s, connect=5.0),
-                                        headers={"accept-encoding": "identity"}, trust_env=False)
+        self.client = Pool(timeout_s=timeout_s, connect_timeout_s=CONNECT_TIMEOUT_S,
+                           max_answer_bytes=SMALL_ANSWER_BYTES, policy=address_policy)
         self._background: set[asyncio.Task[Any]] = set()
-        self.app = FastAPI(title="zgos compute local proxy")
+        self.app = FastAPI(title="zgos compute local proxy", lifespan=self._lifespan)
         self._routes()
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await self.client.close()
 
     def policy(self, access: LocalAccess) -> EdgePolicy:
         """Every route is local (Host, Origin, install token); chat bodies up to the billing
@@ -370,9 +283,9 @@ class UserProxy:
                     self.router.failed(service.provider, str(exc))
                     continue
                 return openai_error(exc.status, exc.kind, str(exc))
-            except httpx.HTTPError as exc:  # the answer broke off, stalled or broke the size cap
+            except PoolError as exc:  # the answer broke off, stalled or broke the size cap
                 last = ProviderError(service.provider, 0, "provider_failed", f"{service.url}: {exc}")
-                self.router.failed(service.provider, str(exc))
+                self._failed(service, exc)
                 continue
             except ResponseRejected as exc:
                 self.router.flag(service.provider, exc.reason)
@@ -386,42 +299,49 @@ class UserProxy:
         return openai_error(last.status or 502, last.kind, f"every provider of {model!r} failed; last: {last}")
 
     def _release_after(self, response: Response, hold: Hold) -> bool:
-        """Make a stream release its hold when it ends (its receipt is signed by then); say
-        whether the hold was handed over."""
-        if not isinstance(response, StreamingResponse):
+        """Make a stream release its hold when it ends (its receipt is signed by then, or its
+        partial payment under way); say whether the hold was handed over."""
+        if not isinstance(response, RelayResponse):
             return False
-        events = response.body_iterator
+        finish = response.finish
 
-        async def held() -> AsyncIterator[Any]:
+        async def finish_then_release(ended: Ended, write: Write) -> None:
             try:
-                async for event in events:
-                    yield event
+                await finish(ended, write)
             finally:
                 self.budget.release(hold)
 
-        response.body_iterator = held()
+        response.finish = finish_then_release
         return True
 
-    async def _send(self, service: ServiceInfo, body: bytes, max_fee: int) -> tuple[SignedRequest, httpx.Response]:
+    def _failed(self, service: ServiceInfo, exc: PoolError) -> None:
+        """A call broke: a stalled or oversized answer is misbehaviour (avoided), the rest a failure."""
+        if isinstance(exc, PoolTimeout | PoolTooLarge):
+            self.router.misbehaved(service.provider, str(exc))
+        else:
+            self.router.failed(service.provider, str(exc))
+
+    async def _send(self, service: ServiceInfo, body: bytes, max_fee: int) -> tuple[SignedRequest, Answer]:
         """Sign and send; fix an unacknowledged signer or a low balance once, then retry."""
         fixed: set[str] = set()
         while True:
             signed = await asyncio.to_thread(self.user.sign_request, service, body, max_fee)
-            bounds = CallBounds(self.timeout_s, compute_answer_cap_bytes(signed.max_tokens),
-                                lambda reason: self.router.misbehaved(service.provider, reason))
-            request = self.client.build_request("POST", service.url.rstrip("/") + "/v1/proxy/chat/completions",
-                                                content=body, headers=signed.headers,
-                                                extensions={BOUNDS_EXTENSION: bounds})
             try:
-                answer = await self.client.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise ProviderError(service.provider, 0, "unreachable",
-                                    f"cannot reach {service.url} ({type(exc).__name__}: {exc})") from None
-            if answer.status_code == 200:
+                answer = await self.client.post(service.url.rstrip("/") + "/v1/proxy/chat/completions", body,
+                                                signed.headers, timeout_s=self.timeout_s,
+                                                max_bytes=compute_answer_cap_bytes(signed.max_tokens))
+            except (PoolTimeout, PoolTooLarge):
+                raise
+            except PoolError as exc:
+                raise ProviderError(service.provider, 0, "unreachable", str(exc)) from None
+            if answer.status == 200:
                 return signed, answer
-            await answer.aread()
-            await answer.aclose()
-            kind, message = error_of(answer)
+            try:
+                kind, message = error_of_body(await answer.read())
+            except PoolError as exc:
+                kind, message = "unreachable", str(exc)
+            finally:
+                answer.close()
             if kind == "not-acknowledged" and kind not in fixed:
                 fixed.add(kind)
                 await asyncio.to_thread(self.user.acknowledge, service)
@@ -429,7 +349,7 @@ class UserProxy:
             if kind == "insufficient-balance" and kind not in fixed and await self._top_up(service):
                 fixed.add(kind)
                 continue
-            raise ProviderError(service.provider, answer.status_code, kind, message)
+            raise ProviderError(service.provider, answer.status, kind, message)
 
     async def _top_up(self, service: ServiceInfo) -> bool:
         """Top up within the balance bound and the daily cap (``ProviderError`` 402 past it)."""
@@ -450,65 +370,117 @@ class UserProxy:
         signed, answer = await self._send(service, body, max_fee)
         if not stream:
             try:
-                data = await answer.aread()
+                data = await answer.read()
             finally:
-                await answer.aclose()
-            text = sse.body_text(data)
-            response = await asyncio.to_thread(self.user.verify, service, signed, data,
-                                               answer.headers.get(HEADER_RESPONSE), text)
-            verified = await asyncio.to_thread(self.user.accept, service, response, text)
+                answer.close()
+            verified = await asyncio.to_thread(self._verify_and_accept, service, signed, data,
+                                               answer.headers.get(HEADER_RESPONSE))
             self._send_receipt(service, verified)
             self.router.succeeded(service.provider)
             return Response(data, media_type="application/json",
                             headers={HEADER_RESPONSE_ID: verified.response_id, "zg-verified": "true",
                                      "zg-provider": service.provider})
-        return StreamingResponse(self._stream(service, signed, answer), media_type="text/event-stream",
-                                 headers={HEADER_RESPONSE_ID: "0x" + signed.request_hash.hex(),
-                                          "zg-provider": service.provider})
+        return self._stream(service, signed, answer)
 
-    async def _stream(self, service: ServiceInfo, signed: SignedRequest,
-                      answer: httpx.Response) -> AsyncIterator[bytes]:
-        raw = bytearray()
-        splitter = sse.EventSplitter()
-        events: list[bytes] = []
-        done: bytes | None = None
-        try:
-            async for chunk in answer.aiter_raw():
-                raw += chunk
-                for event in splitter.feed(chunk):
+    def _stream(self, service: ServiceInfo, signed: SignedRequest, answer: Answer) -> RelayResponse:
+        """Forward the provider's stream event by event, holding back ``[DONE]`` until its
+        signature event is checked (an error event replaces it if the check fails).
+
+        A stream cut short — the app left (the provider's connection is dropped at once, so
+        its model stops), or the provider's stream broke or ended without a signature — is
+        paid for what arrived (``_pay_partial``, in the background)."""
+        received = _Received()
+
+        async def pump(write: Write) -> None:
+            async for chunk in answer.chunks():
+                received.raw += chunk
+                for event in received.splitter.feed(chunk):
                     if sse.is_signature_event(event):
+                        received.signature = sse.event_fields(event)[1].decode(errors="replace")
                         continue
-                    events.append(event)
+                    received.events.append(event)
                     if sse.is_done_event(event):
-                        done = event
+                        received.done = event
                         continue
-                    yield event
-        finally:
-            await answer.aclose()
-        mark = raw.rfind(SIGNATURE_MARK)
-        received = bytes(raw[:mark]) if mark >= 0 else bytes(raw)
-        signed_json = sse.event_fields(bytes(raw[mark:]))[1].decode() if mark >= 0 else None
-        text = sse.stream_text(events)
+                    await write(event)
+
+        async def finish(ended: Ended, write: Write) -> None:
+            answer.close()  # unread: drops the connection, the provider stops its model
+            if isinstance(ended.error, PoolError):
+                self._failed(service, ended.error)
+            output = sse.stream_output(received.events)
+            if received.signature is None:
+                if not ended.client_left:
+                    error = {"error": {"message": "the provider's stream broke off; what arrived is paid for",
+                                       "type": "stream_cut", "code": 502}}
+                    await write(sse.format_event(json.dumps(error).encode()))
+                self._background_task(self._pay_partial(service, signed, output, sse.stream_text(received.events)))
+                return
+            mark = received.raw.rfind(SIGNATURE_MARK)
+            try:
+                response = await asyncio.to_thread(self.user.verify, service, signed, bytes(received.raw[:mark]),
+                                                   received.signature, output)
+            except ResponseRejected as exc:
+                self.router.flag(service.provider, exc.reason)
+                error = {"error": {"message": str(exc), "type": "response_rejected", "code": 502}}
+                await write(sse.format_event(json.dumps(error).encode()))
+                return
+            verified = await asyncio.to_thread(self.user.accept, service, response, sse.stream_text(received.events))
+            self._send_receipt(service, verified)
+            self.router.succeeded(service.provider)
+            if received.done is None:  # the provider signed a stream its model server cut short
+                error = {"error": {"message": "the provider's model server broke off; the partial answer is "
+                                              "signed and paid for", "type": "stream_cut", "code": 502}}
+                await write(sse.format_event(json.dumps(error).encode()))
+                return
+            await write(received.done)
+
+        return RelayResponse(pump, finish, headers={HEADER_RESPONSE_ID: "0x" + signed.request_hash.hex(),
+                                                    "zg-provider": service.provider})
+
+    async def _pay_partial(self, service: ServiceInfo, signed: SignedRequest, output: list[str], text: str) -> None:
+        """Receipt a stream cut short for what arrived: fetch the provider's signed Response
+        for it (it is written when the provider notices the cut) and pay the smaller of its
+        fee and the fee of what arrived. No signed Response, no receipt."""
+        url = f"{service.url.rstrip('/')}/v1/proxy/signature/0x{signed.request_hash.hex()}"
+        signed_response = None
+        for _ in range(PARTIAL_SIGNATURE_ATTEMPTS):
+            try:
+                status, data = await self.client.get(url, timeout_s=PARTIAL_SIGNATURE_TIMEOUT_S)
+            except PoolError:
+                status, data = 0, b""
+            if status == 200:
+                signed_response = data.decode(errors="replace")
+                break
+            await asyncio.sleep(PARTIAL_SIGNATURE_WAIT_S)
+        if signed_response is None:
+            return
         try:
-            response = await asyncio.to_thread(self.user.verify, service, signed, received, signed_json, text)
+            response, amount = await asyncio.to_thread(self.user.verify_partial, service, signed, signed_response,
+                                                       output)
         except ResponseRejected as exc:
             self.router.flag(service.provider, exc.reason)
-            error = {"error": {"message": str(exc), "type": "response_rejected", "code": 502}}
-            yield sse.format_event(json.dumps(error).encode())
             return
-        verified = await asyncio.to_thread(self.user.accept, service, response, text)
+        verified = await asyncio.to_thread(self.user.accept, service, response, text, amount)
         self._send_receipt(service, verified)
-        self.router.succeeded(service.provider)
-        yield done or sse.format_event(sse.DONE_DATA)
+
+    def _verify_and_accept(self, service: ServiceInfo, signed: SignedRequest, data: bytes,
+                           signed_response: str | None) -> Verified:
+        """Check a plain answer and sign its receipt (one trip to a worker thread)."""
+        response = self.user.verify(service, signed, data, signed_response, sse.body_output(data))
+        return self.user.accept(service, response, sse.body_text(data))
 
     def _send_receipt(self, service: ServiceInfo, verified: Verified) -> None:
         async def post() -> None:
             # If this post is lost, the next receipt (cumulative) carries its amount too.
-            with contextlib.suppress(httpx.HTTPError):
-                await self.client.post(service.url.rstrip("/") + "/v1/proxy/receipt",
-                                       json=self.user.receipt_payload(verified))
+            with contextlib.suppress(PoolError):
+                await self.client.post_json(service.url.rstrip("/") + "/v1/proxy/receipt",
+                                            self.user.receipt_payload(verified), timeout_s=RECEIPT_TIMEOUT_S)
 
-        task = asyncio.create_task(post())
+        self._background_task(post())
+
+    def _background_task(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -519,3 +491,14 @@ def proxy_server(proxy: UserProxy, *, host: str, port: int, token: str, origins:
     listener, from its own pages or ``origins``, carrying ``token``."""
     access = LocalAccess.for_listener(token, host, port, origins=origins)
     return hardened_server(proxy.app, host=host, port=port, policy=proxy.policy(access))
+
+
+@dataclass
+class _Received:
+    """What arrived of a provider's stream: its bytes, its events (signature event aside)."""
+
+    raw: bytearray = field(default_factory=bytearray)
+    splitter: sse.EventSplitter = field(default_factory=sse.EventSplitter)
+    events: list[bytes] = field(default_factory=list)
+    done: bytes | None = None
+    signature: str | None = None
