@@ -70,9 +70,10 @@ class _GuardedConnector(aiohttp.TCPConnector):
 class Answer:
     """One HTTP answer: its status and headers, then its body."""
 
-    def __init__(self, response: aiohttp.ClientResponse, max_bytes: int) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, max_bytes: int, timeout: str) -> None:
         self._response = response
         self._max_bytes = max_bytes
+        self._timeout = timeout  # what a timeout means here, for the error
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
@@ -90,10 +91,10 @@ class Answer:
             async for chunk in self._response.content.iter_any():
                 size += len(chunk)
                 if size > self._max_bytes:
-                    raise PoolTooLarge(f"the answer exceeds {self._max_bytes} bytes")
+                    raise PoolTooLarge(f"the answer is larger than {self._max_bytes} bytes")
                 yield chunk
         except TimeoutError:
-            raise PoolTimeout("the other side stopped sending") from None
+            raise PoolTimeout(f"the answer was not complete {self._timeout}") from None
         except aiohttp.ClientError as exc:
             raise PoolError(f"the other side broke off ({type(exc).__name__})") from None
         self._response.release()
@@ -134,15 +135,17 @@ class Pool:
         try:
             response = await self._now().request(method, url, data=body, headers=headers, **extra)
         except TimeoutError:
-            raise PoolTimeout(f"{url} did not answer in time") from None
+            raise PoolTimeout(f"{url} did not answer within {timeout_s if timeout_s is not None else self._timeout.sock_read:g} s") from None
         except aiohttp.ClientError as exc:
             raise PoolError(f"cannot reach {url} ({type(exc).__name__})") from None
         cap = self._max_bytes if max_bytes is None else max_bytes
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > cap:
             response.close()
-            raise PoolTooLarge(f"{url} announced an answer of {length} bytes, over the cap of {cap}")
-        return Answer(response, cap)
+            raise PoolTooLarge(f"{url} announced an answer of {length} bytes, larger than the cap of {cap}")
+        timeout = f"within {timeout_s:g} s" if timeout_s is not None else \
+            f"(no byte for {self._timeout.sock_read:g} s)"
+        return Answer(response, cap, timeout)
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_s: float | None = None,
                    max_bytes: int | None = None) -> Answer:
