@@ -1,5 +1,6 @@
-# zgos: `make up` starts the whole devnet, `make test` runs the whole suite.
-# Both install what they need first; a second `make install` takes seconds.
+# zgos: `make up` starts the whole devnet, `make test` runs the whole suite (what CI runs),
+# `make test-fast` the pure cores and unit tests (the loop while developing).
+# All install what they need first; a second `make install` takes seconds.
 
 PYTHON      ?= python3.11
 VENV        := .venv
@@ -15,6 +16,7 @@ WHEELHOUSE  ?= $(HOME)/.cache/zgos/wheelhouse
 LLAMA_VER   := 0.3.36
 LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VER)-py3-none-linux_x86_64.whl
 STAMP       := $(VENV)/.install-stamp
+BYTECODE    := $(VENV)/.bytecode-stamp
 # The optional training stack (torch CPU + transformers + peft, see requirements-train.in):
 # its lock is compiled against requirements.lock, and torch's CPU wheel lies here.
 TORCH_WHEELS ?= /opt/wheels
@@ -29,9 +31,9 @@ TS_SDK      := $(TS_SDK_DIR)/node_modules/@0gfoundation/0g-ts-sdk/package.json
 PYTEST_ARGS ?= --durations=15
 WORKERS     ?= 2
 
-.PHONY: install up test test-deps lint unit contracts bench clean proto
+.PHONY: install up test test-fast test-deps warm lint unit contracts bench clean proto
 
-install: $(STAMP) $(ANVIL)
+install: $(STAMP) $(BYTECODE) $(ANVIL)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +45,14 @@ $(STAMP): requirements.lock $(TRAIN_LOCK) pyproject.toml setup.py zgos/storage/_
 	$(UV) pip sync -q --python $(BIN)/python --find-links $(WHEELHOUSE) \
 	  --find-links $(TORCH_WHEELS) requirements.lock $(TRAIN_LOCK)
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+# Compile every installed module once. Where PYTHONDONTWRITEBYTECODE is set (this machine),
+# Python never caches what it compiles: each process (every `zg` command, every devnet
+# service) would compile web3, torch, transformers... from source again, twice the CPU of
+# its start-up. Some vendored Python 2 files do not compile: that is expected.
+$(BYTECODE): $(STAMP)
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 	@touch $@
 
 $(ANVIL):
@@ -72,8 +82,18 @@ test-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 	  echo "chromium not installed: the explorer's browser test will be skipped"
 
-test: install lint test-deps $(TS_SDK)
+test: install lint test-deps warm $(TS_SDK)
 	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+# Pure cores and unit tests, no slow ones: under 2 minutes.
+test-fast: install
+	$(BIN)/python -m pytest -n $(WORKERS) -m "not slow" $(PYTEST_ARGS) tests/unit
+
+# The per-machine caches the suite reads (Gemma GGUF, its hash and tensor shapes) and this
+# tree's bytecode, made before any test is timed (tests/warm.py).
+warm: install
+	$(BIN)/python -m compileall -q zgos tests bench >/dev/null
+	$(BIN)/python -m tests.warm
 
 lint: install
 	$(BIN)/ruff check zgos tests bench

@@ -3,12 +3,15 @@ waits and one JSON-RPC call."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
+
+from zgos.core.errors import ConfigError
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -22,6 +25,27 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+READY_TIMEOUT_ENV = "ZGOS_READY_TIMEOUT_S"
+# One deadline for every wait on a service's own health signal (devnet services, test servers):
+# generous, because how long a start-up takes depends on the machine and its load, not on the
+# service; a service that dies fails the wait at once instead.
+DEFAULT_READY_TIMEOUT_S = 300.0
+
+
+def ready_timeout_s() -> float:
+    """How long a service may take to become healthy: ``$ZGOS_READY_TIMEOUT_S`` or 300 s."""
+    value = os.environ.get(READY_TIMEOUT_ENV)
+    if not value:
+        return DEFAULT_READY_TIMEOUT_S
+    try:
+        timeout = float(value)
+    except ValueError:
+        timeout = -1.0
+    if not timeout > 0:
+        raise ConfigError(f"{READY_TIMEOUT_ENV}={value!r} is not a positive number of seconds")
+    return timeout
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 
-def zg(data_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
+def zg(data_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float | None = 120,
        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("ZGOS_")}
     return subprocess.run(
@@ -38,3 +38,12 @@ def devnet_chain_port() -> int:
         port = random.randrange(*DEVNET_PORT_RANGE)
         if not any(port_in_use(port + delta) for delta in DEVNET_PORT_SPAN):
             return port
+
+
+def devnet_up(data_dir: Path, chain_port: int, *flags: str) -> subprocess.CompletedProcess[str]:
+    """``zg devnet up --detach`` on ``chain_port`` with 0.2 s blocks (pass ``--only GROUPS`` to
+    start less). No timeout of its own: each service's readiness wait is bounded by the one
+    deadline of ``netutil.ready_timeout_s``, and a service that misses it makes ``up`` fail
+    with the end of that service's log."""
+    return zg(data_dir, "devnet", "up", "--detach", "--chain-port", str(chain_port), "--block-time", "0.2",
+              *flags, timeout=None)
