@@ -67,3 +67,9 @@ def devnet_dir(tmp_path: Path, anvil: Anvil, chain: Chain, deployment_path: Path
     data_dir.network.write_text(json.dumps({"rpc_url": anvil.url, "chain_id": chain.chain_id}))
     shutil.copy(deployment_path, data_dir.deployment)
     return data_dir
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run ``slow`` tests first. Under xdist each worker then starts on a long test while the
+    quick ones fill in around it, instead of one worker finishing a long test alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -62,6 +62,15 @@ def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 
         time.sleep(interval_s)
 
 
+def wait_ready(ready: Callable[[], bool], alive: Callable[[], bool] = lambda: True,
+               interval_s: float = 0.1) -> bool:
+    """Poll a service's own health signal ``ready`` until it holds (True). Give up (False) at
+    once when ``alive`` says the service is gone, else after the one readiness deadline
+    (``ready_timeout_s``)."""
+    wait_until(lambda: not alive() or ready(), ready_timeout_s(), interval_s)
+    return alive() and wait_until(ready, 0)
+
+
 class JsonRpcFailure(Exception):
     """A JSON-RPC call gave no result; ``str(exc)`` says why in a few words."""
 

@@ -24,7 +24,7 @@ from zgos.core.errors import ConfigError, ZgError
 from zgos.datadir import DataDir
 from zgos.devnet.process import PidFile, is_alive, log_tail, spawn, terminate
 from zgos.devnet.services import DevnetContext, DevnetOptions, Service, devnet_services
-from zgos.netutil import port_in_use, ready_timeout_s, wait_until
+from zgos.netutil import port_in_use, ready_timeout_s, wait_ready
 
 
 @dataclass(frozen=True)
@@ -104,15 +104,12 @@ class Devnet:
         log_path = self.data_dir.logs / f"{service.name}.log"
         pid = spawn(service.argv(self.ctx), log_path)
         pidfile.write(pid)
-        timeout_s = ready_timeout_s()
-        # a process that exits ends the wait at once: no point waiting out the deadline
-        wait_until(lambda: not is_alive(pid) or service.ready(self.ctx), timeout_s, 0.1)
-        if is_alive(pid) and self._healthy(service):
+        if wait_ready(lambda: service.ready(self.ctx), lambda: is_alive(pid)):
             return pid
         alive = is_alive(pid)
         terminate(pid)
         pidfile.remove()
-        why = f"did not become healthy in {timeout_s:g} s" if alive else "exited during start-up"
+        why = f"did not become healthy in {ready_timeout_s():g} s" if alive else "exited during start-up"
         raise ZgError(f"{service.name} {why}",
                       f"the end of its log ({log_path}):\n{log_tail(log_path)}")
 

@@ -18,6 +18,7 @@ import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from tests.servers import await_ready
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
@@ -28,7 +29,7 @@ from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
 from zgos.compute.user.proxy import Funding, Router, UserProxy
 from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.netutil import free_port
 
 PRICES = Prices(input_price=1_000, output_price=3_000)
 
@@ -49,11 +50,13 @@ def tokens(gguf: Path) -> TokenCounter:
 @pytest.fixture(scope="session")
 def model_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    with open(tmp_path_factory.mktemp("model") / "model.log", "wb") as log:
+    log_path = tmp_path_factory.mktemp("model") / "model.log"
+    with open(log_path, "wb") as log:
         process = subprocess.Popen(model_server_argv(gguf, port=port, threads=1), stdout=log,
                                    stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
-        assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, 60), "model server"
+        await_ready(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, "the model server",
+                    log_path, process)
         yield url
         process.terminate()
         process.wait(10)
@@ -83,8 +86,8 @@ class BrokerProcess:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        ok = wait_until(lambda: httpx.get(self.url + "/health", timeout=1).status_code == 200, 60, 0.1)
-        assert ok, self.log_path.read_text()[-3000:]
+        await_ready(lambda: httpx.get(self.url + "/health", timeout=1).status_code == 200, "the broker",
+                    self.log_path, self.process)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.process is not None
@@ -183,7 +186,7 @@ def run_proxy() -> Iterator[Callable[..., RunningProxy]]:
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         url = f"http://127.0.0.1:{port}"
-        assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=5).status_code == 200, 30)
+        await_ready(lambda: httpx.get(url + "/v1/models", timeout=5).status_code == 200, "the user proxy")
         servers.append((server, thread))
         return RunningProxy(url, proxy)
 

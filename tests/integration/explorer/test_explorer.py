@@ -12,10 +12,11 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from tests.servers import await_http
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.datadir import DataDir
-from zgos.netutil import free_port, http_ok, wait_until
+from zgos.netutil import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -30,7 +31,7 @@ def explorer(devnet_dir: DataDir, tmp_path: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        assert wait_until(lambda: http_ok(f"{url}/health"), 30), (tmp_path / "explorer.log").read_text()
+        await_http(f"{url}/health", "the explorer", tmp_path / "explorer.log", process)
         yield url
     finally:
         process.terminate()
@@ -69,7 +70,7 @@ def test_unreachable_chain_is_a_503_not_a_crash(tmp_path: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        assert wait_until(lambda: http_ok(f"{url}/health"), 30)
+        await_http(f"{url}/health", "the explorer", process=process)
         response = httpx.get(f"{url}/api/status")
         assert response.status_code == 503 and "cannot reach" in response.json()["detail"]
         assert httpx.get(f"{url}/").status_code == 200, "the page itself still loads"
