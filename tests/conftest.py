@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +21,24 @@ from zgos.chain.anvil import Anvil, AnvilConfig
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, deploy_all
 from zgos.datadir import DataDir
+from zgos.devnet.process import PidFile, terminate
 from zgos.netutil import free_port
 
 TEST_BLOCK_TIME_S = 0.2
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_devnet_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the end of the session, stop any devnet service a failed test left running (its
+    teardown never ran, or `zg devnet down` did not finish). Test devnets live under this
+    worker's base temp dir; their pid files carry the process start time, so only those very
+    processes are stopped."""
+    yield
+    for path in sorted(tmp_path_factory.getbasetemp().glob("**/pids/*.pid")):
+        pid = PidFile(path).read_live_pid()
+        if pid is not None:
+            warnings.warn(f"a test left {path.stem} running ({path}): stopped", stacklevel=1)
+            terminate(pid)
 
 
 @pytest.fixture(scope="session")

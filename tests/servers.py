@@ -15,6 +15,7 @@ from zgos.devnet.process import log_tail
 from zgos.netutil import http_ok, ready_timeout_s, wait_ready
 
 LOG_TAIL_LINES = 40
+STOP_TIMEOUT_S = 30.0
 
 
 def await_ready(ready: Callable[[], bool], what: str, log: Path | None = None,
@@ -34,3 +35,14 @@ def await_http(url: str, what: str, log: Path | None = None,
                process: subprocess.Popen[Any] | None = None) -> None:
     """:func:`await_ready` on ``url`` answering below 500."""
     await_ready(lambda: http_ok(url), what, log, process)
+
+
+def stop_process(process: subprocess.Popen[Any], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM ``process``; SIGKILL it if it has not exited within ``timeout_s`` (a process busy
+    in a long computation may not get to its signal handler in time)."""
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout_s)

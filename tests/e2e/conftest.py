@@ -23,10 +23,10 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from tests.integration.clirunner import zg
+from tests.integration.clirunner import NO_TIMEOUT, zg
 from tests.integration.finetune.conftest import funded_account, provider_ready
 from tests.integration.storage.conftest import RunningNode, start_node
-from tests.servers import await_ready
+from tests.servers import await_ready, stop_process
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
@@ -98,23 +98,22 @@ def tuned_gemma(chain: Chain, deployment: Deployment, deployment_path: Path,
         dataset.write_bytes(encode_dataset(EXAMPLES))
         created = zg(data_dir.root, "finetune", "create", "--provider", provider.address, "--dataset",
                      str(dataset), "--epochs", str(EPOCHS), "--learning-rate", LEARNING_RATE, "--yes",
-                     "--node", storage.url, env=tuned.user_env, timeout=None)
+                     "--node", storage.url, env=tuned.user_env, timeout=NO_TIMEOUT)
         assert created.returncode == 0, created.stdout + created.stderr
         tuned.task_id = re.search(r"task (\d+) created", created.stdout).group(1)  # type: ignore[union-attr]
         # `finetune status` follows the task until it is delivered (or fails); the provider's
         # own log says why if it never is
-        status = zg(data_dir.root, "finetune", "status", tuned.task_id, env=tuned.user_env, timeout=None)
+        status = zg(data_dir.root, "finetune", "status", tuned.task_id, env=tuned.user_env, timeout=NO_TIMEOUT)
         assert "Delivered" in status.stdout, status.stdout + status.stderr + tuned.log_tail()
         acked = zg(data_dir.root, "finetune", "ack", tuned.task_id, "--node", storage.url, env=tuned.user_env)
         assert acked.returncode == 0, acked.stdout + acked.stderr
         decrypted = zg(data_dir.root, "finetune", "decrypt", tuned.task_id, str(tuned.adapter_dir), "--node",
-                       storage.url, env=tuned.user_env, timeout=None)
+                       storage.url, env=tuned.user_env, timeout=NO_TIMEOUT)
         assert decrypted.returncode == 0, decrypted.stdout + decrypted.stderr
         tuned.model_id = re.search(r"model id (0x[0-9a-f]{64})", decrypted.stdout).group(1)  # type: ignore[union-attr]
         yield tuned
     finally:
-        process.terminate()
-        process.wait(30)
+        stop_process(process)
         log.close()
         storage.stop()
 

@@ -23,7 +23,7 @@ from zgos.core.errors import ZgError
 from zgos.datadir import DataDir
 from zgos.devnet.orchestrator import Devnet
 from zgos.devnet.process import PidFile, is_alive
-from zgos.devnet.services import DevnetOptions, Service
+from zgos.devnet.services import DevnetOptions, Service, all_services
 from zgos.netutil import READY_TIMEOUT_ENV, port_in_use, ready_timeout_s, wait_until
 
 
@@ -105,8 +105,9 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
         # The one test of the whole devnet: every service group must come up healthy (the
         # summary line is printed only then), and Ctrl-C must stop all of them. Each service
         # has the readiness deadline; a start-up failure ends `up` with that service's log.
+        every_service = len(all_services(DevnetOptions(chain_port=port)))
         assert wait_until(lambda: any("Ctrl-C stops everything" in line for line in lines)
-                          or process.poll() is not None, ready_timeout_s() * 3), "".join(lines)
+                          or process.poll() is not None, every_service * ready_timeout_s()), "".join(lines)
         assert process.poll() is None, "".join(lines)
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
@@ -116,6 +117,7 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+            zg(root, "devnet", "down")  # the services live in their own sessions
     assert process.returncode == 0, output
     assert "devnet stopped" in output
     assert not port_in_use(port)

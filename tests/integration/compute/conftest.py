@@ -137,8 +137,8 @@ def start_broker(
             env={**base, "ZGOS_PRIVATE_KEY": provider.key.hex(), **(env or {})},
             log_path=home / "broker.log",
         )
+        started.append(broker)  # stopped at the end even if it never becomes healthy
         broker.start()
-        started.append(broker)
         return broker
 
     yield start

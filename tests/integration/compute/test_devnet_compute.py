@@ -19,6 +19,7 @@ def devnet_root(tmp_path: Path) -> Iterator[Path]:
     zg(root, "devnet", "down")
 
 
+@pytest.mark.slow
 def test_devnet_compute_chat_works_out_of_the_box(devnet_root: Path) -> None:
     port = devnet_chain_port()
     started = devnet_up(devnet_root, port, "--only", "compute")

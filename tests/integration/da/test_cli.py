@@ -18,12 +18,15 @@ from zgos.netutil import wait_until
 @pytest.fixture
 def devnet(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     root, port = tmp_path / "devnet", devnet_chain_port()
-    result = devnet_up(root, port, "--only", "da")
-    assert result.returncode == 0, result.stdout + result.stderr
-    yield root, port
-    zg(root, "devnet", "down")
+    try:
+        result = devnet_up(root, port, "--only", "da")
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield root, port
+    finally:
+        zg(root, "devnet", "down")
 
 
+@pytest.mark.slow
 def test_devnet_starts_four_signers_and_a_disperser_and_the_cli_puts_gets_and_samples(
     devnet: tuple[Path, int], tmp_path: Path
 ) -> None:

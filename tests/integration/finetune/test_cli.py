@@ -49,6 +49,7 @@ def provider(devnet_dir: DataDir, storage_node: RunningNode, new_account: LocalA
         log.close()
 
 
+@pytest.mark.slow
 def test_finetune_cli_orders_follows_acknowledges_decrypts_and_shows_provenance(
     devnet_dir: DataDir, chain: Chain, storage_node: RunningNode, provider: LocalAccount, new_account: LocalAccount,
     tmp_path: Path,

@@ -17,6 +17,7 @@ def devnet_root(tmp_path: Path):
     zg(root, "devnet", "down")
 
 
+@pytest.mark.slow
 def test_devnet_storage_node_serves_cli_upload_download_and_info(devnet_root: Path, tmp_path: Path) -> None:
     up = devnet_up(devnet_root, devnet_chain_port(), "--only", "storage")
     assert up.returncode == 0, up.stdout + up.stderr

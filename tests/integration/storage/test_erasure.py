@@ -91,6 +91,7 @@ def client(cluster: Cluster, chain: Chain, deployment: Deployment) -> ErasureCli
                          timeout_s=10)
 
 
+@pytest.mark.slow
 def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
     tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment,
 ) -> None:
