@@ -75,14 +75,20 @@ def new_account(chain: Chain) -> LocalAccount:
     return account
 
 
-@pytest.fixture
-def devnet_dir(tmp_path: Path, anvil: Anvil, chain: Chain, deployment_path: Path) -> DataDir:
-    """A data dir whose network.json and deployment.json describe the session chain."""
-    data_dir = DataDir(tmp_path / "data")
+def session_chain_data_dir(root: Path, chain: Chain, deployment_path: Path) -> DataDir:
+    """A new data dir at ``root`` whose network.json and deployment.json describe the session
+    chain, so ``zg --data-dir ROOT`` and services started on it use that chain."""
+    data_dir = DataDir(root)
     data_dir.root.mkdir(parents=True)
-    data_dir.network.write_text(json.dumps({"rpc_url": anvil.url, "chain_id": chain.chain_id}))
+    data_dir.network.write_text(json.dumps({"rpc_url": chain.rpc_url, "chain_id": chain.chain_id}))
     shutil.copy(deployment_path, data_dir.deployment)
     return data_dir
+
+
+@pytest.fixture
+def devnet_dir(tmp_path: Path, chain: Chain, deployment_path: Path) -> DataDir:
+    """A data dir on the session chain, private to one test."""
+    return session_chain_data_dir(tmp_path / "data", chain, deployment_path)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from tests.conftest import session_chain_data_dir
 from tests.integration.clirunner import NO_TIMEOUT, zg
 from tests.integration.finetune.conftest import funded_account, provider_ready
 from tests.integration.storage.conftest import RunningNode, start_node
@@ -70,10 +71,7 @@ class TunedGemma:
 def tuned_gemma(chain: Chain, deployment: Deployment, deployment_path: Path,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[TunedGemma]:
     root = tmp_path_factory.mktemp("tuned-gemma")
-    data_dir = DataDir(root / "data")
-    data_dir.root.mkdir()
-    data_dir.network.write_text(f'{{"rpc_url": "{chain.rpc_url}", "chain_id": {chain.chain_id}}}')
-    data_dir.deployment.write_text(deployment_path.read_text())
+    data_dir = session_chain_data_dir(root / "data", chain, deployment_path)
     storage = start_node(root / "node", chain, deployment)
     deployer = devnet_role("deployer")
     provider = funded_account(chain, deployer, 20 * 10**18)
