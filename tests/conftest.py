@@ -11,10 +11,12 @@ import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from xdist.scheduler import LoadScopeScheduling
 
 from zgos.chain.accounts import devnet_role
 from zgos.chain.anvil import Anvil, AnvilConfig
@@ -95,3 +97,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Run ``slow`` tests first. Under xdist each worker then starts on a long test while the
     quick ones fill in around it, instead of one worker finishing a long test alone at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# The tests under each of these directories share one costly session fixture (tests/e2e: the
+# one Gemma fine-tune), so they run on one xdist worker, which builds it once.
+ONE_WORKER_DIRS = ("tests/e2e/",)
+
+
+class OneWorkerPerSharedFixture(LoadScopeScheduling):
+    """xdist's ``load`` distribution, test by test in collection order as workers free up,
+    except that the tests of each ``ONE_WORKER_DIRS`` directory form one unit for one worker.
+    (xdist's own ``xdist_group`` marks do not group on pytest 9.2: pytest-xdist issue 1386.)"""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return next((d for d in ONE_WORKER_DIRS if nodeid.startswith(d)), nodeid)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
+    if config.getvalue("dist") != "load":  # another --dist was asked for: xdist's own
+        return None
+    return OneWorkerPerSharedFixture(config, log)

@@ -5,8 +5,8 @@ session: a user orders a LoRA fine-tune from a real provider process (``zg finet
 serve``) on a dataset kept in storage, the provider trains and delivers the sealed adapter,
 the user acknowledges and decrypts it. Every step is asserted here; the tests then check what
 each claims of that one adapter (its answers in transformers and llama.cpp; the provider
-serving it as its own model, traced back to the dataset). Both tests are in the ``gemma``
-xdist group (``--dist loadgroup``), so one worker trains and serves them both.
+serving it as its own model, traced back to the dataset). Under xdist the tests of this
+directory run on one worker (tests/conftest.py, ``ONE_WORKER_DIRS``), so it trains once.
 """
 
 from __future__ import annotations

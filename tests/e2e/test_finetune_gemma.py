@@ -33,7 +33,6 @@ def mean_loss(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Te
 
 @pytest.mark.e2e
 @pytest.mark.slow
-@pytest.mark.xdist_group("gemma")
 def test_lora_finetune_of_gemma_changes_its_answer_in_transformers_and_llama_cpp(
     tuned_gemma: TunedGemma, tmp_path: Path,
 ) -> None:

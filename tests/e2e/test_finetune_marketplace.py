@@ -28,7 +28,6 @@ from zgos.netutil import http_ok
 
 @pytest.mark.e2e
 @pytest.mark.slow
-@pytest.mark.xdist_group("gemma")
 def test_tuned_gemma_is_served_as_its_own_model_and_its_answers_trace_back_to_the_dataset(
     tuned_gemma: TunedGemma, chain: Chain, deployment: Deployment,
     run_proxy: Callable[..., RunningProxy],  # noqa: F811 - the imported fixture

@@ -23,7 +23,13 @@ from zgos.chain.deploy import deploy_all
 from zgos.core.errors import ConfigError, ZgError
 from zgos.datadir import DataDir
 from zgos.devnet.process import PidFile, is_alive, log_tail, spawn, terminate
-from zgos.devnet.services import DevnetContext, DevnetOptions, Service, devnet_services
+from zgos.devnet.services import (
+    DevnetContext,
+    DevnetOptions,
+    Service,
+    all_services,
+    devnet_services,
+)
 from zgos.netutil import port_in_use, ready_timeout_s, wait_ready
 
 
@@ -151,7 +157,7 @@ class Devnet:
         Services left by an earlier ``up`` with other options (another ``--only``, more
         storage nodes) are stopped too: every live pid file counts."""
         stopped = []
-        for service in reversed(self.services()):
+        for service in reversed(all_services(self.options)):
             if self.stop(service.name):
                 stopped.append(service.name)
         for pidfile in sorted(self.data_dir.pids.glob("*.pid")):
