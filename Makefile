@@ -22,7 +22,31 @@ BYTECODE    := $(VENV)/.bytecode-stamp
 TORCH_WHEELS ?= /opt/wheels
 TRAIN_LOCK  := requirements-train.lock
 # Pure modules checked with mypy --strict (each network adds its own core here).
-STRICT      := zgos/core zgos/storage/erasure.py zgos/storage/shard.py zgos/storage/mine zgos/storage/merkle.py zgos/storage/flow.py zgos/storage/filetree.py zgos/storage/segment.py zgos/compute/vouchers.py zgos/compute/billing.py zgos/compute/sse.py zgos/da/blob.py zgos/da/kzg.py zgos/da/encoding.py zgos/da/bls.py zgos/da/assignment.py zgos/da/store.py zgos/da/params.py zgos/compute/finetune/tasks.py zgos/compute/finetune/dataset.py zgos/compute/finetune/sealing.py
+STRICT      := \
+  zgos/core \
+  zgos/runtime \
+  zgos/storage/erasure.py \
+  zgos/storage/shard.py \
+  zgos/storage/mine \
+  zgos/storage/merkle.py \
+  zgos/storage/flow.py \
+  zgos/storage/filetree.py \
+  zgos/storage/segment.py \
+  zgos/compute/vouchers.py \
+  zgos/compute/billing.py \
+  zgos/compute/sse.py \
+  zgos/compute/limits.py \
+  zgos/da/blob.py \
+  zgos/da/kzg.py \
+  zgos/da/encoding.py \
+  zgos/da/bls.py \
+  zgos/da/assignment.py \
+  zgos/da/store.py \
+  zgos/da/params.py \
+  zgos/compute/finetune/tasks.py \
+  zgos/compute/finetune/dataset.py \
+  zgos/compute/finetune/sealing.py \
+  zgos/storage/scores.py
 
 # solc-js and OpenZeppelin for `make contracts` and the test that recompiles the artifacts.
 SOLC        := contracts/node_modules/solc/package.json
@@ -34,7 +58,7 @@ TS_SDK      := $(TS_SDK_DIR)/node_modules/@0gfoundation/0g-ts-sdk/package.json
 PYTEST_ARGS ?= --durations=15
 WORKERS     ?= 2
 
-.PHONY: install up test test-fast test-deps warm lint unit contracts bench clean proto
+.PHONY: install up test test-fast test-deps warm lint unit contracts bench clean proto fuzz
 
 install: $(STAMP) $(BYTECODE) $(ANVIL)
 
@@ -104,6 +128,13 @@ lint: install
 
 unit: install
 	$(BIN)/python -m pytest -n $(WORKERS) tests/unit
+
+# The adversarial suite with a bigger corpus and a fresh seed (printed; rerun a failure with
+# ZGOS_FUZZ_SEED=N). The suite itself runs ~1,000 cases per service with a fixed seed.
+FUZZ_REQUESTS ?= 20000
+FUZZ_SEED     ?= random
+fuzz: install
+	ZGOS_FUZZ_REQUESTS=$(FUZZ_REQUESTS) ZGOS_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest -n 0 -s tests/adversarial
 
 $(SOLC): contracts/package-lock.json
 	cd contracts && npm ci --silent --no-audit --no-fund || echo "solc-js not installed: the recompile test will install it"

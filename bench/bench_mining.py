@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 
 import sha3
@@ -79,10 +78,10 @@ def bench_answer_gas(bench: BenchChain) -> None:
     chain.transact(devnet_role("deployer"), mine.functions.setDifficulty(1))
     node = StorageNode(NodeConfig(bench.workdir / "node", chain.rpc_url, deployment.address("Flow"), chain.chain_id,
                                   deployment.deploy_block, confirmations=0, poll_s=0.1))
-    server = NodeServer(("127.0.0.1", free_port()), node)
+    server = NodeServer("127.0.0.1", free_port(), node, token=None)
     node.start()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    server.start()
+    url = server.url
     path = bench.workdir / "file.bin"
     path.write_bytes(os.urandom(MIB))
     user, operator = Account.create(), Account.create()
@@ -101,7 +100,7 @@ def bench_answer_gas(bench: BenchChain) -> None:
         elapsed = time.perf_counter() - began
     finally:
         miner.close()
-        server.shutdown()
+        server.stop()
         node.stop()
     event = chain.get_logs(mine, "NewSubmission", deployment.deploy_block, chain.block_number())[-1]
     answer_gas = int(chain.w3.eth.get_transaction_receipt(event["transactionHash"])["gasUsed"])

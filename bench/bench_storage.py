@@ -4,16 +4,22 @@
 * upload of 256 MiB with proofs to one local node vs a raw HTTP POST of the bytes to a plain
   server that writes them to disk (goal >= 0.3x the throughput);
 * verified download of the same file vs a raw HTTP GET from a plain file server (goal >= 0.5x);
+* a sector proof (``zgs_getSectorProof``) on that file vs a ``zgs_getStatus`` call (goal <= 50 ms
+  whatever the file size: run with ``ZGOS_BENCH_TRANSFER_MIB=1024`` for 1 GiB);
+* upload and download through the guarded edge vs the same node with its guards off (the
+  bench-only ``ZGOS_BENCH_UNGUARDED=1``), alternating rounds, best of each (goal >= 0.97x);
 * gas of ``Flow.submit`` for a 1 MiB and a 1 GiB file.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -22,15 +28,21 @@ import sha3
 from bench.harness import BenchChain, bench_chain, report
 from zgos.chain.accounts import devnet_role
 from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.netutil import call_jsonrpc, free_port, wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.contracts import FlowContract
 from zgos.storage.flow import Submission, SubmissionNode, compute_node_heights
 from zgos.storage.hasher import build_file_tree
+from zgos.storage.merkle import BYTES_PER_SEGMENT
+from zgos.storage.node.server import BENCH_UNGUARDED_ENV
 
 MIB = 1024 * 1024
 ROOT_MIB = 64
 TRANSFER_MIB = int(os.environ.get("ZGOS_BENCH_TRANSFER_MIB", "256"))
+EDGE_MIB = int(os.environ.get("ZGOS_BENCH_EDGE_MIB", "64"))
+EDGE_ROUNDS = int(os.environ.get("ZGOS_BENCH_EDGE_ROUNDS", "4"))
+SECTOR_PROOFS = 20
+QUIET_POLL_S = 2.0  # log sync polls of the compared nodes: little CPU of their own while measured
 
 # A plain server for the baselines: GET serves files, POST writes the body to a file.
 PLAIN_SERVER = r"""
@@ -71,29 +83,39 @@ def _timed(fn: object) -> float:
     return time.perf_counter() - start
 
 
-def _spawn(argv: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    if not wait_until(lambda: httpx.get(url, timeout=1).status_code < 500, 30):
+def _spawn(argv: list[str], url: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
+    if not wait_until(lambda: httpx.get(url, timeout=1).status_code < 500, 60):
         process.kill()
         raise RuntimeError(f"{argv[:4]} did not start; see {log}")
     return process
+
+
+def _data_dir(bc: BenchChain, root: Path) -> DataDir:
+    data_dir = DataDir(root)
+    data_dir.root.mkdir(parents=True)
+    data_dir.network.write_text(f'{{"rpc_url": "{bc.anvil.url}", "chain_id": {bc.chain.chain_id}}}')
+    bc.deployment.save(data_dir.deployment)
+    return data_dir
+
+
+def _node(data_dir: DataDir, name: str, port: int, log: Path, env: dict[str, str] | None = None,
+          poll_s: float = 0.05) -> subprocess.Popen[bytes]:
+    return _spawn([sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir.root), "storage", "node",
+                   "--name", name, "--port", str(port), "--confirmations", "0", "--poll", str(poll_s), "--no-announce"],
+                  f"http://127.0.0.1:{port}/health", log, env)
 
 
 def bench_transfer(bc: BenchChain) -> None:
     work = bc.workdir
     path = _file(work, "big.bin", TRANSFER_MIB)
     size_mb = path.stat().st_size / 1e6
-    data_dir = DataDir(work / "data")
-    data_dir.root.mkdir()
-    data_dir.network.write_text(f'{{"rpc_url": "{bc.anvil.url}", "chain_id": {bc.chain.chain_id}}}')
-    bc.deployment.save(data_dir.deployment)
+    data_dir = _data_dir(bc, work / "data")
     node_port, plain_port = free_port(), free_port()
     serve_dir = work / "plain"
     serve_dir.mkdir()
     os.link(path, serve_dir / "big.bin")
-    node = _spawn([sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir.root), "storage", "node",
-                   "--port", str(node_port), "--confirmations", "0", "--poll", "0.05", "--no-announce"],
-                  f"http://127.0.0.1:{node_port}/health", work / "node.log")
+    node = _node(data_dir, "storage-0", node_port, work / "node.log")
     plain = _spawn([sys.executable, "-c", PLAIN_SERVER, str(plain_port), str(serve_dir)],
                    f"http://127.0.0.1:{plain_port}/", work / "plain.log")
     try:
@@ -117,9 +139,162 @@ def bench_transfer(bc: BenchChain) -> None:
             download = size_mb / (time.perf_counter() - start)
         report(f"upload {TRANSFER_MIB} MiB with proofs (hash + tx + segments + finalize) vs raw HTTP POST", upload, raw_post, "MB/s", ">= 0.3x")
         report(f"verified download {TRANSFER_MIB} MiB vs raw HTTP GET", download, raw_get, "MB/s", ">= 0.5x")
+        bench_sector_proof(f"http://127.0.0.1:{node_port}", node.pid, result.root)
     finally:
         node.kill()
         plain.kill()
+
+
+def _median_ms(calls: list[object]) -> float:
+    times = []
+    for call in calls:
+        start = time.perf_counter()
+        call()  # type: ignore[operator]
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def bench_sector_proof(url: str, pid: int, root: bytes) -> None:
+    """Sector proofs spread over the file (each in another segment) vs the cheapest RPC, in
+    wall time and in the node's CPU time."""
+    with httpx.Client(timeout=300) as http:
+        info = call_jsonrpc(http, url, "zgs_getFileInfo", ["0x" + root.hex(), True])
+        start, sectors = info["tx"]["startEntryIndex"], -(-info["tx"]["size"] // 256)
+        targets = [start + i * (sectors - 1) // (SECTOR_PROOFS - 1) for i in range(SECTOR_PROOFS)]
+        cpu = _cpu_seconds(pid)
+        proof = _median_ms([lambda s=s: call_jsonrpc(http, url, "zgs_getSectorProof", [s]) for s in targets])
+        proof_cpu = 1000 * (_cpu_seconds(pid) - cpu) / SECTOR_PROOFS
+        cpu = _cpu_seconds(pid)
+        status = _median_ms([lambda: call_jsonrpc(http, url, "zgs_getStatus")] * SECTOR_PROOFS)
+        status_cpu = 1000 * (_cpu_seconds(pid) - cpu) / SECTOR_PROOFS
+    report(f"sector proof on a {TRANSFER_MIB} MiB file (median of {SECTOR_PROOFS}) vs a zgs_getStatus call",
+           proof, status, "ms", "<= 50 ms")
+    report("node CPU per sector proof vs per zgs_getStatus call", proof_cpu, status_cpu, "ms")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Transfers:
+    """Per node and direction ("up"/"down"): the best MB/s and the least node CPU ms per MB."""
+
+    mb_per_s: dict[tuple[str, str], float] = field(default_factory=dict)
+    cpu_ms_per_mb: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def note(self, name: str, direction: str, size_mb: float, seconds: float, cpu_s: float) -> None:
+        key = (name, direction)
+        self.mb_per_s[key] = max(self.mb_per_s.get(key, 0.0), size_mb / seconds)
+        self.cpu_ms_per_mb[key] = min(self.cpu_ms_per_mb.get(key, float("inf")), 1000 * cpu_s / size_mb)
+
+
+def compare_transfers(bc: BenchChain, work: Path, nodes: dict[str, tuple[str, int]], mib: int, rounds: int) -> Transfers:
+    """Upload and download throughput, and the CPU each node spent, of every node in ``nodes``
+    (name -> (url, pid)): one file per round, put on chain once, then uploaded to and
+    downloaded from every node, the order alternating by round so that neither node always
+    goes first on a noisy machine. CPU time is far less sensitive than wall time to what else
+    the machine runs."""
+    flow = FlowContract(bc.chain, bc.deployment.address("Flow"))
+    found = Transfers()
+    for round_index in range(rounds):
+        path = _file(work, "compare.bin", mib)
+        size_mb = path.stat().st_size / 1e6
+        tree = build_file_tree(path)
+        flow.submit(devnet_role("user"), [tree.submission()])
+        order = list(nodes.items()) if round_index % 2 == 0 else list(reversed(nodes.items()))
+        for name, (url, pid) in order:
+            with StorageClient([url]) as client:
+                if not wait_until(lambda c=client, r=tree.root: bool(c.locate(r, finalized=False)), 60):
+                    raise RuntimeError(f"{name} did not sync the file's entry")
+                cpu, start = _cpu_seconds(pid), time.perf_counter()
+                client.upload(path, tree=tree)
+                found.note(name, "up", size_mb, time.perf_counter() - start, _cpu_seconds(pid) - cpu)
+                cpu, start = _cpu_seconds(pid), time.perf_counter()
+                client.download(tree.root, work / "compare.out")
+                found.note(name, "down", size_mb, time.perf_counter() - start, _cpu_seconds(pid) - cpu)
+    return found
+
+
+def bench_edge_cost(bc: BenchChain) -> None:
+    """What the edge's guards cost: the same build with and without them (the bench-only
+    switch), side by side in one run. Two nodes of each kind, started guarded, unguarded,
+    unguarded, guarded: on this machine the order nodes start in shifts their CPU per MB by
+    up to ~20%, more than what is measured here."""
+    work = bc.workdir / "edge"
+    data_dir = _data_dir(bc, work)
+    unguarded_env = {**os.environ, BENCH_UNGUARDED_ENV: "1"}
+    processes: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    for name in ("guarded-1", "unguarded-1", "unguarded-2", "guarded-2"):
+        port = free_port()
+        env = unguarded_env if name.startswith("unguarded") else None
+        processes[name] = (_node(data_dir, name, port, work / f"{name}.log", env, poll_s=QUIET_POLL_S), port)
+    try:
+        each = compare_transfers(bc, work, {name: (f"http://127.0.0.1:{port}", process.pid)
+                                            for name, (process, port) in processes.items()}, EDGE_MIB, EDGE_ROUNDS)
+    finally:
+        for process, _ in processes.values():
+            process.kill()
+    found = Transfers()
+    for (name, direction), mb_per_s in each.mb_per_s.items():
+        kind = name.split("-")[0]
+        found.mb_per_s[kind, direction] = max(found.mb_per_s.get((kind, direction), 0.0), mb_per_s)
+        cpu = each.cpu_ms_per_mb[name, direction]
+        found.cpu_ms_per_mb[kind, direction] = min(found.cpu_ms_per_mb.get((kind, direction), float("inf")), cpu)
+    for direction, what in (("up", "upload"), ("down", "verified download")):
+        report(f"{what} {EDGE_MIB} MiB through the guarded edge vs guards off (best of {EDGE_ROUNDS} rounds x 2 nodes)",
+               found.mb_per_s["guarded", direction], found.mb_per_s["unguarded", direction], "MB/s", ">= 0.97x")
+        report(f"node CPU per MB of {what} through the guarded edge vs guards off (least of {EDGE_ROUNDS} x 2)",
+               found.cpu_ms_per_mb["guarded", direction], found.cpu_ms_per_mb["unguarded", direction], "ms", "<= 1.03x")
+    added_us = edge_overhead_us()
+    segment_us = 1000 * found.cpu_ms_per_mb["unguarded", "down"] * BYTES_PER_SEGMENT / 1e6
+    print(f"the guards add {added_us:.0f} us of CPU per request in process, {100 * added_us / segment_us:.1f}% of "
+          f"the node's CPU per segment downloaded ({segment_us:.0f} us)", flush=True)
+
+
+def edge_overhead_us(requests: int = 2000, batches: int = 7) -> float:
+    """CPU the edge adds per request, without the network: a segment-sized answer through
+    ``GuardedEdge`` with the node's policy and rate limit, vs the same app unguarded (the
+    least time of alternating batches, so load spikes do not count)."""
+    import asyncio
+
+    from zgos.runtime.edge import ClientRateLimiter, GuardedEdge, LocalAccess
+    from zgos.storage.node.server import NodeLimits
+
+    limits = NodeLimits()
+    rate = ClientRateLimiter(limits.rate)
+    segment = os.urandom(BYTES_PER_SEGMENT)
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        rate.take("127.0.0.1", 1)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"262144")]})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": segment})  # type: ignore[operator]
+
+    access = LocalAccess.for_listener("token", "127.0.0.1", 5678)
+    edges = {"guarded": GuardedEdge(app, limits.policy(access)),  # type: ignore[arg-type]
+             "unguarded": GuardedEdge(app, NodeLimits(guarded=False).policy(access))}  # type: ignore[arg-type]
+    scope = {"type": "http", "method": "GET", "path": "/zgos/v1/segment/1/2", "client": ("127.0.0.1", 1),
+             "headers": [(b"host", b"127.0.0.1:5678"), (b"user-agent", b"python-httpx/0.28.1"), (b"accept", b"*/*")]}
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: object) -> None:
+        return None
+
+    async def run(edge: GuardedEdge) -> float:
+        start = time.perf_counter()
+        for _ in range(requests):
+            await edge(dict(scope), receive, send)
+        return (time.perf_counter() - start) / requests
+
+    best = {name: float("inf") for name in edges}
+    for _ in range(batches):
+        for name, edge in edges.items():
+            best[name] = min(best[name], asyncio.run(run(edge)))
+    return 1e6 * (best["guarded"] - best["unguarded"])
 
 
 def bench_gas(bc: BenchChain) -> None:
@@ -141,6 +316,7 @@ def main() -> None:
     with bench_chain() as bc:
         bench_gas(bc)
         bench_transfer(bc)
+        bench_edge_cost(bc)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,8 @@ def session_chain_data_dir(root: Path, chain: Chain, deployment_path: Path) -> D
     chain, so ``zg --data-dir ROOT`` and services started on it use that chain."""
     data_dir = DataDir(root)
     data_dir.root.mkdir(parents=True)
-    data_dir.network.write_text(json.dumps({"rpc_url": chain.rpc_url, "chain_id": chain.chain_id}))
+    data_dir.network.write_text(json.dumps({"rpc_url": chain.rpc_url, "chain_id": chain.chain_id,
+                                            "outbound_allow": "loopback"}))
     shutil.copy(deployment_path, data_dir.deployment)
     return data_dir
 

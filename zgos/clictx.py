@@ -16,6 +16,7 @@ from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, load_deployment
 from zgos.chain.networks import is_devnet
 from zgos.datadir import DataDir
+from zgos.runtime.outbound import AddressPolicy
 
 
 @dataclass
@@ -42,6 +43,10 @@ class CliContext:
 
     def contract(self, name: str) -> Contract:
         return self.chain().contract(name, self.deployment().address(name))
+
+    def outbound_policy(self) -> AddressPolicy:
+        """Which non-global addresses announced URLs may name (``DataDir.outbound_policy``)."""
+        return self.data_dir.outbound_policy()
 
     def account(self, spec: str | None, role: str | None = "user") -> LocalAccount:
         """The signer for a command: ``--account`` if given, else env, else the devnet role."""

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from zgos.core.errors import ConfigError
+from zgos.runtime.outbound import AddressPolicy
 
 DEFAULT_DATA_DIR = Path(".zgos/devnet")
 DATA_DIR_ENV = "ZGOS_DATA_DIR"
 RPC_URL_ENV = "ZGOS_RPC_URL"
+OUTBOUND_ALLOW_ENV = "ZGOS_OUTBOUND_ALLOW"
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 
 
@@ -45,6 +47,12 @@ class DataDir:
         return self.root / "keystore"
 
     @property
+    def token(self) -> Path:
+        """The per-install token (0600) that local spending and admin calls must carry
+        (``zgos.runtime.edge.load_or_create_token``)."""
+        return self.root / "token"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -64,6 +72,19 @@ class DataDir:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read {self.network}: {exc}") from None
         return data
+
+    def outbound_policy(self) -> AddressPolicy:
+        """Which non-global addresses URLs announced on chain may name: ``ZGOS_OUTBOUND_ALLOW``
+        (e.g. ``loopback,private``), else ``outbound_allow`` in network.json (``zg devnet up``
+        writes ``loopback``), else none: on a public network a registry entry naming 127.0.0.1
+        or 10.0.0.1 is refused instead of called."""
+        source, text = OUTBOUND_ALLOW_ENV, os.environ.get(OUTBOUND_ALLOW_ENV)
+        if text is None:
+            source, text = str(self.network), str((self.read_network() or {}).get("outbound_allow", ""))
+        try:
+            return AddressPolicy.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
 
     def rpc_url(self, flag: str | None = None) -> str:
         """The chain RPC URL: ``--rpc-url``, else ``ZGOS_RPC_URL``, else the devnet's, else 8545."""

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from zgos.core.errors import ConfigError
+from zgos.runtime.outbound import DeadlineExceeded, OutboundRefused
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -79,6 +80,11 @@ class JsonRpcUnreachable(JsonRpcFailure):
     """No answer: connection refused, timeout, broken transfer (``str``: the httpx error's name)."""
 
 
+class JsonRpcGuarded(JsonRpcUnreachable):
+    """The outbound guard cut the call: deadline, size cap, redirects or a refused address
+    (``str``: which). The server misbehaved, or was never contacted."""
+
+
 class JsonRpcNotJson(JsonRpcFailure):
     """An answer that is not a JSON-RPC response object."""
 
@@ -89,11 +95,16 @@ class JsonRpcErrorAnswer(JsonRpcFailure):
 
 def call_jsonrpc(http: httpx.Client, url: str, method: str, params: Sequence[Any] = (), *,
                  request_id: int = 1, timeout_s: float | None = None) -> Any:
-    """``method(*params)`` at ``url``: its result (None when the answer has none)."""
+    """``method(*params)`` at ``url``: its result (None when the answer has none).
+
+    For a URL someone announced, pass a ``zgos.runtime.outbound.OutboundClient``: on it
+    ``timeout_s`` is the call's total time and the answer's size is capped."""
     extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
     try:
         answer = http.post(url, json={"jsonrpc": "2.0", "id": request_id, "method": method,
                                       "params": list(params)}, **extra).json()
+    except (OutboundRefused, DeadlineExceeded, httpx.TooManyRedirects) as exc:
+        raise JsonRpcGuarded(str(exc)) from None
     except httpx.HTTPError as exc:
         raise JsonRpcUnreachable(type(exc).__name__) from None
     except ValueError:

@@ -8,12 +8,26 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// @notice Providers offer LoRA fine-tuning of base models at a price per token. A user creates
 /// a task by escrowing the fee and signing (EIP-712) the provider, base model hash, dataset root,
 /// training parameters, fee and nonce. The provider starts the task, trains, uploads the
-/// encrypted result to storage and records its root. Only the task's user can acknowledge the
-/// deliverable, and only if the root matches. Settlement pays the provider at most the escrow,
-/// once: the full fee after acknowledgement, releasing the AES key sealed to the user's public
-/// key; or, if the user never acknowledges within `ackTimeout`, `penaltyPercent`% of it with the
-/// rest refunded and no key. Before a task starts the user can cancel it; a provider that never
-/// delivers (or never settles an acknowledged task) lets the user reclaim the escrow.
+/// encrypted result to storage and records its root together with `keyCommitment`, the keccak256
+/// of the sealed key it will release (the AES key sealed to the user's public key, ECIES). Only
+/// the task's user can acknowledge the deliverable, and only if the root matches. Settlement pays
+/// the provider at most the escrow, once: the full fee after acknowledgement, releasing exactly
+/// the committed sealed key (any other key reverts `KeyMismatch`); or, if the user never
+/// acknowledges within `ackTimeout`, `penaltyPercent`% of it with the rest refunded and no key.
+/// Before a task starts the user can cancel it; a provider that never delivers (or never settles
+/// an acknowledged task) lets the user reclaim the escrow.
+///
+/// Fair exchange, what the chain checks: the user acknowledges only a root it downloaded and
+/// verified, and by then the key the provider will release is fixed by its own delivery
+/// transaction, so it cannot be swapped after the acknowledgement. What it cannot check: that the
+/// sealed key opens with the user's private key and that the AES key inside decrypts the
+/// deliverable (that would need AES and ECIES in the EVM, or a proof of correct encryption). The
+/// user's recourse when it does not: the evidence is public and binding (the ciphertext in
+/// storage under the acknowledged root, the sealed key on chain, its commitment in the provider's
+/// delivery transaction); the user reveals the opened AES key (or, if the ECIES layer itself
+/// fails, the ECDH shared secret) and anyone can re-run the decryption and see it fail. The
+/// escrow is not returned by this contract: the bound on the user's loss is the task's fee, and
+/// the provider's loss is its public record (zgos/compute/finetune/tasks.py states the same).
 /// @dev Differences from 0G's FineTuningServing (reference/compute.md §3.4): acknowledgement has
 /// no unguarded overload; the signature covers base model and parameters; payouts use `call`
 /// with a withdrawable fallback instead of `transfer`; every state has a timeout way out.
@@ -21,6 +35,7 @@ contract FineTuningServing is EIP712 {
     uint256 public constant PERCENT = 100;
     uint256 public constant MAX_URL_BYTES = 256;
     uint256 public constant MAX_MODELS = 16;
+    uint256 public constant MAX_PAGE = 100; // entries per page of `providersPage`
     bytes32 public constant TASK_TYPEHASH = keccak256(
         "Task(address user,address provider,bytes32 baseModel,bytes32 datasetRoot,bytes32 paramsHash,uint256 fee,uint256 nonce)"
     );
@@ -49,6 +64,7 @@ contract FineTuningServing is EIP712 {
         uint64 acknowledgedAt;
         Status status;
         bytes32 resultRoot;
+        bytes32 keyCommitment; // keccak256 of the sealed key, fixed at delivery
         bytes sealedKey; // released at settlement after acknowledgement
     }
 
@@ -72,7 +88,7 @@ contract FineTuningServing is EIP712 {
     );
     event TaskStarted(uint256 indexed taskId);
     event TaskCancelled(uint256 indexed taskId, address indexed by, string reason);
-    event DeliverableAdded(uint256 indexed taskId, bytes32 resultRoot);
+    event DeliverableAdded(uint256 indexed taskId, bytes32 resultRoot, bytes32 keyCommitment);
     event DeliverableAcknowledged(uint256 indexed taskId, bytes32 resultRoot);
     event FeesSettled(uint256 indexed taskId, uint256 toProvider, uint256 refunded, bytes sealedKey);
 
@@ -88,6 +104,8 @@ contract FineTuningServing is EIP712 {
     error WrongStatus(uint256 taskId, Status status);
     error RootMismatch(bytes32 expected, bytes32 given);
     error EmptyRoot();
+    error EmptyKeyCommitment();
+    error KeyMismatch(bytes32 committed, bytes32 released);
     error SealedKeyRequired();
     error SealedKeyNotAllowed();
     error TooEarly(uint256 availableAt);
@@ -144,8 +162,18 @@ contract FineTuningServing is EIP712 {
         return services[provider];
     }
 
-    function getProviders() external view returns (address[] memory) {
-        return providerList;
+    function providerCount() external view returns (uint256) {
+        return providerList.length;
+    }
+
+    /// @notice Providers `offset` .. `offset + limit` (at most MAX_PAGE) and the total: anyone can
+    /// add a service, so the list has no bound and is read page by page.
+    function providersPage(uint256 offset, uint256 limit) external view returns (address[] memory page, uint256 total) {
+        total = providerList.length;
+        if (limit > MAX_PAGE) limit = MAX_PAGE;
+        uint256 count = offset >= total ? 0 : (total - offset < limit ? total - offset : limit);
+        page = new address[](count);
+        for (uint256 i = 0; i < count; i++) page[i] = providerList[offset + i];
     }
 
     // --- task lifecycle ----------------------------------------------------------------
@@ -215,13 +243,17 @@ contract FineTuningServing is EIP712 {
         _cancel(taskId, task, "provider timed out");
     }
 
-    function addDeliverable(uint256 taskId, bytes32 resultRoot) external {
+    /// @notice Record the encrypted deliverable's root and commit to the sealed key that
+    /// settlement will release (`keyCommitment` = keccak256 of its bytes).
+    function addDeliverable(uint256 taskId, bytes32 resultRoot, bytes32 keyCommitment) external {
         if (resultRoot == bytes32(0)) revert EmptyRoot();
+        if (keyCommitment == bytes32(0)) revert EmptyKeyCommitment();
         Task storage task = _providerTask(taskId, Status.Started);
         task.resultRoot = resultRoot;
+        task.keyCommitment = keyCommitment;
         task.deliveredAt = uint64(block.timestamp);
         task.status = Status.Delivered;
-        emit DeliverableAdded(taskId, resultRoot);
+        emit DeliverableAdded(taskId, resultRoot, keyCommitment);
     }
 
     /// @notice Only the task's user acknowledges, naming the root it downloaded and verified.
@@ -234,14 +266,16 @@ contract FineTuningServing is EIP712 {
         emit DeliverableAcknowledged(taskId, resultRoot);
     }
 
-    /// @notice The provider settles once: acknowledged → full fee against the sealed key;
-    /// delivered but unacknowledged after `ackTimeout` → penalty share, no key.
+    /// @notice The provider settles once: acknowledged → full fee against the committed sealed
+    /// key; delivered but unacknowledged after `ackTimeout` → penalty share, no key.
     function settleFees(uint256 taskId, bytes calldata sealedKey) external {
         Task storage task = _task(taskId);
         if (msg.sender != task.provider) revert NotTaskProvider(taskId);
         uint256 toProvider;
         if (task.status == Status.Acknowledged) {
             if (sealedKey.length == 0) revert SealedKeyRequired();
+            bytes32 released = keccak256(sealedKey);
+            if (released != task.keyCommitment) revert KeyMismatch(task.keyCommitment, released);
             task.sealedKey = sealedKey;
             toProvider = task.fee;
         } else if (task.status == Status.Delivered) {

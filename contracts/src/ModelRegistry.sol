@@ -2,19 +2,28 @@
 pragma solidity ^0.8.28;
 
 import {FineTuningServing} from "./FineTuningServing.sol";
+import {Flow} from "./storage/Flow.sol";
 
 /// @title ModelRegistry: the provenance graph of zgos models.
-/// @notice Every model is a node whose id is its content root in storage. A base model has no
-/// parent and is registered by whoever publishes it. A fine-tuned model points to its parent
-/// (the task's base model), the dataset roots it was trained on, the fine-tuning task and the
-/// trainer (the task's provider); it can be registered only by the task's user, only once the
-/// task is settled with an acknowledged deliverable, and the registry copies parent, dataset,
-/// trainer and deliverable root from the task rather than trusting the caller. The lineage of
-/// any model is `lineage(id)`: a chain query walking parents to the root.
-/// @dev 0G records a dataset root and result root per task but has no lineage (system.md §4).
+/// @notice Every model is a node. A base model has no parent; its id is the storage root of its
+/// file, and only the file's uploader (the first `Flow` submitter of that root) can register
+/// it. A fine-tuned model points to its parent (the task's base model), the dataset roots it
+/// was trained on, the fine-tuning task and the trainer (the task's provider); its id is derived
+/// here from the task (`tunedModelId`), it can be registered only by the task's user, only once
+/// the task is settled with an acknowledged deliverable, and the registry copies parent,
+/// dataset, trainer and deliverable root from the task rather than trusting the caller. The
+/// lineage of any model is `lineage(id)`: a chain query walking parents to the root.
+/// @dev Squatting: a tuned id is public once its task exists, and `Flow` accepts any node root,
+/// so anyone could become the "uploader" of a tuned id by submitting a fake file with that root.
+/// Tuned ids therefore carry an 8-byte tag (`TUNED_ID_TAG`) and a base model id with that tag is
+/// refused: a real content root has the tag with probability 2^-64. The one window left is the
+/// mempool: whoever's `Flow.submit` of a root is mined first owns it.
+/// 0G records a dataset root and result root per task but has no lineage (system.md §4).
 contract ModelRegistry {
     uint256 public constant MAX_LINEAGE = 64;
     uint256 public constant MAX_TEXT_BYTES = 256;
+    bytes32 public constant TUNED_ID_TAG = bytes32(bytes8("zgos-ft1"));
+    bytes32 private constant TAG_MASK = bytes32(bytes8(type(uint64).max));
 
     struct Model {
         bytes32 id; // content root of the model (base GGUF, or the tuned adapter)
@@ -30,6 +39,7 @@ contract ModelRegistry {
     }
 
     FineTuningServing public immutable fineTuning;
+    Flow public immutable flow;
     mapping(bytes32 => Model) private models;
     mapping(uint256 => bytes32) public modelOfTask;
     bytes32[] private modelIds;
@@ -49,20 +59,41 @@ contract ModelRegistry {
     error TaskNotSettled(uint256 taskId);
     error TaskAlreadyRegistered(uint256 taskId, bytes32 id);
     error ParentNotRegistered(bytes32 parent);
+    error NotUploader(bytes32 id, address uploader);
+    error ReservedId(bytes32 id);
 
-    constructor(FineTuningServing fineTuning_) {
+    constructor(FineTuningServing fineTuning_, Flow flow_) {
         fineTuning = fineTuning_;
+        flow = flow_;
     }
 
-    /// @notice Register a base model (no parent, no task) published by the caller.
+    /// @notice Register the base model whose file (storage root `id`) the caller uploaded.
     function registerBaseModel(bytes32 id, string calldata name, string calldata licence) external {
+        if (id & TAG_MASK == TUNED_ID_TAG) revert ReservedId(id);
+        (address uploader,) = flow.fileOf(id);
+        if (uploader != msg.sender) revert NotUploader(id, uploader);
         bytes32[] memory none;
         _register(id, bytes32(0), none, 0, bytes32(0), msg.sender, name, licence);
     }
 
-    /// @notice Register the model a settled, acknowledged fine-tuning task produced.
-    function registerFineTunedModel(uint256 taskId, bytes32 id, string calldata name, string calldata licence)
+    /// @notice The id of the model fine-tuning task `taskId` produces: TUNED_ID_TAG in the top 8
+    /// bytes, then the top 24 bytes of keccak256(abi.encode(chainid, fineTuning, taskId,
+    /// baseModel, resultRoot)): it names the task and binds the base model and the (encrypted)
+    /// adapter it delivered. Defined once the task is delivered.
+    function tunedModelId(uint256 taskId) external view returns (bytes32) {
+        return _tunedModelId(taskId, fineTuning.getTask(taskId));
+    }
+
+    function _tunedModelId(uint256 taskId, FineTuningServing.Task memory task) private view returns (bytes32) {
+        bytes32 digest = keccak256(abi.encode(block.chainid, address(fineTuning), taskId, task.baseModel, task.resultRoot));
+        return TUNED_ID_TAG | (digest >> 64);
+    }
+
+    /// @notice Register the model a settled, acknowledged fine-tuning task produced; its id is
+    /// `tunedModelId(taskId)`.
+    function registerFineTunedModel(uint256 taskId, string calldata name, string calldata licence)
         external
+        returns (bytes32 id)
     {
         FineTuningServing.Task memory task = fineTuning.getTask(taskId);
         if (msg.sender != task.user) revert NotTaskUser(taskId);
@@ -73,6 +104,7 @@ contract ModelRegistry {
         if (models[task.baseModel].registeredAt == 0) revert ParentNotRegistered(task.baseModel);
         bytes32[] memory datasets = new bytes32[](1);
         datasets[0] = task.datasetRoot;
+        id = _tunedModelId(taskId, task);
         modelOfTask[taskId] = id;
         _register(id, task.baseModel, datasets, taskId, task.resultRoot, task.provider, name, licence);
     }

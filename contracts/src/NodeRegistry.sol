@@ -4,7 +4,9 @@ pragma solidity ^0.8.28;
 /// @title NodeRegistry: where every zgos node announces itself.
 /// @notice An operator account announces at most one node per kind (storage, KV, DA signer,
 /// compute provider). Clients and peers discover the network by reading this registry; the
-/// announcement is a transaction, so it is signed by the operator's key.
+/// announcement is a transaction, so it is signed by the operator's key. Anyone can announce, so
+/// the lists have no bound: they are read page by page (`getNodesPage`), and each entry is
+/// bounded (URL and `extra` at most 256 bytes), so one page always fits an `eth_call`.
 contract NodeRegistry {
     uint8 public constant KIND_STORAGE = 0;
     uint8 public constant KIND_KV = 1;
@@ -13,6 +15,8 @@ contract NodeRegistry {
     uint8 public constant KIND_COUNT = 4;
 
     uint256 public constant MAX_URL_BYTES = 256;
+    uint256 public constant MAX_EXTRA_BYTES = 256;
+    uint256 public constant MAX_PAGE = 100; // entries per page of `getNodesPage`
 
     struct Node {
         address operator;
@@ -35,6 +39,7 @@ contract NodeRegistry {
 
     error UnknownKind(uint8 kind);
     error InvalidUrl();
+    error InvalidExtra(uint256 length);
     error InvalidShard(uint32 shardId, uint32 numShard);
     error NotAnnounced(address operator, uint8 kind);
 
@@ -46,6 +51,7 @@ contract NodeRegistry {
         if (kind >= KIND_COUNT) revert UnknownKind(kind);
         uint256 urlLength = bytes(url).length;
         if (urlLength == 0 || urlLength > MAX_URL_BYTES) revert InvalidUrl();
+        if (extra.length > MAX_EXTRA_BYTES) revert InvalidExtra(extra.length);
         if (numShard == 0 || (numShard & (numShard - 1)) != 0 || shardId >= numShard) {
             revert InvalidShard(shardId, numShard);
         }
@@ -76,11 +82,20 @@ contract NodeRegistry {
         return nodes[kind][operator];
     }
 
-    function getNodes(uint8 kind) external view returns (Node[] memory result) {
+    /// @notice Nodes of `kind` from `offset`, at most `limit` (capped at MAX_PAGE), in
+    /// announcement order (a removal moves the last entry into the gap), and the total count.
+    function getNodesPage(uint8 kind, uint256 offset, uint256 limit)
+        external
+        view
+        returns (Node[] memory page, uint256 total)
+    {
         address[] storage list = operators[kind];
-        result = new Node[](list.length);
-        for (uint256 i = 0; i < list.length; i++) {
-            result[i] = nodes[kind][list[i]];
+        total = list.length;
+        if (limit > MAX_PAGE) limit = MAX_PAGE;
+        uint256 count = offset >= total ? 0 : (total - offset < limit ? total - offset : limit);
+        page = new Node[](count);
+        for (uint256 i = 0; i < count; i++) {
+            page[i] = nodes[kind][list[offset + i]];
         }
     }
 

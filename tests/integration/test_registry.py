@@ -63,3 +63,38 @@ def test_unusable_urls_are_skipped_with_a_logged_reason(
 )
 def test_url_problem(url: str, ok: bool) -> None:
     assert (url_problem(url) is None) == ok
+
+
+def test_lists_anyone_can_grow_are_read_page_by_page(
+    chain: Chain, deployment: Deployment, registry: NodeRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sybils can announce without bound, so no view returns a whole list: pages of at most
+    MAX_PAGE entries, each entry bounded (URL and extra), and readers page through."""
+    from eth_account import Account
+
+    from zgos.chain.accounts import devnet_role
+
+    operators: list[LocalAccount] = [Account.create() for _ in range(5)]
+    for i, operator in enumerate(operators):
+        chain.transact(devnet_role("deployer"), to=operator.address, value=10**17)
+        registry.announce(operator, NodeKind.DA_SIGNER, f"http://127.0.0.1:{40000 + i}", extra=b"\x01" * 48)
+    contract = registry.contract.functions
+    assert int(chain.call(contract.MAX_PAGE())) == 100
+    everything = [n.operator for n in registry.nodes(NodeKind.DA_SIGNER)]
+    total = int(chain.call(contract.nodeCount(int(NodeKind.DA_SIGNER))))
+    assert len(everything) == total and everything[-5:] == [o.address for o in operators]
+    paged: list[str] = []
+    for offset in range(0, total + 2, 2):
+        page, reported = chain.call(contract.getNodesPage(int(NodeKind.DA_SIGNER), offset, 2))
+        assert reported == total and len(page) == min(2, max(0, total - offset))
+        paged += [entry[0] for entry in page]
+    assert paged == everything
+    page, _ = chain.call(contract.getNodesPage(int(NodeKind.DA_SIGNER), 0, 10**9))
+    assert len(page) == min(total, 100), "a page never holds more than MAX_PAGE entries"
+    with caplog.at_level(logging.WARNING):
+        assert len(registry.nodes(NodeKind.DA_SIGNER, limit=2)) == 2
+    assert "reading the first 2 only" in caplog.text
+    with pytest.raises(TxReverted, match="InvalidExtra"):
+        registry.announce(operators[0], NodeKind.DA_SIGNER, "http://127.0.0.1:40000", extra=b"\x01" * 257)
+    for operator in operators:
+        registry.remove(operator, NodeKind.DA_SIGNER)

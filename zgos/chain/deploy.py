@@ -85,7 +85,8 @@ PLAN: list[ContractPlan] = [
         args=lambda a: [a["Market"], STORAGE_BLOCKS_PER_EPOCH, 0],
         setup=_wire("Market", "setFlow", "Flow"),
     ),
-    ContractPlan("ErasureRegistry"),  # data root -> erasure-coding parity (zgos/storage/erasure.py)
+    # data root -> erasure-coding parity (zgos/storage/erasure.py), written by the root's uploader
+    ContractPlan("ErasureRegistry", depends=("Flow",), args=lambda a: [a["Flow"]]),
     ContractPlan("PoraVerifier"),
     ContractPlan(
         "PoraMine",
@@ -110,8 +111,8 @@ PLAN: list[ContractPlan] = [
     ),
     ContractPlan(
         "ModelRegistry",
-        depends=("FineTuningServing",),
-        args=lambda addrs: [addrs["FineTuningServing"]],
+        depends=("FineTuningServing", "Flow"),
+        args=lambda addrs: [addrs["FineTuningServing"], addrs["Flow"]],
     ),
 ]
 

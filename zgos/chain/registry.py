@@ -2,6 +2,8 @@
 
 Entries are self-reported, so readers treat them as hints: ``usable_nodes`` drops entries
 whose URL is malformed (with the reason) and callers still verify every byte a node serves.
+Anyone can announce, so the lists are read page by page (``getNodesPage``) and at most
+``MAX_NODES_READ`` entries per kind are read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from zgos.chain.client import Chain, Receipt
 log = logging.getLogger(__name__)
 
 MAX_URL_BYTES = 256
+NODES_PAGE = 100  # NodeRegistry.MAX_PAGE
+MAX_NODES_READ = 10_000
 
 
 class NodeKind(IntEnum):
@@ -74,14 +78,25 @@ class NodeRegistry:
     def remove(self, operator: LocalAccount, kind: NodeKind) -> Receipt:
         return self.chain.transact(operator, self.contract.functions.remove(int(kind)))
 
-    def nodes(self, kind: NodeKind) -> list[RegisteredNode]:
-        return [
-            RegisteredNode(
-                operator=entry[0], kind=NodeKind(entry[1]), url=entry[2], shard_id=int(entry[3]),
-                num_shard=int(entry[4]), extra=bytes(entry[5]), updated_at=int(entry[6]),
-            )
-            for entry in self.contract.functions.getNodes(int(kind)).call()
-        ]
+    def nodes(self, kind: NodeKind, limit: int = MAX_NODES_READ) -> list[RegisteredNode]:
+        """Announced nodes of ``kind`` in announcement order, page by page, at most ``limit``
+        (a registry grown past it by sybils is cut there, with a warning)."""
+        found: list[RegisteredNode] = []
+        while len(found) < limit:
+            page, total = self.chain.call(self.contract.functions.getNodesPage(int(kind), len(found), NODES_PAGE))
+            found += [
+                RegisteredNode(
+                    operator=entry[0], kind=NodeKind(entry[1]), url=entry[2], shard_id=int(entry[3]),
+                    num_shard=int(entry[4]), extra=bytes(entry[5]), updated_at=int(entry[6]),
+                )
+                for entry in page
+            ][: limit - len(found)]
+            if not page or len(found) >= total:
+                break
+        else:
+            log.warning("the NodeRegistry lists more than %d %s nodes: reading the first %d only",
+                        limit, kind.name.lower(), limit)
+        return found
 
     def usable_nodes(self, kind: NodeKind) -> list[RegisteredNode]:
         """``nodes(kind)`` without entries whose URL cannot work; each skip is logged with why."""

@@ -6,13 +6,16 @@ agree). zgos bills **tokens of the model's own tokenizer**, counted by one rule 
 
 - ``input_tokens``  = tokens of the chat prompt the model server renders from ``messages``
   (its chat template, BOS included) — ``zgos.compute.tokens.TokenCounter.count_prompt``;
-- ``output_tokens`` = tokens of the concatenated answer text, capped at the request's
-  ``max_tokens`` — ``count_completion``;
+- ``output_tokens`` = the sum of the tokens of every piece of text the model generated
+  (content, reasoning, tool-call arguments: ``zgos.compute.sse.body_output`` /
+  ``stream_output``), each counted with ``count_completion``, capped at the request's
+  ``max_tokens`` — ``count_output_tokens``;
 - ``fee = input_tokens × inputPrice + output_tokens × outputPrice`` (neuron, prices per token
   from the on-chain service record).
 
-A paid request must name the registered model and set ``max_tokens`` (1 ‥ ``MAX_TOKENS_LIMIT``),
-so its worst-case fee ``input_tokens × inputPrice + max_tokens × outputPrice`` is known before
+A paid request must name the registered model, set ``max_tokens`` (1 ‥ ``MAX_TOKENS_LIMIT``) and
+ask for one choice (``n`` absent or 1: ``max_tokens`` bounds one answer, not ``n`` of them), so
+its worst-case fee ``input_tokens × inputPrice + max_tokens × outputPrice`` is known before
 the model runs; the user signs at least that as ``maxFee`` and the fee never exceeds it.
 
 Pure: no I/O; token counts are passed in.
@@ -21,6 +24,7 @@ Pure: no I/O; token counts are passed in.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +95,18 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     stream = data.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidChatRequest("'stream' must be true or false")
+    choices = data.get("n", 1)
+    if isinstance(choices, bool) or choices != 1:
+        raise InvalidChatRequest("'n' must be 1: a paid request asks for one answer")
     return ChatRequest(model=model, messages=messages, max_tokens=max_tokens, stream=stream)
+
+
+def count_output_tokens(pieces: Sequence[str], count_tokens: Callable[[str], int]) -> int:
+    """Output tokens of an answer: the sum of the tokens of each generated piece (content,
+    reasoning, each tool call's arguments), every piece tokenized on its own."""
+    if isinstance(pieces, str):
+        raise TypeError("pieces must be a sequence of generated texts, not one string")
+    return sum(count_tokens(piece) for piece in pieces)
 
 
 def compute_usage(prompt_tokens: int, completion_tokens: int, max_tokens: int) -> Usage:

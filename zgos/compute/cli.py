@@ -1,9 +1,12 @@
 """``zg compute``: paid, verifiable inference. A thin layer over ``zgos.compute``.
 
 User: ``deposit | withdraw | ledger | fund [PROVIDER] AMOUNT | refund [PROVIDER] | providers |
-chat [PROVIDER] PROMPT | verify RESPONSE_ID | serve``. Provider: ``provider register | update |
-status | settle | serve``. Model server: ``model serve``. On the devnet, user commands default to
-the demo account and PROVIDER may be left out when one provider serves the model.
+chat [PROVIDER] PROMPT | verify RESPONSE_ID | serve | token``. Provider: ``provider register |
+update | status | settle | serve``. Model server: ``model serve``. On the devnet, user commands
+default to the demo account and PROVIDER may be left out when one provider serves the model.
+
+Local services (the proxy, the broker's admin API) answer only calls carrying the install token
+``<data-dir>/token`` (created 0600 at first use; ``zg compute token`` prints it).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount, parse_amount
+from zgos.runtime.edge import load_or_create_token, read_token
 
 console = Console(width=None if sys.stdout.isatty() else 240)
 
@@ -46,6 +50,17 @@ def _amount(text: str) -> int:
         return parse_amount(text)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _install_token(cli: CliContext) -> str:
+    """The install token shared by this data dir's local services (created on first use)."""
+    cli.data_dir.root.mkdir(parents=True, exist_ok=True)
+    return load_or_create_token(cli.data_dir.token)
+
+
+def _cap(text: str) -> int | None:
+    """An amount, or ``none`` for no cap."""
+    return None if text.strip().lower() == "none" else _amount(text)
 
 
 def _contracts(cli: CliContext) -> ComputeContracts:
@@ -185,19 +200,44 @@ def serve(ctx: typer.Context, port: int = typer.Option(8787, "--port"),
           provider: list[str] | None = typer.Option(None, "--provider", help="Only these providers"),
           top_up: str = typer.Option("1", "--top-up", help="Auto top-up step per sub-account"),
           max_balance: str = typer.Option("10", "--max-balance", help="Never fund a sub-account above this"),
+          max_top_up_per_day: str = typer.Option("10", "--max-top-up-per-day",
+                                                 help="Cap on automatic top-ups in any 24 h ('none': no cap)"),
+          max_price: int | None = typer.Option(None, "--max-price", min=0,
+                                               help="Never use a provider charging more neuron per input or "
+                                                    "output token"),
+          max_spend_per_hour: str = typer.Option("1", "--max-spend-per-hour",
+                                                 help="Cap on receipts signed in any hour ('none': no cap)"),
+          max_spend_per_day: str = typer.Option("10", "--max-spend-per-day",
+                                                help="Cap on receipts signed in any 24 h ('none': no cap)"),
+          allow_origin: list[str] | None = typer.Option(None, "--allow-origin",
+                                                        help="A web origin you trust to call the proxy "
+                                                             "(e.g. http://localhost:3000); repeatable"),
+          timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Total seconds a provider call may take"),
           tokenizer: Path | None = typer.Option(None, "--tokenizer", help="GGUF to count tokens with"),
           account: str | None = ACCOUNT) -> None:
-    """A local OpenAI-compatible proxy: point the openai client at http://HOST:PORT/v1."""
-    import uvicorn
-
-    from zgos.compute.user.proxy import Funding, Router, UserProxy
+    """A local OpenAI-compatible proxy: point the openai client at http://HOST:PORT/v1 with the
+    install token as its API key."""
+    from zgos.compute.limits import SpendCaps
+    from zgos.compute.user.proxy import Funding, Router, UserProxy, proxy_server
 
     cli = get_ctx(ctx)
     contracts = _contracts(cli)
     user = _user(cli, account, contracts.services(), tokenizer)
-    proxy = UserProxy(user, Router(user, provider), Funding(_amount(top_up), _amount(max_balance)))
-    console.print(f"zgos compute proxy for {user.account.address} on http://{host}:{port}/v1")
-    uvicorn.run(proxy.app, host=host, port=port, log_level="warning", access_log=False)
+    funding = Funding(_amount(top_up), _amount(max_balance), _cap(max_top_up_per_day))
+    caps = SpendCaps(_cap(max_spend_per_hour), _cap(max_spend_per_day))
+    proxy = UserProxy(user, Router(user, provider, max_price), funding, timeout_s=timeout, caps=caps,
+                      address_policy=cli.outbound_policy())
+    token = _install_token(cli)
+    server = proxy_server(proxy, host=host, port=port, token=token, origins=allow_origin or ())
+    console.print(f"zgos compute proxy for {user.account.address} on http://{host}:{port}/v1", highlight=False)
+    console.print(f"install token (the API key): {token}", highlight=False, markup=False)
+    server.run()
+
+
+@app.command()
+def token(ctx: typer.Context) -> None:
+    """Print the install token: the API key of `zg compute serve` and of the broker's admin API."""
+    print(_install_token(get_ctx(ctx)))
 
 
 # --- provider --------------------------------------------------------------------------------
@@ -262,13 +302,22 @@ def provider_update(
     console.print(f"updated {provider.address} (tx {receipt.tx_hash})")
 
 
-def _admin(url: str, method: str, path: str) -> dict[str, Any]:
+def _admin(cli: CliContext, url: str, method: str, path: str) -> dict[str, Any]:
+    """Call the broker's admin API with the install token (the broker must share the data dir)."""
+    path_of_token = cli.data_dir.token
+    headers = {"authorization": f"Bearer {read_token(path_of_token)}"} if path_of_token.exists() else {}
     try:
-        response = httpx.request(method, url.rstrip("/") + path, timeout=120)
+        response = httpx.request(method, url.rstrip("/") + path, headers=headers, timeout=120)
     except httpx.HTTPError:
         raise ConfigError(f"the broker's admin API at {url} is not answering",
                           "is `zg compute provider serve` running? pass --admin-url") from None
-    data: dict[str, Any] = response.json()
+    if response.status_code == 401:
+        raise ConfigError(f"the broker's admin API refused this install's token ({path_of_token})",
+                          "run this command with the broker's --data-dir")
+    try:
+        data: dict[str, Any] = response.json()
+    except ValueError:
+        raise ConfigError(f"the broker's admin API answered HTTP {response.status_code} without JSON") from None
     if response.status_code != 200:
         raise ConfigError(f"broker admin API: {data}")
     return data
@@ -278,7 +327,7 @@ def _admin(url: str, method: str, path: str) -> dict[str, Any]:
 def provider_status(ctx: typer.Context, admin_url: str = typer.Option(DEFAULT_ADMIN_URL, "--admin-url"),
                     account: str | None = ACCOUNT) -> None:
     """Requests served, unsettled and settled fees, balance (from the running broker)."""
-    data = _admin(admin_url, "GET", "/v1/status")
+    data = _admin(get_ctx(ctx), admin_url, "GET", "/v1/status")
     table = Table("field", "value")
     for key in ("provider", "signer", "model", "requests", "users"):
         table.add_row(key, str(data[key]))
@@ -290,7 +339,7 @@ def provider_status(ctx: typer.Context, admin_url: str = typer.Option(DEFAULT_AD
 @provider_app.command("settle")
 def provider_settle(ctx: typer.Context, admin_url: str = typer.Option(DEFAULT_ADMIN_URL, "--admin-url")) -> None:
     """Settle every receipted fee now."""
-    data = _admin(admin_url, "POST", "/v1/settle")
+    data = _admin(get_ctx(ctx), admin_url, "POST", "/v1/settle")
     console.print(f"settled {data['users']} users, {format_amount(int(data['paid']), places=12)}"
                   + (f" (tx {data['tx']}, gas {data['gas']})" if data["tx"] else ""))
 
@@ -338,8 +387,9 @@ def provider_serve(
     )
     broker = Broker(config, _contracts(cli), provider, signer)
     broker.load_service()
+    token = _install_token(cli)
     console.print(f"provider {provider.address} serving {model_id} on http://{host}:{port} (admin 127.0.0.1:{admin_port})")
-    asyncio.run(serve_broker(broker, host=host, port=port, admin_port=admin_port))
+    asyncio.run(serve_broker(broker, host=host, port=port, admin_port=admin_port, token=token))
 
 
 # --- model server ----------------------------------------------------------------------------

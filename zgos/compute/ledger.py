@@ -20,6 +20,7 @@ from zgos.compute.billing import Prices
 from zgos.compute.vouchers import Domain
 from zgos.compute.vouchers import Receipt as VoucherReceipt
 from zgos.core.errors import TxReverted, ZgError
+from zgos.core.hashing import keccak256
 
 
 class ServiceNotRegistered(ZgError):
@@ -55,6 +56,19 @@ class SubAccount:
         return self.balance - self.pending_refund
 
 
+@dataclass(frozen=True)
+class LedgerEvent:
+    """A ``LedgerManager`` event about one user's sub-account with a provider: ``kind`` is
+    ``RefundRequested`` (``unlock_at`` set) or ``Funded`` (which also cancels a refund)."""
+
+    kind: str
+    user: str
+    unlock_at: int
+    block: int
+
+
+REFUND_REQUESTED_TOPIC = "0x" + keccak256(b"RefundRequested(address,address,uint256,uint256)").hex()
+FUNDED_TOPIC = "0x" + keccak256(b"Funded(address,address,uint256)").hex()
 TX_BASE_GAS = 21_000
 CALLDATA_ZERO_BYTE_GAS = 4
 CALLDATA_NONZERO_BYTE_GAS = 16
@@ -129,6 +143,26 @@ class ComputeContracts:
     def settled(self, user: str, provider: str) -> int:
         return int(self.chain.call(self.serving.functions.settled(checksum(user), checksum(provider))))
 
+    def provider_ledger_events(self, provider: str, from_block: int, to_block: int) -> list[LedgerEvent]:
+        """Every ``RefundRequested`` and ``Funded`` naming ``provider`` in the block range: one
+        ``eth_getLogs`` (both events index user, then provider)."""
+        provider_topic = "0x" + "00" * 12 + provider.lower().removeprefix("0x")
+        logs = self.chain.w3.eth.get_logs({  # type: ignore[typeddict-item]
+            "address": self.ledger.address, "fromBlock": from_block, "toBlock": to_block,
+            "topics": [[REFUND_REQUESTED_TOPIC, FUNDED_TOPIC], None, provider_topic],
+        })
+        events = []
+        for entry in logs:
+            topic = "0x" + bytes(entry["topics"][0]).hex()
+            user = "0x" + bytes(entry["topics"][1])[-20:].hex()
+            data = bytes(entry["data"])
+            if topic == REFUND_REQUESTED_TOPIC:
+                events.append(LedgerEvent("RefundRequested", user, int.from_bytes(data[32:64], "big"),
+                                          int(entry["blockNumber"])))
+            else:
+                events.append(LedgerEvent("Funded", user, 0, int(entry["blockNumber"])))
+        return events
+
     # --- user writes ---------------------------------------------------------------------
 
     def deposit(self, user: LocalAccount, amount: int) -> Receipt:
@@ -178,5 +212,9 @@ class ComputeContracts:
             return self.chain.transact(provider, self.serving.functions.settle(
                 checksum(receipt.user), receipt.total, signature
             ))
+        return self.settle_batch(provider, vouchers)
+
+    def settle_batch(self, provider: LocalAccount, vouchers: Sequence[tuple[VoucherReceipt, bytes]]) -> Receipt:
+        """``settleBatch``: pays every good voucher, skips a bad one with ``SettlementSkipped``."""
         batch = [(checksum(r.user), r.total, sig) for r, sig in vouchers]
         return self.chain.transact(provider, self.serving.functions.settleBatch(batch))

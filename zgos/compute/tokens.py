@@ -50,13 +50,20 @@ class TokenCounter:
 
     def count_prompt(self, messages: list[dict[str, Any]]) -> int:
         """Tokens of the rendered chat prompt, BOS included, special tokens parsed."""
-        prompt = self.render_prompt(messages).encode()
-        with self._lock:
-            return len(self._llama.tokenize(prompt, add_bos=True, special=True))
+        return self._count(self.render_prompt(messages).encode(), add_bos=True, special=True)
 
     def count_completion(self, text: str) -> int:
         """Tokens of an answer's text (no BOS, special tokens not parsed)."""
         if not text:
             return 0
+        return self._count(text.encode(), add_bos=False, special=False)
+
+    def _count(self, text: bytes, *, add_bos: bool, special: bool) -> int:
+        """How many tokens ``text`` is, without materialising them: given no output buffer,
+        ``llama_tokenize`` returns minus the count (``Llama.tokenize`` would allocate the model's
+        whole training context, 32k tokens, on every call)."""
+        import llama_cpp
+
         with self._lock:
-            return len(self._llama.tokenize(text.encode(), add_bos=False, special=False))
+            return abs(int(llama_cpp.llama_tokenize(self._llama._model.vocab, text, len(text), None, 0,
+                                                    add_bos, special)))

@@ -25,21 +25,51 @@ All three are hashed under one EIP-712 domain (name ``DOMAIN_NAME``, version
 valid for exactly one deployment on one chain. Signatures are 65 bytes ``r ‖ s ‖ v`` with
 ``v ∈ {27, 28}`` and low ``s`` (the contract uses OpenZeppelin's ECDSA, which rejects high s).
 
-**The most either side can lose.**
+**The most either side can lose** (each bound has a test that tries to break it).
 
-- *User*: the chain pays a provider only up to the largest ``total`` the user signed, and the
-  client signs a Receipt only after checking that response's signature, hashes, usage and fee
-  (fee ≤ the request's ``maxFee``). A dishonest provider therefore gains nothing it did not
-  earn: the user loses at most the fee of each response it accepted — each bounded by that
-  request's ``maxFee`` — and stops at the first answer that fails a check.
-- *Provider*: it is paid only for responses the user receipted, so it loses at most the fees
-  of requests it served but was never receipted for. The broker admits a request only while
-  ``unreceipted + inflight + maxFee ≤ credit`` (``validate_admission`` in
-  ``zgos.compute.billing``), so its loss per user is at most ``credit``. With ``credit`` set
-  to one request's maximum fee (``--credit``) a user can walk away owing at most one
-  request's maximum fee; the default allows ``DEFAULT_CREDIT_REQUESTS`` (16) worst-case
-  requests in flight per user, for concurrent clients. Settling before a refund unlocks
-  (the lock time) keeps every receipted fee collectable.
+*Billing follows delivery.* The broker bills a request when its answer ends, however it ends:
+the prompt's tokens plus every output token it forwarded (content, reasoning, tool-call
+arguments: ``zgos.compute.sse``), capped at ``max_tokens``, so ``fee ≤ maxFee``. A stream cut
+by the client, by the model server or by the broker's upstream timeout is billed for what was
+forwarded until the cut and its Response is signed all the same (at the end of the stream when
+the client is still there, else at ``GET /v1/proxy/signature/{id}``). The broker adds exactly
+the fees of the Responses it signed to ``served``; nothing else is ever billed. Only a request
+the model server failed before producing any output is not billed (provider's fault), and a
+plain (non-streamed) answer is delivered whole or not at all: if it times out, nothing is
+billed. When the client leaves, the broker drops the model server's connection at once, and
+llama-cpp-python's server stops after the chunk it is producing.
+
+- *User.* The chain pays a provider only up to the largest ``total`` the user signed, and the
+  user's client adds to it only (a) the fee of a complete answer whose Response it checked
+  (signature, request and response hashes, model, usage by its own token count, fee at the
+  registered prices, ``fee ≤ maxFee``), or (b) for a stream cut short, ``min(signed fee, fee of
+  the prompt and of the output tokens it actually received)``, where the signed Response must
+  still name its request and the registered model and signer. So a user never pays for a token
+  it did not receive, nor more than ``maxFee`` per request; a dishonest provider gains at
+  most what a user received, and the client stops at the first answer that fails a check.
+- *Provider.* It is paid only what users receipted, so its loss is what it served but was
+  never receipted for: ``served − receipted`` per user. The broker admits a request only while
+  ``(served − receipted) + inflight + maxFee ≤ credit`` (``validate_admission``), and a request
+  that ends moves at most its reservation from ``inflight`` to ``served``, so
+  ``served − receipted ≤ credit`` at every moment: **no user can owe more than ``credit``
+  without signed receipts**, whether it disconnects, times out or simply never receipts
+  (``--credit``; by default ``DEFAULT_CREDIT_REQUESTS`` = 16 worst-case requests, for
+  concurrent clients). Beyond ``credit`` the provider also does, unbilled: the tokens the model
+  server generates between the cut and noticing it (one chunk), a plain answer that timed
+  out, and a stream whose model server failed before its first token.
+- *Honest user, honest provider.* On a cut the provider bills what it forwarded and the user
+  pays what it received; the difference is the bytes in flight at the cut (a chunk or two).
+  It stays unreceipted, counts against ``credit`` and is the provider's loss.
+- *Settlement.* Receipts are accepted only up to what was served (a receipt with no service
+  behind it is refused), settled oldest debt first in chunks that fit the contract's batch
+  limit and a share of the block gas limit (``plan_settlement``), users with a pending refund
+  first, earliest unlock first. ``settleBatch`` skips and reports a bad entry
+  (``SettlementSkipped``) instead of reverting, so no entry blocks the others; a chunk that
+  reverts anyway is split in halves until the failing entry is alone. The broker watches
+  ``RefundRequested`` with one ``eth_getLogs`` per round and settles a refunding user within
+  seconds, long before the refund unlocks (``lockTime``); settlements during the lock are
+  paid before the refund (``LedgerManager.charge`` shrinks it). A provider loses receipted
+  fees to a refund only if it stays offline for the whole lock time.
 
 This module is pure: no I/O, clocks or randomness; keys and nonces are passed in.
 """
@@ -47,6 +77,7 @@ This module is pure: no I/O, clocks or randomness; keys and nonces are passed in
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
@@ -305,6 +336,46 @@ def next_receipt(previous: Receipt | None, user: str, provider: str, fee: int) -
     cumulative total plus ``fee`` (the first receipt of a sub-account starts from 0)."""
     total = (previous.total if previous is not None else 0) + _uint(fee, "fee")
     return Receipt(normalize_address(user), normalize_address(provider), total)
+
+
+# --- settlement rounds ---------------------------------------------------------------------
+
+MAX_VOUCHERS_PER_BATCH = 200  # InferenceServing.MAX_VOUCHERS_PER_BATCH: a larger batch reverts
+# Upper bound of the gas one voucher costs in settleBatch. Measured on anvil: ~46,700 for a
+# user's first settlement (cold slots: settled 0 → total, the sub-account balance; the ledger
+# call, two events, ~260 bytes of calldata); the bound leaves ~30% for a costlier chain.
+SETTLE_GAS_PER_VOUCHER = 60_000
+SETTLE_BATCH_BASE_GAS = 60_000  # transaction base cost and the batch's own overhead (~48,000)
+SETTLE_BLOCK_GAS_PERCENT = 50  # one settlement transaction uses at most half a block
+
+
+@dataclass(frozen=True)
+class DueReceipt:
+    """A stored receipt above what the chain has paid, with what orders it in a round:
+    ``due_since`` (when its oldest unpaid part was receipted) and ``refund_unlock_at`` (when the
+    user's pending refund unlocks; 0 = none)."""
+
+    receipt: Receipt
+    signature: bytes
+    due_since: float
+    refund_unlock_at: int = 0
+
+
+def compute_chunk_size(block_gas_limit: int) -> int:
+    """Vouchers per settlement transaction: the contract's batch limit, and no more than fit in
+    ``SETTLE_BLOCK_GAS_PERCENT`` of a block at ``SETTLE_GAS_PER_VOUCHER`` each (at least 1)."""
+    budget = _uint(block_gas_limit, "gasLimit") * SETTLE_BLOCK_GAS_PERCENT // 100 - SETTLE_BATCH_BASE_GAS
+    return max(1, min(MAX_VOUCHERS_PER_BATCH, budget // SETTLE_GAS_PER_VOUCHER))
+
+
+def plan_settlement(due: Sequence[DueReceipt], chunk_size: int) -> list[list[DueReceipt]]:
+    """Cut the due receipts into transactions of at most ``chunk_size``, in the order they must
+    be paid: users with a pending refund first (earliest unlock first: their money leaves the
+    sub-account then), then the oldest debt first; ties by user address."""
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    ordered = sorted(due, key=lambda d: (d.refund_unlock_at == 0, d.refund_unlock_at, d.due_since, d.receipt.user))
+    return [ordered[i:i + chunk_size] for i in range(0, len(ordered), chunk_size)]
 
 
 # --- wire form (JSON at the HTTP edge) ------------------------------------------------------

@@ -13,8 +13,11 @@ PeerDAS, whose sizes we use):
   ``CELLS_NEEDED_PER_ROW`` (64) cells of a row recover it. Cell index = column.
 - The row commitments (48-byte KZG commitments) form a keccak-256 Merkle tree: leaf =
   ``keccak256(commitment)``, parent = ``keccak256(left || right)``, an odd last node is carried
-  up unchanged. ``blob_id = keccak256(uint64_be(size) || root)``: one 32-byte name that binds
-  the size and every row's commitment; the ``DAEntrance`` contract recomputes it on-chain.
+  up unchanged. ``blob_id = keccak256(submitter || uint64_be(size) || root)``, with the
+  submitter's 20-byte address: one 32-byte name that binds who submitted it, the size and every
+  row's commitment; the ``DAEntrance`` contract computes it on-chain from ``msg.sender``. Binding
+  the submitter means that a front-runner copying a pending submission creates its own blob,
+  which it can cancel without touching the original.
 
 This module is pure: no I/O, no cryptography beyond keccak.
 """
@@ -42,6 +45,7 @@ BYTES_PER_PROOF = 48
 MAX_ROWS = 256
 MAX_BLOB_BYTES = MAX_ROWS * BYTES_PER_ROW_PAYLOAD  # 32,505,856 (= 0G's padded blob size)
 SIZE_BYTES = 8
+ADDRESS_BYTES = 20
 
 
 class BlobError(ValueError):
@@ -131,13 +135,25 @@ def compute_commitments_root(commitments: Sequence[bytes]) -> bytes:
     return level[0]
 
 
-def compute_blob_id(size: int, commitments: Sequence[bytes]) -> bytes:
-    """``keccak256(uint64_be(size) || commitments_root)``; checks the row count matches ``size``."""
+def parse_address(address: str) -> bytes:
+    """The 20 bytes of a hex account address (``0x`` optional, any case); ``BlobError`` if not one."""
+    try:
+        raw = bytes.fromhex(address.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != ADDRESS_BYTES:
+        raise BlobError(f"a submitter is a {ADDRESS_BYTES}-byte address, got {address!r}")
+    return raw
+
+
+def compute_blob_id(submitter: str, size: int, commitments: Sequence[bytes]) -> bytes:
+    """``keccak256(submitter || uint64_be(size) || commitments_root)``; checks the row count
+    matches ``size`` and that ``submitter`` is an address."""
     if len(commitments) != compute_row_count(size):
         raise BlobError(
             f"a blob of {size:,} bytes has {compute_row_count(size)} rows, got {len(commitments)} commitments"
         )
-    return keccak256(size.to_bytes(SIZE_BYTES, "big") + compute_commitments_root(commitments))
+    return keccak256(parse_address(submitter) + size.to_bytes(SIZE_BYTES, "big") + compute_commitments_root(commitments))
 
 
 @dataclass(frozen=True)
@@ -151,9 +167,9 @@ class BlobHeader:
     def rows(self) -> int:
         return len(self.commitments)
 
-    @property
-    def blob_id(self) -> bytes:
-        return compute_blob_id(self.size, self.commitments)
+    def blob_id(self, submitter: str) -> bytes:
+        """The id of this blob when ``submitter`` submits it (``compute_blob_id``)."""
+        return compute_blob_id(submitter, self.size, self.commitments)
 
     def encode_commitments(self) -> bytes:
         """The commitments concatenated, as ``DAEntrance.submitBlob`` takes them."""
@@ -168,6 +184,6 @@ class BlobHeader:
             commitments[i : i + BYTES_PER_COMMITMENT]
             for i in range(0, len(commitments), BYTES_PER_COMMITMENT)
         )
-        header = cls(size, parts)
-        compute_blob_id(size, parts)  # validates the row count
-        return header
+        if len(parts) != compute_row_count(size):
+            raise BlobError(f"a blob of {size:,} bytes has {compute_row_count(size)} rows, got {len(parts)} commitments")
+        return cls(size, parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -34,6 +35,7 @@ app = typer.Typer(help="Data availability: erasure-coded blobs, KZG cells, BLS c
 
 DEFAULT_DISPERSER = f"127.0.0.1:{DISPERSER_PORT}"
 POLL_S = 0.2
+TOKEN_ENV = "ZGOS_DA_TOKEN"
 
 
 def _contracts(cli: CliContext) -> DAContracts:
@@ -50,6 +52,20 @@ def _blob_id(text: str) -> bytes:
     if len(blob_id) != 32:
         raise ConfigError(f"bad blob id {text!r}", "a blob id is 32 bytes of hex (0x + 64 digits)")
     return blob_id
+
+
+def _disperser_token(cli: CliContext, token_file: Path | None) -> str | None:
+    """The disperser's install token: ``ZGOS_DA_TOKEN``, else ``--token-file``, else the file the
+    data dir's disperser wrote (``da-disperser/token``); None if there is none (the disperser
+    will then say what it needs). Never a flag value: argv is visible to every local user."""
+    from zgos.runtime.edge import TOKEN_FILE, read_token
+
+    if env := os.environ.get(TOKEN_ENV):
+        return env.strip()
+    path = token_file or cli.data_dir.service("da-disperser") / TOKEN_FILE
+    if token_file is None and not path.exists():
+        return None
+    return read_token(path)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -116,7 +132,8 @@ def disperser(
     service = Disperser(da, payer, encoder, cli.data_dir.service("da-disperser"))
     server = serve_disperser(service, host, port)
     try:
-        _serve_forever(server, f"da disperser serving on {host}:{port} (fees paid by {payer.address})")
+        _serve_forever(server, f"da disperser serving on {host}:{port} (fees paid by {payer.address}; "
+                               f"dispersal needs the install token in {service.token_path})")
     finally:
         service.close()
         encoder.close()
@@ -135,6 +152,8 @@ def put(
     target: str = typer.Option(DEFAULT_DISPERSER, "--disperser", help="Disperser gRPC address"),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until certified on-chain"),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait"),
+    token_file: Path | None = typer.Option(
+        None, "--token-file", help=f"The disperser's install token [default DATA_DIR/da-disperser/token; env {TOKEN_ENV}]"),
 ) -> None:
     """Disperse FILE as one blob; prints the request id, then the blob id once certified."""
     from zgos.da.proto import disperser_pb2
@@ -142,7 +161,7 @@ def put(
 
     terminal = {disperser_pb2.CONFIRMED, disperser_pb2.FINALIZED, disperser_pb2.FAILED}
     data = file.read_bytes()
-    with DisperserClient(target) as client:
+    with DisperserClient(target, token=_disperser_token(get_ctx(ctx), token_file)) as client:
         request_id = client.disperse(data)
         console.print(f"request {request_id.decode()}")
         if not wait:

@@ -24,6 +24,8 @@ from zgos.da.assignment import columns_of
 from zgos.da.blob import BlobHeader
 from zgos.da.params import SIGNER_STAKE_WEI
 
+QUORUM_PAGE_SIZE = 256  # = DASigners.MAX_PAGE
+
 
 class BlobStatus(enum.IntEnum):
     NONE = 0
@@ -90,16 +92,34 @@ class DAContracts:
     def current_epoch(self) -> int:
         return int(self.chain.call(self.signers.functions.currentEpoch()))
 
+    def read_quorum(self, epoch: int, page_size: int = QUORUM_PAGE_SIZE) -> Quorum:
+        """``epoch``'s quorum, read a page of the signer list at a time (``getQuorumPage``: the
+        list only grows, so no single call may walk all of it), with the columns dealt on chain."""
+        members: list[str] = []
+        stakes: list[int] = []
+        urls: list[str] = []
+        count, offset = int(self.chain.call(self.signers.functions.signerCount())), 0
+        while offset < count:
+            page_members, page_stakes, page_urls, following = self.chain.call(
+                self.signers.functions.getQuorumPage(epoch, offset, page_size))
+            members += page_members
+            stakes += [int(s) for s in page_stakes]
+            urls += page_urls
+            if int(following) <= offset:  # a contract that does not advance: stop, never loop
+                raise ZgError(f"DASigners.getQuorumPage did not advance past signer {offset}")
+            offset = int(following)
+        seed = self.chain.call(self.signers.functions.epochSeed(epoch))
+        owners = self.chain.call(self.signers.functions.assignColumns(stakes, seed))
+        return Quorum(epoch, tuple(members), tuple(stakes), tuple(urls), tuple(owners))
+
     @functools.lru_cache(maxsize=64)  # noqa: B019 - quorums of past and current epochs never change
     def _quorum(self, epoch: int) -> Quorum:
-        members, stakes, urls, owners = self.chain.call(self.signers.functions.getQuorum(epoch))
-        return Quorum(epoch, tuple(members), tuple(stakes), tuple(urls), tuple(owners))
+        return self.read_quorum(epoch)
 
     def quorum(self, epoch: int) -> Quorum:
         if epoch > self.current_epoch():
             # Future epochs can still change (registrations for next epoch): do not cache.
-            members, stakes, urls, owners = self.chain.call(self.signers.functions.getQuorum(epoch))
-            return Quorum(epoch, tuple(members), tuple(stakes), tuple(urls), tuple(owners))
+            return self.read_quorum(epoch)
         return self._quorum(epoch)
 
     def pubkey(self, signer: str) -> bytes:
@@ -129,7 +149,7 @@ class DAContracts:
         )
         for log in logs:
             header = BlobHeader.decode(int(log["args"]["size"]), bytes(log["args"]["commitments"]))
-            if header.blob_id == blob_id:
+            if header.blob_id(record.submitter) == blob_id:
                 return header
         raise UnknownBlob(f"no BlobSubmitted event for 0x{blob_id.hex()} in epoch {record.epoch}")
 

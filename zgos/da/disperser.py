@@ -12,11 +12,22 @@ report FAILED with every signer's failure. CONFIRMED becomes FINALIZED once the 
 Durability: a request's payload and state are written (fsynced) to the service directory
 before ``DisperseBlob`` answers; after a restart unfinished requests are processed again
 (an already-submitted blob is reused, not paid twice).
+
+Who may spend: the disperser pays every blob's fee from its own account, so ``DisperseBlob``
+needs the disperser's install token (``token`` in its service directory, mode 0600, created at
+first start; sent as ``authorization: Bearer TOKEN`` metadata; ``zg da put`` reads it from the
+data dir). Anyone who can read that file could spend the disperser's money; anyone else gets
+``UNAUTHENTICATED``. Status and retrieval spend nothing and stay open. (A public disperser
+would charge the client instead; zgos's disperser serves its operator.)
+
+Bad input gets ``INVALID_ARGUMENT`` (``zgos.runtime.grpcguard`` also turns unparsable requests
+into it), a chain outage ``UNAVAILABLE``; nothing a caller sends is logged with a traceback.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -35,7 +46,8 @@ from zgos.da.blob import BlobError, BlobHeader, validate_blob_size
 from zgos.da.contracts import BlobStatus, DAContracts, Quorum, UnknownBlob
 from zgos.da.encoding import EncodedBlob, Encoder
 from zgos.da.proto import disperser_pb2, disperser_pb2_grpc
-from zgos.da.rpc import SignerClient, serve
+from zgos.da.rpc import DISPERSER_LIMITS, SignerClient, serve
+from zgos.runtime.edge import TOKEN_FILE, load_or_create_token, presented_token
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +59,7 @@ QUORUM_WAIT_S = 120.0
 THRESHOLD_NUMERATOR = 2
 THRESHOLD_DENOMINATOR = 3
 BLOB_ID_BYTES = 32
+MAX_REQUEST_ID_BYTES = 128  # "<sha256 hex>-<ns>": ~84 bytes
 
 PROCESSING = "PROCESSING"
 CONFIRMED = "CONFIRMED"
@@ -86,6 +99,8 @@ class Disperser:
         self.state_dir = state_dir
         (state_dir / "requests").mkdir(parents=True, exist_ok=True)
         (state_dir / "blobs").mkdir(parents=True, exist_ok=True)
+        self.token_path = state_dir / TOKEN_FILE
+        self.token = load_or_create_token(self.token_path)
         self._lock = threading.Lock()
         self._requests: dict[str, Dispersal] = {}
         self._workers = futures.ThreadPoolExecutor(4, thread_name_prefix="disperse")
@@ -205,11 +220,11 @@ class Disperser:
         phase("commit")
         # Cell proofs (the bulk of the work) run on the pool while the blob tx is mined.
         extending = self._extender.submit(self.encoder.extend, header, rows)
-        blob_id = header.blob_id
+        blob_id = header.blob_id(self.account.address)
         dispersal.blob_id = blob_id.hex()
         dispersal.reason = "submitting the blob on chain"
         self._save(dispersal)
-        epoch, quorum_id, certified = self._submit(header)
+        epoch, quorum_id, certified = self._submit(header, blob_id)
         phase("submit blob")
         encoded = extending.result()
         phase("cells and proofs")
@@ -226,7 +241,7 @@ class Disperser:
         dispersal.reason = f"collecting signatures (epoch {epoch})"
         self._save(dispersal)
         quorum = self.da.quorum(epoch)
-        valid, failures = self._collect(encoded, quorum, epoch, quorum_id)
+        valid, failures = self._collect(encoded, blob_id, quorum, epoch, quorum_id)
         phase("collect signatures")
         signed = sum(quorum.stakes[quorum.index(a)] for a in valid)
         if signed * THRESHOLD_DENOMINATOR < quorum.total_stake * THRESHOLD_NUMERATOR:
@@ -249,12 +264,12 @@ class Disperser:
         self._save(dispersal)
         self._payload_path(dispersal.request_id).unlink(missing_ok=True)
 
-    def _submit(self, header: BlobHeader) -> tuple[int, int, bool]:
+    def _submit(self, header: BlobHeader, blob_id: bytes) -> tuple[int, int, bool]:
         """Submit the blob (paying its fee) unless it is already on chain; returns its epoch,
-        quorum and whether it is already certified. The same bytes dispersed twice (or by
-        another disperser) reuse the record instead of failing."""
+        quorum and whether it is already certified. The same bytes dispersed twice reuse the
+        record instead of failing (blob ids bind the submitter: only this disperser's own)."""
         try:
-            record = self.da.blob(header.blob_id)
+            record = self.da.blob(blob_id)
         except UnknownBlob:
             record = None
         if record is not None and record.status in (BlobStatus.SUBMITTED, BlobStatus.CERTIFIED):
@@ -281,10 +296,10 @@ class Disperser:
         return True
 
     def _collect(
-        self, encoded: EncodedBlob, quorum: Quorum, epoch: int, quorum_id: int
+        self, encoded: EncodedBlob, blob_id: bytes, quorum: Quorum, epoch: int, quorum_id: int
     ) -> tuple[dict[str, bytes], list[str]]:
         """Valid signatures by signer address, and a description of every failure."""
-        message = self.da.signing_message(encoded.blob_id, epoch, quorum_id)
+        message = self.da.signing_message(blob_id, epoch, quorum_id)
         valid: dict[str, bytes] = {}
         failures: dict[str, str] = {}
         pending = list(quorum.members)
@@ -293,7 +308,7 @@ class Disperser:
                 time.sleep(SIGN_RETRY_DELAY_S)
             with futures.ThreadPoolExecutor(max(1, len(pending))) as pool:
                 outcomes = list(pool.map(
-                    lambda member: self._ask(encoded, quorum, member, epoch, quorum_id, message), pending
+                    lambda member: self._ask(encoded, blob_id, quorum, member, epoch, quorum_id, message), pending
                 ))
             for outcome in outcomes:
                 if outcome.signature is not None:
@@ -308,13 +323,14 @@ class Disperser:
         return valid, list(failures.values())
 
     def _ask(
-        self, encoded: EncodedBlob, quorum: Quorum, member: str, epoch: int, quorum_id: int, message: bytes
+        self, encoded: EncodedBlob, blob_id: bytes, quorum: Quorum, member: str, epoch: int, quorum_id: int,
+        message: bytes,
     ) -> SignerOutcome:
         url = quorum.urls[quorum.index(member)]
         try:
             with SignerClient(url, SIGN_TIMEOUT_S) as client:
                 signature, _ = client.store_cells(
-                    encoded.blob_id, epoch, quorum_id, encoded.column_cells(quorum.columns(member))
+                    blob_id, epoch, quorum_id, encoded.column_cells(quorum.columns(member))
                 )
         except ZgError as exc:
             return SignerOutcome(member, url, None, exc.message.split(": ", 1)[-1])
@@ -332,11 +348,22 @@ STATUS_CODES = {
 }
 
 
+def token_matches(context: grpc.ServicerContext, token: str) -> bool:
+    """True if the call carries ``token`` (``authorization: Bearer T`` or ``x-zg-token: T``)."""
+    metadata = {str(k).lower(): str(v) for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+    presented = presented_token(metadata)
+    return presented is not None and hmac.compare_digest(presented.encode(), token.encode())
+
+
 class DisperserServicer(disperser_pb2_grpc.DisperserServicer):
     def __init__(self, disperser: Disperser) -> None:
         self.disperser = disperser
 
     def DisperseBlob(self, request: disperser_pb2.DisperseBlobRequest, context: grpc.ServicerContext) -> disperser_pb2.DisperseBlobReply:
+        if not token_matches(context, self.disperser.token):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                          "dispersal spends the disperser's fees: send its install token as 'authorization: "
+                          f"Bearer TOKEN' (the file {TOKEN_FILE} in the disperser's data dir; `zg da put` reads it)")
         try:
             request_id = self.disperser.submit(bytes(request.data))
         except BlobError as exc:
@@ -344,11 +371,12 @@ class DisperserServicer(disperser_pb2_grpc.DisperserServicer):
         return disperser_pb2.DisperseBlobReply(result=disperser_pb2.PROCESSING, request_id=request_id.encode())
 
     def GetBlobStatus(self, request: disperser_pb2.BlobStatusRequest, context: grpc.ServicerContext) -> disperser_pb2.BlobStatusReply:
+        raw = bytes(request.request_id)
+        request_id = raw.decode("ascii") if raw.isascii() and len(raw) <= MAX_REQUEST_ID_BYTES else ""
         try:
-            request_id = bytes(request.request_id).decode("ascii")
-        except UnicodeDecodeError:
-            request_id = ""
-        dispersal = self.disperser.status(request_id) if request_id else None
+            dispersal = self.disperser.status(request_id) if request_id else None
+        except ZgError as exc:  # the chain is down (the finality check reads it)
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         if dispersal is None:
             context.abort(grpc.StatusCode.NOT_FOUND, "unknown request id")
         info = None
@@ -372,4 +400,5 @@ class DisperserServicer(disperser_pb2_grpc.DisperserServicer):
 
 
 def serve_disperser(disperser: Disperser, host: str, port: int) -> grpc.Server:
-    return serve(disperser_pb2_grpc.add_DisperserServicer_to_server, DisperserServicer(disperser), host, port)
+    return serve(disperser_pb2_grpc.add_DisperserServicer_to_server, DisperserServicer(disperser), host, port,
+                 DISPERSER_LIMITS)

@@ -62,10 +62,6 @@ class EncodedBlob:
     cells: tuple[tuple[bytes, ...], ...]  # [row][column]
     proofs: tuple[tuple[bytes, ...], ...]  # [row][column]
 
-    @property
-    def blob_id(self) -> bytes:
-        return self.header.blob_id
-
     def column_cells(self, columns: Iterable[int]) -> list[Cell]:
         """Every row's cells of ``columns`` (what one signer stores)."""
         wanted = sorted(set(columns))

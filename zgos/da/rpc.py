@@ -1,26 +1,38 @@
 """gRPC plumbing shared by the DA services and clients: message limits, cell conversion,
-and the client of a signer (``SignerClient``) and of a disperser (``DisperserClient``)."""
+and the client of a signer (``SignerClient``) and of a disperser (``DisperserClient``).
+
+Both servers run behind ``zgos.runtime.grpcguard`` with the limits below: a signer receives at
+most one whole extended blob's cells (every column of every row), the disperser one blob."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent import futures
 from typing import Any, TypeVar
 
 import grpc
 
 from zgos.core.errors import ZgError
-from zgos.da.blob import MAX_BLOB_BYTES
+from zgos.da.blob import BYTES_PER_CELL, BYTES_PER_PROOF, CELLS_PER_ROW, MAX_BLOB_BYTES, MAX_ROWS
 from zgos.da.encoding import Cell
 from zgos.da.proto import disperser_pb2, disperser_pb2_grpc, signer_pb2, signer_pb2_grpc
+from zgos.runtime.grpcguard import GrpcLimits, guarded_server
 
-MAX_MESSAGE_BYTES = 2 * MAX_BLOB_BYTES + 64 * 2**20  # a whole extended blob plus proofs
+CELL_FRAMING_BYTES = 16  # protobuf tags and lengths around one cell
+MESSAGE_HEADROOM_BYTES = 2**20  # ids, epochs, signatures, reasons
+MAX_CELLS_MESSAGE_BYTES = MAX_ROWS * CELLS_PER_ROW * (BYTES_PER_CELL + BYTES_PER_PROOF + CELL_FRAMING_BYTES) \
+    + MESSAGE_HEADROOM_BYTES  # every cell of a whole extended blob (~69 MB)
+MAX_BLOB_MESSAGE_BYTES = MAX_BLOB_BYTES + MESSAGE_HEADROOM_BYTES
+SIGNER_LIMITS = GrpcLimits(max_receive_bytes=MAX_CELLS_MESSAGE_BYTES, max_send_bytes=MAX_CELLS_MESSAGE_BYTES,
+                           workers=8, max_concurrent_calls=8)
+DISPERSER_LIMITS = GrpcLimits(max_receive_bytes=MAX_BLOB_MESSAGE_BYTES, max_send_bytes=MAX_BLOB_MESSAGE_BYTES,
+                              workers=8, max_concurrent_calls=16)
+MAX_MESSAGE_BYTES = max(MAX_CELLS_MESSAGE_BYTES, MAX_BLOB_MESSAGE_BYTES)  # what a client accepts
 GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 ]
 DEFAULT_TIMEOUT_S = 30.0
-SERVER_THREADS = 8
+TOKEN_METADATA_KEY = "authorization"  # "Bearer TOKEN", as HTTP services take it
 
 
 class RpcError(ZgError):
@@ -61,9 +73,9 @@ class _Client:
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, method: Callable[..., R], request: object) -> R:
+    def _call(self, method: Callable[..., R], request: object, metadata: Sequence[tuple[str, str]] = ()) -> R:
         try:
-            return method(request, timeout=self.timeout_s)
+            return method(request, timeout=self.timeout_s, metadata=tuple(metadata) or None)
         except grpc.RpcError as exc:
             raise RpcError(self.target, exc) from None
 
@@ -101,14 +113,17 @@ class SignerClient(_Client):
 
 
 class DisperserClient(_Client):
-    """A connection to a disperser (0G's ``disperser.Disperser`` API)."""
+    """A connection to a disperser (0G's ``disperser.Disperser`` API). ``token`` is the
+    disperser's install token: dispersal spends the disperser's fees, so it needs one."""
 
-    def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> None:
         super().__init__(target, timeout_s)
         self._stub = disperser_pb2_grpc.DisperserStub(self._channel)
+        self._token = token
 
     def disperse(self, data: bytes) -> bytes:
-        reply = self._call(self._stub.DisperseBlob, disperser_pb2.DisperseBlobRequest(data=data))
+        metadata = [(TOKEN_METADATA_KEY, f"Bearer {self._token}")] if self._token else []
+        reply = self._call(self._stub.DisperseBlob, disperser_pb2.DisperseBlobRequest(data=data), metadata)
         return bytes(reply.request_id)
 
     def status(self, request_id: bytes) -> disperser_pb2.BlobStatusReply:
@@ -119,10 +134,7 @@ class DisperserClient(_Client):
         return bytes(self._call(self._stub.RetrieveBlob, request).data)
 
 
-def serve(register: Callable[[Any, grpc.Server], None], servicer: Any, host: str, port: int) -> grpc.Server:
-    """Start a gRPC server for ``servicer`` on host:port (returns at once)."""
-    server = grpc.server(futures.ThreadPoolExecutor(SERVER_THREADS), options=GRPC_OPTIONS)
-    register(servicer, server)
-    server.add_insecure_port(f"{host}:{port}")
-    server.start()
-    return server
+def serve(register: Callable[[Any, grpc.Server], None], servicer: Any, host: str, port: int,
+          limits: GrpcLimits) -> grpc.Server:
+    """Start a guarded gRPC server for ``servicer`` on host:port (returns at once)."""
+    return guarded_server(register, servicer, host, port, limits)

@@ -32,6 +32,10 @@ from zgos.devnet.services import (
 )
 from zgos.netutil import port_in_use, ready_timeout_s, wait_ready
 
+# Every devnet service listens on 127.0.0.1, so URLs announced on the devnet may name loopback
+# (``CliContext.outbound_policy``); nothing else non-global is allowed.
+DEVNET_OUTBOUND_ALLOW = "loopback"
+
 
 @dataclass(frozen=True)
 class ServiceStatus:
@@ -72,6 +76,7 @@ class Devnet:
             "rpc_url": self.options.rpc_url,
             "chain_id": chain_id,
             "options": self.options.to_json(),
+            "outbound_allow": DEVNET_OUTBOUND_ALLOW,
         }
         tmp = self.data_dir.network.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n")

@@ -125,9 +125,11 @@ def _miner_args(ctx: DevnetContext, i: int) -> list[str]:
 
 def storage_services(options: DevnetOptions) -> list[Service]:
     """``storage-i`` nodes on ports 5678+i, each announcing itself with ``devnet_role("storage", i)``
-    and holding shard ``(i % shards)/shards``; they find each other in the NodeRegistry."""
+    and holding shard ``(i % shards)/shards``; they find each other in the NodeRegistry. Their
+    admin methods take the devnet's one install token (``DATA_DIR/token``, made by the first)."""
     from zgos.chain.accounts import DEVNET_ROLES
     from zgos.netutil import http_ok
+    from zgos.runtime.edge import TOKEN_FILE
 
     def service(i: int) -> Service:
         port = storage_port(options, i)
@@ -140,6 +142,7 @@ def storage_services(options: DevnetOptions) -> list[Service]:
                 "--confirmations", "1", "--poll", "0.2",
                 "--account", f"devnet:{DEVNET_ROLES['storage'] + i}",
                 "--shard", f"{i % options.shards}/{options.shards}",
+                "--token-file", str(ctx.data_dir.root / TOKEN_FILE),
                 *(_miner_args(ctx, i)),
             ),
             ready=lambda ctx: http_ok(url + "/health"),

@@ -5,7 +5,8 @@
   answers), the Flow's size and the reward pools' totals (fees deposited, paid to miners).
 * ``GET /api/compute``: the inference services registered in ``InferenceServing``.
 
-Nodes are asked in parallel with a short timeout; an unreachable node is listed with the
+Nodes are asked in parallel through the outbound guard (a short total deadline, a size cap,
+the data dir's address policy); an unreachable node is listed with the
 reason instead of failing the panel.
 """
 
@@ -21,11 +22,13 @@ from zgos.chain.deploy import Deployment, load_deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.core.errors import ZgError
 from zgos.netutil import JsonRpcFailure, JsonRpcUnreachable, call_jsonrpc
+from zgos.runtime.outbound import OutboundClient
 
 if TYPE_CHECKING:
     from zgos.explorer.app import ExplorerDeps
 
-NODE_TIMEOUT_S = 2.0
+NODE_TIMEOUT_S = 2.0  # total, per node: the URLs are announced by strangers
+MAX_STATUS_BYTES = 64 * 1024
 MAX_PROBES = 16
 
 
@@ -55,7 +58,8 @@ def networks_router(deps: ExplorerDeps) -> APIRouter:
     def storage() -> dict[str, Any]:
         chain, found = deps.chain(), deployment()
         nodes = NodeRegistry(chain, found.address("NodeRegistry")).usable_nodes(NodeKind.STORAGE)
-        with httpx.Client(timeout=NODE_TIMEOUT_S) as http, \
+        with OutboundClient(deps.data_dir.outbound_policy(), deadline_s=NODE_TIMEOUT_S,
+                            max_response_bytes=MAX_STATUS_BYTES) as http, \
                 ThreadPoolExecutor(max(1, min(MAX_PROBES, len(nodes)))) as pool:
             statuses = list(pool.map(lambda n: node_status(http, n.url), nodes))
         flow = chain.contract("Flow", found.address("Flow"))

@@ -10,9 +10,10 @@ records roots per task but has no lineage):
   registered for that provider in ``InferenceServing``; the response's model id and hash are
   the provider's registered model.
 - **model**: registered in ``ModelRegistry`` (the contract copies parent, dataset, trainer and
-  deliverable root from a settled task, so they are facts of the chain); for a tuned model the
-  task agrees with every one of them, the task was settled with a key (acknowledged), the
-  deliverable root is a ``Flow`` submission.
+  deliverable root from a settled task, so they are facts of the chain); a base model was
+  registered by the first uploader of its root; for a tuned model the id is the one the
+  registry derives from its task, the task agrees with every field, the task was settled with a
+  key (acknowledged), the deliverable root is a ``Flow`` submission.
 - **task**: the ``TaskCreated`` event's EIP-712 signature recovers to the task's user, over the
   base model, dataset root, parameters hash and fee the contract recorded.
 - **dataset / deliverable root**: a ``Flow.Submit`` event whose data root is that root: the
@@ -204,10 +205,15 @@ class Provenance:
             node.check("content root on chain (Flow)", True if entry else None,
                        f"uploaded by {entry.sender} in tx {entry.tx_hash}" if entry
                        else "the model file was not uploaded to this network's storage")
+            first = self.flow.file_of(model_id)
+            node.check("registered by the first uploader of its root", first is not None
+                       and first.submitter == model.trainer, f"uploader {first.submitter if first else 'none'}")
             return node
         node.label = f"tuned model {model.name}"
         node.facts.update(parent=_hex(model.parent), datasets=[_hex(d) for d in model.datasets],
                           task_id=model.task_id, deliverable_root=_hex(model.deliverable_root))
+        node.check("id derived from its task (ModelRegistry.tunedModelId)",
+                   model_id == self.registry.tuned_model_id(model.task_id), f"task {model.task_id}")
         node.children.append(self.task(model.task_id, model))
         if depth < 16 and self.registry.is_registered(model.parent):
             node.children.append(self.model(model.parent, depth + 1))

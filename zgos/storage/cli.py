@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 import time
@@ -57,7 +56,8 @@ def _nodes(cli: CliContext, flags: list[str] | None, indexer: str | None = None,
 
     deployment = cli.deployment()
     registry = NodeRegistry(cli.chain(), deployment.address("NodeRegistry"))
-    nodes = [peer.url for peer in discover(registry, chain_id=deployment.chain_id, flow_address=deployment.address("Flow"))]
+    nodes = [peer.url for peer in discover(registry, policy=cli.outbound_policy(), chain_id=deployment.chain_id,
+                                           flow_address=deployment.address("Flow"))]
     if not nodes:
         raise ConfigError("no usable storage node is announced on chain", "start one (`zg devnet up`) or pass --node URL")
     return nodes
@@ -65,8 +65,11 @@ def _nodes(cli: CliContext, flags: list[str] | None, indexer: str | None = None,
 
 def _client(cli: CliContext, nodes: list[str] | None, account: str | None = None, workers: int = 4,
             indexer: str | None = None, replicas: int = 1) -> StorageClient:
+    from zgos.storage.eccli import node_policy
+
     signer = cli.account(account, role="user")
-    return StorageClient(_nodes(cli, nodes, indexer, replicas=replicas), cli.chain(), cli.deployment().address("Flow"), signer, workers=workers)
+    return StorageClient(_nodes(cli, nodes, indexer, replicas=replicas), cli.chain(), cli.deployment().address("Flow"),
+                         signer, workers=workers, policy=node_policy(cli, nodes))
 
 
 def _progress() -> Progress:
@@ -103,12 +106,22 @@ def node_command(
     mine_threads: int = typer.Option(1, "--mine-threads", min=1, max=64, help="PoRA worker threads."),
     mine_cpu: float = typer.Option(0.25, "--mine-cpu", min=0.01, max=1.0, help="Busy fraction of each mining thread."),
     beneficiary: str | None = typer.Option(None, "--beneficiary", help="Address paid the rewards [default: the miner]."),
+    token_file: Path | None = typer.Option(
+        None, "--token-file", help="Install token the admin_*/miner_* methods require (created 0600 if absent) "
+        "[default: DATA_DIR/token, shared by the devnet's services].",
+    ),
+    rate_limit: float | None = typer.Option(
+        None, "--rate-limit", min=0.0,
+        help="Segments of work (uploads, downloads, sector proofs) per second per client address, "
+        "bursts of twice that; 0 turns the limit off [default: 1000].",
+    ),
 ) -> None:
     """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract,
     and with --miner-key a PoRA miner earning the storage fees."""
+    from zgos.runtime.edge import TOKEN_FILE, RateLimit, load_or_create_token
     from zgos.storage.node.node import NodeConfig, StorageNode
     from zgos.storage.node.peersync import SyncConfig
-    from zgos.storage.node.server import NodeServer
+    from zgos.storage.node.server import NodeLimits, NodeServer
 
     cli = get_ctx(ctx)
     try:
@@ -132,11 +145,15 @@ def node_command(
     config = NodeConfig(
         data_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, flow_address=flow_address,
         chain_id=chain_id, start_block=first_block, confirmations=confirmations,
-        poll_s=poll, durable_fsync=fsync, shard=shard_config, sync=sync_config,
+        poll_s=poll, durable_fsync=fsync, shard=shard_config, sync=sync_config, outbound=cli.outbound_policy(),
     )
+    token_path = token_file or cli.data_dir.root / TOKEN_FILE
+    token_path.parent.mkdir(parents=True, exist_ok=True)
+    token = load_or_create_token(token_path)
+    limits = NodeLimits.from_env(None if rate_limit is None else RateLimit(rate_limit, 2 * rate_limit))
     node = StorageNode(config)
     try:
-        server = NodeServer((host, port), node)
+        server = NodeServer(host, port, node, token=token, limits=limits)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port") from None
     miner = _miner(cli, node, miner_key, mine_threads, mine_cpu, beneficiary) if miner_key else None
@@ -144,7 +161,7 @@ def node_command(
     if miner is not None:
         from zgos.storage.node.miner import install_miner_rpc
 
-        install_miner_rpc(server.rpc.methods, miner)
+        install_miner_rpc(server.methods, miner)
         miner.start()
     if announce:
         try:
@@ -153,17 +170,14 @@ def node_command(
             logging.getLogger("zgos.storage.announce").warning("not announcing the node: %s", exc)
         else:
             threading.Thread(target=_announce, args=(cli, operator, url, shard_config), daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
-    console.print(f"storage node {name} on {url} (shard {shard_config}, flow {config.flow_address}, data {config.data_dir})")
+    console.print(f"storage node {name} on {url} (shard {shard_config}, flow {config.flow_address}, data {config.data_dir}; "
+                  f"admin token in {token_path})")
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve()  # until SIGINT/SIGTERM or admin_shutdown
     finally:
         if miner is not None:
             miner.close()
         node.stop()
-        server.server_close()
 
 
 def _miner(cli: CliContext, node: Any, key: str, threads: int, cpu: float, beneficiary: str | None) -> Any:
@@ -216,7 +230,7 @@ def upload_command(
     """Upload PATH: anchor its data root on chain, send its segments, wait for finalization.
     Run it again to resume an interrupted upload."""
     cli = get_ctx(ctx)
-    from zgos.storage.eccli import ec_nodes, parse_ec, upload_ec
+    from zgos.storage.eccli import ec_nodes, node_policy, parse_ec, upload_ec
 
     params = parse_ec(ec) if ec is not None else None
     if not path.is_file():
@@ -228,7 +242,7 @@ def upload_command(
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     if params is not None:
-        upload_ec(cli, path, params, ec_nodes(cli, node, indexer), account, workers, fee_wei)
+        upload_ec(cli, path, params, ec_nodes(cli, node, indexer), node_policy(cli, node), account, workers, fee_wei)
         return
     from zgos.storage.hasher import build_file_tree
 
@@ -264,17 +278,19 @@ def download_command(
     """Download ROOT to OUT, verifying every segment; OUT is written only when all verified."""
     cli = get_ctx(ctx)
     data_root = _root(root)
-    from zgos.storage.eccli import download_ec, ec_nodes
+    from zgos.storage.eccli import download_ec, ec_nodes, node_policy
 
-    size = download_ec(cli, data_root, out, ec_nodes(cli, node, indexer), workers)
+    policy = node_policy(cli, node)
+    size = download_ec(cli, data_root, out, ec_nodes(cli, node, indexer), policy, workers)
     if size is not None:
         console.print(f"downloaded {size} bytes to {out} (erasure-coded; verified against 0x{data_root.hex()})")
         return
-    with StorageClient(_nodes(cli, node, indexer, data_root), workers=workers) as client, _progress() as progress:
-        location = client.info(data_root)
-        task = progress.add_task("downloading", total=location.size)
-        client.download(data_root, out, progress=lambda n: progress.advance(task, n))
-    console.print(f"downloaded {location.size} bytes to {out} (verified against 0x{data_root.hex()})")
+    nodes = _nodes(cli, node, indexer, data_root)
+    with StorageClient(nodes, cli.chain(), cli.deployment().address("Flow"), workers=workers, policy=policy) as client, \
+            _progress() as progress:
+        task = progress.add_task("downloading", total=client.size_of(data_root))
+        file = client.download(data_root, out, progress=lambda n: progress.advance(task, n))
+    console.print(f"downloaded {file.size} bytes to {out} (verified against 0x{data_root.hex()}; size from the chain)")
 
 
 @storage_app.command("info")
@@ -284,8 +300,10 @@ def info_command(
     node: list[str] | None = typer.Option(None, "--node", help="Storage node URL."),
 ) -> None:
     """Show what the nodes know about a file: seq, size, placement, finalization."""
+    from zgos.storage.eccli import node_policy
+
     cli = get_ctx(ctx)
-    with StorageClient(_nodes(cli, node)) as client:
+    with StorageClient(_nodes(cli, node), policy=node_policy(cli, node)) as client:
         location = client.info(seq=int(key)) if key.isdigit() else client.info(_root(key))
         tx = location.info["tx"]
         console.print(f"root       {tx['dataMerkleRoot']}")

@@ -6,12 +6,16 @@ wait until the nodes have synced the entry, ask each node which segments it alre
 send only the missing ones, in parallel, over the raw-bytes fast path; wait for finalization.
 Running ``upload`` again after any interruption resumes: nothing a node acknowledged is re-sent.
 
-Download (§5.4): find a node that has the file finalized, fetch segments in parallel, check
-every segment's proof against the data root at its position before writing it, rotate to the
-next node when one serves bad bytes, write into a temporary file beside OUT and rename it into
-place only when every segment verified, so OUT is never half-written. Since each segment is
-proven at its own index under the root and all segments are fetched, the file as a whole is
-verified without a second pass.
+Download (§5.4): take the file's size from its first ``Flow`` submission (the data root does
+not fix the byte length: a node claiming fewer or more bytes could otherwise truncate or pad a
+"verified" file), find the nodes that have the file finalized and describe it as the chain
+does (a node that disagrees is skipped, logged and scored down), fetch segments in parallel,
+check every segment's proof against the data root at its position before writing it, rotate to
+the next node when one serves bad bytes, write into a temporary file beside OUT and rename it
+into place only when every segment verified, so OUT is never half-written. Since each segment
+is proven at its own index under the root and all segments are fetched, the file as a whole is
+verified without a second pass. A client built without a chain can only require the nodes to
+agree on the size (and checks the last segment first, so an absurd size fails at once).
 """
 
 from __future__ import annotations
@@ -35,13 +39,21 @@ from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
-from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
+from zgos.netutil import (
+    JsonRpcErrorAnswer,
+    JsonRpcGuarded,
+    JsonRpcNotJson,
+    JsonRpcUnreachable,
+    call_jsonrpc,
+)
+from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy, OutboundClient, OutboundRefused
 from zgos.storage.contracts import FlowContract
 from zgos.storage.fasthash import segment_root
 from zgos.storage.filetree import FileTree
 from zgos.storage.flow import compute_segment_count
 from zgos.storage.hasher import build_file_tree
 from zgos.storage.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
+from zgos.storage.scores import PeerScores
 from zgos.storage.segment import InvalidSegment, SegmentWithProof, validate_segment
 from zgos.storage.shard import (
     InvalidShardConfig,
@@ -60,6 +72,9 @@ WAIT_TIMEOUT_S = 300.0
 SEGMENT_RETRIES = 3
 MAX_DOWNLOAD_THREADS = 64
 STREAM_WINDOW_SEGMENTS = 32  # segments fetched ahead of the consumer (8 MiB)
+# The largest answer a node may send: a file's held-segment list for a ~1 TB file (4M indexes);
+# a segment is 256 KiB (~350 KB as JSON-RPC).
+MAX_NODE_RESPONSE_BYTES = 32 * 1024 * 1024
 
 Progress = Callable[[int], None]  # called with the number of bytes just done
 
@@ -70,6 +85,10 @@ class StorageError(ZgError):
 
 class NodeUnavailable(StorageError):
     """A storage node did not answer."""
+
+
+class NodeMisbehaved(NodeUnavailable):
+    """The outbound guard cut a node's answer (deadline, size cap, redirects, refused address)."""
 
 
 class CorruptData(StorageError):
@@ -83,6 +102,16 @@ class UploadResult:
     tx_hash: str | None  # None when the file was already on chain
     size: int
     segments_sent: int
+
+
+@dataclass(frozen=True)
+class VerifiedFile:
+    """What a download trusts about a file: the root asked for and its byte size, from the
+    chain (``size_from == "chain"``) or, without a chain, as every node reporting it agrees."""
+
+    root: bytes
+    size: int
+    size_from: str
 
 
 @dataclass(frozen=True)
@@ -131,6 +160,8 @@ class NodeConnection:
     def rpc(self, method: str, *params: Any) -> Any:
         try:
             return call_jsonrpc(self.http, self.url, method, params, request_id=next(self._ids))
+        except JsonRpcGuarded as exc:
+            raise NodeMisbehaved(f"storage node {self.url} did not answer {method} ({exc})") from None
         except (JsonRpcUnreachable, JsonRpcNotJson) as exc:
             raise NodeUnavailable(f"storage node {self.url} did not answer {method} ({exc})",
                                   "is the node running? see `zg devnet status`") from None
@@ -174,7 +205,7 @@ class NodeConnection:
         try:
             response = self.http.put(f"{self.url}/zgos/v1/segment/{seq}/{segment.index}", content=segment.data, headers=headers)
         except httpx.HTTPError as exc:
-            raise NodeUnavailable(f"storage node {self.url} dropped segment {segment.index} ({type(exc).__name__})") from None
+            raise _unavailable(f"storage node {self.url} dropped segment {segment.index}", exc) from None
         if response.status_code != 200:
             message = _message(response)
             if "already uploaded and finalized" in message:  # e.g. the node synced it from a peer
@@ -194,7 +225,7 @@ class NodeConnection:
         try:
             response = self.http.get(f"{self.url}/zgos/v1/segment/{seq}/{index}")
         except httpx.HTTPError as exc:
-            raise NodeUnavailable(f"storage node {self.url} did not send segment {index} ({type(exc).__name__})") from None
+            raise _unavailable(f"storage node {self.url} did not send segment {index}", exc) from None
         if response.status_code != 200:
             raise StorageError(f"{self.url} could not send segment {index}: {_message(response)}")
         try:
@@ -207,10 +238,17 @@ class NodeConnection:
         try:
             response = self.http.get(self.url + path)
         except httpx.HTTPError as exc:
-            raise NodeUnavailable(f"storage node {self.url} did not answer ({type(exc).__name__})") from None
+            raise _unavailable(f"storage node {self.url} did not answer", exc) from None
         if response.status_code != 200:
             raise StorageError(f"{self.url}: {_message(response)}")
         return response.json()
+
+
+def _unavailable(what: str, exc: httpx.HTTPError) -> NodeUnavailable:
+    """The error for a transfer that failed: the guard's reason when it cut it, else the type."""
+    if isinstance(exc, OutboundRefused | httpx.TimeoutException | httpx.TooManyRedirects) and str(exc):
+        return NodeMisbehaved(f"{what} ({exc})")
+    return NodeUnavailable(f"{what} ({type(exc).__name__})")
 
 
 def _message(response: httpx.Response) -> str:
@@ -221,20 +259,26 @@ def _message(response: httpx.Response) -> str:
 
 
 class StorageClient:
-    """Upload and download files; use as a context manager to close connections."""
+    """Upload and download files; use as a context manager to close connections.
+
+    Every call to a node is guarded (``zgos.runtime.outbound``): ``timeout_s`` is its total
+    time, answers are capped at ``MAX_NODE_RESPONSE_BYTES``, and node URLs that came from the
+    registry or an indexer must pass ``policy`` (URLs the user typed in need not: the default)."""
 
     def __init__(self, nodes: Sequence[str], chain: Chain | None = None, flow_address: str | None = None,
                  account: LocalAccount | None = None, workers: int = DEFAULT_WORKERS,
-                 timeout_s: float = HTTP_TIMEOUT_S, fast_path: bool | None = None) -> None:
+                 timeout_s: float = HTTP_TIMEOUT_S, fast_path: bool | None = None,
+                 policy: AddressPolicy = OPEN_POLICY) -> None:
         if not nodes:
             raise StorageError("no storage nodes given", "pass --node URL or start the devnet")
-        limits = httpx.Limits(max_connections=4 * workers * len(nodes), max_keepalive_connections=4 * workers * len(nodes))
-        self.http = httpx.Client(timeout=timeout_s, limits=limits)
+        self.http = OutboundClient(policy, deadline_s=timeout_s, max_response_bytes=MAX_NODE_RESPONSE_BYTES,
+                                   max_connections=4 * workers * len(nodes))
         self.nodes = [NodeConnection(url, self.http, fast_path) for url in nodes]
         self.chain = chain
         self.flow = FlowContract(chain, flow_address) if chain is not None and flow_address else None
         self.account = account
         self.workers = workers
+        self.scores = PeerScores()  # nodes that described a file falsely or served bad bytes
 
     def __enter__(self) -> StorageClient:
         return self
@@ -281,7 +325,7 @@ class StorageClient:
             raise StorageError("replicas must be at least 1")
         failed: dict[str, str] = {}
         self._select(replicas, [], failed)  # fail before paying when the nodes cannot hold it
-        known = [loc for loc in self.locate(tree.root, finalized=False) if loc.size == tree.size]
+        known = self.known_submission(tree)
         tx_hash = None
         if known:
             seq, start_entry = known[0].seq, known[0].start_entry
@@ -313,6 +357,23 @@ class StorageClient:
                     done.append(node)
                     sent += future.result()
         return UploadResult(tree.root, seq, tx_hash, tree.size, sent)
+
+    def known_submission(self, tree: FileTree) -> list[FileLocation]:
+        """Nodes that already know the file of ``tree`` (same root and size), so it need not be
+        submitted again. With a chain the submission must be on it: a node's word is not enough;
+        a root first submitted with another length raises, since a download by root would
+        return that length rather than this file."""
+        if self.flow is not None:
+            first = self.flow.file_of(tree.root)
+            if first is None:
+                return []
+            if first.size != tree.size:
+                raise StorageError(
+                    f"a file with the same data root 0x{tree.root.hex()} but {first.size} bytes (not {tree.size}) "
+                    f"was submitted first by {first.submitter}; a download by root returns {first.size} bytes",
+                    "the two files differ only in trailing zero bytes; append a byte to store this one",
+                )
+        return [loc for loc in self.locate(tree.root, finalized=False) if describes_file(loc, tree.root, tree.size)]
 
     def _select(self, replicas: int, done: list[NodeConnection], failed: dict[str, str]) -> list[NodeConnection]:
         """Nodes covering every shard ``replicas`` times, preferring those in ``done``; nodes
@@ -375,10 +436,10 @@ class StorageClient:
 
     # --- download ------------------------------------------------------------------------
 
-    def download(self, root: bytes, out: Path, progress: Progress | None = None) -> FileLocation:
+    def download(self, root: bytes, out: Path, progress: Progress | None = None) -> VerifiedFile:
         """Download the file with data root ``root`` to ``out``, verified; atomic."""
         plan = self._plan(root)
-        size = plan.location.size
+        size = plan.file.size
         with atomic_output(out, size) as handle:
 
             def fetch(index: int) -> None:
@@ -392,15 +453,15 @@ class StorageClient:
                 failure = next((exc for f in results if (exc := f.exception()) is not None), None)
             if failure is not None:
                 raise _download_failed(root, failure)
-        return plan.location
+        return plan.file
 
-    def stream(self, root: bytes, window: int = STREAM_WINDOW_SEGMENTS) -> tuple[FileLocation, Generator[bytes, None, None]]:
+    def stream(self, root: bytes, window: int = STREAM_WINDOW_SEGMENTS) -> tuple[VerifiedFile, Generator[bytes, None, None]]:
         """The file with data root ``root`` as verified chunks in order (one per segment),
         fetched ``window`` segments ahead in parallel: nothing is yielded before its own proof
         checked out, so a consumer can pass bytes on at once. A failure mid-way raises from the
         iterator (the consumer has the verified prefix only)."""
         plan = self._plan(root)
-        count = compute_segment_count(plan.location.size)
+        count = compute_segment_count(plan.file.size)
 
         def chunks() -> Generator[bytes, None, None]:
             with ThreadPoolExecutor(plan.threads) as pool:
@@ -420,16 +481,56 @@ class StorageClient:
                     for future in pending:
                         future.cancel()
 
-        return plan.location, chunks()
+        return plan.file, chunks()
+
+    def size_of(self, root: bytes) -> int | None:
+        """The byte size of the file ``root`` from its first Flow submission (None: no chain)."""
+        if self.flow is None:
+            return None
+        first = self.flow.file_of(root)
+        if first is None:
+            raise StorageError(f"0x{root.hex()} was never submitted to the Flow contract",
+                               "check the root (`zg storage info`), or wait for the upload's transaction")
+        return first.size
+
+    def verified_locations(self, root: bytes, finalized: bool = True) -> tuple[VerifiedFile, list[FileLocation]]:
+        """The file ``root`` (size from the chain) and the nodes that describe it the same way.
+
+        A node whose answer names another root or another size is skipped, logged and scored
+        down: it lies about the file. Without a chain the reporting nodes must agree on the size
+        (``StorageError`` if they do not); their common size is then the best available."""
+        size = self.size_of(root)
+        locations = self.locate(root, finalized=finalized)
+        if size is None:
+            sizes = {claimed for loc in locations if (claimed := _claimed_size(loc, root)) is not None}
+            if len(sizes) > 1:
+                raise StorageError(f"the storage nodes disagree on the size of 0x{root.hex()}: {sorted(sizes)} bytes",
+                                   "download against the chain (a deployment), which records the true size")
+            if not sizes:
+                raise StorageError(f"no node holds a finalized file with root 0x{root.hex()}",
+                                   "check the root with `zg storage info`, or wait for the upload to finish")
+            file = VerifiedFile(root, sizes.pop(), "nodes")
+        else:
+            file = VerifiedFile(root, size, "chain")
+        agreeing = []
+        for loc in locations:
+            if describes_file(loc, root, file.size):
+                agreeing.append(loc)
+            else:
+                self.scores.corrupt(loc.node)
+                log.warning("storage node %s describes 0x%s as %s bytes, not %d (from the %s): skipped and scored "
+                            "down to %d", loc.node, root.hex(), _claimed_size(loc, root), file.size, file.size_from,
+                            self.scores.score(loc.node))
+        return file, agreeing
 
     def _plan(self, root: bytes) -> _DownloadPlan:
         """Where each segment of the finalized file ``root`` can be fetched."""
-        locations = self.locate(root)
+        file, locations = self.verified_locations(root)
         if not locations:
-            raise StorageError(f"no node holds a finalized file with root 0x{root.hex()}",
+            raise StorageError(f"no node holds a finalized copy of 0x{root.hex()} ({file.size} bytes per the {file.size_from})",
                                "check the root with `zg storage info`, or wait for the upload to finish")
-        size, start = locations[0].size, locations[0].start_entry
-        seq_by_node = {loc.node: loc.seq for loc in locations if loc.size == size}
+        seq_by_node = {loc.node: loc.seq for loc in locations}
+        start_by_node = {loc.node: loc.start_entry for loc in locations}
         nodes = []
         for node in self.nodes:
             if node.url in seq_by_node:
@@ -438,30 +539,44 @@ class StorageClient:
                     nodes.append(node)
                 except StorageError as exc:
                     log.warning("skipping storage node %s: %s", node.url, exc.message)
-        holders = [[n for n in nodes if n.shard().holds(compute_flow_segment(start, i))]
-                   for i in range(compute_segment_count(size))]
-        if missing := [i for i, h in enumerate(holders) if not h]:
+        if not nodes:
+            raise StorageError(f"no node holding 0x{root.hex()} reports its shard", "check the nodes, or add nodes")
+        # Shards hold flow segments by residue modulo a power of two, so which nodes hold file
+        # segment i depends on i modulo the largest num_shard only (one list per residue).
+        modulus = max(n.shard().num_shard for n in nodes)
+        count = compute_segment_count(file.size)
+        holders = [[n for n in nodes if n.shard().holds(compute_flow_segment(start_by_node[n.url], r))]
+                   for r in range(modulus)]
+        if missing := [i for i in range(min(count, modulus)) if not holders[i]]:
+            uncovered = sum(len(range(i, count, modulus)) for i in missing)
             raise StorageError(f"no reachable node holds segment {missing[0]} of 0x{root.hex()} "
-                               f"({len(missing)} segment(s) uncovered)", "wait for the nodes to sync, or add nodes")
-        return _DownloadPlan(
-            location=locations[0], seq_by_node=seq_by_node, holders=holders,
-            modulus=max(n.shard().num_shard for n in nodes),
+                               f"({uncovered} segment(s) uncovered)", "wait for the nodes to sync, or add nodes")
+        plan = _DownloadPlan(
+            file=file, seq_by_node=seq_by_node, holders=holders, modulus=modulus,
             threads=min(MAX_DOWNLOAD_THREADS, self.workers * len(nodes)),  # `workers` per node
         )
+        if file.size_from == "nodes":  # an absurd claimed size fails here, before any allocation
+            try:
+                self._fetch_verified(plan, count - 1)
+            except StorageError as exc:
+                raise _download_failed(root, exc) from None
+        return plan
 
     def _fetch_verified(self, plan: _DownloadPlan, index: int) -> bytes:
         """Segment ``index`` (file bytes only), proof-checked; the next holder is tried when one
-        fails or serves corrupt bytes. Raises ``CorruptData`` if any holder served corrupt data."""
-        root, size = plan.location.root, plan.location.size
+        fails or serves corrupt bytes (and is scored down). Raises ``CorruptData`` if any holder
+        served corrupt data."""
+        root, size = plan.file.root, plan.file.size
         errors = []
-        candidates = plan.holders[index]
+        candidates = plan.holders[index % plan.modulus]
         turn = index // plan.modulus  # spreads each residue class over its holders
-        for attempt in range(len(candidates)):
-            node = candidates[(turn + attempt) % len(candidates)]
+        rotated = [candidates[(turn + attempt) % len(candidates)] for attempt in range(len(candidates))]
+        for node in sorted(rotated, key=lambda n: self.scores.banned(n.url)):  # banned nodes last
             try:
                 data, proof = node.get_segment(plan.seq_by_node[node.url], index)
                 validate_segment(SegmentWithProof(root, data, index, proof, size), root, size, segment_root)
             except InvalidSegment as exc:
+                self.scores.corrupt(node.url)
                 errors.append(f"{node.url} served corrupt segment {index} ({exc.message})")
                 continue
             except StorageError as exc:
@@ -474,11 +589,26 @@ class StorageClient:
 
 @dataclass(frozen=True)
 class _DownloadPlan:
-    location: FileLocation
+    file: VerifiedFile
     seq_by_node: dict[str, int]
-    holders: list[list[NodeConnection]]  # per segment index, the nodes of its shard
+    holders: list[list[NodeConnection]]  # per segment index modulo `modulus`, the nodes of its shard
     modulus: int
     threads: int
+
+
+def _claimed_size(location: FileLocation, root: bytes | None) -> int | None:
+    """The size a node's answer claims (None if malformed, or if it names a root other than ``root``)."""
+    try:
+        if (root is not None and location.root != root) or location.seq < 0 or location.start_entry < 0:
+            return None
+        return location.size
+    except (KeyError, TypeError, ValueError, InvalidProof):
+        return None
+
+
+def describes_file(location: FileLocation, root: bytes, size: int) -> bool:
+    """Whether a node's answer describes the file ``root`` of ``size`` bytes."""
+    return _claimed_size(location, root) == size
 
 
 def _download_failed(root: bytes, cause: BaseException) -> StorageError:

@@ -81,6 +81,15 @@ def decode_submit_event(event: Any) -> LogEntry:
 
 
 @dataclass(frozen=True)
+class FileRecord:
+    """The first ``Flow`` submission of a data root (``Flow.fileOf``): who submitted it (the
+    file's owner for registries) and its byte length (the file's size for every reader)."""
+
+    submitter: str
+    size: int
+
+
+@dataclass(frozen=True)
 class SubmitResult:
     entries: tuple[LogEntry, ...]
     tx_hash: str
@@ -131,6 +140,13 @@ class FlowContract:
     def submit_events(self, from_block: int, to_block: int) -> list[LogEntry]:
         events = self.chain.get_logs(self.contract, "Submit", from_block, to_block)
         return [decode_submit_event(e) for e in events]
+
+    def file_of(self, root: bytes) -> FileRecord | None:
+        """The first submission of the data root ``root``, or None if it was never submitted."""
+        submitter, length = self.chain.call(self.contract.functions.fileOf(root))
+        if int(str(submitter), 16) == 0:
+            return None
+        return FileRecord(to_checksum_address(submitter), int(length))
 
     def num_submissions(self) -> int:
         return int(self.chain.call(self.contract.functions.numSubmissions()))

@@ -1,30 +1,53 @@
 """Finding storage nodes: the on-chain ``NodeRegistry`` plus an optional static ``--peers`` list.
 
-Registry entries are self-reported hints, so every candidate is probed before use
-(storage.md §5.2 "Discovery": ``zgs_getShardConfig`` with a short timeout) and skipped, with the
-reason logged, when its URL cannot work, it does not answer, it serves another network (chain
-id or Flow address), or the shard it reports differs from the shard it announced on chain
-(a node lying about its shard). Callers still verify every byte a node serves.
+Registry entries are claims by strangers, so every candidate is probed before use
+(storage.md §5.2 "Discovery": ``zgs_getShardConfig``, and ``zgs_getStatus`` for the network
+identity) and skipped, with the reason, when its URL cannot work, it does not answer, it serves
+another network (chain id or Flow address), or the shard it reports differs from the shard it
+announced on chain (a node lying about its shard). Callers still verify every byte a node serves.
+
+Probing is bounded whatever the entries do (``Prober``):
+
+* every probe goes through ``zgos.runtime.outbound``: both calls of one probe share one deadline
+  (``PROBE_DEADLINE_S``), answers are capped, only addresses the ``AddressPolicy`` allows are
+  contacted;
+* probes run concurrently, at most ``PROBE_WORKERS`` at once, and a round waits for them at most
+  ``wait_s`` (one probe deadline by default), so one bad entry delays discovery by at most one
+  probe deadline; a probe still running then is reported, and its answer used next round;
+* a failing entry is scored down and backed off before it is probed again: briefly when it
+  failed fast (a closed port, a wrong answer), exponentially up to ``MAX_BACKOFF_S`` when the
+  guard had to cut it (deadline, size cap, redirects) -- a tarpit costs one probe per backoff;
+* every skipped entry is reported with its reason, score, failures and time to the next probe
+  (the indexer's ``/node/status``, the node's ``admin_getPeers``/sync info).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-
-import httpx
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
 
 from zgos.chain.registry import NodeKind, NodeRegistry, url_problem
-from zgos.core.errors import ZgError
-from zgos.netutil import JsonRpcFailure, JsonRpcUnreachable, call_jsonrpc
+from zgos.netutil import JsonRpcFailure, JsonRpcGuarded, JsonRpcUnreachable, call_jsonrpc
+from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy, OutboundClient, within
+from zgos.storage.scores import compute_backoff_s
 from zgos.storage.shard import InvalidShardConfig, ShardConfig
 
 log = logging.getLogger(__name__)
 
-PROBE_TIMEOUT_S = 3.0
-PROBE_WORKERS = 8
+PROBE_DEADLINE_S = 3.0  # both calls of one probe, total
+PROBE_WORKERS = 16
+PROBE_GRACE_S = 0.25  # a probe cut at its deadline reports a moment later
+MAX_PROBE_RESPONSE_BYTES = 64 * 1024  # a shard config or a status is a few hundred bytes
+SUCCESS_REWARD = 1
+FAILURE_PENALTY = 1
+MISBEHAVING_PENALTY = 10
+MAX_SCORE = 10
+STATIC_SOURCE = "--peers"
 
 
 @dataclass(frozen=True)
@@ -41,71 +64,239 @@ class Candidate:
     claimed: ShardConfig | None  # the shard announced in the registry (None: static peer)
     source: str  # "registry (operator 0x..)" or "--peers"
 
+    @property
+    def announced(self) -> bool:
+        """Read from the chain (a stranger's claim), not configured by the operator (``--peers``):
+        only announced URLs are held to the ``AddressPolicy``; both get every other guard."""
+        return self.source != STATIC_SOURCE
 
-def probe(http: httpx.Client, candidate: Candidate, chain_id: int | None = None,
-          flow_address: str | None = None) -> PeerNode | str:
-    """The node as a ``PeerNode``, or the reason it must be skipped."""
+
+@dataclass(frozen=True)
+class ProbeFailure:
+    """Why a candidate was skipped; ``misbehaved`` when the outbound guard had to cut it."""
+
+    reason: str
+    misbehaved: bool = False
+
+
+def probe(http: OutboundClient, candidate: Candidate, chain_id: int | None = None,
+          flow_address: str | None = None, deadline_s: float = PROBE_DEADLINE_S) -> PeerNode | ProbeFailure:
+    """The node as a ``PeerNode``, or why it must be skipped; both calls end by ``deadline_s``."""
     url = candidate.url.rstrip("/")
     problem = url_problem(url)
     if problem is not None:
-        return problem
+        return ProbeFailure(problem)
     try:
-        shard = ShardConfig.from_json(call_jsonrpc(http, url, "zgs_getShardConfig"))
-        identity = None
-        if chain_id is not None or flow_address is not None:
-            status = call_jsonrpc(http, url, "zgs_getStatus")
-            identity = status.get("networkIdentity", {}) if isinstance(status, dict) else {}
+        with within(deadline_s):
+            shard = ShardConfig.from_json(call_jsonrpc(http, url, "zgs_getShardConfig"))
+            identity = None
+            if chain_id is not None or flow_address is not None:
+                status = call_jsonrpc(http, url, "zgs_getStatus")
+                identity = status.get("networkIdentity", {}) if isinstance(status, dict) else {}
+    except JsonRpcGuarded as exc:
+        return ProbeFailure(f"unreachable ({exc})", misbehaved=True)
     except JsonRpcUnreachable as exc:
-        return f"unreachable ({exc})"
+        return ProbeFailure(f"unreachable ({exc})")
     except (JsonRpcFailure, InvalidShardConfig) as exc:
-        return f"not a storage node ({str(exc)[:120]})"
+        return ProbeFailure(f"not a storage node ({str(exc)[:120]})")
     if identity is not None:
+        if not isinstance(identity, dict):
+            return ProbeFailure("not a storage node (networkIdentity is not an object)")
         if chain_id is not None and identity.get("chainId") != chain_id:
-            return f"serves chain {identity.get('chainId')}, not {chain_id}"
+            return ProbeFailure(f"serves chain {str(identity.get('chainId'))[:40]}, not {chain_id}")
         served = str(identity.get("flowAddress", "")).lower()
         if flow_address is not None and served != flow_address.lower():
-            return f"serves Flow {served or '?'}, not {flow_address}"
+            return ProbeFailure(f"serves Flow {served[:60] or '?'}, not {flow_address}")
     if candidate.claimed is not None and candidate.claimed != shard:
-        return f"announced shard {candidate.claimed} on chain but serves shard {shard}"
+        return ProbeFailure(f"announced shard {candidate.claimed} on chain but serves shard {shard}")
     return PeerNode(url, shard)
 
 
+@dataclass
+class ProbeRecord:
+    """What the prober knows about one URL."""
+
+    url: str
+    source: str
+    node: PeerNode | None = None  # set while the last probe succeeded
+    latency_ms: int = 0
+    since: int = 0  # unix time since when it answers without interruption
+    reason: str = ""
+    failures: int = 0  # in a row
+    score: int = 0
+    next_probe_at: float = 0.0  # clock() time; 0 = at the next round
+
+
+@dataclass(frozen=True)
+class UsableNode:
+    node: PeerNode
+    source: str
+    latency_ms: int
+    since: int
+
+
+@dataclass(frozen=True)
+class SkippedNode:
+    url: str
+    source: str
+    reason: str
+    score: int = 0
+    failures: int = 0
+    retry_in_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "source": self.source, "reason": self.reason, "score": self.score,
+                "failures": self.failures, "retryInSecs": round(self.retry_in_s, 1)}
+
+
+@dataclass(frozen=True)
+class ProbeRound:
+    usable: list[UsableNode] = field(default_factory=list)
+    skipped: list[SkippedNode] = field(default_factory=list)
+
+    @property
+    def peers(self) -> list[PeerNode]:
+        return [u.node for u in self.usable]
+
+
+class Prober:
+    """Probes candidates concurrently and remembers how each did (score, backoff, reason).
+
+    Long-lived owners (the indexer, a node's peer sync) keep one and call ``run`` every round;
+    ``discover`` makes one for a single round. ``close`` never waits for a probe in flight.
+    """
+
+    def __init__(self, policy: AddressPolicy, chain_id: int | None = None, flow_address: str | None = None, *,
+                 deadline_s: float = PROBE_DEADLINE_S, workers: int = PROBE_WORKERS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.chain_id = chain_id
+        self.flow_address = flow_address
+        self.deadline_s = deadline_s
+        self.clock = clock
+        limits: dict[str, Any] = {"deadline_s": deadline_s, "max_response_bytes": MAX_PROBE_RESPONSE_BYTES,
+                                  "max_connections": 2 * workers}
+        self.http = OutboundClient(policy, **limits)
+        self.configured_http = OutboundClient(OPEN_POLICY, **limits)  # --peers: the operator's own choice
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="probe")
+        self._inflight: dict[str, Future[tuple[PeerNode | ProbeFailure, int]]] = {}
+        self._records: dict[str, ProbeRecord] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.http.close()
+        self.configured_http.close()
+
+    def _probe(self, candidate: Candidate) -> tuple[PeerNode | ProbeFailure, int]:
+        started = time.monotonic()
+        http = self.http if candidate.announced else self.configured_http
+        outcome = probe(http, candidate, self.chain_id, self.flow_address, self.deadline_s)
+        return outcome, int((time.monotonic() - started) * 1000)
+
+    def _harvest(self) -> None:
+        """Apply the answers of finished probes."""
+        now = self.clock()
+        with self._lock:
+            for url, future in list(self._inflight.items()):
+                if not future.done():
+                    continue
+                del self._inflight[url]
+                record = self._records[url]
+                try:
+                    outcome, latency_ms = future.result()
+                except Exception as exc:  # a bug in a probe must not stop discovery
+                    outcome, latency_ms = ProbeFailure(f"probe failed ({type(exc).__name__})"), 0
+                if isinstance(outcome, PeerNode):
+                    record.node, record.latency_ms, record.reason, record.failures = outcome, latency_ms, "", 0
+                    record.score = min(MAX_SCORE, record.score + SUCCESS_REWARD)
+                    record.since = record.since or int(time.time())
+                    record.next_probe_at = 0.0
+                else:
+                    record.node, record.since, record.reason = None, 0, outcome.reason
+                    record.failures += 1
+                    record.score -= MISBEHAVING_PENALTY if outcome.misbehaved else FAILURE_PENALTY
+                    record.next_probe_at = now + compute_backoff_s(record.failures, outcome.misbehaved)
+
+    def run(self, candidates: Sequence[Candidate], wait_s: float | None = None) -> ProbeRound:
+        """Probe every due candidate (not backed off, not already in flight), wait up to
+        ``wait_s`` (default: one probe deadline) for the answers, and report every candidate."""
+        self._harvest()
+        now = self.clock()
+        unique: dict[str, Candidate] = {}
+        for candidate in candidates:
+            unique.setdefault(candidate.url.rstrip("/"), candidate)
+        started: list[Future[tuple[PeerNode | ProbeFailure, int]]] = []
+        with self._lock:
+            for url, candidate in unique.items():
+                if url_problem(url) is not None or url in self._inflight:
+                    continue
+                record = self._records.setdefault(url, ProbeRecord(url, candidate.source))
+                record.source = candidate.source
+                if record.next_probe_at > now:
+                    continue
+                future = self._pool.submit(self._probe, candidate)
+                self._inflight[url] = future
+                started.append(future)
+        if started:
+            wait(started, timeout=self.deadline_s + PROBE_GRACE_S if wait_s is None else wait_s)
+        self._harvest()
+        return self._report(unique)
+
+    def _report(self, unique: dict[str, Candidate]) -> ProbeRound:
+        now = self.clock()
+        result = ProbeRound()
+        with self._lock:
+            for url, candidate in unique.items():
+                problem = url_problem(url)
+                record = self._records.get(url)
+                if problem is not None:
+                    result.skipped.append(SkippedNode(url, candidate.source, problem))
+                elif record is not None and record.node is not None:
+                    result.usable.append(UsableNode(record.node, candidate.source, record.latency_ms, record.since))
+                elif record is None or not record.reason:
+                    result.skipped.append(SkippedNode(url, candidate.source,
+                                                      f"no answer yet (probe deadline {self.deadline_s:g} s)"))
+                else:
+                    result.skipped.append(SkippedNode(url, candidate.source, record.reason, record.score,
+                                                      record.failures, max(0.0, record.next_probe_at - now)))
+        return result
+
+    def score(self, url: str) -> int:
+        with self._lock:
+            record = self._records.get(url.rstrip("/"))
+            return record.score if record is not None else 0
+
+
 def candidates(registry: NodeRegistry | None, peers: Sequence[str] = ()) -> list[Candidate]:
-    """Registry entries (URLs that cannot work already skipped and logged) then static peers,
-    each URL once."""
+    """Registry entries then static peers, each URL once. A registry entry whose shard claim is
+    malformed is kept with no claim: the probe then reports what the node serves."""
     found: dict[str, Candidate] = {}
     if registry is not None:
-        for node in registry.usable_nodes(NodeKind.STORAGE):
+        for node in registry.nodes(NodeKind.STORAGE):
             try:
                 claimed: ShardConfig | None = ShardConfig(node.shard_id, node.num_shard)
-            except InvalidShardConfig as exc:
-                log.warning("skipping storage node %s (operator %s): %s", node.url, node.operator, exc.message)
-                continue
+            except InvalidShardConfig:
+                claimed = None
             found.setdefault(node.url.rstrip("/"), Candidate(node.url, claimed, f"registry (operator {node.operator})"))
     for url in peers:
-        found.setdefault(url.rstrip("/"), Candidate(url, None, "--peers"))
+        found.setdefault(url.rstrip("/"), Candidate(url, None, STATIC_SOURCE))
     return list(found.values())
 
 
-def discover(registry: NodeRegistry | None, peers: Sequence[str] = (), *, exclude: Sequence[str] = (),
-             chain_id: int | None = None, flow_address: str | None = None,
-             timeout_s: float = PROBE_TIMEOUT_S) -> list[PeerNode]:
-    """Usable storage nodes from the registry and ``peers`` (minus ``exclude``), probed in
-    parallel; each skipped one is logged with its reason."""
+def discover(registry: NodeRegistry | None, peers: Sequence[str] = (), *, policy: AddressPolicy,
+             exclude: Sequence[str] = (), chain_id: int | None = None, flow_address: str | None = None,
+             deadline_s: float = PROBE_DEADLINE_S) -> list[PeerNode]:
+    """Usable storage nodes from the registry and ``peers`` (minus ``exclude``), probed once in
+    parallel; returns within about one probe deadline; each skipped one is logged with its reason."""
     excluded = {url.rstrip("/") for url in exclude}
     todo = [c for c in candidates(registry, peers) if c.url.rstrip("/") not in excluded]
     if not todo:
         return []
-    with httpx.Client(timeout=timeout_s) as http, ThreadPoolExecutor(min(PROBE_WORKERS, len(todo))) as pool:
-        outcomes = list(pool.map(lambda c: probe(http, c, chain_id, flow_address), todo))
-    usable = []
-    for candidate, outcome in zip(todo, outcomes, strict=True):
-        if isinstance(outcome, PeerNode):
-            usable.append(outcome)
-        else:
-            log.warning("skipping storage node %s from %s: %s", candidate.url, candidate.source, outcome)
-    return usable
-
-
-class NoStorageNodes(ZgError):
-    """Discovery found no usable storage node."""
+    prober = Prober(policy, chain_id, flow_address, deadline_s=deadline_s)
+    try:
+        found = prober.run(todo)
+    finally:
+        prober.close()
+    for skipped in found.skipped:
+        log.warning("skipping storage node %s from %s: %s", skipped.url, skipped.source, skipped.reason)
+    return found.peers

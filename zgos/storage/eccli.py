@@ -11,6 +11,7 @@ import typer
 
 from zgos.clictx import CliContext, get_ctx
 from zgos.core.errors import ConfigError
+from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy
 from zgos.storage.ecclient import ErasureClient, HealthReport, describe
 from zgos.storage.erasure import ErasureParams, InvalidErasureParams
 
@@ -37,20 +38,26 @@ def ec_nodes(cli: CliContext, flags: list[str] | None, indexer: str | None) -> l
     return _nodes(cli, None)
 
 
-def ec_client(cli: CliContext, nodes: list[str], workers: int = 4, account: str | None = None,
-              signs: bool = False) -> ErasureClient:
+def node_policy(cli: CliContext, flags: list[str] | None) -> AddressPolicy:
+    """URLs the user typed in (``--node``) may be anywhere; the registry's or an indexer's are
+    held to the data dir's outbound policy."""
+    return OPEN_POLICY if flags else cli.outbound_policy()
+
+
+def ec_client(cli: CliContext, nodes: list[str], policy: AddressPolicy, workers: int = 4,
+              account: str | None = None, signs: bool = False) -> ErasureClient:
     """An ``ErasureClient`` on the deployment; with the paying account only when it ``signs``."""
     deployment = cli.deployment()
     signer = cli.account(account, role="user") if signs else None
     return ErasureClient(nodes, cli.chain(), deployment.address("Flow"), deployment.address("ErasureRegistry"),
-                         signer, workers=workers)
+                         signer, workers=workers, policy=policy)
 
 
-def upload_ec(cli: CliContext, path: Path, params: ErasureParams, nodes: list[str], account: str | None,
-              workers: int, fee: int | None) -> None:
+def upload_ec(cli: CliContext, path: Path, params: ErasureParams, nodes: list[str], policy: AddressPolicy,
+              account: str | None, workers: int, fee: int | None) -> None:
     from zgos.storage.cli import console
 
-    with ec_client(cli, nodes, workers, account, signs=True) as client:
+    with ec_client(cli, nodes, policy, workers, account, signs=True) as client:
         result = client.upload(path, params, fee=fee)
     console.print(f"root        0x{result.root.hex()}")
     console.print(f"txSeq       {result.tx_seq}")
@@ -60,10 +67,11 @@ def upload_ec(cli: CliContext, path: Path, params: ErasureParams, nodes: list[st
     console.print(f"sent        {result.segments_sent} segments")
 
 
-def download_ec(cli: CliContext, root: bytes, out: Path, nodes: list[str], workers: int) -> int | None:
+def download_ec(cli: CliContext, root: bytes, out: Path, nodes: list[str], policy: AddressPolicy,
+                workers: int) -> int | None:
     """Download ROOT if it has an erasure record (rebuilding lost segments); None otherwise."""
-    with ec_client(cli, nodes, workers) as client:
-        if client.registry is None or not client.registry.records(root):
+    with ec_client(cli, nodes, policy, workers) as client:
+        if client.registry is None or client.registry.record_of(root) is None:
             return None
         return client.download(root, out)
 
@@ -103,7 +111,7 @@ def health_command(
     from zgos.storage.cli import _root
 
     cli = get_ctx(ctx)
-    with ec_client(cli, ec_nodes(cli, node, indexer)) as client:
+    with ec_client(cli, ec_nodes(cli, node, indexer), node_policy(cli, node)) as client:
         _print_health(client.health(_root(root)), as_json)
 
 
@@ -128,7 +136,7 @@ def repair_command(
         _repair_all(cli, node, indexer, workers, name, watch)
         return
     data_root = _root(root)
-    with ec_client(cli, ec_nodes(cli, node, indexer), workers) as client:
+    with ec_client(cli, ec_nodes(cli, node, indexer), node_policy(cli, node), workers) as client:
         _, restored = client.repair(data_root)
         after = client.health(data_root)
     console.print(f"restored {restored} piece(s); the file now survives {after.survives} more node loss(es)")
@@ -151,7 +159,7 @@ def _repair_all(cli: CliContext, node: list[str] | None, indexer: str | None, wo
     worker = RepairWorker(
         chain, ErasureRegistry(chain, deployment.address("ErasureRegistry")),
         nodes=lambda: ec_nodes(cli, node, indexer),
-        client_for=lambda urls: ec_client(cli, urls, workers),
+        client_for=lambda urls: ec_client(cli, urls, node_policy(cli, node), workers),
         state_path=cli.data_dir.service(name) / STATE_FILE_NAME, first_block=deployment.deploy_block,
     )
 

@@ -5,11 +5,17 @@ The layout rule is ``zgos.storage.erasure`` (pure); this module does the I/O aro
 * upload: submit the file (its normal 0G root), lay out stripes from its flow position, encode
   parity with zfec (systematic Reed-Solomon) into a parity file of at least ``n`` segments,
   submit it (the Flow aligns it to ``n`` segments), record data root -> parity root -> (k, m,
-  groups) in ``ErasureRegistry``, then send every node the data and parity segments of its shard.
+  groups) in ``ErasureRegistry`` (only the data root's first Flow submitter may), then send
+  every node the data and parity segments of its shard.
+* reading a record: the registry holds at most the file owner's record; before using it every
+  reader checks that it fits the file (its recorder is the data root's submitter, k+m and the
+  groups give a layout, the parity file's on-chain size is the layout's) and otherwise treats
+  the file as plain (``InvalidRecord``).
 * download: fetch every data segment from a node of its shard, proof-checked against the data
   root; rebuild a missing one from any ``k`` pieces of its stripe (parity pieces proof-checked
   against the parity root); before anything is written in place, check the whole file against
-  the data root (the rebuilt segments included); atomic like ``StorageClient.download``.
+  the data root (the rebuilt segments included); atomic like ``StorageClient.download``. When
+  the record does not fit or the rebuild fails, fall back to the plain download.
 * health: per stripe, which pieces exist on which live nodes.
 * repair: rebuild only the stripes that lost pieces, prove each rebuilt piece from its partner
   segment's proof, and upload it to the live node of its shard that lacks it, so the file again
@@ -33,6 +39,7 @@ import zfec
 from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain, Receipt
+from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy
 from zgos.storage.client import (
     CorruptData,
     FileLocation,
@@ -46,6 +53,7 @@ from zgos.storage.client import (
 from zgos.storage.erasure import (
     PIECE_BYTES,
     ErasureParams,
+    InvalidErasureParams,
     InvalidLayout,
     StripeLayout,
     compute_stripe_layout,
@@ -88,6 +96,10 @@ class ErasureRecord:
     uploader: str
 
 
+class InvalidRecord(StorageError):
+    """An erasure record that does not fit its file; readers treat the file as plain."""
+
+
 class ErasureRegistry:
     """Typed access to the ``ErasureRegistry`` contract."""
 
@@ -95,19 +107,22 @@ class ErasureRegistry:
         self.chain = chain
         self.contract = chain.contract("ErasureRegistry", address)
 
-    def records(self, data_root: bytes) -> list[ErasureRecord]:
-        """Usable records of ``data_root``, oldest first (malformed ones skipped, logged)."""
-        found = []
-        for parity_root, k, m, uploader, _at, groups in self.chain.call(self.contract.functions.recordsOf(data_root)):
-            try:
-                found.append(ErasureRecord(data_root, bytes(parity_root), ErasureParams(int(k), int(m)),
-                                           decode_groups(bytes(groups)), str(uploader)))
-            except (InvalidLayout, ValueError) as exc:
-                log.warning("skipping erasure record of 0x%s by %s: %s", data_root.hex(), uploader, exc)
-        return found
+    def flow_address(self) -> str:
+        """The ``Flow`` whose first submitters own the records."""
+        return str(self.chain.call(self.contract.functions.flow()))
 
-    def recorded_by(self, data_root: bytes, uploader: str) -> bool:
-        return bool(self.chain.call(self.contract.functions.recordedBy(data_root, uploader)))
+    def record_of(self, data_root: bytes) -> ErasureRecord | None:
+        """The record of ``data_root`` (written by its first Flow submitter), or None; a
+        malformed one is logged and ignored."""
+        parity_root, k, m, uploader, _at, groups = self.chain.call(self.contract.functions.recordOf(data_root))
+        if int(str(uploader), 16) == 0:
+            return None
+        try:
+            return ErasureRecord(data_root, bytes(parity_root), ErasureParams(int(k), int(m)),
+                                 decode_groups(bytes(groups)), str(uploader))
+        except (InvalidLayout, InvalidErasureParams) as exc:
+            log.warning("ignoring the malformed erasure record of 0x%s by %s: %s", data_root.hex(), uploader, exc.message)
+            return None
 
     def record(self, account: LocalAccount, record: ErasureRecord) -> Receipt:
         fn = self.contract.functions.record(record.data_root, record.parity_root, record.params.k,
@@ -185,9 +200,12 @@ class ErasureClient:
 
     def __init__(self, nodes: Sequence[str], chain: Chain | None, flow_address: str | None,
                  registry_address: str | None, account: LocalAccount | None = None, workers: int = 4,
-                 timeout_s: float = 60.0) -> None:
-        self.storage = StorageClient(nodes, chain, flow_address, account, workers=workers, timeout_s=timeout_s)
+                 timeout_s: float = 60.0, policy: AddressPolicy = OPEN_POLICY) -> None:
         self.registry = ErasureRegistry(chain, registry_address) if chain is not None and registry_address else None
+        if flow_address is None and self.registry is not None:  # sizes and owners come from its Flow
+            flow_address = self.registry.flow_address()
+        self.storage = StorageClient(nodes, chain, flow_address, account, workers=workers, timeout_s=timeout_s,
+                                     policy=policy)
         self.account = account
         self.workers = workers
 
@@ -217,14 +235,37 @@ class ErasureClient:
     def _record(self, root: bytes) -> ErasureRecord | None:
         if self.registry is None:
             raise StorageError("erasure coding needs the chain (ErasureRegistry)", "run against a deployment")
-        records = self.registry.records(root)
-        return records[0] if records else None
+        return self.registry.record_of(root)
 
     def _locate(self, root: bytes, what: str) -> _File:
-        found = self.storage.locate(root, finalized=False)
+        """The file ``root`` with its size from the chain, at a node that describes it so."""
+        file, found = self.storage.verified_locations(root, finalized=False)
         if not found:
             raise StorageError(f"no live node knows the {what} 0x{root.hex()}", "check the root, or wait for log sync")
-        return _File.of(found[0])
+        return _File(root, found[0].seq, file.size, found[0].start_entry)
+
+    def _layout(self, record: ErasureRecord, data: _File) -> StripeLayout:
+        """The stripe layout ``record`` gives ``data``, checked to fit it: recorded by the data
+        root's first Flow submitter, ``k+m`` and groups forming a layout, the parity file on
+        chain with the layout's size. Raises ``InvalidRecord`` otherwise."""
+        flow = self.storage.flow
+        if flow is None:
+            raise StorageError("erasure coding needs the chain (Flow)", "run against a deployment")
+        owner = flow.file_of(record.data_root)
+        if owner is None or owner.submitter.lower() != record.uploader.lower():
+            raise InvalidRecord(f"the erasure record of 0x{record.data_root.hex()} is by {record.uploader}, "
+                                f"not by the file's uploader {owner.submitter if owner else '(none)'}")
+        try:
+            layout = compute_stripe_layout(record.params, data.first_segment, compute_segment_count(data.size),
+                                           record.groups)
+        except InvalidLayout as exc:
+            raise InvalidRecord(f"the erasure record of 0x{record.data_root.hex()} gives no layout: {exc.message}") from None
+        parity = flow.file_of(record.parity_root)
+        wanted = layout.parity_segments * PIECE_BYTES
+        if parity is None or parity.size != wanted:
+            raise InvalidRecord(f"the parity file 0x{record.parity_root.hex()} of 0x{record.data_root.hex()} has "
+                                f"{parity.size if parity else 'no'} bytes on chain; the recorded layout needs {wanted}")
+        return layout
 
     # --- upload --------------------------------------------------------------------------
 
@@ -246,6 +287,10 @@ class ErasureClient:
         if len(groups) < params.pieces:  # check before paying for anything
             compute_stripe_layout(params, 0, 1, groups)
         tree = tree or build_file_tree(path)
+        first = flow.file_of(tree.root)
+        if first is not None and first.submitter.lower() != self.account.address.lower():
+            raise StorageError(f"0x{tree.root.hex()} was first uploaded by {first.submitter}: only its uploader can "
+                               "record its erasure coding", "upload it without --ec, or ask its uploader")
         data = self._submitted(tree, fee)
         layout = compute_stripe_layout(params, data.first_segment, tree.num_segments, groups)
         with tempfile.TemporaryDirectory(prefix="zgos-parity-") as scratch:
@@ -257,7 +302,7 @@ class ErasureClient:
                 raise StorageError(f"the parity file landed at flow segment {parity.first_segment}, not a multiple "
                                    f"of {layout.modulus}; its pieces would share nodes", "upload again")
             record = ErasureRecord(tree.root, parity_tree.root, params, groups, self.account.address)
-            if not self.registry.recorded_by(tree.root, self.account.address):
+            if self.registry.record_of(tree.root) != record:
                 self.registry.record(self.account, record)
             sent = self._send(live, data, path, tree) + self._send(live, parity, parity_path, parity_tree)
         for node, _ in live:
@@ -268,7 +313,7 @@ class ErasureClient:
 
     def _submitted(self, tree: FileTree, fee: int | None) -> _File:
         """The file on chain (submitted now unless a node already knows it), once a node has synced it."""
-        known = [loc for loc in self.storage.locate(tree.root, finalized=False) if loc.size == tree.size]
+        known = self.storage.known_submission(tree)
         if known:
             return _File.of(known[0])
         assert self.storage.flow is not None and self.account is not None
@@ -287,15 +332,21 @@ class ErasureClient:
 
     def download(self, root: bytes, out: Path) -> int:
         """Download ``root`` to ``out``, rebuilding missing segments; return the bytes written.
-        A file without an erasure record is downloaded as a plain file."""
+        A file without an erasure record, or whose record does not fit it or does not rebuild
+        it, is downloaded as a plain file."""
         record = self._record(root)
         if record is None:
             return self.storage.download(root, out).size
-        live, _ = self.live_shards()
-        data = self._locate(root, "file")
-        with atomic_output(out, data.size) as handle:
-            self._rebuild_into(handle, live, record, data)
-        return data.size
+        try:
+            live, _ = self.live_shards()
+            data = self._locate(root, "file")
+            layout = self._layout(record, data)
+            with atomic_output(out, data.size) as handle:
+                self._rebuild_into(handle, live, record, layout, data)
+            return data.size
+        except StorageError as exc:
+            log.warning("erasure-coded download of 0x%s failed (%s); trying the plain download", root.hex(), exc.message)
+        return self.storage.download(root, out).size
 
     def _fetch(self, live: list[tuple[NodeConnection, ShardConfig]], file: _File, index: int) -> bytes | None:
         """Segment ``index`` of ``file`` from any live node of its shard, proof-checked; None if none has it."""
@@ -319,10 +370,9 @@ class ErasureClient:
         return None
 
     def _rebuild_into(self, handle: int, live: list[tuple[NodeConnection, ShardConfig]], record: ErasureRecord,
-                      data: _File) -> None:
+                      layout: StripeLayout, data: _File) -> None:
         size = data.size
         count = compute_segment_count(size)
-        layout = compute_stripe_layout(record.params, data.first_segment, count, record.groups)
         roots: list[bytes | None] = [None] * count
         lock = threading.Lock()
 
@@ -395,8 +445,8 @@ class ErasureClient:
             raise StorageError(f"0x{root.hex()} was not uploaded with erasure coding (no ErasureRegistry record)")
         live, dead = self.live_shards()
         data = self._locate(root, "file")
+        layout = self._layout(record, data)  # InvalidRecord: nothing to check or repair against
         parity = self._locate(record.parity_root, "parity file")
-        layout = compute_stripe_layout(record.params, data.first_segment, compute_segment_count(data.size), record.groups)
         held: dict[tuple[str, str], set[int]] = {}
         for node, _ in live:
             for kind, file in (("data", data), ("parity", parity)):

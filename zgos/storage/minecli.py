@@ -3,6 +3,7 @@ node's miner is doing. Reads the Reward/PoraMine contracts and the node's ``zgs_
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -70,9 +71,11 @@ def _node_url(ctx: typer.Context, node: str | None) -> str:
     return _nodes(get_ctx(ctx), None)[0]
 
 
-def _rpc(url: str, method: str) -> Any:
+def _rpc(url: str, method: str, token: str | None = None) -> Any:
+    """``method`` at the node ``url``; ``token``: the install token its local methods require."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
-        with httpx.Client(timeout=10) as http:
+        with httpx.Client(timeout=10, headers=headers) as http:
             return call_jsonrpc(http, url, method)
     except (JsonRpcUnreachable, JsonRpcNotJson) as exc:
         raise ConfigError(f"storage node {url} did not answer ({exc})", "is it running?") from None
@@ -89,6 +92,13 @@ def _miner_status(url: str) -> dict[str, Any]:
 
 
 NODE_HELP = "Storage node URL [default: the first announced node]."
+TOKEN_HELP = "The node's install token file [default: DATA_DIR/token]."
+
+
+def _token(ctx: typer.Context, token_file: Path | None) -> str:
+    from zgos.runtime.edge import TOKEN_FILE, read_token
+
+    return read_token(token_file or get_ctx(ctx).data_dir.root / TOKEN_FILE)
 
 
 @miner_app.command("status")
@@ -114,20 +124,22 @@ def status_command(ctx: typer.Context, node: str | None = typer.Option(None, "--
 
 
 @miner_app.command("start")
-def start_command(ctx: typer.Context, node: str | None = typer.Option(None, "--node", help=NODE_HELP)) -> None:
-    """Resume mining (admin RPC ``miner_start``, localhost only)."""
+def start_command(ctx: typer.Context, node: str | None = typer.Option(None, "--node", help=NODE_HELP),
+                  token_file: Path | None = typer.Option(None, "--token-file", help=TOKEN_HELP)) -> None:
+    """Resume mining (admin RPC ``miner_start``: localhost, with the install token)."""
     from zgos.storage.cli import console
 
-    _rpc(_node_url(ctx, node), "miner_start")
+    _rpc(_node_url(ctx, node), "miner_start", _token(ctx, token_file))
     console.print("mining")
 
 
 @miner_app.command("stop")
-def stop_command(ctx: typer.Context, node: str | None = typer.Option(None, "--node", help=NODE_HELP)) -> None:
-    """Pause mining (admin RPC ``miner_stop``, localhost only)."""
+def stop_command(ctx: typer.Context, node: str | None = typer.Option(None, "--node", help=NODE_HELP),
+                 token_file: Path | None = typer.Option(None, "--token-file", help=TOKEN_HELP)) -> None:
+    """Pause mining (admin RPC ``miner_stop``: localhost, with the install token)."""
     from zgos.storage.cli import console
 
-    _rpc(_node_url(ctx, node), "miner_stop")
+    _rpc(_node_url(ctx, node), "miner_stop", _token(ctx, token_file))
     console.print("mining paused")
 
 

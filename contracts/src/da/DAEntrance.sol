@@ -6,8 +6,10 @@ import {DASigners} from "./DASigners.sol";
 
 /// @title DAEntrance: blob submissions, fees and BLS quorum certificates.
 /// @notice A disperser submits a blob's size and row KZG commitments with a fee of
-/// `feePerRow` per row; the contract recomputes the blob id (zgos/da/blob.py) and records the
-/// blob under the current epoch. Signers of that epoch's quorum check their cells against these
+/// `feePerRow` per row; the contract computes the blob id (zgos/da/blob.py) and records the
+/// blob under the current epoch. The id binds the submitter too: the same bytes submitted by
+/// someone else are another blob, so a front-runner who copies a pending submission gets its own
+/// record and can cancel only that one, never the original's. Signers of that epoch's quorum check their cells against these
 /// commitments and BLS-sign `signingMessage(blobId, epoch, quorumId)`. Anyone may then submit a
 /// certificate: the signers (ascending addresses) and their aggregated G2 signature, verified
 /// here on the EIP-2537 precompiles. It is accepted when the signers hold at least 2/3 of the
@@ -78,8 +80,9 @@ contract DAEntrance {
         return rowCount(size) * feePerRow;
     }
 
-    /// @notice keccak256(uint64 size || Merkle root of keccak256(commitment_i)), odd node carried up.
-    function computeBlobId(uint64 size, bytes calldata commitments) public pure returns (bytes32) {
+    /// @notice keccak256(address submitter || uint64 size || root), where root is the Merkle root
+    /// of keccak256(commitment_i), odd node carried up.
+    function computeBlobId(address submitter, uint64 size, bytes calldata commitments) public pure returns (bytes32) {
         uint256 rows = rowCount(size);
         if (commitments.length != rows * COMMITMENT_BYTES) {
             revert InvalidCommitments(rows * COMMITMENT_BYTES, commitments.length);
@@ -97,12 +100,12 @@ contract DAEntrance {
             if (n % 2 == 1) level[m++] = level[n - 1];
             n = m;
         }
-        return keccak256(abi.encodePacked(size, level[0]));
+        return keccak256(abi.encodePacked(submitter, size, level[0]));
     }
 
     /// @notice Record a blob for the current epoch; msg.value (>= rows x feePerRow) is its fee.
     function submitBlob(uint64 size, bytes calldata commitments) external payable returns (bytes32 blobId) {
-        blobId = computeBlobId(size, commitments);
+        blobId = computeBlobId(msg.sender, size, commitments);
         uint256 required = rowCount(size) * feePerRow;
         if (msg.value < required) revert FeeTooLow(msg.value, required);
         Status status = blobs[blobId].status;

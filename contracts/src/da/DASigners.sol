@@ -9,12 +9,14 @@ import {BLS12381} from "./BLS12381.sol";
 /// epoch boundaries: a registration takes effect next epoch, an exit too, so every epoch's
 /// quorum (its active signers) is fixed and can be read back at any time. Each epoch's 128 cell
 /// columns are dealt out in proportion to stake (largest remainder) and shuffled with a seed
-/// derived from the epoch (`getQuorum`); zgos/da/assignment.py states the same rule in Python.
+/// derived from the epoch (`getQuorumPage` + `assignColumns`); zgos/da/assignment.py states the
+/// same rule in Python. Views that walk the signer list are paged: the list only grows.
 /// One quorum per epoch (quorum id 0), of at most `MAX_ACTIVE_SIGNERS` signers.
 contract DASigners {
     uint256 public constant COLUMNS = 128;
     uint256 public constant MAX_ACTIVE_SIGNERS = 128;
     uint256 public constant MAX_URL_BYTES = 256;
+    uint256 public constant MAX_PAGE = 256; // signers read per getQuorumPage call
     uint64 public constant QUORUM_ID = 0;
 
     uint256 public immutable epochBlocks;
@@ -206,22 +208,30 @@ contract DASigners {
         return keccak256(abi.encode(address(this), epoch));
     }
 
-    /// @notice `epoch`'s quorum: members in registration order, their stakes and URLs, and for
-    /// each of the 128 columns the index (into `members`) of the signer that holds it.
-    function getQuorum(uint64 epoch)
+    /// @notice One page of `epoch`'s quorum: the members among registered signers
+    /// [offset, offset + limit) (registration order), their stakes and URLs, and `next`, the offset
+    /// of the following page (`signerCount()` after the last). `limit` is capped at MAX_PAGE, so a
+    /// page costs the same however many signers ever registered (the list only grows). A reader
+    /// pages until `next == signerCount()`, then deals the 128 columns with
+    /// `assignColumns(stakes, epochSeed(epoch))` (at most MAX_ACTIVE_SIGNERS stakes).
+    function getQuorumPage(uint64 epoch, uint256 offset, uint256 limit)
         external
         view
-        returns (address[] memory members, uint256[] memory stakes, string[] memory urls, uint8[] memory columnOwners)
+        returns (address[] memory members, uint256[] memory stakes, string[] memory urls, uint256 next)
     {
+        uint256 end = signerList.length;
+        if (limit > MAX_PAGE) limit = MAX_PAGE;
+        if (offset > end) offset = end;
+        if (end - offset > limit) end = offset + limit;
         uint256 n = 0;
-        for (uint256 i = 0; i < signerList.length; i++) {
+        for (uint256 i = offset; i < end; i++) {
             if (isActive(signerList[i], epoch)) n++;
         }
         members = new address[](n);
         stakes = new uint256[](n);
         urls = new string[](n);
         uint256 k = 0;
-        for (uint256 i = 0; i < signerList.length; i++) {
+        for (uint256 i = offset; i < end; i++) {
             address a = signerList[i];
             if (isActive(a, epoch)) {
                 members[k] = a;
@@ -230,7 +240,7 @@ contract DASigners {
                 k++;
             }
         }
-        columnOwners = assignColumns(stakes, epochSeed(epoch));
+        next = end;
     }
 
     /// @notice Deal COLUMNS columns in proportion to `stakes` (largest remainder, ties to the lower

@@ -41,6 +41,12 @@ struct EpochRange {
 /// refunded, unlike 0G where it stays in the contract), keeps the flow's Merkle root (a
 /// frontier of completed subtrees, one hash per level) and emits `Submit`, the event storage
 /// nodes sync from. Epochs of `blocksPerEpoch` blocks snapshot the root into a mining context.
+/// @dev zgos addition: the first submission of every data root is remembered (`fileOf`): who
+/// submitted it and its byte length. The data root (the right fold of the node roots) does not
+/// fix the byte length (trailing zero bytes change the length, not the root), so readers take a
+/// file's size from here, not from a storage node; and records anyone could write about a file
+/// (erasure coding, base models) are accepted only from its first submitter. A later submission
+/// of the same root (anyone may pay to store the same bytes again) changes neither.
 contract Flow {
     uint256 public constant MAX_DEPTH = 64;
     uint256 public constant MAX_LENGTH = 4;
@@ -64,6 +70,13 @@ contract Flow {
     mapping(uint256 => bytes32) private rootByTxSeq;
     mapping(bytes32 => EpochRange) private epochRanges;
     MineContext private context;
+
+    struct FileRecord {
+        address submitter; // msg.sender of the first submission of the root
+        uint96 length; // its byte length (a file is < 2^72 bytes: fits)
+    }
+
+    mapping(bytes32 => FileRecord) private files; // data root => first submission
 
     event Submit(
         address indexed sender,
@@ -156,6 +169,8 @@ contract Flow {
         p.index = submissionIndex++;
         rootByTxSeq[p.index] = _root();
         p.digest = _digest(data.nodes);
+        bytes32 dataRoot = _dataRoot(data.nodes);
+        if (files[dataRoot].submitter == address(0)) files[dataRoot] = FileRecord(msg.sender, uint96(data.length));
         emit Submit(msg.sender, p.digest, p.index, p.start, p.sectors, data);
     }
 
@@ -196,6 +211,16 @@ contract Flow {
             }
         }
         return keccak256(packed);
+    }
+
+    /// @dev The file's data root: the right fold of the node roots (storage.md §1.3).
+    function _dataRoot(SubmissionNode[] calldata nodes) internal pure returns (bytes32 root) {
+        uint256 i = nodes.length - 1;
+        root = nodes[i].root;
+        while (i > 0) {
+            i--;
+            root = keccak256(abi.encodePacked(nodes[i].root, root));
+        }
     }
 
     // --- the flow tree -------------------------------------------------------------------
@@ -301,6 +326,13 @@ contract Flow {
 
     function numSubmissions() external view returns (uint256) {
         return submissionIndex;
+    }
+
+    /// @notice The first submission of `dataRoot`: its submitter (0 if never submitted) and
+    /// byte length.
+    function fileOf(bytes32 dataRoot) external view returns (address submitter, uint256 length) {
+        FileRecord storage file = files[dataRoot];
+        return (file.submitter, file.length);
     }
 
     function tree() external view returns (uint256, uint256) {

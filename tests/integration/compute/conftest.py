@@ -24,12 +24,15 @@ from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.compute.billing import Prices
 from zgos.compute.ledger import ComputeContracts
+from zgos.compute.limits import SpendCaps
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash, model_server_argv
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
-from zgos.compute.user.proxy import Funding, Router, UserProxy
+from zgos.compute.user.proxy import Funding, Router, UserProxy, proxy_server
 from zgos.datadir import DataDir
 from zgos.netutil import free_port
+from zgos.runtime.edge import read_token
+from zgos.runtime.outbound import DEVNET_POLICY, AddressPolicy
 
 PRICES = Prices(input_price=1_000, output_price=3_000)
 
@@ -54,8 +57,27 @@ def model_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     with open(log_path, "wb") as log:
         process = subprocess.Popen(model_server_argv(gguf, port=port, threads=1), stdout=log,
                                    stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        await_ready(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, "the model server",
+        try:
+            url = f"http://127.0.0.1:{port}"
+            await_ready(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, "the model server",
+                        log_path, process)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def stub_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The benchmark's instant stub model server (``bench.compute_servers``): a fixed answer, or
+    a stream of one chunk per token every few milliseconds that stops when its client leaves."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("stub") / "stub.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "bench.compute_servers", "stub", str(port)],
+                                   cwd=Path(__file__).resolve().parents[3], stdout=log, stderr=subprocess.STDOUT)
+        await_ready(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, "the stub upstream",
                     log_path, process)
         yield url
         process.terminate()
@@ -81,13 +103,23 @@ class BrokerProcess:
     argv: list[str]
     env: dict[str, str]
     log_path: Path
+    data_dir: DataDir
     process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """The install token the broker created in its data dir, as its admin API wants it."""
+        return {"authorization": f"Bearer {read_token(self.data_dir.token)}"}
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        await_ready(lambda: httpx.get(self.url + "/health", timeout=1).status_code == 200, "the broker",
-                    self.log_path, self.process)
+        try:
+            await_ready(lambda: httpx.get(self.url + "/health", timeout=1).status_code == 200, "the broker",
+                        self.log_path, self.process)
+        except BaseException:  # never leave a broker behind that the session teardown does not know of
+            self.kill()
+            raise
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.process is not None
@@ -95,16 +127,16 @@ class BrokerProcess:
         self.process.wait(15)
 
     def status(self) -> dict[str, object]:
-        return dict(httpx.get(self.admin_url + "/v1/status", timeout=30).json())
+        return dict(httpx.get(self.admin_url + "/v1/status", headers=self.admin_headers, timeout=30).json())
 
     def user(self, address: str) -> dict[str, int]:
-        answer = httpx.get(f"{self.admin_url}/v1/user/{address}", timeout=30)
+        answer = httpx.get(f"{self.admin_url}/v1/user/{address}", headers=self.admin_headers, timeout=30)
         if answer.status_code == 404:
             return {"served": 0, "receipted": 0, "inflight": 0, "requests": 0}
         return {k: val for k, val in answer.json().items() if k != "user"}
 
     def settle(self) -> dict[str, object]:
-        return dict(httpx.post(self.admin_url + "/v1/settle", timeout=60).json())
+        return dict(httpx.post(self.admin_url + "/v1/settle", headers=self.admin_headers, timeout=60).json())
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +167,7 @@ def start_broker(
                   "serve", "--upstream", upstream, "--port", str(port), "--admin-port", str(admin_port),
                   "--model-path", str(gguf), *flags],
             env={**base, "ZGOS_PRIVATE_KEY": provider.key.hex(), **(env or {})},
-            log_path=home / "broker.log",
+            log_path=home / "broker.log", data_dir=data_dir,
         )
         started.append(broker)  # stopped at the end even if it never becomes healthy
         broker.start()
@@ -172,25 +204,42 @@ def make_user(chain: Chain, compute: ComputeContracts, tokens: TokenCounter, tmp
 class RunningProxy:
     url: str
     proxy: UserProxy
+    token: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"}
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
 
 
 @pytest.fixture
 def run_proxy() -> Iterator[Callable[..., RunningProxy]]:
-    """Serve a ``UserProxy`` on a free port in a background thread."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    """Serve a ``UserProxy`` behind its guarded edge (``proxy_server``) on a free port in a
+    background thread: ``run_proxy(user, providers, funding, max_price=..., caps=..., timeout_s=...)``."""
+    running: list[RunningProxy] = []
 
-    def run(user: ComputeUser, providers: list[str] | None = None, funding: Funding | None = None) -> RunningProxy:
-        proxy = UserProxy(user, Router(user, providers), funding)
+    def run(user: ComputeUser, providers: list[str] | None = None, funding: Funding | None = None, *,
+            max_price: int | None = None, caps: SpendCaps = SpendCaps(), timeout_s: float = 120.0,
+            origins: tuple[str, ...] = (), address_policy: AddressPolicy = DEVNET_POLICY) -> RunningProxy:
+        proxy = UserProxy(user, Router(user, providers, max_price), funding, timeout_s=timeout_s, caps=caps,
+                          address_policy=address_policy)
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(proxy.app, host="127.0.0.1", port=port, log_level="warning"))
+        token = "test-token-" + user.address
+        server = proxy_server(proxy, host="127.0.0.1", port=port, token=token, origins=origins)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         url = f"http://127.0.0.1:{port}"
-        await_ready(lambda: httpx.get(url + "/v1/models", timeout=5).status_code == 200, "the user proxy")
-        servers.append((server, thread))
-        return RunningProxy(url, proxy)
+        headers = {"authorization": f"Bearer {token}"}
+        running.append(RunningProxy(url, proxy, token, server, thread))
+        await_ready(lambda: httpx.get(url + "/v1/models", headers=headers, timeout=5).status_code == 200,
+                    "the user proxy")
+        return running[-1]
 
     yield run
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(10)
+    for proxy in running:
+        proxy.stop()

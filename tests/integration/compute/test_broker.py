@@ -13,7 +13,7 @@ from tests.integration.compute.conftest import BrokerProcess
 from zgos.compute import vouchers as v
 from zgos.compute.billing import compute_fee, compute_usage
 from zgos.compute.provider.broker import HEADER_RESPONSE, HEADER_SIGNATURE, HEADER_USER
-from zgos.compute.sse import body_text
+from zgos.compute.sse import body_output
 from zgos.compute.user.client import ComputeUser, body_with_defaults, response_usage
 
 HELLO = [{"role": "user", "content": "Say hi"}]
@@ -103,7 +103,7 @@ def test_bad_requests_are_refused_with_4xx_and_nothing_billed(
     assert replay.status_code == 409 and replay.json()["error"]["type"] == "replayed-nonce"
     final = broker.status()
     assert final["requests"] == int(before["requests"]) + 1  # type: ignore[call-overload]
-    response = user.verify(service, fresh, first.content, first.headers[HEADER_RESPONSE], body_text(first.content))
+    response = user.verify(service, fresh, first.content, first.headers[HEADER_RESPONSE], body_output(first.content))
     assert int(final["served"]) - int(before["served"]) == response.fee  # type: ignore[call-overload]
 
 
@@ -122,8 +122,9 @@ def test_streamed_answer_ends_with_a_signature_over_every_byte(
     mark = raw.rfind(b"event: zg-signature\n")
     assert mark > 0 and b"data: [DONE]" in raw[:mark]
     signed_json = raw[mark:].split(b"data: ", 1)[1].strip().decode()
-    from zgos.compute.sse import EventSplitter, stream_text
-    text = stream_text(EventSplitter().feed(raw[:mark]))
-    response = user.verify(service, signed, raw[:mark], signed_json, text)
+    from zgos.compute.sse import EventSplitter, stream_output, stream_text
+    events = EventSplitter().feed(raw[:mark])
+    text = stream_text(events)
+    response = user.verify(service, signed, raw[:mark], signed_json, stream_output(events))
     assert response.output_tokens == compute_usage(0, user.tokens.count_completion(text), 4).output_tokens  # type: ignore[union-attr]
     assert json.loads(signed_json)["model_id"] == "gemma-3-270m"

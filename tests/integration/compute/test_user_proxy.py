@@ -20,7 +20,7 @@ MODEL = "gemma-3-270m"
 
 
 def _client(proxy: RunningProxy) -> openai.OpenAI:
-    return openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+    return openai.OpenAI(base_url=proxy.url + "/v1", api_key=proxy.token, max_retries=0, timeout=60)
 
 
 def _receipted(user: ComputeUser, provider: str) -> int:
@@ -38,9 +38,11 @@ def test_openai_client_works_through_the_local_proxy_streaming_included(
     raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=PROMPT, max_tokens=4)  # type: ignore[arg-type]
     assert raw.headers["zg-verified"] == "true"
     assert raw.parse().choices[0].message.content
-    checked = httpx.post(proxy.url + "/v1/verify", json={"id": raw.headers["zg-res-key"]}, timeout=30).json()
+    checked = httpx.post(proxy.url + "/v1/verify", json={"id": raw.headers["zg-res-key"]}, headers=proxy.headers,
+                         timeout=30).json()
     assert checked["signature_valid"] and checked["matches_local_record"] and checked["model"] == MODEL
-    assert httpx.post(proxy.url + "/v1/verify", json={"id": "0x00"}, timeout=30).status_code == 404
+    assert httpx.post(proxy.url + "/v1/verify", json={"id": "0x00"}, headers=proxy.headers,
+                      timeout=30).status_code == 404
     after_one = _receipted(user, provider)
     assert after_one > 0
     chunks = list(client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=4, stream=True))  # type: ignore[call-overload]

@@ -51,8 +51,12 @@ class DANetwork:
         for i in range(len(self.nodes)):
             self.start_signer(i)
 
+    def client(self) -> DisperserClient:
+        """A client of the test disperser holding its install token."""
+        return DisperserClient(self.disperser_target, token=self.disperser.token)
+
     def disperse(self, data: bytes, timeout_s: float = 60.0) -> disperser_pb2.BlobStatusReply:
-        with DisperserClient(self.disperser_target) as client:
+        with self.client() as client:
             request_id = self.last_request_id = client.disperse(data)
             deadline = time.monotonic() + timeout_s
             while True:

@@ -85,7 +85,7 @@ def test_signatures_from_the_python_library_certify_on_chain(
 ) -> None:
     da, keys = setup
     submitted = da.submit_blob(new_account, HEADER)
-    assert submitted.blob_id == HEADER.blob_id
+    assert submitted.blob_id == HEADER.blob_id(new_account.address)
     assert da.header(submitted.blob_id) == HEADER
     signature = certify(da, keys, submitted.blob_id, submitted.epoch, [1, 2, 3])  # 9 of 10 stake
     members = [keys[i].account.address for i in (1, 2, 3)]
@@ -106,7 +106,7 @@ def test_forged_certificate_is_rejected_by_the_contract(
     submitted = da.submit_blob(new_account, header)
     members = [k.account.address for k in keys]
     # signed by the right keys over another blob
-    wrong_blob = certify(da, keys, HEADER.blob_id, submitted.epoch, [0, 1, 2, 3])
+    wrong_blob = certify(da, keys, HEADER.blob_id(new_account.address), submitted.epoch, [0, 1, 2, 3])
     with pytest.raises(TxReverted, match="InvalidSignature"):
         da.submit_certificate(new_account, submitted.blob_id, members, wrong_blob)
     # claims signer 0 signed, but only 1..3 did
@@ -166,10 +166,51 @@ def test_bad_blob_submissions_revert_with_reasons(
 def test_signing_message_and_blob_id_match_the_contract(
     chain: Chain, setup: tuple[DAContracts, list[SignerKeys]]
 ) -> None:
-    da, _ = setup
-    blob_id = HEADER.blob_id
+    da, keys = setup
+    submitter = keys[0].account.address
+    blob_id = HEADER.blob_id(submitter)
     assert bytes(chain.call(da.entrance.functions.signingMessage(blob_id, 7, 0))) == da.signing_message(blob_id, 7)
     commitments = tuple(bytes([i]) * 48 for i in range(5))
     header = BlobHeader(4 * 126976 + 1, commitments)
-    on_chain = bytes(chain.call(da.entrance.functions.computeBlobId(header.size, header.encode_commitments())))
-    assert on_chain == header.blob_id
+    on_chain = bytes(chain.call(da.entrance.functions.computeBlobId(submitter, header.size, header.encode_commitments())))
+    assert on_chain == header.blob_id(submitter)
+    assert header.blob_id(keys[1].account.address) != header.blob_id(submitter), "the id binds the submitter"
+
+
+def test_a_front_runner_cannot_cancel_someone_elses_blob(
+    setup: tuple[DAContracts, list[SignerKeys]], new_account: LocalAccount
+) -> None:
+    """The attacker copies a pending submission (same size and commitments) before and after the
+    victim's: each copy is the attacker's own blob; cancelling it leaves the victim's untouched."""
+    da, keys = setup
+    header = BlobHeader(SIZE + 4, HEADER.commitments)
+    attacker = funded_signer(da.chain).account
+    ahead = da.submit_blob(attacker, header)  # front-run: mined before the victim's transaction
+    victim = da.submit_blob(new_account, header)
+    behind = da.submit_blob(attacker, BlobHeader(SIZE + 5, HEADER.commitments))
+    copy = da.submit_blob(new_account, BlobHeader(SIZE + 5, HEADER.commitments))
+    assert len({ahead.blob_id, victim.blob_id}) == 2 and behind.blob_id != copy.blob_id
+    with pytest.raises(TxReverted, match="NotSubmitter"):
+        da.cancel_blob(attacker, victim.blob_id)
+    da.cancel_blob(attacker, ahead.blob_id)
+    da.cancel_blob(attacker, behind.blob_id)
+    assert da.blob(ahead.blob_id).status is BlobStatus.CANCELLED
+    assert da.blob(victim.blob_id).status is BlobStatus.SUBMITTED
+    assert da.blob(victim.blob_id).submitter == new_account.address
+    signature = certify(da, keys, victim.blob_id, victim.epoch, [1, 2, 3])
+    da.submit_certificate(new_account, victim.blob_id, [keys[i].account.address for i in (1, 2, 3)], signature)
+    assert da.blob(victim.blob_id).status is BlobStatus.CERTIFIED
+    assert da.header(victim.blob_id) == header
+
+
+def test_the_quorum_is_read_page_by_page_with_the_same_result(setup: tuple[DAContracts, list[SignerKeys]]) -> None:
+    da, keys = setup
+    epoch = da.current_epoch()
+    whole = da.read_quorum(epoch)
+    assert da.read_quorum(epoch, page_size=1) == whole == da.read_quorum(epoch, page_size=3)
+    assert list(whole.members) == [k.account.address for k in keys]
+    count = int(da.chain.call(da.signers.functions.signerCount()))
+    *_, following = da.chain.call(da.signers.functions.getQuorumPage(epoch, 0, 10**9))
+    assert following == min(count, int(da.chain.call(da.signers.functions.MAX_PAGE()))), "a page is capped"
+    members, *_, following = da.chain.call(da.signers.functions.getQuorumPage(epoch, count + 5, 10))
+    assert (members, following) == ([], count), "an offset past the end is an empty last page"

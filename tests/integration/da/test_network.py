@@ -25,6 +25,7 @@ from zgos.da.rpc import DisperserClient, RpcError, SignerClient
 from zgos.da.signer import SignerIdentity, SignerNode
 from zgos.da.store import CellStore
 from zgos.netutil import free_port, port_in_use, wait_until
+from zgos.runtime.edge import TOKEN_FILE, read_token
 
 from .conftest import DANetwork, blob_bytes
 from .helpers import funded_signer, mine
@@ -93,7 +94,10 @@ def test_bad_signature_is_excluded_before_aggregation(healthy: DANetwork) -> Non
 def test_cell_with_wrong_proof_is_refused_by_the_signer(healthy: DANetwork) -> None:
     da = healthy.da
     encoded = healthy.encoder.encode(blob_bytes(5))
-    submitted = da.submit_blob(funded_signer(da.chain).account, encoded.header)
+    submitter = funded_signer(da.chain).account
+    submitted = da.submit_blob(submitter, encoded.header)
+    blob_id = encoded.header.blob_id(submitter.address)
+    assert submitted.blob_id == blob_id
     node = healthy.nodes[0]
     quorum = da.quorum(submitted.epoch)
     cells = encoded.column_cells(quorum.columns(node.identity.address))
@@ -102,18 +106,19 @@ def test_cell_with_wrong_proof_is_refused_by_the_signer(healthy: DANetwork) -> N
     flipped[40] ^= 1
     tampered = [*cells[:5], Cell(bad.row, bad.column, bytes(flipped), bad.proof), *cells[6:]]
     with SignerClient(f"127.0.0.1:{healthy.ports[0]}") as client:
-        with pytest.raises(RpcError, match=rf"INVALID_ARGUMENT.*row {bad.row}, column {bad.column}.*KZG proof"):
-            client.store_cells(encoded.blob_id, submitted.epoch, 0, tampered)
+        # one bad cell fails the batch check: the request is refused whole, no per-cell search
+        with pytest.raises(RpcError, match=r"INVALID_ARGUMENT.*batch KZG check of the \d+ cells failed"):
+            client.store_cells(blob_id, submitted.epoch, 0, tampered)
         with pytest.raises(RpcError, match=r"INVALID_ARGUMENT.*assignment.*1 missing"):
-            client.store_cells(encoded.blob_id, submitted.epoch, 0, cells[1:])
+            client.store_cells(blob_id, submitted.epoch, 0, cells[1:])
         with pytest.raises(RpcError, match=r"INVALID_ARGUMENT.*not submitted on chain"):
             client.store_cells(bytes(32), submitted.epoch, 0, cells)
         with pytest.raises(RpcError, match=r"INVALID_ARGUMENT.*belongs to epoch"):
-            client.store_cells(encoded.blob_id, submitted.epoch + 1, 0, cells)
-        assert not node.store.has(encoded.blob_id)
-        signature, signer = client.store_cells(encoded.blob_id, submitted.epoch, 0, cells)
+            client.store_cells(blob_id, submitted.epoch + 1, 0, cells)
+        assert not node.store.has(blob_id)
+        signature, signer = client.store_cells(blob_id, submitted.epoch, 0, cells)
     assert signer == node.identity.address
-    assert bls.verify(node.identity.pubkey, da.signing_message(encoded.blob_id, submitted.epoch), signature)
+    assert bls.verify(node.identity.pubkey, da.signing_message(blob_id, submitted.epoch), signature)
 
 
 def test_blob_recovers_from_exactly_half_the_columns_and_fewer_gives_a_clear_error(healthy: DANetwork) -> None:
@@ -163,7 +168,10 @@ def test_retrieval_skips_a_signer_serving_corrupted_cells(healthy: DANetwork) ->
 
 
 def test_malformed_grpc_requests_get_clear_errors(healthy: DANetwork) -> None:
-    with DisperserClient(healthy.disperser_target) as client:
+    with (DisperserClient(healthy.disperser_target) as stranger,
+          pytest.raises(RpcError, match=r"UNAUTHENTICATED.*install token")):
+        stranger.disperse(b"pay for me")
+    with healthy.client() as client:
         with pytest.raises(RpcError, match=r"INVALID_ARGUMENT.*at least 1 byte"):
             client.disperse(b"")
         with pytest.raises(RpcError, match=r"INVALID_ARGUMENT.*exceeds the maximum"):
@@ -183,7 +191,7 @@ def test_malformed_grpc_requests_get_clear_errors(healthy: DANetwork) -> None:
     raw = channel.unary_unary("/disperser.Disperser/DisperseBlob")
     with pytest.raises(grpc.RpcError) as garbage:
         raw(b"\xff\xff\xff", timeout=5)
-    assert garbage.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
+    assert garbage.value.code() == grpc.StatusCode.INVALID_ARGUMENT, garbage.value.details()
     channel.close()
     assert healthy.disperse(blob_bytes(9)).status == disperser_pb2.CONFIRMED  # still serving
 
@@ -234,7 +242,8 @@ def test_acknowledged_dispersal_completes_after_the_disperser_is_killed(
 
     first = start()
     data = blob_bytes(12, 150_000)
-    with DisperserClient(f"127.0.0.1:{port}") as client:
+    token = read_token(data_dir / "da-disperser" / TOKEN_FILE)
+    with DisperserClient(f"127.0.0.1:{port}", token=token) as client:
         request_id = client.disperse(data)
     first.send_signal(signal.SIGKILL)
     first.wait()

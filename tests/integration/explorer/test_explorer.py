@@ -102,14 +102,19 @@ def test_lineage_endpoint_and_graph_show_a_registered_model(
     import os
 
     from zgos.compute.finetune.market import ModelRegistry
+    from zgos.storage.contracts import FlowContract
+    from zgos.storage.filetree import FileTree
 
-    model_id = os.urandom(32)
+    weights = FileTree.from_bytes(b"explorer model " + os.urandom(16))  # only its uploader may register it
+    FlowContract(chain, deployment.address("Flow")).submit(new_account, [weights.submission()])
+    model_id = weights.root
     ModelRegistry(chain, deployment.address("ModelRegistry")).register_base_model(
         new_account, model_id, "explorer-lineage-model", "MIT")
     tree = httpx.get(f"{explorer}/api/provenance/0x{model_id.hex()}", timeout=30).json()
     assert tree["kind"] == "model" and tree["label"] == "base model explorer-lineage-model"
     assert {"name": "registered in ModelRegistry", "ok": True} .items() <= tree["checks"][0].items()
-    assert tree["checks"][1]["ok"] is None, "the model file was never uploaded: not checkable, and said so"
+    assert tree["checks"][1]["ok"] is True and new_account.address in tree["checks"][1]["detail"], "uploaded by"
+    assert {"name": "registered by the first uploader of its root", "ok": True}.items() <= tree["checks"][2].items()
     bad = httpx.get(f"{explorer}/api/provenance/xyz")
     assert bad.status_code == 400 and "32-byte" in bad.json()["detail"]
     unknown = httpx.get(f"{explorer}/api/provenance/0x{'cd' * 32}", timeout=30)

@@ -31,6 +31,10 @@ class DirectoryBlobStore:
             os.replace(partial, path)
         return root
 
+    def size(self, root: bytes) -> int | None:
+        path = self.directory / root.hex()
+        return path.stat().st_size if path.exists() else None
+
     def download(self, root: bytes) -> bytes:
         path = self.directory / root.hex()
         if not path.exists():

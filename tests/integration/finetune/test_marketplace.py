@@ -14,12 +14,18 @@ from eth_account.signers.local import LocalAccount
 
 from tests.integration.finetune.conftest import funded_account
 from tests.integration.storage.conftest import RunningNode
+from tests.integration.storage.httpproxy import StorageNodeProxy
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.compute.finetune.dataset import Example, InvalidDataset, encode_dataset
 from zgos.compute.finetune.journal import Journal
 from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry
-from zgos.compute.finetune.models import TINY_LICENCE, TINY_MODEL_HASH, TINY_NAME
+from zgos.compute.finetune.models import (
+    TINY_LICENCE,
+    TINY_MODEL_HASH,
+    TINY_NAME,
+    publish_base_models,
+)
 from zgos.compute.finetune.storage import StorageBlobStore
 from zgos.compute.finetune.tasks import TaskState, TrainingParams
 from zgos.compute.finetune.tiny import TinyBaseModel
@@ -47,10 +53,15 @@ def _store(storage_node: RunningNode, chain: Chain, deployment: Deployment, acco
 
 
 @pytest.fixture
-def provider(market: FineTuningMarket, registry: ModelRegistry, new_account: LocalAccount) -> LocalAccount:
+def provider(market: FineTuningMarket, registry: ModelRegistry, new_account: LocalAccount, storage_node: RunningNode,
+             chain: Chain, deployment: Deployment, tmp_path: Path) -> LocalAccount:
     market.add_or_update_service(new_account, "http://127.0.0.1:1/ft", PRICE, 4096, 2000, [TINY_MODEL_HASH])
-    if not registry.is_registered(TINY_MODEL_HASH):
-        registry.register_base_model(new_account, TINY_MODEL_HASH, TINY_NAME, TINY_LICENCE)
+    store = _store(storage_node, chain, deployment, new_account, tmp_path / "publish")
+    try:  # uploads the tiny model's card and registers it, unless an earlier test did
+        publish_base_models({TINY_MODEL_HASH: (TINY_NAME, TINY_LICENCE, TinyBaseModel())}, registry, store, new_account)
+    finally:
+        store.client.close()
+    assert registry.is_registered(TINY_MODEL_HASH)
     return new_account
 
 
@@ -134,3 +145,35 @@ def test_bad_dataset_is_rejected_by_the_user_client_before_any_upload_or_fee(
         with pytest.raises(InvalidDataset, match=reason):
             user.quote(service, TINY_MODEL_HASH, bad, PARAMS)
     assert chain.balance(new_account.address) == before
+
+
+def test_a_dataset_over_the_quota_is_refused_before_any_byte_is_downloaded(
+    chain: Chain, deployment: Deployment, market: FineTuningMarket, registry: ModelRegistry,
+    provider: LocalAccount, storage_node: RunningNode, new_account: LocalAccount, tmp_path: Path,
+) -> None:
+    """A 1-wei task naming a dataset far over the provider's 4,096-byte quota: the provider
+    reads the size from the dataset's Flow submission, refuses (full refund) and never asks the
+    storage node for a byte; every request it sends to storage goes through a counting proxy."""
+    user = funded_account(chain, new_account, 10**19)
+    big = encode_dataset(tuple(Example(f"Q: {i}?\nA:", f" {i}") for i in range(600)))
+    assert len(big) > 3 * 4096
+    with StorageClient([storage_node.url], chain, deployment.address("Flow"), user) as uploader:
+        path = tmp_path / "big.jsonl"
+        path.write_bytes(big)
+        root = uploader.upload(path).root
+    counter = StorageNodeProxy(storage_node.url)
+    store = StorageBlobStore(StorageClient([counter.url], chain, deployment.address("Flow"), provider), tmp_path / "s")
+    try:
+        with Journal(tmp_path / "journal.db") as journal:
+            worker = FineTuningWorker(market, provider, journal, store, {TINY_MODEL_HASH: TinyBaseModel()},
+                                      WorkerConfig(tmp_path / "work", from_block=chain.block_number()))
+            task_id = market.create_task(user, provider.address, TINY_MODEL_HASH, root, PARAMS.encode(), 1, 1)
+            assert _drive(worker, task_id, {TaskState.FAILED, TaskState.TRAINING}) == TaskState.FAILED
+            error = journal.get(task_id).error or ""
+        assert f"the dataset is {len(big)} bytes, over the quota of 4096 bytes" in error, error
+        assert market.get_task(task_id).status.name == "CANCELLED", "refunded on chain"
+        assert counter.segment_requests() == [], "not one byte of the dataset was fetched"
+        assert store.download(root) == big and counter.segment_requests(), "the proxy does count downloads"
+    finally:
+        store.client.close()
+        counter.stop()

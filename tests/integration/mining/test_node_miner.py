@@ -4,6 +4,7 @@ produce accepted answers."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -20,9 +22,9 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.netutil import wait_until
+from zgos.runtime.jsonrpc import Caller
 from zgos.storage.client import StorageClient
 from zgos.storage.node.miner import Miner, MinerConfig, MinerStore
-from zgos.storage.node.rpc import RpcHandler
 
 from .conftest import EPOCH_BLOCKS
 
@@ -147,23 +149,27 @@ def test_node_whose_data_was_deleted_cannot_produce_accepted_answers(setup: Setu
 
 def test_miner_rpc_start_stop_and_status_are_served_to_localhost_only(setup: Setup) -> None:
     miner = setup.new_miner(cpu=0.1)
-    handler = RpcHandler(setup.node.node)
     from zgos.storage.node.miner import install_miner_rpc
 
-    install_miner_rpc(handler.methods, miner)
+    install_miner_rpc(setup.node.server.methods, miner)
     try:
-        def call(method: str, host: str = "127.0.0.1") -> dict:  # type: ignore[type-arg]
-            import json
+        def call(method: str, token: str | None = setup.node.token) -> dict:  # type: ignore[type-arg]
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": []}
+            return httpx.post(setup.node.url, json=body, headers=headers, timeout=30).json()  # type: ignore[no-any-return]
 
+        def call_from(host: str, method: str) -> dict:  # type: ignore[type-arg]
             body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": []}).encode()
-            return json.loads(handler.handle(body, host) or b"{}")  # type: ignore[no-any-return]
+            headers = {"host": setup.node.url.removeprefix("http://"), "authorization": f"Bearer {setup.node.token}"}
+            return json.loads(setup.node.server.front.server.handle(body, Caller(host, headers)).body)  # type: ignore[no-any-return]
 
         assert call("miner_start")["result"] is True
         assert call("zgs_getStatus")["result"]["miner"]["running"] is True
-        assert "only served to localhost" in call("miner_stop", "10.1.2.3")["error"]["message"]
+        assert "only served to localhost" in call_from("10.1.2.3", "miner_stop")["error"]
+        assert "install token" in call("miner_stop", token=None)["error"]
         assert call("miner_stop")["result"] is True
         assert call("miner_getStatus")["result"]["running"] is False
-        assert "networkIdentity" in call("zgs_getStatus", "10.1.2.3")["result"]
+        assert "networkIdentity" in call_from("10.1.2.3", "zgs_getStatus")["result"]
     finally:
         miner.close()
 

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.netutil import free_port
+from zgos.netutil import call_jsonrpc, free_port
+from zgos.runtime.edge import TOKEN_FILE, load_or_create_token
+from zgos.runtime.outbound import DEVNET_POLICY
 from zgos.storage.client import StorageClient
 from zgos.storage.node.node import NodeConfig, StorageNode
 from zgos.storage.node.peersync import SyncConfig
-from zgos.storage.node.server import NodeServer
+from zgos.storage.node.server import NodeLimits, NodeServer
 from zgos.storage.shard import FULL_SHARD, ShardConfig
 
 
@@ -26,29 +28,35 @@ class RunningNode:
     node: StorageNode
     server: NodeServer
     url: str
+    token: str
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
         self.node.stop()
+
+    def admin(self, method: str, *params: Any) -> Any:
+        """An admin method's result, called as the operator (install token, own Host)."""
+        with httpx.Client(headers={"Authorization": f"Bearer {self.token}"}, timeout=30) as http:
+            return call_jsonrpc(http, self.url, method, params)
 
 
 def start_node(data_dir: Path, chain: Chain, deployment: Deployment, rpc_url: str | None = None,
                shard: ShardConfig = FULL_SHARD, port: int | None = None, peers: tuple[str, ...] = (),
-               **options: Any) -> RunningNode:
+               limits: NodeLimits | None = None, **options: Any) -> RunningNode:
     port = port or free_port()
     sync = SyncConfig(peers=peers, self_url=f"http://127.0.0.1:{port}", start_delay_s=0.2,
                       discovery_interval_s=1.0, **options.pop("sync", {}))
     config = NodeConfig(
         data_dir=data_dir, rpc_url=rpc_url or chain.rpc_url, flow_address=deployment.address("Flow"),
         chain_id=chain.chain_id, start_block=deployment.deploy_block, confirmations=0, poll_s=0.05,
-        shard=shard, sync=sync, **options,
+        shard=shard, sync=sync, outbound=options.pop("outbound", DEVNET_POLICY), **options,
     )
     node = StorageNode(config)
-    server = NodeServer(("127.0.0.1", port), node)
+    token = load_or_create_token(data_dir / TOKEN_FILE)
+    server = NodeServer("127.0.0.1", port, node, token=token, limits=limits)
     node.start()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return RunningNode(node, server, f"http://127.0.0.1:{port}")
+    server.start()
+    return RunningNode(node, server, server.url, token)
 
 
 @pytest.fixture

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
 
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeRegistry
 from zgos.netutil import free_port
+from zgos.runtime.outbound import DEVNET_POLICY
 from zgos.storage.indexer.directory import NodeDirectory
 from zgos.storage.indexer.server import IndexerServer
 from zgos.storage.indexer.service import Indexer
@@ -21,24 +19,22 @@ from zgos.storage.indexer.service import Indexer
 class RunningIndexer:
     directory: NodeDirectory
     server: IndexerServer
-    http: httpx.Client
+    indexer: Indexer
     url: str
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.http.close()
+        self.server.stop()
+        self.indexer.close()
         self.directory.close()
 
 
 def start_indexer(scratch: Path, chain: Chain, deployment: Deployment, peers: tuple[str, ...] = (),
                   registry: bool = True) -> RunningIndexer:
-    http = httpx.Client(timeout=30)
     source = NodeRegistry(chain, deployment.address("NodeRegistry")) if registry else None
-    directory = NodeDirectory(chain.chain_id, deployment.address("Flow"), source, peers)
+    directory = NodeDirectory(chain.chain_id, deployment.address("Flow"), source, peers, policy=DEVNET_POLICY)
     directory.refresh()
-    port = free_port()
-    indexer = Indexer(directory, http, chain=chain, erasure_address=deployment.address("ErasureRegistry"))
-    server = IndexerServer(("127.0.0.1", port), indexer, scratch)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return RunningIndexer(directory, server, http, f"http://127.0.0.1:{port}")
+    indexer = Indexer(directory, policy=DEVNET_POLICY, chain=chain, erasure_address=deployment.address("ErasureRegistry"),
+                      flow_address=deployment.address("Flow"))
+    server = IndexerServer("127.0.0.1", free_port(), indexer, scratch)
+    server.start()
+    return RunningIndexer(directory, server, indexer, server.url)

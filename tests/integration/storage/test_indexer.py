@@ -122,7 +122,7 @@ def test_gateway_and_rpc_reject_bad_input_with_a_message(indexer: RunningIndexer
         assert response.status_code == status, path
         assert message in response.json()["error"], path
     assert httpx.delete(indexer.url + "/file").status_code == 405
-    assert httpx.post(indexer.url, content=b"{not json").json()["error"]["code"] == -32700
+    assert httpx.post(indexer.url, content=b"{not json", headers={"content-type": "application/json"}).json()["error"]["code"] == -32700
     assert rpc(indexer.url, "indexer_nope")["error"]["code"] == -32601
     bad_root = rpc(indexer.url, "indexer_getFileLocations", "0x12")
     assert bad_root["error"]["code"] == -32602 and "64 hex digits" in bad_root["error"]["message"]

@@ -25,6 +25,8 @@ from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.datadir import DataDir
 from zgos.netutil import free_port, wait_until
+from zgos.runtime.edge import TOKEN_FILE, read_token
+from zgos.runtime.outbound import DEVNET_POLICY
 from zgos.storage.client import StorageClient
 from zgos.storage.discovery import discover
 from zgos.storage.shard import ShardConfig
@@ -100,7 +102,10 @@ def test_kill_9_during_sync_loses_no_acknowledged_segment(
         acked = [0]
 
         def progressed() -> bool:
-            files = rpc(url, "admin_getSyncInfo")["fileSync"]["files"]  # type: ignore[index]
+            token = read_token(devnet_dir.root / TOKEN_FILE)  # the node's install token, made at its start
+            answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "admin_getSyncInfo"},
+                                headers={"Authorization": f"Bearer {token}"}, timeout=5).json()
+            files = answer["result"]["fileSync"]["files"]
             acked[0] = files[key]["held"] if key in files else 0
             return acked[0] >= 4
 
@@ -149,7 +154,8 @@ def test_registry_entries_with_bad_urls_unreachable_nodes_and_shard_liars_are_sk
             registry.announce(account, NodeKind.STORAGE, url, shard_id=shard_id, num_shard=num_shard)
         with caplog.at_level(logging.WARNING):
             start = time.monotonic()
-            found = discover(registry, chain_id=chain.chain_id, flow_address=deployment.address("Flow"))
+            found = discover(registry, policy=DEVNET_POLICY, chain_id=chain.chain_id,
+                             flow_address=deployment.address("Flow"))
             elapsed = time.monotonic() - start
         urls = {peer.url for peer in found}
         assert honest.url in urls and liar.url not in urls and unreachable not in urls

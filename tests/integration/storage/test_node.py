@@ -165,3 +165,88 @@ def test_client_works_over_0g_json_rpc_only(
         out = tmp_path / "out.bin"
         rpc_only.download(result.root, out)
     assert out.read_bytes() == path.read_bytes()
+
+
+def test_a_sector_proof_costs_one_segment_whatever_the_file_size(
+    tmp_path: Path, client: StorageClient, storage_node: RunningNode, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Work per proof is measured (bytes read from the store and hashed), not timed: it stays at
+    most one segment for a 2-segment and a 49-segment file alike, and every proof is the one a
+    full re-hash of the file would give."""
+    from zgos.core.hashing import keccak256
+    from zgos.storage import flow as flow_rules
+    from zgos.storage.merkle import (
+        BYTES_PER_SEGMENT,
+        ZERO_SECTOR_HASH,
+        compute_leaf_hashes,
+        compute_proof_root,
+        compute_segment_root_from_leaves,
+    )
+    from zgos.storage.node import node as node_module
+
+    node = storage_node.node
+    files = {}
+    for name, size in (("small.bin", 2 * BYTES_PER_SEGMENT + 1000), ("large.bin", 48 * BYTES_PER_SEGMENT + 5000)):
+        path = write(tmp_path, size, name)
+        files[client.upload(path).tx_seq] = path.read_bytes()
+    work = {"read": 0, "hashed": 0}
+    store_segment, leaf_hashes = node.store.segment, node_module.compute_leaf_hashes
+
+    def counted_segment(seq: int, index: int) -> bytes | None:
+        data = store_segment(seq, index)
+        work["read"] += len(data or b"")
+        return data
+
+    def counted_leaves(data: bytes) -> list[bytes]:
+        work["hashed"] += len(data)
+        return leaf_hashes(data)
+
+    monkeypatch.setattr(node.store, "segment", counted_segment)
+    monkeypatch.setattr(node_module, "compute_leaf_hashes", counted_leaves)
+
+    def full_rehash(item: flow_rules.FlowItem, position: int, height: int) -> bytes:  # the old way
+        start = node.store.tx(item.seq).entry.start_entry  # type: ignore[arg-type, union-attr]
+        first = position - start
+        chunk = files[item.seq][first * 256 : (first + (1 << height)) * 256]  # type: ignore[index]
+        leaves = compute_leaf_hashes(chunk) if chunk else []
+        return compute_segment_root_from_leaves(leaves + [ZERO_SECTOR_HASH] * ((1 << height) - len(leaves)))
+
+    flow_root = rpc(storage_node.url, "zgs_getFlowContext")["result"][0]
+    items = flow_rules.compute_flow_items([(e.seq, e.submission) for e in node.store.entries()])
+    most = {}
+    for seq, data in files.items():
+        start = node.store.tx(seq).entry.start_entry  # type: ignore[union-attr]
+        sectors = -(-len(data) // 256)
+        padded = flow_rules.compute_padded_sectors(sectors)
+        most[seq] = {"read": 0, "hashed": 0}
+        for offset in (0, 1, 1023, 1024, sectors // 2, sectors - 1, sectors, padded - 1):
+            work.update(read=0, hashed=0)
+            answer = rpc(storage_node.url, "zgs_getSectorProof", start + offset)
+            assert "result" in answer, answer
+            proof = Proof.from_json(answer["result"])
+            sector = data[offset * 256 : (offset + 1) * 256]
+            assert proof.leaf == (keccak256(sector + bytes(256 - len(sector))) if sector else ZERO_SECTOR_HASH)
+            assert "0x" + compute_proof_root(proof).hex() == flow_root == "0x" + proof.root.hex()
+            assert proof == flow_rules.compute_flow_proof(items, start + offset, full_rehash)
+            for key in most[seq]:
+                most[seq][key] = max(most[seq][key], work[key])
+    assert all(cost["read"] <= BYTES_PER_SEGMENT and cost["hashed"] <= BYTES_PER_SEGMENT for cost in most.values()), most
+    small, large = most.values()
+    assert large == small, "the same work for a file 20 times larger"
+
+
+def test_expensive_calls_over_a_clients_rate_limit_get_429(tmp_path: Path, chain, deployment) -> None:
+    from tests.integration.storage.conftest import start_node
+    from zgos.runtime.edge import RateLimit
+    from zgos.storage.node.server import NodeLimits
+
+    node = start_node(tmp_path / "node", chain, deployment, limits=NodeLimits(rate=RateLimit(per_s=0.01, burst=3)))
+    try:
+        proofs = [rpc(node.url, "zgs_getSectorProof", 0) for _ in range(3)]
+        assert all("result" in p for p in proofs), "the burst is served"
+        limited = httpx.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": "zgs_getSectorProof", "params": [0]})
+        assert limited.status_code == 429 and "rate limit" in limited.json()["error"] and limited.headers["retry-after"]
+        assert httpx.get(f"{node.url}/zgos/v1/segment/0/0").status_code == 429, "the fast path draws on the same bucket"
+        assert "result" in rpc(node.url, "zgs_getStatus"), "cheap calls are not limited"
+    finally:
+        node.stop()

@@ -16,7 +16,7 @@ from zgos.netutil import wait_until
 from zgos.storage.client import StorageClient, UploadResult
 from zgos.storage.contracts import FlowContract
 from zgos.storage.filetree import FileTree
-from zgos.storage.node.peersync import BAN_S, PeerScores
+from zgos.storage.scores import BAN_S, PeerScores
 from zgos.storage.shard import ShardConfig
 
 SEGMENT = 256 * 1024
@@ -61,8 +61,8 @@ def test_node_fills_its_shard_from_peers_and_finalizes(
         record = half.node.store.tx(result.tx_seq)
         assert record is not None
         assert half.node.store.segment_indexes(result.tx_seq) == list(half.node.shard_segments(record.entry))
-        assert rpc(half.url, "admin_getSyncStatus", result.tx_seq) == "Completed"
-        info = rpc(half.url, "admin_getSyncInfo")
+        assert half.admin("admin_getSyncStatus", result.tx_seq) == "Completed"
+        info = half.admin("admin_getSyncInfo")
         assert info["fileSync"]["segmentsFetched"] >= 3 and info["fileSync"]["stuck"] == []
         assert info["fileSync"]["peers"][0]["url"] == full.url
         with StorageClient([half.url, full.url]) as client:  # segments come from both nodes
@@ -90,7 +90,7 @@ def test_byzantine_peer_serving_corrupted_segments_is_detected_scored_down_and_a
         # the byzantine peer is listed first, so it is asked first while scores are even
         syncing = start_node(tmp_path / "new", chain, deployment, peers=(bad.url, good.url), sync={"workers": 1})
         assert wait_until(lambda: all(rpc(syncing.url, "zgs_checkFileFinalized", r.tx_seq) for r in results), 90)
-        info = rpc(syncing.url, "admin_getSyncInfo")["fileSync"]
+        info = syncing.admin("admin_getSyncInfo")["fileSync"]
         assert info["corruptRejected"] == 1, "one corrupt answer; the peer was avoided afterwards"
         peers = {p["url"]: p for p in info["peers"]}
         assert peers[bad.url]["banned"] and peers[bad.url]["score"] < 0 < peers[good.url]["score"]
@@ -182,14 +182,14 @@ def test_a_stuck_file_is_reported_in_status_and_retried_until_it_syncs(
         data = os.urandom(2 * SEGMENT)
         tree = FileTree.from_bytes(data)
         entry = FlowContract(chain, deployment.address("Flow")).submit(new_account, [tree.submission()]).entries[0]
-        assert wait_until(lambda: str(rpc(node.url, "admin_getSyncStatus", entry.seq)).startswith("Stuck"), 60)
-        info = rpc(node.url, "admin_getSyncInfo")["fileSync"]
+        assert wait_until(lambda: str(node.admin("admin_getSyncStatus", entry.seq)).startswith("Stuck"), 60)
+        info = node.admin("admin_getSyncInfo")["fileSync"]
         assert entry.seq in info["stuck"] and "no known peer has file" in info["files"][str(entry.seq)]["lastError"]
         path = tmp_path / "late.bin"
         path.write_bytes(data)
         upload(path, [peer], chain, deployment, new_account)  # the data shows up on a peer at last
         assert wait_until(lambda: rpc(node.url, "zgs_checkFileFinalized", entry.seq) is True, 90), "retried"
-        assert entry.seq not in rpc(node.url, "admin_getSyncInfo")["fileSync"]["stuck"]
+        assert entry.seq not in node.admin("admin_getSyncInfo")["fileSync"]["stuck"]
     finally:
         node.stop()
         peer.stop()

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.storage.conftest import RunningNode
-from zgos.storage.node.rpc import RpcHandler
+from zgos.runtime.jsonrpc import Caller
 
 FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -21,8 +21,11 @@ json_values = st.recursive(
 )
 
 
-def methods(handler: RpcHandler) -> list[str]:
-    return [m for m in handler.methods if m != "admin_shutdown"]
+JSON = {"content-type": "application/json"}
+
+
+def methods(node: RunningNode) -> list[str]:
+    return [m for m in node.server.methods if m != "admin_shutdown"]
 
 
 def check_answer(response: httpx.Response) -> None:
@@ -38,26 +41,26 @@ def check_answer(response: httpx.Response) -> None:
 
 
 def test_rpc_fuzz_never_crashes_the_node(storage_node: RunningNode) -> None:
-    names = methods(storage_node.server.rpc)
+    names = methods(storage_node)
     assert len([n for n in names if n.startswith("zgs_")]) == 15
     names += ["eth_chainId", "zgs_nope", ""]
-    with httpx.Client() as http:
+    with httpx.Client(headers={"Authorization": f"Bearer {storage_node.token}"}) as http:  # the operator's client
 
         @FUZZ
         @given(st.sampled_from(names), st.lists(json_values, max_size=4) | json_values, st.one_of(st.integers(), st.text(max_size=5), st.none()))
         def method_calls(method: str, params: object, request_id: object) -> None:
             body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
-            check_answer(http.post(storage_node.url, content=json.dumps(body)))
+            check_answer(http.post(storage_node.url, content=json.dumps(body), headers=JSON))
 
         @FUZZ
         @given(st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
         def raw_bodies(body: bytes) -> None:
-            check_answer(http.post(storage_node.url, content=body))
+            check_answer(http.post(storage_node.url, content=body, headers=JSON))
 
         @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
         @given(st.lists(st.fixed_dictionaries({"jsonrpc": st.just("2.0"), "id": st.integers(0, 9), "method": st.sampled_from(names), "params": st.lists(json_values, max_size=3)}), min_size=1, max_size=5))
         def batches(batch: list[dict[str, object]]) -> None:
-            check_answer(http.post(storage_node.url, content=json.dumps(batch)))
+            check_answer(http.post(storage_node.url, content=json.dumps(batch), headers=JSON))
 
         method_calls()
         raw_bodies()
@@ -68,19 +71,21 @@ def test_rpc_fuzz_never_crashes_the_node(storage_node: RunningNode) -> None:
 
 def test_unknown_method_and_bad_params_get_standard_codes(storage_node: RunningNode) -> None:
     def call(body: object) -> dict:
-        return httpx.post(storage_node.url, content=json.dumps(body)).json()
+        return httpx.post(storage_node.url, content=json.dumps(body), headers=JSON).json()
 
     assert call({"jsonrpc": "2.0", "id": 1, "method": "zgs_nope"})["error"]["code"] == -32601
     assert call({"jsonrpc": "2.0", "id": 1, "method": "zgs_getFileInfoByTxSeq", "params": ["x"]})["error"]["code"] == -32602
-    assert httpx.post(storage_node.url, content=b"{oops").json()["error"]["code"] == -32700
+    assert httpx.post(storage_node.url, content=b"{oops", headers=JSON).json()["error"]["code"] == -32700
     assert call({"id": 1, "method": "zgs_getStatus"})["error"]["code"] == -32600
 
 
 def test_admin_methods_answer_only_localhost(storage_node: RunningNode) -> None:
-    handler = storage_node.server.rpc
-    remote = json.loads(handler.handle(b'{"jsonrpc":"2.0","id":1,"method":"admin_getSyncInfo"}', "10.1.2.3") or b"")
-    assert "only served to localhost" in remote["error"]["message"]
-    local = json.loads(handler.handle(b'{"jsonrpc":"2.0","id":1,"method":"admin_getSyncInfo"}', "127.0.0.1") or b"")
+    server = storage_node.server.front.server
+    body = b'{"jsonrpc":"2.0","id":1,"method":"admin_getSyncInfo"}'
+    operator = {"host": storage_node.url.removeprefix("http://"), "authorization": f"Bearer {storage_node.token}"}
+    remote = server.handle(body, Caller("10.1.2.3", operator))
+    assert remote.status == 403 and "only served to localhost" in json.loads(remote.body)["error"]
+    local = json.loads(server.handle(body, Caller("127.0.0.1", operator)).body)
     assert "syncedBlock" in local["result"]
 
 
@@ -99,10 +104,12 @@ def test_oversized_and_lengthless_bodies_get_4xx(storage_node: RunningNode) -> N
 
 def test_fast_path_rejects_bad_requests_with_4xx(storage_node: RunningNode) -> None:
     url = storage_node.url
-    assert httpx.put(f"{url}/zgos/v1/segment/0/0", content=b"x" * 256).status_code in (400, 404)
-    assert httpx.put(f"{url}/nowhere", content=b"x").status_code == 404
+    raw = {"content-type": "application/octet-stream"}
+    assert httpx.put(f"{url}/zgos/v1/segment/0/0", content=b"x" * 256, headers=raw).status_code in (400, 404)
+    assert httpx.put(f"{url}/zgos/v1/segment/0/0", content=b"x" * 256).status_code == 415
+    assert httpx.put(f"{url}/nowhere", content=b"{}", headers=JSON).status_code == 404
     assert httpx.get(f"{url}/zgos/v1/segment/424242/0").status_code == 404
     assert httpx.delete(f"{url}/").status_code == 405
-    bad_headers = {"X-Zg-Root": "0x" + "11" * 32, "X-Zg-File-Size": "abc", "X-Zg-Proof": "{"}
+    bad_headers = {**raw, "X-Zg-Root": "0x" + "11" * 32, "X-Zg-File-Size": "abc", "X-Zg-Proof": "{"}
     response = httpx.put(f"{url}/zgos/v1/segment/0/0", content=b"x" * 256, headers=bad_headers)
     assert 400 <= response.status_code < 500 and "error" in response.json()

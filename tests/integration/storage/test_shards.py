@@ -47,7 +47,7 @@ def test_sharded_node_stores_only_its_shard_and_rejects_the_rest(
     half_node: RunningNode, chain: Chain, deployment: Deployment, new_account: LocalAccount,
 ) -> None:
     assert rpc(half_node.url, "zgs_getShardConfig")["result"] == {"shardId": 1, "numShard": 2}
-    assert rpc(half_node.url, "admin_getSyncInfo")["result"]["shardConfig"] == {"shardId": 1, "numShard": 2}
+    assert half_node.admin("admin_getSyncInfo")["shardConfig"] == {"shardId": 1, "numShard": 2}
     data = os.urandom(4 * SEGMENT + 5000)
     tree = FileTree.from_bytes(data)
     entry = FlowContract(chain, deployment.address("Flow")).submit(new_account, [tree.submission()]).entries[0]

@@ -74,3 +74,55 @@ def test_stream_text_is_the_concatenated_deltas_however_bytes_are_cut(parts: lis
     assert sse.stream_text(events) == "".join(parts)
     assert sse.is_signature_event(events[-1]) and sse.is_done_event(events[-2])
     assert b"".join(events) == stream
+
+
+def _chunk(**delta: object) -> bytes:
+    return sse.format_event(json.dumps({"choices": [{"index": 0, "delta": delta}]}).encode())
+
+
+def _call(arguments: str) -> dict[str, object]:
+    return {"index": 0, "id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+
+
+@given(content=st.lists(st.text(max_size=6), max_size=5), reasoning=st.lists(st.text(max_size=6), max_size=5),
+       arguments=st.lists(st.text(max_size=6), max_size=5), cut=st.integers(1, 40))
+def test_every_generated_piece_of_a_stream_is_billed_however_bytes_are_cut(
+    content: list[str], reasoning: list[str], arguments: list[str], cut: int
+) -> None:
+    stream = _chunk(role="assistant", content=None, tool_calls=None)
+    stream += b"".join(_chunk(reasoning_content=r) for r in reasoning)
+    stream += b"".join(_chunk(content=c) for c in content)
+    # llama-cpp-python sends each tool-call piece twice: as tool_calls and as legacy function_call
+    stream += b"".join(_chunk(tool_calls=[_call(a)], function_call={"name": "get_weather", "arguments": a})
+                       for a in arguments)
+    stream += sse.format_event(sse.DONE_DATA) + _chunk(content="after the end is not billed")
+    splitter = sse.EventSplitter()
+    events = []
+    for i in range(0, len(stream), cut):
+        events += splitter.feed(stream[i:i + cut])
+    expected = [piece for piece in ("".join(reasoning), "".join(content), "".join(arguments)) if piece]
+    assert sorted(sse.stream_output(events)) == sorted(expected)
+
+
+def test_a_forced_tool_call_body_is_billed_for_its_arguments() -> None:
+    # a non-streamed forced tool call as llama-cpp-python's server returns it
+    body = (b'{"choices":[{"index":0,"message":{"content":null,"tool_calls":[{"id":"call_0","type":"function",'
+            b'"function":{"name":"get_weather","arguments":"{ \\"city\\":\\"Paris\\"}"}}],"role":"assistant",'
+            b'"function_call":{"name":"get_weather","arguments":"{ \\"city\\":\\"Paris\\"}"}},'
+            b'"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":16,"completion_tokens":8}}')
+    assert sse.body_output(body) == ['{ "city":"Paris"}']
+    assert sse.body_text(body) == ""  # shown text: none; billed: the arguments
+    reasoning = b'{"choices":[{"message":{"content":"4","reasoning_content":"2+2 is 4"}}]}'
+    assert sse.body_output(reasoning) == ["4", "2+2 is 4"]
+
+
+def test_output_tokens_are_counted_piece_by_piece() -> None:
+    assert b.count_output_tokens(["ab", "cde"], len) == 5
+    with pytest.raises(TypeError):
+        b.count_output_tokens("abcde", len)
+
+
+def test_a_request_for_several_choices_is_refused() -> None:
+    with pytest.raises(b.InvalidChatRequest):
+        b.parse_chat_request(_body(n=2))
+    assert b.parse_chat_request(_body(n=1)).max_tokens == 4

@@ -82,24 +82,33 @@ def test_commitments_root_follows_the_carry_up_rule(commitments: list[bytes]) ->
     assert compute_commitments_root(commitments) == level[0]
 
 
-@given(st.lists(commitment, min_size=1, max_size=4), st.data())
-def test_blob_id_binds_size_and_every_commitment(commitments: list[bytes], data: st.DataObject) -> None:
+address = st.binary(min_size=20, max_size=20).map(lambda raw: "0x" + raw.hex())
+
+
+@given(st.lists(commitment, min_size=1, max_size=4), address, address, st.data())
+def test_blob_id_binds_size_and_every_commitment(commitments: list[bytes], submitter: str, other_submitter: str,
+                                                data: st.DataObject) -> None:
     rows = len(commitments)
     size = data.draw(st.integers((rows - 1) * BYTES_PER_ROW_PAYLOAD + 1, rows * BYTES_PER_ROW_PAYLOAD))
-    blob_id = compute_blob_id(size, commitments)
+    blob_id = compute_blob_id(submitter, size, commitments)
     header = BlobHeader.decode(size, b"".join(commitments))
-    assert header.blob_id == blob_id
+    assert header.blob_id(submitter) == blob_id
+    assert header.blob_id(submitter.upper().replace("0X", "0x")) == blob_id, "any spelling of the address"
+    if other_submitter != submitter:
+        assert compute_blob_id(other_submitter, size, commitments) != blob_id, "and the submitter"
     index = data.draw(st.integers(0, rows - 1))
     changed = list(commitments)
     changed[index] = bytes([changed[index][0] ^ 1]) + changed[index][1:]
-    assert compute_blob_id(size, changed) != blob_id
+    assert compute_blob_id(submitter, size, changed) != blob_id
     other = size - 1 if size > (rows - 1) * BYTES_PER_ROW_PAYLOAD + 1 else size + 1
     if compute_row_count(other) == rows:
-        assert compute_blob_id(other, commitments) != blob_id
+        assert compute_blob_id(submitter, other, commitments) != blob_id
 
 
 def test_blob_id_rejects_a_wrong_commitment_count() -> None:
     with pytest.raises(BlobError, match="rows"):
-        compute_blob_id(BYTES_PER_ROW_PAYLOAD + 1, [b"\x00" * 48])
+        compute_blob_id("0x" + "11" * 20, BYTES_PER_ROW_PAYLOAD + 1, [b"\x00" * 48])
+    with pytest.raises(BlobError, match="20-byte address"):
+        compute_blob_id("0x1234", 10, [b"\x00" * 48])
     with pytest.raises(BlobError, match="48-byte"):
         BlobHeader.decode(10, b"\x00" * 47)

@@ -95,3 +95,14 @@ def test_arbitrary_bytes_parse_or_raise_invalid_dataset(data: bytes) -> None:
         assert str(exc)
     else:
         assert len(result) >= 1
+
+
+@given(st.integers(0, 2**72), st.integers(1, 2**40))
+def test_a_dataset_size_is_refused_exactly_when_over_the_byte_quota(size: int, max_bytes: int) -> None:
+    from zgos.compute.finetune.dataset import validate_dataset_size
+
+    if size > max_bytes:
+        with pytest.raises(DatasetOverQuota, match=f"{size} bytes, over the quota of {max_bytes}"):
+            validate_dataset_size(size, DatasetQuota(max_bytes=max_bytes))
+    else:
+        validate_dataset_size(size, DatasetQuota(max_bytes=max_bytes))

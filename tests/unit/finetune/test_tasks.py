@@ -263,22 +263,55 @@ def test_resume_fails_only_restartable_states_out_of_attempts(
         assert process_task_event(state, event) == TaskState.FAILED
 
 
-@given(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32),
-       st.binary(min_size=32, max_size=32))
-def test_tuned_model_id_binds_base_and_adapter(base: bytes, adapter: bytes, other: bytes) -> None:
-    from zgos.compute.finetune.tasks import compute_tuned_model_id
+@given(uints, st.binary(min_size=20, max_size=20), uints, hashes, hashes, hashes)
+def test_tuned_model_id_binds_base_and_adapter(chain_id: int, contract: bytes, task_id: int, base: bytes,
+                                               adapter: bytes, other: bytes) -> None:
+    """The id binds the task (chain, contract, task id), its base model and the root of the
+    (encrypted) adapter it delivered, and carries the tuned tag that no base model id may."""
+    from zgos.compute.finetune.tasks import TUNED_ID_TAG, compute_tuned_model_id, is_tuned_model_id
 
-    model_id = compute_tuned_model_id(base, adapter)
-    assert len(model_id) == 32 and model_id == compute_tuned_model_id(base, adapter)
+    model_id = compute_tuned_model_id(chain_id, contract, task_id, base, adapter)
+    assert len(model_id) == 32 and model_id.startswith(TUNED_ID_TAG) and is_tuned_model_id(model_id)
+    assert model_id == compute_tuned_model_id(chain_id, contract, task_id, base, adapter)
     if other != adapter:
-        assert compute_tuned_model_id(base, other) != model_id
+        assert compute_tuned_model_id(chain_id, contract, task_id, base, other) != model_id
     if other != base:
-        assert compute_tuned_model_id(other, adapter) != model_id
+        assert compute_tuned_model_id(chain_id, contract, task_id, other, adapter) != model_id
+    assert compute_tuned_model_id(chain_id, contract, (task_id + 1) % 2**256, base, adapter) != model_id
     assert model_id not in (base, adapter)
+
+
+def test_tuned_model_id_matches_solidity_abi_encoding() -> None:
+    """keccak256(abi.encode(uint256, address, uint256, bytes32, bytes32)), computed with eth-abi."""
+    from eth_abi import encode
+
+    from zgos.compute.finetune.tasks import TUNED_ID_TAG, compute_tuned_model_id
+    from zgos.core.hashing import keccak256
+
+    contract, base, result = b"\xab" * 20, b"\x01" * 32, b"\x02" * 32
+    digest = keccak256(encode(["uint256", "address", "uint256", "bytes32", "bytes32"],
+                              [31337, "0x" + contract.hex(), 7, base, result]))
+    assert compute_tuned_model_id(31337, contract, 7, base, result) == TUNED_ID_TAG + digest[:24]
 
 
 def test_tuned_model_id_rejects_wrong_sizes() -> None:
     from zgos.compute.finetune.tasks import compute_tuned_model_id
 
-    with pytest.raises(InvalidTask, match="adapter root must be 32 bytes"):
-        compute_tuned_model_id(b"\x01" * 32, b"\x02" * 31)
+    with pytest.raises(InvalidTask, match="result root must be 32 bytes"):
+        compute_tuned_model_id(1, b"\xab" * 20, 1, b"\x01" * 32, b"\x02" * 31)
+    with pytest.raises(InvalidTask, match="FineTuningServing address must be 20 bytes"):
+        compute_tuned_model_id(1, b"\xab" * 19, 1, b"\x01" * 32, b"\x02" * 32)
+    with pytest.raises(InvalidTask, match="task id is not a uint256"):
+        compute_tuned_model_id(1, b"\xab" * 20, -1, b"\x01" * 32, b"\x02" * 32)
+
+
+@given(st.binary(min_size=1, max_size=300), st.binary(min_size=1, max_size=300))
+def test_only_the_committed_sealed_key_passes_the_settlement_check(sealed: bytes, other: bytes) -> None:
+    from zgos.compute.finetune.tasks import compute_key_commitment, is_committed_key
+
+    commitment = compute_key_commitment(sealed)
+    assert is_committed_key(commitment, sealed)
+    assert is_committed_key(commitment, other) == (other == sealed)
+    assert not is_committed_key(commitment, b"")
+    with pytest.raises(InvalidTask, match="empty"):
+        compute_key_commitment(b"")

@@ -247,7 +247,7 @@ def serve_provider(
 
     from zgos.compute.billing import Prices
     from zgos.compute.finetune.journal import Journal
-    from zgos.compute.finetune.models import offered_models
+    from zgos.compute.finetune.models import offered_models, publish_base_models
     from zgos.compute.finetune.service import (
         ProviderProcess,
         TunedModelHost,
@@ -269,9 +269,8 @@ def serve_provider(
         chain = cli.chain()
         market, registry = _market(cli), _registry(cli)
         offered = offered_models(tiny)
-        for model_id, (name, licence, _) in offered.items():
-            if not registry.is_registered(model_id):
-                registry.register_base_model(provider, model_id, name, licence)
+        store = StorageBlobStore(storage_client(cli, nodes, provider), state / "scratch")
+        publish_base_models(offered, registry, store, provider)  # uploads each model file first
         wanted = (url, price_per_token, max_dataset_bytes, max_tokens, tuple(offered))
         try:
             current = market.get_service(provider.address)
@@ -283,7 +282,6 @@ def serve_provider(
             market.add_or_update_service(provider, url, price_per_token, max_dataset_bytes, max_tokens,
                                          list(offered))
         journal = Journal(journal_path)
-        store = StorageBlobStore(storage_client(cli, nodes, provider), state / "scratch")
         from_block = journal.get_meta("from_block", -1)
         if from_block < 0:
             from_block = cli.deployment().deploy_block

@@ -96,6 +96,15 @@ def _decode_json_lines(text: str) -> list[tuple[Any, str]]:
     return items
 
 
+def validate_dataset_size(size: int, quota: DatasetQuota) -> None:
+    """Raise :class:`DatasetOverQuota` when a dataset of ``size`` bytes exceeds ``quota.max_bytes``.
+
+    The provider applies it to the size the chain records for the dataset's root (its Flow
+    submission) before fetching a byte of it, so a task naming a huge root costs nothing."""
+    if size > quota.max_bytes:
+        raise DatasetOverQuota(f"the dataset is {size} bytes, over the quota of {quota.max_bytes} bytes")
+
+
 def parse_dataset(data: bytes, quota: DatasetQuota | None = None) -> tuple[Example, ...]:
     """Decode and check a dataset; raise :class:`InvalidDataset` / :class:`DatasetOverQuota`.
 
@@ -103,10 +112,7 @@ def parse_dataset(data: bytes, quota: DatasetQuota | None = None) -> tuple[Examp
     Lines, at least one and at most ``quota.max_examples`` examples, each of a valid shape.
     """
     quota = quota or DatasetQuota()
-    if len(data) > quota.max_bytes:
-        raise DatasetOverQuota(
-            f"the dataset is {len(data)} bytes, over the quota of {quota.max_bytes} bytes"
-        )
+    validate_dataset_size(len(data), quota)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

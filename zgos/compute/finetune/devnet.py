@@ -1,9 +1,9 @@
 """The fine-tuning provider's devnet service (in the compute group).
 
 ``finetune-provider`` runs ``zg compute provider serve --finetune`` as the devnet's
-``finetune-provider`` account: it registers Gemma 3 270M (id = the storage root of its GGUF) in
-``ModelRegistry`` and its service in ``FineTuningServing``, then idles on one chain poll per
-second until a task arrives. Its progress API is on 3082; the newest tuned model is served on
+``finetune-provider`` account: it uploads Gemma 3 270M's GGUF to storage and registers it (id =
+the storage root of the GGUF; only its uploader may) in ``ModelRegistry``, registers its service
+in ``FineTuningServing``, then idles on one chain poll per second until a task arrives. Its progress API is on 3082; the newest tuned model is served on
 8082 (llama.cpp with the LoRA) behind a broker on 3083 (admin 3084). A devnet on another chain
 port puts them at chain port + 4 .. + 7.
 """

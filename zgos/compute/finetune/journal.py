@@ -1,6 +1,6 @@
 """The provider's durable task journal (SQLite, WAL, ``synchronous=FULL``).
 
-Every task's state, attempt count, deliverable key and result root are written here before
+Every task's state, attempt count, deliverable key, sealed key and result root are written here before
 the action that depends on them, so a provider killed at any instant (``kill -9``) restarts
 from the journal and repeats only idempotent work (see :mod:`zgos.compute.finetune.worker`).
 State changes go through :func:`zgos.compute.finetune.tasks.process_task_event`, so the
@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     user_public_key BLOB,
     aes_key BLOB,
     aes_iv BLOB,
+    sealed_key BLOB,
     result_root BLOB,
     step INTEGER NOT NULL DEFAULT 0,
     total_steps INTEGER NOT NULL DEFAULT 0,
@@ -46,6 +47,7 @@ class TaskRecord:
     user_public_key: bytes | None
     aes_key: bytes | None
     aes_iv: bytes | None
+    sealed_key: bytes | None  # the key sealed to the user, committed to at delivery
     result_root: bytes | None
     step: int
     total_steps: int
@@ -66,6 +68,9 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
+        if "sealed_key" not in columns:  # a journal written before key commitments
+            self._db.execute("ALTER TABLE tasks ADD COLUMN sealed_key BLOB")
 
     def close(self) -> None:
         self._db.close()
@@ -86,7 +91,7 @@ class Journal:
 
     def get(self, task_id: int) -> TaskRecord:
         row = self._db.execute(
-            "SELECT task_id, state, attempts, user_public_key, aes_key, aes_iv, result_root,"
+            "SELECT task_id, state, attempts, user_public_key, aes_key, aes_iv, sealed_key, result_root,"
             " step, total_steps, loss, tokens, error FROM tasks WHERE task_id = ?",
             (task_id,),
         ).fetchone()
@@ -120,6 +125,7 @@ class Journal:
             "user_public_key",
             "aes_key",
             "aes_iv",
+            "sealed_key",
             "result_root",
             "step",
             "total_steps",

@@ -24,6 +24,8 @@ from zgos.compute.finetune.tasks import (
 )
 
 FINE_TUNING_CONTRACT = "FineTuningServing"
+PROVIDERS_PAGE = 100  # FineTuningServing.MAX_PAGE
+MAX_PROVIDERS_READ = 10_000
 MODEL_REGISTRY_CONTRACT = "ModelRegistry"
 ZERO_HASH = b"\x00" * 32
 
@@ -64,6 +66,7 @@ class OnchainTask:
     acknowledged_at: int
     status: OnchainStatus
     result_root: bytes
+    key_commitment: bytes  # keccak256 of the sealed key the provider will release (0 until delivered)
     sealed_key: bytes
 
 
@@ -122,8 +125,15 @@ class FineTuningMarket:
             raw[5],
         )
 
-    def providers(self) -> list[str]:
-        return list(self.chain.call(self.contract.functions.getProviders()))
+    def providers(self, limit: int = MAX_PROVIDERS_READ) -> list[str]:
+        """Registered providers, read page by page (anyone can register: at most ``limit``)."""
+        found: list[str] = []
+        while len(found) < limit:
+            page, total = self.chain.call(self.contract.functions.providersPage(len(found), PROVIDERS_PAGE))
+            found += [str(p) for p in page][: limit - len(found)]
+            if not page or len(found) >= total:
+                break
+        return found
 
     # --- tasks -------------------------------------------------------------------------
 
@@ -196,6 +206,7 @@ class FineTuningMarket:
             OnchainStatus(raw[10]),
             bytes(raw[11]),
             bytes(raw[12]),
+            bytes(raw[13]),
         )
 
     def start_task(self, provider: LocalAccount, task_id: int) -> Receipt:
@@ -210,8 +221,10 @@ class FineTuningMarket:
     def reclaim_task(self, user: LocalAccount, task_id: int) -> Receipt:
         return self.chain.transact(user, self.contract.functions.reclaimTask(task_id))
 
-    def add_deliverable(self, provider: LocalAccount, task_id: int, result_root: bytes) -> Receipt:
-        fn = self.contract.functions.addDeliverable(task_id, result_root)
+    def add_deliverable(self, provider: LocalAccount, task_id: int, result_root: bytes,
+                        key_commitment: bytes) -> Receipt:
+        """Record the deliverable's root and commit to the sealed key settlement will release."""
+        fn = self.contract.functions.addDeliverable(task_id, result_root, key_commitment)
         return self.chain.transact(provider, fn)
 
     def acknowledge(self, user: LocalAccount, task_id: int, result_root: bytes) -> Receipt:
@@ -246,10 +259,16 @@ class ModelRegistry:
         return self.chain.transact(publisher, fn)
 
     def register_fine_tuned_model(
-        self, user: LocalAccount, task_id: int, model_id: bytes, name: str, licence: str
-    ) -> Receipt:
-        fn = self.contract.functions.registerFineTunedModel(task_id, model_id, name, licence)
-        return self.chain.transact(user, fn)
+        self, user: LocalAccount, task_id: int, name: str, licence: str
+    ) -> bytes:
+        """Register the model of a settled task; its id, which the registry derives from the task."""
+        fn = self.contract.functions.registerFineTunedModel(task_id, name, licence)
+        receipt = self.chain.transact(user, fn)
+        return bytes(receipt.events(self.contract, "ModelRegistered")[0]["args"]["id"])
+
+    def tuned_model_id(self, task_id: int) -> bytes:
+        """The id the registry gives the model of a delivered task."""
+        return bytes(self.chain.call(self.contract.functions.tunedModelId(task_id)))
 
     def is_registered(self, model_id: bytes) -> bool:
         return bool(self.chain.call(self.contract.functions.isRegistered(model_id)))

@@ -2,29 +2,44 @@
 
 Production: Gemma 3 270M from its GGUF, whose on-chain id is the storage root of the GGUF
 file (:func:`zgos.compute.finetune.storage.model_file_root`). Tests and benchmarks: the tiny
-Gemma-3-shaped model of :mod:`zgos.compute.finetune.tiny`. Importing this module does not load
-torch; the models' ``load_*`` methods do.
+Gemma-3-shaped model of :mod:`zgos.compute.finetune.tiny`, built from code; its id is the
+storage root of a small model card describing it. ``ModelRegistry`` registers a base model only
+for the uploader of its file, so a provider publishes (uploads) the file before registering it
+(:func:`publish_base_models`). Importing this module does not load torch; the models' ``load_*``
+methods do.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zgos.compute.finetune.storage import model_file_root
+from eth_account.signers.local import LocalAccount
+
+from zgos.compute.finetune.storage import StorageBlobStore, model_file_root
 from zgos.compute.model import ensure_gemma
+from zgos.core.errors import ConfigError
+from zgos.storage.hasher import build_file_tree_from_bytes
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
+    from zgos.compute.finetune.market import ModelRegistry
     from zgos.compute.finetune.train import Tokenizer
     from zgos.compute.finetune.worker import BaseModel
+
+log = logging.getLogger(__name__)
 
 GEMMA_NAME = "gemma-3-270m"
 GEMMA_LICENCE = "Gemma Terms of Use"
 TINY_NAME = "tiny-gemma3-test"
 TINY_LICENCE = "Apache-2.0"
-TINY_MODEL_HASH = b"\x71" * 32  # a placeholder id: the tiny model is never stored
+# The tiny model is built from code (random weights, fixed seed); what is stored and registered
+# for it is this card, so its id is a real storage root its provider can upload.
+TINY_MODEL_CARD = (b'{"name":"tiny-gemma3-test","architecture":"Gemma3ForCausalLM","built_by":'
+                   b'"zgos.compute.finetune.tiny.build_tiny_model","licence":"Apache-2.0"}\n')
+TINY_MODEL_HASH = build_file_tree_from_bytes(TINY_MODEL_CARD).root
 
 
 class GgufBaseModel:
@@ -78,3 +93,36 @@ def local_model(model_hash: bytes) -> BaseModel | None:
         return tiny_base_model()
     gemma = gemma_base_model()
     return gemma if gemma.model_hash == model_hash else None
+
+
+def model_content(model: BaseModel) -> Path | bytes:
+    """The file whose storage root is ``model``'s id: its GGUF, or the tiny model's card."""
+    if model.base_gguf is not None:
+        return model.base_gguf
+    if model.model_hash == TINY_MODEL_HASH:
+        return TINY_MODEL_CARD
+    raise ConfigError(f"no file is known for base model 0x{model.model_hash.hex()}")
+
+
+def publish_base_models(offered: dict[bytes, tuple[str, str, BaseModel]], registry: ModelRegistry,
+                        store: StorageBlobStore, publisher: LocalAccount) -> list[bytes]:
+    """Register every offered base model not registered yet, uploading its file first
+    (``ModelRegistry`` accepts a base model only from the first uploader of its root). A model
+    whose file someone else uploaded first is left to them (logged). Returns the ids registered."""
+    registered = []
+    flow = store.client.flow
+    for model_id, (name, licence, model) in offered.items():
+        if registry.is_registered(model_id):
+            continue
+        first = flow.file_of(model_id) if flow is not None else None
+        if first is not None and first.submitter.lower() != publisher.address.lower():
+            log.warning("base model %s (0x%s) was first uploaded by %s: only they can register it", name,
+                        model_id.hex(), first.submitter)
+            continue
+        content = model_content(model)
+        root = store.upload_file(content) if isinstance(content, Path) else store.upload(content)
+        if root != model_id:
+            raise ConfigError(f"the file of base model {name} has root 0x{root.hex()}, not its id 0x{model_id.hex()}")
+        registry.register_base_model(publisher, model_id, name, licence)
+        registered.append(model_id)
+    return registered

@@ -7,12 +7,15 @@ Three parts, wired by :func:`run_provider`:
   poll; torch and the base model load only when the first task arrives);
 - a small HTTP API (FastAPI) on the service URL registered in ``FineTuningServing``:
   ``GET /health``, ``GET /v1/finetune/tasks/{id}`` (state, step, total steps, loss, error:
-  what ``zg finetune status`` draws) and ``GET /v1/finetune/served`` (the tuned model on offer);
+  what ``zg finetune status`` draws) and ``GET /v1/finetune/served`` (the tuned model on offer),
+  read-only and public, behind the guarded edge (``API_POLICY``: small JSON bodies, a deadline);
 - :class:`TunedModelHost`, which serves the newest settled, acknowledged tuned model: a
   llama.cpp server with the GGUF LoRA loaded (``--lora_path``) behind an inference broker
   registered in ``InferenceServing`` as its own model (name ``<base>-ft<task>``, hash = the
-  tuned model id, :func:`zgos.compute.finetune.tasks.compute_tuned_model_id`). Both run as
-  child processes that die with this one.
+  tuned model id ``ModelRegistry`` derives from the task,
+  :func:`zgos.compute.finetune.tasks.compute_tuned_model_id`). Both run as
+  child processes that die with this one; the broker shares this process's data dir, so its
+  admin API takes the same install token.
 
 Restart behaviour: the worker resumes from its journal; the host re-serves the newest tuned
 model found in the journal.
@@ -43,13 +46,12 @@ from zgos.compute.finetune.worker import (
     GGUF_LORA_FILENAME,
     BaseModel,
     FineTuningWorker,
-    pack_deliverable,
 )
 from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
 from zgos.compute.model import DEFAULT_CHAT_FORMAT, model_server_argv
 from zgos.core.errors import ZgError
 from zgos.netutil import http_ok, wait_until
-from zgos.storage.hasher import build_file_tree_from_bytes
+from zgos.runtime.edge import EdgePolicy, Route, hardened_server
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +59,7 @@ HOST_POLL_S = 3.0
 CHILD_READY_TIMEOUT_S = 120.0
 CHILD_STOP_TIMEOUT_S = 10.0
 TUNED_SUFFIX = "-ft"
-
-
-def compute_adapter_root(adapter_dir: Path) -> bytes:
-    """Storage root of the plaintext adapter package (what the user gets after decrypting)."""
-    return build_file_tree_from_bytes(pack_deliverable(adapter_dir)).root
+API_POLICY = EdgePolicy(routes=(Route("/", max_body_bytes=1024, deadline_s=30.0),))  # GETs only
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,6 @@ class TunedModelHost:
     log_dir: Path
     serving: TunedModel | None = None
     _children: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    _ids: dict[int, bytes] = field(default_factory=dict)  # task id -> tuned model id (hashing is not free)
 
     @property
     def broker_url(self) -> str:
@@ -122,9 +119,8 @@ class TunedModelHost:
             base = self.base_models.get(task.base_model)
             if task.status != OnchainStatus.SETTLED or not task.sealed_key or base is None:
                 continue
-            if task_id not in self._ids:
-                self._ids[task_id] = compute_tuned_model_id(task.base_model, compute_adapter_root(adapter_dir))
-            model_id = self._ids[task_id]
+            model_id = compute_tuned_model_id(self.market.chain.chain_id, self.market.domain.verifying_contract,
+                                              task_id, task.base_model, task.result_root)
             return TunedModel(task_id, f"{self.config.base_name}{TUNED_SUFFIX}{task_id}", model_id, base, gguf)
         return None
 
@@ -293,12 +289,10 @@ class ProviderProcess:
                     log.warning("cannot read the base model %s: %s", base.base_gguf, exc)
 
     def run(self, bind: str, port: int) -> None:
-        import uvicorn
-
         main = threading.Thread(target=self._main_loop, name="finetune-worker", daemon=True)
         main.start()
         app = create_app(self.journal_path, lambda: self.host, self.provider, lambda: self.worker is not None)
-        server = uvicorn.Server(uvicorn.Config(app, host=bind, port=port, log_level="warning", access_log=False))
+        server = hardened_server(app, host=bind, port=port, policy=API_POLICY)
 
         def on_term(*_: object) -> None:
             server.should_exit = True

@@ -6,9 +6,10 @@ Datasets and deliverables live in zgos storage, addressed by their data root (th
 checks every segment's Merkle proof against the root before keeping it, so the bytes returned
 are the bytes the root commits to; ``upload`` submits the file to ``Flow`` (skipped when the
 network already holds it, so a repeated upload after a crash is free) and waits until the
-nodes have finalized it. A model's id on chain (``ModelRegistry``, ``FineTuningServing``) is
-the storage root of its file, whether or not the file was uploaded: anyone holding the file
-can recompute it.
+nodes have finalized it; ``size`` reads a root's size from its Flow submission, without
+touching the nodes. A model's id on chain (``ModelRegistry``, ``FineTuningServing``) is
+the storage root of its file: anyone holding the file can recompute it, and only its first
+uploader can register it (``ModelRegistry.registerBaseModel``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from zgos.compute.sidecar import cached_beside
+from zgos.core.errors import ConfigError
 from zgos.storage.client import StorageClient
 from zgos.storage.hasher import build_file_tree
 
@@ -50,6 +52,19 @@ class StorageBlobStore:
             return self.client.upload(Path(name)).root
         finally:
             Path(name).unlink(missing_ok=True)
+
+    def upload_file(self, path: Path) -> bytes:
+        """Store the file at ``path`` (e.g. a base model); its root."""
+        return self.client.upload(path).root
+
+    def size(self, root: bytes) -> int | None:
+        """The size of ``root``'s first Flow submission (None if never submitted): read from the
+        chain, so checking it against a quota fetches nothing from the storage nodes."""
+        flow = self.client.flow
+        if flow is None:
+            raise ConfigError("the storage client has no chain to read a file's size from")
+        first = flow.file_of(root)
+        return None if first is None else first.size
 
     def download(self, root: bytes) -> bytes:
         fd, name = tempfile.mkstemp(prefix=BLOB_PREFIX, dir=self.scratch_dir)

@@ -329,19 +329,71 @@ def compute_resume_event(state: TaskState, attempts: int, max_attempts: int) -> 
     return None
 
 
-# --- the tuned model's id --------------------------------------------------------------------
+# --- the tuned model's id ------------------------------------------------------------------
 
-TUNED_MODEL_ID_DOMAIN = b"zgos tuned model v1"
+TUNED_ID_TAG = b"zgos-ft1"  # the top 8 bytes of every tuned model id (ModelRegistry.TUNED_ID_TAG)
+TUNED_ID_DIGEST_BYTES = HASH_BYTES - len(TUNED_ID_TAG)
 
 
-def compute_tuned_model_id(base_model: bytes, adapter_root: bytes) -> bytes:
-    """The id of a fine-tuned model: ``keccak(domain ‖ baseModel ‖ adapterRoot)``.
+def compute_tuned_model_id(chain_id: int, fine_tuning: bytes, task_id: int, base_model: bytes,
+                           result_root: bytes) -> bytes:
+    """The id of the model fine-tuning task ``task_id`` produced, as ``ModelRegistry`` derives it:
+    ``TUNED_ID_TAG ‖ keccak256(abi.encode(chainId, fineTuning, taskId, baseModel, resultRoot))[:24]``.
 
-    ``adapter_root`` is the storage root of the *plaintext* adapter package (the decrypted
-    deliverable), so both the provider that trained it and the user who decrypted it compute
-    the same id, and nobody else can claim an id for an adapter they do not hold. Raises
-    :class:`InvalidTask` if either input is not 32 bytes.
+    Everything in it is on chain once the task is delivered, so the registry derives the id
+    itself and nobody can claim it first; it binds the base model and the (encrypted) adapter
+    delivered under ``result_root``. The tag keeps tuned ids apart from base model ids (storage
+    roots): the registry refuses a base model id that carries it. Raises :class:`InvalidTask` on
+    a field of the wrong size or a task id that is not a uint256.
     """
+    _check_len(fine_tuning, ADDRESS_BYTES, "FineTuningServing address")
     _check_len(base_model, HASH_BYTES, "base model hash")
-    _check_len(adapter_root, HASH_BYTES, "adapter root")
-    return keccak256(TUNED_MODEL_ID_DOMAIN + base_model + adapter_root)
+    _check_len(result_root, HASH_BYTES, "result root")
+    for name, value in (("chain id", chain_id), ("task id", task_id)):
+        if not 0 <= value <= UINT256_MAX:
+            raise InvalidTask(f"{name} is not a uint256")
+    digest = keccak256(chain_id.to_bytes(32, "big") + fine_tuning.rjust(32, b"\x00") + task_id.to_bytes(32, "big")
+                       + base_model + result_root)
+    return TUNED_ID_TAG + digest[:TUNED_ID_DIGEST_BYTES]
+
+
+def is_tuned_model_id(model_id: bytes) -> bool:
+    """Whether ``model_id`` carries the tuned-model tag (a base model id never may)."""
+    return len(model_id) == HASH_BYTES and model_id.startswith(TUNED_ID_TAG)
+
+
+# --- fair exchange of the deliverable key ------------------------------------------------------
+#
+# The deliverable is an AES-256-GCM ciphertext in storage; its key is sealed (ECIES) to the
+# public key the user's task signature reveals. The exchange, and what the chain checks:
+#
+# 1. Delivery: the provider records the ciphertext's root and ``compute_key_commitment`` of the
+#    sealed key it will release (``FineTuningServing.addDeliverable``). The sealed key itself
+#    stays private, so the user cannot decrypt before paying.
+# 2. Acknowledgement: the user downloads the ciphertext, checks it against the root and
+#    acknowledges that root. The key it will get is already fixed by step 1.
+# 3. Settlement: the contract pays the provider only against the committed sealed key (any
+#    other bytes revert ``KeyMismatch``); unacknowledged after the timeout, the provider gets
+#    the penalty share and releases nothing.
+#
+# Not checkable on chain: that the sealed key opens with the user's private key and that the
+# AES key inside decrypts the ciphertext (the EVM has neither AES nor ECIES, and zgos has no
+# proof of correct encryption). The user's recourse if it does not: the evidence is public and
+# binding — the ciphertext under the acknowledged root, the sealed key on chain, its commitment
+# in the provider's own delivery transaction. Revealing the opened AES key (or, if the ECIES
+# layer itself fails, the ECDH shared secret) lets anyone re-run the decryption and see it
+# fail, which costs the provider its public record. The escrow is not returned by the
+# contract: the user's loss is bounded by the task's fee, as 0G's.
+
+
+def compute_key_commitment(sealed_key: bytes) -> bytes:
+    """What the provider commits to at delivery: ``keccak256(sealed_key)``; raises
+    :class:`InvalidTask` for an empty key (there is nothing to release)."""
+    if not sealed_key:
+        raise InvalidTask("the sealed key is empty")
+    return keccak256(sealed_key)
+
+
+def is_committed_key(commitment: bytes, sealed_key: bytes) -> bool:
+    """Whether ``sealed_key`` is the one committed at delivery (the settlement's check)."""
+    return bool(sealed_key) and keccak256(sealed_key) == commitment

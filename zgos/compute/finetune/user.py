@@ -10,8 +10,10 @@
 - **Acknowledge**: download the deliverable by the on-chain result root (every segment proven
   against it), re-compute its root, keep it, and only then acknowledge that root on-chain.
 - **Decrypt**: after settlement, open the sealed key with the user's private key, decrypt and
-  unpack the adapter, and register the tuned model in ``ModelRegistry`` (parent, dataset,
-  task, trainer are copied from the task by the contract).
+  unpack the adapter, and register the tuned model in ``ModelRegistry`` (its id, parent,
+  dataset, task and trainer are derived or copied from the task by the contract). If the key
+  does not open the deliverable, the failure is provable from public data (see the fair
+  exchange notes in :mod:`zgos.compute.finetune.tasks`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from zgos.compute.finetune.market import (
 )
 from zgos.compute.finetune.sealing import decrypt_deliverable, open_sealed_key
 from zgos.compute.finetune.storage import StorageBlobStore
-from zgos.compute.finetune.tasks import TrainingParams, compute_training_fee, compute_tuned_model_id
+from zgos.compute.finetune.tasks import TrainingParams, compute_training_fee
 from zgos.compute.finetune.worker import unpack_deliverable
 from zgos.core.errors import ConfigError, ZgError
 from zgos.storage.hasher import build_file_tree_from_bytes
@@ -63,7 +65,6 @@ class Decrypted:
     task_id: int
     out_dir: Path
     files: list[str]
-    adapter_root: bytes
     model_id: bytes
     registered: bool
 
@@ -220,16 +221,14 @@ class FineTuningUser:
         key = open_sealed_key(task.sealed_key, bytes(self.account.key))
         package = decrypt_deliverable(data, key)
         files = unpack_deliverable(package, out_dir)
-        adapter_root = build_file_tree_from_bytes(package).root
-        model_id = compute_tuned_model_id(task.base_model, adapter_root)
+        model_id = self.registry.tuned_model_id(task_id)
         registered = False
         if register and not self.registry.is_registered(model_id):
             base_name = (self.registry.get_model(task.base_model).name
                          if self.registry.is_registered(task.base_model) else "model")
-            self.registry.register_fine_tuned_model(self.account, task_id, model_id,
-                                                    name or f"{base_name}-ft{task_id}", licence)
+            self.registry.register_fine_tuned_model(self.account, task_id, name or f"{base_name}-ft{task_id}", licence)
             registered = True
-        return Decrypted(task_id, out_dir, files, adapter_root, model_id, registered)
+        return Decrypted(task_id, out_dir, files, model_id, registered)
 
 
 def dataset_bytes(path: Path) -> bytes:

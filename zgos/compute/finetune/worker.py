@@ -5,17 +5,20 @@ For each ``TaskCreated`` naming this provider the worker runs the state machine 
 (:mod:`zgos.compute.finetune.journal`):
 
 - **SettingUp**: read the task event; recover the user's public key from the EIP-712 task
-  signature; decode the signed training parameters; download the dataset by root from storage
-  (the store verifies it); validate it against the service quota; count tokens with the base
-  model's tokenizer and check ``fee ≥ price × tokens × epochs``. Any bad input → ``rejectTask``
-  (full refund) and Failed; otherwise ``startTask`` (the user can no longer cancel).
+  signature; decode the signed training parameters; check the dataset's size as the chain
+  records it against the service quota *before fetching a byte of it*; download the dataset by
+  root from storage (the store verifies it); validate it against the quota; count tokens with
+  the base model's tokenizer and check ``fee ≥ price × tokens × epochs``. Any bad input →
+  ``rejectTask`` (full refund) and Failed; otherwise ``startTask`` (the user can no longer cancel).
 - **Training**: LoRA training with progress ``(step, loss)`` in the journal; the PEFT adapter
   (and its GGUF LoRA when the base GGUF is known) is saved to the task's work directory.
 - **Delivering**: a fresh AES-256-GCM key is journaled *before* use; the packed adapter is
-  encrypted, uploaded (content-addressed, so a repeat gives the same root) and the root
-  recorded with ``addDeliverable``.
-- **Delivered → Acknowledged → Finished**: when the user acknowledges on-chain, the key is
-  sealed to the user's public key (ECIES) and released by ``settleFees``; if the user never
+  encrypted and uploaded (content-addressed, so a repeat gives the same root); the key is
+  sealed to the user's public key (ECIES) and journaled; the root is recorded with
+  ``addDeliverable`` together with the commitment to that sealed key
+  (:func:`zgos.compute.finetune.tasks.compute_key_commitment`).
+- **Delivered → Acknowledged → Finished**: when the user acknowledges on-chain, the committed
+  sealed key is released by ``settleFees`` (the contract accepts no other); if the user never
   acknowledges within the contract's timeout, the task settles with the penalty split.
 
 Restart behaviour: SettingUp, Training and Delivering are repeated from their start (each is
@@ -41,7 +44,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import coincurve
 from eth_account.signers.local import LocalAccount
 
-from zgos.compute.finetune.dataset import DatasetQuota, parse_dataset, validate_token_count
+from zgos.compute.finetune.dataset import (
+    DatasetQuota,
+    parse_dataset,
+    validate_dataset_size,
+    validate_token_count,
+)
 from zgos.compute.finetune.journal import Journal
 from zgos.compute.finetune.market import FineTuningMarket, OnchainStatus, OnchainTask
 from zgos.compute.finetune.sealing import (
@@ -55,7 +63,9 @@ from zgos.compute.finetune.tasks import (
     TaskEvent,
     TaskState,
     TrainingParams,
+    compute_key_commitment,
     compute_training_fee,
+    is_committed_key,
     recover_task_signer,
 )
 from zgos.core.errors import ZgError
@@ -85,6 +95,11 @@ class BlobStore(Protocol):
 
     def download(self, root: bytes) -> bytes:
         """The bytes whose root is ``root``, verified against it; raise ``ZgError`` otherwise."""
+        ...
+
+    def size(self, root: bytes) -> int | None:
+        """The byte size recorded for ``root`` where it was stored (the chain for the storage
+        network), without fetching it; None if it was never stored."""
         ...
 
 
@@ -232,7 +247,7 @@ class FineTuningWorker:
                 return self.journal.apply(task_id, TaskEvent.SETTLED)
             return state
         if state == TaskState.ACKNOWLEDGED:
-            self.market.settle(self.provider, task_id, self._sealed_key(task_id))
+            self.market.settle(self.provider, task_id, self._sealed_key(task_id, onchain))
             return self.journal.apply(task_id, TaskEvent.SETTLED)
         return state
 
@@ -282,6 +297,13 @@ class FineTuningWorker:
             raise TaskRejected(f"base model 0x{onchain.base_model.hex()} is not offered")
         service = self.market.get_service(self.provider.address)
         quota = DatasetQuota(max_bytes=service.max_dataset_bytes, max_tokens=service.max_tokens)
+        size = self.store.size(onchain.dataset_root)  # from the chain: not a byte fetched yet
+        if size is None:
+            raise TaskRejected(f"the dataset 0x{onchain.dataset_root.hex()} was never stored")
+        try:
+            validate_dataset_size(size, quota)
+        except ZgError as exc:
+            raise TaskRejected(f"bad dataset: {exc}") from None
         data = self.store.download(onchain.dataset_root)  # ZgError: retried (storage hiccup)
         from zgos.compute.finetune.train import count_tokens
 
@@ -338,11 +360,23 @@ class FineTuningWorker:
             self.journal.set_fields(task_id, aes_key=key, aes_iv=iv)
         package = pack_deliverable(self._task_dir(task_id) / ADAPTER_DIRNAME)
         root = self.store.upload(encrypt_deliverable(package, key, iv))
+        sealed = record.sealed_key
+        if sealed is None:  # journaled before it is committed to: a retry commits the same key
+            sealed = self._seal_key(task_id)
+            self.journal.set_fields(task_id, sealed_key=sealed)
         self.journal.set_fields(task_id, result_root=root)
         if onchain.status == OnchainStatus.STARTED:
-            self.market.add_deliverable(self.provider, task_id, root)
+            self.market.add_deliverable(self.provider, task_id, root, compute_key_commitment(sealed))
 
-    def _sealed_key(self, task_id: int) -> bytes:
+    def _sealed_key(self, task_id: int, onchain: OnchainTask) -> bytes:
+        """The sealed key committed to at delivery (the only one settlement accepts)."""
+        sealed = self.journal.get(task_id).sealed_key
+        if sealed is None or not is_committed_key(onchain.key_commitment, sealed):
+            raise ZgError(f"task {task_id}: the journal has no sealed key matching the on-chain commitment")
+        return sealed
+
+    def _seal_key(self, task_id: int) -> bytes:
+        """The task's AES key sealed (ECIES) to the user's public key, with fresh randomness."""
         record = self.journal.get(task_id)
         if record.aes_key is None or record.user_public_key is None:
             raise ZgError(f"task {task_id} has no key to release")

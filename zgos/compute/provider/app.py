@@ -1,49 +1,74 @@
-"""The broker's HTTP surface (FastAPI on uvicorn, httpx to the model server).
+"""The broker's HTTP surface (FastAPI on uvicorn; ``upstream`` is its model server client).
 
 Public (``/v1/proxy``, compute.md §7): ``POST /chat/completions`` (stream and non-stream,
 paid), ``GET /models``, ``GET /signature/{id}``, ``GET /attestation``, ``POST /receipt``,
 and ``GET /health``. Admin, on a separate listener bound to 127.0.0.1: ``GET /v1/status``,
 ``GET /v1/user/{address}``, ``POST /v1/settle``. Errors are JSON ``{"error": {"message", "type", "code"}}`` with a 4xx
 (bad request, unpaid, refused) or 502/504 (model server down/slow; nothing billed).
+
+Both listeners run behind the guarded edge (``zgos.runtime.edge``, limits in ``public_policy``
+and ``admin_policy``): JSON bodies only, chat bodies up to ``billing.MAX_BODY_BYTES``, receipts
+and everything else up to ``SMALL_BODY_BYTES``, total deadlines per route; the admin routes
+answer only calls addressed to 127.0.0.1 that carry the install token. The benchmark measures
+what the public edge costs by starting a broker with ``ZGOS_BENCH_UNGUARDED=1`` in its
+environment (``BENCH_UNGUARDED_ENV``); nothing else sets it, and the broker says so loudly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import sha3
-import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from zgos.compute import sse
 from zgos.compute import vouchers as v
+from zgos.compute.billing import MAX_BODY_BYTES
+from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout
 from zgos.compute.provider.broker import (
     HEADER_RESPONSE,
     HEADER_RESPONSE_ID,
     Admitted,
     Broker,
+    BrokerConfig,
     BrokerError,
 )
+from zgos.compute.relay import Ended, RelayResponse, Write
 from zgos.core.errors import ZgError
 from zgos.core.hashing import keccak256
+from zgos.runtime.edge import (
+    EdgePolicy,
+    InvalidJson,
+    LocalAccess,
+    Route,
+    hardened_server,
+    parse_json,
+)
 
 log = logging.getLogger(__name__)
 
 REFUND_WATCH_S = 3.0
 SERVICE_RELOAD_S = 30.0  # re-read the on-chain service record (prices) this often
+SMALL_BODY_BYTES = 4 * 1024  # a receipt is ~250 bytes of JSON
+PUBLIC_DEADLINE_S = 30.0  # routes that do not wait on the model
+ADMIN_DEADLINE_S = 120.0  # a settlement waits for its transaction
+EDGE_MARGIN_S = 10.0  # a chat's deadline beyond the model server's timeout: billing and signing
+BENCH_UNGUARDED_ENV = "ZGOS_BENCH_UNGUARDED"  # "1": public edge off (bench only; as for the storage node)
 ATTESTATION_NOTE = (
     "No TEE: this provider runs on ordinary hardware with no trusted execution environment, "
     "so nothing proves which code produced an answer. What is proven: every answer is signed "
     "by the registered signer over the request hash, the response bytes, the model id and "
     "sha256, token usage and fee; and the chain pays only amounts the user signed receipts for."
 )
+UPSTREAM_HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
 _CONTENT = re.compile(rb'"content":\s*"')
 
 
@@ -57,16 +82,13 @@ def _alter(data: bytes) -> bytes:
 
 
 class BrokerApp:
-    """The public and admin FastAPI apps of one broker, sharing one httpx client."""
+    """The public and admin FastAPI apps of one broker, sharing one upstream client."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         config = broker.config
-        self.upstream = config.upstream_url.rstrip("/")
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(config.upstream_timeout_s, connect=config.connect_timeout_s),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-        )
+        self.upstream = Pool(timeout_s=config.upstream_timeout_s, connect_timeout_s=config.connect_timeout_s)
+        self.upstream_url = config.upstream_url.rstrip("/") + "/v1/chat/completions"
         self.public = FastAPI(title="zgos provider broker", lifespan=self._lifespan)
         self.admin = FastAPI(title="zgos provider broker admin")
         for app in (self.public, self.admin):
@@ -76,15 +98,18 @@ class BrokerApp:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         try:
+            await self.broker.on_settlement_thread(self.broker.start)
             await self.broker.settle_due(everything=True)
         except ZgError as exc:
             log.warning("settlement at start failed: %s", exc)
         task = asyncio.create_task(self._settle_loop())
         yield
         task.cancel()
-        await self.client.aclose()
+        await self.upstream.close()
 
     async def _settle_loop(self) -> None:
+        """Every ``REFUND_WATCH_S``: one ``eth_getLogs`` for refunds (settle those users now);
+        every ``settle_interval_s``: settle every due receipt."""
         interval = self.broker.config.settle_interval_s
         last_full = last_reload = asyncio.get_running_loop().time()
         while True:
@@ -94,8 +119,10 @@ class BrokerApp:
             try:
                 if now - last_reload >= SERVICE_RELOAD_S:
                     last_reload = now
-                    await asyncio.to_thread(self.broker.load_service)  # prices may have been updated
-                await self.broker.settle_due(everything=full)
+                    await self.broker.on_settlement_thread(self.broker.load_service)  # prices may have changed
+                refunds = await self.broker.on_settlement_thread(self.broker.watch_ledger)
+                if full or refunds:
+                    await self.broker.settle_due(everything=full)
             except Exception as exc:  # keep settling on schedule whatever one round hit
                 log.warning("settlement failed: %s", exc)
             if full:
@@ -139,10 +166,10 @@ class BrokerApp:
         @public.post("/v1/proxy/receipt")
         async def receipt(request: Request) -> dict[str, Any]:
             try:
-                data = await request.json()
+                data = parse_json(await request.body())
                 user, total = str(data["user"]), int(data["total"])
                 sig = v.decode_hex(str(data["signature"]), v.SIGNATURE_BYTES)
-            except (ValueError, KeyError, TypeError, v.InvalidMessage) as exc:
+            except (InvalidJson, ValueError, KeyError, TypeError, v.InvalidMessage) as exc:
                 raise BrokerError(400, "bad-receipt", f"receipt must be {{user, total, signature}}: {exc}") from None
             return {"user": user, "receipted": await broker.accept_receipt(user, total, sig)}
 
@@ -169,73 +196,135 @@ class BrokerApp:
         async def settle() -> dict[str, Any]:
             return await broker.settle_due(everything=True)
 
-    async def _open_upstream(self, admitted: Admitted, body: bytes) -> httpx.Response:
-        """Send the request upstream: the whole answer for a plain request, the headers (body
-        still streaming) for a stream. Failures release the reservation and raise 502/504."""
-        request = self.client.build_request(
-            "POST", self.upstream + "/v1/chat/completions", content=body,
-            headers={"content-type": "application/json", "accept-encoding": "identity"},
-        )
+    async def _open_upstream(self, admitted: Admitted, body: bytes) -> Answer:
+        """Send the request upstream and wait for its status and headers. A failure releases
+        the reservation and raises 502/504: the model never answered, nothing is billed."""
         try:
-            response = await self.client.send(request, stream=admitted.chat.stream)
-        except httpx.TimeoutException:
+            answer = await self.upstream.post(self.upstream_url, body, UPSTREAM_HEADERS)
+        except PoolError as exc:
             await self.broker.abandon(admitted)
-            raise BrokerError(504, "upstream-timeout",
-                              f"the model server did not answer within {self.broker.config.upstream_timeout_s:g}s; "
-                              "nothing was charged") from None
-        except httpx.HTTPError as exc:
+            raise _upstream_failure(exc, self.broker.config.upstream_timeout_s) from None
+        if answer.status != 200:
+            try:
+                detail = (await answer.read())[:300].decode(errors="replace")
+            except PoolError:
+                detail = ""
+            answer.close()
             await self.broker.abandon(admitted)
-            raise BrokerError(502, "upstream-unreachable",
-                              f"the model server is unreachable or broke off ({type(exc).__name__}); "
-                              "nothing was charged") from None
-        if response.status_code != 200:
-            detail = (await response.aread())[:300].decode(errors="replace")
-            await response.aclose()
-            await self.broker.abandon(admitted)
-            status = 400 if 400 <= response.status_code < 500 else 502
+            status = 400 if 400 <= answer.status < 500 else 502
             raise BrokerError(status, "upstream-error",
-                              f"the model server answered HTTP {response.status_code}: {detail}; nothing was charged")
-        return response
+                              f"the model server answered HTTP {answer.status}: {detail}; nothing was charged")
+        return answer
 
     async def _forward(self, admitted: Admitted, body: bytes) -> Response:
-        upstream = await self._open_upstream(admitted, body)
+        answer = await self._open_upstream(admitted, body)
         response_id = "0x" + admitted.request_hash.hex()
-        if not admitted.chat.stream:
-            data = upstream.content
-            usage = self.broker.usage_of(admitted, sse.body_text(data))
-            signed = await self.broker.finish(admitted, usage, v.compute_body_hash(data))
-            if self.broker.config.dishonest == "alter":
-                data = _alter(data)
-            return Response(data, media_type="application/json",
-                            headers={HEADER_RESPONSE: signed, HEADER_RESPONSE_ID: response_id})
-        return StreamingResponse(self._stream(admitted, upstream), media_type="text/event-stream",
-                                 headers={HEADER_RESPONSE_ID: response_id, "cache-control": "no-cache"})
-
-    async def _stream(self, admitted: Admitted, upstream: httpx.Response) -> AsyncIterator[bytes]:
-        hasher = sha3.keccak_256()
-        splitter = sse.EventSplitter()
-        events: list[bytes] = []
-        billed = False
+        if admitted.chat.stream:
+            return self._stream(admitted, answer, response_id)
         try:
-            async for chunk in upstream.aiter_raw():
-                hasher.update(chunk)
-                events += splitter.feed(chunk)
-                yield _alter(chunk) if self.broker.config.dishonest == "alter" else chunk
-            usage = self.broker.usage_of(admitted, sse.stream_text(events))
-            signed = await self.broker.finish(admitted, usage, hasher.digest())
-            billed = True
-            yield sse.format_signature_event(signed)
-        finally:
-            await upstream.aclose()
-            if not billed:
+            data = await answer.read()
+        except PoolError as exc:  # a plain answer is delivered whole or not at all
+            answer.close()
+            await self.broker.abandon(admitted)
+            raise _upstream_failure(exc, self.broker.config.upstream_timeout_s) from None
+        usage = self.broker.usage_of(admitted, sse.body_output(data))
+        signed = await self.broker.finish(admitted, usage, v.compute_body_hash(data))
+        if self.broker.config.dishonest == "alter":
+            data = _alter(data)
+        return Response(data, media_type="application/json",
+                        headers={HEADER_RESPONSE: signed, HEADER_RESPONSE_ID: response_id})
+
+    def _stream(self, admitted: Admitted, answer: Answer, response_id: str) -> RelayResponse:
+        """Relay the model's stream as it comes and bill what was forwarded, however it ends.
+
+        - It ends (``[DONE]``): bill the whole answer, append the signature event.
+        - The model server breaks off or goes silent for the timeout: close it, bill the
+          prompt and every output token forwarded, sign that and append the signature event,
+          so the client holds a signed partial answer (nothing is billed if no output token
+          was forwarded: the provider failed before serving anything).
+        - The client leaves: close the model server's connection at once (it stops
+          generating) and bill the prompt and every output token forwarded; the signed
+          response is at ``GET /v1/proxy/signature/{id}``.
+
+        The signature covers exactly the bytes forwarded before it (a partial event at a cut
+        is closed with a blank line first, so the signature event stays parseable)."""
+        forwarded = _Forwarded()
+        alter = self.broker.config.dishonest == "alter"
+
+        async def pump(write: Write) -> None:
+            async for chunk in answer.chunks():
+                forwarded.feed(chunk)
+                await write(_alter(chunk) if alter else chunk)
+
+        async def finish(ended: Ended, write: Write) -> None:
+            answer.close()
+            if ended.error is not None and not isinstance(ended.error, PoolError):
+                log.error("relaying %s failed: %r", response_id, ended.error)
+            output = sse.stream_output(forwarded.events)
+            if ended.error is not None and not output:
                 await self.broker.abandon(admitted)
+                error = {"error": {"message": f"the model server broke off before answering "
+                                              f"({ended.error}); nothing was charged",
+                                   "type": "upstream-error", "code": 502}}
+                await write(sse.format_event(json.dumps(error).encode()))
+                return
+            if forwarded.splitter.pending:
+                forwarded.feed(sse.EVENT_SEPARATOR)
+                await write(sse.EVENT_SEPARATOR)
+            usage = self.broker.usage_of(admitted, output)
+            signed = await self.broker.finish(admitted, usage, forwarded.hasher.digest())
+            await write(sse.format_signature_event(signed))
+
+        return RelayResponse(pump, finish, headers={HEADER_RESPONSE_ID: response_id, "cache-control": "no-cache"})
 
 
-async def serve(broker: Broker, *, host: str, port: int, admin_port: int) -> None:
-    """Run the public listener on ``host:port`` and the admin one on 127.0.0.1 only."""
+class _Forwarded:
+    """The bytes of a stream forwarded so far: their keccak256 and their complete events."""
+
+    def __init__(self) -> None:
+        self.hasher = sha3.keccak_256()
+        self.splitter = sse.EventSplitter()
+        self.events: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> None:
+        self.hasher.update(chunk)
+        self.events += self.splitter.feed(chunk)
+
+
+def _upstream_failure(exc: PoolError, timeout_s: float) -> BrokerError:
+    if isinstance(exc, PoolTimeout):
+        return BrokerError(504, "upstream-timeout",
+                           f"the model server did not answer within {timeout_s:g}s; nothing was charged")
+    return BrokerError(502, "upstream-unreachable",
+                       f"the model server is unreachable or broke off ({exc}); nothing was charged")
+
+
+def public_policy(config: BrokerConfig, *, enabled: bool = True) -> EdgePolicy:
+    """The public listener's limits: chat bodies up to the billing cap for as long as the model
+    may take; receipts and the rest small and quick. Anyone may call; payment is checked inside."""
+    return EdgePolicy(routes=(
+        Route("/", max_body_bytes=SMALL_BODY_BYTES, deadline_s=PUBLIC_DEADLINE_S),
+        Route("/v1/proxy/chat/completions", max_body_bytes=MAX_BODY_BYTES,
+              deadline_s=config.upstream_timeout_s + EDGE_MARGIN_S),
+        Route("/v1/proxy/receipt", max_body_bytes=SMALL_BODY_BYTES, deadline_s=PUBLIC_DEADLINE_S),
+    ), enabled=enabled)
+
+
+def admin_policy(access: LocalAccess) -> EdgePolicy:
+    """The admin listener's limits: every route local (Host, Origin, install token)."""
+    return EdgePolicy(routes=(Route("/", max_body_bytes=SMALL_BODY_BYTES, deadline_s=ADMIN_DEADLINE_S, local=True),),
+                      access=access)
+
+
+async def serve(broker: Broker, *, host: str, port: int, admin_port: int, token: str) -> None:
+    """Run the public listener on ``host:port`` and the admin one on 127.0.0.1 only, both behind
+    the guarded edge; admin calls must carry ``token``."""
+    guarded = os.environ.get(BENCH_UNGUARDED_ENV) != "1"
+    if not guarded:
+        log.warning("%s=1: the public edge is OFF (no body, type or deadline limits); for benchmarks only",
+                    BENCH_UNGUARDED_ENV)
     apps = BrokerApp(broker)
-    public = uvicorn.Server(uvicorn.Config(apps.public, host=host, port=port, log_level="warning",
-                                           access_log=False))
-    admin = uvicorn.Server(uvicorn.Config(apps.admin, host="127.0.0.1", port=admin_port,
-                                          log_level="warning", access_log=False))
+    public = hardened_server(apps.public, host=host, port=port, policy=public_policy(broker.config, enabled=guarded))
+    access = LocalAccess.for_listener(token, "127.0.0.1", admin_port)
+    admin = hardened_server(apps.admin, host="127.0.0.1", port=admin_port, policy=admin_policy(access))
     await asyncio.gather(public.serve(), admin.serve())

@@ -5,9 +5,10 @@ Parts, wired by ``Broker``: the on-chain view of each user (``UserView``, cached
 token counter (billing rule), the response signer, and the settlement step. HTTP lives in
 ``app.py``; this module raises ``BrokerError`` with an HTTP status and a reason.
 
-Restart behaviour: everything billed is in the request log; receipts too. ``settle_due``
-runs at start, on a schedule, and right away for users with a pending refund, so receipted
-fees are collected before a refund unlocks.
+Restart behaviour: everything billed is in the request log; receipts too, with what the chain
+has paid. ``settle_due`` runs at start (after reading the chain's settled totals of users with
+due receipts), on a schedule, and right away for users whose ``RefundRequested`` the ledger
+watch saw, so receipted fees are collected before a refund unlocks.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from eth_account.signers.local import LocalAccount
 
@@ -32,19 +36,23 @@ from zgos.compute.billing import (
     compute_fee,
     compute_max_fee,
     compute_usage,
+    count_output_tokens,
     parse_chat_request,
     validate_admission,
 )
 from zgos.compute.ledger import ComputeContracts, SubAccount
 from zgos.compute.provider.store import NonceReplayed, RequestLog
 from zgos.compute.tokens import TokenCounter
-from zgos.core.errors import ZgError
+from zgos.core.errors import TxReverted, ZgError
+from zgos.runtime.edge import InvalidJson, validate_json_depth
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHAIN_CACHE_S = 10.0  # a user's chain view older than this is refreshed in the background
 CHAIN_MAX_STALE_S = 30.0  # ... and older than this is refreshed before admitting
 DEFAULT_CREDIT_REQUESTS = 16  # default credit: this many worst-case requests per user
+MAX_PROMPT_BYTES = 256 * 1024  # message text the broker tokenizes; a 2,048-token context holds far less
 HEADER_USER = "x-zg-user"
 HEADER_NONCE = "x-zg-nonce"
 HEADER_MAX_FEE = "x-zg-max-fee"
@@ -52,6 +60,10 @@ HEADER_SIGNATURE = "x-zg-signature"
 HEADER_RESPONSE = "zg-response"
 HEADER_RESPONSE_ID = "zg-res-key"
 DISHONEST_MODES = ("overbill", "alter")
+LOG_RANGE_BLOCKS = 5_000  # most blocks one eth_getLogs of the ledger watch covers
+# Why settleBatch skipped a voucher (InferenceServing.SKIP_*).
+SKIP_ALREADY_SETTLED = 2
+SKIP_NO_BALANCE = 3
 
 
 class BrokerError(ZgError):
@@ -108,6 +120,23 @@ class BrokerConfig:
     dishonest: str | None = None  # test-only: "overbill" or "alter"
 
 
+@dataclass
+class _Round:
+    """What one settlement round did."""
+
+    txs: list[str] = field(default_factory=list)
+    gas: int = 0
+    paid: int = 0
+    settled: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def summary(self, due: int) -> dict[str, object]:
+        return {"users": due, "settled": len(self.settled), "paid": self.paid, "txs": self.txs,
+                "tx": self.txs[-1] if self.txs else None, "gas": self.gas, "skipped": self.skipped,
+                "failed": self.failed}
+
+
 class Broker:
     def __init__(self, config: BrokerConfig, contracts: ComputeContracts, provider: LocalAccount,
                  signer: LocalAccount) -> None:
@@ -125,12 +154,18 @@ class Broker:
         self.views: dict[str, UserView] = {}
         self.prices = Prices(0, 0)
         self.settled_total = 0
+        self.prompts_tokenized = 0
         self.last_settlement: dict[str, object] = {}
         for user, totals in self.log.totals().items():
             self.books[user] = UserBook(totals.served, 0, totals.requests)
         for receipt, _ in self.log.receipts(self.address):
             self._book(receipt.user).receipted = receipt.total
+        self.refunding: dict[str, int] = {}  # user -> when its pending refund unlocks
+        self._watched_block: int | None = None  # last block the ledger watch has read
+        self._reconciled = False
+        self._failing: dict[str, int] = {}  # user -> receipt total whose settlement reverted
         self._settle_lock = asyncio.Lock()
+        self._settlement_thread = ThreadPoolExecutor(1, thread_name_prefix="settlement")
         self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -201,8 +236,9 @@ class Broker:
             fetched_at=time.monotonic(),
         )
 
-    def parse_request(self, body: bytes, headers: dict[str, str]) -> tuple[v.Request, ChatRequest]:
-        """Check the signed headers and the body; raise ``BrokerError`` (401/400/404)."""
+    def verify_signed(self, body: bytes, headers: dict[str, str]) -> v.Request:
+        """The signed request in the headers, checked against ``body``; raise ``BrokerError``
+        (401 unsigned or forged, 400 malformed). Costs a keccak of the body and one ecrecover."""
         missing = [h for h in (HEADER_USER, HEADER_NONCE, HEADER_MAX_FEE, HEADER_SIGNATURE) if h not in headers]
         if missing:
             raise BrokerError(401, "unsigned", f"missing request signature headers: {', '.join(missing)}")
@@ -219,47 +255,72 @@ class Broker:
             v.validate_signed_by(self.contracts.domain, request, signature, user)
         except v.InvalidSignature as exc:
             raise BrokerError(401, "bad-signature", f"request signature is not valid for {user}: {exc}") from None
+        return request
+
+    def parse_chat(self, body: bytes) -> ChatRequest:
+        """The chat request in ``body``: JSON no deeper than the edge allows, the model served
+        here, messages within ``MAX_PROMPT_BYTES``; raise ``BrokerError`` (400/404/413)."""
         try:
+            validate_json_depth(body)
             chat = parse_chat_request(body)
-        except InvalidChatRequest as exc:
+        except (InvalidJson, InvalidChatRequest) as exc:
             raise BrokerError(400, "bad-request", str(exc)) from None
         if chat.model != self.config.model_id:
             raise BrokerError(404, "unknown-model",
                               f"model {chat.model!r} is not served here (this provider serves {self.config.model_id!r})")
-        return request, chat
+        prompt_bytes = sum(len(m["content"].encode()) for m in chat.messages)
+        if prompt_bytes > MAX_PROMPT_BYTES:
+            raise BrokerError(413, "prompt-too-large",
+                              f"messages hold {prompt_bytes} bytes of text; this provider takes at most {MAX_PROMPT_BYTES}")
+        return chat
 
     async def admit(self, body: bytes, headers: dict[str, str]) -> Admitted:
-        """Every check before forwarding; on success the request's max fee is reserved."""
-        request, chat = self.parse_request(body, headers)
-        prompt_tokens = self.tokens.count_prompt(chat.messages)
-        needed = compute_max_fee(prompt_tokens, chat.max_tokens, self.prices)
-        if request.max_fee < needed:
-            raise BrokerError(402, "max-fee-too-low",
-                              f"signed max fee {request.max_fee} is below this request's worst case {needed} "
-                              f"({prompt_tokens} prompt tokens, max_tokens {chat.max_tokens})")
+        """Every check before forwarding, those that refuse strangers first: the signature; the
+        acknowledged signer, the exposure at the *signed* max fee and the nonce (under the user's
+        lock, holding that max fee); only then the body is parsed and the prompt tokenized, in a
+        worker thread and within ``MAX_PROMPT_BYTES``. A request from an unfunded key costs a
+        signature check and a chain read, never a tokenization. On success the request's worst
+        case at this provider's prices is reserved (at most the signed max fee)."""
+        request = self.verify_signed(body, headers)
         request_hash = v.compute_request_hash(self.contracts.domain, request)
         book = self._book(request.user)
         async with book.lock:
+            started = time.monotonic()
             view = await self._view(request.user)
-            if view.acknowledged_signer != self.signer_address:
+            if view.acknowledged_signer != self.signer_address and view.fetched_at < started:
                 view = await self._view(request.user, fresh=True)
             if view.acknowledged_signer != self.signer_address:
                 raise BrokerError(403, "not-acknowledged",
                                   f"{request.user} has not acknowledged this provider's signer {self.signer.address}")
             try:
-                self._check_exposure(book, view, needed)
+                self._check_exposure(book, view, request.max_fee)
             except AdmissionRefused:
-                view = await self._view(request.user, fresh=True)
+                if view.fetched_at < started:  # refuse only on a fresh view
+                    view = await self._view(request.user, fresh=True)
                 try:
-                    self._check_exposure(book, view, needed)
+                    self._check_exposure(book, view, request.max_fee)
                 except AdmissionRefused as refused:
                     status = 402 if refused.reason == "balance" else 429
                     raise BrokerError(status, f"insufficient-{refused.reason}", str(refused)) from None
             try:  # a local SQLite commit without fsync: cheaper inline than a thread hop
-                self.log.reserve("0x" + request_hash.hex(), request.user, request.nonce, needed)
+                self.log.reserve("0x" + request_hash.hex(), request.user, request.nonce, request.max_fee)
             except NonceReplayed as exc:
                 raise BrokerError(409, "replayed-nonce", str(exc)) from None
-            book.inflight += needed
+            book.inflight += request.max_fee
+        try:
+            chat = self.parse_chat(body)
+            self.prompts_tokenized += 1
+            prompt_tokens = await asyncio.to_thread(self.tokens.count_prompt, chat.messages)
+            needed = compute_max_fee(prompt_tokens, chat.max_tokens, self.prices)
+            if request.max_fee < needed:
+                raise BrokerError(402, "max-fee-too-low",
+                                  f"signed max fee {request.max_fee} is below this request's worst case {needed} "
+                                  f"({prompt_tokens} prompt tokens, max_tokens {chat.max_tokens})")
+        except BaseException:
+            self.log.fail("0x" + request_hash.hex())
+            book.inflight -= request.max_fee
+            raise
+        book.inflight -= request.max_fee - needed
         return Admitted(request, request_hash, chat, prompt_tokens, needed)
 
     def _check_exposure(self, book: UserBook, view: UserView, max_fee: int) -> None:
@@ -271,11 +332,14 @@ class Broker:
 
     # --- billing and signing -------------------------------------------------------------
 
-    def usage_of(self, admitted: Admitted, text: str) -> Usage:
-        return compute_usage(admitted.prompt_tokens, self.tokens.count_completion(text), admitted.chat.max_tokens)
+    def usage_of(self, admitted: Admitted, output: Sequence[str]) -> Usage:
+        """Billed usage of an answer whose generated pieces are ``output`` (``sse``)."""
+        completion = count_output_tokens(output, self.tokens.count_completion)
+        return compute_usage(admitted.prompt_tokens, completion, admitted.chat.max_tokens)
 
     async def finish(self, admitted: Admitted, usage: Usage, response_hash: bytes) -> str:
-        """Bill and sign a served request; durable before it returns. Returns the signed JSON."""
+        """Bill and sign an answer, complete or cut short (``usage`` counts what was forwarded);
+        durable before it returns. Returns the signed JSON."""
         fee = compute_fee(usage, self.prices)
         if self.config.dishonest == "overbill":
             usage = Usage(usage.input_tokens, usage.output_tokens + 7)
@@ -294,51 +358,141 @@ class Broker:
         return signed
 
     async def abandon(self, admitted: Admitted) -> None:
-        """The request was not served (upstream error, client gone): release it, bill nothing."""
+        """The model server failed before producing anything: release the reservation, bill
+        nothing."""
         self.log.fail("0x" + admitted.request_hash.hex())
         self._book(admitted.request.user).inflight -= admitted.reserved
 
     # --- receipts and settlement ---------------------------------------------------------
 
     async def accept_receipt(self, user: str, total: int, signature: bytes) -> int:
+        """Store a user's signed cumulative receipt. Refused (400) when it is not the user's
+        signature, or when its total exceeds what was served to that user: a receipt with no
+        served request behind it (a sybil's) never reaches a settlement."""
         try:
             receipt = v.Receipt(v.normalize_address(user), self.address, total)
             v.validate_signed_by(self.contracts.domain, receipt, signature, receipt.user)
         except (v.InvalidMessage, v.InvalidSignature) as exc:
             raise BrokerError(400, "bad-receipt", f"receipt refused: {exc}") from None
-        book = self._book(receipt.user)
+        book = self.books.get(receipt.user)
+        if book is None or not 0 < total <= book.served:
+            served = 0 if book is None else book.served
+            raise BrokerError(400, "receipt-without-service",
+                              f"receipt refused: total {total} is not within the {served} neuron served to "
+                              f"{receipt.user}")
         if self.log.save_receipt(receipt, signature):
             book.receipted = max(book.receipted, total)
         return book.receipted
 
+    def start(self) -> None:
+        """Where the ledger watch begins (call before the first settlement)."""
+        self._watched_block = self.contracts.chain.block_number()
+
+    def watch_ledger(self) -> bool:
+        """Read this provider's ``RefundRequested`` and ``Funded`` events since the last call
+        (one ``eth_getLogs`` per ``LOG_RANGE_BLOCKS``). A refund marks the user for settlement
+        now; funding (which cancels a refund) lets a sub-account found empty be settled again.
+        Returns whether a refunding user has a due receipt."""
+        latest = self.contracts.chain.block_number()
+        if self._watched_block is None:
+            self._watched_block = latest
+        first = self._watched_block + 1
+        while first <= latest:
+            last = min(latest, first + LOG_RANGE_BLOCKS - 1)
+            for event in self.contracts.provider_ledger_events(self.address, first, last):
+                self.views.pop(event.user, None)  # its balance or refund changed: read it afresh
+                if event.kind == "RefundRequested":
+                    self.refunding[event.user] = event.unlock_at
+                else:
+                    self.refunding.pop(event.user, None)
+                    self.log.set_no_balance([event.user], False)
+            self._watched_block = first = last + 1
+        return bool(self.refunding) and any(owed.receipt.user in self.refunding for owed in self.log.due(self.address))
+
     async def settle_due(self, *, everything: bool = False) -> dict[str, object]:
-        """Settle receipts above what the chain has paid: all of them when ``everything`` or
-        when called on schedule, else only users with a pending refund."""
+        """Settle receipts above what the chain has paid: all of them when ``everything``,
+        else those of users with a pending refund."""
         async with self._settle_lock:
-            return await asyncio.to_thread(self._settle_sync, everything)
+            return await self.on_settlement_thread(lambda: self._settle_sync(everything))
+
+    async def on_settlement_thread(self, work: Callable[[], T]) -> T:
+        """Run the settlement side's chain work on its own thread, so that it never queues
+        behind the admission side's chain reads (a burst of new users can keep the shared
+        pool busy for seconds, and a refund must be settled long before it unlocks)."""
+        return await asyncio.get_running_loop().run_in_executor(self._settlement_thread, work)
 
     def _settle_sync(self, everything: bool) -> dict[str, object]:
-        due: list[tuple[v.Receipt, bytes]] = []
-        for receipt, signature in self.log.receipts(self.address):
-            view = self._fetch_view(receipt.user)
-            self.views[receipt.user] = view
-            if receipt.total <= view.settled or view.sub_account.balance == 0:
-                continue
-            if everything or view.sub_account.pending_refund > 0:
-                due.append((receipt, signature))
-        result: dict[str, object] = {"users": len(due), "paid": 0, "tx": None, "gas": 0}
-        if not due:
-            return result
-        before = self.contracts.available(self.address)
-        tx = self.contracts.settle(self.provider, due)
-        paid = self.contracts.available(self.address) - before
-        self.settled_total += paid
-        for receipt, _ in due:
-            self.views[receipt.user] = self._fetch_view(receipt.user)
-        result.update(paid=paid, tx=tx.tx_hash, gas=tx.gas_used)
-        self.last_settlement = result
-        log.info("settled %d users, %d neuron (tx %s)", len(due), paid, tx.tx_hash)
+        if not self._reconciled:  # what the chain paid while this broker was not watching
+            for owed in self.log.due(self.address):
+                self.log.record_settled(owed.receipt.user, self.contracts.settled(owed.receipt.user, self.address))
+            self._reconciled = True
+        if everything:  # a scheduled round retries what reverted before (the cause may be gone)
+            self._failing.clear()
+        due = [replace(d, refund_unlock_at=self.refunding.get(d.receipt.user, 0)) for d in self.log.due(self.address)
+               if d.receipt.user not in self._failing or self._failing[d.receipt.user] != d.receipt.total]
+        if not everything:
+            due = [d for d in due if d.refund_unlock_at]
+        round_ = _Round()
+        if due:
+            gas_limit = int(self.contracts.chain.w3.eth.get_block("latest")["gasLimit"])
+            for chunk in v.plan_settlement(due, v.compute_chunk_size(gas_limit)):
+                self._settle_chunk(chunk, round_)
+        result = round_.summary(len(due))
+        if round_.txs:
+            self.settled_total += round_.paid
+            self.last_settlement = result
+            log.info("settled %d users in %d transactions, %d neuron", len(round_.settled), len(round_.txs),
+                     round_.paid)
         return result
+
+    def _settle_chunk(self, chunk: list[v.DueReceipt], round_: _Round) -> None:
+        """One ``settleBatch``; a chunk that reverts (at estimation: nothing is spent) is split
+        in halves until the failing entry is alone, which is set aside until the next scheduled
+        round or until its receipt grows. (``settleBatch`` skips a bad voucher instead of
+        reverting, so a revert means something beyond one entry: too much gas for this chain,
+        or a ledger that refuses every charge.)"""
+        try:
+            tx = self.contracts.settle_batch(self.provider, [(d.receipt, d.signature) for d in chunk])
+        except TxReverted as exc:
+            if len(chunk) == 1:
+                user = chunk[0].receipt.user
+                log.warning("settling %s reverts (%s): set aside until the next scheduled round", user, exc)
+                self._failing[user] = chunk[0].receipt.total
+                round_.failed.append(user)
+                return
+            half = len(chunk) // 2
+            self._settle_chunk(chunk[:half], round_)
+            self._settle_chunk(chunk[half:], round_)
+            return
+        round_.txs.append(tx.tx_hash)
+        round_.gas += tx.gas_used
+        for event in tx.events(self.contracts.serving, "Settled"):
+            user, amount, total = v.normalize_address(event["args"]["user"]), int(event["args"]["amount"]), \
+                int(event["args"]["total"])
+            self.log.record_settled(user, total)
+            self._note_settled(user, amount, total)
+            round_.paid += amount
+            round_.settled.append(user)
+        for event in tx.events(self.contracts.serving, "SettlementSkipped"):
+            user, reason = v.normalize_address(event["args"]["user"]), int(event["args"]["reason"])
+            round_.skipped.append(user)
+            if reason == SKIP_NO_BALANCE:
+                self.log.set_no_balance([user], True)
+            elif reason == SKIP_ALREADY_SETTLED:
+                self.log.record_settled(user, self.contracts.settled(user, self.address))
+            else:  # cannot happen for a receipt checked on arrival, unless the deployment changed
+                log.warning("dropping %s's receipt: the contract refuses its signature", user)
+                self.log.drop_receipt(user)
+
+    def _note_settled(self, user: str, amount: int, total: int) -> None:
+        """Keep the cached chain view in step with a settlement (one atomic swap: admission
+        reads it from the event loop)."""
+        view = self.views.get(user)
+        if view is not None:
+            account = view.sub_account
+            balance = max(0, account.balance - amount)
+            self.views[user] = replace(view, settled=total, sub_account=SubAccount(
+                balance, min(account.pending_refund, balance), account.refund_unlock_at))
 
     def status(self) -> dict[str, object]:
         books = dict(self.books)  # runs in a worker thread while requests add users
@@ -355,6 +509,7 @@ class Broker:
             "unsettled": max(0, served - settled),
             "balance": self.contracts.available(self.address),
             "users": len(books),
+            "prompts_tokenized": self.prompts_tokenized,
             "last_settlement": self.last_settlement,
             "pid": os.getpid(),
         }

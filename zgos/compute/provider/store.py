@@ -7,6 +7,12 @@ byte leaves the broker; a failed one becomes ``failed`` (never billed). Receipts
 highest cumulative total each user signed. WAL with ``synchronous=NORMAL`` survives a
 ``kill -9`` of the process (committed pages are in the OS cache). On restart, ``reserved``
 rows are requests that were in flight when the process died: they are marked ``failed``.
+
+A served request may be partial (a stream cut by the client or the model server): it is billed
+and signed for what was forwarded, like a complete one. Per user, the receipts table also keeps
+what the chain has paid (``settled``, from the broker's own settlement events), since when the
+receipt has been owed (``due_since``, for oldest-debt-first settlement) and whether the last
+settlement found the sub-account empty (``no_balance``: skipped until the user funds it again).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from zgos.compute.vouchers import Receipt
+from zgos.compute.vouchers import DueReceipt, Receipt
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -42,6 +48,12 @@ CREATE TABLE IF NOT EXISTS receipts (
     updated_at REAL NOT NULL
 );
 """
+# Columns added to receipts after the first release (added in place to older databases).
+RECEIPT_COLUMNS = {
+    "settled": "TEXT NOT NULL DEFAULT '0'",
+    "due_since": "REAL NOT NULL DEFAULT 0",
+    "no_balance": "INTEGER NOT NULL DEFAULT 0",
+}
 
 
 class NonceReplayed(Exception):
@@ -64,6 +76,10 @@ class RequestLog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(receipts)")}
+        for name, kind in RECEIPT_COLUMNS.items():
+            if name not in present:
+                self._db.execute(f"ALTER TABLE receipts ADD COLUMN {name} {kind}")
         self._lock = threading.Lock()
         # Requests that were in flight when a previous process died were never answered.
         self._db.execute("UPDATE requests SET status='failed' WHERE status='reserved'")
@@ -134,18 +150,51 @@ class RequestLog:
         return {u: UserTotals(served.get(u, 0), inflight.get(u, 0), count.get(u, 0)) for u in users}
 
     def save_receipt(self, receipt: Receipt, signature: bytes) -> bool:
-        """Keep ``receipt`` if it is the user's highest so far; return whether it was kept."""
+        """Keep ``receipt`` if it is the user's highest so far; return whether it was kept. A
+        receipt that makes a settled user owe again starts its ``due_since`` now."""
+        now = time.time()
         with self._tx() as db:
-            row = db.execute("SELECT total FROM receipts WHERE user=?", (receipt.user,)).fetchone()
-            if row is not None and int(row[0]) >= receipt.total:
+            row = db.execute("SELECT total, settled, due_since FROM receipts WHERE user=?",
+                             (receipt.user,)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO receipts (user, total, signature, updated_at, due_since)"
+                           " VALUES (?, ?, ?, ?, ?)", (receipt.user, str(receipt.total), signature, now, now))
+                return True
+            total, settled, due_since = int(row[0]), int(row[1]), float(row[2])
+            if total >= receipt.total:
                 return False
-            db.execute(
-                "INSERT OR REPLACE INTO receipts (user, total, signature, updated_at) VALUES (?, ?, ?, ?)",
-                (receipt.user, str(receipt.total), signature, time.time()),
-            )
+            db.execute("UPDATE receipts SET total=?, signature=?, updated_at=?, due_since=? WHERE user=?",
+                       (str(receipt.total), signature, now, due_since if total > settled else now, receipt.user))
             return True
 
     def receipts(self, provider: str) -> list[tuple[Receipt, bytes]]:
         with self._lock:
             rows = self._db.execute("SELECT user, total, signature FROM receipts").fetchall()
         return [(Receipt(user, provider, int(total)), bytes(sig)) for user, total, sig in rows]
+
+    def due(self, provider: str) -> list[DueReceipt]:
+        """Receipts above what the chain has paid, except those last found without balance."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT user, total, signature, settled, due_since FROM receipts WHERE no_balance=0").fetchall()
+        return [DueReceipt(Receipt(user, provider, int(total)), bytes(sig), float(since))
+                for user, total, sig, settled, since in rows if int(total) > int(settled)]
+
+    def settled(self) -> dict[str, int]:
+        """What the chain has paid each user with a receipt, as last recorded."""
+        with self._lock:
+            rows = self._db.execute("SELECT user, settled FROM receipts").fetchall()
+        return {user: int(settled) for user, settled in rows}
+
+    def record_settled(self, user: str, settled: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE receipts SET settled=? WHERE user=?", (str(settled), user))
+
+    def set_no_balance(self, users: list[str], no_balance: bool) -> None:
+        with self._lock:
+            self._db.executemany("UPDATE receipts SET no_balance=? WHERE user=?",
+                                 [(int(no_balance), user) for user in users])
+
+    def drop_receipt(self, user: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM receipts WHERE user=?", (user,))

@@ -8,6 +8,11 @@ against its own count with the model's tokenizer. Only then does it sign the nex
 ``Receipt`` and hand it to the provider. Anything else raises ``ResponseRejected`` and no
 receipt is signed.
 
+A stream cut short (the client left, the connection broke) is paid for what was received
+(``verify_partial``): the provider's signed Response for it (fetched by id) must name the
+request, the registered model and signer, and the client pays the smaller of its fee and the
+fee of the prompt and of the output tokens it received by its own count.
+
 Local state (``state_dir``): ``receipts.json`` (the cumulative total signed per provider) and
 ``responses.jsonl`` (every verified response, for ``zg compute verify``).
 """
@@ -18,6 +23,7 @@ import json
 import os
 import secrets
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from zgos.compute.billing import (
     compute_fee,
     compute_max_fee,
     compute_usage,
+    count_output_tokens,
     parse_chat_request,
 )
 from zgos.compute.ledger import ComputeContracts, ServiceInfo, ServiceNotRegistered
@@ -101,11 +108,17 @@ def body_with_defaults(data: dict[str, Any], model: str | None = None) -> bytes:
 
 
 def error_of(response: httpx.Response) -> tuple[str, str]:
+    return error_of_body(response.content)
+
+
+def error_of_body(body: bytes) -> tuple[str, str]:
+    """``(type, message)`` of a ``{"error": {...}}`` answer, or of any other body."""
+    text = body.decode(errors="replace")
     try:
-        error = response.json()["error"]
-        return str(error.get("type", "error")), str(error.get("message", response.text))
-    except (ValueError, KeyError, TypeError):
-        return "error", response.text[:300]
+        error = json.loads(body)["error"]
+        return str(error.get("type", "error")), str(error.get("message", text))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "error", text[:300]
 
 
 class ComputeUser:
@@ -120,6 +133,8 @@ class ComputeUser:
         self.tokens = tokens
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
+        # Called with (provider, amount) before each receipt is signed: the proxy's spend caps.
+        self.on_receipt: Callable[[str, int], None] | None = None
         self._services: dict[str, ServiceInfo] = {}
         state_dir.mkdir(parents=True, exist_ok=True)
         self._receipts_path = state_dir / f"receipts-{self.address}.json"
@@ -211,10 +226,16 @@ class ComputeUser:
         return sum(len(str(m.get("content", "")).encode()) for m in messages) + \
             PROMPT_TOKENS_PER_MESSAGE * (len(messages) + 1)
 
-    def sign_request(self, service: ServiceInfo, body: bytes) -> SignedRequest:
+    def max_fee(self, service: ServiceInfo, body: bytes) -> int:
+        """The worst-case fee of ``body`` at ``service``'s prices: what signing it commits to."""
+        chat = parse_chat_request(body)
+        return compute_max_fee(self.prompt_tokens(chat.messages), chat.max_tokens, service.prices)
+
+    def sign_request(self, service: ServiceInfo, body: bytes, max_fee: int | None = None) -> SignedRequest:
         """Sign ``body`` for ``service``: a fresh random nonce and the worst-case fee."""
         chat = parse_chat_request(body)
-        max_fee = compute_max_fee(self.prompt_tokens(chat.messages), chat.max_tokens, service.prices)
+        if max_fee is None:
+            max_fee = compute_max_fee(self.prompt_tokens(chat.messages), chat.max_tokens, service.prices)
         request = v.Request(self.address, v.normalize_address(service.provider),
                             int.from_bytes(secrets.token_bytes(NONCE_BYTES), "big"),
                             v.compute_body_hash(body), max_fee)
@@ -228,31 +249,17 @@ class ComputeUser:
                              headers, chat.max_tokens)
 
     def verify(self, service: ServiceInfo, signed: SignedRequest, received: bytes, signed_response: str | None,
-               text: str) -> v.Response:
-        """Every check on an answer (module docstring); raise ``ResponseRejected``."""
+               output: Sequence[str]) -> v.Response:
+        """Every check on a complete answer whose generated pieces are ``output`` (``sse``;
+        module docstring); raise ``ResponseRejected``."""
         provider = service.provider
         if not signed_response:
             raise ResponseRejected(provider, "the answer carries no signed response")
-        try:
-            response, signature = v.decode_response(signed_response)
-            v.validate_signed_by(self.contracts.domain, response, signature, service.signer)
-        except (v.InvalidMessage, v.InvalidSignature) as exc:
-            raise ResponseRejected(provider, f"bad response signature: {exc}") from None
-        if response.request_hash != signed.request_hash:
-            raise ResponseRejected(provider, "the signed response names another request")
+        response = self._check_signed(service, signed, signed_response)
         if response.response_hash != v.compute_body_hash(received):
             raise ResponseRejected(provider, "the answer's bytes differ from what the provider signed")
-        if response.model_id != service.model or response.model_hash != service.model_hash:
-            raise ResponseRejected(provider, f"answer claims model {response.model_id!r}, registered "
-                                             f"{service.model!r} with another hash")
-        if response.fee != compute_fee(response_usage(response), service.prices):
-            raise ResponseRejected(provider, "fee does not match usage at the registered prices")
-        if response.fee > signed.request.max_fee:
-            raise ResponseRejected(provider, f"fee {response.fee} exceeds the signed max fee")
         if self.tokens is not None:
-            chat = parse_chat_request(signed.body)
-            expected = compute_usage(self.tokens.count_prompt(chat.messages),
-                                     self.tokens.count_completion(text), signed.max_tokens)
+            expected = self.usage_received(signed, output)
             if response_usage(response) != expected:
                 raise ResponseRejected(provider, f"billed usage {response.input_tokens}+{response.output_tokens} "
                                                  f"tokens, counted {expected.input_tokens}+{expected.output_tokens}")
@@ -260,14 +267,52 @@ class ComputeUser:
             raise ResponseRejected(provider, "billed more output tokens than max_tokens")
         return response
 
-    def accept(self, service: ServiceInfo, response: v.Response, text: str) -> Verified:
-        """Sign the next cumulative receipt for a verified response and record both."""
+    def verify_partial(self, service: ServiceInfo, signed: SignedRequest, signed_response: str,
+                       output: Sequence[str]) -> tuple[v.Response, int]:
+        """Check the provider's signed Response for a stream cut short, of which ``output``
+        arrived; return it and what to pay: the smaller of its fee and the fee of what arrived
+        (with no tokenizer, a byte bound: every token is at least one byte)."""
+        response = self._check_signed(service, signed, signed_response)
+        usage = self.usage_received(signed, output)
+        return response, min(response.fee, compute_fee(usage, service.prices))
+
+    def usage_received(self, signed: SignedRequest, output: Sequence[str]) -> Usage:
+        """The usage of an answer of which ``output`` arrived, by this client's own count."""
+        chat = parse_chat_request(signed.body)
+        count = self.tokens.count_completion if self.tokens is not None else _utf8_bytes
+        return compute_usage(self.prompt_tokens(chat.messages), count_output_tokens(output, count), signed.max_tokens)
+
+    def _check_signed(self, service: ServiceInfo, signed: SignedRequest, signed_response: str) -> v.Response:
+        """The signed Response's signature (by the registered signer), request, model and fee."""
+        provider = service.provider
+        try:
+            response, signature = v.decode_response(signed_response)
+            v.validate_signed_by(self.contracts.domain, response, signature, service.signer)
+        except (v.InvalidMessage, v.InvalidSignature) as exc:
+            raise ResponseRejected(provider, f"bad response signature: {exc}") from None
+        if response.request_hash != signed.request_hash:
+            raise ResponseRejected(provider, "the signed response names another request")
+        if response.model_id != service.model or response.model_hash != service.model_hash:
+            raise ResponseRejected(provider, f"answer claims model {response.model_id!r}, registered "
+                                             f"{service.model!r} with another hash")
+        if response.fee != compute_fee(response_usage(response), service.prices):
+            raise ResponseRejected(provider, "fee does not match usage at the registered prices")
+        if response.fee > signed.request.max_fee:
+            raise ResponseRejected(provider, f"fee {response.fee} exceeds the signed max fee")
+        return response
+
+    def accept(self, service: ServiceInfo, response: v.Response, text: str, amount: int | None = None) -> Verified:
+        """Sign the next cumulative receipt for a verified response — its fee, or ``amount``
+        for a stream cut short — and record both."""
         provider = v.normalize_address(service.provider)
         with self._lock:
             total = self._totals.get(provider, 0)
             if total == 0:
                 total = self.contracts.settled(self.address, provider)
-            receipt = v.Receipt(self.address, provider, total + response.fee)
+            charged = response.fee if amount is None else amount
+            receipt = v.Receipt(self.address, provider, total + charged)
+            if self.on_receipt is not None:
+                self.on_receipt(provider, charged)
             self._totals[provider] = receipt.total
             self._save_totals()
             response_id = "0x" + response.request_hash.hex()
@@ -297,9 +342,9 @@ class ComputeUser:
                                     f"cannot reach {service.url} ({type(exc).__name__})") from None
             if answer.status_code != 200:
                 raise ProviderError(service.provider, answer.status_code, *error_of(answer))
-            text = sse.body_text(answer.content)
-            response = self.verify(service, signed, answer.content, answer.headers.get(HEADER_RESPONSE), text)
-            verified = self.accept(service, response, text)
+            response = self.verify(service, signed, answer.content, answer.headers.get(HEADER_RESPONSE),
+                                   sse.body_output(answer.content))
+            verified = self.accept(service, response, sse.body_text(answer.content))
             client.post(service.url.rstrip("/") + "/v1/proxy/receipt", json=self.receipt_payload(verified))
         return verified
 
@@ -344,6 +389,10 @@ class ComputeUser:
         tmp = self._receipts_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({k: str(val) for k, val in self._totals.items()}))
         os.replace(tmp, self._receipts_path)
+
+
+def _utf8_bytes(text: str) -> int:
+    return len(text.encode())
 
 
 def response_usage(response: v.Response) -> Usage:

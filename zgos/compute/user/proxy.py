@@ -6,11 +6,23 @@ healthy first; failover to the next on connection errors, 5xx and credit refusal
 exact body bytes it sends, and checks the answer (``ComputeUser.verify``) before signing a
 receipt. A stream is forwarded event by event; its ``[DONE]`` is held back until the
 provider's final signature event has been checked, and replaced by an error event if the
-check fails. Funding stays within ``Funding.max_balance`` per sub-account: on a provider's
-"insufficient balance" the proxy tops up by ``Funding.top_up`` only while under that bound.
+check fails. A stream cut short is paid for what arrived, never more
+(``ComputeUser.verify_partial``). Funding stays within ``Funding.max_balance`` per sub-account: on a provider's
+"insufficient balance" the proxy tops up by ``Funding.top_up`` only while under that bound,
+and never more than ``Funding.max_per_day`` a day.
+
+It holds the user's key, so it answers only its user (``proxy_server``): every route is a
+local route of the guarded edge (``zgos.runtime.edge``): ``Host`` must be the bound address,
+``Origin`` (if any) allow-listed, the body ``application/json``, and the install token present
+(``Authorization: Bearer TOKEN``, the ``openai`` client's ``api_key``). Spending is bounded by
+``zgos.compute.limits``: providers above ``Router.max_price`` are never used, and a request
+whose worst case would pass a spend cap is refused (429) before anything is signed. A call to a
+provider ends by a total deadline and reads at most ``limits.compute_answer_cap_bytes``
+(``zgos.compute.pool``, which also holds the outbound address policy); a provider that breaks
+either is avoided for a growing backoff.
 
 Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``POST /v1/verify {id}``,
-``GET /v1/providers`` (router state and flags).
+``GET /v1/providers`` (router state and flags), ``GET /v1/spending`` (caps and what was spent).
 """
 
 from __future__ import annotations
@@ -18,19 +30,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from zgos.compute import sse
-from zgos.compute.billing import InvalidChatRequest
+from zgos.compute.billing import MAX_BODY_BYTES, InvalidChatRequest
 from zgos.compute.ledger import ServiceInfo
+from zgos.compute.limits import (
+    CapReached,
+    SpendCaps,
+    compute_answer_cap_bytes,
+    compute_backoff_s,
+    is_price_within_cap,
+)
+from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout, PoolTooLarge
 from zgos.compute.provider.broker import HEADER_RESPONSE, HEADER_RESPONSE_ID
+from zgos.compute.relay import Ended, RelayResponse, Write
+from zgos.compute.user.budget import Budget, Hold
 from zgos.compute.user.client import (
     ComputeUser,
     ProviderError,
@@ -38,40 +61,64 @@ from zgos.compute.user.client import (
     SignedRequest,
     Verified,
     body_with_defaults,
-    error_of,
+    error_of_body,
 )
 from zgos.core.errors import ZgError
+from zgos.runtime.edge import (
+    EdgePolicy,
+    InvalidJson,
+    LocalAccess,
+    Route,
+    hardened_server,
+    parse_json,
+)
+from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy
 
-FAILURE_BACKOFF_S = 10.0
 FLAG_BACKOFF_S = 3600.0
 SERVICE_REFRESH_S = 30.0
 RETRYABLE_KINDS = ("insufficient-credit",)
 SIGNATURE_MARK = b"event: " + sse.SIGNATURE_EVENT + b"\n"
+CONNECT_TIMEOUT_S = 5.0
+RECEIPT_TIMEOUT_S = 10.0
+PARTIAL_SIGNATURE_ATTEMPTS = 20  # the signed Response of a cut stream: asked for this many times,
+PARTIAL_SIGNATURE_WAIT_S = 0.25  # this far apart,
+PARTIAL_SIGNATURE_TIMEOUT_S = 5.0  # each answer within this
+SMALL_ANSWER_BYTES = 64 * 1024  # a receipt's or a signature's answer
+SMALL_BODY_BYTES = 4 * 1024  # {"id": ...} and friends
+LOCAL_DEADLINE_S = 30.0  # local routes that do not wait on a model
+EDGE_MARGIN_S = 15.0  # the local answer's deadline beyond the provider's: verify, sign, receipt
 
 
 @dataclass(frozen=True)
 class Funding:
     """Auto top-up of a sub-account: add ``top_up`` neuron when a provider reports an
-    insufficient balance, but never let the sub-account exceed ``max_balance``."""
+    insufficient balance, but never let the sub-account exceed ``max_balance``, and never top
+    up more than ``max_per_day`` in any 24 hours (None: no daily cap)."""
 
     top_up: int
     max_balance: int
+    max_per_day: int | None = None
 
 
 @dataclass
 class ProviderHealth:
-    failures: int = 0
-    unhealthy_until: float = 0.0
+    failures: int = 0  # in a row: unreachable, 5xx, refused for credit
+    unhealthy_until: float = 0.0  # until then, tried only after every healthy provider
+    strikes: int = 0  # in a row: broke the deadline or the size cap
+    avoided_until: float = 0.0  # until then, never tried (it can hold a call for a whole deadline)
     flagged: list[str] = field(default_factory=list)
+    last_error: str = ""
     served: int = 0
 
 
 class Router:
-    """Orders the providers of a model by health, then price (input + output per token)."""
+    """Orders the providers of a model by health, then price (input + output per token).
+    Providers priced above ``max_price`` per token (input or output) are never candidates."""
 
-    def __init__(self, user: ComputeUser, only: list[str] | None = None) -> None:
+    def __init__(self, user: ComputeUser, only: list[str] | None = None, max_price: int | None = None) -> None:
         self.user = user
         self.only = {p.lower() for p in only} if only else None
+        self.max_price = max_price
         self.health: dict[str, ProviderHealth] = {}
         self._services: list[ServiceInfo] = []
         self._fetched = 0.0
@@ -86,44 +133,87 @@ class Router:
     def _health(self, provider: str) -> ProviderHealth:
         return self.health.setdefault(provider, ProviderHealth())
 
+    def within_price_cap(self, service: ServiceInfo) -> bool:
+        return is_price_within_cap(service.input_price, service.output_price, self.max_price)
+
     def candidates(self, model: str) -> list[ServiceInfo]:
         now = time.monotonic()
-        matching = [s for s in self.services() if s.model == model]
-        return sorted(matching, key=lambda s: (self._health(s.provider).unhealthy_until > now,
-                                               s.input_price + s.output_price))
+        usable = [s for s in self.services() if s.model == model and self.within_price_cap(s)
+                  and self._health(s.provider).avoided_until <= now]
+        return sorted(usable, key=lambda s: (self._health(s.provider).unhealthy_until > now,
+                                             s.input_price + s.output_price))
 
-    def failed(self, provider: str) -> None:
+    def failed(self, provider: str, reason: str = "") -> None:
         health = self._health(provider)
         health.failures += 1
-        health.unhealthy_until = time.monotonic() + FAILURE_BACKOFF_S
+        health.unhealthy_until = time.monotonic() + compute_backoff_s(health.failures)
+        health.last_error = reason
+
+    def misbehaved(self, provider: str, reason: str) -> None:
+        """The provider held a call past its deadline or sent more than the cap: avoid it."""
+        health = self._health(provider)
+        health.strikes += 1
+        health.avoided_until = max(health.avoided_until, time.monotonic() + compute_backoff_s(health.strikes))
+        health.last_error = reason
 
     def succeeded(self, provider: str) -> None:
         health = self._health(provider)
-        health.failures = 0
+        health.failures = health.strikes = 0
         health.unhealthy_until = 0.0
         health.served += 1
 
     def flag(self, provider: str, reason: str) -> None:
         health = self._health(provider)
-        health.flagged.append(reason)
+        health.flagged.append(reason)  # tried last for an hour; it is never paid for a rejected answer
         health.unhealthy_until = time.monotonic() + FLAG_BACKOFF_S
+        health.last_error = reason
 
 
-def openai_error(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+def openai_error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status,
+                        headers=headers)
+
+
+def cap_error(exc: CapReached) -> JSONResponse:
+    """429 with ``Retry-After`` when waiting helps, else 402: nothing was signed."""
+    if exc.retry_after_s is None:
+        return openai_error(402, "spend_limit_reached", str(exc))
+    return openai_error(429, "spend_limit_reached", str(exc), {"retry-after": str(math.ceil(exc.retry_after_s))})
 
 
 class UserProxy:
+    """The proxy's parts: the user's client, the router, funding, the budget (spend caps, kept
+    in the user's state dir) and one pool of connections (address policy) for every provider call."""
+
     def __init__(self, user: ComputeUser, router: Router, funding: Funding | None = None,
-                 timeout_s: float = 120.0) -> None:
+                 timeout_s: float = 120.0, caps: SpendCaps = SpendCaps(),
+                 address_policy: AddressPolicy = OPEN_POLICY) -> None:
         self.user = user
         self.router = router
         self.funding = funding
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=5.0),
-                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        self.timeout_s = timeout_s
+        self.budget = Budget(user.state_dir / f"spending-{user.address}.sqlite", caps,
+                             funding.max_per_day if funding else None, hold_s=timeout_s + EDGE_MARGIN_S)
+        user.on_receipt = self.budget.record_spend
+        self.client = Pool(timeout_s=timeout_s, connect_timeout_s=CONNECT_TIMEOUT_S,
+                           max_answer_bytes=SMALL_ANSWER_BYTES, policy=address_policy)
         self._background: set[asyncio.Task[Any]] = set()
-        self.app = FastAPI(title="zgos compute local proxy")
+        self.app = FastAPI(title="zgos compute local proxy", lifespan=self._lifespan)
         self._routes()
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await self.client.close()
+
+    def policy(self, access: LocalAccess) -> EdgePolicy:
+        """Every route is local (Host, Origin, install token); chat bodies up to the billing
+        cap and for as long as a provider call may take, the rest small and quick."""
+        return EdgePolicy(routes=(
+            Route("/", max_body_bytes=SMALL_BODY_BYTES, deadline_s=LOCAL_DEADLINE_S, local=True),
+            Route("/v1/chat/completions", max_body_bytes=MAX_BODY_BYTES,
+                  deadline_s=self.timeout_s + EDGE_MARGIN_S, local=True),
+        ), access=access)
 
     def _routes(self) -> None:
         app = self.app
@@ -137,16 +227,21 @@ class UserProxy:
         @app.get("/v1/providers")
         async def providers() -> dict[str, Any]:
             services = await asyncio.to_thread(self.router.services)
-            return {"providers": [
+            return {"max_price": self.router.max_price, "providers": [
                 {"provider": s.provider, "model": s.model, "url": s.url, "input_price": s.input_price,
-                 "output_price": s.output_price, **vars(self.router._health(s.provider))} for s in services]}
+                 "output_price": s.output_price, "within_price_cap": self.router.within_price_cap(s),
+                 **vars(self.router._health(s.provider))} for s in services]}
+
+        @app.get("/v1/spending")
+        async def spending() -> dict[str, Any]:
+            return self.budget.summary()
 
         @app.post("/v1/verify")
         async def verify(request: Request) -> Response:
             try:
-                response_id = str((await request.json())["id"])
+                response_id = str(parse_json(await request.body())["id"])
                 return JSONResponse(await asyncio.to_thread(self.user.verify_stored, response_id))
-            except (ValueError, KeyError, TypeError):
+            except (InvalidJson, KeyError, TypeError):
                 return openai_error(400, "invalid_request_error", "body must be {\"id\": RESPONSE_ID}")
             except ZgError as exc:
                 return openai_error(404, "not_found", str(exc))
@@ -154,7 +249,7 @@ class UserProxy:
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
             try:
-                data = json.loads(await request.body())
+                data = parse_json(await request.body())
                 if not isinstance(data, dict) or not isinstance(data.get("model"), str):
                     raise ValueError("body must be a JSON object with a model")
                 body = body_with_defaults(data)
@@ -165,42 +260,88 @@ class UserProxy:
     async def _route(self, model: str, body: bytes, stream: bool) -> Response:
         candidates = await asyncio.to_thread(self.router.candidates, model)
         if not candidates:
-            return openai_error(404, "model_not_found", f"no registered provider serves model {model!r}")
+            cap = "" if self.router.max_price is None else f", within the price cap of {self.router.max_price} neuron"
+            return openai_error(404, "model_not_found", f"no usable provider serves model {model!r} (registered{cap}, "
+                                "not backed off: see GET /v1/providers)")
         last: ProviderError | None = None
         for service in candidates:
             try:
-                return await self._call(service, body, stream)
+                max_fee = await asyncio.to_thread(self.user.max_fee, service, body)
+                hold = self.budget.hold(max_fee)  # before anything is signed
+            except CapReached as exc:
+                return cap_error(exc)
+            except InvalidChatRequest as exc:
+                return openai_error(400, "invalid_request_error", str(exc))
+            handed_over = False
+            try:
+                response = await self._call(service, body, stream, max_fee)
+                handed_over = self._release_after(response, hold)
+                return response
             except ProviderError as exc:
                 last = exc
                 if exc.status == 0 or exc.status >= 500 or exc.kind in RETRYABLE_KINDS:
-                    self.router.failed(service.provider)
+                    self.router.failed(service.provider, str(exc))
                     continue
                 return openai_error(exc.status, exc.kind, str(exc))
+            except PoolError as exc:  # the answer broke off, stalled or broke the size cap
+                last = ProviderError(service.provider, 0, "provider_failed", f"{service.url}: {exc}")
+                self._failed(service, exc)
+                continue
             except ResponseRejected as exc:
                 self.router.flag(service.provider, exc.reason)
                 return openai_error(502, "response_rejected", str(exc))
             except InvalidChatRequest as exc:
                 return openai_error(400, "invalid_request_error", str(exc))
+            finally:
+                if not handed_over:  # a plain answer's receipt is signed by now
+                    self.budget.release(hold)
         assert last is not None
         return openai_error(last.status or 502, last.kind, f"every provider of {model!r} failed; last: {last}")
 
-    async def _send(self, service: ServiceInfo, body: bytes) -> tuple[SignedRequest, httpx.Response]:
+    def _release_after(self, response: Response, hold: Hold) -> bool:
+        """Make a stream release its hold when it ends (its receipt is signed by then, or its
+        partial payment under way); say whether the hold was handed over."""
+        if not isinstance(response, RelayResponse):
+            return False
+        finish = response.finish
+
+        async def finish_then_release(ended: Ended, write: Write) -> None:
+            try:
+                await finish(ended, write)
+            finally:
+                self.budget.release(hold)
+
+        response.finish = finish_then_release
+        return True
+
+    def _failed(self, service: ServiceInfo, exc: PoolError) -> None:
+        """A call broke: a stalled or oversized answer is misbehaviour (avoided), the rest a failure."""
+        if isinstance(exc, PoolTimeout | PoolTooLarge):
+            self.router.misbehaved(service.provider, str(exc))
+        else:
+            self.router.failed(service.provider, str(exc))
+
+    async def _send(self, service: ServiceInfo, body: bytes, max_fee: int) -> tuple[SignedRequest, Answer]:
         """Sign and send; fix an unacknowledged signer or a low balance once, then retry."""
         fixed: set[str] = set()
         while True:
-            signed = await asyncio.to_thread(self.user.sign_request, service, body)
-            request = self.client.build_request("POST", service.url.rstrip("/") + "/v1/proxy/chat/completions",
-                                                content=body, headers=signed.headers)
+            signed = await asyncio.to_thread(self.user.sign_request, service, body, max_fee)
             try:
-                answer = await self.client.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise ProviderError(service.provider, 0, "unreachable",
-                                    f"cannot reach {service.url} ({type(exc).__name__})") from None
-            if answer.status_code == 200:
+                answer = await self.client.post(service.url.rstrip("/") + "/v1/proxy/chat/completions", body,
+                                                signed.headers, timeout_s=self.timeout_s,
+                                                max_bytes=compute_answer_cap_bytes(signed.max_tokens))
+            except (PoolTimeout, PoolTooLarge):
+                raise
+            except PoolError as exc:
+                raise ProviderError(service.provider, 0, "unreachable", str(exc)) from None
+            if answer.status == 200:
                 return signed, answer
-            await answer.aread()
-            await answer.aclose()
-            kind, message = error_of(answer)
+            try:
+                kind, message = error_of_body(await answer.read())
+            except PoolError as exc:
+                kind, message = "unreachable", str(exc)
+            finally:
+                answer.close()
             if kind == "not-acknowledged" and kind not in fixed:
                 fixed.add(kind)
                 await asyncio.to_thread(self.user.acknowledge, service)
@@ -208,79 +349,156 @@ class UserProxy:
             if kind == "insufficient-balance" and kind not in fixed and await self._top_up(service):
                 fixed.add(kind)
                 continue
-            raise ProviderError(service.provider, answer.status_code, kind, message)
+            raise ProviderError(service.provider, answer.status, kind, message)
 
     async def _top_up(self, service: ServiceInfo) -> bool:
+        """Top up within the balance bound and the daily cap (``ProviderError`` 402 past it)."""
         if self.funding is None:
             return False
         account = await asyncio.to_thread(self.user.contracts.sub_account, self.user.address, service.provider)
         if account.balance + self.funding.top_up > self.funding.max_balance:
             return False
+        try:
+            self.budget.take_top_up(service.provider, self.funding.top_up)
+        except CapReached as exc:
+            raise ProviderError(service.provider, 402, "top_up_limit_reached",
+                                f"insufficient balance, and automatic top-ups reached their cap: {exc}") from None
         await asyncio.to_thread(self.user.fund, service.provider, self.funding.top_up)
         return True
 
-    async def _call(self, service: ServiceInfo, body: bytes, stream: bool) -> Response:
-        signed, answer = await self._send(service, body)
+    async def _call(self, service: ServiceInfo, body: bytes, stream: bool, max_fee: int) -> Response:
+        signed, answer = await self._send(service, body, max_fee)
         if not stream:
             try:
-                data = await answer.aread()
+                data = await answer.read()
             finally:
-                await answer.aclose()
-            text = sse.body_text(data)
-            response = await asyncio.to_thread(self.user.verify, service, signed, data,
-                                               answer.headers.get(HEADER_RESPONSE), text)
-            verified = await asyncio.to_thread(self.user.accept, service, response, text)
+                answer.close()
+            verified = await asyncio.to_thread(self._verify_and_accept, service, signed, data,
+                                               answer.headers.get(HEADER_RESPONSE))
             self._send_receipt(service, verified)
             self.router.succeeded(service.provider)
             return Response(data, media_type="application/json",
                             headers={HEADER_RESPONSE_ID: verified.response_id, "zg-verified": "true",
                                      "zg-provider": service.provider})
-        return StreamingResponse(self._stream(service, signed, answer), media_type="text/event-stream",
-                                 headers={HEADER_RESPONSE_ID: "0x" + signed.request_hash.hex(),
-                                          "zg-provider": service.provider})
+        return self._stream(service, signed, answer)
 
-    async def _stream(self, service: ServiceInfo, signed: SignedRequest,
-                      answer: httpx.Response) -> AsyncIterator[bytes]:
-        raw = bytearray()
-        splitter = sse.EventSplitter()
-        events: list[bytes] = []
-        done: bytes | None = None
-        try:
-            async for chunk in answer.aiter_raw():
-                raw += chunk
-                for event in splitter.feed(chunk):
+    def _stream(self, service: ServiceInfo, signed: SignedRequest, answer: Answer) -> RelayResponse:
+        """Forward the provider's stream event by event, holding back ``[DONE]`` until its
+        signature event is checked (an error event replaces it if the check fails).
+
+        A stream cut short — the app left (the provider's connection is dropped at once, so
+        its model stops), or the provider's stream broke or ended without a signature — is
+        paid for what arrived (``_pay_partial``, in the background)."""
+        received = _Received()
+
+        async def pump(write: Write) -> None:
+            async for chunk in answer.chunks():
+                received.raw += chunk
+                for event in received.splitter.feed(chunk):
                     if sse.is_signature_event(event):
+                        received.signature = sse.event_fields(event)[1].decode(errors="replace")
                         continue
-                    events.append(event)
+                    received.events.append(event)
                     if sse.is_done_event(event):
-                        done = event
+                        received.done = event
                         continue
-                    yield event
-        finally:
-            await answer.aclose()
-        mark = raw.rfind(SIGNATURE_MARK)
-        received = bytes(raw[:mark]) if mark >= 0 else bytes(raw)
-        signed_json = sse.event_fields(bytes(raw[mark:]))[1].decode() if mark >= 0 else None
-        text = sse.stream_text(events)
+                    await write(event)
+
+        async def finish(ended: Ended, write: Write) -> None:
+            answer.close()  # unread: drops the connection, the provider stops its model
+            if isinstance(ended.error, PoolError):
+                self._failed(service, ended.error)
+            output = sse.stream_output(received.events)
+            if received.signature is None:
+                if not ended.client_left:
+                    error = {"error": {"message": "the provider's stream broke off; what arrived is paid for",
+                                       "type": "stream_cut", "code": 502}}
+                    await write(sse.format_event(json.dumps(error).encode()))
+                self._background_task(self._pay_partial(service, signed, output, sse.stream_text(received.events)))
+                return
+            mark = received.raw.rfind(SIGNATURE_MARK)
+            try:
+                response = await asyncio.to_thread(self.user.verify, service, signed, bytes(received.raw[:mark]),
+                                                   received.signature, output)
+            except ResponseRejected as exc:
+                self.router.flag(service.provider, exc.reason)
+                error = {"error": {"message": str(exc), "type": "response_rejected", "code": 502}}
+                await write(sse.format_event(json.dumps(error).encode()))
+                return
+            verified = await asyncio.to_thread(self.user.accept, service, response, sse.stream_text(received.events))
+            self._send_receipt(service, verified)
+            self.router.succeeded(service.provider)
+            if received.done is None:  # the provider signed a stream its model server cut short
+                error = {"error": {"message": "the provider's model server broke off; the partial answer is "
+                                              "signed and paid for", "type": "stream_cut", "code": 502}}
+                await write(sse.format_event(json.dumps(error).encode()))
+                return
+            await write(received.done)
+
+        return RelayResponse(pump, finish, headers={HEADER_RESPONSE_ID: "0x" + signed.request_hash.hex(),
+                                                    "zg-provider": service.provider})
+
+    async def _pay_partial(self, service: ServiceInfo, signed: SignedRequest, output: list[str], text: str) -> None:
+        """Receipt a stream cut short for what arrived: fetch the provider's signed Response
+        for it (it is written when the provider notices the cut) and pay the smaller of its
+        fee and the fee of what arrived. No signed Response, no receipt."""
+        url = f"{service.url.rstrip('/')}/v1/proxy/signature/0x{signed.request_hash.hex()}"
+        signed_response = None
+        for _ in range(PARTIAL_SIGNATURE_ATTEMPTS):
+            try:
+                status, data = await self.client.get(url, timeout_s=PARTIAL_SIGNATURE_TIMEOUT_S)
+            except PoolError:
+                status, data = 0, b""
+            if status == 200:
+                signed_response = data.decode(errors="replace")
+                break
+            await asyncio.sleep(PARTIAL_SIGNATURE_WAIT_S)
+        if signed_response is None:
+            return
         try:
-            response = await asyncio.to_thread(self.user.verify, service, signed, received, signed_json, text)
+            response, amount = await asyncio.to_thread(self.user.verify_partial, service, signed, signed_response,
+                                                       output)
         except ResponseRejected as exc:
             self.router.flag(service.provider, exc.reason)
-            error = {"error": {"message": str(exc), "type": "response_rejected", "code": 502}}
-            yield sse.format_event(json.dumps(error).encode())
             return
-        verified = await asyncio.to_thread(self.user.accept, service, response, text)
+        verified = await asyncio.to_thread(self.user.accept, service, response, text, amount)
         self._send_receipt(service, verified)
-        self.router.succeeded(service.provider)
-        yield done or sse.format_event(sse.DONE_DATA)
+
+    def _verify_and_accept(self, service: ServiceInfo, signed: SignedRequest, data: bytes,
+                           signed_response: str | None) -> Verified:
+        """Check a plain answer and sign its receipt (one trip to a worker thread)."""
+        response = self.user.verify(service, signed, data, signed_response, sse.body_output(data))
+        return self.user.accept(service, response, sse.body_text(data))
 
     def _send_receipt(self, service: ServiceInfo, verified: Verified) -> None:
         async def post() -> None:
             # If this post is lost, the next receipt (cumulative) carries its amount too.
-            with contextlib.suppress(httpx.HTTPError):
-                await self.client.post(service.url.rstrip("/") + "/v1/proxy/receipt",
-                                       json=self.user.receipt_payload(verified))
+            with contextlib.suppress(PoolError):
+                await self.client.post_json(service.url.rstrip("/") + "/v1/proxy/receipt",
+                                            self.user.receipt_payload(verified), timeout_s=RECEIPT_TIMEOUT_S)
 
-        task = asyncio.create_task(post())
+        self._background_task(post())
+
+    def _background_task(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def proxy_server(proxy: UserProxy, *, host: str, port: int, token: str, origins: Iterable[str] = ()
+                 ) -> uvicorn.Server:
+    """``proxy`` on ``host:port`` behind the guarded edge: only requests addressed to this
+    listener, from its own pages or ``origins``, carrying ``token``."""
+    access = LocalAccess.for_listener(token, host, port, origins=origins)
+    return hardened_server(proxy.app, host=host, port=port, policy=proxy.policy(access))
+
+
+@dataclass
+class _Received:
+    """What arrived of a provider's stream: its bytes, its events (signature event aside)."""
+
+    raw: bytearray = field(default_factory=bytearray)
+    splitter: sse.EventSplitter = field(default_factory=sse.EventSplitter)
+    events: list[bytes] = field(default_factory=list)
+    done: bytes | None = None
+    signature: str | None = None

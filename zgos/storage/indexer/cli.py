@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 
-import httpx
 import typer
 
 from zgos.chain.registry import NodeRegistry
@@ -26,6 +24,7 @@ def indexer_command(
     name: str = typer.Option("indexer", "--name", help="Service name; scratch space lives in DATA_DIR/NAME."),
 ) -> None:
     """Run the storage indexer: indexer_* JSON-RPC and the REST gateway (/file, /file/info, /node/status)."""
+    from zgos.storage.discovery import PROBE_DEADLINE_S, PROBE_GRACE_S
     from zgos.storage.indexer.directory import NodeDirectory
     from zgos.storage.indexer.server import IndexerServer
     from zgos.storage.indexer.service import Indexer
@@ -37,11 +36,14 @@ def indexer_command(
     source = NodeRegistry(chain, deployment.address("NodeRegistry")) if registry else None
     if source is None and not peers:
         raise ConfigError("no node source: --no-registry needs at least one --peers URL")
-    http = httpx.Client(timeout=60.0)
-    directory = NodeDirectory(deployment.chain_id, deployment.address("Flow"), source, tuple(peers or ()))
-    indexer = Indexer(directory, http, chain=chain, erasure_address=deployment.address("ErasureRegistry"))
+    policy = cli.outbound_policy()
+    directory = NodeDirectory(deployment.chain_id, deployment.address("Flow"), source, tuple(peers or ()), policy=policy)
+    indexer = Indexer(directory, policy=policy, chain=chain, erasure_address=deployment.address("ErasureRegistry"),
+                      flow_address=deployment.address("Flow"))
+    # A slow entry never holds the snapshot back longer than this: its probe carries over.
+    wait_s = min(refresh, PROBE_DEADLINE_S + PROBE_GRACE_S)
     try:
-        server = IndexerServer((host, port), indexer, cli.data_dir.service(name) / "scratch")
+        server = IndexerServer(host, port, indexer, cli.data_dir.service(name) / "scratch")
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port") from None
     stop = threading.Event()
@@ -49,21 +51,17 @@ def indexer_command(
     def loop() -> None:  # the first probe runs at once, while the server already answers
         while True:
             try:
-                directory.refresh()
+                directory.refresh(wait_s)
             except Exception as exc:  # e.g. the chain is down: keep the last snapshot, retry
                 logging.getLogger("zgos.storage.indexer").warning("node refresh failed: %s", exc)
             if stop.wait(refresh):
                 return
 
     threading.Thread(target=loop, daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
     print(f"storage indexer on http://{host}:{port}", flush=True)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve()  # until SIGINT/SIGTERM
     finally:
         stop.set()
-        server.server_close()
-        http.close()
+        indexer.close()
         directory.close()

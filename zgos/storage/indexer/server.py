@@ -6,37 +6,96 @@ REST (0G's gateway paths, storage.md §5.2):
   proven before the status line, so an unservable file is still a 4xx/5xx; a failure later
   closes the connection short of ``Content-Length``, never sends an unproven byte).
 * ``GET /file/info/{root}``: ``{root, tx, finalized, locations, pending}``.
-* ``GET /node/status``: the usable nodes, the skipped ones with their reasons.
+* ``GET /node/status``: the usable nodes, the skipped ones with their reasons, scores and time to
+  their next probe, and the snapshot's age (``ageSecs``).
 Bad input is a 4xx with ``{"error": message}``; an unknown file is 404; nodes that cannot
 serve a verified copy give 502 with the reason. JSON-RPC errors are JSON-RPC error objects.
+
+The app runs behind the guarded edge on a hardened uvicorn server with the limits of
+``IndexerLimits`` (README, "Limits at the edge"); its blocking work (asking the nodes,
+fetching and proving segments) runs in a bounded pool of worker threads.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import logging
-import re
 import tempfile
-import threading
-from collections.abc import Callable
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route as StarletteRoute
+from starlette.types import Receive, Scope, Send
 
 from zgos.core.errors import ZgError
-from zgos.storage.indexer.service import BadRequest, Indexer, NotEnoughNodes, NotFound
+from zgos.runtime.edge import (
+    ClientRateLimiter,
+    EdgePolicy,
+    EdgeServer,
+    RateLimit,
+    Route,
+    bind_listener,
+    plain_error_body,
+)
+from zgos.runtime.jsonrpc import (
+    ENDPOINT_ERRORS,
+    INVALID_PARAMS,
+    MAX_BATCH_CALLS,
+    MAX_RESPONSE_BYTES,
+    JsonRpcServer,
+    Method,
+    Params,
+    RpcError,
+    json_error,
+    jsonrpc_endpoint,
+    rate_refusal,
+    validate_int,
+)
+from zgos.storage.indexer.service import MAX_REPLICAS, BadRequest, Indexer, NotEnoughNodes, NotFound
 from zgos.storage.merkle import InvalidProof, parse_hash
-from zgos.storage.node.rpc import INVALID_PARAMS, RpcError, RpcHandler
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 12345
 MAX_RPC_BODY_BYTES = 1024 * 1024
-STREAM_CHUNK_BYTES = 1024 * 1024
-INFO_PATH = re.compile(r"^/file/info/([^/]+)$")
+RPC_DEADLINE_S = 60.0
+FILE_DEADLINE_S = 900.0  # a whole file through the gateway: 1 GiB at ~1.2 MB/s
+MAX_INFLIGHT = 64
+WORKER_THREADS = 16  # each gateway download holds one while it waits for a proven segment
+# Requests that ask every storage node (file lookups) or stream a file, per second per client
+# address, and at once; far above what the devnet and the suite send.
+RATE_FAN_OUTS_PER_S = 100.0
+RATE_BURST_FAN_OUTS = 200.0
+FAN_OUT_METHODS = frozenset({"indexer_getFileLocations", "indexer_getFileInfo"})
+
+
+@dataclass(frozen=True)
+class IndexerLimits:
+    """What the indexer accepts (README, "Limits at the edge")."""
+
+    max_rpc_body_bytes: int = MAX_RPC_BODY_BYTES
+    max_batch_calls: int = MAX_BATCH_CALLS
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+    rpc_deadline_s: float = RPC_DEADLINE_S
+    file_deadline_s: float = FILE_DEADLINE_S
+    max_inflight: int = MAX_INFLIGHT
+    worker_threads: int = WORKER_THREADS
+    rate: RateLimit = field(default_factory=lambda: RateLimit(RATE_FAN_OUTS_PER_S, RATE_BURST_FAN_OUTS))
+
+    def policy(self) -> EdgePolicy:
+        return EdgePolicy(
+            routes=(Route("/", max_body_bytes=self.max_rpc_body_bytes, deadline_s=self.rpc_deadline_s),
+                    Route("/file", max_body_bytes=0, deadline_s=self.file_deadline_s)),
+            max_inflight=self.max_inflight, error_body=plain_error_body,
+        )
 
 
 def _root_param(value: Any) -> bytes:
@@ -46,7 +105,7 @@ def _root_param(value: Any) -> bytes:
         raise BadRequest(f"{exc.message} (a root is 0x followed by 64 hex digits)") from None
 
 
-def _rpc_root(params: list[Any]) -> bytes:
+def _rpc_root(params: Params) -> bytes:
     if not params:
         raise RpcError(INVALID_PARAMS, "missing parameter 0: root")
     try:
@@ -55,138 +114,162 @@ def _rpc_root(params: list[Any]) -> bytes:
         raise RpcError(INVALID_PARAMS, exc.message) from None
 
 
-def _rpc_replicas(params: list[Any]) -> int:
-    value = params[0] if params else 1
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RpcError(INVALID_PARAMS, "replicas must be an integer")
-    return value
+def _rpc_replicas(params: Params) -> int:
+    return validate_int(params[0] if params else 1, "replicas", 1, MAX_REPLICAS)
 
 
-class IndexerRpc(RpcHandler):
-    """The storage node's JSON-RPC dispatch (errors, batches) with the indexer's methods."""
+def indexer_methods(indexer: Indexer) -> dict[str, Method]:
+    """0G's ``indexer_*`` methods."""
+    return {
+        "indexer_getShardedNodes": lambda p: indexer.sharded_nodes(),
+        "indexer_getFileLocations": lambda p: [n.to_json() for n in indexer.file_locations(_rpc_root(p))],
+        "indexer_selectNodes": lambda p: [n.to_json() for n in indexer.select_nodes(_rpc_replicas(p))],
+        "indexer_getFileInfo": lambda p: indexer.file_info(_rpc_root(p)),
+    }
 
-    def __init__(self, indexer: Indexer) -> None:  # no node behind the indexer: own methods only
+
+class ProvenFileResponse(Response):
+    """``GET /file``'s answer once its first chunk is proven: that chunk, then each next one as
+    it is proven (fetched in the worker pool). A failure after the headers leaves the response
+    short of its ``Content-Length`` and the connection closed: the client sees a broken
+    transfer, never an unproven byte. A client that leaves stops the fetching."""
+
+    def __init__(self, first: bytes, chunks: Generator[bytes, None, None], size: int, headers: dict[str, str],
+                 workers: anyio.CapacityLimiter, cleanup: Callable[[], None]) -> None:
+        super().__init__(status_code=200, headers={**headers, "content-length": str(size)},
+                         media_type="application/octet-stream")
+        self.first = first
+        self.chunks = chunks
+        self.size = size
+        self.workers = workers
+        self.cleanup = cleanup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = anyio.Event()
+
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        sent = 0
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(watch_disconnect)
+                await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+                chunk: bytes | None = self.first
+                while chunk is not None and not gone.is_set():
+                    sent += len(chunk)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": sent < self.size})
+                    if sent >= self.size:
+                        break
+                    try:
+                        chunk = await anyio.to_thread.run_sync(next, self.chunks, None, limiter=self.workers)
+                    except (ZgError, OSError) as exc:  # headers are out: all we can do is stop short
+                        log.warning("GET /file stopped after %d of %d bytes: %s", sent, self.size, exc)
+                        chunk = None
+                tasks.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.cleanup, limiter=self.workers)
+
+
+class IndexerApp:
+    """The Starlette app of the indexer: JSON-RPC and the gateway routes, one worker pool."""
+
+    def __init__(self, indexer: Indexer, scratch: Path, limits: IndexerLimits) -> None:
         self.indexer = indexer
-        self.methods: dict[str, Callable[[list[Any]], Any]] = {
-            "indexer_getShardedNodes": lambda p: indexer.sharded_nodes(),
-            "indexer_getFileLocations": lambda p: [n.to_json() for n in indexer.file_locations(_rpc_root(p))],
-            "indexer_selectNodes": lambda p: [n.to_json() for n in indexer.select_nodes(_rpc_replicas(p))],
-            "indexer_getFileInfo": lambda p: indexer.file_info(_rpc_root(p)),
-        }
-
-
-class IndexerServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], indexer: Indexer, scratch: Path) -> None:
-        self.indexer = indexer
-        self.rpc = IndexerRpc(indexer)
         self.scratch = scratch
-        scratch.mkdir(parents=True, exist_ok=True)
-        super().__init__(address, GatewayHandler)
+        self.workers = anyio.CapacityLimiter(limits.worker_threads)
+        self.rate = ClientRateLimiter(limits.rate) if limits.rate.enabled else None
+        self.rpc = JsonRpcServer(indexer_methods(indexer), max_batch_calls=limits.max_batch_calls,
+                                 max_response_bytes=limits.max_response_bytes, rate=self.rate,
+                                 cost=lambda call: 1.0 if call.method in FAN_OUT_METHODS else 0.0)
+        self.app = Starlette(
+            routes=[
+                StarletteRoute("/", jsonrpc_endpoint(self.rpc, self.workers), methods=["POST"]),
+                StarletteRoute("/file", self.get_file, methods=["GET"]),
+                StarletteRoute("/file/info/{root}", self.get_file_info, methods=["GET"]),
+                StarletteRoute("/node/status", self.node_status, methods=["GET"]),
+            ],
+            exception_handlers=ENDPOINT_ERRORS,
+        )
 
-    def shutdown_soon(self) -> None:
-        threading.Thread(target=self.shutdown, daemon=True).start()
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker (abandoned, not awaited, past the edge's deadline)."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.workers, abandon_on_cancel=True)
 
-
-class GatewayHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: IndexerServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.client_address[0], *args)
-
-    def _json(self, status: int, value: Any) -> None:
-        body = json.dumps(value).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _error(self, status: int, message: str) -> None:
-        self._json(status, {"error": message})
-
-    def do_POST(self) -> None:
-        if urlsplit(self.path).path != "/":
-            self.close_connection = True
-            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: POST {self.path}")
-            return
+    async def _rest(self, fn: Callable[..., Any], *args: Any) -> Response:
+        """A REST answer: the value of ``fn`` as JSON, its ``ZgError`` as a 4xx/5xx."""
         try:
-            length = int(self.headers.get("Content-Length", "-1"))
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_RPC_BODY_BYTES:
-            self.close_connection = True
-            self._error(HTTPStatus.BAD_REQUEST, f"Content-Length must be 0..{MAX_RPC_BODY_BYTES}")
-            return
-        answer = self.server.rpc.handle(self.rfile.read(length), self.client_address[0])
-        if answer is None:
-            self.send_response(HTTPStatus.NO_CONTENT)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def _unsupported(self) -> None:
-        self.close_connection = True
-        self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not supported")
-
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _unsupported
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        query = parse_qs(url.query)
-        indexer = self.server.indexer
-        try:
-            if url.path == "/file":
-                self._file(query)
-            elif match := INFO_PATH.match(url.path):
-                self._json(HTTPStatus.OK, indexer.file_info(_root_param(match[1])))
-            elif url.path == "/node/status":
-                snapshot = indexer.directory.current()
-                self._json(HTTPStatus.OK, {"nodes": [n.to_json() for n in snapshot.nodes],
-                                           "skipped": [s.to_json() for s in snapshot.skipped],
-                                           "refreshedAt": int(snapshot.refreshed_at)})
-            else:
-                self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: GET {url.path}")
-        except BadRequest as exc:
-            self._error(HTTPStatus.BAD_REQUEST, exc.message)
-        except NotFound as exc:
-            self._error(HTTPStatus.NOT_FOUND, exc.message)
-        except NotEnoughNodes as exc:
-            self._error(HTTPStatus.SERVICE_UNAVAILABLE, exc.message)
+            return JSONResponse(await self._run(fn, *args))
         except ZgError as exc:
-            self._error(HTTPStatus.BAD_GATEWAY, exc.message)
+            return _rest_error(exc)
 
-    def _file(self, query: dict[str, list[str]]) -> None:
-        roots = query.get("root", [])
-        if len(roots) != 1:
-            raise BadRequest("give exactly one root: GET /file?root=0x...")
-        root = _root_param(roots[0])
-        name = query.get("name", ["0x" + root.hex()])[0]
-        with tempfile.TemporaryDirectory(dir=self.server.scratch) as scratch:
-            size, chunks = self.server.indexer.read(root, Path(scratch))
-            try:
-                first = next(chunks, b"")
-                self.send_response(HTTPStatus.OK)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(size))
-                self.send_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(name)}")
-                self.send_header("X-Zg-Root", "0x" + root.hex())
-                self.end_headers()
-                sent = 0
-                try:
-                    for chunk in itertools.chain([first], chunks):
-                        self.wfile.write(chunk)
-                        sent += len(chunk)
-                except (ZgError, OSError) as exc:  # headers are out: all we can do is stop short
-                    log.warning("GET /file 0x%s stopped after %d of %d bytes: %s", root.hex(), sent, size, exc)
-                    self.close_connection = True
-            finally:
+    async def get_file_info(self, request: Request) -> Response:
+        if (refusal := rate_refusal(self.rate, request, 1, "file requests")) is not None:
+            return refusal
+        return await self._rest(lambda: self.indexer.file_info(_root_param(request.path_params["root"])))
+
+    async def node_status(self, request: Request) -> Response:
+        def status() -> dict[str, Any]:
+            snapshot = self.indexer.directory.current()
+            return {"nodes": [n.to_json() for n in snapshot.nodes], "skipped": [s.to_json() for s in snapshot.skipped],
+                    "refreshedAt": int(snapshot.refreshed_at), "ageSecs": round(time.time() - snapshot.refreshed_at, 3)}
+
+        return await self._rest(status)
+
+    async def get_file(self, request: Request) -> Response:
+        if (refusal := rate_refusal(self.rate, request, 1, "file requests")) is not None:
+            return refusal
+        roots = request.query_params.getlist("root")
+        try:
+            if len(roots) != 1:
+                raise BadRequest("give exactly one root: GET /file?root=0x...")
+            root = _root_param(roots[0])
+            name = request.query_params.get("name", "0x" + root.hex())
+            # awaited even past the deadline: the response it makes owns a scratch dir and fetches
+            return await anyio.to_thread.run_sync(self._open_file, root, name, limiter=self.workers)
+        except ZgError as exc:
+            return _rest_error(exc)
+
+    def _open_file(self, root: bytes, name: str) -> Response:
+        """Find the file and prove its first chunk (worker thread); the response streams the rest."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        scratch = tempfile.TemporaryDirectory(dir=self.scratch)
+        chunks: Generator[bytes, None, None] | None = None
+
+        def cleanup() -> None:
+            if chunks is not None:
                 chunks.close()  # stops the fetches still in flight
+            scratch.cleanup()
+
+        try:
+            size, chunks = self.indexer.read(root, Path(scratch.name))
+            first = next(chunks, b"")
+        except BaseException:
+            cleanup()
+            raise
+        headers = {"content-disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+                   "x-zg-root": "0x" + root.hex()}
+        return ProvenFileResponse(first, chunks, size, headers, self.workers, cleanup)
+
+
+def _rest_error(exc: ZgError) -> Response:
+    if isinstance(exc, BadRequest):
+        return json_error(400, exc.message)
+    if isinstance(exc, NotFound):
+        return json_error(404, exc.message)
+    if isinstance(exc, NotEnoughNodes):
+        return json_error(503, exc.message)
+    return json_error(502, exc.message)
+
+
+class IndexerServer(EdgeServer):
+    """The indexer's HTTP front on a hardened uvicorn server bound to ``host:port``."""
+
+    def __init__(self, host: str, port: int, indexer: Indexer, scratch: Path,
+                 limits: IndexerLimits | None = None) -> None:
+        self.limits = limits or IndexerLimits()
+        self.front = IndexerApp(indexer, scratch, self.limits)
+        super().__init__(self.front.app, bind_listener(host, port), self.limits.policy())

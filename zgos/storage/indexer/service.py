@@ -8,7 +8,9 @@
 * ``read(root, scratch)``: the verified bytes for the gateway: a plain file streams from its
   locations segment by segment, each proven before it is passed on; an erasure-coded file is
   downloaded through ``ErasureClient`` (lost segments rebuilt and checked against its data
-  root) and then read back.
+  root; a record that does not fit the file falls back to the plain download) and then read
+  back. With the chain, a file's size is its on-chain size, and nodes describing the file
+  otherwise are left out of its locations.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
 from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
-from zgos.storage.client import StorageClient
+from zgos.runtime.outbound import AddressPolicy, OutboundClient
+from zgos.storage.client import FileLocation, StorageClient, describes_file
+from zgos.storage.contracts import FlowContract
 from zgos.storage.ecclient import ErasureClient
 from zgos.storage.indexer.directory import NodeDirectory, ShardedNode
 from zgos.storage.shard import select_nodes
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 MAX_REPLICAS = 64
 READ_CHUNK_BYTES = 1024 * 1024
 PARALLEL_QUERIES = 16
+FILE_INFO_DEADLINE_S = 5.0  # one zgs_getFileInfo to one node, total
+MAX_FILE_INFO_BYTES = 64 * 1024
 
 
 class NotFound(ZgError):
@@ -49,16 +53,30 @@ class NotEnoughNodes(ZgError):
 
 
 class Indexer:
-    def __init__(self, directory: NodeDirectory, http: httpx.Client, workers: int = 4, chain: Chain | None = None,
-                 erasure_address: str | None = None) -> None:
+    """The operations; every call to a node goes through the outbound guard under ``policy``
+    (the nodes' URLs come from the registry)."""
+
+    def __init__(self, directory: NodeDirectory, *, policy: AddressPolicy, workers: int = 4,
+                 chain: Chain | None = None, erasure_address: str | None = None,
+                 flow_address: str | None = None) -> None:
         self.directory = directory
-        self.http = http
+        self.policy = policy
+        self.http = OutboundClient(policy, deadline_s=FILE_INFO_DEADLINE_S, max_response_bytes=MAX_FILE_INFO_BYTES)
         self.workers = workers
         self.chain = chain
         self.erasure_address = erasure_address
+        self.flow = FlowContract(chain, flow_address) if chain is not None and flow_address else None
+
+    def close(self) -> None:
+        self.http.close()
 
     def _erasure(self, urls: list[str]) -> ErasureClient:
-        return ErasureClient(urls, self.chain, None, self.erasure_address, workers=self.workers)
+        flow = self.flow.address if self.flow is not None else None
+        return ErasureClient(urls, self.chain, flow, self.erasure_address, workers=self.workers, policy=self.policy)
+
+    def _storage(self, urls: list[str]) -> StorageClient:
+        flow = self.flow.address if self.flow is not None else None
+        return StorageClient(urls, self.chain, flow, workers=self.workers, policy=self.policy)
 
     def nodes(self) -> list[ShardedNode]:
         return self.directory.current().nodes
@@ -77,13 +95,24 @@ class Indexer:
         return result if isinstance(result, dict) else None
 
     def file_infos(self, root: bytes) -> list[tuple[ShardedNode, dict[str, Any]]]:
-        """(node, FileInfo) of every usable node that knows ``root``."""
+        """(node, FileInfo) of every usable node that knows ``root`` (with the chain: as the
+        chain describes it; a node naming another root or size is left out and logged)."""
         nodes = self.nodes()
         if not nodes:
             return []
         with ThreadPoolExecutor(min(PARALLEL_QUERIES, len(nodes))) as pool:
             infos = list(pool.map(lambda n: self._file_info_on(n, root), nodes))
-        return [(node, info) for node, info in zip(nodes, infos, strict=True) if info is not None]
+        found = [(node, info) for node, info in zip(nodes, infos, strict=True) if info is not None]
+        first = self.flow.file_of(root) if self.flow is not None and found else None
+        if first is None:
+            return found
+        agreeing = []
+        for node, info in found:
+            if describes_file(FileLocation(node.url, info), root, first.size):
+                agreeing.append((node, info))
+            else:
+                log.warning("node %s describes 0x%s unlike the chain (%d bytes): left out", node.url, root.hex(), first.size)
+        return agreeing
 
     def file_locations(self, root: bytes) -> list[ShardedNode]:
         return [node for node, info in self.file_infos(root) if info.get("finalized")]
@@ -105,11 +134,11 @@ class Indexer:
         }
         if self.chain is not None and self.erasure_address:
             with self._erasure([node.url for node, _ in infos]) as ec:
-                record = ec.registry.records(root) if ec.registry is not None else []
-            if record:
-                answer["ec"] = {"k": record[0].params.k, "m": record[0].params.m,
-                                "parityRoot": "0x" + record[0].parity_root.hex(),
-                                "groups": [str(g) for g in record[0].groups]}
+                record = ec.registry.record_of(root) if ec.registry is not None else None
+            if record is not None:
+                answer["ec"] = {"k": record.params.k, "m": record.params.m,
+                                "parityRoot": "0x" + record.parity_root.hex(),
+                                "groups": [str(g) for g in record.groups], "uploader": record.uploader}
         return answer
 
     def select_nodes(self, replicas: int) -> list[ShardedNode]:
@@ -131,13 +160,13 @@ class Indexer:
         """
         if self.chain is not None and self.erasure_address and self.nodes():
             with self._erasure([n.url for n in self.nodes()]) as ec:
-                if ec.registry is not None and ec.registry.records(root):
+                if ec.registry is not None and ec.registry.record_of(root) is not None:
                     out = scratch / "file"
                     return ec.download(root, out), _read_chunks(out)
         urls = [n.url for n in self.file_locations(root)]
         if not urls:
             raise NotFound(f"no storage node holds a finalized file with root 0x{root.hex()}")
-        client = StorageClient(urls, workers=self.workers)
+        client = self._storage(urls)
         try:
             location, chunks = client.stream(root)
         except BaseException:

@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zgos.chain.client import Chain
+from zgos.chain.registry import NodeRegistry
 from zgos.core.errors import ZgError
+from zgos.runtime.outbound import AddressPolicy
 from zgos.storage.contracts import LogEntry
-from zgos.storage.discovery import PeerNode, discover
+from zgos.storage.discovery import Prober, ProbeRound, candidates
 from zgos.storage.fasthash import segment_root as fast_segment_root
 from zgos.storage.flow import (
     FlowItem,
     FlowTree,
+    InnerRoot,
     compute_flow_items,
     compute_flow_proof,
     compute_proof_segment_count,
@@ -32,11 +36,11 @@ from zgos.storage.flow import (
 from zgos.storage.merkle import (
     BYTES_PER_SECTOR,
     SECTORS_PER_SEGMENT,
+    SEGMENT_HEIGHT,
     ZERO_SECTOR_HASH,
     PromoteTree,
     Proof,
     compute_leaf_hashes,
-    compute_segment_root_from_leaves,
 )
 from zgos.storage.node.logsync import LogSync
 from zgos.storage.node.peersync import PeerSync, SyncConfig
@@ -46,6 +50,7 @@ from zgos.storage.segment import (
     InvalidSegment,
     SegmentWithProof,
     compute_padding_segment_root,
+    compute_revealed_roots,
     validate_segment,
 )
 from zgos.storage.shard import FULL_SHARD, ShardConfig, compute_flow_segment, compute_shard_segments
@@ -85,6 +90,8 @@ class NodeConfig:
     max_cache_file_bytes: int = 10 * 1024 * 1024
     shard: ShardConfig = FULL_SHARD
     sync: SyncConfig = field(default_factory=SyncConfig)
+    # Which non-global addresses announced peer URLs may name (the devnet allows loopback).
+    outbound: AddressPolicy = field(default_factory=AddressPolicy)
 
 
 class StorageNode:
@@ -97,12 +104,15 @@ class StorageNode:
         self.flow = FlowTree()
         self._flow_lock = threading.Lock()
         self._proof_trees: OrderedDict[int, PromoteTree] = OrderedDict()
+        self._items: list[FlowItem] | None = None  # the flow's aligned subtrees, for sector proofs
         for entry in self.store.entries():
             self.flow.append_submission(entry.submission)
         self.sync = LogSync(
             config.rpc_url, config.flow_address, self.store, config.start_block,
             config.confirmations, config.poll_s, self._on_entries, self._on_rewind,
         )
+        self.prober = Prober(config.outbound, config.chain_id, config.flow_address)
+        self._registry: NodeRegistry | None = None
         self.peer_sync = PeerSync(self, config.sync, self._discover_peers)
 
     def start(self) -> None:
@@ -112,6 +122,7 @@ class StorageNode:
     def stop(self) -> None:
         self.peer_sync.stop()
         self.sync.stop()
+        self.prober.close()
 
     # --- shard and peers -----------------------------------------------------------------
 
@@ -132,17 +143,15 @@ class StorageNode:
     def prune_done(self) -> None:
         self.store.set_meta("shard_changed_at", "")
 
-    def _discover_peers(self) -> list[PeerNode]:
+    def _discover_peers(self) -> ProbeRound:
+        """One discovery round over the registry and the static peers (never this node itself):
+        returns within one probe deadline; misbehaving entries are backed off by the prober."""
         sync = self.config.sync
-        registry = None
-        if sync.registry_address:
-            from zgos.chain.client import Chain
-            from zgos.chain.registry import NodeRegistry
-
-            registry = NodeRegistry(Chain(self.config.rpc_url), sync.registry_address)
-        exclude = [sync.self_url] if sync.self_url else []
-        return discover(registry, sync.peers, exclude=exclude, chain_id=self.config.chain_id,
-                        flow_address=self.config.flow_address)
+        if sync.registry_address and self._registry is None:
+            self._registry = NodeRegistry(Chain(self.config.rpc_url), sync.registry_address)
+        own = (sync.self_url or "").rstrip("/")
+        found = [c for c in candidates(self._registry, sync.peers) if c.url.rstrip("/") != own]
+        return self.prober.run(found)
 
     # --- log entries ---------------------------------------------------------------------
 
@@ -152,12 +161,14 @@ class StorageNode:
             self.flow = FlowTree()
             for entry in self.store.entries():
                 self.flow.append_submission(entry.submission)
+            self._items = None
         self._proof_trees.clear()
 
     def _on_entries(self, entries: list[LogEntry]) -> None:
         with self._flow_lock:
             for entry in entries:
                 self.flow.append_submission(entry.submission)
+            self._items = None
         for entry in entries:
             done = [r for r in self.store.txs_by_root(entry.data_root) if r.finalized and r.entry.size == entry.size]
             if done:  # same file submitted again: reuse the data we hold
@@ -328,28 +339,70 @@ class StorageNode:
         }
 
     def sector_proof(self, sector: int, flow_root: bytes | None) -> Proof:
-        """Proof of a flow sector under the current flow root (historical roots: not kept)."""
-        entries = self.store.entries()
-        items = compute_flow_items([(e.seq, e.submission) for e in entries])
+        """Proof of a flow sector under the current flow root (historical roots: not kept).
+
+        Its cost is one segment whatever the file's size (``_sector_inner_roots``): no file is
+        re-read or re-hashed. Raises ``DataUnavailable`` for another flow root or a segment this
+        node does not hold, ``InvalidSegment`` for a sector outside the flow.
+        """
         root, length = self.flow_context()
         if flow_root is not None and flow_root != root:
             raise DataUnavailable("only proofs under the current flow root are served", "omit flowRoot")
         if not 0 <= sector < length:
             raise InvalidSegment(f"sector {sector} is outside the flow of {length} sectors")
-        return compute_flow_proof(items, sector, self._inner_root)
+        return compute_flow_proof(self._flow_items(), sector, self._sector_inner_roots(sector))
 
-    def _inner_root(self, item: FlowItem, position: int, height: int) -> bytes:
-        assert item.seq is not None
-        record = self.tx_by_seq(item.seq)
-        first = position - record.entry.start_entry
-        count = 1 << height
-        total = -(-record.entry.size // BYTES_PER_SECTOR)
-        data = bytearray()
-        for start in range(first, min(first + count, total), SECTORS_PER_SEGMENT):
-            data += self.chunks(record, start, min(start + SECTORS_PER_SEGMENT, first + count, total))
-        leaves = compute_leaf_hashes(bytes(data))
-        leaves += [ZERO_SECTOR_HASH] * (count - len(leaves))
-        return compute_segment_root_from_leaves(leaves)
+    def _flow_items(self) -> list[FlowItem]:
+        """The flow as aligned subtrees, kept until the log changes."""
+        with self._flow_lock:
+            if self._items is None:
+                self._items = compute_flow_items([(e.seq, e.submission) for e in self.store.entries()])
+            return self._items
+
+    def _sector_inner_roots(self, sector: int) -> InnerRoot:
+        """The subtree roots inside a submission node that the proof of ``sector`` needs.
+
+        ``compute_flow_proof`` asks only for subtrees on the sector's path and their siblings,
+        and only those inside a submission node come here: all lie in the sector's own node. Below
+        a segment they are roots over that one segment's sectors (read and hashed once); from a
+        segment up they are revealed by the segment's proof (stored with the segment, or from the
+        file's cached segment-root tree), since a submission node is a complete subtree of the
+        file's promote tree.
+        """
+        segment_levels: dict[int, PromoteTree] = {}
+        revealed: dict[int, dict[tuple[int, int], bytes]] = {}
+
+        def inner(item: FlowItem, position: int, height: int) -> bytes:
+            assert item.seq is not None
+            record = self.tx_by_seq(item.seq)
+            start, size = record.entry.start_entry, record.entry.size
+            segment = (sector - start) // SECTORS_PER_SEGMENT
+            if height >= SEGMENT_HEIGHT:
+                if segment not in revealed:
+                    revealed[segment] = compute_revealed_roots(self.proof(record, segment),
+                                                               compute_proof_segment_count(size))
+                lo = (position - start) >> SEGMENT_HEIGHT
+                found = revealed[segment].get((lo, lo + (1 << (height - SEGMENT_HEIGHT))))
+                if found is None:
+                    raise DataUnavailable(f"the proof of segment {segment} of file {item.seq} does not reveal "
+                                          f"flow sectors {position}..{position + (1 << height) - 1}")
+                return found
+            if segment not in segment_levels:
+                segment_levels[segment] = PromoteTree(self._segment_leaves(record, segment))
+            return segment_levels[segment].subtree_root(position - start - segment * SECTORS_PER_SEGMENT, height)
+
+        return inner
+
+    def _segment_leaves(self, record: TxRecord, index: int) -> list[bytes]:
+        """The 1024 sector hashes of segment ``index`` (zero sectors past the file's data)."""
+        if index < compute_segment_count(record.entry.size):
+            data = self.store.segment(record.entry.seq, index)
+            if data is None:
+                raise DataUnavailable(f"segment {index} of file {record.entry.seq} is not stored here")
+            leaves = compute_leaf_hashes(data)
+        else:
+            leaves = []
+        return leaves + [ZERO_SECTOR_HASH] * (SECTORS_PER_SEGMENT - len(leaves))
 
     def flow_context(self) -> tuple[bytes, int]:
         with self._flow_lock:

@@ -7,11 +7,15 @@ Behaviour:
   upload path (``StorageNode.upload_segment``), so its proof is checked against the data root
   of the on-chain ``Submit`` event before anything is stored; the file finalizes when the node
   holds all its shard's segments.
-* Peers come from ``discover`` (the NodeRegistry plus the static ``--peers`` list, each probed
-  for its shard), refreshed every ``discovery_interval_s``. For a segment, only peers whose
+* Peers come from a discovery round (the NodeRegistry plus the static ``--peers`` list, each
+  probed for its shard by ``zgos.storage.discovery.Prober``, which reports and backs off the
+  entries it skips), refreshed every ``discovery_interval_s``. For a segment, only peers whose
   shard holds it are asked, best score first. A peer that serves a segment failing its proof
   is scored down and avoided for ``BAN_S`` (asked only when no other peer holds the segment);
-  an unreachable peer is scored down a little; a peer that simply lacks the data is not.
+  a peer the outbound guard had to cut (deadline, size cap) is scored down and not asked until
+  its backoff ends; an unreachable peer is scored down a little; a peer that simply lacks the
+  data is not. Every call to a peer is guarded (``zgos.runtime.outbound``): a total deadline,
+  ``MAX_PEER_RESPONSE_BYTES`` per answer, and the node's address policy for announced peers.
 * A file that fails is retried with exponential backoff (capped at ``MAX_RETRY_S``); a file
   still incomplete ``stuck_timeout_s`` after its sync began is reported as stuck in
   ``admin_getSyncStatus`` / ``admin_getSyncInfo`` and keeps being retried: sync never stalls
@@ -30,7 +34,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,11 +42,19 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from zgos.core.errors import ZgError
-from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
-from zgos.storage.client import NodeConnection, StorageError
-from zgos.storage.discovery import PeerNode
+from zgos.netutil import (
+    JsonRpcErrorAnswer,
+    JsonRpcGuarded,
+    JsonRpcNotJson,
+    JsonRpcUnreachable,
+    call_jsonrpc,
+)
+from zgos.runtime.outbound import OPEN_POLICY, OutboundClient
+from zgos.storage.client import NodeConnection, NodeMisbehaved, StorageError
+from zgos.storage.discovery import PeerNode, ProbeRound, SkippedNode
 from zgos.storage.fasthash import segment_root as fast_segment_root
 from zgos.storage.merkle import InvalidProof, Proof
+from zgos.storage.scores import PeerScores
 from zgos.storage.segment import InvalidSegment, SegmentWithProof, validate_segment
 from zgos.storage.shard import compute_flow_segment
 
@@ -52,16 +64,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PEER_TIMEOUT_S = 15.0  # 0G: 15 s download timeout
+PEER_TIMEOUT_S = 15.0  # 0G: 15 s download timeout; here the total time of one call
 INFO_TIMEOUT_S = 3.0
+MAX_PEER_RESPONSE_BYTES = 1024 * 1024  # a 256 KiB segment is ~350 KB as JSON-RPC
 TICK_S = 0.2
 MIN_RETRY_S = 0.5
 MAX_RETRY_S = 30.0
-BAN_S = 600.0
-CORRUPT_PENALTY = 100
-UNREACHABLE_PENALTY = 5
-SUCCESS_REWARD = 1
-MAX_SCORE = 20
 
 
 @dataclass(frozen=True)
@@ -79,39 +87,6 @@ class SyncConfig:
     discovery_interval_s: float = 10.0
     prune_grace_s: float = 600.0
     prune_interval_s: float = 10.0
-
-
-class PeerScores:
-    """Per-peer reputation: served good data (+), unreachable (-), corrupt data (--, banned)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._scores: dict[str, int] = {}
-        self._banned_until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def good(self, url: str) -> None:
-        with self._lock:
-            self._scores[url] = min(MAX_SCORE, self._scores.get(url, 0) + SUCCESS_REWARD)
-
-    def unreachable(self, url: str) -> None:
-        with self._lock:
-            self._scores[url] = self._scores.get(url, 0) - UNREACHABLE_PENALTY
-
-    def corrupt(self, url: str) -> None:
-        with self._lock:
-            self._scores[url] = self._scores.get(url, 0) - CORRUPT_PENALTY
-            self._banned_until[url] = self.clock() + BAN_S
-
-    def score(self, url: str) -> int:
-        return self._scores.get(url, 0)
-
-    def banned(self, url: str) -> bool:
-        return self._banned_until.get(url, 0.0) > self.clock()
-
-    def rank(self, urls: Sequence[str]) -> list[str]:
-        """Best first; banned peers last (asked only when no other peer has the data)."""
-        return sorted(urls, key=lambda u: (self.banned(u), -self.score(u)))
 
 
 @dataclass
@@ -142,13 +117,14 @@ class PeerSync:
     """The thread that fills the node's shard from peers, repairs and prunes its store."""
 
     def __init__(self, node: StorageNode, config: SyncConfig,
-                 discover: Callable[[], list[PeerNode]], clock: Callable[[], float] = time.monotonic) -> None:
+                 discover: Callable[[], ProbeRound], clock: Callable[[], float] = time.monotonic) -> None:
         self.node = node
         self.config = config
         self.discover = discover
         self.clock = clock
         self.scores = PeerScores(clock)
         self.peers: list[PeerNode] = []
+        self.skipped_peers: list[SkippedNode] = []
         self.files: dict[int, FileSync] = {}
         self.first_seen: dict[int, float] = {}
         self.segments_fetched = 0
@@ -158,7 +134,9 @@ class PeerSync:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peer-sync", daemon=True)
-        self._http = httpx.Client(timeout=PEER_TIMEOUT_S)
+        guards: dict[str, Any] = {"deadline_s": PEER_TIMEOUT_S, "max_response_bytes": MAX_PEER_RESPONSE_BYTES}
+        self._http = OutboundClient(node.config.outbound, **guards)  # announced peers
+        self._configured_http = OutboundClient(OPEN_POLICY, **guards)  # --peers: the operator's choice
         self._files_pool = ThreadPoolExecutor(max(1, config.max_files), thread_name_prefix="sync-file")
         self._segments_pool = ThreadPoolExecutor(max(1, config.workers), thread_name_prefix="sync-seg")
         self._next_discovery = 0.0
@@ -174,6 +152,11 @@ class PeerSync:
         self._files_pool.shutdown(wait=False, cancel_futures=True)
         self._segments_pool.shutdown(wait=False, cancel_futures=True)
         self._http.close()
+        self._configured_http.close()
+
+    def _http_for(self, url: str) -> OutboundClient:
+        configured = {p.rstrip("/") for p in self.config.peers}
+        return self._configured_http if url.rstrip("/") in configured else self._http
 
     # --- loop ----------------------------------------------------------------------------
 
@@ -231,12 +214,13 @@ class PeerSync:
 
     def _refresh_peers(self) -> None:
         try:
-            peers = self.discover()
+            found = self.discover()
         except (ZgError, httpx.HTTPError, OSError) as exc:
             log.warning("peer discovery failed: %s", exc)
             return
         self_url = (self.config.self_url or "").rstrip("/")
-        self.peers = [p for p in peers if p.url.rstrip("/") != self_url]
+        self.peers = [p for p in found.peers if p.url.rstrip("/") != self_url]
+        self.skipped_peers = found.skipped
 
     # --- one file ------------------------------------------------------------------------
 
@@ -270,23 +254,31 @@ class PeerSync:
             job.running = False
 
     def _sources(self, entry: LogEntry) -> list[PeerNode]:
-        """Peers that have some data of the file (one ``zgs_getFileInfoByTxSeq`` each)."""
+        """Peers that have some data of the file (one ``zgs_getFileInfoByTxSeq`` each, asked in
+        parallel; peers in backoff are not asked)."""
         mine = self.node.shard
-        found = []
-        for peer in self.peers:
-            if not peer.shard.intersects(mine):
-                continue
-            try:
-                info = call_jsonrpc(self._http, peer.url, "zgs_getFileInfoByTxSeq", [entry.seq],
-                                    timeout_s=INFO_TIMEOUT_S)
-            except (JsonRpcUnreachable, JsonRpcNotJson):
-                self.scores.unreachable(peer.url)
-                continue
-            except JsonRpcErrorAnswer:
-                info = None
-            if isinstance(info, dict) and (info.get("finalized") or info.get("uploadedSegNum")):
-                found.append(peer)
-        return found
+        asked = [p for p in self.peers if p.shard.intersects(mine) and self.scores.backed_off_for(p.url) == 0]
+        answers = self._segments_pool.map(lambda peer: self._has_file(peer, entry.seq), asked)
+        return [peer for peer, has in zip(asked, answers, strict=True) if has]
+
+    def _has_file(self, peer: PeerNode, seq: int) -> bool:
+        try:
+            info = call_jsonrpc(self._http_for(peer.url), peer.url, "zgs_getFileInfoByTxSeq", [seq],
+                                timeout_s=INFO_TIMEOUT_S)
+        except JsonRpcGuarded as exc:
+            self._misbehaved(peer.url, str(exc))
+            return False
+        except (JsonRpcUnreachable, JsonRpcNotJson) as exc:
+            self.scores.unreachable(peer.url, f"unreachable ({exc})")
+            return False
+        except JsonRpcErrorAnswer:
+            return False
+        return isinstance(info, dict) and bool(info.get("finalized") or info.get("uploadedSegNum"))
+
+    def _misbehaved(self, url: str, why: str) -> None:
+        self.scores.misbehaved(url, why)
+        log.warning("peer %s: %s; scored down to %d and not asked for %.0f s",
+                    url, why, self.scores.score(url), self.scores.backed_off_for(url))
 
     def _fetch(self, entry: LogEntry, index: int, job: FileSync, sources: list[PeerNode]) -> str | None:
         """Fetch, verify and store segment ``index``; the reason it failed, or None."""
@@ -298,7 +290,7 @@ class PeerSync:
         for url in self.scores.rank(list(holders)):
             if self._stop.is_set():
                 return "stopping"
-            peer = NodeConnection(url, self._http, fast=False)
+            peer = NodeConnection(url, self._http_for(url), fast=False)
             try:
                 data, proof = peer.get_segment(entry.seq, index)
                 segment = SegmentWithProof(entry.data_root, data, index, proof, entry.size)
@@ -307,9 +299,13 @@ class PeerSync:
                 self._corrupt(url, entry, index, job, exc.message)
                 reasons.append(f"{url}: corrupt ({exc.message})")
                 continue
+            except NodeMisbehaved as exc:
+                self._misbehaved(url, exc.message)
+                reasons.append(exc.message)
+                continue
             except StorageError as exc:
                 if "did not answer" in exc.message:
-                    self.scores.unreachable(url)
+                    self.scores.unreachable(url, exc.message)
                 elif "malformed" in exc.message:
                     self._corrupt(url, entry, index, job, exc.message)
                 reasons.append(exc.message)
@@ -328,7 +324,7 @@ class PeerSync:
         return "; ".join(reasons)
 
     def _corrupt(self, url: str, entry: LogEntry, index: int, job: FileSync, why: str) -> None:
-        self.scores.corrupt(url)
+        self.scores.corrupt(url, f"served a corrupt segment ({why})")
         with self._lock:
             job.corrupt_from.add(url)
             self.corrupt_rejected += 1
@@ -426,7 +422,10 @@ class PeerSync:
             "repaired": dict(self.repaired),
             "pruned": self.pruned,
             "peers": [{"url": p.url, "shardConfig": p.shard.to_json(), "score": self.scores.score(p.url),
-                       "banned": self.scores.banned(p.url)} for p in self.peers],
+                       "banned": self.scores.banned(p.url),
+                       "backedOffSecs": round(self.scores.backed_off_for(p.url), 1),
+                       "lastError": self.scores.reason(p.url)} for p in self.peers],
+            "skippedPeers": [s.to_json() for s in self.skipped_peers],
         }
 
 

@@ -1,57 +1,50 @@
 """JSON-RPC 2.0 methods of a storage node, in 0G's names and JSON shapes (storage.md §5.1).
 
-``RpcHandler.handle(body, client_host)`` turns any request body into a response body: parse
-errors, invalid requests, unknown methods and bad parameters become JSON-RPC error objects
-(never an exception or an HTTP 5xx); a ``ZgError`` raised by the node becomes error ``-32000``
-with its message (e.g. ``invalid proof: proof is for position 3, not 2``). ``admin_*`` methods
-answer only clients on the loopback interface.
+``NodeRpc(node).methods`` is the node's method table; ``node_rpc_server`` serves it with the
+one dispatch of ``zgos.runtime.jsonrpc`` (errors, batches, caps). Bad parameters are
+invalid-params errors (an integer out of ``0..2^63-1`` included); a ``ZgError`` raised by the
+node becomes error ``-32000`` with its message (e.g. ``invalid proof: proof is for position 3,
+not 2``). ``admin_*`` and ``miner_*`` methods are local: they answer a loopback client carrying
+the install token, with this node's address as Host and no foreign Origin. Expensive public
+methods (uploads, downloads, sector proofs) cost one unit per segment of work against the
+client's rate limit (``compute_call_cost``).
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from zgos.core.errors import ZgError
+from zgos.runtime.edge import ClientRateLimiter, LocalAccess
+from zgos.runtime.jsonrpc import (
+    INVALID_PARAMS,
+    MAX_BATCH_CALLS,
+    MAX_RESPONSE_BYTES,
+    Call,
+    JsonRpcServer,
+    Method,
+    RpcError,
+    get_param,
+    validate_int,
+)
 from zgos.storage.merkle import InvalidProof, parse_hash
 from zgos.storage.node.node import DataUnavailable, FileNotFound, StorageNode
 from zgos.storage.segment import InvalidSegment, SegmentWithProof
 
 log = logging.getLogger(__name__)
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-SERVER_ERROR = -32000
-MAX_BATCH = 1000
-
-
-class RpcError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _param(params: list[Any], index: int, name: str, required: bool = True) -> Any:
-    if index < len(params):
-        return params[index]
-    if required:
-        raise RpcError(INVALID_PARAMS, f"missing parameter {index} ({name})")
-    return None
-
-
-def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 1 << 64:
-        raise RpcError(INVALID_PARAMS, f"{name} must be a non-negative integer")
-    return value
-
+LOCAL_PREFIXES = ("admin_", "miner_")
+# Units of work against the per-client rate limit: one per segment read, hashed or proven.
+SEGMENT_COSTS = {
+    "zgs_uploadSegment": 1, "zgs_uploadSegmentByTxSeq": 1,
+    "zgs_downloadSegment": 1, "zgs_downloadSegmentByTxSeq": 1,
+    "zgs_downloadSegmentWithProof": 1, "zgs_downloadSegmentWithProofByTxSeq": 1,
+    "zgs_getSectorProof": 1,
+}
+PER_SEGMENT_OF_PARAM_0 = ("zgs_uploadSegments", "zgs_uploadSegmentsByTxSeq")
 
 def _hash(value: Any, name: str) -> bytes:
     try:
@@ -73,33 +66,50 @@ def _segments(value: Any) -> list[SegmentWithProof]:
     return [_segment(item) for item in value]
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def is_local_method(method: str) -> bool:
+    """Admin and miner methods: only for the node's operator (see the module docstring)."""
+    return method.startswith(LOCAL_PREFIXES)
 
 
-class RpcHandler:
+def compute_call_cost(call: Call) -> int:
+    """Segments of work ``call`` asks for: 1 per segment uploaded, downloaded or proven, 0 for
+    cheap lookups (an upload batch costs its length, whatever its items turn out to be)."""
+    if call.method in PER_SEGMENT_OF_PARAM_0:
+        segments = call.params[0] if call.params else None
+        return max(1, len(segments)) if isinstance(segments, list) else 1
+    return SEGMENT_COSTS.get(call.method, 0)
+
+
+def node_rpc_server(rpc: NodeRpc, *, access: LocalAccess | None, rate: ClientRateLimiter | None,
+                    max_batch_calls: int = MAX_BATCH_CALLS,
+                    max_response_bytes: int = MAX_RESPONSE_BYTES) -> JsonRpcServer:
+    """The node's methods behind the one JSON-RPC dispatch, with its local methods and costs."""
+    return JsonRpcServer(rpc.methods, max_batch_calls=max_batch_calls, max_response_bytes=max_response_bytes,
+                         is_local=is_local_method, access=access, cost=compute_call_cost, rate=rate)
+
+
+class NodeRpc:
+    """The storage node's method table (0G's names and shapes)."""
+
     def __init__(self, node: StorageNode, shutdown: Callable[[], None] | None = None) -> None:
         self.node = node
         self.shutdown = shutdown
-        self.methods: dict[str, Callable[[list[Any]], Any]] = {
+        self.methods: dict[str, Method] = {
             "zgs_getStatus": lambda p: node.status(),
-            "zgs_uploadSegment": lambda p: self._upload([_segment(_param(p, 0, "segment"))], None),
+            "zgs_uploadSegment": lambda p: self._upload([_segment(get_param(p, 0, "segment"))], None),
             "zgs_uploadSegmentByTxSeq": lambda p: self._upload(
-                [_segment(_param(p, 0, "segment"))], _int(_param(p, 1, "txSeq"), "txSeq")),
-            "zgs_uploadSegments": lambda p: self._upload(_segments(_param(p, 0, "segments")), None),
+                [_segment(get_param(p, 0, "segment"))], validate_int(get_param(p, 1, "txSeq"), "txSeq")),
+            "zgs_uploadSegments": lambda p: self._upload(_segments(get_param(p, 0, "segments")), None),
             "zgs_uploadSegmentsByTxSeq": lambda p: self._upload(
-                _segments(_param(p, 0, "segments")), _int(_param(p, 1, "txSeq"), "txSeq")),
+                _segments(get_param(p, 0, "segments")), validate_int(get_param(p, 1, "txSeq"), "txSeq")),
             "zgs_downloadSegment": lambda p: self._download(
-                self._by_root(p), _int(_param(p, 1, "startIndex"), "startIndex"), _int(_param(p, 2, "endIndex"), "endIndex")),
+                self._by_root(p), validate_int(get_param(p, 1, "startIndex"), "startIndex"), validate_int(get_param(p, 2, "endIndex"), "endIndex")),
             "zgs_downloadSegmentByTxSeq": lambda p: self._download(
-                self._by_seq(p), _int(_param(p, 1, "startIndex"), "startIndex"), _int(_param(p, 2, "endIndex"), "endIndex")),
+                self._by_seq(p), validate_int(get_param(p, 1, "startIndex"), "startIndex"), validate_int(get_param(p, 2, "endIndex"), "endIndex")),
             "zgs_downloadSegmentWithProof": lambda p: self._download_with_proof(
-                self._by_root(p), _int(_param(p, 1, "index"), "index")),
+                self._by_root(p), validate_int(get_param(p, 1, "index"), "index")),
             "zgs_downloadSegmentWithProofByTxSeq": lambda p: self._download_with_proof(
-                self._by_seq(p), _int(_param(p, 1, "index"), "index")),
+                self._by_seq(p), validate_int(get_param(p, 1, "index"), "index")),
             "zgs_checkFileFinalized": self._check_finalized,
             "zgs_getFileInfo": self._file_info,
             "zgs_getFileInfoByTxSeq": lambda p: self._info_or_none(self._by_seq(p)),
@@ -107,65 +117,12 @@ class RpcHandler:
             "zgs_getSectorProof": self._sector_proof,
             "zgs_getFlowContext": self._flow_context,
             "admin_shutdown": self._shutdown,
-            "admin_getSyncStatus": lambda p: self._sync_status(_int(_param(p, 0, "txSeq"), "txSeq")),
+            "admin_getSyncStatus": lambda p: self._sync_status(validate_int(get_param(p, 0, "txSeq"), "txSeq")),
             "admin_getSyncInfo": lambda p: self._sync_info(),
             "admin_getFileLocation": self._file_location,
             "admin_getPeers": lambda p: {peer["url"]: peer for peer in node.peer_sync.info()["peers"]},
             "admin_getNetworkInfo": lambda p: {"peerId": "", "listenAddr": [], "totalPeers": 0, "connectedPeers": 0},
         }
-
-    # --- dispatch ------------------------------------------------------------------------
-
-    def handle(self, body: bytes, client_host: str) -> bytes | None:
-        """Answer a JSON-RPC request body (single or batch); None for notifications only."""
-        try:
-            request = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return self._encode(_error(None, PARSE_ERROR, "parse error: body is not valid JSON"))
-        if isinstance(request, list):
-            if not request:
-                return self._encode(_error(None, INVALID_REQUEST, "empty batch"))
-            if len(request) > MAX_BATCH:
-                return self._encode(_error(None, INVALID_REQUEST, f"batch larger than {MAX_BATCH}"))
-            answers = [a for item in request if (a := self._one(item, client_host)) is not None]
-            return self._encode(answers) if answers else None
-        answer = self._one(request, client_host)
-        return None if answer is None else self._encode(answer)
-
-    @staticmethod
-    def _encode(value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":")).encode()
-
-    def _one(self, request: Any, client_host: str) -> dict[str, Any] | None:
-        if not isinstance(request, dict):
-            return _error(None, INVALID_REQUEST, "request must be an object")
-        request_id = request.get("id")
-        if not isinstance(request_id, str | int | float | type(None)) or isinstance(request_id, bool):
-            return _error(None, INVALID_REQUEST, "id must be a string, number or null")
-        method = request.get("method")
-        if request.get("jsonrpc") != "2.0" or not isinstance(method, str):
-            return _error(request_id, INVALID_REQUEST, 'request needs "jsonrpc": "2.0" and a string "method"')
-        params = request.get("params", [])
-        if isinstance(params, dict):
-            params = list(params.values())
-        if not isinstance(params, list):
-            return _error(request_id, INVALID_PARAMS, "params must be an array")
-        notification = "id" not in request
-        try:
-            handler = self.methods.get(method)
-            if handler is None:
-                raise RpcError(METHOD_NOT_FOUND, f"method not found: {method}")
-            if method.startswith(("admin_", "miner_")) and not _is_loopback(client_host):
-                raise RpcError(METHOD_NOT_FOUND, f"{method} is only served to localhost")
-            result = handler(params)
-        except RpcError as exc:
-            return None if notification else _error(request_id, exc.code, exc.message)
-        except ZgError as exc:
-            return None if notification else _error(request_id, SERVER_ERROR, str(exc))
-        except Exception:
-            log.exception("internal error in %s", method)
-            return None if notification else _error(request_id, INTERNAL_ERROR, f"internal error in {method}")
-        return None if notification else {"jsonrpc": "2.0", "id": request_id, "result": result}
 
     # --- methods -------------------------------------------------------------------------
 
@@ -182,11 +139,11 @@ class RpcHandler:
         return None
 
     def _by_seq(self, params: list[Any]) -> Any:
-        seq = _int(_param(params, 0, "txSeq"), "txSeq")
+        seq = validate_int(get_param(params, 0, "txSeq"), "txSeq")
         return self.node.store.tx(seq)
 
     def _by_root(self, params: list[Any]) -> Any:
-        return self.node.tx_by_root(_hash(_param(params, 0, "root"), "root"))
+        return self.node.tx_by_root(_hash(get_param(params, 0, "root"), "root"))
 
     def _download(self, record: Any, start: int, end: int) -> str | None:
         if record is None:
@@ -205,23 +162,23 @@ class RpcHandler:
             return None
 
     def _check_finalized(self, params: list[Any]) -> bool | None:
-        key = _param(params, 0, "txSeqOrRoot")
-        record = self.node.tx_by_root(_hash(key, "root")) if isinstance(key, str) else self.node.store.tx(_int(key, "txSeq"))
+        key = get_param(params, 0, "txSeqOrRoot")
+        record = self.node.tx_by_root(_hash(key, "root")) if isinstance(key, str) else self.node.store.tx(validate_int(key, "txSeq"))
         return None if record is None else record.finalized
 
     def _info_or_none(self, record: Any) -> dict[str, Any] | None:
         return None if record is None else self.node.file_info(record)
 
     def _file_info(self, params: list[Any]) -> dict[str, Any] | None:
-        root = _hash(_param(params, 0, "root"), "root")
-        need_available = _param(params, 1, "needAvailable", required=False)
+        root = _hash(get_param(params, 0, "root"), "root")
+        need_available = get_param(params, 1, "needAvailable", required=False)
         if need_available is not None and not isinstance(need_available, bool):
             raise RpcError(INVALID_PARAMS, "needAvailable must be a boolean")
         return self._info_or_none(self.node.tx_by_root(root))
 
     def _sector_proof(self, params: list[Any]) -> dict[str, Any]:
-        sector = _int(_param(params, 0, "sectorIndex"), "sectorIndex")
-        flow_root = _param(params, 1, "flowRoot", required=False)
+        sector = validate_int(get_param(params, 0, "sectorIndex"), "sectorIndex")
+        flow_root = get_param(params, 1, "flowRoot", required=False)
         root = None if flow_root is None else _hash(flow_root, "flowRoot")
         return self.node.sector_proof(sector, root).to_json()
 
@@ -249,11 +206,8 @@ class RpcHandler:
                 "shardConfig": self.node.shard.to_json(), "fileSync": self.node.peer_sync.info()}
 
     def _file_location(self, params: list[Any]) -> list[dict[str, Any]] | None:
-        record = self.node.store.tx(_int(_param(params, 0, "txSeq"), "txSeq"))
+        record = self.node.store.tx(validate_int(get_param(params, 0, "txSeq"), "txSeq"))
         if record is None or not record.finalized:
             return None
         return [{"ip": "127.0.0.1", "shardConfig": self.node.shard.to_json()}]
 
-
-def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}

@@ -1,163 +1,234 @@
 """HTTP front of a storage node: JSON-RPC on ``POST /`` and a raw-bytes fast path.
 
 Fast path (for zgos's own client; same validation as the RPC, no base64, no JSON body):
-* ``PUT /zgos/v1/segment/{txSeq}/{index}``: body = segment bytes; headers ``X-Zg-Root``,
-  ``X-Zg-File-Size``, ``X-Zg-Proof`` (the proof as JSON). 200 ``{"stored": bool}``; a rejected
-  segment is 400 ``{"error": reason}``; an unknown file 404.
+* ``PUT /zgos/v1/segment/{txSeq}/{index}``: body = segment bytes (``application/octet-stream``);
+  headers ``X-Zg-Root``, ``X-Zg-File-Size``, ``X-Zg-Proof`` (the proof as JSON). 200
+  ``{"stored": bool}``; a rejected segment is 400 ``{"error": reason}``; an unknown file 404.
 * ``GET /zgos/v1/segment/{txSeq}/{index}``: body = segment bytes; ``X-Zg-Proof`` header.
 * ``GET /zgos/v1/file/{txSeq}``: ``{"segments": [held indexes], "finalized": bool}`` (resume).
-Bodies above ``MAX_BODY_BYTES`` get 413; every error is a 4xx with a JSON message, never a 5xx.
-A threaded server: segment hashing and SQLite I/O run in parallel across requests.
+* ``GET /`` and ``GET /health``: the node's ``zgs_getStatus``.
+
+The app runs behind the guarded edge (``zgos.runtime.edge``) on a hardened uvicorn server, with
+the limits of ``NodeLimits`` (README, "Limits at the edge"). Every error is a 4xx (or 503 when
+overloaded) with ``{"error": message}``, never a traceback. SQLite I/O and hashing run in a
+bounded pool of worker threads, never in the event loop and never in unbounded threads.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
-import socket
-import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route as StarletteRoute
+
 from zgos.core.errors import ZgError
-from zgos.storage.merkle import InvalidProof, Proof, parse_hash
+from zgos.runtime.edge import (
+    ClientRateLimiter,
+    EdgePolicy,
+    EdgeServer,
+    InvalidJson,
+    LocalAccess,
+    RateLimit,
+    Route,
+    bind_listener,
+    parse_json,
+    plain_error_body,
+)
+from zgos.runtime.jsonrpc import (
+    ENDPOINT_ERRORS,
+    MAX_BATCH_CALLS,
+    MAX_INT64,
+    MAX_RESPONSE_BYTES,
+    json_error,
+    jsonrpc_endpoint,
+    rate_refusal,
+)
+from zgos.storage.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
 from zgos.storage.node.node import AlreadyFinalized, DataUnavailable, FileNotFound, StorageNode
-from zgos.storage.node.rpc import RpcHandler
+from zgos.storage.node.rpc import NodeRpc, node_rpc_server
 from zgos.storage.segment import InvalidSegment, SegmentWithProof
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 100 * 1024 * 1024
-SEGMENT_PATH = re.compile(r"^/zgos/v1/segment/(\d{1,19})/(\d{1,19})$")
-FILE_PATH = re.compile(r"^/zgos/v1/file/(\d{1,19})$")
+MAX_RPC_BODY_BYTES = 16 * 1024 * 1024  # 0G's SDKs upload 10 segments (~3.5 MB of JSON) per call
+RPC_DEADLINE_S = 60.0
+SEGMENT_DEADLINE_S = 60.0
+MAX_INFLIGHT = 64
+WORKER_THREADS = 8
+# Segments of work per second per client address, and at once: far above what one machine's
+# clients need (the devnet and the suite run every client on 127.0.0.1), low enough that one
+# client cannot keep a big node busy alone. ``zg storage node --rate-limit`` changes it.
+RATE_SEGMENTS_PER_S = 1000.0
+RATE_BURST_SEGMENTS = 2000.0
+SEGMENT_PREFIX = "/zgos/v1/segment/"
+SEGMENT_PATH = re.compile(r"^/zgos/v1/segment/(\d+)/(\d+)$")
+FILE_PATH = re.compile(r"^/zgos/v1/file/(\d+)$")
+OCTET_STREAM = frozenset({"application/octet-stream"})
+# Bench-only: set to 1, ``zg storage node`` serves without the edge's guards and rate limits,
+# so ``bench/`` can measure what they cost. Nothing else may set it.
+BENCH_UNGUARDED_ENV = "ZGOS_BENCH_UNGUARDED"
 
 
-class NodeServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+@dataclass(frozen=True)
+class NodeLimits:
+    """What one storage node accepts (README, "Limits at the edge")."""
 
-    def __init__(self, address: tuple[str, int], node: StorageNode) -> None:
+    max_rpc_body_bytes: int = MAX_RPC_BODY_BYTES
+    max_batch_calls: int = MAX_BATCH_CALLS
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+    rpc_deadline_s: float = RPC_DEADLINE_S
+    segment_deadline_s: float = SEGMENT_DEADLINE_S
+    max_inflight: int = MAX_INFLIGHT
+    worker_threads: int = WORKER_THREADS
+    rate: RateLimit = field(default_factory=lambda: RateLimit(RATE_SEGMENTS_PER_S, RATE_BURST_SEGMENTS))
+    guarded: bool = True  # False only in benchmarks (BENCH_UNGUARDED_ENV)
+
+    @classmethod
+    def from_env(cls, rate: RateLimit | None = None) -> NodeLimits:
+        """The defaults (with ``rate`` if given), unguarded only under the bench's switch."""
+        if os.environ.get(BENCH_UNGUARDED_ENV) == "1":
+            log.warning("%s=1: serving WITHOUT the edge's guards (benchmarks only)", BENCH_UNGUARDED_ENV)
+            return cls(rate=RateLimit(0, 0), guarded=False)
+        return cls() if rate is None else cls(rate=rate)
+
+    def policy(self, access: LocalAccess | None) -> EdgePolicy:
+        return EdgePolicy(
+            routes=(Route("/", max_body_bytes=self.max_rpc_body_bytes, deadline_s=self.rpc_deadline_s),
+                    Route(SEGMENT_PREFIX, max_body_bytes=BYTES_PER_SEGMENT, content_types=OCTET_STREAM,
+                          deadline_s=self.segment_deadline_s)),
+            max_inflight=self.max_inflight, access=access, error_body=plain_error_body, enabled=self.guarded,
+        )
+
+
+def _number(text: str, name: str) -> int:
+    """A path number; ``InvalidSegment`` past SQLite's range (never an overflow deeper in)."""
+    value = int(text) if len(text) <= len(str(MAX_INT64)) else MAX_INT64 + 1
+    if value > MAX_INT64:
+        raise InvalidSegment(f"{name} {text[:24]} is out of range (0..{MAX_INT64})")
+    return value
+
+
+class NodeApp:
+    """The Starlette app of one node: routes, the worker pool and the JSON-RPC server."""
+
+    def __init__(self, node: StorageNode, *, access: LocalAccess | None, limits: NodeLimits,
+                 shutdown: Callable[[], None] | None = None) -> None:
         self.node = node
-        self.rpc = RpcHandler(node, shutdown=self.shutdown_soon)
-        super().__init__(address, Handler)
+        self.limits = limits
+        self.workers = anyio.CapacityLimiter(limits.worker_threads)
+        self.rate = ClientRateLimiter(limits.rate) if limits.guarded and limits.rate.enabled else None
+        self.rpc = NodeRpc(node, shutdown=shutdown)
+        self.server = node_rpc_server(self.rpc, access=access, rate=self.rate,
+                                      max_batch_calls=limits.max_batch_calls,
+                                      max_response_bytes=limits.max_response_bytes)
+        self.app = Starlette(
+            routes=[
+                StarletteRoute("/", jsonrpc_endpoint(self.server, self.workers), methods=["POST"]),
+                StarletteRoute("/", self.status, methods=["GET"]),
+                StarletteRoute("/health", self.status, methods=["GET"]),
+                StarletteRoute("/zgos/v1/segment/{seq}/{index}", self.put_segment, methods=["PUT"]),
+                StarletteRoute("/zgos/v1/segment/{seq}/{index}", self.get_segment, methods=["GET"]),
+                StarletteRoute("/zgos/v1/file/{seq}", self.get_file, methods=["GET"]),
+            ],
+            exception_handlers=ENDPOINT_ERRORS,
+        )
 
-    def shutdown_soon(self) -> None:
-        threading.Thread(target=self.shutdown, daemon=True).start()
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker (abandoned, not awaited, past the edge's deadline)."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.workers, abandon_on_cancel=True)
 
+    # --- routes --------------------------------------------------------------------------
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: NodeServer
+    async def status(self, request: Request) -> Response:
+        return JSONResponse(await self._run(self.node.status))
 
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body are written separately: without NODELAY, Nagle + delayed ACK
-        # add ~40 ms to every small response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.client_address[0], *args)
-
-    # --- helpers -------------------------------------------------------------------------
-
-    def _send(self, status: int, body: bytes, content_type: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, value: Any) -> None:
-        self._send(status, json.dumps(value).encode())
-
-    def _body(self) -> bytes | None:
-        length_text = self.headers.get("Content-Length")
+    async def put_segment(self, request: Request) -> Response:
+        if SEGMENT_PATH.match(request.url.path) is None:
+            return json_error(404, f"no such endpoint: PUT {request.url.path}")
+        refusal = rate_refusal(self.rate, request, 1, "segments of work")
+        if refusal is not None:
+            return refusal
+        body = await request.body()
         try:
-            length = int(length_text) if length_text is not None else -1
-        except ValueError:
-            length = -1
-        if length < 0:
-            self.close_connection = True
-            self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length required"})
-            return None
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body larger than {MAX_BODY_BYTES} bytes"})
-            return None
-        return self.rfile.read(length)
-
-    # --- JSON-RPC ------------------------------------------------------------------------
-
-    def do_POST(self) -> None:
-        body = self._body()
-        if body is None:
-            return
-        answer = self.server.rpc.handle(body, self.client_address[0])
-        if answer is None:
-            self._send(HTTPStatus.NO_CONTENT, b"")
-        else:
-            self._send(HTTPStatus.OK, answer)
-
-    def _unsupported(self) -> None:
-        self.close_connection = True
-        self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{self.command} is not supported"})
-
-    do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _unsupported
-
-    # --- fast path -----------------------------------------------------------------------
-
-    def do_PUT(self) -> None:
-        match = SEGMENT_PATH.match(self.path)
-        body = self._body()
-        if body is None:
-            return
-        if match is None:
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: PUT {self.path}"})
-            return
-        try:
-            seq, index = int(match[1]), int(match[2])
-            root = parse_hash(self.headers.get("X-Zg-Root"), "X-Zg-Root")
-            size_text = self.headers.get("X-Zg-File-Size", "")
-            if not size_text.isdigit():
+            seq = _number(request.path_params["seq"], "txSeq")
+            index = _number(request.path_params["index"], "index")
+            root = parse_hash(request.headers.get("x-zg-root"), "X-Zg-Root")
+            size_text = request.headers.get("x-zg-file-size", "")
+            if not size_text.isdigit() or len(size_text) > len(str(MAX_INT64)):
                 raise InvalidSegment("X-Zg-File-Size must be a non-negative integer")
-            proof = Proof.from_json(json.loads(self.headers.get("X-Zg-Proof", "null")))
+            proof = Proof.from_json(parse_json(request.headers.get("x-zg-proof", "null").encode()))
             segment = SegmentWithProof(root, body, index, proof, int(size_text))
-            stored = self.server.node.upload_segment(segment, seq)
-        except (InvalidSegment, InvalidProof, AlreadyFinalized, ValueError) as exc:
-            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-            return
+            stored = await self._run(self.node.upload_segment, segment, seq)
+        except (InvalidSegment, InvalidProof, AlreadyFinalized, InvalidJson) as exc:
+            return json_error(400, exc.message if isinstance(exc, ZgError) else str(exc))
         except FileNotFound as exc:
-            self._json(HTTPStatus.NOT_FOUND, {"error": str(exc)})
-            return
+            return json_error(404, str(exc))
         except ZgError as exc:
-            self._json(HTTPStatus.CONFLICT, {"error": str(exc)})
-            return
-        self._json(HTTPStatus.OK, {"stored": stored})
+            return json_error(409, str(exc))
+        return JSONResponse({"stored": stored})
 
-    def do_GET(self) -> None:
-        node = self.server.node
+    async def get_segment(self, request: Request) -> Response:
+        if SEGMENT_PATH.match(request.url.path) is None:
+            return json_error(404, f"no such endpoint: GET {request.url.path}")
+        refusal = rate_refusal(self.rate, request, 1, "segments of work")
+        if refusal is not None:
+            return refusal
         try:
-            if match := SEGMENT_PATH.match(self.path):
-                record = node.tx_by_seq(int(match[1]))
-                segment = node.segment_with_proof(record, int(match[2]))
-                self._send(HTTPStatus.OK, segment.data, "application/octet-stream",
-                           {"X-Zg-Proof": json.dumps(segment.proof.to_json(), separators=(",", ":")),
-                            "X-Zg-Root": "0x" + segment.root.hex()})
-            elif match := FILE_PATH.match(self.path):
-                record = node.tx_by_seq(int(match[1]))
-                self._json(HTTPStatus.OK, {"segments": node.store.segment_indexes(record.entry.seq),
-                                           "finalized": record.finalized, "size": record.entry.size,
-                                           "root": "0x" + record.entry.data_root.hex()})
-            elif self.path in ("/", "/health"):
-                self._json(HTTPStatus.OK, node.status())
-            else:
-                self._json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: GET {self.path}"})
+            seq = _number(request.path_params["seq"], "txSeq")
+            index = _number(request.path_params["index"], "index")
+            segment: SegmentWithProof = await self._run(self._segment, seq, index)
         except (FileNotFound, DataUnavailable) as exc:
-            self._json(HTTPStatus.NOT_FOUND, {"error": str(exc)})
+            return json_error(404, str(exc))
         except ZgError as exc:
-            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return json_error(400, str(exc))
+        proof = json.dumps(segment.proof.to_json(), separators=(",", ":"))
+        return Response(segment.data, media_type="application/octet-stream",
+                        headers={"x-zg-proof": proof, "x-zg-root": "0x" + segment.root.hex()})
+
+    def _segment(self, seq: int, index: int) -> SegmentWithProof:
+        return self.node.segment_with_proof(self.node.tx_by_seq(seq), index)
+
+    async def get_file(self, request: Request) -> Response:
+        if FILE_PATH.match(request.url.path) is None:
+            return json_error(404, f"no such endpoint: GET {request.url.path}")
+        try:
+            answer = await self._run(self._file_state, _number(request.path_params["seq"], "txSeq"))
+        except (FileNotFound, DataUnavailable) as exc:
+            return json_error(404, str(exc))
+        except ZgError as exc:
+            return json_error(400, str(exc))
+        return JSONResponse(answer)
+
+    def _file_state(self, seq: int) -> dict[str, Any]:
+        record = self.node.tx_by_seq(seq)
+        return {"segments": self.node.store.segment_indexes(record.entry.seq), "finalized": record.finalized,
+                "size": record.entry.size, "root": "0x" + record.entry.data_root.hex()}
+
+
+class NodeServer(EdgeServer):
+    """A storage node's HTTP front on a hardened uvicorn server bound to ``host:port``.
+    ``token`` is the install token its local methods require (None: they are refused);
+    ``serve`` returns on SIGINT/SIGTERM or ``admin_shutdown``."""
+
+    def __init__(self, host: str, port: int, node: StorageNode, *, token: str | None,
+                 limits: NodeLimits | None = None) -> None:
+        self.limits = limits or NodeLimits()
+        sock = bind_listener(host, port)
+        access = LocalAccess.for_listener(token, host, sock.getsockname()[1]) if token else None
+        self.front = NodeApp(node, access=access, limits=self.limits, shutdown=self.stop_soon)
+        super().__init__(self.front.app, sock, self.limits.policy(access))
+
+    @property
+    def methods(self) -> dict[str, Any]:
+        """The JSON-RPC method table (a miner adds its methods here)."""
+        return self.front.rpc.methods

@@ -1,0 +1,1 @@
+"""Process plumbing shared by every service: edge guards, outbound calls, ports."""
