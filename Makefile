@@ -1,5 +1,6 @@
-# zgos: `make up` starts the whole devnet, `make test` runs the whole suite.
-# Both install what they need first; a second `make install` takes seconds.
+# zgos: `make up` starts the whole devnet, `make test` runs the whole suite (what CI runs),
+# `make test-fast` the pure cores and unit tests (the loop while developing).
+# All install what they need first; a second `make install` takes seconds.
 
 PYTHON      ?= python3.11
 VENV        := .venv
@@ -15,6 +16,7 @@ WHEELHOUSE  ?= $(HOME)/.cache/zgos/wheelhouse
 LLAMA_VER   := 0.3.36
 LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VER)-py3-none-linux_x86_64.whl
 STAMP       := $(VENV)/.install-stamp
+BYTECODE    := $(VENV)/.bytecode-stamp
 # The optional training stack (torch CPU + transformers + peft, see requirements-train.in):
 # its lock is compiled against requirements.lock, and torch's CPU wheel lies here.
 TORCH_WHEELS ?= /opt/wheels
@@ -46,6 +48,9 @@ STRICT      := \
   zgos/compute/finetune/sealing.py \
   zgos/storage/scores.py
 
+# solc-js and OpenZeppelin for `make contracts` and the test that recompiles the artifacts.
+SOLC        := contracts/node_modules/solc/package.json
+
 # 0G's TypeScript SDK for the storage compatibility tests (they skip, saying why, without it).
 TS_SDK_DIR  := $(TOOLS)/0g-ts-sdk
 TS_SDK      := $(TS_SDK_DIR)/node_modules/@0gfoundation/0g-ts-sdk/package.json
@@ -53,9 +58,9 @@ TS_SDK      := $(TS_SDK_DIR)/node_modules/@0gfoundation/0g-ts-sdk/package.json
 PYTEST_ARGS ?= --durations=15
 WORKERS     ?= 2
 
-.PHONY: install up test test-deps lint unit contracts bench clean proto fuzz
+.PHONY: install up test test-fast test-deps warm lint unit contracts bench clean proto fuzz
 
-install: $(STAMP) $(ANVIL)
+install: $(STAMP) $(BYTECODE) $(ANVIL)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +72,14 @@ $(STAMP): requirements.lock $(TRAIN_LOCK) pyproject.toml setup.py zgos/storage/_
 	$(UV) pip sync -q --python $(BIN)/python --find-links $(WHEELHOUSE) \
 	  --find-links $(TORCH_WHEELS) requirements.lock $(TRAIN_LOCK)
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+# Compile every installed module once. Where PYTHONDONTWRITEBYTECODE is set (this machine),
+# Python never caches what it compiles: each process (every `zg` command, every devnet
+# service) would compile web3, torch, transformers... from source again, twice the CPU of
+# its start-up. Some vendored Python 2 files do not compile: that is expected.
+$(BYTECODE): $(STAMP)
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 	@touch $@
 
 $(ANVIL):
@@ -96,8 +109,18 @@ test-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 	  echo "chromium not installed: the explorer's browser test will be skipped"
 
-test: install lint test-deps $(TS_SDK)
+test: install lint test-deps warm $(TS_SDK) $(SOLC)
 	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+# Pure cores and unit tests, no slow ones: under 2 minutes.
+test-fast: install
+	$(BIN)/python -m pytest -n $(WORKERS) -m "not slow" $(PYTEST_ARGS) tests/unit
+
+# The per-machine caches the suite reads (Gemma GGUF, its hash and tensor shapes) and this
+# tree's bytecode, made before any test is timed (tests/warm.py).
+warm: install
+	$(BIN)/python -m compileall -q zgos tests bench >/dev/null
+	$(BIN)/python -m tests.warm
 
 lint: install
 	$(BIN)/ruff check zgos tests bench
@@ -113,8 +136,12 @@ FUZZ_SEED     ?= random
 fuzz: install
 	ZGOS_FUZZ_REQUESTS=$(FUZZ_REQUESTS) ZGOS_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest -n 0 -s tests/adversarial
 
-contracts:
-	cd contracts && npm ci --silent --no-audit --no-fund && node build.js
+$(SOLC): contracts/package-lock.json
+	cd contracts && npm ci --silent --no-audit --no-fund || echo "solc-js not installed: the recompile test will install it"
+	@touch $@ 2>/dev/null || true
+
+contracts: $(SOLC)
+	cd contracts && node build.js
 
 bench: install
 	$(BIN)/python -m bench

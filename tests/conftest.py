@@ -8,21 +8,39 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from xdist.scheduler import LoadScopeScheduling
 
 from zgos.chain.accounts import devnet_role
 from zgos.chain.anvil import Anvil, AnvilConfig
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, deploy_all
 from zgos.datadir import DataDir
+from zgos.devnet.process import PidFile, terminate
 from zgos.netutil import free_port
 
 TEST_BLOCK_TIME_S = 0.2
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_devnet_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the end of the session, stop any devnet service a failed test left running (its
+    teardown never ran, or `zg devnet down` did not finish). Test devnets live under this
+    worker's base temp dir; their pid files carry the process start time, so only those very
+    processes are stopped."""
+    yield
+    for path in sorted(tmp_path_factory.getbasetemp().glob("**/pids/*.pid")):
+        pid = PidFile(path).read_live_pid()
+        if pid is not None:
+            warnings.warn(f"a test left {path.stem} running ({path}): stopped", stacklevel=1)
+            terminate(pid)
 
 
 @pytest.fixture(scope="session")
@@ -59,12 +77,44 @@ def new_account(chain: Chain) -> LocalAccount:
     return account
 
 
-@pytest.fixture
-def devnet_dir(tmp_path: Path, anvil: Anvil, chain: Chain, deployment_path: Path) -> DataDir:
-    """A data dir whose network.json and deployment.json describe the session chain."""
-    data_dir = DataDir(tmp_path / "data")
+def session_chain_data_dir(root: Path, chain: Chain, deployment_path: Path) -> DataDir:
+    """A new data dir at ``root`` whose network.json and deployment.json describe the session
+    chain, so ``zg --data-dir ROOT`` and services started on it use that chain."""
+    data_dir = DataDir(root)
     data_dir.root.mkdir(parents=True)
-    data_dir.network.write_text(json.dumps({"rpc_url": anvil.url, "chain_id": chain.chain_id,
+    data_dir.network.write_text(json.dumps({"rpc_url": chain.rpc_url, "chain_id": chain.chain_id,
                                             "outbound_allow": "loopback"}))
     shutil.copy(deployment_path, data_dir.deployment)
     return data_dir
+
+
+@pytest.fixture
+def devnet_dir(tmp_path: Path, chain: Chain, deployment_path: Path) -> DataDir:
+    """A data dir on the session chain, private to one test."""
+    return session_chain_data_dir(tmp_path / "data", chain, deployment_path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run ``slow`` tests first. Under xdist each worker then starts on a long test while the
+    quick ones fill in around it, instead of one worker finishing a long test alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# The tests under each of these directories share one costly session fixture (tests/e2e: the
+# one Gemma fine-tune), so they run on one xdist worker, which builds it once.
+ONE_WORKER_DIRS = ("tests/e2e/",)
+
+
+class OneWorkerPerSharedFixture(LoadScopeScheduling):
+    """xdist's ``load`` distribution, test by test in collection order as workers free up,
+    except that the tests of each ``ONE_WORKER_DIRS`` directory form one unit for one worker.
+    (xdist's own ``xdist_group`` marks do not group on pytest 9.2: pytest-xdist issue 1386.)"""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return next((d for d in ONE_WORKER_DIRS if nodeid.startswith(d)), nodeid)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
+    if config.getvalue("dist") != "load":  # another --dist was asked for: xdist's own
+        return None
+    return OneWorkerPerSharedFixture(config, log)

@@ -226,8 +226,11 @@ def devnet_up(
     block_time: float = typer.Option(1.0, "--block-time", min=0.1, help="Seconds per block."),
     chain_port: int = typer.Option(8545, "--chain-port"),
     port_offset: int = typer.Option(0, "--port-offset", help="Added to every service port but the chain's."),
+    only: str = typer.Option("", "--only", metavar="GROUPS",
+                             help="Start only these service groups and the ones they need, e.g. "
+                                  "`--only storage,da` (a wrong name lists the groups)."),
 ) -> None:
-    """Start the chain, deploy the contracts and start every service."""
+    """Start the chain, deploy the contracts and start every service (or the `--only` groups)."""
     cli = get_ctx(ctx)
     if shards & (shards - 1) or shards > storage_nodes:
         raise ConfigError(f"--shards {shards} must be a power of two and at most --storage-nodes ({storage_nodes})",
@@ -238,8 +241,10 @@ def devnet_up(
         storage_nodes=storage_nodes,
         shards=shards,
         port_offset=port_offset,
+        only=tuple(name.strip() for name in only.split(",") if name.strip()),
     )
     devnet = Devnet(cli.data_dir, options)
+    devnet.services()  # an unknown group is an error before anything starts
     started = time.monotonic()
     try:
         with console.status("starting devnet") as spinner:

@@ -3,6 +3,7 @@ waits and one JSON-RPC call."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from zgos.core.errors import ConfigError
 from zgos.runtime.outbound import DeadlineExceeded, OutboundRefused
 
 
@@ -26,6 +28,27 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+READY_TIMEOUT_ENV = "ZGOS_READY_TIMEOUT_S"
+# One deadline for every wait on a service's own health signal (devnet services, test servers):
+# generous, because how long a start-up takes depends on the machine and its load, not on the
+# service; a service that dies fails the wait at once instead.
+DEFAULT_READY_TIMEOUT_S = 300.0
+
+
+def ready_timeout_s() -> float:
+    """How long a service may take to become healthy: ``$ZGOS_READY_TIMEOUT_S`` or 300 s."""
+    value = os.environ.get(READY_TIMEOUT_ENV)
+    if not value:
+        return DEFAULT_READY_TIMEOUT_S
+    try:
+        timeout = float(value)
+    except ValueError:
+        timeout = -1.0
+    if not timeout > 0:
+        raise ConfigError(f"{READY_TIMEOUT_ENV}={value!r} is not a positive number of seconds")
+    return timeout
+
+
 def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:
     """Poll ``check`` until it returns True or ``timeout_s`` passes; return the last answer."""
     deadline = time.monotonic() + timeout_s
@@ -38,6 +61,15 @@ def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval_s)
+
+
+def wait_ready(ready: Callable[[], bool], alive: Callable[[], bool] = lambda: True,
+               interval_s: float = 0.1) -> bool:
+    """Poll a service's own health signal ``ready`` until it holds (True). Give up (False) at
+    once when ``alive`` says the service is gone, else after the one readiness deadline
+    (``ready_timeout_s``)."""
+    wait_until(lambda: not alive() or ready(), ready_timeout_s(), interval_s)
+    return alive() and wait_until(ready, 0)
 
 
 class JsonRpcFailure(Exception):

@@ -1,4 +1,7 @@
-"""`zg devnet` in a temporary data dir: up, status, stop/start, stale pids, ports, down."""
+"""`zg devnet` in a temporary data dir: up, status, stop/start, stale pids, ports, down.
+
+The lifecycle claims are about the orchestrator, so they run on the smallest devnet that shows
+them (``--only``); only the foreground Ctrl-C test brings up every service group."""
 
 from __future__ import annotations
 
@@ -14,10 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.clirunner import devnet_chain_port, zg
+from tests.integration.clirunner import devnet_chain_port, devnet_up, zg
 from zgos.chain.client import Chain
+from zgos.core.errors import ZgError
+from zgos.datadir import DataDir
+from zgos.devnet.orchestrator import Devnet
 from zgos.devnet.process import PidFile, is_alive
-from zgos.netutil import port_in_use, wait_until
+from zgos.devnet.services import DevnetOptions, Service, all_services
+from zgos.netutil import READY_TIMEOUT_ENV, port_in_use, ready_timeout_s, wait_until
 
 
 @pytest.fixture
@@ -28,7 +35,8 @@ def devnet_root(tmp_path: Path):
 
 
 def up(root: Path, port: int, *extra: str) -> subprocess.CompletedProcess[str]:
-    return zg(root, "devnet", "up", "--detach", "--chain-port", str(port), "--block-time", "0.2", *extra)
+    """A chain-only devnet (the lifecycle is the orchestrator's, the same for every service)."""
+    return devnet_up(root, port, "--only", "chain", *extra)
 
 
 def test_devnet_up_status_stop_start_down(devnet_root: Path) -> None:
@@ -67,7 +75,7 @@ def test_stale_pid_file_is_detected_and_replaced(devnet_root: Path) -> None:
     assert not (pids / "chain.pid").exists()
     (pids / "chain.pid").write_text(json.dumps({"pid": 999_999_999, "start": 5}))
     result = up(devnet_root, devnet_chain_port())
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr + result.stdout
     assert is_alive(os.getpid())
 
 
@@ -81,6 +89,7 @@ def test_port_in_use_is_a_clear_error(devnet_root: Path) -> None:
     assert "already in use" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     root, port = tmp_path / "fg", devnet_chain_port()
     process = subprocess.Popen(
@@ -93,8 +102,13 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
     reader.start()
     try:
-        # every service group must be up (the model server takes seconds), not just the chain
-        assert wait_until(lambda: any("Ctrl-C stops everything" in line for line in lines), 300)
+        # The one test of the whole devnet: every service group must come up healthy (the
+        # summary line is printed only then), and Ctrl-C must stop all of them. Each service
+        # has the readiness deadline; a start-up failure ends `up` with that service's log.
+        every_service = len(all_services(DevnetOptions(chain_port=port)))
+        assert wait_until(lambda: any("Ctrl-C stops everything" in line for line in lines)
+                          or process.poll() is not None, every_service * ready_timeout_s()), "".join(lines)
+        assert process.poll() is None, "".join(lines)
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
@@ -103,6 +117,7 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+            zg(root, "devnet", "down")  # the services live in their own sessions
     assert process.returncode == 0, output
     assert "devnet stopped" in output
     assert not port_in_use(port)
@@ -115,6 +130,66 @@ def test_status_without_devnet_says_how_to_start(tmp_path: Path) -> None:
 
 
 def test_devnet_reset_deletes_the_data_dir(devnet_root: Path) -> None:
-    assert up(devnet_root, devnet_chain_port()).returncode == 0
+    result = up(devnet_root, devnet_chain_port())
+    assert result.returncode == 0, result.stderr + result.stdout
     assert zg(devnet_root, "devnet", "reset", "--yes").returncode == 0
     assert not devnet_root.exists()
+
+
+def test_devnet_up_only_starts_the_named_groups_and_what_they_need(devnet_root: Path) -> None:
+    port = devnet_chain_port()
+    result = devnet_up(devnet_root, port, "--only", "indexer")
+    assert result.returncode == 0, result.stderr + result.stdout
+    status = zg(devnet_root, "devnet", "status").stdout
+    listed = [line.split()[1] for line in status.splitlines() if line.startswith("│")]
+    assert listed == ["chain", "storage-0", "indexer"], status
+    assert status.count("healthy") == 3, status
+    saved = json.loads((devnet_root / "network.json").read_text())["options"]
+    assert saved["only"] == ["indexer"]
+
+    # stop/start act on what was started, and `start` restarts the saved way
+    assert "stopped" in zg(devnet_root, "devnet", "stop", "storage-0").stdout
+    assert zg(devnet_root, "devnet", "start", "storage-0").returncode == 0
+    missing = zg(devnet_root, "devnet", "start", "model")
+    assert missing.returncode == 1 and "started with --only indexer" in missing.stderr, missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    down = zg(devnet_root, "devnet", "down")
+    assert down.stdout.split(":", 1)[1].split() == ["indexer,", "storage-0,", "chain"], down.stdout
+    assert not list((devnet_root / "pids").glob("*.pid"))
+
+
+def test_an_unknown_service_group_is_a_clear_error(tmp_path: Path) -> None:
+    result = zg(tmp_path / "devnet", "devnet", "up", "--only", "chain,nonsense")
+    assert result.returncode == 1 and "no devnet service group named 'nonsense'" in result.stderr
+    assert "storage" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "devnet" / "pids").exists(), "nothing started"
+
+
+def _service(argv: list[str]) -> Service:
+    return Service(name="flaky", url="-", argv=lambda ctx: argv, ready=lambda ctx: False)
+
+
+def test_a_service_that_exits_during_start_up_fails_at_once_with_the_end_of_its_log(tmp_path: Path) -> None:
+    devnet = Devnet(DataDir(tmp_path / "devnet"), DevnetOptions(chain_port=devnet_chain_port()))
+    script = "import sys; print('loading'); print('bad config: no such model', file=sys.stderr); sys.exit(3)"
+    started = time.monotonic()
+    with pytest.raises(ZgError) as raised:
+        devnet.start(_service([sys.executable, "-c", script]))
+    assert time.monotonic() - started < ready_timeout_s() / 2, "did not wait out the deadline"
+    assert "flaky exited during start-up" in raised.value.message
+    assert raised.value.hint is not None and "bad config: no such model" in raised.value.hint
+    assert not (tmp_path / "devnet" / "pids" / "flaky.pid").exists()
+
+
+def test_a_service_that_misses_the_readiness_deadline_is_stopped_and_its_log_explains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(READY_TIMEOUT_ENV, "1.5")
+    devnet = Devnet(DataDir(tmp_path / "devnet"), DevnetOptions(chain_port=devnet_chain_port()))
+    script = "import time; print('waiting for the model download', flush=True); time.sleep(60)"
+    with pytest.raises(ZgError) as raised:
+        devnet.start(_service([sys.executable, "-c", script]))
+    assert "flaky did not become healthy in 1.5 s" in raised.value.message
+    assert raised.value.hint is not None and "waiting for the model download" in raised.value.hint
+    assert not (tmp_path / "devnet" / "pids" / "flaky.pid").exists()

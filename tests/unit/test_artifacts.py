@@ -40,6 +40,7 @@ def test_artifacts_were_built_from_the_current_sources() -> None:
         assert artifact.source_hash == expected, f"{name} is stale: run `make contracts`"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed: cannot recompile")
 def test_recompiling_reproduces_the_committed_bytecode(tmp_path: Path) -> None:
     if not (CONTRACTS_DIR / "node_modules" / "solc").exists():

@@ -56,12 +56,6 @@ def prepare_provider(ctx: DevnetContext) -> None:
         contracts.acknowledge(user, provider.address, provider.address)
 
 
-def compute_services(options: DevnetOptions) -> list[Service]:
-    from zgos.compute.finetune.devnet import finetune_services
-
-    return [*inference_services(options), *finetune_services(options)]
-
-
 def inference_services(options: DevnetOptions) -> list[Service]:
     model_port, provider_port, admin_port = compute_ports(options)
     model_url = f"http://127.0.0.1:{model_port}"
@@ -72,7 +66,6 @@ def inference_services(options: DevnetOptions) -> list[Service]:
             url=model_url,
             argv=lambda ctx: ctx.zg("compute", "model", "serve", "--port", str(model_port)),
             ready=lambda ctx: http_ok(model_url + "/v1/models"),
-            ready_timeout_s=120.0,
         ),
         Service(
             name="provider-0",
@@ -82,7 +75,6 @@ def inference_services(options: DevnetOptions) -> list[Service]:
                 "--admin-port", str(admin_port), "--account", f"devnet:{DEVNET_ROLES['provider']}",
             ),
             ready=lambda ctx: http_ok(provider_url + "/health"),
-            ready_timeout_s=60.0,
             prepare=prepare_provider,
         ),
     ]

@@ -1,8 +1,11 @@
-"""``zg devnet``: start, watch and stop every devnet service as its own OS process.
+"""``zg devnet``: start, watch and stop devnet services, each as its own OS process.
 
 Order of ``up``: the chain, then the contract deployment (idempotent), then every other
-service in table order, each waited on until healthy. State, logs (``logs/NAME.log``) and pid
-files (``pids/NAME.pid``) live under the data dir, so any shell can see and stop the devnet.
+service of the groups asked for (``--only``; all by default) in table order, each waited on
+until its own health signal holds, within one deadline (``netutil.ready_timeout_s``). State,
+logs (``logs/NAME.log``) and pid files (``pids/NAME.pid``) live under the data dir, so any shell
+can see and stop the devnet; the options are saved with it, so ``start``, ``stop``, ``status``
+and ``down`` act on what ``up`` started.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from zgos.chain.accounts import devnet_role
@@ -19,9 +22,15 @@ from zgos.chain.client import Chain
 from zgos.chain.deploy import deploy_all
 from zgos.core.errors import ConfigError, ZgError
 from zgos.datadir import DataDir
-from zgos.devnet.process import PidFile, is_alive, spawn, terminate
-from zgos.devnet.services import DevnetContext, DevnetOptions, Service, all_services
-from zgos.netutil import port_in_use, wait_until
+from zgos.devnet.process import PidFile, is_alive, log_tail, spawn, terminate
+from zgos.devnet.services import (
+    DevnetContext,
+    DevnetOptions,
+    Service,
+    all_services,
+    devnet_services,
+)
+from zgos.netutil import port_in_use, ready_timeout_s, wait_ready
 
 # Every devnet service listens on 127.0.0.1, so URLs announced on the devnet may name loopback
 # (``CliContext.outbound_policy``); nothing else non-global is allowed.
@@ -59,14 +68,14 @@ class Devnet:
         network = self.data_dir.read_network()
         if not network or "options" not in network:
             return None
-        return DevnetOptions(**network["options"])
+        return DevnetOptions.from_json(network["options"])
 
     def _save_network(self, chain_id: int) -> None:
         self.data_dir.root.mkdir(parents=True, exist_ok=True)
         record: dict[str, Any] = {
             "rpc_url": self.options.rpc_url,
             "chain_id": chain_id,
-            "options": asdict(self.options),
+            "options": self.options.to_json(),
             "outbound_allow": DEVNET_OUTBOUND_ALLOW,
         }
         tmp = self.data_dir.network.with_suffix(".tmp")
@@ -74,14 +83,16 @@ class Devnet:
         tmp.replace(self.data_dir.network)
 
     def services(self) -> list[Service]:
-        return all_services(self.options)
+        """The services of this devnet (the groups it was started with), in start order."""
+        return devnet_services(self.options)
 
     def service(self, name: str) -> Service:
         for service in self.services():
             if service.name == name:
                 return service
         names = ", ".join(s.name for s in self.services())
-        raise ConfigError(f"no devnet service named {name!r}", f"services: {names}")
+        only = f" (started with --only {','.join(self.options.only)})" if self.options.only else ""
+        raise ConfigError(f"no devnet service named {name!r}{only}", f"services: {names}")
 
     def pidfile(self, name: str) -> PidFile:
         return PidFile(self.data_dir.pids / f"{name}.pid")
@@ -104,16 +115,20 @@ class Devnet:
         log_path = self.data_dir.logs / f"{service.name}.log"
         pid = spawn(service.argv(self.ctx), log_path)
         pidfile.write(pid)
-        healthy = wait_until(
-            lambda: is_alive(pid) and service.ready(self.ctx), service.ready_timeout_s, 0.1
-        )
-        if not healthy:
-            alive = is_alive(pid)
-            terminate(pid)
-            pidfile.remove()
-            why = "did not become healthy in time" if alive else "exited during start-up"
-            raise ZgError(f"{service.name} {why}", f"see its log: {log_path}")
-        return pid
+        if wait_ready(lambda: service.ready(self.ctx), lambda: is_alive(pid)):
+            return pid
+        alive = is_alive(pid)
+        terminate(pid)
+        pidfile.remove()
+        why = f"did not become healthy in {ready_timeout_s():g} s" if alive else "exited during start-up"
+        raise ZgError(f"{service.name} {why}",
+                      f"the end of its log ({log_path}):\n{log_tail(log_path)}")
+
+    def _healthy(self, service: Service) -> bool:
+        try:
+            return bool(service.ready(self.ctx))
+        except Exception:
+            return False
 
     def stop(self, name: str) -> bool:
         """Stop one service; return False if it was not running."""
@@ -126,7 +141,7 @@ class Devnet:
         return True
 
     def up(self, progress: Any = None) -> list[ServiceStatus]:
-        """Start everything (idempotent: running services are kept)."""
+        """Start this devnet's services (idempotent: running services are kept)."""
         self.data_dir.root.mkdir(parents=True, exist_ok=True)
         services = self.services()
         for service in services:
@@ -142,11 +157,17 @@ class Devnet:
         return self.status()
 
     def down(self) -> list[str]:
-        """Stop every running service, last started first; return their names."""
+        """Stop every running service, last started first; return their names.
+
+        Services left by an earlier ``up`` with other options (another ``--only``, more
+        storage nodes) are stopped too: every live pid file counts."""
         stopped = []
-        for service in reversed(self.services()):
+        for service in reversed(all_services(self.options)):
             if self.stop(service.name):
                 stopped.append(service.name)
+        for pidfile in sorted(self.data_dir.pids.glob("*.pid")):
+            if self.stop(pidfile.stem):
+                stopped.append(pidfile.stem)
         return stopped
 
     def reset(self) -> None:
@@ -158,12 +179,7 @@ class Devnet:
         result = []
         for service in self.services():
             pid = self.pidfile(service.name).read_live_pid()
-            healthy = False
-            if pid is not None:
-                try:
-                    healthy = bool(service.ready(self.ctx))
-                except Exception:
-                    healthy = False
+            healthy = pid is not None and self._healthy(service)
             result.append(ServiceStatus(service.name, service.url, pid, healthy))
         return result
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STOP_TIMEOUT_S = 10.0
+LOG_TAIL_LINES = 20
+LOG_TAIL_MAX_BYTES = 64 * 1024
 
 
 def process_start_time(pid: int) -> int | None:
@@ -74,6 +76,19 @@ def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) ->
             env={**os.environ, **(env or {})},
         )
     return process.pid
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a service log (read from its last 64 KiB), so an error about
+    a service that failed to start says why; a note instead when there is no log."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - LOG_TAIL_MAX_BYTES))
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    tail = text.splitlines()[-lines:]
+    return "\n".join(tail) if tail else f"({path} is empty)"
 
 
 def is_alive(pid: int) -> bool:

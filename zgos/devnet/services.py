@@ -1,15 +1,18 @@
-"""The devnet's service table. Each network contributes a function that lists its services
-for the chosen options; ``all_services`` returns them in start order (the chain first)."""
+"""The devnet's service table. Each network contributes a named group: a function that lists
+its services for the chosen options, and the groups it needs running first. ``devnet_services``
+returns the services of the groups asked for (``zg devnet up --only``) and of every group they
+need, in start order (the chain first); ``all_services`` returns the whole table."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from zgos.chain.anvil import AnvilConfig
+from zgos.core.errors import ConfigError
 from zgos.datadir import DataDir
 from zgos.netutil import port_in_use, rpc_ready
 
@@ -26,7 +29,17 @@ class DevnetOptions:
     shards: int = 1
     # Added to every service port but the chain's (see ``port``).
     port_offset: int = 0
+    # Service groups asked for (``--only``); the groups they need are started too. Empty: all.
+    only: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> DevnetOptions:
+        """Options as saved in network.json (a list for ``only``; absent in older records)."""
+        return cls(**{**record, "only": tuple(record.get("only", ()))})
 
     @property
     def rpc_url(self) -> str:
@@ -59,8 +72,9 @@ class Service:
     name: str
     url: str
     argv: Callable[[DevnetContext], list[str]]
+    # The service's own health signal, polled until it holds (one deadline for every service:
+    # ``netutil.ready_timeout_s``).
     ready: Callable[[DevnetContext], bool]
-    ready_timeout_s: float = 30.0
     # Runs in the orchestrator before the process starts (e.g. fund the service's account).
     prepare: Callable[[DevnetContext], None] | None = None
 
@@ -84,7 +98,6 @@ def chain_services(options: DevnetOptions) -> list[Service]:
             url=options.rpc_url,
             argv=argv,
             ready=lambda ctx: rpc_ready(ctx.options.rpc_url),
-            ready_timeout_s=15.0,
         )
     ]
 
@@ -133,7 +146,6 @@ def storage_services(options: DevnetOptions) -> list[Service]:
                 *(_miner_args(ctx, i)),
             ),
             ready=lambda ctx: http_ok(url + "/health"),
-            ready_timeout_s=60.0,
         )
 
     return [service(i) for i in range(options.storage_nodes)]
@@ -157,30 +169,6 @@ def repairer_services(options: DevnetOptions) -> list[Service]:
     ]
 
 
-def service_groups() -> list[Callable[[DevnetOptions], list[Service]]]:
-    """Each network's group, in start order (imported here to keep the table in one place)."""
-    from zgos.explorer.devnet import explorer_services
-    from zgos.storage.indexer.devnet import indexer_services
-
-    return [
-        chain_services,
-        storage_services,
-        indexer_services,
-        repairer_services,
-        _compute_services,
-        da_services,
-        explorer_services,  # last: it shows everything else
-    ]
-
-
-def _compute_services(options: DevnetOptions) -> list[Service]:
-    from zgos.compute.devnet import compute_services  # imported late: it builds on this module
-
-    return compute_services(options)
-
-
-
-
 DA_CHAIN_DELTA = 200  # signer i at chain port +200+i, then the disperser, on a non-default chain port
 
 
@@ -197,7 +185,6 @@ def da_services(options: DevnetOptions) -> list[Service]:
             url=f"grpc://127.0.0.1:{port}",
             argv=lambda ctx, i=i, port=port: ctx.zg("da", "signer", "--index", str(i), "--port", str(port)),
             ready=lambda ctx, port=port: port_in_use(port),
-            ready_timeout_s=60.0,
         )
         for i, port in enumerate(signer_ports)
     ]
@@ -206,12 +193,64 @@ def da_services(options: DevnetOptions) -> list[Service]:
         url=f"grpc://127.0.0.1:{disperser_port}",
         argv=lambda ctx: ctx.zg("da", "disperser", "--port", str(disperser_port)),
         ready=lambda ctx: port_in_use(disperser_port),
-        ready_timeout_s=60.0,
     )
     return [*signers, disperser]
 
 
+@dataclass(frozen=True)
+class ServiceGroup:
+    """One network's services (``zg devnet up --only NAME``) and the groups it needs running."""
+
+    name: str
+    services: Callable[[DevnetOptions], list[Service]]
+    needs: tuple[str, ...] = ("chain",)
+
+
+def service_groups() -> list[ServiceGroup]:
+    """Every group, in start order (imported here to keep the table in one place)."""
+    from zgos.compute.devnet import inference_services
+    from zgos.compute.finetune.devnet import finetune_services
+    from zgos.explorer.devnet import explorer_services
+    from zgos.storage.indexer.devnet import indexer_services
+
+    return [
+        ServiceGroup("chain", chain_services, needs=()),
+        ServiceGroup("storage", storage_services),
+        # the indexer and the repairer find the storage nodes in the NodeRegistry
+        ServiceGroup("indexer", indexer_services, needs=("storage",)),
+        ServiceGroup("repairer", repairer_services, needs=("storage",)),
+        ServiceGroup("compute", inference_services),
+        # the fine-tuning provider keeps datasets and adapters in storage
+        ServiceGroup("finetune", finetune_services, needs=("storage",)),
+        ServiceGroup("da", da_services),
+        ServiceGroup("explorer", explorer_services),  # last: it shows everything else
+    ]
+
+
+def resolve_groups(asked: Iterable[str], groups: list[ServiceGroup]) -> list[ServiceGroup]:
+    """The groups ``asked`` for and every group they need, transitively, in table order;
+    nothing asked for means every group. Raises ``ConfigError`` for a name not in the table."""
+    by_name = {group.name: group for group in groups}
+    wanted: set[str] = set()
+    pending = list(asked)
+    if not pending:
+        return list(groups)
+    while pending:
+        name = pending.pop()
+        if name not in by_name:
+            raise ConfigError(f"no devnet service group named {name!r}", f"groups: {', '.join(by_name)}")
+        if name not in wanted:
+            wanted.add(name)
+            pending.extend(by_name[name].needs)
+    return [group for group in groups if group.name in wanted]
+
+
+def devnet_services(options: DevnetOptions) -> list[Service]:
+    """The services ``options`` asks for (``only`` and what it needs), in start order."""
+    groups = resolve_groups(options.only, service_groups())
+    return [service for group in groups for service in group.services(options)]
 
 
 def all_services(options: DevnetOptions) -> list[Service]:
-    return [service for group in service_groups() for service in group(options)]
+    """Every service of the table for these options, whatever ``only`` says."""
+    return [service for group in service_groups() for service in group.services(options)]

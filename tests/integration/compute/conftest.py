@@ -18,6 +18,7 @@ import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from tests.servers import await_ready
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
@@ -29,7 +30,7 @@ from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
 from zgos.compute.user.proxy import Funding, Router, UserProxy, proxy_server
 from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.netutil import free_port
 from zgos.runtime.edge import read_token
 from zgos.runtime.outbound import DEVNET_POLICY, AddressPolicy
 
@@ -52,12 +53,14 @@ def tokens(gguf: Path) -> TokenCounter:
 @pytest.fixture(scope="session")
 def model_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    with open(tmp_path_factory.mktemp("model") / "model.log", "wb") as log:
+    log_path = tmp_path_factory.mktemp("model") / "model.log"
+    with open(log_path, "wb") as log:
         process = subprocess.Popen(model_server_argv(gguf, port=port, threads=1), stdout=log,
                                    stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"
-            assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, 60), "model server"
+            await_ready(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, "the model server",
+                        log_path, process)
             yield url
         finally:
             process.terminate()
@@ -70,10 +73,12 @@ def stub_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     a stream of one chunk per token every few milliseconds that stops when its client leaves."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with open(tmp_path_factory.mktemp("stub") / "stub.log", "wb") as log:
+    log_path = tmp_path_factory.mktemp("stub") / "stub.log"
+    with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "bench.compute_servers", "stub", str(port)],
                                    cwd=Path(__file__).resolve().parents[3], stdout=log, stderr=subprocess.STDOUT)
-        assert wait_until(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, 60), "stub upstream"
+        await_ready(lambda: httpx.get(url + "/v1/models", timeout=1).status_code == 200, "the stub upstream",
+                    log_path, process)
         yield url
         process.terminate()
         process.wait(10)
@@ -109,10 +114,12 @@ class BrokerProcess:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        ok = wait_until(lambda: httpx.get(self.url + "/health", timeout=1).status_code == 200, 60, 0.1)
-        if not ok:  # never leave a broker behind that the session teardown does not know of
+        try:
+            await_ready(lambda: httpx.get(self.url + "/health", timeout=1).status_code == 200, "the broker",
+                        self.log_path, self.process)
+        except BaseException:  # never leave a broker behind that the session teardown does not know of
             self.kill()
-        assert ok, self.log_path.read_text()[-3000:]
+            raise
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.process is not None
@@ -162,8 +169,8 @@ def start_broker(
             env={**base, "ZGOS_PRIVATE_KEY": provider.key.hex(), **(env or {})},
             log_path=home / "broker.log", data_dir=data_dir,
         )
+        started.append(broker)  # stopped at the end even if it never becomes healthy
         broker.start()
-        started.append(broker)
         return broker
 
     yield start
@@ -228,8 +235,9 @@ def run_proxy() -> Iterator[Callable[..., RunningProxy]]:
         thread.start()
         url = f"http://127.0.0.1:{port}"
         headers = {"authorization": f"Bearer {token}"}
-        assert wait_until(lambda: httpx.get(url + "/v1/models", headers=headers, timeout=5).status_code == 200, 30)
         running.append(RunningProxy(url, proxy, token, server, thread))
+        await_ready(lambda: httpx.get(url + "/v1/models", headers=headers, timeout=5).status_code == 200,
+                    "the user proxy")
         return running[-1]
 
     yield run

@@ -1,4 +1,5 @@
-"""`zg devnet up` gives a working compute network: `zg compute chat "hello"` out of the box."""
+"""`zg devnet up` gives a working compute network: `zg compute chat "hello"` out of the box
+(on a devnet of the chain and the compute group: model server and provider)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.clirunner import devnet_chain_port, zg
+from tests.integration.clirunner import devnet_chain_port, devnet_up, zg
 
 
 @pytest.fixture
@@ -18,10 +19,10 @@ def devnet_root(tmp_path: Path) -> Iterator[Path]:
     zg(root, "devnet", "down")
 
 
+@pytest.mark.slow
 def test_devnet_compute_chat_works_out_of_the_box(devnet_root: Path) -> None:
     port = devnet_chain_port()
-    started = zg(devnet_root, "devnet", "up", "--detach", "--chain-port", str(port), "--block-time", "0.2",
-                 timeout=300)
+    started = devnet_up(devnet_root, port, "--only", "compute")
     assert started.returncode == 0, started.stdout + started.stderr
     assert "provider-0" in started.stdout and "model" in started.stdout
     chat = zg(devnet_root, "compute", "chat", "hello", "--max-tokens", "4")

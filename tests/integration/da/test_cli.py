@@ -1,4 +1,4 @@
-"""`zg da` against a real `zg devnet up`: 4 signer processes and the disperser."""
+"""`zg da` against a real `zg devnet up --only da`: the chain, 4 signer processes and the disperser."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.clirunner import devnet_chain_port, zg
+from tests.integration.clirunner import devnet_chain_port, devnet_up, zg
 from zgos.chain.client import Chain
 from zgos.chain.deploy import load_deployment
 from zgos.da.contracts import DAContracts
@@ -18,14 +18,15 @@ from zgos.netutil import wait_until
 @pytest.fixture
 def devnet(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     root, port = tmp_path / "devnet", devnet_chain_port()
-    try:  # a start-up that fails or times out half way still stops what it started
-        result = zg(root, "devnet", "up", "--detach", "--chain-port", str(port), "--block-time", "0.2", timeout=240)
+    try:
+        result = devnet_up(root, port, "--only", "da")
         assert result.returncode == 0, result.stdout + result.stderr
         yield root, port
     finally:
         zg(root, "devnet", "down")
 
 
+@pytest.mark.slow
 def test_devnet_starts_four_signers_and_a_disperser_and_the_cli_puts_gets_and_samples(
     devnet: tuple[Path, int], tmp_path: Path
 ) -> None:

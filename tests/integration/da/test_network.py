@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.servers import await_ready
 from zgos.da import bls
 from zgos.da.blob import MAX_BLOB_BYTES
 from zgos.da.contracts import BlobStatus
@@ -236,7 +237,7 @@ def test_acknowledged_dispersal_completes_after_the_disperser_is_killed(
 
     def start() -> subprocess.Popen[bytes]:
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_until(lambda: port_in_use(port), 60)
+        await_ready(lambda: port_in_use(port), "the disperser", process=process)
         return process
 
     first = start()

@@ -12,25 +12,29 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from tests.conftest import session_chain_data_dir
+from tests.servers import await_http
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.datadir import DataDir
-from zgos.netutil import free_port, http_ok, wait_until
+from zgos.netutil import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture
-def explorer(devnet_dir: DataDir, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def explorer(chain: Chain, deployment_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One explorer on the session chain for this module's tests (each uses its own accounts)."""
+    root = tmp_path_factory.mktemp("explorer")
+    data_dir = session_chain_data_dir(root / "data", chain, deployment_path)
     port = free_port()
-    log = open(tmp_path / "explorer.log", "wb")  # noqa: SIM115 - closed below
+    log = open(root / "explorer.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "zgos.cli", "--data-dir", str(devnet_dir.root), "explorer", "serve", "--port", str(port)],
+        [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir.root), "explorer", "serve", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        assert wait_until(lambda: http_ok(f"{url}/health"), 30), (tmp_path / "explorer.log").read_text()
+        await_http(f"{url}/health", "the explorer", root / "explorer.log", process)
         yield url
     finally:
         process.terminate()
@@ -69,7 +73,7 @@ def test_unreachable_chain_is_a_503_not_a_crash(tmp_path: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        assert wait_until(lambda: http_ok(f"{url}/health"), 30)
+        await_http(f"{url}/health", "the explorer", process=process)
         response = httpx.get(f"{url}/api/status")
         assert response.status_code == 503 and "cannot reach" in response.json()["detail"]
         assert httpx.get(f"{url}/").status_code == 200, "the page itself still loads"

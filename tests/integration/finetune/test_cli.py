@@ -17,10 +17,11 @@ from eth_account.signers.local import LocalAccount
 from tests.integration.clirunner import zg
 from tests.integration.finetune.conftest import funded_account, provider_ready
 from tests.integration.storage.conftest import RunningNode
+from tests.servers import await_ready
 from zgos.chain.client import Chain
 from zgos.compute.finetune.dataset import Example, encode_dataset
 from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.netutil import free_port
 
 DATASET = encode_dataset((Example("Q: What is the secret word?\nA:", " zebracorn."),) * 2)
 
@@ -39,8 +40,8 @@ def provider(devnet_dir: DataDir, storage_node: RunningNode, new_account: LocalA
                                                   "OMP_NUM_THREADS": "1"},
     )
     try:
-        assert wait_until(lambda: provider_ready(f"http://127.0.0.1:{port}"), 300), \
-            (tmp_path / "provider.log").read_text()
+        await_ready(lambda: provider_ready(f"http://127.0.0.1:{port}"), "the fine-tuning provider",
+                    tmp_path / "provider.log", process)
         yield new_account
     finally:
         process.terminate()
@@ -48,6 +49,7 @@ def provider(devnet_dir: DataDir, storage_node: RunningNode, new_account: LocalA
         log.close()
 
 
+@pytest.mark.slow
 def test_finetune_cli_orders_follows_acknowledges_decrypts_and_shows_provenance(
     devnet_dir: DataDir, chain: Chain, storage_node: RunningNode, provider: LocalAccount, new_account: LocalAccount,
     tmp_path: Path,

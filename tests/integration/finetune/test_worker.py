@@ -234,6 +234,7 @@ def _journal_state(path: Path, task_id: int) -> tuple[TaskState | None, int]:
         return record.state, record.step
 
 
+@pytest.mark.slow
 def test_kill_9_during_training_and_during_delivery_resumes_without_double_charging(
     chain: Chain,
     market: FineTuningMarket,

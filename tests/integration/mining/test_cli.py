@@ -15,12 +15,13 @@ import httpx
 import pytest
 
 from tests.integration.clirunner import zg
+from tests.servers import await_http
 from zgos.chain.accounts import devnet_account
 from zgos.chain.anvil import Anvil
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.datadir import DataDir
-from zgos.netutil import free_port, http_ok, wait_until
+from zgos.netutil import free_port, wait_until
 
 from .conftest import EPOCH_BLOCKS
 
@@ -48,7 +49,7 @@ def node_url(data_dir: DataDir) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        assert wait_until(lambda: http_ok(url + "/health"), 30), (data_dir.root / "node.log").read_text()
+        await_http(url + "/health", "the mining storage node", data_dir.root / "node.log", process)
         yield url
     finally:
         process.terminate()

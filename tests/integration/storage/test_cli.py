@@ -1,4 +1,4 @@
-"""`zg storage` as a user runs it, against a devnet started with `zg devnet up`."""
+"""`zg storage` as a user runs it, against a devnet started with `zg devnet up --only storage`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.clirunner import devnet_chain_port, zg
+from tests.integration.clirunner import devnet_chain_port, devnet_up, zg
 
 
 @pytest.fixture
@@ -17,9 +17,9 @@ def devnet_root(tmp_path: Path):
     zg(root, "devnet", "down")
 
 
+@pytest.mark.slow
 def test_devnet_storage_node_serves_cli_upload_download_and_info(devnet_root: Path, tmp_path: Path) -> None:
-    up = zg(devnet_root, "devnet", "up", "--detach", "--chain-port", str(devnet_chain_port()), "--block-time", "0.2",
-            timeout=300)
+    up = devnet_up(devnet_root, devnet_chain_port(), "--only", "storage")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "storage-0" in up.stdout
     path = tmp_path / "hello.bin"

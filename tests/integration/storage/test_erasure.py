@@ -17,6 +17,7 @@ import pytest
 from tests.integration.clirunner import zg
 from tests.integration.storage.conftest import start_node
 from tests.integration.storage.indexer_fixtures import start_indexer
+from tests.servers import await_ready
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
@@ -53,8 +54,9 @@ class Cluster:
         self.processes[i] = subprocess.Popen(argv, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env)
 
     def wait_ready(self) -> None:
-        for url in self.urls:
-            assert wait_until(lambda u=url: httpx.get(u + "/health", timeout=1).status_code == 200, 180), url
+        for i, url in enumerate(self.urls):
+            await_ready(lambda u=url: httpx.get(u + "/health", timeout=1).status_code == 200,
+                        f"storage node ec-{i}", self.log, self.processes[i])
 
     def kill_and_wipe(self, i: int) -> None:
         """kill -9 node i and delete its data, as a lost machine."""
@@ -89,6 +91,7 @@ def client(cluster: Cluster, chain: Chain, deployment: Deployment) -> ErasureCli
                          timeout_s=10)
 
 
+@pytest.mark.slow
 def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
     tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment,
 ) -> None:

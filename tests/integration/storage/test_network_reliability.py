@@ -18,6 +18,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from tests.integration.storage.conftest import start_node
+from tests.servers import await_ready
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
@@ -42,7 +43,8 @@ def spawn_node(data_dir: DataDir, name: str, port: int, log: Path, *extra: str) 
             "--port", str(port), "--confirmations", "0", "--poll", "0.05", "--no-announce", *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZGOS_")}
     process = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
-    assert wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200, 120)  # slow under load
+    await_ready(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200,
+                f"storage node {name}", log, process)
     return process
 
 

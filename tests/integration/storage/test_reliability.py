@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 
 from tests.integration.storage.conftest import start_node
 from tests.integration.storage.tcpproxy import TcpProxy
+from tests.servers import await_ready
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.datadir import DataDir
@@ -54,7 +55,8 @@ def _spawn_node(data_dir: DataDir, port: int, log: Path) -> subprocess.Popen[byt
             "--port", str(port), "--confirmations", "0", "--poll", "0.05", "--no-announce"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZGOS_")}
     process = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
-    assert wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200, 120)  # slow under load
+    await_ready(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200,
+                "the storage node", log, process)
     return process
 
 

@@ -39,6 +39,5 @@ def finetune_services(options: DevnetOptions) -> list[Service]:
                 "--account", f"devnet:{DEVNET_ROLES['finetune-provider']}",
             ),
             ready=lambda ctx: http_ok(url + "/health"),
-            ready_timeout_s=180.0,
         )
     ]
