@@ -83,7 +83,7 @@ def _user(cli: CliContext, account: str | None, services: list[ServiceInfo] | No
           tokenizer: Path | None = None) -> ComputeUser:
     tokens = _tokens_for(cli, services, tokenizer) if services is not None else None
     return ComputeUser(_contracts(cli), cli.account(account, role="user"), cli.data_dir.service("compute-user"),
-                       tokens=tokens)
+                       tokens=tokens, policy=cli.outbound_policy())
 
 
 def _provider(user: ComputeUser, provider: str | None) -> ServiceInfo:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
@@ -25,7 +26,7 @@ from zgos.compute.billing import MAX_BODY_BYTES, Prices
 from zgos.compute.ledger import ComputeContracts
 from zgos.compute.model import model_hash
 from zgos.compute.provider.broker import HEADER_MAX_FEE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_USER
-from zgos.compute.user.client import ComputeUser, body_with_defaults
+from zgos.compute.user.client import ComputeUser, ProviderError, body_with_defaults
 from zgos.runtime.outbound import AddressPolicy
 
 MODEL = "gemma-3-270m"
@@ -242,3 +243,14 @@ def test_the_proxy_calls_no_address_its_policy_refuses(
     assert answer.status_code == 502 and "loopback address" in answer.json()["error"]["message"], answer.text
     assert broker.user(user.address)["requests"] == 0
     assert "loopback address" in proxy.proxy.router.health[honest].last_error
+
+
+def test_the_cli_client_calls_no_address_its_policy_refuses(
+    broker: BrokerProcess, make_user: Callable[..., ComputeUser]
+) -> None:
+    honest = broker.provider.address
+    user = make_user(honest)
+    user.policy = AddressPolicy()  # global addresses only, as on a public network
+    with pytest.raises(ProviderError, match="loopback address"):
+        user.chat(honest, HELLO, max_tokens=2)
+    assert broker.user(user.address)["requests"] == 0

@@ -42,6 +42,7 @@ from zgos.compute.billing import (
     parse_chat_request,
 )
 from zgos.compute.ledger import ComputeContracts, ServiceInfo, ServiceNotRegistered
+from zgos.compute.limits import compute_answer_cap_bytes
 from zgos.compute.provider.broker import (
     HEADER_MAX_FEE,
     HEADER_NONCE,
@@ -51,9 +52,12 @@ from zgos.compute.provider.broker import (
 )
 from zgos.compute.tokens import TokenCounter
 from zgos.core.errors import ConfigError, ZgError
+from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy, OutboundClient
 
 DEFAULT_MAX_TOKENS = 256
 NONCE_BYTES = 16
+SIGNATURE_FETCH_S = 10.0  # a provider's signed Response, fetched again to re-check it
+SIGNATURE_ANSWER_BYTES = 64 * 1024
 PROMPT_TOKENS_PER_MESSAGE = 8  # template overhead bound when no tokenizer is available
 
 
@@ -122,11 +126,15 @@ def error_of_body(body: bytes) -> tuple[str, str]:
 
 
 class ComputeUser:
-    """One user account on one deployment."""
+    """One user account on one deployment. Its own calls to providers (``chat``,
+    ``verify_stored``) go through the outbound guard under ``policy``: a provider's URL is a
+    stranger's claim."""
 
     def __init__(self, contracts: ComputeContracts, account: LocalAccount, state_dir: Path,
-                 tokens: TokenCounter | None = None, timeout_s: float = 120.0) -> None:
+                 tokens: TokenCounter | None = None, timeout_s: float = 120.0,
+                 policy: AddressPolicy = OPEN_POLICY) -> None:
         self.contracts = contracts
+        self.policy = policy
         self.account = account
         self.address = v.normalize_address(account.address)
         self.state_dir = state_dir
@@ -333,13 +341,14 @@ class ComputeUser:
         service = self.service(provider)
         body = body_with_defaults({"messages": messages, "max_tokens": max_tokens}, model or service.model)
         signed = self.sign_request(service, body)
-        with httpx.Client(timeout=self.timeout_s) as client:
+        with OutboundClient(self.policy, deadline_s=self.timeout_s,
+                            max_response_bytes=compute_answer_cap_bytes(signed.max_tokens)) as client:
             try:
                 answer = client.post(service.url.rstrip("/") + "/v1/proxy/chat/completions",
                                      content=body, headers=signed.headers)
             except httpx.HTTPError as exc:
                 raise ProviderError(service.provider, 0, "unreachable",
-                                    f"cannot reach {service.url} ({type(exc).__name__})") from None
+                                    f"cannot reach {service.url} ({type(exc).__name__}: {exc})") from None
             if answer.status_code != 200:
                 raise ProviderError(service.provider, answer.status_code, *error_of(answer))
             response = self.verify(service, signed, answer.content, answer.headers.get(HEADER_RESPONSE),
@@ -364,7 +373,12 @@ class ComputeUser:
             service = self.service(record["provider"])
         except ServiceNotRegistered:
             raise ConfigError(f"provider {record['provider']} is no longer registered") from None
-        fetched = httpx.get(f"{service.url.rstrip('/')}/v1/proxy/signature/{response_id}", timeout=10)
+        with OutboundClient(self.policy, deadline_s=SIGNATURE_FETCH_S,
+                            max_response_bytes=SIGNATURE_ANSWER_BYTES) as client:
+            try:
+                fetched = client.get(f"{service.url.rstrip('/')}/v1/proxy/signature/{response_id}")
+            except httpx.HTTPError as exc:
+                raise ProviderError(service.provider, 0, "unreachable", f"cannot reach {service.url} ({exc})") from None
         if fetched.status_code != 200:
             raise ProviderError(service.provider, fetched.status_code, *error_of(fetched))
         response, signature = v.decode_response(fetched.text)
