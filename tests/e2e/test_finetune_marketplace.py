@@ -51,7 +51,7 @@ def test_tuned_gemma_is_served_as_its_own_model_and_its_answers_trace_back_to_th
     assert answer.response.model_id == service.model and answer.response.model_hash == service.model_hash
     # and through the local OpenAI-compatible proxy with the stock openai client
     proxy = run_proxy(compute_user, [tuned.provider.address])
-    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=proxy.token, max_retries=0, timeout=120)
     assert service.model in [m.id for m in client.models.list().data]
     completion = client.chat.completions.create(
         model=service.model, messages=[{"role": "user", "content": QUESTION}], max_tokens=12)
