@@ -30,6 +30,7 @@ from zgos.runtime.edge import (
     InvalidJson,
     LocalAccess,
     Route,
+    bind_listener,
     compute_json_depth,
     hardened_server,
     load_or_create_token,
@@ -338,3 +339,29 @@ def test_a_request_head_sent_too_slowly_is_cut_off(server: str, monkeypatch: pyt
             sock.sendall(piece)
             time.sleep(0.1)
         assert sock.recv(100).startswith(b"HTTP/1.1 200")
+
+
+def test_connections_to_a_bound_listener_have_nagle_off() -> None:
+    """An answer written as headers then body must not wait for the client's delayed ACK."""
+    listener = bind_listener("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+    seen: list[int] = []
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def accept_one() -> None:
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        async with server:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            for _ in range(100):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(accept_one())
+    assert seen == [1]

@@ -559,9 +559,13 @@ def bind_listener(host: str, port: int) -> socket.socket:
 
     Binding before the server starts lets a service report a taken port as a configuration
     error (``OSError`` here) and learn its port before it builds its ``LocalAccess``.
+
+    The socket is made with ``IPPROTO_TCP`` named: asyncio turns Nagle's algorithm off
+    (``TCP_NODELAY``) only on connections of such a listener. With Nagle on, an answer written
+    as headers then body waits for the client's delayed ACK: 40 ms per request on Linux.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
