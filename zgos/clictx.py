@@ -1,22 +1,33 @@
 """What every ``zg`` command needs, resolved once from the global options: data dir, chain,
-deployment, contracts and the signing account. Network CLIs receive it as ``ctx.obj``."""
+deployment, contracts and the signing account. Network CLIs receive it as ``ctx.obj``.
+
+The chain libraries (web3, eth_account) are imported when a command first asks for the chain
+or an account, not when ``zg`` starts: ``zg --help`` and ``zg version`` never load them.
+"""
 
 from __future__ import annotations
 
 import getpass
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from eth_account.signers.local import LocalAccount
-from web3.contract import Contract
+from rich.console import Console
 
-from zgos.chain.accounts import resolve_account
-from zgos.chain.client import Chain
-from zgos.chain.deploy import Deployment, load_deployment
-from zgos.chain.networks import is_devnet
 from zgos.datadir import DataDir
-from zgos.runtime.outbound import AddressPolicy
+from zgos.runtime.addresses import AddressPolicy
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3.contract import Contract
+
+    from zgos.chain.client import Chain
+    from zgos.chain.deploy import Deployment
+
+# Piped output is read by programs and people with wide terminals: never truncate addresses.
+console = Console(width=None if sys.stdout.isatty() else 240)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 
 @dataclass
@@ -33,11 +44,15 @@ class CliContext:
 
     def chain(self) -> Chain:
         if self._chain is None:
+            from zgos.chain.client import Chain
+
             self._chain = Chain(self.rpc_url)
         return self._chain
 
     def deployment(self) -> Deployment:
         if self._deployment is None:
+            from zgos.chain.deploy import load_deployment
+
             self._deployment = load_deployment(self.data_dir.deployment, self.chain().chain_id)
         return self._deployment
 
@@ -50,6 +65,9 @@ class CliContext:
 
     def account(self, spec: str | None, role: str | None = "user") -> LocalAccount:
         """The signer for a command: ``--account`` if given, else env, else the devnet role."""
+        from zgos.chain.accounts import resolve_account
+        from zgos.chain.networks import is_devnet
+
         return resolve_account(
             spec,
             keystore=self.data_dir.keystore,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zgos.core.errors import ConfigError
-from zgos.runtime.outbound import AddressPolicy
+from zgos.runtime.addresses import AddressPolicy
 
 DEFAULT_DATA_DIR = Path(".zgos/devnet")
 DATA_DIR_ENV = "ZGOS_DATA_DIR"

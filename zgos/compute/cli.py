@@ -14,16 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from zgos.clictx import CliContext, get_ctx
+from zgos.clictx import CliContext, console, err_console, get_ctx
 from zgos.compute import model as model_mod
 from zgos.compute.billing import Prices
 from zgos.compute.ledger import ComputeContracts, ServiceInfo
@@ -32,8 +30,6 @@ from zgos.compute.user.client import ComputeUser
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount, parse_amount
 from zgos.runtime.edge import load_or_create_token, read_token
-
-console = Console(width=None if sys.stdout.isatty() else 240)
 
 app = typer.Typer(help="Compute: paid, signed, verifiable inference.", no_args_is_help=True)
 provider_app = typer.Typer(help="Run and manage an inference provider.", no_args_is_help=True)
@@ -180,8 +176,7 @@ def chat(ctx: typer.Context, args: list[str] = typer.Argument(..., help="[PROVID
     verified = user.chat(service.provider, [{"role": "user", "content": args[-1]}], max_tokens)
     console.print(verified.text, highlight=False, markup=False)
     response = verified.response
-    err = Console(stderr=True)
-    err.print(f"[dim]verified: {response.model_id}, {response.input_tokens}+{response.output_tokens} tokens, "
+    err_console.print(f"[dim]verified: {response.model_id}, {response.input_tokens}+{response.output_tokens} tokens, "
               f"fee {response.fee} neuron, id {verified.response_id}[/]", highlight=False)
 
 

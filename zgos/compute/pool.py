@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 from aiohttp.abc import ResolveResult
 
-from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy, compute_address_class
+from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy, compute_address_class
 
 MAX_CONNECTIONS = 64
 MAX_ANSWER_BYTES = 16 << 20  # a 4,096-token stream is ~1.5 MiB of SSE

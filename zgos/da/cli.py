@@ -5,19 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zgos.chain.accounts import DEVNET_ROLES
-from zgos.clictx import CliContext, get_ctx
+from zgos.clictx import CliContext, console, err_console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount, parse_amount
 from zgos.da.params import DISPERSER_PORT, SIGNER_BASE_PORT, SIGNER_STAKE_WEI
@@ -28,8 +26,6 @@ if TYPE_CHECKING:
 # The DA stack (ckzg, blspy, grpc, numpy) is imported inside the commands that use it, so
 # every other `zg` command starts as fast as before.
 
-console = Console(width=None if sys.stdout.isatty() else 240)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 app = typer.Typer(help="Data availability: erasure-coded blobs, KZG cells, BLS certificates.", no_args_is_help=True)
 

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.tree import Tree
 
-from zgos.clictx import get_ctx
+from zgos.clictx import console, get_ctx
 
 if TYPE_CHECKING:
     from zgos.provenance.graph import Node
 
-console = Console(width=None if sys.stdout.isatty() else 240)
 app = typer.Typer(help="Provenance: response → model → fine-tune → dataset → uploader, verified.",
                   no_args_is_help=True)
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -20,14 +19,13 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from zgos.clictx import CliContext, get_ctx
+from zgos.clictx import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import parse_amount
 from zgos.storage.client import StorageClient
 from zgos.storage.merkle import InvalidProof, parse_hash
 from zgos.storage.shard import InvalidShardConfig, ShardConfig
 
-console = Console(width=None if sys.stdout.isatty() else 240)
 storage_app = typer.Typer(help="Storage: run a node, upload and download files (0G-compatible).", no_args_is_help=True)
 
 KIND_STORAGE = 0

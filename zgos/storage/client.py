@@ -46,7 +46,8 @@ from zgos.netutil import (
     JsonRpcUnreachable,
     call_jsonrpc,
 )
-from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy, OutboundClient, OutboundRefused
+from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
+from zgos.runtime.outbound import OutboundClient, OutboundRefused
 from zgos.storage.contracts import FlowContract
 from zgos.storage.fasthash import segment_root
 from zgos.storage.filetree import FileTree

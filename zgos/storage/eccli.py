@@ -11,7 +11,7 @@ import typer
 
 from zgos.clictx import CliContext, get_ctx
 from zgos.core.errors import ConfigError
-from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy
+from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.storage.ecclient import ErasureClient, HealthReport, describe
 from zgos.storage.erasure import ErasureParams, InvalidErasureParams
 

@@ -39,7 +39,7 @@ import zfec
 from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain, Receipt
-from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy
+from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.storage.client import (
     CorruptData,
     FileLocation,

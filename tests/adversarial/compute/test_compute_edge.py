@@ -34,7 +34,7 @@ from zgos.compute.ledger import ComputeContracts
 from zgos.compute.model import model_hash
 from zgos.compute.provider.broker import HEADER_MAX_FEE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_USER
 from zgos.compute.user.client import ComputeUser, ProviderError, body_with_defaults
-from zgos.runtime.outbound import AddressPolicy
+from zgos.runtime.addresses import AddressPolicy
 
 MODEL = "gemma-3-270m"
 HELLO = [{"role": "user", "content": "Say hi"}]

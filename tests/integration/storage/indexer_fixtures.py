@@ -9,7 +9,7 @@ from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeRegistry
 from zgos.netutil import free_port
-from zgos.runtime.outbound import DEVNET_POLICY
+from zgos.runtime.addresses import DEVNET_POLICY
 from zgos.storage.indexer.directory import NodeDirectory
 from zgos.storage.indexer.server import IndexerServer
 from zgos.storage.indexer.service import Indexer

@@ -21,20 +21,22 @@ from tests.adversarial.hostile_http import (
     tarpit,
 )
 from zgos.netutil import JsonRpcUnreachable, call_jsonrpc
-from zgos.runtime.outbound import (
+from zgos.runtime.addresses import (
     DEVNET_POLICY,
     GLOBAL,
     LINK_LOCAL,
     LOOPBACK,
     PRIVATE,
     AddressPolicy,
+    compute_address_class,
+)
+from zgos.runtime.outbound import (
     AddressRefused,
     AsyncOutboundClient,
     DeadlineExceeded,
     EncodedResponseRefused,
     OutboundClient,
     ResponseTooLarge,
-    compute_address_class,
     within,
 )
 

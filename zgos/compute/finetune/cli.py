@@ -9,20 +9,18 @@ left out when only one is offered, as on the devnet.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zgos.chain.accounts import DEVNET_ROLES, PRIVATE_KEY_ENV
 from zgos.chain.registry import NodeKind, NodeRegistry
-from zgos.clictx import CliContext, get_ctx
+from zgos.clictx import CliContext, console, get_ctx
 from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry, OnchainStatus
 from zgos.compute.finetune.storage import StorageBlobStore
 from zgos.compute.finetune.tasks import TrainingParams
@@ -30,8 +28,6 @@ from zgos.compute.finetune.user import FineTuningUser, dataset_bytes
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount
 from zgos.storage.client import StorageClient
-
-console = Console(width=None if sys.stdout.isatty() else 240)
 
 app = typer.Typer(help="Fine-tuning: LoRA on a provider, sealed deliverables, lineage on chain.",
                   no_args_is_help=True)

@@ -52,7 +52,8 @@ from zgos.compute.provider.broker import (
 )
 from zgos.compute.tokens import TokenCounter
 from zgos.core.errors import ConfigError, ZgError
-from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy, OutboundClient
+from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
+from zgos.runtime.outbound import OutboundClient
 
 DEFAULT_MAX_TOKENS = 256
 NONCE_BYTES = 16

@@ -64,6 +64,7 @@ from zgos.compute.user.client import (
     error_of_body,
 )
 from zgos.core.errors import ZgError
+from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.runtime.edge import (
     EdgePolicy,
     InvalidJson,
@@ -72,7 +73,6 @@ from zgos.runtime.edge import (
     hardened_server,
     parse_json,
 )
-from zgos.runtime.outbound import OPEN_POLICY, AddressPolicy
 
 FLAG_BACKOFF_S = 3600.0
 SERVICE_REFRESH_S = 30.0

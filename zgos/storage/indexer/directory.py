@@ -24,7 +24,7 @@ from typing import Any
 
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.core.errors import ZgError
-from zgos.runtime.outbound import AddressPolicy
+from zgos.runtime.addresses import AddressPolicy
 from zgos.storage.discovery import STATIC_SOURCE, Candidate, Prober, SkippedNode
 from zgos.storage.shard import InvalidShardConfig, ShardConfig
 

@@ -24,7 +24,8 @@ from typing import Any
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
 from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
-from zgos.runtime.outbound import AddressPolicy, OutboundClient
+from zgos.runtime.addresses import AddressPolicy
+from zgos.runtime.outbound import OutboundClient
 from zgos.storage.client import FileLocation, StorageClient, describes_file
 from zgos.storage.contracts import FlowContract
 from zgos.storage.ecclient import ErasureClient

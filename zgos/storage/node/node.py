@@ -20,7 +20,7 @@ from typing import Any
 from zgos.chain.client import Chain
 from zgos.chain.registry import NodeRegistry
 from zgos.core.errors import ZgError
-from zgos.runtime.outbound import AddressPolicy
+from zgos.runtime.addresses import AddressPolicy
 from zgos.storage.contracts import LogEntry
 from zgos.storage.discovery import Prober, ProbeRound, candidates
 from zgos.storage.fasthash import segment_root as fast_segment_root

@@ -49,7 +49,8 @@ from zgos.netutil import (
     JsonRpcUnreachable,
     call_jsonrpc,
 )
-from zgos.runtime.outbound import OPEN_POLICY, OutboundClient
+from zgos.runtime.addresses import OPEN_POLICY
+from zgos.runtime.outbound import OutboundClient
 from zgos.storage.client import NodeConnection, NodeMisbehaved, StorageError
 from zgos.storage.discovery import PeerNode, ProbeRound, SkippedNode
 from zgos.storage.fasthash import segment_root as fast_segment_root

@@ -1,0 +1,50 @@
+"""``zg`` starts at once: the root lists every command group without importing it, and a group
+is imported only when it runs."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from zgos.cli import COMMAND_GROUPS, load_group
+
+HEAVY = ("web3", "eth_account", "fastapi", "grpc", "httpx", "zgos.storage", "zgos.compute", "zgos.da",
+         "zgos.devnet", "zgos.explorer", "zgos.provenance", "zgos.chain.client")
+LOADED = "import sys, runpy; sys.argv = ['zg', *sys.argv[1:]]\n" \
+         "try:\n    runpy.run_module('zgos.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n" \
+         "print('LOADED', ' '.join(sorted(m for m in sys.modules)))"
+
+
+def modules_loaded_by(*args: str) -> tuple[str, set[str]]:
+    answer = subprocess.run([sys.executable, "-c", LOADED, *args], capture_output=True, text=True, timeout=60)
+    output, _, loaded = answer.stdout.rpartition("LOADED ")
+    return output, set(loaded.split())
+
+
+@pytest.mark.parametrize("args", [("--help",), ("version",)])
+def test_help_and_version_import_no_network_and_no_chain_library(args: tuple[str, ...]) -> None:
+    output, loaded = modules_loaded_by(*args)
+    assert "zgos" in output
+    heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY))
+    assert heavy == []
+
+
+def test_the_root_help_lists_every_group_with_its_own_help() -> None:
+    output, _ = modules_loaded_by("--help")
+    for name in COMMAND_GROUPS:
+        assert f" {name} " in output
+    for name, group in COMMAND_GROUPS.items():
+        module, attribute = group.target.split(":")
+        app = getattr(importlib.import_module(module), attribute)
+        assert isinstance(app, typer.Typer)
+        assert app.info.help == group.help, name  # the listing says what the group itself says
+
+
+def test_a_group_is_loaded_when_it_runs() -> None:
+    output, loaded = modules_loaded_by("storage", "--help")
+    assert "upload" in output and "zgos.storage.cli" in loaded
+    assert load_group("devnet").name == "devnet"

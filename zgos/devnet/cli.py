@@ -1,0 +1,141 @@
+"""``zg devnet``: the one-command local network (up, down, status, one service's stop, start
+and logs, reset)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import typer
+from rich.table import Table
+
+from zgos.clictx import console, get_ctx
+from zgos.core.errors import ConfigError, ZgError
+from zgos.devnet.orchestrator import Devnet, ServiceStatus
+from zgos.devnet.services import DevnetOptions
+
+devnet_app = typer.Typer(help="The one-command local network.", no_args_is_help=True)
+
+
+def _status_table(rows: list[ServiceStatus]) -> Table:
+    table = Table("service", "url", "pid", "status")
+    for row in rows:
+        colour = {"healthy": "green", "stopped": "red"}.get(row.state, "yellow")
+        table.add_row(row.name, row.url, str(row.pid or "-"), f"[{colour}]{row.state}[/]")
+    return table
+
+
+@devnet_app.command("up")
+def devnet_up(
+    ctx: typer.Context,
+    detach: bool = typer.Option(False, "--detach", "-d", help="Return once healthy."),
+    storage_nodes: int = typer.Option(1, "--storage-nodes", min=1, max=8, help="Storage nodes (`make up` starts 3)."),
+    shards: int = typer.Option(1, "--shards", min=1, help="Storage shards (power of two): node i holds shard i % SHARDS."),
+    block_time: float = typer.Option(1.0, "--block-time", min=0.1, help="Seconds per block."),
+    chain_port: int = typer.Option(8545, "--chain-port"),
+    port_offset: int = typer.Option(0, "--port-offset", help="Added to every service port but the chain's."),
+    only: str = typer.Option("", "--only", metavar="GROUPS",
+                             help="Start only these service groups and the ones they need, e.g. "
+                                  "`--only storage,da` (a wrong name lists the groups)."),
+) -> None:
+    """Start the chain, deploy the contracts and start every service (or the `--only` groups)."""
+    cli = get_ctx(ctx)
+    if shards & (shards - 1) or shards > storage_nodes:
+        raise ConfigError(f"--shards {shards} must be a power of two and at most --storage-nodes ({storage_nodes})",
+                          "e.g. `zg devnet up --storage-nodes 8 --shards 4`")
+    options = DevnetOptions(
+        chain_port=chain_port,
+        block_time_s=block_time,
+        storage_nodes=storage_nodes,
+        shards=shards,
+        port_offset=port_offset,
+        only=tuple(name.strip() for name in only.split(",") if name.strip()),
+    )
+    devnet = Devnet(cli.data_dir, options)
+    devnet.services()  # an unknown group is an error before anything starts
+    started = time.monotonic()
+    try:
+        with console.status("starting devnet") as spinner:
+            rows = devnet.up(progress=lambda text: spinner.update(text))
+    except KeyboardInterrupt:  # Ctrl-C while services start: stop what started, cleanly
+        devnet.down()
+        console.print("devnet stopped (interrupted while starting)")
+        return
+    except ZgError:
+        devnet.down()
+        raise
+    console.print(_status_table(rows))
+    console.print(f"devnet up in {time.monotonic() - started:.1f}s; data dir {cli.data_dir.root}")
+    if detach:
+        console.print("stop it with `zg devnet down`")
+        return
+    console.print("Ctrl-C stops everything")
+    devnet.watch()
+    console.print("devnet stopped")
+
+
+@devnet_app.command("down")
+def devnet_down(ctx: typer.Context) -> None:
+    """Stop every service (state is kept; `up` resumes it)."""
+    stopped = Devnet(get_ctx(ctx).data_dir).down()
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+@devnet_app.command("status")
+def devnet_status(ctx: typer.Context) -> None:
+    """Every service with its URL and health."""
+    cli = get_ctx(ctx)
+    if cli.data_dir.read_network() is None:
+        raise ConfigError(f"no devnet in {cli.data_dir.root}", "start one with `zg devnet up`")
+    console.print(_status_table(Devnet(cli.data_dir).status()))
+
+
+@devnet_app.command("stop")
+def devnet_stop(ctx: typer.Context, name: str) -> None:
+    """Stop one service (fault drills)."""
+    devnet = Devnet(get_ctx(ctx).data_dir)
+    devnet.service(name)
+    console.print(f"{name}: {'stopped' if devnet.stop(name) else 'was not running'}")
+
+
+@devnet_app.command("start")
+def devnet_start(ctx: typer.Context, name: str) -> None:
+    """Start one service again and wait until it is healthy."""
+    devnet = Devnet(get_ctx(ctx).data_dir)
+    pid = devnet.start(devnet.service(name))
+    console.print(f"{name}: running (pid {pid})")
+
+
+@devnet_app.command("logs")
+def devnet_logs(
+    ctx: typer.Context,
+    name: str,
+    lines: int = typer.Option(50, "--lines", "-n"),
+    follow: bool = typer.Option(False, "--follow", "-f"),
+) -> None:
+    """Show the end of one service's log."""
+    cli = get_ctx(ctx)
+    Devnet(cli.data_dir).service(name)
+    path = cli.data_dir.logs / f"{name}.log"
+    if not path.exists():
+        raise ConfigError(f"{name} has no log yet ({path})")
+    with open(path, "rb") as handle:
+        for line in handle.readlines()[-lines:]:
+            sys.stdout.write(line.decode(errors="replace"))
+        while follow:
+            chunk = handle.read()
+            if chunk:
+                sys.stdout.write(chunk.decode(errors="replace"))
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)
+
+
+@devnet_app.command("reset")
+def devnet_reset(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y")) -> None:
+    """Stop everything and delete the devnet's data dir."""
+    cli = get_ctx(ctx)
+    if not yes and not typer.confirm(f"delete {cli.data_dir.root}?"):
+        raise typer.Exit(1)
+    Devnet(cli.data_dir).reset()
+    console.print(f"deleted {cli.data_dir.root}")
