@@ -86,6 +86,14 @@ class DataDir:
         except ValueError as exc:
             raise ConfigError(f"{source}: {exc}") from None
 
+    def service_url(self, name: str) -> str | None:
+        """The URL the devnet in this data dir gave service ``name`` (network.json's ``services``,
+        written by ``zg devnet up``), or None: commands reach their own devnet's services, never
+        a default port another devnet may hold."""
+        services = (self.read_network() or {}).get("services")
+        url = services.get(name) if isinstance(services, dict) else None
+        return url if isinstance(url, str) else None
+
     def rpc_url(self, flag: str | None = None) -> str:
         """The chain RPC URL: ``--rpc-url``, else ``ZGOS_RPC_URL``, else the devnet's, else 8545."""
         if flag:

@@ -50,6 +50,14 @@ def _blob_id(text: str) -> bytes:
     return blob_id
 
 
+def _disperser(cli: CliContext, flag: str | None) -> str:
+    """The disperser to dial: ``--disperser``, else the one the data dir's devnet runs."""
+    if flag:
+        return flag
+    url = cli.data_dir.service_url("da-disperser")
+    return url.removeprefix("grpc://") if url else DEFAULT_DISPERSER
+
+
 def _disperser_token(cli: CliContext, token_file: Path | None) -> str | None:
     """The disperser's install token: ``ZGOS_DA_TOKEN``, else ``--token-file``, else the file the
     data dir's disperser wrote (``da-disperser/token``); None if there is none (the disperser
@@ -145,7 +153,8 @@ def _status_name(code: int) -> str:
 def put(
     ctx: typer.Context,
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
-    target: str = typer.Option(DEFAULT_DISPERSER, "--disperser", help="Disperser gRPC address"),
+    target: str | None = typer.Option(None, "--disperser", help="Disperser gRPC address [default: the data "
+                                      f"dir's devnet disperser, else {DEFAULT_DISPERSER}]"),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until certified on-chain"),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait"),
     token_file: Path | None = typer.Option(
@@ -157,7 +166,8 @@ def put(
 
     terminal = {disperser_pb2.CONFIRMED, disperser_pb2.FINALIZED, disperser_pb2.FAILED}
     data = file.read_bytes()
-    with DisperserClient(target, token=_disperser_token(get_ctx(ctx), token_file)) as client:
+    cli = get_ctx(ctx)
+    with DisperserClient(_disperser(cli, target), token=_disperser_token(cli, token_file)) as client:
         request_id = client.disperse(data)
         console.print(f"request {request_id.decode()}")
         if not wait:
@@ -184,13 +194,13 @@ def put(
 def status(
     ctx: typer.Context,
     ident: str = typer.Argument(..., metavar="ID", help="A request id (from `put`) or a blob id"),
-    target: str = typer.Option(DEFAULT_DISPERSER, "--disperser"),
+    target: str | None = typer.Option(None, "--disperser", help="Disperser gRPC address [default: as for put]"),
 ) -> None:
     """Status of a dispersal request (asks the disperser) or of a blob id (reads the chain)."""
     from zgos.da.rpc import DisperserClient
 
     if "-" in ident:
-        with DisperserClient(target) as client:
+        with DisperserClient(_disperser(get_ctx(ctx), target)) as client:
             reply = client.status(ident.encode())
         console.print(f"{_status_name(reply.status)}: {reply.reason}")
         if reply.info.blob_header.storage_root:

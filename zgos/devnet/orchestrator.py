@@ -77,6 +77,7 @@ class Devnet:
             "chain_id": chain_id,
             "options": self.options.to_json(),
             "outbound_allow": DEVNET_OUTBOUND_ALLOW,
+            "services": {service.name: service.url for service in self.services()},
         }
         tmp = self.data_dir.network.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n")

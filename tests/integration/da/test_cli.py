@@ -41,11 +41,11 @@ def test_devnet_starts_four_signers_and_a_disperser_and_the_cli_puts_gets_and_sa
     disperser = f"127.0.0.1:{port + 204}"
     blob = tmp_path / "blob.bin"
     blob.write_bytes(bytes(range(256)) * 700)
-    put = zg(root, "da", "put", str(blob), "--disperser", disperser)
+    put = zg(root, "da", "put", str(blob))  # this devnet's disperser (not the default port's), from the data dir
     assert put.returncode == 0, put.stderr
     blob_id = re.search(r"blob (0x[0-9a-f]{64}) (CONFIRMED|FINALIZED)", put.stdout).group(1)  # type: ignore[union-attr]
     request_id = put.stdout.split()[1]
-    assert "certified by 4 of 4" in zg(root, "da", "status", request_id, "--disperser", disperser).stdout
+    assert "certified by 4 of 4" in zg(root, "da", "status", request_id).stdout
 
     out = tmp_path / "out.bin"
     get = zg(root, "da", "get", blob_id, str(out))
