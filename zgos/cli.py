@@ -45,12 +45,13 @@ COMMAND_GROUPS = {
 }
 
 
-def load_group(name: str) -> click.Command:
-    """The click command of group ``name``, importing its module now."""
+def load_group(name: str) -> TyperGroup:
+    """The click group of command group ``name``, importing its module now (a group even when
+    it has one command, as ``add_typer`` makes it: ``zg explorer serve``)."""
     module, attribute = COMMAND_GROUPS[name].target.split(":")
-    command = typer.main.get_command(getattr(importlib.import_module(module), attribute))
-    command.name = name
-    return command
+    group = typer.main.get_group(getattr(importlib.import_module(module), attribute))
+    group.name = name
+    return group
 
 
 class LazyGroup(TyperGroup):

@@ -47,4 +47,11 @@ def test_the_root_help_lists_every_group_with_its_own_help() -> None:
 def test_a_group_is_loaded_when_it_runs() -> None:
     output, loaded = modules_loaded_by("storage", "--help")
     assert "upload" in output and "zgos.storage.cli" in loaded
-    assert load_group("devnet").name == "devnet"
+    output, _ = modules_loaded_by("explorer", "serve", "--help")  # a group of one command stays a group
+    assert "--port" in output
+
+
+@pytest.mark.parametrize("name", sorted(COMMAND_GROUPS))
+def test_every_group_loads_with_its_commands(name: str) -> None:
+    group = load_group(name)
+    assert group.name == name and group.commands
