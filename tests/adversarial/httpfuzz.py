@@ -380,3 +380,14 @@ def summary(report: FuzzReport) -> dict[str, Any]:
     """A short account for a test's output: cases per kind, statuses, time."""
     return {"cases": Counter(e.case.kind for e in report.exchanges), "statuses": report.statuses(),
             "seconds": round(report.seconds, 1)}
+
+
+def assert_survives_fuzz(url: str, profile: FuzzProfile, seed_offset: int) -> FuzzReport:
+    """Send the seeded cases for ``profile`` to ``url`` (``http://host:port``) and fail on any
+    5xx the service made, traceback or hang, naming the seed that reproduces it."""
+    count, seed = fuzz_settings()
+    host, port = url.removeprefix("http://").split(":")
+    report = run_cases(host, int(port), generate_cases(profile, seed + seed_offset, count))
+    print(f"fuzz {url} seed {seed + seed_offset}: {summary(report)}")
+    assert report.problems() == "", f"seed {seed + seed_offset}:\n{report.problems()}"
+    return report

@@ -19,14 +19,7 @@ import httpx
 import pytest
 from eth_account import Account
 
-from tests.adversarial.httpfuzz import (
-    FuzzProfile,
-    fuzz_settings,
-    generate_cases,
-    parse_statuses,
-    run_cases,
-    summary,
-)
+from tests.adversarial.httpfuzz import FuzzProfile, assert_survives_fuzz, parse_statuses
 from tests.integration.storage.conftest import RunningNode, start_node
 from tests.integration.storage.indexer_fixtures import RunningIndexer, start_indexer
 from zgos.chain.accounts import devnet_role
@@ -275,12 +268,8 @@ def indexer_profile(storage: Storage) -> FuzzProfile:
 
 
 def fuzz(storage: Storage, url: str, profile: FuzzProfile, tmp_path: Path, seed_offset: int) -> None:
-    count, seed = fuzz_settings()
     before = len(storage.log.records)
-    host, port = url.removeprefix("http://").split(":")
-    report = run_cases(host, int(port), generate_cases(profile, seed + seed_offset, count))
-    print(f"fuzz {url} seed {seed + seed_offset}: {summary(report)}")
-    assert report.problems() == "", f"seed {seed + seed_offset}:\n{report.problems()}"
+    assert_survives_fuzz(url, profile, seed_offset)
     assert storage.log.tracebacks(since=before) == []
     storage.assert_healthy(tmp_path)
 

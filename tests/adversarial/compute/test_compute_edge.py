@@ -18,13 +18,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from tests.adversarial.httpfuzz import (
-    FuzzProfile,
-    fuzz_settings,
-    generate_cases,
-    run_cases,
-    summary,
-)
+from tests.adversarial.httpfuzz import FuzzProfile, assert_survives_fuzz
 from tests.integration.clirunner import zg
 from tests.integration.compute.conftest import PRICES, BrokerProcess, RunningProxy, funded_account
 from zgos.chain.client import Chain
@@ -266,26 +260,18 @@ def test_the_cli_client_calls_no_address_its_policy_refuses(
 # --- the fuzz harness ------------------------------------------------------------------------
 
 
-def _fuzz(url: str, profile: FuzzProfile, seed_offset: int) -> None:
-    count, seed = fuzz_settings()
-    host, port = url.removeprefix("http://").split(":")
-    report = run_cases(host, int(port), generate_cases(profile, seed + seed_offset, count))
-    print(f"fuzz {url} seed {seed + seed_offset}: {summary(report)}")
-    assert report.problems() == "", f"seed {seed + seed_offset}:\n{report.problems()}"
-
-
 def test_no_request_crashes_or_hangs_the_broker(
     broker: BrokerProcess, make_user: Callable[..., ComputeUser]
 ) -> None:
     before = broker.log_path.read_text(errors="replace").count("Traceback")
     hashes = ("0x" + "ab" * 32,)
-    _fuzz(broker.url, FuzzProfile(
+    assert_survives_fuzz(broker.url, FuzzProfile(
         host=broker.url.removeprefix("http://"), rpc_path=None,
         json_posts=("/v1/proxy/chat/completions", "/v1/proxy/receipt"),
         get_paths=("/health", "/v1/proxy/models", "/v1/proxy/attestation", "/v1/proxy/signature/{h}",
                    "/v1/proxy/signature/{s}", "/{s}"),
         max_body_bytes=MAX_BODY_BYTES, numbers=(0, 1, 2**64), hashes=hashes), 2)
-    _fuzz(broker.admin_url, FuzzProfile(
+    assert_survives_fuzz(broker.admin_url, FuzzProfile(
         host=broker.admin_url.removeprefix("http://"), rpc_path=None,
         get_paths=("/v1/status", "/v1/user/{h}", "/v1/user/{s}", "/{s}"), hashes=hashes,
         headers=tuple(broker.admin_headers.items())), 3)  # the admin surface, with its token
@@ -299,7 +285,7 @@ def test_no_request_crashes_or_hangs_the_proxy(
 ) -> None:
     user = make_user(broker.provider.address)
     proxy = run_proxy(user, [broker.provider.address])
-    _fuzz(proxy.url, FuzzProfile(
+    assert_survives_fuzz(proxy.url, FuzzProfile(
         host=proxy.url.removeprefix("http://"), rpc_path=None, json_posts=("/v1/chat/completions", "/v1/verify"),
         get_paths=("/v1/models", "/v1/providers", "/v1/spending", "/{s}"), max_body_bytes=MAX_BODY_BYTES,
         hashes=("0x" + "ab" * 32,), headers=tuple(proxy.headers.items())), 4)

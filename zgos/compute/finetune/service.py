@@ -52,6 +52,7 @@ from zgos.compute.model import DEFAULT_CHAT_FORMAT, model_server_argv
 from zgos.core.errors import ZgError
 from zgos.netutil import http_ok, wait_until
 from zgos.runtime.edge import EdgePolicy, Route, hardened_server
+from zgos.runtime.jsonrpc import MAX_INT64
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +215,8 @@ def create_app(journal_path: Path, host_of: Callable[[], TunedModelHost | None],
 
     @app.get("/v1/finetune/tasks/{task_id}")
     def task(task_id: int) -> Any:
-        with lock:
-            view = task_view(journal, task_id)
+        with lock:  # ids past SQLite's INTEGER exist nowhere (and would not bind)
+            view = task_view(journal, task_id) if 0 <= task_id <= MAX_INT64 else None
         if view is None:
             return JSONResponse({"error": {"message": f"task {task_id} is not known to this provider (yet)",
                                            "type": "unknown-task", "code": 404}}, status_code=404)
