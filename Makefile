@@ -16,7 +16,6 @@ WHEELHOUSE  ?= $(HOME)/.cache/zgos/wheelhouse
 LLAMA_VER   := 0.3.36
 LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VER)-py3-none-linux_x86_64.whl
 STAMP       := $(VENV)/.install-stamp
-BYTECODE    := $(VENV)/.bytecode-stamp
 # The optional training stack (torch CPU + transformers + peft, see requirements-train.in):
 # its lock is compiled against requirements.lock, and torch's CPU wheel lies here.
 TORCH_WHEELS ?= /opt/wheels
@@ -60,7 +59,7 @@ WORKERS     ?= 2
 
 .PHONY: install up test test-fast test-deps warm lint unit contracts bench clean proto fuzz
 
-install: $(STAMP) $(BYTECODE) $(ANVIL)
+install: $(STAMP) $(ANVIL)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,13 +73,11 @@ $(STAMP): requirements.lock $(TRAIN_LOCK) pyproject.toml setup.py zgos/storage/_
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-# Compile every installed module once. Where PYTHONDONTWRITEBYTECODE is set (this machine),
-# Python never caches what it compiles: each process (every `zg` command, every devnet
-# service) would compile web3, torch, transformers... from source again, twice the CPU of
-# its start-up. Some vendored Python 2 files do not compile: that is expected.
-$(BYTECODE): $(STAMP)
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
-	@touch $@
+# Python caches what it compiles only where PYTHONDONTWRITEBYTECODE is unset. This machine
+# sets it, so every process (each `zg` command, each devnet service) would compile web3, torch,
+# transformers... from source again, twice the CPU of its start-up. Unset for everything make
+# runs, the first process to import a module caches it (no up-front compile of all 14k files).
+unexport PYTHONDONTWRITEBYTECODE
 
 $(ANVIL):
 	mkdir -p $(TOOLS)

@@ -16,6 +16,9 @@ from zgos.compute.finetune.train import (
     IGNORE_INDEX,
     TrainingError,
     TrainingProgress,
+    _converted_once,
+    _load_weights,
+    _save_weights,
     count_tokens,
     encode_examples,
     generate,
@@ -84,3 +87,25 @@ def test_example_whose_completion_is_truncated_away_is_rejected(tokenizer) -> No
     long_prompt = Example(PROMPT * 10, ANSWER)
     with pytest.raises(TrainingError, match="no completion tokens"):
         encode_examples(tokenizer, [long_prompt], max_seq_tokens=8)
+
+
+def test_a_converted_model_is_saved_beside_its_file_once_and_loads_as_the_same_tensors(tmp_path: Path) -> None:
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"the file the conversion describes")
+    conversions = []
+
+    def convert() -> torch.nn.Module:
+        conversions.append(1)
+        return build_tiny_model(vocab_size=64)
+
+    def once() -> torch.nn.Module:
+        return _converted_once(gguf, ".float32", convert, save=_save_weights, load=_load_weights)
+
+    converted, cached = once(), once()
+    assert len(conversions) == 1 and (tmp_path / "model.gguf.float32").is_dir()
+    assert not list(tmp_path.glob("*.partial"))
+    assert cached is not converted
+    expected = converted.state_dict()
+    assert {name: tensor.dtype for name, tensor in cached.state_dict().items()} == \
+        {name: tensor.dtype for name, tensor in expected.items()}
+    assert all(torch.equal(tensor, expected[name]) for name, tensor in cached.state_dict().items())

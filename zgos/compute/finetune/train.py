@@ -26,7 +26,8 @@ from typing import Any
 import torch
 from filelock import FileLock
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from safetensors.torch import load_model, save_model
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from zgos.compute.finetune.dataset import Example
 from zgos.compute.finetune.tasks import TrainingParams
@@ -38,6 +39,8 @@ IGNORE_INDEX = -100  # label value the loss skips (prompt tokens)
 ADAPTER_WEIGHTS_FILENAME = "adapter_model.safetensors"
 ADAPTER_CONFIG_FILENAME = "adapter_config.json"
 TOKENIZER_CACHE_SUFFIX = ".tokenizer"
+BASE_MODEL_CACHE_SUFFIX = ".float32"
+BASE_MODEL_WEIGHTS_FILENAME = "model.safetensors"
 
 Tokenizer = Any  # a transformers PreTrainedTokenizer(Fast); not typed by transformers
 
@@ -67,32 +70,70 @@ class TrainingResult:
     seconds: float = 0.0
 
 
+def _converted_once(gguf_path: Path, suffix: str, convert: Callable[[], Any],
+                    save: Callable[[Any, Path], None], load: Callable[[Path], Any]) -> Any:
+    """What ``convert()`` makes of a GGUF file, saved beside it (``<file><suffix>/``, written
+    under a file lock and renamed into place, so concurrent processes convert it once and
+    never read a half-written copy); later calls ``load`` that copy instead."""
+    cached = gguf_path.with_name(gguf_path.name + suffix)
+    if cached.is_dir():
+        return load(cached)
+    converted = convert()
+    with FileLock(str(cached) + ".lock"):
+        if not cached.is_dir():
+            partial = cached.with_name(cached.name + f".{os.getpid()}.partial")
+            save(converted, partial)
+            os.replace(partial, cached)
+    return converted
+
+
 def load_tokenizer(gguf_path: Path) -> Tokenizer:
     """The tokenizer stored in a GGUF file.
 
     Converting it from the GGUF takes ~12-40 s for Gemma's 262k-token vocabulary, so the
-    converted tokenizer is saved beside the file (``<file>.tokenizer/``, written under a file
-    lock and renamed into place) and later loads take a few seconds; it gives the same ids.
+    converted tokenizer is kept beside the file (``<file>.tokenizer/``) and later loads take
+    a few seconds; it gives the same ids.
     """
-    cached = gguf_path.with_name(gguf_path.name + TOKENIZER_CACHE_SUFFIX)
-    if cached.is_dir():
-        return AutoTokenizer.from_pretrained(cached)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    with FileLock(str(cached) + ".lock"):
-        if not cached.is_dir():
-            partial = cached.with_name(cached.name + f".{os.getpid()}.partial")
-            tokenizer.save_pretrained(partial)
-            os.replace(partial, cached)
-    return tokenizer
+    return _converted_once(
+        gguf_path, TOKENIZER_CACHE_SUFFIX,
+        convert=lambda: AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name),
+        save=lambda tokenizer, path: tokenizer.save_pretrained(path),
+        load=AutoTokenizer.from_pretrained,
+    )
 
 
 def load_base_model(gguf_path: Path) -> PreTrainedModel:
-    """The model stored in a GGUF file, de-quantized to float32 for training."""
+    """The model stored in a GGUF file, de-quantized to float32 for training.
+
+    De-quantizing Gemma 3 270M takes ~60 s on 2 cores, so the float32 weights are kept beside
+    the file (``<file>.float32/``, safetensors, ~1 GB) and later loads take a few seconds; they
+    are the same tensors. The model keeps the GGUF's directory as its name either way (PEFT
+    records it in every adapter's config).
+    """
     if not gguf_path.exists():
         raise TrainingError(f"base model file {gguf_path} does not exist")
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
+    model: PreTrainedModel = _converted_once(
+        gguf_path, BASE_MODEL_CACHE_SUFFIX,
+        convert=lambda: AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32),
+        save=_save_weights, load=_load_weights,
     )
+    model.name_or_path = str(gguf_path.parent)
+    return model
+
+
+def _save_weights(model: PreTrainedModel, directory: Path) -> None:
+    """The model's config and float32 weights (transformers refuses ``save_pretrained`` on a
+    model it loaded from a GGUF, so the tensors are written with safetensors directly)."""
+    directory.mkdir(parents=True)
+    model.config.save_pretrained(directory)
+    save_model(model, str(directory / BASE_MODEL_WEIGHTS_FILENAME))
+
+
+def _load_weights(directory: Path) -> PreTrainedModel:
+    config = AutoConfig.from_pretrained(directory)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    load_model(model, str(directory / BASE_MODEL_WEIGHTS_FILENAME))
     return model  # type: ignore[no-any-return]
 
 
