@@ -351,7 +351,7 @@ def provider_serve(
     ctx: typer.Context,
     upstream: str = typer.Option(f"http://127.0.0.1:{MODEL_PORT}", "--upstream", help="OpenAI-compatible model server"),
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(PROVIDER_PORT, "--port"),
+    port: int | None = typer.Option(None, "--port", show_default=f"{PROVIDER_PORT}; {FINETUNE_PORT} with --finetune"),
     admin_port: int = typer.Option(PROVIDER_ADMIN_PORT, "--admin-port", help="Admin API, always on 127.0.0.1"),
     model_id: str = typer.Option(model_mod.DEFAULT_MODEL_ID, "--model"),
     model_path: Path | None = typer.Option(None, "--model-path", help="GGUF (tokenizer and hash)"),
@@ -376,8 +376,9 @@ def provider_serve(
     if finetune:
         from zgos.compute.finetune.cli import serve_provider
 
-        serve_provider(cli, account=account, host=host, port=FINETUNE_PORT if port == PROVIDER_PORT else port)
+        serve_provider(cli, account=account, host=host, port=FINETUNE_PORT if port is None else port)
         return
+    port = PROVIDER_PORT if port is None else port
     provider = cli.account(account, role="provider")
     signer = cli.account(signer_account, role="provider") if signer_account else provider
     path = model_path or model_mod.ensure_gemma()
