@@ -14,12 +14,13 @@ from typing import Any
 
 from zgos.core.errors import ConfigError
 from zgos.runtime.addresses import AddressPolicy
+from zgos.runtime.ports import CHAIN_PORT
 
 DEFAULT_DATA_DIR = Path(".zgos/devnet")
 DATA_DIR_ENV = "ZGOS_DATA_DIR"
 RPC_URL_ENV = "ZGOS_RPC_URL"
 OUTBOUND_ALLOW_ENV = "ZGOS_OUTBOUND_ALLOW"
-DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+DEFAULT_RPC_URL = f"http://127.0.0.1:{CHAIN_PORT}"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def zg(data_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: f
 
 
 # Devnet services on a non-default chain port sit at chain port +1..+7 (compute), +100..
-# (storage), +150 (storage indexer), +200.. (DA) and +300 (explorer): DevnetOptions.port. Choosing the chain port below Linux's
+# (storage), +150 (storage indexer), +200.. (DA) and +300 (explorer): zgos.runtime.ports. Choosing the chain port below Linux's
 # ephemeral range (32768+) keeps all of them clear of the client sockets the tests open.
 DEVNET_PORT_RANGE = (20000, 32000)
 DEVNET_PORT_SPAN = (*range(0, 8), *range(100, 110), 150, *range(200, 210), 300)

@@ -1,4 +1,4 @@
-"""The devnet's port rule (``DevnetOptions.port``): ARCHITECTURE.md's ports on the default
+"""The devnet's port rule (``zgos.runtime.ports.service_port``): ARCHITECTURE.md's ports on the default
 chain port, a private block above any other chain port, ``--port-offset`` on top of either."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.integration.clirunner import DEVNET_PORT_SPAN
-from zgos.devnet.services import CHAIN_PORT, DevnetOptions, all_services
+from zgos.devnet.services import DevnetOptions, all_services
+from zgos.runtime.ports import CHAIN_PORT
 
 ARCHITECTURE_PORTS = {
     "chain": 8545, "storage-0": 5678, "storage-1": 5679, "storage-2": 5680, "indexer": 12345,

@@ -17,6 +17,7 @@ from pathlib import Path
 from zgos.chain.networks import DEVNET_ACCOUNTS, DEVNET_BALANCE_0G, DEVNET_CHAIN_ID, DEVNET_MNEMONIC
 from zgos.core.errors import ChainError, ConfigError
 from zgos.netutil import port_in_use, rpc_ready, wait_until
+from zgos.runtime.ports import CHAIN_PORT
 
 ANVIL_ENV = "ZGOS_ANVIL"
 REPO_ANVIL = Path(__file__).parents[2] / ".tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
@@ -41,7 +42,7 @@ def find_anvil() -> Path:
 
 @dataclass(frozen=True)
 class AnvilConfig:
-    port: int = 8545
+    port: int = CHAIN_PORT
     host: str = "127.0.0.1"
     chain_id: int = DEVNET_CHAIN_ID
     block_time_s: float = DEFAULT_BLOCK_TIME_S

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zgos.runtime.ports import CHAIN_PORT
+
 DEVNET_CHAIN_ID = 31337
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
 DEVNET_ACCOUNTS = 20
@@ -17,7 +19,7 @@ class Network:
     rpc_url: str
 
 
-DEVNET = Network("devnet", DEVNET_CHAIN_ID, "http://127.0.0.1:8545")
+DEVNET = Network("devnet", DEVNET_CHAIN_ID, f"http://127.0.0.1:{CHAIN_PORT}")
 # 0G's public testnet (chain id per shared/reference/system.md §chain ids).
 GALILEO = Network("galileo", 16602, "https://evmrpc-testnet.0g.ai")
 

@@ -30,6 +30,13 @@ from zgos.compute.user.client import ComputeUser
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount, parse_amount
 from zgos.runtime.edge import load_or_create_token, read_token
+from zgos.runtime.ports import (
+    FINETUNE_PORT,
+    MODEL_PORT,
+    PROVIDER_ADMIN_PORT,
+    PROVIDER_PORT,
+    USER_PROXY_PORT,
+)
 
 app = typer.Typer(help="Compute: paid, signed, verifiable inference.", no_args_is_help=True)
 provider_app = typer.Typer(help="Run and manage an inference provider.", no_args_is_help=True)
@@ -38,7 +45,7 @@ app.add_typer(provider_app, name="provider")
 app.add_typer(model_app, name="model")
 
 ACCOUNT = typer.Option(None, "--account", help="Keystore name, devnet:N, or ZGOS_PRIVATE_KEY")
-DEFAULT_ADMIN_URL = "http://127.0.0.1:3081"
+DEFAULT_ADMIN_URL = f"http://127.0.0.1:{PROVIDER_ADMIN_PORT}"
 
 
 def _amount(text: str) -> int:
@@ -190,7 +197,7 @@ def verify(ctx: typer.Context, response_id: str, account: str | None = ACCOUNT) 
 
 
 @app.command()
-def serve(ctx: typer.Context, port: int = typer.Option(8787, "--port"),
+def serve(ctx: typer.Context, port: int = typer.Option(USER_PROXY_PORT, "--port"),
           host: str = typer.Option("127.0.0.1", "--host"),
           provider: list[str] | None = typer.Option(None, "--provider", help="Only these providers"),
           top_up: str = typer.Option("1", "--top-up", help="Auto top-up step per sub-account"),
@@ -342,10 +349,10 @@ def provider_settle(ctx: typer.Context, admin_url: str = typer.Option(DEFAULT_AD
 @provider_app.command("serve")
 def provider_serve(
     ctx: typer.Context,
-    upstream: str = typer.Option("http://127.0.0.1:8081", "--upstream", help="OpenAI-compatible model server"),
+    upstream: str = typer.Option(f"http://127.0.0.1:{MODEL_PORT}", "--upstream", help="OpenAI-compatible model server"),
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(3080, "--port"),
-    admin_port: int = typer.Option(3081, "--admin-port", help="Admin API, always on 127.0.0.1"),
+    port: int | None = typer.Option(None, "--port", show_default=f"{PROVIDER_PORT}; {FINETUNE_PORT} with --finetune"),
+    admin_port: int = typer.Option(PROVIDER_ADMIN_PORT, "--admin-port", help="Admin API, always on 127.0.0.1"),
     model_id: str = typer.Option(model_mod.DEFAULT_MODEL_ID, "--model"),
     model_path: Path | None = typer.Option(None, "--model-path", help="GGUF (tokenizer and hash)"),
     model_hash: str | None = typer.Option(None, "--model-hash", help="Registered hash (default: the file's sha256)"),
@@ -367,10 +374,11 @@ def provider_serve(
         raise ConfigError("--dishonest exists only for tests (set ZGOS_TEST_DISHONEST=1)")
     cli = get_ctx(ctx)
     if finetune:
-        from zgos.compute.finetune.cli import DEFAULT_FT_PORT, serve_provider
+        from zgos.compute.finetune.cli import serve_provider
 
-        serve_provider(cli, account=account, host=host, port=DEFAULT_FT_PORT if port == 3080 else port)
+        serve_provider(cli, account=account, host=host, port=FINETUNE_PORT if port is None else port)
         return
+    port = PROVIDER_PORT if port is None else port
     provider = cli.account(account, role="provider")
     signer = cli.account(signer_account, role="provider") if signer_account else provider
     path = model_path or model_mod.ensure_gemma()
@@ -393,7 +401,7 @@ def provider_serve(
 @model_app.command("serve")
 def model_serve(
     ctx: typer.Context,
-    port: int = typer.Option(8081, "--port"),
+    port: int = typer.Option(MODEL_PORT, "--port"),
     host: str = typer.Option("127.0.0.1", "--host"),
     model_path: Path | None = typer.Option(None, "--model-path", help="GGUF (default: packaged Gemma 3 270M)"),
     model_id: str = typer.Option(model_mod.DEFAULT_MODEL_ID, "--model"),

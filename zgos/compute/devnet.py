@@ -7,7 +7,7 @@ gets a funded sub-account that acknowledges the provider's signer, so ``zg compu
 "hello"`` and ``zg compute serve`` work right after ``zg devnet up``.
 
 A devnet on another chain port (tests, a second devnet) puts these services right above it
-(chain port + 1, + 2, + 3; ``DevnetOptions.port``).
+(chain port + 1, + 2, + 3; ``zgos.runtime.ports.service_port``).
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash
 from zgos.devnet.services import DevnetContext, DevnetOptions, Service
 from zgos.netutil import http_ok
+from zgos.runtime.ports import (
+    MODEL_DELTA,
+    MODEL_PORT,
+    PROVIDER_ADMIN_DELTA,
+    PROVIDER_ADMIN_PORT,
+    PROVIDER_DELTA,
+    PROVIDER_PORT,
+)
 
-MODEL_PORT = 8081
-PROVIDER_PORT = 3080
-PROVIDER_ADMIN_PORT = 3081
 DEVNET_PRICES = Prices(input_price=10**9, output_price=2 * 10**9)  # neuron per token (1 and 2 gwei)
 DEMO_FUNDING = 10 * 10**18  # the demo user's sub-account with the devnet provider (10 0G)
 DEMO_REFILL_BELOW = 10**18
@@ -31,7 +36,8 @@ DEMO_REFILL_BELOW = 10**18
 
 def compute_ports(options: DevnetOptions) -> tuple[int, int, int]:
     """(model, provider, admin) ports for this devnet."""
-    return options.port(MODEL_PORT, 1), options.port(PROVIDER_PORT, 2), options.port(PROVIDER_ADMIN_PORT, 3)
+    return (options.port(MODEL_PORT, MODEL_DELTA), options.port(PROVIDER_PORT, PROVIDER_DELTA),
+            options.port(PROVIDER_ADMIN_PORT, PROVIDER_ADMIN_DELTA))
 
 
 def prepare_provider(ctx: DevnetContext) -> None:

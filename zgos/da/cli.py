@@ -18,7 +18,8 @@ from zgos.chain.accounts import DEVNET_ROLES
 from zgos.clictx import CliContext, console, err_console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount, parse_amount
-from zgos.da.params import DISPERSER_PORT, SIGNER_BASE_PORT, SIGNER_STAKE_WEI
+from zgos.da.params import SIGNER_STAKE_WEI
+from zgos.runtime.ports import DA_DISPERSER_PORT, DA_SIGNER_PORT
 
 if TYPE_CHECKING:
     from zgos.da.contracts import DAContracts
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Data availability: erasure-coded blobs, KZG cells, BLS certificates.", no_args_is_help=True)
 
-DEFAULT_DISPERSER = f"127.0.0.1:{DISPERSER_PORT}"
+DEFAULT_DISPERSER = f"127.0.0.1:{DA_DISPERSER_PORT}"
 POLL_S = 0.2
 TOKEN_ENV = "ZGOS_DA_TOKEN"
 
@@ -90,7 +91,7 @@ def _serve_forever(server: object, what: str) -> None:
 def signer(
     ctx: typer.Context,
     index: int = typer.Option(0, "--index", help="Signer number on this machine (port, state dir, devnet account)."),
-    port: int | None = typer.Option(None, "--port", help=f"gRPC port [default {SIGNER_BASE_PORT} + index]"),
+    port: int | None = typer.Option(None, "--port", help=f"gRPC port [default {DA_SIGNER_PORT} + index]"),
     host: str = typer.Option("127.0.0.1", "--host"),
     url: str | None = typer.Option(None, "--url", help="Address registered on-chain [default host:port]"),
     account: str | None = typer.Option(None, "--account", help="Operator account [default devnet da-signer + index]"),
@@ -103,7 +104,7 @@ def signer(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cli = get_ctx(ctx)
-    port = SIGNER_BASE_PORT + index if port is None else port
+    port = DA_SIGNER_PORT + index if port is None else port
     spec = account if account is not None else f"devnet:{DEVNET_ROLES['da-signer'] + index}"
     identity = SignerIdentity.from_account(cli.account(spec, role=None))
     da = _contracts(cli)
@@ -119,7 +120,7 @@ def signer(
 @app.command()
 def disperser(
     ctx: typer.Context,
-    port: int = typer.Option(DISPERSER_PORT, "--port"),
+    port: int = typer.Option(DA_DISPERSER_PORT, "--port"),
     host: str = typer.Option("127.0.0.1", "--host"),
     account: str | None = typer.Option(None, "--account", help="Account paying blob fees [default devnet da-disperser]"),
     workers: int | None = typer.Option(None, "--workers", help="Encoder processes [default: one per CPU]"),

@@ -1,4 +1,4 @@
-"""Deployment parameters of the DA contracts (devnet defaults) and service ports."""
+"""Deployment parameters of the DA contracts (devnet defaults); the ports are in ``zgos.runtime.ports``."""
 
 from __future__ import annotations
 
@@ -7,5 +7,3 @@ MIN_STAKE_WEI = 10**18  # 1 0G
 SIGNER_STAKE_WEI = 10 * 10**18  # what `zg da signer` deposits by default
 EXIT_DELAY_EPOCHS = 2
 FEE_PER_ROW_WEI = 10**15  # 0.001 0G per 126,976-byte row
-SIGNER_BASE_PORT = 34000
-DISPERSER_PORT = 51001

@@ -13,6 +13,7 @@ from zgos.clictx import console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.devnet.orchestrator import Devnet, ServiceStatus
 from zgos.devnet.services import DevnetOptions
+from zgos.runtime.ports import CHAIN_PORT
 
 devnet_app = typer.Typer(help="The one-command local network.", no_args_is_help=True)
 
@@ -32,7 +33,7 @@ def devnet_up(
     storage_nodes: int = typer.Option(1, "--storage-nodes", min=1, max=8, help="Storage nodes (`make up` starts 3)."),
     shards: int = typer.Option(1, "--shards", min=1, help="Storage shards (power of two): node i holds shard i % SHARDS."),
     block_time: float = typer.Option(1.0, "--block-time", min=0.1, help="Seconds per block."),
-    chain_port: int = typer.Option(8545, "--chain-port"),
+    chain_port: int = typer.Option(CHAIN_PORT, "--chain-port"),
     port_offset: int = typer.Option(0, "--port-offset", help="Added to every service port but the chain's."),
     only: str = typer.Option("", "--only", metavar="GROUPS",
                              help="Start only these service groups and the ones they need, e.g. "

@@ -15,8 +15,15 @@ from zgos.chain.anvil import AnvilConfig
 from zgos.core.errors import ConfigError
 from zgos.datadir import DataDir
 from zgos.netutil import port_in_use, rpc_ready
-
-CHAIN_PORT = 8545
+from zgos.runtime.ports import (
+    CHAIN_PORT,
+    DA_DISPERSER_PORT,
+    DA_SIGNER_DELTA,
+    DA_SIGNER_PORT,
+    STORAGE_DELTA,
+    STORAGE_PORT,
+    service_port,
+)
 
 
 @dataclass(frozen=True)
@@ -46,15 +53,9 @@ class DevnetOptions:
         return f"http://127.0.0.1:{self.chain_port}"
 
     def port(self, default: int, chain_delta: int) -> int:
-        """A service's port, the one rule every network follows.
-
-        On the default chain port a service listens on its ARCHITECTURE.md ``default``; a
-        devnet on any other chain port (tests, a second devnet on one machine) puts it at
-        ``chain_port + chain_delta`` instead, so the chain port alone keeps two devnets apart.
-        ``port_offset`` is added to either.
-        """
-        base = default if self.chain_port == CHAIN_PORT else self.chain_port + chain_delta
-        return base + self.port_offset
+        """A service's port on this devnet: ``default`` on the default chain port, else
+        ``chain_port + chain_delta``, plus ``port_offset`` (``zgos.runtime.ports.service_port``)."""
+        return service_port(default, chain_delta, self.chain_port, self.port_offset)
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,8 @@ def chain_services(options: DevnetOptions) -> list[Service]:
     ]
 
 
-STORAGE_PORT = 5678
-STORAGE_CHAIN_DELTA = 100  # storage-i at chain port +100+i on a non-default chain port
-
-
 def storage_port(options: DevnetOptions, i: int) -> int:
-    return options.port(STORAGE_PORT + i, STORAGE_CHAIN_DELTA + i)
+    return options.port(STORAGE_PORT + i, STORAGE_DELTA + i)
 
 
 # Storage node 0 mines (PoRA) with its operator key at a small CPU budget, so the fees of
@@ -169,16 +166,11 @@ def repairer_services(options: DevnetOptions) -> list[Service]:
     ]
 
 
-DA_CHAIN_DELTA = 200  # signer i at chain port +200+i, then the disperser, on a non-default chain port
-
-
 def da_services(options: DevnetOptions) -> list[Service]:
     """DA: ``da_signers`` signers (default 4) on 34000+i, then the disperser on 51001."""
-    from zgos.da.params import DISPERSER_PORT, SIGNER_BASE_PORT
-
     count = int(options.extra.get("da_signers", 4))
-    signer_ports = [options.port(SIGNER_BASE_PORT + i, DA_CHAIN_DELTA + i) for i in range(count)]
-    disperser_port = options.port(DISPERSER_PORT, DA_CHAIN_DELTA + count)
+    signer_ports = [options.port(DA_SIGNER_PORT + i, DA_SIGNER_DELTA + i) for i in range(count)]
+    disperser_port = options.port(DA_DISPERSER_PORT, DA_SIGNER_DELTA + count)
     signers = [
         Service(
             name=f"da-signer-{i}",

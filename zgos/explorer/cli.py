@@ -7,6 +7,7 @@ import uvicorn
 
 from zgos.clictx import get_ctx
 from zgos.explorer.app import ExplorerDeps, create_app
+from zgos.runtime.ports import EXPLORER_PORT
 
 app = typer.Typer(help="The explorer: network state in a browser.", no_args_is_help=True)
 
@@ -15,7 +16,7 @@ app = typer.Typer(help="The explorer: network state in a browser.", no_args_is_h
 def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
+    port: int = typer.Option(EXPLORER_PORT, "--port"),
 ) -> None:
     """Serve the explorer at http://HOST:PORT."""
     cli = get_ctx(ctx)

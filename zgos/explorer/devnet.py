@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from zgos.devnet.services import DevnetOptions, Service
 from zgos.netutil import http_ok
-
-EXPLORER_PORT = 8000
-EXPLORER_CHAIN_DELTA = 300  # on a non-default chain port
+from zgos.runtime.ports import EXPLORER_DELTA, EXPLORER_PORT
 
 
 def explorer_services(options: DevnetOptions) -> list[Service]:
-    port = options.port(EXPLORER_PORT, EXPLORER_CHAIN_DELTA)
+    port = options.port(EXPLORER_PORT, EXPLORER_DELTA)
     url = f"http://127.0.0.1:{port}"
     return [
         Service(

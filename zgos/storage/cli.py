@@ -22,6 +22,7 @@ from rich.progress import (
 from zgos.clictx import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import parse_amount
+from zgos.runtime.ports import STORAGE_PORT
 from zgos.storage.client import StorageClient
 from zgos.storage.merkle import InvalidProof, parse_hash
 from zgos.storage.shard import InvalidShardConfig, ShardConfig
@@ -82,7 +83,7 @@ def node_command(
     ctx: typer.Context,
     name: str = typer.Option("storage-0", "--name", help="Service name; state lives in DATA_DIR/NAME."),
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(5678, "--port"),
+    port: int = typer.Option(STORAGE_PORT, "--port"),
     confirmations: int = typer.Option(3, "--confirmations", min=0, help="Blocks behind head to sync."),
     poll: float = typer.Option(0.5, "--poll", min=0.05, help="Seconds between log sync polls."),
     fsync: bool = typer.Option(False, "--fsync", help="fsync every acknowledged write (power-loss safe)."),

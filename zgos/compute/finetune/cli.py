@@ -27,6 +27,7 @@ from zgos.compute.finetune.tasks import TrainingParams
 from zgos.compute.finetune.user import FineTuningUser, dataset_bytes
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount
+from zgos.runtime.ports import FINETUNE_PORT, TUNED_ADMIN_PORT, TUNED_BROKER_PORT, TUNED_MODEL_PORT
 from zgos.storage.client import StorageClient
 
 app = typer.Typer(help="Fine-tuning: LoRA on a provider, sealed deliverables, lineage on chain.",
@@ -36,7 +37,6 @@ app.add_typer(provider_app, name="provider")
 
 ACCOUNT = typer.Option(None, "--account", help="Keystore name, devnet:N, or ZGOS_PRIVATE_KEY")
 NODES = typer.Option(None, "--node", help="Storage node URL (default: the nodes announced on chain)")
-DEFAULT_FT_PORT = 3082
 STATUS_POLL_S = 0.5
 FINAL_STATES = ("delivered", "acknowledged", "finished", "failed", "settled", "cancelled")
 
@@ -226,14 +226,14 @@ def serve_provider(
     *,
     account: str | None,
     host: str = "127.0.0.1",
-    port: int = DEFAULT_FT_PORT,
+    port: int = FINETUNE_PORT,
     public_url: str | None = None,
     price_per_token: int = 10**9,
     max_dataset_bytes: int = 1 << 20,
     max_tokens: int = 200_000,
     tiny: bool = False,
     serve_tuned: bool = True,
-    tuned_ports: tuple[int, int, int] = (8082, 3083, 3084),
+    tuned_ports: tuple[int, int, int] = (TUNED_MODEL_PORT, TUNED_BROKER_PORT, TUNED_ADMIN_PORT),
     tuned_prices: tuple[int, int] = (10**9, 2 * 10**9),
     poll_s: float = 1.0,
     nodes: list[str] | None = None,
@@ -313,16 +313,16 @@ def _env_key() -> bool:
 def provider_serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(DEFAULT_FT_PORT, "--port", help="Progress API (the registered service URL)"),
+    port: int = typer.Option(FINETUNE_PORT, "--port", help="Progress API (the registered service URL)"),
     url: str | None = typer.Option(None, "--url", help="Public URL to register (default http://HOST:PORT)"),
     price: int = typer.Option(10**9, "--price-per-token", min=0, help="neuron per training token"),
     max_dataset_bytes: int = typer.Option(1 << 20, "--max-dataset-bytes", min=1),
     max_tokens: int = typer.Option(200_000, "--max-tokens", min=1),
     serve_tuned: bool = typer.Option(True, "--serve-tuned/--no-serve-tuned",
                                      help="Serve the newest tuned model through an inference broker"),
-    tuned_model_port: int = typer.Option(8082, "--tuned-model-port"),
-    tuned_port: int = typer.Option(3083, "--tuned-port", help="The tuned model's broker"),
-    tuned_admin_port: int = typer.Option(3084, "--tuned-admin-port"),
+    tuned_model_port: int = typer.Option(TUNED_MODEL_PORT, "--tuned-model-port"),
+    tuned_port: int = typer.Option(TUNED_BROKER_PORT, "--tuned-port", help="The tuned model's broker"),
+    tuned_admin_port: int = typer.Option(TUNED_ADMIN_PORT, "--tuned-admin-port"),
     poll: float = typer.Option(1.0, "--poll", min=0.05, help="Chain poll interval, seconds"),
     tiny: bool = typer.Option(False, "--tiny", hidden=True, help="Offer the tiny test model"),
     node: list[str] | None = NODES,

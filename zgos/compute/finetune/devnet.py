@@ -13,17 +13,22 @@ from __future__ import annotations
 from zgos.chain.accounts import DEVNET_ROLES
 from zgos.devnet.services import DevnetOptions, Service
 from zgos.netutil import http_ok
-
-FINETUNE_PORT = 3082
-TUNED_MODEL_PORT = 8082
-TUNED_BROKER_PORT = 3083
-TUNED_ADMIN_PORT = 3084
+from zgos.runtime.ports import (
+    FINETUNE_DELTA,
+    FINETUNE_PORT,
+    TUNED_ADMIN_DELTA,
+    TUNED_ADMIN_PORT,
+    TUNED_BROKER_DELTA,
+    TUNED_BROKER_PORT,
+    TUNED_MODEL_DELTA,
+    TUNED_MODEL_PORT,
+)
 
 
 def finetune_ports(options: DevnetOptions) -> tuple[int, int, int, int]:
     """(progress API, tuned model server, tuned broker, tuned broker admin) ports."""
-    return (options.port(FINETUNE_PORT, 4), options.port(TUNED_MODEL_PORT, 5),
-            options.port(TUNED_BROKER_PORT, 6), options.port(TUNED_ADMIN_PORT, 7))
+    return (options.port(FINETUNE_PORT, FINETUNE_DELTA), options.port(TUNED_MODEL_PORT, TUNED_MODEL_DELTA),
+            options.port(TUNED_BROKER_PORT, TUNED_BROKER_DELTA), options.port(TUNED_ADMIN_PORT, TUNED_ADMIN_DELTA))
 
 
 def finetune_services(options: DevnetOptions) -> list[Service]:

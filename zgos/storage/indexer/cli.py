@@ -10,6 +10,7 @@ import typer
 from zgos.chain.registry import NodeRegistry
 from zgos.clictx import get_ctx
 from zgos.core.errors import ConfigError
+from zgos.runtime.ports import INDEXER_PORT
 
 REFRESH_S = 5.0
 
@@ -17,7 +18,7 @@ REFRESH_S = 5.0
 def indexer_command(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(12345, "--port"),
+    port: int = typer.Option(INDEXER_PORT, "--port"),
     peers: list[str] | None = typer.Option(None, "--peers", help="Storage node URL to use besides the registry (repeat)."),
     registry: bool = typer.Option(True, "--registry/--no-registry", help="Discover nodes from the NodeRegistry."),
     refresh: float = typer.Option(REFRESH_S, "--refresh", min=0.2, help="Seconds between node probes."),

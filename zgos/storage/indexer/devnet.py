@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from zgos.devnet.services import DevnetOptions, Service
 from zgos.netutil import http_ok
-
-INDEXER_PORT = 12345
-INDEXER_CHAIN_DELTA = 150  # on a non-default chain port
+from zgos.runtime.ports import INDEXER_DELTA, INDEXER_PORT
 
 
 def indexer_port(options: DevnetOptions) -> int:
-    return options.port(INDEXER_PORT, INDEXER_CHAIN_DELTA)
+    return options.port(INDEXER_PORT, INDEXER_DELTA)
 
 
 def indexer_services(options: DevnetOptions) -> list[Service]:

@@ -64,7 +64,6 @@ from zgos.storage.merkle import InvalidProof, parse_hash
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 12345
 MAX_RPC_BODY_BYTES = 1024 * 1024
 RPC_DEADLINE_S = 60.0
 FILE_DEADLINE_S = 900.0  # a whole file through the gateway: 1 GiB at ~1.2 MB/s
