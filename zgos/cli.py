@@ -1,9 +1,9 @@
 """``zg``: the command line of zgos. A thin layer over the Python API; no protocol logic here.
 
 Each command group lives beside its network (``zgos/<network>/cli.py``) and is imported only
-when it is invoked (``LazyGroup``): ``zg --help`` and ``zg version`` load none of them, so ``zg``
-starts at once. Errors a user can act on are printed as one line (plus a hint) with exit code 1;
-``--debug`` shows the traceback instead.
+when it is invoked (``LazyGroup``): ``zg --help`` loads none of them, so ``zg`` starts at once
+(``zg version`` does not even load this module: :mod:`zgos.entry`). Errors a user can act on
+are printed as one line (plus a hint) with exit code 1; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import typer
 from typer import _click as click  # typer vendors click: its commands and contexts are these
 from typer.core import TyperGroup
 
-from zgos import __version__
 from zgos.clictx import CliContext, console, err_console
 from zgos.core.errors import ZgError
 from zgos.datadir import DataDir
+from zgos.entry import version_text
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def root(
 @app.command()
 def version() -> None:
     """Print the zgos version."""
-    console.print(f"zgos {__version__}")
+    console.print(version_text())
 
 
 def main() -> None:

@@ -1,0 +1,22 @@
+"""The ``zg`` executable: ``zg version`` answers without loading the CLI framework (typer and
+rich take ~0.2 s to import, more than everything else ``zg version`` does); every other command
+line goes to :mod:`zgos.cli`."""
+
+from __future__ import annotations
+
+import sys
+
+from zgos import __version__
+
+
+def version_text() -> str:
+    return f"zgos {__version__}"
+
+
+def main() -> None:
+    if sys.argv[1:] == ["version"]:
+        print(version_text())
+        return
+    from zgos.cli import main as run_cli
+
+    run_cli()
