@@ -75,8 +75,6 @@ SPEC_MODULES = frozenset({
 # Today's exceptions: key (as the check prints it) -> why it is still here. It only shrinks.
 _DEVNET_BASE = "builds on Service/DevnetOptions of devnet/services.py, which belong in runtime/"
 KNOWN_VIOLATIONS: dict[str, str] = {
-    "layer: zgos.chain.deploy -> zgos.compute.finetune.tasks": "the deploy plan holds every network's constants",
-    "layer: zgos.chain.deploy -> zgos.da.params": "the deploy plan holds every network's constants",
     "layer: zgos.compute.devnet -> zgos.devnet.services": _DEVNET_BASE,
     "layer: zgos.compute.finetune.devnet -> zgos.devnet.services": _DEVNET_BASE,
     "layer: zgos.storage.indexer.devnet -> zgos.devnet.services": _DEVNET_BASE,
