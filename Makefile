@@ -45,7 +45,8 @@ STRICT      := \
   zgos/compute/finetune/tasks.py \
   zgos/compute/finetune/dataset.py \
   zgos/compute/finetune/sealing.py \
-  zgos/storage/scores.py
+  zgos/storage/scores.py \
+  tools/layering.py
 
 # solc-js and OpenZeppelin for `make contracts` and the test that recompiles the artifacts.
 SOLC        := contracts/node_modules/solc/package.json
@@ -119,9 +120,11 @@ warm: install
 	$(BIN)/python -m compileall -q zgos tests bench >/dev/null
 	$(BIN)/python -m tests.warm
 
+# The dependency contract last: imports point down the layers (tools/layering.py says the rules).
 lint: install
-	$(BIN)/ruff check zgos tests bench
+	$(BIN)/ruff check zgos tests bench tools
 	$(BIN)/mypy --strict $(STRICT)
+	$(BIN)/python tools/layering.py
 
 unit: install
 	$(BIN)/python -m pytest -n $(WORKERS) tests/unit

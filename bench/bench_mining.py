@@ -19,9 +19,9 @@ from eth_account import Account
 
 from bench.harness import BenchChain, bench_chain, report
 from zgos.chain.accounts import devnet_role
-from zgos.chain.deploy import STORAGE_BLOCKS_PER_EPOCH
 from zgos.netutil import free_port, wait_until
 from zgos.storage.client import StorageClient
+from zgos.storage.contracts import STORAGE_BLOCKS_PER_EPOCH
 from zgos.storage.mine.pora import (
     SCRATCHPAD_ROUNDS,
     SEALS_PER_LOAD,

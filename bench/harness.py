@@ -12,6 +12,7 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.anvil import Anvil, AnvilConfig
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, deploy_all
+from zgos.devnet.plan import PLAN
 from zgos.netutil import free_port
 
 
@@ -31,7 +32,7 @@ def bench_chain(block_time_s: float = 0.2) -> Iterator[BenchChain]:
         anvil.start()
         try:
             chain = Chain(anvil.url)
-            deployment = deploy_all(chain, devnet_role("deployer"), workdir / "deployment.json")
+            deployment = deploy_all(chain, devnet_role("deployer"), workdir / "deployment.json", PLAN)
             yield BenchChain(anvil, chain, deployment, workdir)
         finally:
             anvil.stop()

@@ -59,8 +59,11 @@ def chain(anvil: Anvil) -> Chain:
 
 @pytest.fixture(scope="session")
 def deployment_path(chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # every network's contract module (blspy...): loaded only by the sessions that deploy
+    from zgos.devnet.plan import PLAN
+
     path = tmp_path_factory.mktemp("deployment") / "deployment.json"
-    deploy_all(chain, devnet_role("deployer"), path)
+    deploy_all(chain, devnet_role("deployer"), path, PLAN)
     return path
 
 

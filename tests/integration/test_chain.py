@@ -13,8 +13,9 @@ from eth_account.signers.local import LocalAccount
 from zgos.chain.accounts import devnet_role
 from zgos.chain.anvil import Anvil, AnvilConfig
 from zgos.chain.client import Chain
-from zgos.chain.deploy import PLAN, Deployment, deploy_all, load_deployment
+from zgos.chain.deploy import Deployment, deploy_all, load_deployment
 from zgos.core.errors import ChainError, ConfigError, InsufficientFunds, TxReverted
+from zgos.devnet.plan import PLAN
 from zgos.netutil import free_port, wait_until
 
 
@@ -148,9 +149,9 @@ def test_two_chain_objects_share_nonces_like_two_processes(chain: Chain, new_acc
 
 def test_deploy_is_idempotent(chain: Chain, tmp_path: Path) -> None:
     path = tmp_path / "deployment.json"
-    first = deploy_all(chain, devnet_role("deployer"), path)
+    first = deploy_all(chain, devnet_role("deployer"), path, PLAN)
     block = chain.block_number()
-    second = deploy_all(chain, devnet_role("deployer"), path)
+    second = deploy_all(chain, devnet_role("deployer"), path, PLAN)
     assert second.addresses == first.addresses
     assert chain.block_number() - block <= 2, "a second deploy must send no transactions"
     assert load_deployment(path, chain.chain_id).addresses == first.addresses

@@ -55,9 +55,11 @@ def chain_deploy(
     account: str | None = typer.Option(None, "--account", help="Deployer account"),
 ) -> None:
     """Deploy (or complete) the zgos contract set; idempotent."""
+    from zgos.devnet.plan import PLAN  # every network's contract module: this command only
+
     cli = get_ctx(ctx)
     deployer = cli.account(account, role="deployer")
-    deployment = deploy_all(cli.chain(), deployer, cli.data_dir.deployment)
+    deployment = deploy_all(cli.chain(), deployer, cli.data_dir.deployment, PLAN)
     console.print(f"deployed {len(deployment.addresses)} contracts -> {cli.data_dir.deployment}")
 
 

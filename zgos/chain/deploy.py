@@ -2,7 +2,9 @@
 
 Deployment is idempotent: a contract already deployed from the same bytecode (and whose
 dependencies were not redeployed) is kept; anything new or changed is deployed.
-Each network adds its contracts to ``PLAN``.
+The engine knows no network: each keeps its part of the plan (``DEPLOY_PLAN``, with the
+constructor arguments) beside its contract wrappers, and ``zgos.devnet.plan.PLAN`` puts them
+in deployment order.
 """
 
 from __future__ import annotations
@@ -19,10 +21,8 @@ from hexbytes import HexBytes
 
 from zgos.chain.artifacts import load_artifact
 from zgos.chain.client import Chain
-from zgos.compute.finetune import tasks as ft_tasks
 from zgos.core.errors import ConfigError
 from zgos.core.hashing import keccak256
-from zgos.da import params as da
 
 Addresses = dict[str, str]
 
@@ -38,83 +38,14 @@ class ContractPlan:
     setup: Callable[[Chain, LocalAccount, Addresses], None] | None = None
 
 
-# Storage: fees flow Flow -> Market -> Reward (storage.md §2). The devnet price is 0G
-# mainnet's (3 months at 1 0G/GiB/year); epochs of 200 blocks as 0G's standard testnet.
-STORAGE_PRICE_PER_SECTOR = 232_830_643  # wei
-STORAGE_REWARD_RELEASE_S = 3 * 31 * 86_400
-STORAGE_BLOCKS_PER_EPOCH = 200
-# PoRA mining (storage.md §2.4): an easy start (a devnet node at a few % of a core answers within
-# seconds), adjusted toward 0G testnet's 10 answers per epoch.
-MINE_INITIAL_DIFFICULTY = 4096
-MINE_TARGET_SUBMISSIONS = 10
-MINE_MIN_DIFFICULTY = 1
+def wire(contract: str, method: str, target: str) -> Callable[[Chain, LocalAccount, Addresses], None]:
+    """Setup step: tell ``contract`` the address of ``target`` (``contract.method(target)``)."""
 
-
-def _wire(contract: str, method: str, target: str) -> Callable[[Chain, LocalAccount, Addresses], None]:
     def setup(chain: Chain, deployer: LocalAccount, addrs: Addresses) -> None:
         handle = chain.contract(contract, addrs[contract])
         chain.transact(deployer, getattr(handle.functions, method)(addrs[target]))
 
     return setup
-
-
-def _authorize_serving(name: str) -> Callable[[Chain, LocalAccount, Addresses], None]:
-    """Setup step: let a serving contract charge sub-accounts in the LedgerManager."""
-
-    def setup(chain: Chain, deployer: LocalAccount, addresses: Addresses) -> None:
-        ledger = chain.contract("LedgerManager", addresses["LedgerManager"])
-        chain.transact(deployer, ledger.functions.setServing(addresses[name], True))
-
-    return setup
-
-
-REFUND_LOCK_TIME_S = 86400  # compute refunds unlock after 24 h (0G's default, compute.md §2)
-
-PLAN: list[ContractPlan] = [
-    ContractPlan("NodeRegistry"),
-    ContractPlan("Reward", args=lambda _: [STORAGE_REWARD_RELEASE_S]),
-    ContractPlan(
-        "Market",
-        depends=("Reward",),
-        args=lambda a: [a["Reward"], STORAGE_PRICE_PER_SECTOR],
-        setup=_wire("Reward", "setMarket", "Market"),
-    ),
-    ContractPlan(
-        "Flow",
-        depends=("Market",),
-        args=lambda a: [a["Market"], STORAGE_BLOCKS_PER_EPOCH, 0],
-        setup=_wire("Market", "setFlow", "Flow"),
-    ),
-    # data root -> erasure-coding parity (zgos/storage/erasure.py), written by the root's uploader
-    ContractPlan("ErasureRegistry", depends=("Flow",), args=lambda a: [a["Flow"]]),
-    ContractPlan("PoraVerifier"),
-    ContractPlan(
-        "PoraMine",
-        depends=("Flow", "Reward"),
-        args=lambda a: [a["Flow"], a["Reward"], MINE_INITIAL_DIFFICULTY, MINE_TARGET_SUBMISSIONS, MINE_MIN_DIFFICULTY],
-        setup=_wire("Reward", "setMine", "PoraMine"),
-    ),
-    ContractPlan("LedgerManager", args=lambda _: [REFUND_LOCK_TIME_S]),
-    ContractPlan(
-        "InferenceServing",
-        depends=("LedgerManager",),
-        args=lambda a: [a["LedgerManager"]],
-        setup=_authorize_serving("InferenceServing"),
-    ),
-    ContractPlan("DASigners", args=lambda _: [da.EPOCH_BLOCKS, da.MIN_STAKE_WEI, da.EXIT_DELAY_EPOCHS]),
-    ContractPlan(
-        "DAEntrance", depends=("DASigners",), args=lambda a: [a["DASigners"], da.FEE_PER_ROW_WEI]
-    ),
-    ContractPlan(
-        "FineTuningServing",
-        args=lambda _: [ft_tasks.ACK_TIMEOUT_S, ft_tasks.DELIVERY_TIMEOUT_S, ft_tasks.PENALTY_PERCENT],
-    ),
-    ContractPlan(
-        "ModelRegistry",
-        depends=("FineTuningServing", "Flow"),
-        args=lambda addrs: [addrs["FineTuningServing"], addrs["Flow"]],
-    ),
-]
 
 
 @dataclass
@@ -192,11 +123,9 @@ def deploy_contract(chain: Chain, deployer: LocalAccount, name: str, args: list[
     return str(address)
 
 
-def deploy_all(
-    chain: Chain, deployer: LocalAccount, path: Path, plan: list[ContractPlan] | None = None
-) -> Deployment:
-    """Deploy what ``plan`` lists and is missing or changed; save and return the deployment."""
-    plan = PLAN if plan is None else plan
+def deploy_all(chain: Chain, deployer: LocalAccount, path: Path, plan: list[ContractPlan]) -> Deployment:
+    """Deploy what ``plan`` lists and is missing or changed; save and return the deployment.
+    ``plan`` is in deployment order (``zgos.devnet.plan.PLAN``: the whole zgos set)."""
     try:
         previous: Deployment | None = load_deployment(path, chain.chain_id)
     except ConfigError:

@@ -3,7 +3,7 @@
 Entries are self-reported, so readers treat them as hints: ``usable_nodes`` drops entries
 whose URL is malformed (with the reason) and callers still verify every byte a node serves.
 Anyone can announce, so the lists are read page by page (``getNodesPage``) and at most
-``MAX_NODES_READ`` entries per kind are read.
+``MAX_NODES_READ`` entries per kind are read. ``DEPLOY_PLAN`` deploys it, first of all.
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ from urllib.parse import urlparse
 from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain, Receipt
+from zgos.chain.deploy import ContractPlan
 
 log = logging.getLogger(__name__)
 
 MAX_URL_BYTES = 256
 NODES_PAGE = 100  # NodeRegistry.MAX_PAGE
 MAX_NODES_READ = 10_000
+
+DEPLOY_PLAN: list[ContractPlan] = [ContractPlan("NodeRegistry")]  # the chain's part (zgos.devnet.plan)
 
 
 class NodeKind(IntEnum):

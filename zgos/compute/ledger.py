@@ -2,7 +2,7 @@
 
 One object wraps both contracts for the user SDK, the provider broker and the CLI: reads
 return small dataclasses, writes go through ``Chain.transact`` (reverts raise ``TxReverted``
-with the decoded custom error). Amounts are neuron.
+with the decoded custom error). Amounts are neuron. ``DEPLOY_PLAN`` deploys both.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from eth_utils.address import to_checksum_address
 from web3.contract import Contract
 
 from zgos.chain.client import Chain, Receipt
-from zgos.chain.deploy import Deployment
+from zgos.chain.deploy import Addresses, ContractPlan, Deployment
 from zgos.compute.billing import Prices
 from zgos.compute.vouchers import Domain
 from zgos.compute.vouchers import Receipt as VoucherReceipt
@@ -218,3 +218,25 @@ class ComputeContracts:
         """``settleBatch``: pays every good voucher, skips a bad one with ``SettlementSkipped``."""
         batch = [(checksum(r.user), r.total, sig) for r, sig in vouchers]
         return self.chain.transact(provider, self.serving.functions.settleBatch(batch))
+
+
+# --- Inference's part of the deploy plan (zgos.devnet.plan) ----------------------------------
+
+REFUND_LOCK_TIME_S = 86400  # compute refunds unlock after 24 h (0G's default, compute.md §2)
+
+
+def _authorize_serving(chain: Chain, deployer: LocalAccount, addresses: Addresses) -> None:
+    """Setup step: let the serving contract charge sub-accounts in the LedgerManager."""
+    ledger = chain.contract("LedgerManager", addresses["LedgerManager"])
+    chain.transact(deployer, ledger.functions.setServing(addresses["InferenceServing"], True))
+
+
+DEPLOY_PLAN: list[ContractPlan] = [
+    ContractPlan("LedgerManager", args=lambda _: [REFUND_LOCK_TIME_S]),
+    ContractPlan(
+        "InferenceServing",
+        depends=("LedgerManager",),
+        args=lambda a: [a["LedgerManager"]],
+        setup=_authorize_serving,
+    ),
+]

@@ -1,8 +1,8 @@
 """Typed access to the ``DASigners`` and ``DAEntrance`` contracts.
 
 One object (``DAContracts``) wraps both: reading quorums and blobs, registering signers,
-submitting blobs and certificates. Deployment parameters (epoch length, stake, fee) live here
-and feed ``zgos.chain.deploy.PLAN``.
+submitting blobs and certificates. ``DEPLOY_PLAN`` deploys both with the parameters of
+``zgos.da.params`` (epoch length, stake, fee).
 """
 
 from __future__ import annotations
@@ -18,13 +18,19 @@ from eth_utils import to_checksum_address
 from web3.contract import Contract
 
 from zgos.chain.client import Chain, Receipt
+from zgos.chain.deploy import ContractPlan
 from zgos.core.errors import ZgError
-from zgos.da import bls
+from zgos.da import bls, params
 from zgos.da.assignment import columns_of
 from zgos.da.blob import BlobHeader
 from zgos.da.params import SIGNER_STAKE_WEI
 
 QUORUM_PAGE_SIZE = 256  # = DASigners.MAX_PAGE
+
+DEPLOY_PLAN: list[ContractPlan] = [  # DA's part (zgos.devnet.plan)
+    ContractPlan("DASigners", args=lambda _: [params.EPOCH_BLOCKS, params.MIN_STAKE_WEI, params.EXIT_DELAY_EPOCHS]),
+    ContractPlan("DAEntrance", depends=("DASigners",), args=lambda a: [a["DASigners"], params.FEE_PER_ROW_WEI]),
+]
 
 
 class BlobStatus(enum.IntEnum):

@@ -154,7 +154,10 @@ class Devnet:
                 self._save_network(chain.chain_id)
                 if progress:
                     progress("deploying contracts")
-                deploy_all(chain, devnet_role("deployer"), self.data_dir.deployment)
+                # every network's contract module (numpy, blspy...): `status` and `down` skip them
+                from zgos.devnet.plan import PLAN
+
+                deploy_all(chain, devnet_role("deployer"), self.data_dir.deployment, PLAN)
         return self.status()
 
     def down(self) -> list[str]:

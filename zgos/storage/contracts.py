@@ -2,7 +2,7 @@
 
 ``FlowContract`` wraps one deployed ``Flow`` (same ABI as 0G's FixedPriceFlow in TS SDK 1.2.8)
 and its ``Market``. Node log sync and the client SDK both use it, so the event decoding and the
-fee rule live in one place.
+fee rule live in one place. ``DEPLOY_PLAN`` is storage's part of the deploy plan.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
 from zgos.chain.client import Chain
+from zgos.chain.deploy import ContractPlan, wire
 from zgos.storage.flow import Submission, compute_data_root, compute_fee
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -156,3 +157,42 @@ class FlowContract:
 
     def flow_length(self) -> int:
         return int(self.chain.call(self.contract.functions.tree())[0])
+
+
+# --- Storage's part of the deploy plan (zgos.devnet.plan) ------------------------------------
+
+# Fees flow Flow -> Market -> Reward (storage.md §2). The devnet price is 0G mainnet's (3 months
+# at 1 0G/GiB/year); epochs of 200 blocks as 0G's standard testnet.
+STORAGE_PRICE_PER_SECTOR = 232_830_643  # wei
+STORAGE_REWARD_RELEASE_S = 3 * 31 * 86_400
+STORAGE_BLOCKS_PER_EPOCH = 200
+# PoRA mining (storage.md §2.4): an easy start (a devnet node at a few % of a core answers within
+# seconds), adjusted toward 0G testnet's 10 answers per epoch.
+MINE_INITIAL_DIFFICULTY = 4096
+MINE_TARGET_SUBMISSIONS = 10
+MINE_MIN_DIFFICULTY = 1
+
+DEPLOY_PLAN: list[ContractPlan] = [
+    ContractPlan("Reward", args=lambda _: [STORAGE_REWARD_RELEASE_S]),
+    ContractPlan(
+        "Market",
+        depends=("Reward",),
+        args=lambda a: [a["Reward"], STORAGE_PRICE_PER_SECTOR],
+        setup=wire("Reward", "setMarket", "Market"),
+    ),
+    ContractPlan(
+        "Flow",
+        depends=("Market",),
+        args=lambda a: [a["Market"], STORAGE_BLOCKS_PER_EPOCH, 0],
+        setup=wire("Market", "setFlow", "Flow"),
+    ),
+    # data root -> erasure-coding parity (zgos/storage/erasure.py), written by the root's uploader
+    ContractPlan("ErasureRegistry", depends=("Flow",), args=lambda a: [a["Flow"]]),
+    ContractPlan("PoraVerifier"),
+    ContractPlan(
+        "PoraMine",
+        depends=("Flow", "Reward"),
+        args=lambda a: [a["Flow"], a["Reward"], MINE_INITIAL_DIFFICULTY, MINE_TARGET_SUBMISSIONS, MINE_MIN_DIFFICULTY],
+        setup=wire("Reward", "setMine", "PoraMine"),
+    ),
+]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from zgos.clictx import CliContext, get_ctx
+from zgos.clictx import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.storage.ecclient import ErasureClient, HealthReport, describe
@@ -55,8 +55,6 @@ def ec_client(cli: CliContext, nodes: list[str], policy: AddressPolicy, workers:
 
 def upload_ec(cli: CliContext, path: Path, params: ErasureParams, nodes: list[str], policy: AddressPolicy,
               account: str | None, workers: int, fee: int | None) -> None:
-    from zgos.storage.cli import console
-
     with ec_client(cli, nodes, policy, workers, account, signs=True) as client:
         result = client.upload(path, params, fee=fee)
     console.print(f"root        0x{result.root.hex()}")
@@ -77,8 +75,6 @@ def download_ec(cli: CliContext, root: bytes, out: Path, nodes: list[str], polic
 
 
 def _print_health(report: HealthReport, as_json: bool) -> None:
-    from zgos.storage.cli import console
-
     data = describe(report)
     if as_json:
         print(json.dumps(data, indent=2))
@@ -127,7 +123,7 @@ def repair_command(
 ) -> None:
     """Rebuild the missing pieces of an erasure-coded file (or of all: --all, --watch) onto the
     live nodes of their shards."""
-    from zgos.storage.cli import _root, console
+    from zgos.storage.cli import _root
 
     cli = get_ctx(ctx)
     if (root is None) == (not every_file and watch is None):
@@ -151,7 +147,6 @@ def _repair_all(cli: CliContext, node: list[str] | None, indexer: str | None, wo
     import signal
     import threading
 
-    from zgos.storage.cli import console
     from zgos.storage.ecclient import ErasureRegistry
     from zgos.storage.repairer import STATE_FILE_NAME, RepairPass, RepairWorker
 

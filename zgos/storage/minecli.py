@@ -11,7 +11,7 @@ import typer
 from eth_utils import is_address, to_checksum_address
 from rich.table import Table
 
-from zgos.clictx import get_ctx
+from zgos.clictx import console, get_ctx
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
 from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
@@ -31,8 +31,6 @@ def rewards_command(
 ) -> None:
     """Reward pools per 8 GiB pricing chunk (fees, released, paid, claimable, locked) and, for
     ADDR, what it was paid and its miner registration."""
-    from zgos.storage.cli import console
-
     cli = get_ctx(ctx)
     chain = cli.chain()
     reward, flow, mine = cli.contract("Reward"), cli.contract("Flow"), cli.contract("PoraMine")
@@ -104,8 +102,6 @@ def _token(ctx: typer.Context, token_file: Path | None) -> str:
 @miner_app.command("status")
 def status_command(ctx: typer.Context, node: str | None = typer.Option(None, "--node", help=NODE_HELP)) -> None:
     """Hash rate, sealed data, answers submitted/accepted and the last reward of a node's miner."""
-    from zgos.storage.cli import console
-
     url = _node_url(ctx, node)
     m = _miner_status(url)
     last = m.get("lastReward")
@@ -127,8 +123,6 @@ def status_command(ctx: typer.Context, node: str | None = typer.Option(None, "--
 def start_command(ctx: typer.Context, node: str | None = typer.Option(None, "--node", help=NODE_HELP),
                   token_file: Path | None = typer.Option(None, "--token-file", help=TOKEN_HELP)) -> None:
     """Resume mining (admin RPC ``miner_start``: localhost, with the install token)."""
-    from zgos.storage.cli import console
-
     _rpc(_node_url(ctx, node), "miner_start", _token(ctx, token_file))
     console.print("mining")
 
@@ -137,8 +131,6 @@ def start_command(ctx: typer.Context, node: str | None = typer.Option(None, "--n
 def stop_command(ctx: typer.Context, node: str | None = typer.Option(None, "--node", help=NODE_HELP),
                  token_file: Path | None = typer.Option(None, "--token-file", help=TOKEN_HELP)) -> None:
     """Pause mining (admin RPC ``miner_stop``: localhost, with the install token)."""
-    from zgos.storage.cli import console
-
     _rpc(_node_url(ctx, node), "miner_stop", _token(ctx, token_file))
     console.print("mining paused")
 

@@ -12,7 +12,8 @@ import pytest
 from zgos.chain.accounts import devnet_role
 from zgos.chain.anvil import Anvil, AnvilConfig
 from zgos.chain.client import Chain
-from zgos.chain.deploy import PLAN, Deployment, deploy_all
+from zgos.chain.deploy import Deployment, deploy_all
+from zgos.devnet.plan import PLAN
 from zgos.netutil import free_port
 
 EPOCH_BLOCKS = 30

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain, Receipt
-from zgos.chain.deploy import STORAGE_REWARD_RELEASE_S, deploy_all
-from zgos.storage.contracts import FlowContract
+from zgos.chain.deploy import deploy_all
+from zgos.storage.contracts import STORAGE_REWARD_RELEASE_S, FlowContract
 from zgos.storage.filetree import FileTree
 from zgos.storage.flow import Submission, SubmissionNode
 from zgos.storage.mine.rewards import Pool, process_claim, process_fill

@@ -6,9 +6,14 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain
-from zgos.chain.deploy import STORAGE_PRICE_PER_SECTOR, Deployment
+from zgos.chain.deploy import Deployment
 from zgos.core.errors import TxReverted
-from zgos.storage.contracts import FlowContract
+from zgos.storage.contracts import (
+    STORAGE_BLOCKS_PER_EPOCH,
+    STORAGE_PRICE_PER_SECTOR,
+    STORAGE_REWARD_RELEASE_S,
+    FlowContract,
+)
 from zgos.storage.filetree import FileTree
 from zgos.storage.flow import FlowTree, Submission, SubmissionNode, compute_submission_digest
 
@@ -82,8 +87,6 @@ def test_fees_land_in_the_pricing_chunk_reward_pool(flow: FlowContract, new_acco
 def test_full_pricing_chunk_releases_its_pool_linearly(
     flow: FlowContract, new_account: LocalAccount, deployment: Deployment
 ) -> None:
-    from zgos.chain.deploy import STORAGE_REWARD_RELEASE_S
-
     reward = flow.chain.contract("Reward", deployment.address("Reward"))
     chunk = 1 << 25
     before = flow.flow_length()
@@ -106,7 +109,6 @@ def test_full_pricing_chunk_releases_its_pool_linearly(
 def test_a_new_epoch_snapshots_the_flow_root_into_the_context_digest(flow: FlowContract, new_account: LocalAccount) -> None:
     from eth_abi import encode
 
-    from zgos.chain.deploy import STORAGE_BLOCKS_PER_EPOCH
     from zgos.core.hashing import keccak256
 
     flow.chain.w3.provider.make_request("anvil_mine", [hex(STORAGE_BLOCKS_PER_EPOCH + 1)])  # type: ignore[arg-type]

@@ -131,12 +131,13 @@ def test_log_sync_follows_a_chain_reorganisation_and_keeps_uploaded_data(tmp_pat
     from zgos.chain.accounts import devnet_role
     from zgos.chain.anvil import Anvil, AnvilConfig
     from zgos.chain.deploy import deploy_all
+    from zgos.devnet.plan import PLAN
 
     anvil = Anvil(AnvilConfig(port=free_port(), block_time_s=0.2), log_path=tmp_path / "anvil.log")
     anvil.start()
     try:
         chain = Chain(anvil.url)
-        deployment = deploy_all(chain, devnet_role("deployer"), tmp_path / "deployment.json")
+        deployment = deploy_all(chain, devnet_role("deployer"), tmp_path / "deployment.json", PLAN)
         node = start_node(tmp_path / "node", chain, deployment)
         account = devnet_role("user")
         flow = FlowContract(chain, deployment.address("Flow"))

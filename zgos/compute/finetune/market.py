@@ -3,7 +3,7 @@
 One object per contract over a :class:`zgos.chain.client.Chain`; the provider pipeline, the
 user's CLI and the provenance walk all go through these methods, never through raw ABI calls.
 Task messages are signed here with :mod:`zgos.compute.finetune.tasks` (EIP-712), so the bytes
-the contract verifies are the bytes the pure core defines.
+the contract verifies are the bytes the pure core defines. ``DEPLOY_PLAN`` deploys both.
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from zgos.chain.client import Chain, Receipt
+from zgos.chain.deploy import ContractPlan
 from zgos.compute.finetune.tasks import (
+    ACK_TIMEOUT_S,
+    DELIVERY_TIMEOUT_S,
+    PENALTY_PERCENT,
     TaskDomain,
     TaskRequest,
     compute_params_hash,
@@ -28,6 +32,16 @@ PROVIDERS_PAGE = 100  # FineTuningServing.MAX_PAGE
 MAX_PROVIDERS_READ = 10_000
 MODEL_REGISTRY_CONTRACT = "ModelRegistry"
 ZERO_HASH = b"\x00" * 32
+
+DEPLOY_PLAN: list[ContractPlan] = [  # fine-tuning's part (zgos.devnet.plan)
+    ContractPlan(FINE_TUNING_CONTRACT, args=lambda _: [ACK_TIMEOUT_S, DELIVERY_TIMEOUT_S, PENALTY_PERCENT]),
+    # a base model is registered only by the uploader of its file: the first submitter in the Flow
+    ContractPlan(
+        MODEL_REGISTRY_CONTRACT,
+        depends=(FINE_TUNING_CONTRACT, "Flow"),
+        args=lambda addrs: [addrs[FINE_TUNING_CONTRACT], addrs["Flow"]],
+    ),
+]
 
 
 class OnchainStatus(IntEnum):

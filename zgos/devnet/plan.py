@@ -1,0 +1,25 @@
+"""The whole zgos contract set in deployment order: the chain's node registry, then each
+network's part, kept beside its contract wrappers. ``zg devnet up`` and ``zg chain deploy``
+deploy it (``zgos.chain.deploy.deploy_all``).
+
+It lives here because the devnet is the one package that assembles every network; the engine
+under ``chain/`` knows none. The order is the one the contracts always had, so a fresh chain
+gives every contract the same address as before.
+"""
+
+from __future__ import annotations
+
+from zgos.chain import registry
+from zgos.chain.deploy import ContractPlan
+from zgos.compute import ledger
+from zgos.compute.finetune import market
+from zgos.da import contracts as da
+from zgos.storage import contracts as storage
+
+PLAN: list[ContractPlan] = [
+    *registry.DEPLOY_PLAN,
+    *storage.DEPLOY_PLAN,
+    *ledger.DEPLOY_PLAN,
+    *da.DEPLOY_PLAN,
+    *market.DEPLOY_PLAN,
+]
