@@ -24,7 +24,8 @@ ones resolved, at module level, in functions and under ``if TYPE_CHECKING:`` ali
    the pure rules listed in ``SPEC_MODULES`` (the storage Merkle family, until it moves to
    ``storage/spec/``). Nodes, services, ``devnet.py`` and ``cli`` modules stay private. (The
    layers above the networks may import any of their modules: rule 1 is all they keep.)
-3. **CLI modules are the top layer wherever they sit** - ``zgos/cli.py``, ``zgos/clictx.py``, and
+3. **CLI modules are the top layer wherever they sit** - ``zgos/cli.py``, ``zgos/clictx.py``,
+   ``zgos/entry.py`` (the ``zg`` executable), and
    every module named ``cli``, ending in ``cli`` (``storage/eccli.py``) or under a ``cli/``
    package: each network keeps its ``zg`` commands beside it, but they belong to the cli layer,
    so they may use the CLI context and any layer, and nothing outside the cli layer may import
@@ -62,7 +63,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("provenance", ("zgos.provenance",)),
     ("explorer", ("zgos.explorer",)),
     ("devnet", ("zgos.devnet",)),
-    (CLI, ("zgos.cli", "zgos.clictx")),
+    (CLI, ("zgos.cli", "zgos.clictx", "zgos.entry")),
 )
 
 CLIENT_NAMES = frozenset({"client", "contracts"})
@@ -206,9 +207,9 @@ def edges(imports: Iterable[Import]) -> dict[tuple[str, str], Import]:
 
 
 def is_cli(module: str) -> bool:
-    """Rule 3: ``zgos.cli``, ``zgos.clictx``, a module named or ending in ``cli``, or under ``cli/``."""
+    """Rule 3: ``zgos.cli``, ``zgos.clictx``, ``zgos.entry``, a module named or ending in ``cli``, or under ``cli/``."""
     parts = module.split(".")
-    return module == "zgos.clictx" or parts[-1].endswith("cli") or "cli" in parts[:-1]
+    return module in ("zgos.clictx", "zgos.entry") or parts[-1].endswith("cli") or "cli" in parts[:-1]
 
 
 def is_client_surface(module: str) -> bool:

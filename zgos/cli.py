@@ -18,10 +18,10 @@ import typer
 from typer import _click as click  # typer vendors click: its commands and contexts are these
 from typer.core import TyperGroup
 
+from zgos import version_text
 from zgos.clictx import CliContext, console, err_console
 from zgos.core.errors import ZgError
 from zgos.datadir import DataDir
-from zgos.entry import version_text
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from zgos import __version__
-
-
-def version_text() -> str:
-    return f"zgos {__version__}"
+from zgos import version_text
 
 
 def main() -> None:
