@@ -127,7 +127,7 @@ def _start_network(env: BenchChain, data_dir: Path) -> list[subprocess.Popen[byt
 def _measure_certificates(env: BenchChain, data_dir: Path) -> None:
     target = f"127.0.0.1:{env.workdir.joinpath('disperser.port').read_text()}"
     times, gas = [], []
-    from zgos.runtime.edge import TOKEN_FILE, read_token
+    from zgos.runtime.access import TOKEN_FILE, read_token
 
     token = read_token(data_dir / "da-disperser" / TOKEN_FILE)
     with DisperserClient(target, token=token) as client:

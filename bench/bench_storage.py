@@ -276,7 +276,9 @@ def edge_overhead_us(requests: int = 2000, batches: int = 7) -> float:
     least time of alternating batches, so load spikes do not count)."""
     import asyncio
 
-    from zgos.runtime.edge import ClientRateLimiter, GuardedEdge, LocalAccess
+    from zgos.runtime.access import LocalAccess
+    from zgos.runtime.edge import GuardedEdge
+    from zgos.runtime.ratelimit import ClientRateLimiter
     from zgos.storage.node.server import NodeLimits
 
     limits = NodeLimits()

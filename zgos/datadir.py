@@ -50,7 +50,7 @@ class DataDir:
     @property
     def token(self) -> Path:
         """The per-install token (0600) that local spending and admin calls must carry
-        (``zgos.runtime.edge.load_or_create_token``)."""
+        (``zgos.runtime.access.load_or_create_token``)."""
         return self.root / "token"
 
     @property

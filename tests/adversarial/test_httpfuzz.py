@@ -23,7 +23,7 @@ from tests.adversarial.httpfuzz import (
     parse_statuses,
     run_cases,
 )
-from zgos.runtime.edge import ServerThread, bind_listener
+from zgos.runtime.serve import ServerThread, bind_listener
 
 PROFILE = FuzzProfile(rpc_methods=("echo", "sum"), get_paths=("/item/{n}", "/hash/{h}", "/{s}"),
                       raw_uploads=(("/blob/{n}", "application/octet-stream"),), upload_headers=("X-Size",),

@@ -24,20 +24,10 @@ from starlette.routing import Route as StarletteRoute
 
 from zgos.core.errors import ZgError
 from zgos.netutil import free_port, wait_until
-from zgos.runtime import edge
-from zgos.runtime.edge import (
-    EdgePolicy,
-    InvalidJson,
-    LocalAccess,
-    Route,
-    bind_listener,
-    compute_json_depth,
-    hardened_server,
-    load_or_create_token,
-    parse_json,
-    presented_token,
-    read_token,
-)
+from zgos.runtime import edge, ratelimit, serve
+from zgos.runtime.access import LocalAccess, load_or_create_token, presented_token, read_token
+from zgos.runtime.edge import EdgePolicy, InvalidJson, Route, compute_json_depth, parse_json
+from zgos.runtime.serve import bind_listener, hardened_server
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet="ab[]{}\"\\ ,:"),
@@ -281,7 +271,7 @@ def test_services_starting_at_once_all_read_one_whole_token(tmp_path: Path) -> N
 @given(st.lists(st.tuples(st.floats(0, 2), st.sampled_from(["a", "b"]), st.floats(0.1, 3)), max_size=60))
 def test_a_client_is_never_admitted_more_than_burst_plus_rate_times_time(steps: list[tuple[float, str, float]]) -> None:
     now = [0.0]
-    limiter = edge.ClientRateLimiter(edge.RateLimit(per_s=5, burst=10), clock=lambda: now[0])
+    limiter = ratelimit.ClientRateLimiter(ratelimit.RateLimit(per_s=5, burst=10), clock=lambda: now[0])
     admitted = {"a": 0.0, "b": 0.0}
     for dt, client, cost in steps:
         now[0] += dt
@@ -295,39 +285,39 @@ def test_a_client_is_never_admitted_more_than_burst_plus_rate_times_time(steps: 
 
 def test_a_refused_client_may_retry_after_the_wait_it_was_told() -> None:
     now = [0.0]
-    limiter = edge.ClientRateLimiter(edge.RateLimit(per_s=2, burst=2), clock=lambda: now[0])
+    limiter = ratelimit.ClientRateLimiter(ratelimit.RateLimit(per_s=2, burst=2), clock=lambda: now[0])
     assert limiter.take("a", 2) == 0
     wait = limiter.take("a", 1)
     assert wait == pytest.approx(0.5)
     now[0] += wait
     assert limiter.take("a", 1) == 0
     assert limiter.take("a", 3) == float("inf"), "a cost above the burst is never admitted"
-    assert edge.ClientRateLimiter(edge.RateLimit(0, 0)).take("a", 10**9) == 0, "per_s 0: no limit"
+    assert ratelimit.ClientRateLimiter(ratelimit.RateLimit(0, 0)).take("a", 10**9) == 0, "per_s 0: no limit"
 
 
 def test_rate_limit_memory_is_bounded() -> None:
-    limiter = edge.ClientRateLimiter(edge.RateLimit(per_s=1, burst=1), max_clients=100)
+    limiter = ratelimit.ClientRateLimiter(ratelimit.RateLimit(per_s=1, burst=1), max_clients=100)
     for i in range(1000):
         limiter.take(f"10.0.{i // 256}.{i % 256}", 1)
     assert len(limiter._buckets) == 100
 
 
 def test_a_server_thread_reports_a_taken_port_and_stops_cleanly() -> None:
-    sock = edge.bind_listener("127.0.0.1", 0)
+    sock = serve.bind_listener("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = hardened_server(APP, host="127.0.0.1", port=port, policy=EdgePolicy())
-    running = edge.ServerThread(server, sock)
+    running = serve.ServerThread(server, sock)
     running.start()
     assert httpx.get(f"http://127.0.0.1:{port}/boom").status_code == 500
     with pytest.raises(OSError):
-        edge.bind_listener("127.0.0.1", port)
+        serve.bind_listener("127.0.0.1", port)
     running.stop()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/boom")
 
 
 def test_a_request_head_sent_too_slowly_is_cut_off(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(edge, "HEAD_TIMEOUT_S", 0.5)  # read when each connection is made
+    monkeypatch.setattr(serve, "HEAD_TIMEOUT_S", 0.5)  # read when each connection is made
     host, port = server.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         started = time.monotonic()

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zgos.core.errors import ZgError
-from zgos.runtime.edge import ClientRateLimiter, LocalAccess, RateLimit
+from zgos.runtime.access import LocalAccess
 from zgos.runtime.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -29,6 +29,7 @@ from zgos.runtime.jsonrpc import (
     RpcError,
     validate_int,
 )
+from zgos.runtime.ratelimit import ClientRateLimiter, RateLimit
 
 LOCAL = Caller("127.0.0.1", {"host": "127.0.0.1:5678"})
 
@@ -218,8 +219,9 @@ def test_a_call_stuck_in_its_worker_meets_the_edge_deadline() -> None:
     from starlette.applications import Starlette
     from starlette.routing import Route as StarletteRoute
 
-    from zgos.runtime.edge import EdgePolicy, EdgeServer, Route, bind_listener, plain_error_body
+    from zgos.runtime.edge import EdgePolicy, Route, plain_error_body
     from zgos.runtime.jsonrpc import ENDPOINT_ERRORS, jsonrpc_endpoint
+    from zgos.runtime.serve import EdgeServer, bind_listener
 
     workers = anyio.CapacityLimiter(2)
     server = JsonRpcServer({"stuck": lambda p: time.sleep(3), "ping": lambda p: "pong"})

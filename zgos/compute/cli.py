@@ -29,7 +29,7 @@ from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount, parse_amount
-from zgos.runtime.edge import load_or_create_token, read_token
+from zgos.runtime.access import load_or_create_token, read_token
 from zgos.runtime.ports import (
     FINETUNE_PORT,
     MODEL_PORT,

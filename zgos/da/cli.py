@@ -63,7 +63,7 @@ def _disperser_token(cli: CliContext, token_file: Path | None) -> str | None:
     """The disperser's install token: ``ZGOS_DA_TOKEN``, else ``--token-file``, else the file the
     data dir's disperser wrote (``da-disperser/token``); None if there is none (the disperser
     will then say what it needs). Never a flag value: argv is visible to every local user."""
-    from zgos.runtime.edge import TOKEN_FILE, read_token
+    from zgos.runtime.access import TOKEN_FILE, read_token
 
     if env := os.environ.get(TOKEN_ENV):
         return env.strip()

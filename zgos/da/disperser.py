@@ -47,7 +47,7 @@ from zgos.da.contracts import BlobStatus, DAContracts, Quorum, UnknownBlob
 from zgos.da.encoding import EncodedBlob, Encoder
 from zgos.da.proto import disperser_pb2, disperser_pb2_grpc
 from zgos.da.rpc import DISPERSER_LIMITS, SignerClient, serve
-from zgos.runtime.edge import TOKEN_FILE, load_or_create_token, presented_token
+from zgos.runtime.access import TOKEN_FILE, load_or_create_token, presented_token
 
 log = logging.getLogger(__name__)
 

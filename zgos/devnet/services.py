@@ -126,7 +126,7 @@ def storage_services(options: DevnetOptions) -> list[Service]:
     admin methods take the devnet's one install token (``DATA_DIR/token``, made by the first)."""
     from zgos.chain.accounts import DEVNET_ROLES
     from zgos.netutil import http_ok
-    from zgos.runtime.edge import TOKEN_FILE
+    from zgos.runtime.access import TOKEN_FILE
 
     def service(i: int) -> Service:
         port = storage_port(options, i)

@@ -2,8 +2,8 @@
 
 zgos services take requests from strangers (ARCHITECTURE.md, "Among strangers"). Each one
 serves its HTTP app (FastAPI/Starlette, ASGI) behind ``GuardedEdge`` on a uvicorn server built
-by ``hardened_server``, so that every request, whatever the service, is held to one table of
-limits (README, "Limits at the edge"):
+by ``hardened_server`` (``serve.py``), so that every request, whatever the service, is held to
+one table of limits (README, "Limits at the edge"):
 
 * **Body size**: a route's ``max_body_bytes``; a larger ``Content-Length`` is refused (413)
   before a byte is read, a body that grows past it while streaming is cut off (413).
@@ -13,13 +13,13 @@ limits (README, "Limits at the edge"):
 * **Deadline**: the whole request, body read included, must finish within the route's
   ``deadline_s``; a slow client or a stuck handler gets 504 (or a cut connection once the
   response has started). Before that, the request head must arrive within ``HEAD_TIMEOUT_S``
-  (``HeadDeadlineH11Protocol``), or the connection is closed.
+  (``serve.HeadDeadlineH11Protocol``), or the connection is closed.
 * **In flight**: at most ``max_inflight`` requests run at once; more get 503 at once, never a
   queue that grows.
 * **Local access** (``Route.local``): spending and admin routes answer only a request whose
   ``Host`` is the address the service is bound to (DNS rebinding), whose ``Origin``, if any,
   is allow-listed (other web pages), and which carries the per-install token (any local
-  process or page that guessed the port). See ``LocalAccess``.
+  process or page that guessed the port). See ``access.LocalAccess``.
 * **JSON**: ``parse_json`` refuses nesting deeper than ``MAX_JSON_DEPTH`` before parsing, so
   the C decoder can never exhaust the C stack (shared/reference/libraries.md: py_ecc raises
   the recursion limit to 100,000 at import, after which 100,000 ``[`` segfault CPython's
@@ -27,8 +27,8 @@ limits (README, "Limits at the edge"):
   the edge puts it back (and says so) if a late import changes it again.
 * **Errors**: anything a handler raises that is not an HTTP response becomes a 500 with a
   one-line message and no traceback in the answer (the traceback goes to the log: it is a bug).
-* **Rate**: ``ClientRateLimiter`` keeps a token bucket per client address for the expensive
-  public calls a service names (the service decides what a call costs).
+* **Rate**: ``ratelimit.ClientRateLimiter`` keeps a token bucket per client address for the
+  expensive public calls a service names (the service decides what a call costs).
 
 A benchmark can pass ``enabled=False`` to measure what the guards cost; services never do.
 """
@@ -36,30 +36,18 @@ A benchmark can pass ``enabled=False`` to measure what the guards cost; services
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hmac
 import json
 import logging
-import math
-import os
 import re
-import secrets
-import signal
-import socket
-import stat
 import sys
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from typing import TYPE_CHECKING, Any
 
 from zgos.core.errors import ZgError
+
+if TYPE_CHECKING:  # access.py builds on Refusal; the policy only holds a LocalAccess
+    from zgos.runtime.access import LocalAccess
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +62,7 @@ MAX_JSON_DEPTH = 64  # JSON-RPC and OpenAI bodies nest < 10 deep
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_DEADLINE_S = 60.0
 DEFAULT_MAX_INFLIGHT = 64
-KEEP_ALIVE_TIMEOUT_S = 5
-HEAD_TIMEOUT_S = 10.0  # request line and headers, from the connection or the previous answer
-MAX_HEADER_BYTES = 16 * 1024
 JSON_TYPES = frozenset({"application/json"})
-TOKEN_BYTES = 32
-TOKEN_FILE = "token"
-TOKEN_HEADER = "x-zg-token"
 _JSON_STRUCTURE = re.compile(rb'\\.|["\[\]{}]', re.DOTALL)
 
 
@@ -162,58 +144,7 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise InvalidJson(f"not valid JSON ({type(exc).__name__})") from None
 
 
-# --- the per-install token -------------------------------------------------------------------
-
-
-def load_or_create_token(path: Path) -> str:
-    """The token in ``path``, created (owner read/write only) if absent.
-
-    Like Jupyter's: any local process that can read the file may spend and administer; a
-    web page or another user cannot. A token file others can read is refused. Services of one
-    install may start at once: the token is written in full to a private temporary file and
-    linked into place, so nobody ever reads a half-written token, and the first link wins.
-    """
-    if path.exists():
-        return read_token(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(TOKEN_BYTES))
-        with contextlib.suppress(FileExistsError):
-            os.link(scratch, path)
-    finally:
-        scratch.unlink(missing_ok=True)
-    return read_token(path)
-
-
-def read_token(path: Path) -> str:
-    """The token in ``path``; ``ZgError`` if it is missing, empty or readable by others."""
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text().strip()
-    except OSError as exc:
-        raise ZgError(f"cannot read the install token {path}: {exc.strerror}",
-                      "start the service once to create it") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ZgError(f"the install token {path} is readable by others", f"chmod 600 {path}")
-    if not text:
-        raise ZgError(f"the install token {path} is empty", "delete it and restart the service")
-    return text
-
-
-def presented_token(headers: Mapping[str, str]) -> str | None:
-    """The token a request carries: ``Authorization: Bearer T`` (the ``openai`` client's
-    ``api_key``) or ``X-Zg-Token: T``."""
-    direct = headers.get(TOKEN_HEADER)
-    if direct:
-        return direct.strip()
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
-# --- local access ----------------------------------------------------------------------------
+# --- routes and the middleware ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -221,44 +152,6 @@ class Refusal:
     status: int
     kind: str
     message: str
-
-
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-
-
-@dataclass(frozen=True)
-class LocalAccess:
-    """Who may call a local spending or admin route: right ``Host``, allowed ``Origin``, token."""
-
-    token: str
-    hosts: frozenset[str]
-    origins: frozenset[str] = frozenset()
-
-    @classmethod
-    def for_listener(cls, token: str, host: str, port: int, *, origins: Iterable[str] = ()) -> LocalAccess:
-        """Accept the names of the bound address (all loopback names for a loopback or
-        wildcard bind) and origins served from them, plus ``origins``."""
-        names = set(LOOPBACK_NAMES) if host in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::") else set()
-        names.add(f"[{host}]" if ":" in host else host)
-        hosts = frozenset(f"{name}:{port}" for name in names)
-        own = {f"http://{h}" for h in hosts}
-        return cls(token, hosts, frozenset(own | set(origins)))
-
-    def check(self, headers: Mapping[str, str]) -> Refusal | None:
-        """None if the request may proceed, else why not (403 for place, 401 for token)."""
-        if headers.get("host", "").lower() not in self.hosts:
-            return Refusal(403, "forbidden-host", f"Host {headers.get('host', '')!r} is not this service's address")
-        origin = headers.get("origin")
-        if origin is not None and origin.lower() not in self.origins:
-            return Refusal(403, "forbidden-origin", f"requests from origin {origin!r} are not allowed")
-        token = presented_token(headers)
-        if token is None or not hmac.compare_digest(token.encode(), self.token.encode()):
-            return Refusal(401, "bad-token", "this call needs the install token "
-                           "(`zg compute token`; send it as 'Authorization: Bearer TOKEN')")
-        return None
-
-
-# --- routes and the middleware ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -422,228 +315,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replayed
-
-
-class HeadDeadlineH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on every request's head: the request line and
-    headers must arrive within ``HEAD_TIMEOUT_S`` of the connection (or of the previous
-    answer), else the connection is closed. uvicorn alone waits forever for a head sent one
-    byte at a time (slowloris); the edge's own deadline only starts once the head is in."""
-
-    _head_deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_head_deadline()
-
-    def on_response_complete(self) -> None:
-        self._arm_head_deadline()  # before a pipelined request can start its own cycle
-        super().on_response_complete()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-        super().connection_lost(exc)
-
-    def _arm_head_deadline(self) -> None:
-        waiting_after = self.cycle  # a new request replaces it as soon as its head is parsed
-
-        def expire() -> None:
-            if self.cycle is waiting_after and not self.transport.is_closing():
-                self.transport.close()
-
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-        self._head_deadline = self.loop.call_later(HEAD_TIMEOUT_S, expire)
-
-
-def hardened_server(app: ASGIApp, *, host: str, port: int, policy: EdgePolicy,
-                    max_connections: int = 256) -> uvicorn.Server:
-    """A uvicorn server for ``app`` behind ``GuardedEdge``: h11 framing (no desync after a
-    malformed request), bounded connections, a request head due within ``HEAD_TIMEOUT_S``,
-    idle keep-alive closed after ``KEEP_ALIVE_TIMEOUT_S``, headers capped at
-    ``MAX_HEADER_BYTES``."""
-    restore_process_state()
-    validate_process_state()
-    config = uvicorn.Config(
-        GuardedEdge(app, policy), host=host, port=port, http=HeadDeadlineH11Protocol, lifespan="auto",
-        log_level="warning", access_log=False, server_header=False,
-        limit_concurrency=max_connections, timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES, timeout_graceful_shutdown=5,
-    )
-    return uvicorn.Server(config)
-
-
-# --- per-client rate limits ------------------------------------------------------------------
-
-
-MAX_RATE_CLIENTS = 10_000
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """``per_s`` units of work per second per client, up to ``burst`` at once; ``per_s`` 0: none."""
-
-    per_s: float
-    burst: float
-
-    @property
-    def enabled(self) -> bool:
-        return self.per_s > 0
-
-
-@dataclass(frozen=True)
-class RateRefusal:
-    """Why a client must wait, and for how many seconds (``Retry-After``; 0: never, split it)."""
-
-    message: str
-    retry_after_s: int
-
-
-class ClientRateLimiter:
-    """Token buckets keyed by client address.
-
-    Rule: a client's bucket holds at most ``burst`` tokens and refills at ``per_s`` tokens a
-    second; a request costing ``c`` is admitted iff the bucket holds at least ``c``, which it
-    then loses. Over any ``t`` seconds a client is admitted at most ``burst + per_s * t``.
-    Memory is bounded: beyond ``max_clients`` buckets the least recently seen is forgotten (a
-    forgotten client starts with a full bucket, as a new one does). Thread-safe.
-    """
-
-    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic,
-                 max_clients: int = MAX_RATE_CLIENTS) -> None:
-        self.limit = limit
-        self.clock = clock
-        self.max_clients = max_clients
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
-        self._lock = threading.Lock()
-
-    def take(self, client: str, cost: float) -> float:
-        """Admit ``cost`` units for ``client``: 0.0 if admitted, else the seconds until it
-        would be (``math.inf`` for a cost above the burst, which is never admitted)."""
-        if not self.limit.enabled or cost <= 0:
-            return 0.0
-        if cost > self.limit.burst:
-            return math.inf
-        with self._lock:
-            now = self.clock()
-            tokens, at = self._buckets.pop(client, (self.limit.burst, now))
-            tokens = min(self.limit.burst, tokens + (now - at) * self.limit.per_s)
-            wait = 0.0
-            if tokens >= cost:
-                tokens -= cost
-            else:
-                wait = (cost - tokens) / self.limit.per_s
-            self._buckets[client] = (tokens, now)
-            while len(self._buckets) > self.max_clients:
-                self._buckets.popitem(last=False)
-            return wait
-
-    def check(self, client: str, cost: float, unit: str) -> RateRefusal | None:
-        """``take``, as the refusal to send (None: admitted); ``unit`` names what is counted."""
-        wait = self.take(client, cost)
-        if wait <= 0:
-            return None
-        if math.isinf(wait):
-            return RateRefusal(f"this request costs {cost:g} {unit}, more than the rate limit allows at once "
-                               f"({self.limit.burst:g}); split it", 0)
-        return RateRefusal(f"rate limit: {self.limit.per_s:g} {unit} per second per client; retry in {wait:.1f}s",
-                           math.ceil(wait))
-
-
-# --- listening -------------------------------------------------------------------------------
-
-
-def bind_listener(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (port 0: any free port) for ``hardened_server``.
-
-    Binding before the server starts lets a service report a taken port as a configuration
-    error (``OSError`` here) and learn its port before it builds its ``LocalAccess``.
-
-    The socket is made with ``IPPROTO_TCP`` named: asyncio turns Nagle's algorithm off
-    (``TCP_NODELAY``) only on connections of such a listener. With Nagle on, an answer written
-    as headers then body waits for the client's delayed ACK: 40 ms per request on Linux.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def serve_in_foreground(server: uvicorn.Server, sock: socket.socket) -> None:
-    """Run ``server`` on ``sock`` in the main thread until SIGINT or SIGTERM, then return after
-    a graceful shutdown, so the caller's own cleanup runs. (uvicorn re-raises the signal it
-    handled once it has stopped; SIGTERM's is made a no-op here, SIGINT's ``KeyboardInterrupt``
-    is swallowed.)"""
-    previous = signal.signal(signal.SIGTERM, lambda *_: None)
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        sock.close()
-
-
-class EdgeServer:
-    """A service's ASGI app behind the guarded edge on a hardened server, on a bound socket:
-    ``serve`` runs it in the main thread until a signal or ``stop_soon``, ``start``/``stop``
-    in a background thread (tests, benches)."""
-
-    def __init__(self, app: ASGIApp, sock: socket.socket, policy: EdgePolicy) -> None:
-        self.sock = sock
-        host, self.port = sock.getsockname()[:2]
-        self.url = f"http://{host}:{self.port}"
-        self.server = hardened_server(app, host=host, port=self.port, policy=policy)
-        self._thread: ServerThread | None = None
-
-    def serve(self) -> None:
-        serve_in_foreground(self.server, self.sock)
-
-    def start(self) -> None:
-        self._thread = ServerThread(self.server, self.sock)
-        self._thread.start()
-
-    def stop_soon(self) -> None:
-        self.server.should_exit = True
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._thread.stop()
-        else:
-            self.stop_soon()
-            self.sock.close()
-
-
-class ServerThread:
-    """A hardened server on a bound socket, run in a daemon thread (tests, benches, and
-    services embedded in another process). ``start`` returns once it accepts connections."""
-
-    def __init__(self, server: uvicorn.Server, sock: socket.socket) -> None:
-        self.server = server
-        self.sock = sock
-        self._thread = threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True,
-                                        name=f"http-{sock.getsockname()[1]}")
-
-    @property
-    def port(self) -> int:
-        return int(self.sock.getsockname()[1])
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise ZgError(f"the server on port {self.port} did not start")
-            time.sleep(0.01)
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self.server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
-        self.sock.close()

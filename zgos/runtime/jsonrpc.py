@@ -45,14 +45,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from zgos.core.errors import ZgError
-from zgos.runtime.edge import (
-    ClientRateLimiter,
-    InvalidJson,
-    LocalAccess,
-    RateRefusal,
-    parse_json,
-    plain_error_body,
-)
+from zgos.runtime.access import LocalAccess
+from zgos.runtime.edge import InvalidJson, parse_json, plain_error_body
+from zgos.runtime.ratelimit import ClientRateLimiter, RateRefusal
 
 log = logging.getLogger(__name__)
 

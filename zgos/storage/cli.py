@@ -117,7 +117,8 @@ def node_command(
 ) -> None:
     """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract,
     and with --miner-key a PoRA miner earning the storage fees."""
-    from zgos.runtime.edge import TOKEN_FILE, RateLimit, load_or_create_token
+    from zgos.runtime.access import TOKEN_FILE, load_or_create_token
+    from zgos.runtime.ratelimit import RateLimit
     from zgos.storage.node.node import NodeConfig, StorageNode
     from zgos.storage.node.peersync import SyncConfig
     from zgos.storage.node.server import NodeLimits, NodeServer

@@ -94,7 +94,7 @@ TOKEN_HELP = "The node's install token file [default: DATA_DIR/token]."
 
 
 def _token(ctx: typer.Context, token_file: Path | None) -> str:
-    from zgos.runtime.edge import TOKEN_FILE, read_token
+    from zgos.runtime.access import TOKEN_FILE, read_token
 
     return read_token(token_file or get_ctx(ctx).data_dir.root / TOKEN_FILE)
 

@@ -31,8 +31,8 @@ from zgos.compute.user.client import ComputeUser
 from zgos.compute.user.proxy import Funding, Router, UserProxy, proxy_server
 from zgos.datadir import DataDir
 from zgos.netutil import free_port
+from zgos.runtime.access import read_token
 from zgos.runtime.addresses import DEVNET_POLICY, AddressPolicy
-from zgos.runtime.edge import read_token
 
 PRICES = Prices(input_price=1_000, output_price=3_000)
 

@@ -25,7 +25,7 @@ from zgos.da.rpc import DisperserClient, RpcError, SignerClient
 from zgos.da.signer import SignerIdentity, SignerNode
 from zgos.da.store import CellStore
 from zgos.netutil import free_port, port_in_use, wait_until
-from zgos.runtime.edge import TOKEN_FILE, read_token
+from zgos.runtime.access import TOKEN_FILE, read_token
 
 from .conftest import DANetwork, blob_bytes
 from .helpers import funded_signer, mine

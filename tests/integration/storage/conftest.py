@@ -14,8 +14,8 @@ from eth_account.signers.local import LocalAccount
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.netutil import call_jsonrpc, free_port
+from zgos.runtime.access import TOKEN_FILE, load_or_create_token
 from zgos.runtime.addresses import DEVNET_POLICY
-from zgos.runtime.edge import TOKEN_FILE, load_or_create_token
 from zgos.storage.client import StorageClient
 from zgos.storage.node.node import NodeConfig, StorageNode
 from zgos.storage.node.peersync import SyncConfig

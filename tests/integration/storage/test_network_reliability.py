@@ -25,8 +25,8 @@ from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.datadir import DataDir
 from zgos.netutil import free_port, wait_until
+from zgos.runtime.access import TOKEN_FILE, read_token
 from zgos.runtime.addresses import DEVNET_POLICY
-from zgos.runtime.edge import TOKEN_FILE, read_token
 from zgos.storage.client import StorageClient
 from zgos.storage.discovery import discover
 from zgos.storage.shard import ShardConfig

@@ -237,7 +237,7 @@ def test_a_sector_proof_costs_one_segment_whatever_the_file_size(
 
 def test_expensive_calls_over_a_clients_rate_limit_get_429(tmp_path: Path, chain, deployment) -> None:
     from tests.integration.storage.conftest import start_node
-    from zgos.runtime.edge import RateLimit
+    from zgos.runtime.ratelimit import RateLimit
     from zgos.storage.node.server import NodeLimits
 
     node = start_node(tmp_path / "node", chain, deployment, limits=NodeLimits(rate=RateLimit(per_s=0.01, burst=3)))

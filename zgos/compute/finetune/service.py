@@ -51,8 +51,9 @@ from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
 from zgos.compute.model import DEFAULT_CHAT_FORMAT, model_server_argv
 from zgos.core.errors import ZgError
 from zgos.netutil import http_ok, wait_until
-from zgos.runtime.edge import EdgePolicy, Route, hardened_server
+from zgos.runtime.edge import EdgePolicy, Route
 from zgos.runtime.jsonrpc import MAX_INT64
+from zgos.runtime.serve import hardened_server
 
 log = logging.getLogger(__name__)
 

@@ -44,14 +44,9 @@ from zgos.compute.provider.broker import (
 from zgos.compute.relay import Ended, RelayResponse, Write
 from zgos.core.errors import ZgError
 from zgos.core.hashing import keccak256
-from zgos.runtime.edge import (
-    EdgePolicy,
-    InvalidJson,
-    LocalAccess,
-    Route,
-    hardened_server,
-    parse_json,
-)
+from zgos.runtime.access import LocalAccess
+from zgos.runtime.edge import EdgePolicy, InvalidJson, Route, parse_json
+from zgos.runtime.serve import hardened_server
 
 log = logging.getLogger(__name__)
 

@@ -64,15 +64,10 @@ from zgos.compute.user.client import (
     error_of_body,
 )
 from zgos.core.errors import ZgError
+from zgos.runtime.access import LocalAccess
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
-from zgos.runtime.edge import (
-    EdgePolicy,
-    InvalidJson,
-    LocalAccess,
-    Route,
-    hardened_server,
-    parse_json,
-)
+from zgos.runtime.edge import EdgePolicy, InvalidJson, Route, parse_json
+from zgos.runtime.serve import hardened_server
 
 FLAG_BACKOFF_S = 3600.0
 SERVICE_REFRESH_S = 30.0

@@ -36,15 +36,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
 from zgos.core.errors import ZgError
-from zgos.runtime.edge import (
-    ClientRateLimiter,
-    EdgePolicy,
-    EdgeServer,
-    RateLimit,
-    Route,
-    bind_listener,
-    plain_error_body,
-)
+from zgos.runtime.edge import EdgePolicy, Route, plain_error_body
 from zgos.runtime.jsonrpc import (
     ENDPOINT_ERRORS,
     INVALID_PARAMS,
@@ -59,6 +51,8 @@ from zgos.runtime.jsonrpc import (
     rate_refusal,
     validate_int,
 )
+from zgos.runtime.ratelimit import ClientRateLimiter, RateLimit
+from zgos.runtime.serve import EdgeServer, bind_listener
 from zgos.storage.indexer.service import MAX_REPLICAS, BadRequest, Indexer, NotEnoughNodes, NotFound
 from zgos.storage.merkle import InvalidProof, parse_hash
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from zgos.core.errors import ZgError
-from zgos.runtime.edge import ClientRateLimiter, LocalAccess
+from zgos.runtime.access import LocalAccess
 from zgos.runtime.jsonrpc import (
     INVALID_PARAMS,
     MAX_BATCH_CALLS,
@@ -30,6 +30,7 @@ from zgos.runtime.jsonrpc import (
     get_param,
     validate_int,
 )
+from zgos.runtime.ratelimit import ClientRateLimiter
 from zgos.storage.merkle import InvalidProof, parse_hash
 from zgos.storage.node.node import DataUnavailable, FileNotFound, StorageNode
 from zgos.storage.segment import InvalidSegment, SegmentWithProof

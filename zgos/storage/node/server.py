@@ -32,18 +32,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
 from zgos.core.errors import ZgError
-from zgos.runtime.edge import (
-    ClientRateLimiter,
-    EdgePolicy,
-    EdgeServer,
-    InvalidJson,
-    LocalAccess,
-    RateLimit,
-    Route,
-    bind_listener,
-    parse_json,
-    plain_error_body,
-)
+from zgos.runtime.access import LocalAccess
+from zgos.runtime.edge import EdgePolicy, InvalidJson, Route, parse_json, plain_error_body
 from zgos.runtime.jsonrpc import (
     ENDPOINT_ERRORS,
     MAX_BATCH_CALLS,
@@ -53,6 +43,8 @@ from zgos.runtime.jsonrpc import (
     jsonrpc_endpoint,
     rate_refusal,
 )
+from zgos.runtime.ratelimit import ClientRateLimiter, RateLimit
+from zgos.runtime.serve import EdgeServer, bind_listener
 from zgos.storage.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
 from zgos.storage.node.node import AlreadyFinalized, DataUnavailable, FileNotFound, StorageNode
 from zgos.storage.node.rpc import NodeRpc, node_rpc_server
