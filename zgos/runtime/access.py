@@ -17,11 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zgos.core.errors import ZgError
-from zgos.runtime.edge import Refusal
 
 TOKEN_BYTES = 32
 TOKEN_FILE = "token"
 TOKEN_HEADER = "x-zg-token"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the edge answers a request itself: HTTP status, a short kind, a message for people.
+    (Here, below ``edge.py``, because ``LocalAccess.check`` returns one.)"""
+
+    status: int
+    kind: str
+    message: str
 
 
 # --- the per-install token -------------------------------------------------------------------

@@ -42,12 +42,10 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zgos.core.errors import ZgError
-
-if TYPE_CHECKING:  # access.py builds on Refusal; the policy only holds a LocalAccess
-    from zgos.runtime.access import LocalAccess
+from zgos.runtime.access import LocalAccess, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +143,6 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
 
 
 # --- routes and the middleware ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Refusal:
-    status: int
-    kind: str
-    message: str
 
 
 @dataclass(frozen=True)

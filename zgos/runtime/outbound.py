@@ -16,9 +16,10 @@ stated bound, whatever the server at the other end does:
   unspecified, multicast and reserved addresses are always refused.
 * **No proxies from the environment** (a proxy would connect on our behalf, past the check).
 
-``OutboundClient`` and ``AsyncOutboundClient`` are httpx clients with these guards in their
-transport, so plain httpx calls and ``zgos.netutil.call_jsonrpc`` work on them unchanged. On
-these clients a ``timeout=`` argument is the request's *total* time. A refusal is an
+``OutboundClient`` is an httpx client with these guards in its transport, so plain httpx calls
+and ``zgos.netutil.call_jsonrpc`` work on it unchanged; a ``timeout=`` argument is the
+request's *total* time. (Async calls to providers go through ``zgos.compute.pool``, which
+applies the same address policy.) A refusal is an
 ``httpx.TransportError`` subclass whose message says why (``DeadlineExceeded`` is an
 ``httpx.TimeoutException``).
 
@@ -33,12 +34,11 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import httpcore
 import httpx
 
@@ -343,136 +343,3 @@ class OutboundClient(httpx.Client):
     def send(self, request: httpx.Request, *args: Any, **kwargs: Any) -> httpx.Response:
         with within(_request_budget(request, self.deadline_s)):
             return super().send(request, *args, **kwargs)
-
-
-# --- async transport ---------------------------------------------------------------------
-
-
-class _AsyncDeadlineStream(httpcore.AsyncNetworkStream):
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        bounded, deadline = _bounded(timeout)
-        try:
-            return await self._inner.read(max_bytes, bounded)
-        except httpcore.ReadTimeout:
-            if deadline is not None:
-                raise deadline.exceeded() from None
-            raise
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        bounded, deadline = _bounded(timeout)
-        try:
-            await self._inner.write(buffer, bounded)
-        except httpcore.WriteTimeout:
-            if deadline is not None:
-                raise deadline.exceeded() from None
-            raise
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
-                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
-        bounded, _ = _bounded(timeout)
-        return _AsyncDeadlineStream(await self._inner.start_tls(ssl_context, server_hostname, bounded))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self, policy: AddressPolicy) -> None:
-        self.policy = policy
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
-        bounded, _ = _bounded(timeout)
-        found = await anyio.to_thread.run_sync(resolve, host, port, bounded, abandon_on_cancel=True)
-        failure: Exception | None = None
-        for address in _allowed(self.policy, host, found):
-            bounded, deadline = _bounded(timeout)
-            try:
-                stream = await self._inner.connect_tcp(str(address), port, bounded, local_address, socket_options)
-            except httpcore.ConnectTimeout as exc:
-                failure = deadline.exceeded() if deadline is not None else exc
-                continue
-            except httpcore.ConnectError as exc:
-                failure = exc
-                continue
-            return _AsyncDeadlineStream(stream)
-        assert failure is not None
-        raise failure
-
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
-        raise AddressRefused("unix sockets are never an outbound address")
-
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(seconds)
-
-
-class _AsyncCappedStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, max_bytes: int, deadline: _Deadline | None) -> None:
-        self._inner = inner
-        self._max_bytes = max_bytes
-        self._deadline = deadline
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        chunks = self._inner.__aiter__()
-        received = 0
-        while True:
-            token = _deadline.set(self._deadline)
-            try:
-                chunk = await anext(chunks, None)
-            finally:
-                _deadline.reset(token)
-            if chunk is None:
-                return
-            received += len(chunk)
-            if received > self._max_bytes:
-                raise _too_large(self._max_bytes)
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, policy: AddressPolicy, max_response_bytes: int, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False, verify=False)  # replaced at once, as above
-        self._pool = httpcore.AsyncConnectionPool(network_backend=AsyncGuardedBackend(policy), **_pool_options(limits))
-        self.max_response_bytes = max_response_bytes
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await super().handle_async_request(request)
-        try:
-            _check_headers(response, self.max_response_bytes)
-        except OutboundRefused:
-            await response.aclose()
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        stream = _AsyncCappedStream(response.stream, self.max_response_bytes, _deadline.get())
-        return httpx.Response(response.status_code, headers=response.headers, stream=stream,
-                              extensions=response.extensions)
-
-
-class AsyncOutboundClient(httpx.AsyncClient):
-    """The asyncio twin of ``OutboundClient``."""
-
-    def __init__(self, policy: AddressPolicy, *, deadline_s: float = DEFAULT_DEADLINE_S,
-                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, max_redirects: int = DEFAULT_MAX_REDIRECTS,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        super().__init__(transport=AsyncGuardedTransport(policy, max_response_bytes, limits), timeout=deadline_s,
-                         follow_redirects=True, max_redirects=max_redirects, trust_env=False,
-                         headers={"Accept-Encoding": "identity"})
-        self.policy = policy
-        self.deadline_s = deadline_s
-        self.max_response_bytes = max_response_bytes
-
-    async def send(self, request: httpx.Request, *args: Any, **kwargs: Any) -> httpx.Response:
-        with within(_request_budget(request, self.deadline_s)):
-            return await super().send(request, *args, **kwargs)

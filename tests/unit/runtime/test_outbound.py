@@ -3,7 +3,6 @@ redirect loops, refused addresses; and the address rule as a property."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import time
 
@@ -32,7 +31,6 @@ from zgos.runtime.addresses import (
 )
 from zgos.runtime.outbound import (
     AddressRefused,
-    AsyncOutboundClient,
     DeadlineExceeded,
     EncodedResponseRefused,
     OutboundClient,
@@ -135,23 +133,6 @@ def test_call_jsonrpc_reports_the_guard_s_reason() -> None:
         call_jsonrpc(http, server.url, "zgs_getStatus")
     with OutboundClient(AddressPolicy()) as strict, pytest.raises(JsonRpcUnreachable, match="loopback address"):
         call_jsonrpc(strict, "http://127.0.0.1:9", "zgs_getStatus")
-
-
-def test_the_async_client_has_the_same_guards() -> None:
-    async def run() -> None:
-        with HostileServer(tarpit(interval_s=0.2)) as slow, HostileServer(endless_body()) as endless:
-            async with AsyncOutboundClient(DEVNET_POLICY, deadline_s=1.0, max_response_bytes=CAP) as http:
-                started = time.monotonic()
-                with pytest.raises(DeadlineExceeded):
-                    await http.get(slow.url)
-                assert time.monotonic() - started < 1.0 + SLACK_S
-                with pytest.raises(ResponseTooLarge):
-                    await http.get(endless.url)
-            async with AsyncOutboundClient(AddressPolicy()) as strict:
-                with pytest.raises(AddressRefused):
-                    await strict.get(slow.url)
-
-    asyncio.run(run())
 
 
 def test_policy_words_parse_and_unknown_words_are_refused() -> None:
