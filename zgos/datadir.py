@@ -87,11 +87,11 @@ class DataDir:
         except ValueError as exc:
             raise ConfigError(f"{source}: {exc}") from None
 
-    def service_url(self, name: str) -> str | None:
+    def service_url(self, name: str, *, admin: bool = False) -> str | None:
         """The URL the devnet in this data dir gave service ``name`` (network.json's ``services``,
-        written by ``zg devnet up``), or None: commands reach their own devnet's services, never
-        a default port another devnet may hold."""
-        services = (self.read_network() or {}).get("services")
+        or ``admin`` for its admin API, written by ``zg devnet up``), or None: commands reach
+        their own devnet's services, never a default port another devnet may hold."""
+        services = (self.read_network() or {}).get("admin" if admin else "services")
         url = services.get(name) if isinstance(services, dict) else None
         return url if isinstance(url, str) else None
 

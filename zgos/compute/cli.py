@@ -304,8 +304,13 @@ def provider_update(
     console.print(f"updated {provider.address} (tx {receipt.tx_hash})")
 
 
-def _admin(cli: CliContext, url: str, method: str, path: str) -> dict[str, Any]:
+ADMIN_URL = typer.Option(None, "--admin-url", help="The broker's admin API (default: this data dir's "
+                         f"devnet provider-0, else {DEFAULT_ADMIN_URL})")
+
+
+def _admin(cli: CliContext, url: str | None, method: str, path: str) -> dict[str, Any]:
     """Call the broker's admin API with the install token (the broker must share the data dir)."""
+    url = url or cli.data_dir.service_url("provider-0", admin=True) or DEFAULT_ADMIN_URL
     path_of_token = cli.data_dir.token
     headers = {"authorization": f"Bearer {read_token(path_of_token)}"} if path_of_token.exists() else {}
     try:
@@ -326,7 +331,7 @@ def _admin(cli: CliContext, url: str, method: str, path: str) -> dict[str, Any]:
 
 
 @provider_app.command("status")
-def provider_status(ctx: typer.Context, admin_url: str = typer.Option(DEFAULT_ADMIN_URL, "--admin-url"),
+def provider_status(ctx: typer.Context, admin_url: str | None = ADMIN_URL,
                     account: str | None = ACCOUNT) -> None:
     """Requests served, unsettled and settled fees, balance (from the running broker)."""
     data = _admin(get_ctx(ctx), admin_url, "GET", "/v1/status")
@@ -339,7 +344,7 @@ def provider_status(ctx: typer.Context, admin_url: str = typer.Option(DEFAULT_AD
 
 
 @provider_app.command("settle")
-def provider_settle(ctx: typer.Context, admin_url: str = typer.Option(DEFAULT_ADMIN_URL, "--admin-url")) -> None:
+def provider_settle(ctx: typer.Context, admin_url: str | None = ADMIN_URL) -> None:
     """Settle every receipted fee now."""
     data = _admin(get_ctx(ctx), admin_url, "POST", "/v1/settle")
     console.print(f"settled {data['users']} users, {format_amount(int(data['paid']), places=12)}"

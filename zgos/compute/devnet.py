@@ -82,5 +82,6 @@ def inference_services(options: DevnetOptions) -> list[Service]:
             ),
             ready=lambda ctx: http_ok(provider_url + "/health"),
             prepare=prepare_provider,
+            admin_url=f"http://127.0.0.1:{admin_port}",
         ),
     ]

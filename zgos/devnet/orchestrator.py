@@ -78,6 +78,7 @@ class Devnet:
             "options": self.options.to_json(),
             "outbound_allow": DEVNET_OUTBOUND_ALLOW,
             "services": {service.name: service.url for service in self.services()},
+            "admin": {service.name: service.admin_url for service in self.services() if service.admin_url},
         }
         tmp = self.data_dir.network.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n")

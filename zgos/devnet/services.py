@@ -78,6 +78,8 @@ class Service:
     ready: Callable[[DevnetContext], bool]
     # Runs in the orchestrator before the process starts (e.g. fund the service's account).
     prepare: Callable[[DevnetContext], None] | None = None
+    # The service's admin API (localhost + install token), if it has one apart from ``url``.
+    admin_url: str | None = None
 
 
 def chain_state_path(data_dir: DataDir) -> Path:

@@ -32,9 +32,10 @@ def test_devnet_compute_chat_works_out_of_the_box(devnet_root: Path) -> None:
     assert response_id, chat.stderr
     verified = zg(devnet_root, "compute", "verify", response_id.group(1))
     assert verified.returncode == 0 and '"signature_valid": true' in verified.stdout, verified.stdout
-    status = zg(devnet_root, "compute", "provider", "status", "--admin-url", f"http://127.0.0.1:{port + 3}")
+    # no --admin-url: the data dir names its devnet's admin API (this devnet is not on 3081)
+    status = zg(devnet_root, "compute", "provider", "status")
     assert status.returncode == 0 and re.search(r"requests\s+│\s+1", status.stdout), status.stdout
-    settle = zg(devnet_root, "compute", "provider", "settle", "--admin-url", f"http://127.0.0.1:{port + 3}")
+    settle = zg(devnet_root, "compute", "provider", "settle")
     assert settle.returncode == 0 and "settled 1 users" in settle.stdout, settle.stdout + settle.stderr
     refused = zg(devnet_root, "compute", "fund", "1", "2", "3")
     assert refused.returncode == 1 and refused.stderr.startswith("error: ")
