@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import (
@@ -27,10 +25,12 @@ from zgos.storage.client import StorageClient
 from zgos.storage.merkle import InvalidProof, parse_hash
 from zgos.storage.shard import InvalidShardConfig, ShardConfig
 
-storage_app = typer.Typer(help="Storage: run a node, upload and download files (0G-compatible).", no_args_is_help=True)
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
-KIND_STORAGE = 0
-ANNOUNCE_RETRY_S = 2.0
+    from zgos.storage.node.miner import MinerConfig
+
+storage_app = typer.Typer(help="Storage: run a node, upload and download files (0G-compatible).", no_args_is_help=True)
 
 
 def _nodes(cli: CliContext, flags: list[str] | None, indexer: str | None = None, root: bytes | None = None,
@@ -117,11 +117,8 @@ def node_command(
 ) -> None:
     """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract,
     and with --miner-key a PoRA miner earning the storage fees."""
-    from zgos.runtime.access import TOKEN_FILE, load_or_create_token
-    from zgos.runtime.ratelimit import RateLimit
-    from zgos.storage.node.node import NodeConfig, StorageNode
-    from zgos.storage.node.peersync import SyncConfig
-    from zgos.storage.node.server import NodeLimits, NodeServer
+    from zgos.runtime.access import TOKEN_FILE
+    from zgos.storage.node.app import NodeService, NodeServiceConfig
 
     cli = get_ctx(ctx)
     try:
@@ -129,90 +126,63 @@ def node_command(
     except InvalidShardConfig as exc:
         raise ConfigError(f"--shard: {exc.message}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    registry_address = None
-    if flow is not None:  # any EVM chain with a 0G-compatible Flow (e.g. 0G Galileo)
-        flow_address, chain_id, first_block = flow, cli.chain().chain_id, start_block
-        announce = False
-    else:
-        deployment = cli.deployment()
-        flow_address, chain_id, first_block = deployment.address("Flow"), deployment.chain_id, deployment.deploy_block
-        registry_address = deployment.address("NodeRegistry")
-    url = public_url or f"http://{host}:{port}"
-    sync_config = SyncConfig(
-        peers=tuple(peers or ()), registry_address=registry_address, self_url=url, enabled=sync,
-        workers=sync_workers, stuck_timeout_s=stuck_timeout, prune_grace_s=prune_grace,
+    flow_address, chain_id, first_block, registry_address = _flow_source(cli, flow, start_block)
+    config = NodeServiceConfig(
+        name=name, data_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, flow_address=flow_address,
+        chain_id=chain_id, start_block=first_block, registry_address=registry_address,
+        token_path=token_file or cli.data_dir.root / TOKEN_FILE, host=host, port=port, public_url=public_url,
+        confirmations=confirmations, poll_s=poll, fsync=fsync, shard=shard_config, peers=tuple(peers or ()),
+        sync=sync, sync_workers=sync_workers, stuck_timeout_s=stuck_timeout, prune_grace_s=prune_grace,
+        outbound=cli.outbound_policy(), rate_limit=rate_limit, announce=announce and flow is None,
+        miner=_miner_config(cli, mine_threads, mine_cpu, beneficiary) if miner_key else None,
     )
-    config = NodeConfig(
-        data_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, flow_address=flow_address,
-        chain_id=chain_id, start_block=first_block, confirmations=confirmations,
-        poll_s=poll, durable_fsync=fsync, shard=shard_config, sync=sync_config, outbound=cli.outbound_policy(),
-    )
-    token_path = token_file or cli.data_dir.root / TOKEN_FILE
-    token_path.parent.mkdir(parents=True, exist_ok=True)
-    token = load_or_create_token(token_path)
-    limits = NodeLimits.from_env(None if rate_limit is None else RateLimit(rate_limit, 2 * rate_limit))
-    node = StorageNode(config)
-    try:
-        server = NodeServer(host, port, node, token=token, limits=limits)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port") from None
-    miner = _miner(cli, node, miner_key, mine_threads, mine_cpu, beneficiary) if miner_key else None
-    node.start()
-    if miner is not None:
-        from zgos.storage.node.miner import install_miner_rpc
-
-        install_miner_rpc(server.methods, miner)
-        miner.start()
-    if announce:
-        try:
-            operator = cli.account(account, role="storage")
-        except ZgError as exc:  # e.g. no key on a public chain: serve anyway, unannounced
-            logging.getLogger("zgos.storage.announce").warning("not announcing the node: %s", exc)
-        else:
-            threading.Thread(target=_announce, args=(cli, operator, url, shard_config), daemon=True).start()
-    console.print(f"storage node {name} on {url} (shard {shard_config}, flow {config.flow_address}, data {config.data_dir}; "
-                  f"admin token in {token_path})")
-    try:
-        server.serve()  # until SIGINT/SIGTERM or admin_shutdown
-    finally:
-        if miner is not None:
-            miner.close()
-        node.stop()
+    miner_account = _miner_account(cli, miner_key) if miner_key else None
+    operator = _operator(cli, account) if config.announce else None
+    service = NodeService(config, cli.chain(), operator=operator, miner_account=miner_account)
+    service.run(started=lambda: console.print(
+        f"storage node {name} on {config.url} (shard {shard_config}, flow {flow_address}, data {config.data_dir}; "
+        f"admin token in {config.token_path})"))
 
 
-def _miner(cli: CliContext, node: Any, key: str, threads: int, cpu: float, beneficiary: str | None) -> Any:
-    """The node's miner; the key is resolved like every account and never printed."""
+def _flow_source(cli: CliContext, flow: str | None, start_block: int) -> tuple[str, int, int, str | None]:
+    """The Flow to follow, its chain id, the first block to sync and the NodeRegistry: the
+    deployment's, or with ``--flow`` a 0G-compatible Flow on any EVM chain (e.g. 0G Galileo)
+    and no registry."""
+    if flow is not None:
+        return flow, cli.chain().chain_id, start_block, None
+    deployment = cli.deployment()
+    return deployment.address("Flow"), deployment.chain_id, deployment.deploy_block, deployment.address("NodeRegistry")
+
+
+def _miner_config(cli: CliContext, threads: int, cpu: float, beneficiary: str | None) -> MinerConfig:
     from eth_utils import is_address, to_checksum_address
 
-    from zgos.chain.accounts import account_from_private_key
-    from zgos.storage.node.miner import Miner, MinerConfig
+    from zgos.storage.node.miner import MinerConfig
 
     if beneficiary is not None and not is_address(beneficiary):
         raise ConfigError(f"--beneficiary is not an address: {beneficiary!r}")
+    return MinerConfig(mine_address=cli.deployment().address("PoraMine"), threads=threads, cpu_fraction=cpu,
+                       beneficiary=to_checksum_address(beneficiary) if beneficiary else None)
+
+
+def _miner_account(cli: CliContext, key: str) -> LocalAccount:
+    """The miner's account; the key is resolved like every account and never printed."""
+    from zgos.chain.accounts import account_from_private_key
+
     key_text = key.strip()
     if key_text.removeprefix("0x").isalnum() and len(key_text.removeprefix("0x")) == 64:
-        account = account_from_private_key(key_text)
-    else:
-        account = cli.account(key_text, role=None)
-    mine_address = cli.deployment().address("PoraMine")
-    config = MinerConfig(mine_address=mine_address, threads=threads, cpu_fraction=cpu,
-                         beneficiary=to_checksum_address(beneficiary) if beneficiary else None)
-    return Miner(node, cli.chain(), account, config)
+        return account_from_private_key(key_text)
+    return cli.account(key_text, role=None)
 
 
-def _announce(cli: CliContext, operator: object, url: str, shard: ShardConfig) -> None:
-    """Announce the node in the NodeRegistry, retrying until the chain answers."""
-    log = logging.getLogger("zgos.storage.announce")
-    while True:
-        try:
-            registry = cli.contract("NodeRegistry")
-            cli.chain().transact(operator, registry.functions.announce(KIND_STORAGE, url, shard.shard_id, shard.num_shard, b""))  # type: ignore[arg-type]
-            log.info("announced %s in the NodeRegistry", url)
-            return
-        except ZgError as exc:
-            log.warning("announce failed (%s); retrying", exc)
-            cli._chain = None
-            time.sleep(ANNOUNCE_RETRY_S)
+def _operator(cli: CliContext, account: str | None) -> LocalAccount | None:
+    """The account announcing the node; without one (e.g. no key on a public chain) the node
+    serves unannounced."""
+    try:
+        return cli.account(account, role="storage")
+    except ZgError as exc:
+        logging.getLogger("zgos.storage.announce").warning("not announcing the node: %s", exc)
+        return None
 
 
 @storage_app.command("upload")

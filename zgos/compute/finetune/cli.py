@@ -18,14 +18,12 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from zgos.chain.accounts import DEVNET_ROLES, PRIVATE_KEY_ENV
-from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.clictx import CliContext, console, get_ctx
 from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry, OnchainStatus
-from zgos.compute.finetune.storage import StorageBlobStore
+from zgos.compute.finetune.storage import StorageBlobStore, connect_storage
 from zgos.compute.finetune.tasks import TrainingParams
 from zgos.compute.finetune.user import FineTuningUser, dataset_bytes
-from zgos.core.errors import ConfigError, ZgError
+from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
 from zgos.runtime.ports import FINETUNE_PORT, TUNED_ADMIN_PORT, TUNED_BROKER_PORT, TUNED_MODEL_PORT
 from zgos.storage.client import StorageClient
@@ -43,12 +41,7 @@ FINAL_STATES = ("delivered", "acknowledged", "finished", "failed", "settled", "c
 
 def storage_client(cli: CliContext, nodes: list[str] | None, account: Any = None) -> StorageClient:
     """A storage client on ``--node`` URLs or the nodes announced in ``NodeRegistry``."""
-    if not nodes:
-        registry = NodeRegistry(cli.chain(), cli.deployment().address("NodeRegistry"))
-        nodes = [n.url for n in registry.nodes(NodeKind.STORAGE)]
-    if not nodes:
-        raise ConfigError("no storage node is announced on chain", "start one (`zg devnet up`) or pass --node URL")
-    return StorageClient(nodes, cli.chain(), cli.deployment().address("Flow"), account)
+    return connect_storage(cli.chain(), cli.deployment(), nodes, account)
 
 
 def _market(cli: CliContext) -> FineTuningMarket:
@@ -241,72 +234,20 @@ def serve_provider(
     """Run the fine-tuning provider (worker, progress API, tuned model serving) until stopped."""
     import logging
 
-    from zgos.compute.billing import Prices
-    from zgos.compute.finetune.journal import Journal
-    from zgos.compute.finetune.models import offered_models, publish_base_models
-    from zgos.compute.finetune.service import (
-        ProviderProcess,
-        TunedModelHost,
-        TunedServingConfig,
-        zg_argv,
-    )
-    from zgos.compute.finetune.worker import FineTuningWorker, WorkerConfig
-    from zgos.compute.ledger import ComputeContracts
+    from zgos.compute.finetune.app import ProviderConfig, run_provider
+    from zgos.compute.finetune.service import zg_argv
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per chain poll otherwise
-    log = logging.getLogger("zgos.compute.finetune")
     provider = cli.account(account, role="finetune-provider")
-    state = cli.data_dir.service("finetune-provider")
-    journal_path = state / f"{provider.address.lower()}.journal.sqlite"
-    url = public_url or f"http://{host}:{port}"
-
-    def setup() -> tuple[FineTuningWorker, TunedModelHost | None, StorageBlobStore]:
-        chain = cli.chain()
-        market, registry = _market(cli), _registry(cli)
-        offered = offered_models(tiny)
-        store = StorageBlobStore(storage_client(cli, nodes, provider), state / "scratch")
-        publish_base_models(offered, registry, store, provider)  # uploads each model file first
-        wanted = (url, price_per_token, max_dataset_bytes, max_tokens, tuple(offered))
-        try:
-            current = market.get_service(provider.address)
-            registered: tuple[Any, ...] | None = (current.url, current.price_per_token, current.max_dataset_bytes,
-                                                  current.max_tokens, current.models)
-        except ZgError:  # NoService: not registered yet
-            registered = None
-        if registered != wanted:
-            market.add_or_update_service(provider, url, price_per_token, max_dataset_bytes, max_tokens,
-                                         list(offered))
-        journal = Journal(journal_path)
-        from_block = journal.get_meta("from_block", -1)
-        if from_block < 0:
-            from_block = cli.deployment().deploy_block
-            journal.set_meta("from_block", from_block)
-        worker = FineTuningWorker(market, provider, journal, store, {k: v[2] for k, v in offered.items()},
-                                  WorkerConfig(state / "work", poll_s=poll_s, from_block=from_block))
-        tuned_host = None
-        if serve_tuned and not tiny:
-            spec = account if account else (None if _env_key() else f"devnet:{DEVNET_ROLES['finetune-provider']}")
-            config = TunedServingConfig(
-                model_port=tuned_ports[0], broker_port=tuned_ports[1], admin_port=tuned_ports[2],
-                prices=Prices(*tuned_prices), zg_argv=zg_argv(cli.data_dir.root, cli.rpc_url_flag),
-                account_spec=spec, base_name=next(iter(offered.values()))[0], host=host, public_host=host,
-            )
-            tuned_host = TunedModelHost(config, ComputeContracts.from_deployment(chain, cli.deployment()), market,
-                                        provider, journal_path, state / "work", worker.base_models, state / "logs")
-        log.info("fine-tuning provider %s on %s offering %s", provider.address, url,
-                 ", ".join(f"{v[0]} (0x{k.hex()[:12]}…)" for k, v in offered.items()))
-        return worker, tuned_host, store
-
-    console.print(f"fine-tuning provider {provider.address} on {url}")
-    Journal(journal_path).close()  # created (owner-only) before the API reads it
-    ProviderProcess(setup, journal_path, provider.address).run(host, port)
-
-
-def _env_key() -> bool:
-    import os
-
-    return bool(os.environ.get(PRIVATE_KEY_ENV))
+    config = ProviderConfig(
+        state_dir=cli.data_dir.service("finetune-provider"), zg_argv=tuple(zg_argv(cli.data_dir.root, cli.rpc_url_flag)),
+        account=account, host=host, port=port, public_url=public_url, price_per_token=price_per_token,
+        max_dataset_bytes=max_dataset_bytes, max_tokens=max_tokens, tiny=tiny, serve_tuned=serve_tuned,
+        tuned_ports=tuned_ports, tuned_prices=tuned_prices, poll_s=poll_s, nodes=tuple(nodes or ()),
+    )
+    console.print(f"fine-tuning provider {provider.address} on {config.url}")
+    run_provider(config, provider, cli)
 
 
 @provider_app.command("serve")

@@ -1,6 +1,6 @@
 """The fine-tuning provider process (``zg compute provider serve --finetune``).
 
-Three parts, wired by :func:`run_provider`:
+Three parts, wired by :func:`zgos.compute.finetune.app.run_provider`:
 
 - the :class:`~zgos.compute.finetune.worker.FineTuningWorker` in a thread, polling the chain
   every ``poll_s`` (an idle worker costs one ``eth_blockNumber`` + one ``eth_getLogs`` per

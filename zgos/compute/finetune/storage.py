@@ -16,14 +16,35 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.compute.sidecar import cached_beside
 from zgos.core.errors import ConfigError
 from zgos.storage.client import StorageClient
 from zgos.storage.hasher import build_file_tree
 
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from zgos.chain.client import Chain
+    from zgos.chain.deploy import Deployment
+
 BLOB_PREFIX = "zgos-blob-"
+
+
+def connect_storage(chain: Chain, deployment: Deployment, nodes: Sequence[str] | None,
+                    account: LocalAccount | None = None) -> StorageClient:
+    """A storage client on ``nodes``, else on the nodes announced in the ``NodeRegistry``."""
+    urls = list(nodes or ())
+    if not urls:
+        registry = NodeRegistry(chain, deployment.address("NodeRegistry"))
+        urls = [n.url for n in registry.nodes(NodeKind.STORAGE)]
+    if not urls:
+        raise ConfigError("no storage node is announced on chain", "start one (`zg devnet up`) or pass --node URL")
+    return StorageClient(urls, chain, deployment.address("Flow"), account)
 
 
 def compute_file_root(path: Path) -> bytes:
