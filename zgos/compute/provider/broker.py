@@ -17,7 +17,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -162,7 +162,7 @@ class Broker:
             self._book(receipt.user).receipted = receipt.total
         self.refunding: dict[str, int] = {}  # user -> when its pending refund unlocks
         self._watched_block: int | None = None  # last block the ledger watch has read
-        self._reconciled = False
+        self._reconciled: set[str] = set()  # users whose chain-paid total was read since start
         self._failing: dict[str, int] = {}  # user -> receipt total whose settlement reverted
         self._settle_lock = asyncio.Lock()
         self._settlement_thread = ThreadPoolExecutor(1, thread_name_prefix="settlement")
@@ -421,13 +421,20 @@ class Broker:
         pool busy for seconds, and a refund must be settled long before it unlocks)."""
         return await asyncio.get_running_loop().run_in_executor(self._settlement_thread, work)
 
+    def _reconcile(self, users: Iterable[str]) -> None:
+        """Record what the chain paid ``users`` while this broker was not watching: one read
+        per user, the first time it is up for settlement (a refund round reads only its own
+        users, never every receipt on file)."""
+        for user in users:
+            if user not in self._reconciled:
+                self.log.record_settled(user, self.contracts.settled(user, self.address))
+                self._reconciled.add(user)
+
     def _settle_sync(self, everything: bool) -> dict[str, object]:
-        if not self._reconciled:  # what the chain paid while this broker was not watching
-            for owed in self.log.due(self.address):
-                self.log.record_settled(owed.receipt.user, self.contracts.settled(owed.receipt.user, self.address))
-            self._reconciled = True
         if everything:  # a scheduled round retries what reverted before (the cause may be gone)
             self._failing.clear()
+        self._reconcile([d.receipt.user for d in self.log.due(self.address)
+                         if everything or d.receipt.user in self.refunding])
         due = [replace(d, refund_unlock_at=self.refunding.get(d.receipt.user, 0)) for d in self.log.due(self.address)
                if d.receipt.user not in self._failing or self._failing[d.receipt.user] != d.receipt.total]
         if not everything:
