@@ -103,18 +103,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
-# The tests under each of these directories share one costly session fixture (tests/e2e: the
-# one Gemma fine-tune), so they run on one xdist worker, which builds it once.
-ONE_WORKER_DIRS = ("tests/e2e/",)
+# The tests under each of these paths share one costly fixture, so they run on one xdist worker,
+# which builds it once (split across two workers, both would build it).
+ONE_WORKER_PATHS = (
+    "tests/e2e/",  # the one Gemma fine-tune (~2 min)
+    "tests/integration/compute/test_settlement.py",  # a broker and 250 funded users (~30 s)
+    "tests/integration/explorer/",  # one explorer process on the session chain
+    "tests/adversarial/test_storage_edge.py",  # a storage node and an indexer with files
+)
 
 
 class OneWorkerPerSharedFixture(LoadScopeScheduling):
     """xdist's ``load`` distribution, test by test in collection order as workers free up,
-    except that the tests of each ``ONE_WORKER_DIRS`` directory form one unit for one worker.
+    except that the tests under each of ``ONE_WORKER_PATHS`` form one unit for one worker.
     (xdist's own ``xdist_group`` marks do not group on pytest 9.2: pytest-xdist issue 1386.)"""
 
     def _split_scope(self, nodeid: str) -> str:
-        return next((d for d in ONE_WORKER_DIRS if nodeid.startswith(d)), nodeid)
+        return next((path for path in ONE_WORKER_PATHS if nodeid.startswith(path)), nodeid)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:

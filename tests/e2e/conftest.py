@@ -6,7 +6,7 @@ serve``) on a dataset kept in storage, the provider trains and delivers the seal
 the user acknowledges and decrypts it. Every step is asserted here; the tests then check what
 each claims of that one adapter (its answers in transformers and llama.cpp; the provider
 serving it as its own model, traced back to the dataset). Under xdist the tests of this
-directory run on one worker (tests/conftest.py, ``ONE_WORKER_DIRS``), so it trains once.
+directory run on one worker (tests/conftest.py, ``ONE_WORKER_PATHS``), so it trains once.
 """
 
 from __future__ import annotations
