@@ -35,6 +35,10 @@ from aiohttp.abc import ResolveResult
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy, compute_address_class
 
 MAX_CONNECTIONS = 64
+# Idle pooled connections are dropped after this long, below the 5 s after which uvicorn (the
+# llama.cpp server, our brokers) closes an idle keep-alive connection: reusing one the other side
+# is closing at that moment fails the request with ServerDisconnectedError.
+IDLE_KEEPALIVE_S = 2.0
 MAX_ANSWER_BYTES = 16 << 20  # a 4,096-token stream is ~1.5 MiB of SSE
 
 
@@ -118,7 +122,8 @@ class Pool:
     def _now(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=_GuardedConnector(self._policy, limit=MAX_CONNECTIONS), timeout=self._timeout,
+                connector=_GuardedConnector(self._policy, limit=MAX_CONNECTIONS, keepalive_timeout=IDLE_KEEPALIVE_S),
+                timeout=self._timeout,
                 auto_decompress=False, skip_auto_headers=("User-Agent",),
             )
         return self._session
