@@ -30,6 +30,7 @@ from zgos.compute.user.client import ComputeUser
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount, parse_amount
 from zgos.runtime.access import load_or_create_token, read_token
+from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import (
     FINETUNE_PORT,
     MODEL_PORT,
@@ -393,6 +394,7 @@ def provider_serve(
         model_hash=_model_hash(cli, path, model_hash), credit=credit, settle_interval_s=settle_interval,
         upstream_timeout_s=timeout, dishonest=dishonest,
     )
+    configure_service_logging()
     broker = Broker(config, _contracts(cli), provider, signer)
     broker.load_service()
     token = _install_token(cli)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -19,6 +18,7 @@ from zgos.clictx import CliContext, console, err_console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount, parse_amount
 from zgos.da.params import SIGNER_STAKE_WEI
+from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import DA_DISPERSER_PORT, DA_SIGNER_PORT
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def signer(
     from zgos.da.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
     from zgos.da.store import CellStore
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_service_logging()
     cli = get_ctx(ctx)
     port = DA_SIGNER_PORT + index if port is None else port
     spec = account if account is not None else f"devnet:{DEVNET_ROLES['da-signer'] + index}"
@@ -129,7 +129,7 @@ def disperser(
     from zgos.da.disperser import Disperser, serve_disperser
     from zgos.da.encoding import Encoder
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_service_logging()
     cli = get_ctx(ctx)
     payer = cli.account(account, role="da-disperser")
     da = _contracts(cli)

@@ -20,6 +20,7 @@ from rich.progress import (
 from zgos.clictx import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import parse_amount
+from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import STORAGE_PORT
 from zgos.storage.client import StorageClient
 from zgos.storage.merkle import InvalidProof, parse_hash
@@ -125,7 +126,7 @@ def node_command(
         shard_config = ShardConfig.parse(shard)
     except InvalidShardConfig as exc:
         raise ConfigError(f"--shard: {exc.message}") from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_service_logging()
     flow_address, chain_id, first_block, registry_address = _flow_source(cli, flow, start_block)
     config = NodeServiceConfig(
         name=name, data_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, flow_address=flow_address,

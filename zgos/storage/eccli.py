@@ -12,6 +12,7 @@ import typer
 from zgos.clictx import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
+from zgos.runtime.logs import configure_service_logging
 from zgos.storage.ecclient import ErasureClient, HealthReport, describe
 from zgos.storage.erasure import ErasureParams, InvalidErasureParams
 
@@ -143,7 +144,6 @@ def repair_command(
 def _repair_all(cli: CliContext, node: list[str] | None, indexer: str | None, workers: int, name: str,
                 watch: float | None) -> None:
     import contextlib
-    import logging
     import signal
     import threading
 
@@ -171,7 +171,7 @@ def _repair_all(cli: CliContext, node: list[str] | None, indexer: str | None, wo
     if watch is None:
         report(worker.run_once())
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_service_logging()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     console.print(f"repairing every erasure-coded file, a pass every {watch:g} s", highlight=False)

@@ -30,6 +30,7 @@ from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
 from zgos.compute.user.proxy import Funding, Router, UserProxy, proxy_server
 from zgos.datadir import DataDir
+from zgos.devnet.process import log_tail
 from zgos.netutil import free_port
 from zgos.runtime.access import read_token
 from zgos.runtime.addresses import DEVNET_POLICY, AddressPolicy
@@ -120,6 +121,10 @@ class BrokerProcess:
         except BaseException:  # never leave a broker behind that the session teardown does not know of
             self.kill()
             raise
+
+    def log_tail(self) -> str:
+        """The broker's last log lines, for a failing assertion to explain itself."""
+        return log_tail(self.log_path)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.process is not None

@@ -130,7 +130,7 @@ def test_a_refund_cannot_unlock_money_a_provider_is_owed(
     balance = compute.sub_account(victim.address, provider).balance
     earned = compute.available(provider)
     victim.refund(provider)  # asks for everything in the sub-account
-    assert wait_until(lambda: compute.settled(victim.address, provider) == owed, 60)  # the lock is 24 h
+    assert wait_until(lambda: compute.settled(victim.address, provider) == owed, 60), broker.log_tail()  # lock: 24 h
     # the refund round paid the refunding user alone, ahead of the 250 older debts
     assert sum(compute.settled(a, provider) == t for a, t in receipted.items()) < len(receipted)
     assert compute.available(provider) - earned == owed

@@ -25,6 +25,7 @@ from zgos.compute.finetune.tasks import TrainingParams
 from zgos.compute.finetune.user import FineTuningUser, dataset_bytes
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
+from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import FINETUNE_PORT, TUNED_ADMIN_PORT, TUNED_BROKER_PORT, TUNED_MODEL_PORT
 from zgos.storage.client import StorageClient
 
@@ -232,13 +233,10 @@ def serve_provider(
     nodes: list[str] | None = None,
 ) -> None:
     """Run the fine-tuning provider (worker, progress API, tuned model serving) until stopped."""
-    import logging
-
     from zgos.compute.finetune.app import ProviderConfig, run_provider
     from zgos.compute.finetune.service import zg_argv
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per chain poll otherwise
+    configure_service_logging()
     provider = cli.account(account, role="finetune-provider")
     config = ProviderConfig(
         state_dir=cli.data_dir.service("finetune-provider"), zg_argv=tuple(zg_argv(cli.data_dir.root, cli.rpc_url_flag)),

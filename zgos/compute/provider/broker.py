@@ -402,6 +402,7 @@ class Broker:
             for event in self.contracts.provider_ledger_events(self.address, first, last):
                 self.views.pop(event.user, None)  # its balance or refund changed: read it afresh
                 if event.kind == "RefundRequested":
+                    log.info("%s asks for a refund (block %d): settling it first", event.user, event.block)
                     self.refunding[event.user] = event.unlock_at
                 else:
                     self.refunding.pop(event.user, None)

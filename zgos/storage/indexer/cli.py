@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
 from zgos.clictx import get_ctx
+from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import INDEXER_PORT
 
 REFRESH_S = 5.0
@@ -25,7 +24,7 @@ def indexer_command(
     from zgos.storage.indexer.app import IndexerConfig, IndexerService
 
     cli = get_ctx(ctx)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_service_logging()
     deployment = cli.deployment()
     config = IndexerConfig(
         scratch_dir=cli.data_dir.service(name) / "scratch", chain_id=deployment.chain_id,
