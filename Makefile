@@ -32,6 +32,7 @@ STRICT      := \
   zgos/storage/filetree.py \
   zgos/storage/segment.py \
   zgos/compute/vouchers.py \
+  zgos/compute/settlement.py \
   zgos/compute/billing.py \
   zgos/compute/sse.py \
   zgos/compute/limits.py \

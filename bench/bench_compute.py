@@ -36,6 +36,7 @@ from eth_account import Account
 
 from bench.harness import BenchChain, bench_chain, report
 from zgos.chain.accounts import devnet_account
+from zgos.compute import settlement
 from zgos.compute import vouchers as v
 from zgos.compute.billing import Prices
 from zgos.compute.ledger import ComputeContracts, execution_gas
@@ -144,20 +145,20 @@ def settlement_gas_per_user(compute: ComputeContracts) -> None:
     broker does (``plan_settlement`` chunks through ``settleBatch``)."""
     provider = devnet_account(16)
     register(compute, 16, "http://127.0.0.1:1", ensure_gemma())
-    chunk_size = v.compute_chunk_size(int(compute.chain.w3.eth.get_block("latest")["gasLimit"]))
+    chunk_size = settlement.compute_chunk_size(int(compute.chain.w3.eth.get_block("latest")["gasLimit"]))
     per_user = {}
     for count in SETTLE_CROWDS:
-        def ready(_: int) -> v.DueReceipt:
+        def ready(_: int) -> settlement.DueReceipt:
             user = Account.create()
             compute.chain.w3.provider.make_request("anvil_setBalance", [user.address, hex(10**18)])  # type: ignore[arg-type]
             compute.deposit_and_fund(user, provider.address, 10**15)
             receipt = v.Receipt(user.address.lower(), provider.address.lower(), 7000)
-            return v.DueReceipt(receipt, v.sign_message(bytes(user.key), compute.domain, receipt), 0.0)
+            return settlement.DueReceipt(receipt, v.sign_message(bytes(user.key), compute.domain, receipt), 0.0)
 
         with ThreadPoolExecutor(32) as pool:
             due = list(pool.map(ready, range(count)))
         gas = execution = chunks = 0
-        for chunk in v.plan_settlement(due, chunk_size):
+        for chunk in settlement.plan_settlement(due, chunk_size):
             settled = compute.settle_batch(provider, [(d.receipt, d.signature) for d in chunk])
             gas += settled.gas_used
             execution += execution_gas(compute.chain, settled)

@@ -62,8 +62,8 @@ llama-cpp-python's server stops after the chunk it is producing.
   It stays unreceipted, counts against ``credit`` and is the provider's loss.
 - *Settlement.* Receipts are accepted only up to what was served (a receipt with no service
   behind it is refused), settled oldest debt first in chunks that fit the contract's batch
-  limit and a share of the block gas limit (``plan_settlement``), users with a pending refund
-  first, earliest unlock first. ``settleBatch`` skips and reports a bad entry
+  limit and a share of the block gas limit (``zgos.compute.settlement``), users with a pending
+  refund first, earliest unlock first. ``settleBatch`` skips and reports a bad entry
   (``SettlementSkipped``) instead of reverting, so no entry blocks the others; a chunk that
   reverts anyway is split in halves until the failing entry is alone. The broker watches
   ``RefundRequested`` with one ``eth_getLogs`` per round and settles a refunding user within
@@ -77,7 +77,6 @@ This module is pure: no I/O, clocks or randomness; keys and nonces are passed in
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
@@ -336,46 +335,6 @@ def next_receipt(previous: Receipt | None, user: str, provider: str, fee: int) -
     cumulative total plus ``fee`` (the first receipt of a sub-account starts from 0)."""
     total = (previous.total if previous is not None else 0) + _uint(fee, "fee")
     return Receipt(normalize_address(user), normalize_address(provider), total)
-
-
-# --- settlement rounds ---------------------------------------------------------------------
-
-MAX_VOUCHERS_PER_BATCH = 200  # InferenceServing.MAX_VOUCHERS_PER_BATCH: a larger batch reverts
-# Upper bound of the gas one voucher costs in settleBatch. Measured on anvil: ~46,700 for a
-# user's first settlement (cold slots: settled 0 → total, the sub-account balance; the ledger
-# call, two events, ~260 bytes of calldata); the bound leaves ~30% for a costlier chain.
-SETTLE_GAS_PER_VOUCHER = 60_000
-SETTLE_BATCH_BASE_GAS = 60_000  # transaction base cost and the batch's own overhead (~48,000)
-SETTLE_BLOCK_GAS_PERCENT = 50  # one settlement transaction uses at most half a block
-
-
-@dataclass(frozen=True)
-class DueReceipt:
-    """A stored receipt above what the chain has paid, with what orders it in a round:
-    ``due_since`` (when its oldest unpaid part was receipted) and ``refund_unlock_at`` (when the
-    user's pending refund unlocks; 0 = none)."""
-
-    receipt: Receipt
-    signature: bytes
-    due_since: float
-    refund_unlock_at: int = 0
-
-
-def compute_chunk_size(block_gas_limit: int) -> int:
-    """Vouchers per settlement transaction: the contract's batch limit, and no more than fit in
-    ``SETTLE_BLOCK_GAS_PERCENT`` of a block at ``SETTLE_GAS_PER_VOUCHER`` each (at least 1)."""
-    budget = _uint(block_gas_limit, "gasLimit") * SETTLE_BLOCK_GAS_PERCENT // 100 - SETTLE_BATCH_BASE_GAS
-    return max(1, min(MAX_VOUCHERS_PER_BATCH, budget // SETTLE_GAS_PER_VOUCHER))
-
-
-def plan_settlement(due: Sequence[DueReceipt], chunk_size: int) -> list[list[DueReceipt]]:
-    """Cut the due receipts into transactions of at most ``chunk_size``, in the order they must
-    be paid: users with a pending refund first (earliest unlock first: their money leaves the
-    sub-account then), then the oldest debt first; ties by user address."""
-    if chunk_size < 1:
-        raise ValueError("chunk_size must be at least 1")
-    ordered = sorted(due, key=lambda d: (d.refund_unlock_at == 0, d.refund_unlock_at, d.due_since, d.receipt.user))
-    return [ordered[i:i + chunk_size] for i in range(0, len(ordered), chunk_size)]
 
 
 # --- wire form (JSON at the HTTP edge) ------------------------------------------------------

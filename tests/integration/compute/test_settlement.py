@@ -17,6 +17,7 @@ from web3.logs import DISCARD
 from tests.integration.compute.conftest import BrokerProcess
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
+from zgos.compute import settlement
 from zgos.compute import vouchers as v
 from zgos.compute.ledger import ComputeContracts
 from zgos.compute.tokens import TokenCounter
@@ -88,7 +89,7 @@ def test_250_users_with_due_receipts_all_settle_within_3_rounds(
     for tx in txs:
         receipt = compute.chain.w3.eth.get_transaction_receipt(tx)
         settled = compute.serving.events.Settled().process_receipt(receipt, errors=DISCARD)
-        assert 0 < len(settled) <= v.MAX_VOUCHERS_PER_BATCH
+        assert 0 < len(settled) <= settlement.MAX_VOUCHERS_PER_BATCH
     assert broker.settle()["paid"] == 0  # nothing twice
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zgos.compute import settlement
 from zgos.compute import vouchers as v
 
 KEYS = st.binary(min_size=32, max_size=32).filter(
@@ -161,7 +162,7 @@ def test_struct_hashes_use_standard_abi_encoding(request: v.Request, receipt: v.
 
 
 DUE = st.builds(
-    v.DueReceipt,
+    settlement.DueReceipt,
     receipt=st.builds(v.Receipt, user=st.sampled_from([f"0x{i:040x}" for i in range(1, 40)]),
                       provider=st.just("0x" + "ab" * 20), total=st.integers(1, 10**18)),
     signature=st.just(b"\x01" * 65), due_since=st.floats(0, 10**6), refund_unlock_at=st.sampled_from([0, 0, 5, 9]),
@@ -170,13 +171,13 @@ DUE = st.builds(
 
 @given(due=st.lists(DUE, max_size=60), gas_limit=st.integers(0, 60_000_000))
 def test_settlement_chunks_fit_the_batch_and_gas_limits_and_pay_refunds_then_oldest_debt_first(
-    due: list[v.DueReceipt], gas_limit: int
+    due: list[settlement.DueReceipt], gas_limit: int
 ) -> None:
-    size = v.compute_chunk_size(gas_limit)
-    assert 1 <= size <= v.MAX_VOUCHERS_PER_BATCH
+    size = settlement.compute_chunk_size(gas_limit)
+    assert 1 <= size <= settlement.MAX_VOUCHERS_PER_BATCH
     if size > 1:
-        assert v.SETTLE_BATCH_BASE_GAS + size * v.SETTLE_GAS_PER_VOUCHER <= gas_limit * v.SETTLE_BLOCK_GAS_PERCENT // 100
-    chunks = v.plan_settlement(due, size)
+        assert settlement.SETTLE_BATCH_BASE_GAS + size * settlement.SETTLE_GAS_PER_VOUCHER <= gas_limit * settlement.SETTLE_BLOCK_GAS_PERCENT // 100
+    chunks = settlement.plan_settlement(due, size)
     assert all(1 <= len(chunk) <= size for chunk in chunks)
     ordered = [entry for chunk in chunks for entry in chunk]
     assert sorted(map(id, ordered)) == sorted(map(id, due))  # every entry exactly once
@@ -190,6 +191,6 @@ def test_settlement_chunks_fit_the_batch_and_gas_limits_and_pay_refunds_then_old
 
 
 def test_a_30m_gas_block_takes_the_contract_batch_limit_and_a_small_block_less() -> None:
-    assert v.compute_chunk_size(30_000_000) == v.MAX_VOUCHERS_PER_BATCH  # anvil's default block
-    assert v.compute_chunk_size(10_000_000) == 82  # half a block at 60,000 gas per voucher
-    assert v.compute_chunk_size(0) == 1
+    assert settlement.compute_chunk_size(30_000_000) == settlement.MAX_VOUCHERS_PER_BATCH  # anvil's default block
+    assert settlement.compute_chunk_size(10_000_000) == 82  # half a block at 60,000 gas per voucher
+    assert settlement.compute_chunk_size(0) == 1

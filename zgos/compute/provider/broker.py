@@ -42,6 +42,7 @@ from zgos.compute.billing import (
 )
 from zgos.compute.ledger import ComputeContracts, SubAccount
 from zgos.compute.provider.store import NonceReplayed, RequestLog
+from zgos.compute.settlement import DueReceipt, compute_chunk_size, plan_settlement
 from zgos.compute.tokens import TokenCounter
 from zgos.core.errors import TxReverted, ZgError
 from zgos.runtime.edge import InvalidJson, validate_json_depth
@@ -443,7 +444,7 @@ class Broker:
         round_ = _Round()
         if due:
             gas_limit = int(self.contracts.chain.w3.eth.get_block("latest")["gasLimit"])
-            for chunk in v.plan_settlement(due, v.compute_chunk_size(gas_limit)):
+            for chunk in plan_settlement(due, compute_chunk_size(gas_limit)):
                 self._settle_chunk(chunk, round_)
         result = round_.summary(len(due))
         if round_.txs:
@@ -453,7 +454,7 @@ class Broker:
                      round_.paid)
         return result
 
-    def _settle_chunk(self, chunk: list[v.DueReceipt], round_: _Round) -> None:
+    def _settle_chunk(self, chunk: list[DueReceipt], round_: _Round) -> None:
         """One ``settleBatch``; a chunk that reverts (at estimation: nothing is spent) is split
         in halves until the failing entry is alone, which is set aside until the next scheduled
         round or until its receipt grows. (``settleBatch`` skips a bad voucher instead of

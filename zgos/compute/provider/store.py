@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from zgos.compute.vouchers import DueReceipt, Receipt
+from zgos.compute.settlement import DueReceipt
+from zgos.compute.vouchers import Receipt
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
