@@ -26,7 +26,7 @@ from zgos.compute import vouchers as v
 from zgos.compute.billing import MAX_BODY_BYTES, Prices
 from zgos.compute.ledger import ComputeContracts
 from zgos.compute.model import model_hash
-from zgos.compute.provider.broker import HEADER_MAX_FEE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_USER
+from zgos.compute.provider.wire import HEADER_MAX_FEE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_USER
 from zgos.compute.user.client import ComputeUser, ProviderError, body_with_defaults
 from zgos.runtime.addresses import AddressPolicy
 

@@ -12,7 +12,7 @@ from eth_account import Account
 from tests.integration.compute.conftest import BrokerProcess
 from zgos.compute import vouchers as v
 from zgos.compute.billing import compute_fee, compute_usage
-from zgos.compute.provider.broker import HEADER_RESPONSE, HEADER_SIGNATURE, HEADER_USER
+from zgos.compute.provider.wire import HEADER_RESPONSE, HEADER_SIGNATURE, HEADER_USER
 from zgos.compute.sse import body_output
 from zgos.compute.user.client import ComputeUser, body_with_defaults, response_usage
 

@@ -33,14 +33,8 @@ from zgos.compute import sse
 from zgos.compute import vouchers as v
 from zgos.compute.billing import MAX_BODY_BYTES
 from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout
-from zgos.compute.provider.broker import (
-    HEADER_RESPONSE,
-    HEADER_RESPONSE_ID,
-    Admitted,
-    Broker,
-    BrokerConfig,
-    BrokerError,
-)
+from zgos.compute.provider.broker import Admitted, Broker, BrokerConfig
+from zgos.compute.provider.wire import HEADER_RESPONSE, HEADER_RESPONSE_ID, BrokerError
 from zgos.compute.relay import Ended, RelayResponse, Write
 from zgos.core.errors import ZgError
 from zgos.core.hashing import keccak256
@@ -93,8 +87,8 @@ class BrokerApp:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         try:
-            await self.broker.on_settlement_thread(self.broker.start)
-            await self.broker.settle_due(everything=True)
+            await self.broker.settler.on_settlement_thread(self.broker.settler.start)
+            await self.broker.settler.settle_due(everything=True)
         except ZgError as exc:
             log.warning("settlement at start failed: %s", exc)
         task = asyncio.create_task(self._settle_loop())
@@ -114,10 +108,10 @@ class BrokerApp:
             try:
                 if now - last_reload >= SERVICE_RELOAD_S:
                     last_reload = now
-                    await self.broker.on_settlement_thread(self.broker.load_service)  # prices may have changed
-                refunds = await self.broker.on_settlement_thread(self.broker.watch_ledger)
+                    await self.broker.settler.on_settlement_thread(self.broker.load_service)  # prices may have changed
+                refunds = await self.broker.settler.on_settlement_thread(self.broker.settler.watch_ledger)
                 if full or refunds:
-                    await self.broker.settle_due(everything=full)
+                    await self.broker.settler.settle_due(everything=full)
             except Exception as exc:  # keep settling on schedule whatever one round hit
                 log.warning("settlement failed: %s", exc)
             if full:
@@ -166,7 +160,7 @@ class BrokerApp:
                 sig = v.decode_hex(str(data["signature"]), v.SIGNATURE_BYTES)
             except (InvalidJson, ValueError, KeyError, TypeError, v.InvalidMessage) as exc:
                 raise BrokerError(400, "bad-receipt", f"receipt must be {{user, total, signature}}: {exc}") from None
-            return {"user": user, "receipted": await broker.accept_receipt(user, total, sig)}
+            return {"user": user, "receipted": await broker.settler.accept_receipt(user, total, sig)}
 
         @public.post("/v1/proxy/chat/completions")
         async def chat(request: Request) -> Response:
@@ -189,7 +183,7 @@ class BrokerApp:
 
         @admin.post("/v1/settle")
         async def settle() -> dict[str, Any]:
-            return await broker.settle_due(everything=True)
+            return await broker.settler.settle_due(everything=True)
 
     async def _open_upstream(self, admitted: Admitted, body: bytes) -> Answer:
         """Send the request upstream and wait for its status and headers. A failure releases

@@ -1,14 +1,10 @@
-"""The provider broker's logic: admit a signed request, bill and sign its answer, settle.
+"""The provider broker's logic: admit a signed request, bill and sign its answer.
 
 Parts, wired by ``Broker``: the on-chain view of each user (``UserView``, cached for
 ``CHAIN_CACHE_S`` and refreshed once before any refusal), the durable ``RequestLog``, the
-token counter (billing rule), the response signer, and the settlement step. HTTP lives in
-``app.py``; this module raises ``BrokerError`` with an HTTP status and a reason.
-
-Restart behaviour: everything billed is in the request log; receipts too, with what the chain
-has paid. ``settle_due`` runs at start (after reading the chain's settled totals of users with
-due receipts), on a schedule, and right away for users whose ``RefundRequested`` the ledger
-watch saw, so receipted fees are collected before a refund unlocks.
+token counter (billing rule), the response signer, and the settlement side (``Settler``,
+``settler.py``: receipts, the ledger watch, settlement rounds). HTTP lives in ``app.py``; this
+module raises ``BrokerError`` (``wire.py``) with an HTTP status and a reason.
 """
 
 from __future__ import annotations
@@ -17,11 +13,9 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from eth_account.signers.local import LocalAccount
 
@@ -40,59 +34,28 @@ from zgos.compute.billing import (
     parse_chat_request,
     validate_admission,
 )
-from zgos.compute.ledger import ComputeContracts, SubAccount
+from zgos.compute.ledger import ComputeContracts
+from zgos.compute.provider.books import UserBook, UserView
+from zgos.compute.provider.settler import Settler
 from zgos.compute.provider.store import NonceReplayed, RequestLog
-from zgos.compute.settlement import DueReceipt, compute_chunk_size, plan_settlement
+from zgos.compute.provider.wire import (
+    HEADER_MAX_FEE,
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_USER,
+    BrokerError,
+)
 from zgos.compute.tokens import TokenCounter
-from zgos.core.errors import TxReverted, ZgError
+from zgos.core.errors import ZgError
 from zgos.runtime.edge import InvalidJson, validate_json_depth
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 CHAIN_CACHE_S = 10.0  # a user's chain view older than this is refreshed in the background
 CHAIN_MAX_STALE_S = 30.0  # ... and older than this is refreshed before admitting
 DEFAULT_CREDIT_REQUESTS = 16  # default credit: this many worst-case requests per user
 MAX_PROMPT_BYTES = 256 * 1024  # message text the broker tokenizes; a 2,048-token context holds far less
-HEADER_USER = "x-zg-user"
-HEADER_NONCE = "x-zg-nonce"
-HEADER_MAX_FEE = "x-zg-max-fee"
-HEADER_SIGNATURE = "x-zg-signature"
-HEADER_RESPONSE = "zg-response"
-HEADER_RESPONSE_ID = "zg-res-key"
 DISHONEST_MODES = ("overbill", "alter")
-LOG_RANGE_BLOCKS = 5_000  # most blocks one eth_getLogs of the ledger watch covers
-# Why settleBatch skipped a voucher (InferenceServing.SKIP_*).
-SKIP_ALREADY_SETTLED = 2
-SKIP_NO_BALANCE = 3
-
-
-class BrokerError(ZgError):
-    """A request the broker refuses: ``status`` is the HTTP status, ``reason`` a short code."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-
-
-@dataclass
-class UserView:
-    sub_account: SubAccount
-    acknowledged_signer: str
-    settled: int
-    fetched_at: float
-
-
-@dataclass
-class UserBook:
-    """In-memory mirror of the request log for one user (rebuilt from it at start)."""
-
-    served: int = 0
-    inflight: int = 0
-    requests: int = 0
-    receipted: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass(frozen=True)
@@ -121,23 +84,6 @@ class BrokerConfig:
     dishonest: str | None = None  # test-only: "overbill" or "alter"
 
 
-@dataclass
-class _Round:
-    """What one settlement round did."""
-
-    txs: list[str] = field(default_factory=list)
-    gas: int = 0
-    paid: int = 0
-    settled: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-    def summary(self, due: int) -> dict[str, object]:
-        return {"users": due, "settled": len(self.settled), "paid": self.paid, "txs": self.txs,
-                "tx": self.txs[-1] if self.txs else None, "gas": self.gas, "skipped": self.skipped,
-                "failed": self.failed}
-
-
 class Broker:
     def __init__(self, config: BrokerConfig, contracts: ComputeContracts, provider: LocalAccount,
                  signer: LocalAccount) -> None:
@@ -154,19 +100,12 @@ class Broker:
         self.books: dict[str, UserBook] = {}
         self.views: dict[str, UserView] = {}
         self.prices = Prices(0, 0)
-        self.settled_total = 0
         self.prompts_tokenized = 0
-        self.last_settlement: dict[str, object] = {}
         for user, totals in self.log.totals().items():
             self.books[user] = UserBook(totals.served, 0, totals.requests)
         for receipt, _ in self.log.receipts(self.address):
             self._book(receipt.user).receipted = receipt.total
-        self.refunding: dict[str, int] = {}  # user -> when its pending refund unlocks
-        self._watched_block: int | None = None  # last block the ledger watch has read
-        self._reconciled: set[str] = set()  # users whose chain-paid total was read since start
-        self._failing: dict[str, int] = {}  # user -> receipt total whose settlement reverted
-        self._settle_lock = asyncio.Lock()
-        self._settlement_thread = ThreadPoolExecutor(1, thread_name_prefix="settlement")
+        self.settler = Settler(contracts, provider, self.log, self.books, self.views)
         self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -286,23 +225,7 @@ class Broker:
         request_hash = v.compute_request_hash(self.contracts.domain, request)
         book = self._book(request.user)
         async with book.lock:
-            started = time.monotonic()
-            view = await self._view(request.user)
-            if view.acknowledged_signer != self.signer_address and view.fetched_at < started:
-                view = await self._view(request.user, fresh=True)
-            if view.acknowledged_signer != self.signer_address:
-                raise BrokerError(403, "not-acknowledged",
-                                  f"{request.user} has not acknowledged this provider's signer {self.signer.address}")
-            try:
-                self._check_exposure(book, view, request.max_fee)
-            except AdmissionRefused:
-                if view.fetched_at < started:  # refuse only on a fresh view
-                    view = await self._view(request.user, fresh=True)
-                try:
-                    self._check_exposure(book, view, request.max_fee)
-                except AdmissionRefused as refused:
-                    status = 402 if refused.reason == "balance" else 429
-                    raise BrokerError(status, f"insufficient-{refused.reason}", str(refused)) from None
+            await self._check_funds(request, book)
             try:  # a local SQLite commit without fsync: cheaper inline than a thread hop
                 self.log.reserve("0x" + request_hash.hex(), request.user, request.nonce, request.max_fee)
             except NonceReplayed as exc:
@@ -323,6 +246,28 @@ class Broker:
             raise
         book.inflight -= request.max_fee - needed
         return Admitted(request, request_hash, chat, prompt_tokens, needed)
+
+    async def _check_funds(self, request: v.Request, book: UserBook) -> None:
+        """Under the user's lock: the acknowledged signer, then the exposure at the signed max
+        fee; either is refused only on a view read after this check began (raise
+        ``BrokerError``: 403 unacknowledged, 402 balance, 429 credit)."""
+        started = time.monotonic()
+        view = await self._view(request.user)
+        if view.acknowledged_signer != self.signer_address and view.fetched_at < started:
+            view = await self._view(request.user, fresh=True)
+        if view.acknowledged_signer != self.signer_address:
+            raise BrokerError(403, "not-acknowledged",
+                              f"{request.user} has not acknowledged this provider's signer {self.signer.address}")
+        try:
+            self._check_exposure(book, view, request.max_fee)
+        except AdmissionRefused:
+            if view.fetched_at < started:  # refuse only on a fresh view
+                view = await self._view(request.user, fresh=True)
+            try:
+                self._check_exposure(book, view, request.max_fee)
+            except AdmissionRefused as refused:
+                status = 402 if refused.reason == "balance" else 429
+                raise BrokerError(status, f"insufficient-{refused.reason}", str(refused)) from None
 
     def _check_exposure(self, book: UserBook, view: UserView, max_fee: int) -> None:
         exposure = Exposure(
@@ -364,145 +309,6 @@ class Broker:
         self.log.fail("0x" + admitted.request_hash.hex())
         self._book(admitted.request.user).inflight -= admitted.reserved
 
-    # --- receipts and settlement ---------------------------------------------------------
-
-    async def accept_receipt(self, user: str, total: int, signature: bytes) -> int:
-        """Store a user's signed cumulative receipt. Refused (400) when it is not the user's
-        signature, or when its total exceeds what was served to that user: a receipt with no
-        served request behind it (a sybil's) never reaches a settlement."""
-        try:
-            receipt = v.Receipt(v.normalize_address(user), self.address, total)
-            v.validate_signed_by(self.contracts.domain, receipt, signature, receipt.user)
-        except (v.InvalidMessage, v.InvalidSignature) as exc:
-            raise BrokerError(400, "bad-receipt", f"receipt refused: {exc}") from None
-        book = self.books.get(receipt.user)
-        if book is None or not 0 < total <= book.served:
-            served = 0 if book is None else book.served
-            raise BrokerError(400, "receipt-without-service",
-                              f"receipt refused: total {total} is not within the {served} neuron served to "
-                              f"{receipt.user}")
-        if self.log.save_receipt(receipt, signature):
-            book.receipted = max(book.receipted, total)
-        return book.receipted
-
-    def start(self) -> None:
-        """Where the ledger watch begins (call before the first settlement)."""
-        self._watched_block = self.contracts.chain.block_number()
-
-    def watch_ledger(self) -> bool:
-        """Read this provider's ``RefundRequested`` and ``Funded`` events since the last call
-        (one ``eth_getLogs`` per ``LOG_RANGE_BLOCKS``). A refund marks the user for settlement
-        now; funding (which cancels a refund) lets a sub-account found empty be settled again.
-        Returns whether a refunding user has a due receipt."""
-        latest = self.contracts.chain.block_number()
-        if self._watched_block is None:
-            self._watched_block = latest
-        first = self._watched_block + 1
-        while first <= latest:
-            last = min(latest, first + LOG_RANGE_BLOCKS - 1)
-            for event in self.contracts.provider_ledger_events(self.address, first, last):
-                self.views.pop(event.user, None)  # its balance or refund changed: read it afresh
-                if event.kind == "RefundRequested":
-                    log.info("%s asks for a refund (block %d): settling it first", event.user, event.block)
-                    self.refunding[event.user] = event.unlock_at
-                else:
-                    self.refunding.pop(event.user, None)
-                    self.log.set_no_balance([event.user], False)
-            self._watched_block = first = last + 1
-        return bool(self.refunding) and any(owed.receipt.user in self.refunding for owed in self.log.due(self.address))
-
-    async def settle_due(self, *, everything: bool = False) -> dict[str, object]:
-        """Settle receipts above what the chain has paid: all of them when ``everything``,
-        else those of users with a pending refund."""
-        async with self._settle_lock:
-            return await self.on_settlement_thread(lambda: self._settle_sync(everything))
-
-    async def on_settlement_thread(self, work: Callable[[], T]) -> T:
-        """Run the settlement side's chain work on its own thread, so that it never queues
-        behind the admission side's chain reads (a burst of new users can keep the shared
-        pool busy for seconds, and a refund must be settled long before it unlocks)."""
-        return await asyncio.get_running_loop().run_in_executor(self._settlement_thread, work)
-
-    def _reconcile(self, users: Iterable[str]) -> None:
-        """Record what the chain paid ``users`` while this broker was not watching: one read
-        per user, the first time it is up for settlement (a refund round reads only its own
-        users, never every receipt on file)."""
-        for user in users:
-            if user not in self._reconciled:
-                self.log.record_settled(user, self.contracts.settled(user, self.address))
-                self._reconciled.add(user)
-
-    def _settle_sync(self, everything: bool) -> dict[str, object]:
-        if everything:  # a scheduled round retries what reverted before (the cause may be gone)
-            self._failing.clear()
-        self._reconcile([d.receipt.user for d in self.log.due(self.address)
-                         if everything or d.receipt.user in self.refunding])
-        due = [replace(d, refund_unlock_at=self.refunding.get(d.receipt.user, 0)) for d in self.log.due(self.address)
-               if d.receipt.user not in self._failing or self._failing[d.receipt.user] != d.receipt.total]
-        if not everything:
-            due = [d for d in due if d.refund_unlock_at]
-        round_ = _Round()
-        if due:
-            gas_limit = int(self.contracts.chain.w3.eth.get_block("latest")["gasLimit"])
-            for chunk in plan_settlement(due, compute_chunk_size(gas_limit)):
-                self._settle_chunk(chunk, round_)
-        result = round_.summary(len(due))
-        if round_.txs:
-            self.settled_total += round_.paid
-            self.last_settlement = result
-            log.info("settled %d users in %d transactions, %d neuron", len(round_.settled), len(round_.txs),
-                     round_.paid)
-        return result
-
-    def _settle_chunk(self, chunk: list[DueReceipt], round_: _Round) -> None:
-        """One ``settleBatch``; a chunk that reverts (at estimation: nothing is spent) is split
-        in halves until the failing entry is alone, which is set aside until the next scheduled
-        round or until its receipt grows. (``settleBatch`` skips a bad voucher instead of
-        reverting, so a revert means something beyond one entry: too much gas for this chain,
-        or a ledger that refuses every charge.)"""
-        try:
-            tx = self.contracts.settle_batch(self.provider, [(d.receipt, d.signature) for d in chunk])
-        except TxReverted as exc:
-            if len(chunk) == 1:
-                user = chunk[0].receipt.user
-                log.warning("settling %s reverts (%s): set aside until the next scheduled round", user, exc)
-                self._failing[user] = chunk[0].receipt.total
-                round_.failed.append(user)
-                return
-            half = len(chunk) // 2
-            self._settle_chunk(chunk[:half], round_)
-            self._settle_chunk(chunk[half:], round_)
-            return
-        round_.txs.append(tx.tx_hash)
-        round_.gas += tx.gas_used
-        for event in tx.events(self.contracts.serving, "Settled"):
-            user, amount, total = v.normalize_address(event["args"]["user"]), int(event["args"]["amount"]), \
-                int(event["args"]["total"])
-            self.log.record_settled(user, total)
-            self._note_settled(user, amount, total)
-            round_.paid += amount
-            round_.settled.append(user)
-        for event in tx.events(self.contracts.serving, "SettlementSkipped"):
-            user, reason = v.normalize_address(event["args"]["user"]), int(event["args"]["reason"])
-            round_.skipped.append(user)
-            if reason == SKIP_NO_BALANCE:
-                self.log.set_no_balance([user], True)
-            elif reason == SKIP_ALREADY_SETTLED:
-                self.log.record_settled(user, self.contracts.settled(user, self.address))
-            else:  # cannot happen for a receipt checked on arrival, unless the deployment changed
-                log.warning("dropping %s's receipt: the contract refuses its signature", user)
-                self.log.drop_receipt(user)
-
-    def _note_settled(self, user: str, amount: int, total: int) -> None:
-        """Keep the cached chain view in step with a settlement (one atomic swap: admission
-        reads it from the event loop)."""
-        view = self.views.get(user)
-        if view is not None:
-            account = view.sub_account
-            balance = max(0, account.balance - amount)
-            self.views[user] = replace(view, settled=total, sub_account=SubAccount(
-                balance, min(account.pending_refund, balance), account.refund_unlock_at))
-
     def status(self) -> dict[str, object]:
         books = dict(self.books)  # runs in a worker thread while requests add users
         served = sum(b.served for b in books.values())
@@ -519,6 +325,6 @@ class Broker:
             "balance": self.contracts.available(self.address),
             "users": len(books),
             "prompts_tokenized": self.prompts_tokenized,
-            "last_settlement": self.last_settlement,
+            "last_settlement": self.settler.last_settlement,
             "pid": os.getpid(),
         }

@@ -43,7 +43,7 @@ from zgos.compute.billing import (
 )
 from zgos.compute.ledger import ComputeContracts, ServiceInfo, ServiceNotRegistered
 from zgos.compute.limits import compute_answer_cap_bytes
-from zgos.compute.provider.broker import (
+from zgos.compute.provider.wire import (
     HEADER_MAX_FEE,
     HEADER_NONCE,
     HEADER_RESPONSE,

@@ -51,7 +51,7 @@ from zgos.compute.limits import (
     is_price_within_cap,
 )
 from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout, PoolTooLarge
-from zgos.compute.provider.broker import HEADER_RESPONSE, HEADER_RESPONSE_ID
+from zgos.compute.provider.wire import HEADER_RESPONSE, HEADER_RESPONSE_ID
 from zgos.compute.relay import Ended, RelayResponse, Write
 from zgos.compute.user.budget import Budget, Hold
 from zgos.compute.user.client import (
