@@ -28,7 +28,8 @@ from zgos.compute.limits import SpendCaps
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash, model_server_argv
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
-from zgos.compute.user.proxy import Funding, Router, UserProxy, proxy_server
+from zgos.compute.user.proxy import Funding, UserProxy, proxy_server
+from zgos.compute.user.router import Router
 from zgos.datadir import DataDir
 from zgos.devnet.process import log_tail
 from zgos.netutil import free_port

@@ -31,8 +31,7 @@ import asyncio
 import contextlib
 import json
 import math
-import time
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,13 +42,7 @@ from fastapi.responses import JSONResponse, Response
 from zgos.compute import sse
 from zgos.compute.billing import MAX_BODY_BYTES, InvalidChatRequest
 from zgos.compute.ledger import ServiceInfo
-from zgos.compute.limits import (
-    CapReached,
-    SpendCaps,
-    compute_answer_cap_bytes,
-    compute_backoff_s,
-    is_price_within_cap,
-)
+from zgos.compute.limits import CapReached, SpendCaps, compute_answer_cap_bytes
 from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout, PoolTooLarge
 from zgos.compute.provider.wire import HEADER_RESPONSE, HEADER_RESPONSE_ID
 from zgos.compute.relay import Ended, RelayResponse, Write
@@ -59,25 +52,20 @@ from zgos.compute.user.client import (
     ProviderError,
     ResponseRejected,
     SignedRequest,
-    Verified,
     body_with_defaults,
     error_of_body,
 )
+from zgos.compute.user.payer import Payer
+from zgos.compute.user.router import Router
 from zgos.core.errors import ZgError
 from zgos.runtime.access import LocalAccess
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.runtime.edge import EdgePolicy, InvalidJson, Route, parse_json
 from zgos.runtime.serve import hardened_server
 
-FLAG_BACKOFF_S = 3600.0
-SERVICE_REFRESH_S = 30.0
 RETRYABLE_KINDS = ("insufficient-credit",)
 SIGNATURE_MARK = b"event: " + sse.SIGNATURE_EVENT + b"\n"
 CONNECT_TIMEOUT_S = 5.0
-RECEIPT_TIMEOUT_S = 10.0
-PARTIAL_SIGNATURE_ATTEMPTS = 20  # the signed Response of a cut stream: asked for this many times,
-PARTIAL_SIGNATURE_WAIT_S = 0.25  # this far apart,
-PARTIAL_SIGNATURE_TIMEOUT_S = 5.0  # each answer within this
 SMALL_ANSWER_BYTES = 64 * 1024  # a receipt's or a signature's answer
 SMALL_BODY_BYTES = 4 * 1024  # {"id": ...} and friends
 LOCAL_DEADLINE_S = 30.0  # local routes that do not wait on a model
@@ -93,75 +81,6 @@ class Funding:
     top_up: int
     max_balance: int
     max_per_day: int | None = None
-
-
-@dataclass
-class ProviderHealth:
-    failures: int = 0  # in a row: unreachable, 5xx, refused for credit
-    unhealthy_until: float = 0.0  # until then, tried only after every healthy provider
-    strikes: int = 0  # in a row: broke the deadline or the size cap
-    avoided_until: float = 0.0  # until then, never tried (it can hold a call for a whole deadline)
-    flagged: list[str] = field(default_factory=list)
-    last_error: str = ""
-    served: int = 0
-
-
-class Router:
-    """Orders the providers of a model by health, then price (input + output per token).
-    Providers priced above ``max_price`` per token (input or output) are never candidates."""
-
-    def __init__(self, user: ComputeUser, only: list[str] | None = None, max_price: int | None = None) -> None:
-        self.user = user
-        self.only = {p.lower() for p in only} if only else None
-        self.max_price = max_price
-        self.health: dict[str, ProviderHealth] = {}
-        self._services: list[ServiceInfo] = []
-        self._fetched = 0.0
-
-    def services(self) -> list[ServiceInfo]:
-        if time.monotonic() - self._fetched > SERVICE_REFRESH_S:
-            self._services = [s for s in self.user.providers()
-                              if self.only is None or s.provider.lower() in self.only]
-            self._fetched = time.monotonic()
-        return self._services
-
-    def _health(self, provider: str) -> ProviderHealth:
-        return self.health.setdefault(provider, ProviderHealth())
-
-    def within_price_cap(self, service: ServiceInfo) -> bool:
-        return is_price_within_cap(service.input_price, service.output_price, self.max_price)
-
-    def candidates(self, model: str) -> list[ServiceInfo]:
-        now = time.monotonic()
-        usable = [s for s in self.services() if s.model == model and self.within_price_cap(s)
-                  and self._health(s.provider).avoided_until <= now]
-        return sorted(usable, key=lambda s: (self._health(s.provider).unhealthy_until > now,
-                                             s.input_price + s.output_price))
-
-    def failed(self, provider: str, reason: str = "") -> None:
-        health = self._health(provider)
-        health.failures += 1
-        health.unhealthy_until = time.monotonic() + compute_backoff_s(health.failures)
-        health.last_error = reason
-
-    def misbehaved(self, provider: str, reason: str) -> None:
-        """The provider held a call past its deadline or sent more than the cap: avoid it."""
-        health = self._health(provider)
-        health.strikes += 1
-        health.avoided_until = max(health.avoided_until, time.monotonic() + compute_backoff_s(health.strikes))
-        health.last_error = reason
-
-    def succeeded(self, provider: str) -> None:
-        health = self._health(provider)
-        health.failures = health.strikes = 0
-        health.unhealthy_until = 0.0
-        health.served += 1
-
-    def flag(self, provider: str, reason: str) -> None:
-        health = self._health(provider)
-        health.flagged.append(reason)  # tried last for an hour; it is never paid for a rejected answer
-        health.unhealthy_until = time.monotonic() + FLAG_BACKOFF_S
-        health.last_error = reason
 
 
 def openai_error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -192,7 +111,7 @@ class UserProxy:
         user.on_receipt = self.budget.record_spend
         self.client = Pool(timeout_s=timeout_s, connect_timeout_s=CONNECT_TIMEOUT_S,
                            max_answer_bytes=SMALL_ANSWER_BYTES, policy=address_policy)
-        self._background: set[asyncio.Task[Any]] = set()
+        self.payer = Payer(user, router, self.client)
         self.app = FastAPI(title="zgos compute local proxy", lifespan=self._lifespan)
         self._routes()
 
@@ -368,9 +287,9 @@ class UserProxy:
                 data = await answer.read()
             finally:
                 answer.close()
-            verified = await asyncio.to_thread(self._verify_and_accept, service, signed, data,
+            verified = await asyncio.to_thread(self.payer.verify_and_accept, service, signed, data,
                                                answer.headers.get(HEADER_RESPONSE))
-            self._send_receipt(service, verified)
+            self.payer.send_receipt(service, verified)
             self.router.succeeded(service.provider)
             return Response(data, media_type="application/json",
                             headers={HEADER_RESPONSE_ID: verified.response_id, "zg-verified": "true",
@@ -383,7 +302,7 @@ class UserProxy:
 
         A stream cut short — the app left (the provider's connection is dropped at once, so
         its model stops), or the provider's stream broke or ended without a signature — is
-        paid for what arrived (``_pay_partial``, in the background)."""
+        paid for what arrived (``Payer.pay_partial``, in the background)."""
         received = _Received()
 
         async def pump(write: Write) -> None:
@@ -400,84 +319,45 @@ class UserProxy:
                     await write(event)
 
         async def finish(ended: Ended, write: Write) -> None:
-            answer.close()  # unread: drops the connection, the provider stops its model
-            if isinstance(ended.error, PoolError):
-                self._failed(service, ended.error)
-            output = sse.stream_output(received.events)
-            if received.signature is None:
-                if not ended.client_left:
-                    error = {"error": {"message": "the provider's stream broke off; what arrived is paid for",
-                                       "type": "stream_cut", "code": 502}}
-                    await write(sse.format_event(json.dumps(error).encode()))
-                self._background_task(self._pay_partial(service, signed, output, sse.stream_text(received.events)))
-                return
-            mark = received.raw.rfind(SIGNATURE_MARK)
-            try:
-                response = await asyncio.to_thread(self.user.verify, service, signed, bytes(received.raw[:mark]),
-                                                   received.signature, output)
-            except ResponseRejected as exc:
-                self.router.flag(service.provider, exc.reason)
-                error = {"error": {"message": str(exc), "type": "response_rejected", "code": 502}}
-                await write(sse.format_event(json.dumps(error).encode()))
-                return
-            verified = await asyncio.to_thread(self.user.accept, service, response, sse.stream_text(received.events))
-            self._send_receipt(service, verified)
-            self.router.succeeded(service.provider)
-            if received.done is None:  # the provider signed a stream its model server cut short
-                error = {"error": {"message": "the provider's model server broke off; the partial answer is "
-                                              "signed and paid for", "type": "stream_cut", "code": 502}}
-                await write(sse.format_event(json.dumps(error).encode()))
-                return
-            await write(received.done)
+            await self._finish_stream(service, signed, answer, received, ended, write)
 
         return RelayResponse(pump, finish, headers={HEADER_RESPONSE_ID: "0x" + signed.request_hash.hex(),
                                                     "zg-provider": service.provider})
 
-    async def _pay_partial(self, service: ServiceInfo, signed: SignedRequest, output: list[str], text: str) -> None:
-        """Receipt a stream cut short for what arrived: fetch the provider's signed Response
-        for it (it is written when the provider notices the cut) and pay the smaller of its
-        fee and the fee of what arrived. No signed Response, no receipt."""
-        url = f"{service.url.rstrip('/')}/v1/proxy/signature/0x{signed.request_hash.hex()}"
-        signed_response = None
-        for _ in range(PARTIAL_SIGNATURE_ATTEMPTS):
-            try:
-                status, data = await self.client.get(url, timeout_s=PARTIAL_SIGNATURE_TIMEOUT_S)
-            except PoolError:
-                status, data = 0, b""
-            if status == 200:
-                signed_response = data.decode(errors="replace")
-                break
-            await asyncio.sleep(PARTIAL_SIGNATURE_WAIT_S)
-        if signed_response is None:
+    async def _finish_stream(self, service: ServiceInfo, signed: SignedRequest, answer: Answer,
+                             received: _Received, ended: Ended, write: Write) -> None:
+        """Close a forwarded stream: check its signature event and receipt it, or pay what
+        arrived of a stream cut short; then send the held-back ``[DONE]`` or an error event."""
+        answer.close()  # unread: drops the connection, the provider stops its model
+        if isinstance(ended.error, PoolError):
+            self._failed(service, ended.error)
+        output = sse.stream_output(received.events)
+        if received.signature is None:
+            if not ended.client_left:
+                error = {"error": {"message": "the provider's stream broke off; what arrived is paid for",
+                                   "type": "stream_cut", "code": 502}}
+                await write(sse.format_event(json.dumps(error).encode()))
+            self.payer.background_task(self.payer.pay_partial(service, signed, output,
+                                                             sse.stream_text(received.events)))
             return
+        mark = received.raw.rfind(SIGNATURE_MARK)
         try:
-            response, amount = await asyncio.to_thread(self.user.verify_partial, service, signed, signed_response,
-                                                       output)
+            response = await asyncio.to_thread(self.user.verify, service, signed, bytes(received.raw[:mark]),
+                                               received.signature, output)
         except ResponseRejected as exc:
             self.router.flag(service.provider, exc.reason)
+            error = {"error": {"message": str(exc), "type": "response_rejected", "code": 502}}
+            await write(sse.format_event(json.dumps(error).encode()))
             return
-        verified = await asyncio.to_thread(self.user.accept, service, response, text, amount)
-        self._send_receipt(service, verified)
-
-    def _verify_and_accept(self, service: ServiceInfo, signed: SignedRequest, data: bytes,
-                           signed_response: str | None) -> Verified:
-        """Check a plain answer and sign its receipt (one trip to a worker thread)."""
-        response = self.user.verify(service, signed, data, signed_response, sse.body_output(data))
-        return self.user.accept(service, response, sse.body_text(data))
-
-    def _send_receipt(self, service: ServiceInfo, verified: Verified) -> None:
-        async def post() -> None:
-            # If this post is lost, the next receipt (cumulative) carries its amount too.
-            with contextlib.suppress(PoolError):
-                await self.client.post_json(service.url.rstrip("/") + "/v1/proxy/receipt",
-                                            self.user.receipt_payload(verified), timeout_s=RECEIPT_TIMEOUT_S)
-
-        self._background_task(post())
-
-    def _background_task(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        verified = await asyncio.to_thread(self.user.accept, service, response, sse.stream_text(received.events))
+        self.payer.send_receipt(service, verified)
+        self.router.succeeded(service.provider)
+        if received.done is None:  # the provider signed a stream its model server cut short
+            error = {"error": {"message": "the provider's model server broke off; the partial answer is "
+                                          "signed and paid for", "type": "stream_cut", "code": 502}}
+            await write(sse.format_event(json.dumps(error).encode()))
+            return
+        await write(received.done)
 
 
 def proxy_server(proxy: UserProxy, *, host: str, port: int, token: str, origins: Iterable[str] = ()

@@ -1,0 +1,89 @@
+"""Provider selection for the local proxy: the providers of a model, cheapest healthy first.
+
+``Router`` keeps each provider's health (``ProviderHealth``): a provider that failed (unreachable,
+5xx, refused for credit) is tried after every healthy one for a growing backoff; one that broke
+the deadline or the size cap is not tried at all for a growing backoff; one whose answer failed
+a check is flagged and tried last for ``FLAG_BACKOFF_S``. Providers priced above
+``Router.max_price`` per token are never candidates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from zgos.compute.ledger import ServiceInfo
+from zgos.compute.limits import compute_backoff_s, is_price_within_cap
+from zgos.compute.user.client import ComputeUser
+
+FLAG_BACKOFF_S = 3600.0
+SERVICE_REFRESH_S = 30.0
+
+
+@dataclass
+class ProviderHealth:
+    failures: int = 0  # in a row: unreachable, 5xx, refused for credit
+    unhealthy_until: float = 0.0  # until then, tried only after every healthy provider
+    strikes: int = 0  # in a row: broke the deadline or the size cap
+    avoided_until: float = 0.0  # until then, never tried (it can hold a call for a whole deadline)
+    flagged: list[str] = field(default_factory=list)
+    last_error: str = ""
+    served: int = 0
+
+
+class Router:
+    """Orders the providers of a model by health, then price (input + output per token).
+    Providers priced above ``max_price`` per token (input or output) are never candidates."""
+
+    def __init__(self, user: ComputeUser, only: list[str] | None = None, max_price: int | None = None) -> None:
+        self.user = user
+        self.only = {p.lower() for p in only} if only else None
+        self.max_price = max_price
+        self.health: dict[str, ProviderHealth] = {}
+        self._services: list[ServiceInfo] = []
+        self._fetched = 0.0
+
+    def services(self) -> list[ServiceInfo]:
+        if time.monotonic() - self._fetched > SERVICE_REFRESH_S:
+            self._services = [s for s in self.user.providers()
+                              if self.only is None or s.provider.lower() in self.only]
+            self._fetched = time.monotonic()
+        return self._services
+
+    def _health(self, provider: str) -> ProviderHealth:
+        return self.health.setdefault(provider, ProviderHealth())
+
+    def within_price_cap(self, service: ServiceInfo) -> bool:
+        return is_price_within_cap(service.input_price, service.output_price, self.max_price)
+
+    def candidates(self, model: str) -> list[ServiceInfo]:
+        now = time.monotonic()
+        usable = [s for s in self.services() if s.model == model and self.within_price_cap(s)
+                  and self._health(s.provider).avoided_until <= now]
+        return sorted(usable, key=lambda s: (self._health(s.provider).unhealthy_until > now,
+                                             s.input_price + s.output_price))
+
+    def failed(self, provider: str, reason: str = "") -> None:
+        health = self._health(provider)
+        health.failures += 1
+        health.unhealthy_until = time.monotonic() + compute_backoff_s(health.failures)
+        health.last_error = reason
+
+    def misbehaved(self, provider: str, reason: str) -> None:
+        """The provider held a call past its deadline or sent more than the cap: avoid it."""
+        health = self._health(provider)
+        health.strikes += 1
+        health.avoided_until = max(health.avoided_until, time.monotonic() + compute_backoff_s(health.strikes))
+        health.last_error = reason
+
+    def succeeded(self, provider: str) -> None:
+        health = self._health(provider)
+        health.failures = health.strikes = 0
+        health.unhealthy_until = 0.0
+        health.served += 1
+
+    def flag(self, provider: str, reason: str) -> None:
+        health = self._health(provider)
+        health.flagged.append(reason)  # tried last for an hour; it is never paid for a rejected answer
+        health.unhealthy_until = time.monotonic() + FLAG_BACKOFF_S
+        health.last_error = reason
