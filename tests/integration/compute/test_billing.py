@@ -34,7 +34,8 @@ from zgos.compute.billing import compute_fee, compute_max_fee, compute_usage, co
 from zgos.compute.ledger import ComputeContracts
 from zgos.compute.model import model_hash
 from zgos.compute.tokens import TokenCounter
-from zgos.compute.user.client import ComputeUser, ResponseRejected, body_with_defaults
+from zgos.compute.user.client import ComputeUser, body_with_defaults
+from zgos.compute.user.verification import ResponseRejected
 from zgos.netutil import wait_until
 
 MODEL = "gemma-3-270m"

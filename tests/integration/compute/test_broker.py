@@ -14,7 +14,8 @@ from zgos.compute import vouchers as v
 from zgos.compute.billing import compute_fee, compute_usage
 from zgos.compute.provider.wire import HEADER_RESPONSE, HEADER_SIGNATURE, HEADER_USER
 from zgos.compute.sse import body_output
-from zgos.compute.user.client import ComputeUser, body_with_defaults, response_usage
+from zgos.compute.user.client import ComputeUser, body_with_defaults
+from zgos.compute.user.verification import response_usage
 
 HELLO = [{"role": "user", "content": "Say hi"}]
 

@@ -51,6 +51,7 @@ from zgos.compute.provider.wire import (
     HEADER_USER,
 )
 from zgos.compute.tokens import TokenCounter
+from zgos.compute.user.verification import ResponseRejected, check_signed, response_usage
 from zgos.core.errors import ConfigError, ZgError
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.runtime.outbound import OutboundClient
@@ -60,16 +61,6 @@ NONCE_BYTES = 16
 SIGNATURE_FETCH_S = 10.0  # a provider's signed Response, fetched again to re-check it
 SIGNATURE_ANSWER_BYTES = 64 * 1024
 PROMPT_TOKENS_PER_MESSAGE = 8  # template overhead bound when no tokenizer is available
-
-
-class ResponseRejected(ZgError):
-    """A provider's answer failed a check; no receipt was signed for it."""
-
-    def __init__(self, provider: str, reason: str) -> None:
-        super().__init__(f"response from {provider} rejected: {reason}", "no receipt was signed; "
-                         "the provider is not paid for it")
-        self.provider = provider
-        self.reason = reason
 
 
 class ProviderError(ZgError):
@@ -264,7 +255,8 @@ class ComputeUser:
         provider = service.provider
         if not signed_response:
             raise ResponseRejected(provider, "the answer carries no signed response")
-        response = self._check_signed(service, signed, signed_response)
+        response = check_signed(self.contracts.domain, service, signed.request_hash, signed.request.max_fee,
+                                signed_response)
         if response.response_hash != v.compute_body_hash(received):
             raise ResponseRejected(provider, "the answer's bytes differ from what the provider signed")
         if self.tokens is not None:
@@ -281,7 +273,8 @@ class ComputeUser:
         """Check the provider's signed Response for a stream cut short, of which ``output``
         arrived; return it and what to pay: the smaller of its fee and the fee of what arrived
         (with no tokenizer, a byte bound: every token is at least one byte)."""
-        response = self._check_signed(service, signed, signed_response)
+        response = check_signed(self.contracts.domain, service, signed.request_hash, signed.request.max_fee,
+                                signed_response)
         usage = self.usage_received(signed, output)
         return response, min(response.fee, compute_fee(usage, service.prices))
 
@@ -290,25 +283,6 @@ class ComputeUser:
         chat = parse_chat_request(signed.body)
         count = self.tokens.count_completion if self.tokens is not None else _utf8_bytes
         return compute_usage(self.prompt_tokens(chat.messages), count_output_tokens(output, count), signed.max_tokens)
-
-    def _check_signed(self, service: ServiceInfo, signed: SignedRequest, signed_response: str) -> v.Response:
-        """The signed Response's signature (by the registered signer), request, model and fee."""
-        provider = service.provider
-        try:
-            response, signature = v.decode_response(signed_response)
-            v.validate_signed_by(self.contracts.domain, response, signature, service.signer)
-        except (v.InvalidMessage, v.InvalidSignature) as exc:
-            raise ResponseRejected(provider, f"bad response signature: {exc}") from None
-        if response.request_hash != signed.request_hash:
-            raise ResponseRejected(provider, "the signed response names another request")
-        if response.model_id != service.model or response.model_hash != service.model_hash:
-            raise ResponseRejected(provider, f"answer claims model {response.model_id!r}, registered "
-                                             f"{service.model!r} with another hash")
-        if response.fee != compute_fee(response_usage(response), service.prices):
-            raise ResponseRejected(provider, "fee does not match usage at the registered prices")
-        if response.fee > signed.request.max_fee:
-            raise ResponseRejected(provider, f"fee {response.fee} exceeds the signed max fee")
-        return response
 
     def accept(self, service: ServiceInfo, response: v.Response, text: str, amount: int | None = None) -> Verified:
         """Sign the next cumulative receipt for a verified response — its fee, or ``amount``
@@ -408,7 +382,3 @@ class ComputeUser:
 
 def _utf8_bytes(text: str) -> int:
     return len(text.encode())
-
-
-def response_usage(response: v.Response) -> Usage:
-    return Usage(response.input_tokens, response.output_tokens)

@@ -16,8 +16,9 @@ from typing import Any
 from zgos.compute import sse
 from zgos.compute.ledger import ServiceInfo
 from zgos.compute.pool import Pool, PoolError
-from zgos.compute.user.client import ComputeUser, ResponseRejected, SignedRequest, Verified
+from zgos.compute.user.client import ComputeUser, SignedRequest, Verified
 from zgos.compute.user.router import Router
+from zgos.compute.user.verification import ResponseRejected
 
 RECEIPT_TIMEOUT_S = 10.0
 PARTIAL_SIGNATURE_ATTEMPTS = 20  # the signed Response of a cut stream: asked for this many times,

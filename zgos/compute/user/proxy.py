@@ -50,13 +50,13 @@ from zgos.compute.user.budget import Budget, Hold
 from zgos.compute.user.client import (
     ComputeUser,
     ProviderError,
-    ResponseRejected,
     SignedRequest,
     body_with_defaults,
     error_of_body,
 )
 from zgos.compute.user.payer import Payer
 from zgos.compute.user.router import Router
+from zgos.compute.user.verification import ResponseRejected
 from zgos.core.errors import ZgError
 from zgos.runtime.access import LocalAccess
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
