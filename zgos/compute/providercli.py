@@ -1,0 +1,205 @@
+"""``zg compute provider`` and ``zg compute model``: register and run an inference provider
+(``provider register | update | status | settle | serve``) and its model server
+(``model serve``). ``status`` and ``settle`` call the running broker's admin API with this data
+dir's install token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.table import Table
+
+from zgos.clictx import CliContext, console, get_ctx
+from zgos.compute import model as model_mod
+from zgos.compute.billing import Prices
+from zgos.compute.commoncli import ACCOUNT, _contracts, _install_token
+from zgos.core.errors import ConfigError
+from zgos.core.units import format_amount
+from zgos.runtime.access import read_token
+from zgos.runtime.logs import configure_service_logging
+from zgos.runtime.ports import FINETUNE_PORT, MODEL_PORT, PROVIDER_ADMIN_PORT, PROVIDER_PORT
+
+provider_app = typer.Typer(help="Run and manage an inference provider.", no_args_is_help=True)
+model_app = typer.Typer(help="The model server (llama.cpp, Gemma 3 270M).", no_args_is_help=True)
+
+DEFAULT_ADMIN_URL = f"http://127.0.0.1:{PROVIDER_ADMIN_PORT}"
+
+
+def _model_hash(cli: CliContext, model_path: Path | None, model_hash: str | None) -> bytes:
+    if model_hash:
+        try:
+            data = bytes.fromhex(model_hash.removeprefix("0x"))
+        except ValueError:
+            data = b""
+        if len(data) != 32:
+            raise ConfigError("--model-hash must be 32 bytes of hex")
+        return data
+    return model_mod.model_hash(model_path or model_mod.ensure_gemma())
+
+
+@provider_app.command("register")
+def provider_register(
+    ctx: typer.Context,
+    url: str = typer.Option(..., "--url", help="Public URL of your broker"),
+    model: str = typer.Option(model_mod.DEFAULT_MODEL_ID, "--model"),
+    input_price: int = typer.Option(..., "--input-price", min=0, help="neuron per input token"),
+    output_price: int = typer.Option(..., "--output-price", min=0, help="neuron per output token"),
+    model_path: Path | None = typer.Option(None, "--model-path", help="GGUF to hash (default: packaged Gemma)"),
+    model_hash: str | None = typer.Option(None, "--model-hash", help="sha256 of the model file"),
+    signer: str | None = typer.Option(None, "--signer", help="Response signer address (default: provider)"),
+    account: str | None = ACCOUNT,
+) -> None:
+    """Register (or replace) your inference service in the on-chain registry."""
+    cli = get_ctx(ctx)
+    provider = cli.account(account, role="provider")
+    receipt = _contracts(cli).register(
+        provider, url=url, model=model, model_hash=_model_hash(cli, model_path, model_hash),
+        prices=Prices(input_price, output_price), signer=signer or provider.address)
+    console.print(f"registered {provider.address} serving {model} at {url} (tx {receipt.tx_hash})")
+
+
+@provider_app.command("update")
+def provider_update(
+    ctx: typer.Context,
+    url: str | None = typer.Option(None, "--url"),
+    model: str | None = typer.Option(None, "--model"),
+    input_price: int | None = typer.Option(None, "--input-price", min=0),
+    output_price: int | None = typer.Option(None, "--output-price", min=0),
+    model_path: Path | None = typer.Option(None, "--model-path"),
+    model_hash: str | None = typer.Option(None, "--model-hash"),
+    signer: str | None = typer.Option(None, "--signer"),
+    account: str | None = ACCOUNT,
+) -> None:
+    """Change some fields of your registered service; the others stay."""
+    cli = get_ctx(ctx)
+    provider = cli.account(account, role="provider")
+    contracts = _contracts(cli)
+    current = contracts.service(provider.address)
+    new_hash = _model_hash(cli, model_path, model_hash) if (model_path or model_hash) else current.model_hash
+    receipt = contracts.register(
+        provider, url=url or current.url, model=model or current.model, model_hash=new_hash,
+        prices=Prices(current.input_price if input_price is None else input_price,
+                      current.output_price if output_price is None else output_price),
+        signer=signer or current.signer, verifiability=current.verifiability)
+    console.print(f"updated {provider.address} (tx {receipt.tx_hash})")
+
+
+ADMIN_URL = typer.Option(None, "--admin-url", help="The broker's admin API (default: this data dir's "
+                         f"devnet provider-0, else {DEFAULT_ADMIN_URL})")
+
+
+def _admin(cli: CliContext, url: str | None, method: str, path: str) -> dict[str, Any]:
+    """Call the broker's admin API with the install token (the broker must share the data dir)."""
+    url = url or cli.data_dir.service_url("provider-0", admin=True) or DEFAULT_ADMIN_URL
+    path_of_token = cli.data_dir.token
+    headers = {"authorization": f"Bearer {read_token(path_of_token)}"} if path_of_token.exists() else {}
+    try:
+        response = httpx.request(method, url.rstrip("/") + path, headers=headers, timeout=120)
+    except httpx.HTTPError:
+        raise ConfigError(f"the broker's admin API at {url} is not answering",
+                          "is `zg compute provider serve` running? pass --admin-url") from None
+    if response.status_code == 401:
+        raise ConfigError(f"the broker's admin API refused this install's token ({path_of_token})",
+                          "run this command with the broker's --data-dir")
+    try:
+        data: dict[str, Any] = response.json()
+    except ValueError:
+        raise ConfigError(f"the broker's admin API answered HTTP {response.status_code} without JSON") from None
+    if response.status_code != 200:
+        raise ConfigError(f"broker admin API: {data}")
+    return data
+
+
+@provider_app.command("status")
+def provider_status(ctx: typer.Context, admin_url: str | None = ADMIN_URL,
+                    account: str | None = ACCOUNT) -> None:
+    """Requests served, unsettled and settled fees, balance (from the running broker)."""
+    data = _admin(get_ctx(ctx), admin_url, "GET", "/v1/status")
+    table = Table("field", "value")
+    for key in ("provider", "signer", "model", "requests", "users"):
+        table.add_row(key, str(data[key]))
+    for key in ("served", "receipted", "settled", "unsettled", "balance"):
+        table.add_row(key, format_amount(int(data[key]), places=12))
+    console.print(table)
+
+
+@provider_app.command("settle")
+def provider_settle(ctx: typer.Context, admin_url: str | None = ADMIN_URL) -> None:
+    """Settle every receipted fee now."""
+    data = _admin(get_ctx(ctx), admin_url, "POST", "/v1/settle")
+    console.print(f"settled {data['users']} users, {format_amount(int(data['paid']), places=12)}"
+                  + (f" (tx {data['tx']}, gas {data['gas']})" if data["tx"] else ""))
+
+
+@provider_app.command("serve")
+def provider_serve(
+    ctx: typer.Context,
+    upstream: str = typer.Option(f"http://127.0.0.1:{MODEL_PORT}", "--upstream", help="OpenAI-compatible model server"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int | None = typer.Option(None, "--port", show_default=f"{PROVIDER_PORT}; {FINETUNE_PORT} with --finetune"),
+    admin_port: int = typer.Option(PROVIDER_ADMIN_PORT, "--admin-port", help="Admin API, always on 127.0.0.1"),
+    model_id: str = typer.Option(model_mod.DEFAULT_MODEL_ID, "--model"),
+    model_path: Path | None = typer.Option(None, "--model-path", help="GGUF (tokenizer and hash)"),
+    model_hash: str | None = typer.Option(None, "--model-hash", help="Registered hash (default: the file's sha256)"),
+    finetune: bool = typer.Option(False, "--finetune", help="Run the fine-tuning provider instead "
+                                  "(defaults of `zg finetune provider serve`; --host/--port/--account apply)"),
+    chat_format: str = typer.Option(model_mod.DEFAULT_CHAT_FORMAT, "--chat-format"),
+    settle_interval: float = typer.Option(60.0, "--settle-interval", min=1.0),
+    credit: int | None = typer.Option(None, "--credit", help="Max unreceipted neuron per user"),
+    timeout: float = typer.Option(120.0, "--timeout", help="Model server timeout, seconds"),
+    signer_account: str | None = typer.Option(None, "--signer-account", help="Default: the provider"),
+    dishonest: str | None = typer.Option(None, "--dishonest", hidden=True),
+    account: str | None = ACCOUNT,
+) -> None:
+    """Run the provider broker in front of a model server."""
+    from zgos.compute.provider.app import serve as serve_broker
+    from zgos.compute.provider.broker import Broker, BrokerConfig
+
+    if dishonest and not os.environ.get("ZGOS_TEST_DISHONEST"):
+        raise ConfigError("--dishonest exists only for tests (set ZGOS_TEST_DISHONEST=1)")
+    cli = get_ctx(ctx)
+    if finetune:
+        from zgos.compute.finetune.cli import serve_provider
+
+        serve_provider(cli, account=account, host=host, port=FINETUNE_PORT if port is None else port)
+        return
+    port = PROVIDER_PORT if port is None else port
+    provider = cli.account(account, role="provider")
+    signer = cli.account(signer_account, role="provider") if signer_account else provider
+    path = model_path or model_mod.ensure_gemma()
+    config = BrokerConfig(
+        upstream_url=upstream, model_id=model_id, model_path=path, chat_format=chat_format,
+        db_path=cli.data_dir.service("compute-provider") / f"{provider.address.lower()}.sqlite",
+        model_hash=_model_hash(cli, path, model_hash), credit=credit, settle_interval_s=settle_interval,
+        upstream_timeout_s=timeout, dishonest=dishonest,
+    )
+    configure_service_logging()
+    broker = Broker(config, _contracts(cli), provider, signer)
+    broker.load_service()
+    token = _install_token(cli)
+    console.print(f"provider {provider.address} serving {model_id} on http://{host}:{port} (admin 127.0.0.1:{admin_port})")
+    asyncio.run(serve_broker(broker, host=host, port=port, admin_port=admin_port, token=token))
+
+
+# --- model server ----------------------------------------------------------------------------
+
+
+@model_app.command("serve")
+def model_serve(
+    ctx: typer.Context,
+    port: int = typer.Option(MODEL_PORT, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    model_path: Path | None = typer.Option(None, "--model-path", help="GGUF (default: packaged Gemma 3 270M)"),
+    model_id: str = typer.Option(model_mod.DEFAULT_MODEL_ID, "--model"),
+    threads: int = typer.Option(2, "--threads", min=1),
+) -> None:
+    """Run llama.cpp's OpenAI-compatible server for the model (replaces this process)."""
+    path = model_path or model_mod.ensure_gemma()
+    argv = model_mod.model_server_argv(path, port=port, host=host, model_id=model_id, threads=threads)
+    os.execv(argv[0], argv)
