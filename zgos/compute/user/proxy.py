@@ -141,10 +141,7 @@ class UserProxy:
         @app.get("/v1/providers")
         async def providers() -> dict[str, Any]:
             services = await asyncio.to_thread(self.router.services)
-            return {"max_price": self.router.max_price, "providers": [
-                {"provider": s.provider, "model": s.model, "url": s.url, "input_price": s.input_price,
-                 "output_price": s.output_price, "within_price_cap": self.router.within_price_cap(s),
-                 **vars(self.router._health(s.provider))} for s in services]}
+            return self.router.describe(services)
 
         @app.get("/v1/spending")
         async def spending() -> dict[str, Any]:
