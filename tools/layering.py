@@ -74,15 +74,7 @@ SPEC_MODULES = frozenset({
 })
 
 # Today's exceptions: key (as the check prints it) -> why it is still here. It only shrinks.
-_DEVNET_BASE = "builds on Service/DevnetOptions of devnet/services.py, which belong in runtime/"
 KNOWN_VIOLATIONS: dict[str, str] = {
-    "layer: zgos.compute.devnet -> zgos.devnet.services": _DEVNET_BASE,
-    "layer: zgos.compute.finetune.devnet -> zgos.devnet.services": _DEVNET_BASE,
-    "layer: zgos.storage.indexer.devnet -> zgos.devnet.services": _DEVNET_BASE,
-    "layer: zgos.explorer.devnet -> zgos.devnet.services": _DEVNET_BASE,
-    "cycle: zgos.compute.devnet <-> zgos.compute.finetune.devnet <-> zgos.devnet.services"
-    " <-> zgos.explorer.devnet <-> zgos.storage.indexer.devnet":
-        "devnet/services.py lists every network's services, which build on its Service base",
     "layer: zgos.explorer.app -> zgos.devnet.orchestrator":
         "the explorer reads the devnet's service status itself; its cli should hand it a status source",
     "layer: zgos.provenance.explorer -> zgos.explorer.app":
