@@ -75,12 +75,6 @@ SPEC_MODULES = frozenset({
 
 # Today's exceptions: key (as the check prints it) -> why it is still here. It only shrinks.
 KNOWN_VIOLATIONS: dict[str, str] = {
-    "layer: zgos.explorer.app -> zgos.devnet.orchestrator":
-        "the explorer reads the devnet's service status itself; its cli should hand it a status source",
-    "layer: zgos.provenance.explorer -> zgos.explorer.app":
-        "provenance's explorer panel is typed with ExplorerDeps; the panel belongs in explorer/",
-    "cycle: zgos.explorer.app <-> zgos.explorer.networks <-> zgos.provenance.explorer":
-        "the panels are typed with ExplorerDeps from app.py, which mounts them; it wants its own module",
     "cycle: zgos.storage.cli <-> zgos.storage.eccli <-> zgos.storage.minecli":
         "the storage CLI is three files borrowing each other's helpers; it wants a storage/cli/ package",
     "cycle: zgos.storage.node.node <-> zgos.storage.node.peersync":
