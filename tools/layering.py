@@ -75,10 +75,6 @@ SPEC_MODULES = frozenset({
 
 # Today's exceptions: key (as the check prints it) -> why it is still here. It only shrinks.
 KNOWN_VIOLATIONS: dict[str, str] = {
-    "cycle: zgos.storage.node.node <-> zgos.storage.node.peersync":
-        "PeerSync is typed with its owner StorageNode; a Protocol of what it reads would do",
-    "cycle: zgos.compute.finetune.models <-> zgos.compute.finetune.tiny":
-        "models defers tiny (torch) and tiny reads TINY_MODEL_HASH from models; the id wants a torch-free home",
 }
 
 
