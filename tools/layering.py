@@ -26,7 +26,7 @@ ones resolved, at module level, in functions and under ``if TYPE_CHECKING:`` ali
    layers above the networks may import any of their modules: rule 1 is all they keep.)
 3. **CLI modules are the top layer wherever they sit** - ``zgos/cli.py``, ``zgos/clictx.py``,
    ``zgos/entry.py`` (the ``zg`` executable), and
-   every module named ``cli``, ending in ``cli`` (``storage/eccli.py``) or under a ``cli/``
+   every module named ``cli``, ending in ``cli`` (``compute/providercli.py``) or under a ``cli/``
    package: each network keeps its ``zg`` commands beside it, but they belong to the cli layer,
    so they may use the CLI context and any layer, and nothing outside the cli layer may import
    them (rule 1 says it, since the cli layer is the top).
@@ -74,27 +74,7 @@ SPEC_MODULES = frozenset({
 })
 
 # Today's exceptions: key (as the check prints it) -> why it is still here. It only shrinks.
-_DEVNET_BASE = "builds on Service/DevnetOptions of devnet/services.py, which belong in runtime/"
 KNOWN_VIOLATIONS: dict[str, str] = {
-    "layer: zgos.compute.devnet -> zgos.devnet.services": _DEVNET_BASE,
-    "layer: zgos.compute.finetune.devnet -> zgos.devnet.services": _DEVNET_BASE,
-    "layer: zgos.storage.indexer.devnet -> zgos.devnet.services": _DEVNET_BASE,
-    "layer: zgos.explorer.devnet -> zgos.devnet.services": _DEVNET_BASE,
-    "cycle: zgos.compute.devnet <-> zgos.compute.finetune.devnet <-> zgos.devnet.services"
-    " <-> zgos.explorer.devnet <-> zgos.storage.indexer.devnet":
-        "devnet/services.py lists every network's services, which build on its Service base",
-    "layer: zgos.explorer.app -> zgos.devnet.orchestrator":
-        "the explorer reads the devnet's service status itself; its cli should hand it a status source",
-    "layer: zgos.provenance.explorer -> zgos.explorer.app":
-        "provenance's explorer panel is typed with ExplorerDeps; the panel belongs in explorer/",
-    "cycle: zgos.explorer.app <-> zgos.explorer.networks <-> zgos.provenance.explorer":
-        "the panels are typed with ExplorerDeps from app.py, which mounts them; it wants its own module",
-    "cycle: zgos.storage.cli <-> zgos.storage.eccli <-> zgos.storage.minecli":
-        "the storage CLI is three files borrowing each other's helpers; it wants a storage/cli/ package",
-    "cycle: zgos.storage.node.node <-> zgos.storage.node.peersync":
-        "PeerSync is typed with its owner StorageNode; a Protocol of what it reads would do",
-    "cycle: zgos.compute.finetune.models <-> zgos.compute.finetune.tiny":
-        "models defers tiny (torch) and tiny reads TINY_MODEL_HASH from models; the id wants a torch-free home",
 }
 
 

@@ -10,15 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from zgos.core.errors import ConfigError
-from zgos.devnet.services import (
-    DevnetOptions,
-    Service,
-    ServiceGroup,
-    all_services,
-    devnet_services,
-    resolve_groups,
-    service_groups,
-)
+from zgos.devnet.services import SERVICE_GROUPS, all_services, devnet_services, resolve_groups
+from zgos.runtime.service import DevnetOptions, Service, ServiceGroup
 
 
 def _no_services(options: DevnetOptions) -> list[Service]:
@@ -59,7 +52,7 @@ def test_asking_for_no_group_starts_every_group(table: list[ServiceGroup]) -> No
 
 def test_an_unknown_group_is_an_error_that_lists_the_groups() -> None:
     with pytest.raises(ConfigError, match="no devnet service group named 'dns'") as raised:
-        resolve_groups(["storage", "dns"], service_groups())
+        resolve_groups(["storage", "dns"], SERVICE_GROUPS)
     assert raised.value.hint is not None and "storage" in raised.value.hint
 
 
@@ -78,8 +71,9 @@ def test_the_devnet_tables_groups_pull_in_what_they_need() -> None:
 
 
 def test_devnet_options_survive_the_saved_network_record() -> None:
-    options = DevnetOptions(chain_port=23000, storage_nodes=3, only=("da", "storage"), extra={"mine": False})
+    options = DevnetOptions(chain_port=23000, storage_nodes=3, only=("da", "storage"), mine=False, da_signers=2)
     saved = json.loads(json.dumps(options.to_json()))
     assert DevnetOptions.from_json(saved) == options
-    older = {k: v for k, v in saved.items() if k != "only"}  # a devnet saved before --only
-    assert DevnetOptions.from_json(older).only == ()
+    older = {k: v for k, v in saved.items() if k not in ("only", "mine", "da_signers")}
+    older["extra"] = {}  # a devnet saved before --only, with the untyped options of then
+    assert DevnetOptions.from_json(older) == DevnetOptions(chain_port=23000, storage_nodes=3)

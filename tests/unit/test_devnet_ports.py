@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.integration.clirunner import DEVNET_PORT_SPAN
-from zgos.devnet.services import DevnetOptions, all_services
+from zgos.devnet.services import all_services
 from zgos.runtime.ports import CHAIN_PORT
+from zgos.runtime.service import DevnetOptions
 
 ARCHITECTURE_PORTS = {
     "chain": 8545, "storage-0": 5678, "storage-1": 5679, "storage-2": 5680, "indexer": 12345,

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.integration.clirunner import DEVNET_PORT_RANGE
-from zgos.devnet.services import DevnetOptions, all_services
+from zgos.devnet.services import all_services
 from zgos.runtime import ports
+from zgos.runtime.service import DevnetOptions
 
 ZGOS = Path(ports.__file__).parents[1]
 

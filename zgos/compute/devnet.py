@@ -18,7 +18,6 @@ from zgos.chain.deploy import load_deployment
 from zgos.compute.billing import Prices
 from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash
-from zgos.devnet.services import DevnetContext, DevnetOptions, Service
 from zgos.netutil import http_ok
 from zgos.runtime.ports import (
     MODEL_DELTA,
@@ -28,6 +27,7 @@ from zgos.runtime.ports import (
     PROVIDER_DELTA,
     PROVIDER_PORT,
 )
+from zgos.runtime.service import DevnetContext, DevnetOptions, Service, ServiceGroup
 
 DEVNET_PRICES = Prices(input_price=10**9, output_price=2 * 10**9)  # neuron per token (1 and 2 gwei)
 DEMO_FUNDING = 10 * 10**18  # the demo user's sub-account with the devnet provider (10 0G)
@@ -85,3 +85,6 @@ def inference_services(options: DevnetOptions) -> list[Service]:
             admin_url=f"http://127.0.0.1:{admin_port}",
         ),
     ]
+
+
+INFERENCE_GROUP = ServiceGroup("compute", inference_services)

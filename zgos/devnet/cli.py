@@ -12,8 +12,8 @@ from rich.table import Table
 from zgos.clictx import console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.devnet.orchestrator import Devnet, ServiceStatus
-from zgos.devnet.services import DevnetOptions
 from zgos.runtime.ports import CHAIN_PORT
+from zgos.runtime.service import DEFAULT_DA_SIGNERS, DevnetOptions
 
 devnet_app = typer.Typer(help="The one-command local network.", no_args_is_help=True)
 
@@ -38,6 +38,8 @@ def devnet_up(
     only: str = typer.Option("", "--only", metavar="GROUPS",
                              help="Start only these service groups and the ones they need, e.g. "
                                   "`--only storage,da` (a wrong name lists the groups)."),
+    mine: bool = typer.Option(True, "--mine/--no-mine", help="Storage node 0 mines (PoRA) at a small CPU budget."),
+    da_signers: int = typer.Option(DEFAULT_DA_SIGNERS, "--da-signers", min=1, max=16, help="DA signers to run."),
 ) -> None:
     """Start the chain, deploy the contracts and start every service (or the `--only` groups)."""
     cli = get_ctx(ctx)
@@ -51,6 +53,8 @@ def devnet_up(
         shards=shards,
         port_offset=port_offset,
         only=tuple(name.strip() for name in only.split(",") if name.strip()),
+        mine=mine,
+        da_signers=da_signers,
     )
     devnet = Devnet(cli.data_dir, options)
     devnet.services()  # an unknown group is an error before anything starts

@@ -23,14 +23,9 @@ from zgos.chain.deploy import deploy_all
 from zgos.core.errors import ConfigError, ZgError
 from zgos.datadir import DataDir
 from zgos.devnet.process import PidFile, is_alive, log_tail, spawn, terminate
-from zgos.devnet.services import (
-    DevnetContext,
-    DevnetOptions,
-    Service,
-    all_services,
-    devnet_services,
-)
+from zgos.devnet.services import all_services, devnet_services
 from zgos.netutil import port_in_use, ready_timeout_s, wait_ready
+from zgos.runtime.service import DevnetContext, DevnetOptions, Service
 
 # Every devnet service listens on 127.0.0.1, so URLs announced on the devnet may name loopback
 # (``CliContext.outbound_policy``); nothing else non-global is allowed.

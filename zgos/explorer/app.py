@@ -6,7 +6,6 @@ unreachable, not as an error page). Networks add their panels as routers here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,32 +13,15 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from zgos.chain.client import Chain
 from zgos.chain.deploy import load_deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.core.errors import ZgError
-from zgos.datadir import DataDir
-from zgos.devnet.orchestrator import Devnet
+from zgos.explorer.deps import ExplorerDeps
+from zgos.explorer.networks import networks_router
+from zgos.explorer.provenance import provenance_router
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_BLOCKS = 50
-
-
-@dataclass
-class ExplorerDeps:
-    """What the explorer reads: the data dir (devnet services, deployment) and the chain."""
-
-    data_dir: DataDir
-    rpc_url: str
-    _chain: Chain | None = None
-
-    def chain(self) -> Chain:
-        if self._chain is None:
-            try:
-                self._chain = Chain(self.rpc_url)
-            except ZgError as exc:
-                raise HTTPException(503, detail=str(exc)) from None
-        return self._chain
 
 
 def chain_router(deps: ExplorerDeps) -> APIRouter:
@@ -103,12 +85,7 @@ def chain_router(deps: ExplorerDeps) -> APIRouter:
 
     @router.get("/services")
     def services() -> list[dict[str, Any]]:
-        if deps.data_dir.read_network() is None:
-            return []
-        return [
-            {"name": s.name, "url": s.url, "pid": s.pid, "state": s.state}
-            for s in Devnet(deps.data_dir).status()
-        ]
+        return deps.services()
 
     return router
 
@@ -116,9 +93,6 @@ def chain_router(deps: ExplorerDeps) -> APIRouter:
 def create_app(deps: ExplorerDeps) -> FastAPI:
     app = FastAPI(title="zgos explorer", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.include_router(chain_router(deps))
-    from zgos.explorer.networks import networks_router
-    from zgos.provenance.explorer import provenance_router
-
     app.include_router(networks_router(deps))
     app.include_router(provenance_router(deps))
 

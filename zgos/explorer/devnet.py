@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from zgos.devnet.services import DevnetOptions, Service
 from zgos.netutil import http_ok
 from zgos.runtime.ports import EXPLORER_DELTA, EXPLORER_PORT
+from zgos.runtime.service import DevnetOptions, Service, ServiceGroup
 
 
 def explorer_services(options: DevnetOptions) -> list[Service]:
@@ -18,3 +18,6 @@ def explorer_services(options: DevnetOptions) -> list[Service]:
             ready=lambda ctx: http_ok(f"{url}/health"),
         )
     ]
+
+
+EXPLORER_GROUP = ServiceGroup("explorer", explorer_services)

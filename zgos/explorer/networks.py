@@ -13,7 +13,7 @@ reason instead of failing the panel.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, HTTPException
@@ -21,11 +21,9 @@ from fastapi import APIRouter, HTTPException
 from zgos.chain.deploy import Deployment, load_deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.core.errors import ZgError
+from zgos.explorer.deps import ExplorerDeps
 from zgos.netutil import JsonRpcFailure, JsonRpcUnreachable, call_jsonrpc
 from zgos.runtime.outbound import OutboundClient
-
-if TYPE_CHECKING:
-    from zgos.explorer.app import ExplorerDeps
 
 NODE_TIMEOUT_S = 2.0  # total, per node: the URLs are announced by strangers
 MAX_STATUS_BYTES = 64 * 1024

@@ -16,7 +16,9 @@ from tests.conftest import session_chain_data_dir
 from tests.servers import await_http
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
+from zgos.devnet.services import all_services
 from zgos.netutil import free_port
+from zgos.runtime.service import DevnetOptions
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -131,6 +133,14 @@ def test_lineage_endpoint_and_graph_show_a_registered_model(
     assert 'id="lineage"' in dom and "base model explorer-lineage-model" in dom, dom[-3000:]
     assert 'data-kind="model"' in dom
 
+
+def test_services_lists_the_devnet_table_with_each_services_state(explorer: str) -> None:
+    """The services panel shows what ``zg devnet status`` shows for the explorer's data dir
+    (``zg explorer serve`` hands the devnet's status to the app); here no devnet runs in it."""
+    services = httpx.get(f"{explorer}/api/services", timeout=30).json()
+    assert [s["name"] for s in services] == [s.name for s in all_services(DevnetOptions())]
+    assert {s["state"] for s in services} == {"stopped"}
+    assert all(s["pid"] is None for s in services)
 
 def test_storage_and_compute_panels_show_live_node_state_and_services(
     explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount, tmp_path: Path

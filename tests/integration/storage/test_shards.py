@@ -15,10 +15,11 @@ from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.datadir import DataDir
-from zgos.devnet.services import DevnetContext, DevnetOptions, storage_services
 from zgos.netutil import wait_until
+from zgos.runtime.service import DevnetContext, DevnetOptions
 from zgos.storage.client import StorageClient, StorageError
 from zgos.storage.contracts import FlowContract
+from zgos.storage.devnet import storage_services
 from zgos.storage.filetree import FileTree
 from zgos.storage.segment import SegmentWithProof, validate_segment
 from zgos.storage.shard import ShardConfig, compute_shard_segments

@@ -11,7 +11,6 @@ port puts them at chain port + 4 .. + 7.
 from __future__ import annotations
 
 from zgos.chain.accounts import DEVNET_ROLES
-from zgos.devnet.services import DevnetOptions, Service
 from zgos.netutil import http_ok
 from zgos.runtime.ports import (
     FINETUNE_DELTA,
@@ -23,6 +22,7 @@ from zgos.runtime.ports import (
     TUNED_MODEL_DELTA,
     TUNED_MODEL_PORT,
 )
+from zgos.runtime.service import DevnetOptions, Service, ServiceGroup
 
 
 def finetune_ports(options: DevnetOptions) -> tuple[int, int, int, int]:
@@ -46,3 +46,7 @@ def finetune_services(options: DevnetOptions) -> list[Service]:
             ready=lambda ctx: http_ok(url + "/health"),
         )
     ]
+
+
+# the fine-tuning provider keeps datasets and adapters in storage
+FINETUNE_GROUP = ServiceGroup("finetune", finetune_services, needs=("storage",))

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from eth_account.signers.local import LocalAccount
 
 from zgos.compute.finetune.storage import StorageBlobStore, model_file_root
+from zgos.compute.finetune.tinycard import TINY_LICENCE, TINY_MODEL_CARD, TINY_MODEL_HASH, TINY_NAME
 from zgos.compute.model import ensure_gemma
 from zgos.core.errors import ConfigError
-from zgos.storage.hasher import build_file_tree_from_bytes
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -33,13 +33,6 @@ log = logging.getLogger(__name__)
 
 GEMMA_NAME = "gemma-3-270m"
 GEMMA_LICENCE = "Gemma Terms of Use"
-TINY_NAME = "tiny-gemma3-test"
-TINY_LICENCE = "Apache-2.0"
-# The tiny model is built from code (random weights, fixed seed); what is stored and registered
-# for it is this card, so its id is a real storage root its provider can upload.
-TINY_MODEL_CARD = (b'{"name":"tiny-gemma3-test","architecture":"Gemma3ForCausalLM","built_by":'
-                   b'"zgos.compute.finetune.tiny.build_tiny_model","licence":"Apache-2.0"}\n')
-TINY_MODEL_HASH = build_file_tree_from_bytes(TINY_MODEL_CARD).root
 
 
 class GgufBaseModel:

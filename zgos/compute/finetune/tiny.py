@@ -11,7 +11,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
 
-from zgos.compute.finetune.models import TINY_MODEL_HASH
+from zgos.compute.finetune.tinycard import TINY_MODEL_HASH
 
 TINY_VOCAB_SIZE = 512
 TINY_HIDDEN = 64

@@ -6,9 +6,9 @@ It finds the devnet's nodes through the NodeRegistry they announce themselves in
 
 from __future__ import annotations
 
-from zgos.devnet.services import DevnetOptions, Service
 from zgos.netutil import http_ok
 from zgos.runtime.ports import INDEXER_DELTA, INDEXER_PORT
+from zgos.runtime.service import DevnetOptions, Service, ServiceGroup
 
 
 def indexer_port(options: DevnetOptions) -> int:
@@ -26,3 +26,7 @@ def indexer_services(options: DevnetOptions) -> list[Service]:
             ready=lambda ctx: http_ok(f"{url}/node/status"),
         )
     ]
+
+
+# the indexer finds the storage nodes in the NodeRegistry
+INDEXER_GROUP = ServiceGroup("indexer", indexer_services, needs=("storage",))

@@ -113,7 +113,7 @@ class StorageNode:
         )
         self.prober = Prober(config.outbound, config.chain_id, config.flow_address)
         self._registry: NodeRegistry | None = None
-        self.peer_sync = PeerSync(self, config.sync, self._discover_peers)
+        self.peer_sync = PeerSync(self, config.sync, self._discover_peers, config.outbound)
 
     def start(self) -> None:
         self.sync.start()

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -49,7 +49,7 @@ from zgos.netutil import (
     JsonRpcUnreachable,
     call_jsonrpc,
 )
-from zgos.runtime.addresses import OPEN_POLICY
+from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.runtime.outbound import OutboundClient
 from zgos.storage.client import NodeConnection, NodeMisbehaved, StorageError
 from zgos.storage.discovery import PeerNode, ProbeRound, SkippedNode
@@ -61,7 +61,8 @@ from zgos.storage.shard import compute_flow_segment
 
 if TYPE_CHECKING:
     from zgos.storage.contracts import LogEntry
-    from zgos.storage.node.node import StorageNode
+    from zgos.storage.node.store import Store
+    from zgos.storage.shard import ShardConfig
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +115,26 @@ class FileSync:
                 "lastError": self.last_error, "corruptPeers": sorted(self.corrupt_from)}
 
 
+class SyncedNode(Protocol):
+    """What peer sync reads and calls on the node whose shard it fills (``StorageNode``):
+    segments go in through the node's own upload path, so every check applies to them."""
+
+    store: Store
+    shard: ShardConfig
+
+    def shard_segments(self, entry: LogEntry) -> range: ...
+    def missing_segments(self, entry: LogEntry) -> list[int]: ...
+    def finalize_if_complete(self, entry: LogEntry) -> bool: ...
+    def upload_segment(self, segment: SegmentWithProof, tx_seq: int | None = None) -> bool: ...
+    def shard_changed_at(self) -> float | None: ...
+    def prune_done(self) -> None: ...
+
+
 class PeerSync:
     """The thread that fills the node's shard from peers, repairs and prunes its store."""
 
-    def __init__(self, node: StorageNode, config: SyncConfig,
-                 discover: Callable[[], ProbeRound], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, node: SyncedNode, config: SyncConfig, discover: Callable[[], ProbeRound],
+                 outbound: AddressPolicy, clock: Callable[[], float] = time.monotonic) -> None:
         self.node = node
         self.config = config
         self.discover = discover
@@ -136,7 +152,7 @@ class PeerSync:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peer-sync", daemon=True)
         guards: dict[str, Any] = {"deadline_s": PEER_TIMEOUT_S, "max_response_bytes": MAX_PEER_RESPONSE_BYTES}
-        self._http = OutboundClient(node.config.outbound, **guards)  # announced peers
+        self._http = OutboundClient(outbound, **guards)  # announced peers
         self._configured_http = OutboundClient(OPEN_POLICY, **guards)  # --peers: the operator's choice
         self._files_pool = ThreadPoolExecutor(max(1, config.max_files), thread_name_prefix="sync-file")
         self._segments_pool = ThreadPoolExecutor(max(1, config.workers), thread_name_prefix="sync-seg")

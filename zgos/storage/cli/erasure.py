@@ -11,8 +11,9 @@ import typer
 
 from zgos.clictx import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError
-from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
+from zgos.runtime.addresses import AddressPolicy
 from zgos.runtime.logs import configure_service_logging
+from zgos.storage.cli.common import node_policy, parse_root, resolve_nodes
 from zgos.storage.ecclient import ErasureClient, HealthReport, describe
 from zgos.storage.erasure import ErasureParams, InvalidErasureParams
 
@@ -34,15 +35,7 @@ def ec_nodes(cli: CliContext, flags: list[str] | None, indexer: str | None) -> l
 
         with IndexerClient(indexer) as index:
             return [n["url"] for n in index.sharded_nodes()]
-    from zgos.storage.cli import _nodes
-
-    return _nodes(cli, None)
-
-
-def node_policy(cli: CliContext, flags: list[str] | None) -> AddressPolicy:
-    """URLs the user typed in (``--node``) may be anywhere; the registry's or an indexer's are
-    held to the data dir's outbound policy."""
-    return OPEN_POLICY if flags else cli.outbound_policy()
+    return resolve_nodes(cli, None)
 
 
 def ec_client(cli: CliContext, nodes: list[str], policy: AddressPolicy, workers: int = 4,
@@ -105,11 +98,9 @@ def health_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Show, per stripe, how many pieces of an erasure-coded file exist and on which nodes."""
-    from zgos.storage.cli import _root
-
     cli = get_ctx(ctx)
     with ec_client(cli, ec_nodes(cli, node, indexer), node_policy(cli, node)) as client:
-        _print_health(client.health(_root(root)), as_json)
+        _print_health(client.health(parse_root(root)), as_json)
 
 
 def repair_command(
@@ -124,15 +115,13 @@ def repair_command(
 ) -> None:
     """Rebuild the missing pieces of an erasure-coded file (or of all: --all, --watch) onto the
     live nodes of their shards."""
-    from zgos.storage.cli import _root
-
     cli = get_ctx(ctx)
     if (root is None) == (not every_file and watch is None):
         raise ConfigError("give either ROOT or --all / --watch SECONDS")
     if root is None:
         _repair_all(cli, node, indexer, workers, name, watch)
         return
-    data_root = _root(root)
+    data_root = parse_root(root)
     with ec_client(cli, ec_nodes(cli, node, indexer), node_policy(cli, node), workers) as client:
         _, restored = client.repair(data_root)
         after = client.health(data_root)

@@ -4,15 +4,13 @@ The walk's modules load with the first request, so the explorer starts as fast a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
 from zgos.chain.deploy import load_deployment
 from zgos.core.errors import ZgError
-
-if TYPE_CHECKING:
-    from zgos.explorer.app import ExplorerDeps
+from zgos.explorer.deps import ExplorerDeps
 
 
 def provenance_router(deps: ExplorerDeps) -> APIRouter:

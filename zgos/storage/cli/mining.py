@@ -15,6 +15,7 @@ from zgos.clictx import console, get_ctx
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
 from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
+from zgos.storage.cli.common import resolve_nodes
 from zgos.storage.mine.pora import SECTORS_PER_PRICING, compute_owner_miner_id
 
 miner_app = typer.Typer(help="The PoRA miner of a storage node.", no_args_is_help=True)
@@ -64,9 +65,7 @@ def rewards_command(
 def _node_url(ctx: typer.Context, node: str | None) -> str:
     if node is not None:
         return node
-    from zgos.storage.cli import _nodes
-
-    return _nodes(get_ctx(ctx), None)[0]
+    return resolve_nodes(get_ctx(ctx), None)[0]
 
 
 def _rpc(url: str, method: str, token: str | None = None) -> Any:
@@ -133,9 +132,3 @@ def stop_command(ctx: typer.Context, node: str | None = typer.Option(None, "--no
     """Pause mining (admin RPC ``miner_stop``: localhost, with the install token)."""
     _rpc(_node_url(ctx, node), "miner_stop", _token(ctx, token_file))
     console.print("mining paused")
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``rewards`` and the ``miner`` group to the storage CLI."""
-    app.command("rewards")(rewards_command)
-    app.add_typer(miner_app, name="miner")
