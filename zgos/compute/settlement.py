@@ -23,6 +23,18 @@ SETTLE_GAS_PER_VOUCHER = 60_000
 SETTLE_BATCH_BASE_GAS = 60_000  # transaction base cost and the batch's own overhead (~48,000)
 SETTLE_BLOCK_GAS_PERCENT = 50  # one settlement transaction uses at most half a block
 
+LOG_RANGE_BLOCKS = 5_000  # most blocks one eth_getLogs of the ledger watch covers
+
+
+def ledger_watch_ranges(watched: int, latest: int, span: int = LOG_RANGE_BLOCKS) -> list[tuple[int, int]]:
+    """The inclusive block ranges a ledger watch that has read every block up to ``watched``
+    reads next to reach ``latest``: consecutive, each at most ``span`` blocks, none when there is
+    no new block. Each round continues from the last block of the one before, so no block is
+    read twice and none is skipped (a skipped block hides its refunds from the provider)."""
+    if span < 1:
+        raise ValueError(f"span must be at least 1 block, not {span}")
+    return [(first, min(latest, first + span - 1)) for first in range(watched + 1, latest + 1, span)]
+
 
 @dataclass(frozen=True)
 class DueReceipt:

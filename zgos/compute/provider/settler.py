@@ -27,13 +27,17 @@ from zgos.compute.ledger import ComputeContracts, SubAccount
 from zgos.compute.provider.books import UserBook, UserView
 from zgos.compute.provider.store import RequestLog
 from zgos.compute.provider.wire import BrokerError
-from zgos.compute.settlement import DueReceipt, compute_chunk_size, plan_settlement
+from zgos.compute.settlement import (
+    DueReceipt,
+    compute_chunk_size,
+    ledger_watch_ranges,
+    plan_settlement,
+)
 from zgos.core.errors import TxReverted
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-LOG_RANGE_BLOCKS = 5_000  # most blocks one eth_getLogs of the ledger watch covers
 # Why settleBatch skipped a voucher (InferenceServing.SKIP_*).
 SKIP_ALREADY_SETTLED = 2
 SKIP_NO_BALANCE = 3
@@ -103,15 +107,13 @@ class Settler:
 
     def watch_ledger(self) -> bool:
         """Read this provider's ``RefundRequested`` and ``Funded`` events since the last call
-        (one ``eth_getLogs`` per ``LOG_RANGE_BLOCKS``). A refund marks the user for settlement
+        (one ``eth_getLogs`` per ``ledger_watch_ranges`` range). A refund marks the user for settlement
         now; funding (which cancels a refund) lets a sub-account found empty be settled again.
         Returns whether a refunding user has a due receipt."""
         latest = self.contracts.chain.block_number()
         if self._watched_block is None:
             self._watched_block = latest
-        first = self._watched_block + 1
-        while first <= latest:
-            last = min(latest, first + LOG_RANGE_BLOCKS - 1)
+        for first, last in ledger_watch_ranges(self._watched_block, latest):
             for event in self.contracts.provider_ledger_events(self.address, first, last):
                 self.views.pop(event.user, None)  # its balance or refund changed: read it afresh
                 if event.kind == "RefundRequested":
@@ -120,7 +122,7 @@ class Settler:
                 else:
                     self.refunding.pop(event.user, None)
                     self.log.set_no_balance([event.user], False)
-            self._watched_block = first = last + 1
+            self._watched_block = last
         return bool(self.refunding) and any(owed.receipt.user in self.refunding for owed in self.log.due(self.address))
 
     async def settle_due(self, *, everything: bool = False) -> dict[str, object]:
