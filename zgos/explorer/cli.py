@@ -25,11 +25,11 @@ def serve(
 ) -> None:
     """Serve the explorer at http://HOST:PORT."""
     cli = get_ctx(ctx)
-    deps = ExplorerDeps(data_dir=cli.data_dir, rpc_url=cli.rpc_url, services=lambda: devnet_services(cli.data_dir))
+    deps = ExplorerDeps(data_dir=cli.data_dir, rpc_url=cli.rpc_url, services=lambda: devnet_service_rows(cli.data_dir))
     uvicorn.run(create_app(deps), host=host, port=port, log_level="warning")
 
 
-def devnet_services(data_dir: DataDir) -> list[dict[str, Any]]:
+def devnet_service_rows(data_dir: DataDir) -> list[dict[str, Any]]:
     """The devnet's services as the explorer lists them (none when this data dir runs no devnet)."""
     if data_dir.read_network() is None:
         return []
