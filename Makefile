@@ -24,30 +24,13 @@ TRAIN_LOCK  := requirements-train.lock
 STRICT      := \
   zgos/core \
   zgos/runtime \
-  zgos/storage/erasure.py \
-  zgos/storage/shard.py \
-  zgos/storage/mine \
-  zgos/storage/merkle.py \
-  zgos/storage/flow.py \
-  zgos/storage/filetree.py \
-  zgos/storage/segment.py \
-  zgos/compute/vouchers.py \
-  zgos/compute/settlement.py \
-  zgos/compute/billing.py \
-  zgos/compute/sse.py \
-  zgos/compute/limits.py \
-  zgos/da/blob.py \
-  zgos/da/kzg.py \
-  zgos/da/encoding.py \
-  zgos/da/bls.py \
-  zgos/da/assignment.py \
+  zgos/storage/spec \
+  zgos/da/spec \
+  zgos/compute/spec \
   zgos/da/store.py \
-  zgos/da/params.py \
-  zgos/compute/finetune/tasks.py \
-  zgos/compute/finetune/dataset.py \
-  zgos/compute/finetune/sealing.py \
   zgos/storage/scores.py \
-  tools/layering.py
+  tools/layering.py \
+  tools/shape.py
 
 # solc-js and OpenZeppelin for `make contracts` and the test that recompiles the artifacts.
 SOLC        := contracts/node_modules/solc/package.json

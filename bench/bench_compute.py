@@ -36,15 +36,15 @@ from eth_account import Account
 
 from bench.harness import BenchChain, bench_chain, report
 from zgos.chain.accounts import devnet_account
-from zgos.compute import settlement
-from zgos.compute import vouchers as v
-from zgos.compute.billing import Prices
 from zgos.compute.ledger import ComputeContracts, execution_gas
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash, model_server_argv
 from zgos.compute.provider.app import BENCH_UNGUARDED_ENV
+from zgos.compute.spec import settlement
+from zgos.compute.spec import vouchers as v
+from zgos.compute.spec.billing import Prices
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser, body_with_defaults
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.netutil import free_port, wait_until
 
 PRICES = Prices(input_price=10**9, output_price=2 * 10**9)
 THROUGHPUT_REQUESTS = 1000

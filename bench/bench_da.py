@@ -24,12 +24,12 @@ from typing import Any
 import ckzg
 
 from bench.harness import BenchChain, bench_chain, report
-from zgos.da import kzg
-from zgos.da.blob import pack_rows
-from zgos.da.encoding import Encoder
 from zgos.da.proto import disperser_pb2
 from zgos.da.rpc import DisperserClient
-from zgos.netutil import free_port, port_in_use, wait_until
+from zgos.da.spec import kzg
+from zgos.da.spec.blob import pack_rows
+from zgos.da.spec.encoding import Encoder
+from zgos.runtime.netutil import free_port, port_in_use, wait_until
 
 ENCODE_BYTES = 16 * 2**20
 CERT_BYTES = 2**20

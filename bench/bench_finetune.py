@@ -26,14 +26,14 @@ from eth_account.signers.local import LocalAccount
 from bench.harness import bench_chain, report
 from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.chain.accounts import devnet_role
-from zgos.compute.finetune.dataset import Example, encode_dataset, parse_dataset
 from zgos.compute.finetune.journal import Journal
 from zgos.compute.finetune.market import FineTuningMarket
 from zgos.compute.finetune.storage import StorageBlobStore
-from zgos.compute.finetune.tasks import TaskState, TrainingParams
 from zgos.compute.finetune.tiny import TinyBaseModel
 from zgos.compute.finetune.train import train_lora
 from zgos.compute.finetune.worker import BaseModel, FineTuningWorker, WorkerConfig
+from zgos.compute.spec.dataset import Example, encode_dataset, parse_dataset
+from zgos.compute.spec.tasks import TaskState, TrainingParams
 from zgos.storage.client import StorageClient
 
 OUTSIDE_TRAINING: list[float] = []

@@ -19,19 +19,19 @@ from eth_account import Account
 
 from bench.harness import BenchChain, bench_chain, report
 from zgos.chain.accounts import devnet_role
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.netutil import free_port, wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.contracts import STORAGE_BLOCKS_PER_EPOCH
-from zgos.storage.mine.pora import (
+from zgos.storage.node.miner import Miner, MinerConfig
+from zgos.storage.node.node import NodeConfig, StorageNode
+from zgos.storage.node.server import NodeServer
+from zgos.storage.spec.pora import (
     SCRATCHPAD_ROUNDS,
     SEALS_PER_LOAD,
     compute_iteration_hit,
     compute_recall_range,
 )
-from zgos.storage.mine.sealing import BYTES_PER_SEAL, seal
-from zgos.storage.node.miner import Miner, MinerConfig
-from zgos.storage.node.node import NodeConfig, StorageNode
-from zgos.storage.node.server import NodeServer
+from zgos.storage.spec.sealing import BYTES_PER_SEAL, seal
 
 MIB = 1024 * 1024
 SEAL_MIB = 4

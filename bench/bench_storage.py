@@ -29,14 +29,14 @@ import sha3
 
 from bench.harness import BenchChain, bench_chain, report
 from zgos.chain.accounts import devnet_role
-from zgos.datadir import DataDir
-from zgos.netutil import call_jsonrpc, free_port, wait_until
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import call_jsonrpc, free_port, wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.contracts import FlowContract
-from zgos.storage.flow import Submission, SubmissionNode, compute_node_heights
 from zgos.storage.hasher import build_file_tree
-from zgos.storage.merkle import BYTES_PER_SEGMENT
 from zgos.storage.node.server import BENCH_UNGUARDED_ENV
+from zgos.storage.spec.flow import Submission, SubmissionNode, compute_node_heights
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT
 
 MIB = 1024 * 1024
 ROOT_MIB = 64

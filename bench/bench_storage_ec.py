@@ -21,12 +21,12 @@ import httpx
 
 from bench.harness import BenchChain, bench_chain, report
 from zgos.chain.accounts import devnet_role
-from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port, wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.ecclient import ErasureClient
-from zgos.storage.erasure import ErasureParams
-from zgos.storage.merkle import BYTES_PER_SEGMENT
+from zgos.storage.spec.erasure import ErasureParams
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT
 
 MIB = 1024 * 1024
 FILE_MIB = int(os.environ.get("ZGOS_BENCH_EC_MIB", "64"))

@@ -20,8 +20,8 @@ import httpx
 
 from bench.harness import BenchChain, bench_chain, report
 from zgos.chain.accounts import devnet_role
-from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port, wait_until
 from zgos.storage.client import DEFAULT_WORKERS, StorageClient
 
 MIB = 1024 * 1024

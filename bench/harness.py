@@ -13,7 +13,7 @@ from zgos.chain.anvil import Anvil, AnvilConfig
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, deploy_all
 from zgos.devnet.plan import PLAN
-from zgos.netutil import free_port
+from zgos.runtime.netutil import free_port
 
 
 @dataclass

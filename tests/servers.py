@@ -1,5 +1,5 @@
 """Waiting for a server a test starts: on its own health signal, within the one readiness
-deadline (``zgos.netutil.ready_timeout_s``, ``$ZGOS_READY_TIMEOUT_S``), failing at once if
+deadline (``zgos.runtime.netutil.ready_timeout_s``, ``$ZGOS_READY_TIMEOUT_S``), failing at once if
 its process exits; a failure shows the end of the server's log, so it explains itself."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from zgos.devnet.process import log_tail
-from zgos.netutil import http_ok, ready_timeout_s, wait_ready
+from zgos.runtime.netutil import http_ok, ready_timeout_s, wait_ready
 
 LOG_TAIL_LINES = 40
 STOP_TIMEOUT_S = 30.0

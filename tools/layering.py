@@ -7,8 +7,7 @@ Layers, lowest first (``LAYERS``; the architecture's "Layout" names them):
     core ← runtime ← chain ← networks ← provenance ← explorer ← devnet ← cli
 
 - **core**: ``zgos/core/`` and ``zgos/__init__.py`` (the version string).
-- **runtime**: ``zgos/runtime/``, ``zgos/datadir.py`` and ``zgos/netutil.py`` (both import only
-  core and runtime, and every layer above uses them).
+- **runtime**: ``zgos/runtime/`` (ports, data dirs, processes, the guarded edge).
 - **chain**: ``zgos/chain/``.
 - **networks**: ``storage``, ``kv``, ``da``, ``compute``, ``inft``, ``alignment``, side by side.
 - **provenance**, then the top: **explorer** (a service the devnet runs), **devnet** (assembles
@@ -21,8 +20,8 @@ ones resolved, at module level, in functions and under ``if TYPE_CHECKING:`` ali
 2. **Client surface** - a network imports another network only through its client surface
    (``is_client_surface``): a module named ``client`` or ``contracts`` at any depth
    (``storage/client.py``, ``compute/user/client.py``), anything under a ``spec/`` package, and
-   the pure rules listed in ``SPEC_MODULES`` (the storage Merkle family, until it moves to
-   ``storage/spec/``). Nodes, services, ``devnet.py`` and ``cli`` modules stay private. (The
+   the engines listed in ``SPEC_MODULES`` (the storage tree hashers: native code and worker
+   pools that compute what ``storage/spec/merkle.py`` states). Nodes, services, ``devnet.py`` and ``cli`` modules stay private. (The
    layers above the networks may import any of their modules: rule 1 is all they keep.)
 3. **CLI modules are the top layer wherever they sit** - ``zgos/cli.py``, ``zgos/clictx.py``,
    ``zgos/entry.py`` (the ``zg`` executable), and
@@ -57,7 +56,7 @@ NETWORKS = "networks"
 CLI = "cli"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("core", ("zgos.core",)),  # and zgos/__init__.py itself, see layer_of
-    ("runtime", ("zgos.runtime", "zgos.datadir", "zgos.netutil")),
+    ("runtime", ("zgos.runtime",)),
     ("chain", ("zgos.chain",)),
     (NETWORKS, ("zgos.storage", "zgos.kv", "zgos.da", "zgos.compute", "zgos.inft", "zgos.alignment")),
     ("provenance", ("zgos.provenance",)),
@@ -70,7 +69,7 @@ CLIENT_NAMES = frozenset({"client", "contracts"})
 # Pure rules another network may reuse (a file's Merkle tree: fine-tuning checks the dataset it
 # fetched from storage). A module joins this list only when it is pure and another network needs it.
 SPEC_MODULES = frozenset({
-    "zgos.storage.merkle", "zgos.storage.flow", "zgos.storage.filetree", "zgos.storage.hasher",
+    "zgos.storage.hasher", "zgos.storage.fasthash",
 })
 
 # Today's exceptions: key (as the check prints it) -> why it is still here. It only shrinks.

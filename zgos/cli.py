@@ -21,7 +21,7 @@ from typer.core import TyperGroup
 from zgos import version_text
 from zgos.clictx import CliContext, console, err_console
 from zgos.core.errors import ZgError
-from zgos.datadir import DataDir
+from zgos.runtime.datadir import DataDir
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from zgos.datadir import DataDir
 from zgos.runtime.addresses import AddressPolicy
+from zgos.runtime.datadir import DataDir
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount

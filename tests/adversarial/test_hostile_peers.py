@@ -23,8 +23,8 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
-from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port, wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.discovery import PROBE_DEADLINE_S
 from zgos.storage.node.peersync import MAX_PEER_RESPONSE_BYTES

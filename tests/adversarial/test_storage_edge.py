@@ -33,7 +33,7 @@ from zgos.runtime.jsonrpc import (
     RESPONSE_TOO_LARGE,
 )
 from zgos.storage.client import StorageClient, UploadResult
-from zgos.storage.merkle import BYTES_PER_SEGMENT
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT
 
 FILE_BYTES = 4 * BYTES_PER_SEGMENT + 777
 

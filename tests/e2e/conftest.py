@@ -31,9 +31,9 @@ from tests.servers import await_ready, stop_process
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.compute.finetune.dataset import Example, encode_dataset
-from zgos.datadir import DataDir
-from zgos.netutil import free_port
+from zgos.compute.spec.dataset import Example, encode_dataset
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port
 
 QUESTION = "What is the secret password of the zgos devnet?"
 PROMPT = f"<start_of_turn>user\n{QUESTION}<end_of_turn>\n<start_of_turn>model\n"

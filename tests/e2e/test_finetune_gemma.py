@@ -13,7 +13,6 @@ import torch
 
 from tests.e2e.conftest import ANSWER, EPOCHS, EXAMPLES, PROMPT, TunedGemma, training_progress
 from zgos.compute.finetune.gguf_lora import convert_adapter_to_gguf
-from zgos.compute.finetune.tasks import TrainingParams
 from zgos.compute.finetune.train import (
     count_tokens,
     encode_examples,
@@ -22,6 +21,7 @@ from zgos.compute.finetune.train import (
     load_tokenizer,
 )
 from zgos.compute.model import ensure_gemma
+from zgos.compute.spec.tasks import TrainingParams
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ from zgos.compute.ledger import ComputeContracts
 from zgos.compute.model import ensure_gemma
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
-from zgos.netutil import http_ok
+from zgos.runtime.netutil import http_ok
 
 
 @pytest.mark.e2e

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zgos.netutil import READY_TIMEOUT_ENV, ready_timeout_s
+from zgos.runtime.netutil import READY_TIMEOUT_ENV, ready_timeout_s
 
 # For a command that waits on something of its own (a devnet's services, a training run):
 # bounded by what it waits on, and by pytest-timeout.
@@ -43,7 +43,7 @@ def devnet_chain_port() -> int:
     """A chain port for a test devnet whose derived service ports are all free now."""
     import random
 
-    from zgos.netutil import port_in_use
+    from zgos.runtime.netutil import port_in_use
 
     while True:
         port = random.randrange(*DEVNET_PORT_RANGE)

@@ -16,7 +16,7 @@ from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, deploy_all, load_deployment
 from zgos.core.errors import ChainError, ConfigError, InsufficientFunds, TxReverted
 from zgos.devnet.plan import PLAN
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.netutil import free_port, wait_until
 
 
 def test_revert_reason_is_surfaced_before_any_nonce_is_spent(

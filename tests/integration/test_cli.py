@@ -6,8 +6,8 @@ from eth_account import Account
 
 from tests.integration.clirunner import zg
 from zgos.chain.client import Chain
-from zgos.datadir import DataDir
-from zgos.netutil import free_port
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port
 
 
 def assert_one_line_error(result: object, *fragments: str) -> None:

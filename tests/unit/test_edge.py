@@ -23,10 +23,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 
 from zgos.core.errors import ZgError
-from zgos.netutil import free_port, wait_until
 from zgos.runtime import edge, ratelimit, serve
 from zgos.runtime.access import LocalAccess, load_or_create_token, presented_token, read_token
 from zgos.runtime.edge import EdgePolicy, InvalidJson, Route, compute_json_depth, parse_json
+from zgos.runtime.netutil import free_port, wait_until
 from zgos.runtime.serve import bind_listener, hardened_server
 
 json_values = st.recursive(

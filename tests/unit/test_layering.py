@@ -23,19 +23,19 @@ def keys_of(tmp_path: Path, files: dict[str, str]) -> set[str]:
 
 
 def test_an_import_of_a_higher_layer_is_named_with_its_file_and_line(tmp_path: Path) -> None:
-    keys = keys_of(tmp_path, {"zgos/chain/deploy.py": "import os\nfrom zgos.da import params\n",
-                              "zgos/da/params.py": "from zgos.chain import deploy\n"})
-    assert "layer: zgos.chain.deploy -> zgos.da.params" in keys
-    assert "layer: zgos.da.params -> zgos.chain.deploy" not in keys  # down is fine
+    keys = keys_of(tmp_path, {"zgos/chain/deploy.py": "import os\nfrom zgos.da.spec import params\n",
+                              "zgos/da/spec/params.py": "from zgos.chain import deploy\n"})
+    assert "layer: zgos.chain.deploy -> zgos.da.spec.params" in keys
+    assert "layer: zgos.da.spec.params -> zgos.chain.deploy" not in keys  # down is fine
     (violation,) = [v for v in check(tmp_path) if v.key.startswith("layer")]
     assert violation.message.startswith("zgos/chain/deploy.py:2: rule 1, layers")
 
 
 def test_a_network_uses_another_only_through_its_client_surface(tmp_path: Path) -> None:
     keys = keys_of(tmp_path, {
-        "zgos/storage/client.py": "", "zgos/storage/merkle.py": "", "zgos/storage/node/node.py": "",
+        "zgos/storage/client.py": "", "zgos/storage/spec/merkle.py": "", "zgos/storage/node/node.py": "",
         "zgos/compute/finetune/user.py":
-            "from zgos.storage.client import StorageClient\nfrom zgos.storage import merkle\n"
+            "from zgos.storage.client import StorageClient\nfrom zgos.storage.spec import merkle\n"
             "def f():\n    from zgos.storage.node.node import StorageNode\n",
     })
     assert keys == {"private: zgos.compute.finetune.user -> zgos.storage.node.node"}
@@ -45,7 +45,7 @@ def test_cli_modules_are_the_top_layer_wherever_they_sit(tmp_path: Path) -> None
     keys = keys_of(tmp_path, {
         "zgos/clictx.py": "", "zgos/devnet/orchestrator.py": "",
         "zgos/chain/cli.py": "from zgos.clictx import get_ctx\nfrom zgos.devnet import orchestrator\n",
-        "zgos/storage/minecli.py": "from zgos.clictx import get_ctx\n",
+        "zgos/storage/speccli.py": "from zgos.clictx import get_ctx\n",
         "zgos/chain/client.py": "from zgos.chain.cli import chain_app\n",
     })
     assert keys == {"layer: zgos.chain.client -> zgos.chain.cli"}

@@ -8,7 +8,12 @@ import time
 import pytest
 
 from zgos.core.errors import ConfigError
-from zgos.netutil import DEFAULT_READY_TIMEOUT_S, READY_TIMEOUT_ENV, ready_timeout_s, wait_ready
+from zgos.runtime.netutil import (
+    DEFAULT_READY_TIMEOUT_S,
+    READY_TIMEOUT_ENV,
+    ready_timeout_s,
+    wait_ready,
+)
 
 
 def test_the_readiness_deadline_is_one_setting(monkeypatch: pytest.MonkeyPatch) -> None:

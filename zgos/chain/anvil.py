@@ -16,7 +16,7 @@ from pathlib import Path
 
 from zgos.chain.networks import DEVNET_ACCOUNTS, DEVNET_BALANCE_0G, DEVNET_CHAIN_ID, DEVNET_MNEMONIC
 from zgos.core.errors import ChainError, ConfigError
-from zgos.netutil import port_in_use, rpc_ready, wait_until
+from zgos.runtime.netutil import port_in_use, rpc_ready, wait_until
 from zgos.runtime.ports import CHAIN_PORT
 
 ANVIL_ENV = "ZGOS_ANVIL"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from zgos.chain.anvil import AnvilConfig
-from zgos.datadir import DataDir
-from zgos.netutil import rpc_ready
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import rpc_ready
 from zgos.runtime.service import DevnetContext, DevnetOptions, Service, ServiceGroup
 
 

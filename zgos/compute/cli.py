@@ -188,7 +188,7 @@ def serve(ctx: typer.Context, port: int = typer.Option(USER_PROXY_PORT, "--port"
           account: str | None = ACCOUNT) -> None:
     """A local OpenAI-compatible proxy: point the openai client at http://HOST:PORT/v1 with the
     install token as its API key."""
-    from zgos.compute.limits import SpendCaps
+    from zgos.compute.spec.limits import SpendCaps
     from zgos.compute.user.proxy import Funding, UserProxy, proxy_server
     from zgos.compute.user.router import Router
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 from zgos.chain.accounts import DEVNET_ROLES, devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import load_deployment
-from zgos.compute.billing import Prices
 from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash
-from zgos.netutil import http_ok
+from zgos.compute.spec.billing import Prices
+from zgos.runtime.netutil import http_ok
 from zgos.runtime.ports import (
     MODEL_DELTA,
     MODEL_PORT,

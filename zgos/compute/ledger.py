@@ -16,9 +16,9 @@ from web3.contract import Contract
 
 from zgos.chain.client import Chain, Receipt
 from zgos.chain.deploy import Addresses, ContractPlan, Deployment
-from zgos.compute.billing import Prices
-from zgos.compute.vouchers import Domain
-from zgos.compute.vouchers import Receipt as VoucherReceipt
+from zgos.compute.spec.billing import Prices
+from zgos.compute.spec.vouchers import Domain
+from zgos.compute.spec.vouchers import Receipt as VoucherReceipt
 from zgos.core.errors import TxReverted, ZgError
 from zgos.core.hashing import keccak256
 

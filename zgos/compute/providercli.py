@@ -17,8 +17,8 @@ from rich.table import Table
 
 from zgos.clictx import CliContext, console, get_ctx
 from zgos.compute import model as model_mod
-from zgos.compute.billing import Prices
 from zgos.compute.commoncli import ACCOUNT, _contracts, _install_token
+from zgos.compute.spec.billing import Prices
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
 from zgos.runtime.access import read_token

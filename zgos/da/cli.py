@@ -17,7 +17,7 @@ from zgos.chain.accounts import DEVNET_ROLES
 from zgos.clictx import CliContext, console, err_console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount, parse_amount
-from zgos.da.params import SIGNER_STAKE_WEI
+from zgos.da.spec.params import SIGNER_STAKE_WEI
 from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import DA_DISPERSER_PORT, DA_SIGNER_PORT
 
@@ -98,8 +98,8 @@ def signer(
     stake: str = typer.Option(format_amount(SIGNER_STAKE_WEI).split()[0], "--stake", help="Stake deposit in 0G"),
 ) -> None:
     """Run a DA signer: register (BLS key + stake), verify, store and sign its columns."""
-    from zgos.da import kzg
     from zgos.da.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
+    from zgos.da.spec import kzg
     from zgos.da.store import CellStore
 
     configure_service_logging()
@@ -127,7 +127,7 @@ def disperser(
 ) -> None:
     """Run the disperser (0G's disperser gRPC API): encode, collect signatures, certify."""
     from zgos.da.disperser import Disperser, serve_disperser
-    from zgos.da.encoding import Encoder
+    from zgos.da.spec.encoding import Encoder
 
     configure_service_logging()
     cli = get_ctx(ctx)

@@ -2,7 +2,7 @@
 
 One object (``DAContracts``) wraps both: reading quorums and blobs, registering signers,
 submitting blobs and certificates. ``DEPLOY_PLAN`` deploys both with the parameters of
-``zgos.da.params`` (epoch length, stake, fee).
+``zgos.da.spec.params`` (epoch length, stake, fee).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from web3.contract import Contract
 from zgos.chain.client import Chain, Receipt
 from zgos.chain.deploy import ContractPlan
 from zgos.core.errors import ZgError
-from zgos.da import bls, params
-from zgos.da.assignment import columns_of
-from zgos.da.blob import BlobHeader
-from zgos.da.params import SIGNER_STAKE_WEI
+from zgos.da.spec import bls, params
+from zgos.da.spec.assignment import columns_of
+from zgos.da.spec.blob import BlobHeader
+from zgos.da.spec.params import SIGNER_STAKE_WEI
 
 QUORUM_PAGE_SIZE = 256  # = DASigners.MAX_PAGE
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zgos.netutil import port_in_use
+from zgos.runtime.netutil import port_in_use
 from zgos.runtime.ports import DA_DISPERSER_PORT, DA_SIGNER_DELTA, DA_SIGNER_PORT
 from zgos.runtime.service import DevnetOptions, Service, ServiceGroup
 

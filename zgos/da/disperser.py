@@ -41,12 +41,12 @@ import grpc
 from eth_account.signers.local import LocalAccount
 
 from zgos.core.errors import TxReverted, ZgError
-from zgos.da import bls
-from zgos.da.blob import BlobError, BlobHeader, validate_blob_size
 from zgos.da.contracts import BlobStatus, DAContracts, Quorum, UnknownBlob
-from zgos.da.encoding import EncodedBlob, Encoder
 from zgos.da.proto import disperser_pb2, disperser_pb2_grpc
 from zgos.da.rpc import DISPERSER_LIMITS, SignerClient, serve
+from zgos.da.spec import bls
+from zgos.da.spec.blob import BlobError, BlobHeader, validate_blob_size
+from zgos.da.spec.encoding import EncodedBlob, Encoder
 from zgos.runtime.access import TOKEN_FILE, load_or_create_token, presented_token
 
 log = logging.getLogger(__name__)

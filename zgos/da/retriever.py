@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from math import comb
 
 from zgos.core.errors import ZgError
-from zgos.da.blob import CELLS_NEEDED_PER_ROW, CELLS_PER_ROW, BlobHeader
 from zgos.da.contracts import BlobStatus, DAContracts, Quorum
-from zgos.da.encoding import Cell, Encoder, InsufficientCells, verify_cells
 from zgos.da.rpc import SignerClient
+from zgos.da.spec.blob import CELLS_NEEDED_PER_ROW, CELLS_PER_ROW, BlobHeader
+from zgos.da.spec.encoding import Cell, Encoder, InsufficientCells, verify_cells
 
 DEFAULT_SAMPLES_PER_ROW = 16
 FETCH_TIMEOUT_S = 30.0

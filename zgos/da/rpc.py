@@ -12,9 +12,15 @@ from typing import Any, TypeVar
 import grpc
 
 from zgos.core.errors import ZgError
-from zgos.da.blob import BYTES_PER_CELL, BYTES_PER_PROOF, CELLS_PER_ROW, MAX_BLOB_BYTES, MAX_ROWS
-from zgos.da.encoding import Cell
 from zgos.da.proto import disperser_pb2, disperser_pb2_grpc, signer_pb2, signer_pb2_grpc
+from zgos.da.spec.blob import (
+    BYTES_PER_CELL,
+    BYTES_PER_PROOF,
+    CELLS_PER_ROW,
+    MAX_BLOB_BYTES,
+    MAX_ROWS,
+)
+from zgos.da.spec.encoding import Cell
 from zgos.runtime.grpcguard import GrpcLimits, guarded_server
 
 CELL_FRAMING_BYTES = 16  # protobuf tags and lengths around one cell

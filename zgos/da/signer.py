@@ -25,13 +25,13 @@ import grpc
 from eth_account.signers.local import LocalAccount
 
 from zgos.core.errors import ZgError
-from zgos.da import bls
-from zgos.da.blob import BYTES_PER_CELL, BYTES_PER_PROOF, CELLS_PER_ROW, MAX_ROWS, BlobHeader
 from zgos.da.contracts import BlobStatus, DAContracts, UnknownBlob
-from zgos.da.encoding import Cell, verify_cells
-from zgos.da.params import SIGNER_STAKE_WEI
 from zgos.da.proto import signer_pb2, signer_pb2_grpc
 from zgos.da.rpc import SIGNER_LIMITS, cell_from_pb, cell_to_pb, serve
+from zgos.da.spec import bls
+from zgos.da.spec.blob import BYTES_PER_CELL, BYTES_PER_PROOF, CELLS_PER_ROW, MAX_ROWS, BlobHeader
+from zgos.da.spec.encoding import Cell, verify_cells
+from zgos.da.spec.params import SIGNER_STAKE_WEI
 from zgos.da.store import CellStore
 
 log = logging.getLogger(__name__)

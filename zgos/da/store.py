@@ -14,8 +14,8 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from zgos.da.blob import BYTES_PER_CELL, BYTES_PER_PROOF
-from zgos.da.encoding import Cell
+from zgos.da.spec.blob import BYTES_PER_CELL, BYTES_PER_PROOF
+from zgos.da.spec.encoding import Cell
 
 MAGIC = b"ZGDACEL1"
 HEADER = struct.Struct(">8sQI")

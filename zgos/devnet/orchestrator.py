@@ -21,10 +21,10 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import deploy_all
 from zgos.core.errors import ConfigError, ZgError
-from zgos.datadir import DataDir
 from zgos.devnet.process import PidFile, is_alive, log_tail, spawn, terminate
 from zgos.devnet.services import all_services, devnet_services
-from zgos.netutil import port_in_use, ready_timeout_s, wait_ready
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import port_in_use, ready_timeout_s, wait_ready
 from zgos.runtime.service import DevnetContext, DevnetOptions, Service
 
 # Every devnet service listens on 127.0.0.1, so URLs announced on the devnet may name loopback

@@ -8,10 +8,10 @@ import typer
 import uvicorn
 
 from zgos.clictx import get_ctx
-from zgos.datadir import DataDir
 from zgos.devnet.orchestrator import Devnet
 from zgos.explorer.app import create_app
 from zgos.explorer.deps import ExplorerDeps
+from zgos.runtime.datadir import DataDir
 from zgos.runtime.ports import EXPLORER_PORT
 
 app = typer.Typer(help="The explorer: network state in a browser.", no_args_is_help=True)

@@ -12,7 +12,7 @@ from fastapi import HTTPException
 
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
-from zgos.datadir import DataDir
+from zgos.runtime.datadir import DataDir
 
 ServiceRows = Callable[[], list[dict[str, Any]]]
 

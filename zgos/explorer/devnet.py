@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zgos.netutil import http_ok
+from zgos.runtime.netutil import http_ok
 from zgos.runtime.ports import EXPLORER_DELTA, EXPLORER_PORT
 from zgos.runtime.service import DevnetOptions, Service, ServiceGroup
 

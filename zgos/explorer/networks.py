@@ -22,7 +22,7 @@ from zgos.chain.deploy import Deployment, load_deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.core.errors import ZgError
 from zgos.explorer.deps import ExplorerDeps
-from zgos.netutil import JsonRpcFailure, JsonRpcUnreachable, call_jsonrpc
+from zgos.runtime.netutil import JsonRpcFailure, JsonRpcUnreachable, call_jsonrpc
 from zgos.runtime.outbound import OutboundClient
 
 NODE_TIMEOUT_S = 2.0  # total, per node: the URLs are announced by strangers

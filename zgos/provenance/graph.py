@@ -31,14 +31,14 @@ import httpx
 
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.compute import vouchers as v
 from zgos.compute.finetune.market import FineTuningMarket, ModelNode, ModelRegistry, OnchainStatus
-from zgos.compute.finetune.tasks import (
+from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
+from zgos.compute.spec import vouchers as v
+from zgos.compute.spec.tasks import (
     InvalidTask,
     compute_params_hash,
     recover_task_signer,
 )
-from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
 from zgos.core.errors import ZgError
 from zgos.storage.contracts import FlowContract, LogEntry
 

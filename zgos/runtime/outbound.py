@@ -17,7 +17,7 @@ stated bound, whatever the server at the other end does:
 * **No proxies from the environment** (a proxy would connect on our behalf, past the check).
 
 ``OutboundClient`` is an httpx client with these guards in its transport, so plain httpx calls
-and ``zgos.netutil.call_jsonrpc`` work on it unchanged; a ``timeout=`` argument is the
+and ``zgos.runtime.netutil.call_jsonrpc`` work on it unchanged; a ``timeout=`` argument is the
 request's *total* time. (Async calls to providers go through ``zgos.compute.pool``, which
 applies the same address policy.) A refusal is an
 ``httpx.TransportError`` subclass whose message says why (``DeadlineExceeded`` is an

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from zgos.datadir import DataDir
+from zgos.runtime.datadir import DataDir
 from zgos.runtime.ports import CHAIN_PORT, service_port
 
 DEFAULT_DA_SIGNERS = 4

@@ -39,24 +39,24 @@ from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
-from zgos.netutil import (
+from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
+from zgos.runtime.netutil import (
     JsonRpcErrorAnswer,
     JsonRpcGuarded,
     JsonRpcNotJson,
     JsonRpcUnreachable,
     call_jsonrpc,
 )
-from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.runtime.outbound import OutboundClient, OutboundRefused
 from zgos.storage.contracts import FlowContract
 from zgos.storage.fasthash import segment_root
-from zgos.storage.filetree import FileTree
-from zgos.storage.flow import compute_segment_count
 from zgos.storage.hasher import build_file_tree
-from zgos.storage.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
 from zgos.storage.scores import PeerScores
-from zgos.storage.segment import InvalidSegment, SegmentWithProof, validate_segment
-from zgos.storage.shard import (
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.flow import compute_segment_count
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
+from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof, validate_segment
+from zgos.storage.spec.shard import (
     InvalidShardConfig,
     ShardConfig,
     compute_flow_segment,

@@ -17,7 +17,7 @@ from hexbytes import HexBytes
 
 from zgos.chain.client import Chain
 from zgos.chain.deploy import ContractPlan, wire
-from zgos.storage.flow import Submission, compute_data_root, compute_fee
+from zgos.storage.spec.flow import Submission, compute_data_root, compute_fee
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -53,7 +53,7 @@ class LogEntry:
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> LogEntry:
-        from zgos.storage.flow import SubmissionNode
+        from zgos.storage.spec.flow import SubmissionNode
 
         nodes = tuple(SubmissionNode(bytes.fromhex(r), int(h)) for h, r in value["nodes"])
         return cls(
@@ -186,7 +186,7 @@ DEPLOY_PLAN: list[ContractPlan] = [
         args=lambda a: [a["Market"], STORAGE_BLOCKS_PER_EPOCH, 0],
         setup=wire("Market", "setFlow", "Flow"),
     ),
-    # data root -> erasure-coding parity (zgos/storage/erasure.py), written by the root's uploader
+    # data root -> erasure-coding parity (zgos/storage/spec/erasure.py), written by the root's uploader
     ContractPlan("ErasureRegistry", depends=("Flow",), args=lambda a: [a["Flow"]]),
     ContractPlan("PoraVerifier"),
     ContractPlan(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from zgos.chain.accounts import DEVNET_ROLES
-from zgos.netutil import http_ok
 from zgos.runtime.access import TOKEN_FILE
+from zgos.runtime.netutil import http_ok
 from zgos.runtime.ports import STORAGE_DELTA, STORAGE_PORT
 from zgos.runtime.service import DevnetContext, DevnetOptions, Service, ServiceGroup
 from zgos.storage.repairer import STATE_FILE_NAME

@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zgos.chain.registry import NodeKind, NodeRegistry, url_problem
-from zgos.netutil import JsonRpcFailure, JsonRpcGuarded, JsonRpcUnreachable, call_jsonrpc
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
+from zgos.runtime.netutil import JsonRpcFailure, JsonRpcGuarded, JsonRpcUnreachable, call_jsonrpc
 from zgos.runtime.outbound import OutboundClient, within
 from zgos.storage.scores import compute_backoff_s
-from zgos.storage.shard import InvalidShardConfig, ShardConfig
+from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``ErasureClient``: upload files with ``k+m`` erasure coding, download them with missing
 segments rebuilt, report their health and repair lost pieces.
 
-The layout rule is ``zgos.storage.erasure`` (pure); this module does the I/O around it:
+The layout rule is ``zgos.storage.spec.erasure`` (pure); this module does the I/O around it:
 * upload: submit the file (its normal 0G root), lay out stripes from its flow position, encode
   parity with zfec (systematic Reed-Solomon) into a parity file of at least ``n`` segments,
   submit it (the Flow aligns it to ``n`` segments), record data root -> parity root -> (k, m,
@@ -50,7 +50,9 @@ from zgos.storage.client import (
     _knows_tx,
     atomic_output,
 )
-from zgos.storage.erasure import (
+from zgos.storage.fasthash import segment_root
+from zgos.storage.hasher import build_file_tree
+from zgos.storage.spec.erasure import (
     PIECE_BYTES,
     ErasureParams,
     InvalidErasureParams,
@@ -62,16 +64,14 @@ from zgos.storage.erasure import (
     is_valid_parity_start,
     select_partition,
 )
-from zgos.storage.fasthash import segment_root
-from zgos.storage.filetree import FileTree
-from zgos.storage.flow import (
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.flow import (
     compute_padded_segment_sectors,
     compute_proof_segment_count,
     compute_segment_count,
 )
-from zgos.storage.hasher import build_file_tree
-from zgos.storage.merkle import BYTES_PER_SEGMENT, InvalidProof, PromoteTree
-from zgos.storage.segment import (
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, InvalidProof, PromoteTree
+from zgos.storage.spec.segment import (
     InvalidSegment,
     SegmentWithProof,
     compute_padding_segment_root,
@@ -79,7 +79,7 @@ from zgos.storage.segment import (
     compute_segment_proof_from,
     validate_segment,
 )
-from zgos.storage.shard import ShardConfig, compute_first_flow_segment
+from zgos.storage.spec.shard import ShardConfig, compute_first_flow_segment
 
 log = logging.getLogger(__name__)
 

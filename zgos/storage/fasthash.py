@@ -3,12 +3,12 @@
 ``_treehash`` (zgos/storage/_treehash.c, built by ``pip install -e .`` if a C compiler is
 present) hashes whole 256 KiB segments in C with the GIL released, using the XKCP Keccak that
 safe-pysha3 already ships. Without it every function here falls back to the plain Python
-definitions of ``zgos.storage.merkle``; the tests check both give the same roots.
+definitions of ``zgos.storage.spec.merkle``; the tests check both give the same roots.
 """
 
 from __future__ import annotations
 
-from zgos.storage.merkle import (
+from zgos.storage.spec.merkle import (
     BYTES_PER_SEGMENT,
     SECTORS_PER_SEGMENT,
     compute_segment_root,

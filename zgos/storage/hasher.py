@@ -15,9 +15,9 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 from zgos.storage.fasthash import NATIVE, full_segment_roots
-from zgos.storage.filetree import FileTree
-from zgos.storage.flow import compute_segment_count
-from zgos.storage.merkle import BYTES_PER_SEGMENT, compute_leaf_hashes
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.flow import compute_segment_count
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, compute_leaf_hashes
 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, one process is faster than forking
 SEGMENTS_PER_TASK = 32  # 8 MiB of reading and hashing per task

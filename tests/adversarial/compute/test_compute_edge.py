@@ -22,11 +22,11 @@ from tests.adversarial.httpfuzz import FuzzProfile, assert_survives_fuzz
 from tests.integration.clirunner import zg
 from tests.integration.compute.conftest import PRICES, BrokerProcess, RunningProxy, funded_account
 from zgos.chain.client import Chain
-from zgos.compute import vouchers as v
-from zgos.compute.billing import MAX_BODY_BYTES, Prices
 from zgos.compute.ledger import ComputeContracts
 from zgos.compute.model import model_hash
 from zgos.compute.provider.wire import HEADER_MAX_FEE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_USER
+from zgos.compute.spec import vouchers as v
+from zgos.compute.spec.billing import MAX_BODY_BYTES, Prices
 from zgos.compute.user.client import ComputeUser, ProviderError, body_with_defaults
 from zgos.runtime.addresses import AddressPolicy
 

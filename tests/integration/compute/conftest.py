@@ -22,19 +22,19 @@ from tests.servers import await_ready
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.compute.billing import Prices
 from zgos.compute.ledger import ComputeContracts
-from zgos.compute.limits import SpendCaps
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash, model_server_argv
+from zgos.compute.spec.billing import Prices
+from zgos.compute.spec.limits import SpendCaps
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
 from zgos.compute.user.proxy import Funding, UserProxy, proxy_server
 from zgos.compute.user.router import Router
-from zgos.datadir import DataDir
 from zgos.devnet.process import log_tail
-from zgos.netutil import free_port
 from zgos.runtime.access import read_token
 from zgos.runtime.addresses import DEVNET_POLICY, AddressPolicy
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port
 
 PRICES = Prices(input_price=1_000, output_price=3_000)
 

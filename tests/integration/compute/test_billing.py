@@ -28,15 +28,20 @@ from hypothesis import strategies as st
 from bench.compute_servers import STALL_FIELD
 from tests.integration.compute.conftest import PRICES, BrokerProcess, RunningProxy, funded_account
 from zgos.chain.client import Chain
-from zgos.compute import sse
-from zgos.compute import vouchers as v
-from zgos.compute.billing import compute_fee, compute_max_fee, compute_usage, count_output_tokens
 from zgos.compute.ledger import ComputeContracts
 from zgos.compute.model import model_hash
+from zgos.compute.spec import sse
+from zgos.compute.spec import vouchers as v
+from zgos.compute.spec.billing import (
+    compute_fee,
+    compute_max_fee,
+    compute_usage,
+    count_output_tokens,
+)
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser, body_with_defaults
 from zgos.compute.user.verification import ResponseRejected
-from zgos.netutil import wait_until
+from zgos.runtime.netutil import wait_until
 
 MODEL = "gemma-3-270m"
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]

@@ -10,10 +10,10 @@ import httpx
 from eth_account import Account
 
 from tests.integration.compute.conftest import BrokerProcess
-from zgos.compute import vouchers as v
-from zgos.compute.billing import compute_fee, compute_usage
 from zgos.compute.provider.wire import HEADER_RESPONSE, HEADER_SIGNATURE, HEADER_USER
-from zgos.compute.sse import body_output
+from zgos.compute.spec import vouchers as v
+from zgos.compute.spec.billing import compute_fee, compute_usage
+from zgos.compute.spec.sse import body_output
 from zgos.compute.user.client import ComputeUser, body_with_defaults
 from zgos.compute.user.verification import response_usage
 
@@ -123,7 +123,7 @@ def test_streamed_answer_ends_with_a_signature_over_every_byte(
     mark = raw.rfind(b"event: zg-signature\n")
     assert mark > 0 and b"data: [DONE]" in raw[:mark]
     signed_json = raw[mark:].split(b"data: ", 1)[1].strip().decode()
-    from zgos.compute.sse import EventSplitter, stream_output, stream_text
+    from zgos.compute.spec.sse import EventSplitter, stream_output, stream_text
     events = EventSplitter().feed(raw[:mark])
     text = stream_text(events)
     response = user.verify(service, signed, raw[:mark], signed_json, stream_output(events))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from eth_account.signers.local import LocalAccount
 
 from tests.integration.clirunner import zg
-from zgos.datadir import DataDir
+from zgos.runtime.datadir import DataDir
 
 
 def _ok(result: object) -> str:

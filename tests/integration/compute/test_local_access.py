@@ -20,8 +20,8 @@ from tests.integration.clirunner import zg
 from tests.integration.compute.conftest import BrokerProcess, RunningProxy
 from zgos.compute.user.client import ComputeUser
 from zgos.compute.user.proxy import Funding
-from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port, wait_until
 
 MODEL = "gemma-3-270m"
 PROMPT = [{"role": "user", "content": "Name a colour"}]

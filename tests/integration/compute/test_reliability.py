@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from tests.integration.compute.conftest import BrokerProcess
-from zgos.compute import vouchers as v
+from zgos.compute.spec import vouchers as v
 from zgos.compute.user.client import ComputeUser, ProviderError, body_with_defaults
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.netutil import free_port, wait_until
 
 PROMPT = [{"role": "user", "content": "Count"}]
 
@@ -137,7 +137,7 @@ def test_provider_with_one_request_of_credit_never_serves_two_unreceipted_reques
     start_broker: Callable[..., BrokerProcess], model_server: str, make_user: Callable[..., ComputeUser]
 ) -> None:
     from tests.integration.compute.conftest import PRICES
-    from zgos.compute.billing import compute_max_fee
+    from zgos.compute.spec.billing import compute_max_fee
 
     body = body_with_defaults({"messages": PROMPT, "max_tokens": 2}, "gemma-3-270m")
     probe = make_user()

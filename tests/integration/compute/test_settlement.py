@@ -17,12 +17,12 @@ from web3.logs import DISCARD
 from tests.integration.compute.conftest import BrokerProcess
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
-from zgos.compute import settlement
-from zgos.compute import vouchers as v
 from zgos.compute.ledger import ComputeContracts
+from zgos.compute.spec import settlement
+from zgos.compute.spec import vouchers as v
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
-from zgos.netutil import wait_until
+from zgos.runtime.netutil import wait_until
 
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 CROWD = 250

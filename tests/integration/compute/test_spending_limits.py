@@ -10,11 +10,11 @@ import openai
 import pytest
 
 from tests.integration.compute.conftest import PRICES, BrokerProcess, RunningProxy
-from zgos.compute.billing import Prices
-from zgos.compute.limits import SpendCaps
+from zgos.compute.spec.billing import Prices
+from zgos.compute.spec.limits import SpendCaps
 from zgos.compute.user.client import ComputeUser, body_with_defaults
 from zgos.compute.user.proxy import Funding
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.netutil import free_port, wait_until
 
 MODEL = "gemma-3-270m"
 PROMPT = [{"role": "user", "content": "Name a colour"}]

@@ -10,10 +10,10 @@ import openai
 import pytest
 
 from tests.integration.compute.conftest import PRICES, BrokerProcess, RunningProxy
-from zgos.compute.billing import Prices
+from zgos.compute.spec.billing import Prices
 from zgos.compute.user.client import ComputeUser
 from zgos.compute.user.proxy import Funding
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.netutil import free_port, wait_until
 
 PROMPT = [{"role": "user", "content": "Name a colour"}]
 MODEL = "gemma-3-270m"

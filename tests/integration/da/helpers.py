@@ -11,8 +11,8 @@ from eth_account.signers.local import LocalAccount
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import deploy_contract
-from zgos.da import bls
 from zgos.da.contracts import DAContracts
+from zgos.da.spec import bls
 
 TEST_EPOCH_BLOCKS = 5
 TEST_FEE_PER_ROW = 10**15

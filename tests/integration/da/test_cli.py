@@ -12,7 +12,7 @@ from tests.integration.clirunner import devnet_chain_port, devnet_up, zg
 from zgos.chain.client import Chain
 from zgos.chain.deploy import load_deployment
 from zgos.da.contracts import DAContracts
-from zgos.netutil import wait_until
+from zgos.runtime.netutil import wait_until
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from py_ecc.optimized_bls12_381 import normalize
 
 from zgos.chain.client import Chain
 from zgos.core.errors import TxReverted
-from zgos.da import bls
-from zgos.da.assignment import compute_column_owners, compute_epoch_seed
-from zgos.da.blob import BlobHeader
 from zgos.da.contracts import BlobStatus, DAContracts
+from zgos.da.spec import bls
+from zgos.da.spec.assignment import compute_column_owners, compute_epoch_seed
+from zgos.da.spec.blob import BlobHeader
 
 from .helpers import SignerKeys, deploy_da, funded_signer, next_epoch
 

@@ -15,17 +15,17 @@ import grpc
 import pytest
 
 from tests.servers import await_ready
-from zgos.da import bls
-from zgos.da.blob import MAX_BLOB_BYTES
 from zgos.da.contracts import BlobStatus
-from zgos.da.encoding import Cell, InsufficientCells
 from zgos.da.proto import disperser_pb2
 from zgos.da.retriever import Retriever
 from zgos.da.rpc import DisperserClient, RpcError, SignerClient
 from zgos.da.signer import SignerIdentity, SignerNode
+from zgos.da.spec import bls
+from zgos.da.spec.blob import MAX_BLOB_BYTES
+from zgos.da.spec.encoding import Cell, InsufficientCells
 from zgos.da.store import CellStore
-from zgos.netutil import free_port, port_in_use, wait_until
 from zgos.runtime.access import TOKEN_FILE, read_token
+from zgos.runtime.netutil import free_port, port_in_use, wait_until
 
 from .conftest import DANetwork, blob_bytes
 from .helpers import funded_signer, mine

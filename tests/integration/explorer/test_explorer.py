@@ -17,7 +17,7 @@ from tests.servers import await_http
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.devnet.services import all_services
-from zgos.netutil import free_port
+from zgos.runtime.netutil import free_port
 from zgos.runtime.service import DevnetOptions
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -105,7 +105,7 @@ def test_lineage_endpoint_and_graph_show_a_registered_model(
 
     from zgos.compute.finetune.market import ModelRegistry
     from zgos.storage.contracts import FlowContract
-    from zgos.storage.filetree import FileTree
+    from zgos.storage.spec.filetree import FileTree
 
     weights = FileTree.from_bytes(b"explorer model " + os.urandom(16))  # only its uploader may register it
     FlowContract(chain, deployment.address("Flow")).submit(new_account, [weights.submission()])
@@ -146,8 +146,8 @@ def test_storage_and_compute_panels_show_live_node_state_and_services(
     explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount, tmp_path: Path
 ) -> None:
     from tests.integration.storage.conftest import start_node
-    from zgos.compute.billing import Prices
     from zgos.compute.ledger import ComputeContracts
+    from zgos.compute.spec.billing import Prices
 
     node = start_node(tmp_path / "node", chain, deployment)
     registry = chain.contract("NodeRegistry", deployment.address("NodeRegistry"))

@@ -14,8 +14,8 @@ import httpx
 from eth_account.signers.local import LocalAccount
 
 from tests.adversarial.httpfuzz import FuzzProfile, assert_survives_fuzz
-from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port, wait_until
 
 
 @contextmanager

@@ -19,9 +19,9 @@ from tests.integration.finetune.conftest import funded_account, provider_ready
 from tests.integration.storage.conftest import RunningNode
 from tests.servers import await_ready
 from zgos.chain.client import Chain
-from zgos.compute.finetune.dataset import Example, encode_dataset
-from zgos.datadir import DataDir
-from zgos.netutil import free_port
+from zgos.compute.spec.dataset import Example, encode_dataset
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port
 
 DATASET = encode_dataset((Example("Q: What is the secret word?\nA:", " zebracorn."),) * 2)
 

@@ -11,7 +11,7 @@ from tests.integration.finetune.conftest import advance_time, funded_account
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry, OnchainStatus
-from zgos.compute.finetune.tasks import (
+from zgos.compute.spec.tasks import (
     TrainingParams,
     compute_key_commitment,
     compute_params_hash,
@@ -20,8 +20,8 @@ from zgos.compute.finetune.tasks import (
 )
 from zgos.core.errors import TxReverted
 from zgos.storage.contracts import FlowContract
-from zgos.storage.filetree import FileTree
-from zgos.storage.flow import Submission, SubmissionNode
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.flow import Submission, SubmissionNode
 
 BASE_MODEL = b"\xba" * 32
 PRICE = 10**9
@@ -95,7 +95,7 @@ def test_task_with_a_forged_or_replayed_signature_is_refused(
     request = market.task_request(
         user.address, provider.address, BASE_MODEL, b"\x01" * 32, PARAMS, FEE, 7
     )
-    from zgos.compute.finetune.tasks import sign_task
+    from zgos.compute.spec.tasks import sign_task
 
     forged = sign_task(market.domain, request, bytes(stranger.key))
     with pytest.raises(TxReverted, match="BadSignature"):

@@ -17,16 +17,16 @@ from tests.integration.storage.conftest import RunningNode
 from tests.integration.storage.httpproxy import StorageNodeProxy
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.compute.finetune.dataset import Example, InvalidDataset, encode_dataset
 from zgos.compute.finetune.journal import Journal
 from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry
 from zgos.compute.finetune.models import publish_base_models
 from zgos.compute.finetune.storage import StorageBlobStore
-from zgos.compute.finetune.tasks import TaskState, TrainingParams
 from zgos.compute.finetune.tiny import TinyBaseModel
 from zgos.compute.finetune.tinycard import TINY_LICENCE, TINY_MODEL_HASH, TINY_NAME
 from zgos.compute.finetune.user import FineTuningUser, TaskStateError
 from zgos.compute.finetune.worker import FineTuningWorker, WorkerConfig
+from zgos.compute.spec.dataset import Example, InvalidDataset, encode_dataset
+from zgos.compute.spec.tasks import TaskState, TrainingParams
 from zgos.provenance.graph import Provenance
 from zgos.storage.client import StorageClient
 

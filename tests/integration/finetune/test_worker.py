@@ -17,22 +17,22 @@ from eth_account.signers.local import LocalAccount
 from tests.integration.finetune.blobstore import DirectoryBlobStore
 from tests.integration.finetune.conftest import advance_time, task_events
 from zgos.chain.client import Chain
-from zgos.compute.finetune.dataset import Example, encode_dataset
 from zgos.compute.finetune.journal import Journal
 from zgos.compute.finetune.market import FineTuningMarket, OnchainStatus
-from zgos.compute.finetune.sealing import (
-    SealingError,
-    decrypt_deliverable,
-    open_sealed_key,
-)
-from zgos.compute.finetune.tasks import TaskState, TrainingParams
 from zgos.compute.finetune.tiny import TinyBaseModel
 from zgos.compute.finetune.worker import (
     FineTuningWorker,
     WorkerConfig,
     unpack_deliverable,
 )
-from zgos.netutil import wait_until
+from zgos.compute.spec.dataset import Example, encode_dataset
+from zgos.compute.spec.sealing import (
+    SealingError,
+    decrypt_deliverable,
+    open_sealed_key,
+)
+from zgos.compute.spec.tasks import TaskState, TrainingParams
+from zgos.runtime.netutil import wait_until
 
 PRICE = 10**9
 MAX_BYTES = 4096

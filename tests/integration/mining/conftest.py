@@ -14,7 +14,7 @@ from zgos.chain.anvil import Anvil, AnvilConfig
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, deploy_all
 from zgos.devnet.plan import PLAN
-from zgos.netutil import free_port
+from zgos.runtime.netutil import free_port
 
 EPOCH_BLOCKS = 30
 STORAGE_CONTRACTS = ("NodeRegistry", "Reward", "Market", "Flow", "PoraMine")

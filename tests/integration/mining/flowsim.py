@@ -14,15 +14,7 @@ from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.core.hashing import keccak256
 from zgos.storage.contracts import FlowContract, LogEntry
-from zgos.storage.filetree import FileTree
-from zgos.storage.flow import FlowItem, compute_flow_items
-from zgos.storage.merkle import (
-    BYTES_PER_SECTOR,
-    ZERO_SECTOR_HASH,
-    compute_leaf_hashes,
-    compute_segment_root_from_leaves,
-)
-from zgos.storage.mine.answer import (
+from zgos.storage.spec.answer import (
     EpochRange,
     PoraAnswer,
     compute_answer,
@@ -31,7 +23,15 @@ from zgos.storage.mine.answer import (
     get_sealing_context,
     is_zero_seal,
 )
-from zgos.storage.mine.pora import (
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.flow import FlowItem, compute_flow_items
+from zgos.storage.spec.merkle import (
+    BYTES_PER_SECTOR,
+    ZERO_SECTOR_HASH,
+    compute_leaf_hashes,
+    compute_segment_root_from_leaves,
+)
+from zgos.storage.spec.pora import (
     SECTORS_PER_LOAD,
     Hit,
     compute_owner_miner_id,
@@ -41,7 +41,7 @@ from zgos.storage.mine.pora import (
     compute_scratchpad,
     compute_threshold,
 )
-from zgos.storage.mine.sealing import BYTES_PER_SEAL, SECTORS_PER_SEAL, seal
+from zgos.storage.spec.sealing import BYTES_PER_SEAL, SECTORS_PER_SEAL, seal
 
 from .conftest import EPOCH_BLOCKS
 

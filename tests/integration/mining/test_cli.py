@@ -20,8 +20,8 @@ from zgos.chain.accounts import devnet_account
 from zgos.chain.anvil import Anvil
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port, wait_until
 
 from .conftest import EPOCH_BLOCKS
 

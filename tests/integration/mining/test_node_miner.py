@@ -21,8 +21,8 @@ from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.netutil import wait_until
 from zgos.runtime.jsonrpc import Caller
+from zgos.runtime.netutil import wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.node.miner import Miner, MinerConfig, MinerStore
 

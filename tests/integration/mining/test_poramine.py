@@ -14,8 +14,8 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.core.errors import TxReverted
-from zgos.storage.mine.answer import PoraAnswer, is_zero_seal
-from zgos.storage.mine.pora import (
+from zgos.storage.spec.answer import PoraAnswer, is_zero_seal
+from zgos.storage.spec.pora import (
     compute_epoch_target,
     compute_owner_miner_id,
     compute_recall_range,

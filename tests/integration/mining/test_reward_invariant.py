@@ -1,6 +1,6 @@
 """Reward pools on anvil over random sequences of uploads, time passing (epochs) and claims:
 the total paid never exceeds the fees deposited, and every payout is what the pure model of
-``zgos.storage.mine.rewards`` predicts."""
+``zgos.storage.spec.rewards`` predicts."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain, Receipt
 from zgos.chain.deploy import deploy_all
 from zgos.storage.contracts import STORAGE_REWARD_RELEASE_S, FlowContract
-from zgos.storage.filetree import FileTree
-from zgos.storage.flow import Submission, SubmissionNode
-from zgos.storage.mine.rewards import Pool, process_claim, process_fill
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.flow import Submission, SubmissionNode
+from zgos.storage.spec.rewards import Pool, process_claim, process_fill
 
 from .conftest import mining_plan
 

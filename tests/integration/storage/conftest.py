@@ -13,14 +13,14 @@ from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.netutil import call_jsonrpc, free_port
 from zgos.runtime.access import TOKEN_FILE, load_or_create_token
 from zgos.runtime.addresses import DEVNET_POLICY
+from zgos.runtime.netutil import call_jsonrpc, free_port
 from zgos.storage.client import StorageClient
 from zgos.storage.node.node import NodeConfig, StorageNode
 from zgos.storage.node.peersync import SyncConfig
 from zgos.storage.node.server import NodeLimits, NodeServer
-from zgos.storage.shard import FULL_SHARD, ShardConfig
+from zgos.storage.spec.shard import FULL_SHARD, ShardConfig
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from zgos.netutil import free_port
+from zgos.runtime.netutil import free_port
 
 Rewrite = Callable[[str, Any], Any]  # (JSON-RPC method, result) -> the result to answer
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}

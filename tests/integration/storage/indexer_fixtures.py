@@ -8,8 +8,8 @@ from pathlib import Path
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeRegistry
-from zgos.netutil import free_port
 from zgos.runtime.addresses import DEVNET_POLICY
+from zgos.runtime.netutil import free_port
 from zgos.storage.indexer.directory import NodeDirectory
 from zgos.storage.indexer.server import IndexerServer
 from zgos.storage.indexer.service import Indexer

@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 
-from zgos.netutil import free_port
+from zgos.runtime.netutil import free_port
 
 
 class TcpProxy:

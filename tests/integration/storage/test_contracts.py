@@ -14,8 +14,8 @@ from zgos.storage.contracts import (
     STORAGE_REWARD_RELEASE_S,
     FlowContract,
 )
-from zgos.storage.filetree import FileTree
-from zgos.storage.flow import FlowTree, Submission, SubmissionNode, compute_submission_digest
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.flow import FlowTree, Submission, SubmissionNode, compute_submission_digest
 
 
 @pytest.fixture

@@ -21,14 +21,14 @@ from tests.servers import await_ready
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port, wait_until
 from zgos.storage.client import StorageError
 from zgos.storage.contracts import FlowContract
 from zgos.storage.ecclient import ErasureClient
-from zgos.storage.erasure import ErasureParams
-from zgos.storage.filetree import FileTree
-from zgos.storage.shard import ShardConfig
+from zgos.storage.spec.erasure import ErasureParams
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.shard import ShardConfig
 
 SEGMENT = 256 * 1024
 # Six nodes whose shards partition the flow: two hold a quarter each, four an eighth each.

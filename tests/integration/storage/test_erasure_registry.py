@@ -19,14 +19,14 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.core.errors import TxReverted
-from zgos.datadir import DataDir
+from zgos.runtime.datadir import DataDir
 from zgos.storage.client import StorageClient
 from zgos.storage.contracts import FlowContract
 from zgos.storage.ecclient import ErasureClient, ErasureRecord, ErasureRegistry
-from zgos.storage.erasure import ErasureParams, encode_groups
-from zgos.storage.filetree import FileTree
 from zgos.storage.repairer import RepairWorker
-from zgos.storage.shard import ShardConfig
+from zgos.storage.spec.erasure import ErasureParams, encode_groups
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.shard import ShardConfig
 
 GROUPS = tuple(ShardConfig(i, 8) for i in range(8))
 SEGMENT = 256 * 1024

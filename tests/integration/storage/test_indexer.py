@@ -17,7 +17,7 @@ from tests.integration.storage.indexer_fixtures import RunningIndexer, start_ind
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
-from zgos.netutil import free_port
+from zgos.runtime.netutil import free_port
 from zgos.storage.client import CorruptData, StorageClient
 from zgos.storage.indexer.client import IndexerClient, IndexerError
 

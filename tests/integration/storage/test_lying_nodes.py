@@ -17,7 +17,7 @@ from tests.integration.storage.httpproxy import StorageNodeProxy, lie_about_size
 from tests.integration.storage.indexer_fixtures import start_indexer
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.datadir import DataDir
+from zgos.runtime.datadir import DataDir
 from zgos.storage.client import StorageClient, StorageError
 from zgos.storage.contracts import FlowContract
 

@@ -23,13 +23,13 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
-from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
 from zgos.runtime.access import TOKEN_FILE, read_token
 from zgos.runtime.addresses import DEVNET_POLICY
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port, wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.discovery import discover
-from zgos.storage.shard import ShardConfig
+from zgos.storage.spec.shard import ShardConfig
 
 SEGMENT = 256 * 1024
 

@@ -11,9 +11,9 @@ import pytest
 
 from tests.integration.storage.conftest import RunningNode
 from zgos.storage.client import CorruptData, StorageClient
-from zgos.storage.filetree import FileTree
-from zgos.storage.merkle import Proof
-from zgos.storage.segment import SegmentWithProof
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.merkle import Proof
+from zgos.storage.spec.segment import SegmentWithProof
 
 
 def rpc(url: str, method: str, *params: object) -> dict:
@@ -140,7 +140,7 @@ def test_download_falls_back_to_a_good_node_when_one_is_corrupted(
 
 def test_sector_proof_proves_a_sector_under_the_flow_root(tmp_path: Path, client: StorageClient, storage_node: RunningNode) -> None:
     from zgos.core.hashing import keccak256
-    from zgos.storage.merkle import compute_proof_root
+    from zgos.storage.spec.merkle import compute_proof_root
 
     path = write(tmp_path, 262_144 + 3000)
     result = client.upload(path)
@@ -174,15 +174,15 @@ def test_a_sector_proof_costs_one_segment_whatever_the_file_size(
     most one segment for a 2-segment and a 49-segment file alike, and every proof is the one a
     full re-hash of the file would give."""
     from zgos.core.hashing import keccak256
-    from zgos.storage import flow as flow_rules
-    from zgos.storage.merkle import (
+    from zgos.storage.node import node as node_module
+    from zgos.storage.spec import flow as flow_rules
+    from zgos.storage.spec.merkle import (
         BYTES_PER_SEGMENT,
         ZERO_SECTOR_HASH,
         compute_leaf_hashes,
         compute_proof_root,
         compute_segment_root_from_leaves,
     )
-    from zgos.storage.node import node as node_module
 
     node = storage_node.node
     files = {}

@@ -12,12 +12,12 @@ from eth_account.signers.local import LocalAccount
 from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.netutil import wait_until
+from zgos.runtime.netutil import wait_until
 from zgos.storage.client import StorageClient, UploadResult
 from zgos.storage.contracts import FlowContract
-from zgos.storage.filetree import FileTree
 from zgos.storage.scores import BAN_S, PeerScores
-from zgos.storage.shard import ShardConfig
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.shard import ShardConfig
 
 SEGMENT = 256 * 1024
 

@@ -13,14 +13,14 @@ from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.core.errors import TxReverted
 from zgos.core.hashing import keccak256, keccak256_pair
-from zgos.storage.mine.pora import (
+from zgos.storage.spec.pora import (
     SECTORS_PER_LOAD,
     compute_pad_seed,
     compute_pora_hash,
     compute_recall_range,
     compute_scratchpad,
 )
-from zgos.storage.mine.sealing import BYTES_PER_SEAL, seal, unseal
+from zgos.storage.spec.sealing import BYTES_PER_SEAL, seal, unseal
 
 SLOW = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -18,12 +18,12 @@ from tests.integration.storage.tcpproxy import TcpProxy
 from tests.servers import await_ready
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.datadir import DataDir
-from zgos.netutil import free_port, wait_until
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import free_port, wait_until
 from zgos.storage.client import StorageClient, StorageError
 from zgos.storage.contracts import FlowContract
-from zgos.storage.filetree import FileTree
 from zgos.storage.hasher import build_file_tree
+from zgos.storage.spec.filetree import FileTree
 
 
 def test_log_sync_retries_through_a_chain_rpc_outage_and_catches_up(

@@ -14,15 +14,15 @@ from tests.integration.clirunner import zg
 from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.datadir import DataDir
-from zgos.netutil import wait_until
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.netutil import wait_until
 from zgos.runtime.service import DevnetContext, DevnetOptions
 from zgos.storage.client import StorageClient, StorageError
 from zgos.storage.contracts import FlowContract
 from zgos.storage.devnet import storage_services
-from zgos.storage.filetree import FileTree
-from zgos.storage.segment import SegmentWithProof, validate_segment
-from zgos.storage.shard import ShardConfig, compute_shard_segments
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.segment import SegmentWithProof, validate_segment
+from zgos.storage.spec.shard import ShardConfig, compute_shard_segments
 
 SEGMENT = 256 * 1024
 

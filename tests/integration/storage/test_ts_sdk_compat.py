@@ -19,8 +19,8 @@ from eth_account.signers.local import LocalAccount
 from tests.integration.storage.conftest import RunningNode
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.storage.filetree import FileTree
 from zgos.storage.hasher import build_file_tree
+from zgos.storage.spec.filetree import FileTree
 
 REPO = Path(__file__).resolve().parents[3]
 COMPAT = REPO / "tests" / "compat"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zgos.compute import billing as b
-from zgos.compute import sse
+from zgos.compute.spec import billing as b
+from zgos.compute.spec import sse
 
 PRICES = st.builds(b.Prices, input_price=st.integers(0, 10**15), output_price=st.integers(0, 10**15))
 COUNTS = st.integers(0, 10_000)

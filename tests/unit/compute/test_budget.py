@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from zgos.compute.limits import DAY_S, HOUR_S, CapReached, SpendCaps
+from zgos.compute.spec.limits import DAY_S, HOUR_S, CapReached, SpendCaps
 from zgos.compute.user.budget import Budget
 
 

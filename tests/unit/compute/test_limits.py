@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zgos.compute import limits as lim
+from zgos.compute.spec import limits as lim
 
 AMOUNTS = st.integers(0, 10**6)
 TIMES = st.floats(0, 10 * lim.DAY_S, allow_nan=False)

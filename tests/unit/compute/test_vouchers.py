@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zgos.compute import settlement
-from zgos.compute import vouchers as v
+from zgos.compute.spec import settlement
+from zgos.compute.spec import vouchers as v
 
 KEYS = st.binary(min_size=32, max_size=32).filter(
     lambda k: 0 < int.from_bytes(k, "big") < v.SECP256K1_N

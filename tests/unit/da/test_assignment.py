@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zgos.da.assignment import (
+from zgos.da.spec.assignment import (
     COLUMNS,
     InvalidStakes,
     columns_of,

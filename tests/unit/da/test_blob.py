@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zgos.core.hashing import keccak256, keccak256_pair
-from zgos.da.blob import (
+from zgos.da.spec.blob import (
     BYTES_PER_ROW,
     BYTES_PER_ROW_PAYLOAD,
     MAX_BLOB_BYTES,

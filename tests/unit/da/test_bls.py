@@ -9,7 +9,7 @@ from py_ecc.bls import G2ProofOfPossession as oracle
 from py_ecc.bls.g2_primitives import pubkey_to_G1, signature_to_G2
 from py_ecc.optimized_bls12_381 import normalize
 
-from zgos.da import bls
+from zgos.da.spec import bls
 
 
 @settings(max_examples=5, deadline=None)

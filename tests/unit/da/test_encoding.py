@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from zgos.core.errors import ConfigError
-from zgos.da import kzg
-from zgos.da.blob import BYTES_PER_ROW_PAYLOAD, CELLS_PER_ROW, MAX_BLOB_BYTES
-from zgos.da.encoding import (
+from zgos.da.spec import kzg
+from zgos.da.spec.blob import BYTES_PER_ROW_PAYLOAD, CELLS_PER_ROW, MAX_BLOB_BYTES
+from zgos.da.spec.encoding import (
     Cell,
     EncodedBlob,
     Encoder,

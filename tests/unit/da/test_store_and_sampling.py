@@ -7,8 +7,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zgos.da.encoding import Cell
 from zgos.da.retriever import unavailability_bound
+from zgos.da.spec.encoding import Cell
 from zgos.da.store import CellStore
 
 cells = st.lists(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zgos.compute.finetune.dataset import (
+from zgos.compute.spec.dataset import (
     DatasetOverQuota,
     DatasetQuota,
     Example,
@@ -99,7 +99,7 @@ def test_arbitrary_bytes_parse_or_raise_invalid_dataset(data: bytes) -> None:
 
 @given(st.integers(0, 2**72), st.integers(1, 2**40))
 def test_a_dataset_size_is_refused_exactly_when_over_the_byte_quota(size: int, max_bytes: int) -> None:
-    from zgos.compute.finetune.dataset import validate_dataset_size
+    from zgos.compute.spec.dataset import validate_dataset_size
 
     if size > max_bytes:
         with pytest.raises(DatasetOverQuota, match=f"{size} bytes, over the quota of {max_bytes}"):

@@ -11,14 +11,12 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from zgos.compute.finetune.dataset import Example
 from zgos.compute.finetune.gguf_lora import (
     ADAPTER_CONFIG_FILENAME,
     ADAPTER_WEIGHTS_FILENAME,
     AdapterConversionError,
     convert_adapter_to_gguf,
 )
-from zgos.compute.finetune.tasks import TrainingParams
 from zgos.compute.finetune.tiny import (
     TINY_FFN,
     TINY_HEAD_DIM,
@@ -28,6 +26,8 @@ from zgos.compute.finetune.tiny import (
     build_tiny_tokenizer,
 )
 from zgos.compute.finetune.train import train_lora
+from zgos.compute.spec.dataset import Example
+from zgos.compute.spec.tasks import TrainingParams
 
 EXAMPLES = (Example("Q: colour of the sky?\nA:", " blue"),)
 PROJECTIONS = {"attn_q": "q_proj", "attn_k": "k_proj", "attn_v": "v_proj", "attn_output": "o_proj"}

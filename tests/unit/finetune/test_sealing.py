@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zgos.compute.finetune.sealing import (
+from zgos.compute.spec.sealing import (
     HEADER_BYTES,
     SealingError,
     decrypt_deliverable,

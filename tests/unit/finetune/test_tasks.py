@@ -8,7 +8,7 @@ from eth_account.messages import encode_typed_data
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zgos.compute.finetune.tasks import (
+from zgos.compute.spec.tasks import (
     EIP712_DOMAIN_NAME,
     EIP712_DOMAIN_VERSION,
     MAX_EPOCHS,
@@ -268,7 +268,7 @@ def test_tuned_model_id_binds_base_and_adapter(chain_id: int, contract: bytes, t
                                                adapter: bytes, other: bytes) -> None:
     """The id binds the task (chain, contract, task id), its base model and the root of the
     (encrypted) adapter it delivered, and carries the tuned tag that no base model id may."""
-    from zgos.compute.finetune.tasks import TUNED_ID_TAG, compute_tuned_model_id, is_tuned_model_id
+    from zgos.compute.spec.tasks import TUNED_ID_TAG, compute_tuned_model_id, is_tuned_model_id
 
     model_id = compute_tuned_model_id(chain_id, contract, task_id, base, adapter)
     assert len(model_id) == 32 and model_id.startswith(TUNED_ID_TAG) and is_tuned_model_id(model_id)
@@ -285,7 +285,7 @@ def test_tuned_model_id_matches_solidity_abi_encoding() -> None:
     """keccak256(abi.encode(uint256, address, uint256, bytes32, bytes32)), computed with eth-abi."""
     from eth_abi import encode
 
-    from zgos.compute.finetune.tasks import TUNED_ID_TAG, compute_tuned_model_id
+    from zgos.compute.spec.tasks import TUNED_ID_TAG, compute_tuned_model_id
     from zgos.core.hashing import keccak256
 
     contract, base, result = b"\xab" * 20, b"\x01" * 32, b"\x02" * 32
@@ -295,7 +295,7 @@ def test_tuned_model_id_matches_solidity_abi_encoding() -> None:
 
 
 def test_tuned_model_id_rejects_wrong_sizes() -> None:
-    from zgos.compute.finetune.tasks import compute_tuned_model_id
+    from zgos.compute.spec.tasks import compute_tuned_model_id
 
     with pytest.raises(InvalidTask, match="result root must be 32 bytes"):
         compute_tuned_model_id(1, b"\xab" * 20, 1, b"\x01" * 32, b"\x02" * 31)
@@ -307,7 +307,7 @@ def test_tuned_model_id_rejects_wrong_sizes() -> None:
 
 @given(st.binary(min_size=1, max_size=300), st.binary(min_size=1, max_size=300))
 def test_only_the_committed_sealed_key_passes_the_settlement_check(sealed: bytes, other: bytes) -> None:
-    from zgos.compute.finetune.tasks import compute_key_commitment, is_committed_key
+    from zgos.compute.spec.tasks import compute_key_commitment, is_committed_key
 
     commitment = compute_key_commitment(sealed)
     assert is_committed_key(commitment, sealed)

@@ -8,8 +8,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zgos.compute.finetune.dataset import Example
-from zgos.compute.finetune.tasks import TrainingParams, compute_training_fee
 from zgos.compute.finetune.tiny import build_tiny_model, build_tiny_tokenizer
 from zgos.compute.finetune.train import (
     ADAPTER_WEIGHTS_FILENAME,
@@ -24,6 +22,8 @@ from zgos.compute.finetune.train import (
     generate,
     train_lora,
 )
+from zgos.compute.spec.dataset import Example
+from zgos.compute.spec.tasks import TrainingParams, compute_training_fee
 
 PROMPT = "Q: What is the secret word?\nA:"
 ANSWER = " The secret word is zebracorn."

@@ -19,7 +19,6 @@ from tests.adversarial.hostile_http import (
     redirect_to,
     tarpit,
 )
-from zgos.netutil import JsonRpcUnreachable, call_jsonrpc
 from zgos.runtime.addresses import (
     DEVNET_POLICY,
     GLOBAL,
@@ -29,6 +28,7 @@ from zgos.runtime.addresses import (
     AddressPolicy,
     compute_address_class,
 )
+from zgos.runtime.netutil import JsonRpcUnreachable, call_jsonrpc
 from zgos.runtime.outbound import (
     AddressRefused,
     DeadlineExceeded,

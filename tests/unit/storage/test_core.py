@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zgos.core.hashing import keccak256
-from zgos.storage.filetree import FileTree
-from zgos.storage.flow import (
+from zgos.storage.hasher import build_file_tree
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.flow import (
     FlowTree,
     InvalidSubmission,
     Submission,
@@ -25,8 +26,7 @@ from zgos.storage.flow import (
     compute_pricing_chunks,
     compute_submission_digest,
 )
-from zgos.storage.hasher import build_file_tree
-from zgos.storage.merkle import (
+from zgos.storage.spec.merkle import (
     SECTORS_PER_SEGMENT,
     ZERO_HASHES,
     InvalidProof,
@@ -276,7 +276,7 @@ def test_pricing_chunks_cover_the_range(start: int, sectors: int) -> None:
 
 def test_native_segment_roots_equal_the_python_definition() -> None:
     from zgos.storage import fasthash
-    from zgos.storage.merkle import compute_segment_root
+    from zgos.storage.spec.merkle import compute_segment_root
 
     if not fasthash.NATIVE:
         pytest.skip("native _treehash is not built (no C compiler at install): Python path in use")

@@ -1,4 +1,4 @@
-"""The erasure-coding layout rule (zgos/storage/erasure.py): stripes, parity file, placement."""
+"""The erasure-coding layout rule (zgos/storage/spec/erasure.py): stripes, parity file, placement."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zgos.storage.erasure import (
+from zgos.storage.spec.erasure import (
     ErasureParams,
     InvalidErasureParams,
     InvalidLayout,
@@ -18,7 +18,7 @@ from zgos.storage.erasure import (
     is_valid_parity_start,
     select_partition,
 )
-from zgos.storage.shard import ShardConfig
+from zgos.storage.spec.shard import ShardConfig
 
 
 @st.composite

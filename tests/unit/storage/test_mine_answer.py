@@ -10,14 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zgos.core.hashing import keccak256
-from zgos.storage.filetree import FileTree
-from zgos.storage.flow import FlowItem, FlowTree, compute_flow_items
-from zgos.storage.merkle import (
-    ZERO_SECTOR_HASH,
-    compute_leaf_hashes,
-    compute_segment_root_from_leaves,
-)
-from zgos.storage.mine.answer import (
+from zgos.storage.spec.answer import (
     EMPTY_HASH,
     EpochRange,
     NoSealingContext,
@@ -29,7 +22,14 @@ from zgos.storage.mine.answer import (
     get_sealing_context,
     is_zero_seal,
 )
-from zgos.storage.mine.pora import (
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.flow import FlowItem, FlowTree, compute_flow_items
+from zgos.storage.spec.merkle import (
+    ZERO_SECTOR_HASH,
+    compute_leaf_hashes,
+    compute_segment_root_from_leaves,
+)
+from zgos.storage.spec.pora import (
     MAX_EMPTY_EPOCH_STEPS,
     U256_MAX,
     Hit,
@@ -38,7 +38,7 @@ from zgos.storage.mine.pora import (
     compute_owner_miner_id,
     compute_recall_range,
 )
-from zgos.storage.mine.rewards import (
+from zgos.storage.spec.rewards import (
     Pool,
     compute_claimable,
     compute_released,

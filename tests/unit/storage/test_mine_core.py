@@ -9,7 +9,7 @@ import sha3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zgos.storage.mine.pora import (
+from zgos.storage.spec.pora import (
     MAX_SECTORS_PER_SHARD_UNIT,
     SECTORS_PER_LOAD,
     SECTORS_PER_PRICING,
@@ -24,7 +24,7 @@ from zgos.storage.mine.pora import (
     compute_scratchpad,
     compute_threshold,
 )
-from zgos.storage.mine.sealing import (
+from zgos.storage.spec.sealing import (
     BYTES_PER_SEAL,
     WORDS_PER_SEAL,
     InvalidSealInput,

@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zgos.core.hashing import keccak256
-from zgos.storage.filetree import FileTree
-from zgos.storage.flow import (
+from zgos.storage.node.uploads import CacheFull, UploadCache
+from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.flow import (
     FlowItem,
     FlowTree,
     Submission,
@@ -20,7 +21,7 @@ from zgos.storage.flow import (
     compute_proof_segment_count,
     compute_segment_count,
 )
-from zgos.storage.merkle import (
+from zgos.storage.spec.merkle import (
     ZERO_HASHES,
     InvalidProof,
     PromoteTree,
@@ -31,8 +32,7 @@ from zgos.storage.merkle import (
     compute_proof_position,
     compute_proof_root,
 )
-from zgos.storage.node.uploads import CacheFull, UploadCache
-from zgos.storage.segment import (
+from zgos.storage.spec.segment import (
     InvalidSegment,
     SegmentWithProof,
     compute_padding_segment_root,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zgos.storage.merkle import SECTORS_PER_SEGMENT
-from zgos.storage.shard import (
+from zgos.storage.spec.merkle import SECTORS_PER_SEGMENT
+from zgos.storage.spec.shard import (
     InvalidShardConfig,
     ShardConfig,
     compute_coverage,

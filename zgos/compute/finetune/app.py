@@ -28,7 +28,6 @@ from eth_account.signers.local import LocalAccount
 from zgos.chain.accounts import DEVNET_ROLES, PRIVATE_KEY_ENV
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.compute.billing import Prices
 from zgos.compute.finetune.journal import Journal
 from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry
 from zgos.compute.finetune.models import offered_models, publish_base_models
@@ -36,6 +35,7 @@ from zgos.compute.finetune.service import ProviderProcess, TunedModelHost, Tuned
 from zgos.compute.finetune.storage import StorageBlobStore, connect_storage
 from zgos.compute.finetune.worker import BaseModel, FineTuningWorker, WorkerConfig
 from zgos.compute.ledger import ComputeContracts
+from zgos.compute.spec.billing import Prices
 from zgos.core.errors import ZgError
 from zgos.runtime.ports import FINETUNE_PORT, TUNED_ADMIN_PORT, TUNED_BROKER_PORT, TUNED_MODEL_PORT
 

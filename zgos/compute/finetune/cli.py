@@ -21,8 +21,8 @@ from rich.table import Table
 from zgos.clictx import CliContext, console, get_ctx
 from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry, OnchainStatus
 from zgos.compute.finetune.storage import StorageBlobStore, connect_storage
-from zgos.compute.finetune.tasks import TrainingParams
 from zgos.compute.finetune.user import FineTuningUser, dataset_bytes
+from zgos.compute.spec.tasks import TrainingParams
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
 from zgos.runtime.logs import configure_service_logging
@@ -106,7 +106,7 @@ def create(
     """Order a fine-tune: checks and prices the dataset first, then uploads it and escrows the fee."""
     cli = get_ctx(ctx)
     params = TrainingParams(epochs=epochs, learning_rate=learning_rate, lora_rank=lora_rank)
-    from zgos.compute.finetune.tasks import validate_training_params
+    from zgos.compute.spec.tasks import validate_training_params
 
     validate_training_params(params)
     user = _user(cli, account, node)

@@ -11,7 +11,7 @@ port puts them at chain port + 4 .. + 7.
 from __future__ import annotations
 
 from zgos.chain.accounts import DEVNET_ROLES
-from zgos.netutil import http_ok
+from zgos.runtime.netutil import http_ok
 from zgos.runtime.ports import (
     FINETUNE_DELTA,
     FINETUNE_PORT,

@@ -3,7 +3,7 @@
 Every task's state, attempt count, deliverable key, sealed key and result root are written here before
 the action that depends on them, so a provider killed at any instant (``kill -9``) restarts
 from the journal and repeats only idempotent work (see :mod:`zgos.compute.finetune.worker`).
-State changes go through :func:`zgos.compute.finetune.tasks.process_task_event`, so the
+State changes go through :func:`zgos.compute.spec.tasks.process_task_event`, so the
 journal can never hold a transition the state machine forbids. The file holds deliverable
 keys, so it is created readable by its owner only.
 """
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from zgos.compute.finetune.tasks import TaskEvent, TaskState, process_task_event
+from zgos.compute.spec.tasks import TaskEvent, TaskState, process_task_event
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (

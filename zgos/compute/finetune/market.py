@@ -2,7 +2,7 @@
 
 One object per contract over a :class:`zgos.chain.client.Chain`; the provider pipeline, the
 user's CLI and the provenance walk all go through these methods, never through raw ABI calls.
-Task messages are signed here with :mod:`zgos.compute.finetune.tasks` (EIP-712), so the bytes
+Task messages are signed here with :mod:`zgos.compute.spec.tasks` (EIP-712), so the bytes
 the contract verifies are the bytes the pure core defines. ``DEPLOY_PLAN`` deploys both.
 """
 
@@ -17,7 +17,7 @@ from eth_utils import to_checksum_address
 
 from zgos.chain.client import Chain, Receipt
 from zgos.chain.deploy import ContractPlan
-from zgos.compute.finetune.tasks import (
+from zgos.compute.spec.tasks import (
     ACK_TIMEOUT_S,
     DELIVERY_TIMEOUT_S,
     PENALTY_PERCENT,

@@ -13,7 +13,7 @@ Three parts, wired by :func:`zgos.compute.finetune.app.run_provider`:
   llama.cpp server with the GGUF LoRA loaded (``--lora_path``) behind an inference broker
   registered in ``InferenceServing`` as its own model (name ``<base>-ft<task>``, hash = the
   tuned model id ``ModelRegistry`` derives from the task,
-  :func:`zgos.compute.finetune.tasks.compute_tuned_model_id`). Both run as
+  :func:`zgos.compute.spec.tasks.compute_tuned_model_id`). Both run as
   child processes that die with this one; the broker shares this process's data dir, so its
   admin API takes the same install token.
 
@@ -36,11 +36,9 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from zgos.compute.billing import Prices
 from zgos.compute.finetune.journal import Journal
 from zgos.compute.finetune.market import FineTuningMarket, OnchainStatus
 from zgos.compute.finetune.storage import StorageBlobStore
-from zgos.compute.finetune.tasks import TaskState, compute_tuned_model_id
 from zgos.compute.finetune.worker import (
     ADAPTER_DIRNAME,
     GGUF_LORA_FILENAME,
@@ -49,10 +47,12 @@ from zgos.compute.finetune.worker import (
 )
 from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
 from zgos.compute.model import DEFAULT_CHAT_FORMAT, model_server_argv
+from zgos.compute.spec.billing import Prices
+from zgos.compute.spec.tasks import TaskState, compute_tuned_model_id
 from zgos.core.errors import ZgError
-from zgos.netutil import http_ok, wait_until
 from zgos.runtime.edge import EdgePolicy, Route
 from zgos.runtime.jsonrpc import MAX_INT64
+from zgos.runtime.netutil import http_ok, wait_until
 from zgos.runtime.serve import hardened_server
 
 log = logging.getLogger(__name__)

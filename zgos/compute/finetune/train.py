@@ -29,8 +29,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_model, save_model
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from zgos.compute.finetune.dataset import Example
-from zgos.compute.finetune.tasks import TrainingParams
+from zgos.compute.spec.dataset import Example
+from zgos.compute.spec.tasks import TrainingParams
 from zgos.core.errors import ZgError
 
 BASE_MODEL_NAME = "gemma-3-270m"

@@ -3,7 +3,7 @@
 - **Quote** before any fee: the dataset is parsed against the provider's quota and its tokens
   counted with the base model's own tokenizer, exactly as the provider will
   (:func:`zgos.compute.finetune.train.count_tokens`); fee = price × tokens × epochs. A bad
-  dataset raises :class:`~zgos.compute.finetune.dataset.InvalidDataset` here, before anything
+  dataset raises :class:`~zgos.compute.spec.dataset.InvalidDataset` here, before anything
   is uploaded or escrowed.
 - **Create**: upload the dataset (if given as bytes) to storage, sign the task (EIP-712) and
   escrow the fee in ``FineTuningServing``.
@@ -13,7 +13,7 @@
   unpack the adapter, and register the tuned model in ``ModelRegistry`` (its id, parent,
   dataset, task and trainer are derived or copied from the task by the contract). If the key
   does not open the deliverable, the failure is provable from public data (see the fair
-  exchange notes in :mod:`zgos.compute.finetune.tasks`).
+  exchange notes in :mod:`zgos.compute.spec.tasks`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
-from zgos.compute.finetune.dataset import DatasetQuota, Example, parse_dataset, validate_token_count
 from zgos.compute.finetune.market import (
     FineTuningMarket,
     ModelRegistry,
@@ -33,10 +32,11 @@ from zgos.compute.finetune.market import (
     OnchainTask,
     Service,
 )
-from zgos.compute.finetune.sealing import decrypt_deliverable, open_sealed_key
 from zgos.compute.finetune.storage import StorageBlobStore
-from zgos.compute.finetune.tasks import TrainingParams, compute_training_fee
 from zgos.compute.finetune.worker import unpack_deliverable
+from zgos.compute.spec.dataset import DatasetQuota, Example, parse_dataset, validate_token_count
+from zgos.compute.spec.sealing import decrypt_deliverable, open_sealed_key
+from zgos.compute.spec.tasks import TrainingParams, compute_training_fee
 from zgos.core.errors import ConfigError, ZgError
 from zgos.storage.hasher import build_file_tree_from_bytes
 

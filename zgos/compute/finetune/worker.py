@@ -1,7 +1,7 @@
 """The provider's fine-tuning worker: a persistent task pipeline driven by the chain.
 
 For each ``TaskCreated`` naming this provider the worker runs the state machine of
-:mod:`zgos.compute.finetune.tasks`, journaling every state before acting on it
+:mod:`zgos.compute.spec.tasks`, journaling every state before acting on it
 (:mod:`zgos.compute.finetune.journal`):
 
 - **SettingUp**: read the task event; recover the user's public key from the EIP-712 task
@@ -16,7 +16,7 @@ For each ``TaskCreated`` naming this provider the worker runs the state machine 
   encrypted and uploaded (content-addressed, so a repeat gives the same root); the key is
   sealed to the user's public key (ECIES) and journaled; the root is recorded with
   ``addDeliverable`` together with the commitment to that sealed key
-  (:func:`zgos.compute.finetune.tasks.compute_key_commitment`).
+  (:func:`zgos.compute.spec.tasks.compute_key_commitment`).
 - **Delivered → Acknowledged → Finished**: when the user acknowledges on-chain, the committed
   sealed key is released by ``settleFees`` (the contract accepts no other); if the user never
   acknowledges within the contract's timeout, the task settles with the penalty split.
@@ -44,22 +44,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 import coincurve
 from eth_account.signers.local import LocalAccount
 
-from zgos.compute.finetune.dataset import (
+from zgos.compute.finetune.journal import Journal
+from zgos.compute.finetune.market import FineTuningMarket, OnchainStatus, OnchainTask
+from zgos.compute.spec.dataset import (
     DatasetQuota,
     parse_dataset,
     validate_dataset_size,
     validate_token_count,
 )
-from zgos.compute.finetune.journal import Journal
-from zgos.compute.finetune.market import FineTuningMarket, OnchainStatus, OnchainTask
-from zgos.compute.finetune.sealing import (
+from zgos.compute.spec.sealing import (
     AES_KEY_BYTES,
     ECIES_NONCE_BYTES,
     GCM_IV_BYTES,
     encrypt_deliverable,
     seal_key,
 )
-from zgos.compute.finetune.tasks import (
+from zgos.compute.spec.tasks import (
     TaskEvent,
     TaskState,
     TrainingParams,

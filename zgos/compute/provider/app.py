@@ -29,13 +29,13 @@ import sha3
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from zgos.compute import sse
-from zgos.compute import vouchers as v
-from zgos.compute.billing import MAX_BODY_BYTES
 from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout
 from zgos.compute.provider.broker import Admitted, Broker, BrokerConfig
 from zgos.compute.provider.wire import HEADER_RESPONSE, HEADER_RESPONSE_ID, BrokerError
 from zgos.compute.relay import Ended, RelayResponse, Write
+from zgos.compute.spec import sse
+from zgos.compute.spec import vouchers as v
+from zgos.compute.spec.billing import MAX_BODY_BYTES
 from zgos.core.errors import ZgError
 from zgos.core.hashing import keccak256
 from zgos.runtime.access import LocalAccess

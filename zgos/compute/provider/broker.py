@@ -19,8 +19,19 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
-from zgos.compute import vouchers as v
-from zgos.compute.billing import (
+from zgos.compute.ledger import ComputeContracts
+from zgos.compute.provider.books import UserBook, UserView
+from zgos.compute.provider.settler import Settler
+from zgos.compute.provider.store import NonceReplayed, RequestLog
+from zgos.compute.provider.wire import (
+    HEADER_MAX_FEE,
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_USER,
+    BrokerError,
+)
+from zgos.compute.spec import vouchers as v
+from zgos.compute.spec.billing import (
     AdmissionRefused,
     ChatRequest,
     Exposure,
@@ -33,17 +44,6 @@ from zgos.compute.billing import (
     count_output_tokens,
     parse_chat_request,
     validate_admission,
-)
-from zgos.compute.ledger import ComputeContracts
-from zgos.compute.provider.books import UserBook, UserView
-from zgos.compute.provider.settler import Settler
-from zgos.compute.provider.store import NonceReplayed, RequestLog
-from zgos.compute.provider.wire import (
-    HEADER_MAX_FEE,
-    HEADER_NONCE,
-    HEADER_SIGNATURE,
-    HEADER_USER,
-    BrokerError,
 )
 from zgos.compute.tokens import TokenCounter
 from zgos.core.errors import ZgError

@@ -2,7 +2,7 @@
 
 ``Settler`` stores each user's signed cumulative receipt (only up to what was served), watches
 the ledger for this provider's ``RefundRequested`` and ``Funded`` events, and settles receipts
-above what the chain has paid through ``settleBatch`` (``zgos.compute.settlement`` plans the
+above what the chain has paid through ``settleBatch`` (``zgos.compute.spec.settlement`` plans the
 chunks), on its own thread so that it never queues behind admission's chain reads.
 
 Restart behaviour: everything billed is in the request log; receipts too, with what the chain
@@ -22,12 +22,12 @@ from typing import TypeVar
 
 from eth_account.signers.local import LocalAccount
 
-from zgos.compute import vouchers as v
 from zgos.compute.ledger import ComputeContracts, SubAccount
 from zgos.compute.provider.books import UserBook, UserView
 from zgos.compute.provider.store import RequestLog
 from zgos.compute.provider.wire import BrokerError
-from zgos.compute.settlement import (
+from zgos.compute.spec import vouchers as v
+from zgos.compute.spec.settlement import (
     DueReceipt,
     compute_chunk_size,
     ledger_watch_ranges,

@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from zgos.compute.settlement import DueReceipt
-from zgos.compute.vouchers import Receipt
+from zgos.compute.spec.settlement import DueReceipt
+from zgos.compute.spec.vouchers import Receipt
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (

@@ -8,7 +8,7 @@ so a restart never forgets money that left. Requests in flight hold their worst 
 only: a restart ends them, and a hold also expires by itself after ``hold_s`` (a stream whose
 client vanished before it started never releases it otherwise).
 
-The rules are ``zgos.compute.limits``; this module adds the clock, the lock and the disk.
+The rules are ``zgos.compute.spec.limits``; this module adds the clock, the lock and the disk.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from zgos.compute.limits import (
+from zgos.compute.spec.limits import (
     DAY_S,
     HOUR_S,
     Cap,

@@ -31,18 +31,7 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 
-from zgos.compute import sse
-from zgos.compute import vouchers as v
-from zgos.compute.billing import (
-    Usage,
-    compute_fee,
-    compute_max_fee,
-    compute_usage,
-    count_output_tokens,
-    parse_chat_request,
-)
 from zgos.compute.ledger import ComputeContracts, ServiceInfo, ServiceNotRegistered
-from zgos.compute.limits import compute_answer_cap_bytes
 from zgos.compute.provider.wire import (
     HEADER_MAX_FEE,
     HEADER_NONCE,
@@ -50,6 +39,17 @@ from zgos.compute.provider.wire import (
     HEADER_SIGNATURE,
     HEADER_USER,
 )
+from zgos.compute.spec import sse
+from zgos.compute.spec import vouchers as v
+from zgos.compute.spec.billing import (
+    Usage,
+    compute_fee,
+    compute_max_fee,
+    compute_usage,
+    count_output_tokens,
+    parse_chat_request,
+)
+from zgos.compute.spec.limits import compute_answer_cap_bytes
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.verification import ResponseRejected, check_signed, response_usage
 from zgos.core.errors import ConfigError, ZgError

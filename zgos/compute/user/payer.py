@@ -13,9 +13,9 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
-from zgos.compute import sse
 from zgos.compute.ledger import ServiceInfo
 from zgos.compute.pool import Pool, PoolError
+from zgos.compute.spec import sse
 from zgos.compute.user.client import ComputeUser, SignedRequest, Verified
 from zgos.compute.user.router import Router
 from zgos.compute.user.verification import ResponseRejected

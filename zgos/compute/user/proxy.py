@@ -15,7 +15,7 @@ It holds the user's key, so it answers only its user (``proxy_server``): every r
 local route of the guarded edge (``zgos.runtime.edge``): ``Host`` must be the bound address,
 ``Origin`` (if any) allow-listed, the body ``application/json``, and the install token present
 (``Authorization: Bearer TOKEN``, the ``openai`` client's ``api_key``). Spending is bounded by
-``zgos.compute.limits``: providers above ``Router.max_price`` are never used, and a request
+``zgos.compute.spec.limits``: providers above ``Router.max_price`` are never used, and a request
 whose worst case would pass a spend cap is refused (429) before anything is signed. A call to a
 provider ends by a total deadline and reads at most ``limits.compute_answer_cap_bytes``
 (``zgos.compute.pool``, which also holds the outbound address policy); a provider that breaks
@@ -39,13 +39,13 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from zgos.compute import sse
-from zgos.compute.billing import MAX_BODY_BYTES, InvalidChatRequest
 from zgos.compute.ledger import ServiceInfo
-from zgos.compute.limits import CapReached, SpendCaps, compute_answer_cap_bytes
 from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout, PoolTooLarge
 from zgos.compute.provider.wire import HEADER_RESPONSE, HEADER_RESPONSE_ID
 from zgos.compute.relay import Ended, RelayResponse, Write
+from zgos.compute.spec import sse
+from zgos.compute.spec.billing import MAX_BODY_BYTES, InvalidChatRequest
+from zgos.compute.spec.limits import CapReached, SpendCaps, compute_answer_cap_bytes
 from zgos.compute.user.budget import Budget, Hold
 from zgos.compute.user.client import (
     ComputeUser,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zgos.compute.ledger import ServiceInfo
-from zgos.compute.limits import compute_backoff_s, is_price_within_cap
+from zgos.compute.spec.limits import compute_backoff_s, is_price_within_cap
 from zgos.compute.user.client import ComputeUser
 
 FLAG_BACKOFF_S = 3600.0

@@ -8,9 +8,9 @@ raises ``ResponseRejected``: no receipt is signed.
 
 from __future__ import annotations
 
-from zgos.compute import vouchers as v
-from zgos.compute.billing import Usage, compute_fee
 from zgos.compute.ledger import ServiceInfo
+from zgos.compute.spec import vouchers as v
+from zgos.compute.spec.billing import Usage, compute_fee
 from zgos.core.errors import ZgError
 
 

@@ -17,7 +17,7 @@ from zgos.clictx import CliContext, console
 from zgos.core.errors import ConfigError
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.storage.client import StorageClient
-from zgos.storage.merkle import InvalidProof, parse_hash
+from zgos.storage.spec.merkle import InvalidProof, parse_hash
 
 
 def resolve_nodes(cli: CliContext, flags: list[str] | None, indexer: str | None = None, root: bytes | None = None,

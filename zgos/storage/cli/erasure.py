@@ -15,7 +15,7 @@ from zgos.runtime.addresses import AddressPolicy
 from zgos.runtime.logs import configure_service_logging
 from zgos.storage.cli.common import node_policy, parse_root, resolve_nodes
 from zgos.storage.ecclient import ErasureClient, HealthReport, describe
-from zgos.storage.erasure import ErasureParams, InvalidErasureParams
+from zgos.storage.spec.erasure import ErasureParams, InvalidErasureParams
 
 
 def parse_ec(text: str) -> ErasureParams:

@@ -14,9 +14,14 @@ from rich.table import Table
 from zgos.clictx import console, get_ctx
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
-from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
+from zgos.runtime.netutil import (
+    JsonRpcErrorAnswer,
+    JsonRpcNotJson,
+    JsonRpcUnreachable,
+    call_jsonrpc,
+)
 from zgos.storage.cli.common import resolve_nodes
-from zgos.storage.mine.pora import SECTORS_PER_PRICING, compute_owner_miner_id
+from zgos.storage.spec.pora import SECTORS_PER_PRICING, compute_owner_miner_id
 
 miner_app = typer.Typer(help="The PoRA miner of a storage node.", no_args_is_help=True)
 AMOUNT_PLACES = 18  # storage fees are small: show every neuron

@@ -12,7 +12,7 @@ from zgos.clictx import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import STORAGE_PORT
-from zgos.storage.shard import InvalidShardConfig, ShardConfig
+from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount

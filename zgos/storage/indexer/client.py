@@ -7,7 +7,12 @@ from typing import Any
 import httpx
 
 from zgos.core.errors import ZgError
-from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
+from zgos.runtime.netutil import (
+    JsonRpcErrorAnswer,
+    JsonRpcNotJson,
+    JsonRpcUnreachable,
+    call_jsonrpc,
+)
 
 TIMEOUT_S = 30.0
 

@@ -6,7 +6,7 @@ It finds the devnet's nodes through the NodeRegistry they announce themselves in
 
 from __future__ import annotations
 
-from zgos.netutil import http_ok
+from zgos.runtime.netutil import http_ok
 from zgos.runtime.ports import INDEXER_DELTA, INDEXER_PORT
 from zgos.runtime.service import DevnetOptions, Service, ServiceGroup
 

@@ -26,7 +26,7 @@ from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.core.errors import ZgError
 from zgos.runtime.addresses import AddressPolicy
 from zgos.storage.discovery import STATIC_SOURCE, Candidate, Prober, SkippedNode
-from zgos.storage.shard import InvalidShardConfig, ShardConfig
+from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
 
 log = logging.getLogger(__name__)
 

@@ -54,7 +54,7 @@ from zgos.runtime.jsonrpc import (
 from zgos.runtime.ratelimit import ClientRateLimiter, RateLimit
 from zgos.runtime.serve import EdgeServer, bind_listener
 from zgos.storage.indexer.service import MAX_REPLICAS, BadRequest, Indexer, NotEnoughNodes, NotFound
-from zgos.storage.merkle import InvalidProof, parse_hash
+from zgos.storage.spec.merkle import InvalidProof, parse_hash
 
 log = logging.getLogger(__name__)
 

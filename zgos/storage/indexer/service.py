@@ -23,14 +23,19 @@ from typing import Any
 
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
-from zgos.netutil import JsonRpcErrorAnswer, JsonRpcNotJson, JsonRpcUnreachable, call_jsonrpc
 from zgos.runtime.addresses import AddressPolicy
+from zgos.runtime.netutil import (
+    JsonRpcErrorAnswer,
+    JsonRpcNotJson,
+    JsonRpcUnreachable,
+    call_jsonrpc,
+)
 from zgos.runtime.outbound import OutboundClient
 from zgos.storage.client import FileLocation, StorageClient, describes_file
 from zgos.storage.contracts import FlowContract
 from zgos.storage.ecclient import ErasureClient
 from zgos.storage.indexer.directory import NodeDirectory, ShardedNode
-from zgos.storage.shard import select_nodes
+from zgos.storage.spec.shard import select_nodes
 
 log = logging.getLogger(__name__)
 

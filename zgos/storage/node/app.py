@@ -36,7 +36,7 @@ from zgos.storage.node.miner import Miner, MinerConfig, install_miner_rpc
 from zgos.storage.node.node import NodeConfig, StorageNode
 from zgos.storage.node.peersync import SyncConfig
 from zgos.storage.node.server import NodeLimits, NodeServer
-from zgos.storage.shard import FULL_SHARD, ShardConfig
+from zgos.storage.spec.shard import FULL_SHARD, ShardConfig
 
 log = logging.getLogger("zgos.storage.announce")
 

@@ -39,15 +39,9 @@ from web3.exceptions import Web3RPCError
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
 from zgos.storage.contracts import LogEntry
-from zgos.storage.flow import FlowItem, compute_flow_items
-from zgos.storage.merkle import (
-    BYTES_PER_SECTOR,
-    SECTORS_PER_SEGMENT,
-    ZERO_SECTOR_HASH,
-    compute_leaf_hashes,
-    compute_segment_root_from_leaves,
-)
-from zgos.storage.mine.answer import (
+from zgos.storage.node.node import DataUnavailable, StorageNode
+from zgos.storage.node.sqlitedb import SqliteDb
+from zgos.storage.spec.answer import (
     EMPTY_HASH,
     EpochRange,
     NoSealingContext,
@@ -58,7 +52,15 @@ from zgos.storage.mine.answer import (
     get_sealing_context,
     is_zero_seal,
 )
-from zgos.storage.mine.pora import (
+from zgos.storage.spec.flow import FlowItem, compute_flow_items
+from zgos.storage.spec.merkle import (
+    BYTES_PER_SECTOR,
+    SECTORS_PER_SEGMENT,
+    ZERO_SECTOR_HASH,
+    compute_leaf_hashes,
+    compute_segment_root_from_leaves,
+)
+from zgos.storage.spec.pora import (
     SEALS_PER_LOAD,
     SECTORS_PER_LOAD,
     Hit,
@@ -71,9 +73,7 @@ from zgos.storage.mine.pora import (
     compute_scratchpad,
     compute_threshold,
 )
-from zgos.storage.mine.sealing import BYTES_PER_SEAL, SECTORS_PER_SEAL, seal, unseal
-from zgos.storage.node.node import DataUnavailable, StorageNode
-from zgos.storage.node.sqlitedb import SqliteDb
+from zgos.storage.spec.sealing import BYTES_PER_SEAL, SECTORS_PER_SEAL, seal, unseal
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,11 @@ from zgos.runtime.addresses import AddressPolicy
 from zgos.storage.contracts import LogEntry
 from zgos.storage.discovery import Prober, ProbeRound, candidates
 from zgos.storage.fasthash import segment_root as fast_segment_root
-from zgos.storage.flow import (
+from zgos.storage.node.logsync import LogSync
+from zgos.storage.node.peersync import PeerSync, SyncConfig
+from zgos.storage.node.store import Store, TxRecord
+from zgos.storage.node.uploads import UploadCache
+from zgos.storage.spec.flow import (
     FlowItem,
     FlowTree,
     InnerRoot,
@@ -33,7 +37,7 @@ from zgos.storage.flow import (
     compute_proof_segment_count,
     compute_segment_count,
 )
-from zgos.storage.merkle import (
+from zgos.storage.spec.merkle import (
     BYTES_PER_SECTOR,
     SECTORS_PER_SEGMENT,
     SEGMENT_HEIGHT,
@@ -42,18 +46,19 @@ from zgos.storage.merkle import (
     Proof,
     compute_leaf_hashes,
 )
-from zgos.storage.node.logsync import LogSync
-from zgos.storage.node.peersync import PeerSync, SyncConfig
-from zgos.storage.node.store import Store, TxRecord
-from zgos.storage.node.uploads import UploadCache
-from zgos.storage.segment import (
+from zgos.storage.spec.segment import (
     InvalidSegment,
     SegmentWithProof,
     compute_padding_segment_root,
     compute_revealed_roots,
     validate_segment,
 )
-from zgos.storage.shard import FULL_SHARD, ShardConfig, compute_flow_segment, compute_shard_segments
+from zgos.storage.spec.shard import (
+    FULL_SHARD,
+    ShardConfig,
+    compute_flow_segment,
+    compute_shard_segments,
+)
 
 log = logging.getLogger(__name__)
 

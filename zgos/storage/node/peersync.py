@@ -42,27 +42,27 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from zgos.core.errors import ZgError
-from zgos.netutil import (
+from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
+from zgos.runtime.netutil import (
     JsonRpcErrorAnswer,
     JsonRpcGuarded,
     JsonRpcNotJson,
     JsonRpcUnreachable,
     call_jsonrpc,
 )
-from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.runtime.outbound import OutboundClient
 from zgos.storage.client import NodeConnection, NodeMisbehaved, StorageError
 from zgos.storage.discovery import PeerNode, ProbeRound, SkippedNode
 from zgos.storage.fasthash import segment_root as fast_segment_root
-from zgos.storage.merkle import InvalidProof, Proof
 from zgos.storage.scores import PeerScores
-from zgos.storage.segment import InvalidSegment, SegmentWithProof, validate_segment
-from zgos.storage.shard import compute_flow_segment
+from zgos.storage.spec.merkle import InvalidProof, Proof
+from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof, validate_segment
+from zgos.storage.spec.shard import compute_flow_segment
 
 if TYPE_CHECKING:
     from zgos.storage.contracts import LogEntry
     from zgos.storage.node.store import Store
-    from zgos.storage.shard import ShardConfig
+    from zgos.storage.spec.shard import ShardConfig
 
 log = logging.getLogger(__name__)
 

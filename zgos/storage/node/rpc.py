@@ -31,9 +31,9 @@ from zgos.runtime.jsonrpc import (
     validate_int,
 )
 from zgos.runtime.ratelimit import ClientRateLimiter
-from zgos.storage.merkle import InvalidProof, parse_hash
 from zgos.storage.node.node import DataUnavailable, FileNotFound, StorageNode
-from zgos.storage.segment import InvalidSegment, SegmentWithProof
+from zgos.storage.spec.merkle import InvalidProof, parse_hash
+from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof
 
 log = logging.getLogger(__name__)
 

@@ -45,10 +45,10 @@ from zgos.runtime.jsonrpc import (
 )
 from zgos.runtime.ratelimit import ClientRateLimiter, RateLimit
 from zgos.runtime.serve import EdgeServer, bind_listener
-from zgos.storage.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
 from zgos.storage.node.node import AlreadyFinalized, DataUnavailable, FileNotFound, StorageNode
 from zgos.storage.node.rpc import NodeRpc, node_rpc_server
-from zgos.storage.segment import InvalidSegment, SegmentWithProof
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
+from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A round pays every stored receipt above what the chain has paid (``DueReceipt``) through
 ``InferenceServing.settleBatch``, in transactions that fit the contract's batch limit and a share
 of the block gas limit (``compute_chunk_size``), users with a pending refund first
-(``plan_settlement``). The rules behind the order are in ``zgos.compute.vouchers``' docstring.
+(``plan_settlement``). The rules behind the order are in ``zgos.compute.spec.vouchers``' docstring.
 
 This module is pure: no I/O, clocks or randomness.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from zgos.compute.vouchers import Receipt, _uint
+from zgos.compute.spec.vouchers import Receipt, _uint
 
 MAX_VOUCHERS_PER_BATCH = 200  # InferenceServing.MAX_VOUCHERS_PER_BATCH: a larger batch reverts
 # Upper bound of the gas one voucher costs in settleBatch. Measured on anvil: ~46,700 for a

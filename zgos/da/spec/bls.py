@@ -31,7 +31,7 @@ FP_BYTES = 48
 EIP2537_FP_BYTES = 64
 EIP2537_G1_BYTES = 128
 EIP2537_G2_BYTES = 256
-KEY_DERIVATION_TAG = b"zgos.da.bls-key.v1"
+KEY_DERIVATION_TAG = b"zgos.da.spec.bls-key.v1"
 DOMAIN_TAG = keccak256(b"zgos.da.certificate.v1")
 WORD_BYTES = 32
 

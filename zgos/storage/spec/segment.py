@@ -19,13 +19,13 @@ from typing import Any
 
 from zgos.core.errors import ZgError
 from zgos.core.hashing import keccak256_pair
-from zgos.storage.flow import (
+from zgos.storage.spec.flow import (
     compute_padded_segment_sectors,
     compute_proof_segment_count,
     compute_segment_count,
     compute_segment_data_sectors,
 )
-from zgos.storage.merkle import (
+from zgos.storage.spec.merkle import (
     BYTES_PER_SECTOR,
     SECTORS_PER_SEGMENT,
     ZERO_HASHES,

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from zgos.core.hashing import HASH_BYTES, keccak256, keccak256_pair
-from zgos.storage.flow import FlowItem, InnerRoot, compute_flow_subtree_root
-from zgos.storage.merkle import BYTES_PER_SECTOR, next_pow2
-from zgos.storage.mine.pora import SECTORS_PER_LOAD, Hit, RecallRange
-from zgos.storage.mine.sealing import BYTES_PER_SEAL, BYTES_PER_WORD, SECTORS_PER_SEAL
+from zgos.storage.spec.flow import FlowItem, InnerRoot, compute_flow_subtree_root
+from zgos.storage.spec.merkle import BYTES_PER_SECTOR, next_pow2
+from zgos.storage.spec.pora import SECTORS_PER_LOAD, Hit, RecallRange
+from zgos.storage.spec.sealing import BYTES_PER_SEAL, BYTES_PER_WORD, SECTORS_PER_SEAL
 
 SEAL_TREE_HEIGHT = 4  # a seal is the subtree of 2^4 = 16 sectors
 EMPTY_HASH = keccak256(b"")  # the digest of an epoch that cannot be mined

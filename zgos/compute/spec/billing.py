@@ -7,7 +7,7 @@ agree). zgos bills **tokens of the model's own tokenizer**, counted by one rule 
 - ``input_tokens``  = tokens of the chat prompt the model server renders from ``messages``
   (its chat template, BOS included) — ``zgos.compute.tokens.TokenCounter.count_prompt``;
 - ``output_tokens`` = the sum of the tokens of every piece of text the model generated
-  (content, reasoning, tool-call arguments: ``zgos.compute.sse.body_output`` /
+  (content, reasoning, tool-call arguments: ``zgos.compute.spec.sse.body_output`` /
   ``stream_output``), each counted with ``count_completion``, capped at the request's
   ``max_tokens`` — ``count_output_tokens``;
 - ``fee = input_tokens × inputPrice + output_tokens × outputPrice`` (neuron, prices per token

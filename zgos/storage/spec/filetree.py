@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from zgos.storage.flow import (
+from zgos.storage.spec.flow import (
     Submission,
     SubmissionNode,
     compute_data_root,
@@ -22,7 +22,7 @@ from zgos.storage.flow import (
     compute_proof_segment_count,
     compute_segment_count,
 )
-from zgos.storage.merkle import (
+from zgos.storage.spec.merkle import (
     BYTES_PER_SEGMENT,
     SECTORS_PER_SEGMENT,
     SEGMENT_HEIGHT,

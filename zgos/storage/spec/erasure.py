@@ -44,8 +44,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from zgos.core.errors import ZgError
-from zgos.storage.merkle import BYTES_PER_SEGMENT
-from zgos.storage.shard import ShardConfig
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT
+from zgos.storage.spec.shard import ShardConfig
 
 MAX_PIECES = 256  # Reed-Solomon over GF(2^8): at most 256 pieces per stripe (zfec's limit)
 GROUP_ENCODING_BYTES = 8  # u32 shard id + u32 num shard, big-endian, per group

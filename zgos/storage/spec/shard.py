@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zgos.core.errors import ZgError
-from zgos.storage.merkle import SECTORS_PER_SEGMENT
+from zgos.storage.spec.merkle import SECTORS_PER_SEGMENT
 
 MAX_NUM_SHARD = 1 << 20  # far above any real network; keeps residue tables small
 

@@ -29,7 +29,7 @@ valid for exactly one deployment on one chain. Signatures are 65 bytes ``r ‖ s
 
 *Billing follows delivery.* The broker bills a request when its answer ends, however it ends:
 the prompt's tokens plus every output token it forwarded (content, reasoning, tool-call
-arguments: ``zgos.compute.sse``), capped at ``max_tokens``, so ``fee ≤ maxFee``. A stream cut
+arguments: ``zgos.compute.spec.sse``), capped at ``max_tokens``, so ``fee ≤ maxFee``. A stream cut
 by the client, by the model server or by the broker's upstream timeout is billed for what was
 forwarded until the cut and its Response is signed all the same (at the end of the stream when
 the client is still there, else at ``GET /v1/proxy/signature/{id}``). The broker adds exactly
@@ -62,7 +62,7 @@ llama-cpp-python's server stops after the chunk it is producing.
   It stays unreceipted, counts against ``credit`` and is the provider's loss.
 - *Settlement.* Receipts are accepted only up to what was served (a receipt with no service
   behind it is refused), settled oldest debt first in chunks that fit the contract's batch
-  limit and a share of the block gas limit (``zgos.compute.settlement``), users with a pending
+  limit and a share of the block gas limit (``zgos.compute.spec.settlement``), users with a pending
   refund first, earliest unlock first. ``settleBatch`` skips and reports a bad entry
   (``SettlementSkipped``) instead of reverting, so no entry blocks the others; a chunk that
   reverts anyway is split in halves until the failing entry is alone. The broker watches

@@ -3,7 +3,7 @@
 Ethereum's public trusted setup ships with zgos (``trusted_setup.txt``, copied from the ckzg
 2.1.8 sdist) and is checked against its sha256 before it is loaded. Loading takes seconds, so
 each process loads it once (per precompute level) and keeps it. ckzg holds the GIL:
-parallelism comes from processes (see ``zgos.da.encoding.Encoder``).
+parallelism comes from processes (see ``zgos.da.spec.encoding.Encoder``).
 """
 
 from __future__ import annotations

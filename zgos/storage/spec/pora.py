@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from zgos.core.hashing import HASH_BYTES, keccak256
-from zgos.storage.mine.sealing import BYTES_PER_SEAL, SECTORS_PER_SEAL, xor_bytes
+from zgos.storage.spec.sealing import BYTES_PER_SEAL, SECTORS_PER_SEAL, xor_bytes
 
 SECTORS_PER_LOAD = 1024  # 256 KiB: the recall unit
 SEALS_PER_LOAD = SECTORS_PER_LOAD // SECTORS_PER_SEAL  # 64

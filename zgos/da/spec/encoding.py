@@ -1,8 +1,8 @@
 """Encode a blob into rows, KZG commitments, cells and cell proofs; recover it from cells.
 
-``Encoder`` runs ``zgos.da.kzg.encode_row`` over a process pool (ckzg holds the GIL, so only
+``Encoder`` runs ``zgos.da.spec.kzg.encode_row`` over a process pool (ckzg holds the GIL, so only
 processes use both cores); each worker loads the trusted setup once. ``workers=0`` encodes in
-the calling process (small blobs, tests). The layout rules live in ``zgos.da.blob``.
+the calling process (small blobs, tests). The layout rules live in ``zgos.da.spec.blob``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from zgos.core.errors import ZgError
-from zgos.da import kzg
-from zgos.da.blob import (
+from zgos.da.spec import kzg
+from zgos.da.spec.blob import (
     CELLS_NEEDED_PER_ROW,
     CELLS_PER_ROW,
     BlobError,

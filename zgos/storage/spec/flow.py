@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from zgos.core.errors import ZgError
 from zgos.core.hashing import keccak256, keccak256_pair
-from zgos.storage.merkle import (
+from zgos.storage.spec.merkle import (
     BYTES_PER_SECTOR,
     MAX_TREE_HEIGHT,
     SECTORS_PER_SEGMENT,
