@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -15,6 +16,7 @@ from zgos.da.contracts import BlobStatus, DAContracts
 from zgos.da.spec import bls
 from zgos.da.spec.assignment import compute_column_owners, compute_epoch_seed
 from zgos.da.spec.blob import BlobHeader
+from zgos.da.spec.quorum import is_quorum_reached
 
 from .helpers import SignerKeys, deploy_da, funded_signer, next_epoch
 
@@ -132,6 +134,26 @@ def test_forged_certificate_is_rejected_by_the_contract(
             ),
         )
     assert da.blob(submitted.blob_id).status is BlobStatus.SUBMITTED
+
+
+def test_the_contract_certifies_exactly_the_signer_sets_the_python_quorum_rule_accepts(
+    setup: tuple[DAContracts, list[SignerKeys]], new_account: LocalAccount
+) -> None:
+    da, keys = setup
+    for size, who in enumerate(itertools.chain.from_iterable(
+        itertools.combinations(range(len(keys)), n) for n in range(1, len(keys) + 1)
+    ), start=SIZE + 100):
+        submitted = da.submit_blob(new_account, BlobHeader(size, HEADER.commitments))
+        members = [keys[i].account.address for i in who]
+        signature = certify(da, keys, submitted.blob_id, submitted.epoch, list(who))
+        quorum = da.quorum(submitted.epoch)
+        if is_quorum_reached(sum(quorum.stakes[quorum.index(m)] for m in members), quorum.total_stake):
+            da.submit_certificate(new_account, submitted.blob_id, members, signature)
+            assert da.blob(submitted.blob_id).status is BlobStatus.CERTIFIED, who
+        else:
+            with pytest.raises(TxReverted, match="InsufficientStake"):
+                da.submit_certificate(new_account, submitted.blob_id, members, signature)
+            da.cancel_blob(new_account, submitted.blob_id)
 
 
 def test_uncertified_blob_fee_is_refunded_on_cancel(
