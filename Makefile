@@ -27,7 +27,7 @@ STRICT      := \
   zgos/storage/spec \
   zgos/da/spec \
   zgos/compute/spec \
-  zgos/da/store.py \
+  zgos/da/signer/store.py \
   zgos/storage/scores.py \
   tools/layering.py \
   tools/shape.py

@@ -25,13 +25,14 @@ import pytest
 from tests.adversarial.httpfuzz import DEFAULT_REQUESTS, fuzz_settings
 from tests.integration.da.helpers import deploy_da, funded_signer, next_epoch
 from zgos.chain.client import Chain
-from zgos.da.disperser import Disperser, serve_disperser
+from zgos.da.disperser.disperser import Disperser
+from zgos.da.disperser.servicer import serve_disperser
 from zgos.da.proto import disperser_pb2
 from zgos.da.rpc import GRPC_OPTIONS, SIGNER_LIMITS, DisperserClient, SignerClient
-from zgos.da.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
+from zgos.da.signer.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
+from zgos.da.signer.store import CellStore
 from zgos.da.spec.blob import MAX_BLOB_BYTES
 from zgos.da.spec.encoding import Encoder
-from zgos.da.store import CellStore
 from zgos.runtime.netutil import free_port
 
 SEED_OFFSET = 12  # this corpus's seed, past the HTTP services' ones

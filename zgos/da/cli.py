@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,18 +71,8 @@ def _disperser_token(cli: CliContext, token_file: Path | None) -> str | None:
     return read_token(path)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _serve_forever(server: object, what: str) -> None:
-    """Serve until SIGINT or SIGTERM (both shut down cleanly, closing worker processes)."""
-    signal.signal(signal.SIGTERM, _interrupt)
-    err_console.print(what, highlight=False)
-    try:
-        server.wait_for_termination()  # type: ignore[attr-defined]
-    except KeyboardInterrupt:
-        server.stop(1)  # type: ignore[attr-defined]
+def _started(banner: str) -> None:
+    err_console.print(banner, highlight=False)
 
 
 @app.command()
@@ -98,23 +86,16 @@ def signer(
     stake: str = typer.Option(format_amount(SIGNER_STAKE_WEI).split()[0], "--stake", help="Stake deposit in 0G"),
 ) -> None:
     """Run a DA signer: register (BLS key + stake), verify, store and sign its columns."""
-    from zgos.da.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
-    from zgos.da.spec import kzg
-    from zgos.da.store import CellStore
+    from zgos.da.signer.app import SignerConfig, SignerService
 
     configure_service_logging()
     cli = get_ctx(ctx)
-    port = DA_SIGNER_PORT + index if port is None else port
-    spec = account if account is not None else f"devnet:{DEVNET_ROLES['da-signer'] + index}"
-    identity = SignerIdentity.from_account(cli.account(spec, role=None))
-    da = _contracts(cli)
-    public_url = url or f"{host}:{port}"
-    ensure_registered(da, identity, public_url, parse_amount(stake))
-    store = CellStore(cli.data_dir.service(f"da-signer-{index}") / "cells")
-    server = serve_signer(SignerNode(da, identity, store), host, port)
-    # Load the KZG setup in the background: the port is ready now, the first request waits.
-    threading.Thread(target=kzg.trusted_setup, daemon=True).start()
-    _serve_forever(server, f"da signer {identity.address} serving on {host}:{port} (registered as {public_url})")
+    config = SignerConfig(
+        state_dir=cli.data_dir.service(f"da-signer-{index}"), host=host,
+        port=DA_SIGNER_PORT + index if port is None else port, public_url=url, stake_wei=parse_amount(stake),
+    )
+    operator = cli.account(account if account is not None else f"devnet:{DEVNET_ROLES['da-signer'] + index}", role=None)
+    SignerService(config, _contracts(cli), operator).run(_started)
 
 
 @app.command()
@@ -126,22 +107,13 @@ def disperser(
     workers: int | None = typer.Option(None, "--workers", help="Encoder processes [default: one per CPU]"),
 ) -> None:
     """Run the disperser (0G's disperser gRPC API): encode, collect signatures, certify."""
-    from zgos.da.disperser import Disperser, serve_disperser
-    from zgos.da.spec.encoding import Encoder
+    from zgos.da.disperser.app import DisperserConfig, DisperserService
 
     configure_service_logging()
     cli = get_ctx(ctx)
     payer = cli.account(account, role="da-disperser")
-    da = _contracts(cli)
-    encoder = Encoder(workers)  # its workers load the KZG setup in the background
-    service = Disperser(da, payer, encoder, cli.data_dir.service("da-disperser"))
-    server = serve_disperser(service, host, port)
-    try:
-        _serve_forever(server, f"da disperser serving on {host}:{port} (fees paid by {payer.address}; "
-                               f"dispersal needs the install token in {service.token_path})")
-    finally:
-        service.close()
-        encoder.close()
+    config = DisperserConfig(state_dir=cli.data_dir.service("da-disperser"), host=host, port=port, workers=workers)
+    DisperserService(config, _contracts(cli), payer).run(_started)
 
 
 def _status_name(code: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from web3.contract import Contract
 
 from zgos.chain.client import Chain, Receipt
 from zgos.chain.deploy import ContractPlan
-from zgos.core.errors import ZgError
+from zgos.core.errors import TxReverted, ZgError
 from zgos.da.spec import bls, params
 from zgos.da.spec.assignment import columns_of
 from zgos.da.spec.blob import BlobHeader
@@ -44,6 +45,11 @@ class UnknownBlob(ZgError):
     """No blob with this id was submitted to the DAEntrance contract."""
 
 
+class NoActiveSigners(TxReverted):
+    """``submitBlob`` reverted because the current epoch's quorum holds no stake (right after
+    the first signers register, until the next epoch starts)."""
+
+
 @dataclass(frozen=True)
 class Quorum:
     """An epoch's signers (registration order), stakes, URLs and the column of each."""
@@ -63,6 +69,10 @@ class Quorum:
 
     def index(self, member: str) -> int:
         return self.members.index(to_checksum_address(member))
+
+    def signed_stake(self, signers: Iterable[str]) -> int:
+        """The stake held by ``signers`` (members of this quorum)."""
+        return sum(self.stakes[self.index(signer)] for signer in signers)
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,21 @@ class DAContracts:
     def pubkey(self, signer: str) -> bytes:
         return bytes(self.chain.call(self.signers.functions.getSigner(to_checksum_address(signer)))[0])
 
+    def signer_url(self, signer: str) -> str:
+        """The URL ``signer`` registered (raises ``TxReverted`` for an unknown signer)."""
+        return str(self.chain.call(self.signers.functions.getSigner(to_checksum_address(signer)))[1])
+
+    def quorum_stake(self, epoch: int) -> int:
+        """The total stake of ``epoch``'s quorum (0: no active signer)."""
+        total, _ = self.chain.call(self.signers.functions.quorumStake(epoch))
+        return int(total)
+
+    def _had_no_quorum(self) -> bool:
+        """True if the current epoch, or the one before it (a revert just before the boundary),
+        has no stake in its quorum."""
+        epoch = self.current_epoch()
+        return self.quorum_stake(epoch) == 0 or (epoch > 0 and self.quorum_stake(epoch - 1) == 0)
+
     def is_registered(self, signer: str) -> bool:
         try:
             self.pubkey(signer)
@@ -186,10 +211,17 @@ class DAContracts:
         return self.chain.transact(account, self.signers.functions.updateUrl(url))
 
     def submit_blob(self, account: LocalAccount, header: BlobHeader, fee: int | None = None) -> SubmittedBlob:
+        """Submit the blob, paying its fee; raises ``NoActiveSigners`` if the current epoch has no
+        quorum (told by reading the quorum's stake after a revert, not from the revert text)."""
         value = self.blob_fee(header.size) if fee is None else fee
-        receipt = self.chain.transact(
-            account, self.entrance.functions.submitBlob(header.size, header.encode_commitments()), value=value
-        )
+        try:
+            receipt = self.chain.transact(
+                account, self.entrance.functions.submitBlob(header.size, header.encode_commitments()), value=value
+            )
+        except TxReverted as exc:
+            if self._had_no_quorum():
+                raise NoActiveSigners(exc.reason, "wait for the next epoch: signers registered for it") from None
+            raise
         (event,) = receipt.events(self.entrance, "BlobSubmitted")
         args: Any = event["args"]
         return SubmittedBlob(bytes(args["blobId"]), int(args["epoch"]), int(args["quorumId"]), receipt)

@@ -6,6 +6,7 @@ most one whole extended blob's cells (every column of every row), the disperser 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -38,6 +39,7 @@ GRPC_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 ]
 DEFAULT_TIMEOUT_S = 30.0
+STOP_GRACE_S = 1.0  # calls in flight get this long once a service is signalled
 TOKEN_METADATA_KEY = "authorization"  # "Bearer TOKEN", as HTTP services take it
 
 
@@ -52,6 +54,7 @@ class RpcError(ZgError):
         self.target = target
         self.code = code
         self.details = details
+        self.reason = f"{name}: {details}"  # the answer without the target, for per-signer reports
 
 
 def cell_to_pb(cell: Cell) -> signer_pb2.Cell:
@@ -144,3 +147,19 @@ def serve(register: Callable[[Any, grpc.Server], None], servicer: Any, host: str
           limits: GrpcLimits) -> grpc.Server:
     """Start a guarded gRPC server for ``servicer`` on host:port (returns at once)."""
     return guarded_server(register, servicer, host, port, limits)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve_until_signalled(server: grpc.Server) -> None:
+    """Block until SIGINT or SIGTERM, then stop ``server`` (calls in flight get
+    ``STOP_GRACE_S``); the caller's cleanup runs after it returns."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.wait_for_termination()
+    except KeyboardInterrupt:
+        server.stop(STOP_GRACE_S)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

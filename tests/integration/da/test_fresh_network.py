@@ -6,10 +6,11 @@ from pathlib import Path
 
 from zgos.chain.client import Chain
 from zgos.da.contracts import BlobStatus
-from zgos.da.disperser import CONFIRMED, Disperser
-from zgos.da.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
+from zgos.da.disperser.disperser import Disperser
+from zgos.da.disperser.state import CONFIRMED
+from zgos.da.signer.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
+from zgos.da.signer.store import CellStore
 from zgos.da.spec.encoding import Encoder
-from zgos.da.store import CellStore
 from zgos.runtime.netutil import free_port, wait_until
 
 from .helpers import deploy_da, funded_signer

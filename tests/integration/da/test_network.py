@@ -19,11 +19,11 @@ from zgos.da.contracts import BlobStatus
 from zgos.da.proto import disperser_pb2
 from zgos.da.retriever import Retriever
 from zgos.da.rpc import DisperserClient, RpcError, SignerClient
-from zgos.da.signer import SignerIdentity, SignerNode
+from zgos.da.signer.signer import SignerIdentity, SignerNode
+from zgos.da.signer.store import CellStore
 from zgos.da.spec import bls
 from zgos.da.spec.blob import MAX_BLOB_BYTES
 from zgos.da.spec.encoding import Cell, InsufficientCells
-from zgos.da.store import CellStore
 from zgos.runtime.access import TOKEN_FILE, read_token
 from zgos.runtime.netutil import free_port, port_in_use, wait_until
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zgos.da.retriever import unavailability_bound
+from zgos.da.signer.store import CellStore
 from zgos.da.spec.encoding import Cell
-from zgos.da.store import CellStore
+from zgos.da.spec.sampling import samples_per_row, unavailability_bound
 
 cells = st.lists(
     st.builds(
@@ -48,3 +48,11 @@ def test_confidence_grows_with_samples_and_beats_two_to_the_minus_k(k: int) -> N
     assert bound <= 2.0**-k
     assert unavailability_bound(k + 1) < bound
     assert unavailability_bound(64) == 0.0
+
+
+@given(st.integers(1, 10_000), st.integers(1, 256))
+def test_samples_spread_evenly_over_the_rows_earlier_rows_first(total: int, rows: int) -> None:
+    per_row = samples_per_row(total, rows)
+    assert len(per_row) == rows and sum(per_row) == total
+    assert max(per_row) - min(per_row) <= 1
+    assert per_row == sorted(per_row, reverse=True)

@@ -25,14 +25,14 @@ import grpc
 from eth_account.signers.local import LocalAccount
 
 from zgos.core.errors import ZgError
-from zgos.da.contracts import BlobStatus, DAContracts, UnknownBlob
+from zgos.da.contracts import BlobStatus, DAContracts, Quorum, UnknownBlob
 from zgos.da.proto import signer_pb2, signer_pb2_grpc
 from zgos.da.rpc import SIGNER_LIMITS, cell_from_pb, cell_to_pb, serve
+from zgos.da.signer.store import CellStore
 from zgos.da.spec import bls
 from zgos.da.spec.blob import BYTES_PER_CELL, BYTES_PER_PROOF, CELLS_PER_ROW, MAX_ROWS, BlobHeader
 from zgos.da.spec.encoding import Cell, verify_cells
 from zgos.da.spec.params import SIGNER_STAKE_WEI
-from zgos.da.store import CellStore
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,7 @@ def ensure_registered(da: DAContracts, identity: SignerIdentity, url: str, stake
         da.register(identity.account, identity.secret, url, stake)
         log.info("registered %s as a DA signer at %s", identity.address, url)
         return
-    _, current_url, *_ = da.chain.call(da.signers.functions.getSigner(identity.address))
-    if current_url != url:
+    if da.signer_url(identity.address) != url:
         da.update_url(identity.account, url)
 
 
@@ -86,10 +85,26 @@ class SignerNode:
         return self.da.header(blob_id)
 
     def store_and_sign(self, blob_id: bytes, epoch: int, quorum_id: int, cells: list[Cell]) -> bytes:
+        """Check the cells (see the module docstring), store them, and sign the blob."""
         if len(blob_id) != BLOB_ID_BYTES:
             raise CellRejected(f"blob id must be {BLOB_ID_BYTES} bytes, got {len(blob_id)}")
         if quorum_id != 0:
             raise CellRejected(f"unknown quorum {quorum_id}: each epoch has one quorum (0)")
+        quorum = self._quorum_of(blob_id, epoch)
+        header = self.header(blob_id)
+        self._check_assignment(header, quorum, cells)
+        if not verify_cells(header, cells):
+            raise CellRejected(
+                f"the batch KZG check of the {len(cells)} cells failed: some cell does not open its row "
+                "commitment (the request is refused whole; cells are not checked one by one)"
+            )
+        if not self.store.has(blob_id):
+            self.store.put(blob_id, epoch, cells)
+        return bls.sign(self.identity.secret, self.da.signing_message(blob_id, epoch, quorum_id))
+
+    def _quorum_of(self, blob_id: bytes, epoch: int) -> Quorum:
+        """The quorum of ``epoch``, if the blob is pending or certified on chain in that epoch
+        and this signer is a member."""
         try:
             record = self.da.blob(blob_id)
         except UnknownBlob:
@@ -101,7 +116,10 @@ class SignerNode:
         quorum = self.da.quorum(epoch)
         if self.identity.address not in quorum.members:
             raise CellRejected(f"{self.identity.address} is not in the quorum of epoch {epoch}")
-        header = self.header(blob_id)
+        return quorum
+
+    def _check_assignment(self, header: BlobHeader, quorum: Quorum, cells: list[Cell]) -> None:
+        """The cells are exactly this signer's columns of every row, each of the right size."""
         columns = quorum.columns(self.identity.address)
         expected = {(row, column) for row in range(header.rows) for column in columns}
         got = [(c.row, c.column) for c in cells]
@@ -115,14 +133,6 @@ class SignerNode:
         for cell in cells:
             if len(cell.data) != BYTES_PER_CELL or len(cell.proof) != BYTES_PER_PROOF:
                 raise CellRejected(f"cell (row {cell.row}, column {cell.column}) has a wrong size")
-        if not verify_cells(header, cells):
-            raise CellRejected(
-                f"the batch KZG check of the {len(cells)} cells failed: some cell does not open its row "
-                "commitment (the request is refused whole; cells are not checked one by one)"
-            )
-        if not self.store.has(blob_id):
-            self.store.put(blob_id, epoch, cells)
-        return bls.sign(self.identity.secret, self.da.signing_message(blob_id, epoch, quorum_id))
 
     def get_cells(self, blob_id: bytes, indices: list[tuple[int, int]] | None) -> list[Cell] | None:
         cells = self.store.get(blob_id)

@@ -1,0 +1,96 @@
+"""Collecting a blob's signatures: every quorum member gets its columns in parallel; each
+returned BLS signature is checked against the member's registered key (a bad one is excluded
+and named); members that failed are asked again once, until the valid signers reach the quorum
+(``zgos.da.spec.quorum``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+
+from zgos.da.contracts import DAContracts, Quorum
+from zgos.da.rpc import RpcError, SignerClient
+from zgos.da.spec import bls
+from zgos.da.spec.encoding import EncodedBlob
+from zgos.da.spec.quorum import is_quorum_reached
+
+log = logging.getLogger(__name__)
+
+SIGN_ATTEMPTS = 2
+SIGN_RETRY_DELAY_S = 0.5
+SIGN_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class SigningRequest:
+    """One blob to have signed by one epoch's quorum."""
+
+    encoded: EncodedBlob
+    blob_id: bytes
+    quorum: Quorum
+    quorum_id: int
+    message: bytes  # what each signer signs (DAEntrance.signingMessage)
+
+
+@dataclass(frozen=True)
+class SignerOutcome:
+    address: str
+    url: str
+    signature: bytes | None
+    error: str
+
+
+@dataclass
+class Signatures:
+    """Valid signatures by signer address, and a description of every failure by address."""
+
+    valid: dict[str, bytes] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def record(self, outcome: SignerOutcome) -> None:
+        if outcome.signature is not None:
+            self.valid[outcome.address] = outcome.signature
+            self.failures.pop(outcome.address, None)
+        else:
+            self.failures[outcome.address] = f"signer {outcome.address} ({outcome.url}): {outcome.error}"
+
+
+class SignatureCollector:
+    def __init__(self, da: DAContracts, timeout_s: float = SIGN_TIMEOUT_S) -> None:
+        self.da = da
+        self.timeout_s = timeout_s
+
+    def collect(self, encoded: EncodedBlob, blob_id: bytes, quorum: Quorum, quorum_id: int) -> Signatures:
+        """Ask every member, then again those that failed, until the quorum is reached."""
+        request = SigningRequest(encoded, blob_id, quorum, quorum_id,
+                                 self.da.signing_message(blob_id, quorum.epoch, quorum_id))
+        signatures = Signatures()
+        pending = list(quorum.members)
+        for attempt in range(SIGN_ATTEMPTS):
+            if attempt:
+                time.sleep(SIGN_RETRY_DELAY_S)
+            with futures.ThreadPoolExecutor(max(1, len(pending))) as pool:
+                for outcome in list(pool.map(lambda member: self._ask(request, member), pending)):
+                    signatures.record(outcome)
+            pending = [m for m in quorum.members if m not in signatures.valid]
+            if not pending or is_quorum_reached(quorum.signed_stake(signatures.valid), quorum.total_stake):
+                break
+        return signatures
+
+    def _ask(self, request: SigningRequest, member: str) -> SignerOutcome:
+        quorum = request.quorum
+        url = quorum.urls[quorum.index(member)]
+        try:
+            with SignerClient(url, self.timeout_s) as client:
+                signature, _ = client.store_cells(
+                    request.blob_id, quorum.epoch, request.quorum_id,
+                    request.encoded.column_cells(quorum.columns(member)),
+                )
+        except RpcError as exc:
+            return SignerOutcome(member, url, None, exc.reason)
+        if not bls.verify(self.da.pubkey(member), request.message, signature):
+            log.warning("signer %s returned an invalid signature; excluded", member)
+            return SignerOutcome(member, url, None, "invalid BLS signature (excluded)")
+        return SignerOutcome(member, url, signature, "")
