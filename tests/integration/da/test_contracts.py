@@ -12,7 +12,7 @@ from py_ecc.optimized_bls12_381 import normalize
 
 from zgos.chain.client import Chain
 from zgos.core.errors import TxReverted
-from zgos.da.contracts import BlobStatus, DAContracts
+from zgos.da.contracts import BlobStatus, DAContracts, NoActiveSigners
 from zgos.da.spec import bls
 from zgos.da.spec.assignment import compute_column_owners, compute_epoch_seed
 from zgos.da.spec.blob import BlobHeader
@@ -154,6 +154,21 @@ def test_the_contract_certifies_exactly_the_signer_sets_the_python_quorum_rule_a
             with pytest.raises(TxReverted, match="InsufficientStake"):
                 da.submit_certificate(new_account, submitted.blob_id, members, signature)
             da.cancel_blob(new_account, submitted.blob_id)
+
+
+def test_a_blob_submitted_while_no_signer_is_active_raises_a_typed_no_active_signers(
+    chain: Chain, setup: tuple[DAContracts, list[SignerKeys]], new_account: LocalAccount
+) -> None:
+    fresh = deploy_da(chain, epoch_blocks=10**6)  # registrations count from the next epoch, far away
+    keys = funded_signer(chain)
+    fresh.register(keys.account, keys.secret, "http://127.0.0.1:40100", stake=10**18)
+    with pytest.raises(NoActiveSigners):
+        fresh.submit_blob(new_account, HEADER)
+    da, _ = setup  # a network with a quorum, also in the epoch before: another revert stays a plain TxReverted
+    next_epoch(da)
+    with pytest.raises(TxReverted, match="FeeTooLow") as other:
+        da.submit_blob(new_account, BlobHeader(SIZE + 7, HEADER.commitments), fee=0)
+    assert not isinstance(other.value, NoActiveSigners)
 
 
 def test_uncertified_blob_fee_is_refunded_on_cancel(
