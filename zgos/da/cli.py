@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Data availability: erasure-coded blobs, KZG cells, BLS certificates.", no_args_is_help=True)
 
 DEFAULT_DISPERSER = f"127.0.0.1:{DA_DISPERSER_PORT}"
-POLL_S = 0.2
 TOKEN_ENV = "ZGOS_DA_TOKEN"
 
 
@@ -137,7 +135,6 @@ def put(
     from zgos.da.proto import disperser_pb2
     from zgos.da.rpc import DisperserClient
 
-    terminal = {disperser_pb2.CONFIRMED, disperser_pb2.FINALIZED, disperser_pb2.FAILED}
     data = file.read_bytes()
     cli = get_ctx(ctx)
     with DisperserClient(_disperser(cli, target), token=_disperser_token(cli, token_file)) as client:
@@ -145,17 +142,10 @@ def put(
         console.print(f"request {request_id.decode()}")
         if not wait:
             return
-        deadline = time.monotonic() + timeout
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console) as bar:
             task = bar.add_task("PROCESSING", total=None)
-            while True:
-                reply = client.status(request_id)
-                bar.update(task, description=f"{_status_name(reply.status)}: {reply.reason}")
-                if reply.status in terminal:
-                    break
-                if time.monotonic() > deadline:
-                    raise ZgError(f"not certified after {timeout:g} s", f"check later: zg da status {request_id.decode()}")
-                time.sleep(POLL_S)
+            reply = client.wait(request_id, timeout, lambda r: bar.update(
+                task, description=f"{_status_name(r.status)}: {r.reason}"))
     if reply.status == disperser_pb2.FAILED:
         raise ZgError(f"dispersal failed: {reply.reason}")
     header = reply.info.blob_header

@@ -7,6 +7,7 @@ most one whole extended blob's cells (every column of every row), the disperser 
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -39,6 +40,8 @@ GRPC_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 ]
 DEFAULT_TIMEOUT_S = 30.0
+STATUS_POLL_S = 0.2  # how often a client waiting for a dispersal asks its status
+FINAL_STATUSES = frozenset({disperser_pb2.CONFIRMED, disperser_pb2.FINALIZED, disperser_pb2.FAILED})
 STOP_GRACE_S = 1.0  # calls in flight get this long once a service is signalled
 TOKEN_METADATA_KEY = "authorization"  # "Bearer TOKEN", as HTTP services take it
 
@@ -137,6 +140,21 @@ class DisperserClient(_Client):
 
     def status(self, request_id: bytes) -> disperser_pb2.BlobStatusReply:
         return self._call(self._stub.GetBlobStatus, disperser_pb2.BlobStatusRequest(request_id=request_id))
+
+    def wait(self, request_id: bytes, timeout_s: float,
+             on_status: Callable[[disperser_pb2.BlobStatusReply], None] = lambda reply: None,
+             ) -> disperser_pb2.BlobStatusReply:
+        """Ask the request's status (calling ``on_status`` with each answer) until it is final:
+        CONFIRMED, FINALIZED or FAILED; raises ``ZgError`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            reply = self.status(request_id)
+            on_status(reply)
+            if reply.status in FINAL_STATUSES:
+                return reply
+            if time.monotonic() > deadline:
+                raise ZgError(f"not certified after {timeout_s:g} s", f"check later: zg da status {request_id.decode()}")
+            time.sleep(STATUS_POLL_S)
 
     def retrieve(self, blob_id: bytes, epoch: int, quorum_id: int = 0) -> bytes:
         request = disperser_pb2.RetrieveBlobRequest(storage_root=blob_id, epoch=epoch, quorum_id=quorum_id)
