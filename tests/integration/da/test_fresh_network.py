@@ -17,7 +17,7 @@ from .helpers import deploy_da, funded_signer
 
 
 def test_dispersal_right_after_registration_waits_for_the_signers_epoch(chain: Chain, tmp_path: Path) -> None:
-    da = deploy_da(chain, epoch_blocks=10)
+    da = deploy_da(chain, epoch_blocks=50)  # 10 s: three registrations fit in the first epoch, also under load
     servers = []
     for i in range(3):
         keys = funded_signer(chain)
