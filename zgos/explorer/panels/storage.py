@@ -5,8 +5,8 @@ miners).
 
 Nodes are asked in parallel through the outbound guard (a short total deadline, a size cap, the
 data dir's address policy); an unreachable node is listed with the reason instead of failing
-the panel. What a node reports is shown as it reported it: the panel checks only that the
-answer is a JSON object.
+the panel. What a node reports is shown as it reported it when it is a JSON scalar; a report
+of another shape lists the node with that reason.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter
-from pydantic import JsonValue
+from pydantic import StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
@@ -31,7 +31,8 @@ from zgos.storage.contracts import FlowContract
 NODE_TIMEOUT_S = 2.0  # total, per node: the URLs are announced by strangers
 MAX_STATUS_BYTES = 64 * 1024
 MAX_PROBES = 16
-MINER_KEYS = ("running", "hashRate", "answersSubmitted", "answersAccepted", "totalReward", "beneficiary")
+# What a node reports is passed on as sent, if it is a JSON scalar (never a nested structure).
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
 
 router = APIRouter(prefix="/api")
 
@@ -39,18 +40,27 @@ router = APIRouter(prefix="/api")
 class MinerSummary(ApiModel):
     """The node's miner as its ``zgs_getStatus`` reports it."""
 
-    running: JsonValue = None
-    hash_rate: JsonValue = None
-    answers_submitted: JsonValue = None
-    answers_accepted: JsonValue = None
-    total_reward: JsonValue = None
-    beneficiary: JsonValue = None
+    running: Scalar = None
+    hash_rate: Scalar = None
+    answers_submitted: Scalar = None
+    answers_accepted: Scalar = None
+    total_reward: Scalar = None
+    beneficiary: Scalar = None
 
+
+class NodeReport(ApiModel):
+    """What a node says of itself in ``zgs_getStatus``: the keys the panel shows, each a JSON
+    scalar passed on as sent (a node that is not mining reports no miner object)."""
+
+    log_sync_height: Scalar = None
+    next_tx_seq: Scalar = None
+    connected_peers: Scalar = None
+    miner: MinerSummary | None = None
+
+    @field_validator("miner", mode="before")
     @classmethod
-    def of(cls, status: Any) -> MinerSummary | None:
-        if not isinstance(status, dict):
-            return None
-        return cls.model_validate({key: status.get(key) for key in MINER_KEYS})
+    def _miner_object(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else None
 
 
 class StorageNodeRow(ApiModel):
@@ -60,17 +70,17 @@ class StorageNodeRow(ApiModel):
     operator: str
     shard: str  # "shardId/numShard" as announced
     error: str | None
-    log_sync_height: JsonValue
-    next_tx_seq: JsonValue
-    peers: JsonValue
+    log_sync_height: Scalar
+    next_tx_seq: Scalar
+    peers: Scalar
     miner: MinerSummary | None
 
     @classmethod
-    def of(cls, node: RegisteredNode, status: dict[str, Any]) -> StorageNodeRow:
+    def of(cls, node: RegisteredNode, answer: NodeReport | str) -> StorageNodeRow:
+        report = answer if isinstance(answer, NodeReport) else NodeReport()
         return cls(url=node.url, operator=node.operator, shard=f"{node.shard_id}/{node.num_shard}",
-                   error=status.get("error"), log_sync_height=status.get("logSyncHeight"),
-                   next_tx_seq=status.get("nextTxSeq"), peers=status.get("connectedPeers"),
-                   miner=MinerSummary.of(status.get("miner")))
+                   error=answer if isinstance(answer, str) else None, log_sync_height=report.log_sync_height,
+                   next_tx_seq=report.next_tx_seq, peers=report.connected_peers, miner=report.miner)
 
 
 class FlowSummary(ApiModel):
@@ -89,17 +99,20 @@ class StoragePanel(ApiModel):
     rewards: RewardTotals
 
 
-def node_status(http: httpx.Client, url: str) -> dict[str, Any]:
-    """A storage node's ``zgs_getStatus`` result, or ``{"error": reason}``."""
+def node_status(http: httpx.Client, url: str) -> NodeReport | str:
+    """A storage node's ``zgs_getStatus`` report, or why there is none."""
     try:
         result = call_jsonrpc(http, url, "zgs_getStatus")
     except JsonRpcUnreachable as exc:
-        return {"error": f"unreachable ({exc})"}
+        return f"unreachable ({exc})"
     except JsonRpcFailure:
         result = None
     if not isinstance(result, dict):
-        return {"error": "not a storage node (no zgs_getStatus result)"}
-    return result
+        return "not a storage node (no zgs_getStatus result)"
+    try:
+        return NodeReport.model_validate(result)
+    except ValidationError:
+        return "not a storage node (zgs_getStatus result of another shape)"
 
 
 def node_rows(data_dir: DataDir, nodes: list[RegisteredNode]) -> list[StorageNodeRow]:
