@@ -14,14 +14,19 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from zgos.explorer.deps import ExplorerDeps
+from zgos.explorer.models import ApiModel
 from zgos.explorer.panels import chain, compute, provenance, storage
 
 STATIC_DIR = Path(__file__).parent / "static"
 PANELS = (chain.router, storage.router, compute.router, provenance.router)
 
 
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+class Health(ApiModel):
+    status: str
+
+
+def health() -> Health:
+    return Health(status="ok")
 
 
 def index() -> FileResponse:
