@@ -1,16 +1,20 @@
-"""What the explorer's panels read, passed to each router: the data dir (deployment), the chain,
-and a source of the running services' status (the devnet's, handed in by ``zg explorer serve``,
-so the explorer never reaches up into the orchestrator)."""
+"""What the explorer's panels read: the data dir (deployment), the chain, and a source of the
+running services' status (the devnet's, handed in by ``zg explorer serve``, so the explorer never
+reaches up into the orchestrator).
+
+``create_app`` keeps one :class:`ExplorerDeps` on the app; each route takes it as the FastAPI
+dependency :data:`Deps`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException
+from fastapi import Depends, HTTPException, Request
 
 from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment, load_deployment
 from zgos.core.errors import ZgError
 from zgos.runtime.datadir import DataDir
 
@@ -30,9 +34,34 @@ class ExplorerDeps:
     _chain: Chain | None = None
 
     def chain(self) -> Chain:
+        """The chain client; 503 when the RPC URL is unusable."""
         if self._chain is None:
             try:
                 self._chain = Chain(self.rpc_url)
             except ZgError as exc:
                 raise HTTPException(503, detail=str(exc)) from None
         return self._chain
+
+    def find_deployment(self) -> Deployment | None:
+        """The data dir's deployment on the chain, or None if there is none."""
+        try:
+            return load_deployment(self.data_dir.deployment, self.chain().chain_id)
+        except ZgError:
+            return None
+
+    def deployment(self) -> Deployment:
+        """The data dir's deployment on the chain; 404 (with the reason) if there is none."""
+        chain = self.chain()
+        try:
+            return load_deployment(self.data_dir.deployment, chain.chain_id)
+        except ZgError as exc:
+            raise HTTPException(404, detail=str(exc)) from None
+
+
+def explorer_deps(request: Request) -> ExplorerDeps:
+    """The app's :class:`ExplorerDeps` (set by ``create_app``)."""
+    deps: ExplorerDeps = request.app.state.deps
+    return deps
+
+
+Deps = Annotated[ExplorerDeps, Depends(explorer_deps)]

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from tests.conftest import session_chain_data_dir
+from tests.integration.explorer.explorer_fixtures import running_explorer
 from tests.servers import await_http
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
@@ -26,22 +26,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def explorer(chain: Chain, deployment_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One explorer on the session chain for this module's tests (each uses its own accounts)."""
-    root = tmp_path_factory.mktemp("explorer")
-    data_dir = session_chain_data_dir(root / "data", chain, deployment_path)
-    port = free_port()
-    log = open(root / "explorer.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir.root), "explorer", "serve", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await_http(f"{url}/health", "the explorer", root / "explorer.log", process)
+    with running_explorer(tmp_path_factory.mktemp("explorer"), chain, deployment_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
 
 
 def test_status_blocks_and_nodes_reflect_the_chain(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from zgos.core.errors import ZgError
 from zgos.runtime.netutil import (
@@ -15,6 +16,27 @@ from zgos.runtime.netutil import (
 )
 
 TIMEOUT_S = 30.0
+Answer = TypeVar("Answer")
+
+
+class IndexedNode(BaseModel):
+    """A node in an indexer's answer as the client reads it: its URL (0G's other fields kept
+    as they came)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    url: str
+
+
+class IndexedNodes(BaseModel):
+    """``indexer_getShardedNodes``'s answer."""
+
+    trusted: list[IndexedNode]
+    discovered: list[IndexedNode]
+
+
+NODE_LIST = TypeAdapter(list[IndexedNode])
+SHARDED_NODES = TypeAdapter(IndexedNodes)
 
 
 class IndexerError(ZgError):
@@ -41,14 +63,24 @@ class IndexerClient:
         except JsonRpcErrorAnswer as exc:
             raise IndexerError(f"indexer: {exc}") from None
 
+    def rpc_as(self, shape: TypeAdapter[Answer], method: str, *params: Any) -> Answer:
+        """``method``'s result validated as ``shape``; a result of another shape is an
+        ``IndexerError``, never a ``KeyError`` deep in a caller."""
+        answer = self.rpc(method, *params)
+        try:
+            return shape.validate_python(answer)
+        except ValidationError as exc:
+            raise IndexerError(f"indexer {self.url} answered {method} with a malformed result "
+                               f"({exc.error_count()} error(s))") from None
+
     def sharded_nodes(self) -> list[dict[str, Any]]:
-        answer = self.rpc("indexer_getShardedNodes")
-        return list(answer["trusted"]) + list(answer["discovered"])
+        answer = self.rpc_as(SHARDED_NODES, "indexer_getShardedNodes")
+        return [node.model_dump() for node in answer.trusted + answer.discovered]
 
     def upload_nodes(self, replicas: int) -> list[str]:
         """URLs of nodes covering every shard ``replicas`` times."""
-        return [node["url"] for node in self.rpc("indexer_selectNodes", replicas)]
+        return [node.url for node in self.rpc_as(NODE_LIST, "indexer_selectNodes", replicas)]
 
     def file_locations(self, root: bytes) -> list[str]:
         """URLs of nodes holding the file finalized."""
-        return [node["url"] for node in self.rpc("indexer_getFileLocations", "0x" + root.hex())]
+        return [node.url for node in self.rpc_as(NODE_LIST, "indexer_getFileLocations", "0x" + root.hex())]

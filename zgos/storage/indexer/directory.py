@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.core.errors import ZgError
@@ -40,9 +39,6 @@ class ShardedNode:
     latency_ms: int
     since: int
     source: str  # "registry (operator 0x..)" or "--peers"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"url": self.url, "config": self.config.to_json(), "latency": self.latency_ms, "since": self.since}
 
 
 @dataclass

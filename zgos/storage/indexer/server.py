@@ -39,22 +39,18 @@ from zgos.core.errors import ZgError
 from zgos.runtime.edge import EdgePolicy, Route, plain_error_body
 from zgos.runtime.jsonrpc import (
     ENDPOINT_ERRORS,
-    INVALID_PARAMS,
     MAX_BATCH_CALLS,
     MAX_RESPONSE_BYTES,
     JsonRpcServer,
-    Method,
-    Params,
-    RpcError,
     json_error,
     jsonrpc_endpoint,
     rate_refusal,
-    validate_int,
 )
 from zgos.runtime.ratelimit import ClientRateLimiter, RateLimit
 from zgos.runtime.serve import EdgeServer, bind_listener
-from zgos.storage.indexer.service import MAX_REPLICAS, BadRequest, Indexer, NotEnoughNodes, NotFound
-from zgos.storage.spec.merkle import InvalidProof, parse_hash
+from zgos.storage.indexer.models import BadRequest, NodeStatusResult, parse_root
+from zgos.storage.indexer.rpc import FAN_OUT_METHODS, indexer_methods
+from zgos.storage.indexer.service import Indexer, NotEnoughNodes, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +63,6 @@ WORKER_THREADS = 16  # each gateway download holds one while it waits for a prov
 # address, and at once; far above what the devnet and the suite send.
 RATE_FAN_OUTS_PER_S = 100.0
 RATE_BURST_FAN_OUTS = 200.0
-FAN_OUT_METHODS = frozenset({"indexer_getFileLocations", "indexer_getFileInfo"})
 
 
 @dataclass(frozen=True)
@@ -89,36 +84,6 @@ class IndexerLimits:
                     Route("/file", max_body_bytes=0, deadline_s=self.file_deadline_s)),
             max_inflight=self.max_inflight, error_body=plain_error_body,
         )
-
-
-def _root_param(value: Any) -> bytes:
-    try:
-        return parse_hash(value, "root")
-    except InvalidProof as exc:
-        raise BadRequest(f"{exc.message} (a root is 0x followed by 64 hex digits)") from None
-
-
-def _rpc_root(params: Params) -> bytes:
-    if not params:
-        raise RpcError(INVALID_PARAMS, "missing parameter 0: root")
-    try:
-        return _root_param(params[0])
-    except BadRequest as exc:
-        raise RpcError(INVALID_PARAMS, exc.message) from None
-
-
-def _rpc_replicas(params: Params) -> int:
-    return validate_int(params[0] if params else 1, "replicas", 1, MAX_REPLICAS)
-
-
-def indexer_methods(indexer: Indexer) -> dict[str, Method]:
-    """0G's ``indexer_*`` methods."""
-    return {
-        "indexer_getShardedNodes": lambda p: indexer.sharded_nodes(),
-        "indexer_getFileLocations": lambda p: [n.to_json() for n in indexer.file_locations(_rpc_root(p))],
-        "indexer_selectNodes": lambda p: [n.to_json() for n in indexer.select_nodes(_rpc_replicas(p))],
-        "indexer_getFileInfo": lambda p: indexer.file_info(_rpc_root(p)),
-    }
 
 
 class ProvenFileResponse(Response):
@@ -202,15 +167,10 @@ class IndexerApp:
     async def get_file_info(self, request: Request) -> Response:
         if (refusal := rate_refusal(self.rate, request, 1, "file requests")) is not None:
             return refusal
-        return await self._rest(lambda: self.indexer.file_info(_root_param(request.path_params["root"])))
+        return await self._rest(lambda: self.indexer.file_info(parse_root(request.path_params["root"])).to_json())
 
     async def node_status(self, request: Request) -> Response:
-        def status() -> dict[str, Any]:
-            snapshot = self.indexer.directory.current()
-            return {"nodes": [n.to_json() for n in snapshot.nodes], "skipped": [s.to_json() for s in snapshot.skipped],
-                    "refreshedAt": int(snapshot.refreshed_at), "ageSecs": round(time.time() - snapshot.refreshed_at, 3)}
-
-        return await self._rest(status)
+        return await self._rest(lambda: NodeStatusResult.of(self.indexer.directory.current(), time.time()).to_json())
 
     async def get_file(self, request: Request) -> Response:
         if (refusal := rate_refusal(self.rate, request, 1, "file requests")) is not None:
@@ -219,7 +179,7 @@ class IndexerApp:
         try:
             if len(roots) != 1:
                 raise BadRequest("give exactly one root: GET /file?root=0x...")
-            root = _root_param(roots[0])
+            root = parse_root(roots[0])
             name = request.query_params.get("name", "0x" + root.hex())
             # awaited even past the deadline: the response it makes owns a scratch dir and fetches
             return await anyio.to_thread.run_sync(self._open_file, root, name, limiter=self.workers)

@@ -35,11 +35,18 @@ from zgos.storage.client import FileLocation, StorageClient, describes_file
 from zgos.storage.contracts import FlowContract
 from zgos.storage.ecclient import ErasureClient
 from zgos.storage.indexer.directory import NodeDirectory, ShardedNode
+from zgos.storage.indexer.models import (
+    MAX_REPLICAS,
+    BadRequest,
+    ErasureJson,
+    FileInfoResult,
+    ShardedNodeJson,
+    ShardedNodesResult,
+)
 from zgos.storage.spec.shard import select_nodes
 
 log = logging.getLogger(__name__)
 
-MAX_REPLICAS = 64
 READ_CHUNK_BYTES = 1024 * 1024
 PARALLEL_QUERIES = 16
 FILE_INFO_DEADLINE_S = 5.0  # one zgs_getFileInfo to one node, total
@@ -48,10 +55,6 @@ MAX_FILE_INFO_BYTES = 64 * 1024
 
 class NotFound(ZgError):
     """No usable node knows the file."""
-
-
-class BadRequest(ZgError):
-    """The request itself is wrong (bad root, bad replica count)."""
 
 
 class NotEnoughNodes(ZgError):
@@ -87,8 +90,8 @@ class Indexer:
     def nodes(self) -> list[ShardedNode]:
         return self.directory.current().nodes
 
-    def sharded_nodes(self) -> dict[str, list[dict[str, Any]]]:
-        return {"trusted": [n.to_json() for n in self.nodes()], "discovered": []}
+    def sharded_nodes(self) -> ShardedNodesResult:
+        return ShardedNodesResult.of(self.nodes())
 
     def _file_info_on(self, node: ShardedNode, root: bytes) -> dict[str, Any] | None:
         try:
@@ -123,29 +126,24 @@ class Indexer:
     def file_locations(self, root: bytes) -> list[ShardedNode]:
         return [node for node, info in self.file_infos(root) if info.get("finalized")]
 
-    def file_info(self, root: bytes) -> dict[str, Any]:
+    def file_info(self, root: bytes) -> FileInfoResult:
         """What the network knows about ``root``: the tx, and which nodes hold it."""
         infos = self.file_infos(root)
         if not infos:
             raise NotFound(f"no storage node knows a file with root 0x{root.hex()}")
         finalized = [(n, i) for n, i in infos if i.get("finalized")]
-        info = (finalized or infos)[0][1]
-        answer = {
-            "root": "0x" + root.hex(),
-            "tx": info["tx"],
-            "finalized": bool(finalized),
-            "locations": [n.to_json() for n, _ in finalized],
-            "pending": [n.to_json() for n, i in infos if not i.get("finalized")],
-            "ec": None,
-        }
+        record = None
         if self.chain is not None and self.erasure_address:
             with self._erasure([node.url for node, _ in infos]) as ec:
                 record = ec.registry.record_of(root) if ec.registry is not None else None
-            if record is not None:
-                answer["ec"] = {"k": record.params.k, "m": record.params.m,
-                                "parityRoot": "0x" + record.parity_root.hex(),
-                                "groups": [str(g) for g in record.groups], "uploader": record.uploader}
-        return answer
+        return FileInfoResult(
+            root="0x" + root.hex(),
+            tx=(finalized or infos)[0][1]["tx"],
+            finalized=bool(finalized),
+            locations=[ShardedNodeJson.of(n) for n, _ in finalized],
+            pending=[ShardedNodeJson.of(n) for n, i in infos if not i.get("finalized")],
+            ec=ErasureJson.of(record) if record is not None else None,
+        )
 
     def select_nodes(self, replicas: int) -> list[ShardedNode]:
         if not 1 <= replicas <= MAX_REPLICAS:

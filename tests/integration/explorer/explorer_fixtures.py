@@ -1,0 +1,34 @@
+"""An explorer process (``zg explorer serve``) on the session chain, for the explorer tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import session_chain_data_dir
+from tests.servers import await_http
+from zgos.chain.client import Chain
+from zgos.runtime.netutil import free_port
+
+
+@contextmanager
+def running_explorer(root: Path, chain: Chain, deployment_path: Path) -> Iterator[str]:
+    """The URL of an explorer serving a new data dir under ``root`` on the session chain."""
+    data_dir = session_chain_data_dir(root / "data", chain, deployment_path)
+    port = free_port()
+    log = open(root / "explorer.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir.root), "explorer", "serve", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await_http(f"{url}/health", "the explorer", root / "explorer.log", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
