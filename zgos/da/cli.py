@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from zgos.core.units import format_amount, parse_amount
 from zgos.da.spec.params import SIGNER_STAKE_WEI
 from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import DA_DISPERSER_PORT, DA_SIGNER_PORT
+from zgos.runtime.signals import wait_for_signal
 
 if TYPE_CHECKING:
     from zgos.da.contracts import DAContracts
@@ -73,18 +73,11 @@ def _disperser_token(cli: CliContext, token_file: Path | None) -> str | None:
     return read_token(path)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _serve_forever(server: object, what: str) -> None:
     """Serve until SIGINT or SIGTERM (both shut down cleanly, closing worker processes)."""
-    signal.signal(signal.SIGTERM, _interrupt)
     err_console.print(what, highlight=False)
-    try:
-        server.wait_for_termination()  # type: ignore[attr-defined]
-    except KeyboardInterrupt:
-        server.stop(1)  # type: ignore[attr-defined]
+    wait_for_signal()
+    server.stop(1)  # type: ignore[attr-defined]
 
 
 @app.command()
