@@ -24,6 +24,7 @@ TRAIN_LOCK  := requirements-train.lock
 STRICT      := \
   zgos/core \
   zgos/runtime \
+  $(filter-out zgos/chain/cli.py,$(wildcard zgos/chain/*.py)) \
   zgos/storage/spec \
   zgos/da/spec \
   zgos/compute/spec \

@@ -22,9 +22,9 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.anvil import Anvil, AnvilConfig
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, deploy_all
-from zgos.devnet.process import PidFile, terminate
 from zgos.runtime.datadir import DataDir
 from zgos.runtime.netutil import free_port
+from zgos.runtime.process import PidFile, terminate
 
 TEST_BLOCK_TIME_S = 0.2
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from zgos.devnet.process import log_tail
 from zgos.runtime.netutil import http_ok, ready_timeout_s, wait_ready
+from zgos.runtime.process import log_tail
 
 LOG_TAIL_LINES = 40
 STOP_TIMEOUT_S = 30.0

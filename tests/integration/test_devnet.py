@@ -21,10 +21,10 @@ from tests.integration.clirunner import devnet_chain_port, devnet_up, zg
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
 from zgos.devnet.orchestrator import Devnet
-from zgos.devnet.process import PidFile, is_alive
 from zgos.devnet.services import all_services
 from zgos.runtime.datadir import DataDir
 from zgos.runtime.netutil import READY_TIMEOUT_ENV, port_in_use, ready_timeout_s, wait_until
+from zgos.runtime.process import PidFile, is_alive
 from zgos.runtime.service import DevnetOptions, Service
 
 

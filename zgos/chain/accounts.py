@@ -17,7 +17,7 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from zgos.chain.networks import DEVNET_MNEMONIC
 from zgos.core.errors import ConfigError

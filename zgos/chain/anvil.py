@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from zgos.chain.networks import DEVNET_ACCOUNTS, DEVNET_BALANCE_0G, DEVNET_CHAIN
 from zgos.core.errors import ChainError, ConfigError
 from zgos.runtime.netutil import port_in_use, rpc_ready, wait_until
 from zgos.runtime.ports import CHAIN_PORT
+from zgos.runtime.process import kill, spawn, terminate
 
 ANVIL_ENV = "ZGOS_ANVIL"
 REPO_ANVIL = Path(__file__).parents[2] / ".tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
@@ -93,14 +93,7 @@ class Anvil:
             )
         if self.config.state_path is not None:
             self.config.state_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self.process = subprocess.Popen(
-                self.config.argv(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        finally:
-            if self.log_path:
-                log.close()  # type: ignore[union-attr]
+        self.process = spawn(self.config.argv(), self.log_path)
         if not wait_until(lambda: self._alive() and rpc_ready(self.url), READY_TIMEOUT_S):
             self.kill()
             raise ChainError(f"anvil did not become ready on {self.url}", f"see {self.log_path}")
@@ -112,19 +105,15 @@ class Anvil:
         """SIGTERM (anvil writes its state file), then SIGKILL after ``STOP_TIMEOUT_S``."""
         if self.process is None:
             return
-        if self._alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self._alive():  # the pid is still this anvil's, not a reused one
+            terminate(self.process.pid, STOP_TIMEOUT_S)
+        self.process.wait()
         self.process = None
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: only the periodic state dump survives."""
         if self.process is not None:
             if self._alive():
-                self.process.kill()
+                kill(self.process.pid)
             self.process.wait()
         self.process = None

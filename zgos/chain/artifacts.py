@@ -13,7 +13,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils.abi import function_signature_to_4byte_selector
 
 from zgos.core.errors import ConfigError
 

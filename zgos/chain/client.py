@@ -18,12 +18,13 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import requests
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3._utils.method_formatters import PYTHONIC_RESULT_FORMATTERS
@@ -60,6 +61,29 @@ class _StateMoved(Exception):
     def __init__(self, what: str) -> None:
         super().__init__(what)
         self.what = what
+
+
+class SendRefusal(Enum):
+    """Why a node refused a signed transaction, as far as the sender acts on it. EVM nodes give
+    these refusals no distinct JSON-RPC code (geth, anvil: -32000/-32003 with a message), so
+    ``classify_refusal`` reads the message; this is the one place that does."""
+
+    NONCE = "nonce"  # too low or too high: reserve a fresh one
+    UNDERPRICED = "underpriced"  # the nonce is taken in the pool: bump the fees, resend
+    INSUFFICIENT_FUNDS = "insufficient-funds"
+    OTHER = "other"
+
+
+def classify_refusal(message: str) -> SendRefusal:
+    """The ``SendRefusal`` an EVM node's error message states (geth and anvil wording)."""
+    message = message.lower()
+    if "nonce too low" in message or "nonce too high" in message:
+        return SendRefusal.NONCE
+    if "underpriced" in message or "already known" in message:
+        return SendRefusal.UNDERPRICED
+    if "insufficient funds" in message:
+        return SendRefusal.INSUFFICIENT_FUNDS
+    return SendRefusal.OTHER
 
 
 @dataclass(frozen=True)
@@ -166,7 +190,7 @@ class Chain:
                 self._nonces[address] = NonceManager(
                     self._chain_key,
                     address,
-                    lambda: int(self.w3.eth.get_transaction_count(address, "pending")),
+                    lambda: int(self.w3.eth.get_transaction_count(to_checksum_address(address), "pending")),
                 )
             return self._nonces[address]
 
@@ -189,36 +213,37 @@ class Chain:
         if fn is not None:
             to = fn.address
             data = HexBytes(fn._encode_transaction_data())
-        tx: dict[str, Any] = {
-            "from": account.address,
-            "value": value,
-            "data": HexBytes(data),
-            "chainId": self.chain_id,
-            "type": 2,
-        }
-        if to is not None:
-            tx["to"] = to_checksum_address(to)
-        if gas is None:
-            gas = self._estimate_gas(tx)
-        tx["gas"] = gas
-        base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
-        tip = int(self.w3.eth.max_priority_fee)
-        tx["maxPriorityFeePerGas"] = tip
-        tx["maxFeePerGas"] = 2 * base_fee + tip
-        self._check_funds(account.address, value + gas * tx["maxFeePerGas"])
+        tx = self._priced_transaction(account.address, to, value, gas, data)
         try:
             return self._send(account, tx)
         except _StateMoved as first:
             # A failed transaction changed nothing but its fee, so resending is safe; estimating
             # again first surfaces a revert that is real by now, with its reason.
-            log.info("transaction %s (gas limit %d): estimating again", first.what, gas)
+            log.info("transaction %s (gas limit %d): estimating again", first.what, tx["gas"])
             fresh = {k: v for k, v in tx.items() if k not in ("gas", "nonce")}
             estimate = self._estimate_gas(fresh) * 100 // (100 + GAS_MARGIN_PERCENT)
-            tx["gas"] = max(estimate, gas) * (100 + OUT_OF_GAS_MARGIN_PERCENT) // 100
+            tx["gas"] = max(estimate, tx["gas"]) * (100 + OUT_OF_GAS_MARGIN_PERCENT) // 100
             try:
                 return self._send(account, tx)
             except _StateMoved as exc:
                 raise TxReverted(f"transaction {exc.what}, twice (gas limit {tx['gas']})") from exc
+
+    def _priced_transaction(self, sender: str, to: str | None, value: int, gas: int | None,
+                            data: bytes) -> dict[str, Any]:
+        """A type-2 transaction from ``sender`` with its gas limit (estimated unless given) and
+        fees (twice the latest base fee plus the node's tip), once ``sender`` is seen to afford
+        the worst case."""
+        tx: dict[str, Any] = {"from": sender, "value": value, "data": HexBytes(data), "chainId": self.chain_id,
+                              "type": 2}
+        if to is not None:
+            tx["to"] = to_checksum_address(to)
+        tx["gas"] = self._estimate_gas(tx) if gas is None else gas
+        base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
+        tip = int(self.w3.eth.max_priority_fee)
+        tx["maxPriorityFeePerGas"] = tip
+        tx["maxFeePerGas"] = 2 * base_fee + tip
+        self._check_funds(sender, value + tx["gas"] * tx["maxFeePerGas"])
+        return tx
 
     def _estimate_gas(self, tx: dict[str, Any]) -> int:
         try:
@@ -227,7 +252,7 @@ class Chain:
             raise TxReverted(_revert_reason(exc)) from None
         except Web3RPCError as exc:
             message = str(exc)
-            if "insufficient funds" in message.lower():
+            if classify_refusal(message) is SendRefusal.INSUFFICIENT_FUNDS:
                 raise InsufficientFunds(
                     f"{tx['from']} cannot pay for this transaction",
                     "fund it first, e.g. `zg account fund ADDRESS 10` on the devnet",
@@ -244,30 +269,24 @@ class Chain:
             )
 
     def _send(self, account: LocalAccount, tx: dict[str, Any]) -> Receipt:
+        """Sign ``tx`` with a reserved nonce and send it until the node takes it (a nonce clash
+        gets a fresh nonce; an underpriced replacement, bumped fees); its mined receipt."""
         nonces = self._nonce_manager(account.address)
-        nonce: int | None = None
         for _ in range(MAX_SEND_ATTEMPTS):
-            if nonce is None:
-                nonce = nonces.reserve()
-            tx["nonce"] = nonce
+            tx["nonce"] = nonces.reserve()
             raw = account.sign_transaction(tx).raw_transaction
             try:
                 receipt = self._send_raw(bytes(raw))
             except Web3RPCError as exc:
-                message = str(exc).lower()
-                if "nonce too low" in message or "nonce too high" in message:
-                    nonces.release()
-                    nonce = None
-                    continue
-                if "underpriced" in message or "already known" in message:
+                nonces.release()
+                refusal = classify_refusal(str(exc))
+                if refusal is SendRefusal.UNDERPRICED:
                     # Someone else used this nonce in the pool: bump and replace, or move on.
                     tx["maxFeePerGas"] = tx["maxFeePerGas"] * (100 + FEE_BUMP_PERCENT) // 100
                     tx["maxPriorityFeePerGas"] = tx["maxPriorityFeePerGas"] * (100 + FEE_BUMP_PERCENT) // 100 + 1
-                    nonces.release()
-                    nonce = None
+                if refusal in (SendRefusal.NONCE, SendRefusal.UNDERPRICED):
                     continue
-                nonces.release()
-                if "insufficient funds" in message:
+                if refusal is SendRefusal.INSUFFICIENT_FUNDS:
                     raise InsufficientFunds(
                         f"{account.address} cannot pay for this transaction",
                         f"fund it first, e.g. `zg account fund {account.address} 10`",
@@ -276,20 +295,25 @@ class Chain:
             except (requests.RequestException, OSError) as exc:
                 nonces.release()
                 raise ChainError(f"lost the chain RPC at {self.rpc_url} while sending ({exc})") from None
-            if int(receipt["status"]) != 1:
-                if int(receipt["gasUsed"]) >= int(tx["gas"]):
-                    raise _StateMoved("ran out of gas")
-                reason = self._replay_reason(tx, int(receipt["blockNumber"]))
-                if reason is None:
-                    raise _StateMoved("reverted in its block but not on the state before it")
-                raise TxReverted(reason)
-            return Receipt(
-                tx_hash=HexBytes(receipt["transactionHash"]).to_0x_hex(),
-                block_number=int(receipt["blockNumber"]),
-                gas_used=int(receipt["gasUsed"]),
-                raw=receipt,
-            )
+            return self._mined(tx, receipt)
         raise ChainError(f"could not send after {MAX_SEND_ATTEMPTS} attempts (nonce clashes)")
+
+    def _mined(self, tx: dict[str, Any], receipt: TxReceipt) -> Receipt:
+        """``receipt`` of ``tx`` if it succeeded; else ``_StateMoved`` (out of gas, or a revert
+        the state before its block does not reproduce) or ``TxReverted`` with the reason."""
+        if int(receipt["status"]) != 1:
+            if int(receipt["gasUsed"]) >= int(tx["gas"]):
+                raise _StateMoved("ran out of gas")
+            reason = self._replay_reason(tx, int(receipt["blockNumber"]))
+            if reason is None:
+                raise _StateMoved("reverted in its block but not on the state before it")
+            raise TxReverted(reason)
+        return Receipt(
+            tx_hash=HexBytes(receipt["transactionHash"]).to_0x_hex(),
+            block_number=int(receipt["blockNumber"]),
+            gas_used=int(receipt["gasUsed"]),
+            raw=receipt,
+        )
 
     def _send_raw(self, raw: bytes) -> TxReceipt:
         if self._sync_send is not False:

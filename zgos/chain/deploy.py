@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 
 from zgos.chain.artifacts import load_artifact
@@ -139,7 +140,7 @@ def deploy_all(chain: Chain, deployer: LocalAccount, path: Path, plan: list[Cont
             previous is not None
             and previous.code_hashes.get(item.name) == wanted
             and not redeployed.intersection(item.depends)
-            and len(chain.w3.eth.get_code(previous.addresses[item.name])) > 0
+            and len(chain.w3.eth.get_code(to_checksum_address(previous.addresses[item.name]))) > 0
         )
         if kept and previous is not None:
             deployment.addresses[item.name] = previous.addresses[item.name]

@@ -6,7 +6,6 @@ most one whole extended blob's cells (every column of every row), the disperser 
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from zgos.da.spec.blob import (
 )
 from zgos.da.spec.encoding import Cell
 from zgos.runtime.grpcguard import GrpcLimits, guarded_server
+from zgos.runtime.signals import wait_for_signal
 
 CELL_FRAMING_BYTES = 16  # protobuf tags and lengths around one cell
 MESSAGE_HEADROOM_BYTES = 2**20  # ids, epochs, signatures, reasons
@@ -167,17 +167,8 @@ def serve(register: Callable[[Any, grpc.Server], None], servicer: Any, host: str
     return guarded_server(register, servicer, host, port, limits)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def serve_until_signalled(server: grpc.Server) -> None:
     """Block until SIGINT or SIGTERM, then stop ``server`` (calls in flight get
     ``STOP_GRACE_S``); the caller's cleanup runs after it returns."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        server.wait_for_termination()
-    except KeyboardInterrupt:
-        server.stop(STOP_GRACE_S)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    wait_for_signal()
+    server.stop(STOP_GRACE_S).wait()

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +19,12 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import deploy_all
 from zgos.core.errors import ConfigError, ZgError
-from zgos.devnet.process import PidFile, is_alive, log_tail, spawn, terminate
 from zgos.devnet.services import all_services, devnet_services
 from zgos.runtime.datadir import DataDir
 from zgos.runtime.netutil import port_in_use, ready_timeout_s, wait_ready
+from zgos.runtime.process import PidFile, is_alive, log_tail, spawn, terminate
 from zgos.runtime.service import DevnetContext, DevnetOptions, Service
+from zgos.runtime.signals import wait_for_signal
 
 # Every devnet service listens on 127.0.0.1, so URLs announced on the devnet may name loopback
 # (``CliContext.outbound_policy``); nothing else non-global is allowed.
@@ -110,7 +109,7 @@ class Devnet:
         if service.prepare is not None:
             service.prepare(self.ctx)
         log_path = self.data_dir.logs / f"{service.name}.log"
-        pid = spawn(service.argv(self.ctx), log_path)
+        pid = spawn(service.argv(self.ctx), log_path).pid
         pidfile.write(pid)
         if wait_ready(lambda: service.ready(self.ctx), lambda: is_alive(pid)):
             return pid
@@ -183,19 +182,9 @@ class Devnet:
             result.append(ServiceStatus(service.name, service.url, pid, healthy))
         return result
 
-    def watch(self, interval_s: float = 1.0) -> None:
+    def watch(self) -> None:
         """Block until SIGINT/SIGTERM, then stop everything (``make up`` runs in the foreground)."""
-        stopping = False
-
-        def on_signal(signum: int, frame: Any) -> None:
-            nonlocal stopping
-            stopping = True
-
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while not stopping:
-                time.sleep(interval_s)
+            wait_for_signal()
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             self.down()

@@ -35,14 +35,17 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.to_thread
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+from starlette.routing import Route as StarletteRoute
 
 from zgos.core.errors import ZgError
 from zgos.runtime.access import LocalAccess
@@ -298,6 +301,20 @@ def _refusal(status: int, message: str, headers: tuple[tuple[str, str], ...] = (
     return HttpAnswer(status, plain_error_body(status, "refused", message), headers)
 
 
+async def run_in_worker(limiter: anyio.CapacityLimiter, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a worker thread of ``limiter`` (the service's bounded pool). On the edge's
+    deadline the answer is abandoned (504 at once); the thread still holds its worker until it
+    is done, so the pool stays bounded."""
+    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter, abandon_on_cancel=True)
+
+
+def jsonrpc_app(server: JsonRpcServer, limiter: anyio.CapacityLimiter, routes: Sequence[BaseRoute]) -> Starlette:
+    """A service's Starlette app: ``server`` on ``POST /`` (``jsonrpc_endpoint``), then its own
+    ``routes``; an unknown path or method is answered in the edge's error shape."""
+    endpoint = StarletteRoute("/", jsonrpc_endpoint(server, limiter), methods=["POST"])
+    return Starlette(routes=[endpoint, *routes], exception_handlers=ENDPOINT_ERRORS)
+
+
 def jsonrpc_endpoint(server: JsonRpcServer, limiter: anyio.CapacityLimiter) -> Callable[[Request], Awaitable[Response]]:
     """A Starlette endpoint serving ``server``; parsing and every call run in a worker thread
     of ``limiter`` (the service's bounded pool), never in the event loop. A POST with neither
@@ -308,9 +325,7 @@ def jsonrpc_endpoint(server: JsonRpcServer, limiter: anyio.CapacityLimiter) -> C
             return json_error(411, "Content-Length required", close=True)
         body = await request.body()
         caller = Caller(request.client.host if request.client else "", request.headers)
-        # On the edge's deadline the answer is abandoned (504 at once); the thread still holds its
-        # worker until it is done, so the pool stays bounded.
-        answer = await anyio.to_thread.run_sync(server.handle, body, caller, limiter=limiter, abandon_on_cancel=True)
+        answer = await run_in_worker(limiter, server.handle, body, caller)
         media_type = JSON_MEDIA_TYPE if answer.body else None
         return Response(answer.body, status_code=answer.status, headers=dict(answer.headers), media_type=media_type)
 

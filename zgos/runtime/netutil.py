@@ -73,11 +73,13 @@ def wait_ready(ready: Callable[[], bool], alive: Callable[[], bool] = lambda: Tr
 
 
 class JsonRpcFailure(Exception):
-    """A JSON-RPC call gave no result; ``str(exc)`` says why in a few words."""
+    """A JSON-RPC call gave no result; ``str(exc)`` says why in a few words. Callers branch on
+    the subclass (and on ``JsonRpcCallError.code``), never on the text."""
 
 
 class JsonRpcUnreachable(JsonRpcFailure):
-    """No answer: connection refused, timeout, broken transfer (``str``: the httpx error's name)."""
+    """No answer: connection refused, timeout, broken transfer (``str``: the httpx error's name).
+    The transport failed; the server may never have seen the call."""
 
 
 class JsonRpcGuarded(JsonRpcUnreachable):
@@ -89,20 +91,46 @@ class JsonRpcNotJson(JsonRpcFailure):
     """An answer that is not a JSON-RPC response object."""
 
 
-class JsonRpcErrorAnswer(JsonRpcFailure):
-    """The server answered with a JSON-RPC error object (``str``: its message)."""
+class JsonRpcCallError(JsonRpcFailure):
+    """The server answered with a JSON-RPC error object: its ``code`` (None if it gave no
+    integer code), ``message`` and ``data``; ``str``: the message."""
+
+    def __init__(self, code: int | None, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    @classmethod
+    def from_answer(cls, error: Any) -> JsonRpcCallError:
+        """The error of an answer's ``error`` member, whatever shape a stranger gave it."""
+        if not isinstance(error, dict):
+            return cls(None, str(error))
+        code = error.get("code")
+        typed_code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        return cls(typed_code, str(error.get("message")), error.get("data"))
+
+
+# The name this error had before it carried its code (callers on other branches still use it).
+JsonRpcErrorAnswer = JsonRpcCallError
+
+
+def jsonrpc_request(method: str, params: Sequence[Any] = (), request_id: int = 1) -> dict[str, Any]:
+    """The request object of one JSON-RPC 2.0 call."""
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)}
 
 
 def call_jsonrpc(http: httpx.Client, url: str, method: str, params: Sequence[Any] = (), *,
                  request_id: int = 1, timeout_s: float | None = None) -> Any:
     """``method(*params)`` at ``url``: its result (None when the answer has none).
 
+    Raises ``JsonRpcUnreachable`` (the transport failed; ``JsonRpcGuarded`` if the outbound
+    guard cut it), ``JsonRpcNotJson`` or ``JsonRpcCallError`` (the server's error object).
     For a URL someone announced, pass a ``zgos.runtime.outbound.OutboundClient``: on it
     ``timeout_s`` is the call's total time and the answer's size is capped."""
     extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
     try:
-        answer = http.post(url, json={"jsonrpc": "2.0", "id": request_id, "method": method,
-                                      "params": list(params)}, **extra).json()
+        answer = http.post(url, json=jsonrpc_request(method, params, request_id), **extra).json()
     except (OutboundRefused, DeadlineExceeded, httpx.TooManyRedirects) as exc:
         raise JsonRpcGuarded(str(exc)) from None
     except httpx.HTTPError as exc:
@@ -112,14 +140,13 @@ def call_jsonrpc(http: httpx.Client, url: str, method: str, params: Sequence[Any
     if not isinstance(answer, dict):
         raise JsonRpcNotJson(f"{method} answered {str(answer)[:80]}")
     if "error" in answer:
-        error = answer["error"]
-        raise JsonRpcErrorAnswer(str(error.get("message") if isinstance(error, dict) else error))
+        raise JsonRpcCallError.from_answer(answer["error"])
     return answer.get("result")
 
 
 def rpc_ready(url: str) -> bool:
     """True if ``url`` answers a JSON-RPC ``eth_chainId`` (an EVM node is up)."""
-    response = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1)
+    response = httpx.post(url, json=jsonrpc_request("eth_chainId"), timeout=1)
     return response.status_code == 200 and "result" in response.json()
 
 

@@ -1,12 +1,13 @@
-"""Serve until signalled: a service's ASGI app behind ``GuardedEdge`` on a hardened uvicorn/h11
-server, on a socket bound before it starts (the server-side limits of ``edge.py``'s table:
-request head deadline, header size, keep-alive, connections).
+"""Serve until signalled: every service process runs until SIGINT or SIGTERM
+(``zgos.runtime.signals``), then shuts down cleanly and returns, so its own
+clean-up runs. An HTTP service serves its ASGI app behind ``GuardedEdge`` on a hardened
+uvicorn/h11 server, on a socket bound before it starts (the server-side limits of ``edge.py``'s
+table: request head deadline, header size, keep-alive, connections).
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
 import threading
 import time
@@ -22,6 +23,7 @@ from zgos.runtime.edge import (
     restore_process_state,
     validate_process_state,
 )
+from zgos.runtime.signals import stop_on_signal
 
 KEEP_ALIVE_TIMEOUT_S = 5
 HEAD_TIMEOUT_S = 10.0  # request line and headers, from the connection or the previous answer
@@ -102,19 +104,21 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_in_foreground(server: uvicorn.Server, sock: socket.socket) -> None:
-    """Run ``server`` on ``sock`` in the main thread until SIGINT or SIGTERM, then return after
-    a graceful shutdown, so the caller's own cleanup runs. (uvicorn re-raises the signal it
-    handled once it has stopped; SIGTERM's is made a no-op here, SIGINT's ``KeyboardInterrupt``
-    is swallowed.)"""
-    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+def serve_in_foreground(server: uvicorn.Server, sock: socket.socket | None = None) -> None:
+    """Run ``server`` (on ``sock``, else on the host and port of its config) in the calling
+    thread until SIGINT or SIGTERM (``stop_on_signal``), then return after a graceful shutdown,
+    so the caller's own cleanup runs. (uvicorn handles the signals itself while it runs and
+    raises the one it got again once it has stopped: the handler here takes it.)"""
+
+    def stop() -> None:
+        server.should_exit = True
+
     try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass
+        with stop_on_signal(stop):
+            server.run(sockets=[sock] if sock is not None else None)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        sock.close()
+        if sock is not None:
+            sock.close()
 
 
 class EdgeServer:

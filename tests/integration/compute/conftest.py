@@ -30,11 +30,11 @@ from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
 from zgos.compute.user.proxy import Funding, UserProxy, proxy_server
 from zgos.compute.user.router import Router
-from zgos.devnet.process import log_tail
 from zgos.runtime.access import read_token
 from zgos.runtime.addresses import DEVNET_POLICY, AddressPolicy
 from zgos.runtime.datadir import DataDir
 from zgos.runtime.netutil import free_port
+from zgos.runtime.process import log_tail
 
 PRICES = Prices(input_price=1_000, output_price=3_000)
 

@@ -23,9 +23,7 @@ model found in the journal.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import subprocess
 import sys
 import threading
@@ -53,7 +51,8 @@ from zgos.core.errors import ZgError
 from zgos.runtime.edge import EdgePolicy, Route
 from zgos.runtime.jsonrpc import MAX_INT64
 from zgos.runtime.netutil import http_ok, wait_until
-from zgos.runtime.serve import hardened_server
+from zgos.runtime.process import spawn, terminate_all
+from zgos.runtime.serve import hardened_server, serve_in_foreground
 
 log = logging.getLogger(__name__)
 
@@ -168,21 +167,12 @@ class TunedModelHost:
                                     prices=self.config.prices, signer=self.provider.address)
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"{name}.log", "ab") as out:
-            self._children.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                                   start_new_session=True))
+        self._children.append(spawn(argv, self.log_dir / f"{name}.log"))
 
     def stop(self) -> None:
+        terminate_all([child.pid for child in self._children if child.poll() is None], CHILD_STOP_TIMEOUT_S)
         for child in self._children:
-            if child.poll() is None:
-                child.terminate()
-        for child in self._children:
-            try:
-                child.wait(CHILD_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+            child.wait()
         self._children.clear()
         self.serving = None
 
@@ -295,14 +285,8 @@ class ProviderProcess:
         main.start()
         app = create_app(self.journal_path, lambda: self.host, self.provider, lambda: self.worker is not None)
         server = hardened_server(app, host=bind, port=port, policy=API_POLICY)
-
-        def on_term(*_: object) -> None:
-            server.should_exit = True
-
-        with contextlib.suppress(ValueError):  # not the main thread (tests): no signal handler
-            signal.signal(signal.SIGTERM, on_term)
         try:
-            server.run()
+            serve_in_foreground(server)
         finally:
             self.stop.set()
             main.join(timeout=5)

@@ -13,6 +13,7 @@ from zgos.clictx import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError
 from zgos.runtime.addresses import AddressPolicy
 from zgos.runtime.logs import configure_service_logging
+from zgos.runtime.signals import stop_on_signal
 from zgos.storage.cli.common import node_policy, parse_root, resolve_nodes
 from zgos.storage.ecclient import ErasureClient, HealthReport, describe
 from zgos.storage.spec.erasure import ErasureParams, InvalidErasureParams
@@ -132,8 +133,6 @@ def repair_command(
 
 def _repair_all(cli: CliContext, node: list[str] | None, indexer: str | None, workers: int, name: str,
                 watch: float | None) -> None:
-    import contextlib
-    import signal
     import threading
 
     from zgos.storage.ecclient import ErasureRegistry
@@ -162,7 +161,6 @@ def _repair_all(cli: CliContext, node: list[str] | None, indexer: str | None, wo
         return
     configure_service_logging()
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     console.print(f"repairing every erasure-coded file, a pass every {watch:g} s", highlight=False)
-    with contextlib.suppress(KeyboardInterrupt):
+    with stop_on_signal(stop.set):
         worker.run(watch, stop, on_pass=report)

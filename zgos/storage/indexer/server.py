@@ -29,7 +29,6 @@ from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
@@ -38,13 +37,13 @@ from starlette.types import Receive, Scope, Send
 from zgos.core.errors import ZgError
 from zgos.runtime.edge import EdgePolicy, Route, plain_error_body
 from zgos.runtime.jsonrpc import (
-    ENDPOINT_ERRORS,
     MAX_BATCH_CALLS,
     MAX_RESPONSE_BYTES,
     JsonRpcServer,
     json_error,
-    jsonrpc_endpoint,
+    jsonrpc_app,
     rate_refusal,
+    run_in_worker,
 )
 from zgos.runtime.ratelimit import ClientRateLimiter, RateLimit
 from zgos.runtime.serve import EdgeServer, bind_listener
@@ -143,19 +142,15 @@ class IndexerApp:
         self.rpc = JsonRpcServer(indexer_methods(indexer), max_batch_calls=limits.max_batch_calls,
                                  max_response_bytes=limits.max_response_bytes, rate=self.rate,
                                  cost=lambda call: 1.0 if call.method in FAN_OUT_METHODS else 0.0)
-        self.app = Starlette(
-            routes=[
-                StarletteRoute("/", jsonrpc_endpoint(self.rpc, self.workers), methods=["POST"]),
-                StarletteRoute("/file", self.get_file, methods=["GET"]),
-                StarletteRoute("/file/info/{root}", self.get_file_info, methods=["GET"]),
-                StarletteRoute("/node/status", self.node_status, methods=["GET"]),
-            ],
-            exception_handlers=ENDPOINT_ERRORS,
-        )
+        self.app = jsonrpc_app(self.rpc, self.workers, [
+            StarletteRoute("/file", self.get_file, methods=["GET"]),
+            StarletteRoute("/file/info/{root}", self.get_file_info, methods=["GET"]),
+            StarletteRoute("/node/status", self.node_status, methods=["GET"]),
+        ])
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in a worker (abandoned, not awaited, past the edge's deadline)."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.workers, abandon_on_cancel=True)
+        return await run_in_worker(self.workers, fn, *args)
 
     async def _rest(self, fn: Callable[..., Any], *args: Any) -> Response:
         """A REST answer: the value of ``fn`` as JSON, its ``ZgError`` as a 4xx/5xx."""

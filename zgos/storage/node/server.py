@@ -26,7 +26,6 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
@@ -35,13 +34,13 @@ from zgos.core.errors import ZgError
 from zgos.runtime.access import LocalAccess
 from zgos.runtime.edge import EdgePolicy, InvalidJson, Route, parse_json, plain_error_body
 from zgos.runtime.jsonrpc import (
-    ENDPOINT_ERRORS,
     MAX_BATCH_CALLS,
     MAX_INT64,
     MAX_RESPONSE_BYTES,
     json_error,
-    jsonrpc_endpoint,
+    jsonrpc_app,
     rate_refusal,
+    run_in_worker,
 )
 from zgos.runtime.ratelimit import ClientRateLimiter, RateLimit
 from zgos.runtime.serve import EdgeServer, bind_listener
@@ -123,21 +122,17 @@ class NodeApp:
         self.server = node_rpc_server(self.rpc, access=access, rate=self.rate,
                                       max_batch_calls=limits.max_batch_calls,
                                       max_response_bytes=limits.max_response_bytes)
-        self.app = Starlette(
-            routes=[
-                StarletteRoute("/", jsonrpc_endpoint(self.server, self.workers), methods=["POST"]),
-                StarletteRoute("/", self.status, methods=["GET"]),
-                StarletteRoute("/health", self.status, methods=["GET"]),
-                StarletteRoute("/zgos/v1/segment/{seq}/{index}", self.put_segment, methods=["PUT"]),
-                StarletteRoute("/zgos/v1/segment/{seq}/{index}", self.get_segment, methods=["GET"]),
-                StarletteRoute("/zgos/v1/file/{seq}", self.get_file, methods=["GET"]),
-            ],
-            exception_handlers=ENDPOINT_ERRORS,
-        )
+        self.app = jsonrpc_app(self.server, self.workers, [
+            StarletteRoute("/", self.status, methods=["GET"]),
+            StarletteRoute("/health", self.status, methods=["GET"]),
+            StarletteRoute("/zgos/v1/segment/{seq}/{index}", self.put_segment, methods=["PUT"]),
+            StarletteRoute("/zgos/v1/segment/{seq}/{index}", self.get_segment, methods=["GET"]),
+            StarletteRoute("/zgos/v1/file/{seq}", self.get_file, methods=["GET"]),
+        ])
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in a worker (abandoned, not awaited, past the edge's deadline)."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.workers, abandon_on_cancel=True)
+        return await run_in_worker(self.workers, fn, *args)
 
     # --- routes --------------------------------------------------------------------------
 
