@@ -11,7 +11,7 @@ import pytest
 import typer
 
 import zgos
-from zgos.cli import COMMAND_GROUPS, load_group
+from zgos.cli.main import COMMAND_GROUPS, load_group
 
 HEAVY = ("web3", "eth_account", "fastapi", "grpc", "httpx", "zgos.storage", "zgos.compute", "zgos.da",
          "zgos.devnet", "zgos.explorer", "zgos.provenance", "zgos.chain.client")
@@ -35,12 +35,12 @@ def test_help_and_version_import_no_network_and_no_chain_library(args: tuple[str
 
 
 def test_the_zg_executable_answers_version_without_the_cli_framework() -> None:
-    script = "import sys; sys.argv = ['zg', 'version']\nfrom zgos.entry import main\nmain()\n" \
+    script = "import sys; sys.argv = ['zg', 'version']\nfrom zgos.cli.entry import main\nmain()\n" \
              "print('LOADED', ' '.join(sorted(sys.modules)))"
     answer = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     output, _, loaded = answer.stdout.rpartition("LOADED ")
     assert output.strip() == f"zgos {zgos.__version__}"
-    assert {"typer", "rich", "click", "zgos.cli"}.isdisjoint(loaded.split())
+    assert {"typer", "rich", "click", "zgos.cli.main"}.isdisjoint(loaded.split())
 
 
 def test_the_root_help_lists_every_group_with_its_own_help() -> None:

@@ -15,7 +15,7 @@ import httpx
 import typer
 from rich.table import Table
 
-from zgos.clictx import CliContext, console, get_ctx
+from zgos.cli.context import CliContext, console, get_ctx
 from zgos.compute import model as model_mod
 from zgos.compute.commoncli import ACCOUNT, _contracts, _install_token
 from zgos.compute.spec.billing import Prices

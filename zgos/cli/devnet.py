@@ -9,7 +9,7 @@ import time
 import typer
 from rich.table import Table
 
-from zgos.clictx import console, get_ctx
+from zgos.cli.context import console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.devnet.orchestrator import Devnet, ServiceStatus
 from zgos.runtime.ports import CHAIN_PORT
