@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -32,6 +33,15 @@ def test_help_and_version_import_no_network_and_no_chain_library(args: tuple[str
     assert "zgos" in output
     heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY))
     assert heavy == []
+
+
+def test_devnet_status_imports_no_chain_library_and_no_network_code(tmp_path: Path) -> None:
+    """The service table and its health checks are all ``zg devnet status`` loads: web3, httpx
+    and each network's own code wait for the commands that use them."""
+    _, loaded = modules_loaded_by("--data-dir", str(tmp_path), "devnet", "status")
+    libraries = ("web3", "eth_account", "fastapi", "grpc", "httpx", "numpy", "zgos.chain.client")
+    heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in libraries))
+    assert "zgos.devnet.services" in loaded and heavy == []
 
 
 def test_the_zg_executable_answers_version_without_the_cli_framework() -> None:
