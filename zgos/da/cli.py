@@ -55,8 +55,7 @@ def _disperser(cli: CliContext, flag: str | None) -> str:
     """The disperser to dial: ``--disperser``, else the one the data dir's devnet runs."""
     if flag:
         return flag
-    url = cli.data_dir.service_url("da-disperser")
-    return url.removeprefix("grpc://") if url else DEFAULT_DISPERSER
+    return cli.data_dir.devnet_service_url("da-disperser", DEFAULT_DISPERSER, "--disperser").removeprefix("grpc://")
 
 
 def _disperser_token(cli: CliContext, token_file: Path | None) -> str | None:
