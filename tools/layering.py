@@ -23,8 +23,8 @@ ones resolved, at module level, in functions and under ``if TYPE_CHECKING:`` ali
    the engines listed in ``SPEC_MODULES`` (the storage tree hashers: native code and worker
    pools that compute what ``storage/spec/merkle.py`` states). Nodes, services, ``devnet.py`` and ``cli`` modules stay private. (The
    layers above the networks may import any of their modules: rule 1 is all they keep.)
-3. **CLI modules are the top layer wherever they sit** - ``zgos/cli.py``, ``zgos/clictx.py``,
-   ``zgos/entry.py`` (the ``zg`` executable), and
+3. **CLI modules are the top layer wherever they sit** - the ``zgos/cli/`` package (the ``zg``
+   executable, its root group and context, the chain's, devnet's and explorer's commands), and
    every module named ``cli``, ending in ``cli`` (``compute/providercli.py``) or under a ``cli/``
    package: each network keeps its ``zg`` commands beside it, but they belong to the cli layer,
    so they may use the CLI context and any layer, and nothing outside the cli layer may import
@@ -62,7 +62,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("provenance", ("zgos.provenance",)),
     ("explorer", ("zgos.explorer",)),
     ("devnet", ("zgos.devnet",)),
-    (CLI, ("zgos.cli", "zgos.clictx", "zgos.entry")),
+    (CLI, ("zgos.cli",)),
 )
 
 CLIENT_NAMES = frozenset({"client", "contracts"})
@@ -186,9 +186,9 @@ def edges(imports: Iterable[Import]) -> dict[tuple[str, str], Import]:
 
 
 def is_cli(module: str) -> bool:
-    """Rule 3: ``zgos.cli``, ``zgos.clictx``, ``zgos.entry``, a module named or ending in ``cli``, or under ``cli/``."""
+    """Rule 3: a module named or ending in ``cli`` (``zgos.cli`` itself), or under a ``cli/`` package."""
     parts = module.split(".")
-    return module in ("zgos.clictx", "zgos.entry") or parts[-1].endswith("cli") or "cli" in parts[:-1]
+    return parts[-1].endswith("cli") or "cli" in parts[:-1]
 
 
 def is_client_surface(module: str) -> bool:

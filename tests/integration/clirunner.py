@@ -7,8 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
+from zgos.cli.devnet import MAX_DA_SIGNERS, MAX_STORAGE_NODES
+from zgos.devnet.services import all_services
 from zgos.runtime.netutil import READY_TIMEOUT_ENV, ready_timeout_s
+from zgos.runtime.service import DevnetOptions
 
 # For a command that waits on something of its own (a devnet's services, a training run):
 # bounded by what it waits on, and by pytest-timeout.
@@ -32,11 +36,21 @@ def zg(data_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: f
     )
 
 
-# Devnet services on a non-default chain port sit at chain port +1..+7 (compute), +100..
-# (storage), +150 (storage indexer), +200.. (DA) and +300 (explorer): zgos.runtime.ports. Choosing the chain port below Linux's
-# ephemeral range (32768+) keeps all of them clear of the client sockets the tests open.
+# Choosing a test devnet's chain port below Linux's ephemeral range (32768+) keeps its services
+# (at fixed distances above it: zgos.runtime.ports) clear of the client sockets the tests open.
 DEVNET_PORT_RANGE = (20000, 32000)
-DEVNET_PORT_SPAN = (*range(0, 8), *range(100, 110), 150, *range(200, 210), 300)
+
+
+def devnet_port_span() -> tuple[int, ...]:
+    """How far above its chain port each service of the largest devnet listens (the chain: 0),
+    read from the devnet's own service table, the one place that applies the port table."""
+    chain_port = DEVNET_PORT_RANGE[0]
+    options = DevnetOptions(chain_port=chain_port, storage_nodes=MAX_STORAGE_NODES, da_signers=MAX_DA_SIGNERS)
+    ports = {urlparse(service.url).port for service in all_services(options)}
+    return tuple(sorted({port - chain_port for port in ports if port is not None}))
+
+
+DEVNET_PORT_SPAN = devnet_port_span()
 
 
 def devnet_chain_port() -> int:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
 
 import zgos
-from zgos.cli import COMMAND_GROUPS, load_group
+from zgos.cli.main import COMMAND_GROUPS, load_group
 
 HEAVY = ("web3", "eth_account", "fastapi", "grpc", "httpx", "zgos.storage", "zgos.compute", "zgos.da",
          "zgos.devnet", "zgos.explorer", "zgos.provenance", "zgos.chain.client")
@@ -34,13 +35,22 @@ def test_help_and_version_import_no_network_and_no_chain_library(args: tuple[str
     assert heavy == []
 
 
+def test_devnet_status_imports_no_chain_library_and_no_network_code(tmp_path: Path) -> None:
+    """The service table and its health checks are all ``zg devnet status`` loads: web3, httpx
+    and each network's own code wait for the commands that use them."""
+    _, loaded = modules_loaded_by("--data-dir", str(tmp_path), "devnet", "status")
+    libraries = ("web3", "eth_account", "fastapi", "grpc", "httpx", "numpy", "zgos.chain.client")
+    heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in libraries))
+    assert "zgos.devnet.services" in loaded and heavy == []
+
+
 def test_the_zg_executable_answers_version_without_the_cli_framework() -> None:
-    script = "import sys; sys.argv = ['zg', 'version']\nfrom zgos.entry import main\nmain()\n" \
+    script = "import sys; sys.argv = ['zg', 'version']\nfrom zgos.cli.entry import main\nmain()\n" \
              "print('LOADED', ' '.join(sorted(sys.modules)))"
     answer = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     output, _, loaded = answer.stdout.rpartition("LOADED ")
     assert output.strip() == f"zgos {zgos.__version__}"
-    assert {"typer", "rich", "click", "zgos.cli"}.isdisjoint(loaded.split())
+    assert {"typer", "rich", "click", "zgos.cli.main"}.isdisjoint(loaded.split())
 
 
 def test_the_root_help_lists_every_group_with_its_own_help() -> None:

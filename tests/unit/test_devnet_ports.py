@@ -3,14 +3,19 @@ chain port, a private block above any other chain port, ``--port-offset`` on top
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from urllib.parse import urlparse
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.integration.clirunner import DEVNET_PORT_SPAN
+from zgos.core.errors import ConfigError
 from zgos.devnet.services import all_services
-from zgos.runtime.ports import CHAIN_PORT
+from zgos.runtime.datadir import DataDir
+from zgos.runtime.ports import CHAIN_PORT, DA_DISPERSER_PORT
 from zgos.runtime.service import DevnetOptions
 
 ARCHITECTURE_PORTS = {
@@ -47,3 +52,18 @@ def test_port_offset_moves_every_service_but_the_chain(chain_port: int, offset: 
     assert {name: port - offset for name, port in moved.items() if name != "chain"} == {
         name: port for name, port in plain.items() if name != "chain"
     }
+
+
+def test_a_command_dials_its_devnets_service_and_never_the_default_of_one_the_devnet_lacks(tmp_path: Path) -> None:
+    """``DataDir.devnet_service_url``: the default only where no devnet wrote the services."""
+    data_dir = DataDir(tmp_path)
+    default = f"127.0.0.1:{DA_DISPERSER_PORT}"
+    assert data_dir.devnet_service_url("da-disperser", default, "--disperser") == default  # no network.json
+    data_dir.network.write_text(json.dumps({"rpc_url": "http://127.0.0.1:20000"}))  # a chain alone
+    assert data_dir.devnet_service_url("da-disperser", default, "--disperser") == default
+    data_dir.network.write_text(json.dumps({"services": {"da-disperser": "grpc://127.0.0.1:20204"}}))
+    assert data_dir.devnet_service_url("da-disperser", default, "--disperser") == "grpc://127.0.0.1:20204"
+    data_dir.network.write_text(json.dumps({"services": {"chain": "http://127.0.0.1:20000"}}))  # --only chain
+    with pytest.raises(ConfigError, match="runs no da-disperser") as error:
+        data_dir.devnet_service_url("da-disperser", default, "--disperser")
+    assert error.value.hint is not None and "--disperser" in error.value.hint

@@ -43,9 +43,9 @@ def test_a_network_uses_another_only_through_its_client_surface(tmp_path: Path) 
 
 def test_cli_modules_are_the_top_layer_wherever_they_sit(tmp_path: Path) -> None:
     keys = keys_of(tmp_path, {
-        "zgos/clictx.py": "", "zgos/devnet/orchestrator.py": "",
-        "zgos/chain/cli.py": "from zgos.clictx import get_ctx\nfrom zgos.devnet import orchestrator\n",
-        "zgos/storage/speccli.py": "from zgos.clictx import get_ctx\n",
+        "zgos/cli/context.py": "", "zgos/devnet/orchestrator.py": "",
+        "zgos/chain/cli.py": "from zgos.cli.context import get_ctx\nfrom zgos.devnet import orchestrator\n",
+        "zgos/storage/speccli.py": "from zgos.cli.context import get_ctx\n",
         "zgos/chain/client.py": "from zgos.chain.cli import chain_app\n",
     })
     assert keys == {"layer: zgos.chain.client -> zgos.chain.cli"}

@@ -130,7 +130,7 @@ def test_provider_serve_finetune_defaults_to_the_finetune_port(
     """``zg compute provider serve --finetune`` serves on the fine-tuning port unless ``--port``
     says otherwise (even when it names the broker's default)."""
     import zgos.compute.finetune.cli as finetune_cli
-    from zgos.cli import app
+    from zgos.cli.main import app
 
     served: list[int] = []
     monkeypatch.setattr(finetune_cli, "serve_provider", lambda cli, **kwargs: served.append(kwargs["port"]))

@@ -19,25 +19,12 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
-from zgos.chain.networks import DEVNET_MNEMONIC
+from zgos.chain.networks import DEVNET_MNEMONIC, DEVNET_ROLES
 from zgos.core.errors import ConfigError
 
 PRIVATE_KEY_ENV = "ZGOS_PRIVATE_KEY"
 PASSWORD_ENV = "ZGOS_KEYSTORE_PASSWORD"
 KEYSTORE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-# Which devnet mnemonic account each role uses (anvil funds the first DEVNET_ACCOUNTS).
-DEVNET_ROLES = {
-    "deployer": 0,  # also the devnet faucet
-    "user": 1,  # the demo user that CLI commands default to on the devnet
-    "storage": 2,  # storage-i uses 2 + i (up to 8 nodes)
-    "da-signer": 10,  # da-signer-i uses 10 + i (up to 4 signers)
-    "da-disperser": 14,
-    "provider": 15,
-    "finetune-provider": 16,
-    "auditor": 17,
-    "kv": 18,
-}
 
 Account.enable_unaudited_hdwallet_features()
 

@@ -10,6 +10,18 @@ DEVNET_CHAIN_ID = 31337
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
 DEVNET_ACCOUNTS = 20
 DEVNET_BALANCE_0G = 1_000_000
+# Which devnet mnemonic account each role uses (anvil funds the first DEVNET_ACCOUNTS).
+DEVNET_ROLES = {
+    "deployer": 0,  # also the devnet faucet
+    "user": 1,  # the demo user that CLI commands default to on the devnet
+    "storage": 2,  # storage-i uses 2 + i (up to 8 nodes)
+    "da-signer": 10,  # da-signer-i uses 10 + i (up to 4 signers)
+    "da-disperser": 14,
+    "provider": 15,
+    "finetune-provider": 16,
+    "auditor": 17,
+    "kv": 18,
+}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from zgos.clictx import CliContext, console, err_console, get_ctx
+from zgos.cli.context import CliContext, console, err_console, get_ctx
 from zgos.compute import model as model_mod
 from zgos.compute.commoncli import ACCOUNT, _amount, _contracts, _install_token
 from zgos.compute.ledger import ServiceInfo

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from zgos.clictx import CliContext
+from zgos.cli.context import CliContext
 from zgos.compute.ledger import ComputeContracts
 from zgos.core.errors import ConfigError
 from zgos.core.units import parse_amount

@@ -12,11 +12,7 @@ A devnet on another chain port (tests, a second devnet) puts these services righ
 
 from __future__ import annotations
 
-from zgos.chain.accounts import DEVNET_ROLES, devnet_role
-from zgos.chain.client import Chain
-from zgos.chain.deploy import load_deployment
-from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
-from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash
+from zgos.chain.networks import DEVNET_ROLES
 from zgos.compute.spec.billing import Prices
 from zgos.runtime.netutil import http_ok
 from zgos.runtime.ports import (
@@ -42,6 +38,13 @@ def compute_ports(options: DevnetOptions) -> tuple[int, int, int]:
 
 def prepare_provider(ctx: DevnetContext) -> None:
     """Register the devnet provider and give the demo user a ready sub-account (idempotent)."""
+    # web3 and the model files: only `zg devnet up` needs them, `zg devnet status` starts at once
+    from zgos.chain.accounts import devnet_role
+    from zgos.chain.client import Chain
+    from zgos.chain.deploy import load_deployment
+    from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
+    from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash
+
     _, provider_port, _ = compute_ports(ctx.options)
     chain = Chain(ctx.options.rpc_url)
     contracts = ComputeContracts.from_deployment(chain, load_deployment(ctx.data_dir.deployment, chain.chain_id))

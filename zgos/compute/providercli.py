@@ -15,7 +15,7 @@ import httpx
 import typer
 from rich.table import Table
 
-from zgos.clictx import CliContext, console, get_ctx
+from zgos.cli.context import CliContext, console, get_ctx
 from zgos.compute import model as model_mod
 from zgos.compute.commoncli import ACCOUNT, _contracts, _install_token
 from zgos.compute.spec.billing import Prices
@@ -96,7 +96,7 @@ ADMIN_URL = typer.Option(None, "--admin-url", help="The broker's admin API (defa
 
 def _admin(cli: CliContext, url: str | None, method: str, path: str) -> dict[str, Any]:
     """Call the broker's admin API with the install token (the broker must share the data dir)."""
-    url = url or cli.data_dir.service_url("provider-0", admin=True) or DEFAULT_ADMIN_URL
+    url = url or cli.data_dir.devnet_service_url("provider-0", DEFAULT_ADMIN_URL, "--admin-url", admin=True)
     path_of_token = cli.data_dir.token
     headers = {"authorization": f"Bearer {read_token(path_of_token)}"} if path_of_token.exists() else {}
     try:

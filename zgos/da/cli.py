@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from zgos.chain.accounts import DEVNET_ROLES
-from zgos.clictx import CliContext, console, err_console, get_ctx
+from zgos.cli.context import CliContext, console, err_console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount, parse_amount
 from zgos.da.spec.params import SIGNER_STAKE_WEI
@@ -51,8 +51,7 @@ def _disperser(cli: CliContext, flag: str | None) -> str:
     """The disperser to dial: ``--disperser``, else the one the data dir's devnet runs."""
     if flag:
         return flag
-    url = cli.data_dir.service_url("da-disperser")
-    return url.removeprefix("grpc://") if url else DEFAULT_DISPERSER
+    return cli.data_dir.devnet_service_url("da-disperser", DEFAULT_DISPERSER, "--disperser").removeprefix("grpc://")
 
 
 def _disperser_token(cli: CliContext, token_file: Path | None) -> str | None:
@@ -77,10 +76,10 @@ def _started(banner: str) -> None:
 def signer(
     ctx: typer.Context,
     index: int = typer.Option(0, "--index", help="Signer number on this machine (port, state dir, devnet account)."),
-    port: int | None = typer.Option(None, "--port", help=f"gRPC port [default {DA_SIGNER_PORT} + index]"),
+    port: int | None = typer.Option(None, "--port", help=f"gRPC port (default {DA_SIGNER_PORT} + index)"),
     host: str = typer.Option("127.0.0.1", "--host"),
-    url: str | None = typer.Option(None, "--url", help="Address registered on-chain [default host:port]"),
-    account: str | None = typer.Option(None, "--account", help="Operator account [default devnet da-signer + index]"),
+    url: str | None = typer.Option(None, "--url", help="Address registered on-chain (default host:port)"),
+    account: str | None = typer.Option(None, "--account", help="Operator account (default devnet da-signer + index)"),
     stake: str = typer.Option(format_amount(SIGNER_STAKE_WEI).split()[0], "--stake", help="Stake deposit in 0G"),
 ) -> None:
     """Run a DA signer: register (BLS key + stake), verify, store and sign its columns."""
@@ -101,8 +100,8 @@ def disperser(
     ctx: typer.Context,
     port: int = typer.Option(DA_DISPERSER_PORT, "--port"),
     host: str = typer.Option("127.0.0.1", "--host"),
-    account: str | None = typer.Option(None, "--account", help="Account paying blob fees [default devnet da-disperser]"),
-    workers: int | None = typer.Option(None, "--workers", help="Encoder processes [default: one per CPU]"),
+    account: str | None = typer.Option(None, "--account", help="Account paying blob fees (default devnet da-disperser)"),
+    workers: int | None = typer.Option(None, "--workers", help="Encoder processes (default: one per CPU)"),
 ) -> None:
     """Run the disperser (0G's disperser gRPC API): encode, collect signatures, certify."""
     from zgos.da.disperser.app import DisperserConfig, DisperserService
@@ -124,12 +123,12 @@ def _status_name(code: int) -> str:
 def put(
     ctx: typer.Context,
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
-    target: str | None = typer.Option(None, "--disperser", help="Disperser gRPC address [default: the data "
-                                      f"dir's devnet disperser, else {DEFAULT_DISPERSER}]"),
+    target: str | None = typer.Option(None, "--disperser", help="Disperser gRPC address (default: the data "
+                                      f"dir's devnet disperser, else {DEFAULT_DISPERSER})"),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until certified on-chain"),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait"),
     token_file: Path | None = typer.Option(
-        None, "--token-file", help=f"The disperser's install token [default DATA_DIR/da-disperser/token; env {TOKEN_ENV}]"),
+        None, "--token-file", help=f"The disperser's install token (default DATA_DIR/da-disperser/token; env {TOKEN_ENV})"),
 ) -> None:
     """Disperse FILE as one blob; prints the request id, then the blob id once certified."""
     from zgos.da.proto import disperser_pb2
@@ -157,7 +156,7 @@ def put(
 def status(
     ctx: typer.Context,
     ident: str = typer.Argument(..., metavar="ID", help="A request id (from `put`) or a blob id"),
-    target: str | None = typer.Option(None, "--disperser", help="Disperser gRPC address [default: as for put]"),
+    target: str | None = typer.Option(None, "--disperser", help="Disperser gRPC address (default: as for put)"),
 ) -> None:
     """Status of a dispersal request (asks the disperser) or of a blob id (reads the chain)."""
     from zgos.da.rpc import DisperserClient
@@ -205,7 +204,7 @@ def get(
 def sample(
     ctx: typer.Context,
     blob: str = typer.Argument(..., metavar="BLOB_ID"),
-    samples: int | None = typer.Option(None, "--samples", help="Number of random cells [default 16 per row]"),
+    samples: int | None = typer.Option(None, "--samples", help="Number of random cells (default 16 per row)"),
 ) -> None:
     """Sample random cells from the signers and verify them; exit 1 if any sample fails."""
     from zgos.da.retriever import Retriever

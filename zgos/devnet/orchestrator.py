@@ -15,9 +15,6 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from zgos.chain.accounts import devnet_role
-from zgos.chain.client import Chain
-from zgos.chain.deploy import deploy_all
 from zgos.core.errors import ConfigError, ZgError
 from zgos.devnet.services import all_services, devnet_services
 from zgos.runtime.datadir import DataDir
@@ -145,15 +142,20 @@ class Devnet:
                 progress(f"starting {service.name}")
             self.start(service)
             if service.name == "chain":
-                chain = Chain(self.options.rpc_url)
-                self._save_network(chain.chain_id)
-                if progress:
-                    progress("deploying contracts")
-                # every network's contract module (numpy, blspy...): `status` and `down` skip them
-                from zgos.devnet.plan import PLAN
-
-                deploy_all(chain, devnet_role("deployer"), self.data_dir.deployment, PLAN)
+                self._deploy(progress)
         return self.status()
+
+    def _deploy(self, progress: Any = None) -> None:
+        """Record the network (the chain is up) and deploy every contract (idempotent)."""
+        # web3 and every network's contract module (numpy, blspy...): `status` and `down` skip them
+        from zgos.chain.client import Chain
+        from zgos.devnet.plan import deploy_contracts
+
+        chain = Chain(self.options.rpc_url)
+        self._save_network(chain.chain_id)
+        if progress:
+            progress("deploying contracts")
+        deploy_contracts(chain, self.data_dir.deployment)
 
     def down(self) -> list[str]:
         """Stop every running service, last started first; return their names.

@@ -9,8 +9,12 @@ gives every contract the same address as before.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from zgos.chain import registry
-from zgos.chain.deploy import ContractPlan
+from zgos.chain.accounts import devnet_role
+from zgos.chain.client import Chain
+from zgos.chain.deploy import ContractPlan, deploy_all
 from zgos.compute import ledger
 from zgos.compute.finetune import market
 from zgos.da import contracts as da
@@ -23,3 +27,9 @@ PLAN: list[ContractPlan] = [
     *da.DEPLOY_PLAN,
     *market.DEPLOY_PLAN,
 ]
+
+
+def deploy_contracts(chain: Chain, deployment: Path) -> None:
+    """Deploy ``PLAN`` from the devnet deployer account, recording it in ``deployment``
+    (idempotent: only what is missing or changed is deployed)."""
+    deploy_all(chain, devnet_role("deployer"), deployment, PLAN)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.tree import Tree
 
-from zgos.clictx import console, get_ctx
+from zgos.cli.context import console, get_ctx
 
 if TYPE_CHECKING:
     from zgos.provenance.graph import Node

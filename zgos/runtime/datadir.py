@@ -95,6 +95,20 @@ class DataDir:
         url = services.get(name) if isinstance(services, dict) else None
         return url if isinstance(url, str) else None
 
+    def devnet_service_url(self, name: str, default: str, flag: str, *, admin: bool = False) -> str:
+        """Where a command dials service ``name``: its devnet's URL (``service_url``), and
+        ``default`` (the port table's) only when no devnet wrote this data dir's services (no
+        network.json, or one written by hand for a chain alone). A devnet that does not run
+        ``name`` (``zg devnet up --only``) is an error naming ``flag``, never the default: that
+        port may be another devnet's."""
+        if "services" not in (self.read_network() or {}):
+            return default
+        url = self.service_url(name, admin=admin)
+        if url is None:
+            raise ConfigError(f"the devnet in {self.root} runs no {name}",
+                              f"start it with `zg devnet up`, or name its address with {flag}")
+        return url
+
     def rpc_url(self, flag: str | None = None) -> str:
         """The chain RPC URL: ``--rpc-url``, else ``ZGOS_RPC_URL``, else the devnet's, else 8545."""
         if flag:

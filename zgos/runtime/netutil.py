@@ -1,5 +1,8 @@
 """Small network helpers shared by launchers, clients and the devnet: port checks, readiness
-waits and one JSON-RPC call."""
+waits and one JSON-RPC call.
+
+httpx (~0.3 s to import) is imported by the calls that use it, not with this module: the
+devnet's service table uses the port checks, and ``zg devnet status`` starts at once."""
 
 from __future__ import annotations
 
@@ -7,12 +10,12 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from zgos.core.errors import ConfigError
-from zgos.runtime.outbound import DeadlineExceeded, OutboundRefused
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -128,6 +131,10 @@ def call_jsonrpc(http: httpx.Client, url: str, method: str, params: Sequence[Any
     guard cut it), ``JsonRpcNotJson`` or ``JsonRpcCallError`` (the server's error object).
     For a URL someone announced, pass a ``zgos.runtime.outbound.OutboundClient``: on it
     ``timeout_s`` is the call's total time and the answer's size is capped."""
+    import httpx
+
+    from zgos.runtime.outbound import DeadlineExceeded, OutboundRefused
+
     extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
     try:
         answer = http.post(url, json=jsonrpc_request(method, params, request_id), **extra).json()
@@ -146,9 +153,14 @@ def call_jsonrpc(http: httpx.Client, url: str, method: str, params: Sequence[Any
 
 def rpc_ready(url: str) -> bool:
     """True if ``url`` answers a JSON-RPC ``eth_chainId`` (an EVM node is up)."""
+    import httpx
+
     response = httpx.post(url, json=jsonrpc_request("eth_chainId"), timeout=1)
     return response.status_code == 200 and "result" in response.json()
 
 
 def http_ok(url: str) -> bool:
+    """True if ``url`` answers a GET without a server error."""
+    import httpx
+
     return httpx.get(url, timeout=1).status_code < 500

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from zgos.chain.accounts import DEVNET_ROLES
+from zgos.chain.networks import DEVNET_ROLES
 from zgos.runtime.access import TOKEN_FILE
 from zgos.runtime.netutil import http_ok
 from zgos.runtime.ports import STORAGE_DELTA, STORAGE_PORT
 from zgos.runtime.service import DevnetContext, DevnetOptions, Service, ServiceGroup
-from zgos.storage.repairer import STATE_FILE_NAME
 
 # Storage node 0 mines (PoRA) with its operator key at this CPU budget (``DevnetOptions.mine``).
 DEVNET_MINE_CPU = "0.05"
@@ -49,6 +48,14 @@ def storage_services(options: DevnetOptions) -> list[Service]:
     return [service(i) for i in range(options.storage_nodes)]
 
 
+def repairer_ready(ctx: DevnetContext) -> bool:
+    """The repairer wrote its state file: it has scanned the chain once."""
+    # the repairer's module loads the storage client: `zg devnet status` stays light without it
+    from zgos.storage.repairer import STATE_FILE_NAME
+
+    return (ctx.data_dir.service("repairer") / STATE_FILE_NAME).exists()
+
+
 def repairer_services(options: DevnetOptions) -> list[Service]:
     """``repairer``: a pass over every erasure-coded file every 10 s, restoring the pieces of
     lost nodes onto the live nodes of their shards (no port; healthy once it scanned the chain)."""
@@ -57,7 +64,7 @@ def repairer_services(options: DevnetOptions) -> list[Service]:
             name="repairer",
             url="-",
             argv=lambda ctx: ctx.zg("storage", "repair", "--watch", str(REPAIR_INTERVAL_S)),
-            ready=lambda ctx: (ctx.data_dir.service("repairer") / STATE_FILE_NAME).exists(),
+            ready=repairer_ready,
         )
     ]
 

@@ -18,7 +18,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from zgos.clictx import CliContext, console, get_ctx
+from zgos.cli.context import CliContext, console, get_ctx
 from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry, OnchainStatus
 from zgos.compute.finetune.storage import StorageBlobStore, connect_storage
 from zgos.compute.finetune.user import FineTuningUser, dataset_bytes

@@ -10,7 +10,7 @@ port puts them at chain port + 4 .. + 7.
 
 from __future__ import annotations
 
-from zgos.chain.accounts import DEVNET_ROLES
+from zgos.chain.networks import DEVNET_ROLES
 from zgos.runtime.netutil import http_ok
 from zgos.runtime.ports import (
     FINETUNE_DELTA,

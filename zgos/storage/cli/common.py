@@ -13,7 +13,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from zgos.clictx import CliContext, console
+from zgos.cli.context import CliContext, console
 from zgos.core.errors import ConfigError
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.storage.client import StorageClient

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from zgos.clictx import CliContext, console, get_ctx
+from zgos.cli.context import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError
 from zgos.runtime.addresses import AddressPolicy
 from zgos.runtime.logs import configure_service_logging

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from zgos.clictx import console, get_ctx
+from zgos.cli.context import console, get_ctx
 from zgos.core.errors import ConfigError
 from zgos.core.units import parse_amount
 from zgos.storage.cli.common import (

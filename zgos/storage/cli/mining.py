@@ -11,7 +11,7 @@ import typer
 from eth_utils import is_address, to_checksum_address
 from rich.table import Table
 
-from zgos.clictx import console, get_ctx
+from zgos.cli.context import console, get_ctx
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
 from zgos.runtime.netutil import (
@@ -93,8 +93,8 @@ def _miner_status(url: str) -> dict[str, Any]:
     return miner
 
 
-NODE_HELP = "Storage node URL [default: the first announced node]."
-TOKEN_HELP = "The node's install token file [default: DATA_DIR/token]."
+NODE_HELP = "Storage node URL (default: the first announced node)."
+TOKEN_HELP = "The node's install token file (default: DATA_DIR/token)."
 
 
 def _token(ctx: typer.Context, token_file: Path | None) -> str:

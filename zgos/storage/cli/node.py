@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from zgos.clictx import CliContext, console, get_ctx
+from zgos.cli.context import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import STORAGE_PORT
@@ -29,7 +29,7 @@ def node_command(
     poll: float = typer.Option(0.5, "--poll", min=0.05, help="Seconds between log sync polls."),
     fsync: bool = typer.Option(False, "--fsync", help="fsync every acknowledged write (power-loss safe)."),
     announce: bool = typer.Option(True, "--announce/--no-announce", help="Announce the URL in the NodeRegistry."),
-    public_url: str | None = typer.Option(None, "--public-url", help="URL to announce [default http://HOST:PORT]."),
+    public_url: str | None = typer.Option(None, "--public-url", help="URL to announce (default http://HOST:PORT)."),
     account: str | None = typer.Option(None, "--account", help="Operator account for the announcement."),
     flow: str | None = typer.Option(None, "--flow", help="Flow address on another chain (default: the deployment's)."),
     start_block: int = typer.Option(0, "--start-block", min=0, help="With --flow: first block to sync from."),
@@ -45,15 +45,15 @@ def node_command(
     ),
     mine_threads: int = typer.Option(1, "--mine-threads", min=1, max=64, help="PoRA worker threads."),
     mine_cpu: float = typer.Option(0.25, "--mine-cpu", min=0.01, max=1.0, help="Busy fraction of each mining thread."),
-    beneficiary: str | None = typer.Option(None, "--beneficiary", help="Address paid the rewards [default: the miner]."),
+    beneficiary: str | None = typer.Option(None, "--beneficiary", help="Address paid the rewards (default: the miner)."),
     token_file: Path | None = typer.Option(
         None, "--token-file", help="Install token the admin_*/miner_* methods require (created 0600 if absent) "
-        "[default: DATA_DIR/token, shared by the devnet's services].",
+        "(default: DATA_DIR/token, shared by the devnet's services).",
     ),
     rate_limit: float | None = typer.Option(
         None, "--rate-limit", min=0.0,
         help="Segments of work (uploads, downloads, sector proofs) per second per client address, "
-        "bursts of twice that; 0 turns the limit off [default: 1000].",
+        "bursts of twice that; 0 turns the limit off (default: 1000).",
     ),
 ) -> None:
     """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from zgos.clictx import get_ctx
+from zgos.cli.context import get_ctx
 from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import INDEXER_PORT
 

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 import uvicorn
 
-from zgos.clictx import get_ctx
+from zgos.cli.context import get_ctx
 from zgos.devnet.orchestrator import Devnet
 from zgos.explorer.app import create_app
 from zgos.explorer.deps import ExplorerDeps

@@ -22,7 +22,7 @@ from zgos.chain.accounts import (
 )
 from zgos.chain.deploy import deploy_all
 from zgos.chain.networks import is_devnet
-from zgos.clictx import CliContext, console, get_ctx
+from zgos.cli.context import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount, parse_amount
 

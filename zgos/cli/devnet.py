@@ -9,13 +9,16 @@ import time
 import typer
 from rich.table import Table
 
-from zgos.clictx import console, get_ctx
+from zgos.cli.context import console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.devnet.orchestrator import Devnet, ServiceStatus
 from zgos.runtime.ports import CHAIN_PORT
 from zgos.runtime.service import DEFAULT_DA_SIGNERS, DevnetOptions
 
 devnet_app = typer.Typer(help="The one-command local network.", no_args_is_help=True)
+
+MAX_STORAGE_NODES = 8  # the devnet's roles hold accounts for 8 storage nodes (chain.networks.DEVNET_ROLES)
+MAX_DA_SIGNERS = 16
 
 
 def _status_table(rows: list[ServiceStatus]) -> Table:
@@ -30,7 +33,8 @@ def _status_table(rows: list[ServiceStatus]) -> Table:
 def devnet_up(
     ctx: typer.Context,
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once healthy."),
-    storage_nodes: int = typer.Option(1, "--storage-nodes", min=1, max=8, help="Storage nodes (`make up` starts 3)."),
+    storage_nodes: int = typer.Option(1, "--storage-nodes", min=1, max=MAX_STORAGE_NODES,
+                                      help="Storage nodes (`make up` starts 3)."),
     shards: int = typer.Option(1, "--shards", min=1, help="Storage shards (power of two): node i holds shard i % SHARDS."),
     block_time: float = typer.Option(1.0, "--block-time", min=0.1, help="Seconds per block."),
     chain_port: int = typer.Option(CHAIN_PORT, "--chain-port"),
@@ -39,36 +43,22 @@ def devnet_up(
                              help="Start only these service groups and the ones they need, e.g. "
                                   "`--only storage,da` (a wrong name lists the groups)."),
     mine: bool = typer.Option(True, "--mine/--no-mine", help="Storage node 0 mines (PoRA) at a small CPU budget."),
-    da_signers: int = typer.Option(DEFAULT_DA_SIGNERS, "--da-signers", min=1, max=16, help="DA signers to run."),
+    da_signers: int = typer.Option(DEFAULT_DA_SIGNERS, "--da-signers", min=1, max=MAX_DA_SIGNERS, help="DA signers to run."),
 ) -> None:
     """Start the chain, deploy the contracts and start every service (or the `--only` groups)."""
     cli = get_ctx(ctx)
     if shards & (shards - 1) or shards > storage_nodes:
         raise ConfigError(f"--shards {shards} must be a power of two and at most --storage-nodes ({storage_nodes})",
                           "e.g. `zg devnet up --storage-nodes 8 --shards 4`")
-    options = DevnetOptions(
-        chain_port=chain_port,
-        block_time_s=block_time,
-        storage_nodes=storage_nodes,
-        shards=shards,
-        port_offset=port_offset,
-        only=tuple(name.strip() for name in only.split(",") if name.strip()),
-        mine=mine,
-        da_signers=da_signers,
-    )
-    devnet = Devnet(cli.data_dir, options)
+    groups = tuple(name.strip() for name in only.split(",") if name.strip())
+    devnet = Devnet(cli.data_dir, DevnetOptions(chain_port=chain_port, block_time_s=block_time, storage_nodes=storage_nodes,
+                                                shards=shards, port_offset=port_offset, only=groups, mine=mine,
+                                                da_signers=da_signers))
     devnet.services()  # an unknown group is an error before anything starts
     started = time.monotonic()
-    try:
-        with console.status("starting devnet") as spinner:
-            rows = devnet.up(progress=lambda text: spinner.update(text))
-    except KeyboardInterrupt:  # Ctrl-C while services start: stop what started, cleanly
-        devnet.down()
-        console.print("devnet stopped (interrupted while starting)")
+    rows = _start(devnet)
+    if rows is None:
         return
-    except ZgError:
-        devnet.down()
-        raise
     console.print(_status_table(rows))
     console.print(f"devnet up in {time.monotonic() - started:.1f}s; data dir {cli.data_dir.root}")
     if detach:
@@ -77,6 +67,20 @@ def devnet_up(
     console.print("Ctrl-C stops everything")
     devnet.watch()
     console.print("devnet stopped")
+
+
+def _start(devnet: Devnet) -> list[ServiceStatus] | None:
+    """``devnet.up`` behind a spinner; on Ctrl-C or an error, stop what started (None: interrupted)."""
+    try:
+        with console.status("starting devnet") as spinner:
+            return devnet.up(progress=lambda text: spinner.update(text))
+    except KeyboardInterrupt:  # Ctrl-C while services start: stop what started, cleanly
+        devnet.down()
+        console.print("devnet stopped (interrupted while starting)")
+        return None
+    except ZgError:
+        devnet.down()
+        raise
 
 
 @devnet_app.command("down")

@@ -1,6 +1,6 @@
 """The ``zg`` executable: ``zg version`` answers without loading the CLI framework (typer and
 rich take ~0.2 s to import, more than everything else ``zg version`` does); every other command
-line goes to :mod:`zgos.cli`."""
+line goes to :mod:`zgos.cli.main`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,6 @@ def main() -> None:
     if sys.argv[1:] == ["version"]:
         print(version_text())
         return
-    from zgos.cli import main as run_cli
+    from zgos.cli.main import main as run_cli
 
     run_cli()

@@ -1,8 +1,9 @@
 """``zg``: the command line of zgos. A thin layer over the Python API; no protocol logic here.
 
-Each command group lives beside its network (``zgos/<network>/cli.py``) and is imported only
+Each command group lives beside its network (``zgos/<network>/cli``; the chain's, the devnet's
+and the explorer's in this package) and is imported only
 when it is invoked (``LazyGroup``): ``zg --help`` loads none of them, so ``zg`` starts at once
-(``zg version`` does not even load this module: :mod:`zgos.entry`). Errors a user can act on
+(``zg version`` does not even load this module: :mod:`zgos.cli.entry`). Errors a user can act on
 are printed as one line (plus a hint) with exit code 1; ``--debug`` shows the traceback instead.
 """
 
@@ -19,7 +20,7 @@ from typer import _click as click  # typer vendors click: its commands and conte
 from typer.core import TyperGroup
 
 from zgos import version_text
-from zgos.clictx import CliContext, console, err_console
+from zgos.cli.context import CliContext, console, err_console
 from zgos.core.errors import ZgError
 from zgos.runtime.datadir import DataDir
 
@@ -33,10 +34,10 @@ class CommandGroup:
 
 
 COMMAND_GROUPS = {
-    "chain": CommandGroup("zgos.chain.cli:chain_app", "The EVM chain: status and contract deployment."),
-    "account": CommandGroup("zgos.chain.cli:account_app", "Accounts: keystores, balances, devnet faucet."),
-    "devnet": CommandGroup("zgos.devnet.cli:devnet_app", "The one-command local network."),
-    "explorer": CommandGroup("zgos.explorer.cli:app", "The explorer: network state in a browser."),
+    "chain": CommandGroup("zgos.cli.chain:chain_app", "The EVM chain: status and contract deployment."),
+    "account": CommandGroup("zgos.cli.chain:account_app", "Accounts: keystores, balances, devnet faucet."),
+    "devnet": CommandGroup("zgos.cli.devnet:devnet_app", "The one-command local network."),
+    "explorer": CommandGroup("zgos.cli.explorer:app", "The explorer: network state in a browser."),
     "storage": CommandGroup("zgos.storage.cli:storage_app", "Storage: run a node, upload and download files (0G-compatible)."),
     "compute": CommandGroup("zgos.compute.cli:app", "Compute: paid, signed, verifiable inference."),
     "da": CommandGroup("zgos.da.cli:app", "Data availability: erasure-coded blobs, KZG cells, BLS certificates."),
@@ -88,9 +89,9 @@ app = typer.Typer(
 def root(
     ctx: typer.Context,
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="State directory [env ZGOS_DATA_DIR; default ./.zgos/devnet]"
+        None, "--data-dir", help="State directory (env ZGOS_DATA_DIR; default ./.zgos/devnet)"
     ),
-    rpc_url: str | None = typer.Option(None, "--rpc-url", help="Chain JSON-RPC URL [env ZGOS_RPC_URL]"),
+    rpc_url: str | None = typer.Option(None, "--rpc-url", help="Chain JSON-RPC URL (env ZGOS_RPC_URL)"),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
 ) -> None:
     ctx.obj = CliContext(DataDir.resolve(data_dir), rpc_url, debug)
@@ -122,6 +123,3 @@ def main() -> None:
         err_console.print("  run again with --debug for the traceback", highlight=False)
         sys.exit(1)
 
-
-if __name__ == "__main__":
-    main()
