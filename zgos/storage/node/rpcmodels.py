@@ -13,6 +13,7 @@ from zgos.runtime.jsonrpc import INVALID_PARAMS, Params, RpcError, validate_int
 from zgos.storage.spec.merkle import InvalidProof, parse_hash
 from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof
 
+
 def to_wire_name(name: str) -> str:
     """0G's camelCase name of a field (``p2p_protocol_version`` -> ``p2pProtocolVersion``)."""
     return to_camel(name).replace("p2P", "p2p")
