@@ -142,7 +142,7 @@ class NodeRpc:
 
     def add_status(self, key: str, part: Callable[[], Any]) -> None:
         """Add ``key: part()`` to every ``zgs_getStatus`` answer."""
-        if key in NodeStatus.model_fields or key in self._status_parts:
+        if key in {field.alias for field in NodeStatus.model_fields.values()} or key in self._status_parts:
             raise ValueError(f"zgs_getStatus already has a {key!r} field")
         self._status_parts[key] = part
 
