@@ -22,7 +22,8 @@ from zgos.chain.accounts import devnet_role
 from zgos.runtime.netutil import free_port, wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.contracts import STORAGE_BLOCKS_PER_EPOCH
-from zgos.storage.node.miner import Miner, MinerConfig
+from zgos.storage.miner.config import MinerConfig
+from zgos.storage.miner.loop import Miner
 from zgos.storage.node.node import NodeConfig, StorageNode
 from zgos.storage.node.server import NodeServer
 from zgos.storage.spec.pora import (

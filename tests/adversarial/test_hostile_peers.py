@@ -28,6 +28,7 @@ from zgos.runtime.netutil import free_port, wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.discovery import PROBE_DEADLINE_S
 from zgos.storage.node.peersync import MAX_PEER_RESPONSE_BYTES
+from zgos.storage.node.syncstatus import sync_info
 
 # Between the discovery probe and the upload's first request: the rest of discovery, hashing
 # the file, building the client (tenths of a second on a loaded machine).
@@ -142,14 +143,14 @@ def test_an_endless_body_from_a_peer_is_cut_at_the_size_cap(
             # the flooding peer is listed first, so it is asked first
             syncing = start_node(tmp_path / "syncing", chain, deployment, peers=(flood.url, honest.url))
             assert wait_until(lambda: syncing is not None and syncing.node.store.tx(result.tx_seq) is not None
-                              and syncing.node.store.tx(result.tx_seq).finalized, 60), syncing.node.peer_sync.info()
+                              and syncing.node.store.tx(result.tx_seq).finalized, 60), sync_info(syncing.node.peer_sync)
             flooded = [sent for request, sent in zip(flood.requests, flood.sent_per_answer, strict=True)
                        if request.rpc_method() == "zgs_downloadSegmentWithProofByTxSeq"]
             assert flooded, "the flooding peer was asked for a segment"
             # (the node syncs every file of the session chain, several at once, so the flood may be
             # asked a few times before its first answer is cut: each answer is capped)
             assert max(flooded) < MAX_PEER_RESPONSE_BYTES + SOCKET_BUFFERS_BYTES, flooded
-            peer = {p["url"]: p for p in syncing.node.peer_sync.info()["peers"]}[flood.url]
+            peer = {p["url"]: p for p in sync_info(syncing.node.peer_sync)["peers"]}[flood.url]
             assert "cap" in peer["lastError"] and peer["score"] < 0 and peer["backedOffSecs"] > 0, peer
             assert syncing.node.store.segment(result.tx_seq, 0) is not None, "the honest peer's copy was stored"
         finally:

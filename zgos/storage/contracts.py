@@ -158,6 +158,145 @@ class FlowContract:
     def flow_length(self) -> int:
         return int(self.chain.call(self.contract.functions.tree())[0])
 
+    def make_context(self, account: LocalAccount) -> None:
+        """Record the current mining epoch (its flow length and context digest)."""
+        self.chain.transact(account, self.contract.functions.makeContext())
+
+    def context(self) -> MineContext:
+        return MineContext.from_abi(self.chain.call(self.contract.functions.getContext()))
+
+    def epoch_events(self, from_block: int, to_block: int) -> list[tuple[bytes, int]]:
+        """``(context digest, flow length)`` of each ``NewEpoch`` in the block range."""
+        events = self.chain.get_logs(self.contract, "NewEpoch", from_block, to_block)
+        return [(bytes(e["args"]["context"]), int(e["args"]["flowLength"])) for e in events]
+
+
+# --- PoRA mining and its rewards: PoraMine and Reward (storage.md §2.3-§2.4) ----------------
+
+
+@dataclass(frozen=True)
+class MineContext:
+    """The Flow's current mining context (``Flow.getContext``, inside ``computeWorkerContext``)."""
+
+    epoch: int
+    mine_start: int
+    flow_root: bytes
+    flow_length: int
+    block_digest: bytes
+    digest: bytes
+
+    @classmethod
+    def from_abi(cls, value: Sequence[Any]) -> MineContext:
+        epoch, start, root, length, block_digest, digest = value
+        return cls(int(epoch), int(start), bytes(root), int(length), bytes(block_digest), bytes(digest))
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a miner needs for this epoch (``PoraMine.computeWorkerContext``)."""
+
+    context: MineContext
+    subtask_digest: bytes
+    pora_target: int
+    max_shards: int
+    can_submit: bool
+
+
+@dataclass(frozen=True)
+class AnswerReceipt:
+    """An accepted PoRA answer: the reward it was paid (``NewSubmission``) and its transaction."""
+
+    reward: int
+    tx_hash: str
+    gas_used: int
+
+
+@dataclass(frozen=True)
+class RewardPool:
+    """One 8 GiB pricing chunk's pool (``Reward.rewards``)."""
+
+    total: int
+    released_at_start: int
+    distributed: int
+    start_time: int  # 0: the chunk is not full yet, nothing releases
+
+
+class PoraMine:
+    """One deployed PoraMine: miner registration, worker context and answer submission."""
+
+    def __init__(self, chain: Chain, address: str) -> None:
+        self.chain = chain
+        self.address = to_checksum_address(address)
+        self.contract = chain.contract("PoraMine", self.address)
+
+    def beneficiary(self, miner_id: bytes) -> str | None:
+        """The address paid for ``miner_id``'s answers; None if it never registered."""
+        value = str(self.chain.call(self.contract.functions.beneficiaries(miner_id)))
+        return None if int(value, 16) == 0 else to_checksum_address(value)
+
+    def register(self, account: LocalAccount, beneficiary: str) -> None:
+        """Register ``account``'s miner id paying ``beneficiary`` (again: change it)."""
+        self.chain.transact(account, self.contract.functions.register(beneficiary))
+
+    def last_rewarded_epoch(self, miner_id: bytes) -> int:
+        return int(self.chain.call(self.contract.functions.lastRewardedEpoch(miner_id)))
+
+    def pora_target(self) -> int:
+        return int(self.chain.call(self.contract.functions.poraTarget()))
+
+    def worker_context(self, miner_id: bytes) -> WorkerContext:
+        """This epoch's mining context as ``miner_id`` sees it (an ``eth_call``, no transaction)."""
+        context, subtask_digest, pora_target, max_shards, can_submit = self.chain.call(
+            self.contract.functions.computeWorkerContext(miner_id))
+        return WorkerContext(MineContext.from_abi(context), bytes(subtask_digest), int(pora_target),
+                             int(max_shards), bool(can_submit))
+
+    def submit(self, account: LocalAccount, answer: tuple[Any, ...]) -> AnswerReceipt:
+        """Submit a PoRA answer (``PoraAnswer.to_abi()``); a refused answer raises the revert."""
+        receipt = self.chain.transact(account, self.contract.functions.submit(answer))
+        events = receipt.events(self.contract, "NewSubmission")
+        reward = int(events[0]["args"]["reward"]) if events else 0
+        return AnswerReceipt(reward, receipt.tx_hash, receipt.gas_used)
+
+    def submission_epochs(self, from_block: int, to_block: int) -> list[int]:
+        """The epochs of the ``NewSubmission`` events in the block range."""
+        events = self.chain.get_logs(self.contract, "NewSubmission", from_block, to_block)
+        return [int(e["args"]["epoch"]) for e in events]
+
+
+class Reward:
+    """One deployed Reward: the storage fees' pools and what they paid."""
+
+    def __init__(self, chain: Chain, address: str) -> None:
+        self.chain = chain
+        self.address = to_checksum_address(address)
+        self.contract = chain.contract("Reward", self.address)
+
+    def _uint(self, name: str, *args: Any) -> int:
+        return int(self.chain.call(self.contract.functions[name](*args)))
+
+    def pool(self, index: int) -> RewardPool:
+        total, released, distributed, start = self.chain.call(self.contract.functions.rewards(index))
+        return RewardPool(int(total), int(released), int(distributed), int(start))
+
+    def released(self, index: int) -> int:
+        return self._uint("releasedReward", index)
+
+    def total_deposited(self) -> int:
+        return self._uint("totalDeposited")
+
+    def total_distributed(self) -> int:
+        return self._uint("totalDistributed")
+
+    def release_seconds(self) -> int:
+        return self._uint("releaseSeconds")
+
+    def claimed_by(self, address: str) -> int:
+        return self._uint("claimedBy", to_checksum_address(address))
+
+    def owed(self, address: str) -> int:
+        return self._uint("owed", to_checksum_address(address))
+
 
 # --- Storage's part of the deploy plan (zgos.devnet.plan) ------------------------------------
 

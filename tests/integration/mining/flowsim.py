@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
@@ -13,7 +12,7 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.core.hashing import keccak256
-from zgos.storage.contracts import FlowContract, LogEntry
+from zgos.storage.contracts import FlowContract, LogEntry, MineContext
 from zgos.storage.spec.answer import (
     EpochRange,
     PoraAnswer,
@@ -24,13 +23,8 @@ from zgos.storage.spec.answer import (
     is_zero_seal,
 )
 from zgos.storage.spec.filetree import FileTree
-from zgos.storage.spec.flow import FlowItem, compute_flow_items
-from zgos.storage.spec.merkle import (
-    BYTES_PER_SECTOR,
-    ZERO_SECTOR_HASH,
-    compute_leaf_hashes,
-    compute_segment_root_from_leaves,
-)
+from zgos.storage.spec.flow import FlowItem, compute_flow_items, compute_sector_data_root
+from zgos.storage.spec.merkle import BYTES_PER_SECTOR
 from zgos.storage.spec.pora import (
     SECTORS_PER_LOAD,
     Hit,
@@ -46,18 +40,9 @@ from zgos.storage.spec.sealing import BYTES_PER_SEAL, SECTORS_PER_SEAL, seal
 from .conftest import EPOCH_BLOCKS
 
 
-@dataclass(frozen=True)
-class Context:
-    epoch: int
-    mine_start: int
-    flow_root: bytes
-    flow_length: int
-    block_digest: bytes
-    digest: bytes
-
-    @property
-    def subtask_digest(self) -> bytes:
-        return keccak256(self.digest + self.block_digest)
+def subtask_digest(context: MineContext) -> bytes:
+    """PoraMine's subtask digest of a context (one subtask: no sharded submissions here)."""
+    return keccak256(context.digest + context.block_digest)
 
 
 class LocalFlow:
@@ -84,20 +69,17 @@ class LocalFlow:
     def mine_blocks(self, n: int) -> None:
         self.chain.w3.provider.make_request("anvil_mine", [hex(n)])  # type: ignore[arg-type]
 
-    def open_epoch(self) -> Context:
+    def open_epoch(self) -> MineContext:
         """Move past the next epoch start and record the epoch (its range and context)."""
         self.mine_blocks(EPOCH_BLOCKS + 1)
-        self.chain.transact(devnet_role("deployer"), self.flow.contract.functions.makeContext())
+        self.flow.make_context(devnet_role("deployer"))
         return self.context()
 
-    def context(self) -> Context:
-        values = self.chain.call(self.flow.contract.functions.getContext())
-        epoch, start, root, length, block_digest, digest = values
-        return Context(int(epoch), int(start), bytes(root), int(length), bytes(block_digest), bytes(digest))
+    def context(self) -> MineContext:
+        return self.flow.context()
 
     def ranges(self) -> list[EpochRange]:
-        events = self.chain.get_logs(self.flow.contract, "NewEpoch", 0, self.chain.block_number())
-        return compute_epoch_ranges([(bytes(e["args"]["context"]), int(e["args"]["flowLength"])) for e in events])
+        return compute_epoch_ranges(self.flow.epoch_events(0, self.chain.block_number()))
 
     # --- answers -------------------------------------------------------------------------
 
@@ -105,19 +87,19 @@ class LocalFlow:
         start = seal_index * BYTES_PER_SEAL
         return bytes(self.flat[start : start + BYTES_PER_SEAL].ljust(BYTES_PER_SEAL, b"\0"))
 
-    def inner_root(self, item: FlowItem, position: int, height: int) -> bytes:
-        data = bytes(self.flat[position * BYTES_PER_SECTOR : (position + (1 << height)) * BYTES_PER_SECTOR])
-        leaves = compute_leaf_hashes(data) if data else []
-        leaves += [ZERO_SECTOR_HASH] * ((1 << height) - len(leaves))
-        return compute_segment_root_from_leaves(leaves)
+    def sectors(self, first: int, count: int) -> bytes:
+        return bytes(self.flat[first * BYTES_PER_SECTOR : (first + count) * BYTES_PER_SECTOR])
 
-    def proof(self, context: Context, seal_index: int) -> list[bytes]:
+    def inner_root(self, item: FlowItem, position: int, height: int) -> bytes:
+        return compute_sector_data_root(self.sectors, position, height)
+
+    def proof(self, context: MineContext, seal_index: int) -> list[bytes]:
         prefix = [e for e in self.entries if e.start_entry + e.sectors <= context.flow_length]
         items = compute_flow_items([(e.seq, e.submission) for e in prefix])
         return compute_seal_proof(items, seal_index, context.flow_length, self.inner_root)
 
     def find_answer(
-        self, miner: LocalAccount, context: Context, pora_target: int | None = None,
+        self, miner: LocalAccount, context: MineContext, pora_target: int | None = None,
         want: Callable[[bytes], bool] = lambda piece: not is_zero_seal(piece), max_nonces: int = 2000,
     ) -> PoraAnswer:
         """Mine with the pure core until a wanted piece wins; build the answer."""
@@ -128,7 +110,7 @@ class LocalFlow:
         ranges = self.ranges()
         for _ in range(max_nonces):
             nonce = os.urandom(32)
-            pad_seed = compute_pad_seed(miner_id, nonce, context.subtask_digest, recall_range)
+            pad_seed = compute_pad_seed(miner_id, nonce, subtask_digest(context), recall_range)
             scratchpad, recall_seed = compute_scratchpad(pad_seed)
             load = recall_range.recall_position(recall_seed)
             for offset in range(SECTORS_PER_LOAD // SECTORS_PER_SEAL):

@@ -24,7 +24,11 @@ from zgos.chain.deploy import Deployment
 from zgos.runtime.jsonrpc import Caller
 from zgos.runtime.netutil import wait_until
 from zgos.storage.client import StorageClient
-from zgos.storage.node.miner import Miner, MinerConfig, MinerStore
+from zgos.storage.contracts import PoraMine, Reward
+from zgos.storage.miner.config import MinerConfig
+from zgos.storage.miner.loop import Miner
+from zgos.storage.miner.rpc import register_miner_rpc
+from zgos.storage.miner.store import MinerStore
 
 from .conftest import EPOCH_BLOCKS
 
@@ -51,9 +55,8 @@ class Setup:
         self.chain.w3.provider.make_request("anvil_mine", [hex(EPOCH_BLOCKS + 1)])  # type: ignore[arg-type]
 
     def submissions(self) -> list[int]:
-        mine = self.chain.contract("PoraMine", self.deployment.address("PoraMine"))
-        events = self.chain.get_logs(mine, "NewSubmission", 0, self.chain.block_number())
-        return [int(e["args"]["epoch"]) for e in events]
+        mine = PoraMine(self.chain, self.deployment.address("PoraMine"))
+        return mine.submission_epochs(0, self.chain.block_number())
 
 
 def funded(chain: Chain) -> LocalAccount:
@@ -76,8 +79,7 @@ def upload(setup: Setup, tmp_path: Path) -> int:
     user = funded(setup.chain)
     with StorageClient([setup.node.url], setup.chain, setup.deployment.address("Flow"), user) as client:
         client.upload(path)
-    reward = setup.chain.contract("Reward", setup.deployment.address("Reward"))
-    return int(setup.chain.call(reward.functions.totalDeposited()))
+    return Reward(setup.chain, setup.deployment.address("Reward")).total_deposited()
 
 
 def accepted(miner: Miner, n: int = 1, timeout: float = 30) -> None:
@@ -112,9 +114,9 @@ def test_miner_restart_mid_epoch_does_not_double_submit(setup: Setup, tmp_path: 
     # not be answered again either.
     setup.next_epoch()
     restarted = setup.new_miner()
-    worker = setup.chain.call(restarted.mine.functions.computeWorkerContext(restarted.miner_id))
-    crashed_epoch = int(worker[0][0])
-    MinerStore(setup.data_dir / "miner.sqlite").record_answer(crashed_epoch, bytes(worker[0][5]), 1024, "sending")
+    context = restarted.mine.worker_context(restarted.miner_id).context
+    crashed_epoch = context.epoch
+    MinerStore(setup.data_dir / "miner.sqlite").record_answer(crashed_epoch, context.digest, 1024, "sending")
     restarted.start()
     try:
         settled = lambda: restarted.store.answer(crashed_epoch)["state"] == "unknown"  # type: ignore[index]  # noqa: E731
@@ -149,9 +151,7 @@ def test_node_whose_data_was_deleted_cannot_produce_accepted_answers(setup: Setu
 
 def test_miner_rpc_start_stop_and_status_are_served_to_localhost_only(setup: Setup) -> None:
     miner = setup.new_miner(cpu=0.1)
-    from zgos.storage.node.miner import install_miner_rpc
-
-    install_miner_rpc(setup.node.server.methods, miner)
+    register_miner_rpc(setup.node.server.rpc, miner)
     try:
         def call(method: str, token: str | None = setup.node.token) -> dict:  # type: ignore[type-arg]
             headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -193,22 +193,22 @@ def test_rejected_answer_is_recorded_and_mining_continues(setup: Setup, tmp_path
     upload(setup, tmp_path)
     setup.next_epoch()
     miner = setup.new_miner()
-    miner._register()
-    miner._mining.set()
-    miner._tick()  # records the epoch holding the upload
-    miner._tick()  # seals it and sets the puzzle
-    puzzle = miner._puzzle
+    miner.register()
+    miner.workers.mining.set()
+    miner.tick()  # records the epoch holding the upload
+    miner.tick()  # seals it and sets the puzzle
+    puzzle = miner.workers.puzzle
     assert puzzle is not None
     hit = None
     while hit is None:
-        hit = miner._iterate(puzzle, os.urandom(32))
+        hit = miner.workers.iterate(puzzle, os.urandom(32))
     deployer = devnet_role("deployer")
-    setup.chain.transact(deployer, miner.mine.functions.setDifficulty(2**250))  # the hit now misses
-    miner._hits.append(hit)
-    miner._submit_hits()
+    setup.chain.transact(deployer, miner.mine.contract.functions.setDifficulty(2**250))  # the hit now misses
+    miner.workers.add_hit(hit)
+    miner.submit_hits()
     answer = miner.store.answer(puzzle.epoch)
     assert answer is not None and answer["state"] == "rejected" and "MissedTarget" in answer["detail"]
-    setup.chain.transact(deployer, miner.mine.functions.setDifficulty(1))
+    setup.chain.transact(deployer, miner.mine.contract.functions.setDifficulty(1))
     setup.next_epoch()
     miner.start()
     try:

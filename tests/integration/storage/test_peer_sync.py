@@ -135,7 +135,7 @@ def test_restart_repair_refetches_missing_and_corrupted_segments(
         db.close()
         node = start_node(tmp_path / "node", chain, deployment, peers=(peer.url,))
         assert wait_until(node.node.peer_sync.scanned.is_set, 60)
-        assert node.node.peer_sync.repaired == {"corrupt": 1, "reopened": 1}
+        assert node.node.repair.repaired == {"corrupt": 1, "reopened": 1}
         assert wait_until(lambda: rpc(node.url, "zgs_checkFileFinalized", result.tx_seq) is True, 90)
         assert download_from(node, result, tmp_path / "out.bin") == path.read_bytes()
     finally:

@@ -23,12 +23,7 @@ from zgos.storage.spec.answer import (
     is_zero_seal,
 )
 from zgos.storage.spec.filetree import FileTree
-from zgos.storage.spec.flow import FlowItem, FlowTree, compute_flow_items
-from zgos.storage.spec.merkle import (
-    ZERO_SECTOR_HASH,
-    compute_leaf_hashes,
-    compute_segment_root_from_leaves,
-)
+from zgos.storage.spec.flow import FlowItem, FlowTree, compute_flow_items, compute_sector_data_root
 from zgos.storage.spec.pora import (
     MAX_EMPTY_EPOCH_STEPS,
     U256_MAX,
@@ -94,8 +89,8 @@ def test_seal_proof_folds_to_the_flow_root(sizes: list[int], data: st.DataObject
     flat, items, length, root = flow_of([os.urandom(n) for n in sizes])
 
     def inner(item: FlowItem, position: int, height: int) -> bytes:
-        leaves = compute_leaf_hashes(bytes(flat[position * 256 : (position + (1 << height)) * 256]))
-        return compute_segment_root_from_leaves(leaves + [ZERO_SECTOR_HASH] * ((1 << height) - len(leaves)))
+        return compute_sector_data_root(lambda first, count: bytes(flat[first * 256 : (first + count) * 256]),
+                                        position, height)
 
     seal_index = data.draw(st.integers(1, max(1, length // 16 - 1)))
     proof = compute_seal_proof(items, seal_index, length, inner)

@@ -21,6 +21,7 @@ from zgos.runtime.netutil import (
     call_jsonrpc,
 )
 from zgos.storage.cli.common import resolve_nodes
+from zgos.storage.contracts import FlowContract, PoraMine, Reward
 from zgos.storage.spec.pora import SECTORS_PER_PRICING, compute_owner_miner_id
 
 miner_app = typer.Typer(help="The PoRA miner of a storage node.", no_args_is_help=True)
@@ -38,32 +39,34 @@ def rewards_command(
     """Reward pools per 8 GiB pricing chunk (fees, released, paid, claimable, locked) and, for
     ADDR, what it was paid and its miner registration."""
     cli = get_ctx(ctx)
-    chain = cli.chain()
-    reward, flow, mine = cli.contract("Reward"), cli.contract("Flow"), cli.contract("PoraMine")
-    flow_length = int(chain.call(flow.functions.tree())[0])
+    chain, deployment = cli.chain(), cli.deployment()
+    reward = Reward(chain, deployment.address("Reward"))
+    flow_length = FlowContract(chain, deployment.address("Flow")).flow_length()
     table = Table("chunk", "fees", "released", "paid to miners", "claimable", "locked", title="reward pools")
     for index in range(max(1, -(-flow_length // SECTORS_PER_PRICING))):
-        total, _, distributed, start = chain.call(reward.functions.rewards(index))
-        released = int(chain.call(reward.functions.releasedReward(index)))
-        table.add_row(str(index), _amount(total), _amount(released), _amount(distributed),
-                      _amount(released - distributed), _amount(total - released) if start else _amount(total))
+        pool, released = reward.pool(index), reward.released(index)
+        table.add_row(str(index), _amount(pool.total), _amount(released), _amount(pool.distributed),
+                      _amount(released - pool.distributed),
+                      _amount(pool.total - released) if pool.start_time else _amount(pool.total))
     console.print(table)
-    console.print(f"deposited {_amount(chain.call(reward.functions.totalDeposited()))}, "
-                  f"paid {_amount(chain.call(reward.functions.totalDistributed()))}, "
-                  f"release period {int(chain.call(reward.functions.releaseSeconds())) // 86_400} days")
-    if address is None:
-        return
+    console.print(f"deposited {_amount(reward.total_deposited())}, paid {_amount(reward.total_distributed())}, "
+                  f"release period {reward.release_seconds() // 86_400} days")
+    if address is not None:
+        _report_address(reward, PoraMine(chain, deployment.address("PoraMine")), address)
+
+
+def _report_address(reward: Reward, mine: PoraMine, address: str) -> None:
+    """What ``address`` was paid and, as a miner's owner, its registration."""
     if not is_address(address):
         raise ConfigError(f"not an address: {address!r}", "an address is 0x followed by 40 hex digits")
     who = to_checksum_address(address)
-    console.print(f"{who}: claimed {_amount(chain.call(reward.functions.claimedBy(who)))}, "
-                  f"owed (withdrawable) {_amount(chain.call(reward.functions.owed(who)))}")
+    console.print(f"{who}: claimed {_amount(reward.claimed_by(who))}, owed (withdrawable) {_amount(reward.owed(who))}")
     miner_id = compute_owner_miner_id(bytes.fromhex(who[2:]))
-    beneficiary = str(chain.call(mine.functions.beneficiaries(miner_id)))
-    if int(beneficiary, 16) == 0:
+    beneficiary = mine.beneficiary(miner_id)
+    if beneficiary is None:
         console.print("not registered as a miner")
     else:
-        epoch = int(chain.call(mine.functions.lastRewardedEpoch(miner_id)))
+        epoch = mine.last_rewarded_epoch(miner_id)
         console.print(f"miner 0x{miner_id.hex()} pays {beneficiary}; last rewarded epoch {epoch or 'none'}")
 
 

@@ -1,10 +1,16 @@
-"""``zg storage node``: run a storage node (``zgos.storage.node.app``) from the command line."""
+"""``zg storage node``: run a storage node (``zgos.storage.node.app``) from the command line.
+
+The flags are the fields of ``NodeFlags``; ``node_command`` resolves them against the CLI
+context (deployment, accounts) into a ``NodeServiceConfig`` and hands it to the builder."""
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 
@@ -17,72 +23,102 @@ from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from zgos.storage.node.miner import MinerConfig
+    from zgos.storage.miner.config import MinerConfig
+    from zgos.storage.node.app import NodeServiceConfig
+
+Opt = typer.Option
 
 
-def node_command(
-    ctx: typer.Context,
-    name: str = typer.Option("storage-0", "--name", help="Service name; state lives in DATA_DIR/NAME."),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(STORAGE_PORT, "--port"),
-    confirmations: int = typer.Option(3, "--confirmations", min=0, help="Blocks behind head to sync."),
-    poll: float = typer.Option(0.5, "--poll", min=0.05, help="Seconds between log sync polls."),
-    fsync: bool = typer.Option(False, "--fsync", help="fsync every acknowledged write (power-loss safe)."),
-    announce: bool = typer.Option(True, "--announce/--no-announce", help="Announce the URL in the NodeRegistry."),
-    public_url: str | None = typer.Option(None, "--public-url", help="URL to announce (default http://HOST:PORT)."),
-    account: str | None = typer.Option(None, "--account", help="Operator account for the announcement."),
-    flow: str | None = typer.Option(None, "--flow", help="Flow address on another chain (default: the deployment's)."),
-    start_block: int = typer.Option(0, "--start-block", min=0, help="With --flow: first block to sync from."),
-    shard: str = typer.Option("0/1", "--shard", help="ID/NUM: store flow segments s with s % NUM == ID (NUM a power of two)."),
-    peers: list[str] | None = typer.Option(None, "--peers", help="Static peer node URL to sync from (repeat; beside the NodeRegistry)."),
-    sync: bool = typer.Option(True, "--sync/--no-sync", help="Fetch this shard's segments of every file from peers."),
-    sync_workers: int = typer.Option(4, "--sync-workers", min=1, max=64, help="Segments fetched from peers at once."),
-    stuck_timeout: float = typer.Option(120.0, "--stuck-timeout", min=1.0, help="Seconds before a file's sync is reported stuck."),
-    prune_grace: float = typer.Option(600.0, "--prune-grace", min=0.0, help="Seconds to keep old-shard data after a shard change."),
-    miner_key: str | None = typer.Option(
-        None, "--miner-key", envvar="ZGOS_MINER_KEY", show_envvar=True,
-        help="Mine with this account (keystore NAME, devnet:N, or a private key in the env var).",
-    ),
-    mine_threads: int = typer.Option(1, "--mine-threads", min=1, max=64, help="PoRA worker threads."),
-    mine_cpu: float = typer.Option(0.25, "--mine-cpu", min=0.01, max=1.0, help="Busy fraction of each mining thread."),
-    beneficiary: str | None = typer.Option(None, "--beneficiary", help="Address paid the rewards (default: the miner)."),
-    token_file: Path | None = typer.Option(
-        None, "--token-file", help="Install token the admin_*/miner_* methods require (created 0600 if absent) "
-        "(default: DATA_DIR/token, shared by the devnet's services).",
-    ),
-    rate_limit: float | None = typer.Option(
-        None, "--rate-limit", min=0.0,
-        help="Segments of work (uploads, downloads, sector proofs) per second per client address, "
-        "bursts of twice that; 0 turns the limit off (default: 1000).",
-    ),
-) -> None:
+@dataclass(frozen=True)
+class NodeFlags:
+    """The flags of ``zg storage node``, as typed."""
+
+    name: Annotated[str, Opt("--name", help="Service name; state lives in DATA_DIR/NAME.")] = "storage-0"
+    host: Annotated[str, Opt("--host")] = "127.0.0.1"
+    port: Annotated[int, Opt("--port")] = STORAGE_PORT
+    confirmations: Annotated[int, Opt("--confirmations", min=0, help="Blocks behind head to sync.")] = 3
+    poll: Annotated[float, Opt("--poll", min=0.05, help="Seconds between log sync polls.")] = 0.5
+    fsync: Annotated[bool, Opt("--fsync", help="fsync every acknowledged write (power-loss safe).")] = False
+    announce: Annotated[bool, Opt("--announce/--no-announce", help="Announce the URL in the NodeRegistry.")] = True
+    public_url: Annotated[str | None, Opt("--public-url", help="URL to announce (default http://HOST:PORT).")] = None
+    account: Annotated[str | None, Opt("--account", help="Operator account for the announcement.")] = None
+    flow: Annotated[str | None, Opt("--flow", help="Flow address on another chain (default: the deployment's).")] = None
+    start_block: Annotated[int, Opt("--start-block", min=0, help="With --flow: first block to sync from.")] = 0
+    shard: Annotated[str, Opt("--shard", help="ID/NUM: store flow segments s with s % NUM == ID (NUM a power of two).")] = "0/1"
+    peers: Annotated[list[str] | None, Opt("--peers", help="Static peer node URL to sync from (repeat; beside the NodeRegistry).")] = None
+    sync: Annotated[bool, Opt("--sync/--no-sync", help="Fetch this shard's segments of every file from peers.")] = True
+    sync_workers: Annotated[int, Opt("--sync-workers", min=1, max=64, help="Segments fetched from peers at once.")] = 4
+    stuck_timeout: Annotated[float, Opt("--stuck-timeout", min=1.0, help="Seconds before a file's sync is reported stuck.")] = 120.0
+    prune_grace: Annotated[float, Opt("--prune-grace", min=0.0, help="Seconds to keep old-shard data after a shard change.")] = 600.0
+    miner_key: Annotated[str | None, Opt(
+        "--miner-key", envvar="ZGOS_MINER_KEY", show_envvar=True,
+        help="Mine with this account (keystore NAME, devnet:N, or a private key in the env var).")] = None
+    mine_threads: Annotated[int, Opt("--mine-threads", min=1, max=64, help="PoRA worker threads.")] = 1
+    mine_cpu: Annotated[float, Opt("--mine-cpu", min=0.01, max=1.0, help="Busy fraction of each mining thread.")] = 0.25
+    beneficiary: Annotated[str | None, Opt("--beneficiary", help="Address paid the rewards (default: the miner).")] = None
+    token_file: Annotated[Path | None, Opt(
+        "--token-file", help="Install token the admin_*/miner_* methods require (created 0600 if absent) "
+        "[default: DATA_DIR/token, shared by the devnet's services].")] = None
+    rate_limit: Annotated[float | None, Opt(
+        "--rate-limit", min=0.0, help="Segments of work (uploads, downloads, sector proofs) per second per client "
+        "address, bursts of twice that; 0 turns the limit off [default: 1000].")] = None
+
+
+def flags_command(flags_type: type[NodeFlags], run: Callable[[typer.Context, NodeFlags], None]) -> Callable[..., None]:
+    """A typer command whose options are the fields of ``flags_type``; it calls ``run`` with
+    them collected (the command's help is ``run``'s docstring)."""
+    def command(ctx: typer.Context, **values: Any) -> None:
+        run(ctx, flags_type(**values))
+
+    hints = get_type_hints(flags_type, include_extras=True)
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+    params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name], default=f.default)
+               for f in fields(flags_type)]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = run.__doc__
+    return command
+
+
+def run_node(ctx: typer.Context, flags: NodeFlags) -> None:
     """Run a storage node: JSON-RPC (zgs_*) on HOST:PORT, log sync from the Flow contract,
     and with --miner-key a PoRA miner earning the storage fees."""
-    from zgos.runtime.access import TOKEN_FILE
-    from zgos.storage.node.app import NodeService, NodeServiceConfig
+    from zgos.storage.node.app import NodeService
 
     cli = get_ctx(ctx)
-    try:
-        shard_config = ShardConfig.parse(shard)
-    except InvalidShardConfig as exc:
-        raise ConfigError(f"--shard: {exc.message}") from None
+    config = node_service_config(cli, flags)
     configure_service_logging()
-    flow_address, chain_id, first_block, registry_address = _flow_source(cli, flow, start_block)
-    config = NodeServiceConfig(
-        name=name, data_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, flow_address=flow_address,
-        chain_id=chain_id, start_block=first_block, registry_address=registry_address,
-        token_path=token_file or cli.data_dir.root / TOKEN_FILE, host=host, port=port, public_url=public_url,
-        confirmations=confirmations, poll_s=poll, fsync=fsync, shard=shard_config, peers=tuple(peers or ()),
-        sync=sync, sync_workers=sync_workers, stuck_timeout_s=stuck_timeout, prune_grace_s=prune_grace,
-        outbound=cli.outbound_policy(), rate_limit=rate_limit, announce=announce and flow is None,
-        miner=_miner_config(cli, mine_threads, mine_cpu, beneficiary) if miner_key else None,
-    )
-    miner_account = _miner_account(cli, miner_key) if miner_key else None
-    operator = _operator(cli, account) if config.announce else None
+    miner_account = _miner_account(cli, flags.miner_key) if flags.miner_key else None
+    operator = _operator(cli, flags.account) if config.announce else None
     service = NodeService(config, cli.chain(), operator=operator, miner_account=miner_account)
     service.run(started=lambda: console.print(
-        f"storage node {name} on {config.url} (shard {shard_config}, flow {flow_address}, data {config.data_dir}; "
-        f"admin token in {config.token_path})"))
+        f"storage node {config.name} on {config.url} (shard {config.shard}, flow {config.flow_address}, "
+        f"data {config.data_dir}; admin token in {config.token_path})"))
+
+
+node_command = flags_command(NodeFlags, run_node)
+
+
+def node_service_config(cli: CliContext, flags: NodeFlags) -> NodeServiceConfig:
+    """The node's typed config: the flags resolved against the CLI context."""
+    from zgos.runtime.access import TOKEN_FILE
+    from zgos.storage.node.app import NodeServiceConfig
+
+    try:
+        shard = ShardConfig.parse(flags.shard)
+    except InvalidShardConfig as exc:
+        raise ConfigError(f"--shard: {exc.message}") from None
+    flow_address, chain_id, first_block, registry_address = _flow_source(cli, flags.flow, flags.start_block)
+    return NodeServiceConfig(
+        name=flags.name, data_dir=cli.data_dir.service(flags.name), rpc_url=cli.rpc_url, flow_address=flow_address,
+        chain_id=chain_id, start_block=first_block, registry_address=registry_address,
+        token_path=flags.token_file or cli.data_dir.root / TOKEN_FILE, host=flags.host, port=flags.port,
+        public_url=flags.public_url, confirmations=flags.confirmations, poll_s=flags.poll, fsync=flags.fsync,
+        shard=shard, peers=tuple(flags.peers or ()), sync=flags.sync, sync_workers=flags.sync_workers,
+        stuck_timeout_s=flags.stuck_timeout, prune_grace_s=flags.prune_grace, outbound=cli.outbound_policy(),
+        rate_limit=flags.rate_limit, announce=flags.announce and flags.flow is None,
+        miner=_miner_config(cli, flags) if flags.miner_key else None,
+    )
 
 
 def _flow_source(cli: CliContext, flow: str | None, start_block: int) -> tuple[str, int, int, str | None]:
@@ -95,15 +131,16 @@ def _flow_source(cli: CliContext, flow: str | None, start_block: int) -> tuple[s
     return deployment.address("Flow"), deployment.chain_id, deployment.deploy_block, deployment.address("NodeRegistry")
 
 
-def _miner_config(cli: CliContext, threads: int, cpu: float, beneficiary: str | None) -> MinerConfig:
+def _miner_config(cli: CliContext, flags: NodeFlags) -> MinerConfig:
     from eth_utils import is_address, to_checksum_address
 
-    from zgos.storage.node.miner import MinerConfig
+    from zgos.storage.miner.config import MinerConfig
 
+    beneficiary = flags.beneficiary
     if beneficiary is not None and not is_address(beneficiary):
         raise ConfigError(f"--beneficiary is not an address: {beneficiary!r}")
-    return MinerConfig(mine_address=cli.deployment().address("PoraMine"), threads=threads, cpu_fraction=cpu,
-                       beneficiary=to_checksum_address(beneficiary) if beneficiary else None)
+    return MinerConfig(mine_address=cli.deployment().address("PoraMine"), threads=flags.mine_threads,
+                       cpu_fraction=flags.mine_cpu, beneficiary=to_checksum_address(beneficiary) if beneficiary else None)
 
 
 def _miner_account(cli: CliContext, key: str) -> LocalAccount:

@@ -6,8 +6,8 @@
   peer sync of its shard);
 - its :class:`~zgos.storage.node.server.NodeServer` (JSON-RPC ``zgs_*`` and the fast path behind
   the guarded edge) on ``host:port``, its local methods behind the install token;
-- with a miner account, the PoRA :class:`~zgos.storage.node.miner.Miner` and its ``miner_*``
-  methods;
+- with a miner account, the PoRA :class:`~zgos.storage.miner.loop.Miner`, its ``miner_*``
+  methods registered through the node RPC's hook (``zgos.storage.miner.app.build_miner``);
 - with an operator account, the announcement of the node's URL and shard in the NodeRegistry,
   retried in the background until the chain answers (the node serves meanwhile).
 
@@ -32,7 +32,8 @@ from zgos.runtime.access import load_or_create_token
 from zgos.runtime.addresses import AddressPolicy
 from zgos.runtime.ports import STORAGE_PORT
 from zgos.runtime.ratelimit import RateLimit
-from zgos.storage.node.miner import Miner, MinerConfig, install_miner_rpc
+from zgos.storage.miner.app import build_miner
+from zgos.storage.miner.config import MinerConfig
 from zgos.storage.node.node import NodeConfig, StorageNode
 from zgos.storage.node.peersync import SyncConfig
 from zgos.storage.node.server import NodeLimits, NodeServer
@@ -127,13 +128,12 @@ class NodeService:
                               "choose another --port") from None
         self.miner = None
         if config.miner is not None and miner_account is not None:
-            self.miner = Miner(self.node, chain, miner_account, config.miner)
+            self.miner = build_miner(self.node, chain, miner_account, config.miner, rpc=self.server.rpc)
 
     def start(self) -> None:
         """Start log and peer sync, the miner, and the announcement (in the background)."""
         self.node.start()
         if self.miner is not None:
-            install_miner_rpc(self.server.methods, self.miner)
             self.miner.start()
         config = self.config
         if config.announce and config.registry_address is not None and self.operator is not None:

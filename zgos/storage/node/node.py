@@ -15,17 +15,18 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from zgos.chain.client import Chain
 from zgos.chain.registry import NodeRegistry
-from zgos.core.errors import ZgError
 from zgos.runtime.addresses import AddressPolicy
 from zgos.storage.contracts import LogEntry
 from zgos.storage.discovery import Prober, ProbeRound, candidates
 from zgos.storage.fasthash import segment_root as fast_segment_root
+from zgos.storage.node.errors import AlreadyFinalized, DataUnavailable, FileNotFound, OutOfShard
 from zgos.storage.node.logsync import LogSync
 from zgos.storage.node.peersync import PeerSync, SyncConfig
+from zgos.storage.node.pruner import Pruner
+from zgos.storage.node.repair import RestartRepair
 from zgos.storage.node.store import Store, TxRecord
 from zgos.storage.node.uploads import UploadCache
 from zgos.storage.spec.flow import (
@@ -62,24 +63,7 @@ from zgos.storage.spec.shard import (
 
 log = logging.getLogger(__name__)
 
-P2P_PROTOCOL_VERSION = {"major": 0, "minor": 4, "build": 0}
 PROOF_TREE_CACHE = 16
-
-
-class FileNotFound(ZgError):
-    """No log entry with that root or seq is known to this node."""
-
-
-class AlreadyFinalized(ZgError):
-    """Every segment of the file is already stored."""
-
-
-class DataUnavailable(ZgError):
-    """The node does not hold the requested data (yet)."""
-
-
-class OutOfShard(ZgError):
-    """A segment outside this node's shard was sent to it."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +102,10 @@ class StorageNode:
         )
         self.prober = Prober(config.outbound, config.chain_id, config.flow_address)
         self._registry: NodeRegistry | None = None
-        self.peer_sync = PeerSync(self, config.sync, self._discover_peers, config.outbound)
+        self.repair = RestartRepair(self)
+        self.pruner = Pruner(self, config.sync.prune_grace_s, config.sync.prune_interval_s)
+        self.peer_sync = PeerSync(self, config.sync, self._discover_peers, config.outbound,
+                                  repair=self.repair, pruner=self.pruner)
 
     def start(self) -> None:
         self.sync.start()
@@ -309,39 +296,6 @@ class StorageNode:
             hi = min(end, base + SECTORS_PER_SEGMENT) - base
             out += data[lo * BYTES_PER_SECTOR : hi * BYTES_PER_SECTOR]
         return bytes(out)
-
-    # --- JSON shapes ---------------------------------------------------------------------
-
-    def file_info(self, record: TxRecord) -> dict[str, Any]:
-        entry = record.entry
-        return {
-            "tx": {
-                "streamIds": [],
-                "data": [],
-                "dataMerkleRoot": "0x" + entry.data_root.hex(),
-                "merkleNodes": [[node.height + 1, "0x" + node.root.hex()] for node in entry.submission.nodes],
-                "startEntryIndex": entry.start_entry,
-                "size": entry.size,
-                "seq": entry.seq,
-            },
-            "finalized": record.finalized,
-            "isCached": self.cache.has(entry.data_root, entry.size),
-            "uploadedSegNum": record.uploaded,
-            "pruned": False,
-        }
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "connectedPeers": len(self.peer_sync.peers),
-            "logSyncHeight": max(0, self.sync.state.synced_block),
-            "logSyncBlock": "0x" + "00" * 32,
-            "nextTxSeq": self.store.next_seq(),
-            "networkIdentity": {
-                "chainId": self.config.chain_id,
-                "flowAddress": self.config.flow_address,
-                "p2pProtocolVersion": P2P_PROTOCOL_VERSION,
-            },
-        }
 
     def sector_proof(self, sector: int, flow_root: bytes | None) -> Proof:
         """Proof of a flow sector under the current flow root (historical roots: not kept).

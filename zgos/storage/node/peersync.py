@@ -20,17 +20,13 @@ Behaviour:
   still incomplete ``stuck_timeout_s`` after its sync began is reported as stuck in
   ``admin_getSyncStatus`` / ``admin_getSyncInfo`` and keeps being retried: sync never stalls
   silently.
-* Restart repair: before syncing, the node scans its store once: segments whose bytes no
-  longer match their root or proof are deleted, and finalized files missing a segment of the
-  node's shard are reopened, so the loop above fetches them again.
-* Pruning: segments outside the node's shard (left by a shard change) are deleted only from
-  files the node holds completely in its new shard, and only ``prune_grace_s`` after the change,
-  so a shard change never drops data the node still needs or serves before re-syncing.
+* Before the loop starts, the node's ``RestartRepair`` scans its store once (``repair.py``);
+  each tick runs the ``Pruner`` when due (``pruner.py``). The status JSON of all three is built
+  in ``syncstatus.py``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -51,11 +47,20 @@ from zgos.runtime.netutil import (
     call_jsonrpc,
 )
 from zgos.runtime.outbound import OutboundClient
-from zgos.storage.client import NodeConnection, NodeMisbehaved, StorageError
+from zgos.storage.client import (
+    CorruptData,
+    NodeConnection,
+    NodeMisbehaved,
+    NodeUnavailable,
+    StorageError,
+)
 from zgos.storage.discovery import PeerNode, ProbeRound, SkippedNode
 from zgos.storage.fasthash import segment_root as fast_segment_root
+from zgos.storage.node.errors import AlreadyFinalized
+from zgos.storage.node.pruner import Pruner
+from zgos.storage.node.repair import RestartRepair
 from zgos.storage.scores import PeerScores
-from zgos.storage.spec.merkle import InvalidProof, Proof
+from zgos.storage.spec.merkle import InvalidProof
 from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof, validate_segment
 from zgos.storage.spec.shard import compute_flow_segment
 
@@ -109,11 +114,6 @@ class FileSync:
     def stuck(self, now: float, timeout_s: float) -> bool:
         return not self.done and now - self.started > timeout_s
 
-    def to_json(self, now: float, timeout_s: float, held: int) -> dict[str, Any]:
-        return {"goal": self.goal, "held": held, "fetched": self.fetched, "attempts": self.attempts,
-                "elapsedSecs": round(now - self.started, 1), "stuck": self.stuck(now, timeout_s),
-                "lastError": self.last_error, "corruptPeers": sorted(self.corrupt_from)}
-
 
 class SyncedNode(Protocol):
     """What peer sync reads and calls on the node whose shard it fills (``StorageNode``):
@@ -126,17 +126,19 @@ class SyncedNode(Protocol):
     def missing_segments(self, entry: LogEntry) -> list[int]: ...
     def finalize_if_complete(self, entry: LogEntry) -> bool: ...
     def upload_segment(self, segment: SegmentWithProof, tx_seq: int | None = None) -> bool: ...
-    def shard_changed_at(self) -> float | None: ...
-    def prune_done(self) -> None: ...
 
 
 class PeerSync:
-    """The thread that fills the node's shard from peers, repairs and prunes its store."""
+    """The thread that fills the node's shard from peers; it runs the restart ``repair`` once
+    before syncing and the ``pruner`` when due."""
 
     def __init__(self, node: SyncedNode, config: SyncConfig, discover: Callable[[], ProbeRound],
-                 outbound: AddressPolicy, clock: Callable[[], float] = time.monotonic) -> None:
+                 outbound: AddressPolicy, *, repair: RestartRepair, pruner: Pruner,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.node = node
         self.config = config
+        self.repair = repair
+        self.pruner = pruner
         self.discover = discover
         self.clock = clock
         self.scores = PeerScores(clock)
@@ -146,8 +148,6 @@ class PeerSync:
         self.first_seen: dict[int, float] = {}
         self.segments_fetched = 0
         self.corrupt_rejected = 0
-        self.repaired: dict[str, int] = {"corrupt": 0, "reopened": 0}
-        self.pruned = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peer-sync", daemon=True)
@@ -157,7 +157,6 @@ class PeerSync:
         self._files_pool = ThreadPoolExecutor(max(1, config.max_files), thread_name_prefix="sync-file")
         self._segments_pool = ThreadPoolExecutor(max(1, config.workers), thread_name_prefix="sync-seg")
         self._next_discovery = 0.0
-        self._next_prune = 0.0
         self.scanned = threading.Event()
 
     def start(self) -> None:
@@ -179,7 +178,7 @@ class PeerSync:
 
     def _run(self) -> None:
         try:
-            self.repair_scan()
+            self.repair.scan()
         except Exception:
             log.exception("restart scan failed; continuing with sync")
         self.scanned.set()
@@ -195,39 +194,52 @@ class PeerSync:
         if now >= self._next_discovery:
             self._refresh_peers()
             self._next_discovery = now + self.config.discovery_interval_s
-        if now >= self._next_prune:
-            self.prune()
-            self._next_prune = now + self.config.prune_interval_s
-        if not self.config.enabled:
-            return
+        self.pruner.run_due(now)
+        if self.config.enabled:
+            self._start_due_files(now)
+
+    def _start_due_files(self, now: float) -> None:
+        """Start a sync job for each open file that is due, least-tried first (files failing
+        for long never starve new ones), at most ``max_files`` running."""
         open_seqs = self.node.store.unfinalized_seqs()
         with self._lock:
-            for seq in list(self.files):
-                if seq not in open_seqs and not self.files[seq].running:
-                    self.files[seq].done = True
+            for seq, sync in self.files.items():
+                if seq not in open_seqs and not sync.running:
+                    sync.done = True
             running = sum(1 for f in self.files.values() if f.running)
-        due = []
-        with self._lock:
+            due = []
             for seq in open_seqs:
-                first = self.first_seen.setdefault(seq, now)
-                job = self.files.get(seq)
-                if now - first >= self.config.start_delay_s and (job is None or job.done or
-                                                                 (not job.running and job.next_try <= now)):
-                    due.append((0 if job is None or job.done else job.attempts, seq))
-        for _, seq in sorted(due):  # least-tried first: files failing for long never starve new ones
+                known = self.files.get(seq)
+                if self._is_due(seq, known, now):
+                    due.append((0 if known is None or known.done else known.attempts, seq))
+        due.sort()
+        for _, seq in due:
             if running >= self.config.max_files:
                 break
-            with self._lock:
-                job = self.files.get(seq)
-                if job is None or job.done:
-                    record = self.node.store.tx(seq)
-                    if record is None:
-                        continue
-                    job = FileSync(seq, len(self.node.shard_segments(record.entry)), now)
-                    self.files[seq] = job
-                job.running = True
-            running += 1
-            self._files_pool.submit(self._sync_file, job)
+            claimed = self._claim(seq, now)
+            if claimed is not None:
+                running += 1
+                self._files_pool.submit(self._sync_file, claimed)
+
+    def _is_due(self, seq: int, job: FileSync | None, now: float) -> bool:
+        first = self.first_seen.setdefault(seq, now)
+        if now - first < self.config.start_delay_s:
+            return False
+        return job is None or job.done or (not job.running and job.next_try <= now)
+
+    def _claim(self, seq: int, now: float) -> FileSync | None:
+        """The job of ``seq`` marked running (a new one after a finished one); None if the
+        file was forgotten by a reorganisation."""
+        with self._lock:
+            job = self.files.get(seq)
+            if job is None or job.done:
+                record = self.node.store.tx(seq)
+                if record is None:
+                    return None
+                job = FileSync(seq, len(self.node.shard_segments(record.entry)), now)
+                self.files[seq] = job
+            job.running = True
+            return job
 
     def _refresh_peers(self) -> None:
         try:
@@ -307,38 +319,42 @@ class PeerSync:
         for url in self.scores.rank(list(holders)):
             if self._stop.is_set():
                 return "stopping"
-            peer = NodeConnection(url, self._http_for(url), fast=False)
             try:
-                data, proof = peer.get_segment(entry.seq, index)
-                segment = SegmentWithProof(entry.data_root, data, index, proof, entry.size)
-                validate_segment(segment, entry.data_root, entry.size, fast_segment_root)
-            except (InvalidSegment, InvalidProof) as exc:
-                self._corrupt(url, entry, index, job, exc.message)
-                reasons.append(f"{url}: corrupt ({exc.message})")
-                continue
-            except NodeMisbehaved as exc:
-                self._misbehaved(url, exc.message)
-                reasons.append(exc.message)
-                continue
+                segment = self._download(url, entry, index, job)
             except StorageError as exc:
-                if "did not answer" in exc.message:
-                    self.scores.unreachable(url, exc.message)
-                elif "malformed" in exc.message:
-                    self._corrupt(url, entry, index, job, exc.message)
                 reasons.append(exc.message)
                 continue
             try:
                 self.node.upload_segment(segment, entry.seq)
-            except ZgError as exc:
-                if "already" not in exc.message:  # finalized meanwhile (a client uploaded it)
-                    return f"storing segment {index}: {exc.message}"
+            except AlreadyFinalized:  # finalized meanwhile (a client uploaded it)
                 return None
+            except ZgError as exc:
+                return f"storing segment {index}: {exc.message}"
             self.scores.good(url)
             with self._lock:
                 job.fetched += 1
                 self.segments_fetched += 1
             return None
         return "; ".join(reasons)
+
+    def _download(self, url: str, entry: LogEntry, index: int, job: FileSync) -> SegmentWithProof:
+        """Segment ``index`` from the peer at ``url``, checked against the file's root; a
+        ``StorageError`` naming why not, after scoring the peer for it."""
+        try:
+            data, proof = NodeConnection(url, self._http_for(url), fast=False).get_segment(entry.seq, index)
+            segment = SegmentWithProof(entry.data_root, data, index, proof, entry.size)
+            validate_segment(segment, entry.data_root, entry.size, fast_segment_root)
+        except (InvalidSegment, InvalidProof, CorruptData) as exc:
+            self._corrupt(url, entry, index, job, exc.message)
+            reason = exc.message if isinstance(exc, CorruptData) else f"{url}: corrupt ({exc.message})"
+            raise StorageError(reason) from None
+        except NodeMisbehaved as exc:
+            self._misbehaved(url, exc.message)
+            raise
+        except NodeUnavailable as exc:
+            self.scores.unreachable(url, exc.message)
+            raise
+        return segment
 
     def _corrupt(self, url: str, entry: LogEntry, index: int, job: FileSync, why: str) -> None:
         self.scores.corrupt(url, f"served a corrupt segment ({why})")
@@ -348,102 +364,15 @@ class PeerSync:
         log.warning("peer %s served a corrupt segment %d of file %d (%s); scored down to %d and avoided",
                     url, index, entry.seq, why, self.scores.score(url))
 
-    # --- restart repair and pruning --------------------------------------------------------
-
-    def repair_scan(self) -> None:
-        """Delete stored segments that fail their root or proof; reopen finalized files that
-        miss a segment of this node's shard (they are then fetched from peers)."""
-        store = self.node.store
-        for entry in store.entries():
-            bad = []
-            for index in store.segment_indexes(entry.seq):
-                if not self._segment_intact(entry, index):
-                    bad.append(index)
-            if bad:
-                store.delete_segments(entry.seq, bad)
-                self.repaired["corrupt"] += len(bad)
-                log.warning("restart scan: %d corrupted segment(s) of file %d deleted (%s); re-fetching from peers",
-                            len(bad), entry.seq, bad[:8])
-            record = store.tx(entry.seq)
-            if record is not None and record.finalized and self.node.missing_segments(entry):
-                store.unfinalize(entry.seq)
-                self.repaired["reopened"] += 1
-                log.warning("restart scan: file %d misses segments of shard %s; re-fetching from peers",
-                            entry.seq, self.node.shard)
-            elif record is not None and not record.finalized:
-                self.node.finalize_if_complete(entry)
-
-    def _segment_intact(self, entry: LogEntry, index: int) -> bool:
-        data = self.node.store.segment(entry.seq, index)
-        proof_text = self.node.store.segment_proof(entry.seq, index)
-        if data is None:
-            return True
-        if proof_text is None:  # stored before proofs were kept: the full-tree check serves it
-            return True
-        try:
-            proof = Proof.from_json(json.loads(proof_text))
-            validate_segment(SegmentWithProof(entry.data_root, data, index, proof, entry.size),
-                             entry.data_root, entry.size, fast_segment_root)
-        except (InvalidSegment, InvalidProof, ValueError):
-            return False
-        return True
-
-    def prune(self) -> None:
-        """Drop out-of-shard segments of fully held files once the grace period has passed."""
-        changed_at = self.node.shard_changed_at()
-        if changed_at is None or time.time() - changed_at < self.config.prune_grace_s:
-            return
-        store = self.node.store
-        pending = False  # old-shard data of files not re-synced yet: kept, pruned on a later pass
-        for entry in store.entries():
-            record = store.tx(entry.seq)
-            if record is None:
-                continue
-            mine = set(self.node.shard_segments(entry))
-            extra = [i for i in store.segment_indexes(entry.seq) if i not in mine]
-            if extra and not record.finalized:
-                pending = True
-            elif extra:
-                self.pruned += store.delete_segments(entry.seq, extra)
-                log.info("pruned %d segment(s) of file %d outside shard %s", len(extra), entry.seq, self.node.shard)
-        if not pending:
-            self.node.prune_done()
-
-    # --- status --------------------------------------------------------------------------
-
-    def file_status(self, seq: int) -> str | None:
-        """0G-style sync state of one file, or None when no sync ran for it."""
+    def file_job(self, seq: int) -> FileSync | None:
         with self._lock:
-            job = self.files.get(seq)
-        if job is None:
-            return None
-        held = self.node.store.count_segments(seq)
-        if job.stuck(self.clock(), self.config.stuck_timeout_s):
-            return f"Stuck ({held}/{job.goal} segments, {job.attempts} attempts): {job.last_error}"
-        if job.last_error:
-            return f"Failed ({held}/{job.goal} segments): {job.last_error}"
-        return f"Syncing ({held}/{job.goal} segments)"
+            return self.files.get(seq)
 
-    def info(self) -> dict[str, Any]:
-        now = self.clock()
+    def open_jobs(self) -> list[FileSync]:
+        """The jobs of files not finalized yet."""
         with self._lock:
             jobs = [j for j in self.files.values() if not j.done]
-        jobs = [j for j in jobs if (r := self.node.store.tx(j.seq)) is not None and not r.finalized]
-        files = {str(j.seq): j.to_json(now, self.config.stuck_timeout_s, self.node.store.count_segments(j.seq))
-                 for j in jobs}
-        return {
-            "files": files,
-            "stuck": sorted(j.seq for j in jobs if j.stuck(now, self.config.stuck_timeout_s)),
-            "segmentsFetched": self.segments_fetched,
-            "corruptRejected": self.corrupt_rejected,
-            "repaired": dict(self.repaired),
-            "pruned": self.pruned,
-            "peers": [{"url": p.url, "shardConfig": p.shard.to_json(), "score": self.scores.score(p.url),
-                       "banned": self.scores.banned(p.url),
-                       "backedOffSecs": round(self.scores.backed_off_for(p.url), 1),
-                       "lastError": self.scores.reason(p.url)} for p in self.peers],
-            "skippedPeers": [s.to_json() for s in self.skipped_peers],
-        }
+        return [j for j in jobs if (r := self.node.store.tx(j.seq)) is not None and not r.finalized]
 
 
 class SyncFailed(ZgError):

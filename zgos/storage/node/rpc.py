@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from zgos.core.errors import ZgError
@@ -26,14 +26,38 @@ from zgos.runtime.jsonrpc import (
     Call,
     JsonRpcServer,
     Method,
+    Params,
     RpcError,
-    get_param,
-    validate_int,
 )
 from zgos.runtime.ratelimit import ClientRateLimiter
-from zgos.storage.node.node import DataUnavailable, FileNotFound, StorageNode
-from zgos.storage.spec.merkle import InvalidProof, parse_hash
-from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof
+from zgos.storage.node.errors import DataUnavailable, FileNotFound
+from zgos.storage.node.node import StorageNode
+from zgos.storage.node.rpcmodels import (
+    CheckFinalizedParams,
+    FileInfo,
+    FileInfoParams,
+    FileLocation,
+    IndexByRootParams,
+    IndexByTxSeqParams,
+    NetworkIdentity,
+    NetworkInfo,
+    NodeStatus,
+    ProtocolVersion,
+    RangeByRootParams,
+    RangeByTxSeqParams,
+    SectorProofParams,
+    SegmentByTxSeqParams,
+    SegmentParams,
+    SegmentsByTxSeqParams,
+    SegmentsParams,
+    SyncInfo,
+    Transaction,
+    TxSeqParams,
+    parse_params,
+)
+from zgos.storage.node.store import TxRecord
+from zgos.storage.node.syncstatus import file_status, peers_json, sync_info
+from zgos.storage.spec.segment import SegmentWithProof
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +70,7 @@ SEGMENT_COSTS = {
     "zgs_getSectorProof": 1,
 }
 PER_SEGMENT_OF_PARAM_0 = ("zgs_uploadSegments", "zgs_uploadSegmentsByTxSeq")
-
-def _hash(value: Any, name: str) -> bytes:
-    try:
-        return parse_hash(value, name)
-    except InvalidProof as exc:
-        raise RpcError(INVALID_PARAMS, exc.message) from None
-
-
-def _segment(value: Any) -> SegmentWithProof:
-    try:
-        return SegmentWithProof.from_json(value)
-    except InvalidSegment as exc:
-        raise RpcError(INVALID_PARAMS, exc.message) from None
-
-
-def _segments(value: Any) -> list[SegmentWithProof]:
-    if not isinstance(value, list):
-        raise RpcError(INVALID_PARAMS, "segments must be an array")
-    return [_segment(item) for item in value]
+P2P_PROTOCOL_VERSION = ProtocolVersion(major=0, minor=4, build=0)  # what 0G's SDK expects
 
 
 def is_local_method(method: str) -> bool:
@@ -90,42 +96,85 @@ def node_rpc_server(rpc: NodeRpc, *, access: LocalAccess | None, rate: ClientRat
 
 
 class NodeRpc:
-    """The storage node's method table (0G's names and shapes)."""
+    """The storage node's method table (0G's names and shapes): params are parsed into their
+    models once, here; the handlers call the node and shape its answers into the result models.
+
+    Parts beside the node (the miner) extend it through ``add_methods`` and ``add_status``."""
 
     def __init__(self, node: StorageNode, shutdown: Callable[[], None] | None = None) -> None:
         self.node = node
         self.shutdown = shutdown
+        self._status_parts: dict[str, Callable[[], Any]] = {}
         self.methods: dict[str, Method] = {
-            "zgs_getStatus": lambda p: node.status(),
-            "zgs_uploadSegment": lambda p: self._upload([_segment(get_param(p, 0, "segment"))], None),
-            "zgs_uploadSegmentByTxSeq": lambda p: self._upload(
-                [_segment(get_param(p, 0, "segment"))], validate_int(get_param(p, 1, "txSeq"), "txSeq")),
-            "zgs_uploadSegments": lambda p: self._upload(_segments(get_param(p, 0, "segments")), None),
-            "zgs_uploadSegmentsByTxSeq": lambda p: self._upload(
-                _segments(get_param(p, 0, "segments")), validate_int(get_param(p, 1, "txSeq"), "txSeq")),
-            "zgs_downloadSegment": lambda p: self._download(
-                self._by_root(p), validate_int(get_param(p, 1, "startIndex"), "startIndex"), validate_int(get_param(p, 2, "endIndex"), "endIndex")),
-            "zgs_downloadSegmentByTxSeq": lambda p: self._download(
-                self._by_seq(p), validate_int(get_param(p, 1, "startIndex"), "startIndex"), validate_int(get_param(p, 2, "endIndex"), "endIndex")),
-            "zgs_downloadSegmentWithProof": lambda p: self._download_with_proof(
-                self._by_root(p), validate_int(get_param(p, 1, "index"), "index")),
+            "zgs_getStatus": lambda p: self.status(),
+            "zgs_uploadSegment": lambda p: self._upload([parse_params(SegmentParams, p).segment], None),
+            "zgs_uploadSegmentByTxSeq": lambda p: self._upload_by_seq(parse_params(SegmentByTxSeqParams, p)),
+            "zgs_uploadSegments": lambda p: self._upload(parse_params(SegmentsParams, p).segments, None),
+            "zgs_uploadSegmentsByTxSeq": lambda p: self._upload_by_seq(parse_params(SegmentsByTxSeqParams, p)),
+            "zgs_downloadSegment": lambda p: self._download(parse_params(RangeByRootParams, p)),
+            "zgs_downloadSegmentByTxSeq": lambda p: self._download(parse_params(RangeByTxSeqParams, p)),
+            "zgs_downloadSegmentWithProof": lambda p: self._download_with_proof(parse_params(IndexByRootParams, p)),
             "zgs_downloadSegmentWithProofByTxSeq": lambda p: self._download_with_proof(
-                self._by_seq(p), validate_int(get_param(p, 1, "index"), "index")),
-            "zgs_checkFileFinalized": self._check_finalized,
-            "zgs_getFileInfo": self._file_info,
-            "zgs_getFileInfoByTxSeq": lambda p: self._info_or_none(self._by_seq(p)),
+                parse_params(IndexByTxSeqParams, p)),
+            "zgs_checkFileFinalized": lambda p: self._check_finalized(parse_params(CheckFinalizedParams, p)),
+            "zgs_getFileInfo": lambda p: self._file_info(self._record(parse_params(FileInfoParams, p))),
+            "zgs_getFileInfoByTxSeq": lambda p: self._file_info(self._record(parse_params(TxSeqParams, p))),
             "zgs_getShardConfig": lambda p: node.shard.to_json(),
-            "zgs_getSectorProof": self._sector_proof,
-            "zgs_getFlowContext": self._flow_context,
+            "zgs_getSectorProof": lambda p: self._sector_proof(parse_params(SectorProofParams, p)),
+            "zgs_getFlowContext": lambda p: self._flow_context(),
             "admin_shutdown": self._shutdown,
-            "admin_getSyncStatus": lambda p: self._sync_status(validate_int(get_param(p, 0, "txSeq"), "txSeq")),
-            "admin_getSyncInfo": lambda p: self._sync_info(),
-            "admin_getFileLocation": self._file_location,
-            "admin_getPeers": lambda p: {peer["url"]: peer for peer in node.peer_sync.info()["peers"]},
-            "admin_getNetworkInfo": lambda p: {"peerId": "", "listenAddr": [], "totalPeers": 0, "connectedPeers": 0},
+            "admin_getSyncStatus": lambda p: self._sync_status(parse_params(TxSeqParams, p).tx_seq),
+            "admin_getSyncInfo": lambda p: self._sync_info().to_json(),
+            "admin_getFileLocation": lambda p: self._file_location(parse_params(TxSeqParams, p).tx_seq),
+            "admin_getPeers": lambda p: {peer["url"]: peer for peer in peers_json(node.peer_sync)},
+            "admin_getNetworkInfo": lambda p: NetworkInfo().to_json(),
         }
 
+    # --- the extension hook ----------------------------------------------------------------
+
+    def add_methods(self, methods: Mapping[str, Method]) -> None:
+        """Serve ``methods`` too (``admin_*``/``miner_*`` names are local); a name already
+        served is a wiring mistake, never a silent override."""
+        taken = sorted(set(methods) & set(self.methods))
+        if taken:
+            raise ValueError(f"JSON-RPC methods already served: {', '.join(taken)}")
+        self.methods.update(methods)
+
+    def add_status(self, key: str, part: Callable[[], Any]) -> None:
+        """Add ``key: part()`` to every ``zgs_getStatus`` answer."""
+        if key in {field.alias for field in NodeStatus.model_fields.values()} or key in self._status_parts:
+            raise ValueError(f"zgs_getStatus already has a {key!r} field")
+        self._status_parts[key] = part
+
+    # --- results ---------------------------------------------------------------------------
+
+    def node_status(self) -> NodeStatus:
+        """The node's own status (``GET /health`` and the base of ``zgs_getStatus``)."""
+        node = self.node
+        identity = NetworkIdentity(chain_id=node.config.chain_id, flow_address=node.config.flow_address,
+                                   p2p_protocol_version=P2P_PROTOCOL_VERSION)
+        return NodeStatus(connected_peers=len(node.peer_sync.peers), log_sync_height=max(0, node.sync.state.synced_block),
+                          log_sync_block="0x" + "00" * 32, next_tx_seq=node.store.next_seq(),
+                          network_identity=identity)
+
+    def status(self) -> dict[str, Any]:
+        return {**self.node_status().to_json(), **{key: part() for key, part in self._status_parts.items()}}
+
+    def _file_info(self, record: TxRecord | None) -> dict[str, Any] | None:
+        if record is None:
+            return None
+        entry = record.entry
+        tx = Transaction(stream_ids=[], data=[], data_merkle_root="0x" + entry.data_root.hex(),
+                         merkle_nodes=[(node.height + 1, "0x" + node.root.hex()) for node in entry.submission.nodes],
+                         start_entry_index=entry.start_entry, size=entry.size, seq=entry.seq)
+        return FileInfo(tx=tx, finalized=record.finalized, is_cached=self.node.cache.has(entry.data_root, entry.size),
+                        uploaded_seg_num=record.uploaded, pruned=False).to_json()
+
     # --- methods -------------------------------------------------------------------------
+
+    def _upload_by_seq(self, params: SegmentByTxSeqParams | SegmentsByTxSeqParams) -> None:
+        segments = [params.segment] if isinstance(params, SegmentByTxSeqParams) else params.segments
+        return self._upload(segments, params.tx_seq)
 
     def _upload(self, segments: list[SegmentWithProof], tx_seq: int | None) -> None:
         if not segments:
@@ -139,55 +188,44 @@ class NodeRpc:
                 raise type(exc)(f"segment {segment.index}: {exc.message}", exc.hint) from None
         return None
 
-    def _by_seq(self, params: list[Any]) -> Any:
-        seq = validate_int(get_param(params, 0, "txSeq"), "txSeq")
-        return self.node.store.tx(seq)
+    def _record(self, params: FileInfoParams | TxSeqParams | RangeByRootParams | RangeByTxSeqParams
+                | IndexByRootParams | IndexByTxSeqParams) -> TxRecord | None:
+        """The file a method names by ``root`` or by ``txSeq``."""
+        if isinstance(params, TxSeqParams | RangeByTxSeqParams | IndexByTxSeqParams):
+            return self.node.store.tx(params.tx_seq)
+        return self.node.tx_by_root(params.root)
 
-    def _by_root(self, params: list[Any]) -> Any:
-        return self.node.tx_by_root(_hash(get_param(params, 0, "root"), "root"))
-
-    def _download(self, record: Any, start: int, end: int) -> str | None:
+    def _download(self, params: RangeByRootParams | RangeByTxSeqParams) -> str | None:
+        record = self._record(params)
         if record is None:
             return None
         try:
-            return base64.b64encode(self.node.chunks(record, start, end)).decode()
+            return base64.b64encode(self.node.chunks(record, params.start_index, params.end_index)).decode()
         except DataUnavailable:
             return None
 
-    def _download_with_proof(self, record: Any, index: int) -> dict[str, Any] | None:
+    def _download_with_proof(self, params: IndexByRootParams | IndexByTxSeqParams) -> dict[str, Any] | None:
+        record = self._record(params)
         if record is None:
             return None
         try:
-            return self.node.segment_with_proof(record, index).to_json()
+            return self.node.segment_with_proof(record, params.index).to_json()
         except DataUnavailable:
             return None
 
-    def _check_finalized(self, params: list[Any]) -> bool | None:
-        key = get_param(params, 0, "txSeqOrRoot")
-        record = self.node.tx_by_root(_hash(key, "root")) if isinstance(key, str) else self.node.store.tx(validate_int(key, "txSeq"))
+    def _check_finalized(self, params: CheckFinalizedParams) -> bool | None:
+        key = params.tx_seq_or_root
+        record = self.node.tx_by_root(key) if isinstance(key, bytes) else self.node.store.tx(key)
         return None if record is None else record.finalized
 
-    def _info_or_none(self, record: Any) -> dict[str, Any] | None:
-        return None if record is None else self.node.file_info(record)
+    def _sector_proof(self, params: SectorProofParams) -> dict[str, Any]:
+        return self.node.sector_proof(params.sector_index, params.flow_root).to_json()
 
-    def _file_info(self, params: list[Any]) -> dict[str, Any] | None:
-        root = _hash(get_param(params, 0, "root"), "root")
-        need_available = get_param(params, 1, "needAvailable", required=False)
-        if need_available is not None and not isinstance(need_available, bool):
-            raise RpcError(INVALID_PARAMS, "needAvailable must be a boolean")
-        return self._info_or_none(self.node.tx_by_root(root))
-
-    def _sector_proof(self, params: list[Any]) -> dict[str, Any]:
-        sector = validate_int(get_param(params, 0, "sectorIndex"), "sectorIndex")
-        flow_root = get_param(params, 1, "flowRoot", required=False)
-        root = None if flow_root is None else _hash(flow_root, "flowRoot")
-        return self.node.sector_proof(sector, root).to_json()
-
-    def _flow_context(self, params: list[Any]) -> list[Any]:
+    def _flow_context(self) -> list[Any]:
         root, length = self.node.flow_context()
         return ["0x" + root.hex(), length]
 
-    def _shutdown(self, params: list[Any]) -> None:
+    def _shutdown(self, params: Params) -> None:
         if self.shutdown is not None:
             self.shutdown()
         return None
@@ -198,17 +236,16 @@ class NodeRpc:
             raise FileNotFound(f"no file with tx seq {seq} on this node")
         if record.finalized:
             return "Completed"
-        return self.node.peer_sync.file_status(seq) or "Idle"
+        return file_status(self.node.peer_sync, seq) or "Idle"
 
-    def _sync_info(self) -> dict[str, Any]:
+    def _sync_info(self) -> SyncInfo:
         state = self.node.sync.state
-        return {"head": state.head, "syncedBlock": state.synced_block, "errors": state.errors,
-                "lastError": state.last_error, "nextTxSeq": self.node.store.next_seq(),
-                "shardConfig": self.node.shard.to_json(), "fileSync": self.node.peer_sync.info()}
+        return SyncInfo(head=state.head, synced_block=state.synced_block, errors=state.errors,
+                        last_error=state.last_error, next_tx_seq=self.node.store.next_seq(),
+                        shard_config=self.node.shard.to_json(), file_sync=sync_info(self.node.peer_sync))
 
-    def _file_location(self, params: list[Any]) -> list[dict[str, Any]] | None:
-        record = self.node.store.tx(validate_int(get_param(params, 0, "txSeq"), "txSeq"))
+    def _file_location(self, seq: int) -> list[dict[str, Any]] | None:
+        record = self.node.store.tx(seq)
         if record is None or not record.finalized:
             return None
-        return [{"ip": "127.0.0.1", "shardConfig": self.node.shard.to_json()}]
-
+        return [FileLocation(ip="127.0.0.1", shard_config=self.node.shard.to_json()).to_json()]

@@ -44,7 +44,8 @@ from zgos.runtime.jsonrpc import (
 )
 from zgos.runtime.ratelimit import ClientRateLimiter, RateLimit
 from zgos.runtime.serve import EdgeServer, bind_listener
-from zgos.storage.node.node import AlreadyFinalized, DataUnavailable, FileNotFound, StorageNode
+from zgos.storage.node.errors import AlreadyFinalized, DataUnavailable, FileNotFound
+from zgos.storage.node.node import StorageNode
 from zgos.storage.node.rpc import NodeRpc, node_rpc_server
 from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
 from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof
@@ -137,7 +138,7 @@ class NodeApp:
     # --- routes --------------------------------------------------------------------------
 
     async def status(self, request: Request) -> Response:
-        return JSONResponse(await self._run(self.node.status))
+        return JSONResponse(await self._run(lambda: self.rpc.node_status().to_json()))
 
     async def put_segment(self, request: Request) -> Response:
         if SEGMENT_PATH.match(request.url.path) is None:
@@ -216,6 +217,11 @@ class NodeServer(EdgeServer):
         super().__init__(self.front.app, sock, self.limits.policy(access))
 
     @property
+    def rpc(self) -> NodeRpc:
+        """The node's JSON-RPC methods; parts beside the node extend them through its hook."""
+        return self.front.rpc
+
+    @property
     def methods(self) -> dict[str, Any]:
-        """The JSON-RPC method table (a miner adds its methods here)."""
+        """The JSON-RPC method table, as served."""
         return self.front.rpc.methods

@@ -31,9 +31,12 @@ from zgos.storage.spec.merkle import (
     MAX_TREE_HEIGHT,
     SECTORS_PER_SEGMENT,
     ZERO_HASHES,
+    ZERO_SECTOR_HASH,
     Proof,
     ceil_div,
+    compute_leaf_hashes,
     compute_sector_count,
+    compute_segment_root_from_leaves,
     next_pow2,
 )
 
@@ -312,6 +315,21 @@ def compute_flow_items(submissions: Sequence[tuple[int, Submission]]) -> list[Fl
 
 
 InnerRoot = Callable[[FlowItem, int, int], bytes]
+SectorReader = Callable[[int, int], bytes]  # (first flow sector, count) -> their bytes
+
+
+def compute_sector_data_root(read: SectorReader, position: int, height: int) -> bytes:
+    """Root of the ``2^height`` flow sectors from ``position``, hashed from their data: the
+    data inside a submission node, as an ``InnerRoot`` needs it. ``read`` is asked for at most
+    one segment (1024 sectors) at a time; bytes it does not return are zero sectors."""
+    count = 1 << height
+    leaves: list[bytes] = []
+    for first in range(position, position + count, SECTORS_PER_SEGMENT):
+        sectors = min(SECTORS_PER_SEGMENT, position + count - first)
+        data = read(first, sectors)
+        leaves += compute_leaf_hashes(data)
+        leaves += [ZERO_SECTOR_HASH] * (sectors - ceil_div(len(data), BYTES_PER_SECTOR))
+    return compute_segment_root_from_leaves(leaves)
 
 
 def compute_flow_subtree_root(items: Sequence[FlowItem], position: int, height: int, inner: InnerRoot) -> bytes:
