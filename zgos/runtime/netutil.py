@@ -90,7 +90,12 @@ class JsonRpcNotJson(JsonRpcFailure):
 
 
 class JsonRpcErrorAnswer(JsonRpcFailure):
-    """The server answered with a JSON-RPC error object (``str``: its message)."""
+    """The server answered with a JSON-RPC error object (``str``: its message; ``code``: its
+    code, None when the object has no integer code)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def call_jsonrpc(http: httpx.Client, url: str, method: str, params: Sequence[Any] = (), *,
@@ -113,7 +118,10 @@ def call_jsonrpc(http: httpx.Client, url: str, method: str, params: Sequence[Any
         raise JsonRpcNotJson(f"{method} answered {str(answer)[:80]}")
     if "error" in answer:
         error = answer["error"]
-        raise JsonRpcErrorAnswer(str(error.get("message") if isinstance(error, dict) else error))
+        if not isinstance(error, dict):
+            raise JsonRpcErrorAnswer(str(error))
+        code = error.get("code")
+        raise JsonRpcErrorAnswer(str(error.get("message")), code if type(code) is int else None)
     return answer.get("result")
 
 

@@ -31,9 +31,9 @@ from zgos.runtime.jsonrpc import (
     validate_int,
 )
 from zgos.runtime.ratelimit import ClientRateLimiter
-from zgos.storage.node.node import DataUnavailable, FileNotFound, StorageNode
+from zgos.storage.node.node import AlreadyFinalized, DataUnavailable, FileNotFound, StorageNode
 from zgos.storage.spec.merkle import InvalidProof, parse_hash
-from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof
+from zgos.storage.spec.segment import ALREADY_FINALIZED_ERROR_CODE, InvalidSegment, SegmentWithProof
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,9 @@ class NodeRpc:
         for segment in segments:
             try:
                 self.node.upload_segment(segment, tx_seq)
+            except AlreadyFinalized as exc:  # a typed code: the uploader's work is done
+                prefix = "" if len(segments) == 1 else f"segment {segment.index}: "
+                raise RpcError(ALREADY_FINALIZED_ERROR_CODE, prefix + str(exc)) from None
             except ZgError as exc:
                 if len(segments) == 1:
                     raise
