@@ -94,6 +94,18 @@ def wait_for(check: Callable[[], bool], what: str, timeout_s: float = WAIT_TIMEO
         time.sleep(POLL_S)
 
 
+def request_status(http: httpx.Client, url: str, request_id: int = 1) -> Any:
+    """The ``zgs_getStatus`` answer of the node at ``url`` (raises ``zgos.runtime.netutil``'s
+    ``JsonRpc*`` errors: callers that report their own reasons, like discovery, use it as is)."""
+    return call_jsonrpc(http, url, "zgs_getStatus", request_id=request_id)
+
+
+def request_shard_config(http: httpx.Client, url: str, request_id: int = 1) -> ShardConfig:
+    """The shard the node at ``url`` serves (``zgs_getShardConfig``); raises the ``JsonRpc*``
+    errors, or ``InvalidShardConfig`` for a malformed answer."""
+    return ShardConfig.from_json(call_jsonrpc(http, url, "zgs_getShardConfig", request_id=request_id))
+
+
 class NodeConnection:
     """One storage node: the raw-bytes fast path of zgos nodes, or 0G's JSON-RPC only
     (``fast=False``, or detected when the node has no ``/health`` endpoint, e.g. a 0G node)."""
@@ -116,8 +128,13 @@ class NodeConnection:
         return self._fast
 
     def rpc(self, method: str, *params: Any) -> Any:
+        return self._guarded(method, lambda request_id: call_jsonrpc(self.http, self.url, method, params,
+                                                                     request_id=request_id))
+
+    def _guarded(self, method: str, call: Callable[[int], Any]) -> Any:
+        """``call(request_id)`` with the netutil errors turned into this module's."""
         try:
-            return call_jsonrpc(self.http, self.url, method, params, request_id=next(self._ids))
+            return call(next(self._ids))
         except JsonRpcGuarded as exc:
             raise NodeMisbehaved(f"storage node {self.url} did not answer {method} ({exc})") from None
         except (JsonRpcUnreachable, JsonRpcNotJson) as exc:
@@ -130,13 +147,14 @@ class NodeConnection:
 
     def status(self) -> Any:
         """The node's ``zgs_getStatus`` answer (log sync height, peers, network identity)."""
-        return self.rpc("zgs_getStatus")
+        return self._guarded("zgs_getStatus", lambda request_id: request_status(self.http, self.url, request_id))
 
     def shard(self) -> ShardConfig:
         """The shard the node serves (asked once)."""
         if self._shard is None:
             try:
-                self._shard = ShardConfig.from_json(self.rpc("zgs_getShardConfig"))
+                self._shard = self._guarded("zgs_getShardConfig",
+                                            lambda request_id: request_shard_config(self.http, self.url, request_id))
             except InvalidShardConfig as exc:
                 raise StorageError(f"{self.url} reports a bad shard config: {exc.message}") from None
         return self._shard
