@@ -1,12 +1,15 @@
-"""The storage contracts as Python objects: submit files to the Flow, read Submit events.
+"""The storage contracts as Python objects: submit files to the Flow, read Submit events,
+read and write erasure records.
 
 ``FlowContract`` wraps one deployed ``Flow`` (same ABI as 0G's FixedPriceFlow in TS SDK 1.2.8)
 and its ``Market``. Node log sync and the client SDK both use it, so the event decoding and the
-fee rule live in one place. ``DEPLOY_PLAN`` is storage's part of the deploy plan.
+fee rule live in one place. ``ErasureRegistry`` wraps the registry of erasure records (data
+root -> parity root, k+m, placement groups). ``DEPLOY_PLAN`` is storage's part of the deploy plan.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +18,19 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
-from zgos.chain.client import Chain
+from zgos.chain.client import Chain, Receipt
 from zgos.chain.deploy import ContractPlan, wire
+from zgos.storage.spec.erasure import (
+    ErasureParams,
+    InvalidErasureParams,
+    InvalidLayout,
+    decode_groups,
+    encode_groups,
+)
 from zgos.storage.spec.flow import Submission, compute_data_root, compute_fee
+from zgos.storage.spec.shard import ShardConfig
+
+log = logging.getLogger(__name__)
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -296,6 +309,52 @@ class Reward:
 
     def owed(self, address: str) -> int:
         return self._uint("owed", to_checksum_address(address))
+
+
+@dataclass(frozen=True)
+class ErasureRecord:
+    """An ``ErasureRegistry`` record: the parity file and layout of one data root, by its uploader."""
+
+    data_root: bytes
+    parity_root: bytes
+    params: ErasureParams
+    groups: tuple[ShardConfig, ...]
+    uploader: str
+
+
+class ErasureRegistry:
+    """Typed access to the ``ErasureRegistry`` contract."""
+
+    def __init__(self, chain: Chain, address: str) -> None:
+        self.chain = chain
+        self.contract = chain.contract("ErasureRegistry", address)
+
+    def flow_address(self) -> str:
+        """The ``Flow`` whose first submitters own the records."""
+        return str(self.chain.call(self.contract.functions.flow()))
+
+    def record_of(self, data_root: bytes) -> ErasureRecord | None:
+        """The record of ``data_root`` (written by its first Flow submitter), or None; a
+        malformed one is logged and ignored."""
+        parity_root, k, m, uploader, _at, groups = self.chain.call(self.contract.functions.recordOf(data_root))
+        if int(str(uploader), 16) == 0:
+            return None
+        try:
+            return ErasureRecord(data_root, bytes(parity_root), ErasureParams(int(k), int(m)),
+                                 decode_groups(bytes(groups)), str(uploader))
+        except (InvalidLayout, InvalidErasureParams) as exc:
+            log.warning("ignoring the malformed erasure record of 0x%s by %s: %s", data_root.hex(), uploader, exc.message)
+            return None
+
+    def record(self, account: LocalAccount, record: ErasureRecord) -> Receipt:
+        fn = self.contract.functions.record(record.data_root, record.parity_root, record.params.k,
+                                            record.params.m, encode_groups(record.groups))
+        return self.chain.transact(account, fn)
+
+    def recorded_roots(self, from_block: int, to_block: int) -> list[bytes]:
+        """The data roots of the ``ErasureCoded`` events in the block range, in order."""
+        return [bytes(event["args"]["dataRoot"])
+                for event in self.chain.get_logs(self.contract, "ErasureCoded", from_block, to_block)]
 
 
 # --- Storage's part of the deploy plan (zgos.devnet.plan) ------------------------------------

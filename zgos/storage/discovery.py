@@ -33,8 +33,9 @@ from typing import Any
 
 from zgos.chain.registry import NodeKind, NodeRegistry, url_problem
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
-from zgos.runtime.netutil import JsonRpcFailure, JsonRpcGuarded, JsonRpcUnreachable, call_jsonrpc
+from zgos.runtime.netutil import JsonRpcFailure, JsonRpcGuarded, JsonRpcUnreachable
 from zgos.runtime.outbound import OutboundClient, within
+from zgos.storage.nodeclient import request_shard_config, request_status
 from zgos.storage.scores import compute_backoff_s
 from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
 
@@ -89,10 +90,10 @@ def probe(http: OutboundClient, candidate: Candidate, chain_id: int | None = Non
         return ProbeFailure(problem)
     try:
         with within(deadline_s):
-            shard = ShardConfig.from_json(call_jsonrpc(http, url, "zgs_getShardConfig"))
+            shard = request_shard_config(http, url)
             identity = None
             if chain_id is not None or flow_address is not None:
-                status = call_jsonrpc(http, url, "zgs_getStatus")
+                status = request_status(http, url)
                 identity = status.get("networkIdentity", {}) if isinstance(status, dict) else {}
     except JsonRpcGuarded as exc:
         return ProbeFailure(f"unreachable ({exc})", misbehaved=True)

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from zgos.chain.client import Chain
 from zgos.core.errors import ZgError
-from zgos.storage.ecclient import ErasureClient, ErasureRegistry
+from zgos.storage.contracts import ErasureRegistry
+from zgos.storage.ecclient import ErasureClient
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,7 @@ class RepairWorker:
         known = set(self.state.roots)
         for start in range(self.state.next_block, head + 1, LOG_BLOCK_RANGE):
             end = min(head, start + LOG_BLOCK_RANGE - 1)
-            for event in self.chain.get_logs(self.registry.contract, "ErasureCoded", start, end):
-                root = bytes(event["args"]["dataRoot"])
+            for root in self.registry.recorded_roots(start, end):
                 if root not in known:
                     known.add(root)
                     self.state.roots.append(root)

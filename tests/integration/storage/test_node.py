@@ -11,9 +11,10 @@ import pytest
 
 from tests.integration.storage.conftest import RunningNode
 from zgos.storage.client import CorruptData, StorageClient
+from zgos.storage.nodeclient import NodeConnection, wait_for
 from zgos.storage.spec.filetree import FileTree
 from zgos.storage.spec.merkle import Proof
-from zgos.storage.spec.segment import SegmentWithProof
+from zgos.storage.spec.segment import ALREADY_FINALIZED_ERROR_CODE, SegmentWithProof
 
 
 def rpc(url: str, method: str, *params: object) -> dict:
@@ -80,7 +81,7 @@ def test_bad_segment_is_rejected_with_a_named_reason_and_state_unchanged(
     tree = FileTree.from_bytes(data)
     submitted = client.flow.submit(client.account, [tree.submission()])  # type: ignore[union-attr]
     seq = submitted.entries[0].seq
-    client._wait(lambda: rpc(storage_node.url, "zgs_getFileInfoByTxSeq", seq)["result"] is not None, "sync")
+    wait_for(lambda: rpc(storage_node.url, "zgs_getFileInfoByTxSeq", seq)["result"] is not None, "sync")
     good = _segment_json(tree, data, 0)
     before = storage_node.node.store.segment_indexes(seq)
     answer = rpc(storage_node.url, "zgs_uploadSegment", mutate(good))
@@ -88,6 +89,27 @@ def test_bad_segment_is_rejected_with_a_named_reason_and_state_unchanged(
     assert storage_node.node.store.segment_indexes(seq) == before
     assert rpc(storage_node.url, "zgs_getFileInfoByTxSeq", seq)["result"]["uploadedSegNum"] == len(before)
     assert rpc(storage_node.url, "zgs_uploadSegment", good) == {"jsonrpc": "2.0", "id": 1, "result": None}
+
+
+def test_a_segment_of_a_finalized_file_is_refused_with_a_typed_code_the_client_accepts(
+    tmp_path: Path, client: StorageClient, storage_node: RunningNode,
+) -> None:
+    data = os.urandom(2 * 262_144 + 99)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    result = client.upload(path)
+    tree = FileTree.from_bytes(data)
+    one = rpc(storage_node.url, "zgs_uploadSegmentsByTxSeq", [_segment_json(tree, data, 1)], result.tx_seq)
+    assert one["error"] == {"code": ALREADY_FINALIZED_ERROR_CODE,
+                            "message": f"file {result.tx_seq} is already uploaded and finalized"}
+    two = rpc(storage_node.url, "zgs_uploadSegmentsByTxSeq",
+              [_segment_json(tree, data, 0), _segment_json(tree, data, 1)], result.tx_seq)
+    assert two["error"]["code"] == ALREADY_FINALIZED_ERROR_CODE
+    assert two["error"]["message"] == f"segment 0: file {result.tx_seq} is already uploaded and finalized"
+    segment = SegmentWithProof.from_json(_segment_json(tree, data, 2))
+    with httpx.Client() as http:
+        for fast in (False, True):  # JSON-RPC (the typed code) and the fast path (the file's state)
+            NodeConnection(storage_node.url, http, fast=fast).put_segment(result.tx_seq, segment)
 
 
 def test_segment_for_an_unknown_large_root_is_rejected(storage_node: RunningNode) -> None:
@@ -103,7 +125,7 @@ def test_small_upload_before_the_transaction_is_cached_then_stored(tmp_path: Pat
     assert answer["result"] is None
     submitted = client.flow.submit(client.account, [tree.submission()])  # type: ignore[union-attr]
     seq = submitted.entries[0].seq
-    client._wait(lambda: rpc(storage_node.url, "zgs_checkFileFinalized", seq)["result"] is True, "finalize from cache")
+    wait_for(lambda: rpc(storage_node.url, "zgs_checkFileFinalized", seq)["result"] is True, "finalize from cache")
 
 
 def test_download_from_a_corrupted_node_fails_verification(tmp_path: Path, client: StorageClient, storage_node: RunningNode) -> None:

@@ -135,7 +135,7 @@ def _repair_all(cli: CliContext, node: list[str] | None, indexer: str | None, wo
                 watch: float | None) -> None:
     import threading
 
-    from zgos.storage.ecclient import ErasureRegistry
+    from zgos.storage.contracts import ErasureRegistry
     from zgos.storage.repairer import STATE_FILE_NAME, RepairPass, RepairWorker
 
     deployment, chain = cli.deployment(), cli.chain()

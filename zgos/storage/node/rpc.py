@@ -30,7 +30,7 @@ from zgos.runtime.jsonrpc import (
     RpcError,
 )
 from zgos.runtime.ratelimit import ClientRateLimiter
-from zgos.storage.node.errors import DataUnavailable, FileNotFound
+from zgos.storage.node.errors import AlreadyFinalized, DataUnavailable, FileNotFound
 from zgos.storage.node.node import StorageNode
 from zgos.storage.node.rpcmodels import (
     CheckFinalizedParams,
@@ -57,7 +57,7 @@ from zgos.storage.node.rpcmodels import (
 )
 from zgos.storage.node.store import TxRecord
 from zgos.storage.node.syncstatus import file_status, peers_json, sync_info
-from zgos.storage.spec.segment import SegmentWithProof
+from zgos.storage.spec.segment import ALREADY_FINALIZED_ERROR_CODE, SegmentWithProof
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,9 @@ class NodeRpc:
         for segment in segments:
             try:
                 self.node.upload_segment(segment, tx_seq)
+            except AlreadyFinalized as exc:  # a typed code: the uploader's work is done
+                prefix = "" if len(segments) == 1 else f"segment {segment.index}: "
+                raise RpcError(ALREADY_FINALIZED_ERROR_CODE, prefix + str(exc)) from None
             except ZgError as exc:
                 if len(segments) == 1:
                     raise

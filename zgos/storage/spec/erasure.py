@@ -176,35 +176,56 @@ def compute_stripe_layout(params: ErasureParams, first_flow_segment: int, data_s
     if len(groups) > MAX_GROUPS:
         raise InvalidLayout(f"at most {MAX_GROUPS} placement groups, got {len(groups)}")
     owners = compute_residue_owners(groups)
-    n = len(owners)
     if len(groups) < params.pieces:
         raise InvalidLayout(
             f"erasure coding {params} needs {params.pieces} nodes in distinct shards, the placement has {len(groups)}",
             f"run at least {params.pieces} storage nodes with disjoint shards (e.g. --shard i/{_pow2_at_least(params.pieces)})",
         )
-    residues_of = [sum(1 for owner in owners if owner == g) for g in range(len(groups))]
-    remaining: list[deque[int]] = [deque() for _ in groups]
+    stripes, pending = _assign_stripes(params, owners, len(groups), first_flow_segment, data_segments)
+    positions, total = _place_parity(pending, owners, len(stripes), params.m)
+    placed = tuple(
+        Stripe(s.data, tuple(positions[t]), s.data_groups, s.parity_groups) for t, s in enumerate(stripes)
+    )
+    return StripeLayout(params, tuple(groups), placed, total)
+
+
+def _assign_stripes(params: ErasureParams, owners: list[int], group_count: int, first_flow_segment: int,
+                    data_segments: int) -> tuple[list[Stripe], list[deque[tuple[int, int]]]]:
+    """Step 1-2: the data segments of each stripe (one per group, fullest groups first) and its
+    parity groups (least parity-loaded per residue first); per group, the (stripe, row) parity
+    pieces it must hold, in order. The stripes' parity positions are left empty."""
+    n = len(owners)
+    residues_of = [sum(1 for owner in owners if owner == g) for g in range(group_count)]
+    remaining: list[deque[int]] = [deque() for _ in range(group_count)]
     for i in range(data_segments):
         remaining[owners[(first_flow_segment + i) % n]].append(i)
-    parity_load = [0] * len(groups)
+    parity_load = [0] * group_count
     stripes: list[Stripe] = []
-    pending: list[deque[tuple[int, int]]] = [deque() for _ in groups]  # (stripe, row) per group
+    pending: list[deque[tuple[int, int]]] = [deque() for _ in range(group_count)]
     while any(remaining):
-        order = sorted((g for g in range(len(groups)) if remaining[g]), key=lambda g: (-len(remaining[g]), g))
+        order = sorted((g for g in range(group_count) if remaining[g]), key=lambda g: (-len(remaining[g]), g))
         picked = sorted((remaining[g].popleft(), g) for g in order[: params.k])
-        data: list[int | None] = [i for i, _ in picked]
-        data_groups: list[int | None] = [g for _, g in picked]
-        data += [None] * (params.k - len(picked))
-        data_groups += [None] * (params.k - len(picked))
+        padding: list[None] = [None] * (params.k - len(picked))
+        data: list[int | None] = [i for i, _ in picked] + padding
+        data_groups: list[int | None] = [g for _, g in picked] + padding
         used = {g for g in data_groups if g is not None}
-        free = sorted((g for g in range(len(groups)) if g not in used),
+        free = sorted((g for g in range(group_count) if g not in used),
                       key=lambda g: (parity_load[g] * n // residues_of[g], parity_load[g], g))
         parity_groups = tuple(free[: params.m])
         for row, g in enumerate(parity_groups):
             parity_load[g] += 1
             pending[g].append((len(stripes), row))
         stripes.append(Stripe(tuple(data), (), tuple(data_groups), parity_groups))
-    positions: list[list[int]] = [[0] * params.m for _ in stripes]
+    return stripes, pending
+
+
+def _place_parity(pending: list[deque[tuple[int, int]]], owners: list[int], stripe_count: int,
+                  m: int) -> tuple[list[list[int]], int]:
+    """Step 3: each group's parity pieces, in order, at the parity file segments its residues
+    own; returns the positions per (stripe, row) and the parity file's segment count (at least
+    one full round of residues)."""
+    n = len(owners)
+    positions: list[list[int]] = [[0] * m for _ in range(stripe_count)]
     j = 0
     while any(pending):
         queue = pending[owners[j % n]]
@@ -212,11 +233,7 @@ def compute_stripe_layout(params: ErasureParams, first_flow_segment: int, data_s
             t, row = queue.popleft()
             positions[t][row] = j
         j += 1
-    total = max(j, n)
-    placed = tuple(
-        Stripe(s.data, tuple(positions[t]), s.data_groups, s.parity_groups) for t, s in enumerate(stripes)
-    )
-    return StripeLayout(params, tuple(groups), placed, total)
+    return positions, max(j, n)
 
 
 def is_valid_parity_start(parity_first_flow_segment: int, groups: Sequence[ShardConfig]) -> bool:

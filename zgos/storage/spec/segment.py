@@ -48,6 +48,11 @@ class InvalidSegment(ZgError):
     """A segment fails a check; the message names which one."""
 
 
+# The JSON-RPC error code of a segment upload refused because its file is already finalized
+# (every segment stored): the uploader's work is done, it is not a failure. Other refusals
+# keep the generic server error code.
+ALREADY_FINALIZED_ERROR_CODE = -32001
+
 @dataclass(frozen=True)
 class SegmentWithProof:
     """0G's ``SegmentWithProof``: ``{root, data (base64), index, proof, fileSize}``."""

@@ -1,0 +1,269 @@
+"""The one download pipeline of zgos storage: size -> locate -> plan -> fetch+verify -> write.
+
+Download (storage.md §5.4): take the file's size from its first ``Flow`` submission (the data
+root does not fix the byte length: a node claiming fewer or more bytes could otherwise truncate
+or pad a "verified" file), find the nodes that have the file finalized and describe it as the
+chain does (a node that disagrees is skipped, logged and scored down), fetch segments in
+parallel, check every segment's proof against the data root at its position before writing it,
+rotate to the next node when one serves bad bytes, write into a temporary file beside OUT and
+rename it into place only when every segment verified, so OUT is never half-written. Since each
+segment is proven at its own index under the root and all segments are fetched, the file as a
+whole is verified without a second pass. A downloader without a chain can only require the
+nodes to agree on the size (and checks the last segment first, so an absurd size fails at once).
+
+The erasure-coded download (``zgos.storage.erasurecode``) shares the size, locate and write
+stages (``verified_locations``, ``atomic_output``) and rebuilds what it cannot fetch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections import deque
+from collections.abc import Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from zgos.storage.contracts import FlowContract
+from zgos.storage.fasthash import segment_root
+from zgos.storage.nodeclient import (
+    CorruptData,
+    FileLocation,
+    NodeConnection,
+    StorageError,
+    claimed_size,
+    describes_file,
+    locate,
+)
+from zgos.storage.scores import PeerScores
+from zgos.storage.spec.flow import compute_segment_count
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT
+from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof, validate_segment
+from zgos.storage.spec.shard import compute_flow_segment
+from zgos.storage.upload import Progress
+
+log = logging.getLogger(__name__)
+
+MAX_DOWNLOAD_THREADS = 64
+STREAM_WINDOW_SEGMENTS = 32  # segments fetched ahead of the consumer (8 MiB)
+
+
+@dataclass(frozen=True)
+class VerifiedFile:
+    """What a download trusts about a file: the root asked for and its byte size, from the
+    chain (``size_from == "chain"``) or, without a chain, as every node reporting it agrees."""
+
+    root: bytes
+    size: int
+    size_from: str
+
+
+@dataclass(frozen=True)
+class DownloadPlan:
+    file: VerifiedFile
+    seq_by_node: dict[str, int]
+    holders: list[list[NodeConnection]]  # per segment index modulo `modulus`, the nodes of its shard
+    modulus: int
+    threads: int
+
+
+class Downloader:
+    """The download stages against one set of nodes and (optionally) one Flow."""
+
+    def __init__(self, nodes: Sequence[NodeConnection], flow: FlowContract | None, workers: int,
+                 scores: PeerScores) -> None:
+        self.nodes = list(nodes)
+        self.flow = flow
+        self.workers = workers
+        self.scores = scores
+
+    # --- size and locate -----------------------------------------------------------------
+
+    def size_of(self, root: bytes) -> int | None:
+        """The byte size of the file ``root`` from its first Flow submission (None: no chain)."""
+        if self.flow is None:
+            return None
+        first = self.flow.file_of(root)
+        if first is None:
+            raise StorageError(f"0x{root.hex()} was never submitted to the Flow contract",
+                               "check the root (`zg storage info`), or wait for the upload's transaction")
+        return first.size
+
+    def verified_locations(self, root: bytes, finalized: bool = True) -> tuple[VerifiedFile, list[FileLocation]]:
+        """The file ``root`` (size from the chain) and the nodes that describe it the same way.
+
+        A node whose answer names another root or another size is skipped, logged and scored
+        down: it lies about the file. Without a chain the reporting nodes must agree on the size
+        (``StorageError`` if they do not); their common size is then the best available."""
+        size = self.size_of(root)
+        locations = locate(self.nodes, root, finalized=finalized)
+        file = VerifiedFile(root, size, "chain") if size is not None else _agreed_size(root, locations)
+        agreeing = []
+        for loc in locations:
+            if describes_file(loc, root, file.size):
+                agreeing.append(loc)
+            else:
+                self.scores.corrupt(loc.node)
+                log.warning("storage node %s describes 0x%s as %s bytes, not %d (from the %s): skipped and scored "
+                            "down to %d", loc.node, root.hex(), claimed_size(loc, root), file.size, file.size_from,
+                            self.scores.score(loc.node))
+        return file, agreeing
+
+    # --- plan ----------------------------------------------------------------------------
+
+    def plan(self, root: bytes) -> DownloadPlan:
+        """Where each segment of the finalized file ``root`` can be fetched."""
+        file, locations = self.verified_locations(root)
+        if not locations:
+            raise StorageError(f"no node holds a finalized copy of 0x{root.hex()} ({file.size} bytes per the {file.size_from})",
+                               "check the root with `zg storage info`, or wait for the upload to finish")
+        seq_by_node = {loc.node: loc.seq for loc in locations}
+        start_by_node = {loc.node: loc.start_entry for loc in locations}
+        nodes = self._with_shards([n for n in self.nodes if n.url in seq_by_node])
+        if not nodes:
+            raise StorageError(f"no node holding 0x{root.hex()} reports its shard", "check the nodes, or add nodes")
+        # Shards hold flow segments by residue modulo a power of two, so which nodes hold file
+        # segment i depends on i modulo the largest num_shard only (one list per residue).
+        modulus = max(n.shard().num_shard for n in nodes)
+        count = compute_segment_count(file.size)
+        holders = [[n for n in nodes if n.shard().holds(compute_flow_segment(start_by_node[n.url], r))]
+                   for r in range(modulus)]
+        if missing := [i for i in range(min(count, modulus)) if not holders[i]]:
+            uncovered = sum(len(range(i, count, modulus)) for i in missing)
+            raise StorageError(f"no reachable node holds segment {missing[0]} of 0x{root.hex()} "
+                               f"({uncovered} segment(s) uncovered)", "wait for the nodes to sync, or add nodes")
+        plan = DownloadPlan(file=file, seq_by_node=seq_by_node, holders=holders, modulus=modulus,
+                            threads=min(MAX_DOWNLOAD_THREADS, self.workers * len(nodes)))  # `workers` per node
+        if file.size_from == "nodes":  # an absurd claimed size fails here, before any allocation
+            try:
+                self.fetch_verified(plan, count - 1)
+            except StorageError as exc:
+                raise download_failed(root, exc) from None
+        return plan
+
+    def _with_shards(self, nodes: list[NodeConnection]) -> list[NodeConnection]:
+        """The ``nodes`` that report their shard (the others are logged and skipped)."""
+        answering = []
+        for node in nodes:
+            try:
+                node.shard()
+                answering.append(node)
+            except StorageError as exc:
+                log.warning("skipping storage node %s: %s", node.url, exc.message)
+        return answering
+
+    # --- fetch and verify ----------------------------------------------------------------
+
+    def fetch_verified(self, plan: DownloadPlan, index: int) -> bytes:
+        """Segment ``index`` (file bytes only), proof-checked; the next holder is tried when one
+        fails or serves corrupt bytes (and is scored down). Raises ``CorruptData`` if any holder
+        served corrupt data."""
+        root, size = plan.file.root, plan.file.size
+        errors = []
+        candidates = plan.holders[index % plan.modulus]
+        turn = index // plan.modulus  # spreads each residue class over its holders
+        rotated = [candidates[(turn + attempt) % len(candidates)] for attempt in range(len(candidates))]
+        corrupt = False
+        for node in sorted(rotated, key=lambda n: self.scores.banned(n.url)):  # banned nodes last
+            try:
+                data, proof = node.get_segment(plan.seq_by_node[node.url], index)
+                validate_segment(SegmentWithProof(root, data, index, proof, size), root, size, segment_root)
+            except InvalidSegment as exc:
+                self.scores.corrupt(node.url)
+                errors.append(f"{node.url} served corrupt segment {index} ({exc.message})")
+                corrupt = True
+                continue
+            except StorageError as exc:
+                errors.append(exc.message)
+                corrupt = corrupt or isinstance(exc, CorruptData)
+                continue
+            return data[: size - index * BYTES_PER_SEGMENT]
+        raise (CorruptData if corrupt else StorageError)("; ".join(errors))
+
+    # --- write ---------------------------------------------------------------------------
+
+    def download(self, root: bytes, out: Path, progress: Progress | None = None) -> VerifiedFile:
+        """Download the file with data root ``root`` to ``out``, verified; atomic."""
+        plan = self.plan(root)
+        with atomic_output(out, plan.file.size) as handle:
+
+            def fetch(index: int) -> None:
+                data = self.fetch_verified(plan, index)
+                os.pwrite(handle, data, index * BYTES_PER_SEGMENT)
+                if progress:
+                    progress(len(data))
+
+            with ThreadPoolExecutor(plan.threads) as pool:
+                results = [pool.submit(fetch, i) for i in range(compute_segment_count(plan.file.size))]
+                failure = next((exc for f in results if (exc := f.exception()) is not None), None)
+            if failure is not None:
+                raise download_failed(root, failure)
+        return plan.file
+
+    def stream(self, root: bytes, window: int = STREAM_WINDOW_SEGMENTS) -> tuple[VerifiedFile, Generator[bytes, None, None]]:
+        """The file with data root ``root`` as verified chunks in order (one per segment),
+        fetched ``window`` segments ahead in parallel: nothing is yielded before its own proof
+        checked out, so a consumer can pass bytes on at once. A failure mid-way raises from the
+        iterator (the consumer has the verified prefix only)."""
+        plan = self.plan(root)
+        return plan.file, self._chunks(plan, window)
+
+    def _chunks(self, plan: DownloadPlan, window: int) -> Generator[bytes, None, None]:
+        count = compute_segment_count(plan.file.size)
+        with ThreadPoolExecutor(plan.threads) as pool:
+            pending = deque(pool.submit(self.fetch_verified, plan, i) for i in range(min(window, count)))
+            submitted = len(pending)
+            try:
+                while pending:
+                    future = pending.popleft()
+                    if submitted < count:
+                        pending.append(pool.submit(self.fetch_verified, plan, submitted))
+                        submitted += 1
+                    try:
+                        yield future.result()
+                    except StorageError as exc:
+                        raise download_failed(plan.file.root, exc) from None
+            finally:
+                for future in pending:
+                    future.cancel()
+
+
+def _agreed_size(root: bytes, locations: list[FileLocation]) -> VerifiedFile:
+    """Without a chain: the size every node reporting ``root`` claims (``StorageError`` if
+    they disagree or none reports it)."""
+    sizes = {claimed for loc in locations if (claimed := claimed_size(loc, root)) is not None}
+    if len(sizes) > 1:
+        raise StorageError(f"the storage nodes disagree on the size of 0x{root.hex()}: {sorted(sizes)} bytes",
+                           "download against the chain (a deployment), which records the true size")
+    if not sizes:
+        raise StorageError(f"no node holds a finalized file with root 0x{root.hex()}",
+                           "check the root with `zg storage info`, or wait for the upload to finish")
+    return VerifiedFile(root, sizes.pop(), "nodes")
+
+
+def download_failed(root: bytes, cause: BaseException) -> StorageError:
+    kind = CorruptData if isinstance(cause, CorruptData) else StorageError
+    message = cause.message if isinstance(cause, StorageError) else f"{type(cause).__name__}: {cause}"
+    return kind(f"download of 0x{root.hex()} failed: {message}", "OUT was not written; another node may have a good copy")
+
+
+@contextmanager
+def atomic_output(out: Path, size: int) -> Generator[int, None, None]:
+    """A descriptor of a ``size``-byte temporary file beside ``out``, fsynced and renamed to
+    ``out`` only when the block completes, removed otherwise: ``out`` is never half-written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    try:
+        os.ftruncate(handle, size)
+        yield handle
+        os.fsync(handle)
+        os.close(handle)
+        handle = -1
+        os.replace(tmp_name, out)
+    finally:
+        if handle >= 0:
+            os.close(handle)
+        Path(tmp_name).unlink(missing_ok=True)

@@ -1,0 +1,211 @@
+"""Health and repair of an erasure-coded file (``zgos.storage.erasurecode`` lays it out).
+
+* health (``check_health``): per stripe, which pieces exist on which live nodes; which live
+  node of a piece's shard lacks it; which pieces no live node's shard holds.
+* repair (``StripeRepair``): rebuild only the stripes that lost pieces, prove each rebuilt
+  piece from its partner segment's proof, and upload it to the live node of its shard that
+  lacks it, so the file again survives ``m`` losses. When a partner is lost too the piece
+  cannot be proven that way (``Unprovable``); the caller then rebuilds the whole file.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import zfec
+
+from zgos.storage.contracts import ErasureRecord
+from zgos.storage.erasurecode import MAX_THREADS, LiveNodes, fetch_proven, pad_piece, too_few_pieces
+from zgos.storage.fasthash import segment_root
+from zgos.storage.nodeclient import CorruptData, StorageError
+from zgos.storage.spec.erasure import PIECE_BYTES, StripeLayout
+from zgos.storage.spec.flow import compute_padded_segment_sectors, compute_segment_count
+from zgos.storage.spec.merkle import InvalidProof
+from zgos.storage.spec.segment import (
+    InvalidSegment,
+    SegmentWithProof,
+    compute_segment_byte_length,
+    compute_segment_proof_from,
+    validate_segment,
+)
+from zgos.storage.spec.shard import ShardConfig
+from zgos.storage.upload import Submitted
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One piece of a stripe: a data segment, a parity file segment, or a virtual zero."""
+
+    kind: str  # "data" | "parity" | "zero"
+    index: int | None
+    flow_segment: int | None
+    nodes: tuple[str, ...]  # live nodes holding it
+
+
+@dataclass(frozen=True)
+class StripeHealth:
+    stripe: int
+    pieces: tuple[Piece, ...]
+
+    @property
+    def present(self) -> int:
+        return sum(1 for p in self.pieces if p.kind == "zero" or p.nodes)
+
+
+@dataclass
+class HealthReport:
+    root: bytes
+    record: ErasureRecord
+    stripes: list[StripeHealth]
+    dead_nodes: list[str]
+    missing: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # node -> [(kind, index)] to restore
+    orphaned: list[tuple[str, int, ShardConfig]] = field(default_factory=list)  # pieces no live node's shard holds
+
+    @property
+    def survives(self) -> int:
+        """How many more group losses every stripe survives (negative: unreadable)."""
+        k, total = self.record.params.k, self.record.params.pieces
+        return min((s.present for s in self.stripes), default=total) - k
+
+
+class Unprovable(Exception):
+    """A rebuilt piece cannot be proven from its partner alone (the partner is lost too)."""
+
+
+def check_health(report: HealthReport, live: LiveNodes, layout: StripeLayout, files: dict[str, Submitted]) -> None:
+    """Fill ``report`` with the stripes of ``layout``: where each piece of the ``"data"`` and
+    ``"parity"`` files is, which live node of its shard lacks it, which have no live node."""
+    held: dict[tuple[str, str], set[int]] = {}
+    for node, _ in live:
+        for kind, file in files.items():
+            try:
+                held[(node.url, kind)], _final = node.held_segments(file.seq)
+            except StorageError:
+                held[(node.url, kind)] = set()
+
+    def piece(kind: str, index: int | None) -> Piece:
+        if index is None:
+            return Piece("zero", None, None, ())
+        flow_segment = files[kind].first_segment + index
+        holders = tuple(n.url for n, s in live if s.holds(flow_segment) and index in held[(n.url, kind)])
+        shard_nodes = [n.url for n, s in live if s.holds(flow_segment)]
+        for url in shard_nodes:
+            if index not in held[(url, kind)]:
+                report.missing.setdefault(url, []).append((kind, index))
+        if not shard_nodes:
+            owner = next(g for g in report.record.groups if g.holds(flow_segment % layout.modulus))
+            report.orphaned.append((kind, index, owner))
+        return Piece(kind, index, flow_segment, holders)
+
+    for t, stripe in enumerate(layout.stripes):
+        pieces = [piece("data", i) for i in stripe.data] + [piece("parity", j) for j in stripe.parity]
+        report.stripes.append(StripeHealth(t, tuple(pieces)))
+
+
+class StripeRepair:
+    """Restores the pieces ``report.missing`` lists, stripe by stripe: fetch any ``k`` pieces
+    of a stripe, decode and re-encode it, prove each rebuilt piece with a proof assembled from
+    its partner segment's proof (``compute_segment_proof_from``), send it to its node."""
+
+    def __init__(self, report: HealthReport, live: LiveNodes, layout: StripeLayout, files: dict[str, Submitted],
+                 workers: int) -> None:
+        self.report = report
+        self.live = live
+        self.layout = layout
+        self.files = files
+        self.threads = min(MAX_THREADS, workers * max(1, len(live)))
+
+    def run(self) -> int:
+        """The number of segments restored; raises ``Unprovable`` when a partner is lost too."""
+        stripe_of_data, stripe_of_parity = self.layout.stripe_of_data(), self.layout.stripe_of_parity()
+        wanted: dict[int, list[tuple[str, int, str]]] = {}  # stripe -> [(kind, index, node url)]
+        for url, pieces in self.report.missing.items():
+            for kind, index in pieces:
+                t = stripe_of_data[index] if kind == "data" else stripe_of_parity[index][0]
+                wanted.setdefault(t, []).append((kind, index, url))
+        with ThreadPoolExecutor(self.threads) as pool:
+            return sum(pool.map(lambda t: self._repair_stripe(t, wanted[t]), sorted(wanted)))
+
+    def _repair_stripe(self, t: int, wanted: list[tuple[str, int, str]]) -> int:
+        nodes = {n.url: n for n, _ in self.live}
+        fetched: dict[tuple[str, int], SegmentWithProof] = {}
+        pieces = self._stripe_pieces(t, fetched)
+        stripe = self.layout.stripes[t]
+        for kind, index, url in wanted:
+            file = self.files[kind]
+            row = stripe.data.index(index) if kind == "data" else self.layout.params.k + stripe.parity.index(index)
+            segment = self._prove(file, kind, index, pieces[row], fetched)
+            nodes[url].put_segment(file.seq, segment)
+        return len(wanted)
+
+    def _stripe_pieces(self, t: int, fetched: dict[tuple[str, int], SegmentWithProof]) -> list[bytes]:
+        """All ``k + m`` pieces of stripe ``t`` (padded to a whole segment), from any ``k``
+        proof-checked pieces; the segments fetched are kept in ``fetched``."""
+        stripe = self.layout.stripes[t]
+        k, total = self.layout.params.k, self.layout.params.pieces
+        blocks: list[bytes] = []
+        numbers: list[int] = []
+        candidates = [("data", row, index) for row, index in enumerate(stripe.data)]
+        candidates += [("parity", k + row, j) for row, j in enumerate(stripe.parity)]
+        for kind, number, index in candidates:
+            if len(blocks) == k:
+                break
+            if index is None:
+                blocks.append(bytes(PIECE_BYTES))
+            else:
+                segment = fetch_proven(self.live, self.files[kind], index)
+                if segment is None:
+                    continue
+                fetched[(kind, index)] = segment
+                blocks.append(pad_piece(segment.data))
+            numbers.append(number)
+        if len(blocks) < k:
+            raise too_few_pieces(t, self.files["data"].root, len(blocks), k)
+        primary = zfec.Decoder(k, total).decode(blocks, numbers)
+        return [bytes(b) for b in primary] + [bytes(b) for b in zfec.Encoder(k, total).encode(primary, list(range(k, total)))]
+
+    def _prove(self, file: Submitted, kind: str, index: int, piece: bytes,
+               fetched: dict[tuple[str, int], SegmentWithProof]) -> SegmentWithProof:
+        """The rebuilt segment ``index`` of ``file`` with a proof from its partner's proof,
+        validated against the file's root (which also proves the rebuilt bytes)."""
+        wire = piece[: compute_segment_byte_length(file.size, index)]
+        leaf = segment_root(wire, compute_padded_segment_sectors(file.size, index))
+        count = compute_segment_count(file.size)
+        partner = index ^ 1 if index ^ 1 < count else index - 1
+        neighbour = None
+        if partner >= 0:
+            known = fetched.get((kind, partner)) or fetch_proven(self.live, file, partner)
+            if known is None:
+                raise Unprovable(f"{kind} segment {partner}, the partner of {index}, is lost too")
+            neighbour = known.proof
+        try:
+            proof = compute_segment_proof_from(file.size, file.root, index, leaf, neighbour)
+            segment = SegmentWithProof(file.root, wire, index, proof, file.size)
+            validate_segment(segment, file.root, file.size, segment_root)
+        except (InvalidProof, InvalidSegment) as exc:
+            raise CorruptData(f"rebuilt {kind} segment {index} of 0x{file.root.hex()} does not match its root: "
+                              f"{exc.message}", "the recorded parity is wrong; another record or a full copy is needed") from None
+        return segment
+
+
+def describe(report: HealthReport) -> dict[str, Any]:
+    """The health report as JSON-friendly data (for the CLI and the gateway)."""
+    k, total = report.record.params.k, report.record.params.pieces
+    return {
+        "root": "0x" + report.root.hex(),
+        "parityRoot": "0x" + report.record.parity_root.hex(),
+        "ec": str(report.record.params),
+        "groups": [str(g) for g in report.record.groups],
+        "survivesMoreLosses": report.survives,
+        "deadNodes": report.dead_nodes,
+        "stripes": [
+            {"stripe": s.stripe, "present": s.present, "of": total, "readable": s.present >= k,
+             "pieces": [{"kind": p.kind, "index": p.index, "flowSegment": p.flow_segment, "nodes": list(p.nodes)}
+                        for p in s.pieces]}
+            for s in report.stripes
+        ],
+        "toRestore": {url: len(pieces) for url, pieces in report.missing.items()},
+        "noLiveNode": [f"{kind} {index} (shard {shard})" for kind, index, shard in report.orphaned],
+    }
