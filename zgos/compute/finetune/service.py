@@ -45,7 +45,7 @@ from zgos.compute.finetune.worker import (
     BaseModel,
     FineTuningWorker,
 )
-from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
+from zgos.compute.ledger import ComputeContracts, ServiceTerms
 from zgos.compute.model import DEFAULT_CHAT_FORMAT, model_server_argv
 from zgos.compute.spec.billing import Prices
 from zgos.compute.spec.tasks import TaskState, compute_tuned_model_id
@@ -135,7 +135,8 @@ class TunedModelHost:
 
     def serve(self, tuned: TunedModel) -> None:
         self.stop()
-        self._register(tuned)
+        self.contracts.ensure_service(self.provider, ServiceTerms(  # the tuned model's inference service
+            self.broker_url, tuned.name, tuned.model_id, self.config.prices, self.provider.address))
         assert tuned.base.base_gguf is not None
         model_url = f"http://127.0.0.1:{self.config.model_port}"
         argv = model_server_argv(tuned.base.base_gguf, port=self.config.model_port, model_id=tuned.name,
@@ -154,18 +155,6 @@ class TunedModelHost:
             raise ZgError(f"the tuned model's broker did not start (log in {self.log_dir})")
         self.serving = tuned
         log.info("serving %s (0x%s) at %s", tuned.name, tuned.model_id.hex(), self.broker_url)
-
-    def _register(self, tuned: TunedModel) -> None:
-        """Register (or update) this provider's inference service for the tuned model."""
-        try:
-            current = self.contracts.service(self.provider.address)
-            registered = (current.url, current.model, current.model_hash, current.prices)
-        except ServiceNotRegistered:
-            registered = None
-        wanted = (self.broker_url, tuned.name, tuned.model_id, self.config.prices)
-        if registered != wanted:
-            self.contracts.register(self.provider, url=self.broker_url, model=tuned.name, model_hash=tuned.model_id,
-                                    prices=self.config.prices, signer=self.provider.address)
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
