@@ -7,9 +7,10 @@ Field order is the JSON key order clients see.
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired
 
 from pydantic import BaseModel, ConfigDict, StrictStr
+from typing_extensions import TypedDict  # pydantic reads TypedDicts from here before Python 3.12
 
 
 class Wire(BaseModel):
