@@ -1,4 +1,5 @@
 """The on-chain ``NodeRegistry``: nodes announce URL, shard and kind; clients discover peers.
+And ``register_or_update``, the start-up step of every service that keeps a record on chain.
 
 Entries are self-reported, so readers treat them as hints: ``usable_nodes`` drops entries
 whose URL is malformed (with the reason) and callers still verify every byte a node serves.
@@ -9,8 +10,10 @@ Anyone can announce, so the lists are read page by page (``getNodesPage``) and a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from eth_account.signers.local import LocalAccount
@@ -25,6 +28,8 @@ NODES_PAGE = 100  # NodeRegistry.MAX_PAGE
 MAX_NODES_READ = 10_000
 
 DEPLOY_PLAN: list[ContractPlan] = [ContractPlan("NodeRegistry")]  # the chain's part (zgos.devnet.plan)
+
+Record = TypeVar("Record")
 
 
 class NodeKind(IntEnum):
@@ -61,6 +66,18 @@ def url_problem(url: str) -> str | None:
     if port == 0:
         return "port 0 is not a listening port"
     return None
+
+
+def register_or_update(registered: Callable[[], Record | None], wanted: Record,
+                       write: Callable[[Record], object]) -> bool:
+    """Register, or update if changed: send ``write(wanted)`` unless the chain already holds
+    ``wanted``. ``registered`` reads the current record (None: nothing registered yet), as a
+    value comparable with ``wanted``. A service restarted with unchanged settings so costs
+    one read and no transaction. Returns whether it wrote."""
+    if registered() == wanted:
+        return False
+    write(wanted)
+    return True
 
 
 class NodeRegistry:

@@ -42,23 +42,15 @@ def prepare_provider(ctx: DevnetContext) -> None:
     from zgos.chain.accounts import devnet_role
     from zgos.chain.client import Chain
     from zgos.chain.deploy import load_deployment
-    from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
+    from zgos.compute.ledger import ComputeContracts, ServiceTerms
     from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash
 
     _, provider_port, _ = compute_ports(ctx.options)
     chain = Chain(ctx.options.rpc_url)
     contracts = ComputeContracts.from_deployment(chain, load_deployment(ctx.data_dir.deployment, chain.chain_id))
     provider, user = devnet_role("provider"), devnet_role("user")
-    url = f"http://127.0.0.1:{provider_port}"
-    digest = model_hash(ensure_gemma())
-    try:
-        current = contracts.service(provider.address)
-        registered = (current.url, current.model, current.model_hash, current.prices, current.signer)
-    except ServiceNotRegistered:
-        registered = None
-    if registered != (url, DEFAULT_MODEL_ID, digest, DEVNET_PRICES, provider.address):
-        contracts.register(provider, url=url, model=DEFAULT_MODEL_ID, model_hash=digest, prices=DEVNET_PRICES,
-                           signer=provider.address)
+    url, digest = f"http://127.0.0.1:{provider_port}", model_hash(ensure_gemma())
+    contracts.ensure_service(provider, ServiceTerms(url, DEFAULT_MODEL_ID, digest, DEVNET_PRICES, provider.address))
     if contracts.sub_account(user.address, provider.address).spendable < DEMO_REFILL_BELOW:
         contracts.deposit_and_fund(user, provider.address, DEMO_FUNDING)
     if contracts.acknowledged_signer(user.address, provider.address) != provider.address:

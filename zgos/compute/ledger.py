@@ -16,6 +16,7 @@ from web3.contract import Contract
 
 from zgos.chain.client import Chain, Receipt
 from zgos.chain.deploy import Addresses, ContractPlan, Deployment
+from zgos.chain.registry import register_or_update
 from zgos.compute.spec.billing import Prices
 from zgos.compute.spec.vouchers import Domain
 from zgos.compute.spec.vouchers import Receipt as VoucherReceipt
@@ -42,6 +43,22 @@ class ServiceInfo:
     @property
     def prices(self) -> Prices:
         return Prices(self.input_price, self.output_price)
+
+
+    @property
+    def terms(self) -> ServiceTerms:
+        return ServiceTerms(self.url, self.model, self.model_hash, self.prices, checksum(self.signer))
+
+
+@dataclass(frozen=True)
+class ServiceTerms:
+    """What a provider offers in ``InferenceServing``: what it registers and compares at start."""
+
+    url: str
+    model: str
+    model_hash: bytes
+    prices: Prices
+    signer: str  # checksummed
 
 
 @dataclass(frozen=True)
@@ -200,6 +217,20 @@ class ComputeContracts:
             url, model, model_hash, prices.input_price, prices.output_price, checksum(signer),
             verifiability,
         ))
+
+    def registered_terms(self, provider: str) -> ServiceTerms | None:
+        try:
+            return self.service(provider).terms
+        except ServiceNotRegistered:
+            return None
+
+    def ensure_service(self, provider: LocalAccount, terms: ServiceTerms) -> bool:
+        """Register ``provider``'s service on ``terms``, or update it if it says anything else;
+        returns whether a transaction was sent."""
+        return register_or_update(
+            lambda: self.registered_terms(provider.address), terms,
+            lambda t: self.register(provider, url=t.url, model=t.model, model_hash=t.model_hash,
+                                    prices=t.prices, signer=t.signer))
 
     def remove_service(self, provider: LocalAccount) -> Receipt:
         return self.chain.transact(provider, self.serving.functions.removeService())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 import typer
@@ -24,6 +24,13 @@ from zgos.core.units import format_amount
 from zgos.runtime.access import read_token
 from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import FINETUNE_PORT, MODEL_PORT, PROVIDER_ADMIN_PORT, PROVIDER_PORT
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from zgos.compute.provider.broker import BrokerConfig
+
+M = TypeVar("M", bound="BaseModel")
 
 provider_app = typer.Typer(help="Run and manage an inference provider.", no_args_is_help=True)
 model_app = typer.Typer(help="The model server (llama.cpp, Gemma 3 270M).", no_args_is_help=True)
@@ -94,7 +101,7 @@ ADMIN_URL = typer.Option(None, "--admin-url", help="The broker's admin API (defa
                          f"devnet provider-0, else {DEFAULT_ADMIN_URL})")
 
 
-def _admin(cli: CliContext, url: str | None, method: str, path: str) -> dict[str, Any]:
+def _admin(cli: CliContext, url: str | None, method: str, path: str, answer: type[M]) -> M:
     """Call the broker's admin API with the install token (the broker must share the data dir)."""
     url = url or cli.data_dir.devnet_service_url("provider-0", DEFAULT_ADMIN_URL, "--admin-url", admin=True)
     path_of_token = cli.data_dir.token
@@ -108,33 +115,40 @@ def _admin(cli: CliContext, url: str | None, method: str, path: str) -> dict[str
         raise ConfigError(f"the broker's admin API refused this install's token ({path_of_token})",
                           "run this command with the broker's --data-dir")
     try:
-        data: dict[str, Any] = response.json()
+        data = response.json()
     except ValueError:
         raise ConfigError(f"the broker's admin API answered HTTP {response.status_code} without JSON") from None
     if response.status_code != 200:
         raise ConfigError(f"broker admin API: {data}")
-    return data
+    try:
+        return answer.model_validate(data)
+    except ValueError as exc:  # pydantic's ValidationError
+        raise ConfigError(f"the broker's admin API answered {path} in an unknown shape: {exc}") from None
 
 
 @provider_app.command("status")
 def provider_status(ctx: typer.Context, admin_url: str | None = ADMIN_URL,
                     account: str | None = ACCOUNT) -> None:
     """Requests served, unsettled and settled fees, balance (from the running broker)."""
-    data = _admin(get_ctx(ctx), admin_url, "GET", "/v1/status")
+    from zgos.compute.provider.wire import BrokerStatus
+
+    status = _admin(get_ctx(ctx), admin_url, "GET", "/v1/status", BrokerStatus)
     table = Table("field", "value")
     for key in ("provider", "signer", "model", "requests", "users"):
-        table.add_row(key, str(data[key]))
+        table.add_row(key, str(getattr(status, key)))
     for key in ("served", "receipted", "settled", "unsettled", "balance"):
-        table.add_row(key, format_amount(int(data[key]), places=12))
+        table.add_row(key, format_amount(getattr(status, key), places=12))
     console.print(table)
 
 
 @provider_app.command("settle")
 def provider_settle(ctx: typer.Context, admin_url: str | None = ADMIN_URL) -> None:
     """Settle every receipted fee now."""
-    data = _admin(get_ctx(ctx), admin_url, "POST", "/v1/settle")
-    console.print(f"settled {data['users']} users, {format_amount(int(data['paid']), places=12)}"
-                  + (f" (tx {data['tx']}, gas {data['gas']})" if data["tx"] else ""))
+    from zgos.compute.provider.wire import SettlementRound
+
+    done = _admin(get_ctx(ctx), admin_url, "POST", "/v1/settle", SettlementRound)
+    console.print(f"settled {done.users} users, {format_amount(done.paid, places=12)}"
+                  + (f" (tx {done.tx}, gas {done.gas})" if done.tx else ""))
 
 
 @provider_app.command("serve")
@@ -158,9 +172,6 @@ def provider_serve(
     account: str | None = ACCOUNT,
 ) -> None:
     """Run the provider broker in front of a model server."""
-    from zgos.compute.provider.app import serve as serve_broker
-    from zgos.compute.provider.broker import Broker, BrokerConfig
-
     if dishonest and not os.environ.get("ZGOS_TEST_DISHONEST"):
         raise ConfigError("--dishonest exists only for tests (set ZGOS_TEST_DISHONEST=1)")
     cli = get_ctx(ctx)
@@ -169,22 +180,34 @@ def provider_serve(
 
         serve_provider(cli, account=account, host=host, port=FINETUNE_PORT if port is None else port)
         return
+    from zgos.compute.provider import app as broker_app
+
     port = PROVIDER_PORT if port is None else port
     provider = cli.account(account, role="provider")
     signer = cli.account(signer_account, role="provider") if signer_account else provider
-    path = model_path or model_mod.ensure_gemma()
-    config = BrokerConfig(
-        upstream_url=upstream, model_id=model_id, model_path=path, chat_format=chat_format,
-        db_path=cli.data_dir.service("compute-provider") / f"{provider.address.lower()}.sqlite",
-        model_hash=_model_hash(cli, path, model_hash), credit=credit, settle_interval_s=settle_interval,
-        upstream_timeout_s=timeout, dishonest=dishonest,
-    )
+    config = _broker_config(cli, provider.address, upstream=upstream, model_id=model_id, model_path=model_path,
+                            model_hash=model_hash, chat_format=chat_format, credit=credit,
+                            settle_interval_s=settle_interval, upstream_timeout_s=timeout, dishonest=dishonest)
     configure_service_logging()
-    broker = Broker(config, _contracts(cli), provider, signer)
-    broker.load_service()
-    token = _install_token(cli)
+    broker = broker_app.build_broker(config, _contracts(cli), provider, signer)
     console.print(f"provider {provider.address} serving {model_id} on http://{host}:{port} (admin 127.0.0.1:{admin_port})")
-    asyncio.run(serve_broker(broker, host=host, port=port, admin_port=admin_port, token=token))
+    asyncio.run(broker_app.serve(broker, host=host, port=port, admin_port=admin_port, token=_install_token(cli)))
+
+
+def _broker_config(cli: CliContext, provider: str, *, upstream: str, model_id: str, model_path: Path | None,
+                   model_hash: str | None, chat_format: str, credit: int | None, settle_interval_s: float,
+                   upstream_timeout_s: float, dishonest: str | None) -> BrokerConfig:
+    """The broker's config from its flags: the model file (default: the packaged Gemma) gives
+    the tokenizer and, unless ``--model-hash`` says otherwise, the registered hash."""
+    from zgos.compute.provider.broker import BrokerConfig
+
+    path = model_path or model_mod.ensure_gemma()
+    return BrokerConfig(
+        upstream_url=upstream, model_id=model_id, model_path=path, chat_format=chat_format,
+        db_path=cli.data_dir.service("compute-provider") / f"{provider.lower()}.sqlite",
+        model_hash=_model_hash(cli, path, model_hash), credit=credit, settle_interval_s=settle_interval_s,
+        upstream_timeout_s=upstream_timeout_s, dishonest=dishonest,
+    )
 
 
 # --- model server ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from eth_account.signers.local import LocalAccount
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered, execution_gas
+from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered, ServiceTerms, execution_gas
 from zgos.compute.spec import vouchers as v
 from zgos.compute.spec.billing import Prices
 from zgos.core.errors import TxReverted
@@ -205,3 +205,18 @@ def test_settlement_gas_is_constant_in_the_number_of_requests(
         settled = compute.settle(provider, [(receipt, v.sign_message(bytes(user.key), compute.domain, receipt))])
         gas.append(execution_gas(compute.chain, settled))
     assert gas[1] == gas[2]
+
+
+def test_a_provider_restarted_with_unchanged_terms_sends_no_transaction(
+    compute: ComputeContracts, account_factory: Callable[[], LocalAccount],
+) -> None:
+    provider = account_factory()
+    terms = ServiceTerms("http://127.0.0.1:1", "gemma-3-270m", MODEL_HASH, PRICES, provider.address)
+    assert compute.registered_terms(provider.address) is None
+    assert compute.ensure_service(provider, terms) is True  # registered
+    nonce = compute.chain.w3.eth.get_transaction_count(provider.address)
+    assert compute.ensure_service(provider, terms) is False  # unchanged: one read, no transaction
+    assert compute.chain.w3.eth.get_transaction_count(provider.address) == nonce
+    repriced = ServiceTerms(terms.url, terms.model, terms.model_hash, Prices(11, 20), terms.signer)
+    assert compute.ensure_service(provider, repriced) is True  # updated
+    assert compute.registered_terms(provider.address) == repriced

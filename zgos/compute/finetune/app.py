@@ -7,7 +7,7 @@ not there yet); :func:`setup_provider` is that set-up:
 - the base models offered (Gemma, or the tiny test model) are published in ``ModelRegistry``,
   each file uploaded to storage first (:func:`~zgos.compute.finetune.models.publish_base_models`);
 - the provider's ``FineTuningServing`` record is added or updated when it differs from what this
-  process offers (:func:`register_service`);
+  process offers (:meth:`~zgos.compute.finetune.market.FineTuningMarket.ensure_service`);
 - the :class:`~zgos.compute.finetune.worker.FineTuningWorker` resumes from its journal (a new
   journal starts at the deployment's block);
 - unless told otherwise, a :class:`~zgos.compute.finetune.service.TunedModelHost` serves the
@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from eth_account.signers.local import LocalAccount
 
@@ -29,14 +29,13 @@ from zgos.chain.accounts import DEVNET_ROLES, PRIVATE_KEY_ENV
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.compute.finetune.journal import Journal
-from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry
+from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry, ServiceTerms
 from zgos.compute.finetune.models import offered_models, publish_base_models
 from zgos.compute.finetune.service import ProviderProcess, TunedModelHost, TunedServingConfig
 from zgos.compute.finetune.storage import StorageBlobStore, connect_storage
 from zgos.compute.finetune.worker import BaseModel, FineTuningWorker, WorkerConfig
 from zgos.compute.ledger import ComputeContracts
 from zgos.compute.spec.billing import Prices
-from zgos.core.errors import ZgError
 from zgos.runtime.ports import FINETUNE_PORT, TUNED_ADMIN_PORT, TUNED_BROKER_PORT, TUNED_MODEL_PORT
 
 log = logging.getLogger("zgos.compute.finetune")
@@ -77,6 +76,10 @@ class ProviderConfig:
     def url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
 
+    def terms(self, offered: Offered) -> ServiceTerms:
+        """The ``FineTuningServing`` record this process offers (URL, price, quotas, models)."""
+        return ServiceTerms(self.url, self.price_per_token, self.max_dataset_bytes, self.max_tokens, tuple(offered))
+
     def journal_path(self, provider: str) -> Path:
         return self.state_dir / f"{provider.lower()}.journal.sqlite"
 
@@ -87,22 +90,6 @@ def child_account_spec(account: str | None) -> str | None:
     if account:
         return account
     return None if os.environ.get(PRIVATE_KEY_ENV) else f"devnet:{DEVNET_ROLES['finetune-provider']}"
-
-
-def register_service(market: FineTuningMarket, provider: LocalAccount, config: ProviderConfig,
-                     offered: Offered) -> None:
-    """Add or update the provider's ``FineTuningServing`` record unless it already says what
-    this process offers (URL, price, quotas, models)."""
-    wanted = (config.url, config.price_per_token, config.max_dataset_bytes, config.max_tokens, tuple(offered))
-    try:
-        current = market.get_service(provider.address)
-        registered: tuple[Any, ...] | None = (current.url, current.price_per_token, current.max_dataset_bytes,
-                                              current.max_tokens, current.models)
-    except ZgError:  # NoService: not registered yet
-        registered = None
-    if registered != wanted:
-        market.add_or_update_service(provider, config.url, config.price_per_token, config.max_dataset_bytes,
-                                     config.max_tokens, list(offered))
 
 
 def open_worker(config: ProviderConfig, market: FineTuningMarket, provider: LocalAccount, store: StorageBlobStore,
@@ -141,7 +128,7 @@ def setup_provider(config: ProviderConfig, provider: LocalAccount,
     client = connect_storage(access.chain(), access.deployment(), config.nodes, provider)
     store = StorageBlobStore(client, config.state_dir / "scratch")
     publish_base_models(offered, registry, store, provider)  # uploads each model file first
-    register_service(market, provider, config, offered)
+    market.ensure_service(provider, config.terms(offered))
     worker = open_worker(config, market, provider, store, offered, access.deployment().deploy_block)
     tuned_host = None
     if config.serve_tuned and not config.tiny:

@@ -128,11 +128,14 @@ def create(
 
 
 def _progress_of(url: str, task_id: int) -> dict[str, Any] | None:
+    """The provider's progress of the task (advisory), or None when it does not answer it."""
+    from zgos.compute.finetune.wire import TaskProgress
+
     try:
         response = httpx.get(f"{url.rstrip('/')}/v1/finetune/tasks/{task_id}", timeout=5)
-    except httpx.HTTPError:
+        return TaskProgress.model_validate_json(response.content).model_dump() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):  # ValueError: pydantic's ValidationError, an answer of another shape
         return None
-    return response.json() if response.status_code == 200 else None
 
 
 @app.command()

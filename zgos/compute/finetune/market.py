@@ -17,6 +17,7 @@ from eth_utils import to_checksum_address
 
 from zgos.chain.client import Chain, Receipt
 from zgos.chain.deploy import ContractPlan
+from zgos.chain.registry import register_or_update
 from zgos.compute.spec.tasks import (
     ACK_TIMEOUT_S,
     DELIVERY_TIMEOUT_S,
@@ -26,6 +27,7 @@ from zgos.compute.spec.tasks import (
     compute_params_hash,
     sign_task,
 )
+from zgos.core.errors import TxReverted
 
 FINE_TUNING_CONTRACT = "FineTuningServing"
 PROVIDERS_PAGE = 100  # FineTuningServing.MAX_PAGE
@@ -63,6 +65,21 @@ class Service:
     max_tokens: int
     models: tuple[bytes, ...]
     updated_at: int
+
+    @property
+    def terms(self) -> ServiceTerms:
+        return ServiceTerms(self.url, self.price_per_token, self.max_dataset_bytes, self.max_tokens, self.models)
+
+
+@dataclass(frozen=True)
+class ServiceTerms:
+    """What a fine-tuning provider offers: what it registers and compares at start."""
+
+    url: str
+    price_per_token: int
+    max_dataset_bytes: int
+    max_tokens: int
+    models: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,20 @@ class FineTuningMarket:
             url, price_per_token, max_dataset_bytes, max_tokens, models
         )
         return self.chain.transact(provider, fn)
+
+    def registered_terms(self, provider: str) -> ServiceTerms | None:
+        try:
+            return self.get_service(provider).terms
+        except TxReverted:  # NoService
+            return None
+
+    def ensure_service(self, provider: LocalAccount, terms: ServiceTerms) -> bool:
+        """Add ``provider``'s service on ``terms``, or update it if it says anything else;
+        returns whether a transaction was sent."""
+        return register_or_update(
+            lambda: self.registered_terms(provider.address), terms,
+            lambda t: self.add_or_update_service(provider, t.url, t.price_per_token, t.max_dataset_bytes,
+                                                 t.max_tokens, list(t.models)))
 
     def get_service(self, provider: str) -> Service:
         raw = self.chain.call(self.contract.functions.getService(to_checksum_address(provider)))

@@ -37,14 +37,16 @@ from eth_account.signers.local import LocalAccount
 from zgos.compute.finetune.journal import Journal
 from zgos.compute.finetune.market import FineTuningMarket, OnchainStatus
 from zgos.compute.finetune.storage import StorageBlobStore
+from zgos.compute.finetune.wire import ProviderHealth, Served, ServedModel, TaskProgress
 from zgos.compute.finetune.worker import (
     ADAPTER_DIRNAME,
     GGUF_LORA_FILENAME,
     BaseModel,
     FineTuningWorker,
 )
-from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
+from zgos.compute.ledger import ComputeContracts, ServiceTerms
 from zgos.compute.model import DEFAULT_CHAT_FORMAT, model_server_argv
+from zgos.compute.provider.wire import ErrorBody
 from zgos.compute.spec.billing import Prices
 from zgos.compute.spec.tasks import TaskState, compute_tuned_model_id
 from zgos.core.errors import ZgError
@@ -134,7 +136,8 @@ class TunedModelHost:
 
     def serve(self, tuned: TunedModel) -> None:
         self.stop()
-        self._register(tuned)
+        self.contracts.ensure_service(self.provider, ServiceTerms(  # the tuned model's inference service
+            self.broker_url, tuned.name, tuned.model_id, self.config.prices, self.provider.address))
         assert tuned.base.base_gguf is not None
         model_url = f"http://127.0.0.1:{self.config.model_port}"
         argv = model_server_argv(tuned.base.base_gguf, port=self.config.model_port, model_id=tuned.name,
@@ -154,18 +157,6 @@ class TunedModelHost:
         self.serving = tuned
         log.info("serving %s (0x%s) at %s", tuned.name, tuned.model_id.hex(), self.broker_url)
 
-    def _register(self, tuned: TunedModel) -> None:
-        """Register (or update) this provider's inference service for the tuned model."""
-        try:
-            current = self.contracts.service(self.provider.address)
-            registered = (current.url, current.model, current.model_hash, current.prices)
-        except ServiceNotRegistered:
-            registered = None
-        wanted = (self.broker_url, tuned.name, tuned.model_id, self.config.prices)
-        if registered != wanted:
-            self.contracts.register(self.provider, url=self.broker_url, model=tuned.name, model_hash=tuned.model_id,
-                                    prices=self.config.prices, signer=self.provider.address)
-
     def _spawn(self, name: str, argv: list[str]) -> None:
         self._children.append(spawn(argv, self.log_dir / f"{name}.log"))
 
@@ -177,18 +168,17 @@ class TunedModelHost:
         self.serving = None
 
 
-def task_view(journal: Journal, task_id: int) -> dict[str, Any] | None:
+def task_view(journal: Journal, task_id: int) -> TaskProgress | None:
     """What the provider tells anyone about a task's progress (advisory; the chain is the truth)."""
     try:
         record = journal.get(task_id)
     except KeyError:
         return None
-    return {
-        "task_id": task_id, "state": record.state.value, "step": record.step,
-        "total_steps": record.total_steps, "loss": record.loss, "tokens": record.tokens,
-        "error": record.error,
-        "result_root": "0x" + record.result_root.hex() if record.result_root else None,
-    }
+    return TaskProgress(
+        task_id=task_id, state=record.state.value, step=record.step, total_steps=record.total_steps,
+        loss=record.loss, tokens=record.tokens, error=record.error,
+        result_root="0x" + record.result_root.hex() if record.result_root else None,
+    )
 
 
 def create_app(journal_path: Path, host_of: Callable[[], TunedModelHost | None], provider: str,
@@ -201,26 +191,26 @@ def create_app(journal_path: Path, host_of: Callable[[], TunedModelHost | None],
     lock = threading.Lock()
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"ok": True, "provider": provider, "ready": ready()}
+    def health() -> ProviderHealth:
+        return ProviderHealth(provider=provider, ready=ready())
 
-    @app.get("/v1/finetune/tasks/{task_id}")
+    @app.get("/v1/finetune/tasks/{task_id}", response_model=TaskProgress)
     def task(task_id: int) -> Any:
         with lock:  # ids past SQLite's INTEGER exist nowhere (and would not bind)
             view = task_view(journal, task_id) if 0 <= task_id <= MAX_INT64 else None
         if view is None:
-            return JSONResponse({"error": {"message": f"task {task_id} is not known to this provider (yet)",
-                                           "type": "unknown-task", "code": 404}}, status_code=404)
+            error = ErrorBody.of(404, "unknown-task", f"task {task_id} is not known to this provider (yet)")
+            return JSONResponse(error.model_dump(), status_code=404)
         return view
 
     @app.get("/v1/finetune/served")
-    def served() -> dict[str, Any]:
+    def served() -> Served:
         host = host_of()
         tuned = host.serving if host is not None else None
         if tuned is None:
-            return {"serving": None}
-        return {"serving": {"task_id": tuned.task_id, "model": tuned.name, "model_id": "0x" + tuned.model_id.hex(),
-                            "url": host.broker_url if host else None}}
+            return Served(serving=None)
+        return Served(serving=ServedModel(task_id=tuned.task_id, model=tuned.name, model_id="0x" + tuned.model_id.hex(),
+                                          url=host.broker_url if host else None))
 
     return app
 

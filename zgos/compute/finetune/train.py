@@ -182,14 +182,8 @@ def attach_lora(model: PreTrainedModel, params: TrainingParams) -> PeftModel:
     return get_peft_model(model, config)  # type: ignore[return-value]
 
 
-def train_lora(
-    model: PreTrainedModel,
-    tokenizer: Tokenizer,
-    examples: Sequence[Example],
-    params: TrainingParams,
-    out_dir: Path,
-    on_progress: ProgressCallback | None = None,
-) -> TrainingResult:
+def train_lora(model: PreTrainedModel, tokenizer: Tokenizer, examples: Sequence[Example], params: TrainingParams,
+               out_dir: Path, on_progress: ProgressCallback | None = None) -> TrainingResult:
     """Fine-tune LoRA adapters on ``examples`` for ``params.epochs`` and save them to ``out_dir``.
 
     Deterministic for a given seed: the same inputs give the same adapter, so a provider that

@@ -78,6 +78,7 @@ if TYPE_CHECKING:  # the training stack (torch, transformers) loads with the fir
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTEMPTS = 3
+WORKING_STATES = frozenset({TaskState.SETTING_UP, TaskState.TRAINING, TaskState.DELIVERING})  # retried from start
 DEFAULT_POLL_S = 1.0
 DATASET_FILENAME = "dataset.bin"
 ADAPTER_DIRNAME = "adapter"
@@ -205,28 +206,30 @@ class FineTuningWorker:
     # --- one step ----------------------------------------------------------------------
 
     def step(self, task_id: int) -> TaskState:
-        """Advance ``task_id`` by one state (or not, if it waits for the chain)."""
-        record = self.journal.get(task_id)
+        """Advance ``task_id`` by one state (or not, if it waits for the chain): what the chain
+        decided first (settled, cancelled), then the attempt limit, then the state's own work."""
+        state = self.journal.get(task_id).state
         onchain = self.market.get_task(task_id)
-        state = record.state
-        if onchain.status == OnchainStatus.SETTLED and state in (
-            TaskState.DELIVERED,
-            TaskState.ACKNOWLEDGED,
-        ):
+        if onchain.status == OnchainStatus.SETTLED and state in (TaskState.DELIVERED, TaskState.ACKNOWLEDGED):
             return self.journal.apply(task_id, TaskEvent.SETTLED)
-        if onchain.status == OnchainStatus.CANCELLED and state in (
-            TaskState.INIT,
-            TaskState.SETTING_UP,
-            TaskState.TRAINING,
-            TaskState.DELIVERING,
-        ):
+        if onchain.status == OnchainStatus.CANCELLED and (state == TaskState.INIT or state in WORKING_STATES):
             return self.journal.apply(task_id, TaskEvent.FAIL, "cancelled on-chain")
-        if state in (TaskState.SETTING_UP, TaskState.TRAINING, TaskState.DELIVERING):
+        if state == TaskState.INIT:
+            return self.journal.apply(task_id, TaskEvent.START_SETUP)
+        if state in WORKING_STATES:
             attempts = self.journal.count_attempt(task_id)
             if attempts > self.config.max_attempts:
                 return self._fail(task_id, onchain, f"{state} failed {attempts - 1} times")
-        if state == TaskState.INIT:
-            return self.journal.apply(task_id, TaskEvent.START_SETUP)
+            return self._work(task_id, state, onchain)
+        if state == TaskState.DELIVERED:
+            return self._await_acknowledgement(task_id, onchain)
+        if state == TaskState.ACKNOWLEDGED:
+            self.market.settle(self.provider, task_id, self._sealed_key(task_id, onchain))
+            return self.journal.apply(task_id, TaskEvent.SETTLED)
+        return state
+
+    def _work(self, task_id: int, state: TaskState, onchain: OnchainTask) -> TaskState:
+        """Set up, train or deliver, then journal the next state (a rejected set-up: Failed)."""
         if state == TaskState.SETTING_UP:
             try:
                 self._set_up(task_id, onchain)
@@ -236,20 +239,17 @@ class FineTuningWorker:
         if state == TaskState.TRAINING:
             self._train(task_id, onchain)
             return self.journal.apply(task_id, TaskEvent.START_DELIVERY)
-        if state == TaskState.DELIVERING:
-            self._deliver(task_id, onchain)
-            return self.journal.apply(task_id, TaskEvent.DELIVERED)
-        if state == TaskState.DELIVERED:
-            if onchain.status == OnchainStatus.ACKNOWLEDGED:
-                return self.journal.apply(task_id, TaskEvent.ACKNOWLEDGED)
-            if self._chain_time() >= onchain.delivered_at + self.market.ack_timeout_s():
-                self.market.settle(self.provider, task_id, b"")
-                return self.journal.apply(task_id, TaskEvent.SETTLED)
-            return state
-        if state == TaskState.ACKNOWLEDGED:
-            self.market.settle(self.provider, task_id, self._sealed_key(task_id, onchain))
+        self._deliver(task_id, onchain)
+        return self.journal.apply(task_id, TaskEvent.DELIVERED)
+
+    def _await_acknowledgement(self, task_id: int, onchain: OnchainTask) -> TaskState:
+        """Delivered: acknowledged by the user, or settled with the penalty once it timed out."""
+        if onchain.status == OnchainStatus.ACKNOWLEDGED:
+            return self.journal.apply(task_id, TaskEvent.ACKNOWLEDGED)
+        if self._chain_time() >= onchain.delivered_at + self.market.ack_timeout_s():
+            self.market.settle(self.provider, task_id, b"")
             return self.journal.apply(task_id, TaskEvent.SETTLED)
-        return state
+        return TaskState.DELIVERED
 
     def _fail(self, task_id: int, onchain: OnchainTask, reason: str) -> TaskState:
         """Refund on-chain (if the escrow is still there), then journal Failed."""
@@ -275,36 +275,46 @@ class FineTuningWorker:
         return TrainingParams.decode(bytes(event["params"])), event
 
     def _set_up(self, task_id: int, onchain: OnchainTask) -> None:
+        """Check the task and fetch its dataset (``TaskRejected``: refund it), then start it."""
+        params, public_key, base = self._check_request(task_id, onchain)
+        service = self.market.get_service(self.provider.address)
+        quota = DatasetQuota(max_bytes=service.max_dataset_bytes, max_tokens=service.max_tokens)
+        data, tokens = self._fetch_dataset(onchain, base, quota)
+        price = compute_training_fee(tokens, params.epochs, service.price_per_token)
+        if onchain.fee < price:
+            raise TaskRejected(f"fee {onchain.fee} is below the price {price} for {tokens} tokens")
+        (self._task_dir(task_id) / DATASET_FILENAME).write_bytes(data)
+        self.journal.set_fields(task_id, user_public_key=public_key, tokens=tokens)
+        if onchain.status == OnchainStatus.CREATED:
+            self.market.start_task(self.provider, task_id)
+
+    def _check_request(self, task_id: int, onchain: OnchainTask) -> tuple[TrainingParams, bytes, BaseModel]:
+        """The task's signed parameters, the user's public key recovered from its signature,
+        and the base model it names (one this provider offers)."""
         try:
             params, event = self._params(task_id)
-        except ZgError as exc:
-            raise TaskRejected(str(exc)) from None
-        request = self.market.task_request(
-            onchain.user,
-            onchain.provider,
-            onchain.base_model,
-            onchain.dataset_root,
-            bytes(event["params"]),
-            onchain.fee,
-            onchain.nonce,
-        )
-        try:
+            request = self.market.task_request(onchain.user, onchain.provider, onchain.base_model,
+                                               onchain.dataset_root, bytes(event["params"]), onchain.fee,
+                                               onchain.nonce)
             public_key = recover_task_signer(self.market.domain, request, bytes(event["signature"]))
         except ZgError as exc:
             raise TaskRejected(str(exc)) from None
         base = self.base_models.get(onchain.base_model)
         if base is None:
             raise TaskRejected(f"base model 0x{onchain.base_model.hex()} is not offered")
-        service = self.market.get_service(self.provider.address)
-        quota = DatasetQuota(max_bytes=service.max_dataset_bytes, max_tokens=service.max_tokens)
-        size = self.store.size(onchain.dataset_root)  # from the chain: not a byte fetched yet
+        return params, public_key, base
+
+    def _fetch_dataset(self, onchain: OnchainTask, base: BaseModel, quota: DatasetQuota) -> tuple[bytes, int]:
+        """The dataset and its token count, its size checked from the chain before a byte of it
+        is fetched (a storage hiccup raises ``ZgError``: retried)."""
+        size = self.store.size(onchain.dataset_root)
         if size is None:
             raise TaskRejected(f"the dataset 0x{onchain.dataset_root.hex()} was never stored")
         try:
             validate_dataset_size(size, quota)
         except ZgError as exc:
             raise TaskRejected(f"bad dataset: {exc}") from None
-        data = self.store.download(onchain.dataset_root)  # ZgError: retried (storage hiccup)
+        data = self.store.download(onchain.dataset_root)
         from zgos.compute.finetune.train import count_tokens
 
         try:
@@ -313,13 +323,7 @@ class FineTuningWorker:
             validate_token_count(tokens, quota)
         except ZgError as exc:
             raise TaskRejected(f"bad dataset: {exc}") from None
-        price = compute_training_fee(tokens, params.epochs, service.price_per_token)
-        if onchain.fee < price:
-            raise TaskRejected(f"fee {onchain.fee} is below the price {price} for {tokens} tokens")
-        (self._task_dir(task_id) / DATASET_FILENAME).write_bytes(data)
-        self.journal.set_fields(task_id, user_public_key=public_key, tokens=tokens)
-        if onchain.status == OnchainStatus.CREATED:
-            self.market.start_task(self.provider, task_id)
+        return data, tokens
 
     def _train(self, task_id: int, onchain: OnchainTask) -> None:
         from zgos.compute.finetune.gguf_lora import convert_adapter_to_gguf

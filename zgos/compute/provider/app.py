@@ -23,15 +23,33 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import sha3
+from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from zgos.compute.ledger import ComputeContracts
 from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout
 from zgos.compute.provider.broker import Admitted, Broker, BrokerConfig
-from zgos.compute.provider.wire import HEADER_RESPONSE, HEADER_RESPONSE_ID, BrokerError
+from zgos.compute.provider.wire import (
+    HEADER_RESPONSE,
+    HEADER_RESPONSE_ID,
+    Attestation,
+    BadBody,
+    BrokerError,
+    BrokerStatus,
+    ErrorBody,
+    Health,
+    KeyProof,
+    ModelList,
+    ProviderModelCard,
+    ReceiptAccepted,
+    SettlementRound,
+    SignedReceipt,
+    UserBookView,
+    decode_body,
+)
 from zgos.compute.relay import Ended, RelayResponse, Write
 from zgos.compute.spec import sse
 from zgos.compute.spec import vouchers as v
@@ -39,7 +57,7 @@ from zgos.compute.spec.billing import MAX_BODY_BYTES
 from zgos.core.errors import ZgError
 from zgos.core.hashing import keccak256
 from zgos.runtime.access import LocalAccess
-from zgos.runtime.edge import EdgePolicy, InvalidJson, Route, parse_json
+from zgos.runtime.edge import EdgePolicy, Route
 from zgos.runtime.serve import hardened_server
 
 log = logging.getLogger(__name__)
@@ -62,7 +80,7 @@ _CONTENT = re.compile(rb'"content":\s*"')
 
 
 def error_response(status: int, reason: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": reason, "code": status}}, status_code=status)
+    return JSONResponse(ErrorBody.of(status, reason, message).model_dump(), status_code=status)
 
 
 def _alter(data: bytes) -> bytes:
@@ -121,69 +139,75 @@ class BrokerApp:
         return error_response(exc.status, exc.reason, exc.message)
 
     def _routes(self) -> None:
-        public, admin, broker = self.public, self.admin, self.broker
+        """Each route parses its input into a model (``wire``) once and calls the broker."""
+        public, admin = self.public, self.admin
+        public.get("/health")(self.health)
+        public.get("/v1/proxy/models")(self.models)
+        public.get("/v1/proxy/attestation")(self.attestation)
+        public.get("/v1/proxy/signature/{response_id}")(self.signature)
+        public.post("/v1/proxy/receipt")(self.receipt)
+        public.post("/v1/proxy/chat/completions")(self.chat)
+        admin.get("/v1/status")(self.status)
+        admin.get("/v1/user/{address}")(self.user)
+        admin.post("/v1/settle")(self.settle)
 
-        @public.get("/health")
-        async def health() -> dict[str, Any]:
-            return {"ok": True, "provider": broker.address, "model": broker.config.model_id}
+    # --- public routes -------------------------------------------------------------------
 
-        @public.get("/v1/proxy/models")
-        async def models() -> dict[str, Any]:
-            return {"object": "list", "data": [
-                {"id": broker.config.model_id, "object": "model", "owned_by": broker.address,
-                 "model_hash": "0x" + broker.config.model_hash.hex()}]}
+    async def health(self) -> Health:
+        return Health(provider=self.broker.address, model=self.broker.config.model_id)
 
-        @public.get("/v1/proxy/attestation")
-        async def attestation(nonce: str = "") -> dict[str, Any]:
-            challenge = f"zgos provider {broker.address} signer {broker.signer_address} nonce {nonce}"
-            digest = keccak256(b"\x19Ethereum Signed Message:\n" + str(len(challenge)).encode() + challenge.encode())
-            return {
-                "provider": broker.address, "signer": broker.signer_address, "tee": False,
-                "note": ATTESTATION_NOTE, "model_id": broker.config.model_id,
-                "model_hash": "0x" + broker.config.model_hash.hex(),
-                "key_proof": {"message": challenge, "signature": "0x" + v.sign_digest(bytes(broker.signer.key), digest).hex(),
-                              "scheme": "EIP-191 personal_sign"},
-            }
+    async def models(self) -> ModelList:
+        config = self.broker.config
+        return ModelList(data=[ProviderModelCard(id=config.model_id, owned_by=self.broker.address,
+                                                 model_hash="0x" + config.model_hash.hex())])
 
-        @public.get("/v1/proxy/signature/{response_id}")
-        async def signature(response_id: str) -> Response:
-            signed = await asyncio.to_thread(broker.log.signed_response, response_id.lower())
-            if signed is None:
-                return error_response(404, "unknown-response", f"no signed response with id {response_id}")
-            return Response(signed, media_type="application/json")
+    async def attestation(self, nonce: str = "") -> Attestation:
+        """The signer's proof of key possession over ``nonce``, and what is (not) attested."""
+        broker = self.broker
+        challenge = f"zgos provider {broker.address} signer {broker.signer_address} nonce {nonce}"
+        digest = keccak256(b"\x19Ethereum Signed Message:\n" + str(len(challenge)).encode() + challenge.encode())
+        signature = "0x" + v.sign_digest(bytes(broker.signer.key), digest).hex()
+        return Attestation(provider=broker.address, signer=broker.signer_address, note=ATTESTATION_NOTE,
+                           model_id=broker.config.model_id, model_hash="0x" + broker.config.model_hash.hex(),
+                           key_proof=KeyProof(message=challenge, signature=signature))
 
-        @public.post("/v1/proxy/receipt")
-        async def receipt(request: Request) -> dict[str, Any]:
-            try:
-                data = parse_json(await request.body())
-                user, total = str(data["user"]), int(data["total"])
-                sig = v.decode_hex(str(data["signature"]), v.SIGNATURE_BYTES)
-            except (InvalidJson, ValueError, KeyError, TypeError, v.InvalidMessage) as exc:
-                raise BrokerError(400, "bad-receipt", f"receipt must be {{user, total, signature}}: {exc}") from None
-            return {"user": user, "receipted": await broker.settler.accept_receipt(user, total, sig)}
+    async def signature(self, response_id: str) -> Response:
+        signed = await asyncio.to_thread(self.broker.log.signed_response, response_id.lower())
+        if signed is None:
+            return error_response(404, "unknown-response", f"no signed response with id {response_id}")
+        return Response(signed, media_type="application/json")
 
-        @public.post("/v1/proxy/chat/completions")
-        async def chat(request: Request) -> Response:
-            body = await request.body()
-            headers = {k.lower(): val for k, val in request.headers.items()}
-            admitted = await broker.admit(body, headers)
-            return await self._forward(admitted, body)
+    async def receipt(self, request: Request) -> ReceiptAccepted:
+        try:
+            receipt = decode_body(SignedReceipt, await request.body())
+        except BadBody as exc:
+            raise BrokerError(400, "bad-receipt", f"receipt must be {{user, total, signature}}: {exc}") from None
+        receipted = await self.broker.settler.accept_receipt(receipt.user, receipt.total, receipt.signature)
+        return ReceiptAccepted(user=receipt.user, receipted=receipted)
 
-        @admin.get("/v1/status")
-        async def status() -> dict[str, Any]:
-            return await asyncio.to_thread(broker.status)
+    async def chat(self, request: Request) -> Response:
+        """The body stays bytes: it is what the user signed (``Broker.admit`` checks and parses it)."""
+        body = await request.body()
+        headers = {k.lower(): val for k, val in request.headers.items()}
+        admitted = await self.broker.admit(body, headers)
+        return await self._forward(admitted, body)
 
-        @admin.get("/v1/user/{address}")
-        async def user(address: str) -> dict[str, Any]:
-            book = broker.books.get(address.lower())
-            if book is None:
-                raise BrokerError(404, "unknown-user", f"no requests from {address}")
-            return {"user": address.lower(), "served": book.served, "receipted": book.receipted,
-                    "inflight": book.inflight, "requests": book.requests}
+    # --- admin routes --------------------------------------------------------------------
 
-        @admin.post("/v1/settle")
-        async def settle() -> dict[str, Any]:
-            return await broker.settler.settle_due(everything=True)
+    async def status(self) -> BrokerStatus:
+        return await asyncio.to_thread(self.broker.status)
+
+    async def user(self, address: str) -> UserBookView:
+        book = self.broker.books.get(address.lower())
+        if book is None:
+            raise BrokerError(404, "unknown-user", f"no requests from {address}")
+        return UserBookView(user=address.lower(), served=book.served, receipted=book.receipted,
+                            inflight=book.inflight, requests=book.requests)
+
+    async def settle(self) -> SettlementRound:
+        return await self.broker.settler.settle_due(everything=True)
+
+    # --- relaying the model's answer -----------------------------------------------------
 
     async def _open_upstream(self, admitted: Admitted, body: bytes) -> Answer:
         """Send the request upstream and wait for its status and headers. A failure releases
@@ -246,25 +270,30 @@ class BrokerApp:
                 await write(_alter(chunk) if alter else chunk)
 
         async def finish(ended: Ended, write: Write) -> None:
-            answer.close()
-            if ended.error is not None and not isinstance(ended.error, PoolError):
-                log.error("relaying %s failed: %r", response_id, ended.error)
-            output = sse.stream_output(forwarded.events)
-            if ended.error is not None and not output:
-                await self.broker.abandon(admitted)
-                error = {"error": {"message": f"the model server broke off before answering "
-                                              f"({ended.error}); nothing was charged",
-                                   "type": "upstream-error", "code": 502}}
-                await write(sse.format_event(json.dumps(error).encode()))
-                return
-            if forwarded.splitter.pending:
-                forwarded.feed(sse.EVENT_SEPARATOR)
-                await write(sse.EVENT_SEPARATOR)
-            usage = self.broker.usage_of(admitted, output)
-            signed = await self.broker.finish(admitted, usage, forwarded.hasher.digest())
-            await write(sse.format_signature_event(signed))
+            await self._finish_stream(admitted, answer, forwarded, response_id, ended, write)
 
         return RelayResponse(pump, finish, headers={HEADER_RESPONSE_ID: response_id, "cache-control": "no-cache"})
+
+    async def _finish_stream(self, admitted: Admitted, answer: Answer, forwarded: _Forwarded, response_id: str,
+                             ended: Ended, write: Write) -> None:
+        """Bill and sign what was forwarded and append the signature event, or, when the model
+        server broke off before any output token, release the reservation and say so."""
+        answer.close()
+        if ended.error is not None and not isinstance(ended.error, PoolError):
+            log.error("relaying %s failed: %r", response_id, ended.error)
+        output = sse.stream_output(forwarded.events)
+        if ended.error is not None and not output:
+            await self.broker.abandon(admitted)
+            error = ErrorBody.of(502, "upstream-error", f"the model server broke off before answering "
+                                                        f"({ended.error}); nothing was charged")
+            await write(sse.format_event(json.dumps(error.model_dump()).encode()))  # as before: json's spacing
+            return
+        if forwarded.splitter.pending:
+            forwarded.feed(sse.EVENT_SEPARATOR)
+            await write(sse.EVENT_SEPARATOR)
+        usage = self.broker.usage_of(admitted, output)
+        signed = await self.broker.finish(admitted, usage, forwarded.hasher.digest())
+        await write(sse.format_signature_event(signed))
 
 
 class _Forwarded:
@@ -303,6 +332,15 @@ def admin_policy(access: LocalAccess) -> EdgePolicy:
     """The admin listener's limits: every route local (Host, Origin, install token)."""
     return EdgePolicy(routes=(Route("/", max_body_bytes=SMALL_BODY_BYTES, deadline_s=ADMIN_DEADLINE_S, local=True),),
                       access=access)
+
+
+def build_broker(config: BrokerConfig, contracts: ComputeContracts, provider: LocalAccount,
+                 signer: LocalAccount) -> Broker:
+    """The broker for ``config``, checked against its on-chain service record (a ``ZgError``
+    says what to fix when the record names another model, hash or signer)."""
+    broker = Broker(config, contracts, provider, signer)
+    broker.load_service()
+    return broker
 
 
 async def serve(broker: Broker, *, host: str, port: int, admin_port: int, token: str) -> None:

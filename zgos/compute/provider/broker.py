@@ -29,6 +29,7 @@ from zgos.compute.provider.wire import (
     HEADER_SIGNATURE,
     HEADER_USER,
     BrokerError,
+    BrokerStatus,
 )
 from zgos.compute.spec import vouchers as v
 from zgos.compute.spec.billing import (
@@ -309,22 +310,15 @@ class Broker:
         self.log.fail("0x" + admitted.request_hash.hex())
         self._book(admitted.request.user).inflight -= admitted.reserved
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> BrokerStatus:
         books = dict(self.books)  # runs in a worker thread while requests add users
         served = sum(b.served for b in books.values())
         settled = sum(self.contracts.settled(user, self.address) for user in books)
-        return {
-            "provider": self.address,
-            "signer": self.signer_address,
-            "model": self.config.model_id,
-            "requests": sum(b.requests for b in books.values()),
-            "served": served,
-            "receipted": sum(b.receipted for b in books.values()),
-            "settled": settled,
-            "unsettled": max(0, served - settled),
-            "balance": self.contracts.available(self.address),
-            "users": len(books),
-            "prompts_tokenized": self.prompts_tokenized,
-            "last_settlement": self.settler.last_settlement,
-            "pid": os.getpid(),
-        }
+        return BrokerStatus(
+            provider=self.address, signer=self.signer_address, model=self.config.model_id,
+            requests=sum(b.requests for b in books.values()), served=served,
+            receipted=sum(b.receipted for b in books.values()), settled=settled,
+            unsettled=max(0, served - settled), balance=self.contracts.available(self.address),
+            users=len(books), prompts_tokenized=self.prompts_tokenized,
+            last_settlement=self.settler.last_settlement, pid=os.getpid(),
+        )

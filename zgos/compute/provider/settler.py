@@ -25,7 +25,7 @@ from eth_account.signers.local import LocalAccount
 from zgos.compute.ledger import ComputeContracts, SubAccount
 from zgos.compute.provider.books import UserBook, UserView
 from zgos.compute.provider.store import RequestLog
-from zgos.compute.provider.wire import BrokerError
+from zgos.compute.provider.wire import BrokerError, SettlementRound
 from zgos.compute.spec import vouchers as v
 from zgos.compute.spec.settlement import (
     DueReceipt,
@@ -54,10 +54,10 @@ class _Round:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
-    def summary(self, due: int) -> dict[str, object]:
-        return {"users": due, "settled": len(self.settled), "paid": self.paid, "txs": self.txs,
-                "tx": self.txs[-1] if self.txs else None, "gas": self.gas, "skipped": self.skipped,
-                "failed": self.failed}
+    def summary(self, due: int) -> SettlementRound:
+        return SettlementRound(users=due, settled=len(self.settled), paid=self.paid, txs=self.txs,
+                               tx=self.txs[-1] if self.txs else None, gas=self.gas, skipped=self.skipped,
+                               failed=self.failed)
 
 
 class Settler:
@@ -74,7 +74,7 @@ class Settler:
         self.books = books
         self.views = views
         self.settled_total = 0
-        self.last_settlement: dict[str, object] = {}
+        self.last_settlement: SettlementRound | None = None
         self.refunding: dict[str, int] = {}  # user -> when its pending refund unlocks
         self._watched_block: int | None = None  # last block the ledger watch has read
         self._reconciled: set[str] = set()  # users whose chain-paid total was read since start
@@ -125,7 +125,7 @@ class Settler:
             self._watched_block = last
         return bool(self.refunding) and any(owed.receipt.user in self.refunding for owed in self.log.due(self.address))
 
-    async def settle_due(self, *, everything: bool = False) -> dict[str, object]:
+    async def settle_due(self, *, everything: bool = False) -> SettlementRound:
         """Settle receipts above what the chain has paid: all of them when ``everything``,
         else those of users with a pending refund."""
         async with self._settle_lock:
@@ -146,7 +146,7 @@ class Settler:
                 self.log.record_settled(user, self.contracts.settled(user, self.address))
                 self._reconciled.add(user)
 
-    def _settle_sync(self, everything: bool) -> dict[str, object]:
+    def _settle_sync(self, everything: bool) -> SettlementRound:
         if everything:  # a scheduled round retries what reverted before (the cause may be gone)
             self._failing.clear()
         self._reconcile([d.receipt.user for d in self.log.due(self.address)

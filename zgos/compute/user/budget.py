@@ -30,6 +30,7 @@ from zgos.compute.spec.limits import (
     compute_committed,
     validate_charge,
 )
+from zgos.compute.user.wire import SpendingSummary
 
 SPEND = "spend"
 TOP_UP = "top_up"
@@ -121,7 +122,7 @@ class Budget:
                 validate_charge(self._charges[TOP_UP], now, [self.top_up_cap], 0, amount)
             self._record(TOP_UP, provider, amount, now)
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> SpendingSummary:
         """Spent and topped up per window, holds and caps (for ``GET /v1/spending``)."""
         with self._lock:
             now = self._clock()

@@ -38,6 +38,7 @@ from zgos.compute.provider.wire import (
     HEADER_RESPONSE,
     HEADER_SIGNATURE,
     HEADER_USER,
+    SignedReceipt,
 )
 from zgos.compute.spec import sse
 from zgos.compute.spec import vouchers as v
@@ -52,6 +53,7 @@ from zgos.compute.spec.billing import (
 from zgos.compute.spec.limits import compute_answer_cap_bytes
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.verification import ResponseRejected, check_signed, response_usage
+from zgos.compute.user.wire import LedgerView, RefundResult, StoredVerification, SubAccountView
 from zgos.core.errors import ConfigError, ZgError
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.runtime.outbound import OutboundClient
@@ -149,8 +151,8 @@ class ComputeUser:
 
     # --- ledger ------------------------------------------------------------------------
 
-    def ledger(self) -> dict[str, Any]:
-        subs = {}
+    def ledger(self) -> LedgerView:
+        subs: dict[str, SubAccountView] = {}
         for provider in self.contracts.providers_of(self.address):
             account = self.contracts.sub_account(self.address, provider)
             subs[provider] = {"balance": account.balance, "pending_refund": account.pending_refund,
@@ -180,7 +182,7 @@ class ComputeUser:
         self.acknowledge(service)
         return tx
 
-    def refund(self, provider: str, amount: int | None = None) -> dict[str, Any]:
+    def refund(self, provider: str, amount: int | None = None) -> RefundResult:
         """Collect an unlocked refund if there is one, else request one (all by default)."""
         account = self.contracts.sub_account(self.address, provider)
         if account.pending_refund:
@@ -306,9 +308,10 @@ class ComputeUser:
         signature = v.sign_message(bytes(self.account.key), self.contracts.domain, receipt)
         return Verified(service.provider, response_id, response, receipt, signature, text)
 
-    def receipt_payload(self, verified: Verified) -> dict[str, Any]:
-        return {"user": self.account.address, "total": verified.receipt.total,
-                "signature": "0x" + verified.receipt_signature.hex()}
+    def receipt_payload(self, verified: Verified) -> SignedReceipt:
+        """The body of ``POST /v1/proxy/receipt``: the receipt ``verified`` signed."""
+        return SignedReceipt(user=self.account.address, total=verified.receipt.total,
+                             signature=verified.receipt_signature)
 
     def chat(self, provider: str, messages: list[dict[str, Any]], max_tokens: int = 64,
              model: str | None = None) -> Verified:
@@ -329,10 +332,10 @@ class ComputeUser:
             response = self.verify(service, signed, answer.content, answer.headers.get(HEADER_RESPONSE),
                                    sse.body_output(answer.content))
             verified = self.accept(service, response, sse.body_text(answer.content))
-            client.post(service.url.rstrip("/") + "/v1/proxy/receipt", json=self.receipt_payload(verified))
+            client.post(service.url.rstrip("/") + "/v1/proxy/receipt", json=self.receipt_payload(verified).model_dump(mode="json"))
         return verified
 
-    def verify_stored(self, response_id: str) -> dict[str, Any]:
+    def verify_stored(self, response_id: str) -> StoredVerification:
         """Re-check a recorded response: fetch the provider's signature for it and check it
         against the registry and the local record."""
         record = None

@@ -72,7 +72,7 @@ class Payer:
             # If this post is lost, the next receipt (cumulative) carries its amount too.
             with contextlib.suppress(PoolError):
                 await self.client.post_json(service.url.rstrip("/") + "/v1/proxy/receipt",
-                                            self.user.receipt_payload(verified), timeout_s=RECEIPT_TIMEOUT_S)
+                                            self.user.receipt_payload(verified).model_dump(mode="json"), timeout_s=RECEIPT_TIMEOUT_S)
 
         self.background_task(post())
 

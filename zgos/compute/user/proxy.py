@@ -33,15 +33,23 @@ import json
 import math
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 
 from zgos.compute.ledger import ServiceInfo
 from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout, PoolTooLarge
-from zgos.compute.provider.wire import HEADER_RESPONSE, HEADER_RESPONSE_ID
+from zgos.compute.provider.wire import (
+    HEADER_RESPONSE,
+    HEADER_RESPONSE_ID,
+    BadBody,
+    ErrorBody,
+    ModelCard,
+    ModelList,
+    decode_body,
+)
 from zgos.compute.relay import Ended, RelayResponse, Write
 from zgos.compute.spec import sse
 from zgos.compute.spec.billing import MAX_BODY_BYTES, InvalidChatRequest
@@ -57,10 +65,11 @@ from zgos.compute.user.client import (
 from zgos.compute.user.payer import Payer
 from zgos.compute.user.router import Router
 from zgos.compute.user.verification import ResponseRejected
+from zgos.compute.user.wire import ChatCall, ProvidersView, SpendingSummary, VerifyCall
 from zgos.core.errors import ZgError
 from zgos.runtime.access import LocalAccess
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
-from zgos.runtime.edge import EdgePolicy, InvalidJson, Route, parse_json
+from zgos.runtime.edge import EdgePolicy, Route, parse_json
 from zgos.runtime.serve import hardened_server
 
 RETRYABLE_KINDS = ("insufficient-credit",)
@@ -84,8 +93,7 @@ class Funding:
 
 
 def openai_error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status,
-                        headers=headers)
+    return JSONResponse(ErrorBody.of(status, kind, message).model_dump(), status_code=status, headers=headers)
 
 
 def cap_error(exc: CapReached) -> JSONResponse:
@@ -130,43 +138,46 @@ class UserProxy:
         ), access=access)
 
     def _routes(self) -> None:
+        """Each route parses its input into a model (``wire``) once and calls the proxy's parts."""
         app = self.app
+        app.get("/v1/models")(self.models)
+        app.get("/v1/providers")(self.providers)
+        app.get("/v1/spending")(self.spending)
+        app.post("/v1/verify")(self.verify)
+        app.post("/v1/chat/completions")(self.chat)
 
-        @app.get("/v1/models")
-        async def models() -> dict[str, Any]:
-            services = await asyncio.to_thread(self.router.services)
-            seen = sorted({s.model for s in services})
-            return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "zgos"} for m in seen]}
+    async def models(self) -> ModelList:
+        services = await asyncio.to_thread(self.router.services)
+        return ModelList(data=[ModelCard(id=m, owned_by="zgos") for m in sorted({s.model for s in services})])
 
-        @app.get("/v1/providers")
-        async def providers() -> dict[str, Any]:
-            services = await asyncio.to_thread(self.router.services)
-            return self.router.describe(services)
+    async def providers(self) -> ProvidersView:
+        services = await asyncio.to_thread(self.router.services)
+        return self.router.describe(services)
 
-        @app.get("/v1/spending")
-        async def spending() -> dict[str, Any]:
-            return self.budget.summary()
+    async def spending(self) -> SpendingSummary:
+        return self.budget.summary()
 
-        @app.post("/v1/verify")
-        async def verify(request: Request) -> Response:
-            try:
-                response_id = str(parse_json(await request.body())["id"])
-                return JSONResponse(await asyncio.to_thread(self.user.verify_stored, response_id))
-            except (InvalidJson, KeyError, TypeError):
-                return openai_error(400, "invalid_request_error", "body must be {\"id\": RESPONSE_ID}")
-            except ZgError as exc:
-                return openai_error(404, "not_found", str(exc))
+    async def verify(self, request: Request) -> Response:
+        try:
+            call = decode_body(VerifyCall, await request.body())
+        except BadBody:
+            return openai_error(400, "invalid_request_error", "body must be {\"id\": RESPONSE_ID}")
+        try:
+            return JSONResponse(await asyncio.to_thread(self.user.verify_stored, call.id))
+        except ZgError as exc:
+            return openai_error(404, "not_found", str(exc))
 
-        @app.post("/v1/chat/completions")
-        async def chat(request: Request) -> Response:
-            try:
-                data = parse_json(await request.body())
-                if not isinstance(data, dict) or not isinstance(data.get("model"), str):
-                    raise ValueError("body must be a JSON object with a model")
-                body = body_with_defaults(data)
-            except ValueError as exc:
-                return openai_error(400, "invalid_request_error", f"bad request body: {exc}")
-            return await self._route(str(data["model"]), body, data.get("stream") is True)
+    async def chat(self, request: Request) -> Response:
+        """The body is forwarded as given, ``max_tokens`` defaulted: it is what gets signed."""
+        try:
+            data = parse_json(await request.body())
+            call = ChatCall.model_validate(data)
+            body = body_with_defaults(data)
+        except ValidationError:
+            return openai_error(400, "invalid_request_error", "bad request body: body must be a JSON object with a model")
+        except ValueError as exc:  # InvalidJson, or a body json cannot write back
+            return openai_error(400, "invalid_request_error", f"bad request body: {exc}")
+        return await self._route(call.model, body, call.streaming)
 
     async def _route(self, model: str, body: bytes, stream: bool) -> Response:
         candidates = await asyncio.to_thread(self.router.candidates, model)

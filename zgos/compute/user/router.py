@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from zgos.compute.ledger import ServiceInfo
 from zgos.compute.spec.limits import compute_backoff_s, is_price_within_cap
 from zgos.compute.user.client import ComputeUser
+from zgos.compute.user.wire import ProviderState, ProvidersView
 
 FLAG_BACKOFF_S = 3600.0
 SERVICE_REFRESH_S = 30.0
@@ -54,13 +54,13 @@ class Router:
     def _health(self, provider: str) -> ProviderHealth:
         return self.health.setdefault(provider, ProviderHealth())
 
-    def describe(self, services: list[ServiceInfo]) -> dict[str, Any]:
+    def describe(self, services: list[ServiceInfo]) -> ProvidersView:
         """The state ``GET /v1/providers`` shows: the price cap, and each provider's service,
         whether it is within that cap, and its health and flags."""
-        return {"max_price": self.max_price, "providers": [
-            {"provider": s.provider, "model": s.model, "url": s.url, "input_price": s.input_price,
-             "output_price": s.output_price, "within_price_cap": self.within_price_cap(s),
-             **vars(self._health(s.provider))} for s in services]}
+        return ProvidersView(max_price=self.max_price, providers=[ProviderState(
+            provider=s.provider, model=s.model, url=s.url, input_price=s.input_price,
+            output_price=s.output_price, within_price_cap=self.within_price_cap(s),
+            **vars(self._health(s.provider))) for s in services])
 
     def within_price_cap(self, service: ServiceInfo) -> bool:
         return is_price_within_cap(service.input_price, service.output_price, self.max_price)
