@@ -105,11 +105,13 @@ warm: install
 	$(BIN)/python -m compileall -q zgos tests bench >/dev/null
 	$(BIN)/python -m tests.warm
 
-# The dependency contract last: imports point down the layers (tools/layering.py says the rules).
+# The dependency and size contracts last: imports point down the layers, modules <= 400 lines,
+# functions <= 40 (tools/layering.py and tools/shape.py say the rules).
 lint: install
 	$(BIN)/ruff check zgos tests bench tools
 	$(BIN)/mypy --strict $(STRICT)
 	$(BIN)/python tools/layering.py
+	$(BIN)/python tools/shape.py
 
 unit: install
 	$(BIN)/python -m pytest -n $(WORKERS) tests/unit

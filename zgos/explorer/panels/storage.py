@@ -24,9 +24,10 @@ from zgos.chain.registry import NodeKind, NodeRegistry, RegisteredNode
 from zgos.explorer.deps import Deps
 from zgos.explorer.models import ApiModel
 from zgos.runtime.datadir import DataDir
-from zgos.runtime.netutil import JsonRpcFailure, JsonRpcUnreachable, call_jsonrpc
+from zgos.runtime.netutil import JsonRpcFailure, JsonRpcUnreachable
 from zgos.runtime.outbound import OutboundClient
-from zgos.storage.contracts import FlowContract
+from zgos.storage.contracts import FlowContract, Reward
+from zgos.storage.nodeclient import request_status
 
 NODE_TIMEOUT_S = 2.0  # total, per node: the URLs are announced by strangers
 MAX_STATUS_BYTES = 64 * 1024
@@ -102,7 +103,7 @@ class StoragePanel(ApiModel):
 def node_status(http: httpx.Client, url: str) -> NodeReport | str:
     """A storage node's ``zgs_getStatus`` report, or why there is none."""
     try:
-        result = call_jsonrpc(http, url, "zgs_getStatus")
+        result = request_status(http, url)
     except JsonRpcUnreachable as exc:
         return f"unreachable ({exc})"
     except JsonRpcFailure:
@@ -125,9 +126,8 @@ def node_rows(data_dir: DataDir, nodes: list[RegisteredNode]) -> list[StorageNod
 
 
 def reward_totals(chain: Chain, deployment: Deployment) -> RewardTotals:
-    reward = chain.contract("Reward", deployment.address("Reward"))
-    return RewardTotals(deposited=int(chain.call(reward.functions.totalDeposited())),
-                        paid=int(chain.call(reward.functions.totalDistributed())))
+    reward = Reward(chain, deployment.address("Reward"))
+    return RewardTotals(deposited=reward.total_deposited(), paid=reward.total_distributed())
 
 
 @router.get("/storage")

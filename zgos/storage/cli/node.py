@@ -58,10 +58,10 @@ class NodeFlags:
     beneficiary: Annotated[str | None, Opt("--beneficiary", help="Address paid the rewards (default: the miner).")] = None
     token_file: Annotated[Path | None, Opt(
         "--token-file", help="Install token the admin_*/miner_* methods require (created 0600 if absent) "
-        "[default: DATA_DIR/token, shared by the devnet's services].")] = None
+        "(default: DATA_DIR/token, shared by the devnet's services).")] = None
     rate_limit: Annotated[float | None, Opt(
         "--rate-limit", min=0.0, help="Segments of work (uploads, downloads, sector proofs) per second per client "
-        "address, bursts of twice that; 0 turns the limit off [default: 1000].")] = None
+        "address, bursts of twice that; 0 turns the limit off (default: 1000).")] = None
 
 
 def flags_command(flags_type: type[NodeFlags], run: Callable[[typer.Context, NodeFlags], None]) -> Callable[..., None]:
