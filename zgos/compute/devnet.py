@@ -42,7 +42,7 @@ def prepare_provider(ctx: DevnetContext) -> None:
     from zgos.chain.accounts import devnet_role
     from zgos.chain.client import Chain
     from zgos.chain.deploy import load_deployment
-    from zgos.compute.ledger import ComputeContracts, ServiceTerms
+    from zgos.compute.contracts import ComputeContracts, ServiceTerms
     from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash
 
     _, provider_port, _ = compute_ports(ctx.options)

@@ -131,8 +131,8 @@ def put(
         None, "--token-file", help=f"The disperser's install token (default DATA_DIR/da-disperser/token; env {TOKEN_ENV})"),
 ) -> None:
     """Disperse FILE as one blob; prints the request id, then the blob id once certified."""
+    from zgos.da.client import DisperserClient
     from zgos.da.proto import disperser_pb2
-    from zgos.da.rpc import DisperserClient
 
     data = file.read_bytes()
     cli = get_ctx(ctx)
@@ -159,7 +159,7 @@ def status(
     target: str | None = typer.Option(None, "--disperser", help="Disperser gRPC address (default: as for put)"),
 ) -> None:
     """Status of a dispersal request (asks the disperser) or of a blob id (reads the chain)."""
-    from zgos.da.rpc import DisperserClient
+    from zgos.da.client import DisperserClient
 
     if "-" in ident:
         with DisperserClient(_disperser(get_ctx(ctx), target)) as client:

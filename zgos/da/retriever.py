@@ -21,8 +21,9 @@ from concurrent import futures
 from dataclasses import dataclass, field
 
 from zgos.core.errors import ZgError
+from zgos.da.client import SignerClient
 from zgos.da.contracts import BlobStatus, DAContracts, Quorum
-from zgos.da.rpc import RpcError, SignerClient
+from zgos.da.rpc import RpcError
 from zgos.da.spec.blob import CELLS_NEEDED_PER_ROW, CELLS_PER_ROW, BlobHeader
 from zgos.da.spec.encoding import Cell, Encoder, InsufficientCells, verify_cells
 from zgos.da.spec.sampling import DEFAULT_SAMPLES_PER_ROW, samples_per_row, sampling_confidence

@@ -15,17 +15,17 @@ from zgos.chain import registry
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import ContractPlan, deploy_all
-from zgos.compute import ledger
-from zgos.compute.finetune import market
+from zgos.compute import contracts as compute
+from zgos.compute.finetune import contracts as finetune
 from zgos.da import contracts as da
 from zgos.storage import contracts as storage
 
 PLAN: list[ContractPlan] = [
     *registry.DEPLOY_PLAN,
     *storage.DEPLOY_PLAN,
-    *ledger.DEPLOY_PLAN,
+    *compute.DEPLOY_PLAN,
     *da.DEPLOY_PLAN,
-    *market.DEPLOY_PLAN,
+    *finetune.DEPLOY_PLAN,
 ]
 
 

@@ -31,8 +31,13 @@ import httpx
 
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.compute.finetune.market import FineTuningMarket, ModelNode, ModelRegistry, OnchainStatus
-from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered
+from zgos.compute.contracts import ComputeContracts, ServiceNotRegistered
+from zgos.compute.finetune.contracts import (
+    FineTuningMarket,
+    ModelNode,
+    ModelRegistry,
+    OnchainStatus,
+)
 from zgos.compute.spec import vouchers as v
 from zgos.compute.spec.tasks import (
     InvalidTask,

@@ -7,7 +7,7 @@ not there yet); :func:`setup_provider` is that set-up:
 - the base models offered (Gemma, or the tiny test model) are published in ``ModelRegistry``,
   each file uploaded to storage first (:func:`~zgos.compute.finetune.models.publish_base_models`);
 - the provider's ``FineTuningServing`` record is added or updated when it differs from what this
-  process offers (:meth:`~zgos.compute.finetune.market.FineTuningMarket.ensure_service`);
+  process offers (:meth:`~zgos.compute.finetune.contracts.FineTuningMarket.ensure_service`);
 - the :class:`~zgos.compute.finetune.worker.FineTuningWorker` resumes from its journal (a new
   journal starts at the deployment's block);
 - unless told otherwise, a :class:`~zgos.compute.finetune.service.TunedModelHost` serves the
@@ -28,13 +28,13 @@ from eth_account.signers.local import LocalAccount
 from zgos.chain.accounts import DEVNET_ROLES, PRIVATE_KEY_ENV
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
+from zgos.compute.contracts import ComputeContracts
+from zgos.compute.finetune.contracts import FineTuningMarket, ModelRegistry, ServiceTerms
 from zgos.compute.finetune.journal import Journal
-from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry, ServiceTerms
 from zgos.compute.finetune.models import offered_models, publish_base_models
 from zgos.compute.finetune.service import ProviderProcess, TunedModelHost, TunedServingConfig
 from zgos.compute.finetune.storage import StorageBlobStore, connect_storage
 from zgos.compute.finetune.worker import BaseModel, FineTuningWorker, WorkerConfig
-from zgos.compute.ledger import ComputeContracts
 from zgos.compute.spec.billing import Prices
 from zgos.runtime.ports import FINETUNE_PORT, TUNED_ADMIN_PORT, TUNED_BROKER_PORT, TUNED_MODEL_PORT
 

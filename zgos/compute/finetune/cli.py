@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zgos.cli.context import CliContext, console, get_ctx
-from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry, OnchainStatus
+from zgos.compute.finetune.contracts import FineTuningMarket, ModelRegistry, OnchainStatus
 from zgos.compute.finetune.storage import StorageBlobStore, connect_storage
 from zgos.compute.finetune.user import FineTuningUser, dataset_bytes
 from zgos.compute.spec.tasks import TrainingParams

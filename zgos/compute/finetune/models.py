@@ -25,7 +25,7 @@ from zgos.core.errors import ConfigError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-    from zgos.compute.finetune.market import ModelRegistry
+    from zgos.compute.finetune.contracts import ModelRegistry
     from zgos.compute.finetune.train import Tokenizer
     from zgos.compute.finetune.worker import BaseModel
 

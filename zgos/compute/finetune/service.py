@@ -34,8 +34,9 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from zgos.compute.contracts import ComputeContracts, ServiceTerms
+from zgos.compute.finetune.contracts import FineTuningMarket, OnchainStatus
 from zgos.compute.finetune.journal import Journal
-from zgos.compute.finetune.market import FineTuningMarket, OnchainStatus
 from zgos.compute.finetune.storage import StorageBlobStore
 from zgos.compute.finetune.wire import ProviderHealth, Served, ServedModel, TaskProgress
 from zgos.compute.finetune.worker import (
@@ -44,7 +45,6 @@ from zgos.compute.finetune.worker import (
     BaseModel,
     FineTuningWorker,
 )
-from zgos.compute.ledger import ComputeContracts, ServiceTerms
 from zgos.compute.model import DEFAULT_CHAT_FORMAT, model_server_argv
 from zgos.compute.provider.wire import ErrorBody
 from zgos.compute.spec.billing import Prices

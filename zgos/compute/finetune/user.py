@@ -25,7 +25,7 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
-from zgos.compute.finetune.market import (
+from zgos.compute.finetune.contracts import (
     FineTuningMarket,
     ModelRegistry,
     OnchainStatus,

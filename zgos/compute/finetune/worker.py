@@ -44,8 +44,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import coincurve
 from eth_account.signers.local import LocalAccount
 
+from zgos.compute.finetune.contracts import FineTuningMarket, OnchainStatus, OnchainTask
 from zgos.compute.finetune.journal import Journal
-from zgos.compute.finetune.market import FineTuningMarket, OnchainStatus, OnchainTask
 from zgos.compute.spec.dataset import (
     DatasetQuota,
     parse_dataset,

@@ -29,7 +29,7 @@ from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from zgos.compute.ledger import ComputeContracts
+from zgos.compute.contracts import ComputeContracts
 from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout
 from zgos.compute.provider.broker import Admitted, Broker, BrokerConfig
 from zgos.compute.provider.wire import (

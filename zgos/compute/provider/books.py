@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from zgos.compute.ledger import SubAccount
+from zgos.compute.contracts import SubAccount
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
-from zgos.compute.ledger import ComputeContracts
+from zgos.compute.contracts import ComputeContracts
 from zgos.compute.provider.books import UserBook, UserView
 from zgos.compute.provider.settler import Settler
 from zgos.compute.provider.store import NonceReplayed, RequestLog

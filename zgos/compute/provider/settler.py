@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from eth_account.signers.local import LocalAccount
 
-from zgos.compute.ledger import ComputeContracts, SubAccount
+from zgos.compute.contracts import ComputeContracts, SubAccount
 from zgos.compute.provider.books import UserBook, UserView
 from zgos.compute.provider.store import RequestLog
 from zgos.compute.provider.wire import BrokerError, SettlementRound

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 
-from zgos.compute.ledger import ComputeContracts, ServiceInfo, ServiceNotRegistered
+from zgos.compute.contracts import ComputeContracts, ServiceInfo, ServiceNotRegistered
 from zgos.compute.provider.wire import (
     HEADER_MAX_FEE,
     HEADER_NONCE,

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
-from zgos.compute.ledger import ServiceInfo
+from zgos.compute.contracts import ServiceInfo
 from zgos.compute.pool import Pool, PoolError
 from zgos.compute.spec import sse
 from zgos.compute.user.client import ComputeUser, SignedRequest, Verified

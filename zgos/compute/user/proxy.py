@@ -39,7 +39,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from zgos.compute.ledger import ServiceInfo
+from zgos.compute.contracts import ServiceInfo
 from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout, PoolTooLarge
 from zgos.compute.provider.wire import (
     HEADER_RESPONSE,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from zgos.compute.ledger import ServiceInfo
+from zgos.compute.contracts import ServiceInfo
 from zgos.compute.spec.limits import compute_backoff_s, is_price_within_cap
 from zgos.compute.user.client import ComputeUser
 from zgos.compute.user.wire import ProviderState, ProvidersView

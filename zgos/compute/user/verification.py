@@ -8,7 +8,7 @@ raises ``ResponseRejected``: no receipt is signed.
 
 from __future__ import annotations
 
-from zgos.compute.ledger import ServiceInfo
+from zgos.compute.contracts import ServiceInfo
 from zgos.compute.spec import vouchers as v
 from zgos.compute.spec.billing import Usage, compute_fee
 from zgos.core.errors import ZgError

@@ -10,8 +10,9 @@ import time
 from concurrent import futures
 from dataclasses import dataclass, field
 
+from zgos.da.client import SignerClient
 from zgos.da.contracts import DAContracts, Quorum
-from zgos.da.rpc import RpcError, SignerClient
+from zgos.da.rpc import RpcError
 from zgos.da.spec import bls
 from zgos.da.spec.encoding import EncodedBlob
 from zgos.da.spec.quorum import is_quorum_reached

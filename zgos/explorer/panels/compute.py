@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from zgos.compute.ledger import ComputeContracts, ServiceInfo
+from zgos.compute.contracts import ComputeContracts, ServiceInfo
 from zgos.explorer.deps import Deps
 from zgos.explorer.models import ApiModel
 

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from zgos.cli.context import CliContext, console, get_ctx
 from zgos.compute import model as model_mod
-from zgos.compute.commoncli import ACCOUNT, _contracts, _install_token
+from zgos.compute.cli.common import ACCOUNT, _contracts, _install_token
 from zgos.compute.spec.billing import Prices
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount

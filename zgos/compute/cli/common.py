@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from zgos.cli.context import CliContext
-from zgos.compute.ledger import ComputeContracts
+from zgos.compute.contracts import ComputeContracts
 from zgos.core.errors import ConfigError
 from zgos.core.units import parse_amount
 from zgos.runtime.access import load_or_create_token

@@ -2,7 +2,7 @@
 
 User (here): ``deposit | withdraw | ledger | fund [PROVIDER] AMOUNT | refund [PROVIDER] |
 providers | chat [PROVIDER] PROMPT | verify RESPONSE_ID | serve | token``. Provider
-(``providercli.py``): ``provider register | update | status | settle | serve``. Model server:
+(``provider.py``): ``provider register | update | status | settle | serve``. Model server:
 ``model serve``. On the devnet, user commands default to the demo account and PROVIDER may be
 left out when one provider serves the model.
 
@@ -20,9 +20,9 @@ from rich.table import Table
 
 from zgos.cli.context import CliContext, console, err_console, get_ctx
 from zgos.compute import model as model_mod
-from zgos.compute.commoncli import ACCOUNT, _amount, _contracts, _install_token
-from zgos.compute.ledger import ServiceInfo
-from zgos.compute.providercli import model_app, provider_app
+from zgos.compute.cli.common import ACCOUNT, _amount, _contracts, _install_token
+from zgos.compute.cli.provider import model_app, provider_app
+from zgos.compute.contracts import ServiceInfo
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
 from zgos.core.errors import ConfigError
