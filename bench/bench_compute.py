@@ -36,7 +36,7 @@ from eth_account import Account
 
 from bench.harness import BenchChain, bench_chain, report
 from zgos.chain.accounts import devnet_account
-from zgos.compute.ledger import ComputeContracts, execution_gas
+from zgos.compute.contracts import ComputeContracts, execution_gas
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash, model_server_argv
 from zgos.compute.provider.app import BENCH_UNGUARDED_ENV
 from zgos.compute.spec import settlement

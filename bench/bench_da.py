@@ -24,8 +24,8 @@ from typing import Any
 import ckzg
 
 from bench.harness import BenchChain, bench_chain, report
+from zgos.da.client import DisperserClient
 from zgos.da.proto import disperser_pb2
-from zgos.da.rpc import DisperserClient
 from zgos.da.spec import kzg
 from zgos.da.spec.blob import pack_rows
 from zgos.da.spec.encoding import Encoder

@@ -26,8 +26,8 @@ from eth_account.signers.local import LocalAccount
 from bench.harness import bench_chain, report
 from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.chain.accounts import devnet_role
+from zgos.compute.finetune.contracts import FineTuningMarket
 from zgos.compute.finetune.journal import Journal
-from zgos.compute.finetune.market import FineTuningMarket
 from zgos.compute.finetune.storage import StorageBlobStore
 from zgos.compute.finetune.tiny import TinyBaseModel
 from zgos.compute.finetune.train import train_lora

@@ -25,7 +25,7 @@ ones resolved, at module level, in functions and under ``if TYPE_CHECKING:`` ali
    layers above the networks may import any of their modules: rule 1 is all they keep.)
 3. **CLI modules are the top layer wherever they sit** - the ``zgos/cli/`` package (the ``zg``
    executable, its root group and context, the chain's, devnet's and explorer's commands), and
-   every module named ``cli``, ending in ``cli`` (``compute/providercli.py``) or under a ``cli/``
+   every module named ``cli``, ending in ``cli`` or under a ``cli/``
    package: each network keeps its ``zg`` commands beside it, but they belong to the cli layer,
    so they may use the CLI context and any layer, and nothing outside the cli layer may import
    them (rule 1 says it, since the cli layer is the top).

@@ -25,10 +25,11 @@ import pytest
 from tests.adversarial.httpfuzz import DEFAULT_REQUESTS, fuzz_settings
 from tests.integration.da.helpers import deploy_da, funded_signer, next_epoch
 from zgos.chain.client import Chain
+from zgos.da.client import DisperserClient, SignerClient
 from zgos.da.disperser.disperser import Disperser
 from zgos.da.disperser.servicer import serve_disperser
 from zgos.da.proto import disperser_pb2
-from zgos.da.rpc import GRPC_OPTIONS, SIGNER_LIMITS, DisperserClient, SignerClient
+from zgos.da.rpc import GRPC_OPTIONS, SIGNER_LIMITS
 from zgos.da.signer.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
 from zgos.da.signer.store import CellStore
 from zgos.da.spec.blob import MAX_BLOB_BYTES

@@ -19,7 +19,7 @@ from tests.integration.compute.conftest import RunningProxy, run_proxy  # noqa: 
 from tests.servers import await_ready
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.compute.ledger import ComputeContracts
+from zgos.compute.contracts import ComputeContracts
 from zgos.compute.model import ensure_gemma
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser

@@ -16,8 +16,8 @@ from tests.integration.clirunner import NO_TIMEOUT, devnet_chain_port, devnet_up
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import load_deployment
-from zgos.compute.finetune.market import FineTuningMarket
-from zgos.compute.ledger import ComputeContracts
+from zgos.compute.contracts import ComputeContracts
+from zgos.compute.finetune.contracts import FineTuningMarket
 from zgos.da.contracts import BlobStatus, DAContracts, UnknownBlob
 from zgos.devnet.services import devnet_services
 from zgos.runtime.datadir import DataDir

@@ -22,7 +22,7 @@ from tests.adversarial.httpfuzz import FuzzProfile, assert_survives_fuzz
 from tests.integration.clirunner import zg
 from tests.integration.compute.conftest import PRICES, BrokerProcess, RunningProxy, funded_account
 from zgos.chain.client import Chain
-from zgos.compute.ledger import ComputeContracts
+from zgos.compute.contracts import ComputeContracts
 from zgos.compute.model import model_hash
 from zgos.compute.provider.wire import HEADER_MAX_FEE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_USER
 from zgos.compute.spec import vouchers as v

@@ -22,7 +22,7 @@ from tests.servers import await_ready
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.compute.ledger import ComputeContracts
+from zgos.compute.contracts import ComputeContracts
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash, model_server_argv
 from zgos.compute.spec.billing import Prices
 from zgos.compute.spec.limits import SpendCaps

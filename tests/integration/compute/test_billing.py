@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from bench.compute_servers import STALL_FIELD
 from tests.integration.compute.conftest import PRICES, BrokerProcess, RunningProxy, funded_account
 from zgos.chain.client import Chain
-from zgos.compute.ledger import ComputeContracts
+from zgos.compute.contracts import ComputeContracts
 from zgos.compute.model import model_hash
 from zgos.compute.spec import sse
 from zgos.compute.spec import vouchers as v

@@ -12,7 +12,12 @@ from eth_account.signers.local import LocalAccount
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.compute.ledger import ComputeContracts, ServiceNotRegistered, ServiceTerms, execution_gas
+from zgos.compute.contracts import (
+    ComputeContracts,
+    ServiceNotRegistered,
+    ServiceTerms,
+    execution_gas,
+)
 from zgos.compute.spec import vouchers as v
 from zgos.compute.spec.billing import Prices
 from zgos.core.errors import TxReverted

@@ -17,7 +17,7 @@ from web3.logs import DISCARD
 from tests.integration.compute.conftest import BrokerProcess
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
-from zgos.compute.ledger import ComputeContracts
+from zgos.compute.contracts import ComputeContracts
 from zgos.compute.spec import settlement
 from zgos.compute.spec import vouchers as v
 from zgos.compute.tokens import TokenCounter

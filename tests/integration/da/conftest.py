@@ -12,11 +12,11 @@ import grpc
 import pytest
 
 from zgos.chain.client import Chain
+from zgos.da.client import DisperserClient
 from zgos.da.contracts import DAContracts
 from zgos.da.disperser.disperser import Disperser
 from zgos.da.disperser.servicer import serve_disperser
 from zgos.da.proto import disperser_pb2
-from zgos.da.rpc import DisperserClient
 from zgos.da.signer.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
 from zgos.da.signer.store import CellStore
 from zgos.da.spec.encoding import Encoder

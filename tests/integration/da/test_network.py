@@ -15,10 +15,11 @@ import grpc
 import pytest
 
 from tests.servers import await_ready
+from zgos.da.client import DisperserClient, SignerClient
 from zgos.da.contracts import BlobStatus
 from zgos.da.proto import disperser_pb2
 from zgos.da.retriever import Retriever
-from zgos.da.rpc import DisperserClient, RpcError, SignerClient
+from zgos.da.rpc import RpcError
 from zgos.da.signer.signer import SignerIdentity, SignerNode
 from zgos.da.signer.store import CellStore
 from zgos.da.spec import bls

@@ -89,7 +89,7 @@ def test_lineage_endpoint_and_graph_show_a_registered_model(
 ) -> None:
     import os
 
-    from zgos.compute.finetune.market import ModelRegistry
+    from zgos.compute.finetune.contracts import ModelRegistry
     from zgos.storage.contracts import FlowContract
     from zgos.storage.spec.filetree import FileTree
 
@@ -132,7 +132,7 @@ def test_storage_and_compute_panels_show_live_node_state_and_services(
     explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount, tmp_path: Path
 ) -> None:
     from tests.integration.storage.conftest import start_node
-    from zgos.compute.ledger import ComputeContracts
+    from zgos.compute.contracts import ComputeContracts
     from zgos.compute.spec.billing import Prices
 
     node = start_node(tmp_path / "node", chain, deployment)

@@ -11,7 +11,7 @@ from eth_account.signers.local import LocalAccount
 from tests.integration.storage.conftest import storage_node  # noqa: F401 - a real storage node fixture
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.compute.finetune.market import FineTuningMarket
+from zgos.compute.finetune.contracts import FineTuningMarket
 
 
 @pytest.fixture

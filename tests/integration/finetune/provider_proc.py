@@ -18,8 +18,8 @@ from eth_account import Account
 
 from tests.integration.finetune.blobstore import DirectoryBlobStore
 from zgos.chain.client import Chain
+from zgos.compute.finetune.contracts import FineTuningMarket
 from zgos.compute.finetune.journal import Journal
-from zgos.compute.finetune.market import FineTuningMarket
 from zgos.compute.finetune.tiny import TinyBaseModel
 from zgos.compute.finetune.worker import FineTuningWorker, WorkerConfig
 

@@ -10,7 +10,7 @@ from eth_account.signers.local import LocalAccount
 from tests.integration.finetune.conftest import advance_time, funded_account
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry, OnchainStatus
+from zgos.compute.finetune.contracts import FineTuningMarket, ModelRegistry, OnchainStatus
 from zgos.compute.spec.tasks import (
     TrainingParams,
     compute_key_commitment,

@@ -17,8 +17,8 @@ from tests.integration.storage.conftest import RunningNode
 from tests.integration.storage.httpproxy import StorageNodeProxy
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
+from zgos.compute.finetune.contracts import FineTuningMarket, ModelRegistry
 from zgos.compute.finetune.journal import Journal
-from zgos.compute.finetune.market import FineTuningMarket, ModelRegistry
 from zgos.compute.finetune.models import publish_base_models
 from zgos.compute.finetune.storage import StorageBlobStore
 from zgos.compute.finetune.tiny import TinyBaseModel

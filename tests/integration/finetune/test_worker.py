@@ -17,8 +17,8 @@ from eth_account.signers.local import LocalAccount
 from tests.integration.finetune.blobstore import DirectoryBlobStore
 from tests.integration.finetune.conftest import advance_time, task_events
 from zgos.chain.client import Chain
+from zgos.compute.finetune.contracts import FineTuningMarket, OnchainStatus
 from zgos.compute.finetune.journal import Journal
-from zgos.compute.finetune.market import FineTuningMarket, OnchainStatus
 from zgos.compute.finetune.tiny import TinyBaseModel
 from zgos.compute.finetune.worker import (
     FineTuningWorker,
