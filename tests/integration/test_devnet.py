@@ -54,10 +54,14 @@ def test_devnet_up_status_stop_start_down(devnet_root: Path) -> None:
 
     pid = PidFile(devnet_root / "pids" / "chain.pid").read_live_pid()
     assert pid is not None and is_alive(pid)
+    registry = deployment["contracts"]["NodeRegistry"]["address"]
+    height = Chain(f"http://127.0.0.1:{port}").block_number()
     assert "stopped" in zg(devnet_root, "devnet", "stop", "chain").stdout
     assert not is_alive(pid) and not port_in_use(port)
     assert zg(devnet_root, "devnet", "start", "chain").returncode == 0
-    assert Chain(f"http://127.0.0.1:{port}").block_number() > 0
+    restarted = Chain(f"http://127.0.0.1:{port}")
+    assert restarted.block_number() >= height, "the chain resumes from its saved state"
+    assert restarted.w3.eth.get_code(registry), "the deployed contracts survive the restart"
 
     again = up(devnet_root, port)
     assert again.returncode == 0, "up is idempotent while running"
