@@ -28,6 +28,7 @@ STRICT      := \
   zgos/storage/spec \
   zgos/da/spec \
   zgos/compute/spec \
+  zgos/kv/spec \
   zgos/da/signer/store.py \
   zgos/storage/scores.py \
   tools/layering.py \

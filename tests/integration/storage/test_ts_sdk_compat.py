@@ -7,37 +7,17 @@ or the SDK these tests skip and say why.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
 from eth_account.signers.local import LocalAccount
 
 from tests.integration.storage.conftest import RunningNode
+from tests.nodejs import run_node
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.storage.hasher import build_file_tree
 from zgos.storage.spec.filetree import FileTree
-
-REPO = Path(__file__).resolve().parents[3]
-COMPAT = REPO / "tests" / "compat"
-SDK_MODULES = REPO / ".tools" / "0g-ts-sdk" / "node_modules"
-
-
-def run_node(script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> str:
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed: cannot run 0G's TypeScript SDK")
-    if not (SDK_MODULES / "@0gfoundation" / "0g-ts-sdk").is_dir():
-        pytest.skip("0G's TS SDK is not installed in .tools/0g-ts-sdk (run `make test`, needs npm)")
-    result = subprocess.run(
-        ["node", str(COMPAT / script), *args], capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "NODE_PATH": str(SDK_MODULES), **(env or {})},
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
 
 
 def test_data_root_equals_the_0g_ts_sdk_root_for_random_sizes(tmp_path: Path) -> None:
