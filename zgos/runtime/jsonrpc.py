@@ -37,10 +37,11 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -99,6 +100,28 @@ def validate_int(value: Any, name: str, minimum: int = 0, maximum: int = MAX_INT
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
         raise RpcError(INVALID_PARAMS, f"{name} must be an integer in {minimum}..{maximum}")
     return value
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse_params(model: type[Model], params: Params) -> Model:
+    """Positional ``params`` as ``model`` (in field order; params past the last field are
+    ignored), validated once; ``RpcError(INVALID_PARAMS)`` naming the first missing or bad one
+    (``missing parameter 1 (txSeq)``)."""
+    values: dict[str, Any] = {}
+    for index, (name, field) in enumerate(model.model_fields.items()):
+        alias = field.alias or name
+        if index < len(params):
+            values[alias] = params[index]
+        elif field.is_required():
+            raise RpcError(INVALID_PARAMS, f"missing parameter {index} ({alias})")
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name, message = str(first["loc"][0]), str(first["msg"])
+        raise RpcError(INVALID_PARAMS, message if message.startswith(name) else f"{name}: {message}") from None
 
 
 # --- requests --------------------------------------------------------------------------------

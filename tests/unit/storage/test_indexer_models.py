@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zgos.runtime.jsonrpc import INVALID_PARAMS, RpcError
+from zgos.runtime.jsonrpc import INVALID_PARAMS, RpcError, parse_params
 from zgos.storage.discovery import SkippedNode
 from zgos.storage.indexer.directory import ShardedNode, Snapshot
 from zgos.storage.indexer.models import (
@@ -19,7 +19,6 @@ from zgos.storage.indexer.models import (
     RootParams,
     ShardedNodeJson,
     ShardedNodesResult,
-    parse_params,
 )
 from zgos.storage.spec.shard import ShardConfig
 
@@ -42,7 +41,7 @@ def test_a_bad_root_param_is_invalid_params_naming_the_form(bad: object) -> None
 def test_a_missing_root_param_is_invalid_params_naming_it() -> None:
     with pytest.raises(RpcError) as raised:
         parse_params(RootParams, [])
-    assert (raised.value.code, raised.value.message) == (INVALID_PARAMS, "missing parameter 0: root")
+    assert (raised.value.code, raised.value.message) == (INVALID_PARAMS, "missing parameter 0 (root)")
 
 
 @given(st.one_of(st.integers(), st.booleans(), st.text(max_size=4), st.floats(allow_nan=False), st.none()))

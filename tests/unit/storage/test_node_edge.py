@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zgos.runtime.jsonrpc import INVALID_PARAMS, MAX_INT64, RpcError
+from zgos.runtime.jsonrpc import INVALID_PARAMS, MAX_INT64, RpcError, parse_params
 from zgos.storage.node.node import NodeConfig, StorageNode
 from zgos.storage.node.rpc import NodeRpc
 from zgos.storage.node.rpcmodels import (
@@ -21,7 +21,6 @@ from zgos.storage.node.rpcmodels import (
     ProtocolVersion,
     SectorProofParams,
     SegmentsByTxSeqParams,
-    parse_params,
 )
 from zgos.storage.spec.flow import compute_sector_data_root
 from zgos.storage.spec.merkle import BYTES_PER_SECTOR, compute_leaf_hashes, compute_promote_root

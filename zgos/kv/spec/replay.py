@@ -234,12 +234,20 @@ def is_for_node(tx: KvTransaction, monitored: frozenset[bytes]) -> bool:
     return bool(tx.stream_ids) and all(s in monitored for s in tx.stream_ids)
 
 
+def check_sender(tx: KvTransaction, view: KvView) -> Rejected | None:
+    """``SenderNoWritePermission`` unless the sender may write to one of the streams (known
+    before the transaction's data is fetched)."""
+    if any(can_write(view, tx.sender, s) for s in tx.stream_ids):
+        return None
+    return Rejected(SENDER_NO_WRITE_PERMISSION)
+
+
 def process_transaction(tx: KvTransaction, raw: bytes, monitored: frozenset[bytes],
                         view: KvView) -> ReplayOutcome:
     """The outcome of replaying ``tx`` (whose file holds ``raw``) on a node that monitors
     ``monitored``; call only for transactions ``is_for_node`` accepts."""
-    if not any(can_write(view, tx.sender, s) for s in tx.stream_ids):
-        return Rejected(SENDER_NO_WRITE_PERMISSION)
+    if refused := check_sender(tx, view):
+        return refused
     try:
         data = decode_stream_data(raw)
     except InvalidStreamData as exc:

@@ -3,21 +3,21 @@ the results they and the REST gateway answer with (0G's ``ShardedNode``, ``{trus
 discovered}``, the file info and ``/node/status``).
 
 Params arrive as a positional array and are validated here, once, into a model
-(``parse_params``); a bad or missing one is ``RpcError(INVALID_PARAMS)`` with the message the
+(``zgos.runtime.jsonrpc.parse_params``); a bad or missing one is ``RpcError(INVALID_PARAMS)`` with the message the
 indexer has always given. Results are built from the core's types (``of``) and dumped with
 0G's camelCase keys, in the order 0G's TS SDK reads them.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, JsonValue, PlainValidator, ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue, PlainValidator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from zgos.core.errors import ZgError
-from zgos.runtime.jsonrpc import INVALID_PARAMS, Params, RpcError, validate_int
+from zgos.runtime.jsonrpc import RpcError, validate_int
 from zgos.storage.discovery import SkippedNode
 from zgos.storage.ecclient import ErasureRecord
 from zgos.storage.indexer.directory import ShardedNode, Snapshot
@@ -69,23 +69,6 @@ class ReplicasParams(BaseModel):
     """``[replicas?]``: ``indexer_selectNodes`` (one replica when left out)."""
 
     replicas: Replicas = 1
-
-
-Model = TypeVar("Model", bound=BaseModel)
-
-
-def parse_params(model: type[Model], params: Params) -> Model:
-    """``params`` (positional, in the model's field order; extra ones ignored) as ``model``;
-    ``RpcError(INVALID_PARAMS)`` naming the first missing or bad one."""
-    names = list(model.model_fields)
-    try:
-        return model.model_validate(dict(zip(names, params, strict=False)))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        name = str(error["loc"][0])
-        if error["type"] == "missing":
-            raise RpcError(INVALID_PARAMS, f"missing parameter {names.index(name)}: {name}") from None
-        raise RpcError(INVALID_PARAMS, error["msg"]) from None
 
 
 # --- results ---------------------------------------------------------------------------------

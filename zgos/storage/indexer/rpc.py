@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from zgos.runtime.jsonrpc import Method, Params
-from zgos.storage.indexer.models import ReplicasParams, RootParams, parse_params, sharded_nodes_json
+from zgos.runtime.jsonrpc import Method, Params, parse_params
+from zgos.storage.indexer.models import ReplicasParams, RootParams, sharded_nodes_json
 from zgos.storage.indexer.service import Indexer
 
 # Methods that ask every usable storage node: they cost one unit of the client's rate limit.

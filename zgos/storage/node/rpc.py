@@ -28,6 +28,7 @@ from zgos.runtime.jsonrpc import (
     Method,
     Params,
     RpcError,
+    parse_params,
 )
 from zgos.runtime.ratelimit import ClientRateLimiter
 from zgos.storage.node.errors import AlreadyFinalized, DataUnavailable, FileNotFound
@@ -53,7 +54,6 @@ from zgos.storage.node.rpcmodels import (
     SyncInfo,
     Transaction,
     TxSeqParams,
-    parse_params,
 )
 from zgos.storage.node.store import TxRecord
 from zgos.storage.node.syncstatus import file_status, peers_json, sync_info

@@ -4,12 +4,12 @@ once, at the edge, with 0G's names and the node's error messages) and the result
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from zgos.runtime.jsonrpc import INVALID_PARAMS, Params, RpcError, validate_int
+from zgos.runtime.jsonrpc import INVALID_PARAMS, RpcError, validate_int
 from zgos.storage.spec.merkle import InvalidProof, parse_hash
 from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof
 
@@ -73,25 +73,6 @@ class RpcParams(BaseModel):
     naming it (``missing parameter 1 (txSeq)``); params past the last field are ignored."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, alias_generator=to_wire_name)
-
-
-P = TypeVar("P", bound=RpcParams)
-
-
-def parse_params(model: type[P], params: Params) -> P:
-    """``params`` as a ``model``, or ``RpcError(INVALID_PARAMS)`` naming the bad one."""
-    values: dict[str, Any] = {}
-    for index, (name, field) in enumerate(model.model_fields.items()):
-        alias = field.alias or name
-        if index < len(params):
-            values[alias] = params[index]
-        elif field.is_required():
-            raise RpcError(INVALID_PARAMS, f"missing parameter {index} ({alias})")
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise RpcError(INVALID_PARAMS, f"{first['loc'][0]}: {first['msg']}") from None
 
 
 class SegmentParams(RpcParams):
