@@ -17,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 
 from tests.integration.clirunner import zg
 from tests.integration.storage.conftest import RunningNode
+from zgos.chain.accounts import devnet_account
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.runtime.datadir import DataDir
@@ -175,3 +176,18 @@ def test_encrypted_upload_resumes_from_its_staged_ciphertext(
     assert list(staging.iterdir()) == []
     again = _download(devnet_dir, storage_node, root, tmp_path / "o.bin", "--decrypt", env=env)
     assert again.returncode == 0 and (tmp_path / "o.bin").read_bytes() == plain.read_bytes()
+
+
+def test_v2_to_a_devnet_address_decrypts_with_that_devnet_account(
+    tmp_path: Path, devnet_dir: DataDir, storage_node: RunningNode, new_account: LocalAccount,
+) -> None:
+    plain = tmp_path / "secret.bin"
+    plain.write_bytes(os.urandom(1000))
+    root = _upload(devnet_dir, storage_node, plain, new_account, "--encrypt", "--to", devnet_account(5).address)
+    out = tmp_path / "out.bin"
+    done = _download(devnet_dir, storage_node, root, out, "--decrypt", "--account", "devnet:5")
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == plain.read_bytes()
+    other = _download(devnet_dir, storage_node, root, tmp_path / "no.bin", "--decrypt", "--account", "devnet:6")
+    assert other.returncode == 1 and "wrong recipient" in other.stderr
+    assert not (tmp_path / "no.bin").exists()
