@@ -110,10 +110,11 @@ def _ephemeral_secret() -> bytes:
 
 @dataclass(frozen=True)
 class Keys:
-    """What a download may decrypt with: a symmetric key (v1 files), a private key (v2 files)."""
+    """What a download may decrypt with: a symmetric key (v1 files), a private key (v2 files),
+    given or fetched only when a v2 file needs it (no keystore prompt for a v1 file)."""
 
     symmetric_key: bytes | None = None
-    private_key: bytes | None = None
+    private_key: bytes | Callable[[], bytes] | None = None
 
     def key_for(self, header: EncryptionHeader) -> bytes:
         """The AES key for ``header``; ``InvalidEncryption`` naming what is missing."""
@@ -126,7 +127,8 @@ class Keys:
         if self.private_key is None:
             raise InvalidEncryption("this file is encrypted to a wallet key (v2, ECIES)",
                                     "pass --decrypt to use the signing account's key")
-        return compute_ecies_decrypt_key(self.private_key, header)
+        secret = self.private_key() if callable(self.private_key) else self.private_key
+        return compute_ecies_decrypt_key(secret, header)
 
 
 # --- upload ------------------------------------------------------------------------------------

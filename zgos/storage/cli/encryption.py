@@ -96,8 +96,10 @@ def download_keys(cli: CliContext, key_flag: str | None, decrypt: bool, account:
     """What a download decrypts with, or None to write the stored bytes unchanged."""
     if key_flag is None and not decrypt:
         return None
-    private = bytes(cli.account(account, role="user").key) if decrypt else None
-    return Keys(symmetric_key=symmetric_key(key_flag), private_key=private)
+    def account_key() -> bytes:
+        return bytes(cli.account(account, role="user").key)
+
+    return Keys(symmetric_key=symmetric_key(key_flag), private_key=account_key if decrypt else None)
 
 
 def run_encrypted_upload(cli: CliContext, client: StorageClient, path: Path, recipient: Recipient,
