@@ -16,7 +16,7 @@ from rich.progress import (
 from zgos.cli.context import CliContext, console
 from zgos.core.errors import ConfigError
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
-from zgos.storage.client import StorageClient
+from zgos.storage.client import StorageClient, UploadResult
 from zgos.storage.spec.merkle import InvalidProof, parse_hash
 
 
@@ -74,3 +74,10 @@ def node_policy(cli: CliContext, flags: list[str] | None) -> AddressPolicy:
     """URLs the user typed in (``--node``) may be anywhere; the registry's or an indexer's are
     held to the data dir's outbound policy."""
     return OPEN_POLICY if flags else cli.outbound_policy()
+
+
+def print_upload(result: UploadResult, replicas: int) -> None:
+    console.print(f"root   0x{result.root.hex()}")
+    console.print(f"txSeq  {result.tx_seq}")
+    console.print(f"tx     {result.tx_hash or 'none (already on chain)'}")
+    console.print(f"sent   {result.segments_sent} segments; every shard finalized on {replicas} node(s)")
