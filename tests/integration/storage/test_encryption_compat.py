@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.storage.test_ts_sdk_compat import run_node
+from tests.nodejs import run_node
 from zgos.storage.hasher import build_file_tree
 from zgos.storage.spec.encryption import (
     EncryptionHeader,
