@@ -30,6 +30,7 @@ MAX_QUERY_LEN = 256 * 1024  # bytes per kv_getValue call: the node's limit
 RPC_TIMEOUT_S = 30.0
 REPLAY_TIMEOUT_S = 120.0
 POLL_S = 0.05
+PAGE_KEYS = 1000  # keys per kv_getEntries call (the node's limit)
 
 
 class KvError(ZgError):
@@ -92,22 +93,26 @@ class KvClient:
         return _entry(first, key, bytes(data))
 
     def entries(self, stream_id: bytes, after: bytes | None = None, prefix: bytes = b"",
-                version: int | None = None) -> Iterator[Entry]:
+                version: int | None = None, page: int = PAGE_KEYS) -> Iterator[Entry]:
         """The stream's keys in byte order (after ``after``, starting with ``prefix``), each with
-        its value; deleted keys (size 0) are skipped."""
+        its value, a page of keys per call; deleted keys (size 0) are skipped."""
         extra = [] if version is None else [version]
-        start, inclusive = (after, False) if after is not None else (prefix or b"\x00", True)
+        start, inclusive = (after, False) if after is not None else (prefix or None, True)
         while True:
-            found = self.call("kv_getNext", "0x" + stream_id.hex(), base64.b64encode(start).decode(), 0, 0,
-                              inclusive, *extra)
-            if found is None:
+            key_b64 = None if start is None else base64.b64encode(start).decode()
+            found = self.call("kv_getEntries", "0x" + stream_id.hex(), key_b64, inclusive, page, *extra)
+            for item in found:
+                key, data = base64.b64decode(item["key"]), base64.b64decode(item["data"])
+                if not key.startswith(prefix):
+                    return
+                if int(item["size"]) > len(data):  # a long value: the rest at the same version
+                    whole = self.get(stream_id, key, int(item["version"]))
+                    data = whole.data if whole is not None else data
+                if int(item["size"]) > 0:
+                    yield _entry(item, key, data)
+            if len(found) < page:
                 return
-            key = base64.b64decode(found["key"])
-            if not key.startswith(prefix):
-                return
-            if int(found["size"]) > 0 and (entry := self.get(stream_id, key, int(found["version"]))) is not None:
-                yield entry
-            start, inclusive = key, False
+            start, inclusive = base64.b64decode(found[-1]["key"]), False
 
     def result(self, tx_seq: int) -> str | None:
         value = self.call("kv_getTransactionResult", tx_seq)

@@ -4,7 +4,8 @@ Param order and result shapes are 0G's, so 0G's TS SDK (``KvClient``, ``KvIterat
 zgos KV node unchanged: stream ids and accounts are hex, keys and values base64; ``version``
 is optional everywhere and means "as of that transaction" (default: the latest). A value is
 read in pieces of at most ``MAX_QUERY_LEN`` bytes. A missing key reads as version 0, size 0,
-as 0G answers. ``kv_getReplayStatus`` (zgos) reports replay progress.
+as 0G answers. zgos adds ``kv_getReplayStatus`` (replay progress) and ``kv_getEntries``
+(a page of consecutive keys with their values, so listing a stream is not two calls a key).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from zgos.runtime.jsonrpc import (
 )
 
 MAX_QUERY_LEN = 256 * 1024  # bytes of a value per call (0G's max_query_len_in_bytes)
+MAX_PAGE_KEYS = 1000  # keys per kv_getEntries call
+MAX_PAGE_BYTES = 4 * 1024 * 1024  # value bytes per kv_getEntries answer
 MAX_U64 = (1 << 64) - 1
 
 
@@ -104,6 +107,14 @@ class EdgeParams(KvParams):
     version: Version | None = None
 
 
+class PageParams(KvParams):
+    stream_id: StreamId
+    key: Key | None
+    inclusive: StrictBool
+    limit: Annotated[int, BeforeValidator(_int("limit", MAX_PAGE_KEYS))]
+    version: Version | None = None
+
+
 class TxParams(KvParams):
     tx_seq: TxSeq
 
@@ -148,6 +159,18 @@ def key_value_json(entry: Entry | None, start: int, length: int) -> dict[str, An
             "data": _piece(entry, start, length), "size": len(entry.data)}
 
 
+def page_json(entries: list[Entry]) -> list[dict[str, Any]]:
+    """``kv_getEntries`` (zgos): ``KeyValueSegment``s of consecutive keys. Values are sent whole
+    until the answer holds ``MAX_PAGE_BYTES``; past that, and beyond ``MAX_QUERY_LEN`` each,
+    only their first piece (``size`` says how much there is: read the rest with kv_getValue)."""
+    page, budget = [], MAX_PAGE_BYTES
+    for entry in entries:
+        piece = min(len(entry.data), MAX_QUERY_LEN, max(budget, 0))
+        budget -= piece
+        page.append(key_value_json(entry, 0, piece))
+    return [item for item in page if item is not None]
+
+
 def _at(store: KvStore, version: int | None) -> Any:
     return store.at(LATEST if version is None else version)
 
@@ -176,8 +199,13 @@ def read_methods(store: KvStore) -> dict[str, Method]:
             return key_value_json(found, p.start_index, p.len)
         return method
 
+    def get_entries(params: Params) -> Any:
+        p = parse_params(PageParams, params)
+        start, inclusive = (p.key, p.inclusive) if p.key is not None else (b"", True)
+        return page_json(_at(store, p.version).page(p.stream_id, start, inclusive, p.limit))
+
     return {"kv_getValue": get_value, "kv_getNext": neighbour("next"), "kv_getPrev": neighbour("prev"),
-            "kv_getFirst": edge("first"), "kv_getLast": edge("last")}
+            "kv_getFirst": edge("first"), "kv_getLast": edge("last"), "kv_getEntries": get_entries}
 
 
 def permission_methods(store: KvStore) -> dict[str, Method]:

@@ -188,6 +188,18 @@ class StoreAt:
                              stream_id, self.version)
         return None if row is None else self.get(stream_id, bytes(row[0]))  # type: ignore[arg-type]
 
+    def page(self, stream_id: bytes, start: bytes, inclusive: bool, limit: int) -> list[Entry]:
+        """Up to ``limit`` keys from ``start`` on (past it unless ``inclusive``), in byte order,
+        each with its value as of this version."""
+        with self.store.lock:
+            rows = self.store.db.execute(
+                "SELECT s.key, s.version, s.data FROM t_stream s JOIN ("
+                f"  SELECT key, MAX(version) AS v FROM t_stream WHERE stream_id = ? AND key {'>=' if inclusive else '>'} ?"
+                "   AND version <= ? GROUP BY key ORDER BY key LIMIT ?) m"
+                " ON s.stream_id = ? AND s.key = m.key AND s.version = m.v ORDER BY s.key",
+                (stream_id, start, self.version, limit, stream_id)).fetchall()
+        return [Entry(bytes(key), int(version), bytes(data)) for key, version, data in rows]
+
     def latest_version(self, stream_id: bytes, key: bytes) -> int | None:
         entry = self.get(stream_id, key)
         return None if entry is None else entry.version
