@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +77,8 @@ class KvStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
         self.db.execute("INSERT OR IGNORE INTO t_misc VALUES (0, ?, ?, NULL)", (NO_ENTRY_YET, first_block))
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # the replayer holds it across a batch of transactions
+        self.depth = 0  # nesting of ``transaction``: only the outermost commits
 
     def close(self) -> None:
         with self.lock:
@@ -85,13 +86,25 @@ class KvStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One SQLite transaction (one fsync); nested ones join the outermost, which commits
+        them all or none. Reads from other threads wait until it ends."""
         with self.lock:
+            if self.depth:
+                self.depth += 1
+                try:
+                    yield self.db
+                finally:
+                    self.depth -= 1
+                return
             self.db.execute("BEGIN IMMEDIATE")
+            self.depth = 1
             try:
                 yield self.db
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+            finally:
+                self.depth = 0
             self.db.execute("COMMIT")
 
     def one(self, sql: str, *args: object) -> tuple[object, ...] | None:
@@ -235,3 +248,21 @@ class StoreAt:
                                          f"AND version <= ? AND op IN {_in(KEY_WRITER_OPS)}",
                                          (stream_id, account, self.version)).fetchall()
         return any(self.is_writer_of_key(account, stream_id, bytes(k)) for (k,) in keys)
+
+
+class MemoView:
+    """A view that remembers its answers: while one transaction replays, the state it reads
+    does not change, so each question is asked of SQLite once."""
+
+    def __init__(self, view: StoreAt) -> None:
+        self.view = view
+        self.answers: dict[tuple[str, tuple[object, ...]], object] = {}
+
+    def __getattr__(self, name: str) -> Callable[..., object]:
+        ask = getattr(self.view, name)
+
+        def remembered(*args: object) -> object:
+            if (name, args) not in self.answers:
+                self.answers[(name, args)] = ask(*args)
+            return self.answers[(name, args)]
+        return remembered

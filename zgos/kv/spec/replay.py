@@ -30,6 +30,7 @@ from typing import Protocol
 
 from zgos.kv.spec.stream import (
     ADDRESS_SIZE,
+    NO_VERSION_CHECK,
     AccessControl,
     AclOp,
     InvalidStreamData,
@@ -157,6 +158,10 @@ def control_denied(record: AclRecord) -> Rejected:
 
 
 def is_conflicting(view: KvView, stream_id: bytes, key: bytes, version: int) -> bool:
+    """Whether ``key`` was written after the snapshot ``version`` the transaction read
+    (never, for ``NO_VERSION_CHECK``: no version is above it)."""
+    if version >= NO_VERSION_CHECK:
+        return False
     latest = view.latest_version(stream_id, key)
     return latest is not None and latest > version
 

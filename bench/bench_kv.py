@@ -1,0 +1,135 @@
+"""KV streams (issue 15, Performance), each against a baseline measured in the same run:
+
+* write -> readable: ``KvClient.write`` (encode, Flow submit, upload, replay) then
+  ``kv_getValue`` returns it; p50 of ``ZGOS_BENCH_KV_WRITES`` writes against the devnet's block
+  time (goal: within 2 blocks; 0G takes 4-5 s);
+* replay throughput: the node's replayer and SQLite store applying ``ZGOS_BENCH_KV_TXS``
+  transactions (10 writes each, in the node's batches) against decoding the same
+  transactions alone (goal >= 0.5x);
+* point reads: the store's ``get`` against a plain SQLite point read of the same row, and
+  ``kv_getValue`` over HTTP (p50, reported for scale);
+* listing 10,000 keys with ``KvClient.entries`` (pages of ``kv_getEntries``), against 2 s.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench.bench_storage import _data_dir, _node
+from bench.harness import bench_chain, report
+from zgos.chain.accounts import devnet_role
+from zgos.kv.client import KvClient
+from zgos.kv.node.app import KvNode, KvNodeConfig
+from zgos.kv.node.replayer import BATCH_ENTRIES, ReplayConfig, Replayer
+from zgos.kv.node.store import KvStore
+from zgos.kv.spec.stream import (
+    StreamData,
+    StreamWrite,
+    compute_stream_tags,
+    decode_stream_data,
+    encode_stream_data,
+)
+from zgos.runtime.netutil import free_port
+from zgos.storage.client import StorageClient
+from zgos.storage.contracts import LogEntry
+from zgos.storage.spec.flow import Submission, SubmissionNode
+
+BLOCK_TIME_S = 1.0  # the devnet's
+WRITES = int(os.environ.get("ZGOS_BENCH_KV_WRITES", "10"))
+TXS = int(os.environ.get("ZGOS_BENCH_KV_TXS", "2000"))
+LIST_KEYS = 10_000
+STREAM = bytes(range(32))
+SENDER = "0x" + "aa" * 20
+
+
+def _transactions(count: int, writes_per_tx: int = 10) -> list[bytes]:
+    return [encode_stream_data(StreamData(writes=tuple(
+        StreamWrite(STREAM, f"key-{t}-{w}".encode(), os.urandom(100)) for w in range(writes_per_tx))))
+        for t in range(count)]
+
+
+def _entry(seq: int) -> LogEntry:
+    submission = Submission(1, compute_stream_tags((STREAM,)), (SubmissionNode(bytes(32), 0),))
+    return LogEntry(seq, SENDER, submission, 0, 1, seq, "0x")
+
+
+def bench_replay(work: Path) -> None:
+    raws = _transactions(TXS)
+    decode_s = min(_timed(lambda: [decode_stream_data(raw) for raw in raws]) for _ in range(3))
+    store = KvStore(work / "replay.sqlite", 0)
+    replayer = Replayer(store, None, lambda entry: raws[entry.seq], ReplayConfig(frozenset({STREAM})))  # type: ignore[arg-type]
+    batches = [[_entry(seq) for seq in range(i, min(i + BATCH_ENTRIES, TXS))] for i in range(0, TXS, BATCH_ENTRIES)]
+    replay_s = _timed(lambda: [replayer.replay_batch(batch) for batch in batches])
+    report(f"replay of {TXS} transactions (tx/s) vs decoding them alone", TXS / replay_s, TXS / decode_s, "tx/s", ">= 0.5x")
+    bench_point_reads(store, work / "replay.sqlite")
+    store.close()
+
+
+def bench_point_reads(store: KvStore, path: Path) -> None:
+    key = b"key-7-3"
+    plain = sqlite3.connect(path)
+    sql = "SELECT data FROM t_stream WHERE stream_id = ? AND key = ? ORDER BY version DESC LIMIT 1"
+    baseline = statistics.median(_timed(lambda: plain.execute(sql, (STREAM, key)).fetchone()) for _ in range(2000))
+    ours = statistics.median(_timed(lambda: store.at().get(STREAM, key)) for _ in range(2000))
+    plain.close()
+    report("store point read p50 (us) vs a plain SQLite point read", ours * 1e6, baseline * 1e6, "us", "<= 2x")
+
+
+def _timed(fn: object) -> float:
+    start = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - start
+
+
+def bench_network(work: Path) -> None:
+    with bench_chain(block_time_s=BLOCK_TIME_S) as bc:
+        data_dir = _data_dir(bc, work / "data")
+        port = free_port()
+        storage = _node(data_dir, "storage-0", port, work / "node.log")
+        node = KvNode(KvNodeConfig(state_dir=work / "kv", rpc_url=bc.anvil.url, flow_address=bc.deployment.address("Flow"),
+                                   storage_nodes=(f"http://127.0.0.1:{port}",), port=free_port(),
+                                   replay=ReplayConfig(frozenset({STREAM}), first_block=bc.deployment.deploy_block)))
+        node.start()
+        try:
+            with KvClient(node.server.url, StorageClient([f"http://127.0.0.1:{port}"], bc.chain,
+                                                         bc.deployment.address("Flow"), devnet_role("user"))) as client:
+                bench_write_latency(client)
+                bench_listing(client)
+                rpc = statistics.median(_timed(lambda: client.get(STREAM, b"w-0")) for _ in range(300))
+                print(f"kv_getValue over HTTP p50: {rpc * 1e3:.2f} ms", flush=True)
+        finally:
+            node.close()
+            storage.terminate()
+            storage.wait()
+
+
+def bench_write_latency(client: KvClient) -> None:
+    latencies = []
+    for i in range(WRITES):
+        start = time.perf_counter()
+        client.write(StreamData(writes=(StreamWrite(STREAM, f"w-{i}".encode(), b"v"),)))
+        assert client.get(STREAM, f"w-{i}".encode()) is not None
+        latencies.append(time.perf_counter() - start)
+    report(f"write -> readable p50 of {WRITES} writes (s) vs the block time", statistics.median(latencies),
+           BLOCK_TIME_S, "s", "<= 2x")
+
+
+def bench_listing(client: KvClient) -> None:
+    batch = 1000
+    for start in range(0, LIST_KEYS, batch):
+        client.write(StreamData(writes=tuple(StreamWrite(STREAM, f"list-{i:05d}".encode(), b"v" * 32)
+                                             for i in range(start, start + batch))))
+    seconds = _timed(lambda: sum(1 for _ in client.entries(STREAM, prefix=b"list-")))
+    report(f"listing {LIST_KEYS} keys with paging (s) vs the 2 s goal", seconds, 2.0, "s", "<= 1x")
+
+
+def main() -> None:
+    print(f"load average: {os.getloadavg()[0]:.2f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="zgos-bench-kv-") as tmp:
+        bench_replay(Path(tmp))
+        bench_network(Path(tmp))
