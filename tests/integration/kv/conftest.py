@@ -1,5 +1,6 @@
 """A KV node on the session chain, reading from one storage node of its own; each test gets a
-fresh stream id, so tests never see each other's streams."""
+fresh stream id, so tests never see each other's streams. ``shared_kv`` is one storage node
+and one KV node for a whole module, holding a pool of streams handed out one per test."""
 
 from __future__ import annotations
 
@@ -45,6 +46,38 @@ def start_kv_node(state_dir: Path, chain: Chain, deployment: Deployment, storage
     node = KvNode(config)
     node.start()
     return node
+
+
+STREAMS_PER_MODULE = 32
+
+
+@dataclass
+class SharedKv:
+    """One storage node and one KV node monitoring ``STREAMS_PER_MODULE`` fresh streams."""
+
+    node: KvNode
+    storage: RunningNode
+    streams: list[bytes]
+    url: str
+
+    def new_stream(self) -> bytes:
+        """A stream of the KV node's that no other test has used."""
+        return self.streams.pop()
+
+    def client(self, chain: Chain, deployment: Deployment, account: LocalAccount | None = None) -> KvClient:
+        storage = StorageClient([self.storage.url], chain, deployment.address("Flow"), account)
+        return KvClient(self.url, storage)
+
+
+@pytest.fixture(scope="module")
+def shared_kv(tmp_path_factory: pytest.TempPathFactory, chain: Chain, deployment: Deployment) -> Iterator[SharedKv]:
+    tmp = tmp_path_factory.mktemp("kv-shared")
+    storage = start_node(tmp / "storage", chain, deployment)
+    streams = [os.urandom(32) for _ in range(STREAMS_PER_MODULE)]
+    node = start_kv_node(tmp / "kv", chain, deployment, storage.url, frozenset(streams))
+    yield SharedKv(node, storage, streams, node.server.url)
+    node.close()
+    storage.stop()
 
 
 @pytest.fixture
