@@ -20,6 +20,7 @@ from zgos.kv.node.app import KvNode, KvNodeConfig
 from zgos.kv.node.replayer import ReplayConfig
 from zgos.runtime.netutil import free_port
 from zgos.storage.client import StorageClient
+from zgos.storage.upload import Payload, ReplicaPlacement, Submitted, hash_file
 
 
 @dataclass
@@ -88,3 +89,21 @@ def kv(tmp_path: Path, chain: Chain, deployment: Deployment) -> Iterator[KvSetup
     yield KvSetup(node, storage, stream, node.server.url)
     node.close()
     storage.stop()
+
+
+def submit_files(storage: StorageClient, files: list[tuple[bytes, bytes]], scratch: Path) -> list[int]:
+    """Submit ``files`` ((bytes, tags) each) in one Flow transaction and send their data to the
+    storage nodes; their log sequence numbers. Each file's bytes must differ from the others'."""
+    assert storage.flow is not None and storage.account is not None
+    scratch.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for raw, _ in files:
+        paths.append(scratch / f"file-{len(list(scratch.iterdir()))}")
+        paths[-1].write_bytes(raw)
+    trees = [hash_file(p) for p in paths]
+    entries = storage.flow.submit(storage.account, [t.submission(tags) for t, (_, tags) in
+                                                    zip(trees, files, strict=True)]).entries
+    payloads = [Payload(p, t, Submitted(t.root, e.seq, t.size, e.start_entry, e.tx_hash))
+                for p, t, e in zip(paths, trees, entries, strict=True)]
+    storage.uploads.deliver(payloads, ReplicaPlacement(storage.nodes, 1))
+    return [e.seq for e in entries]

@@ -21,7 +21,7 @@ import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from tests.integration.kv.conftest import start_kv_node
+from tests.integration.kv.conftest import start_kv_node, submit_files
 from tests.integration.kv.histories import History, ModelRun, assert_node_matches_model
 from tests.integration.kv.kvnode_process import config_json
 from tests.integration.storage.conftest import start_node
@@ -33,7 +33,6 @@ from zgos.kv.node.app import STORE_FILE
 from zgos.kv.spec.stream import compute_stream_tags, encode_stream_data
 from zgos.runtime.netutil import call_jsonrpc, free_port
 from zgos.storage.client import StorageClient
-from zgos.storage.upload import Payload, ReplicaPlacement, Submitted, hash_file
 
 BATCHES = 4  # Flow transactions, alternating between two accounts
 PER_BATCH = 20  # KV transactions submitted in each (batchSubmit)
@@ -46,23 +45,13 @@ def submit_batches(storage: dict[int, StorageClient], history: History, run: Mod
     seq = -1
     for batch in range(BATCHES):
         sender = batch % 2
-        client = storage[sender]
-        assert client.flow is not None and client.account is not None
-        first = client.flow.num_submissions()
+        assert storage[sender].flow is not None
+        first = storage[sender].flow.num_submissions()  # type: ignore[union-attr]
         txs = [dataclasses.replace(history.next(first + i), sender=sender) for i in range(PER_BATCH)]
-        paths = []
-        for i, tx in enumerate(txs):
-            paths.append(tmp / f"tx-{batch}-{i}")
-            paths[-1].write_bytes(encode_stream_data(tx.data) + os.urandom(8))  # trailing bytes keep roots apart
-        trees = [hash_file(p) for p in paths]
-        entries = client.flow.submit(client.account, [t.submission(compute_stream_tags(tx.tags))
-                                                      for t, tx in zip(trees, txs, strict=True)]).entries
-        payloads = [Payload(p, t, Submitted(t.root, e.seq, t.size, e.start_entry, e.tx_hash))
-                    for p, t, e in zip(paths, trees, entries, strict=True)]
-        client.uploads.deliver(payloads, ReplicaPlacement(client.nodes, 1))
-        for entry, tx in zip(entries, txs, strict=True):
-            run.replay(entry.seq, history.accounts[sender], tx)
-            seq = entry.seq
+        files = [(encode_stream_data(tx.data) + os.urandom(8), compute_stream_tags(tx.tags))  # apart by trailing bytes
+                 for tx in txs]
+        for seq, tx in zip(submit_files(storage[sender], files, tmp / "files"), txs, strict=True):
+            run.replay(seq, history.accounts[sender], tx)
     return seq
 
 
