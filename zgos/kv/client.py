@@ -25,7 +25,6 @@ from zgos.kv.spec.state import Entry
 from zgos.kv.spec.stream import StreamData, compute_stream_tags, encode_stream_data
 from zgos.runtime.netutil import JsonRpcFailure, call_jsonrpc
 from zgos.storage.client import StorageClient
-from zgos.storage.upload import Payload, ReplicaPlacement, Submitted, hash_file
 
 MAX_QUERY_LEN = 256 * 1024  # bytes per kv_getValue call: the node's limit
 RPC_TIMEOUT_S = 30.0
@@ -50,21 +49,6 @@ class WriteResult:
 
 def _entry(answer: dict[str, Any], key: bytes, data: bytes) -> Entry:
     return Entry(key, int(answer["version"]), data)
-
-
-def submit_and_send(storage: StorageClient, path: Path, tags: bytes) -> Submitted:
-    """Submit ``path`` as a new log entry, even when the same bytes were submitted before
-    (``StorageClient.upload`` would reuse that entry: writing ``k=a`` again after ``k=b``
-    must be a new transaction), then send its segments to the storage nodes."""
-    if storage.flow is None or storage.account is None:
-        raise KvError("writing needs a chain, the Flow address and an account")
-    tree = hash_file(path)
-    placement = ReplicaPlacement(storage.nodes, 1)
-    placement.targets([], {})  # fail before paying when the nodes cannot hold it
-    entry = storage.flow.submit(storage.account, [tree.submission(tags)]).entries[0]
-    file = Submitted(tree.root, entry.seq, tree.size, entry.start_entry, entry.tx_hash)
-    storage.uploads.deliver([Payload(path, tree, file)], placement)
-    return file
 
 
 class KvClient:
@@ -145,9 +129,10 @@ class KvClient:
         with tempfile.TemporaryDirectory(prefix="zgos-kv-") as scratch:
             path = Path(scratch) / "tx"
             path.write_bytes(encode_stream_data(data))
-            file = submit_and_send(self.storage, path, compute_stream_tags(data.stream_ids()))
-        result = self.wait_replayed(file.seq, timeout_s) if wait else None
-        return WriteResult(file.seq, file.root, result)
+            # a new log entry even for bytes written before: setting k=a again after k=b is a write
+            uploaded = self.storage.upload(path, tags=compute_stream_tags(data.stream_ids()), new_entry=True)
+        result = self.wait_replayed(uploaded.tx_seq, timeout_s) if wait else None
+        return WriteResult(uploaded.tx_seq, uploaded.root, result)
 
 
     def wait_replayed(self, tx_seq: int, timeout_s: float = REPLAY_TIMEOUT_S) -> str:

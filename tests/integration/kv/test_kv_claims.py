@@ -5,6 +5,7 @@ its own."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -15,10 +16,11 @@ from eth_account.signers.local import LocalAccount
 
 from tests.integration.kv.conftest import SharedKv, start_kv_node
 from tests.integration.kv.histories import History, ModelRun, assert_node_matches_model, b64
+from tests.nodejs import run_node
 from tests.unit.kv.model import PlainModel
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.kv.client import KvClient, submit_and_send
+from zgos.kv.client import KvClient
 from zgos.kv.spec.stream import (
     AccessControl,
     AclOp,
@@ -141,7 +143,7 @@ def test_a_transaction_that_fails_replay_is_reported_and_later_transactions_on_t
             assert first.committed
             garbage = tmp_path / "garbage"
             garbage.write_bytes(b"\x00" * 8 + b"\xff\xff\xff\xff" + os.urandom(100))
-            broken = submit_and_send(storage, garbage, compute_stream_tags((stream,))).seq
+            broken = storage.upload(garbage, tags=compute_stream_tags((stream,)), new_entry=True).tx_seq
             missing = submit_without_data(storage, compute_stream_tags((stream,)))
             started = time.monotonic()
             later = client.write(put(stream, b"k", b"v2", version=first.tx_seq))  # k unchanged since v1
@@ -178,7 +180,7 @@ def test_30_random_transactions_from_3_accounts_end_in_the_state_of_the_plain_mo
             tx = history.next(seq)
             path = tmp_path / f"tx-{seq}"
             path.write_bytes(encode_stream_data(tx.data))
-            seq = submit_and_send(clients[tx.sender], path, compute_stream_tags(tx.tags)).seq
+            seq = clients[tx.sender].upload(path, tags=compute_stream_tags(tx.tags), new_entry=True).tx_seq
             run.replay(seq, senders[tx.sender], tx)
             seq += 1
         deadline = time.monotonic() + REPLAY_WAIT_S
@@ -191,3 +193,36 @@ def test_30_random_transactions_from_3_accounts_end_in_the_state_of_the_plain_mo
         assert "Commit" in run.results.values()
     for client in clients:
         client.close()
+
+
+def test_0g_ts_sdk_batcher_writes_are_read_by_zgos_and_zgos_writes_are_read_by_the_sdk_kv_client(
+        shared_kv: SharedKv, tmp_path: Path, chain: Chain, deployment: Deployment, new_account: LocalAccount) -> None:
+    stream = shared_kv.new_stream()
+    sid = "0x" + stream.hex()
+    theirs = {b"sdk/alpha": b"written by the TS SDK", b"sdk/big": os.urandom(300_000), b"\x00\xffbin": b"\x01"}
+    pairs = tmp_path / "pairs.json"
+    pairs.write_text(json.dumps([[k.hex(), v.hex()] for k, v in theirs.items()]))
+    stdout = run_node("kv_batcher.cjs", "write", chain.rpc_url, deployment.address("Flow"), shared_kv.storage.url,
+                      sid, str(pairs), env={"ZG_PRIVATE_KEY": new_account.key.hex()})
+    sdk_seq = json.loads(stdout.strip().splitlines()[-1])["txSeq"]
+    with shared_kv.client(chain, deployment, new_account) as client:
+        assert client.wait_replayed(sdk_seq, REPLAY_WAIT_S) == "Commit"
+        for key, value in theirs.items():  # what the SDK wrote, zgos reads
+            entry = client.get(stream, key)
+            assert entry is not None and entry.data == value and entry.version == sdk_seq, key
+        assert client.call("kv_isAdmin", new_account.address, sid)  # the SDK's sender: the first writer
+
+        # The SDK's KvClient.getValue asks for the next piece of a value at the length of the
+        # base64 text read so far, not at the byte count, so it misreads any value over one
+        # piece (256 KiB), from 0G's node as from this one: what the SDK reads here fits in one.
+        ours = {b"zgos/one": b"written by zgos", b"zgos/big": os.urandom(200_000), b"sdk/alpha": b"overwritten",
+                b"sdk/big": b"made small"}
+        written = client.write(StreamData(writes=tuple(StreamWrite(stream, k, v) for k, v in ours.items())))
+        assert written.committed
+    keys = tmp_path / "keys.json"
+    asked = [*ours, b"never written"]
+    keys.write_text(json.dumps([k.hex() for k in asked]))
+    read = json.loads(run_node("kv_batcher.cjs", "read", shared_kv.url, sid, str(keys)).strip().splitlines()[-1])
+    assert read["values"] == {k.hex(): (ours[k].hex() if k in ours else None) for k in asked}  # zgos wrote, the SDK reads
+    final = {**theirs, **ours}
+    assert read["iterated"] == [[k.hex(), final[k].hex(), written.tx_seq if k in ours else sdk_seq] for k in sorted(final)]
