@@ -135,7 +135,7 @@ def test_a_transaction_that_fails_replay_is_reported_and_later_transactions_on_t
         shared_kv: SharedKv, tmp_path: Path, chain: Chain, deployment: Deployment, new_account: LocalAccount) -> None:
     stream = os.urandom(32)
     node = start_kv_node(tmp_path / "kv", chain, deployment, shared_kv.storage.url, frozenset({stream}),
-                         data_deadline_s=2.0)
+                         data_deadline_s=3.0)  # short: a missing file holds replay this long
     storage = StorageClient([shared_kv.storage.url], chain, deployment.address("Flow"), new_account)
     try:
         with KvClient(node.server.url, storage) as client:
