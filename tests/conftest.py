@@ -110,6 +110,8 @@ ONE_WORKER_PATHS = (
     "tests/integration/compute/test_settlement.py",  # a broker and 250 funded users (~30 s)
     "tests/integration/explorer/",  # one explorer process on the session chain
     "tests/adversarial/test_storage_edge.py",  # a storage node and an indexer with files
+    "tests/adversarial/test_kv_edge.py",  # a storage node and a KV node
+    "tests/integration/kv/test_kv_claims.py",  # ditto
 )
 
 

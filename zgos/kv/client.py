@@ -134,9 +134,11 @@ class KvClient:
         with tempfile.TemporaryDirectory(prefix="zgos-kv-") as scratch:
             path = Path(scratch) / "tx"
             path.write_bytes(encode_stream_data(data))
-            uploaded = self.storage.upload(path, tags=compute_stream_tags(data.stream_ids()))
+            # a new log entry even for bytes written before: setting k=a again after k=b is a write
+            uploaded = self.storage.upload(path, tags=compute_stream_tags(data.stream_ids()), new_entry=True)
         result = self.wait_replayed(uploaded.tx_seq, timeout_s) if wait else None
         return WriteResult(uploaded.tx_seq, uploaded.root, result)
+
 
     def wait_replayed(self, tx_seq: int, timeout_s: float = REPLAY_TIMEOUT_S) -> str:
         """The node's result for ``tx_seq`` once it has replayed past it."""
