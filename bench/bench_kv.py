@@ -25,7 +25,7 @@ from bench.harness import bench_chain, report
 from zgos.chain.accounts import devnet_role
 from zgos.kv.client import KvClient
 from zgos.kv.node.app import KvNode, KvNodeConfig
-from zgos.kv.node.replayer import BATCH_ENTRIES, ReplayConfig, Replayer
+from zgos.kv.node.replayer import ReplayConfig, Replayer
 from zgos.kv.node.store import KvStore
 from zgos.kv.spec.stream import (
     StreamData,
@@ -63,7 +63,8 @@ def bench_replay(work: Path) -> None:
     decode_s = min(_timed(lambda: [decode_stream_data(raw) for raw in raws]) for _ in range(3))
     store = KvStore(work / "replay.sqlite", 0)
     replayer = Replayer(store, None, lambda entry: raws[entry.seq], ReplayConfig(frozenset({STREAM})))  # type: ignore[arg-type]
-    batches = [[_entry(seq) for seq in range(i, min(i + BATCH_ENTRIES, TXS))] for i in range(0, TXS, BATCH_ENTRIES)]
+    size = replayer.config.batch_entries
+    batches = [[_entry(seq) for seq in range(i, min(i + size, TXS))] for i in range(0, TXS, size)]
     replay_s = _timed(lambda: [replayer.replay_batch(batch) for batch in batches])
     report(f"replay of {TXS} transactions (tx/s) vs decoding them alone", TXS / replay_s, TXS / decode_s, "tx/s", ">= 0.5x")
     bench_point_reads(store, work / "replay.sqlite")

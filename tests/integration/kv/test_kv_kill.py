@@ -122,8 +122,10 @@ def test_kill_9_of_the_kv_node_mid_replay_resumes_at_the_right_transaction_and_e
         while time.monotonic() < deadline and not ((next_seq(url) or 0) > last and fresh.store.cursor().next_seq > last):
             time.sleep(0.05)
         restarted = log.read_text().split("kv node ready")[-1]
-        replayed = [int(line.split()[4]) for line in restarted.splitlines() if line.startswith("zgos.kv.node.replayer kv replay: tx ")]
-        assert replayed and replayed[0] == resume, "the restarted node went on at the first unreplayed transaction"
+        batches = [line.split()[-1] for line in restarted.splitlines()
+                   if line.startswith("zgos.kv.node.replayer kv replay: log entries ")]
+        assert batches and int(batches[0].split("..")[0]) == resume, \
+            "the restarted node went on at the first unreplayed log entry"
 
         assert dump(state / STORE_FILE) == dump(tmp_path / "fresh" / STORE_FILE)
         with httpx.Client(timeout=30) as http:

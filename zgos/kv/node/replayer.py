@@ -4,7 +4,7 @@ strictly in log order, into the store.
 Behaviour (storage.md §6; what 0G's KV node gets wrong, issue 15):
 * Events are read in pages of at most ``LOG_PAGE_BLOCKS`` up to ``head - confirmations``. Every
   log entry gets a row in the store, and the cursor moves with it in the same SQLite
-  transaction (a batch of up to ``BATCH_ENTRIES`` shares one), so a restart (even after
+  transaction (a batch of up to ``batch_entries`` shares one), so a restart (even after
   ``kill -9``) resumes at exactly the next entry not yet stored.
 * A transaction's data comes from the storage nodes through the verified download pipeline
   (every segment checked against the file's data root, the size taken from the chain).
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 LOG_PAGE_BLOCKS = 999
 REORG_REWIND_BLOCKS = 64
-BATCH_ENTRIES = 256  # log entries replayed per store transaction (one fsync)
 MIN_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
 
@@ -56,6 +55,7 @@ class ReplayConfig:
     poll_s: float = 0.2
     data_deadline_s: float = 60.0  # how long a transaction's data may stay unavailable
     max_tx_bytes: int = 64 * 1024 * 1024
+    batch_entries: int = 256  # log entries replayed per store transaction (one fsync)
 
 
 @dataclass
@@ -138,10 +138,11 @@ class Replayer:
         for offset, entry in enumerate(entries):
             if entry.seq != expected + offset:
                 raise RuntimeError(f"log entry {entry.seq} arrived before {expected + offset}")
-        for first in range(0, len(entries), BATCH_ENTRIES):
+        size = self.config.batch_entries
+        for first in range(0, len(entries), size):
             if self._stop.is_set():
                 return False
-            self.replay_batch(entries[first:first + BATCH_ENTRIES])
+            self.replay_batch(entries[first:first + size])
         self.store.advance_blocks(end + 1, end_hash)
         self.status.synced_block = end
         return end >= target
@@ -149,6 +150,7 @@ class Replayer:
     def replay_batch(self, entries: list[LogEntry]) -> None:
         """Replay consecutive entries in one store transaction (one fsync for all). Their data
         is fetched first, outside it, so reads are never held up by a slow download."""
+        log.info("kv replay: log entries %d..%d", entries[0].seq, entries[-1].seq)
         prefetched = {e.seq: self._fetch_until_deadline(e) for e in entries if self._needs_data(e)}
         with self.store.transaction():
             for entry in entries:
@@ -163,7 +165,7 @@ class Replayer:
         result = self._outcome(tx, entry, prefetched or {})
         commit = result if isinstance(result, Commit) else None
         self.store.record(entry.seq, entry.block_number, result if isinstance(result, str) else result.result, commit)
-        log.debug("kv replay: tx %d %s", entry.seq, commit.result if commit else result)
+        log.info("kv replay: tx %d %s", entry.seq, commit.result if commit else result)
 
     def _transaction(self, entry: LogEntry) -> KvTransaction | None:
         """The entry as a KV transaction of this node, or None."""
