@@ -91,12 +91,15 @@ class KvClient:
             data += base64.b64decode(piece["data"])
         return _entry(first, key, bytes(data))
 
-    def entries(self, stream_id: bytes, after: bytes | None = None, prefix: bytes = b"",
-                version: int | None = None) -> Iterator[Entry]:
-        """The stream's keys in byte order (after ``after``, starting with ``prefix``), each with
-        its value; deleted keys (size 0) are skipped."""
+    def key_sizes(self, stream_id: bytes, after: bytes | None = None, prefix: bytes = b"",
+                  version: int | None = None) -> Iterator[tuple[bytes, int, int]]:
+        """``(key, version, size)`` of the stream's keys in byte order, deleted ones (size 0)
+        included; ``after`` is exclusive, and one before ``prefix`` starts at ``prefix``."""
         extra = [] if version is None else [version]
-        start, inclusive = (after, False) if after is not None else (prefix or b"\x00", True)
+        if after is not None and after >= prefix:
+            start, inclusive = after, False
+        else:
+            start, inclusive = prefix or b"\x00", True
         while True:
             found = self.call("kv_getNext", "0x" + stream_id.hex(), base64.b64encode(start).decode(), 0, 0,
                               inclusive, *extra)
@@ -105,9 +108,16 @@ class KvClient:
             key = base64.b64decode(found["key"])
             if not key.startswith(prefix):
                 return
-            if int(found["size"]) > 0 and (entry := self.get(stream_id, key, int(found["version"]))) is not None:
-                yield entry
+            yield key, int(found["version"]), int(found["size"])
             start, inclusive = key, False
+
+    def entries(self, stream_id: bytes, after: bytes | None = None, prefix: bytes = b"",
+                version: int | None = None) -> Iterator[Entry]:
+        """The stream's keys in byte order (after ``after``, starting with ``prefix``), each with
+        its value; deleted keys (size 0) are skipped."""
+        for key, key_version, size in self.key_sizes(stream_id, after, prefix, version):
+            if size > 0 and (entry := self.get(stream_id, key, key_version)) is not None:
+                yield entry
 
     def result(self, tx_seq: int) -> str | None:
         value = self.call("kv_getTransactionResult", tx_seq)
@@ -117,19 +127,24 @@ class KvClient:
         value: dict[str, Any] = self.call("kv_getReplayStatus")
         return value
 
+    def replayed_version(self) -> int:
+        """The version the node's state is at: the last log entry it replayed (0 before any)."""
+        return max(int(self.status()["nextTxSeq"]) - 1, 0)
+
     def streams(self) -> list[bytes]:
         return [bytes.fromhex(s.removeprefix("0x")) for s in self.call("kv_getHoldingStreamIds")]
 
     # --- writes ----------------------------------------------------------------------
 
     def write(self, data: StreamData, *, wait: bool = True, timeout_s: float = REPLAY_TIMEOUT_S) -> WriteResult:
-        """Upload ``data`` as a KV transaction; with ``wait``, return once it is replayed."""
+        """Upload ``data`` as a KV transaction; with ``wait``, return once it is replayed. Always
+        a new log entry: the same bytes written again (``k = v`` after ``k = w``) are a new write."""
         if self.storage is None:
             raise KvError("writing needs storage nodes and an account")
         with tempfile.TemporaryDirectory(prefix="zgos-kv-") as scratch:
             path = Path(scratch) / "tx"
             path.write_bytes(encode_stream_data(data))
-            uploaded = self.storage.upload(path, tags=compute_stream_tags(data.stream_ids()))
+            uploaded = self.storage.upload(path, tags=compute_stream_tags(data.stream_ids()), submit_again=True)
         result = self.wait_replayed(uploaded.tx_seq, timeout_s) if wait else None
         return WriteResult(uploaded.tx_seq, uploaded.root, result)
 

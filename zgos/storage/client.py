@@ -127,13 +127,14 @@ class StorageClient:
 
     def upload(self, path: Path, *, tags: bytes = b"", fee: int | None = None, replicas: int = 1,
                progress: Progress | None = None, wait_finalized: bool = True,
-               tree: FileTree | None = None) -> UploadResult:
-        """Upload ``path`` to ``replicas`` nodes of every shard; resumable (call again after any failure)."""
+               tree: FileTree | None = None, submit_again: bool = False) -> UploadResult:
+        """Upload ``path`` to ``replicas`` nodes of every shard; resumable (call again after any
+        failure). A file already on chain is not submitted again, unless ``submit_again``."""
         tree = hash_file(path, tree)
         placement = ReplicaPlacement(self.nodes, replicas)
         failed: dict[str, str] = {}
         placement.targets([], failed)  # fail before paying when the nodes cannot hold it
-        file = self.uploads.submit(tree, tags, fee)
+        file = self.uploads.submit(tree, tags, fee, again=submit_again)
         sent = self.uploads.deliver([Payload(path, tree, file)], placement, progress, wait_finalized, failed)
         return UploadResult(tree.root, file.seq, file.tx_hash, tree.size, sent)
 

@@ -159,9 +159,10 @@ class UploadPipeline:
                 )
         return [loc for loc in locate(self.nodes, tree.root, finalized=False) if describes_file(loc, tree.root, tree.size)]
 
-    def submit(self, tree: FileTree, tags: bytes = b"", fee: int | None = None) -> Submitted:
-        """The file on the flow: submitted now, unless it is known already."""
-        known = self.known_submission(tree)
+    def submit(self, tree: FileTree, tags: bytes = b"", fee: int | None = None, *, again: bool = False) -> Submitted:
+        """The file on the flow: submitted now, unless it is known already (with ``again``,
+        submitted anyway: a KV transaction is an event, and the same bytes may be written twice)."""
+        known = [] if again else self.known_submission(tree)
         if known:
             return Submitted.of(known[0])
         if self.flow is None or self.account is None:
