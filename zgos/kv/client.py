@@ -23,7 +23,7 @@ from zgos.core.errors import ZgError
 from zgos.kv.spec.replay import COMMIT
 from zgos.kv.spec.state import Entry
 from zgos.kv.spec.stream import StreamData, compute_stream_tags, encode_stream_data
-from zgos.runtime.netutil import JsonRpcFailure, call_jsonrpc
+from zgos.runtime.netutil import JsonRpcFailure, JsonRpcUnreachable, call_jsonrpc
 from zgos.storage.client import StorageClient
 
 MAX_QUERY_LEN = 256 * 1024  # bytes per kv_getValue call: the node's limit
@@ -71,6 +71,9 @@ class KvClient:
     def call(self, method: str, *params: Any) -> Any:
         try:
             return call_jsonrpc(self.http, self.url, method, params)
+        except JsonRpcUnreachable as exc:
+            raise KvError(f"cannot reach the KV node at {self.url} ({exc})",
+                          "is it running? `zg devnet status`, or pass its URL with --node") from None
         except JsonRpcFailure as exc:
             raise KvError(f"{method} at {self.url} failed: {exc}", "is the KV node running? `zg kv status`") from None
 

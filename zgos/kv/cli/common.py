@@ -17,6 +17,12 @@ import typer
 from zgos.cli.context import CliContext, console
 from zgos.core.errors import ConfigError, ZgError
 from zgos.kv.aliases import resolve_stream
+from zgos.kv.spec.replay import (
+    ACCESS_CONTROL_PERMISSION_DENIED,
+    SENDER_NO_WRITE_PERMISSION,
+    VERSION_CONFLICTION,
+    WRITE_PERMISSION_DENIED,
+)
 from zgos.kv.spec.stream import MAX_KEY_SIZE
 from zgos.runtime.ports import KV_PORT
 
@@ -136,7 +142,17 @@ def submit(client: KvClient, data: StreamData, wait: bool) -> None:
     out(f"result  {result.result}")
     if not result.committed:
         raise WriteFailed(f"transaction {result.tx_seq} was not committed: {result.result}",
-                          "nothing it wrote was applied; see `zg kv --help` for who may write")
+                          f"nothing of it was applied; {failure_hint(result.result)}")
+
+
+def failure_hint(result: str) -> str:
+    """What to do about a replay result other than Commit."""
+    name = result.split(":")[0]
+    if name == VERSION_CONFLICTION:
+        return "a key it reads or writes was written after its version: read again and retry"
+    if name in (SENDER_NO_WRITE_PERMISSION, WRITE_PERMISSION_DENIED, ACCESS_CONTROL_PERMISSION_DENIED):
+        return "a stream's first writer is its admin; others need `zg kv grant-writer` from an admin"
+    return "see `zg kv status` and the KV node's log"
 
 
 def print_fields(fields: dict[str, object]) -> None:
