@@ -56,7 +56,7 @@ def stream_of(cli: CliContext, text: str) -> bytes:
 def read_arg(text: str, what: str) -> bytes:
     """A KEY or VALUE argument: ``@FILE`` is FILE's bytes, ``@@x`` the text ``@x``, else UTF-8."""
     if text.startswith(FILE_PREFIX * 2):
-        return text[1:].encode()
+        return text[1:].encode(errors="surrogateescape")
     if text.startswith(FILE_PREFIX):
         path = Path(text[1:])
         try:
@@ -64,7 +64,7 @@ def read_arg(text: str, what: str) -> bytes:
         except OSError as exc:
             raise ConfigError(f"cannot read the {what} from {path}: {exc.strerror}",
                               f"a {what} starting with @ names a file; write @@ for a leading @") from None
-    return text.encode()
+    return text.encode(errors="surrogateescape")  # argv bytes that are not UTF-8 come back as they were
 
 
 def parse_key(text: str, hex_key: bool = False) -> bytes:

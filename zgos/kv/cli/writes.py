@@ -11,6 +11,7 @@ that, admins and the writers they grant (``grant-writer``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -97,20 +98,19 @@ def parse_address(text: str) -> bytes:
     return raw
 
 
-def grant(op: AclOp) -> typer.models.CommandFunctionType:
+def grant(op: AclOp, doc: str) -> Callable[..., None]:
     def command(ctx: typer.Context, stream: StreamArg, address: AddressArg, no_wait: NoWaitOpt = False,
                 account: AccountOpt = None, storage_node: StorageOpt = None, node: NodeOpt = None) -> None:
         cli = get_ctx(ctx)
         control = AccessControl(op, stream_of(cli, stream), account=parse_address(address))
         run_write(cli, StreamData(controls=(control,)), node, storage_node, account, no_wait)
 
+    command.__doc__ = doc
     return command
 
 
-grant_writer_command = grant(AclOp.GRANT_WRITER)
-grant_writer_command.__doc__ = "Let ADDRESS write every key of STREAM (needs admin or writer of STREAM)."
-grant_admin_command = grant(AclOp.GRANT_ADMIN)
-grant_admin_command.__doc__ = "Make ADDRESS an admin of STREAM (needs admin)."
+grant_writer_command = grant(AclOp.GRANT_WRITER, "Let ADDRESS write every key of STREAM (needs admin or writer of STREAM).")
+grant_admin_command = grant(AclOp.GRANT_ADMIN, "Make ADDRESS an admin of STREAM (needs admin).")
 
 
 def parse_read(text: str, hex_key: bool) -> tuple[bytes, int | None]:
