@@ -30,8 +30,9 @@ from zgos.storage.contracts import FlowContract
 # disperser's (the one seen taken, issue 14). Storage nodes and providers are found on the chain.
 FIRST = DevnetOptions(only=("da",), da_signers=1)
 # The second runs the fewest services every client command family needs: storage (for storage,
-# provenance and fine-tuning datasets) and DA; compute and fine-tuning clients need only the chain.
-SECOND_FLAGS = ("--only", "storage,da", "--da-signers", "1", "--no-mine")
+# provenance and fine-tuning datasets), the KV node (kv pulls in storage) and DA; compute and
+# fine-tuning clients need only the chain.
+SECOND_FLAGS = ("--only", "kv,da", "--da-signers", "1", "--no-mine")
 ZERO_G_WEI = 10**18
 
 
@@ -84,6 +85,15 @@ def test_with_two_devnets_every_client_command_run_with_the_second_data_dir_reac
     root = bytes.fromhex(next(line.split()[1] for line in upload.stdout.splitlines() if line.startswith("root"))[2:])
     flows = {name: FlowContract(chain, addresses["Flow"]) for name, chain in chains.items()}
     assert flows["second"].file_of(root) is not None and flows["first"].file_of(root) is None
+
+    # zg kv: the write goes to the second chain's Flow and is read back from the second's KV node
+    submissions = {name: flow.num_submissions() for name, flow in flows.items()}
+    kv_set = zg(second, "kv", "set", "demo", "k", "v")
+    assert kv_set.returncode == 0 and "Commit" in kv_set.stdout, kv_set.stdout + kv_set.stderr
+    assert {name: flow.num_submissions() for name, flow in flows.items()} == {
+        "first": submissions["first"], "second": submissions["second"] + 1}
+    assert zg(second, "kv", "get", "demo", "k").stdout == "v\n"
+    assert zg(first, "kv", "status").returncode == 1  # the first runs no KV node: never a default port
 
     # zg provenance: the root's lineage is the second chain's (the first never saw the root)
     shown = zg(second, "provenance", "show", "0x" + root.hex(), "--json")

@@ -21,7 +21,7 @@ from zgos.runtime.service import DevnetOptions
 ARCHITECTURE_PORTS = {
     "chain": 8545, "storage-0": 5678, "storage-1": 5679, "storage-2": 5680, "indexer": 12345,
     "da-signer-0": 34000, "da-signer-3": 34003, "da-disperser": 51001, "model": 8081,
-    "provider-0": 3080, "explorer": 8000,
+    "provider-0": 3080, "explorer": 8000, "kv-0": 6789,
 }
 
 

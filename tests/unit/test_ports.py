@@ -72,7 +72,7 @@ def test_no_two_default_services_share_a_port() -> None:
 def test_no_two_services_of_a_moved_devnet_share_a_slot_above_its_chain_port() -> None:
     deltas = [
         ports.MODEL_DELTA, ports.PROVIDER_DELTA, ports.PROVIDER_ADMIN_DELTA, ports.FINETUNE_DELTA,
-        ports.TUNED_MODEL_DELTA, ports.TUNED_BROKER_DELTA, ports.TUNED_ADMIN_DELTA, ports.INDEXER_DELTA,
+        ports.TUNED_MODEL_DELTA, ports.TUNED_BROKER_DELTA, ports.TUNED_ADMIN_DELTA, ports.INDEXER_DELTA, ports.KV_DELTA,
         ports.EXPLORER_DELTA, *(ports.STORAGE_DELTA + i for i in range(STORAGE_NODES)),
         *(ports.DA_SIGNER_DELTA + i for i in range(DA_SIGNERS + 1)),  # + 1: the disperser
     ]

@@ -39,6 +39,7 @@ COMMAND_GROUPS = {
     "devnet": CommandGroup("zgos.cli.devnet:devnet_app", "The one-command local network."),
     "explorer": CommandGroup("zgos.cli.explorer:app", "The explorer: network state in a browser."),
     "storage": CommandGroup("zgos.storage.cli:storage_app", "Storage: run a node, upload and download files (0G-compatible)."),
+    "kv": CommandGroup("zgos.kv.cli:kv_app", "KV streams: a key-value store replayed from the storage log (0G-compatible)."),
     "compute": CommandGroup("zgos.compute.cli:app", "Compute: paid, signed, verifiable inference."),
     "da": CommandGroup("zgos.da.cli:app", "Data availability: erasure-coded blobs, KZG cells, BLS certificates."),
     "finetune": CommandGroup("zgos.compute.finetune.cli:app", "Fine-tuning: LoRA on a provider, sealed deliverables, lineage on chain."),

@@ -23,7 +23,7 @@ from zgos.core.errors import ZgError
 from zgos.kv.spec.replay import COMMIT
 from zgos.kv.spec.state import Entry
 from zgos.kv.spec.stream import StreamData, compute_stream_tags, encode_stream_data
-from zgos.runtime.netutil import JsonRpcFailure, call_jsonrpc
+from zgos.runtime.netutil import JsonRpcFailure, JsonRpcUnreachable, call_jsonrpc
 from zgos.storage.client import StorageClient
 
 MAX_QUERY_LEN = 256 * 1024  # bytes per kv_getValue call: the node's limit
@@ -72,6 +72,9 @@ class KvClient:
     def call(self, method: str, *params: Any) -> Any:
         try:
             return call_jsonrpc(self.http, self.url, method, params)
+        except JsonRpcUnreachable as exc:
+            raise KvError(f"cannot reach the KV node at {self.url} ({exc})",
+                          "is it running? `zg devnet status`, or pass its URL with --node") from None
         except JsonRpcFailure as exc:
             raise KvError(f"{method} at {self.url} failed: {exc}", "is the KV node running? `zg kv status`") from None
 
@@ -92,27 +95,44 @@ class KvClient:
             data += base64.b64decode(piece["data"])
         return _entry(first, key, bytes(data))
 
-    def entries(self, stream_id: bytes, after: bytes | None = None, prefix: bytes = b"",
-                version: int | None = None, page: int = PAGE_KEYS) -> Iterator[Entry]:
-        """The stream's keys in byte order (after ``after``, starting with ``prefix``), each with
-        its value, a page of keys per call; deleted keys (size 0) are skipped."""
+    def _page_items(self, stream_id: bytes, after: bytes | None, prefix: bytes, version: int | None,
+                    page: int) -> Iterator[tuple[bytes, int, int, bytes]]:
+        """``(key, version, size, first piece of the value)`` of the stream's keys in byte order,
+        deleted ones (size 0) included, a page of keys per ``kv_getEntries`` call; ``after`` is
+        exclusive, and one before ``prefix`` starts at ``prefix``."""
         extra = [] if version is None else [version]
-        start, inclusive = (after, False) if after is not None else (prefix or None, True)
+        if after is not None and after >= prefix:
+            start, inclusive = after, False
+        else:
+            start, inclusive = prefix, True
         while True:
-            key_b64 = None if start is None else base64.b64encode(start).decode()
+            key_b64 = base64.b64encode(start).decode() if start else None
             found = self.call("kv_getEntries", "0x" + stream_id.hex(), key_b64, inclusive, page, *extra)
             for item in found:
-                key, data = base64.b64decode(item["key"]), base64.b64decode(item["data"])
+                key = base64.b64decode(item["key"])
                 if not key.startswith(prefix):
                     return
-                if int(item["size"]) > len(data):  # a long value: the rest at the same version
-                    whole = self.get(stream_id, key, int(item["version"]))
-                    data = whole.data if whole is not None else data
-                if int(item["size"]) > 0:
-                    yield _entry(item, key, data)
+                yield key, int(item["version"]), int(item["size"]), base64.b64decode(item["data"])
             if len(found) < page:
                 return
             start, inclusive = base64.b64decode(found[-1]["key"]), False
+
+    def key_sizes(self, stream_id: bytes, after: bytes | None = None, prefix: bytes = b"",
+                  version: int | None = None, page: int = PAGE_KEYS) -> Iterator[tuple[bytes, int, int]]:
+        """``(key, version, size)`` of the stream's keys in byte order, deleted ones included."""
+        for key, key_version, size, _ in self._page_items(stream_id, after, prefix, version, page):
+            yield key, key_version, size
+
+    def entries(self, stream_id: bytes, after: bytes | None = None, prefix: bytes = b"",
+                version: int | None = None, page: int = PAGE_KEYS) -> Iterator[Entry]:
+        """The stream's keys in byte order (after ``after``, starting with ``prefix``), each with
+        its value; deleted keys (size 0) are skipped."""
+        for key, key_version, size, data in self._page_items(stream_id, after, prefix, version, page):
+            if size > len(data):  # a long value: the rest at the same version
+                whole = self.get(stream_id, key, key_version)
+                data = whole.data if whole is not None else data
+            if size > 0:
+                yield Entry(key, key_version, data)
 
     def result(self, tx_seq: int) -> str | None:
         value = self.call("kv_getTransactionResult", tx_seq)
@@ -122,13 +142,18 @@ class KvClient:
         value: dict[str, Any] = self.call("kv_getReplayStatus")
         return value
 
+    def replayed_version(self) -> int:
+        """The version the node's state is at: the last log entry it replayed (0 before any)."""
+        return max(int(self.status()["nextTxSeq"]) - 1, 0)
+
     def streams(self) -> list[bytes]:
         return [bytes.fromhex(s.removeprefix("0x")) for s in self.call("kv_getHoldingStreamIds")]
 
     # --- writes ----------------------------------------------------------------------
 
     def write(self, data: StreamData, *, wait: bool = True, timeout_s: float = REPLAY_TIMEOUT_S) -> WriteResult:
-        """Upload ``data`` as a KV transaction; with ``wait``, return once it is replayed."""
+        """Upload ``data`` as a KV transaction; with ``wait``, return once it is replayed. Always
+        a new log entry: the same bytes written again (``k = v`` after ``k = w``) are a new write."""
         if self.storage is None:
             raise KvError("writing needs storage nodes and an account")
         with tempfile.TemporaryDirectory(prefix="zgos-kv-") as scratch:

@@ -151,11 +151,12 @@ def call_jsonrpc(http: httpx.Client, url: str, method: str, params: Sequence[Any
     return answer.get("result")
 
 
-def rpc_ready(url: str) -> bool:
-    """True if ``url`` answers a JSON-RPC ``eth_chainId`` (an EVM node is up)."""
+def rpc_ready(url: str, method: str = "eth_chainId") -> bool:
+    """True if ``url`` answers a JSON-RPC ``method`` with a result (by default ``eth_chainId``:
+    an EVM node is up)."""
     import httpx
 
-    response = httpx.post(url, json=jsonrpc_request("eth_chainId"), timeout=1)
+    response = httpx.post(url, json=jsonrpc_request(method), timeout=1)
     return response.status_code == 200 and "result" in response.json()
 
 

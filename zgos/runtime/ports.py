@@ -26,7 +26,8 @@ STORAGE_PORT = 5678  # storage node i on STORAGE_PORT + i: JSON-RPC + raw segmen
 STORAGE_DELTA = 100  # storage node i at chain port + 100 + i
 INDEXER_PORT = 12345  # storage indexer: indexer_* JSON-RPC and the REST gateway
 INDEXER_DELTA = 150
-KV_PORT = 6789  # KV node (ARCHITECTURE.md's; no zgos process listens there yet, so no delta)
+KV_PORT = 6789  # KV node: kv_* JSON-RPC (0G's methods) and the replay status
+KV_DELTA = 160
 
 # --- INFT ----------------------------------------------------------------------------------------
 

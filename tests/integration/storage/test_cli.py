@@ -1,4 +1,5 @@
-"""`zg storage` as a user runs it, against a devnet started with `zg devnet up --only storage`."""
+"""`zg storage` as a user runs it, against a devnet started with `zg devnet up --only kv` (the
+storage nodes and the KV node that reads from them: the devnet's `demo` stream works at once)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ def devnet_root(tmp_path: Path):
 
 @pytest.mark.slow
 def test_devnet_storage_node_serves_cli_upload_download_and_info(devnet_root: Path, tmp_path: Path) -> None:
-    up = devnet_up(devnet_root, devnet_chain_port(), "--only", "storage")
+    up = devnet_up(devnet_root, devnet_chain_port(), "--only", "kv")
     assert up.returncode == 0, up.stdout + up.stderr
-    assert "storage-0" in up.stdout
+    assert "storage-0" in up.stdout and "kv-0" in up.stdout
+    kv_set = zg(devnet_root, "kv", "set", "demo", "k", "v")
+    assert kv_set.returncode == 0 and "Commit" in kv_set.stdout, kv_set.stdout + kv_set.stderr
+    assert zg(devnet_root, "kv", "get", "demo", "k").stdout == "v\n"
     path = tmp_path / "hello.bin"
     path.write_bytes(os.urandom(600_000))
     upload = zg(devnet_root, "storage", "upload", str(path))
