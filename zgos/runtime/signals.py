@@ -36,9 +36,10 @@ def stop_on_signal(on_stop: Callable[[], None]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def wait_for_signal(poll_s: float = WAIT_POLL_S) -> None:
-    """Block until SIGINT or SIGTERM. (The handler only sets a flag: an ``Event.set`` in a
-    handler could deadlock on the lock of a wait it interrupted.)"""
+def wait_for_signal(poll_s: float = WAIT_POLL_S, ready: Callable[[], None] = lambda: None) -> None:
+    """Block until SIGINT or SIGTERM; ``ready`` is called once the handlers are in place (a
+    signal sent before that still ends the process). (The handler only sets a flag: an
+    ``Event.set`` in a handler could deadlock on the lock of a wait it interrupted.)"""
     signalled = False
 
     def on_stop() -> None:
@@ -46,5 +47,6 @@ def wait_for_signal(poll_s: float = WAIT_POLL_S) -> None:
         signalled = True
 
     with stop_on_signal(on_stop):
+        ready()
         while not signalled:
             time.sleep(poll_s)

@@ -75,10 +75,18 @@ def stream_and_hang_up(broker_url: str, body: bytes, headers: dict[str, str], cu
     return status, bytes(received if cut is None else received[:max(cut, 0)])
 
 
-def _settled_request(broker: BrokerProcess, user: str, served_before: int) -> int:
-    """Wait until the user's last request has ended; return what it added to ``served``."""
+BILLING_GRACE_S = 5.0  # how long a request cut before its answer may take to reach the broker
+
+
+def _settled_request(broker: BrokerProcess, user: str, before: dict[str, int]) -> int:
+    """Wait until the user's last request has ended; return what it added to ``served``.
+
+    A request cut right after sending may reach the broker after the cut (on a loaded machine,
+    later than ``inflight`` is first read): wait for it to be billed (``requests`` counts the
+    billed ones), up to ``BILLING_GRACE_S``, since an unbilled request leaves no other trace."""
+    wait_until(lambda: broker.user(user)["requests"] > before["requests"], BILLING_GRACE_S)
     assert wait_until(lambda: broker.user(user)["inflight"] == 0, 30), broker.user(user)
-    return broker.user(user)["served"] - served_before
+    return broker.user(user)["served"] - before["served"]
 
 
 def _signed(broker: BrokerProcess, domain: v.Domain, request_hash: bytes) -> v.Response | None:
@@ -127,9 +135,9 @@ def test_a_client_that_hangs_up_at_any_point_of_a_stream_has_every_delivered_tok
     for stage in plan[:20]:
         cut = stages[stage]()
         signed = user.sign_request(service, body)
-        served_before = broker.user(user.address)["served"]
+        before = broker.user(user.address)
         status, delivered = stream_and_hang_up(broker.url, body, signed.headers, cut)
-        billed = _settled_request(broker, user.address, served_before)
+        billed = _settled_request(broker, user.address, before)
         response = _signed(broker, user.contracts.domain, signed.request_hash)
         trial = f"hung up {stage} (byte {cut} of {len(whole)}): billed {billed}"
         if cut == HANG_UP_BEFORE_THE_ANSWER:
@@ -160,13 +168,14 @@ def test_a_user_cannot_get_past_the_credit_limit_by_disconnecting(
     statuses, received_tokens = [], 0
     for _ in range(60):  # each time: read the first few tokens, then hang up before the signature
         signed = user.sign_request(service, body)
+        before = broker.user(user.address)
         status, delivered = stream_and_hang_up(broker.url, body, signed.headers, 1500)
         statuses.append(status)
         if status == 429:
             break
         assert status == 200
         received_tokens += _delivered_output_tokens(tokens, delivered)
-        _settled_request(broker, user.address, 0)
+        _settled_request(broker, user.address, before)
         book = broker.user(user.address)
         assert book["served"] - book["receipted"] <= credit  # at every moment
     assert statuses[-1] == 429, f"never refused after {len(statuses)} hang-ups"
@@ -341,6 +350,7 @@ def test_a_stream_cut_by_the_upstream_timeout_is_billed_for_what_was_delivered(
     body = body_with_defaults({"messages": PROMPT, "max_tokens": STUB_TOKENS, "stream": True,
                                STALL_FIELD: 7}, MODEL)
     signed = user.sign_request(service, body)
+    before = broker.user(user.address)
     status, raw = stream_and_hang_up(broker.url, body, signed.headers, None)
     assert status == 200 and b"[DONE]" not in raw
     mark = raw.rfind(b"event: zg-signature")
@@ -348,4 +358,4 @@ def test_a_stream_cut_by_the_upstream_timeout_is_billed_for_what_was_delivered(
     output = sse.stream_output(events)
     response = user.verify(service, signed, raw[:mark], sse.event_fields(raw[mark:])[1].decode(), output)
     assert response.output_tokens == count_output_tokens(output, tokens.count_completion) == 7
-    assert _settled_request(broker, user.address, 0) == response.fee  # billed: exactly what was delivered
+    assert _settled_request(broker, user.address, before) == response.fee  # billed: exactly what was delivered

@@ -8,7 +8,7 @@ from eth_account.signers.local import LocalAccount
 from tests.integration.kv.conftest import KvSetup
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
-from zgos.kv.spec.stream import StreamData, StreamWrite
+from zgos.kv import StreamData, StreamWrite  # the public API
 
 
 def test_a_write_is_readable_as_soon_as_write_returns(kv: KvSetup, chain: Chain, deployment: Deployment,

@@ -17,8 +17,7 @@ WAITER = """
 import signal, sys
 from zgos.runtime.signals import wait_for_signal
 before = signal.getsignal(signal.SIGTERM)
-print("waiting", flush=True)
-wait_for_signal()
+wait_for_signal(ready=lambda: print("waiting", flush=True))
 print("cleaned up", signal.getsignal(signal.SIGTERM) is before, flush=True)
 """
 

@@ -265,4 +265,5 @@ class MemoView:
             if (name, args) not in self.answers:
                 self.answers[(name, args)] = ask(*args)
             return self.answers[(name, args)]
+        setattr(self, name, remembered)  # later lookups find it without __getattr__
         return remembered
