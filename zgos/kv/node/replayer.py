@@ -80,6 +80,7 @@ class Replayer:
         self.fetch = fetch
         self.config = config
         self.status = ReplayStatus()
+        self.acl_answers: dict[tuple[str, tuple[object, ...]], object] = {}  # until access control changes
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kv-replay", daemon=True)
 
@@ -113,6 +114,7 @@ class Replayer:
             return False
         fork = max(self.config.first_block, next_block - REORG_REWIND_BLOCKS)
         dropped = self.store.rewind(fork, self._block_hash(fork - 1) if fork > 0 else None)
+        self.acl_answers.clear()
         self.status.reorgs += 1
         log.warning("kv replay: block %d was reorganised away; replaying %d entries from block %d",
                     next_block - 1, dropped, fork)
@@ -152,9 +154,13 @@ class Replayer:
         is fetched first, outside it, so reads are never held up by a slow download."""
         log.info("kv replay: log entries %d..%d", entries[0].seq, entries[-1].seq)
         prefetched = {e.seq: self._fetch_until_deadline(e) for e in entries if self._needs_data(e)}
-        with self.store.transaction():
-            for entry in entries:
-                self.replay_entry(entry, prefetched)
+        try:
+            with self.store.transaction():
+                for entry in entries:
+                    self.replay_entry(entry, prefetched)
+        except BaseException:
+            self.acl_answers.clear()  # they may describe commits that were rolled back
+            raise
 
     def replay_entry(self, entry: LogEntry, prefetched: dict[int, bytes | None] | None = None) -> None:
         """Replay one log entry (or record that it is not this node's) and move past it."""
@@ -164,6 +170,8 @@ class Replayer:
             return
         result = self._outcome(tx, entry, prefetched or {})
         commit = result if isinstance(result, Commit) else None
+        if commit is not None and commit.controls:
+            self.acl_answers.clear()
         self.store.record(entry.seq, entry.block_number, result if isinstance(result, str) else result.result, commit)
         log.info("kv replay: tx %d %s", entry.seq, commit.result if commit else result)
 
@@ -176,10 +184,10 @@ class Replayer:
     def _needs_data(self, entry: LogEntry) -> bool:
         tx = self._transaction(entry)
         return (tx is not None and entry.size <= self.config.max_tx_bytes
-                and check_sender(tx, self.store.at()) is None)
+                and check_sender(tx, MemoView(self.store.at(), self.acl_answers)) is None)
 
     def _outcome(self, tx: KvTransaction, entry: LogEntry, prefetched: dict[int, bytes | None]) -> Commit | str:
-        view = MemoView(self.store.at())  # the state does not change while one transaction replays
+        view = MemoView(self.store.at(), self.acl_answers)  # one transaction's state does not change
         if refused := check_sender(tx, view):
             return refused.result
         if entry.size > self.config.max_tx_bytes:

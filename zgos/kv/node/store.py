@@ -79,6 +79,10 @@ class KvStore:
         self.db.execute("INSERT OR IGNORE INTO t_misc VALUES (0, ?, ?, NULL)", (NO_ENTRY_YET, first_block))
         self.lock = threading.RLock()  # the replayer holds it across a batch of transactions
         self.depth = 0  # nesting of ``transaction``: only the outermost commits
+        # Inside a transaction, values, results and the cursor are buffered and written in one
+        # go before anything reads those tables (``_flush``) and before the commit.
+        self.pending_values: list[tuple[bytes, bytes, int, bytes]] = []
+        self.pending_results: list[tuple[int, int, str | None]] = []
 
     def close(self) -> None:
         with self.lock:
@@ -100,15 +104,31 @@ class KvStore:
             self.depth = 1
             try:
                 yield self.db
+                self._flush()
             except BaseException:
+                self.pending_values.clear()
+                self.pending_results.clear()
                 self.db.execute("ROLLBACK")
                 raise
             finally:
                 self.depth = 0
             self.db.execute("COMMIT")
 
-    def one(self, sql: str, *args: object) -> tuple[object, ...] | None:
+    def _flush(self) -> None:
+        """Write the buffered values, results and cursor (inside the open transaction)."""
+        if not self.pending_results:
+            return
+        self.db.executemany("INSERT OR REPLACE INTO t_stream VALUES (?, ?, ?, ?)", self.pending_values)
+        self.db.executemany("INSERT OR REPLACE INTO t_tx VALUES (?, ?, ?)", self.pending_results)
+        self.db.execute("UPDATE t_misc SET next_seq = ? WHERE id = 0", (self.pending_results[-1][0] + 1,))
+        self.pending_values.clear()
+        self.pending_results.clear()
+
+    def one(self, sql: str, *args: object, acl_only: bool = False) -> tuple[object, ...] | None:
+        """The first row of a query; ``acl_only`` queries (``t_acl`` alone) need no flush."""
         with self.lock:
+            if not acl_only:
+                self._flush()
             row: tuple[object, ...] | None = self.db.execute(sql, args).fetchone()
             return row
 
@@ -128,12 +148,11 @@ class KvStore:
         """Store the outcome of log entry ``seq`` and move the cursor past it, atomically."""
         with self.transaction() as db:
             if commit is not None:
-                db.executemany("INSERT OR REPLACE INTO t_stream VALUES (?, ?, ?, ?)",
-                               [(w.stream_id, w.key, seq, w.data) for w in commit.writes])
+                self.pending_values.extend((w.stream_id, w.key, seq, w.data) for w in commit.writes)
+            if commit is not None and commit.controls:
                 db.executemany("INSERT INTO t_acl VALUES (?, ?, ?, ?, ?, ?)",
                                [(r.stream_id, r.key, r.account, seq, int(r.op), r.operator) for r in commit.controls])
-            db.execute("INSERT OR REPLACE INTO t_tx VALUES (?, ?, ?)", (seq, block, result))
-            db.execute("UPDATE t_misc SET next_seq = ? WHERE id = 0", (seq + 1,))
+            self.pending_results.append((seq, block, result))
 
     def advance_blocks(self, next_block: int, parent_hash: bytes) -> None:
         with self.transaction() as db:
@@ -153,6 +172,7 @@ class KvStore:
 
     def counts(self) -> dict[str, int]:
         with self.lock:
+            self._flush()
             rows = self.db.execute("SELECT result, COUNT(*) FROM t_tx WHERE result IS NOT NULL "
                                    "GROUP BY result").fetchall()
         counts: dict[str, int] = {}
@@ -205,6 +225,7 @@ class StoreAt:
         """Up to ``limit`` keys from ``start`` on (past it unless ``inclusive``), in byte order,
         each with its value as of this version."""
         with self.store.lock:
+            self.store._flush()
             rows = self.store.db.execute(
                 "SELECT s.key, s.version, s.data FROM t_stream s JOIN ("
                 f"  SELECT key, MAX(version) AS v FROM t_stream WHERE stream_id = ? AND key {'>=' if inclusive else '>'} ?"
@@ -223,12 +244,12 @@ class StoreAt:
             (" AND account = ?" if account is not None else "")
         args = [a for a in (stream_id, self.version, key, account) if a is not None]
         row = self.store.one(f"SELECT op FROM t_acl WHERE {where} AND op IN {_in(ops)} "
-                             "ORDER BY version DESC LIMIT 1", *args)
+                             "ORDER BY version DESC LIMIT 1", *args, acl_only=True)
         return None if row is None else AclOp(int(str(row[0])))
 
     def is_new_stream(self, stream_id: bytes) -> bool:
         return self.store.one("SELECT 1 FROM t_acl WHERE stream_id = ? AND version <= ? LIMIT 1",
-                              stream_id, self.version) is None
+                              stream_id, self.version, acl_only=True) is None
 
     def is_admin(self, account: bytes, stream_id: bytes) -> bool:
         return self._latest_op(ADMIN_OPS, stream_id, account=account) == AclOp.GRANT_ADMIN
@@ -250,20 +271,29 @@ class StoreAt:
         return any(self.is_writer_of_key(account, stream_id, bytes(k)) for (k,) in keys)
 
 
+Answers = dict[tuple[str, tuple[object, ...]], object]
+ACL_QUESTIONS = frozenset({"is_new_stream", "is_admin", "is_special_key", "is_writer_of_stream",
+                           "is_writer_of_key", "is_special_writer_of_any_key"})
+
+
 class MemoView:
     """A view that remembers its answers: while one transaction replays, the state it reads
     does not change, so each question is asked of SQLite once."""
 
-    def __init__(self, view: StoreAt) -> None:
+    def __init__(self, view: StoreAt, acl_answers: Answers | None = None) -> None:
         self.view = view
-        self.answers: dict[tuple[str, tuple[object, ...]], object] = {}
+        self.answers: Answers = {}
+        # Access-control answers may be shared beyond one transaction by a caller that drops
+        # them whenever a commit changes access control (``Replayer``).
+        self.acl_answers = self.answers if acl_answers is None else acl_answers
 
     def __getattr__(self, name: str) -> Callable[..., object]:
         ask = getattr(self.view, name)
+        answers = self.acl_answers if name in ACL_QUESTIONS else self.answers
 
         def remembered(*args: object) -> object:
-            if (name, args) not in self.answers:
-                self.answers[(name, args)] = ask(*args)
-            return self.answers[(name, args)]
+            if (name, args) not in answers:
+                answers[(name, args)] = ask(*args)
+            return answers[(name, args)]
         setattr(self, name, remembered)  # later lookups find it without __getattr__
         return remembered
