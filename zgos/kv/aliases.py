@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from zgos.core.errors import ConfigError
-from zgos.kv.spec.stream import STREAM_ID_SIZE
+from zgos.kv.spec.stream import STREAM_ID_SIZE, parse_hex_id
 from zgos.runtime.datadir import DataDir
 
 ALIASES_FILE = Path("kv") / "streams.json"
@@ -26,12 +26,8 @@ def aliases_path(data_dir: DataDir) -> Path:
 
 def parse_stream_id(text: str) -> bytes:
     """A stream id written as ``0x`` and 64 hex digits; ``ConfigError`` otherwise."""
-    body = text.strip()
-    try:
-        raw = bytes.fromhex(body[2:]) if body.lower().startswith("0x") else b""
-    except ValueError:
-        raw = b""
-    if len(raw) != STREAM_ID_SIZE:
+    raw = parse_hex_id(text, STREAM_ID_SIZE)
+    if raw is None:
         raise ConfigError(f"not a stream id: {text!r}", f"a stream id is 0x and {2 * STREAM_ID_SIZE} hex digits, "
                           "or an alias (`zg kv streams`)")
     return raw

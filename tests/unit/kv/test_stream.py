@@ -26,6 +26,7 @@ from zgos.kv.spec.stream import (
     compute_stream_tags,
     decode_stream_data,
     encode_stream_data,
+    parse_hex_id,
     parse_stream_tags,
 )
 
@@ -119,3 +120,12 @@ def test_tags_of_other_files_are_not_kv_transactions() -> None:
     assert parse_stream_tags(b"") is None
     assert parse_stream_tags(b"\x00" * 64) is None
     assert parse_stream_tags(STREAM_DOMAIN + b"\x01" * 31) is None
+
+
+@given(st.binary(min_size=20, max_size=20), st.sampled_from(["0x", "0X"]))
+def test_a_hex_id_is_0x_and_exactly_its_digits(raw: bytes, prefix: str) -> None:
+    assert parse_hex_id(f" {prefix}{raw.hex()} ", 20) == raw
+    assert parse_hex_id(raw.hex(), 20) is None  # no 0x
+    assert parse_hex_id("0x" + raw.hex()[:-1], 20) is None
+    assert parse_hex_id("0x" + raw.hex()[:-1] + "g", 20) is None
+    assert parse_hex_id("0x" + raw.hex(), 32) is None

@@ -42,6 +42,7 @@ from zgos.kv.spec.stream import (
     StreamData,
     StreamRead,
     StreamWrite,
+    parse_hex_id,
 )
 from zgos.storage.cli.encryption import ENCRYPTION_KEY_ENV
 
@@ -88,12 +89,8 @@ def del_command(ctx: typer.Context, stream: StreamArg, key: KeyArg, hex_key: Hex
 
 
 def parse_address(text: str) -> bytes:
-    body = text.strip()
-    try:
-        raw = bytes.fromhex(body[2:]) if body.lower().startswith("0x") else b""
-    except ValueError:
-        raw = b""
-    if len(raw) != ADDRESS_SIZE:
+    raw = parse_hex_id(text, ADDRESS_SIZE)
+    if raw is None:
         raise ConfigError(f"not an address: {text!r}", f"an address is 0x and {2 * ADDRESS_SIZE} hex digits")
     return raw
 

@@ -21,7 +21,7 @@ from pydantic.alias_generators import to_camel
 from zgos.kv.node.store import KvStore
 from zgos.kv.spec.replay import has_write_permission
 from zgos.kv.spec.state import LATEST, Entry
-from zgos.kv.spec.stream import ADDRESS_SIZE, MAX_KEY_SIZE, STREAM_ID_SIZE
+from zgos.kv.spec.stream import ADDRESS_SIZE, MAX_KEY_SIZE, STREAM_ID_SIZE, parse_hex_id
 from zgos.runtime.jsonrpc import (
     INVALID_PARAMS,
     MAX_INT64,
@@ -40,12 +40,8 @@ MAX_U64 = (1 << 64) - 1
 
 def _hex(size: int, what: str) -> Callable[[Any], bytes]:
     def parse(value: Any) -> bytes:
-        text = value.removeprefix("0x") if isinstance(value, str) else None
-        try:
-            raw = bytes.fromhex(text) if text is not None else b""
-        except ValueError:
-            raw = b""
-        if len(raw) != size:
+        raw = parse_hex_id(value, size) if isinstance(value, str) else None
+        if raw is None:
             raise ValueError(f"{what} must be 0x and {2 * size} hex digits")
         return raw
     return parse

@@ -219,6 +219,21 @@ def decode_stream_data(raw: bytes) -> StreamData:
     return StreamData(version, reads, writes, controls)
 
 
+# --- ids as text ------------------------------------------------------------------------
+
+
+def parse_hex_id(text: str, size: int) -> bytes | None:
+    """The ``size`` bytes of ``0x`` followed by ``2 * size`` hex digits (a stream id, an
+    account), or None for anything else."""
+    body = text.strip()
+    if not body.lower().startswith("0x") or len(body) != 2 + 2 * size:
+        return None
+    try:
+        return bytes.fromhex(body[2:])
+    except ValueError:
+        return None
+
+
 # --- tags -------------------------------------------------------------------------------
 
 
