@@ -5,7 +5,6 @@ the seeded fuzz harness (``httpfuzz``). After each, the node still serves what i
 from __future__ import annotations
 
 import base64
-import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from tests.adversarial.httpfuzz import FuzzProfile, assert_survives_fuzz
-from tests.adversarial.test_storage_edge import LogRecords
+from tests.adversarial.logwatch import LogRecords, service_logs
 from tests.integration.kv.conftest import start_kv_node, submit_files
 from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.chain.accounts import devnet_role
@@ -72,10 +71,12 @@ class Kv:
 
 @pytest.fixture(scope="module")
 def kv(tmp_path_factory: pytest.TempPathFactory, chain: Chain, deployment: Deployment) -> Iterator[Kv]:
-    log = LogRecords()
-    watched = [logging.getLogger(), logging.getLogger("uvicorn"), logging.getLogger("uvicorn.error")]
-    for logger in watched:
-        logger.addHandler(log)
+    with service_logs() as log:
+        yield from _kv(tmp_path_factory, chain, deployment, log)
+
+
+def _kv(tmp_path_factory: pytest.TempPathFactory, chain: Chain, deployment: Deployment,
+        log: LogRecords) -> Iterator[Kv]:
     tmp = tmp_path_factory.mktemp("kv-edge")
     storage = start_node(tmp / "storage", chain, deployment)
     stream = os.urandom(32)
@@ -90,8 +91,6 @@ def kv(tmp_path_factory: pytest.TempPathFactory, chain: Chain, deployment: Deplo
     finally:
         node.close()
         storage.stop()
-        for logger in watched:
-            logger.removeHandler(log)
 
 
 def u32(n: int) -> bytes:

@@ -6,7 +6,6 @@ both still serve the file they held before."""
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from eth_account import Account
 
 from tests.adversarial.httpfuzz import FuzzProfile, assert_survives_fuzz, parse_statuses
+from tests.adversarial.logwatch import LogRecords, service_logs
 from tests.integration.storage.conftest import RunningNode, start_node
 from tests.integration.storage.indexer_fixtures import RunningIndexer, start_indexer
 from zgos.chain.accounts import devnet_role
@@ -36,21 +36,6 @@ from zgos.storage.client import StorageClient, UploadResult
 from zgos.storage.spec.merkle import BYTES_PER_SEGMENT
 
 FILE_BYTES = 4 * BYTES_PER_SEGMENT + 777
-
-
-class LogRecords(logging.Handler):
-    """Every record the services log (root and uvicorn's own loggers, which do not propagate)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def tracebacks(self, since: int = 0) -> list[str]:
-        return [f"{r.name}: {r.getMessage()}" for r in self.records[since:]
-                if r.exc_info is not None or "Traceback" in r.getMessage()]
 
 
 @dataclass
@@ -85,10 +70,12 @@ class Storage:
 
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory: pytest.TempPathFactory, chain: Chain, deployment: Deployment) -> Iterator[Storage]:
-    log = LogRecords()
-    watched = [logging.getLogger(), logging.getLogger("uvicorn"), logging.getLogger("uvicorn.error")]
-    for logger in watched:
-        logger.addHandler(log)
+    with service_logs() as log:
+        yield from _storage(tmp_path_factory, chain, deployment, log)
+
+
+def _storage(tmp_path_factory: pytest.TempPathFactory, chain: Chain, deployment: Deployment,
+             log: LogRecords) -> Iterator[Storage]:
     tmp = tmp_path_factory.mktemp("storage-edge")
     node = start_node(tmp / "node", chain, deployment)
     account = Account.create()
@@ -104,8 +91,6 @@ def storage(tmp_path_factory: pytest.TempPathFactory, chain: Chain, deployment: 
     finally:
         indexer.stop()
         node.stop()
-        for logger in watched:
-            logger.removeHandler(log)
 
 
 def exchange(url: str, raw: bytes, timeout_s: float = 30) -> bytes:
