@@ -23,12 +23,7 @@ def chain_services(options: DevnetOptions) -> list[Service]:
         )
         return config.argv()
 
-    def prepare(ctx: DevnetContext) -> None:
-        # anvil silently saves nothing when the state file's directory is missing.
-        chain_state_path(ctx.data_dir).parent.mkdir(parents=True, exist_ok=True)
-
-    return [Service(name="chain", url=options.rpc_url, argv=argv, prepare=prepare,
-                    ready=lambda ctx: rpc_ready(ctx.options.rpc_url))]
+    return [Service(name="chain", url=options.rpc_url, argv=argv, ready=lambda ctx: rpc_ready(ctx.options.rpc_url))]
 
 
 CHAIN_GROUP = ServiceGroup("chain", chain_services, needs=())

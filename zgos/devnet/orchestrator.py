@@ -103,6 +103,9 @@ class Devnet:
                 f"port {port} for {service.name} is already in use by another program",
                 "stop it, or run `zg devnet down` if it is an old devnet",
             )
+        # Each service's private directory exists before it starts (anvil, for one, silently
+        # saves no state when its state file's directory is missing).
+        self.data_dir.service(service.name).mkdir(parents=True, exist_ok=True)
         if service.prepare is not None:
             service.prepare(self.ctx)
         log_path = self.data_dir.logs / f"{service.name}.log"
