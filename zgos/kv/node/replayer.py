@@ -153,22 +153,26 @@ class Replayer:
         """Replay consecutive entries in one store transaction (one fsync for all). Their data
         is fetched first, outside it, so reads are never held up by a slow download."""
         log.info("kv replay: log entries %d..%d", entries[0].seq, entries[-1].seq)
-        prefetched = {e.seq: self._fetch_until_deadline(e) for e in entries if self._needs_data(e)}
+        txs = [(entry, self._transaction(entry)) for entry in entries]
+        prefetched = {entry.seq: self._fetch_until_deadline(entry) for entry, tx in txs
+                      if tx is not None and self._refusal(tx, entry) is None}
         try:
             with self.store.transaction():
-                for entry in entries:
-                    self.replay_entry(entry, prefetched)
+                for entry, tx in txs:
+                    self._replay(entry, tx, prefetched)
         except BaseException:
             self.acl_answers.clear()  # they may describe commits that were rolled back
             raise
 
-    def replay_entry(self, entry: LogEntry, prefetched: dict[int, bytes | None] | None = None) -> None:
+    def replay_entry(self, entry: LogEntry) -> None:
         """Replay one log entry (or record that it is not this node's) and move past it."""
-        tx = self._transaction(entry)
+        self._replay(entry, self._transaction(entry), {})
+
+    def _replay(self, entry: LogEntry, tx: KvTransaction | None, prefetched: dict[int, bytes | None]) -> None:
         if tx is None:
             self.store.record(entry.seq, entry.block_number, None)
             return
-        result = self._outcome(tx, entry, prefetched or {})
+        result = self._outcome(tx, entry, prefetched)
         commit = result if isinstance(result, Commit) else None
         if commit is not None and commit.controls:
             self.acl_answers.clear()
@@ -181,20 +185,24 @@ class Replayer:
         tx = KvTransaction(entry.seq, bytes.fromhex(entry.sender.removeprefix("0x")), streams or ())
         return tx if streams is not None and is_for_node(tx, self.config.monitored) else None
 
-    def _needs_data(self, entry: LogEntry) -> bool:
-        tx = self._transaction(entry)
-        return (tx is not None and entry.size <= self.config.max_tx_bytes
-                and check_sender(tx, MemoView(self.store.at(), self.acl_answers)) is None)
-
-    def _outcome(self, tx: KvTransaction, entry: LogEntry, prefetched: dict[int, bytes | None]) -> Commit | str:
-        view = MemoView(self.store.at(), self.acl_answers)  # one transaction's state does not change
-        if refused := check_sender(tx, view):
+    def _refusal(self, tx: KvTransaction, entry: LogEntry) -> str | None:
+        """Why ``tx`` fails before its data is fetched (no write permission, too big), or None."""
+        if refused := check_sender(tx, MemoView(self.store.at(), self.acl_answers)):
             return refused.result
         if entry.size > self.config.max_tx_bytes:
             return f"{DATA_PARSE_ERROR}: {entry.size} bytes, over this node's limit of {self.config.max_tx_bytes}"
-        raw = prefetched[entry.seq] if entry.seq in prefetched else self._fetch_until_deadline(entry)
+        return None
+
+    def _outcome(self, tx: KvTransaction, entry: LogEntry, prefetched: dict[int, bytes | None]) -> Commit | str:
+        if entry.seq in prefetched:  # ``process_transaction`` checks the sender again, on the current state
+            raw = prefetched[entry.seq]
+        elif refused := self._refusal(tx, entry):
+            return refused
+        else:
+            raw = self._fetch_until_deadline(entry)
         if raw is None:
             return DATA_UNAVAILABLE
+        view = MemoView(self.store.at(), self.acl_answers)  # one transaction's state does not change
         outcome = process_transaction(tx, raw, self.config.monitored, view)
         return outcome if isinstance(outcome, Commit) else outcome.result
 

@@ -115,9 +115,14 @@ class KvView(Protocol):
 # --- permissions ------------------------------------------------------------------------
 
 
+def is_open_to(view: KvView, account: bytes, stream_id: bytes) -> bool:
+    """Whether ``account`` may write every key of ``stream_id``: a new stream, or its admin."""
+    return view.is_new_stream(stream_id) or view.is_admin(account, stream_id)
+
+
 def has_write_permission(view: KvView, account: bytes, stream_id: bytes, key: bytes) -> bool:
     """Anyone on a new stream; an admin; else a special key's writers or the stream's."""
-    if view.is_new_stream(stream_id) or view.is_admin(account, stream_id):
+    if is_open_to(view, account, stream_id):
         return True
     if view.is_special_key(stream_id, key):
         return view.is_writer_of_key(account, stream_id, key)
@@ -183,12 +188,13 @@ def compute_write_set(data: StreamData) -> tuple[StreamWrite, ...]:
 
 def check_writes(tx: KvTransaction, data: StreamData, writes: tuple[StreamWrite, ...],
                  view: KvView) -> Rejected | None:
+    open_to_sender = {s: is_open_to(view, tx.sender, s) for s in tx.stream_ids}  # asked once per stream
     for write in writes:
-        if write.stream_id not in tx.stream_ids:
+        if write.stream_id not in open_to_sender:
             return Rejected(TAGS_MISMATCH)
         if is_conflicting(view, write.stream_id, write.key, data.version):
             return Rejected(VERSION_CONFLICTION)
-        if not has_write_permission(view, tx.sender, write.stream_id, write.key):
+        if not open_to_sender[write.stream_id] and not has_write_permission(view, tx.sender, write.stream_id, write.key):
             return write_denied(write.stream_id, write.key)
     return None
 
