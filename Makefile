@@ -29,6 +29,7 @@ STRICT      := \
   zgos/da/spec \
   zgos/compute/spec \
   zgos/kv/spec \
+  zgos/inft/spec \
   zgos/da/signer/store.py \
   zgos/storage/scores.py \
   tools/layering.py \

@@ -3,7 +3,7 @@ pragma solidity ^0.8.28;
 
 /// @title NodeRegistry: where every zgos node announces itself.
 /// @notice An operator account announces at most one node per kind (storage, KV, DA signer,
-/// compute provider). Clients and peers discover the network by reading this registry; the
+/// compute provider, INFT oracle). Clients and peers discover the network by reading this registry; the
 /// announcement is a transaction, so it is signed by the operator's key. Anyone can announce, so
 /// the lists have no bound: they are read page by page (`getNodesPage`), and each entry is
 /// bounded (URL and `extra` at most 256 bytes), so one page always fits an `eth_call`.
@@ -12,7 +12,8 @@ contract NodeRegistry {
     uint8 public constant KIND_KV = 1;
     uint8 public constant KIND_DA_SIGNER = 2;
     uint8 public constant KIND_COMPUTE = 3;
-    uint8 public constant KIND_COUNT = 4;
+    uint8 public constant KIND_INFT_ORACLE = 4;
+    uint8 public constant KIND_COUNT = 5;
 
     uint256 public constant MAX_URL_BYTES = 256;
     uint256 public constant MAX_EXTRA_BYTES = 256;

@@ -8,7 +8,7 @@ from zgos.runtime.ports import CHAIN_PORT
 
 DEVNET_CHAIN_ID = 31337
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
-DEVNET_ACCOUNTS = 20
+DEVNET_ACCOUNTS = 24
 DEVNET_BALANCE_0G = 1_000_000
 # Which devnet mnemonic account each role uses (anvil funds the first DEVNET_ACCOUNTS).
 DEVNET_ROLES = {
@@ -21,6 +21,7 @@ DEVNET_ROLES = {
     "finetune-provider": 16,
     "auditor": 17,
     "kv": 18,
+    "inft-oracle": 20,  # inft-oracle-i uses 20 + i (3 oracles)
 }
 
 

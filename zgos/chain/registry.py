@@ -37,6 +37,7 @@ class NodeKind(IntEnum):
     KV = 1
     DA_SIGNER = 2
     COMPUTE = 3
+    INFT_ORACLE = 4
 
 
 @dataclass(frozen=True)

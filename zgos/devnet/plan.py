@@ -18,6 +18,7 @@ from zgos.chain.deploy import ContractPlan, deploy_all
 from zgos.compute import contracts as compute
 from zgos.compute.finetune import contracts as finetune
 from zgos.da import contracts as da
+from zgos.inft import contracts as inft
 from zgos.storage import contracts as storage
 
 PLAN: list[ContractPlan] = [
@@ -26,6 +27,7 @@ PLAN: list[ContractPlan] = [
     *compute.DEPLOY_PLAN,
     *da.DEPLOY_PLAN,
     *finetune.DEPLOY_PLAN,
+    *inft.DEPLOY_PLAN,
 ]
 
 
