@@ -19,7 +19,7 @@ ones resolved, at module level, in functions and under ``if TYPE_CHECKING:`` ali
 1. **Layers** - a module imports its own layer and the layers below it, never one above.
 2. **Client surface** - a network imports another network only through its client surface
    (``is_client_surface``): a module named ``client`` or ``contracts`` at any depth
-   (``storage/client.py``, ``compute/user/client.py``), anything under a ``spec/`` package, and
+   (``storage/client.py``, ``compute/user/client.py``) or listed in ``CLIENT_MODULES``, anything under a ``spec/`` package, and
    the engines listed in ``SPEC_MODULES`` (the storage tree hashers: native code and worker
    pools that compute what ``storage/spec/merkle.py`` states). Nodes, services, ``devnet.py`` and ``cli`` modules stay private. (The
    layers above the networks may import any of their modules: rule 1 is all they keep.)
@@ -66,6 +66,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 CLIENT_NAMES = frozenset({"client", "contracts"})
+# Client modules with another name: encrypted upload and decrypting download are what a storage
+# client does with a key (the KV CLI and the INFT oracle use them).
+CLIENT_MODULES = frozenset({"zgos.storage.encrypted"})
 # Pure rules another network may reuse (a file's Merkle tree: fine-tuning checks the dataset it
 # fetched from storage). A module joins this list only when it is pure and another network needs it.
 SPEC_MODULES = frozenset({
@@ -194,7 +197,7 @@ def is_cli(module: str) -> bool:
 def is_client_surface(module: str) -> bool:
     """Rule 2: what other networks may import of a network."""
     parts = module.split(".")
-    return parts[-1] in CLIENT_NAMES or "spec" in parts[2:] or module in SPEC_MODULES
+    return parts[-1] in CLIENT_NAMES or "spec" in parts[2:] or module in SPEC_MODULES or module in CLIENT_MODULES
 
 
 def layer_of(module: str) -> Layer | None:

@@ -31,7 +31,8 @@ KV_DELTA = 160
 
 # --- INFT ----------------------------------------------------------------------------------------
 
-INFT_ORACLE_PORT = 7070  # oracle i on INFT_ORACLE_PORT + i (ARCHITECTURE.md's; not run yet, no delta)
+INFT_ORACLE_PORT = 7070  # INFT oracle i on INFT_ORACLE_PORT + i: inft_* JSON-RPC
+INFT_ORACLE_DELTA = 170  # oracle i at chain port + 170 + i
 
 # --- data availability -------------------------------------------------------------------------
 

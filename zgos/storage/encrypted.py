@@ -93,11 +93,11 @@ class Recipient:
         if self.symmetric_key is not None:
             return Sealing(self.symmetric_key, new_symmetric_header(nonce))
         assert self.pubkey is not None
-        header, key = new_ecies_header(self.pubkey, _ephemeral_secret(), nonce)
+        header, key = new_ecies_header(self.pubkey, new_ephemeral_secret(), nonce)
         return Sealing(key, header)
 
 
-def _ephemeral_secret() -> bytes:
+def new_ephemeral_secret() -> bytes:
     """A random secp256k1 private key (a draw of 0 or >= n, probability ~2^-128, is redrawn)."""
     while True:
         secret = secrets.token_bytes(PRIVATE_KEY_SIZE)

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from coincurve import PrivateKey
+
 from zgos.storage.spec.encryption import (
     AES_KEY_SIZE,
     ECIES_HEADER_SIZE,
@@ -27,6 +29,11 @@ from zgos.storage.spec.encryption import (
 
 SEALED_KEY_BYTES = ECIES_HEADER_SIZE + AES_KEY_SIZE  # 82
 HANDOVER_BYTES = AES_KEY_SIZE + PRIVATE_KEY_SIZE + NONCE_SIZE  # 80: key || ephemeral || nonce
+
+
+def compute_raw_pubkey(secret: bytes) -> bytes:
+    """The 64-byte public key (x || y) of a secp256k1 secret: the form the contracts take."""
+    return bytes(PrivateKey(secret).public_key.format(compressed=False)[1:])
 
 
 def seal(recipient_pubkey: bytes, secret: bytes, ephemeral_secret: bytes, nonce: bytes) -> bytes:

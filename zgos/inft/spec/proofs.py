@@ -11,6 +11,8 @@ A transfer (or clone) of a token carries one ``TransferProof`` per data item:
 * **Access**: the receiver, or its delegated assistant, signs ``Access(address nft,
   bytes32 dataHash, bytes targetPubkey, bytes nonce)``: "I can retrieve and decrypt the new
   ciphertext". Both proofs carry the same data hash, receiver key and nonce.
+* **Request** (off chain): the token's owner signs ``Reencrypt(address nft, uint256 tokenId,
+  bytes32 oldDataHash, bytes targetPubkey, bytes nonce)`` to ask the oracles for the above.
 * The domain is ``EIP712Domain("zgos INFT verifier", "1", chainId, verifier)``; ``nft`` is the
   token contract, which alone can spend the nonce.
 
@@ -34,6 +36,7 @@ DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address 
 ACCESS_TYPE = b"Access(address nft,bytes32 dataHash,bytes targetPubkey,bytes nonce)"
 OWNERSHIP_TYPE = (b"Ownership(address nft,bytes32 oldDataHash,bytes32 newDataHash,bytes sealedKey,"
                   b"bytes targetPubkey,bytes nonce)")
+REQUEST_TYPE = b"Reencrypt(address nft,uint256 tokenId,bytes32 oldDataHash,bytes targetPubkey,bytes nonce)"
 PUBKEY_BYTES = 64  # x || y of a secp256k1 key, as the contract takes it
 MAX_NONCE_BYTES = 64  # INFTVerifier.MAX_NONCE_BYTES
 MAX_SEALED_KEY_BYTES = 256  # INFTVerifier.MAX_SEALED_KEY_BYTES
@@ -99,6 +102,16 @@ def compute_access_digest(domain: ProofDomain, data_hash: bytes, target_pubkey: 
     """The EIP-712 digest the receiver (or its assistant) signs to accept the new data."""
     return domain.digest(keccak256(
         keccak256(ACCESS_TYPE) + _word_address(domain.nft) + data_hash + keccak256(target_pubkey) + keccak256(nonce)))
+
+
+def compute_request_digest(domain: ProofDomain, token_id: int, old_data_hash: bytes, target_pubkey: bytes,
+                           nonce: bytes) -> bytes:
+    """The EIP-712 digest a token's owner signs to ask the oracles to re-encrypt one of its
+    data items for ``target_pubkey`` (oracles serve owners only: each request costs them an
+    upload)."""
+    return domain.digest(keccak256(
+        keccak256(REQUEST_TYPE) + _word_address(domain.nft) + token_id.to_bytes(32, "big") + old_data_hash
+        + keccak256(target_pubkey) + keccak256(nonce)))
 
 
 def sign_ownership(domain: ProofDomain, r: Reencryption, private_key: bytes) -> bytes:
