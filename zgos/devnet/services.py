@@ -14,6 +14,7 @@ from zgos.compute.finetune.devnet import FINETUNE_GROUP
 from zgos.core.errors import ConfigError
 from zgos.da.devnet import DA_GROUP
 from zgos.explorer.devnet import EXPLORER_GROUP
+from zgos.inft.devnet import INFT_GROUP
 from zgos.kv.devnet import KV_GROUP
 from zgos.runtime.service import DevnetOptions, Service, ServiceGroup
 from zgos.storage.devnet import REPAIRER_GROUP, STORAGE_GROUP
@@ -22,7 +23,7 @@ from zgos.storage.indexer.devnet import INDEXER_GROUP
 # In start order; the explorer last: it shows everything else.
 SERVICE_GROUPS: tuple[ServiceGroup, ...] = (
     CHAIN_GROUP, STORAGE_GROUP, INDEXER_GROUP, KV_GROUP, REPAIRER_GROUP, INFERENCE_GROUP, FINETUNE_GROUP, DA_GROUP,
-    EXPLORER_GROUP,
+    INFT_GROUP, EXPLORER_GROUP,
 )
 
 

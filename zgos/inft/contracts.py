@@ -18,12 +18,11 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain, Receipt
 from zgos.chain.deploy import Addresses, ContractPlan, Deployment
 from zgos.chain.networks import DEVNET_CHAIN_ID
+from zgos.inft.devnet import DEVNET_ORACLES, DEVNET_THRESHOLD
 from zgos.inft.spec.proofs import ProofDomain, TransferProof
 
 COLLECTION_NAME = "zgos Agent"
 COLLECTION_SYMBOL = "ZGA"
-DEVNET_ORACLES = 3
-DEVNET_THRESHOLD = 2
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import hashlib
 
 from zgos.kv.aliases import load_aliases, save_alias
 from zgos.runtime.netutil import rpc_ready
-from zgos.runtime.ports import KV_DELTA, KV_PORT, STORAGE_DELTA, STORAGE_PORT
+from zgos.runtime.ports import KV_DELTA, KV_PORT
 from zgos.runtime.service import DevnetContext, DevnetOptions, Service, ServiceGroup
 
 DEMO_STREAM = "demo"
@@ -23,12 +23,6 @@ DEMO_STREAM_ID = hashlib.sha256(b"zgos devnet stream demo").digest()
 
 def kv_port(options: DevnetOptions) -> int:
     return options.port(KV_PORT, KV_DELTA)
-
-
-def storage_urls(options: DevnetOptions) -> list[str]:
-    """The devnet's storage nodes (the storage group's ports: ``zgos.runtime.ports``)."""
-    return [f"http://127.0.0.1:{options.port(STORAGE_PORT + i, STORAGE_DELTA + i)}"
-            for i in range(options.storage_nodes)]
 
 
 def prepare_kv(ctx: DevnetContext) -> None:
@@ -45,7 +39,7 @@ def served_streams(ctx: DevnetContext) -> list[bytes]:
 
 def kv_argv(ctx: DevnetContext, port: int) -> list[str]:
     streams = ",".join("0x" + stream.hex() for stream in served_streams(ctx))
-    nodes = [arg for url in storage_urls(ctx.options) for arg in ("--storage-node", url)]
+    nodes = [arg for url in ctx.options.storage_urls() for arg in ("--storage-node", url)]
     return ctx.zg("kv", "node", "--name", "kv-0", "--port", str(port), "--streams", streams, *nodes)
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from zgos.runtime.datadir import DataDir
-from zgos.runtime.ports import CHAIN_PORT, service_port
+from zgos.runtime.ports import CHAIN_PORT, STORAGE_DELTA, STORAGE_PORT, service_port
 
 DEFAULT_DA_SIGNERS = 4
 
@@ -50,6 +50,11 @@ class DevnetOptions:
         """A service's port on this devnet: ``default`` on the default chain port, else
         ``chain_port + chain_delta``, plus ``port_offset`` (``zgos.runtime.ports.service_port``)."""
         return service_port(default, chain_delta, self.chain_port, self.port_offset)
+
+    def storage_urls(self) -> list[str]:
+        """The devnet's storage nodes (node i on ``STORAGE_PORT + i``): where the KV node and
+        the INFT oracles read and write files."""
+        return [f"http://127.0.0.1:{self.port(STORAGE_PORT + i, STORAGE_DELTA + i)}" for i in range(self.storage_nodes)]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from eth_account.signers.local import LocalAccount
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.core.errors import TxReverted
-from zgos.inft.contracts import DEVNET_THRESHOLD, InftContracts, IntelligentData, devnet_oracles
+from zgos.inft.contracts import InftContracts, IntelligentData, devnet_oracles
+from zgos.inft.devnet import DEVNET_THRESHOLD
 from zgos.inft.spec.proofs import (
     Reencryption,
     TransferProof,
