@@ -72,3 +72,46 @@ def _restart(inft_net: InftNet, index: int):  # type: ignore[no-untyped-def]
     old.close()
     return start_oracle(old.config.state_dir, inft_net.chain, inft_net.deployment, inft_net.storage.url,
                         devnet_oracles()[index])
+
+
+def _dishonest_lead(inft_net: InftNet, tmp_path: Path, *, other_data: bool, seal_to_self: bool) -> str:
+    """Play a lead oracle that cheats, and ask an honest oracle to endorse; its refusal."""
+    import secrets
+
+    from zgos.compute.spec.vouchers import sign_digest
+    from zgos.inft.oracle.messages import Endorsement, ReencryptRequest
+    from zgos.inft.spec.keys import encode_handover, seal
+    from zgos.inft.spec.proofs import compute_request_digest
+    from zgos.runtime.netutil import JsonRpcCallError, call_jsonrpc
+    from zgos.storage.encrypted import Recipient, new_ephemeral_secret, upload_encrypted
+
+    owner, receiver, thief = inft_net.funded(), inft_net.funded(), inft_net.funded()
+    path, _ = agent_file(tmp_path)
+    seller = inft_net.client(owner)
+    token = seller.mint([(path, "prompt")])
+    old = seller.contracts.datas_of(token)[0].data_hash
+    honest = inft_net.oracles[1]
+    key, nonce = seller.keys_of(token)[0], os.urandom(32)
+    digest = compute_request_digest(seller.contracts.domain(), token, old, pubkey_of(receiver), nonce)
+    request = ReencryptRequest(token, old, pubkey_of(receiver), nonce,
+                               {honest.account.address: seal(honest.work.pubkey, key, new_ephemeral_secret(), os.urandom(16))},
+                               sign_digest(bytes(owner.key), digest))
+    new_key, ephemeral, seal_nonce = secrets.token_bytes(32), new_ephemeral_secret(), os.urandom(16)
+    if other_data:
+        path.write_bytes(os.urandom(70_000))
+    new_root = upload_encrypted(seller.storage, path, Recipient(symmetric_key=new_key), tmp_path / "staging").root
+    sealed_key = seal(pubkey_of(thief if seal_to_self else receiver), new_key, ephemeral, seal_nonce)
+    handover = seal(honest.work.pubkey, encode_handover(new_key, ephemeral, seal_nonce), new_ephemeral_secret(), os.urandom(16))
+    endorsement = Endorsement(request, new_root, sealed_key, handover)
+    with pytest.raises(JsonRpcCallError) as refused:
+        call_jsonrpc(seller.http, honest.url, "inft_endorse", [endorsement.to_json()], timeout_s=120)
+    return refused.value.message
+
+
+def test_an_honest_oracle_will_not_endorse_other_data(inft_net: InftNet, tmp_path: Path) -> None:
+    assert "does not hold the old plaintext" in _dishonest_lead(inft_net, tmp_path, other_data=True, seal_to_self=False)
+
+
+def test_an_honest_oracle_will_not_endorse_a_key_sealed_to_someone_else(inft_net: InftNet, tmp_path: Path) -> None:
+    refusal = _dishonest_lead(inft_net, tmp_path, other_data=False, seal_to_self=True)
+    assert "does not seal the handed-over key to the receiver" in refusal
