@@ -24,7 +24,7 @@ from bench.harness import bench_chain, report
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.registry import NodeRegistry
-from zgos.compute.spec.vouchers import sign_digest
+from zgos.core.signatures import sign_digest
 from zgos.inft.client import InftClient, pubkey_of
 from zgos.inft.contracts import InftContracts, devnet_oracles
 from zgos.inft.oracle.app import OracleConfig, OracleService

@@ -25,7 +25,7 @@ from eth_utils.address import to_checksum_address
 
 from zgos.chain.client import Receipt
 from zgos.chain.registry import NodeRegistry
-from zgos.compute.spec.vouchers import sign_digest
+from zgos.core.signatures import sign_digest
 from zgos.inft.contracts import InftContracts, IntelligentData
 from zgos.inft.oracle.messages import ReencryptRequest, Vouched
 from zgos.inft.oracles import OracleEndpoint, OracleError, find_oracles

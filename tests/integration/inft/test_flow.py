@@ -78,7 +78,7 @@ def _dishonest_lead(inft_net: InftNet, tmp_path: Path, *, other_data: bool, seal
     """Play a lead oracle that cheats, and ask an honest oracle to endorse; its refusal."""
     import secrets
 
-    from zgos.compute.spec.vouchers import sign_digest
+    from zgos.core.signatures import sign_digest
     from zgos.inft.oracle.messages import Endorsement, ReencryptRequest
     from zgos.inft.spec.keys import encode_handover, seal
     from zgos.inft.spec.proofs import compute_request_digest

@@ -33,7 +33,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
-from zgos.compute.spec.vouchers import recover_digest
+from zgos.core.signatures import recover_digest
 from zgos.inft.contracts import InftContracts
 from zgos.inft.oracle.messages import Endorsement, ReencryptRequest, Vouched
 from zgos.inft.oracles import OracleEndpoint, OracleError

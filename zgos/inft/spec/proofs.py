@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 from eth_abi.abi import decode, encode
 
-from zgos.compute.spec.vouchers import EIP712_PREFIX, normalize_address, recover_digest, sign_digest
 from zgos.core.errors import ZgError
 from zgos.core.hashing import HASH_BYTES, keccak256
+from zgos.core.signatures import EIP712_PREFIX, normalize_address, recover_digest, sign_digest
 
 DOMAIN_NAME = "zgos INFT verifier"
 DOMAIN_VERSION = "1"
