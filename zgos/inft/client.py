@@ -113,6 +113,13 @@ class InftClient:
             download_decrypted(self.storage, data.data_hash, path, Keys(symmetric_key=key))
         return paths
 
+    def grant_executor(self, token_id: int, executor_pubkey: bytes) -> None:
+        """Seal the token's data keys to a sealed executor (a compute provider) and publish
+        them, so it can run the agent for the token's authorized users."""
+        sealed = [seal(executor_pubkey, key, new_ephemeral_secret(), secrets.token_bytes(NONCE_SIZE))
+                  for key in self.keys_of(token_id)]
+        self.contracts.publish_executor_keys(self.account, token_id, compute_pubkey_address(executor_pubkey), sealed)
+
     # --- moving ------------------------------------------------------------------------------
 
     def offer(self, token_id: int, receiver_pubkey: bytes) -> Offer:

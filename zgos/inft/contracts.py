@@ -82,6 +82,10 @@ class InftContracts:
     def revoke(self, account: LocalAccount, token_id: int, user: str) -> Receipt:
         return self.chain.transact(account, self.nft.functions.revokeAuthorization(token_id, to_checksum_address(user)))
 
+    def publish_executor_keys(self, account: LocalAccount, token_id: int, executor: str, sealed_keys: list[bytes]) -> Receipt:
+        fn = self.nft.functions.publishExecutorKeys(token_id, to_checksum_address(executor), sealed_keys)
+        return self.chain.transact(account, fn)
+
     def delegate(self, account: LocalAccount, assistant: str) -> Receipt:
         return self.chain.transact(account, self.nft.functions.delegateAccess(to_checksum_address(assistant)))
 

@@ -201,6 +201,19 @@ contract AgentNFT is ERC721, IERC7857, IERC7857Cloneable, IERC7857Authorize {
         emit AuthorizedUsersCleared(msg.sender, tokenId);
     }
 
+    /// @notice The owner hands a sealed executor (a compute provider) the token's data keys,
+    /// sealed to the executor's own key, so that it can run the agent for authorized users
+    /// without anyone else seeing the data (zgos; 0G names the sealed executor but gives it no
+    /// way to get the keys). A transfer or an update replaces the data: grants end with it.
+    function publishExecutorKeys(uint256 tokenId, address executor, bytes[] calldata sealedKeys) external {
+        _requireOwner(tokenId);
+        if (sealedKeys.length != datas[tokenId].length) revert ERC7857ProofCountMismatch();
+        for (uint256 i = 0; i < sealedKeys.length; i++) {
+            if (sealedKeys[i].length > MAX_SEALED_KEY_BYTES) revert BadData(i);
+        }
+        emit PublishedSealedKey(executor, tokenId, sealedKeys);
+    }
+
     function delegateAccess(address assistant) external {
         if (assistant == address(0)) revert ERC7857InvalidAssistant(assistant);
         assistants[msg.sender] = assistant;

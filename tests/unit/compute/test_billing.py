@@ -126,3 +126,35 @@ def test_a_request_for_several_choices_is_refused() -> None:
     with pytest.raises(b.InvalidChatRequest):
         b.parse_chat_request(_body(n=2))
     assert b.parse_chat_request(_body(n=1)).max_tokens == 4
+
+
+# --- agents (issue 16) ------------------------------------------------------------------------
+
+
+def _agent_body(agent: object, messages: list[dict[str, str]] | None = None) -> bytes:
+    return json.dumps({"model": "m", "max_tokens": 4, "zg_agent": agent,
+                       "messages": messages or [{"role": "user", "content": "hi"}]}).encode()
+
+
+def test_an_agent_request_names_a_token_and_carries_no_system_message() -> None:
+    assert b.parse_chat_request(_agent_body(7)).agent == 7
+    for bad in (-1, True, "7", 1.5):
+        with pytest.raises(b.InvalidChatRequest):
+            b.parse_chat_request(_agent_body(bad))
+    with pytest.raises(b.InvalidChatRequest, match="no system message"):
+        b.parse_chat_request(_agent_body(7, [{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}]))
+
+
+@given(own=st.integers(0, 10_000), billed=st.integers(0, 20_000))
+def test_an_agent_call_is_billable_between_the_users_count_and_the_cap_above_it(own: int, billed: int) -> None:
+    from zgos.compute.spec.billing import (
+        AGENT_PROMPT_MAX_TOKENS,
+        ChatRequest,
+        compute_prompt_budget,
+        is_agent_input_billable,
+    )
+
+    assert is_agent_input_billable(billed, own) == (own <= billed <= own + AGENT_PROMPT_MAX_TOKENS)
+    chat = ChatRequest("m", [], 4, False, agent=1)
+    assert compute_prompt_budget(own, chat) == own + AGENT_PROMPT_MAX_TOKENS
+    assert compute_prompt_budget(own, ChatRequest("m", [], 4, False)) == own

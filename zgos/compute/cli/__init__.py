@@ -140,16 +140,22 @@ def providers(ctx: typer.Context, model: str | None = typer.Option(None, "--mode
 def chat(ctx: typer.Context, args: list[str] = typer.Argument(..., help="[PROVIDER] PROMPT"),
          max_tokens: int = typer.Option(64, "--max-tokens", min=1),
          tokenizer: Path | None = typer.Option(None, "--tokenizer", help="GGUF to count tokens with"),
+         agent: int | None = typer.Option(None, "--agent", min=0, help="Run this agent NFT (sealed executor)"),
          account: str | None = ACCOUNT) -> None:
     """Ask PROVIDER one question; the answer is verified and receipted."""
     if len(args) not in (1, 2):
         raise ConfigError('usage: zg compute chat [PROVIDER] "prompt"')
-    cli = get_ctx(ctx)
+    run_chat(get_ctx(ctx), args[0] if len(args) == 2 else None, args[-1], max_tokens, tokenizer, account, agent)
+
+
+def run_chat(cli: CliContext, provider: str | None, prompt: str, max_tokens: int, tokenizer: Path | None,
+             account: str | None, agent: int | None = None) -> None:
+    """One paid, verified chat (``zg compute chat``, ``zg inft run``), printed with its usage."""
     contracts = _contracts(cli)
     user = _user(cli, account, contracts.services(), tokenizer)
-    service = _provider(user, args[0] if len(args) == 2 else None)
+    service = _provider(user, provider)
     user.acknowledge(service)
-    verified = user.chat(service.provider, [{"role": "user", "content": args[-1]}], max_tokens)
+    verified = user.chat(service.provider, [{"role": "user", "content": prompt}], max_tokens, agent=agent)
     console.print(verified.text, highlight=False, markup=False)
     response = verified.response
     err_console.print(f"[dim]verified: {response.model_id}, {response.input_tokens}+{response.output_tokens} tokens, "

@@ -26,9 +26,11 @@ from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import FINETUNE_PORT, MODEL_PORT, PROVIDER_ADMIN_PORT, PROVIDER_PORT
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
     from pydantic import BaseModel
 
     from zgos.compute.provider.broker import BrokerConfig
+    from zgos.compute.provider.executor import SealedExecutor
 
 M = TypeVar("M", bound="BaseModel")
 
@@ -189,9 +191,35 @@ def provider_serve(
                             model_hash=model_hash, chat_format=chat_format, credit=credit,
                             settle_interval_s=settle_interval, upstream_timeout_s=timeout, dishonest=dishonest)
     configure_service_logging()
-    broker = broker_app.build_broker(config, _contracts(cli), provider, signer)
+    broker = broker_app.build_broker(config, _contracts(cli), provider, signer, _sealed_executor(cli, provider))
     console.print(f"provider {provider.address} serving {model_id} on http://{host}:{port} (admin 127.0.0.1:{admin_port})")
     asyncio.run(broker_app.serve(broker, host=host, port=port, admin_port=admin_port, token=_install_token(cli)))
+
+
+def _sealed_executor(cli: CliContext, provider: LocalAccount) -> SealedExecutor | None:
+    """The broker's sealed executor of agent NFTs, if the deployment has ``AgentNFT``; its
+    storage nodes are looked up on first use (they may start after the provider)."""
+    from zgos.chain.registry import NodeRegistry
+    from zgos.compute.provider.executor import SealedExecutor
+    from zgos.inft.client import InftClient
+    from zgos.inft.contracts import InftContracts
+    from zgos.runtime.outbound import OutboundClient
+    from zgos.storage.cli.common import storage_nodes
+    from zgos.storage.client import StorageClient
+
+    deployment = cli.deployment()
+    if "AgentNFT" not in deployment.addresses:
+        return None
+    work = cli.data_dir.root / f"executor-{provider.address.lower()}"
+    work.mkdir(parents=True, exist_ok=True)
+
+    def client() -> InftClient:
+        chain, policy = cli.chain(), cli.outbound_policy()
+        storage = StorageClient(list(storage_nodes(cli, None)), chain, deployment.address("Flow"), provider, policy=policy)
+        return InftClient(InftContracts.from_deployment(chain, deployment), NodeRegistry(chain, deployment.address("NodeRegistry")),
+                          storage, provider, OutboundClient(policy), work, deployment.deploy_block)
+
+    return SealedExecutor(client, provider, work)
 
 
 def _broker_config(cli: CliContext, provider: str, *, upstream: str, model_id: str, model_path: Path | None,

@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse, Response
 from zgos.compute.contracts import ComputeContracts
 from zgos.compute.pool import Answer, Pool, PoolError, PoolTimeout
 from zgos.compute.provider.broker import Admitted, Broker, BrokerConfig
+from zgos.compute.provider.executor import SealedExecutor
 from zgos.compute.provider.wire import (
     HEADER_RESPONSE,
     HEADER_RESPONSE_ID,
@@ -40,6 +41,7 @@ from zgos.compute.provider.wire import (
     BrokerError,
     BrokerStatus,
     ErrorBody,
+    ExecutorInfo,
     Health,
     KeyProof,
     ModelList,
@@ -147,6 +149,7 @@ class BrokerApp:
         public.get("/v1/proxy/signature/{response_id}")(self.signature)
         public.post("/v1/proxy/receipt")(self.receipt)
         public.post("/v1/proxy/chat/completions")(self.chat)
+        public.get("/v1/agents/executor")(self.executor)
         admin.get("/v1/status")(self.status)
         admin.get("/v1/user/{address}")(self.user)
         admin.post("/v1/settle")(self.settle)
@@ -155,6 +158,12 @@ class BrokerApp:
 
     async def health(self) -> Health:
         return Health(provider=self.broker.address, model=self.broker.config.model_id)
+
+    async def executor(self) -> ExecutorInfo:
+        """The key agent owners seal their agents' keys to (``zg inft authorize --executor``)."""
+        if self.broker.executor is None:
+            raise BrokerError(404, "no-executor", "this provider runs no agents")
+        return ExecutorInfo(address=self.broker.executor.account.address, pubkey="0x" + self.broker.executor.pubkey.hex())
 
     async def models(self) -> ModelList:
         config = self.broker.config
@@ -190,7 +199,7 @@ class BrokerApp:
         body = await request.body()
         headers = {k.lower(): val for k, val in request.headers.items()}
         admitted = await self.broker.admit(body, headers)
-        return await self._forward(admitted, body)
+        return await self._forward(admitted)
 
     # --- admin routes --------------------------------------------------------------------
 
@@ -209,11 +218,11 @@ class BrokerApp:
 
     # --- relaying the model's answer -----------------------------------------------------
 
-    async def _open_upstream(self, admitted: Admitted, body: bytes) -> Answer:
+    async def _open_upstream(self, admitted: Admitted) -> Answer:
         """Send the request upstream and wait for its status and headers. A failure releases
         the reservation and raises 502/504: the model never answered, nothing is billed."""
         try:
-            answer = await self.upstream.post(self.upstream_url, body, UPSTREAM_HEADERS)
+            answer = await self.upstream.post(self.upstream_url, admitted.upstream_body, UPSTREAM_HEADERS)
         except PoolError as exc:
             await self.broker.abandon(admitted)
             raise _upstream_failure(exc, self.broker.config.upstream_timeout_s) from None
@@ -229,8 +238,8 @@ class BrokerApp:
                               f"the model server answered HTTP {answer.status}: {detail}; nothing was charged")
         return answer
 
-    async def _forward(self, admitted: Admitted, body: bytes) -> Response:
-        answer = await self._open_upstream(admitted, body)
+    async def _forward(self, admitted: Admitted) -> Response:
+        answer = await self._open_upstream(admitted)
         response_id = "0x" + admitted.request_hash.hex()
         if admitted.chat.stream:
             return self._stream(admitted, answer, response_id)
@@ -335,10 +344,10 @@ def admin_policy(access: LocalAccess) -> EdgePolicy:
 
 
 def build_broker(config: BrokerConfig, contracts: ComputeContracts, provider: LocalAccount,
-                 signer: LocalAccount) -> Broker:
+                 signer: LocalAccount, executor: SealedExecutor | None = None) -> Broker:
     """The broker for ``config``, checked against its on-chain service record (a ``ZgError``
     says what to fix when the record names another model, hash or signer)."""
-    broker = Broker(config, contracts, provider, signer)
+    broker = Broker(config, contracts, provider, signer, executor)
     broker.load_service()
     return broker
 

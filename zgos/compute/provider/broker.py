@@ -10,6 +10,8 @@ module raises ``BrokerError`` (``wire.py``) with an HTTP status and a reason.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import os
 import time
@@ -21,6 +23,7 @@ from eth_account.signers.local import LocalAccount
 
 from zgos.compute.contracts import ComputeContracts
 from zgos.compute.provider.books import UserBook, UserView
+from zgos.compute.provider.executor import SealedExecutor
 from zgos.compute.provider.settler import Settler
 from zgos.compute.provider.store import NonceReplayed, RequestLog
 from zgos.compute.provider.wire import (
@@ -33,6 +36,8 @@ from zgos.compute.provider.wire import (
 )
 from zgos.compute.spec import vouchers as v
 from zgos.compute.spec.billing import (
+    AGENT_FIELD,
+    AGENT_PROMPT_MAX_TOKENS,
     AdmissionRefused,
     ChatRequest,
     Exposure,
@@ -68,6 +73,7 @@ class Admitted:
     chat: ChatRequest
     prompt_tokens: int
     reserved: int  # the worst-case fee held in ``inflight`` until the request ends
+    upstream_body: bytes  # what the model server gets: the body, or an agent's run of it
 
 
 @dataclass(frozen=True)
@@ -87,13 +93,14 @@ class BrokerConfig:
 
 class Broker:
     def __init__(self, config: BrokerConfig, contracts: ComputeContracts, provider: LocalAccount,
-                 signer: LocalAccount) -> None:
+                 signer: LocalAccount, executor: SealedExecutor | None = None) -> None:
         if config.dishonest is not None and config.dishonest not in DISHONEST_MODES:
             raise ZgError(f"unknown dishonest mode {config.dishonest!r}")
         self.config = config
         self.contracts = contracts
         self.provider = provider
         self.signer = signer
+        self.executor = executor
         self.address = v.normalize_address(provider.address)
         self.signer_address = v.normalize_address(signer.address)
         self.tokens = TokenCounter(config.model_path, config.chat_format)
@@ -234,6 +241,9 @@ class Broker:
             book.inflight += request.max_fee
         try:
             chat = self.parse_chat(body)
+            upstream_body = body
+            if chat.agent is not None:
+                chat, upstream_body = await self._run_agent(request.user, chat, body)
             self.prompts_tokenized += 1
             prompt_tokens = await asyncio.to_thread(self.tokens.count_prompt, chat.messages)
             needed = compute_max_fee(prompt_tokens, chat.max_tokens, self.prices)
@@ -246,7 +256,23 @@ class Broker:
             book.inflight -= request.max_fee
             raise
         book.inflight -= request.max_fee - needed
-        return Admitted(request, request_hash, chat, prompt_tokens, needed)
+        return Admitted(request, request_hash, chat, prompt_tokens, needed, upstream_body)
+
+    async def _run_agent(self, user: str, chat: ChatRequest, body: bytes) -> tuple[ChatRequest, bytes]:
+        """The request as the agent runs it: its system prompt first (``executor``), within
+        ``AGENT_PROMPT_MAX_TOKENS`` of what the user counts; the body the model server gets."""
+        if self.executor is None or chat.agent is None:
+            raise BrokerError(404, "no-executor", "this provider runs no agents")
+        messages = await asyncio.to_thread(self.executor.messages_for, chat.agent, user, chat.messages)
+        own, full = await asyncio.to_thread(lambda: (self.tokens.count_prompt(chat.messages),
+                                                     self.tokens.count_prompt(messages)))
+        if full - own > AGENT_PROMPT_MAX_TOKENS:
+            raise BrokerError(413, "agent-too-large", f"agent {chat.agent}'s prompt is {full - own} tokens; "
+                              f"an agent's prompt may add at most {AGENT_PROMPT_MAX_TOKENS}")
+        data = json.loads(body)
+        del data[AGENT_FIELD]
+        data["messages"] = messages
+        return dataclasses.replace(chat, messages=messages), json.dumps(data).encode()
 
     async def _check_funds(self, request: v.Request, book: UserBook) -> None:
         """Under the user's lock: the acknowledged signer, then the exposure at the signed max

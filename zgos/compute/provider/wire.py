@@ -198,3 +198,11 @@ class BrokerStatus(Wire):
     @field_serializer("last_settlement")
     def _empty_before_the_first(self, value: SettlementRound | None) -> dict[str, Any]:
         return {} if value is None else value.model_dump()
+
+
+class ExecutorInfo(BaseModel):
+    """``GET /v1/agents/executor``: the account this provider runs agents as, and its public key
+    (64 bytes, x || y, hex), which hashes to that address."""
+
+    address: str
+    pubkey: str

@@ -18,6 +18,15 @@ ask for one choice (``n`` absent or 1: ``max_tokens`` bounds one answer, not ``n
 its worst-case fee ``input_tokens × inputPrice + max_tokens × outputPrice`` is known before
 the model runs; the user signs at least that as ``maxFee`` and the fee never exceeds it.
 
+**Agents** (issue 16): a body with ``zg_agent`` (an ``AgentNFT`` token id) asks the provider to
+run that agent as a sealed executor: the provider puts the agent's private system prompt in
+front of ``messages``, so the prompt it bills holds tokens the user never sees. Such a prompt
+is at most ``AGENT_PROMPT_MAX_TOKENS`` long, the user signs a ``maxFee`` that covers it
+(``compute_prompt_budget``), and accepts billed input tokens from its own count up to its own
+count plus that cap (``is_agent_input_billable``): the most an agent call can cost the user
+beyond what it can check is ``AGENT_PROMPT_MAX_TOKENS × inputPrice``. A request for an agent
+carries no system message of its own.
+
 Pure: no I/O; token counts are passed in.
 """
 
@@ -30,6 +39,8 @@ from typing import Any
 
 MAX_TOKENS_LIMIT = 4096  # largest max_tokens a paid request may ask for
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: larger chat bodies are refused before parsing
+AGENT_PROMPT_MAX_TOKENS = 512  # tokens an agent's hidden system prompt may add to a prompt
+AGENT_FIELD = "zg_agent"  # the body field naming the agent (an AgentNFT token id)
 
 
 class InvalidChatRequest(ValueError):
@@ -66,6 +77,7 @@ class ChatRequest:
     messages: list[dict[str, Any]]
     max_tokens: int
     stream: bool
+    agent: int | None = None  # an AgentNFT token id to run, or None
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
@@ -98,7 +110,24 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     choices = data.get("n", 1)
     if isinstance(choices, bool) or choices != 1:
         raise InvalidChatRequest("'n' must be 1: a paid request asks for one answer")
-    return ChatRequest(model=model, messages=messages, max_tokens=max_tokens, stream=stream)
+    agent = data.get(AGENT_FIELD)
+    if agent is not None and (isinstance(agent, bool) or not isinstance(agent, int) or not 0 <= agent < 2**256):
+        raise InvalidChatRequest(f"'{AGENT_FIELD}' must be a token id (a non-negative integer)")
+    if agent is not None and any(m["role"] == "system" for m in messages):
+        raise InvalidChatRequest("a request for an agent carries no system message: the agent's prompt is the system message")
+    return ChatRequest(model=model, messages=messages, max_tokens=max_tokens, stream=stream, agent=agent)
+
+
+def compute_prompt_budget(own_prompt_tokens: int, chat: ChatRequest) -> int:
+    """The prompt tokens a user signs for: its own count, plus the cap on an agent's hidden
+    system prompt if the request runs an agent."""
+    return own_prompt_tokens + (AGENT_PROMPT_MAX_TOKENS if chat.agent is not None else 0)
+
+
+def is_agent_input_billable(billed_input_tokens: int, own_prompt_tokens: int) -> bool:
+    """Whether an agent call's billed input fits what the user can bound: at least its own
+    prompt, at most that plus ``AGENT_PROMPT_MAX_TOKENS``."""
+    return own_prompt_tokens <= billed_input_tokens <= own_prompt_tokens + AGENT_PROMPT_MAX_TOKENS
 
 
 def count_output_tokens(pieces: Sequence[str], count_tokens: Callable[[str], int]) -> int:

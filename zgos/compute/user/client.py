@@ -43,16 +43,18 @@ from zgos.compute.provider.wire import (
 from zgos.compute.spec import sse
 from zgos.compute.spec import vouchers as v
 from zgos.compute.spec.billing import (
+    AGENT_FIELD,
     Usage,
     compute_fee,
     compute_max_fee,
+    compute_prompt_budget,
     compute_usage,
     count_output_tokens,
     parse_chat_request,
 )
 from zgos.compute.spec.limits import compute_answer_cap_bytes
 from zgos.compute.tokens import TokenCounter
-from zgos.compute.user.verification import ResponseRejected, check_signed, response_usage
+from zgos.compute.user.verification import ResponseRejected, check_signed, check_usage
 from zgos.compute.user.wire import LedgerView, RefundResult, StoredVerification, SubAccountView
 from zgos.core.errors import ConfigError, ZgError
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
@@ -231,13 +233,14 @@ class ComputeUser:
     def max_fee(self, service: ServiceInfo, body: bytes) -> int:
         """The worst-case fee of ``body`` at ``service``'s prices: what signing it commits to."""
         chat = parse_chat_request(body)
-        return compute_max_fee(self.prompt_tokens(chat.messages), chat.max_tokens, service.prices)
+        return compute_max_fee(compute_prompt_budget(self.prompt_tokens(chat.messages), chat), chat.max_tokens,
+                               service.prices)
 
     def sign_request(self, service: ServiceInfo, body: bytes, max_fee: int | None = None) -> SignedRequest:
         """Sign ``body`` for ``service``: a fresh random nonce and the worst-case fee."""
         chat = parse_chat_request(body)
         if max_fee is None:
-            max_fee = compute_max_fee(self.prompt_tokens(chat.messages), chat.max_tokens, service.prices)
+            max_fee = self.max_fee(service, body)
         request = v.Request(self.address, v.normalize_address(service.provider),
                             int.from_bytes(secrets.token_bytes(NONCE_BYTES), "big"),
                             v.compute_body_hash(body), max_fee)
@@ -262,10 +265,8 @@ class ComputeUser:
         if response.response_hash != v.compute_body_hash(received):
             raise ResponseRejected(provider, "the answer's bytes differ from what the provider signed")
         if self.tokens is not None:
-            expected = self.usage_received(signed, output)
-            if response_usage(response) != expected:
-                raise ResponseRejected(provider, f"billed usage {response.input_tokens}+{response.output_tokens} "
-                                                 f"tokens, counted {expected.input_tokens}+{expected.output_tokens}")
+            check_usage(provider, response, self.usage_received(signed, output),
+                        parse_chat_request(signed.body).agent is not None)
         elif response.output_tokens > signed.max_tokens:
             raise ResponseRejected(provider, "billed more output tokens than max_tokens")
         return response
@@ -314,10 +315,14 @@ class ComputeUser:
                              signature=verified.receipt_signature)
 
     def chat(self, provider: str, messages: list[dict[str, Any]], max_tokens: int = 64,
-             model: str | None = None) -> Verified:
-        """One non-streamed, paid, verified chat completion (blocking)."""
+             model: str | None = None, agent: int | None = None) -> Verified:
+        """One non-streamed, paid, verified chat completion (blocking); ``agent``: run that
+        AgentNFT token on the provider, as a sealed executor."""
         service = self.service(provider)
-        body = body_with_defaults({"messages": messages, "max_tokens": max_tokens}, model or service.model)
+        fields: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens}
+        if agent is not None:
+            fields[AGENT_FIELD] = agent
+        body = body_with_defaults(fields, model or service.model)
         signed = self.sign_request(service, body)
         with OutboundClient(self.policy, deadline_s=self.timeout_s,
                             max_response_bytes=compute_answer_cap_bytes(signed.max_tokens)) as client:

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from zgos.compute.contracts import ServiceInfo
 from zgos.compute.spec import vouchers as v
-from zgos.compute.spec.billing import Usage, compute_fee
+from zgos.compute.spec.billing import (
+    AGENT_PROMPT_MAX_TOKENS,
+    Usage,
+    compute_fee,
+    is_agent_input_billable,
+)
 from zgos.core.errors import ZgError
 
 
@@ -47,3 +52,18 @@ def check_signed(domain: v.Domain, service: ServiceInfo, request_hash: bytes, ma
 
 def response_usage(response: v.Response) -> Usage:
     return Usage(response.input_tokens, response.output_tokens)
+
+
+def check_usage(provider: str, response: v.Response, counted: Usage, agent: bool) -> None:
+    """The billed usage is what this client counted; for an agent call, whose system prompt
+    the user never sees, the input may exceed the count by ``AGENT_PROMPT_MAX_TOKENS``."""
+    if agent:
+        ok = response.output_tokens == counted.output_tokens and \
+            is_agent_input_billable(response.input_tokens, counted.input_tokens)
+    else:
+        ok = response_usage(response) == counted
+    if not ok:
+        allowance = f" (an agent call allows {AGENT_PROMPT_MAX_TOKENS} more in)" if agent else ""
+        raise ResponseRejected(provider, f"billed usage {response.input_tokens}+{response.output_tokens} tokens, "
+                                         f"counted {counted.input_tokens}+{counted.output_tokens}{allowance}")
+

@@ -15,9 +15,6 @@ from zgos.runtime.ports import KV_PORT
 if TYPE_CHECKING:
     from zgos.kv.node.app import KvNodeConfig
 
-STORAGE_SERVICE_PREFIX = "storage-"  # the devnet's storage nodes in network.json
-
-
 def parse_streams(cli: CliContext, text: str) -> frozenset[bytes]:
     """``--streams ID[,ID...]``: stream ids or aliases of the data dir."""
     names = [part.strip() for part in text.split(",") if part.strip()]
@@ -26,25 +23,11 @@ def parse_streams(cli: CliContext, text: str) -> frozenset[bytes]:
     return frozenset(resolve_stream(cli.data_dir, name) for name in names)
 
 
-def storage_nodes(cli: CliContext, flags: list[str] | None) -> tuple[str, ...]:
-    """Where transactions are read from: ``--storage-node``, else the devnet's storage nodes
-    (network.json), else the nodes announced in the NodeRegistry."""
-    if flags:
-        return tuple(flags)
-    services = (cli.data_dir.read_network() or {}).get("services")
-    if isinstance(services, dict):
-        found = [url for name, url in sorted(services.items()) if name.startswith(STORAGE_SERVICE_PREFIX)]
-        if found:
-            return tuple(found)
-    from zgos.storage.cli.common import resolve_nodes
-
-    return tuple(resolve_nodes(cli, None))
-
-
 def node_config(cli: CliContext, streams: str, nodes: list[str] | None, name: str, host: str, port: int,
                 confirmations: int, data_deadline: float) -> KvNodeConfig:
     from zgos.kv.node.app import KvNodeConfig
     from zgos.kv.node.replayer import ReplayConfig
+    from zgos.storage.cli.common import storage_nodes
 
     deployment = cli.deployment()
     replay = ReplayConfig(monitored=parse_streams(cli, streams), first_block=deployment.deploy_block,

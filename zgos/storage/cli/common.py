@@ -81,3 +81,19 @@ def print_upload(result: UploadResult, replicas: int) -> None:
     console.print(f"txSeq  {result.tx_seq}")
     console.print(f"tx     {result.tx_hash or 'none (already on chain)'}")
     console.print(f"sent   {result.segments_sent} segments; every shard finalized on {replicas} node(s)")
+
+
+STORAGE_SERVICE_PREFIX = "storage-"  # the devnet's storage nodes in network.json
+
+
+def storage_nodes(cli: CliContext, flags: list[str] | None) -> tuple[str, ...]:
+    """Where transactions are read from: ``--storage-node``, else the devnet's storage nodes
+    (network.json), else the nodes announced in the NodeRegistry."""
+    if flags:
+        return tuple(flags)
+    services = (cli.data_dir.read_network() or {}).get("services")
+    if isinstance(services, dict):
+        found = [url for name, url in sorted(services.items()) if name.startswith(STORAGE_SERVICE_PREFIX)]
+        if found:
+            return tuple(found)
+    return tuple(resolve_nodes(cli, None))
