@@ -153,14 +153,16 @@ def authorize_command(ctx: typer.Context, token_id: Annotated[int, typer.Argumen
     agent's keys are sealed to that provider, and USER never sees the data or the keys."""
     cli = get_ctx(ctx)
     url = executor or cli.data_dir.service_url("provider-0")
+    if url is None:
+        _owner_call(ctx, account, lambda contracts, me, cli: contracts.authorize(me, token_id, _address(cli, user)),
+                    f"authorized {user} on token {token_id} (no executor granted: pass --executor URL)")
+        return
+    address, pubkey = _executor_key(cli, url)
     with inft_client(cli, account, node) as client:
-        if url is not None:
-            address, pubkey = _executor_key(cli, url)
-            with console.status(f"sealing the agent's keys to the executor {address}"):
-                client.grant_executor(token_id, pubkey)
+        with console.status(f"sealing the agent's keys to the executor {address}"):
+            client.grant_executor(token_id, pubkey)
         client.contracts.authorize(client.account, token_id, _address(cli, user))
-    console.print(f"authorized {user} on token {token_id}" + (f" (executor {url})" if url else
-                  " (no executor granted: pass --executor URL)"), highlight=False, markup=False)
+    console.print(f"authorized {user} on token {token_id} (executor {url})", highlight=False, markup=False)
 
 
 def _executor_key(cli: CliContext, url: str) -> tuple[str, bytes]:
