@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 
-from zgos.core.errors import ZgError
+from zgos.core.errors import ConfigError, ZgError
 from zgos.runtime import edge, ratelimit, serve
 from zgos.runtime.access import LocalAccess, load_or_create_token, presented_token, read_token
 from zgos.runtime.edge import EdgePolicy, InvalidJson, Route, compute_json_depth, parse_json
@@ -309,7 +309,7 @@ def test_a_server_thread_reports_a_taken_port_and_stops_cleanly() -> None:
     running = serve.ServerThread(server, sock)
     running.start()
     assert httpx.get(f"http://127.0.0.1:{port}/boom").status_code == 500
-    with pytest.raises(OSError):
+    with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
         serve.bind_listener("127.0.0.1", port)
     running.stop()
     with pytest.raises(httpx.ConnectError):

@@ -15,7 +15,7 @@ import time
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from zgos.core.errors import ZgError
+from zgos.core.errors import ConfigError, ZgError
 from zgos.runtime.edge import (
     ASGIApp,
     EdgePolicy,
@@ -86,8 +86,8 @@ def hardened_server(app: ASGIApp, *, host: str, port: int, policy: EdgePolicy,
 def bind_listener(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` (port 0: any free port) for ``hardened_server``.
 
-    Binding before the server starts lets a service report a taken port as a configuration
-    error (``OSError`` here) and learn its port before it builds its ``LocalAccess``.
+    Binding before the server starts lets a service report a taken port as a ``ConfigError``
+    naming it (raised here) and learn its port before it builds its ``LocalAccess``.
 
     The socket is made with ``IPPROTO_TCP`` named: asyncio turns Nagle's algorithm off
     (``TCP_NODELAY``) only on connections of such a listener. With Nagle on, an answer written
@@ -98,9 +98,9 @@ def bind_listener(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", "choose another --port") from None
     return sock
 
 

@@ -24,7 +24,7 @@ from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain
 from zgos.chain.registry import NodeKind, NodeRegistry, register_or_update
-from zgos.core.errors import ConfigError, ZgError
+from zgos.core.errors import ZgError
 from zgos.inft.contracts import InftContracts
 from zgos.inft.oracle.messages import Endorsement, ReencryptRequest, hex_of
 from zgos.inft.oracle.work import OracleWork
@@ -89,10 +89,7 @@ class OracleService:
         app = jsonrpc_app(rpc, anyio.CapacityLimiter(MAX_CONCURRENT), [])
         policy = EdgePolicy(routes=(Route("/", max_body_bytes=MAX_BODY_BYTES, deadline_s=REENCRYPT_DEADLINE_S),),
                             max_inflight=MAX_INFLIGHT, error_body=plain_error_body)
-        try:
-            self.server = EdgeServer(app, bind_listener(config.host, config.port), policy)
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}", "choose another --port") from None
+        self.server = EdgeServer(app, bind_listener(config.host, config.port), policy)
 
     @property
     def url(self) -> str:

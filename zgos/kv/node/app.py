@@ -62,11 +62,7 @@ class KvNode:
         app = jsonrpc_app(rpc, anyio.CapacityLimiter(WORKER_THREADS), [])
         policy = EdgePolicy(routes=(Route("/", max_body_bytes=MAX_RPC_BODY_BYTES, deadline_s=RPC_DEADLINE_S),),
                             max_inflight=MAX_INFLIGHT, error_body=plain_error_body)
-        try:
-            self.server = EdgeServer(app, bind_listener(config.host, config.port), policy)
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}",
-                              "choose another --port") from None
+        self.server = EdgeServer(app, bind_listener(config.host, config.port), policy)
 
     def fetch(self, entry: LogEntry) -> bytes:
         """The verified bytes of a log entry's file (segments checked against its data root)."""

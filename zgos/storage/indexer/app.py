@@ -64,11 +64,7 @@ class IndexerService:
                                        policy=config.outbound)
         self.indexer = Indexer(self.directory, policy=config.outbound, chain=chain,
                                erasure_address=config.erasure_address, flow_address=config.flow_address)
-        try:
-            self.server = IndexerServer(config.host, config.port, self.indexer, config.scratch_dir)
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}",
-                              "choose another --port") from None
+        self.server = IndexerServer(config.host, config.port, self.indexer, config.scratch_dir)
         self.stop = threading.Event()
 
     def refresh_nodes(self) -> None:

@@ -27,7 +27,7 @@ from eth_account.signers.local import LocalAccount
 
 from zgos.chain.client import Chain
 from zgos.chain.registry import NodeKind, NodeRegistry
-from zgos.core.errors import ConfigError, ZgError
+from zgos.core.errors import ZgError
 from zgos.runtime.access import load_or_create_token
 from zgos.runtime.addresses import AddressPolicy
 from zgos.runtime.ports import STORAGE_PORT
@@ -121,11 +121,7 @@ class NodeService:
         config.token_path.parent.mkdir(parents=True, exist_ok=True)
         token = load_or_create_token(config.token_path)
         self.node = StorageNode(config.node_config())
-        try:
-            self.server = NodeServer(config.host, config.port, self.node, token=token, limits=config.limits())
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}",
-                              "choose another --port") from None
+        self.server = NodeServer(config.host, config.port, self.node, token=token, limits=config.limits())
         self.miner = None
         if config.miner is not None and miner_account is not None:
             self.miner = build_miner(self.node, chain, miner_account, config.miner, rpc=self.server.rpc)
