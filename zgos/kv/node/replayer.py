@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from zgos.kv.node.store import NO_ENTRY_YET, KvStore, MemoView
+from zgos.kv.node.memo import MemoView
+from zgos.kv.node.store import NO_ENTRY_YET, KvStore
 from zgos.kv.spec.replay import (
     DATA_PARSE_ERROR,
     DATA_UNAVAILABLE,
