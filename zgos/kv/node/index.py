@@ -71,17 +71,18 @@ class KeyIndex:
 
     def add(self, version: int, writes: RowWrites) -> None:
         """Index the writes of the transaction at ``version``, in the order its row holds them."""
-        offset, stream_id, keys = 0, None, NO_KEYS
+        offset, stream_id, histories, unordered = 0, None, NO_KEYS.histories, NO_KEYS.unordered
         for write_stream_id, key, length in zip(*writes):  # noqa: B905 (columns of one length)
             if write_stream_id != stream_id:  # writes of one stream usually come together
                 stream_id = write_stream_id
                 keys = self.streams.get(stream_id) or self.streams.setdefault(stream_id, StreamKeys())
-            history = keys.histories.get(key)
+                histories, unordered = keys.histories, keys.unordered
+            history = histories.get(key)
             if history is None:
-                keys.histories[key] = (version, offset, length)
-                keys.unordered.append(key)
+                histories[key] = (version, offset, length)
+                unordered.append(key)
             elif isinstance(history, tuple):
-                keys.histories[key] = [history, (version, offset, length)]
+                histories[key] = [history, (version, offset, length)]
             else:
                 history.append((version, offset, length))
             offset += length
