@@ -34,6 +34,7 @@ import struct
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
+from zgos.core.errors import ZgError
 from zgos.kv.spec.stream import STREAM_ID_SIZE, StreamWrite
 
 LAYOUT_VERSION = 2  # 1: a ``t_stream`` row per written key (``_migrate_key_rows``)
@@ -53,6 +54,8 @@ COUNTS = struct.Struct("<II")  # n_streams, n_writes
 STREAM_INDEX_FORMAT = "<{}I"  # a u32 stream index a write
 LENGTHS_FORMAT = "<{0}I{0}Q"  # a u32 key length a write, then a u64 value length a write
 STREAM_INDEX_SIZE = 4  # bytes
+REBUILD_HINT = "move the KV node's state dir away; it replays the log from its first block"
+
 
 class RowWrites(NamedTuple):
     """A transaction's writes as its row lists them, column by column (write ``i`` is
@@ -66,7 +69,7 @@ class RowWrites(NamedTuple):
         return zip(self.stream_ids, self.keys)  # noqa: B905 (columns of one length)
 
 
-class InvalidRow(ValueError):
+class InvalidRow(ZgError):
     """A ``writes`` column that does not parse: the store file was damaged or edited."""
 
 
@@ -110,9 +113,9 @@ def parse_row_writes(listing: bytes) -> RowWrites:
             keys.append(listing[offset:offset + key_length])
             offset += key_length
     except (struct.error, IndexError) as exc:
-        raise InvalidRow(f"a row's list of writes does not parse: {exc}") from None
+        raise InvalidRow(f"a row's list of writes does not parse: {exc}", REBUILD_HINT) from None
     if offset != len(listing):
-        raise InvalidRow(f"a row's list of writes ends at byte {offset}, not {len(listing)}")
+        raise InvalidRow(f"a row's list of writes ends at byte {offset}, not {len(listing)}", REBUILD_HINT)
     return RowWrites(stream_ids, keys, list(lengths[count:]))
 
 
