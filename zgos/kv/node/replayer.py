@@ -19,13 +19,15 @@ Behaviour (storage.md §6; what 0G's KV node gets wrong, issue 15):
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from zgos.kv.node.store import NO_ENTRY_YET, KvStore, MemoView
+from zgos.kv.node.memo import MemoView
+from zgos.kv.node.store import NO_ENTRY_YET, KvStore
 from zgos.kv.spec.replay import (
     DATA_PARSE_ERROR,
     DATA_UNAVAILABLE,
@@ -45,6 +47,15 @@ LOG_PAGE_BLOCKS = 999
 REORG_REWIND_BLOCKS = 64
 MIN_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
+TAGS_REMEMBERED = 1024  # distinct tag sets whose streams are kept parsed (``node_streams``)
+
+
+@functools.lru_cache(maxsize=TAGS_REMEMBERED)
+def node_streams(tags: bytes, monitored: frozenset[bytes]) -> tuple[bytes, ...] | None:
+    """The streams that a log entry tagged ``tags`` names, if a node that monitors
+    ``monitored`` replays it (``is_for_node``), else None."""
+    streams = parse_stream_tags(tags)
+    return streams if streams is not None and is_for_node(KvTransaction(0, b"", streams), monitored) else None
 
 
 @dataclass(frozen=True)
@@ -181,9 +192,9 @@ class Replayer:
 
     def _transaction(self, entry: LogEntry) -> KvTransaction | None:
         """The entry as a KV transaction of this node, or None."""
-        streams = parse_stream_tags(entry.submission.tags)
-        tx = KvTransaction(entry.seq, bytes.fromhex(entry.sender.removeprefix("0x")), streams or ())
-        return tx if streams is not None and is_for_node(tx, self.config.monitored) else None
+        streams = node_streams(entry.submission.tags, self.config.monitored)
+        return None if streams is None else \
+            KvTransaction(entry.seq, bytes.fromhex(entry.sender.removeprefix("0x")), streams)
 
     def _refusal(self, tx: KvTransaction, entry: LogEntry) -> str | None:
         """Why ``tx`` fails before its data is fetched (no write permission, too big), or None."""

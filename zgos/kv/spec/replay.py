@@ -189,10 +189,11 @@ def compute_write_set(data: StreamData) -> tuple[StreamWrite, ...]:
 def check_writes(tx: KvTransaction, data: StreamData, writes: tuple[StreamWrite, ...],
                  view: KvView) -> Rejected | None:
     open_to_sender = {s: is_open_to(view, tx.sender, s) for s in tx.stream_ids}  # asked once per stream
+    checks_versions = data.version < NO_VERSION_CHECK  # else no key can conflict (``is_conflicting``)
     for write in writes:
         if write.stream_id not in open_to_sender:
             return Rejected(TAGS_MISMATCH)
-        if is_conflicting(view, write.stream_id, write.key, data.version):
+        if checks_versions and is_conflicting(view, write.stream_id, write.key, data.version):
             return Rejected(VERSION_CONFLICTION)
         if not open_to_sender[write.stream_id] and not has_write_permission(view, tx.sender, write.stream_id, write.key):
             return write_denied(write.stream_id, write.key)
@@ -231,6 +232,8 @@ def is_control_allowed(record: AclRecord, admin_of: frozenset[bytes], sender: by
 
 
 def check_controls(tx: KvTransaction, controls: tuple[AclRecord, ...], view: KvView) -> Rejected | None:
+    if not controls:
+        return None
     admin_of = frozenset(s for s in tx.stream_ids if view.is_new_stream(s) or view.is_admin(tx.sender, s))
     for record in controls:
         if record.stream_id not in tx.stream_ids:
