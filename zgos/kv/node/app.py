@@ -60,9 +60,9 @@ class KvNode:
         self.replayer = Replayer(self.store, FlowContract(chain, config.flow_address), self.fetch, config.replay)
         rpc = JsonRpcServer(kv_methods(self.store, config.replay.monitored, self.status))
         app = jsonrpc_app(rpc, anyio.CapacityLimiter(WORKER_THREADS), [])
-        policy = EdgePolicy(routes=(Route("/", max_body_bytes=MAX_RPC_BODY_BYTES, deadline_s=RPC_DEADLINE_S),),
-                            max_inflight=MAX_INFLIGHT, error_body=plain_error_body)
-        self.server = EdgeServer(app, bind_listener(config.host, config.port), policy)
+        self.server_policy = EdgePolicy(routes=(Route("/", max_body_bytes=MAX_RPC_BODY_BYTES, deadline_s=RPC_DEADLINE_S),),
+                                        max_inflight=MAX_INFLIGHT, error_body=plain_error_body)
+        self.server = EdgeServer(app, bind_listener(config.host, config.port), self.server_policy)
 
     def fetch(self, entry: LogEntry) -> bytes:
         """The verified bytes of a log entry's file (segments checked against its data root)."""
