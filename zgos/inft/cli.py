@@ -11,6 +11,7 @@ lists them.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -24,7 +25,7 @@ from zgos.runtime.ports import INFT_ORACLE_PORT
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from zgos.inft.client import InftClient
+    from zgos.inft.client import InftClient, Offer
 
 inft_app = typer.Typer(help="Agent NFTs (ERC-7857): encrypted agents that change hands with the token.",
                        no_args_is_help=True)
@@ -109,38 +110,108 @@ def list_command(ctx: typer.Context, owner: Annotated[str | None, typer.Argument
                   highlight=False)
 
 
-def _move(ctx: typer.Context, token_id: int, to: str, account: str | None, node: list[str] | None, clone: bool) -> None:
+def _move(ctx: typer.Context, token_id: int, to: str | None, accepted: Path | None, out: Path | None,
+          account: str | None, node: list[str] | None, clone: bool) -> None:
+    """Transfer or clone: end to end for a receiver whose key is here; else an offer file for a
+    receiver named by its public key, or the last step with the receiver's accepted offer."""
     from zgos.inft.client import pubkey_of
+    from zgos.inft.oracles import parse_pubkey
 
     cli = get_ctx(ctx)
-    receiver: LocalAccount = cli.account(to, role=None)
     with inft_client(cli, account, node) as client:
-        with console.status(f"re-encrypting token {token_id} for {receiver.address} through the oracles"):
-            offer = client.offer(token_id, pubkey_of(receiver))
-        with console.status("the receiver checks and accepts the new data"):
-            access = client.accept(offer, receiver)
+        if accepted is not None:
+            offer, access = _read_accepted(accepted, token_id)
+        elif to is None:
+            raise ConfigError("name the receiver (an account here, or its public key) or pass --accepted FILE")
+        elif to.startswith("0x") and len(to) == 130:
+            with console.status(f"re-encrypting token {token_id} through the oracles"):
+                offer = client.offer(token_id, parse_pubkey(to))
+            path = out or Path(f"inft-offer-{token_id}.json")
+            path.write_text(json.dumps(offer.to_json(), indent=1))
+            console.print(f"offer written to {path}: the receiver runs `zg inft accept {path}`, then you run "
+                          f"`zg inft {'clone' if clone else 'transfer'} {token_id} --accepted {path.stem}.accepted.json`",
+                          highlight=False, markup=False)
+            return
+        else:
+            receiver: LocalAccount = cli.account(to, role=None)
+            with console.status(f"re-encrypting token {token_id} for {receiver.address} through the oracles"):
+                offer = client.offer(token_id, pubkey_of(receiver))
+            with console.status("the receiver checks and accepts the new data"):
+                access = client.accept(offer, receiver)
         if clone:
-            new = client.clone(offer, access)
-            console.print(f"cloned token {token_id} to {receiver.address} as token {new}", highlight=False)
+            done = f"cloned token {token_id} to {offer.receiver} as token {client.clone(offer, access)}"
         else:
             client.transfer(offer, access)
-            console.print(f"transferred token {token_id} to {receiver.address}", highlight=False)
+            done = f"transferred token {token_id} to {offer.receiver}"
+    console.print(done, highlight=False, markup=False)
+
+
+def _read_accepted(path: Path, token_id: int) -> tuple[Offer, list[bytes]]:
+    from zgos.inft.client import Offer
+    from zgos.inft.spec.proofs import InvalidProof
+
+    try:
+        record = json.loads(path.read_text())
+        offer = Offer.from_json(record["offer"])
+        access = [bytes.fromhex(str(a).removeprefix("0x")) for a in record["access"]]
+    except (OSError, ValueError, KeyError, TypeError, InvalidProof) as exc:
+        raise ConfigError(f"{path} is not an accepted offer: {exc}") from None
+    if offer.token_id != token_id:
+        raise ConfigError(f"{path} is an offer for token {offer.token_id}, not {token_id}")
+    return offer, access
+
+
+ToArg = Annotated[str | None, typer.Argument(help="The receiver: an account here (devnet:N, a keystore name) "
+                                                  "or its public key (0x + 128 hex: writes an offer file).")]
+AcceptedOpt = Annotated[Path | None, typer.Option("--accepted", help="The receiver's accepted offer: send it.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Where to write the offer (default inft-offer-ID.json).")]
 
 
 @inft_app.command("transfer")
-def transfer_command(ctx: typer.Context, token_id: Annotated[int, typer.Argument(min=0)],
-                     to: Annotated[str, typer.Argument(help="The receiver's account (devnet:N or a keystore name).")],
-                     account: AccountOpt = None, node: NodeOpt = None) -> None:
+def transfer_command(ctx: typer.Context, token_id: Annotated[int, typer.Argument(min=0)], to: ToArg = None,
+                     accepted: AcceptedOpt = None, out: OutOpt = None, account: AccountOpt = None,
+                     node: NodeOpt = None) -> None:
     """Transfer a token with its data re-encrypted for TO (the oracles' 2-of-3 proof)."""
-    _move(ctx, token_id, to, account, node, clone=False)
+    _move(ctx, token_id, to, accepted, out, account, node, clone=False)
 
 
 @inft_app.command("clone")
-def clone_command(ctx: typer.Context, token_id: Annotated[int, typer.Argument(min=0)],
-                  to: Annotated[str, typer.Argument(help="The receiver's account (devnet:N or a keystore name).")],
-                  account: AccountOpt = None, node: NodeOpt = None) -> None:
+def clone_command(ctx: typer.Context, token_id: Annotated[int, typer.Argument(min=0)], to: ToArg = None,
+                  accepted: AcceptedOpt = None, out: OutOpt = None, account: AccountOpt = None,
+                  node: NodeOpt = None) -> None:
     """Give TO a new token with a copy of the data re-encrypted for it; yours is kept."""
-    _move(ctx, token_id, to, account, node, clone=True)
+    _move(ctx, token_id, to, accepted, out, account, node, clone=True)
+
+
+@inft_app.command("accept")
+def accept_command(ctx: typer.Context, offer_file: Annotated[Path, typer.Argument(help="The owner's offer file.")],
+                   account: AccountOpt = None, node: NodeOpt = None) -> None:
+    """As the receiver: check an offer (open each sealed key, download and decrypt the new
+    data) and sign it; writes OFFER.accepted.json for the owner."""
+    from zgos.inft.client import Offer
+    from zgos.inft.spec.proofs import InvalidProof
+
+    cli = get_ctx(ctx)
+    try:
+        offer = Offer.from_json(json.loads(offer_file.read_text()))
+    except (OSError, ValueError, InvalidProof) as exc:
+        raise ConfigError(f"{offer_file} is not an offer: {exc}") from None
+    me = cli.account(account)
+    if offer.receiver != me.address:
+        raise ConfigError(f"the offer is for {offer.receiver}, not for {me.address}", "pass --account")
+    with inft_client(cli, account, node) as client, console.status("checking the new data"):
+        access = client.accept(offer, me)
+    out = offer_file.with_name(offer_file.stem + ".accepted.json")
+    out.write_text(json.dumps({"offer": offer.to_json(), "access": ["0x" + a.hex() for a in access]}, indent=1))
+    console.print(f"accepted: the new data opens with your key; send {out} to the owner", highlight=False, markup=False)
+
+
+@inft_app.command("pubkey")
+def pubkey_command(ctx: typer.Context, account: AccountOpt = None) -> None:
+    """Your account's public key (what an owner needs to offer you a token)."""
+    from zgos.inft.client import pubkey_of
+
+    console.print("0x" + pubkey_of(get_ctx(ctx).account(account)).hex(), highlight=False)
 
 
 @inft_app.command("authorize")

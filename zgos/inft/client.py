@@ -19,9 +19,10 @@ import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 
 from zgos.chain.client import Receipt
 from zgos.chain.registry import NodeRegistry
@@ -31,6 +32,7 @@ from zgos.inft.oracle.messages import ReencryptRequest, Vouched
 from zgos.inft.oracles import OracleEndpoint, OracleError, find_oracles
 from zgos.inft.spec.keys import compute_raw_pubkey, seal, unseal_key
 from zgos.inft.spec.proofs import (
+    InvalidProof,
     TransferProof,
     compute_pubkey_address,
     compute_request_digest,
@@ -65,6 +67,18 @@ class Offer:
     token_id: int
     receiver: str
     vouched: tuple[Vouched, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tokenId": self.token_id, "receiver": self.receiver, "vouched": [v.to_json() for v in self.vouched]}
+
+    @classmethod
+    def from_json(cls, value: Any) -> Offer:
+        """An offer from a file; every field checked (``InvalidProof`` names the first bad one)."""
+        if not isinstance(value, dict) or not isinstance(value.get("vouched"), list) or \
+                not isinstance(value.get("tokenId"), int) or not is_address(value.get("receiver")):
+            raise InvalidProof("an offer is {tokenId, receiver, vouched: [...]}")
+        return cls(value["tokenId"], to_checksum_address(value["receiver"]),
+                   tuple(Vouched.from_json(v) for v in value["vouched"]))
 
 
 class InftClient:

@@ -138,3 +138,26 @@ def test_kill_9_of_the_lead_oracle_mid_transfer_and_the_transfer_still_completes
         assert client.decrypt(token, tmp_path / "out", receiver)[0].read_bytes() == agent.read_bytes()
     finally:
         oracles.spawn(0)
+
+
+def test_zg_inft_offers_to_a_public_key_and_the_receiver_accepts_on_its_own_machine(
+        oracles: OracleProcesses, chain: Chain, tmp_path: Path) -> None:
+    owner, receiver = funded(chain), funded(chain)
+    agent = tmp_path / "memory.json"
+    agent.write_bytes(os.urandom(20_000))
+    node = ("--node", oracles.storage.url)
+    minted = oracles.zg(owner, "mint", str(agent), *node)
+    token = re.search(r"minted token (\d+)", minted.stdout).group(1)  # type: ignore[union-attr]
+    pubkey = oracles.zg(receiver, "pubkey").stdout.strip()
+    offer = tmp_path / "offer.json"
+    offered = oracles.zg(owner, "clone", token, pubkey, "--out", str(offer), *node)
+    assert offered.returncode == 0 and offer.exists(), offered.stderr
+    assert "not for" in oracles.zg(owner, "accept", str(offer), *node).stderr, "only the named receiver accepts"
+    accepted = oracles.zg(receiver, "accept", str(offer), *node)
+    assert accepted.returncode == 0, accepted.stderr
+    cloned = oracles.zg(owner, "clone", token, "--accepted", str(tmp_path / "offer.accepted.json"), *node)
+    assert cloned.returncode == 0, cloned.stderr
+    clone = re.search(r"as token (\d+)", cloned.stdout).group(1)  # type: ignore[union-attr]
+    out = tmp_path / "copy.json"
+    assert oracles.zg(receiver, "decrypt", clone, str(out), *node).returncode == 0
+    assert out.read_bytes() == agent.read_bytes()
