@@ -94,6 +94,10 @@ class InftContracts:
 
     # --- reads -----------------------------------------------------------------------------
 
+    def token_count(self) -> int:
+        """How many tokens were ever minted (ids 0 .. count - 1; none is burnt)."""
+        return int(self.chain.call(self.nft.functions.nextTokenId()))
+
     def owner_of(self, token_id: int) -> str:
         return str(self.chain.call(self.nft.functions.ownerOf(token_id)))
 

@@ -82,6 +82,7 @@ def test_page_renders_network_state_in_a_browser(explorer: str, tmp_path: Path) 
     assert "chain 31337" in dom, dom[:2000]
     assert "NodeRegistry" in dom
     assert "sectors in the flow" in dom, "the storage panel rendered"
+    assert "oracles must sign a transfer" in dom, "the INFT panel rendered"
 
 
 def test_lineage_endpoint_and_graph_show_a_registered_model(
@@ -154,3 +155,28 @@ def test_storage_and_compute_panels_show_live_node_state_and_services(
     services = httpx.get(f"{explorer}/api/compute", timeout=30).json()
     assert {"provider": new_account.address, "model": "explorer-test-model", "inputPrice": 7, "outputPrice": 11}.items() \
         <= next(s for s in services if s["provider"] == new_account.address).items()
+
+
+def test_inft_panel_lists_agents_newest_first_with_their_data_and_the_oracle_set(
+    explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount
+) -> None:
+    import os
+
+    from zgos.inft.contracts import InftContracts, IntelligentData
+    from zgos.storage.contracts import FlowContract
+    from zgos.storage.spec.filetree import FileTree
+
+    tree = FileTree.from_bytes(os.urandom(500))
+    FlowContract(chain, deployment.address("Flow")).submit(new_account, [tree.submission()])
+    contracts = InftContracts.from_deployment(chain, deployment)
+    plain = contracts.mint_plain(new_account, new_account.address)
+    agent = contracts.mint(new_account, [IntelligentData("system-prompt", tree.root)], new_account.address, [b"k"])
+    state = httpx.get(f"{explorer}/api/inft", params={"limit": 2}, timeout=30).json()
+    assert state["threshold"] == 2 and len(state["oracles"]) == 3
+    assert [t["tokenId"] for t in state["tokens"]] == [agent, plain], "newest first"
+    assert state["tokens"][0] == {"tokenId": agent, "owner": new_account.address, "authorized": [],
+                                  "datas": [{"description": "system-prompt", "dataHash": "0x" + tree.root.hex()}]}
+    assert state["tokens"][1]["datas"] == []
+    older = httpx.get(f"{explorer}/api/inft", params={"before": plain, "limit": 100}, timeout=30).json()
+    assert all(t["tokenId"] < plain for t in older["tokens"])
+    assert httpx.get(f"{explorer}/api/inft", params={"limit": 0}, timeout=30).status_code == 422

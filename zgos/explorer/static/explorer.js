@@ -123,6 +123,21 @@ async function refreshCompute() {
   }
 }
 
+async function refreshInft() {
+  const summary = document.getElementById("inft-summary");
+  try {
+    const s = await getJson("/api/inft");
+    summary.textContent = `${s.total} tokens · ${s.threshold} of ${s.oracles.length} oracles must sign a transfer ` +
+      "(trusted signers, not TEEs)";
+    fill("inft", s.tokens.map((t) => [cell(t.tokenId), cell(t.owner, "mono"),
+      cell(t.datas.map((d) => `${d.description}: ${d.dataHash.slice(0, 18)}…`).join(", ") || "none (plain ERC-721)", "mono"),
+      cell(t.authorized.length ? t.authorized.join(", ") : "none", "mono")]), "no agents minted yet");
+  } catch (error) {
+    summary.textContent = `unavailable: ${error.message}`;
+    fill("inft", [], "unavailable");
+  }
+}
+
 function refreshAll() {
   refreshStatus();
   refreshBlocks();
@@ -130,6 +145,7 @@ function refreshAll() {
   refreshNodes();
   refreshStorage();
   refreshCompute();
+  refreshInft();
 }
 
 // --- lineage: the provenance tree of /api/provenance/{id}, drawn as a layered graph ---------
