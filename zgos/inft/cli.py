@@ -2,10 +2,11 @@
 ``zgos.inft.client`` and the oracle service.
 
 ``mint`` encrypts and uploads the agent's files and mints; ``show``/``list`` read tokens;
-``transfer``/``clone`` run the oracle flow end to end for a receiver whose account this machine
-holds (``devnet:N``, a keystore name); ``authorize``/``revoke``/``delegate`` manage use without
-disclosure; ``decrypt`` writes the owner's plaintext; ``oracle`` runs an oracle; ``oracles``
-lists them.
+``transfer``/``clone`` run the oracle flow (end to end for a receiver whose account this machine
+holds, or as an offer that the receiver ``accept``s); ``revoke``/``delegate`` manage use and
+acceptance; ``decrypt`` writes the owner's plaintext; ``oracle`` runs an oracle; ``oracles``
+lists them. ``authorize`` and ``run``, which involve a compute provider, are added by
+``zgos.cli.inft`` (the CLI layer), so that this network never imports the compute network.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def inft_client(cli: CliContext, account: str | None, nodes: list[str] | None) -
                          http, work, deployment.deploy_block)
 
 
-def _address(cli: CliContext, text: str) -> str:
+def address_of(cli: CliContext, text: str) -> str:
     from eth_utils.address import is_address, to_checksum_address
 
     if is_address(text):
@@ -103,7 +104,7 @@ def list_command(ctx: typer.Context, owner: Annotated[str | None, typer.Argument
     from zgos.inft.contracts import InftContracts
 
     cli = get_ctx(ctx)
-    who = _address(cli, owner) if owner else cli.account(account).address
+    who = address_of(cli, owner) if owner else cli.account(account).address
     contracts = InftContracts.from_deployment(cli.chain(), cli.deployment())
     tokens = contracts.tokens_of(who, cli.deployment().deploy_block)
     console.print(f"{who} holds {len(tokens)} token(s)" + (": " + ", ".join(map(str, tokens)) if tokens else ""),
@@ -214,68 +215,11 @@ def pubkey_command(ctx: typer.Context, account: AccountOpt = None) -> None:
     console.print("0x" + pubkey_of(get_ctx(ctx).account(account)).hex(), highlight=False)
 
 
-@inft_app.command("authorize")
-def authorize_command(ctx: typer.Context, token_id: Annotated[int, typer.Argument(min=0)],
-                      user: Annotated[str, typer.Argument(help="Address or account.")],
-                      executor: Annotated[str | None, typer.Option(
-                          "--executor", help="Provider URL that runs the agent (default: the devnet's provider-0).")] = None,
-                      account: AccountOpt = None, node: NodeOpt = None) -> None:
-    """Let USER run the agent (``zg inft run``) on a provider acting as sealed executor: the
-    agent's keys are sealed to that provider, and USER never sees the data or the keys."""
-    cli = get_ctx(ctx)
-    url = executor or cli.data_dir.service_url("provider-0")
-    if url is None:
-        _owner_call(ctx, account, lambda contracts, me, cli: contracts.authorize(me, token_id, _address(cli, user)),
-                    f"authorized {user} on token {token_id} (no executor granted: pass --executor URL)")
-        return
-    address, pubkey = _executor_key(cli, url)
-    with inft_client(cli, account, node) as client:
-        with console.status(f"sealing the agent's keys to the executor {address}"):
-            client.grant_executor(token_id, pubkey)
-        client.contracts.authorize(client.account, token_id, _address(cli, user))
-    console.print(f"authorized {user} on token {token_id} (executor {url})", highlight=False, markup=False)
-
-
-def _executor_key(cli: CliContext, url: str) -> tuple[str, bytes]:
-    """The executor's address and public key from its ``/v1/agents/executor``; the key must
-    hash to the address, and that address must have registered ``url`` as its service."""
-    from zgos.compute.contracts import ComputeContracts
-    from zgos.inft.oracles import parse_pubkey
-    from zgos.inft.spec.proofs import compute_pubkey_address
-    from zgos.runtime.outbound import OutboundClient
-
-    with OutboundClient(cli.outbound_policy(), deadline_s=10) as http:
-        try:
-            info = http.get(url.rstrip("/") + "/v1/agents/executor").json()
-            address, pubkey = str(info["address"]), parse_pubkey(info["pubkey"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{url} does not answer as a sealed executor: {exc}") from None
-    if compute_pubkey_address(pubkey) != address.lower():
-        raise ConfigError(f"{url} answers with a key that is not {address}'s")
-    registered = ComputeContracts.from_deployment(cli.chain(), cli.deployment()).service(address).url
-    if registered.rstrip("/") != url.rstrip("/"):
-        raise ConfigError(f"{address} registered {registered}, not {url}")
-    return address, pubkey
-
-
-@inft_app.command("run")
-def run_command(ctx: typer.Context, token_id: Annotated[int, typer.Argument(min=0)],
-                prompt: Annotated[str, typer.Argument(help="What to ask the agent.")],
-                provider: Annotated[str | None, typer.Option("--provider", help="Provider address (default: the first).")] = None,
-                max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 64,
-                account: AccountOpt = None) -> None:
-    """Run an agent you are authorized to use, on a provider acting as its sealed executor:
-    a paid, signed, verified answer; the agent's data and keys never reach you."""
-    from zgos.compute.cli import run_chat
-
-    run_chat(get_ctx(ctx), provider, prompt, max_tokens, None, account, agent=token_id)
-
-
 @inft_app.command("revoke")
 def revoke_command(ctx: typer.Context, token_id: Annotated[int, typer.Argument(min=0)],
                    user: Annotated[str, typer.Argument(help="Address or account.")], account: AccountOpt = None) -> None:
     """Withdraw USER's authorization (from its next request on)."""
-    _owner_call(ctx, account, lambda contracts, me, cli: contracts.revoke(me, token_id, _address(cli, user)),
+    owner_call(ctx, account, lambda contracts, me, cli: contracts.revoke(me, token_id, address_of(cli, user)),
                 f"revoked {user} on token {token_id}")
 
 
@@ -283,11 +227,11 @@ def revoke_command(ctx: typer.Context, token_id: Annotated[int, typer.Argument(m
 def delegate_command(ctx: typer.Context, assistant: Annotated[str, typer.Argument(help="Address or account.")],
                      account: AccountOpt = None) -> None:
     """Let ASSISTANT accept transfers (sign access proofs) for your account."""
-    _owner_call(ctx, account, lambda contracts, me, cli: contracts.delegate(me, _address(cli, assistant)),
+    owner_call(ctx, account, lambda contracts, me, cli: contracts.delegate(me, address_of(cli, assistant)),
                 f"delegated access proofs to {assistant}")
 
 
-def _owner_call(ctx: typer.Context, account: str | None, call: object, done: str) -> None:
+def owner_call(ctx: typer.Context, account: str | None, call: object, done: str) -> None:
     from zgos.inft.contracts import InftContracts
 
     cli = get_ctx(ctx)
