@@ -43,7 +43,7 @@ COMMAND_GROUPS = {
     "compute": CommandGroup("zgos.compute.cli:app", "Compute: paid, signed, verifiable inference."),
     "da": CommandGroup("zgos.da.cli:app", "Data availability: erasure-coded blobs, KZG cells, BLS certificates."),
     "finetune": CommandGroup("zgos.compute.finetune.cli:app", "Fine-tuning: LoRA on a provider, sealed deliverables, lineage on chain."),
-    "inft": CommandGroup("zgos.cli.inft:inft_app", "Agent NFTs (ERC-7857): encrypted agents that change hands with the token."),
+    "inft": CommandGroup("zgos.compute.cli.agents:inft_app", "Agent NFTs (ERC-7857): encrypted agents that change hands with the token."),
     "provenance": CommandGroup("zgos.provenance.cli:app", "Provenance: response → model → fine-tune → dataset → uploader, verified."),
 }
 

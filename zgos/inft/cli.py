@@ -6,7 +6,7 @@
 holds, or as an offer that the receiver ``accept``s); ``revoke``/``delegate`` manage use and
 acceptance; ``decrypt`` writes the owner's plaintext; ``oracle`` runs an oracle; ``oracles``
 lists them. ``authorize`` and ``run``, which involve a compute provider, are added by
-``zgos.cli.inft`` (the CLI layer), so that this network never imports the compute network.
+``zgos.compute.cli.agents``, so that this network never imports the compute network.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``zg inft authorize`` and ``zg inft run``: the INFT commands that involve a compute provider
-acting as sealed executor. They live in the CLI layer, which may use every network, and join
-``zg inft``'s other commands (``zgos.inft.cli``) when this module is loaded as that group; so
-neither the INFT nor the compute network imports the other's commands.
+acting as the agent's sealed executor. They belong to the compute network, which uses INFT's
+client (``zgos/compute/provider/executor.py`` does too), and join ``zg inft``'s other commands
+(``zgos.inft.cli``) when this module is loaded as that group (``zgos.cli.main``): the one import
+direction between the two networks stays compute -> inft.
 """
 
 from __future__ import annotations
