@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_abi.abi import decode, encode
+from eth_abi.abi import encode
 
 from zgos.core.errors import ZgError
 from zgos.core.hashing import HASH_BYTES, keccak256
@@ -135,14 +135,6 @@ def order_signatures(domain: ProofDomain, r: Reencryption, signatures: list[byte
 def encode_oracle_proof(old_data_hash: bytes, signatures: list[bytes]) -> bytes:
     """``OwnershipProof.proof``: ``abi.encode(bytes32 oldDataHash, bytes[] signatures)``."""
     return encode(["bytes32", "bytes[]"], [old_data_hash, signatures])
-
-
-def decode_oracle_proof(proof: bytes) -> tuple[bytes, list[bytes]]:
-    try:
-        old, signatures = decode(["bytes32", "bytes[]"], proof)
-    except Exception as exc:
-        raise InvalidProof(f"the oracle proof is not abi.encode(bytes32, bytes[]): {exc}") from None
-    return bytes(old), [bytes(s) for s in signatures]
 
 
 @dataclass(frozen=True)
