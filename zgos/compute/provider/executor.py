@@ -57,11 +57,10 @@ class SealedExecutor:
         when the user may not use the agent or it cannot be loaded."""
         contracts = self.client.contracts
         try:
-            owner = contracts.owner_of(token_id)
             token = contracts.token(token_id)
         except TxReverted:
             raise BrokerError(404, "unknown-agent", f"agent token {token_id} does not exist") from None
-        if to_checksum_address(user) != owner and to_checksum_address(user) not in token.authorized:
+        if to_checksum_address(user) != token.owner and to_checksum_address(user) not in token.authorized:
             raise BrokerError(403, "not-authorized", f"{user} is neither the owner of agent {token_id} nor authorized to use it")
         if not token.datas:
             raise BrokerError(409, "no-agent-data", f"token {token_id} carries no agent data")

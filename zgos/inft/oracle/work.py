@@ -99,16 +99,20 @@ class OracleWork:
             raise OracleError(f"the request seals no key to this oracle ({self.account.address})")
         return unseal_key(self.secret, sealed)
 
-    def _plaintext_hash(self, root: bytes, key: bytes, out: Path) -> str:
-        """Download ``root``, decrypt it with ``key`` (refused unless the file's key check on
-        chain confirms the key) into ``out``, and return the plaintext's sha256."""
+    def _plaintext(self, root: bytes, key: bytes, out: Path) -> Path:
+        """Download ``root`` and decrypt it with ``key`` into ``out``, refused unless the file's
+        key check on chain confirms the key."""
         size = self.storage.size_of(root)
         if size is None or size > self.max_data_bytes:
             raise OracleError(f"0x{root.hex()} is {size} bytes: this oracle re-encrypts at most {self.max_data_bytes}")
         if not download_decrypted(self.storage, root, out, Keys(symmetric_key=key)).checked:
             raise OracleError(f"0x{root.hex()} has no key check on chain: this oracle cannot tell a right key")
+        return out
+
+    @staticmethod
+    def _sha256(path: Path) -> str:
         digest = hashlib.sha256()
-        with out.open("rb") as plain:
+        with path.open("rb") as plain:
             while chunk := plain.read(HASH_CHUNK_BYTES):
                 digest.update(chunk)
         return digest.hexdigest()
@@ -122,7 +126,7 @@ class OracleWork:
         new_key, ephemeral, seal_nonce = secrets.token_bytes(AES_KEY_SIZE), new_ephemeral_secret(), secrets.token_bytes(NONCE_SIZE)
         with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
             plain = Path(tmp) / "plain"
-            self._plaintext_hash(request.old_data_hash, old_key, plain)
+            self._plaintext(request.old_data_hash, old_key, plain)
             uploaded = upload_encrypted(self.storage, plain, Recipient(symmetric_key=new_key), Path(tmp) / "staging")
         r = Reencryption(request.old_data_hash, uploaded.root, seal(request.target_pubkey, new_key, ephemeral, seal_nonce),
                          request.target_pubkey, request.nonce)
@@ -154,8 +158,8 @@ class OracleWork:
         if seal(request.target_pubkey, new_key, ephemeral, seal_nonce) != r.sealed_key:
             raise OracleError("the sealed key does not seal the handed-over key to the receiver")
         with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
-            old = self._plaintext_hash(r.old_data_hash, old_key, Path(tmp) / "old")
-            new = self._plaintext_hash(r.new_data_hash, new_key, Path(tmp) / "new")
+            old = self._sha256(self._plaintext(r.old_data_hash, old_key, Path(tmp) / "old"))
+            new = self._sha256(self._plaintext(r.new_data_hash, new_key, Path(tmp) / "new"))
         if old != new:
             raise OracleError("the new ciphertext does not hold the old plaintext")
         return sign_ownership(self.contracts.domain(), r, self.secret)
