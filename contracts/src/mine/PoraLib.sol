@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {FlowMerkle} from "../storage/FlowMerkle.sol";
+
 /// @title PoraLib: the on-chain half of proof of random access (storage.md §2.4, §3.2–3.4).
 /// @notice Mirrors zgos/storage/mine/{sealing,pora}.py word for word; tests cross-check them.
 library PoraLib {
@@ -212,12 +214,6 @@ library PoraLib {
             }
             if (width == 1) break;
         }
-        node = level[0];
-        uint256 index = recallPos / SECTORS_PER_SEAL;
-        for (uint256 i = 0; i < proof.length; i++) {
-            node = ((index >> i) & 1) == 0
-                ? keccak256(abi.encodePacked(node, proof[i]))
-                : keccak256(abi.encodePacked(proof[i], node));
-        }
+        node = FlowMerkle.foldPath(level[0], recallPos / SECTORS_PER_SEAL, proof);
     }
 }

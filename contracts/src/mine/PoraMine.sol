@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {PoraLib} from "./PoraLib.sol";
+import {FlowMerkle} from "../storage/FlowMerkle.sol";
 import {Flow, MineContext, EpochRange} from "../storage/Flow.sol";
 import {Reward} from "../storage/Reward.sol";
 
@@ -235,10 +236,8 @@ contract PoraMine {
             }
         }
         if (!nonZero) revert ZeroData(answer.recallPosition);
-        uint256 depth = 0;
-        while ((1 << depth) < context.flowLength) depth++;
         bytes32 root = bytes32(0);
-        if (answer.merkleProof.length + PoraLib.SEAL_TREE_HEIGHT == depth) {
+        if (answer.merkleProof.length + PoraLib.SEAL_TREE_HEIGHT == FlowMerkle.depth(context.flowLength)) {
             root = PoraLib.recoverMerkleRoot(data, answer.recallPosition, answer.merkleProof);
         }
         if (root != context.flowRoot) revert WrongProof(root, context.flowRoot);
