@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zgos.alignment import contracts as alignment
 from zgos.chain import registry
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
@@ -28,6 +29,7 @@ PLAN: list[ContractPlan] = [
     *da.DEPLOY_PLAN,
     *finetune.DEPLOY_PLAN,
     *inft.DEPLOY_PLAN,
+    *alignment.DEPLOY_PLAN,
 ]
 
 

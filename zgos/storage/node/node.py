@@ -311,6 +311,20 @@ class StorageNode:
             raise InvalidSegment(f"sector {sector} is outside the flow of {length} sectors")
         return compute_flow_proof(self._flow_items(), sector, self._sector_inner_roots(sector))
 
+    def challenged_sector(self, tx_seq: int, sector: int) -> tuple[bytes, Proof]:
+        """Flow ``sector`` of file ``tx_seq`` (its 256 bytes, zero-padded past the data) and its
+        proof under the flow root right after that file: the answer to a storage challenge
+        (``zgos.alignment.spec.challenges``). Raises ``DataUnavailable`` if the sector is not
+        stored here, ``InvalidSegment`` if it is not in the file's data."""
+        record = self.tx_by_seq(tx_seq)
+        offset = sector - record.entry.start_entry
+        data = self.chunks(record, offset, offset + 1).ljust(BYTES_PER_SECTOR, b"\0")
+        items = self._flow_items()
+        last = max((i for i, item in enumerate(items) if item.seq == tx_seq), default=None)
+        if last is None:
+            raise DataUnavailable(f"file {tx_seq} is not in this node's flow yet")
+        return data, compute_flow_proof(items[: last + 1], sector, self._sector_inner_roots(sector))
+
     def _flow_items(self) -> list[FlowItem]:
         """The flow as aligned subtrees, kept until the log changes."""
         with self._flow_lock:

@@ -89,12 +89,18 @@ def compute_seal_proof(items: Sequence[FlowItem], seal_index: int, flow_length: 
     return proof
 
 
+def compute_path_root(node: bytes, index: int, proof: Sequence[bytes]) -> bytes:
+    """Fold ``node``, the subtree at ``index`` on its level, up its siblings ``proof``: bit
+    ``i`` of ``index`` set means the node is the right child at step ``i``
+    (``FlowMerkle.foldPath``, shared by ``PoraMine`` and ``AlignmentRegistry``)."""
+    for level, sibling in enumerate(proof):
+        node = keccak256_pair(node, sibling) if (index >> level) & 1 == 0 else keccak256_pair(sibling, node)
+    return node
+
+
 def compute_proof_root(data: bytes, seal_index: int, proof: Sequence[bytes]) -> bytes:
     """Fold an unsealed piece up its proof (``PoraLib.recoverMerkleRoot``)."""
-    node = compute_seal_root(data)
-    for level, sibling in enumerate(proof):
-        node = keccak256_pair(node, sibling) if (seal_index >> level) & 1 == 0 else keccak256_pair(sibling, node)
-    return node
+    return compute_path_root(compute_seal_root(data), seal_index, proof)
 
 
 @dataclass(frozen=True)

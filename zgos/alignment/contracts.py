@@ -1,0 +1,175 @@
+"""``AlignmentContracts``: typed access to ``AlignmentRegistry`` (issue 17), and its deploy plan.
+
+Reads return small dataclasses; writes go through ``Chain.transact`` (a revert raises
+``TxReverted`` naming the contract's custom error). ``DEPLOY_PLAN`` deploys the registry after
+``Flow``, ``NodeRegistry`` and ``InferenceServing``, with the devnet's bond, stake and fee
+(``zgos.alignment.spec.bonds``); another network deploys it with its own amounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+from web3.contract import Contract
+
+from zgos.alignment.spec.bonds import (
+    DEVNET_CHALLENGE_FEE,
+    DEVNET_MIN_AUDITOR_STAKE,
+    DEVNET_MIN_BOND,
+    Bond,
+    BondKind,
+)
+from zgos.alignment.spec.challenges import Custody, RegistryDomain
+from zgos.chain.client import Chain, Receipt
+from zgos.chain.deploy import ContractPlan, Deployment
+from zgos.compute.spec.vouchers import Response
+
+SUBJECTS_PAGE = 100  # AlignmentRegistry.getSubjectsPage's cap
+MAX_SUBJECTS_READ = 10_000
+
+STATUS_NAMES = {1: "open", 2: "answered", 3: "slashed"}
+
+
+@dataclass(frozen=True)
+class Challenge:
+    challenge_id: int
+    operator: str
+    challenger: str
+    seed_block: int
+    deadline: int
+    status: str  # open, answered, slashed
+    fee: int
+    flow_root: bytes
+    custody: Custody
+
+
+@dataclass(frozen=True)
+class SubjectRecord:
+    """One subject's standing: ``zg alignment scores`` prints one line per record."""
+
+    operator: str
+    kind: BondKind
+    score: int
+    faults: int
+    slashes: int
+    slashed: int
+
+
+@dataclass(frozen=True)
+class Auditor:
+    stake: int
+    unlock_block: int
+
+
+def _response_abi(response: Response) -> tuple[object, ...]:
+    r = response
+    return (r.request_hash, r.response_hash, r.model_id, r.model_hash, r.input_tokens, r.output_tokens, r.fee)
+
+
+class AlignmentContracts:
+    def __init__(self, chain: Chain, registry: str) -> None:
+        self.chain = chain
+        self.registry: Contract = chain.contract("AlignmentRegistry", registry)
+
+    @classmethod
+    def from_deployment(cls, chain: Chain, deployment: Deployment) -> AlignmentContracts:
+        return cls(chain, deployment.address("AlignmentRegistry"))
+
+    def domain(self) -> RegistryDomain:
+        """The EIP-712 domain storage nodes sign custody under."""
+        return RegistryDomain(self.chain.chain_id, self.registry.address)
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def bond(self, account: LocalAccount, kind: BondKind, amount: int) -> Receipt:
+        return self.chain.transact(account, self.registry.functions.bond(int(kind)), value=amount)
+
+    def request_unbond(self, account: LocalAccount, kind: BondKind) -> Receipt:
+        return self.chain.transact(account, self.registry.functions.requestUnbond(int(kind)))
+
+    def withdraw_bond(self, account: LocalAccount, kind: BondKind) -> Receipt:
+        return self.chain.transact(account, self.registry.functions.withdrawBond(int(kind)))
+
+    def register_auditor(self, account: LocalAccount, stake: int) -> Receipt:
+        return self.chain.transact(account, self.registry.functions.registerAuditor(), value=stake)
+
+    def open_challenge(self, auditor: LocalAccount, operator: str, custody: Custody, signature: bytes) -> int:
+        """Open a challenge (paying the fee); returns its id."""
+        fn = self.registry.functions.openChallenge(to_checksum_address(operator), custody.as_abi(), signature)
+        receipt = self.chain.transact(auditor, fn, value=self.challenge_fee())
+        return int(receipt.events(self.registry, "ChallengeOpened")[0]["args"]["id"])
+
+    def answer_challenge(self, operator: LocalAccount, challenge_id: int, sector: bytes, proof: list[bytes]) -> Receipt:
+        return self.chain.transact(operator, self.registry.functions.answerChallenge(challenge_id, sector, proof))
+
+    def slash_unanswered(self, account: LocalAccount, challenge_id: int) -> Receipt:
+        return self.chain.transact(account, self.registry.functions.slashUnanswered(challenge_id))
+
+    def slash_compute(self, auditor: LocalAccount, provider: str, response: Response, signature: bytes) -> Receipt:
+        fn = self.registry.functions.slashCompute(to_checksum_address(provider), _response_abi(response), signature)
+        return self.chain.transact(auditor, fn)
+
+    def report(self, auditor: LocalAccount, subject: str, kind: BondKind, finding: int, evidence_root: bytes,
+               score_delta: int) -> Receipt:
+        fn = self.registry.functions.report(to_checksum_address(subject), int(kind), finding, evidence_root, score_delta)
+        return self.chain.transact(auditor, fn)
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def challenge_fee(self) -> int:
+        return int(self.chain.call(self.registry.functions.challengeFee()))
+
+    def min_bond(self) -> int:
+        return int(self.chain.call(self.registry.functions.minBond()))
+
+    def bond_of(self, operator: str, kind: BondKind) -> Bond:
+        amount, unlock, open_challenges = self.chain.call(
+            self.registry.functions.getBond(to_checksum_address(operator), int(kind)))
+        return Bond(int(amount), int(unlock), int(open_challenges))
+
+    def auditor(self, address: str) -> Auditor:
+        stake, unlock = self.chain.call(self.registry.functions.getAuditor(to_checksum_address(address)))
+        return Auditor(int(stake), int(unlock))
+
+    def is_auditor(self, address: str) -> bool:
+        return bool(self.chain.call(self.registry.functions.isAuditor(to_checksum_address(address))))
+
+    def challenge(self, challenge_id: int) -> Challenge:
+        raw = self.chain.call(self.registry.functions.getChallenge(challenge_id))
+        operator, challenger, seed_block, deadline, status, fee, root, custody = raw
+        return Challenge(challenge_id, str(operator), str(challenger), int(seed_block), int(deadline),
+                         STATUS_NAMES.get(int(status), "unknown"), int(fee), bytes(root),
+                         Custody(*(int(v) for v in custody)))
+
+    def challenge_sector(self, challenge_id: int) -> int:
+        """The sector asked for (reverts with ``SeedNotYetAvailable`` before the seed block)."""
+        return int(self.chain.call(self.registry.functions.challengeSector(challenge_id)))
+
+    def record(self, subject: str, kind: BondKind) -> SubjectRecord:
+        score, faults, slashes, slashed = self.chain.call(
+            self.registry.functions.getRecord(to_checksum_address(subject), int(kind)))
+        return SubjectRecord(to_checksum_address(subject), kind, int(score), int(faults), int(slashes), int(slashed))
+
+    def records(self) -> list[SubjectRecord]:
+        """Every subject ever bonded or reported on, with its record, page by page."""
+        out: list[SubjectRecord] = []
+        while len(out) < MAX_SUBJECTS_READ:
+            page, recs, total = self.chain.call(self.registry.functions.getSubjectsPage(len(out), SUBJECTS_PAGE))
+            for (operator, kind), (score, faults, slashes, slashed) in zip(page, recs, strict=True):
+                out.append(SubjectRecord(str(operator), BondKind(int(kind)), int(score), int(faults), int(slashes),
+                                         int(slashed)))
+            if not page or len(out) >= int(total):
+                break
+        return out
+
+
+DEPLOY_PLAN: list[ContractPlan] = [
+    ContractPlan(
+        "AlignmentRegistry",
+        depends=("Flow", "NodeRegistry", "InferenceServing"),
+        args=lambda a: [a["Flow"], a["NodeRegistry"], a["InferenceServing"], DEVNET_MIN_BOND,
+                        DEVNET_MIN_AUDITOR_STAKE, DEVNET_CHALLENGE_FEE],
+    ),
+]

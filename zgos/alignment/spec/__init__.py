@@ -1,0 +1,1 @@
+"""Pure rules of the alignment network; ``AlignmentRegistry`` implements them on chain."""
