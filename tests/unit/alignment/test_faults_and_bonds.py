@@ -19,7 +19,12 @@ from zgos.alignment.spec.bonds import (
     is_withdrawable,
 )
 from zgos.alignment.spec.faults import ComputeFault, ProviderTerms, compute_response_faults
-from zgos.alignment.spec.reports import MAX_SCORE_DELTA, InvalidReport, is_fault, validate_score_delta
+from zgos.alignment.spec.reports import (
+    MAX_SCORE_DELTA,
+    InvalidReport,
+    is_fault,
+    validate_score_delta,
+)
 from zgos.compute.spec.billing import Prices
 from zgos.compute.spec.vouchers import UINT256_MAX, Response
 

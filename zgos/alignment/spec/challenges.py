@@ -35,7 +35,13 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from zgos.core.hashing import HASH_BYTES, keccak256
-from zgos.core.signatures import EIP712_PREFIX, _hash32, normalize_address, recover_digest, sign_digest
+from zgos.core.signatures import (
+    EIP712_PREFIX,
+    _hash32,
+    normalize_address,
+    recover_digest,
+    sign_digest,
+)
 from zgos.storage.spec.answer import compute_flow_depth, compute_path_root
 from zgos.storage.spec.merkle import BYTES_PER_SECTOR, SECTORS_PER_SEGMENT, ceil_div
 
