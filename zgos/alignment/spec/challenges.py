@@ -77,7 +77,7 @@ class RegistryDomain:
     @cached_property
     def separator(self) -> bytes:
         address = bytes.fromhex(normalize_address(self.registry)[2:])
-        return keccak256(DOMAIN_TYPE + keccak256(DOMAIN_NAME.encode()) + keccak256(DOMAIN_VERSION.encode())
+        return keccak256(keccak256(DOMAIN_TYPE) + keccak256(DOMAIN_NAME.encode()) + keccak256(DOMAIN_VERSION.encode())
                          + self.chain_id.to_bytes(32, "big") + bytes(12) + address)
 
     def digest(self, struct_hash: bytes) -> bytes:
