@@ -113,6 +113,7 @@ ONE_WORKER_PATHS = (
     "tests/adversarial/test_kv_edge.py",  # a storage node and a KV node
     "tests/integration/kv/test_kv_claims.py",  # ditto
     "tests/integration/inft/",  # one storage node and the oracles (in process, then as processes)
+    "tests/integration/alignment/",  # one storage node holding one uploaded file
 )
 
 
