@@ -44,6 +44,7 @@ COMMAND_GROUPS = {
     "da": CommandGroup("zgos.da.cli:app", "Data availability: erasure-coded blobs, KZG cells, BLS certificates."),
     "finetune": CommandGroup("zgos.compute.finetune.cli:app", "Fine-tuning: LoRA on a provider, sealed deliverables, lineage on chain."),
     "inft": CommandGroup("zgos.compute.cli.agents:inft_app", "Agent NFTs (ERC-7857): encrypted agents that change hands with the token."),
+    "alignment": CommandGroup("zgos.alignment.cli:alignment_app", "Alignment: operators' bonds, auditors' findings, scores and slashes."),
     "provenance": CommandGroup("zgos.provenance.cli:app", "Provenance: response → model → fine-tune → dataset → uploader, verified."),
 }
 
