@@ -9,7 +9,8 @@
 - with a miner account, the PoRA :class:`~zgos.storage.miner.loop.Miner`, its ``miner_*``
   methods registered through the node RPC's hook (``zgos.storage.miner.app.build_miner``);
 - with an operator account, the announcement of the node's URL and shard in the NodeRegistry,
-  retried in the background until the chain answers (the node serves meanwhile).
+  retried in the background until the chain answers (the node serves meanwhile), and its signed
+  custody of the files it holds (``zgs_getCustody``, ``zgos.storage.node.custody``).
 
 ``run`` returns on SIGINT/SIGTERM or ``admin_shutdown``, after stopping the miner and the node.
 """
@@ -34,6 +35,7 @@ from zgos.runtime.ports import STORAGE_PORT
 from zgos.runtime.ratelimit import RateLimit
 from zgos.storage.miner.app import build_miner
 from zgos.storage.miner.config import MinerConfig
+from zgos.storage.node.custody import CustodySigner
 from zgos.storage.node.node import NodeConfig, StorageNode
 from zgos.storage.node.peersync import SyncConfig
 from zgos.storage.node.server import NodeLimits, NodeServer
@@ -122,6 +124,8 @@ class NodeService:
         token = load_or_create_token(config.token_path)
         self.node = StorageNode(config.node_config())
         self.server = NodeServer(config.host, config.port, self.node, token=token, limits=config.limits())
+        if operator is not None:  # it signs what it holds (zgs_getCustody), for storage challenges
+            self.server.rpc.add_methods(CustodySigner(self.node, operator).methods())
         self.miner = None
         if config.miner is not None and miner_account is not None:
             self.miner = build_miner(self.node, chain, miner_account, config.miner, rpc=self.server.rpc)

@@ -128,6 +128,18 @@ class FileInfoParams(RpcParams):
     need_available: Annotated[bool | None, BeforeValidator(_optional_bool)] = None
 
 
+def _address(value: object) -> str:
+    if not isinstance(value, str) or len(value) != 42 or not value.startswith("0x"):
+        raise ValueError("must be a 0x-prefixed 20-byte address")
+    bytes.fromhex(value[2:])
+    return value
+
+
+class CustodyParams(RpcParams):
+    tx_seq: Annotated[int, _int("txSeq")]
+    registry: Annotated[str, BeforeValidator(_address)]
+
+
 class SectorProofParams(RpcParams):
     sector_index: Annotated[int, _int("sectorIndex")]
     flow_root: Annotated[bytes | None, BeforeValidator(lambda v: None if v is None else _parse_hash(v, "flowRoot"))] = None
