@@ -23,8 +23,9 @@ from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from zgos.alignment.responder import ChallengeResponder
     from zgos.storage.miner.config import MinerConfig
-    from zgos.storage.node.app import NodeServiceConfig
+    from zgos.storage.node.app import NodeService, NodeServiceConfig
 
 Opt = typer.Option
 
@@ -91,9 +92,33 @@ def run_node(ctx: typer.Context, flags: NodeFlags) -> None:
     miner_account = _miner_account(cli, flags.miner_key) if flags.miner_key else None
     operator = _operator(cli, flags.account) if config.announce else None
     service = NodeService(config, cli.chain(), operator=operator, miner_account=miner_account)
-    service.run(started=lambda: console.print(
-        f"storage node {config.name} on {config.url} (shard {config.shard}, flow {config.flow_address}, "
-        f"data {config.data_dir}; admin token in {config.token_path})"))
+    responder = _challenge_responder(cli, service, operator) if operator is not None and flags.flow is None else None
+    if responder is not None:
+        responder.start()
+    try:
+        service.run(started=lambda: console.print(
+            f"storage node {config.name} on {config.url} (shard {config.shard}, flow {config.flow_address}, "
+            f"data {config.data_dir}; admin token in {config.token_path})"))
+    finally:
+        if responder is not None:
+            responder.stop()
+
+
+def _challenge_responder(cli: CliContext, service: NodeService, operator: LocalAccount) -> ChallengeResponder | None:
+    """The operator's answers to storage challenges (issue 17), from this node's store; none
+    when the deployment has no AlignmentRegistry."""
+    from zgos.alignment.contracts import AlignmentContracts
+    from zgos.alignment.responder import ChallengeResponder
+
+    if "AlignmentRegistry" not in cli.deployment().addresses:
+        return None
+    node = service.node
+
+    def source(tx_seq: int, sector: int) -> tuple[bytes, list[bytes]]:
+        data, proof = node.challenged_sector(tx_seq, sector)
+        return data, list(proof.siblings)
+
+    return ChallengeResponder(AlignmentContracts.from_deployment(cli.chain(), cli.deployment()), operator, source)
 
 
 node_command = flags_command(NodeFlags, run_node)
