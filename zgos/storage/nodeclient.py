@@ -3,7 +3,7 @@ fast path of zgos nodes, each behind a typed method, with the errors every trans
 
 ``NodeConnection`` is the only place a client names a node method: ``status`` is
 ``zgs_getStatus``, ``shard`` is ``zgs_getShardConfig``, ``knows_tx``/``has_finalized`` are
-``zgs_getFileInfoByTxSeq``/``zgs_checkFileFinalized``, segments go up and down over
+``zgs_getFileInfoByTxSeq``/``zgs_checkFileFinalized``, ``custody`` is ``zgs_getCustody``, segments go up and down over
 ``/zgos/v1/segment`` (or ``zgs_uploadSegmentsByTxSeq``/``zgs_downloadSegmentWithProofByTxSeq``
 on a node without the fast path, e.g. a 0G node). A segment refused because the node already
 holds it (the file finalized meanwhile, e.g. synced from a peer) is not an error: the node says
@@ -29,6 +29,7 @@ from zgos.runtime.netutil import (
     call_jsonrpc,
 )
 from zgos.runtime.outbound import OutboundRefused
+from zgos.storage.spec.custody import Custody, InvalidCustody, decode_custody
 from zgos.storage.spec.merkle import InvalidProof, Proof, parse_hash
 from zgos.storage.spec.segment import ALREADY_FINALIZED_ERROR_CODE, InvalidSegment, SegmentWithProof
 from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
@@ -164,6 +165,13 @@ class NodeConnection:
         if root is not None:
             return self.rpc("zgs_getFileInfo", "0x" + root.hex(), True)  # type: ignore[no-any-return]
         return self.rpc("zgs_getFileInfoByTxSeq", seq)  # type: ignore[no-any-return]
+
+    def custody(self, seq: int, registry: str) -> tuple[Custody, bytes]:
+        """``zgs_getCustody``: the node's signed statement that it holds its shard of file ``seq``."""
+        try:
+            return decode_custody(self.rpc("zgs_getCustody", seq, registry))
+        except InvalidCustody as exc:
+            raise NodeRefused(f"{self.url}: malformed custody: {exc}") from None
 
     def knows_tx(self, seq: int) -> bool:
         return self.file_info(seq=seq) is not None

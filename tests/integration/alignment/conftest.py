@@ -24,6 +24,7 @@ from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.storage.client import StorageClient, UploadResult
 from zgos.storage.contracts import LogEntry
+from zgos.storage.node.custody import CustodySigner
 
 FILE_BYTES = 3 * 256 * 1024 + 1000  # four segments, the last one partly filled
 CUSTODY_VALID_BLOCKS = 100_000
@@ -37,6 +38,7 @@ class AlignmentNet:
     file: UploadResult
     entry: LogEntry
     work: Path
+    node_operator: LocalAccount | None = None  # announced, bonded, signs the node's custody
 
     @property
     def contracts(self) -> AlignmentContracts:
@@ -94,5 +96,7 @@ def alignment_net(tmp_path_factory: pytest.TempPathFactory, chain: Chain, deploy
     net = AlignmentNet(chain, deployment, storage, None, None, tmp / "work")  # type: ignore[arg-type]
     net.file = net.upload(os.urandom(FILE_BYTES))
     net.entry = storage.node.tx_by_seq(net.file.tx_seq).entry
+    net.node_operator = net.storage_operator()
+    storage.server.rpc.add_methods(CustodySigner(storage.node, net.node_operator).methods())
     yield net
     storage.stop()

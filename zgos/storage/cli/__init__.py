@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import typer
 
+from zgos.storage.cli.challenge import challenge_command
 from zgos.storage.cli.erasure import health_command, repair_command
 from zgos.storage.cli.files import download_command, info_command, upload_command
 from zgos.storage.cli.mining import miner_app, rewards_command
@@ -21,4 +22,5 @@ storage_app.command("indexer")(indexer_command)
 storage_app.command("health")(health_command)
 storage_app.command("repair")(repair_command)
 storage_app.command("rewards")(rewards_command)
+storage_app.command("challenge")(challenge_command)
 storage_app.add_typer(miner_app, name="miner")
