@@ -116,6 +116,10 @@ class AlignmentContracts:
         fn = self.registry.functions.report(to_checksum_address(subject), int(kind), finding, evidence_root, score_delta)
         return self.chain.transact(auditor, fn)
 
+    def withdraw_credit(self, account: LocalAccount) -> Receipt:
+        """Collect a payment the account's address refused when it was due (``credits``)."""
+        return self.chain.transact(account, self.registry.functions.withdrawCredit())
+
     # --- reads -----------------------------------------------------------------------------
 
     def challenge_fee(self) -> int:

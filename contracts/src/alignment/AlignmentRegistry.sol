@@ -44,6 +44,8 @@ contract AlignmentRegistry is EIP712 {
     uint256 public constant SECTORS_PER_SEGMENT = 1024;
     uint8 public constant FINDING_COUNT = 6; // latency, refusal, wrong output, withheld cells, storage, other
     int32 public constant MAX_SCORE_DELTA = 100;
+    uint256 public constant PAYMENT_GAS = 30_000; // gas a third-party payment may use
+    uint256 public constant MAX_PAGE = 100; // subjects per page of `getSubjectsPage`
 
     uint8 public constant FAULT_WRONG_FEE = 1;
     uint8 public constant FAULT_WRONG_MODEL = 2;
@@ -136,6 +138,7 @@ contract AlignmentRegistry is EIP712 {
     mapping(bytes32 => bool) public usedReports; // keccak(auditor, subject, kind, evidenceRoot)
     mapping(address => mapping(uint8 => Record)) private records;
     mapping(address => mapping(uint8 => bool)) private known;
+    mapping(address => uint256) public credits; // payments a recipient refused, to withdraw
     Subject[] private subjects;
 
     event Bonded(address indexed operator, uint8 indexed kind, uint256 amount, uint256 total);
@@ -153,6 +156,8 @@ contract AlignmentRegistry is EIP712 {
     event ComputeFaultSlashed(
         address indexed provider, address indexed auditor, bytes32 indexed responseDigest, uint8 faults, uint256 amount
     );
+    event PaymentCredited(address indexed to, uint256 amount);
+    event CreditWithdrawn(address indexed to, uint256 amount);
     event Reported(
         address indexed subject, uint8 indexed kind, address indexed auditor, uint8 finding, bytes32 evidenceRoot,
         int32 scoreDelta, int256 score, uint64 faults
@@ -164,6 +169,8 @@ contract AlignmentRegistry is EIP712 {
     error NotBonded(address operator, uint8 kind);
     error Unbonding(address operator, uint8 kind, uint256 unlockBlock);
     error StillLocked(uint256 unlockBlock, uint32 openChallenges);
+    error NotUnbonding(address operator, uint8 kind);
+    error NoCredit(address to);
     error StakeTooSmall(uint256 amount, uint256 minimum);
     error AlreadyAuditor(address auditor);
     error NotAuditor(address caller);
@@ -234,7 +241,7 @@ contract AlignmentRegistry is EIP712 {
     /// @notice Take back what is left of the bond once unlocked and no challenge is open.
     function withdrawBond(uint8 kind) external {
         Bond storage b = bonds[msg.sender][kind];
-        if (b.unlockBlock == 0) revert NotBonded(msg.sender, kind);
+        if (b.unlockBlock == 0) revert NotUnbonding(msg.sender, kind);
         if (block.number < b.unlockBlock || b.openChallenges != 0) revert StillLocked(b.unlockBlock, b.openChallenges);
         uint256 amount = b.amount;
         delete bonds[msg.sender][kind];
@@ -357,7 +364,7 @@ contract AlignmentRegistry is EIP712 {
         b.openChallenges -= 1;
         amount = _slash(c.operator, KIND_STORAGE, STORAGE_SLASH_BPS);
         emit ChallengeSlashed(id, c.operator, c.challenger, amount);
-        _pay(c.challenger, amount + c.fee);
+        _payOrCredit(c.challenger, amount + c.fee); // a challenger refusing it cannot block the slash
     }
 
     function getChallenge(uint256 id) external view returns (Challenge memory) {
@@ -455,14 +462,14 @@ contract AlignmentRegistry is EIP712 {
         return subjects.length;
     }
 
-    /// @notice Subjects (bonded or reported) from `offset`, at most `limit` (capped at 100).
+    /// @notice Subjects (bonded or reported) from `offset`, at most `limit` (capped at MAX_PAGE).
     function getSubjectsPage(uint256 offset, uint256 limit)
         external
         view
         returns (Subject[] memory page, Record[] memory recs, uint256 total)
     {
         total = subjects.length;
-        if (limit > 100) limit = 100;
+        if (limit > MAX_PAGE) limit = MAX_PAGE;
         uint256 count = offset >= total ? 0 : Math.min(total - offset, limit);
         page = new Subject[](count);
         recs = new Record[](count);
@@ -544,6 +551,28 @@ contract AlignmentRegistry is EIP712 {
         if (known[operator][kind]) return;
         known[operator][kind] = true;
         subjects.push(Subject(operator, kind));
+    }
+
+    /// @notice Withdraw what a payment to the caller could not deliver.
+    function withdrawCredit() external {
+        uint256 amount = credits[msg.sender];
+        if (amount == 0) revert NoCredit(msg.sender);
+        credits[msg.sender] = 0;
+        emit CreditWithdrawn(msg.sender, amount);
+        _pay(msg.sender, amount);
+    }
+
+    /// @dev Pay a third party with bounded gas and no return data copied: a recipient that
+    /// reverts, burns gas or returns a huge payload is credited instead of blocking the caller.
+    function _payOrCredit(address to, uint256 amount) internal {
+        bool ok;
+        assembly ("memory-safe") {
+            ok := call(PAYMENT_GAS, to, amount, 0, 0, 0, 0)
+        }
+        if (!ok) {
+            credits[to] += amount;
+            emit PaymentCredited(to, amount);
+        }
     }
 
     function _pay(address to, uint256 amount) internal {

@@ -1,5 +1,5 @@
-"""One storage node holding one uploaded file, on the session chain, shared by the alignment
-tests of a module; each test bonds its own operators and registers its own auditors."""
+"""One storage node holding one uploaded file, on the session chain, shared by every alignment
+test (package scope); each test bonds its own operators and registers its own auditors."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def revert_at(fn: ContractFunction, block: int, sender: str) -> str:
     return "ok"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def alignment_net(tmp_path_factory: pytest.TempPathFactory, chain: Chain, deployment: Deployment) -> Iterator[AlignmentNet]:
     tmp = tmp_path_factory.mktemp("alignment")
     storage = start_node(tmp / "storage", chain, deployment)
