@@ -9,6 +9,7 @@ from tests.integration.alignment.conftest import AlignmentNet, revert_at
 from zgos.alignment.spec.bonds import (
     BPS,
     DEVNET_CHALLENGE_FEE,
+    DEVNET_MIN_AUDITOR_STAKE,
     DEVNET_MIN_BOND,
     STORAGE_SLASH_BPS,
     BondKind,
@@ -154,3 +155,33 @@ def test_a_bond_is_withdrawn_only_after_the_unbond_delay_and_its_open_challenges
     left = DEVNET_MIN_BOND - DEVNET_MIN_BOND * STORAGE_SLASH_BPS // BPS
     assert net.chain.balance(operator.address) == before + left - gas
     assert contracts.bond_of(operator.address, BondKind.STORAGE).amount == 0
+
+
+def forwarder_code(target: str) -> bytes:
+    """A contract that forwards every call with data (and its value) to ``target`` and refuses
+    plain payments: an auditor that cannot be paid."""
+    runtime = bytes.fromhex("3615603c573660006000376000600036600034" + "73" + target[2:].lower()
+                            + "5af13d600060003e6037573d6000fd5b3d6000f35b60006000fd")
+    assert len(runtime) == 66
+    return bytes.fromhex("604280600b6000396000f3") + runtime
+
+
+def test_a_challenger_that_refuses_payment_cannot_block_the_slash(alignment_net: AlignmentNet) -> None:
+    net, contracts = alignment_net, alignment_net.contracts
+    operator, owner, bystander = net.storage_operator(), net.funded(), net.funded()
+    created = net.chain.transact(owner, data=forwarder_code(contracts.registry.address))
+    refusing = str(created.raw["contractAddress"])
+    functions = contracts.registry.functions
+    net.chain.transact(owner, to=refusing, value=DEVNET_MIN_AUDITOR_STAKE,
+                       data=bytes.fromhex(functions.registerAuditor()._encode_transaction_data()[2:]))
+    custody, signature = net.custody(operator)
+    opening = functions.openChallenge(operator.address, custody.as_abi(), signature)._encode_transaction_data()
+    net.chain.transact(owner, to=refusing, value=DEVNET_CHALLENGE_FEE, data=bytes.fromhex(opening[2:]))
+    challenge_id = contracts.registry.functions.challengeCount().call()
+    assert contracts.challenge(challenge_id).challenger == refusing
+    net.mine(ANSWER_WINDOW_BLOCKS + 2)
+    receipt = contracts.slash_unanswered(bystander, challenge_id)
+    owed = DEVNET_MIN_BOND * STORAGE_SLASH_BPS // BPS + DEVNET_CHALLENGE_FEE
+    assert receipt.events(contracts.registry, "PaymentCredited")[0]["args"]["amount"] == owed
+    assert contracts.registry.functions.credits(refusing).call() == owed
+    assert contracts.bond_of(operator.address, BondKind.STORAGE).open_challenges == 0
