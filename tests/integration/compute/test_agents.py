@@ -10,19 +10,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from gguf import GGUFType, GGUFWriter, Keys
 
 from tests.integration.compute.conftest import BrokerProcess, funded_account
 from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeRegistry
+from zgos.compute.finetune.gguf_lora import read_base_shapes
 from zgos.compute.spec.billing import AGENT_PROMPT_MAX_TOKENS
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser, ProviderError
 from zgos.inft.client import InftClient
 from zgos.inft.contracts import InftContracts
 from zgos.inft.oracles import parse_pubkey
+from zgos.inft.spec.agents import describe_adapter
 from zgos.runtime.addresses import DEVNET_POLICY
 from zgos.runtime.outbound import OutboundClient
 from zgos.storage.client import StorageClient
@@ -46,19 +50,50 @@ def executor(start_broker: Callable[..., BrokerProcess], stub_upstream: str, sto
     return broker
 
 
-def test_an_authorized_user_runs_the_agent_and_others_and_revoked_users_are_refused(
-        chain: Chain, deployment: Deployment, storage: RunningNode, executor: BrokerProcess,
-        make_user: Callable[..., ComputeUser], tokens: TokenCounter, tmp_path: Path) -> None:
+def _owner_client(chain: Chain, deployment: Deployment, storage: RunningNode, tmp_path: Path) -> InftClient:
     owner = funded_account(chain)
-    agent = tmp_path / "prompt.txt"
-    agent.write_text(PROMPT)
-    client = InftClient(InftContracts.from_deployment(chain, deployment), NodeRegistry(chain, deployment.address("NodeRegistry")),
-                        StorageClient([storage.url], chain, deployment.address("Flow"), owner), owner,
-                        OutboundClient(DEVNET_POLICY), tmp_path, deployment.deploy_block)
-    token = client.mint([(agent, "system-prompt")])
+    return InftClient(InftContracts.from_deployment(chain, deployment), NodeRegistry(chain, deployment.address("NodeRegistry")),
+                      StorageClient([storage.url], chain, deployment.address("Flow"), owner), owner,
+                      OutboundClient(DEVNET_POLICY), tmp_path, deployment.deploy_block)
+
+
+def _mint_agent(client: InftClient, executor: BrokerProcess, items: list[tuple[Path, str]]) -> int:
+    """Mint an agent of ``items`` and grant it to ``executor``."""
+    token = client.mint(items)
     info = httpx.get(executor.url + "/v1/agents/executor", timeout=10).json()
     assert info["address"] == executor.provider.address
     client.grant_executor(token, parse_pubkey(info["pubkey"]))
+    return token
+
+
+def _write_lora(path: Path, base_gguf: Path, scale: float, rank: int = 4) -> Path:
+    """A GGUF LoRA for ``base_gguf`` on every layer's query projection; B = 0 when ``scale``
+    is 0 (the base model's own answers), otherwise random weights that change them."""
+    _, shapes = read_base_shapes(base_gguf)
+    rng = np.random.default_rng(7)
+    writer = GGUFWriter(path, "gemma3")
+    writer.add_type(GGUFType.ADAPTER)
+    writer.add_string(Keys.Adapter.TYPE, "lora")
+    writer.add_float32(Keys.Adapter.LORA_ALPHA, float(rank))
+    for name in sorted(n for n in shapes if n.endswith(".attn_q.weight")):
+        out_features, in_features = shapes[name]
+        writer.add_tensor(f"{name}.lora_a", rng.standard_normal((rank, in_features), dtype=np.float32))
+        writer.add_tensor(f"{name}.lora_b", scale * rng.standard_normal((out_features, rank), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_an_authorized_user_runs_the_agent_and_others_and_revoked_users_are_refused(
+        chain: Chain, deployment: Deployment, storage: RunningNode, executor: BrokerProcess,
+        make_user: Callable[..., ComputeUser], tokens: TokenCounter, tmp_path: Path) -> None:
+    client = _owner_client(chain, deployment, storage, tmp_path)
+    owner = client.account
+    agent = tmp_path / "prompt.txt"
+    agent.write_text(PROMPT)
+    token = _mint_agent(client, executor, [(agent, "system-prompt")])
 
     user, stranger = make_user(executor.provider.address), make_user(executor.provider.address)
     client.contracts.authorize(owner, token, user.address)
@@ -79,3 +114,37 @@ def test_an_authorized_user_runs_the_agent_and_others_and_revoked_users_are_refu
     assert revoked.value.status == 403
     assert user.chat(executor.provider.address, QUESTION, max_tokens=8).response.input_tokens == own, \
         "without an agent, the same user's plain requests still work"
+
+
+def test_an_agent_with_a_lora_adapter_runs_on_the_base_model_with_its_adapter_applied(
+        chain: Chain, deployment: Deployment, storage: RunningNode, executor: BrokerProcess, gguf: Path,
+        make_user: Callable[..., ComputeUser], tokens: TokenCounter, tmp_path: Path) -> None:
+    """The same prompt at temperature 0 through two agents that differ only in their adapter:
+    a LoRA with B = 0 (the base model) and one with random weights. Different answers show the
+    adapter is applied; neither comes from the provider's own model server (the stub). An
+    adapter that is not a LoRA for this model is refused before llama.cpp reads it."""
+    client = _owner_client(chain, deployment, storage, tmp_path)
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("You are a helpful assistant.")
+    tokens_of = {scale: _mint_agent(client, executor, [(prompt, "system-prompt"),
+                                                       (_write_lora(tmp_path / f"lora-{scale}.gguf", gguf, scale),
+                                                        describe_adapter())]) for scale in (0.0, 0.05)}
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"GGUF" + bytes(200))
+    broken = _mint_agent(client, executor, [(prompt, "system-prompt"), (junk, describe_adapter())])
+    user = make_user(executor.provider.address)
+    for token in (*tokens_of.values(), broken):
+        client.contracts.authorize(client.account, token, user.address)
+
+    greedy = {"temperature": 0, "seed": 1}
+    answers = {scale: user.chat(executor.provider.address, QUESTION, max_tokens=12, agent=token, sampling=greedy).text
+               for scale, token in tokens_of.items()}
+    plain = user.chat(executor.provider.address, QUESTION, max_tokens=12).text
+    assert answers[0.0] != answers[0.05], "the adapter's weights change the answer"
+    assert plain not in answers.values(), "agents with adapters run on their own model server, not the stub"
+    again = user.chat(executor.provider.address, QUESTION, max_tokens=12, agent=tokens_of[0.0], sampling=greedy)
+    assert again.text == answers[0.0], "a restarted adapter server gives the same greedy answer"
+
+    with pytest.raises(ProviderError) as refused:
+        user.chat(executor.provider.address, QUESTION, max_tokens=8, agent=broken)
+    assert (refused.value.status, refused.value.kind) == (409, "agent-adapter-unusable")

@@ -315,11 +315,12 @@ class ComputeUser:
                              signature=verified.receipt_signature)
 
     def chat(self, provider: str, messages: list[dict[str, Any]], max_tokens: int = 64,
-             model: str | None = None, agent: int | None = None) -> Verified:
+             model: str | None = None, agent: int | None = None, sampling: dict[str, Any] | None = None) -> Verified:
         """One non-streamed, paid, verified chat completion (blocking); ``agent``: run that
-        AgentNFT token on the provider, as a sealed executor."""
+        AgentNFT token on the provider, as a sealed executor; ``sampling``: OpenAI sampling
+        fields (``temperature``, ``seed``, ...)."""
         service = self.service(provider)
-        fields: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens}
+        fields: dict[str, Any] = {**(sampling or {}), "messages": messages, "max_tokens": max_tokens}
         if agent is not None:
             fields[AGENT_FIELD] = agent
         body = body_with_defaults(fields, model or service.model)
