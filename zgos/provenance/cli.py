@@ -11,7 +11,7 @@ from rich.tree import Tree
 from zgos.cli.context import console, get_ctx
 
 if TYPE_CHECKING:
-    from zgos.provenance.graph import Node
+    from zgos.provenance.nodes import Node
 
 app = typer.Typer(help="Provenance: response → model → fine-tune → dataset → uploader, verified.",
                   no_args_is_help=True)

@@ -49,18 +49,22 @@ def is_adapter_description(description: str) -> bool:
     return description == ADAPTER_TAG or description.startswith(ADAPTER_TAG + " ")
 
 
+def parse_model_id(text: str) -> bytes:
+    """A model id written as ``0x`` and 64 hex digits; raise ``InvalidAgent`` otherwise."""
+    if not text.startswith("0x") or len(text) != 2 + 2 * MODEL_ID_BYTES:
+        raise InvalidAgent(f"{text!r} is not a 32-byte 0x model id")
+    try:
+        return bytes.fromhex(text[2:])
+    except ValueError:
+        raise InvalidAgent(f"{text!r} is not a 32-byte 0x model id") from None
+
+
 def parse_tuned_model(description: str) -> bytes | None:
     """The tuned model an adapter item's description names, or None; raise ``InvalidAgent``
     for a ``tuned-model=`` field that is not a 32-byte 0x id."""
     for word in description.split()[1:]:
         if word.startswith(TUNED_MODEL_FIELD):
-            text = word.removeprefix(TUNED_MODEL_FIELD)
-            if not text.startswith("0x") or len(text) != 2 + 2 * MODEL_ID_BYTES:
-                raise InvalidAgent(f"{word!r} does not name a 32-byte 0x model id")
-            try:
-                return bytes.fromhex(text[2:])
-            except ValueError:
-                raise InvalidAgent(f"{word!r} does not name a 32-byte 0x model id") from None
+            return parse_model_id(word.removeprefix(TUNED_MODEL_FIELD))
     return None
 
 
