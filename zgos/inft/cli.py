@@ -64,17 +64,32 @@ def address_of(cli: CliContext, text: str) -> str:
 @inft_app.command("mint")
 def mint_command(ctx: typer.Context, files: Annotated[list[Path], typer.Argument(help="The agent's files.")],
                  desc: Annotated[list[str] | None, typer.Option("--desc", help="A description per file.")] = None,
+                 lora: Annotated[Path | None, typer.Option("--lora", help="A GGUF LoRA adapter the agent runs with.")] = None,
+                 tuned_model: Annotated[str | None, typer.Option(
+                     "--tuned-model", help="The ModelRegistry id of the tuned model the adapter is (lineage).")] = None,
                  account: AccountOpt = None, node: NodeOpt = None) -> None:
-    """Encrypt FILES under fresh keys, upload them and mint a token holding them."""
+    """Encrypt FILES under fresh keys, upload them and mint a token holding them. An agent's
+    first file is its system prompt; `--lora` adds its adapter (zgos.inft.spec.agents)."""
+    from zgos.inft.spec.agents import InvalidAgent, describe_adapter, parse_model_id
+
     cli = get_ctx(ctx)
     descriptions = desc or [f.name for f in files]
     if len(descriptions) != len(files):
         raise ConfigError(f"{len(files)} files but {len(descriptions)} --desc", "give one --desc per file, or none")
-    for f in files:
+    if tuned_model is not None and lora is None:
+        raise ConfigError("--tuned-model names the model of a --lora adapter", "add --lora ADAPTER.gguf")
+    items = list(zip(files, descriptions, strict=True))
+    if lora is not None:
+        try:
+            model = None if tuned_model is None else parse_model_id(tuned_model)
+        except InvalidAgent as exc:
+            raise ConfigError(f"--tuned-model: {exc}", "give the 0x model id `zg finetune decrypt` printed") from None
+        items.append((lora, describe_adapter(model)))
+    for f, _ in items:
         if not f.is_file():
             raise ConfigError(f"no such file: {f}")
     with inft_client(cli, account, node) as client, console.status("encrypting, uploading and minting"):
-        token = client.mint(list(zip(files, descriptions, strict=True)))
+        token = client.mint(items)
         datas = client.contracts.datas_of(token)
     console.print(f"minted token {token}")
     for d in datas:

@@ -117,15 +117,20 @@ class InftClient:
     def decrypt(self, token_id: int, out: Path, account: LocalAccount | None = None) -> list[Path]:
         """Write the token's data, decrypted, to ``out`` (one item) or ``out/<i>`` (several).
         A key that is not the data's is refused by the key check before anything is written."""
+        count = len(self.contracts.datas_of(token_id))
+        paths = [out] if count == 1 else [out / str(i) for i in range(count)]
+        self.decrypt_items(token_id, dict(enumerate(paths)), account)
+        return paths
+
+    def decrypt_items(self, token_id: int, paths: dict[int, Path], account: LocalAccount | None = None) -> None:
+        """Write the token's data items ``i``, decrypted, to ``paths[i]``."""
         datas = self.contracts.datas_of(token_id)
         keys = self.keys_of(token_id, account)
         if len(keys) != len(datas):
             raise OracleError(f"token {token_id} has {len(datas)} data items but {len(keys)} published keys")
-        paths = [out] if len(datas) == 1 else [out / str(i) for i in range(len(datas))]
-        for data, key, path in zip(datas, keys, paths, strict=True):
+        for index, path in paths.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            download_decrypted(self.storage, data.data_hash, path, Keys(symmetric_key=key))
-        return paths
+            download_decrypted(self.storage, datas[index].data_hash, path, Keys(symmetric_key=keys[index]))
 
     def grant_executor(self, token_id: int, executor_pubkey: bytes) -> None:
         """Seal the token's data keys to a sealed executor (a compute provider) and publish

@@ -23,6 +23,8 @@ from zgos.inft.spec.proofs import ProofDomain, TransferProof
 
 COLLECTION_NAME = "zgos Agent"
 COLLECTION_SYMBOL = "ZGA"
+DATA_WRITERS = ("mint", "update")  # AgentNFT functions whose caller chooses the data descriptions
+MAX_CLONE_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,25 @@ class InftContracts:
             return None
         last = max(events, key=lambda e: (e["blockNumber"], e["logIndex"]))
         return [bytes(k) for k in last["args"]["_sealedKeys"]]
+
+    def description_writer(self, token_id: int, from_block: int = 0, depth: int = 0) -> str | None:
+        """The account that wrote ``token_id``'s data descriptions: the sender of its latest
+        ``mint`` or ``update``. Transfers and clones carry descriptions over unchanged
+        (``AgentNFT._checkProofs``), so they are skipped, and a clone is followed to its source."""
+        head = self.chain.block_number()
+        updates = self.chain.get_logs(self.nft, "Updated", from_block, head, {"_tokenId": token_id})
+        for event in sorted(updates, key=lambda e: (e["blockNumber"], e["logIndex"]), reverse=True):
+            tx = self.chain.w3.eth.get_transaction(event["transactionHash"])
+            try:
+                function, _ = self.nft.decode_function_input(tx["input"])
+            except ValueError:  # not a direct call of AgentNFT
+                continue
+            if function.fn_name in DATA_WRITERS:
+                return str(tx["from"])
+        clones = self.chain.get_logs(self.nft, "Cloned", from_block, head, {"_newTokenId": token_id})
+        if clones and depth < MAX_CLONE_DEPTH:
+            return self.description_writer(int(clones[0]["args"]["_tokenId"]), from_block, depth + 1)
+        return None
 
     def tokens_of(self, owner: str, from_block: int = 0) -> list[int]:
         """The tokens ``owner`` holds now (from ``Transfer`` events, checked with ``ownerOf``)."""

@@ -6,12 +6,13 @@ import json
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.tree import Tree
 
 from zgos.cli.context import console, get_ctx
 
 if TYPE_CHECKING:
-    from zgos.provenance.graph import Node
+    from zgos.provenance.nodes import Node
 
 app = typer.Typer(help="Provenance: response → model → fine-tune → dataset → uploader, verified.",
                   no_args_is_help=True)
@@ -23,11 +24,11 @@ def _mark(ok: bool | None) -> str:
 
 def _render(node: Node, tree: Tree) -> None:
     status = "[green]verified[/]" if node.verified else "[yellow]not fully verified[/]"
-    branch = tree.add(f"[bold]{node.label}[/] {node.id} ({status})")
-    for key, value in node.facts.items():
-        branch.add(f"[dim]{key}[/] {value}")
+    branch = tree.add(f"[bold]{escape(node.label)}[/] {escape(node.id)} ({status})")
+    for key, value in node.facts.items():  # facts and checks quote on-chain strings: never markup
+        branch.add(f"[dim]{key}[/] {escape(str(value))}")
     for check in node.checks:
-        branch.add(f"{_mark(check.ok)} {check.name}" + (f" [dim]({check.detail})[/]" if check.detail else ""))
+        branch.add(f"{_mark(check.ok)} {escape(check.name)}" + (f" [dim]({escape(check.detail)})[/]" if check.detail else ""))
     for child in node.children:
         _render(child, branch)
 

@@ -1,4 +1,4 @@
-"""The provenance walk: response → model → fine-tune task → dataset root → uploader.
+"""The provenance walk: response → (agent INFT →) model → fine-tune task → dataset root → uploader.
 
 Every node is read from the chain (or, for a response, fetched from the provider that signed
 it) and every link is checked, and each node lists its checks with the outcome: ``ok`` True
@@ -23,7 +23,6 @@ records roots per task but has no lineage):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,9 @@ from zgos.compute.spec.tasks import (
     recover_task_signer,
 )
 from zgos.core.errors import ZgError
+from zgos.inft.contracts import InftContracts
+from zgos.provenance.agents import REQUEST_CHECK, agent_node, requested_agent
+from zgos.provenance.nodes import Check, Node
 from zgos.storage.contracts import FlowContract, LogEntry
 
 HTTP_TIMEOUT_S = 10.0
@@ -53,42 +55,6 @@ ZERO = b"\x00" * 32
 
 class ProvenanceError(ZgError):
     """The thing asked about is not a known response, model or root."""
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool | None
-    detail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
-
-
-@dataclass
-class Node:
-    kind: str  # response | model | task | dataset | deliverable | account
-    id: str
-    label: str
-    facts: dict[str, Any] = field(default_factory=dict)
-    checks: list[Check] = field(default_factory=list)
-    children: list[Node] = field(default_factory=list)
-
-    @property
-    def verified(self) -> bool:
-        return bool(self.checks) and all(c.ok is True for c in self.checks)
-
-    def check(self, name: str, ok: bool | None, detail: str = "") -> bool:
-        self.checks.append(Check(name, ok, detail))
-        return ok is True
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "id": self.id, "label": self.label, "verified": self.verified,
-                "facts": self.facts, "checks": [c.to_json() for c in self.checks],
-                "children": [c.to_json() for c in self.children]}
-
-    def walk(self) -> list[Node]:
-        return [self, *(n for child in self.children for n in child.walk())]
 
 
 def _hex(data: bytes) -> str:
@@ -115,6 +81,7 @@ class Provenance:
         self.registry = ModelRegistry(chain, deployment.address("ModelRegistry"))
         self.compute = ComputeContracts.from_deployment(chain, deployment)
         self.flow = FlowContract(chain, deployment.address("Flow"))
+        self.inft = InftContracts.from_deployment(chain, deployment) if "AgentNFT" in deployment.addresses else None
         self.from_block = deployment.deploy_block
         self.response_dirs = response_dirs or []
         self._submissions: list[LogEntry] | None = None
@@ -128,7 +95,7 @@ class Provenance:
             return self.model(key)
         record = self._local_response(key)
         if record is not None:
-            return self.response(key, record.get("provider"))
+            return self.response(key, record.get("provider"), record)
         if self.submission(key) is not None:
             return self.root(key)
         for provider in [s.provider for s in self.compute.services()]:
@@ -161,7 +128,7 @@ class Provenance:
             return None
         return answer.text if answer.status_code == 200 else None
 
-    def response(self, response_id: bytes, provider: str | None) -> Node:
+    def response(self, response_id: bytes, provider: str | None, record: dict[str, Any] | None = None) -> Node:
         node = Node("response", _hex(response_id), "inference response")
         if provider is None:
             node.check("signed by the provider's registered signer", None, "no provider known for it")
@@ -188,12 +155,24 @@ class Provenance:
                    and response.model_hash == service.model_hash,
                    f"registered {service.model} {_hex(service.model_hash)}")
         node.check("response id is the signed request hash", response.request_hash == response_id)
+        if record is not None and "agent" in record:
+            self._agent_of(node, response_id, record)
         if self.registry.is_registered(response.model_hash):
             node.children.append(self.model(response.model_hash))
         else:
             node.children.append(Node("model", _hex(response.model_hash), response.model_id, checks=[
                 Check("registered in ModelRegistry", False, "the model hash is not a registered model id")]))
         return node
+
+    def _agent_of(self, node: Node, response_id: bytes, record: dict[str, Any]) -> None:
+        agent, detail = requested_agent(self.compute.domain, response_id, record)
+        node.check(REQUEST_CHECK, agent is not None, detail)
+        if agent is not None:
+            node.facts["agent"] = agent
+            if self.inft is None:
+                node.check("agent INFT on this network", False, "the deployment has no AgentNFT")
+            else:
+                node.children.append(agent_node(self, self.inft, agent))
 
     # --- models and tasks ----------------------------------------------------------------
 

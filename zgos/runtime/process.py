@@ -8,6 +8,7 @@ unrelated process after a crash or reboot is recognised as stale rather than kil
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ KILL_TIMEOUT_S = 5.0
 POLL_S = 0.05
 LOG_TAIL_LINES = 20
 LOG_TAIL_MAX_BYTES = 64 * 1024
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def process_start_time(pid: int) -> int | None:
@@ -66,20 +68,29 @@ class PidFile:
         self.path.unlink(missing_ok=True)
 
 
-def spawn(argv: list[str], log_path: Path | None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(argv: list[str], log_path: Path | None, env: dict[str, str] | None = None, *,
+          die_with_parent: bool = False) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own session and process group (so Ctrl-C in the shell does not hit
     it twice, and ``terminate`` reaches its own children too), stdin closed, stdout and stderr
-    appended to ``log_path`` (None: discarded), ``env`` added to this process's environment."""
+    appended to ``log_path`` (None: discarded), ``env`` added to this process's environment.
+    ``die_with_parent``: the kernel SIGKILLs the child when the thread that spawned it dies, so
+    a parent killed with ``kill -9`` leaves no orphan (Linux ``PR_SET_PDEATHSIG``)."""
     if log_path is None:
-        return _popen(argv, subprocess.DEVNULL, env)
+        return _popen(argv, subprocess.DEVNULL, env, die_with_parent)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        return _popen(argv, log.fileno(), env)
+        return _popen(argv, log.fileno(), env, die_with_parent)
 
 
-def _popen(argv: list[str], out: int, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+def _kill_me_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _popen(argv: list[str], out: int, env: dict[str, str] | None, die_with_parent: bool) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True, env={**os.environ, **(env or {})})
+                            start_new_session=True, env={**os.environ, **(env or {})},
+                            preexec_fn=_kill_me_with_parent if die_with_parent else None)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

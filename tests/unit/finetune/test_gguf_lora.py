@@ -15,6 +15,7 @@ from zgos.compute.finetune.gguf_lora import (
     ADAPTER_CONFIG_FILENAME,
     ADAPTER_WEIGHTS_FILENAME,
     AdapterConversionError,
+    check_gguf_adapter,
     convert_adapter_to_gguf,
 )
 from zgos.compute.finetune.tiny import (
@@ -128,3 +129,21 @@ def test_unsupported_adapter_variants_are_refused(
     )
     with pytest.raises(AdapterConversionError, match=message):
         convert_adapter_to_gguf(variant, tmp_path / "a.gguf")
+
+
+def test_a_converted_adapter_passes_the_executor_check_and_other_files_do_not(
+    adapter_dir: Path, tmp_path: Path
+) -> None:
+    """What a sealed executor checks before llama.cpp parses an agent's adapter."""
+    base = _write_tiny_base(tmp_path / "base.gguf")
+    adapter = convert_adapter_to_gguf(adapter_dir, tmp_path / "a.gguf", base_gguf=base)
+    check_gguf_adapter(adapter, base)
+    with pytest.raises(AdapterConversionError, match="do not fit"):
+        check_gguf_adapter(adapter, _write_tiny_base(tmp_path / "wide.gguf", hidden=2 * TINY_HIDDEN))
+    with pytest.raises(AdapterConversionError, match="not an adapter"):
+        check_gguf_adapter(base, base)  # a model GGUF is not an adapter
+    junk = tmp_path / "junk.gguf"
+    for content in (b"", b"GGUF" + bytes(60), adapter.read_bytes()[:200]):
+        junk.write_bytes(content)
+        with pytest.raises(AdapterConversionError, match="not a readable GGUF adapter"):
+            check_gguf_adapter(junk, base)

@@ -191,15 +191,17 @@ def provider_serve(
                             model_hash=model_hash, chat_format=chat_format, credit=credit,
                             settle_interval_s=settle_interval, upstream_timeout_s=timeout, dishonest=dishonest)
     configure_service_logging()
-    broker = broker_app.build_broker(config, _contracts(cli), provider, signer, _sealed_executor(cli, provider))
+    broker = broker_app.build_broker(config, _contracts(cli), provider, signer, _sealed_executor(cli, provider, config))
     console.print(f"provider {provider.address} serving {model_id} on http://{host}:{port} (admin 127.0.0.1:{admin_port})")
     asyncio.run(broker_app.serve(broker, host=host, port=port, admin_port=admin_port, token=_install_token(cli)))
 
 
-def _sealed_executor(cli: CliContext, provider: LocalAccount) -> SealedExecutor | None:
+def _sealed_executor(cli: CliContext, provider: LocalAccount, config: BrokerConfig) -> SealedExecutor | None:
     """The broker's sealed executor of agent NFTs, if the deployment has ``AgentNFT``; its
-    storage nodes are looked up on first use (they may start after the provider)."""
+    storage nodes are looked up on first use (they may start after the provider). Agents'
+    adapters run on the broker's model file, as its model server runs it."""
     from zgos.chain.registry import NodeRegistry
+    from zgos.compute.provider.adapters import AdapterServerConfig, AdapterServers
     from zgos.compute.provider.executor import SealedExecutor
     from zgos.inft.client import InftClient
     from zgos.inft.contracts import InftContracts
@@ -219,7 +221,8 @@ def _sealed_executor(cli: CliContext, provider: LocalAccount) -> SealedExecutor 
         return InftClient(InftContracts.from_deployment(chain, deployment), NodeRegistry(chain, deployment.address("NodeRegistry")),
                           storage, provider, OutboundClient(policy), work, deployment.deploy_block)
 
-    return SealedExecutor(client, provider, work)
+    adapters = AdapterServers(AdapterServerConfig(config.model_path, config.model_id, config.chat_format), work / "adapters")
+    return SealedExecutor(client, provider, work, adapters)
 
 
 def _broker_config(cli: CliContext, provider: str, *, upstream: str, model_id: str, model_path: Path | None,

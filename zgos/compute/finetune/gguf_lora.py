@@ -114,13 +114,20 @@ def read_base_shapes(base_gguf: Path) -> tuple[str, dict[str, tuple[int, ...]]]:
 def validate_against_base(tensors: list[LoraTensor], arch: str, base_gguf: Path) -> None:
     """Raise :class:`AdapterConversionError` unless the base GGUF has ``arch`` and every
     adapted tensor with ``A`` of shape (rank, in) and ``B`` of shape (out, rank)."""
+    validate_shapes_against_base({t.gguf_name: tuple(t.data.shape) for t in tensors}, arch, base_gguf)
+
+
+def validate_shapes_against_base(adapter: dict[str, tuple[int, ...]], arch: str, base_gguf: Path) -> None:
+    """The rule of :func:`validate_against_base` over LoRA tensor names and ``(rows, cols)`` shapes."""
     base_arch, shapes = read_base_shapes(base_gguf)
     if base_arch != arch:
         raise AdapterConversionError(f"the base model is {base_arch!r}, the adapter is {arch!r}")
     pairs: dict[str, dict[str, tuple[int, ...]]] = {}
-    for tensor in tensors:
-        base_name, side = tensor.gguf_name.rsplit(".", 1)
-        pairs.setdefault(base_name, {})[side] = tensor.data.shape
+    for gguf_name, shape in adapter.items():
+        base_name, _, side = gguf_name.rpartition(".")
+        if side not in GGUF_SUFFIX.values() or len(shape) != 2:
+            raise AdapterConversionError(f"{gguf_name!r} is not a LoRA matrix")
+        pairs.setdefault(base_name, {})[side] = shape
     for base_name, sides in pairs.items():
         if base_name not in shapes:
             raise AdapterConversionError(f"the base model has no tensor {base_name}")
@@ -133,6 +140,25 @@ def validate_against_base(tensors: list[LoraTensor], arch: str, base_gguf: Path)
                 f"{base_name}: adapter shapes A{sides['lora_a']} B{sides['lora_b']} do not fit "
                 f"the base weight ({out_features}, {in_features})"
             )
+
+
+def check_gguf_adapter(adapter_gguf: Path, base_gguf: Path) -> None:
+    """Raise :class:`AdapterConversionError` unless ``adapter_gguf`` is a GGUF LoRA adapter
+    whose every matrix fits ``base_gguf`` (read in Python, before llama.cpp ever parses it)."""
+    try:
+        reader = gguf.GGUFReader(adapter_gguf)
+        kind = reader.fields.get(gguf.Keys.General.TYPE)  # absent: a model, as llama.cpp reads it
+        adapter_type = bytes(kind.parts[kind.data[0]]).decode() if kind is not None else gguf.GGUFType.MODEL
+        arch = reader.fields[gguf.Keys.General.ARCHITECTURE]
+        arch_name = bytes(arch.parts[arch.data[0]]).decode()
+        shapes = {t.name: tuple(int(n) for n in reversed(t.shape)) for t in reader.tensors}
+    except (KeyError, ValueError, IndexError, UnicodeDecodeError) as exc:
+        raise AdapterConversionError(f"not a readable GGUF adapter ({type(exc).__name__}: {exc})") from None
+    if adapter_type != gguf.GGUFType.ADAPTER:
+        raise AdapterConversionError(f"the GGUF is a {adapter_type!r}, not an adapter")
+    if not shapes:
+        raise AdapterConversionError("the adapter holds no LoRA tensors")
+    validate_shapes_against_base(shapes, arch_name, base_gguf)
 
 
 def convert_adapter_to_gguf(

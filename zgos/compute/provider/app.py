@@ -77,6 +77,7 @@ ATTESTATION_NOTE = (
     "by the registered signer over the request hash, the response bytes, the model id and "
     "sha256, token usage and fee; and the chain pays only amounts the user signed receipts for."
 )
+COMPLETIONS_PATH = "/v1/chat/completions"
 UPSTREAM_HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
 _CONTENT = re.compile(rb'"content":\s*"')
 
@@ -97,7 +98,7 @@ class BrokerApp:
         self.broker = broker
         config = broker.config
         self.upstream = Pool(timeout_s=config.upstream_timeout_s, connect_timeout_s=config.connect_timeout_s)
-        self.upstream_url = config.upstream_url.rstrip("/") + "/v1/chat/completions"
+        self.upstream_url = config.upstream_url.rstrip("/") + COMPLETIONS_PATH
         self.public = FastAPI(title="zgos provider broker", lifespan=self._lifespan)
         self.admin = FastAPI(title="zgos provider broker admin")
         for app in (self.public, self.admin):
@@ -115,6 +116,8 @@ class BrokerApp:
         yield
         task.cancel()
         await self.upstream.close()
+        if self.broker.executor is not None:
+            await asyncio.to_thread(self.broker.executor.close)
 
     async def _settle_loop(self) -> None:
         """Every ``REFUND_WATCH_S``: one ``eth_getLogs`` for refunds (settle those users now);
@@ -222,7 +225,8 @@ class BrokerApp:
         """Send the request upstream and wait for its status and headers. A failure releases
         the reservation and raises 502/504: the model never answered, nothing is billed."""
         try:
-            answer = await self.upstream.post(self.upstream_url, admitted.upstream_body, UPSTREAM_HEADERS)
+            url = self.upstream_url if admitted.upstream_url is None else admitted.upstream_url + COMPLETIONS_PATH
+            answer = await self.upstream.post(url, admitted.upstream_body, UPSTREAM_HEADERS)
         except PoolError as exc:
             await self.broker.abandon(admitted)
             raise _upstream_failure(exc, self.broker.config.upstream_timeout_s) from None

@@ -74,6 +74,7 @@ class Admitted:
     prompt_tokens: int
     reserved: int  # the worst-case fee held in ``inflight`` until the request ends
     upstream_body: bytes  # what the model server gets: the body, or an agent's run of it
+    upstream_url: str | None = None  # the model server of an agent's adapter; None: the provider's own
 
 
 @dataclass(frozen=True)
@@ -241,9 +242,9 @@ class Broker:
             book.inflight += request.max_fee
         try:
             chat = self.parse_chat(body)
-            upstream_body = body
+            upstream_body, upstream_url = body, None
             if chat.agent is not None:
-                chat, upstream_body = await self._run_agent(request.user, chat, body)
+                chat, upstream_body, upstream_url = await self._run_agent(request.user, chat, body)
             self.prompts_tokenized += 1
             prompt_tokens = await asyncio.to_thread(self.tokens.count_prompt, chat.messages)
             needed = compute_max_fee(prompt_tokens, chat.max_tokens, self.prices)
@@ -256,14 +257,16 @@ class Broker:
             book.inflight -= request.max_fee
             raise
         book.inflight -= request.max_fee - needed
-        return Admitted(request, request_hash, chat, prompt_tokens, needed, upstream_body)
+        return Admitted(request, request_hash, chat, prompt_tokens, needed, upstream_body, upstream_url)
 
-    async def _run_agent(self, user: str, chat: ChatRequest, body: bytes) -> tuple[ChatRequest, bytes]:
+    async def _run_agent(self, user: str, chat: ChatRequest, body: bytes) -> tuple[ChatRequest, bytes, str | None]:
         """The request as the agent runs it: its system prompt first (``executor``), within
-        ``AGENT_PROMPT_MAX_TOKENS`` of what the user counts; the body the model server gets."""
+        ``AGENT_PROMPT_MAX_TOKENS`` of what the user counts; the body the model server gets and
+        the server (its adapter's, or None for the provider's own)."""
         if self.executor is None or chat.agent is None:
             raise BrokerError(404, "no-executor", "this provider runs no agents")
-        messages = await asyncio.to_thread(self.executor.messages_for, chat.agent, user, chat.messages)
+        run = await asyncio.to_thread(self.executor.run, chat.agent, user, chat.messages)
+        messages = run.messages
         own, full = await asyncio.to_thread(lambda: (self.tokens.count_prompt(chat.messages),
                                                      self.tokens.count_prompt(messages)))
         if full - own > AGENT_PROMPT_MAX_TOKENS:
@@ -272,7 +275,7 @@ class Broker:
         data = json.loads(body)
         del data[AGENT_FIELD]
         data["messages"] = messages
-        return dataclasses.replace(chat, messages=messages), json.dumps(data).encode()
+        return dataclasses.replace(chat, messages=messages), json.dumps(data).encode(), run.upstream_url
 
     async def _check_funds(self, request: v.Request, book: UserBook) -> None:
         """Under the user's lock: the acknowledged signer, then the exposure at the signed max

@@ -54,6 +54,7 @@ from zgos.compute.spec.billing import (
 )
 from zgos.compute.spec.limits import compute_answer_cap_bytes
 from zgos.compute.tokens import TokenCounter
+from zgos.compute.user.records import agent_record
 from zgos.compute.user.verification import ResponseRejected, check_signed, check_usage
 from zgos.compute.user.wire import LedgerView, RefundResult, StoredVerification, SubAccountView
 from zgos.core.errors import ConfigError, ZgError
@@ -287,9 +288,11 @@ class ComputeUser:
         count = self.tokens.count_completion if self.tokens is not None else _utf8_bytes
         return compute_usage(self.prompt_tokens(chat.messages), count_output_tokens(output, count), signed.max_tokens)
 
-    def accept(self, service: ServiceInfo, response: v.Response, text: str, amount: int | None = None) -> Verified:
+    def accept(self, service: ServiceInfo, signed: SignedRequest, response: v.Response, text: str,
+               amount: int | None = None) -> Verified:
         """Sign the next cumulative receipt for a verified response — its fee, or ``amount``
-        for a stream cut short — and record both."""
+        for a stream cut short — and record both. A request that ran an agent is recorded with
+        its signed fields and body, so its lineage can show which agent answered it."""
         provider = v.normalize_address(service.provider)
         with self._lock:
             total = self._totals.get(provider, 0)
@@ -305,7 +308,7 @@ class ComputeUser:
             with open(self._responses_path, "a") as handle:
                 handle.write(json.dumps({"id": response_id, "provider": service.provider,
                                          "signed": v.encode_response(response, b"\x00" * 65),
-                                         "receipt_total": receipt.total}) + "\n")
+                                         "receipt_total": receipt.total, **agent_record(signed.request, signed.body)}) + "\n")
         signature = v.sign_message(bytes(self.account.key), self.contracts.domain, receipt)
         return Verified(service.provider, response_id, response, receipt, signature, text)
 
@@ -315,11 +318,12 @@ class ComputeUser:
                              signature=verified.receipt_signature)
 
     def chat(self, provider: str, messages: list[dict[str, Any]], max_tokens: int = 64,
-             model: str | None = None, agent: int | None = None) -> Verified:
+             model: str | None = None, agent: int | None = None, sampling: dict[str, Any] | None = None) -> Verified:
         """One non-streamed, paid, verified chat completion (blocking); ``agent``: run that
-        AgentNFT token on the provider, as a sealed executor."""
+        AgentNFT token on the provider, as a sealed executor; ``sampling``: OpenAI sampling
+        fields (``temperature``, ``seed``, ...)."""
         service = self.service(provider)
-        fields: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens}
+        fields: dict[str, Any] = {**(sampling or {}), "messages": messages, "max_tokens": max_tokens}
         if agent is not None:
             fields[AGENT_FIELD] = agent
         body = body_with_defaults(fields, model or service.model)
@@ -336,7 +340,7 @@ class ComputeUser:
                 raise ProviderError(service.provider, answer.status_code, *error_of(answer))
             response = self.verify(service, signed, answer.content, answer.headers.get(HEADER_RESPONSE),
                                    sse.body_output(answer.content))
-            verified = self.accept(service, response, sse.body_text(answer.content))
+            verified = self.accept(service, signed, response, sse.body_text(answer.content))
             client.post(service.url.rstrip("/") + "/v1/proxy/receipt", json=self.receipt_payload(verified).model_dump(mode="json"))
         return verified
 

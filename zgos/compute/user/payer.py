@@ -58,14 +58,14 @@ class Payer:
         except ResponseRejected as exc:
             self.router.flag(service.provider, exc.reason)
             return
-        verified = await asyncio.to_thread(self.user.accept, service, response, text, amount)
+        verified = await asyncio.to_thread(self.user.accept, service, signed, response, text, amount)
         self.send_receipt(service, verified)
 
     def verify_and_accept(self, service: ServiceInfo, signed: SignedRequest, data: bytes,
                           signed_response: str | None) -> Verified:
         """Check a plain answer and sign its receipt (one trip to a worker thread)."""
         response = self.user.verify(service, signed, data, signed_response, sse.body_output(data))
-        return self.user.accept(service, response, sse.body_text(data))
+        return self.user.accept(service, signed, response, sse.body_text(data))
 
     def send_receipt(self, service: ServiceInfo, verified: Verified) -> None:
         async def post() -> None:

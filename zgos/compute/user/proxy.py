@@ -357,7 +357,7 @@ class UserProxy:
             error = {"error": {"message": str(exc), "type": "response_rejected", "code": 502}}
             await write(sse.format_event(json.dumps(error).encode()))
             return
-        verified = await asyncio.to_thread(self.user.accept, service, response, sse.stream_text(received.events))
+        verified = await asyncio.to_thread(self.user.accept, service, signed, response, sse.stream_text(received.events))
         self.payer.send_receipt(service, verified)
         self.router.succeeded(service.provider)
         if received.done is None:  # the provider signed a stream its model server cut short
