@@ -11,18 +11,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from eth_account.signers.local import LocalAccount
-from gguf import GGUFType, GGUFWriter, Keys
 
 from tests.integration.compute.conftest import BrokerProcess, funded_account
+from tests.integration.compute.loras import write_lora
 from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeRegistry
 from zgos.compute.finetune.contracts import FineTuningMarket, ModelRegistry
-from zgos.compute.finetune.gguf_lora import read_base_shapes
 from zgos.compute.spec.billing import AGENT_PROMPT_MAX_TOKENS
 from zgos.compute.spec.tasks import TrainingParams, compute_key_commitment
 from zgos.compute.tokens import TokenCounter
@@ -75,26 +73,6 @@ def _mint_agent(client: InftClient, executor: BrokerProcess, items: list[tuple[P
     return token
 
 
-def _write_lora(path: Path, base_gguf: Path, scale: float, rank: int = 4) -> Path:
-    """A GGUF LoRA for ``base_gguf`` on every layer's query projection; B = 0 when ``scale``
-    is 0 (the base model's own answers), otherwise random weights that change them."""
-    _, shapes = read_base_shapes(base_gguf)
-    rng = np.random.default_rng(7)
-    writer = GGUFWriter(path, "gemma3")
-    writer.add_type(GGUFType.ADAPTER)
-    writer.add_string(Keys.Adapter.TYPE, "lora")
-    writer.add_float32(Keys.Adapter.LORA_ALPHA, float(rank))
-    for name in sorted(n for n in shapes if n.endswith(".attn_q.weight")):
-        out_features, in_features = shapes[name]
-        writer.add_tensor(f"{name}.lora_a", rng.standard_normal((rank, in_features), dtype=np.float32))
-        writer.add_tensor(f"{name}.lora_b", scale * rng.standard_normal((out_features, rank), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
 def test_an_authorized_user_runs_the_agent_and_others_and_revoked_users_are_refused(
         chain: Chain, deployment: Deployment, storage: RunningNode, executor: BrokerProcess,
         make_user: Callable[..., ComputeUser], tokens: TokenCounter, tmp_path: Path) -> None:
@@ -136,7 +114,7 @@ def test_an_agent_with_a_lora_adapter_runs_on_the_base_model_with_its_adapter_ap
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("You are a helpful assistant.")
     tokens_of = {scale: _mint_agent(client, executor, [(prompt, "system-prompt"),
-                                                       (_write_lora(tmp_path / f"lora-{scale}.gguf", gguf, scale),
+                                                       (write_lora(tmp_path / f"lora-{scale}.gguf", gguf, scale),
                                                         describe_adapter())]) for scale in (0.0, 0.05)}
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"GGUF" + bytes(200))
@@ -199,7 +177,7 @@ def test_an_agent_answer_traces_to_the_agent_then_its_tuned_model_task_and_datas
     tuned = _tuned_model(chain, deployment, client.account)
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("You are a helpful assistant.")
-    lora = _write_lora(tmp_path / "lora.gguf", gguf, 0.0)
+    lora = write_lora(tmp_path / "lora.gguf", gguf, 0.0)
     token = _mint_agent(client, executor, [(prompt, "system-prompt"), (lora, describe_adapter(tuned))])
     user = make_user(executor.provider.address)
     client.contracts.authorize(client.account, token, user.address)

@@ -19,6 +19,7 @@ and cost providers nothing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -184,11 +185,9 @@ class ComputeProbe:
 
     def _pay(self, service: ServiceInfo, signed: SignedRequest, response: v.Response, text: str) -> None:
         verified = self.user.accept(service, signed, response, text)
-        try:
+        with contextlib.suppress(httpx.HTTPError):  # the next receipt is cumulative: it carries this one too
             httpx.post(service.url.rstrip("/") + "/v1/proxy/receipt", timeout=10.0,
                        json=self.user.receipt_payload(verified).model_dump(mode="json"))
-        except httpx.HTTPError:
-            pass  # the next receipt is cumulative: it carries this amount too
 
     @staticmethod
     def _observe(service: ServiceInfo, finding: Finding, delta: int, detail: str, **evidence: Any) -> Observation:
