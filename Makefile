@@ -30,6 +30,7 @@ STRICT      := \
   zgos/compute/spec \
   zgos/kv/spec \
   zgos/inft/spec \
+  zgos/alignment/spec \
   zgos/da/signer/store.py \
   zgos/storage/scores.py \
   tools/layering.py \

@@ -2,7 +2,7 @@
 
 Reads return small dataclasses; writes go through ``Chain.transact`` (a revert raises
 ``TxReverted`` naming the contract's custom error). ``DEPLOY_PLAN`` deploys the registry after
-``Flow``, ``NodeRegistry`` and ``InferenceServing``, with the devnet's bond, stake and fee
+``Flow``, ``NodeRegistry``, ``InferenceServing`` and ``DASigners``, with the devnet's bond, stake and fee
 (``zgos.alignment.spec.bonds``); another network deploys it with its own amounts.
 """
 
@@ -172,8 +172,8 @@ class AlignmentContracts:
 DEPLOY_PLAN: list[ContractPlan] = [
     ContractPlan(
         "AlignmentRegistry",
-        depends=("Flow", "NodeRegistry", "InferenceServing"),
-        args=lambda a: [a["Flow"], a["NodeRegistry"], a["InferenceServing"], DEVNET_MIN_BOND,
+        depends=("Flow", "NodeRegistry", "InferenceServing", "DASigners"),
+        args=lambda a: [a["Flow"], a["NodeRegistry"], a["InferenceServing"], a["DASigners"], DEVNET_MIN_BOND,
                         DEVNET_MIN_AUDITOR_STAKE, DEVNET_CHALLENGE_FEE],
     ),
 ]

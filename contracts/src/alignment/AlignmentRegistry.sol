@@ -8,11 +8,12 @@ import {Flow} from "../storage/Flow.sol";
 import {FlowMerkle} from "../storage/FlowMerkle.sol";
 import {NodeRegistry} from "../NodeRegistry.sol";
 import {InferenceServing} from "../InferenceServing.sol";
+import {DASigners} from "../da/DASigners.sol";
 
 /// @title AlignmentRegistry: bonds, auditors, and the faults the chain itself can prove (issue 17).
 /// @notice zgos/alignment/spec/ specifies every rule here; the Python mirrors are cross-checked.
-/// * Operators are the accounts that announce a storage node or DA signer in `NodeRegistry`, or
-///   register an inference service in `InferenceServing`; each posts a bond per kind. Unbonding
+/// * Operators are the accounts that announce a storage node in `NodeRegistry`, register a DA
+///   signer in `DASigners` or an inference service in `InferenceServing`; each posts a bond per kind. Unbonding
 ///   waits `UNBOND_DELAY_BLOCKS` and for every open challenge, so a pending fault still costs.
 /// * Auditors register with a stake; only they open challenges, prove compute faults and report.
 /// * Storage challenges (proof of data possession): the challenger presents the node's own signed
@@ -31,7 +32,7 @@ import {InferenceServing} from "../InferenceServing.sol";
 ///   score and count faults; they never slash.
 contract AlignmentRegistry is EIP712 {
     uint8 public constant KIND_STORAGE = 0; // NodeRegistry.KIND_STORAGE
-    uint8 public constant KIND_DA_SIGNER = 2; // NodeRegistry.KIND_DA_SIGNER
+    uint8 public constant KIND_DA_SIGNER = 2; // NodeRegistry.KIND_DA_SIGNER (registered in DASigners)
     uint8 public constant KIND_COMPUTE = 3; // NodeRegistry.KIND_COMPUTE (InferenceServing)
 
     uint256 public constant SEED_DELAY_BLOCKS = 1; // the seed is the hash of the next block
@@ -125,6 +126,7 @@ contract AlignmentRegistry is EIP712 {
     Flow public immutable flow;
     NodeRegistry public immutable nodes;
     InferenceServing public immutable serving;
+    DASigners public immutable daSigners;
     uint256 public immutable minBond;
     uint256 public immutable minAuditorStake;
     uint256 public immutable challengeFee;
@@ -201,12 +203,13 @@ contract AlignmentRegistry is EIP712 {
     error TransferFailed(address to, uint256 amount);
 
     constructor(
-        Flow flow_, NodeRegistry nodes_, InferenceServing serving_, uint256 minBond_, uint256 minAuditorStake_,
-        uint256 challengeFee_
+        Flow flow_, NodeRegistry nodes_, InferenceServing serving_, DASigners daSigners_, uint256 minBond_,
+        uint256 minAuditorStake_, uint256 challengeFee_
     ) EIP712("zgos AlignmentRegistry", "1") {
         flow = flow_;
         nodes = nodes_;
         serving = serving_;
+        daSigners = daSigners_;
         minBond = minBond_;
         minAuditorStake = minAuditorStake_;
         challengeFee = challengeFee_;
@@ -488,6 +491,13 @@ contract AlignmentRegistry is EIP712 {
     function _checkRegistered(address operator, uint8 kind) internal view {
         if (kind == KIND_COMPUTE) {
             try serving.getService(operator) returns (InferenceServing.Service memory) {
+                return;
+            } catch {
+                revert NotRegistered(operator, kind);
+            }
+        }
+        if (kind == KIND_DA_SIGNER) {
+            try daSigners.getSigner(operator) returns (bytes memory, string memory, uint256, uint64, uint64) {
                 return;
             } catch {
                 revert NotRegistered(operator, kind);

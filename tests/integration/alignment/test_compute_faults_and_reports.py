@@ -126,3 +126,24 @@ def test_a_report_needs_a_registered_auditor_and_evidence_on_flow(alignment_net:
     assert (record.score, record.faults, record.slashes) == (-2, 1, 0)
     assert record in contracts.records()
     assert contracts.bond_of(subject.address, BondKind.COMPUTE).amount == 0  # reports never slash
+
+
+def test_a_da_signer_bonds_once_registered_in_da_signers(alignment_net: AlignmentNet) -> None:
+    from tests.integration.da.helpers import deploy_da, funded_signer
+    from zgos.alignment.contracts import AlignmentContracts
+    from zgos.chain.accounts import devnet_role
+    from zgos.chain.deploy import deploy_contract
+
+    net = alignment_net
+    da = deploy_da(net.chain)  # a private quorum: the session's DA signers stay as they are
+    d = net.deployment
+    registry = deploy_contract(net.chain, devnet_role("deployer"), "AlignmentRegistry", [
+        d.address("Flow"), d.address("NodeRegistry"), d.address("InferenceServing"), da.signers.address,
+        DEVNET_MIN_BOND, DEVNET_MIN_BOND, 10**15])
+    contracts = AlignmentContracts(net.chain, registry)
+    signer = funded_signer(net.chain)
+    with pytest.raises(TxReverted, match="NotRegistered"):
+        contracts.bond(signer.account, BondKind.DA_SIGNER, DEVNET_MIN_BOND)
+    da.register(signer.account, signer.secret, "http://127.0.0.1:1", stake=10**18)
+    contracts.bond(signer.account, BondKind.DA_SIGNER, DEVNET_MIN_BOND)
+    assert contracts.bond_of(signer.account.address, BondKind.DA_SIGNER).amount == DEVNET_MIN_BOND

@@ -3,6 +3,8 @@ slashed when unanswered (issue 17)."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from tests.integration.alignment.conftest import AlignmentNet, revert_at
@@ -16,9 +18,12 @@ from zgos.alignment.spec.bonds import (
 )
 from zgos.alignment.spec.challenges import (
     ANSWER_WINDOW_BLOCKS,
+    Custody,
+    InvalidCustody,
     compute_challenge_sector,
     compute_custody_digest,
     validate_answer,
+    validate_custody,
 )
 from zgos.core.errors import TxReverted
 
@@ -185,3 +190,20 @@ def test_a_challenger_that_refuses_payment_cannot_block_the_slash(alignment_net:
     assert receipt.events(contracts.registry, "PaymentCredited")[0]["args"]["amount"] == owed
     assert contracts.registry.functions.credits(refusing).call() == owed
     assert contracts.bond_of(operator.address, BondKind.STORAGE).open_challenges == 0
+
+
+def test_the_contract_picks_the_sector_the_spec_picks(alignment_net: AlignmentNet) -> None:
+    rng = random.Random(17)
+    sector_for = alignment_net.contracts.registry.functions.sectorFor
+    for _ in range(40):
+        num_shard = 1 << rng.randrange(0, 5)
+        start = rng.randrange(1, 64) * 1024 if rng.random() < 0.7 else rng.randrange(1, 64 * 1024)
+        data = rng.randrange(1, 20 * 1024) if start % 1024 == 0 else rng.randrange(1, 1024 - start % 1024 + 1)
+        custody = Custody(rng.randrange(100), start, data, start + data, rng.randrange(num_shard), num_shard, 10**9)
+        try:
+            validate_custody(custody)
+        except InvalidCustody:
+            continue
+        seed, challenge_id = rng.randbytes(32), rng.randrange(2**64)
+        assert sector_for(seed, challenge_id, custody.as_abi()).call() == \
+            compute_challenge_sector(seed, challenge_id, custody)

@@ -1,7 +1,8 @@
 """Bonds, auditor stakes and slashing (``AlignmentRegistry``, issue 17).
 
-An operator bonds per kind of node it runs (the kinds of ``NodeRegistry``: a storage node, a DA
-signer, an inference provider). A bond is slashable until it is withdrawn: unbonding takes
+An operator bonds per kind of node it runs, as the account that registered it: a storage node
+announced in ``NodeRegistry``, a DA signer registered in ``DASigners``, an inference service in
+``InferenceServing`` (the kind numbers are ``NodeRegistry``'s). A bond is slashable until it is withdrawn: unbonding takes
 ``UNBOND_DELAY_BLOCKS`` and waits for every challenge still open, and no challenge may be opened
 from the unlock block on, so a withdrawal is delayed at most ``UNBOND_DELAY_BLOCKS`` plus one
 answer window. Each proven fault takes a fixed share of what is left of the bond (basis points),
