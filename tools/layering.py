@@ -68,7 +68,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 CLIENT_NAMES = frozenset({"client", "contracts"})
 # Client modules with another name: encrypted upload and decrypting download are what a storage
 # client does with a key (the KV CLI and the INFT oracle use them).
-CLIENT_MODULES = frozenset({"zgos.storage.encrypted"})
+CLIENT_MODULES = frozenset({
+    "zgos.storage.encrypted",
+    # what an auditor (a client of every network) needs: one node's connection, the user's
+    # checks of a signed answer, the broker's wire headers, and the model package it re-executes on
+    "zgos.storage.nodeclient", "zgos.compute.user.verification", "zgos.compute.provider.wire", "zgos.compute.model",
+})
 # Pure rules another network may reuse (a file's Merkle tree: fine-tuning checks the dataset it
 # fetched from storage). A module joins this list only when it is pure and another network needs it.
 SPEC_MODULES = frozenset({

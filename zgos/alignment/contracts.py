@@ -22,6 +22,7 @@ from zgos.alignment.spec.bonds import (
     BondKind,
 )
 from zgos.alignment.spec.challenges import Custody, RegistryDomain
+from zgos.alignment.spec.reports import Finding
 from zgos.chain.client import Chain, Receipt
 from zgos.chain.deploy import ContractPlan, Deployment
 from zgos.compute.spec.vouchers import Response
@@ -55,6 +56,18 @@ class SubjectRecord:
     faults: int
     slashes: int
     slashed: int
+
+
+@dataclass(frozen=True)
+class ReportEvent:
+    block: int
+    subject: str
+    kind: str
+    finding: str
+    delta: int
+    score: int
+    auditor: str
+    evidence_root: bytes
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,18 @@ class AlignmentContracts:
 
     def min_bond(self) -> int:
         return int(self.chain.call(self.registry.functions.minBond()))
+
+    def min_auditor_stake(self) -> int:
+        return int(self.chain.call(self.registry.functions.minAuditorStake()))
+
+    def reports(self, subject: str | None = None, from_block: int = 0) -> list[ReportEvent]:
+        """Every ``Reported`` event (of ``subject``), oldest first."""
+        filters = {"subject": to_checksum_address(subject)} if subject else None
+        events = self.chain.get_logs(self.registry, "Reported", from_block, self.chain.block_number(), filters)
+        return [ReportEvent(int(e["blockNumber"]), str(e["args"]["subject"]), BondKind(int(e["args"]["kind"])).name.lower(),
+                            Finding(int(e["args"]["finding"])).name.lower(), int(e["args"]["scoreDelta"]),
+                            int(e["args"]["score"]), str(e["args"]["auditor"]), bytes(e["args"]["evidenceRoot"]))
+                for e in events]
 
     def bond_of(self, operator: str, kind: BondKind) -> Bond:
         amount, unlock, open_challenges = self.chain.call(

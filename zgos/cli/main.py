@@ -45,6 +45,7 @@ COMMAND_GROUPS = {
     "finetune": CommandGroup("zgos.compute.finetune.cli:app", "Fine-tuning: LoRA on a provider, sealed deliverables, lineage on chain."),
     "inft": CommandGroup("zgos.compute.cli.agents:inft_app", "Agent NFTs (ERC-7857): encrypted agents that change hands with the token."),
     "alignment": CommandGroup("zgos.alignment.cli:alignment_app", "Alignment: operators' bonds, auditors' findings, scores and slashes."),
+    "auditor": CommandGroup("zgos.alignment.auditor.cli:auditor_app", "Auditors: probe providers, spot-check and challenge storage nodes, report."),
     "provenance": CommandGroup("zgos.provenance.cli:app", "Provenance: response → model → fine-tune → dataset → uploader, verified."),
 }
 

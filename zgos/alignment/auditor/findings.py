@@ -43,9 +43,10 @@ class Observation:
     def clean(self) -> bool:
         return self.finding is None
 
-    def evidence_bytes(self) -> bytes:
-        """The published evidence: everything needed to re-check the finding, as JSON."""
-        document = {"subject": self.subject, "kind": self.kind.name.lower(), "check": self.check,
-                    "finding": None if self.finding is None else self.finding.name.lower(),
-                    "detail": self.detail, "evidence": self.evidence}
+    def document(self, round_n: int, auditor: str) -> bytes:
+        """The published evidence: everything needed to re-check the finding, as JSON. The
+        round makes each report's evidence distinct (the registry takes one report per root)."""
+        document = {"auditor": auditor, "round": round_n, "subject": self.subject, "kind": self.kind.name.lower(),
+                    "check": self.check, "finding": None if self.finding is None else self.finding.name.lower(),
+                    "delta": self.delta, "detail": self.detail, "evidence": self.evidence}
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
