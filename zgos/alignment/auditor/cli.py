@@ -46,7 +46,7 @@ def build_auditor(cli: CliContext, account_spec: str | None, model_paths: list[P
                   challenge_every: int, seed: int | None) -> Auditor:
     from zgos.alignment.auditor.compute import ComputeProbe
     from zgos.alignment.auditor.journal import Journal
-    from zgos.alignment.auditor.rounds import Auditor, RoundConfig
+    from zgos.alignment.auditor.rounds import Auditor, RoundConfig, registered_subjects
     from zgos.alignment.auditor.storage import StorageAudit
     from zgos.alignment.contracts import AlignmentContracts
     from zgos.chain.registry import NodeRegistry
@@ -76,7 +76,8 @@ def build_auditor(cli: CliContext, account_spec: str | None, model_paths: list[P
     def evidence_store() -> StorageClient:
         return StorageClient(list(storage_nodes(cli, None)), chain, deployment.address("Flow"), account, policy=policy)
 
-    return Auditor(account, contracts, compute, NodeRegistry(chain, deployment.address("NodeRegistry")), storage,
+    subjects = registered_subjects(compute, NodeRegistry(chain, deployment.address("NodeRegistry")))
+    return Auditor(account, contracts, compute, subjects, storage,
                    compute_probe, evidence_store, Journal(work / "journal.sqlite"),
                    RoundConfig(challenge_every=challenge_every), rng, work)
 

@@ -30,7 +30,7 @@ from zgos.alignment.auditor.storage import StorageAudit, StorageNodeRef
 from zgos.alignment.contracts import AlignmentContracts
 from zgos.alignment.spec.bonds import BondKind
 from zgos.chain.registry import NodeKind, NodeRegistry
-from zgos.compute.contracts import ComputeContracts
+from zgos.compute.contracts import ComputeContracts, ServiceInfo
 from zgos.compute.spec import vouchers as v
 from zgos.core.errors import TxReverted, ZgError
 from zgos.storage.client import StorageClient
@@ -51,6 +51,19 @@ class RoundConfig:
 
 
 @dataclass(frozen=True)
+class Subjects:
+    """Whom the auditor audits: by default everyone registered on chain."""
+
+    providers: Callable[[], list[ServiceInfo]]
+    storage_nodes: Callable[[], list[StorageNodeRef]]
+
+
+def registered_subjects(compute: ComputeContracts, nodes: NodeRegistry) -> Subjects:
+    return Subjects(compute.services,
+                    lambda: [StorageNodeRef(n.operator, n.url) for n in nodes.nodes(NodeKind.STORAGE)])
+
+
+@dataclass(frozen=True)
 class RoundSummary:
     n: int
     checks: int
@@ -59,13 +72,13 @@ class RoundSummary:
 
 class Auditor:
     def __init__(self, account: LocalAccount, contracts: AlignmentContracts, compute: ComputeContracts,
-                 nodes: NodeRegistry, storage: StorageAudit, probe: ComputeProbe | None,
+                 subjects: Subjects, storage: StorageAudit, probe: ComputeProbe | None,
                  evidence_store: Callable[[], StorageClient], journal: Journal, config: RoundConfig,
                  rng: random.Random, work_dir: Path) -> None:
         self.account = account
         self.contracts = contracts
         self.compute = compute
-        self.nodes = nodes
+        self.subjects = subjects
         self.storage = storage
         self.probe = probe
         self.evidence_store = evidence_store
@@ -97,7 +110,7 @@ class Auditor:
     def _probe_providers(self) -> list[Observation]:
         if self.probe is None:
             return []
-        services = self.compute.services()
+        services = self.subjects.providers()
         observations: list[Observation] = []
         for service in self.rng.sample(services, min(len(services), self.config.probes_per_round)):
             try:
@@ -133,17 +146,14 @@ class Auditor:
 
     # --- storage -----------------------------------------------------------------------------
 
-    def storage_nodes(self) -> list[StorageNodeRef]:
-        return [StorageNodeRef(n.operator, n.url) for n in self.nodes.nodes(NodeKind.STORAGE)]
-
     def _spot_check_nodes(self) -> list[Observation]:
-        nodes = self.storage_nodes()
+        nodes = self.subjects.storage_nodes()
         checked = [self.storage.spot_check(node) for node in
                    self.rng.sample(nodes, min(len(nodes), self.config.spot_checks_per_round))]
         return [o for o in checked if o is not None]
 
     def _challenge_a_node(self) -> None:
-        nodes = self.storage_nodes()
+        nodes = self.subjects.storage_nodes()
         if not nodes:
             return
         node = self.rng.choice(nodes)
