@@ -1,8 +1,10 @@
 """`zg devnet up` gives a working compute network: `zg compute chat "hello"` out of the box
-(on a devnet of the chain and the compute group: model server and provider)."""
+(on a devnet of the chain and the compute group: a storage node, model server and provider),
+and the answer's provenance is fully verified down to the model file's uploader."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +34,7 @@ def test_devnet_compute_chat_works_out_of_the_box(devnet_root: Path) -> None:
     assert response_id, chat.stderr
     verified = zg(devnet_root, "compute", "verify", response_id.group(1))
     assert verified.returncode == 0 and '"signature_valid": true' in verified.stdout, verified.stdout
+    assert_provenance_fully_verified(devnet_root, response_id.group(1))
     # no --admin-url: the data dir names its devnet's admin API (this devnet is not on 3081)
     status = zg(devnet_root, "compute", "provider", "status")
     assert status.returncode == 0 and re.search(r"requests\s+│\s+1", status.stdout), status.stdout
@@ -39,3 +42,25 @@ def test_devnet_compute_chat_works_out_of_the_box(devnet_root: Path) -> None:
     assert settle.returncode == 0 and "settled 1 users" in settle.stdout, settle.stdout + settle.stderr
     refused = zg(devnet_root, "compute", "fund", "1", "2", "3")
     assert refused.returncode == 1 and refused.stderr.startswith("error: ")
+
+
+def assert_provenance_fully_verified(devnet_root: Path, response_id: str) -> None:
+    """response -> base model (registered, id = the GGUF's storage root) -> its Flow upload ->
+    uploader, every check passed (the devnet published the model before the provider started)."""
+    from zgos.compute.model import GEMMA_ROOT
+
+    shown = zg(devnet_root, "provenance", "show", response_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    tree = json.loads(shown.stdout)
+    model = tree["children"][0]
+    assert (tree["kind"], model["kind"], model["id"]) == ("response", "model", "0x" + GEMMA_ROOT.hex())
+    assert model["label"] == "base model gemma-3-270m"
+    failed = [(n["id"], c) for n in walk(tree) for c in n["checks"] if c["ok"] is not True]
+    assert not failed and tree["verified"] and model["verified"], failed
+    assert "uploaded by" in model["checks"][1]["detail"]
+    printed = zg(devnet_root, "provenance", "show", response_id)
+    assert "0 failed, 0 not checkable" in printed.stdout and "✗" not in printed.stdout, printed.stdout
+
+
+def walk(node: dict) -> list[dict]:
+    return [node, *(n for child in node["children"] for n in walk(child))]
