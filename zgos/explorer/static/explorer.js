@@ -1,5 +1,6 @@
 "use strict";
-// Renders the explorer's JSON API; every panel refreshes on its own and fails on its own.
+// The home page: renders the explorer's JSON API; every panel refreshes on its own and fails on
+// its own. pages.js routes (#/tx/0x…, #/file/0x…) and drives the refresh.
 const REFRESH_MS = 2000;
 
 function cell(text, cls) {
@@ -7,6 +8,20 @@ function cell(text, cls) {
   td.textContent = text;
   if (cls) td.className = cls;
   return td;
+}
+
+// A cell linking to a page of the explorer (href: its hash route).
+function linkCell(text, href, cls) {
+  const td = cell("", cls);
+  const a = document.createElement("a");
+  a.href = href;
+  a.textContent = text;
+  td.append(a);
+  return td;
+}
+
+function short(id) {
+  return id.length > 20 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id;
 }
 
 function fill(tableId, rows, emptyText) {
@@ -30,7 +45,10 @@ function fill(tableId, rows, emptyText) {
 async function getJson(path) {
   const response = await fetch(path);
   const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || response.statusText);
+  if (!response.ok) {
+    const detail = Array.isArray(body.detail) ? body.detail.map((d) => `${d.loc.at(-1)}: ${d.msg}`).join("; ") : body.detail;
+    throw new Error(detail || response.statusText);
+  }
   return body;
 }
 
@@ -57,8 +75,8 @@ async function refreshStatus() {
 async function refreshBlocks() {
   try {
     const blocks = await getJson("/api/blocks?limit=10");
-    fill("blocks", blocks.map((b) => [cell(b.number), cell(age(b.timestamp)), cell(b.transactions),
-      cell(b.gasUsed), cell(b.hash.slice(0, 18) + "…", "mono")]), "no blocks");
+    fill("blocks", blocks.map((b) => [linkCell(b.number, `#/block/${b.number}`), cell(age(b.timestamp)),
+      cell(b.transactions), cell(b.gasUsed), cell(short(b.hash), "mono")]), "no blocks");
   } catch (error) {
     fill("blocks", [], `unavailable: ${error.message}`);
   }
@@ -89,8 +107,10 @@ async function refreshNodes() {
   }
 }
 
+// An amount in wei (neuron), as 0G when it is at least a millionth of one, else in neuron.
 function og(neurons) {
-  return `${(Number(neurons) / 1e18).toFixed(6)} 0G`;
+  const n = Number(neurons);
+  return n !== 0 && n < 1e12 ? `${n} neuron` : `${(n / 1e18).toFixed(6)} 0G`;
 }
 
 async function refreshStorage() {
@@ -138,9 +158,23 @@ async function refreshInft() {
   }
 }
 
+async function refreshList(tableId, path, key, row, emptyText) {
+  try {
+    const page = await getJson(path);
+    fill(tableId, page[key].map(row), emptyText);
+  } catch (error) {
+    fill(tableId, [], `unavailable: ${error.message}`);
+  }
+}
+
 function refreshAll() {
-  refreshStatus();
   refreshBlocks();
+  refreshList("files", "/api/storage/files?limit=5", "files", (f) => [linkCell(short(f.root), `#/file/${f.root}`, "mono"),
+    cell(`${f.size} B`), linkCell(short(f.uploader), `#/address/${f.uploader}`, "mono"), cell(f.block)], "no files uploaded yet");
+  refreshList("blobs", "/api/da/blobs?limit=5", "blobs", (b) => [linkCell(short(b.blobId), `#/blob/${b.blobId}`, "mono"),
+    cell(`${b.size} B`), cell(b.status, b.status === "certified" ? "ok" : "warn"), cell(b.epoch)], "no blobs yet");
+  refreshList("tasks", "/api/compute/tasks?limit=5", "tasks", (t) => [linkCell(t.taskId, `#/task/${t.taskId}`),
+    cell(t.status), cell(short(t.user), "mono"), cell(og(t.fee))], "no fine-tuning tasks yet");
   refreshServices();
   refreshNodes();
   refreshStorage();
@@ -171,8 +205,7 @@ function layout(root) {
   return placed;
 }
 
-function drawLineage(tree) {
-  const svg = document.getElementById("lineage");
+function drawLineage(tree, svg) {
   svg.replaceChildren();
   const placed = layout(tree);
   const x = (p) => p.depth * (BOX_W + GAP_X) + 4;
@@ -204,7 +237,7 @@ async function showLineage(id) {
   summary.textContent = `tracing ${id}…`;
   try {
     const tree = await getJson(`/api/provenance/${encodeURIComponent(id)}`);
-    drawLineage(tree);
+    drawLineage(tree, document.getElementById("lineage"));
     const all = layout(tree).map((p) => p.node);
     summary.textContent = `${tree.label}: ${all.filter((n) => n.verified).length} of ${all.length} nodes verified`;
     summary.className = "summary ok";
@@ -225,6 +258,3 @@ if (lineageParam) {
   document.getElementById("lineage-id").value = lineageParam;
   showLineage(lineageParam);
 }
-
-refreshAll();
-setInterval(refreshAll, REFRESH_MS);
