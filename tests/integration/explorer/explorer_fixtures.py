@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,9 +16,16 @@ from zgos.runtime.netutil import free_port
 
 
 @contextmanager
-def running_explorer(root: Path, chain: Chain, deployment_path: Path) -> Iterator[str]:
-    """The URL of an explorer serving a new data dir under ``root`` on the session chain."""
+def running_explorer(root: Path, chain: Chain, deployment_path: Path,
+                     addresses: dict[str, str] | None = None) -> Iterator[str]:
+    """The URL of an explorer serving a new data dir under ``root`` on the session chain (its
+    deployment with ``addresses`` in place of the session's, e.g. a private DA pair)."""
     data_dir = session_chain_data_dir(root / "data", chain, deployment_path)
+    if addresses:
+        record = json.loads(data_dir.deployment.read_text())
+        for name, address in addresses.items():
+            record["contracts"][name]["address"] = address
+        data_dir.deployment.write_text(json.dumps(record))
     port = free_port()
     log = open(root / "explorer.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(

@@ -5,14 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from tests.integration.explorer.explorer_fixtures import running_explorer
 from tests.servers import await_http
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
@@ -21,13 +19,6 @@ from zgos.runtime.netutil import free_port
 from zgos.runtime.service import DevnetOptions
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def explorer(chain: Chain, deployment_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One explorer on the session chain for this module's tests (each uses its own accounts)."""
-    with running_explorer(tmp_path_factory.mktemp("explorer"), chain, deployment_path) as url:
-        yield url
 
 
 def test_status_blocks_and_nodes_reflect_the_chain(
