@@ -1,8 +1,10 @@
-"""An explorer process (``zg explorer serve``) on the session chain, for the explorer tests."""
+"""An explorer process (``zg explorer serve``) on the session chain, and a headless browser's
+view of its pages, for the explorer tests."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,3 +42,17 @@ def running_explorer(root: Path, chain: Chain, deployment_path: Path,
         process.terminate()
         process.wait(10)
         log.close()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browser_dom(url: str, profile: Path, budget_ms: int = 4000) -> str:
+    """The DOM of ``url`` after ``budget_ms`` of (virtual) time in headless chromium."""
+    assert CHROMIUM is not None, "chromium is not installed"
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
+        capture_output=True, text=True, timeout=90,
+    ).stdout

@@ -6,8 +6,6 @@ paging, and a 4xx with a message for every malformed or unknown id."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,13 +14,12 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from tests.integration.explorer.explorer_fixtures import CHROMIUM, browser_dom
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.da.contracts import DAContracts
 from zgos.storage.contracts import FlowContract
 from zgos.storage.spec.filetree import FileTree
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def get(url: str, **params: Any) -> Any:
@@ -152,14 +149,7 @@ def test_bad_or_unknown_ids_are_a_4xx_that_says_why(explorer: str, path: str, st
 def test_a_transactions_deep_link_shows_its_decoded_call_and_events_in_a_browser(
     explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount, tmp_path: Path
 ) -> None:
-    assert CHROMIUM is not None
     _, tx_hash = upload(chain, deployment, new_account, 100)
-    dom = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=4000", "--dump-dom",
-         f"{explorer}/#/tx/{tx_hash}"],
-        capture_output=True, text=True, timeout=90,
-    ).stdout
+    dom = browser_dom(f"{explorer}/#/tx/{tx_hash}", tmp_path / "profile", 4000)
     assert f"Transaction {tx_hash}" in dom, dom[-3000:]
     assert "Flow.submit" in dom and ">Submit<" in dom and ">RewardFilled<" in dom
