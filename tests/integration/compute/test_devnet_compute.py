@@ -40,6 +40,7 @@ def test_devnet_compute_chat_works_out_of_the_box(devnet_root: Path) -> None:
     assert status.returncode == 0 and re.search(r"requests\s+│\s+1", status.stdout), status.stdout
     settle = zg(devnet_root, "compute", "provider", "settle")
     assert settle.returncode == 0 and "settled 1 users" in settle.stdout, settle.stdout + settle.stderr
+    assert_explorer_shows_the_answer_its_model_and_the_settlement(devnet_root, response_id.group(1))
     refused = zg(devnet_root, "compute", "fund", "1", "2", "3")
     assert refused.returncode == 1 and refused.stderr.startswith("error: ")
 
@@ -64,3 +65,24 @@ def assert_provenance_fully_verified(devnet_root: Path, response_id: str) -> Non
 
 def walk(node: dict) -> list[dict]:
     return [node, *(n for child in node["children"] for n in walk(child))]
+
+
+def assert_explorer_shows_the_answer_its_model_and_the_settlement(devnet_root: Path, response_id: str) -> None:
+    """The explorer on this devnet finds the response by its id (the provider signed it), draws
+    its lineage fully verified, lists the model file on Flow and the provider's settlement."""
+    import httpx
+
+    from tests.integration.explorer.explorer_fixtures import serving_explorer
+    from zgos.compute.model import GEMMA_ROOT
+
+    with serving_explorer(devnet_root, devnet_root.parent / "explorer.log") as url:
+        found = httpx.get(f"{url}/api/search", params={"q": response_id}, timeout=30).json()
+        assert [(m["kind"], m["link"]) for m in found["matches"]] == [("response", f"#/response/{response_id}")], found
+        lineage = httpx.get(f"{url}/api/provenance/{response_id}", timeout=30).json()
+        assert all(node["verified"] for node in walk(lineage)), lineage
+        model = httpx.get(f"{url}/api/search", params={"q": "0x" + GEMMA_ROOT.hex()}, timeout=30).json()
+        assert {m["kind"] for m in model["matches"]} == {"file", "model"}
+        gguf = httpx.get(f"{url}/api/storage/file/0x{GEMMA_ROOT.hex()}", timeout=30).json()
+        assert gguf["size"] == 253113024 and all(n["finalized"] for n in gguf["nodes"]), gguf
+        settled = httpx.get(f"{url}/api/compute/settlements", timeout=30).json()
+        assert settled["total"] == 1 and int(settled["settlements"][0]["amount"]) > 0, settled

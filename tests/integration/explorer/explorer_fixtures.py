@@ -1,5 +1,5 @@
-"""An explorer process (``zg explorer serve``) on the session chain, and a headless browser's
-view of its pages, for the explorer tests."""
+"""An explorer process (``zg explorer serve``) on a data dir (a devnet's, or one on the session
+chain), and a headless browser's view of its pages, for the explorer tests."""
 
 from __future__ import annotations
 
@@ -28,15 +28,22 @@ def running_explorer(root: Path, chain: Chain, deployment_path: Path,
         for name, address in addresses.items():
             record["contracts"][name]["address"] = address
         data_dir.deployment.write_text(json.dumps(record))
+    with serving_explorer(data_dir.root, root / "explorer.log") as url:
+        yield url
+
+
+@contextmanager
+def serving_explorer(data_dir: Path, log_path: Path) -> Iterator[str]:
+    """The URL of ``zg --data-dir DATA_DIR explorer serve`` on a free port (logging to ``log_path``)."""
     port = free_port()
-    log = open(root / "explorer.log", "wb")  # noqa: SIM115 - closed below
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir.root), "explorer", "serve", "--port", str(port)],
+        [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir), "explorer", "serve", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        await_http(f"{url}/health", "the explorer", root / "explorer.log", process)
+        await_http(f"{url}/health", "the explorer", log_path, process)
         yield url
     finally:
         process.terminate()
