@@ -185,6 +185,8 @@ function refreshAll() {
 // --- lineage: the provenance tree of /api/provenance/{id}, drawn as a layered graph ---------
 const SVG_NS = "http://www.w3.org/2000/svg";
 const BOX_W = 230, BOX_H = 58, GAP_X = 40, GAP_Y = 14;
+// The page each kind of lineage node links to.
+const NODE_PAGES = { response: "response", model: "model", task: "task", dataset: "file", deliverable: "file", account: "address" };
 
 function svgEl(name, attrs, text) {
   const el = document.createElementNS(SVG_NS, name);
@@ -228,7 +230,12 @@ function drawLineage(tree, svg) {
     const title = svgEl("title", {}, p.node.checks.map((c) => `${c.ok === true ? "✓" : c.ok === false ? "✗" : "?"} ${c.name}`)
       .join("\n"));
     g.append(title);
-    svg.append(g);
+    const page = NODE_PAGES[p.node.kind];
+    if (page) {
+      const a = svgEl("a", { href: `#/${page}/${p.node.id}` });
+      a.append(g);
+      svg.append(a);
+    } else svg.append(g);
   }
 }
 
