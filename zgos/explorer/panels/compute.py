@@ -2,7 +2,9 @@
 ``InferenceServing``: provider, URL, model, prices, verifiability), ``GET
 /api/compute/settlements`` (``Settled`` events newest first, a page at a time), ``GET
 /api/compute/tasks`` (fine-tuning tasks newest first, their on-chain state) and ``GET
-/api/compute/task/{id}`` (one task, with the progress and loss curve its provider reports).
+/api/compute/task/{id}`` (one task, with the progress and loss curve its provider reports) and
+``GET /api/compute/ledger/{address}`` (a user's ledger: available balance and a sub-account per
+provider).
 
 A task's progress comes from its provider's announced URL (``FineTuningServing``), asked
 through the outbound guard (short deadline, size cap); it is advisory, the chain is the truth,
@@ -21,6 +23,7 @@ from zgos.compute.finetune.contracts import FineTuningMarket, OnchainTask
 from zgos.compute.finetune.wire import TaskProgress
 from zgos.explorer.deps import Deps, ExplorerDeps
 from zgos.explorer.events import page_of
+from zgos.explorer.ids import parse_address
 from zgos.explorer.models import ApiModel
 from zgos.runtime.outbound import OutboundClient
 
@@ -28,6 +31,7 @@ router = APIRouter(prefix="/api")
 MAX_PAGE = 100
 PROVIDER_TIMEOUT_S = 2.0  # total: the URL is announced by a stranger
 MAX_PROGRESS_BYTES = 64 * 1024
+MAX_SUB_ACCOUNTS = 100  # a ledger page shows at most this many providers
 
 
 class InferenceService(ApiModel):
@@ -91,6 +95,19 @@ class TaskDetail(ApiModel):
     progress_error: str | None  # why there is no progress
 
 
+class SubAccountRow(ApiModel):
+    provider: str
+    balance: str  # wei, decimal
+    pending_refund: str  # wei, decimal
+    settled: str  # wei the provider has settled from it so far, decimal
+
+
+class Ledger(ApiModel):
+    user: str
+    available: str  # wei not yet moved to a sub-account, decimal
+    sub_accounts: list[SubAccountRow]
+
+
 @router.get("/compute")
 def compute(deps: Deps) -> list[InferenceService]:
     contracts = ComputeContracts.from_deployment(deps.chain(), deps.deployment())
@@ -151,3 +168,15 @@ def task(deps: Deps, task_id: int) -> TaskDetail:
     progress = task_progress(deps, fine_tuning, onchain)
     return TaskDetail(task=TaskRow.of(onchain), progress=progress if isinstance(progress, TaskProgress) else None,
                       progress_error=progress if isinstance(progress, str) else None)
+
+
+@router.get("/compute/ledger/{user}")
+def ledger(deps: Deps, user: str) -> Ledger:
+    address = parse_address(user)
+    contracts = ComputeContracts.from_deployment(deps.chain(), deps.deployment())
+    rows = []
+    for provider in contracts.providers_of(address)[:MAX_SUB_ACCOUNTS]:
+        sub = contracts.sub_account(address, provider)
+        rows.append(SubAccountRow(provider=provider, balance=str(sub.balance), pending_refund=str(sub.pending_refund),
+                                  settled=str(contracts.settled(address, provider))))
+    return Ledger(user=address, available=str(contracts.available(address)), sub_accounts=rows)

@@ -70,9 +70,15 @@ async function blockPage(number) {
 }
 
 async function addressPage(a) {
-  const info = await getJson(`/api/address/${a}`);
-  return [section(`Address ${info.address}`, kv([["contract", info.contract || (info.hasCode ? "a contract (not ours)" : "an account")],
+  const [info, ledger] = await Promise.all([getJson(`/api/address/${a}`), getJson(`/api/compute/ledger/${a}`).catch(() => null)]);
+  const parts = [section(`Address ${info.address}`, kv([["contract", info.contract || (info.hasCode ? "a contract (not ours)" : "an account")],
     ["balance", og(info.balance)], ["nonce", info.nonce]]))];
+  if (ledger && (Number(ledger.available) > 0 || ledger.subAccounts.length)) {
+    parts.push(section("Compute ledger", kv([["available", og(ledger.available)]]),
+      table(["provider", "balance", "pending refund", "settled"], ledger.subAccounts.map((s) => [address(s.provider),
+        og(s.balance), og(s.pendingRefund), og(s.settled)]), "no sub-accounts")));
+  }
+  return parts;
 }
 
 async function filePage(root) {
