@@ -64,7 +64,7 @@ class ContractBook:
             contract = chain.contract(name, address)
             self.contracts[address.lower()] = (name, contract)
             self.topics[address.lower()] = {
-                event_abi_to_log_topic(entry): entry["name"]  # type: ignore[arg-type]
+                event_abi_to_log_topic(entry): str(entry.get("name"))  # type: ignore[arg-type]
                 for entry in contract.abi if entry.get("type") == "event"
             }
 

@@ -3,6 +3,7 @@ what was expected; a well-formed id nothing has is each route's 404."""
 
 from __future__ import annotations
 
+from eth_typing import ChecksumAddress
 from fastapi import HTTPException
 from web3 import Web3
 
@@ -26,7 +27,7 @@ def parse_hash32(text: str, what: str) -> bytes:
     return data
 
 
-def parse_address(text: str) -> str:
+def parse_address(text: str) -> ChecksumAddress:
     """A 20-byte address as 0x-hex (any case), checksummed; 400 otherwise."""
     data = hex_bytes(text)
     if data is None or len(data) != ADDRESS_BYTES:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from hexbytes import HexBytes
 from pydantic import BaseModel, ConfigDict
 from web3.exceptions import TransactionNotFound
 
@@ -184,8 +185,8 @@ def transaction(deps: Deps, tx_hash: str) -> TxDetail:
     key = parse_hash32(tx_hash, "transaction hash")
     chain = deps.chain()
     try:
-        tx = chain.w3.eth.get_transaction(key)
-        receipt = chain.w3.eth.get_transaction_receipt(key)
+        tx = chain.w3.eth.get_transaction(HexBytes(key))
+        receipt = chain.w3.eth.get_transaction_receipt(HexBytes(key))
     except TransactionNotFound:
         raise HTTPException(404, detail=f"no transaction 0x{key.hex()} on this chain") from None
     book = find_book(deps)

@@ -19,6 +19,7 @@ from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, HTTPException, Query
+from hexbytes import HexBytes
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from zgos.compute.contracts import ComputeContracts
@@ -69,7 +70,7 @@ def numbered_matches(deps: ExplorerDeps, kind: str | None, number: int) -> list[
 
 def _is_tx(deps: ExplorerDeps, key: bytes) -> bool:
     try:
-        deps.chain().w3.eth.get_transaction(key)
+        deps.chain().w3.eth.get_transaction(HexBytes(key))
     except TransactionNotFound:
         return False
     return True
@@ -77,7 +78,7 @@ def _is_tx(deps: ExplorerDeps, key: bytes) -> bool:
 
 def _is_block(deps: ExplorerDeps, key: bytes) -> int | None:
     try:
-        return int(deps.chain().w3.eth.get_block(key)["number"])
+        return int(deps.chain().w3.eth.get_block(HexBytes(key))["number"])
     except BlockNotFound:
         return None
 
