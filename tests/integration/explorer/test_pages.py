@@ -65,6 +65,9 @@ def test_uploaded_file_is_listed_with_its_root_size_uploader_and_decoded_transac
     account = get(f"{explorer}/api/address/{new_account.address.lower()}")
     assert account["address"] == new_account.address and account["nonce"] >= 1 and account["contract"] is None
     assert get(f"{explorer}/api/address/{deployment.address('Flow')}")["contract"] == "Flow"
+    fees = get(f"{explorer}/api/storage/rewards")
+    fee = next(e for e in tx["events"] if e["event"] == "RewardFilled")["args"]["amount"]
+    assert fees[-1]["block"] >= tx["block"] and int(fees[-1]["fees"]) >= int(fee), "the chart of fees includes it"
 
 
 def certified_blob(chain: Chain, da: DAContracts, submitter: LocalAccount) -> tuple[bytes, str]:

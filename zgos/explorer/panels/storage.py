@@ -4,7 +4,8 @@ rate and answers), the Flow's size and the reward pool's totals (fees deposited,
 miners). ``GET /api/storage/files`` lists the files submitted to ``Flow`` newest first, a page
 at a time (root, size, uploader, tx; from the explorer's event index), and
 ``GET /api/storage/file/{root}`` one file: its submissions and which nodes hold it
-(``zgs_getFileInfo``: finalized, segments uploaded, pruned).
+(``zgs_getFileInfo``: finalized, segments uploaded, pruned); ``GET /api/storage/rewards`` the
+fees paid into the reward pools and the rewards paid to miners over time (cumulative, by block).
 
 Nodes are asked in parallel through the outbound guard (a short total deadline, a size cap, the
 data dir's address policy); an unreachable node is listed with the reason instead of failing
@@ -38,6 +39,7 @@ NODE_TIMEOUT_S = 2.0  # total, per node: the URLs are announced by strangers
 MAX_STATUS_BYTES = 64 * 1024
 MAX_PROBES = 16
 MAX_PAGE = 100
+MAX_SERIES_POINTS = 200  # a chart's series is thinned to at most this many points
 # What a node reports is passed on as sent, if it is a JSON scalar (never a nested structure).
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
 
@@ -234,3 +236,36 @@ def file(deps: Deps, root: str) -> FileDetail:
         holders = list(pool.map(lambda n: file_holder(http, n, key), nodes))
     return FileDetail(root="0x" + key.hex(), size=rows[0].size, uploader=rows[0].uploader,
                       submissions=rows[::-1], nodes=holders)
+
+
+class RewardPoint(ApiModel):
+    block: int
+    fees: str  # wei paid into the reward pools up to this block, decimal
+    paid: str  # wei paid to miners up to this block, decimal
+
+
+def cumulative(deltas: list[tuple[int, int, int]]) -> list[RewardPoint]:
+    """``(block, fee, paid)`` deltas in block order as running totals, one point per block,
+    thinned evenly to ``MAX_SERIES_POINTS`` (the last point kept)."""
+    points: list[RewardPoint] = []
+    fees = paid = 0
+    for block, fee, reward in deltas:
+        fees, paid = fees + fee, paid + reward
+        if points and points[-1].block == block:
+            points.pop()  # one point per block: its totals after all its events
+        points.append(RewardPoint(block=block, fees=str(fees), paid=str(paid)))
+    if len(points) <= MAX_SERIES_POINTS:
+        return points
+    stride = -(-len(points) // (MAX_SERIES_POINTS - 1))
+    return [*points[:-1:stride], points[-1]]
+
+
+@router.get("/storage/rewards")
+def rewards(deps: Deps) -> list[RewardPoint]:
+    chain, deployment = deps.chain(), deps.deployment()
+    reward = Reward(chain, deployment.address("Reward")).contract
+    filled = deps.index.events(chain, reward, "RewardFilled", deployment.deploy_block)
+    paid = deps.index.events(chain, reward, "DistributeReward", deployment.deploy_block)
+    deltas = sorted([(int(e["blockNumber"]), int(e["args"]["amount"]), 0) for e in filled]
+                    + [(int(e["blockNumber"]), 0, int(e["args"]["amount"])) for e in paid])
+    return cumulative(deltas)

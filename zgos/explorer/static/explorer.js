@@ -167,7 +167,44 @@ async function refreshList(tableId, path, key, row, emptyText) {
   }
 }
 
+// Series of [x, y] points drawn as lines on one inline SVG chart (each series its own colour;
+// y from 0 to the largest value). Fewer than two points in all: a note instead.
+function lineChart(series, xName) {
+  const W = 480, H = 160, PAD = 34;
+  const all = series.flatMap((s) => s.points);
+  if (all.length < 2) {
+    const note = document.createElement("p");
+    note.className = "empty";
+    note.textContent = "no data to chart yet";
+    return note;
+  }
+  const [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
+  const [y0, y1] = [Math.min(0, ...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
+  const sx = (x) => PAD + ((x - x0) / (x1 - x0 || 1)) * (W - 2 * PAD);
+  const sy = (y) => H - PAD - ((y - y0) / (y1 - y0 || 1)) * (H - 2 * PAD);
+  const svg = svgEl("svg", { width: W, height: H, class: "chart", role: "img", "aria-label": series.map((s) => s.name).join(" and ") });
+  series.forEach((s, i) => {
+    svg.append(svgEl("polyline", { points: s.points.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" "), class: `curve c${i}` }));
+    svg.append(svgEl("text", { x: W - PAD - 90, y: 14 + 12 * i, class: `c${i}` }, s.name));
+  });
+  svg.append(svgEl("text", { x: 2, y: PAD }, y1.toPrecision(3)), svgEl("text", { x: 2, y: H - PAD }, y0.toPrecision(3)),
+    svgEl("text", { x: PAD, y: H - 8 }, `${xName} ${x0}`), svgEl("text", { x: W - PAD - 60, y: H - 8 }, `${xName} ${x1}`));
+  return svg;
+}
+
+async function refreshRewardChart() {
+  try {
+    const points = await getJson("/api/storage/rewards");
+    const series = (key) => points.map((p) => [p.block, Number(p[key]) / 1e18]);
+    document.getElementById("rewards-chart").replaceChildren(
+      lineChart([{ name: "fees in (0G)", points: series("fees") }, { name: "paid to miners (0G)", points: series("paid") }], "block"));
+  } catch (error) {
+    document.getElementById("rewards-chart").textContent = `unavailable: ${error.message}`;
+  }
+}
+
 function refreshAll() {
+  refreshRewardChart();
   refreshBlocks();
   refreshList("files", "/api/storage/files?limit=5", "files", (f) => [linkCell(short(f.root), `#/file/${f.root}`, "mono"),
     cell(`${f.size} B`), linkCell(short(f.uploader), `#/address/${f.uploader}`, "mono"), cell(f.block)], "no files uploaded yet");

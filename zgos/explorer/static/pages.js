@@ -101,20 +101,6 @@ async function blobPage(id) {
   section("Signers who signed", table(["signer"], (c ? c.signers : []).map((s) => [address(s)]), "no certificate yet"))];
 }
 
-function lossChart(points) {
-  const W = 480, H = 160, PAD = 28;
-  const svg = svgEl("svg", { width: W, height: H, class: "chart", role: "img", "aria-label": "loss curve" });
-  if (points.length < 2) return el("p", { class: "empty" }, "no loss curve yet");
-  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
-  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-  const sx = (x) => PAD + ((x - x0) / (x1 - x0 || 1)) * (W - 2 * PAD);
-  const sy = (y) => H - PAD - ((y - y0) / (y1 - y0 || 1)) * (H - 2 * PAD);
-  svg.append(svgEl("polyline", { points: points.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" "), class: "curve" }));
-  svg.append(svgEl("text", { x: 2, y: PAD }, y1.toFixed(3)), svgEl("text", { x: 2, y: H - PAD }, y0.toFixed(3)),
-    svgEl("text", { x: PAD, y: H - 6 }, `step ${x0}`), svgEl("text", { x: W - PAD - 60, y: H - 6 }, `step ${x1}`));
-  return svg;
-}
-
 async function taskPage(id) {
   const { task: t, progress: p, progressError } = await getJson(`/api/compute/task/${id}`);
   return [section(`Fine-tuning task ${t.taskId}`, kv([["status", t.status], ["user", address(t.user)],
@@ -123,7 +109,7 @@ async function taskPage(id) {
     ["result", t.resultRoot ? link(t.resultRoot, `#/file/${t.resultRoot}`) : "not delivered"]])),
   section("Progress (as its provider reports it)", p ? kv([["state", p.state], ["step", `${p.step} of ${p.totalSteps}`],
     ["loss", p.loss ?? "—"], ["error", p.error || "none"]]) : el("p", { class: "warn" }, progressError),
-  p ? lossChart(p.losses) : null)];
+  p ? lineChart([{ name: "loss", points: p.losses }], "step") : null)];
 }
 
 async function tokenPage(id) {
