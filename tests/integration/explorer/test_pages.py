@@ -89,6 +89,7 @@ def certified_blob(chain: Chain, da: DAContracts, submitter: LocalAccount) -> tu
 def test_da_blob_page_shows_its_status_certificate_and_signers(
     explorer: str, chain: Chain, private_da: DAContracts, new_account: LocalAccount
 ) -> None:
+    assert get(f"{explorer}/api/da")["signers"] == [], "no signer yet: an empty quorum, not an error"
     blob_id, signer = certified_blob(chain, private_da, new_account)
     listed = get(f"{explorer}/api/da/blobs", limit=5)["blobs"][0]
     assert (listed["blobId"], listed["status"], listed["size"]) == ("0x" + blob_id.hex(), "certified", 1000)

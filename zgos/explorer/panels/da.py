@@ -88,7 +88,10 @@ def blob_row(da: DAContracts, index: int, event: EventData) -> BlobRow:
 @router.get("/da")
 def da_state(deps: Deps) -> DaState:
     da = da_contracts(deps)
-    quorum = da.quorum(da.current_epoch())
+    epoch = da.current_epoch()
+    if int(deps.chain().call(da.signers.functions.signerCount())) == 0:
+        return DaState(epoch=epoch, total_stake="0", signers=[])
+    quorum = da.quorum(epoch)
     return DaState(epoch=quorum.epoch, total_stake=str(quorum.total_stake), signers=[
         SignerRow(address=m, stake=str(stake), url=url, columns=len(quorum.columns(m)))
         for m, stake, url in zip(quorum.members, quorum.stakes, quorum.urls, strict=True)])

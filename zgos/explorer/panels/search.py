@@ -55,15 +55,17 @@ class SearchResult(ApiModel):
 
 
 def numbered_matches(deps: ExplorerDeps, kind: str | None, number: int) -> list[Match]:
-    """The block, task and token numbered ``number`` that exist (only ``kind``, if given)."""
+    """The block, task and token numbered ``number`` that exist (only ``kind``, if given; only
+    the networks the deployment has)."""
     chain, deployment = deps.chain(), deps.deployment()
     found = []
     if kind in (None, "block") and number <= chain.block_number():
         found.append(Match(kind="block", id=str(number), label=f"block {number}", link=f"#/block/{number}"))
-    fine_tuning = FineTuningMarket(chain, deployment.address("FineTuningServing"))
-    if kind in (None, "task") and 1 <= number <= int(chain.call(fine_tuning.contract.functions.taskCount())):
+    if kind in (None, "task") and "FineTuningServing" in deployment.addresses and 1 <= number <= int(chain.call(
+            FineTuningMarket(chain, deployment.address("FineTuningServing")).contract.functions.taskCount())):
         found.append(Match(kind="task", id=str(number), label=f"fine-tuning task {number}", link=f"#/task/{number}"))
-    if kind in (None, "token") and number < InftContracts.from_deployment(chain, deployment).token_count():
+    if kind in (None, "token") and "AgentNFT" in deployment.addresses \
+            and number < InftContracts.from_deployment(chain, deployment).token_count():
         found.append(Match(kind="token", id=str(number), label=f"agent token {number}", link=f"#/token/{number}"))
     return found
 
@@ -84,8 +86,11 @@ def _is_block(deps: ExplorerDeps, key: bytes) -> int | None:
 
 
 def _is_blob(deps: ExplorerDeps, key: bytes) -> bool:
+    addresses = deps.deployment().addresses
+    if "DAEntrance" not in addresses:
+        return False
     try:
-        DAContracts.from_addresses(deps.chain(), deps.deployment().addresses).blob(key)
+        DAContracts.from_addresses(deps.chain(), addresses).blob(key)
     except UnknownBlob:
         return False
     return True
