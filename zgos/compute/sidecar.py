@@ -1,4 +1,4 @@
-"""Facts about a large file computed once and cached beside it, e.g. a model's sha256.
+"""Facts about a large file computed once and cached beside it, e.g. a model's storage root.
 
 ``<file>.<name>.json`` holds the value with the file's size and mtime; a file that changed is
 recomputed. A directory that cannot be written (a read-only model store) only skips the cache.

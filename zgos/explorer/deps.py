@@ -8,7 +8,7 @@ dependency :data:`Deps`."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -16,6 +16,8 @@ from fastapi import Depends, HTTPException, Request
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, load_deployment
 from zgos.core.errors import ZgError
+from zgos.explorer.decode import ContractBook
+from zgos.explorer.events import EventIndex
 from zgos.runtime.datadir import DataDir
 
 ServiceRows = Callable[[], list[dict[str, Any]]]
@@ -31,7 +33,10 @@ class ExplorerDeps:
     rpc_url: str
     # name, url, pid and state of each service this explorer can see (none outside a devnet)
     services: ServiceRows = no_services
+    # the contract events the panels list, read incrementally (zgos.explorer.events)
+    index: EventIndex = field(default_factory=EventIndex)
     _chain: Chain | None = None
+    _book: tuple[Deployment, ContractBook] | None = None
 
     def chain(self) -> Chain:
         """The chain client; 503 when the RPC URL is unusable."""
@@ -56,6 +61,13 @@ class ExplorerDeps:
             return load_deployment(self.data_dir.deployment, chain.chain_id)
         except ZgError as exc:
             raise HTTPException(404, detail=str(exc)) from None
+
+    def book(self) -> ContractBook:
+        """The deployment's contracts with their ABIs (built once per deployment)."""
+        deployment = self.deployment()
+        if self._book is None or self._book[0] != deployment:
+            self._book = (deployment, ContractBook(self.chain(), deployment))
+        return self._book[1]
 
 
 def explorer_deps(request: Request) -> ExplorerDeps:

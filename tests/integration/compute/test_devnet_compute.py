@@ -1,8 +1,10 @@
 """`zg devnet up` gives a working compute network: `zg compute chat "hello"` out of the box
-(on a devnet of the chain and the compute group: model server and provider)."""
+(on a devnet of the chain and the compute group: a storage node, model server and provider),
+and the answer's provenance is fully verified down to the model file's uploader."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,10 +34,53 @@ def test_devnet_compute_chat_works_out_of_the_box(devnet_root: Path) -> None:
     assert response_id, chat.stderr
     verified = zg(devnet_root, "compute", "verify", response_id.group(1))
     assert verified.returncode == 0 and '"signature_valid": true' in verified.stdout, verified.stdout
+    assert_provenance_fully_verified(devnet_root, response_id.group(1))
     # no --admin-url: the data dir names its devnet's admin API (this devnet is not on 3081)
     status = zg(devnet_root, "compute", "provider", "status")
     assert status.returncode == 0 and re.search(r"requests\s+│\s+1", status.stdout), status.stdout
     settle = zg(devnet_root, "compute", "provider", "settle")
     assert settle.returncode == 0 and "settled 1 users" in settle.stdout, settle.stdout + settle.stderr
+    assert_explorer_shows_the_answer_its_model_and_the_settlement(devnet_root, response_id.group(1))
     refused = zg(devnet_root, "compute", "fund", "1", "2", "3")
     assert refused.returncode == 1 and refused.stderr.startswith("error: ")
+
+
+def assert_provenance_fully_verified(devnet_root: Path, response_id: str) -> None:
+    """response -> base model (registered, id = the GGUF's storage root) -> its Flow upload ->
+    uploader, every check passed (the devnet published the model before the provider started)."""
+    from zgos.compute.model import GEMMA_ROOT
+
+    shown = zg(devnet_root, "provenance", "show", response_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    tree = json.loads(shown.stdout)
+    model = tree["children"][0]
+    assert (tree["kind"], model["kind"], model["id"]) == ("response", "model", "0x" + GEMMA_ROOT.hex())
+    assert model["label"] == "base model gemma-3-270m"
+    failed = [(n["id"], c) for n in walk(tree) for c in n["checks"] if c["ok"] is not True]
+    assert not failed and tree["verified"] and model["verified"], failed
+    assert "uploaded by" in model["checks"][1]["detail"]
+
+
+def walk(node: dict) -> list[dict]:
+    return [node, *(n for child in node["children"] for n in walk(child))]
+
+
+def assert_explorer_shows_the_answer_its_model_and_the_settlement(devnet_root: Path, response_id: str) -> None:
+    """The explorer on this devnet finds the response by its id (the provider signed it), draws
+    its lineage fully verified, lists the model file on Flow and the provider's settlement."""
+    import httpx
+
+    from tests.integration.explorer.explorer_fixtures import serving_explorer
+    from zgos.compute.model import GEMMA_ROOT
+
+    with serving_explorer(devnet_root, devnet_root.parent / "explorer.log") as url:
+        found = httpx.get(f"{url}/api/search", params={"q": response_id}, timeout=30).json()
+        assert [(m["kind"], m["link"]) for m in found["matches"]] == [("response", f"#/response/{response_id}")], found
+        lineage = httpx.get(f"{url}/api/provenance/{response_id}", timeout=30).json()
+        assert all(node["verified"] for node in walk(lineage)), lineage
+        model = httpx.get(f"{url}/api/search", params={"q": "0x" + GEMMA_ROOT.hex()}, timeout=30).json()
+        assert {m["kind"] for m in model["matches"]} == {"file", "model"}
+        gguf = httpx.get(f"{url}/api/storage/file/0x{GEMMA_ROOT.hex()}", timeout=30).json()
+        assert gguf["size"] == 253113024 and all(n["finalized"] for n in gguf["nodes"]), gguf
+        settled = httpx.get(f"{url}/api/compute/settlements", timeout=30).json()
+        assert settled["total"] == 1 and int(settled["settlements"][0]["amount"]) > 0, settled

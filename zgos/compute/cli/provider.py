@@ -60,7 +60,7 @@ def provider_register(
     input_price: int = typer.Option(..., "--input-price", min=0, help="neuron per input token"),
     output_price: int = typer.Option(..., "--output-price", min=0, help="neuron per output token"),
     model_path: Path | None = typer.Option(None, "--model-path", help="GGUF to hash (default: packaged Gemma)"),
-    model_hash: str | None = typer.Option(None, "--model-hash", help="sha256 of the model file"),
+    model_hash: str | None = typer.Option(None, "--model-hash", help="Model id (default: the file's storage root)"),
     signer: str | None = typer.Option(None, "--signer", help="Response signer address (default: provider)"),
     account: str | None = ACCOUNT,
 ) -> None:
@@ -162,7 +162,7 @@ def provider_serve(
     admin_port: int = typer.Option(PROVIDER_ADMIN_PORT, "--admin-port", help="Admin API, always on 127.0.0.1"),
     model_id: str = typer.Option(model_mod.DEFAULT_MODEL_ID, "--model"),
     model_path: Path | None = typer.Option(None, "--model-path", help="GGUF (tokenizer and hash)"),
-    model_hash: str | None = typer.Option(None, "--model-hash", help="Registered hash (default: the file's sha256)"),
+    model_hash: str | None = typer.Option(None, "--model-hash", help="Registered model id (default: the file's storage root)"),
     finetune: bool = typer.Option(False, "--finetune", help="Run the fine-tuning provider instead "
                                   "(defaults of `zg finetune provider serve`; --host/--port/--account apply)"),
     chat_format: str = typer.Option(model_mod.DEFAULT_CHAT_FORMAT, "--chat-format"),

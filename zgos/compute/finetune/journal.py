@@ -36,7 +36,14 @@ CREATE TABLE IF NOT EXISTS tasks (
     updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS losses (
+    task_id INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    loss REAL NOT NULL,
+    PRIMARY KEY (task_id, step)
+);
 """
+MAX_LOSS_POINTS = 500  # a task's loss curve as served: at most this many (step, loss) points
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,19 @@ class Journal:
             f"UPDATE tasks SET {assignments}, updated_at = ? WHERE task_id = ?",
             (*fields.values(), time.time(), task_id),
         )
+        if isinstance(fields.get("step"), int) and isinstance(fields.get("loss"), float):
+            self._db.execute("INSERT OR REPLACE INTO losses (task_id, step, loss) VALUES (?, ?, ?)",
+                             (task_id, fields["step"], fields["loss"]))
+
+    def losses(self, task_id: int, max_points: int = MAX_LOSS_POINTS) -> list[tuple[int, float]]:
+        """The task's loss curve: every recorded ``(step, loss)``, evenly thinned to at most
+        ``max_points`` (the last point always kept)."""
+        rows = self._db.execute("SELECT step, loss FROM losses WHERE task_id = ? ORDER BY step", (task_id,)).fetchall()
+        stride = -(-len(rows) // max_points) if rows else 1
+        thinned = rows[::stride]
+        if rows and thinned[-1] != rows[-1]:
+            thinned = [*thinned[: max_points - 1], rows[-1]]
+        return [(int(step), float(loss)) for step, loss in thinned]
 
     def get_meta(self, key: str, default: int = 0) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

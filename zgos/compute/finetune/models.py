@@ -1,7 +1,7 @@
 """The base models a fine-tuning provider offers and a user counts tokens with.
 
 Production: Gemma 3 270M from its GGUF, whose on-chain id is the storage root of the GGUF
-file (:func:`zgos.compute.finetune.storage.model_file_root`). Tests and benchmarks: the tiny
+file (:func:`zgos.compute.model.model_hash`). Tests and benchmarks: the tiny
 Gemma-3-shaped model of :mod:`zgos.compute.finetune.tiny`, built from code; its id is the
 storage root of a small model card describing it. ``ModelRegistry`` registers a base model only
 for the uploader of its file, so a provider publishes (uploads) the file before registering it
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
 
-from zgos.compute.finetune.storage import StorageBlobStore, model_file_root
+from zgos.compute.finetune.storage import StorageBlobStore
 from zgos.compute.finetune.tinycard import TINY_LICENCE, TINY_MODEL_CARD, TINY_MODEL_HASH, TINY_NAME
-from zgos.compute.model import ensure_gemma
+from zgos.compute.model import ensure_gemma, model_hash
 from zgos.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class GgufBaseModel:
 def gemma_base_model(cache_dir: Path | None = None) -> GgufBaseModel:
     """Gemma 3 270M (assembled from its PyPI package on first use), id = its storage root."""
     path = ensure_gemma(cache_dir)
-    return GgufBaseModel(model_file_root(path), path)
+    return GgufBaseModel(model_hash(path), path)
 
 
 def tiny_base_model() -> BaseModel:

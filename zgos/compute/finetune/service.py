@@ -176,7 +176,7 @@ def task_view(journal: Journal, task_id: int) -> TaskProgress | None:
         return None
     return TaskProgress(
         task_id=task_id, state=record.state.value, step=record.step, total_steps=record.total_steps,
-        loss=record.loss, tokens=record.tokens, error=record.error,
+        loss=record.loss, losses=journal.losses(task_id), tokens=record.tokens, error=record.error,
         result_root="0x" + record.result_root.hex() if record.result_root else None,
     )
 

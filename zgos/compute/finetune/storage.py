@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zgos.chain.registry import NodeKind, NodeRegistry
-from zgos.compute.sidecar import cached_beside
 from zgos.core.errors import ConfigError
 from zgos.storage.client import StorageClient
-from zgos.storage.hasher import build_file_tree
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -45,16 +43,6 @@ def connect_storage(chain: Chain, deployment: Deployment, nodes: Sequence[str] |
     if not urls:
         raise ConfigError("no storage node is announced on chain", "start one (`zg devnet up`) or pass --node URL")
     return StorageClient(urls, chain, deployment.address("Flow"), account)
-
-
-def compute_file_root(path: Path) -> bytes:
-    """The 32-byte storage data root of the file at ``path`` (its content id)."""
-    return build_file_tree(path).root
-
-
-def model_file_root(path: Path) -> bytes:
-    """:func:`compute_file_root` of a model file, cached beside it (keyed by size and mtime)."""
-    return bytes.fromhex(cached_beside(path, "root", lambda: compute_file_root(path).hex()))
 
 
 class StorageBlobStore:

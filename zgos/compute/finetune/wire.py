@@ -28,6 +28,7 @@ class TaskProgress(Wire):
     step: int
     total_steps: int
     loss: float | None = None
+    losses: list[tuple[int, float]] = []  # the loss curve so far: (step, loss), at most 500 points
     tokens: int | None = None
     error: str | None = None
     result_root: str | None = None  # 0x-hex, once delivered

@@ -74,8 +74,8 @@ BENCH_UNGUARDED_ENV = "ZGOS_BENCH_UNGUARDED"  # "1": public edge off (bench only
 ATTESTATION_NOTE = (
     "No TEE: this provider runs on ordinary hardware with no trusted execution environment, "
     "so nothing proves which code produced an answer. What is proven: every answer is signed "
-    "by the registered signer over the request hash, the response bytes, the model id and "
-    "sha256, token usage and fee; and the chain pays only amounts the user signed receipts for."
+    "by the registered signer over the request hash, the response bytes, the model name and "
+    "id (its file's storage root), token usage and fee; and the chain pays only amounts the user signed receipts for."
 )
 COMPLETIONS_PATH = "/v1/chat/completions"
 UPSTREAM_HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}

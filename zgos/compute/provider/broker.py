@@ -127,7 +127,7 @@ class Broker:
             raise ZgError(f"registered model is {service.model!r}, broker serves {self.config.model_id!r}",
                           "run `zg compute provider update --model ...`")
         if service.model_hash != self.config.model_hash:
-            raise ZgError("registered model hash differs from the model file's sha256",
+            raise ZgError("registered model hash differs from the model file's storage root (its model id)",
                           "run `zg compute provider update` with this model file")
         if v.normalize_address(service.signer) != self.signer_address:
             raise ZgError(f"registered signer is {service.signer}, broker signs as {self.signer.address}",

@@ -121,7 +121,7 @@ class ModelCard(Wire):
 
 
 class ProviderModelCard(ModelCard):
-    model_hash: str  # 0x + sha256 of the model file
+    model_hash: str  # 0x + the model id: the storage root of the model file
 
 
 class ModelList(Wire):

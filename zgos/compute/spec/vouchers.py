@@ -11,9 +11,10 @@ sub-accounts, provider-signed responses, batch settlement — but nothing rests 
 2. ``Response`` (signed by the **provider's registered signer** for every answer):
    ``requestHash`` (the EIP-712 hash of the Request), ``responseHash`` = keccak256 of the exact
    response bytes (for a stream, every SSE byte before the final signature event), ``modelId``
-   (the registered model name the answer came from), ``modelHash`` (sha256 of the model file),
-   ``inputTokens``, ``outputTokens`` and ``fee``. The user's client re-hashes both bodies from
-   the bytes it actually sent and received and recomputes usage and fee (0G's SDK does not).
+   (the registered model name the answer came from), ``modelHash`` (the model id: the storage
+   root of the model file, its ``ModelRegistry`` id), ``inputTokens``, ``outputTokens`` and
+   ``fee``. The user's client re-hashes both bodies from the bytes it actually sent and received
+   and recomputes usage and fee (0G's SDK does not).
 3. ``Receipt`` (signed by the **user** after checking a Response): ``user``, ``provider`` and
    ``total``, the cumulative amount the user owes the provider over the life of the
    sub-account. ``InferenceServing.settle`` pays ``total − settled`` and stores ``total``:

@@ -1,11 +1,12 @@
 """The INFT panel, ``GET /api/inft``: the verifier's oracle set and threshold, and the agent NFTs
-newest first, a page at a time (owner, data descriptions and storage roots, authorized users)."""
+newest first, a page at a time (owner, data descriptions and storage roots, authorized users);
+``GET /api/inft/token/{id}``: one agent."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from zgos.explorer.deps import Deps
 from zgos.explorer.models import ApiModel
@@ -49,3 +50,12 @@ def inft(deps: Deps, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     ids = range(top - 1, max(top - limit, 0) - 1, -1)
     return InftState(oracles=oracles, threshold=threshold, total=total,
                      tokens=[AgentToken.of(contracts.token(i)) for i in ids])
+
+
+@router.get("/inft/token/{token_id}")
+def token(deps: Deps, token_id: int) -> AgentToken:
+    contracts = InftContracts.from_deployment(deps.chain(), deps.deployment())
+    total = contracts.token_count()
+    if not 0 <= token_id < total:
+        raise HTTPException(404, detail=f"no agent token {token_id} ({total} minted so far, numbered from 0)")
+    return AgentToken.of(contracts.token(token_id))

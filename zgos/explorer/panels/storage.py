@@ -1,7 +1,11 @@
 """The storage panel, ``GET /api/storage``: every storage node announced in the ``NodeRegistry``
 with its live status (``zgs_getStatus``: log sync height, next tx, peers, and its miner's hash
 rate and answers), the Flow's size and the reward pool's totals (fees deposited, paid to
-miners).
+miners). ``GET /api/storage/files`` lists the files submitted to ``Flow`` newest first, a page
+at a time (root, size, uploader, tx; from the explorer's event index), and
+``GET /api/storage/file/{root}`` one file: its submissions and which nodes hold it
+(``zgs_getFileInfo``: finalized, segments uploaded, pruned); ``GET /api/storage/rewards`` the
+fees paid into the reward pools and the rewards paid to miners over time (cumulative, by block).
 
 Nodes are asked in parallel through the outbound guard (a short total deadline, a size cap, the
 data dir's address policy); an unreachable node is listed with the reason instead of failing
@@ -12,26 +16,30 @@ of another shape lists the node with that reason.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeKind, NodeRegistry, RegisteredNode
-from zgos.explorer.deps import Deps
+from zgos.explorer.deps import Deps, ExplorerDeps
+from zgos.explorer.events import page_of
+from zgos.explorer.ids import parse_hash32
 from zgos.explorer.models import ApiModel
 from zgos.runtime.datadir import DataDir
-from zgos.runtime.netutil import JsonRpcFailure, JsonRpcUnreachable
+from zgos.runtime.netutil import JsonRpcFailure, JsonRpcUnreachable, call_jsonrpc
 from zgos.runtime.outbound import OutboundClient
-from zgos.storage.contracts import FlowContract, Reward
+from zgos.storage.contracts import FlowContract, LogEntry, Reward, decode_submit_event
 from zgos.storage.nodeclient import request_status
 
 NODE_TIMEOUT_S = 2.0  # total, per node: the URLs are announced by strangers
 MAX_STATUS_BYTES = 64 * 1024
 MAX_PROBES = 16
+MAX_PAGE = 100
+MAX_SERIES_POINTS = 200  # a chart's series is thinned to at most this many points
 # What a node reports is passed on as sent, if it is a JSON scalar (never a nested structure).
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
 
@@ -140,3 +148,124 @@ def storage(deps: Deps) -> StoragePanel:
         flow=FlowSummary(submissions=flow.num_submissions(), sectors=flow.flow_length()),
         rewards=reward_totals(chain, deployment),
     )
+
+
+class FileRow(ApiModel):
+    """A ``Flow.Submit``: one file appended to the log."""
+
+    index: int  # position in the explorer's list (the ``before`` cursor)
+    seq: int
+    root: str
+    size: int  # bytes
+    sectors: int
+    uploader: str
+    tx: str
+    block: int
+
+    @classmethod
+    def of(cls, index: int, entry: LogEntry) -> FileRow:
+        return cls(index=index, seq=entry.seq, root="0x" + entry.data_root.hex(), size=entry.size,
+                   sectors=entry.sectors, uploader=entry.sender, tx=entry.tx_hash, block=entry.block_number)
+
+
+class FilePage(ApiModel):
+    total: int
+    files: list[FileRow]
+
+
+class FileHolder(ApiModel):
+    """What one announced node says of the file (``error`` when it could not be asked)."""
+
+    url: str
+    shard: str
+    error: str | None = None
+    known: bool = False
+    finalized: Scalar = None
+    uploaded_segments: Scalar = None
+    pruned: Scalar = None
+
+
+class FileDetail(ApiModel):
+    root: str
+    size: int
+    uploader: str  # the first submitter (who may register it as a model)
+    submissions: list[FileRow]
+    nodes: list[FileHolder]
+
+
+def flow_entries(deps: ExplorerDeps) -> list[LogEntry]:
+    """Every ``Flow.Submit`` since the deployment, in chain order (the event index's)."""
+    chain, deployment = deps.chain(), deps.deployment()
+    flow = FlowContract(chain, deployment.address("Flow"))
+    return [decode_submit_event(e) for e in deps.index.events(chain, flow.contract, "Submit", deployment.deploy_block)]
+
+
+@router.get("/storage/files")
+def files(deps: Deps, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+          before: Annotated[int | None, Query(ge=0, description="Files listed below this index (paging).")] = None,
+          ) -> FilePage:
+    entries = flow_entries(deps)
+    return FilePage(total=len(entries), files=[FileRow.of(i, e) for i, e in page_of(entries, limit, before)])
+
+
+def file_holder(http: httpx.Client, node: RegisteredNode, root: bytes) -> FileHolder:
+    shard = f"{node.shard_id}/{node.num_shard}"
+    try:
+        info = call_jsonrpc(http, node.url, "zgs_getFileInfo", ["0x" + root.hex(), True])
+    except JsonRpcFailure as exc:
+        return FileHolder(url=node.url, shard=shard, error=f"could not ask ({type(exc).__name__})")
+    if not isinstance(info, dict):
+        return FileHolder(url=node.url, shard=shard)
+    scalars = {k: info.get(k) if isinstance(info.get(k), bool | int) else None
+               for k in ("finalized", "uploadedSegNum", "pruned")}
+    return FileHolder(url=node.url, shard=shard, known=True, finalized=scalars["finalized"],
+                      uploaded_segments=scalars["uploadedSegNum"], pruned=scalars["pruned"])
+
+
+@router.get("/storage/file/{root}")
+def file(deps: Deps, root: str) -> FileDetail:
+    key = parse_hash32(root, "data root")
+    rows = [FileRow.of(i, e) for i, e in enumerate(flow_entries(deps)) if e.data_root == key]
+    if not rows:
+        raise HTTPException(404, detail=f"no Flow submission has the data root 0x{key.hex()}")
+    chain, deployment = deps.chain(), deps.deployment()
+    nodes = NodeRegistry(chain, deployment.address("NodeRegistry")).usable_nodes(NodeKind.STORAGE)
+    with OutboundClient(deps.data_dir.outbound_policy(), deadline_s=NODE_TIMEOUT_S,
+                        max_response_bytes=MAX_STATUS_BYTES) as http, \
+            ThreadPoolExecutor(max(1, min(MAX_PROBES, len(nodes)))) as pool:
+        holders = list(pool.map(lambda n: file_holder(http, n, key), nodes))
+    return FileDetail(root="0x" + key.hex(), size=rows[0].size, uploader=rows[0].uploader,
+                      submissions=rows[::-1], nodes=holders)
+
+
+class RewardPoint(ApiModel):
+    block: int
+    fees: str  # wei paid into the reward pools up to this block, decimal
+    paid: str  # wei paid to miners up to this block, decimal
+
+
+def cumulative(deltas: list[tuple[int, int, int]]) -> list[RewardPoint]:
+    """``(block, fee, paid)`` deltas in block order as running totals, one point per block,
+    thinned evenly to ``MAX_SERIES_POINTS`` (the last point kept)."""
+    points: list[RewardPoint] = []
+    fees = paid = 0
+    for block, fee, reward in deltas:
+        fees, paid = fees + fee, paid + reward
+        if points and points[-1].block == block:
+            points.pop()  # one point per block: its totals after all its events
+        points.append(RewardPoint(block=block, fees=str(fees), paid=str(paid)))
+    if len(points) <= MAX_SERIES_POINTS:
+        return points
+    stride = -(-len(points) // (MAX_SERIES_POINTS - 1))
+    return [*points[:-1:stride], points[-1]]
+
+
+@router.get("/storage/rewards")
+def rewards(deps: Deps) -> list[RewardPoint]:
+    chain, deployment = deps.chain(), deps.deployment()
+    reward = Reward(chain, deployment.address("Reward")).contract
+    filled = deps.index.events(chain, reward, "RewardFilled", deployment.deploy_block)
+    paid = deps.index.events(chain, reward, "DistributeReward", deployment.deploy_block)
+    deltas = sorted([(int(e["blockNumber"]), int(e["args"]["amount"]), 0) for e in filled]
+                    + [(int(e["blockNumber"]), 0, int(e["args"]["amount"])) for e in paid])
+    return cumulative(deltas)

@@ -1,5 +1,6 @@
 "use strict";
-// Renders the explorer's JSON API; every panel refreshes on its own and fails on its own.
+// The home page: renders the explorer's JSON API; every panel refreshes on its own and fails on
+// its own. pages.js routes (#/tx/0x…, #/file/0x…) and drives the refresh.
 const REFRESH_MS = 2000;
 
 function cell(text, cls) {
@@ -7,6 +8,20 @@ function cell(text, cls) {
   td.textContent = text;
   if (cls) td.className = cls;
   return td;
+}
+
+// A cell linking to a page of the explorer (href: its hash route).
+function linkCell(text, href, cls) {
+  const td = cell("", cls);
+  const a = document.createElement("a");
+  a.href = href;
+  a.textContent = text;
+  td.append(a);
+  return td;
+}
+
+function short(id) {
+  return id.length > 20 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id;
 }
 
 function fill(tableId, rows, emptyText) {
@@ -30,7 +45,10 @@ function fill(tableId, rows, emptyText) {
 async function getJson(path) {
   const response = await fetch(path);
   const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || response.statusText);
+  if (!response.ok) {
+    const detail = Array.isArray(body.detail) ? body.detail.map((d) => `${d.loc.at(-1)}: ${d.msg}`).join("; ") : body.detail;
+    throw new Error(detail || response.statusText);
+  }
   return body;
 }
 
@@ -57,8 +75,8 @@ async function refreshStatus() {
 async function refreshBlocks() {
   try {
     const blocks = await getJson("/api/blocks?limit=10");
-    fill("blocks", blocks.map((b) => [cell(b.number), cell(age(b.timestamp)), cell(b.transactions),
-      cell(b.gasUsed), cell(b.hash.slice(0, 18) + "…", "mono")]), "no blocks");
+    fill("blocks", blocks.map((b) => [linkCell(b.number, `#/block/${b.number}`), cell(age(b.timestamp)),
+      cell(b.transactions), cell(b.gasUsed), cell(short(b.hash), "mono")]), "no blocks");
   } catch (error) {
     fill("blocks", [], `unavailable: ${error.message}`);
   }
@@ -89,8 +107,10 @@ async function refreshNodes() {
   }
 }
 
+// An amount in wei (neuron), as 0G when it is at least a millionth of one, else in neuron.
 function og(neurons) {
-  return `${(Number(neurons) / 1e18).toFixed(6)} 0G`;
+  const n = Number(neurons);
+  return n !== 0 && n < 1e12 ? `${n} neuron` : `${(n / 1e18).toFixed(6)} 0G`;
 }
 
 async function refreshStorage() {
@@ -138,9 +158,60 @@ async function refreshInft() {
   }
 }
 
+async function refreshList(tableId, path, key, row, emptyText) {
+  try {
+    const page = await getJson(path);
+    fill(tableId, page[key].map(row), emptyText);
+  } catch (error) {
+    fill(tableId, [], `unavailable: ${error.message}`);
+  }
+}
+
+// Series of [x, y] points drawn as lines on one inline SVG chart (each series its own colour;
+// y from 0 to the largest value). Fewer than two points in all: a note instead.
+function lineChart(series, xName) {
+  const W = 480, H = 160, PAD = 34;
+  const all = series.flatMap((s) => s.points);
+  if (all.length < 2) {
+    const note = document.createElement("p");
+    note.className = "empty";
+    note.textContent = "no data to chart yet";
+    return note;
+  }
+  const [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
+  const [y0, y1] = [Math.min(0, ...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
+  const sx = (x) => PAD + ((x - x0) / (x1 - x0 || 1)) * (W - 2 * PAD);
+  const sy = (y) => H - PAD - ((y - y0) / (y1 - y0 || 1)) * (H - 2 * PAD);
+  const svg = svgEl("svg", { width: W, height: H, class: "chart", role: "img", "aria-label": series.map((s) => s.name).join(" and ") });
+  series.forEach((s, i) => {
+    svg.append(svgEl("polyline", { points: s.points.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" "), class: `curve c${i}` }));
+    svg.append(svgEl("text", { x: W - PAD - 90, y: 14 + 12 * i, class: `c${i}` }, s.name));
+  });
+  svg.append(svgEl("text", { x: 2, y: PAD }, y1.toPrecision(3)), svgEl("text", { x: 2, y: H - PAD }, y0.toPrecision(3)),
+    svgEl("text", { x: PAD, y: H - 8 }, `${xName} ${x0}`), svgEl("text", { x: W - PAD - 60, y: H - 8 }, `${xName} ${x1}`));
+  return svg;
+}
+
+async function refreshRewardChart() {
+  try {
+    const points = await getJson("/api/storage/rewards");
+    const series = (key) => points.map((p) => [p.block, Number(p[key]) / 1e18]);
+    document.getElementById("rewards-chart").replaceChildren(
+      lineChart([{ name: "fees in (0G)", points: series("fees") }, { name: "paid to miners (0G)", points: series("paid") }], "block"));
+  } catch (error) {
+    document.getElementById("rewards-chart").textContent = `unavailable: ${error.message}`;
+  }
+}
+
 function refreshAll() {
-  refreshStatus();
+  refreshRewardChart();
   refreshBlocks();
+  refreshList("files", "/api/storage/files?limit=5", "files", (f) => [linkCell(short(f.root), `#/file/${f.root}`, "mono"),
+    cell(`${f.size} B`), linkCell(short(f.uploader), `#/address/${f.uploader}`, "mono"), cell(f.block)], "no files uploaded yet");
+  refreshList("blobs", "/api/da/blobs?limit=5", "blobs", (b) => [linkCell(short(b.blobId), `#/blob/${b.blobId}`, "mono"),
+    cell(`${b.size} B`), cell(b.status, b.status === "certified" ? "ok" : "warn"), cell(b.epoch)], "no blobs yet");
+  refreshList("tasks", "/api/compute/tasks?limit=5", "tasks", (t) => [linkCell(t.taskId, `#/task/${t.taskId}`),
+    cell(t.status), cell(short(t.user), "mono"), cell(og(t.fee))], "no fine-tuning tasks yet");
   refreshServices();
   refreshNodes();
   refreshStorage();
@@ -151,6 +222,8 @@ function refreshAll() {
 // --- lineage: the provenance tree of /api/provenance/{id}, drawn as a layered graph ---------
 const SVG_NS = "http://www.w3.org/2000/svg";
 const BOX_W = 230, BOX_H = 58, GAP_X = 40, GAP_Y = 14;
+// The page each kind of lineage node links to.
+const NODE_PAGES = { response: "response", model: "model", task: "task", dataset: "file", deliverable: "file", account: "address" };
 
 function svgEl(name, attrs, text) {
   const el = document.createElementNS(SVG_NS, name);
@@ -171,8 +244,7 @@ function layout(root) {
   return placed;
 }
 
-function drawLineage(tree) {
-  const svg = document.getElementById("lineage");
+function drawLineage(tree, svg) {
   svg.replaceChildren();
   const placed = layout(tree);
   const x = (p) => p.depth * (BOX_W + GAP_X) + 4;
@@ -195,7 +267,12 @@ function drawLineage(tree) {
     const title = svgEl("title", {}, p.node.checks.map((c) => `${c.ok === true ? "✓" : c.ok === false ? "✗" : "?"} ${c.name}`)
       .join("\n"));
     g.append(title);
-    svg.append(g);
+    const page = NODE_PAGES[p.node.kind];
+    if (page) {
+      const a = svgEl("a", { href: `#/${page}/${p.node.id}` });
+      a.append(g);
+      svg.append(a);
+    } else svg.append(g);
   }
 }
 
@@ -204,7 +281,7 @@ async function showLineage(id) {
   summary.textContent = `tracing ${id}…`;
   try {
     const tree = await getJson(`/api/provenance/${encodeURIComponent(id)}`);
-    drawLineage(tree);
+    drawLineage(tree, document.getElementById("lineage"));
     const all = layout(tree).map((p) => p.node);
     summary.textContent = `${tree.label}: ${all.filter((n) => n.verified).length} of ${all.length} nodes verified`;
     summary.className = "summary ok";
@@ -225,6 +302,3 @@ if (lineageParam) {
   document.getElementById("lineage-id").value = lineageParam;
   showLineage(lineageParam);
 }
-
-refreshAll();
-setInterval(refreshAll, REFRESH_MS);

@@ -1,0 +1,159 @@
+"""The explorer's pages on the session chain: an uploaded file with its root, size and the
+nodes' view of it, a transaction's calls and events decoded by name, DA blobs with the signers
+who certified them, fine-tuning tasks, the search box resolving every kind of id to its page,
+paging, and a 4xx with a message for every malformed or unknown id."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from tests.integration.explorer.explorer_fixtures import CHROMIUM, browser_dom
+from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment
+from zgos.da.contracts import DAContracts
+from zgos.storage.contracts import FlowContract
+from zgos.storage.spec.filetree import FileTree
+
+
+def get(url: str, **params: Any) -> Any:
+    response = httpx.get(url, params=params, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def all_files(explorer: str) -> Iterator[dict[str, Any]]:
+    """Every file the explorer lists, newest first, following the ``before`` cursor."""
+    before = None
+    while True:
+        page = get(f"{explorer}/api/storage/files", limit=100, **({"before": before} if before is not None else {}))
+        yield from page["files"]
+        if not page["files"] or page["files"][-1]["index"] == 0:
+            return
+        before = page["files"][-1]["index"]
+
+
+def upload(chain: Chain, deployment: Deployment, account: LocalAccount, size: int) -> tuple[bytes, str]:
+    tree = FileTree.from_bytes(os.urandom(size))
+    result = FlowContract(chain, deployment.address("Flow")).submit(account, [tree.submission()])
+    return tree.root, result.tx_hash
+
+
+def test_uploaded_file_is_listed_with_its_root_size_uploader_and_decoded_transaction(
+    explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount
+) -> None:
+    root, tx_hash = upload(chain, deployment, new_account, 3000)
+    row = next(f for f in all_files(explorer) if f["root"] == "0x" + root.hex())
+    assert (row["size"], row["uploader"], row["tx"]) == (3000, new_account.address, tx_hash)
+    detail = get(f"{explorer}/api/storage/file/0x{root.hex()}")
+    assert (detail["size"], detail["uploader"]) == (3000, new_account.address)
+    assert all(n["error"] or not n["known"] for n in detail["nodes"]), "no node was sent its segments"
+    tx = get(f"{explorer}/api/tx/{tx_hash}")
+    assert tx["toName"] == "Flow" and tx["call"]["function"] == "submit" and tx["status"] == "success"
+    assert tx["call"]["args"]["submission"]["data"]["length"] == 3000
+    events = {(e["contract"], e["event"]) for e in tx["events"]}
+    assert {("Flow", "Submit"), ("Reward", "RewardFilled")} <= events
+    block = get(f"{explorer}/api/block/{tx['block']}")
+    assert {"hash": tx_hash, "toName": "Flow", "method": "submit"}.items() <= next(
+        t for t in block["transactions"] if t["hash"] == tx_hash).items()
+    account = get(f"{explorer}/api/address/{new_account.address.lower()}")
+    assert account["address"] == new_account.address and account["nonce"] >= 1 and account["contract"] is None
+    assert get(f"{explorer}/api/address/{deployment.address('Flow')}")["contract"] == "Flow"
+    fees = get(f"{explorer}/api/storage/rewards")
+    fee = next(e for e in tx["events"] if e["event"] == "RewardFilled")["args"]["amount"]
+    assert fees[-1]["block"] >= tx["block"] and int(fees[-1]["fees"]) >= int(fee), "the chart of fees includes it"
+
+
+def certified_blob(chain: Chain, da: DAContracts, submitter: LocalAccount) -> tuple[bytes, str]:
+    """A blob submitted to ``da`` and certified by one registered signer; its id and signer."""
+    from tests.integration.da.helpers import funded_signer, next_epoch
+    from zgos.da.spec import bls
+    from zgos.da.spec.blob import BlobHeader
+
+    signer = funded_signer(chain)
+    da.register(signer.account, signer.secret, "127.0.0.1:9", stake=10**18)
+    next_epoch(da)
+    submitted = da.submit_blob(submitter, BlobHeader(1000, (bytes.fromhex("c0" + "00" * 47),)))
+    message = da.signing_message(submitted.blob_id, submitted.epoch)
+    da.submit_certificate(submitter, submitted.blob_id, [signer.account.address],
+                          bls.aggregate([bls.sign(signer.secret, message)]))
+    return submitted.blob_id, signer.account.address
+
+
+def test_da_blob_page_shows_its_status_certificate_and_signers(
+    explorer: str, chain: Chain, private_da: DAContracts, new_account: LocalAccount
+) -> None:
+    assert get(f"{explorer}/api/da")["signers"] == [], "no signer yet: an empty quorum, not an error"
+    blob_id, signer = certified_blob(chain, private_da, new_account)
+    listed = get(f"{explorer}/api/da/blobs", limit=5)["blobs"][0]
+    assert (listed["blobId"], listed["status"], listed["size"]) == ("0x" + blob_id.hex(), "certified", 1000)
+    detail = get(f"{explorer}/api/da/blob/0x{blob_id.hex()}")
+    assert detail["certificate"]["signers"] == [signer] and detail["blob"]["submitter"] == new_account.address
+    quorum = get(f"{explorer}/api/da")
+    assert signer in [s["address"] for s in quorum["signers"]]
+    matches = get(f"{explorer}/api/search", q="0x" + blob_id.hex())["matches"]
+    assert [(m["kind"], m["link"]) for m in matches] == [("blob", f"#/blob/0x{blob_id.hex()}")]
+
+
+def test_search_resolves_each_kind_of_id_to_its_page(
+    explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount
+) -> None:
+    from zgos.compute.finetune.contracts import FineTuningMarket, ModelRegistry
+    from zgos.inft.contracts import InftContracts
+
+    def kinds(q: str) -> set[tuple[str, str]]:
+        return {(m["kind"], m["link"]) for m in get(f"{explorer}/api/search", q=q)["matches"]}
+
+    root, tx_hash = upload(chain, deployment, new_account, 500)
+    ModelRegistry(chain, deployment.address("ModelRegistry")).register_base_model(new_account, root, "search-model", "MIT")
+    market = FineTuningMarket(chain, deployment.address("FineTuningServing"))
+    market.add_or_update_service(new_account, "http://127.0.0.1:9/finetune", 1, 10**6, 10**6, [root])
+    task_id = market.create_task(new_account, new_account.address, root, root, b"{}", 10**15, 1)
+    token_id = InftContracts.from_deployment(chain, deployment).mint_plain(new_account, new_account.address)
+    assert kinds(tx_hash) == {("tx", f"#/tx/{tx_hash}")}
+    assert kinds(new_account.address.lower()) == {("address", f"#/address/{new_account.address}")}
+    assert kinds("0x" + root.hex()) == {("file", f"#/file/0x{root.hex()}"), ("model", f"#/model/0x{root.hex()}")}
+    assert ("task", f"#/task/{task_id}") in kinds(str(task_id)) and kinds(f"task {task_id}") == {("task", f"#/task/{task_id}")}
+    assert kinds(f"token {token_id}") == {("token", f"#/token/{token_id}")}
+    assert kinds("block 1") == {("block", "#/block/1")}
+    task = get(f"{explorer}/api/compute/task/{task_id}")
+    assert (task["task"]["status"], task["task"]["user"], task["progress"]) == ("created", new_account.address, None)
+    assert "unreachable" in task["progressError"]
+    assert get(f"{explorer}/api/compute/tasks", limit=100)["tasks"][0]["taskId"] >= task_id
+    assert get(f"{explorer}/api/inft/token/{token_id}")["owner"] == new_account.address
+
+
+@pytest.mark.parametrize(("path", "status", "message"), [
+    ("/api/search?q=hello", 400, "is not an id"),
+    ("/api/search?q=0x" + "ab" * 32, 404, "nothing on this chain"),
+    ("/api/search?q=token 999999999", 404, "nothing on this chain"),
+    ("/api/tx/0x1234", 400, "not a transaction hash"),
+    ("/api/tx/0x" + "ab" * 32, 404, "no transaction"),
+    ("/api/block/999999999", 404, "no block"),
+    ("/api/address/0xnothex", 400, "not an address"),
+    ("/api/storage/file/0x" + "cd" * 32, 404, "no Flow submission"),
+    ("/api/storage/file/root", 400, "not a data root"),
+    ("/api/da/blob/0x" + "cd" * 32, 404, "no blob"),
+    ("/api/compute/task/999999999", 404, "no fine-tuning task"),
+    ("/api/inft/token/999999999", 404, "no agent token"),
+    ("/api/storage/files?limit=1000", 422, "less than or equal to 100"),
+])
+def test_bad_or_unknown_ids_are_a_4xx_that_says_why(explorer: str, path: str, status: int, message: str) -> None:
+    response = httpx.get(f"{explorer}{path}", timeout=30)
+    assert response.status_code == status and message in str(response.json()["detail"]), response.text
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it as root)")
+def test_a_transactions_deep_link_shows_its_decoded_call_and_events_in_a_browser(
+    explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount, tmp_path: Path
+) -> None:
+    _, tx_hash = upload(chain, deployment, new_account, 100)
+    dom = browser_dom(f"{explorer}/#/tx/{tx_hash}", tmp_path / "profile", 4000)
+    assert f"Transaction {tx_hash}" in dom, dom[-3000:]
+    assert "Flow.submit" in dom and ">Submit<" in dom and ">RewardFilled<" in dom

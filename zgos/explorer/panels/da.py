@@ -1,0 +1,124 @@
+"""The DA panel: ``GET /api/da`` (the current epoch's quorum: each signer's stake, URL and
+columns), ``GET /api/da/blobs`` (blobs newest first, a page at a time, with their status) and
+``GET /api/da/blob/{id}`` (one blob: submitter, size, fee, status, the submission and
+certificate transactions and the signers who signed it).
+
+Blobs come from ``DAEntrance.BlobSubmitted`` and ``BlobCertified`` events through the
+explorer's event index; a blob's status is read from the contract, which is the truth."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from web3.types import EventData
+
+from zgos.da.contracts import BlobStatus, DAContracts, UnknownBlob
+from zgos.explorer.deps import Deps, ExplorerDeps
+from zgos.explorer.events import page_of
+from zgos.explorer.ids import parse_hash32
+from zgos.explorer.models import ApiModel
+
+router = APIRouter(prefix="/api")
+MAX_PAGE = 100
+
+
+class SignerRow(ApiModel):
+    address: str
+    stake: str  # wei, decimal
+    url: str
+    columns: int  # how many of the epoch's columns it holds
+
+
+class DaState(ApiModel):
+    epoch: int
+    total_stake: str  # wei, decimal
+    signers: list[SignerRow]
+
+
+class BlobRow(ApiModel):
+    index: int  # position in the explorer's list (the ``before`` cursor)
+    blob_id: str
+    submitter: str
+    epoch: int
+    size: int  # bytes
+    fee: str  # wei, decimal
+    status: str  # submitted | certified | cancelled
+    tx: str  # the submission
+
+
+class BlobPage(ApiModel):
+    total: int
+    blobs: list[BlobRow]
+
+
+class Certificate(ApiModel):
+    tx: str
+    block: int
+    signers: list[str]
+    signed_stake: str  # wei, decimal
+    total_stake: str  # wei, decimal
+
+
+class BlobDetail(ApiModel):
+    blob: BlobRow
+    certificate: Certificate | None
+
+
+def da_contracts(deps: ExplorerDeps) -> DAContracts:
+    return DAContracts.from_addresses(deps.chain(), deps.deployment().addresses)
+
+
+def blob_events(deps: ExplorerDeps, da: DAContracts, event: str) -> list[EventData]:
+    return deps.index.events(deps.chain(), da.entrance, event, deps.deployment().deploy_block)
+
+
+def blob_row(da: DAContracts, index: int, event: EventData) -> BlobRow:
+    args = event["args"]
+    blob_id = bytes(args["blobId"])
+    try:
+        status = da.blob(blob_id).status
+    except UnknownBlob:
+        status = BlobStatus.NONE
+    return BlobRow(index=index, blob_id="0x" + blob_id.hex(), submitter=args["submitter"], epoch=int(args["epoch"]),
+                   size=int(args["size"]), fee=str(int(args["fee"])), status=status.name.lower(),
+                   tx=event["transactionHash"].to_0x_hex())
+
+
+@router.get("/da")
+def da_state(deps: Deps) -> DaState:
+    da = da_contracts(deps)
+    epoch = da.current_epoch()
+    if int(deps.chain().call(da.signers.functions.signerCount())) == 0:
+        return DaState(epoch=epoch, total_stake="0", signers=[])
+    quorum = da.quorum(epoch)
+    return DaState(epoch=quorum.epoch, total_stake=str(quorum.total_stake), signers=[
+        SignerRow(address=m, stake=str(stake), url=url, columns=len(quorum.columns(m)))
+        for m, stake, url in zip(quorum.members, quorum.stakes, quorum.urls, strict=True)])
+
+
+@router.get("/da/blobs")
+def blobs(deps: Deps, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+          before: Annotated[int | None, Query(ge=0, description="Blobs listed below this index (paging).")] = None,
+          ) -> BlobPage:
+    da = da_contracts(deps)
+    submitted = blob_events(deps, da, "BlobSubmitted")
+    return BlobPage(total=len(submitted), blobs=[blob_row(da, i, e) for i, e in page_of(submitted, limit, before)])
+
+
+@router.get("/da/blob/{blob_id}")
+def blob(deps: Deps, blob_id: str) -> BlobDetail:
+    key = parse_hash32(blob_id, "blob id")
+    da = da_contracts(deps)
+    found = [(i, e) for i, e in enumerate(blob_events(deps, da, "BlobSubmitted")) if bytes(e["args"]["blobId"]) == key]
+    if not found:
+        raise HTTPException(404, detail=f"no blob 0x{key.hex()} was submitted to DAEntrance")
+    row = blob_row(da, *found[-1])
+    certified = [e for e in blob_events(deps, da, "BlobCertified") if bytes(e["args"]["blobId"]) == key]
+    certificate = None
+    if certified:
+        args = certified[-1]["args"]
+        certificate = Certificate(tx=certified[-1]["transactionHash"].to_0x_hex(), block=certified[-1]["blockNumber"],
+                                  signers=list(args["signers"]), signed_stake=str(args["signedStake"]),
+                                  total_stake=str(args["totalStake"]))
+    return BlobDetail(blob=row, certificate=certificate)

@@ -1,0 +1,217 @@
+"use strict";
+// Pages with a deep link each (#/tx/0x…, #/block/N, #/address/0x…, #/file/0x…, #/blob/0x…,
+// #/task/N, #/token/N, #/model/0x…, #/response/0x…), the paged lists (#/blocks, #/files,
+// #/blobs, #/tasks, #/settlements; #/files/N lists those below index N), the search box, and
+// the refresh loop (the page on view is fetched again every REFRESH_MS). Uses explorer.js.
+const PAGE_SIZE = 20;
+const STILL = new Set(["tx", "block", "model", "response", "lineage"]); // pages that do not change: drawn once
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  node.append(...children.filter((c) => c !== null && c !== undefined).map((c) => (c instanceof Node ? c : String(c))));
+  return node;
+}
+
+const link = (text, href) => el("a", { href }, text);
+const mono = (text) => el("span", { class: "mono" }, text);
+const address = (a) => (a ? el("a", { href: `#/address/${a}`, class: "mono" }, a) : "—");
+const txLink = (h) => el("a", { href: `#/tx/${h}`, class: "mono" }, h);
+
+function kv(rows) {
+  return el("table", { class: "kv" }, ...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))));
+}
+
+function table(headers, rows, emptyText) {
+  const body = rows.length ? rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c))))
+    : [el("tr", {}, el("td", { colspan: headers.length, class: "empty" }, emptyText))];
+  return el("table", {}, el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", {}, h)))), el("tbody", {}, ...body));
+}
+
+function section(title, ...children) {
+  return el("section", {}, el("h2", {}, title), ...children);
+}
+
+function pager(route, items, indexOf) {
+  if (!items.length) return null;
+  const last = indexOf(items[items.length - 1]);
+  return el("p", { class: "pager" }, link("newest", `#/${route}`), " · ",
+    last > 0 ? link("older →", `#/${route}/${last}`) : "no older");
+}
+
+function args(values) {
+  return el("pre", { class: "args" }, JSON.stringify(values, null, 1));
+}
+
+// --- one page per kind of id ---------------------------------------------------------------
+
+async function txPage(hash) {
+  const tx = await getJson(`/api/tx/${hash}`);
+  const call = tx.call ? el("span", {}, el("b", {}, `${tx.call.contract}.${tx.call.function}`), args(tx.call.args))
+    : (tx.inputBytes ? `${tx.inputBytes} bytes, not a call to one of our contracts` : "plain transfer");
+  return [section(`Transaction ${tx.hash}`, kv([
+    ["status", el("span", { class: tx.status === "success" ? "ok" : "bad" }, tx.status)],
+    ["block", link(tx.block, `#/block/${tx.block}`)], ["from", address(tx.sender)],
+    ["to", el("span", {}, address(tx.to), tx.toName ? ` (${tx.toName})` : "")],
+    ["value", og(tx.value)], ["gas used", tx.gasUsed], ["call", call]])),
+  section("Events", table(["#", "contract", "event", "arguments"], tx.events.map((e) => [e.logIndex,
+    e.contract || mono(e.address), el("b", { class: "event" }, e.event || "(undecoded)"), args(e.args)]), "no events"))];
+}
+
+async function blockPage(number) {
+  const b = await getJson(`/api/block/${number}`);
+  return [section(`Block ${b.block.number}`, kv([["hash", mono(b.block.hash)], ["parent", mono(b.parentHash)],
+    ["time", `${new Date(b.block.timestamp * 1000).toISOString()} (${age(b.block.timestamp)})`],
+    ["gas used", b.block.gasUsed], ["transactions", b.block.transactions]]),
+  el("p", {}, b.block.number > 0 ? link("← previous", `#/block/${b.block.number - 1}`) : "", " ",
+    link("next →", `#/block/${b.block.number + 1}`))),
+  section("Transactions", table(["hash", "from", "to", "call", "value"], b.transactions.map((t) => [txLink(t.hash),
+    address(t.sender), t.toName || address(t.to), t.method || "—", og(t.value)]), "no transactions"))];
+}
+
+async function addressPage(a) {
+  const [info, ledger] = await Promise.all([getJson(`/api/address/${a}`), getJson(`/api/compute/ledger/${a}`).catch(() => null)]);
+  const parts = [section(`Address ${info.address}`, kv([["contract", info.contract || (info.hasCode ? "a contract (not ours)" : "an account")],
+    ["balance", og(info.balance)], ["nonce", info.nonce]]))];
+  if (ledger && (Number(ledger.available) > 0 || ledger.subAccounts.length)) {
+    parts.push(section("Compute ledger", kv([["available", og(ledger.available)]]),
+      table(["provider", "balance", "pending refund", "settled"], ledger.subAccounts.map((s) => [address(s.provider),
+        og(s.balance), og(s.pendingRefund), og(s.settled)]), "no sub-accounts")));
+  }
+  return parts;
+}
+
+async function filePage(root) {
+  const f = await getJson(`/api/storage/file/${root}`);
+  return [section(`File ${f.root}`, kv([["size", `${f.size} bytes`], ["uploader", address(f.uploader)],
+    ["lineage", link("trace its provenance", `#/lineage/${f.root}`)]])),
+  section("Submissions", table(["seq", "tx", "block", "sender", "sectors"], f.submissions.map((s) => [s.seq, txLink(s.tx),
+    link(s.block, `#/block/${s.block}`), address(s.uploader), s.sectors]), "none")),
+  section("Storage nodes", table(["node", "shard", "holds it", "segments", "finalized"], f.nodes.map((n) => [mono(n.url),
+    n.shard, n.error ? el("span", { class: "bad" }, n.error) : (n.known ? "yes" : "no"), n.uploadedSegments ?? "—",
+    n.finalized === true ? el("span", { class: "ok" }, "finalized") : String(n.finalized ?? "—")]), "no storage nodes announced"))];
+}
+
+async function blobPage(id) {
+  const { blob: b, certificate: c } = await getJson(`/api/da/blob/${id}`);
+  return [section(`DA blob ${b.blobId}`, kv([["status", el("span", { class: b.status === "certified" ? "ok" : "warn" }, b.status)],
+    ["size", `${b.size} bytes`], ["submitter", address(b.submitter)], ["epoch", b.epoch], ["fee", og(b.fee)],
+    ["submitted in", txLink(b.tx)], ["certificate", c ? txLink(c.tx) : "not certified"],
+    ["signed stake", c ? `${og(c.signedStake)} of ${og(c.totalStake)}` : "—"]])),
+  section("Signers who signed", table(["signer"], (c ? c.signers : []).map((s) => [address(s)]), "no certificate yet"))];
+}
+
+async function taskPage(id) {
+  const { task: t, progress: p, progressError } = await getJson(`/api/compute/task/${id}`);
+  return [section(`Fine-tuning task ${t.taskId}`, kv([["status", t.status], ["user", address(t.user)],
+    ["provider", address(t.provider)], ["fee", og(t.fee)], ["base model", link(t.baseModel, `#/model/${t.baseModel}`)],
+    ["dataset", link(t.datasetRoot, `#/file/${t.datasetRoot}`)],
+    ["result", t.resultRoot ? link(t.resultRoot, `#/file/${t.resultRoot}`) : "not delivered"]])),
+  section("Progress (as its provider reports it)", p ? kv([["state", p.state], ["step", `${p.step} of ${p.totalSteps}`],
+    ["loss", p.loss ?? "—"], ["error", p.error || "none"]]) : el("p", { class: "warn" }, progressError),
+  p ? lineChart([{ name: "loss", points: p.losses }], "step") : null)];
+}
+
+async function tokenPage(id) {
+  const t = await getJson(`/api/inft/token/${id}`);
+  return [section(`Agent token ${t.tokenId}`, kv([["owner", address(t.owner)],
+    ["authorized", t.authorized.length ? el("span", {}, ...t.authorized.map(address)) : "none"]])),
+  section("Data", table(["description", "storage root"], t.datas.map((d) => [d.description,
+    link(d.dataHash, `#/file/${d.dataHash}`)]), "none (plain ERC-721)"))];
+}
+
+async function lineagePage(id) {
+  const tree = await getJson(`/api/provenance/${id}`);
+  const svg = svgEl("svg", { class: "lineage", role: "img", "aria-label": "lineage graph" });
+  drawLineage(tree, svg);
+  const all = layout(tree).map((p) => p.node);
+  const checks = all.flatMap((n) => n.checks.map((c) => [n.label, c.ok === true ? "✓" : c.ok === false ? "✗" : "?", c.name, c.detail]));
+  return [section(`Lineage of ${tree.label}`, el("p", { class: "summary" },
+    `${all.filter((n) => n.verified).length} of ${all.length} nodes verified`), svg),
+  section("Checks", table(["node", "", "check", "detail"], checks, "no checks"))];
+}
+
+// --- paged lists ---------------------------------------------------------------------------
+
+async function blocksList(before) {
+  const blocks = await getJson(`/api/blocks?limit=${PAGE_SIZE}${before ? `&before=${before}` : ""}`);
+  return [section("Blocks", table(["block", "age", "txs", "gas used", "hash"], blocks.map((b) => [link(b.number, `#/block/${b.number}`),
+    age(b.timestamp), b.transactions, b.gasUsed, mono(b.hash)]), "no blocks"), pager("blocks", blocks, (b) => b.number))];
+}
+
+function pagedList(title, path, key, headers, row) {
+  return async (before) => {
+    const page = await getJson(`${path}?limit=${PAGE_SIZE}${before ? `&before=${before}` : ""}`);
+    const route = location.hash.slice(2).split("/")[0];
+    return [section(`${title} (${page.total})`, table(headers, page[key].map(row), "none yet"),
+      pager(route, page[key], (item) => item.index ?? item.taskId))];
+  };
+}
+
+const PAGES = {
+  tx: txPage, block: blockPage, address: addressPage, file: filePage, blob: blobPage, task: taskPage,
+  token: tokenPage, model: lineagePage, response: lineagePage, lineage: lineagePage, blocks: blocksList,
+  files: pagedList("Files on Flow", "/api/storage/files", "files", ["root", "size", "uploader", "tx", "block"],
+    (f) => [link(f.root, `#/file/${f.root}`), `${f.size} B`, address(f.uploader), txLink(f.tx), f.block]),
+  blobs: pagedList("DA blobs", "/api/da/blobs", "blobs", ["blob", "size", "status", "submitter", "epoch"],
+    (b) => [link(b.blobId, `#/blob/${b.blobId}`), `${b.size} B`, b.status, address(b.submitter), b.epoch]),
+  tasks: pagedList("Fine-tuning tasks", "/api/compute/tasks", "tasks", ["task", "status", "user", "provider", "fee"],
+    (t) => [link(t.taskId, `#/task/${t.taskId}`), t.status, address(t.user), address(t.provider), og(t.fee)]),
+  settlements: pagedList("Settlements", "/api/compute/settlements", "settlements", ["provider", "user", "amount", "total", "tx"],
+    (s) => [address(s.provider), address(s.user), og(s.amount), og(s.total), txLink(s.tx)]),
+};
+
+// --- routing, search, refresh --------------------------------------------------------------
+
+function currentRoute() {
+  const [kind, id] = location.hash.replace(/^#\/?/, "").split("/");
+  return PAGES[kind] ? { kind, id: id ? decodeURIComponent(id) : "" } : null;
+}
+
+async function render(route) {
+  const page = document.getElementById("page");
+  try {
+    const parts = await PAGES[route.kind](route.id);
+    if (currentRoute()?.kind === route.kind) page.replaceChildren(...parts.filter(Boolean));
+  } catch (error) {
+    page.replaceChildren(section("Not found", el("p", { class: "bad" }, error.message)));
+  }
+}
+
+function show() {
+  const route = currentRoute();
+  document.getElementById("home").hidden = route !== null;
+  document.getElementById("page").hidden = route === null;
+  if (route) render(route);
+  else refreshAll();
+}
+
+document.getElementById("search-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const out = document.getElementById("search-result");
+  const q = document.getElementById("search").value.trim();
+  if (!q) return;
+  try {
+    const result = await getJson(`/api/search?q=${encodeURIComponent(q)}`);
+    if (result.matches.length === 1) {
+      out.replaceChildren();
+      location.hash = result.matches[0].link;
+    } else {
+      out.replaceChildren("several things have this id: ", ...result.matches.flatMap((m) => [link(m.label, m.link), " "]));
+    }
+    out.className = "summary";
+  } catch (error) {
+    out.textContent = error.message;
+    out.className = "summary bad";
+  }
+});
+
+window.addEventListener("hashchange", show);
+refreshStatus();
+show();
+setInterval(() => {
+  refreshStatus();
+  const route = currentRoute();
+  if (!route) refreshAll();
+  else if (!STILL.has(route.kind)) render(route);
+}, REFRESH_MS);
