@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from zgos.alignment.devnet import ALIGNMENT_GROUP
 from zgos.chain.devnet import CHAIN_GROUP
 from zgos.compute.devnet import INFERENCE_GROUP
 from zgos.compute.finetune.devnet import FINETUNE_GROUP
@@ -23,7 +24,7 @@ from zgos.storage.indexer.devnet import INDEXER_GROUP
 # In start order; the explorer last: it shows everything else.
 SERVICE_GROUPS: tuple[ServiceGroup, ...] = (
     CHAIN_GROUP, STORAGE_GROUP, INDEXER_GROUP, KV_GROUP, REPAIRER_GROUP, INFERENCE_GROUP, FINETUNE_GROUP, DA_GROUP,
-    INFT_GROUP, EXPLORER_GROUP,
+    INFT_GROUP, ALIGNMENT_GROUP, EXPLORER_GROUP,
 )
 
 

@@ -63,7 +63,8 @@ TUNED_ADMIN_DELTA = 7
 
 # --- alignment and explorer --------------------------------------------------------------------
 
-AUDITOR_PORT = 9090  # alignment auditor's status API (ARCHITECTURE.md's; not run yet, no delta)
+AUDITOR_PORT = 9090  # alignment auditor's status API
+AUDITOR_DELTA = 180
 EXPLORER_PORT = 8000  # explorer web app (HTTP)
 EXPLORER_DELTA = 300
 

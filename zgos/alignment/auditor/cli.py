@@ -29,17 +29,13 @@ DEFAULT_INTERVAL_S = 30.0
 
 
 def _model_files(extra: list[Path]) -> dict[bytes, Path]:
-    """The auditor's copies of models, by both hashes providers register (sha256, storage root)."""
-    from zgos.compute.finetune.storage import model_file_root
+    """The auditor's copies of models, by the id providers register (the file's storage root)."""
     from zgos.compute.model import ensure_gemma, model_hash
 
-    files = {}
-    for path in [ensure_gemma(), *extra]:
+    for path in extra:
         if not path.is_file():
             raise ConfigError(f"no model file at {path}")
-        files[model_hash(path)] = path
-        files[model_file_root(path)] = path
-    return files
+    return {model_hash(path): path for path in [ensure_gemma(), *extra]}
 
 
 def build_auditor(cli: CliContext, account_spec: str | None, model_paths: list[Path], probe: bool,

@@ -88,13 +88,12 @@ class AuditorProcess:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def _loop(self) -> None:
-        while not self.stop.is_set():
+        while not self.stop.wait(self.interval_s):  # the first round after one interval: let the network settle
             try:
                 summary = self.auditor.run_round()
                 log.info("round %d: %d checks, %d findings", summary.n, summary.checks, len(summary.findings))
             except Exception as exc:  # the chain, a node or storage away: the next round runs on time
                 log.warning("audit round failed: %s", exc)
-            self.stop.wait(self.interval_s)
 
     def run(self, host: str, port: int) -> None:
         thread = threading.Thread(target=self._loop, name="audit-rounds", daemon=True)
