@@ -5,6 +5,7 @@ model than it registered is caught by the probe that looks for it."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,14 +13,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.compute.conftest import BrokerProcess
+from tests.integration.compute.conftest import BrokerProcess, funded_account
 from tests.integration.compute.loras import write_lora
 from tests.servers import await_ready
 from zgos.alignment.auditor.compute import ComputeProbe
+from zgos.alignment.contracts import AlignmentContracts
+from zgos.alignment.spec.bonds import BondKind
 from zgos.alignment.spec.reports import Finding
+from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment
 from zgos.compute.contracts import ComputeContracts
-from zgos.compute.model import model_hash, model_server_argv
+from zgos.compute.model import DEFAULT_MODEL_ID, model_hash, model_server_argv
+from zgos.compute.spec import vouchers as v
+from zgos.compute.spec.billing import Prices
 from zgos.compute.user.client import ComputeUser
+from zgos.compute.user.router import Router, Standing
 from zgos.runtime.netutil import free_port
 
 PROMPTS = ("Name three colours.", "What is the capital of Japan?")
@@ -96,3 +104,32 @@ def test_a_provider_serving_another_model_than_it_registered_is_caught_by_re_exe
     assert Finding.WRONG_OUTPUT in findings
     caught = next(o for outcome in outcomes for o in outcome.observations if o.finding == Finding.WRONG_OUTPUT)
     assert caught.evidence["answer"] != caught.evidence["expected"]
+
+
+def test_the_router_stops_sending_traffic_to_a_slashed_provider_within_one_round(
+        chain: Chain, deployment: Deployment, start_broker: Callable[..., BrokerProcess], stub_upstream: str,
+        compute: ComputeContracts, make_user: Callable[..., ComputeUser]) -> None:
+    """Two providers of one model, the cheaper one preferred, until an auditor slashes it with a
+    response it signed whose fee its prices refute; the router's next refresh skips it."""
+    alignment = AlignmentContracts.from_deployment(chain, deployment)
+    cheap = start_broker(stub_upstream, prices=Prices(1, 1))
+    fair = start_broker(stub_upstream, prices=Prices(2, 2))
+    alignment.bond(cheap.provider, BondKind.COMPUTE, alignment.min_bond())
+    auditor = funded_account(chain)
+    alignment.register_auditor(auditor, alignment.min_auditor_stake())
+    user = make_user()
+
+    def standings() -> dict[str, Standing]:
+        return {r.operator.lower(): Standing(r.score, r.slashes > 0) for r in alignment.records()
+                if r.kind == BondKind.COMPUTE}
+
+    router = Router(user, [cheap.provider.address, fair.provider.address], standings=standings, standings_refresh_s=0)
+    assert [s.provider for s in router.candidates(DEFAULT_MODEL_ID)] == [cheap.provider.address, fair.provider.address]
+
+    service = compute.service(cheap.provider.address)
+    overbilled = v.Response(os.urandom(32), os.urandom(32), service.model, service.model_hash, 10, 10, 10**6)
+    signature = v.sign_message(bytes(cheap.provider.key), compute.domain, overbilled)
+    alignment.slash_compute(auditor, cheap.provider.address, overbilled, signature)
+    assert [s.provider for s in router.candidates(DEFAULT_MODEL_ID)] == [fair.provider.address]
+    assert {p.provider: p.slashed for p in router.describe(router.services()).providers} == {
+        cheap.provider.address: True, fair.provider.address: False}

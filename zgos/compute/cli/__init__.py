@@ -25,6 +25,7 @@ from zgos.compute.cli.provider import model_app, provider_app
 from zgos.compute.contracts import ServiceInfo
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
+from zgos.compute.user.router import Standings
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
 from zgos.runtime.ports import USER_PROXY_PORT
@@ -201,7 +202,7 @@ def serve(ctx: typer.Context, port: int = typer.Option(USER_PROXY_PORT, "--port"
     user = _user(cli, account, contracts.services(), tokenizer)
     funding = Funding(_amount(top_up), _amount(max_balance), _cap(max_top_up_per_day))
     caps = SpendCaps(_cap(max_spend_per_hour), _cap(max_spend_per_day))
-    proxy = UserProxy(user, Router(user, provider, max_price), funding, timeout_s=timeout, caps=caps,
+    proxy = UserProxy(user, Router(user, provider, max_price, _standings(cli)), funding, timeout_s=timeout, caps=caps,
                       address_policy=cli.outbound_policy())
     token = _install_token(cli)
     server = proxy_server(proxy, host=host, port=port, token=token, origins=allow_origin or ())
@@ -214,3 +215,21 @@ def serve(ctx: typer.Context, port: int = typer.Option(USER_PROXY_PORT, "--port"
 def token(ctx: typer.Context) -> None:
     """Print the install token: the API key of `zg compute serve` and of the broker's admin API."""
     print(_install_token(get_ctx(ctx)))
+
+
+def _standings(cli: CliContext) -> Standings | None:
+    """The auditors' records of providers (``AlignmentRegistry``), if the deployment has one."""
+    from zgos.alignment.contracts import AlignmentContracts
+    from zgos.alignment.spec.bonds import BondKind
+    from zgos.compute.user.router import Standing
+
+    deployment = cli.deployment()
+    if "AlignmentRegistry" not in deployment.addresses:
+        return None
+    contracts = AlignmentContracts.from_deployment(cli.chain(), deployment)
+
+    def read() -> dict[str, Standing]:
+        return {r.operator.lower(): Standing(r.score, r.slashes > 0) for r in contracts.records()
+                if r.kind == BondKind.COMPUTE}
+
+    return read

@@ -5,11 +5,16 @@
 the deadline or the size cap is not tried at all for a growing backoff; one whose answer failed
 a check is flagged and tried last for ``FLAG_BACKOFF_S``. Providers priced above
 ``Router.max_price`` per token are never candidates.
+
+With ``standings`` (what auditors hold against each provider: its ``AlignmentRegistry`` record,
+read by the caller, refreshed every ``STANDINGS_REFRESH_S``), a slashed provider is never a
+candidate and one with a negative score is tried after every provider without one.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from zgos.compute.contracts import ServiceInfo
@@ -19,6 +24,18 @@ from zgos.compute.user.wire import ProviderState, ProvidersView
 
 FLAG_BACKOFF_S = 3600.0
 SERVICE_REFRESH_S = 30.0
+STANDINGS_REFRESH_S = 10.0  # well within an audit round
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What auditors hold against a provider."""
+
+    score: int = 0
+    slashed: bool = False
+
+
+Standings = Callable[[], dict[str, Standing]]  # by lower-case provider address
 
 
 @dataclass
@@ -36,13 +53,24 @@ class Router:
     """Orders the providers of a model by health, then price (input + output per token).
     Providers priced above ``max_price`` per token (input or output) are never candidates."""
 
-    def __init__(self, user: ComputeUser, only: list[str] | None = None, max_price: int | None = None) -> None:
+    def __init__(self, user: ComputeUser, only: list[str] | None = None, max_price: int | None = None,
+                 standings: Standings | None = None, standings_refresh_s: float = STANDINGS_REFRESH_S) -> None:
         self.user = user
         self.only = {p.lower() for p in only} if only else None
         self.max_price = max_price
         self.health: dict[str, ProviderHealth] = {}
         self._services: list[ServiceInfo] = []
         self._fetched = 0.0
+        self._standings_source = standings
+        self._standings: dict[str, Standing] = {}
+        self._standings_fetched = 0.0
+        self._standings_refresh_s = standings_refresh_s
+
+    def standing(self, provider: str) -> Standing:
+        if self._standings_source is not None and time.monotonic() - self._standings_fetched >= self._standings_refresh_s:
+            self._standings = self._standings_source()
+            self._standings_fetched = time.monotonic()
+        return self._standings.get(provider.lower(), Standing())
 
     def services(self) -> list[ServiceInfo]:
         if time.monotonic() - self._fetched > SERVICE_REFRESH_S:
@@ -60,6 +88,7 @@ class Router:
         return ProvidersView(max_price=self.max_price, providers=[ProviderState(
             provider=s.provider, model=s.model, url=s.url, input_price=s.input_price,
             output_price=s.output_price, within_price_cap=self.within_price_cap(s),
+            score=self.standing(s.provider).score, slashed=self.standing(s.provider).slashed,
             **vars(self._health(s.provider))) for s in services])
 
     def within_price_cap(self, service: ServiceInfo) -> bool:
@@ -68,9 +97,9 @@ class Router:
     def candidates(self, model: str) -> list[ServiceInfo]:
         now = time.monotonic()
         usable = [s for s in self.services() if s.model == model and self.within_price_cap(s)
-                  and self._health(s.provider).avoided_until <= now]
+                  and self._health(s.provider).avoided_until <= now and not self.standing(s.provider).slashed]
         return sorted(usable, key=lambda s: (self._health(s.provider).unhealthy_until > now,
-                                             s.input_price + s.output_price))
+                                             self.standing(s.provider).score < 0, s.input_price + s.output_price))
 
     def failed(self, provider: str, reason: str = "") -> None:
         health = self._health(provider)

@@ -50,6 +50,8 @@ class ProviderState(Wire):
     input_price: int
     output_price: int
     within_price_cap: bool
+    score: int = 0  # the auditors' score (AlignmentRegistry), when the router reads it
+    slashed: bool = False
     failures: int
     unhealthy_until: float
     strikes: int
