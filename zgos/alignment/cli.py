@@ -3,7 +3,8 @@
 
 ``bond KIND AMOUNT`` adds to the caller's bond for a node it runs (``storage``, ``da-signer`` or
 ``compute``), ``unbond KIND`` starts the unbonding delay, ``withdraw KIND`` takes the bond back
-after it, and ``scores`` prints one line per subject: operator, kind, score, faults, slashes.
+after it, ``register-auditor STAKE`` makes the caller an auditor (who may open storage
+challenges, ``zg storage challenge``), and ``scores`` prints one line per subject: operator, kind, score, faults, slashes.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _amount(text: str) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if amount == 0:
-        raise ConfigError("a bond must be more than zero")
+        raise ConfigError("the amount must be more than zero")
     return amount
 
 
@@ -89,6 +90,17 @@ def withdraw_command(ctx: typer.Context, kind: KindArg, account: AccountOpt = No
     amount = contracts.bond_of(operator.address, bond_kind).amount
     contracts.withdraw_bond(operator, bond_kind)
     console.print(f"withdrew {format_amount(amount)}")
+
+
+@alignment_app.command("register-auditor")
+def register_auditor_command(ctx: typer.Context,
+                             stake: Annotated[str, typer.Argument(help="The stake, at least the registry's minimum.")],
+                             account: AccountOpt = None) -> None:
+    """Register your account as an auditor with STAKE: it may then open challenges and report."""
+    cli = get_ctx(ctx)
+    contracts, auditor = _contracts(cli), cli.account(account, role=None)
+    contracts.register_auditor(auditor, _amount(stake))
+    console.print(f"{auditor.address} is an auditor")
 
 
 @alignment_app.command("scores")

@@ -100,7 +100,25 @@ contract AlignmentRegistry is EIP712 {
         uint64 unlockBlock; // 0: active; else leaving, withdrawable from this block
     }
 
+    /// @dev Five storage slots: what an answer needs of the custody, packed (its 64-bit fields
+    /// are checked at opening); the deadline is `seedBlock + ANSWER_WINDOW_BLOCKS`.
     struct Challenge {
+        address operator;
+        uint64 seedBlock;
+        uint8 status;
+        address challenger;
+        uint96 fee;
+        bytes32 flowRoot;
+        uint64 txSeq;
+        uint64 startSector;
+        uint64 dataSectors;
+        uint64 flowLength;
+        uint32 shardId;
+        uint32 numShard;
+    }
+
+    /// @notice A challenge as `getChallenge` shows it (the custody without its `validUntil`).
+    struct ChallengeView {
         address operator;
         address challenger;
         uint64 seedBlock;
@@ -212,6 +230,7 @@ contract AlignmentRegistry is EIP712 {
         daSigners = daSigners_;
         minBond = minBond_;
         minAuditorStake = minAuditorStake_;
+        if (challengeFee_ > type(uint96).max) revert WrongFee(challengeFee_, type(uint96).max);
         challengeFee = challengeFee_;
         servingDomainSeparator = keccak256(
             abi.encode(DOMAIN_TYPEHASH, keccak256("zgos InferenceServing"), keccak256("1"), block.chainid, address(serving_))
@@ -315,16 +334,19 @@ contract AlignmentRegistry is EIP712 {
         if (root == bytes32(0)) revert UnknownTx(custody.txSeq);
         id = ++challengeCount;
         uint64 seedBlock = uint64(block.number + SEED_DELAY_BLOCKS);
-        uint64 deadline = uint64(seedBlock + ANSWER_WINDOW_BLOCKS);
-        challenges[id] = Challenge(operator, msg.sender, seedBlock, deadline, STATUS_OPEN, msg.value, root, custody);
+        challenges[id] = Challenge(
+            operator, seedBlock, STATUS_OPEN, msg.sender, uint96(msg.value), root, uint64(custody.txSeq),
+            uint64(custody.startSector), uint64(custody.dataSectors), uint64(custody.flowLength), custody.shardId,
+            custody.numShard
+        );
         b.openChallenges += 1;
-        emit ChallengeOpened(id, operator, msg.sender, custody.txSeq, root, seedBlock, deadline);
+        emit ChallengeOpened(id, operator, msg.sender, custody.txSeq, root, seedBlock, seedBlock + ANSWER_WINDOW_BLOCKS);
     }
 
     /// @notice The sector challenge `id` asks for; reverts until its seed block is mined.
     function challengeSector(uint256 id) public view returns (uint256) {
         Challenge storage c = _challenge(id);
-        return sectorFor(_seed(c.seedBlock), id, c.custody);
+        return sectorFor(_seed(c.seedBlock), id, _custodyOf(c));
     }
 
     /// @notice The sector a seed picks: a held segment of the file's data, uniformly, then a
@@ -344,10 +366,11 @@ contract AlignmentRegistry is EIP712 {
         Challenge storage c = _challenge(id);
         if (c.status != STATUS_OPEN) revert NotOpen(id, c.status);
         if (msg.sender != c.operator) revert NotChallenged(msg.sender, c.operator);
-        if (block.number > c.deadline) revert AnswerTooLate(c.deadline, block.number);
-        uint256 index = sectorFor(_seed(c.seedBlock), id, c.custody);
+        uint256 deadline = c.seedBlock + ANSWER_WINDOW_BLOCKS;
+        if (block.number > deadline) revert AnswerTooLate(deadline, block.number);
+        uint256 index = sectorFor(_seed(c.seedBlock), id, _custodyOf(c));
         if (sector.length != SECTOR_BYTES) revert WrongSectorSize(sector.length);
-        uint256 depth = FlowMerkle.depth(c.custody.flowLength);
+        uint256 depth = FlowMerkle.depth(c.flowLength);
         if (proof.length != depth) revert WrongProofLength(proof.length, depth);
         bytes32 root = FlowMerkle.foldPath(keccak256(sector), index, proof);
         if (root != c.flowRoot) revert WrongProof(root, c.flowRoot);
@@ -361,7 +384,8 @@ contract AlignmentRegistry is EIP712 {
     function slashUnanswered(uint256 id) external returns (uint256 amount) {
         Challenge storage c = _challenge(id);
         if (c.status != STATUS_OPEN) revert NotOpen(id, c.status);
-        if (block.number <= c.deadline) revert StillAnswerable(c.deadline, block.number);
+        uint256 deadline = c.seedBlock + ANSWER_WINDOW_BLOCKS;
+        if (block.number <= deadline) revert StillAnswerable(deadline, block.number);
         c.status = STATUS_SLASHED;
         Bond storage b = bonds[c.operator][KIND_STORAGE];
         b.openChallenges -= 1;
@@ -370,8 +394,16 @@ contract AlignmentRegistry is EIP712 {
         _payOrCredit(c.challenger, amount + c.fee); // a challenger refusing it cannot block the slash
     }
 
-    function getChallenge(uint256 id) external view returns (Challenge memory) {
-        return _challenge(id);
+    function getChallenge(uint256 id) external view returns (ChallengeView memory) {
+        Challenge storage c = _challenge(id);
+        return ChallengeView(
+            c.operator, c.challenger, c.seedBlock, uint64(c.seedBlock + ANSWER_WINDOW_BLOCKS), c.status, c.fee,
+            c.flowRoot, _custodyOf(c)
+        );
+    }
+
+    function _custodyOf(Challenge storage c) internal view returns (Custody memory) {
+        return Custody(c.txSeq, c.startSector, c.dataSectors, c.flowLength, c.shardId, c.numShard, 0);
     }
 
     // --- compute faults --------------------------------------------------------------------
@@ -518,6 +550,9 @@ contract AlignmentRegistry is EIP712 {
     function _checkCustody(address operator, Custody calldata c, bytes calldata signature) internal view {
         if (block.number > c.validUntil) revert CustodyExpired(c.validUntil);
         if (c.dataSectors == 0) revert InvalidCustody("no data sectors");
+        if ((c.txSeq | c.startSector | c.dataSectors | c.flowLength) > type(uint64).max) {
+            revert InvalidCustody("beyond 64 bits");
+        }
         if (c.startSector == 0 || c.startSector + c.dataSectors > c.flowLength) revert InvalidCustody("range outside the flow");
         if (c.numShard == 0 || (c.numShard & (c.numShard - 1)) != 0 || c.shardId >= c.numShard) {
             revert InvalidCustody("shard");

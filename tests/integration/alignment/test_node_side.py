@@ -19,8 +19,10 @@ def test_a_challenged_node_answers_by_itself_and_keeps_its_bond(alignment_net: A
     net, contracts = alignment_net, alignment_net.contracts
     operator = net.node_operator
     assert operator is not None
-    auditor = net.auditor()
+    auditor = net.funded()
     env = {PRIVATE_KEY_ENV: auditor.key.hex()}
+    registered = zg(devnet_dir.root, "alignment", "register-auditor", "1", env=env)
+    assert registered.returncode == 0 and f"{auditor.address} is an auditor" in registered.stdout, registered.stderr
     opened = zg(devnet_dir.root, "storage", "challenge", net.storage.url, "--tx-seq", str(net.entry.seq), env=env)
     assert opened.returncode == 0, opened.stderr + opened.stdout
     match = re.search(rf"challenge (\d+): {operator.address} \(file {net.entry.seq}\)", opened.stdout)

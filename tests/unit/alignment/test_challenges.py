@@ -121,3 +121,8 @@ def test_a_true_sector_and_path_are_accepted_and_any_change_refused(height: int,
         validate_answer(index, sectors[index], siblings[:-1], tree.root, len(sectors))
     with pytest.raises(InvalidAnswer, match="256 bytes"):
         validate_answer(index, sectors[index][:255], siblings, tree.root, len(sectors))
+
+
+def test_custody_fields_beyond_64_bits_are_refused() -> None:
+    with pytest.raises(InvalidCustody, match="64 bits"):
+        validate_custody(Custody(2**64, 1024, 2, 2048, 0, 1, 100))

@@ -26,6 +26,7 @@ from zgos.core.signatures import (
 from zgos.storage.spec.merkle import BYTES_PER_SECTOR, SECTORS_PER_SEGMENT, ceil_div
 
 UINT256_MAX = 2**256 - 1
+MAX_SECTOR_FIELD = 2**64 - 1  # the registry keeps tx seq and sector fields in 64 bits
 
 DOMAIN_NAME = "zgos AlignmentRegistry"
 DOMAIN_VERSION = "1"
@@ -116,9 +117,10 @@ def compute_held_segments(custody: Custody) -> tuple[int, int]:
 def validate_custody(custody: Custody) -> None:
     """Raise ``InvalidCustody`` unless the statement names data the node's shard holds."""
     c = custody
-    if min(c.tx_seq, c.start_sector, c.data_sectors, c.flow_length, c.valid_until) < 0 or max(
-            c.tx_seq, c.start_sector, c.data_sectors, c.flow_length, c.valid_until) > UINT256_MAX:
-        raise InvalidCustody("fields are uint256")
+    if not 0 <= c.valid_until <= UINT256_MAX:
+        raise InvalidCustody("validUntil is a uint256")
+    if not all(0 <= f <= MAX_SECTOR_FIELD for f in (c.tx_seq, c.start_sector, c.data_sectors, c.flow_length)):
+        raise InvalidCustody("beyond 64 bits")
     if c.data_sectors == 0:
         raise InvalidCustody("no data sectors")
     if c.start_sector == 0 or c.start_sector + c.data_sectors > c.flow_length:
