@@ -71,8 +71,10 @@ CLIENT_NAMES = frozenset({"client", "contracts"})
 CLIENT_MODULES = frozenset({
     "zgos.storage.encrypted",
     # what an auditor (a client of every network) needs: one node's connection, the user's
-    # checks of a signed answer, the broker's wire headers, and the model package it re-executes on
+    # checks of a signed answer, the broker's wire headers, the model package it re-executes on,
+    # and DA's sampling client
     "zgos.storage.nodeclient", "zgos.compute.user.verification", "zgos.compute.provider.wire", "zgos.compute.model",
+    "zgos.da.retriever",
 })
 # Pure rules another network may reuse (a file's Merkle tree: fine-tuning checks the dataset it
 # fetched from storage). A module joins this list only when it is pure and another network needs it.

@@ -56,6 +56,7 @@ class SampleReport:
     confidence: float
     failures: list[SignerFailure] = field(default_factory=list)
     failed_cells: list[CellIndex] = field(default_factory=list)
+    picks: list[CellIndex] = field(default_factory=list)  # every cell asked for
 
     @property
     def available(self) -> bool:
@@ -165,7 +166,7 @@ class Retriever:
         by_owner: dict[int, list[CellIndex]] = defaultdict(list)
         for row, column in picks:
             by_owner[quorum.column_owners[column]].append((row, column))
-        report = SampleReport(blob_id, len(picks), 0, sampling_confidence(per_row))
+        report = SampleReport(blob_id, len(picks), 0, sampling_confidence(per_row), picks=list(picks))
         with futures.ThreadPoolExecutor(max(1, len(by_owner))) as pool:
             for owner, cells, error in pool.map(lambda o: self._ask_owner(quorum, o, blob_id, by_owner), list(by_owner)):
                 self._check_samples(report, header, quorum, owner, set(by_owner[owner]), cells, error)

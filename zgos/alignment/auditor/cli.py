@@ -41,6 +41,7 @@ def _model_files(extra: list[Path]) -> dict[bytes, Path]:
 def build_auditor(cli: CliContext, account_spec: str | None, model_paths: list[Path], probe: bool,
                   challenge_every: int, seed: int | None) -> Auditor:
     from zgos.alignment.auditor.compute import ComputeProbe
+    from zgos.alignment.auditor.da import DaAudit
     from zgos.alignment.auditor.journal import Journal
     from zgos.alignment.auditor.rounds import Auditor, RoundConfig, registered_subjects
     from zgos.alignment.auditor.storage import StorageAudit
@@ -50,6 +51,7 @@ def build_auditor(cli: CliContext, account_spec: str | None, model_paths: list[P
     from zgos.compute.model import ensure_gemma
     from zgos.compute.tokens import TokenCounter
     from zgos.compute.user.client import ComputeUser
+    from zgos.da.contracts import DAContracts
     from zgos.storage.cli.common import storage_nodes
     from zgos.storage.client import StorageClient
     from zgos.storage.contracts import FlowContract
@@ -65,17 +67,17 @@ def build_auditor(cli: CliContext, account_spec: str | None, model_paths: list[P
                            deployment.deploy_block, rng)
     compute_probe = None
     if probe:
-        files = _model_files(model_paths)
         user = ComputeUser(compute, account, work / "user", tokens=TokenCounter(ensure_gemma()), policy=policy)
-        compute_probe = ComputeProbe(user, files.get, work)
+        compute_probe = ComputeProbe(user, _model_files(model_paths).get, work)
 
     def evidence_store() -> StorageClient:
         return StorageClient(list(storage_nodes(cli, None)), chain, deployment.address("Flow"), account, policy=policy)
 
     subjects = registered_subjects(compute, NodeRegistry(chain, deployment.address("NodeRegistry")))
+    da = DaAudit(DAContracts.from_addresses(chain, deployment.addresses), rng) if "DAEntrance" in deployment.addresses else None
     return Auditor(account, contracts, compute, subjects, storage,
                    compute_probe, evidence_store, Journal(work / "journal.sqlite"),
-                   RoundConfig(challenge_every=challenge_every), rng, work)
+                   RoundConfig(challenge_every=challenge_every), rng, work, da)
 
 
 @auditor_app.command("run")

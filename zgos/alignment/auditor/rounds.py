@@ -7,7 +7,8 @@ Each round, in this order:
    response that proves a fault on chain is slashed at once (``slashCompute``);
 3. **spot-check** a sample of storage nodes (:mod:`zgos.alignment.auditor.storage`), and every
    ``challenge_every`` rounds open one on-chain challenge against a random node;
-4. **publish** every finding: its evidence uploaded to storage, then ``report`` on chain.
+4. **sample** the cells of one recent certified DA blob from its signers (:mod:`zgos.alignment.auditor.da`);
+5. **publish** every finding: its evidence uploaded to storage, then ``report`` on chain.
 Everything is journaled first (:mod:`zgos.alignment.auditor.journal`), so a round a crash
 interrupts loses no finding and issues no challenge twice.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from zgos.alignment.auditor.compute import ComputeProbe, SlashableResponse
+from zgos.alignment.auditor.da import DaAudit
 from zgos.alignment.auditor.findings import AuditorError, Observation
 from zgos.alignment.auditor.journal import Journal, StoredChallenge
 from zgos.alignment.auditor.storage import StorageAudit, StorageNodeRef
@@ -74,7 +76,7 @@ class Auditor:
     def __init__(self, account: LocalAccount, contracts: AlignmentContracts, compute: ComputeContracts,
                  subjects: Subjects, storage: StorageAudit, probe: ComputeProbe | None,
                  evidence_store: Callable[[], StorageClient], journal: Journal, config: RoundConfig,
-                 rng: random.Random, work_dir: Path) -> None:
+                 rng: random.Random, work_dir: Path, da: DaAudit | None = None) -> None:
         self.account = account
         self.contracts = contracts
         self.compute = compute
@@ -86,6 +88,7 @@ class Auditor:
         self.config = config
         self.rng = rng
         self.work_dir = work_dir
+        self.da = da
 
     def register(self, stake: int) -> None:
         """Register as an auditor with ``stake`` unless already registered."""
@@ -95,7 +98,7 @@ class Auditor:
     def run_round(self) -> RoundSummary:
         n = self.journal.begin_round()
         self.settle_challenges()
-        observations = self._probe_providers() + self._spot_check_nodes()
+        observations = self._probe_providers() + self._spot_check_nodes() + (self.da.sample() if self.da else [])
         if self.config.challenge_every and n % self.config.challenge_every == 0:
             self._challenge_a_node()
         findings = [o for o in observations if not o.clean]
