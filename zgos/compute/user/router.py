@@ -14,9 +14,9 @@ candidate and one with a negative score is tried after every provider without on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from zgos.chain.standing import Standing, Standings
 from zgos.compute.contracts import ServiceInfo
 from zgos.compute.spec.limits import compute_backoff_s, is_price_within_cap
 from zgos.compute.spec.routing import RoutingPreferences, order_providers
@@ -28,16 +28,6 @@ SERVICE_REFRESH_S = 30.0
 STANDINGS_REFRESH_S = 10.0  # well within an audit round
 LATENCY_WEIGHT = 0.3  # of the newest measurement in the smoothed latency
 
-
-@dataclass(frozen=True)
-class Standing:
-    """What auditors hold against a provider."""
-
-    score: int = 0
-    slashed: bool = False
-
-
-Standings = Callable[[], dict[str, Standing]]  # by lower-case provider address
 
 
 @dataclass
