@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.integration.alignment.conftest import AlignmentNet, responder
+from tests.integration.clirunner import zg
 from tests.servers import await_ready
 from zgos.alignment.auditor.journal import Journal
 from zgos.chain.accounts import PRIVATE_KEY_ENV
@@ -61,6 +62,8 @@ def test_an_auditor_killed_with_kill_9_resumes_without_repeating_or_losing_anyth
     try:
         await_ready(lambda: _rounds(url) >= killed_at + ROUNDS_AFTER_RESTART, "the restarted auditor's rounds",
                     log_path, second)
+        status = zg(devnet_dir.root, "auditor", "status", "--url", url)
+        assert status.returncode == 0 and f"auditor {account.address}" in status.stdout, status.stdout + status.stderr
     finally:
         second.terminate()
         second.wait(30)
@@ -71,5 +74,12 @@ def test_an_auditor_killed_with_kill_9_resumes_without_repeating_or_losing_anyth
     assert ids and len(set(ids)) == len(ids)
     assert sorted(ids) == sorted(journal.challenge_ids()), "every challenge on chain is journaled, once"
     assert journal.findings(unpublished=True) == [], "every finding was published"
+    reports = zg(devnet_dir.root, "auditor", "reports", "--from-block", str(net.entry.block_number))
+    assert reports.returncode == 0, reports.stderr
+    if journal.findings():  # what it published is on chain, with its evidence root
+        root = journal.findings()[0].root
+        assert root is not None and "0x" + root.hex()[:8] in reports.stdout.replace("\n", "")
+    down = zg(devnet_dir.root, "auditor", "status", "--url", url)
+    assert down.returncode != 0 and "no auditor answers" in down.stdout + down.stderr
     net.mine(2)
     responder(net).run_once()  # the shared node answers, so later tests find its bond whole
