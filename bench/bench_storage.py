@@ -103,9 +103,10 @@ def _data_dir(bc: BenchChain, root: Path) -> DataDir:
 
 
 def _node(data_dir: DataDir, name: str, port: int, log: Path, env: dict[str, str] | None = None,
-          poll_s: float = 0.05) -> subprocess.Popen[bytes]:
+          poll_s: float = 0.05, announce: bool = False, extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     return _spawn([sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir.root), "storage", "node",
-                   "--name", name, "--port", str(port), "--confirmations", "0", "--poll", str(poll_s), "--no-announce"],
+                   "--name", name, "--port", str(port), "--confirmations", "0", "--poll", str(poll_s),
+                   "--announce" if announce else "--no-announce", *extra],
                   f"http://127.0.0.1:{port}/health", log, env)
 
 

@@ -81,15 +81,18 @@ def signer(
     url: str | None = typer.Option(None, "--url", help="Address registered on-chain (default host:port)"),
     account: str | None = typer.Option(None, "--account", help="Operator account (default devnet da-signer + index)"),
     stake: str = typer.Option(format_amount(SIGNER_STAKE_WEI).split()[0], "--stake", help="Stake deposit in 0G"),
+    dishonest: str | None = typer.Option(None, "--dishonest", hidden=True, help="Test-only cheat (devnet only)."),
 ) -> None:
     """Run a DA signer: register (BLS key + stake), verify, store and sign its columns."""
-    from zgos.da.signer.app import SignerConfig, SignerService
+    from zgos.chain.dishonest import check_dishonest_mode
+    from zgos.da.signer.app import DISHONEST_MODES, SignerConfig, SignerService
 
     configure_service_logging()
     cli = get_ctx(ctx)
     config = SignerConfig(
         state_dir=cli.data_dir.service(f"da-signer-{index}"), host=host,
         port=DA_SIGNER_PORT + index if port is None else port, public_url=url, stake_wei=parse_amount(stake),
+        dishonest=check_dishonest_mode(dishonest, DISHONEST_MODES, cli.chain().chain_id),
     )
     operator = cli.account(account if account is not None else f"devnet:{DEVNET_ROLES['da-signer'] + index}", role=None)
     SignerService(config, _contracts(cli), operator).run(_started)

@@ -31,7 +31,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from zgos.chain.registry import NodeKind, NodeRegistry, url_problem
+from zgos.chain.registry import NodeKind, NodeRegistry, RegisteredNode, url_problem
+from zgos.chain.standing import Standings, rank_by_standing
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.runtime.netutil import JsonRpcFailure, JsonRpcGuarded, JsonRpcUnreachable
 from zgos.runtime.outbound import OutboundClient, within
@@ -269,12 +270,22 @@ class Prober:
             return record.score if record is not None else 0
 
 
-def candidates(registry: NodeRegistry | None, peers: Sequence[str] = ()) -> list[Candidate]:
+def registry_entries(registry: NodeRegistry, standings: Standings | None) -> list[RegisteredNode]:
+    """The announced storage nodes, minus those auditors slashed, negatively scored ones last."""
+    entries = registry.nodes(NodeKind.STORAGE)
+    if standings is None:
+        return entries
+    by_operator = {e.operator.lower(): e for e in entries}
+    return [by_operator[o.lower()] for o in rank_by_standing([e.operator for e in entries], standings())]
+
+
+def candidates(registry: NodeRegistry | None, peers: Sequence[str] = (), standings: Standings | None = None
+               ) -> list[Candidate]:
     """Registry entries then static peers, each URL once. A registry entry whose shard claim is
     malformed is kept with no claim: the probe then reports what the node serves."""
     found: dict[str, Candidate] = {}
     if registry is not None:
-        for node in registry.nodes(NodeKind.STORAGE):
+        for node in registry_entries(registry, standings):
             try:
                 claimed: ShardConfig | None = ShardConfig(node.shard_id, node.num_shard)
             except InvalidShardConfig:
@@ -287,11 +298,11 @@ def candidates(registry: NodeRegistry | None, peers: Sequence[str] = ()) -> list
 
 def discover(registry: NodeRegistry | None, peers: Sequence[str] = (), *, policy: AddressPolicy,
              exclude: Sequence[str] = (), chain_id: int | None = None, flow_address: str | None = None,
-             deadline_s: float = PROBE_DEADLINE_S) -> list[PeerNode]:
+             deadline_s: float = PROBE_DEADLINE_S, standings: Standings | None = None) -> list[PeerNode]:
     """Usable storage nodes from the registry and ``peers`` (minus ``exclude``), probed once in
     parallel; returns within about one probe deadline; each skipped one is logged with its reason."""
     excluded = {url.rstrip("/") for url in exclude}
-    todo = [c for c in candidates(registry, peers) if c.url.rstrip("/") not in excluded]
+    todo = [c for c in candidates(registry, peers, standings) if c.url.rstrip("/") not in excluded]
     if not todo:
         return []
     prober = Prober(policy, chain_id, flow_address, deadline_s=deadline_s)

@@ -16,6 +16,7 @@ from web3.exceptions import ContractLogicError
 
 from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.alignment.contracts import AlignmentContracts
+from zgos.alignment.responder import ChallengeResponder
 from zgos.alignment.spec.bonds import DEVNET_MIN_AUDITOR_STAKE, DEVNET_MIN_BOND, BondKind
 from zgos.alignment.spec.challenges import Custody, compute_custody, sign_custody
 from zgos.chain.accounts import devnet_role
@@ -100,3 +101,23 @@ def alignment_net(tmp_path_factory: pytest.TempPathFactory, chain: Chain, deploy
     storage.server.rpc.add_methods(CustodySigner(storage.node, net.node_operator).methods())
     yield net
     storage.stop()
+
+
+@pytest.fixture
+def announced(alignment_net: AlignmentNet) -> AlignmentNet:
+    """The shared node announced at its real URL (the auditor finds nodes through the registry)."""
+    assert alignment_net.node_operator is not None
+    NodeRegistry(alignment_net.chain, alignment_net.deployment.address("NodeRegistry")).announce(
+        alignment_net.node_operator, NodeKind.STORAGE, alignment_net.storage.url)
+    return alignment_net
+
+
+def responder(net: AlignmentNet) -> ChallengeResponder:
+    """The shared node's challenge responder, run by the test (``run_once``)."""
+    assert net.node_operator is not None
+
+    def source(tx_seq: int, sector: int) -> tuple[bytes, list[bytes]]:
+        data, proof = net.storage.node.challenged_sector(tx_seq, sector)
+        return data, list(proof.siblings)
+
+    return ChallengeResponder(net.contracts, net.node_operator, source)

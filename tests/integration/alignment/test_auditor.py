@@ -9,19 +9,16 @@ import os
 import random
 from pathlib import Path
 
-import pytest
 from eth_account.signers.local import LocalAccount
 
-from tests.integration.alignment.conftest import AlignmentNet
+from tests.integration.alignment.conftest import AlignmentNet, responder
 from zgos.alignment.auditor.findings import Observation
 from zgos.alignment.auditor.journal import Journal
 from zgos.alignment.auditor.rounds import Auditor, RoundConfig, Subjects
 from zgos.alignment.auditor.storage import StorageAudit, StorageNodeRef
-from zgos.alignment.responder import ChallengeResponder
 from zgos.alignment.spec.bonds import BondKind
 from zgos.alignment.spec.challenges import ANSWER_WINDOW_BLOCKS
 from zgos.alignment.spec.reports import Finding
-from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.compute.contracts import ComputeContracts
 from zgos.runtime.addresses import DEVNET_POLICY
 from zgos.storage.client import StorageClient
@@ -48,37 +45,18 @@ def _auditor(net: AlignmentNet, account: LocalAccount, journal: Path, challenge_
                    Journal(journal), RoundConfig(challenge_every=challenge_every), rng, journal.parent)
 
 
-@pytest.fixture
-def announced(alignment_net: AlignmentNet) -> AlignmentNet:
-    """The shared node announced at its real URL (the auditor finds nodes through the registry)."""
-    assert alignment_net.node_operator is not None
-    NodeRegistry(alignment_net.chain, alignment_net.deployment.address("NodeRegistry")).announce(
-        alignment_net.node_operator, NodeKind.STORAGE, alignment_net.storage.url)
-    return alignment_net
-
-
-def _responder(net: AlignmentNet) -> ChallengeResponder:
-    assert net.node_operator is not None
-
-    def source(tx_seq: int, sector: int) -> tuple[bytes, list[bytes]]:
-        data, proof = net.storage.node.challenged_sector(tx_seq, sector)
-        return data, list(proof.siblings)
-
-    return ChallengeResponder(net.contracts, net.node_operator, source)
-
-
 def test_over_200_rounds_against_an_honest_node_there_are_no_reports_and_no_slashes(
         announced: AlignmentNet, tmp_path: Path) -> None:
     net = announced
     auditor = _auditor(net, net.auditor(), tmp_path / "journal.sqlite", challenge_every=50,
                        from_block=net.entry.block_number)
-    responder = _responder(net)
+    answering = responder(net)
     for _ in range(HONEST_ROUNDS):
         summary = auditor.run_round()
         assert summary.findings == [], summary.findings
-        responder.run_once()
+        answering.run_once()
         net.mine(2)  # past the seed block of a fresh challenge
-        responder.run_once()
+        answering.run_once()
     auditor.settle_challenges()
     counts = auditor.journal.counts()
     assert counts["findings"] == 0 and counts.get("challenges_answered") == HONEST_ROUNDS // 50, counts
@@ -153,4 +131,4 @@ def test_a_restarted_auditor_issues_no_challenge_twice_and_loses_no_finding(
     assert again.journal.findings(unpublished=True) == []
     assert [(r.finding, r.delta) for r in net.contracts.reports(operator.address, net.entry.block_number)
             if r.auditor == account.address] == [("storage", -1)]
-    _responder(net).run_once()  # the shared node answers, so later tests find its bond whole
+    responder(net).run_once()  # the shared node answers, so later tests find its bond whole

@@ -20,6 +20,7 @@ from zgos.alignment.auditor.compute import ComputeProbe
 from zgos.alignment.contracts import AlignmentContracts
 from zgos.alignment.spec.bonds import BondKind
 from zgos.alignment.spec.reports import Finding
+from zgos.alignment.standings import registry_standings
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.compute.contracts import ComputeContracts
@@ -27,7 +28,7 @@ from zgos.compute.model import DEFAULT_MODEL_ID, model_hash, model_server_argv
 from zgos.compute.spec import vouchers as v
 from zgos.compute.spec.billing import Prices
 from zgos.compute.user.client import ComputeUser
-from zgos.compute.user.router import Router, Standing
+from zgos.compute.user.router import Router
 from zgos.runtime.netutil import free_port
 
 PROMPTS = ("Name three colours.", "What is the capital of Japan?")
@@ -119,10 +120,7 @@ def test_the_router_stops_sending_traffic_to_a_slashed_provider_within_one_round
     alignment.register_auditor(auditor, alignment.min_auditor_stake())
     user = make_user()
 
-    def standings() -> dict[str, Standing]:
-        return {r.operator.lower(): Standing(r.score, r.slashes > 0) for r in alignment.records()
-                if r.kind == BondKind.COMPUTE}
-
+    standings = registry_standings(chain, deployment, BondKind.COMPUTE)
     router = Router(user, [cheap.provider.address, fair.provider.address], standings=standings, standings_refresh_s=0)
     assert [s.provider for s in router.candidates(DEFAULT_MODEL_ID)] == [cheap.provider.address, fair.provider.address]
 

@@ -23,8 +23,10 @@ def test_signers_serving_their_cells_pass_and_a_withholding_signer_is_found(heal
     assert {o.subject for o in honest} == {n.identity.address for n in healthy.nodes}, "64 samples reach every signer"
 
     withholding = healthy.nodes[2]
-    for blob in audit.recent_blobs():  # it drops every blob it signed for
-        (withholding.store.root / f"{blob.hex()}.cells").unlink(missing_ok=True)
-    found = [o for o in audit.sample() if not o.clean]
+    withholding.withhold = True  # `zg da signer --dishonest withhold`: it signed, it serves nothing
+    try:
+        found = [o for o in audit.sample() if not o.clean]
+    finally:
+        withholding.withhold = False
     assert [(o.subject, o.finding) for o in found] == [(withholding.identity.address, Finding.WITHHELD_CELLS)]
     assert found[0].evidence["cells"] and "NOT_FOUND" in found[0].detail

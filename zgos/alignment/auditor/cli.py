@@ -119,13 +119,19 @@ def status_command(url: Annotated[str, typer.Option("--url")] = f"http://127.0.0
 
 @auditor_app.command("reports")
 def reports_command(ctx: typer.Context,
-                    subject: Annotated[str | None, typer.Argument(help="An operator address.")] = None) -> None:
+                    subject: Annotated[str | None, typer.Argument(help="An operator address.")] = None,
+                    from_block: Annotated[int | None, typer.Option("--from-block", min=0,
+                                                                   help="Default: the deployment's block.")] = None) -> None:
     """Every auditor's reports on chain (of SUBJECT, or everyone's), newest last."""
+    from eth_utils.address import is_address
+
     from zgos.alignment.contracts import AlignmentContracts
 
+    if subject is not None and not is_address(subject):
+        raise ConfigError(f"SUBJECT must be an operator address, got {subject!r}")
     cli = get_ctx(ctx)
     contracts = AlignmentContracts.from_deployment(cli.chain(), cli.deployment())
-    reports = contracts.reports(subject, cli.deployment().deploy_block)
+    reports = contracts.reports(subject, cli.deployment().deploy_block if from_block is None else from_block)
     table = Table("block", "subject", "kind", "finding", "delta", "score", "auditor", "evidence")
     for r in reports:
         table.add_row(str(r.block), r.subject, r.kind, r.finding, str(r.delta), str(r.score), r.auditor,

@@ -18,6 +18,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from zgos.chain.standing import Standings
 from zgos.cli.context import CliContext, console, err_console, get_ctx
 from zgos.compute import model as model_mod
 from zgos.compute.cli.common import ACCOUNT, _amount, _contracts, _install_token
@@ -25,7 +26,6 @@ from zgos.compute.cli.provider import model_app, provider_app
 from zgos.compute.contracts import ServiceInfo
 from zgos.compute.tokens import TokenCounter
 from zgos.compute.user.client import ComputeUser
-from zgos.compute.user.router import Standings
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
 from zgos.runtime.ports import USER_PROXY_PORT
@@ -219,17 +219,7 @@ def token(ctx: typer.Context) -> None:
 
 def _standings(cli: CliContext) -> Standings | None:
     """The auditors' records of providers (``AlignmentRegistry``), if the deployment has one."""
-    from zgos.alignment.contracts import AlignmentContracts
     from zgos.alignment.spec.bonds import BondKind
-    from zgos.compute.user.router import Standing
+    from zgos.alignment.standings import registry_standings
 
-    deployment = cli.deployment()
-    if "AlignmentRegistry" not in deployment.addresses:
-        return None
-    contracts = AlignmentContracts.from_deployment(cli.chain(), deployment)
-
-    def read() -> dict[str, Standing]:
-        return {r.operator.lower(): Standing(r.score, r.slashes > 0) for r in contracts.records()
-                if r.kind == BondKind.COMPUTE}
-
-    return read
+    return registry_standings(cli.chain(), cli.deployment(), BondKind.COMPUTE)

@@ -174,8 +174,6 @@ def provider_serve(
     account: str | None = ACCOUNT,
 ) -> None:
     """Run the provider broker in front of a model server."""
-    if dishonest and not os.environ.get("ZGOS_TEST_DISHONEST"):
-        raise ConfigError("--dishonest exists only for tests (set ZGOS_TEST_DISHONEST=1)")
     cli = get_ctx(ctx)
     if finetune:
         from zgos.compute.finetune.cli import serve_provider
@@ -230,14 +228,16 @@ def _broker_config(cli: CliContext, provider: str, *, upstream: str, model_id: s
                    upstream_timeout_s: float, dishonest: str | None) -> BrokerConfig:
     """The broker's config from its flags: the model file (default: the packaged Gemma) gives
     the tokenizer and, unless ``--model-hash`` says otherwise, the registered hash."""
-    from zgos.compute.provider.broker import BrokerConfig
+    from zgos.chain.dishonest import check_dishonest_mode
+    from zgos.compute.provider.broker import DISHONEST_MODES, BrokerConfig
 
     path = model_path or model_mod.ensure_gemma()
     return BrokerConfig(
         upstream_url=upstream, model_id=model_id, model_path=path, chat_format=chat_format,
         db_path=cli.data_dir.service("compute-provider") / f"{provider.lower()}.sqlite",
         model_hash=_model_hash(cli, path, model_hash), credit=credit, settle_interval_s=settle_interval_s,
-        upstream_timeout_s=upstream_timeout_s, dishonest=dishonest,
+        upstream_timeout_s=upstream_timeout_s,
+        dishonest=check_dishonest_mode(dishonest, DISHONEST_MODES, cli.chain().chain_id),
     )
 
 

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import math
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
@@ -51,7 +52,7 @@ from zgos.compute.provider.wire import (
     decode_body,
 )
 from zgos.compute.relay import Ended, RelayResponse, Write
-from zgos.compute.spec import sse
+from zgos.compute.spec import routing, sse
 from zgos.compute.spec.billing import MAX_BODY_BYTES, InvalidChatRequest
 from zgos.compute.spec.limits import CapReached, SpendCaps, compute_answer_cap_bytes
 from zgos.compute.user.budget import Budget, Hold
@@ -73,6 +74,7 @@ from zgos.runtime.edge import EdgePolicy, Route, parse_json
 from zgos.runtime.serve import hardened_server
 
 RETRYABLE_KINDS = ("insufficient-credit",)
+FALL_BACK_STATUSES = frozenset({404, 502, 503, 504})  # no provider of a model, or every one failed
 SIGNATURE_MARK = b"event: " + sse.SIGNATURE_EVENT + b"\n"
 CONNECT_TIMEOUT_S = 5.0
 SMALL_ANSWER_BYTES = 64 * 1024  # a receipt's or a signature's answer
@@ -168,23 +170,31 @@ class UserProxy:
             return openai_error(404, "not_found", str(exc))
 
     async def chat(self, request: Request) -> Response:
-        """The body is forwarded as given, ``max_tokens`` defaulted: it is what gets signed."""
+        """The body is forwarded as given, ``max_tokens`` defaulted and the routing fields
+        (``provider``, ``models``: OpenRouter's) taken out: it is what gets signed."""
         try:
             data = parse_json(await request.body())
             call = ChatCall.model_validate(data)
-            body = body_with_defaults(data)
+            preferences = routing.parse_preferences(data.pop(routing.PROVIDER_FIELD, None))
+            models = routing.parse_models(data.get("model"), data.pop(routing.MODELS_FIELD, None))
+            bodies = [(model, body_with_defaults(data, model)) for model in models]
         except ValidationError:
             return openai_error(400, "invalid_request_error", "bad request body: body must be a JSON object with a model")
-        except ValueError as exc:  # InvalidJson, or a body json cannot write back
+        except ValueError as exc:  # InvalidJson, InvalidRouting, or a body json cannot write back
             return openai_error(400, "invalid_request_error", f"bad request body: {exc}")
-        return await self._route(call.model, body, call.streaming)
+        last = openai_error(404, "model_not_found", "no model to route")
+        for model, body in bodies:  # the fallbacks, while no provider of the one before answered
+            last = await self._route(model, body, call.streaming, preferences)
+            if last.status_code not in FALL_BACK_STATUSES:
+                return last
+        return last
 
-    async def _route(self, model: str, body: bytes, stream: bool) -> Response:
-        candidates = await asyncio.to_thread(self.router.candidates, model)
+    async def _route(self, model: str, body: bytes, stream: bool, preferences: routing.RoutingPreferences) -> Response:
+        candidates = await asyncio.to_thread(self.router.candidates, model, preferences)
         if not candidates:
             cap = "" if self.router.max_price is None else f", within the price cap of {self.router.max_price} neuron"
             return openai_error(404, "model_not_found", f"no usable provider serves model {model!r} (registered{cap}, "
-                                "not backed off: see GET /v1/providers)")
+                                "within the request's provider preferences, not backed off: see GET /v1/providers)")
         last: ProviderError | None = None
         for service in candidates:
             try:
@@ -289,7 +299,9 @@ class UserProxy:
         return True
 
     async def _call(self, service: ServiceInfo, body: bytes, stream: bool, max_fee: int) -> Response:
+        started = time.monotonic()
         signed, answer = await self._send(service, body, max_fee)
+        self.router.measured(service.provider, time.monotonic() - started)
         if not stream:
             try:
                 data = await answer.read()

@@ -14,28 +14,20 @@ candidate and one with a negative score is tried after every provider without on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from zgos.chain.standing import Standing, Standings
 from zgos.compute.contracts import ServiceInfo
 from zgos.compute.spec.limits import compute_backoff_s, is_price_within_cap
+from zgos.compute.spec.routing import RoutingPreferences, order_providers
 from zgos.compute.user.client import ComputeUser
 from zgos.compute.user.wire import ProviderState, ProvidersView
 
 FLAG_BACKOFF_S = 3600.0
 SERVICE_REFRESH_S = 30.0
 STANDINGS_REFRESH_S = 10.0  # well within an audit round
+LATENCY_WEIGHT = 0.3  # of the newest measurement in the smoothed latency
 
-
-@dataclass(frozen=True)
-class Standing:
-    """What auditors hold against a provider."""
-
-    score: int = 0
-    slashed: bool = False
-
-
-Standings = Callable[[], dict[str, Standing]]  # by lower-case provider address
 
 
 @dataclass
@@ -47,6 +39,7 @@ class ProviderHealth:
     flagged: list[str] = field(default_factory=list)
     last_error: str = ""
     served: int = 0
+    latency_s: float | None = None  # time to the answer's headers, smoothed (LATENCY_WEIGHT)
 
 
 class Router:
@@ -94,12 +87,25 @@ class Router:
     def within_price_cap(self, service: ServiceInfo) -> bool:
         return is_price_within_cap(service.input_price, service.output_price, self.max_price)
 
-    def candidates(self, model: str) -> list[ServiceInfo]:
+    def candidates(self, model: str, preferences: RoutingPreferences = RoutingPreferences()) -> list[ServiceInfo]:
+        """The providers to try for ``model``, in order: healthy before backed off, then by the
+        request's ``sort`` (default: auditors' negative scores last, then price)."""
         now = time.monotonic()
         usable = [s for s in self.services() if s.model == model and self.within_price_cap(s)
+                  and preferences.admits(s.provider, s.input_price, s.output_price)
                   and self._health(s.provider).avoided_until <= now and not self.standing(s.provider).slashed]
-        return sorted(usable, key=lambda s: (self._health(s.provider).unhealthy_until > now,
-                                             self.standing(s.provider).score < 0, s.input_price + s.output_price))
+        by_default = sorted(usable, key=lambda s: (self.standing(s.provider).score < 0, s.input_price + s.output_price))
+        services = {s.provider: s for s in by_default}
+        ordered = order_providers(list(services), preferences.sort,
+                                  price=lambda p: services[p].input_price + services[p].output_price,
+                                  latency=lambda p: self._health(p).latency_s, score=lambda p: self.standing(p).score)
+        return sorted((services[p] for p in ordered), key=lambda s: self._health(s.provider).unhealthy_until > now)
+
+    def measured(self, provider: str, seconds: float) -> None:
+        """One more measurement of how long the provider took to start answering."""
+        health = self._health(provider)
+        previous = health.latency_s
+        health.latency_s = seconds if previous is None else LATENCY_WEIGHT * seconds + (1 - LATENCY_WEIGHT) * previous
 
     def failed(self, provider: str, reason: str = "") -> None:
         health = self._health(provider)

@@ -24,7 +24,7 @@ class ChatCall(Wire):
     """What the proxy reads of a chat body (``POST /v1/chat/completions``); the body itself is
     forwarded as given, with ``max_tokens`` defaulted (``client.body_with_defaults``)."""
 
-    model: StrictStr
+    model: StrictStr | None = None  # or ``models`` (zgos.compute.spec.routing)
     stream: Any = None  # only JSON ``true`` streams
 
     @property
@@ -59,6 +59,7 @@ class ProviderState(Wire):
     flagged: list[str]
     last_error: str
     served: int
+    latency_s: float | None = None  # smoothed time to the answer's headers
 
 
 class ProvidersView(Wire):

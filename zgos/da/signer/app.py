@@ -24,6 +24,8 @@ from zgos.da.spec.params import SIGNER_STAKE_WEI
 from zgos.runtime.ports import DA_SIGNER_PORT
 
 CELLS_DIR = "cells"
+WITHHOLD = "withhold"
+DISHONEST_MODES = (WITHHOLD,)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class SignerConfig:
     port: int = DA_SIGNER_PORT
     public_url: str | None = None  # registered on chain [default HOST:PORT]
     stake_wei: int = SIGNER_STAKE_WEI
+    dishonest: str | None = None  # test-only, devnet only: "withhold" (sign for cells, serve none)
 
     @property
     def url(self) -> str:
@@ -48,7 +51,8 @@ class SignerService:
         self.config = config
         self.identity = SignerIdentity.from_account(account)
         ensure_registered(da, self.identity, config.url, config.stake_wei)
-        self.node = SignerNode(da, self.identity, CellStore(config.state_dir / CELLS_DIR))
+        self.node = SignerNode(da, self.identity, CellStore(config.state_dir / CELLS_DIR),
+                               withhold=config.dishonest == WITHHOLD)
 
     @property
     def banner(self) -> str:

@@ -75,10 +75,11 @@ def ensure_registered(da: DAContracts, identity: SignerIdentity, url: str, stake
 class SignerNode:
     """The signer's logic, independent of gRPC (tests call it directly too)."""
 
-    def __init__(self, da: DAContracts, identity: SignerIdentity, store: CellStore) -> None:
+    def __init__(self, da: DAContracts, identity: SignerIdentity, store: CellStore, withhold: bool = False) -> None:
         self.da = da
         self.identity = identity
         self.store = store
+        self.withhold = withhold  # test-only (devnet): sign for cells, then never serve them
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - a blob id fixes its header forever
     def header(self, blob_id: bytes) -> BlobHeader:
@@ -135,7 +136,7 @@ class SignerNode:
                 raise CellRejected(f"cell (row {cell.row}, column {cell.column}) has a wrong size")
 
     def get_cells(self, blob_id: bytes, indices: list[tuple[int, int]] | None) -> list[Cell] | None:
-        cells = self.store.get(blob_id)
+        cells = None if self.withhold else self.store.get(blob_id)
         if cells is None or indices is None:
             return cells
         wanted = set(indices)

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 
+from zgos.chain.dishonest import check_dishonest_mode
 from zgos.cli.context import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import STORAGE_PORT
+from zgos.storage.node.dishonest import DISHONEST_MODES
 from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
 
 if TYPE_CHECKING:
@@ -63,6 +65,8 @@ class NodeFlags:
     rate_limit: Annotated[float | None, Opt(
         "--rate-limit", min=0.0, help="Segments of work (uploads, downloads, sector proofs) per second per client "
         "address, bursts of twice that; 0 turns the limit off (default: 1000).")] = None
+
+    dishonest: Annotated[str | None, Opt("--dishonest", hidden=True, help="Test-only cheat (devnet only).")] = None
 
 
 def flags_command(flags_type: type[NodeFlags], run: Callable[[typer.Context, NodeFlags], None]) -> Callable[..., None]:
@@ -143,7 +147,13 @@ def node_service_config(cli: CliContext, flags: NodeFlags) -> NodeServiceConfig:
         stuck_timeout_s=flags.stuck_timeout, prune_grace_s=flags.prune_grace, outbound=cli.outbound_policy(),
         rate_limit=flags.rate_limit, announce=flags.announce and flags.flow is None,
         miner=_miner_config(cli, flags) if flags.miner_key else None,
+        dishonest=_dishonest(flags.dishonest, chain_id),
     )
+
+
+def _dishonest(mode: str | None, chain_id: int) -> str | None:
+
+    return check_dishonest_mode(mode, DISHONEST_MODES, chain_id)
 
 
 def _flow_source(cli: CliContext, flow: str | None, start_block: int) -> tuple[str, int, int, str | None]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from zgos.chain.client import Chain
 from zgos.chain.registry import NodeRegistry
+from zgos.chain.standing import Standings
 from zgos.core.errors import ConfigError
 from zgos.runtime.addresses import AddressPolicy
 from zgos.runtime.ports import INDEXER_PORT
@@ -55,13 +56,13 @@ class IndexerService:
     """The indexer with its node directory and server (see the module docstring). The server
     binds at construction: a taken port is a ``ConfigError``."""
 
-    def __init__(self, config: IndexerConfig, chain: Chain) -> None:
+    def __init__(self, config: IndexerConfig, chain: Chain, standings: Standings | None = None) -> None:
         if config.registry_address is None and not config.peers:
             raise ConfigError("no node source: --no-registry needs at least one --peers URL")
         self.config = config
         source = NodeRegistry(chain, config.registry_address) if config.registry_address is not None else None
         self.directory = NodeDirectory(config.chain_id, config.flow_address, source, config.peers,
-                                       policy=config.outbound)
+                                       policy=config.outbound, standings=standings)
         self.indexer = Indexer(self.directory, policy=config.outbound, chain=chain,
                                erasure_address=config.erasure_address, flow_address=config.flow_address)
         self.server = IndexerServer(config.host, config.port, self.indexer, config.scratch_dir)

@@ -21,10 +21,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from zgos.chain.registry import NodeKind, NodeRegistry
+from zgos.chain.registry import NodeRegistry
+from zgos.chain.standing import Standings
 from zgos.core.errors import ZgError
 from zgos.runtime.addresses import AddressPolicy
-from zgos.storage.discovery import STATIC_SOURCE, Candidate, Prober, SkippedNode
+from zgos.storage.discovery import STATIC_SOURCE, Candidate, Prober, SkippedNode, registry_entries
 from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ class NodeDirectory:
     """Discovers storage nodes from the registry and ``peers`` and keeps the usable ones."""
 
     def __init__(self, chain_id: int, flow_address: str, registry: NodeRegistry | None = None,
-                 peers: tuple[str, ...] = (), *, policy: AddressPolicy) -> None:
+                 peers: tuple[str, ...] = (), *, policy: AddressPolicy, standings: Standings | None = None) -> None:
         self.chain_id = chain_id
+        self.standings = standings  # auditors' records: slashed operators are skipped
         self.flow_address = flow_address.lower()
         self.registry = registry
         self.peers = tuple(p.rstrip("/") for p in peers)
@@ -68,7 +70,7 @@ class NodeDirectory:
         found = [Candidate(url, None, STATIC_SOURCE) for url in self.peers]
         if self.registry is not None:
             try:
-                entries = self.registry.nodes(NodeKind.STORAGE)
+                entries = registry_entries(self.registry, self.standings)
             except ZgError as exc:
                 log.warning("cannot read the NodeRegistry: %s", exc)
                 entries = []

@@ -75,6 +75,7 @@ class NodeServiceConfig:
     rate_limit: float | None = None  # segments/s per client address (bursts of twice that); None: default
     announce: bool = True
     miner: MinerConfig | None = None  # None: no mining
+    dishonest: str | None = None  # test-only (zgos.storage.node.dishonest)
 
     @property
     def url(self) -> str:
@@ -89,6 +90,7 @@ class NodeServiceConfig:
             data_dir=self.data_dir, rpc_url=self.rpc_url, flow_address=self.flow_address,
             chain_id=self.chain_id, start_block=self.start_block, confirmations=self.confirmations,
             poll_s=self.poll_s, durable_fsync=self.fsync, shard=self.shard, sync=sync, outbound=self.outbound,
+            dishonest=self.dishonest,
         )
 
     def limits(self) -> NodeLimits:

@@ -22,6 +22,7 @@ from zgos.runtime.addresses import AddressPolicy
 from zgos.storage.contracts import LogEntry
 from zgos.storage.discovery import Prober, ProbeRound, candidates
 from zgos.storage.fasthash import segment_root as fast_segment_root
+from zgos.storage.node.dishonest import DROP_HALF, ForgetfulStore
 from zgos.storage.node.errors import AlreadyFinalized, DataUnavailable, FileNotFound, OutOfShard
 from zgos.storage.node.logsync import LogSync
 from zgos.storage.node.peersync import PeerSync, SyncConfig
@@ -81,12 +82,14 @@ class NodeConfig:
     sync: SyncConfig = field(default_factory=SyncConfig)
     # Which non-global addresses announced peer URLs may name (the devnet allows loopback).
     outbound: AddressPolicy = field(default_factory=AddressPolicy)
+    dishonest: str | None = None  # test-only: "drop-half" (zgos.storage.node.dishonest)
 
 
 class StorageNode:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.store = Store(config.data_dir / "store.sqlite", durable_fsync=config.durable_fsync)
+        store_type = ForgetfulStore if config.dishonest == DROP_HALF else Store
+        self.store = store_type(config.data_dir / "store.sqlite", durable_fsync=config.durable_fsync)
         self.shard = config.shard
         self._note_shard()
         self.cache = UploadCache(max_file_bytes=config.max_cache_file_bytes)

@@ -1,0 +1,16 @@
+"""A storage node that lost half its data but still claims all of it (test-only, devnet only:
+``zg storage node --dishonest drop-half``; issue 17 §6). Every odd segment of every file reads
+as missing, for downloads, peers and challenges alike, while the node keeps signing custody of
+whole files: what an operator who deleted data to save disk would look like from outside."""
+
+from __future__ import annotations
+
+from zgos.storage.node.store import Store
+
+DROP_HALF = "drop-half"
+DISHONEST_MODES = (DROP_HALF,)
+
+
+class ForgetfulStore(Store):
+    def segment(self, seq: int, index: int) -> bytes | None:
+        return None if index % 2 else super().segment(seq, index)
