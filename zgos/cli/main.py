@@ -47,6 +47,7 @@ COMMAND_GROUPS = {
     "alignment": CommandGroup("zgos.alignment.cli:alignment_app", "Alignment: operators' bonds, auditors' findings, scores and slashes."),
     "auditor": CommandGroup("zgos.alignment.auditor.cli:auditor_app", "Auditors: probe providers, spot-check and challenge storage nodes, report."),
     "provenance": CommandGroup("zgos.provenance.cli:app", "Provenance: response → model → fine-tune → dataset → uploader, verified."),
+    "tour": CommandGroup("zgos.cli.tour:app", "A guided tour of the whole promise on a running devnet (`zg tour --step N`)."),
 }
 
 

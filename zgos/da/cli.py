@@ -20,6 +20,7 @@ from zgos.runtime.ports import DA_DISPERSER_PORT, DA_SIGNER_PORT
 
 if TYPE_CHECKING:
     from zgos.da.contracts import DAContracts
+    from zgos.da.proto import disperser_pb2
 
 # The DA stack (ckzg, blspy, grpc, numpy) is imported inside the commands that use it, so
 # every other `zg` command starts as fast as before.
@@ -122,6 +123,28 @@ def _status_name(code: int) -> str:
     return str(disperser_pb2.BlobStatus.Name(code))  # type: ignore[arg-type]
 
 
+def disperse(cli: CliContext, data: bytes, target: str | None, token_file: Path | None,
+             timeout: float | None) -> disperser_pb2.BlobStatusReply | None:
+    """Disperse ``data`` as one blob and print its request id; with a ``timeout``, follow it
+    (a spinner with its status) until it is certified (its final status) or failed
+    (``ZgError``); without one, return None at once."""
+    from zgos.da.client import DisperserClient
+    from zgos.da.proto import disperser_pb2
+
+    with DisperserClient(_disperser(cli, target), token=_disperser_token(cli, token_file)) as client:
+        request_id = client.disperse(data)
+        console.print(f"request {request_id.decode()}")
+        if timeout is None:
+            return None
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console) as bar:
+            task = bar.add_task("PROCESSING", total=None)
+            reply = client.wait(request_id, timeout, lambda r: bar.update(
+                task, description=f"{_status_name(r.status)}: {r.reason}"))
+    if reply.status == disperser_pb2.FAILED:
+        raise ZgError(f"dispersal failed: {reply.reason}")
+    return reply
+
+
 @app.command()
 def put(
     ctx: typer.Context,
@@ -134,22 +157,9 @@ def put(
         None, "--token-file", help=f"The disperser's install token (default DATA_DIR/da-disperser/token; env {TOKEN_ENV})"),
 ) -> None:
     """Disperse FILE as one blob; prints the request id, then the blob id once certified."""
-    from zgos.da.client import DisperserClient
-    from zgos.da.proto import disperser_pb2
-
-    data = file.read_bytes()
-    cli = get_ctx(ctx)
-    with DisperserClient(_disperser(cli, target), token=_disperser_token(cli, token_file)) as client:
-        request_id = client.disperse(data)
-        console.print(f"request {request_id.decode()}")
-        if not wait:
-            return
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console) as bar:
-            task = bar.add_task("PROCESSING", total=None)
-            reply = client.wait(request_id, timeout, lambda r: bar.update(
-                task, description=f"{_status_name(r.status)}: {r.reason}"))
-    if reply.status == disperser_pb2.FAILED:
-        raise ZgError(f"dispersal failed: {reply.reason}")
+    reply = disperse(get_ctx(ctx), file.read_bytes(), target, token_file, timeout if wait else None)
+    if reply is None:
+        return
     header = reply.info.blob_header
     console.print(f"blob 0x{header.storage_root.hex()} {_status_name(reply.status)} epoch {header.epoch} "
                   f"quorum {header.quorum_id} certificate {reply.certificate_tx}")

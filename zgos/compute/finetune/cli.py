@@ -138,6 +138,27 @@ def _progress_of(url: str, task_id: int) -> dict[str, Any] | None:
         return None
 
 
+def follow_task(market: FineTuningMarket, task_id: int, url: str) -> tuple[str, dict[str, Any]]:
+    """Draw task ``task_id``'s live bar (state, steps, loss from the provider at ``url``) until it
+    is delivered, failed or over on chain; its last state and the provider's last view."""
+    with Progress(TextColumn("task {task.fields[task_id]} [bold]{task.fields[state]}[/]"), BarColumn(),
+                  TextColumn("step {task.fields[steps]}  loss {task.fields[loss]}"),
+                  TimeElapsedColumn(), console=console) as bar:
+        line = bar.add_task("train", total=None, task_id=task_id, state="?", loss="-", steps="-")
+        while True:
+            onchain = market.get_task(task_id).status
+            view = _progress_of(url, task_id) or {}
+            state = view.get("state") or onchain.name.lower()
+            loss = f"{view['loss']:.4f}" if view.get("loss") is not None else "-"
+            step, total = view.get("step") or 0, view.get("total_steps") or 0
+            bar.update(line, completed=step, total=total or None, state=state, loss=loss,
+                       steps=f"{step}/{total}" if total else "-")
+            if state.lower() in FINAL_STATES or onchain in (OnchainStatus.CANCELLED, OnchainStatus.SETTLED):
+                break
+            time.sleep(STATUS_POLL_S)
+    return state, view
+
+
 @app.command()
 def status(
     ctx: typer.Context,
@@ -159,21 +180,7 @@ def status(
                     k: view.get(k) for k in ("state", "step", "total_steps", "loss", "error")}}
         console.print_json(json.dumps(data)) if as_json else console.print(data)
         return
-    with Progress(TextColumn("task {task.fields[task_id]} [bold]{task.fields[state]}[/]"), BarColumn(),
-                  TextColumn("step {task.fields[steps]}  loss {task.fields[loss]}"),
-                  TimeElapsedColumn(), console=console) as bar:
-        line = bar.add_task("train", total=None, task_id=task_id, state="?", loss="-", steps="-")
-        while True:
-            onchain = market.get_task(task_id).status
-            view = _progress_of(url, task_id) or {}
-            state = view.get("state") or onchain.name.lower()
-            loss = f"{view['loss']:.4f}" if view.get("loss") is not None else "-"
-            step, total = view.get("step") or 0, view.get("total_steps") or 0
-            bar.update(line, completed=step, total=total or None, state=state, loss=loss,
-                       steps=f"{step}/{total}" if total else "-")
-            if state.lower() in FINAL_STATES or onchain in (OnchainStatus.CANCELLED, OnchainStatus.SETTLED):
-                break
-            time.sleep(STATUS_POLL_S)
+    state, view = follow_task(market, task_id, url)
     if view.get("error"):
         console.print(f"[red]failed: {view['error']}[/]")
         raise typer.Exit(1)

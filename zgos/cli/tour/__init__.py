@@ -1,0 +1,89 @@
+"""``zg tour``: the whole promise of zgos, step by step, on a running devnet.
+
+Eight steps, each printing what it proves, what it checked and the explorer page that shows
+it: (1) upload a dataset and check its root, (2) fine-tune on it, (3) see the tuned model
+served, (4) chat with it through the local OpenAI proxy, (5) verify the answer, (6) walk its
+provenance back to the dataset, (7) post a DA blob and sample it, (8) write and read a KV value
+and mint the agent as an INFT. ``zg tour --step N`` runs one step; what later steps need is
+kept in ``DATA_DIR/tour/state.json`` (:mod:`zgos.cli.tour.state`), and a step whose input is
+missing says which step to run first. A thin layer over the networks' clients and CLI helpers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import typer
+from rich.table import Table
+
+from zgos.cli.context import CliContext, console, get_ctx
+from zgos.cli.tour import answers, networks, training
+from zgos.cli.tour.state import Guide, Tour, TourState, explorer_url
+from zgos.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    title: str
+    run: Callable[[Tour], None]
+
+
+STEPS = (
+    Step(1, "upload a dataset", training.upload_dataset),
+    Step(2, "fine-tune on it", training.finetune),
+    Step(3, "serve the tuned model", training.serve),
+    Step(4, "chat through the OpenAI proxy", answers.chat),
+    Step(5, "verify the response", answers.verify),
+    Step(6, "walk its provenance back to the dataset", answers.provenance),
+    Step(7, "post a DA blob and sample it", networks.post_blob),
+    Step(8, "write and read a KV value, mint the agent as an INFT", networks.kv_and_agent),
+)
+
+
+app = typer.Typer(help="A guided tour of the whole promise on a running devnet.", invoke_without_command=True)
+
+
+def check_devnet(cli: CliContext) -> None:
+    """A clear error unless a devnet (chain and deployment) answers for this data dir."""
+    if not cli.data_dir.deployment.is_file():
+        raise ConfigError(f"no devnet in {cli.data_dir.root}", "start one with `make up` or `zg devnet up`")
+    cli.deployment()  # raises if the chain does not answer or holds another deployment
+
+
+def run_step(tour: Tour, step: Step) -> float:
+    """Run ``step`` with its heading; its duration in seconds."""
+    tour.guide.console.rule(f"[bold]step {step.number}/{len(STEPS)}: {step.title}")
+    started = time.monotonic()
+    step.run(tour)
+    elapsed = time.monotonic() - started
+    tour.guide.console.print(f"  [dim]step {step.number} done in {elapsed:.1f} s[/]")
+    return elapsed
+
+
+def summary(times: dict[int, float]) -> Table:
+    table = Table("step", "what", "seconds", title="zg tour")
+    for number, elapsed in times.items():
+        table.add_row(str(number), STEPS[number - 1].title, f"{elapsed:.1f}")
+    table.add_row("", "total", f"{sum(times.values()):.1f}")
+    return table
+
+
+@app.callback()
+def tour(ctx: typer.Context, step: int | None = typer.Option(
+        None, "--step", help=f"Run only step N (1-{len(STEPS)}); what it needs from earlier steps is kept "
+                             "in DATA_DIR/tour/state.json")) -> None:
+    """Walk through the whole promise on a running devnet: each step says what it proves and
+    links the explorer page that shows it."""
+    if step is not None and not 1 <= step <= len(STEPS):
+        raise ConfigError(f"there is no step {step}", f"the tour has steps 1 to {len(STEPS)}: `zg tour --help`")
+    cli = get_ctx(ctx)
+    check_devnet(cli)
+    tour = Tour(cli, TourState.load(cli.data_dir), Guide(console, explorer_url(cli.data_dir)))
+    chosen = STEPS if step is None else (STEPS[step - 1],)
+    times = {s.number: run_step(tour, s) for s in chosen}
+    if step is None:
+        console.print(summary(times))
+        console.print(f"everything above is on the explorer: {tour.guide.explorer_url}")
