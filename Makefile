@@ -86,6 +86,7 @@ $(LLAMA_WHEEL): | $(BIN)/python
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel -q --no-cache-dir --no-deps \
 	  llama-cpp-python==$(LLAMA_VER) -w $(WHEELHOUSE)
 
+# The devnet in the foreground; its last line points at `zg tour` (run it in another terminal).
 up: install
 	$(BIN)/zg devnet up --storage-nodes 3
 

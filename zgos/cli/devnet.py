@@ -12,6 +12,7 @@ from rich.table import Table
 from zgos.cli.context import console, get_ctx
 from zgos.core.errors import ConfigError, ZgError
 from zgos.devnet.orchestrator import Devnet, ServiceStatus
+from zgos.runtime.datadir import DataDir
 from zgos.runtime.ports import CHAIN_PORT
 from zgos.runtime.service import DEFAULT_DA_SIGNERS, DevnetOptions
 
@@ -61,12 +62,19 @@ def devnet_up(
         return
     console.print(_status_table(rows))
     console.print(f"devnet up in {time.monotonic() - started:.1f}s; data dir {cli.data_dir.root}")
+    console.print(f"take the tour{' in another terminal' if not detach else ''}: `{_zg_here(cli.data_dir)} tour` "
+                  "(upload, fine-tune, chat, verify, provenance, DA, KV, INFT; one step: --step N)")
     if detach:
         console.print("stop it with `zg devnet down`")
         return
     console.print("Ctrl-C stops everything")
     devnet.watch()
     console.print("devnet stopped")
+
+
+def _zg_here(data_dir: DataDir) -> str:
+    """``zg`` as a command in this data dir: with ``--data-dir`` unless it is the default one."""
+    return "zg" if data_dir == DataDir.resolve() else f"zg --data-dir {data_dir.root}"
 
 
 def _start(devnet: Devnet) -> list[ServiceStatus] | None:

@@ -43,6 +43,26 @@ def test_devnet_compute_chat_works_out_of_the_box(devnet_root: Path) -> None:
     assert_explorer_shows_the_answer_its_model_and_the_settlement(devnet_root, response_id.group(1))
     refused = zg(devnet_root, "compute", "fund", "1", "2", "3")
     assert refused.returncode == 1 and refused.stderr.startswith("error: ")
+    assert_the_tour_runs_the_steps_this_devnet_has(devnet_root)
+
+
+def assert_the_tour_runs_the_steps_this_devnet_has(devnet_root: Path) -> None:
+    """`zg tour --step N` on a devnet without the fine-tuning provider: a step whose input an
+    earlier step records names that step; the dataset upload checks its root; the chat falls
+    back to the base model (saying so) and its answer verifies and traces back to the model file."""
+    missing = zg(devnet_root, "tour", "--step", "5")
+    assert missing.returncode == 1 and "run it first: `zg tour --step 4`" in missing.stderr, missing.stderr
+    uploaded = zg(devnet_root, "tour", "--step", "1")
+    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+    assert "computed from the file's bytes = the root on Flow" in uploaded.stdout
+    assert "#/file/0x" in uploaded.stdout and "runs no explorer" in uploaded.stdout
+    no_tuner = zg(devnet_root, "tour", "--step", "2")
+    assert no_tuner.returncode == 1 and "runs no fine-tuning provider" in no_tuner.stderr, no_tuner.stderr
+    for step, shown in (("4", "asking the devnet's base model"), ("5", "signature by"),
+                        ("6", "lineage ends at the model file")):
+        ran = zg(devnet_root, "tour", "--step", step)
+        assert ran.returncode == 0 and shown in ran.stdout, ran.stdout + ran.stderr
+        assert "Traceback" not in ran.stderr and "#/response/0x" in ran.stdout
 
 
 def assert_provenance_fully_verified(devnet_root: Path, response_id: str) -> None:

@@ -86,4 +86,4 @@ def tour(ctx: typer.Context, step: int | None = typer.Option(
     times = {s.number: run_step(tour, s) for s in chosen}
     if step is None:
         console.print(summary(times))
-        console.print(f"everything above is on the explorer: {tour.guide.explorer_url}")
+        console.print(f"everything above is on the explorer: {tour.guide.explorer_url or '`zg explorer serve`'}")

@@ -88,7 +88,7 @@ class Guide:
     the explorer shows it."""
 
     console: Console
-    explorer_url: str
+    explorer_url: str | None
 
     def proves(self, text: str) -> None:
         self.console.print(f"  [bold]proves:[/] {text}", highlight=False)
@@ -100,6 +100,10 @@ class Guide:
         self.console.print(f"  [yellow]note:[/] {text}", highlight=False)
 
     def link(self, route: str) -> None:
+        if self.explorer_url is None:
+            self.console.print(f"  [bold]explorer:[/] #/{route} [dim](this devnet runs no explorer: "
+                               "`zg explorer serve` shows it)[/]", highlight=False, soft_wrap=True)
+            return
         self.console.print(f"  [bold]explorer:[/] {self.explorer_url.rstrip('/')}/#/{route}", highlight=False,
                            soft_wrap=True)
 
@@ -132,6 +136,9 @@ class Tour:
         return tuple(key for key, writer in WRITTEN_BY.items() if writer > step)
 
 
-def explorer_url(data_dir: DataDir) -> str:
-    """The explorer of the devnet in ``data_dir`` (network.json), else the default port's."""
-    return data_dir.service_url("explorer") or DEFAULT_EXPLORER_URL
+def explorer_url(data_dir: DataDir) -> str | None:
+    """The explorer of the devnet in ``data_dir`` (network.json); the default port's when no
+    devnet wrote its services there; None for a devnet started without one (``--only``)."""
+    if "services" not in (data_dir.read_network() or {}):
+        return DEFAULT_EXPLORER_URL
+    return data_dir.service_url("explorer")

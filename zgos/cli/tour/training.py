@@ -17,7 +17,7 @@ import httpx
 
 from zgos.cli.tour.state import Tour, tour_dir
 from zgos.compute.spec.tasks import TrainingParams
-from zgos.core.errors import ZgError
+from zgos.core.errors import ConfigError, ZgError
 
 if TYPE_CHECKING:
     from zgos.compute.finetune.wire import ServedModel
@@ -75,6 +75,9 @@ def finetune(tour: Tour) -> None:
     tour.guide.proves("Anyone can pay a provider to fine-tune a model on their data: the fee is escrowed on chain, "
                       "and released only once the user has downloaded and checked the sealed result.")
     user = _user(tour.cli, None, None)
+    if not user.market.providers():
+        raise ConfigError("this devnet runs no fine-tuning provider",
+                          "start the whole devnet (`zg devnet up`); steps 1 and 4 to 8 run without one")
     service = user.service(None)
     base = user.model(service, None)
     quote = user.quote(service, base, user.download_dataset(root), TOUR_PARAMS)
