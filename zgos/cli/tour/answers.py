@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from zgos.compute.contracts import ServiceInfo
     from zgos.compute.user.client import ComputeUser
 
-PROMPT = "In one sentence: what is zgos?"
+PROMPT = "What is zgos?"  # the first question of the tour's dataset: the tuned model has seen it
 MAX_ANSWER_TOKENS = 32
 CHAT_TIMEOUT_S = 120.0
 PROXY_READY_S = 30.0
@@ -95,14 +95,15 @@ def chat(tour: Tour) -> None:
         client = openai.OpenAI(base_url=url, api_key=token, max_retries=0, timeout=CHAT_TIMEOUT_S)
         try:
             raw = client.chat.completions.with_raw_response.create(
-                model=service.model, messages=[{"role": "user", "content": PROMPT}], max_tokens=MAX_ANSWER_TOKENS)
+                model=service.model, messages=[{"role": "user", "content": PROMPT}], max_tokens=MAX_ANSWER_TOKENS,
+                temperature=0)
         except openai.APIError as exc:
             raise ZgError(f"the proxy refused the chat: {exc}", "see `zg compute ledger` and the provider's log") from None
     answer, response_id = raw.parse(), raw.headers.get(HEADER_RESPONSE_ID)
     if not response_id:
         raise ZgError("the proxy answered without a response id")
-    tour.guide.console.print(f"  [dim]you:[/] {PROMPT}\n  [dim]{service.model}:[/] "
-                             f"{(answer.choices[0].message.content or '').strip()}", highlight=False)
+    text = (answer.choices[0].message.content or "").strip() or "(an empty answer)"
+    tour.guide.console.print(f"  you: {PROMPT}\n  {service.model}: {text}", highlight=False, markup=False)
     tour.guide.ok(f"answered by {service.provider}, signature checked by the proxy; response id {response_id}")
     tour.state.forget(*tour.derived_from(4))
     tour.state.update(response_id=response_id, response_model=service.model, response_tuned=tuned)
