@@ -43,3 +43,11 @@ def test_state_survives_between_runs_and_a_rerun_forgets_what_later_steps_derive
 def test_every_recorded_key_is_written_by_a_step_of_the_tour() -> None:
     assert [s.number for s in STEPS] == list(range(1, len(STEPS) + 1))
     assert set(WRITTEN_BY.values()) <= {s.number for s in STEPS}
+
+
+def test_zg_tour_help_names_the_steps_there_are() -> None:
+    import inspect
+
+    from zgos.cli.main import tour
+
+    assert f"(1-{len(STEPS)})" in inspect.signature(tour).parameters["step"].default.help

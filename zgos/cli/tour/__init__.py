@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import typer
 from rich.table import Table
 
-from zgos.cli.context import CliContext, console, get_ctx
+from zgos.cli.context import CliContext, console
 from zgos.cli.tour import answers, networks, training
 from zgos.cli.tour.state import Guide, Tour, TourState, explorer_url
 from zgos.core.errors import ConfigError
@@ -41,9 +40,6 @@ STEPS = (
     Step(7, "post a DA blob and sample it", networks.post_blob),
     Step(8, "write and read a KV value, mint the agent as an INFT", networks.kv_and_agent),
 )
-
-
-app = typer.Typer(help="A guided tour of the whole promise on a running devnet.", invoke_without_command=True)
 
 
 def check_devnet(cli: CliContext) -> None:
@@ -71,15 +67,10 @@ def summary(times: dict[int, float]) -> Table:
     return table
 
 
-@app.callback()
-def tour(ctx: typer.Context, step: int | None = typer.Option(
-        None, "--step", help=f"Run only step N (1-{len(STEPS)}); what it needs from earlier steps is kept "
-                             "in DATA_DIR/tour/state.json")) -> None:
-    """Walk through the whole promise on a running devnet: each step says what it proves and
-    links the explorer page that shows it."""
+def run_tour(cli: CliContext, step: int | None) -> None:
+    """Every step in order, or only ``step``; a summary of the times after the whole tour."""
     if step is not None and not 1 <= step <= len(STEPS):
         raise ConfigError(f"there is no step {step}", f"the tour has steps 1 to {len(STEPS)}: `zg tour --help`")
-    cli = get_ctx(ctx)
     check_devnet(cli)
     tour = Tour(cli, TourState.load(cli.data_dir), Guide(console, explorer_url(cli.data_dir)))
     chosen = STEPS if step is None else (STEPS[step - 1],)
