@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 PROMPT = "What is zgos?"  # the first question of the tour's dataset: the tuned model has seen it
 MAX_ANSWER_TOKENS = 32
+SHOWN_ANSWER_CHARS = 200  # the answer on one line
 CHAT_TIMEOUT_S = 120.0
 PROXY_READY_S = 30.0
 # As `zg compute serve`'s defaults: top up 1 0G at a time, at most 10 0G per sub-account and per day.
@@ -102,7 +103,7 @@ def chat(tour: Tour) -> None:
     answer, response_id = raw.parse(), raw.headers.get(HEADER_RESPONSE_ID)
     if not response_id:
         raise ZgError("the proxy answered without a response id")
-    text = (answer.choices[0].message.content or "").strip() or "(an empty answer)"
+    text = " ".join((answer.choices[0].message.content or "").split())[:SHOWN_ANSWER_CHARS] or "(an empty answer)"
     tour.guide.console.print(f"  you: {PROMPT}\n  {service.model}: {text}", highlight=False, markup=False)
     tour.guide.ok(f"answered by {service.provider}, signature checked by the proxy; response id {response_id}")
     tour.state.forget(*tour.derived_from(4))
