@@ -20,9 +20,10 @@ from rich.console import Console
 from zgos.cli.context import CliContext
 from zgos.core.errors import ConfigError
 from zgos.runtime.datadir import DataDir
+from zgos.runtime.ports import EXPLORER_PORT
 
 STATE_FILE = "state.json"
-DEFAULT_EXPLORER_URL = "http://127.0.0.1:8000"
+DEFAULT_EXPLORER_URL = f"http://127.0.0.1:{EXPLORER_PORT}"
 
 # Which step writes each key (what a missing key's error names).
 WRITTEN_BY = {
