@@ -62,7 +62,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("provenance", ("zgos.provenance",)),
     ("explorer", ("zgos.explorer",)),
     ("devnet", ("zgos.devnet",)),
-    (CLI, ("zgos.cli",)),
+    (CLI, ("zgos.cli", "zgos.tour")),  # the tour is a command: it drives every network like a user
 )
 
 CLIENT_NAMES = frozenset({"client", "contracts"})

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from zgos.cli.tour import STEPS
-from zgos.cli.tour.state import WRITTEN_BY, StepMissing, Tour, TourState
-from zgos.cli.tour.training import DATASET, TOUR_PARAMS, dataset_jsonl
 from zgos.compute.spec.dataset import DatasetQuota, parse_dataset
 from zgos.compute.spec.tasks import validate_training_params
 from zgos.runtime.datadir import DataDir
+from zgos.tour import STEPS
+from zgos.tour.state import WRITTEN_BY, StepMissing, Tour, TourState
+from zgos.tour.training import DATASET, TOUR_PARAMS, dataset_jsonl
 
 MAX_TOUR_STEPS = 16  # LoRA steps: the tour fine-tunes in well under a minute on 2 cores
 
@@ -45,9 +45,13 @@ def test_every_recorded_key_is_written_by_a_step_of_the_tour() -> None:
     assert set(WRITTEN_BY.values()) <= {s.number for s in STEPS}
 
 
-def test_zg_tour_help_names_the_steps_there_are() -> None:
-    import inspect
+def test_zg_tour_help_names_the_steps_there_are_and_steps_lists_them() -> None:
+    from typer.testing import CliRunner
 
-    from zgos.cli.main import tour
+    from zgos.tour.cli import tour_app
 
-    assert f"(1-{len(STEPS)})" in inspect.signature(tour).parameters["step"].default.help
+    runner = CliRunner()
+    assert f"(1-{len(STEPS)})" in " ".join(runner.invoke(tour_app, ["--help"]).output.split())
+    listed = runner.invoke(tour_app, ["steps"])
+    assert listed.exit_code == 0 and [line.split(". ", 1)[1] for line in listed.output.splitlines()] == [
+        s.title for s in STEPS]

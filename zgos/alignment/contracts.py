@@ -25,10 +25,8 @@ from zgos.alignment.spec.challenges import Custody, RegistryDomain
 from zgos.alignment.spec.reports import Finding
 from zgos.chain.client import Chain, Receipt
 from zgos.chain.deploy import ContractPlan, Deployment
+from zgos.chain.standing import read_subject_rows
 from zgos.compute.spec.vouchers import Response
-
-SUBJECTS_PAGE = 100  # AlignmentRegistry.getSubjectsPage's cap
-MAX_SUBJECTS_READ = 10_000
 
 STATUS_NAMES = {1: "open", 2: "answered", 3: "slashed"}
 
@@ -183,16 +181,8 @@ class AlignmentContracts:
 
     def records(self) -> list[SubjectRecord]:
         """Every subject ever bonded or reported on, with its record, page by page."""
-        out: list[SubjectRecord] = []
-        while len(out) < MAX_SUBJECTS_READ:
-            page, recs, total = self.chain.call(self.registry.functions.getSubjectsPage(len(out), SUBJECTS_PAGE))
-            for (operator, kind), (score, faults, slashes, slashed) in zip(page, recs, strict=True):
-                out.append(SubjectRecord(str(operator), BondKind(int(kind)), int(score), int(faults), int(slashes),
-                                         int(slashed)))
-            if not page or len(out) >= int(total):
-                break
-        return out
-
+        return [SubjectRecord(operator, BondKind(kind), score, faults, slashes, slashed)
+                for operator, kind, score, faults, slashes, slashed in read_subject_rows(self.chain, self.registry)]
 
 DEPLOY_PLAN: list[ContractPlan] = [
     ContractPlan(

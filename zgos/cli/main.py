@@ -20,7 +20,7 @@ from typer import _click as click  # typer vendors click: its commands and conte
 from typer.core import TyperGroup
 
 from zgos import version_text
-from zgos.cli.context import CliContext, console, err_console, get_ctx
+from zgos.cli.context import CliContext, console, err_console
 from zgos.core.errors import ZgError
 from zgos.runtime.datadir import DataDir
 
@@ -47,6 +47,7 @@ COMMAND_GROUPS = {
     "alignment": CommandGroup("zgos.alignment.cli:alignment_app", "Alignment: operators' bonds, auditors' findings, scores and slashes."),
     "auditor": CommandGroup("zgos.alignment.auditor.cli:auditor_app", "Auditors: probe providers, spot-check and challenge storage nodes, report."),
     "provenance": CommandGroup("zgos.provenance.cli:app", "Provenance: response → model → fine-tune → dataset → uploader, verified."),
+    "tour": CommandGroup("zgos.tour.cli:tour_app", "A guided tour of the whole promise on a running devnet."),
 }
 
 
@@ -105,17 +106,6 @@ def root(
 def version() -> None:
     """Print the zgos version."""
     console.print(version_text())
-
-
-@app.command()
-def tour(ctx: typer.Context, step: int | None = typer.Option(
-        None, "--step", help="Run only step N (1-8); what it needs from earlier steps is kept in DATA_DIR/tour/state.json"),
-) -> None:
-    """A guided tour of the whole promise on a running devnet: upload, fine-tune, serve, chat,
-    verify, provenance, DA, KV and INFT, each step with what it proves and its explorer link."""
-    from zgos.cli.tour import run_tour  # loaded when the tour runs: `zg --help` stays quick
-
-    run_tour(get_ctx(ctx), step)
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ from tests.integration.alignment.conftest import AlignmentNet
 from zgos.alignment.spec.bonds import BondKind
 from zgos.alignment.spec.challenges import ANSWER_WINDOW_BLOCKS
 from zgos.alignment.spec.reports import Finding
-from zgos.alignment.standings import registry_standings
-from zgos.chain.registry import NodeRegistry
+from zgos.chain.registry import NodeKind, NodeRegistry
+from zgos.chain.standing import registry_standings
 from zgos.storage.discovery import registry_entries
 
 
@@ -22,7 +22,7 @@ def test_discovery_skips_slashed_storage_operators_and_ranks_low_scores_last(ali
     contracts.slash_unanswered(auditor, challenge_id)
     contracts.report(auditor, scored.address, BondKind.STORAGE, int(Finding.STORAGE), net.file.root, -10)
 
-    standings = registry_standings(net.chain, net.deployment, BondKind.STORAGE)
+    standings = registry_standings(net.chain, net.deployment, NodeKind.STORAGE)
     assert standings is not None
     read = standings()
     assert read[slashed.address.lower()].slashed and read[scored.address.lower()].score == -10

@@ -20,9 +20,10 @@ from zgos.alignment.auditor.compute import ComputeProbe
 from zgos.alignment.contracts import AlignmentContracts
 from zgos.alignment.spec.bonds import BondKind
 from zgos.alignment.spec.reports import Finding
-from zgos.alignment.standings import registry_standings
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
+from zgos.chain.registry import NodeKind
+from zgos.chain.standing import registry_standings
 from zgos.compute.contracts import ComputeContracts
 from zgos.compute.model import DEFAULT_MODEL_ID, model_hash, model_server_argv
 from zgos.compute.spec import vouchers as v
@@ -120,7 +121,7 @@ def test_the_router_stops_sending_traffic_to_a_slashed_provider_within_one_round
     alignment.register_auditor(auditor, alignment.min_auditor_stake())
     user = make_user()
 
-    standings = registry_standings(chain, deployment, BondKind.COMPUTE)
+    standings = registry_standings(chain, deployment, NodeKind.COMPUTE)
     router = Router(user, [cheap.provider.address, fair.provider.address], standings=standings, standings_refresh_s=0)
     assert [s.provider for s in router.candidates(DEFAULT_MODEL_ID)] == [cheap.provider.address, fair.provider.address]
 

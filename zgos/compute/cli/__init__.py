@@ -219,7 +219,7 @@ def token(ctx: typer.Context) -> None:
 
 def _standings(cli: CliContext) -> Standings | None:
     """The auditors' records of providers (``AlignmentRegistry``), if the deployment has one."""
-    from zgos.alignment.spec.bonds import BondKind
-    from zgos.alignment.standings import registry_standings
+    from zgos.chain.registry import NodeKind
+    from zgos.chain.standing import registry_standings
 
-    return registry_standings(cli.chain(), cli.deployment(), BondKind.COMPUTE)
+    return registry_standings(cli.chain(), cli.deployment(), NodeKind.COMPUTE)

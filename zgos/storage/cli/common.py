@@ -37,14 +37,13 @@ def resolve_nodes(cli: CliContext, flags: list[str] | None, indexer: str | None 
             raise ConfigError("the indexer knows no node holding that file" if root is not None
                               else "the indexer knows no usable storage node")
         return urls
-    from zgos.alignment.spec.bonds import BondKind
-    from zgos.alignment.standings import registry_standings
-    from zgos.chain.registry import NodeRegistry
+    from zgos.chain.registry import NodeKind, NodeRegistry
+    from zgos.chain.standing import registry_standings
     from zgos.storage.discovery import discover
 
     deployment = cli.deployment()
     registry = NodeRegistry(cli.chain(), deployment.address("NodeRegistry"))
-    standings = registry_standings(cli.chain(), deployment, BondKind.STORAGE)  # slashed nodes are skipped
+    standings = registry_standings(cli.chain(), deployment, NodeKind.STORAGE)  # slashed nodes are skipped
     nodes = [peer.url for peer in discover(registry, policy=cli.outbound_policy(), chain_id=deployment.chain_id,
                                            flow_address=deployment.address("Flow"), standings=standings)]
     if not nodes:

@@ -21,8 +21,8 @@ def indexer_command(
     name: str = typer.Option("indexer", "--name", help="Service name; scratch space lives in DATA_DIR/NAME."),
 ) -> None:
     """Run the storage indexer: indexer_* JSON-RPC and the REST gateway (/file, /file/info, /node/status)."""
-    from zgos.alignment.spec.bonds import BondKind
-    from zgos.alignment.standings import registry_standings
+    from zgos.chain.registry import NodeKind
+    from zgos.chain.standing import registry_standings
     from zgos.storage.indexer.app import IndexerConfig, IndexerService
 
     cli = get_ctx(ctx)
@@ -34,5 +34,5 @@ def indexer_command(
         registry_address=deployment.address("NodeRegistry") if registry else None, refresh_s=refresh,
         host=host, port=port, peers=tuple(peers or ()), outbound=cli.outbound_policy(),
     )
-    service = IndexerService(config, cli.chain(), registry_standings(cli.chain(), deployment, BondKind.STORAGE))
+    service = IndexerService(config, cli.chain(), registry_standings(cli.chain(), deployment, NodeKind.STORAGE))
     service.run(started=lambda: print(f"storage indexer on http://{host}:{port}", flush=True))

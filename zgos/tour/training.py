@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from zgos.cli.tour.state import Tour, tour_dir
 from zgos.compute.spec.tasks import TrainingParams
 from zgos.core.errors import ConfigError, ZgError
+from zgos.tour.state import Tour, tour_dir
 
 if TYPE_CHECKING:
     from zgos.compute.finetune.wire import ServedModel

@@ -5,7 +5,7 @@ it: (1) upload a dataset and check its root, (2) fine-tune on it, (3) see the tu
 served, (4) chat with it through the local OpenAI proxy, (5) verify the answer, (6) walk its
 provenance back to the dataset, (7) post a DA blob and sample it, (8) write and read a KV value
 and mint the agent as an INFT. ``zg tour --step N`` runs one step; what later steps need is
-kept in ``DATA_DIR/tour/state.json`` (:mod:`zgos.cli.tour.state`), and a step whose input is
+kept in ``DATA_DIR/tour/state.json`` (:mod:`zgos.tour.state`), and a step whose input is
 missing says which step to run first. A thin layer over the networks' clients and CLI helpers.
 """
 
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from rich.table import Table
 
 from zgos.cli.context import CliContext, console
-from zgos.cli.tour import answers, networks, training
-from zgos.cli.tour.state import Guide, Tour, TourState, explorer_url
 from zgos.core.errors import ConfigError
+from zgos.tour import answers, networks, training
+from zgos.tour.state import Guide, Tour, TourState, explorer_url
 
 
 @dataclass(frozen=True)

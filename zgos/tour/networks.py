@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from zgos.cli.tour.state import Tour, tour_dir
 from zgos.core.errors import ZgError
+from zgos.tour.state import Tour, tour_dir
 
 DA_TIMEOUT_S = 180.0
 BLOB_TEXT = "zgos tour blob: every row of this blob is recoverable from any half of its columns. "

@@ -16,9 +16,9 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from zgos.cli.tour.state import Tour
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import parse_amount
+from zgos.tour.state import Tour
 
 if TYPE_CHECKING:
     from zgos.cli.context import CliContext
