@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,3 +131,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeSch
     if config.getvalue("dist") != "load":  # another --dist was asked for: xdist's own
         return None
     return OneWorkerPerSharedFixture(config, log)
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A loopback URL that refuses every connection for the whole test: its port is bound and
+    never listened on. (A port from ``free_port()`` alone may be taken by the next server a
+    parallel test starts, and then something answers.)"""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    try:
+        yield f"http://127.0.0.1:{holder.getsockname()[1]}"
+    finally:
+        holder.close()

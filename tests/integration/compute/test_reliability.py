@@ -13,7 +13,7 @@ import pytest
 from tests.integration.compute.conftest import BrokerProcess
 from zgos.compute.spec import vouchers as v
 from zgos.compute.user.client import ComputeUser, ProviderError, body_with_defaults
-from zgos.runtime.netutil import free_port, wait_until
+from zgos.runtime.netutil import wait_until
 
 PROMPT = [{"role": "user", "content": "Count"}]
 
@@ -81,9 +81,9 @@ def _status_of(user: ComputeUser, provider: str) -> ProviderError:
 
 
 def test_model_server_down_gives_502_and_no_charge(
-    start_broker: Callable[..., BrokerProcess], make_user: Callable[..., ComputeUser]
+    start_broker: Callable[..., BrokerProcess], make_user: Callable[..., ComputeUser], refused_url: str,
 ) -> None:
-    broker = start_broker(f"http://127.0.0.1:{free_port()}")
+    broker = start_broker(refused_url)
     user = make_user(broker.provider.address)
     error = _status_of(user, broker.provider.address)
     assert error.status == 502 and "unreachable" in str(error) and "nothing was charged" in str(error)

@@ -14,7 +14,7 @@ from zgos.compute.spec.billing import Prices
 from zgos.compute.spec.limits import SpendCaps
 from zgos.compute.user.client import ComputeUser, body_with_defaults
 from zgos.compute.user.proxy import Funding
-from zgos.runtime.netutil import free_port, wait_until
+from zgos.runtime.netutil import wait_until
 
 MODEL = "gemma-3-270m"
 PROMPT = [{"role": "user", "content": "Name a colour"}]
@@ -41,10 +41,10 @@ def _restarted(user: ComputeUser) -> ComputeUser:
 
 def test_a_provider_above_the_price_cap_is_never_chosen_by_failover(
     broker: BrokerProcess, start_broker: Callable[..., BrokerProcess], model_server: str,
-    make_user: Callable[..., ComputeUser], run_proxy: Callable[..., RunningProxy],
+    make_user: Callable[..., ComputeUser], run_proxy: Callable[..., RunningProxy], refused_url: str,
 ) -> None:
     # Within the cap but its model server is down; above the cap (1,000x) and working.
-    dead = start_broker(f"http://127.0.0.1:{free_port()}", prices=PRICES)
+    dead = start_broker(refused_url, prices=PRICES)
     pricey = start_broker(model_server, prices=Prices(PRICES.input_price * 1000, PRICES.output_price * 1000))
     user = make_user(dead.provider.address)
     user.contracts.deposit(user.account, 10**16)  # auto top-up could fund any provider it picks

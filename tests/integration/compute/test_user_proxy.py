@@ -13,7 +13,7 @@ from tests.integration.compute.conftest import PRICES, BrokerProcess, RunningPro
 from zgos.compute.spec.billing import Prices
 from zgos.compute.user.client import ComputeUser
 from zgos.compute.user.proxy import Funding
-from zgos.runtime.netutil import free_port, wait_until
+from zgos.runtime.netutil import wait_until
 
 PROMPT = [{"role": "user", "content": "Name a colour"}]
 MODEL = "gemma-3-270m"
@@ -77,10 +77,10 @@ def test_dishonest_provider_is_caught_and_no_receipt_is_signed(
 
 def test_proxy_fails_over_to_a_working_provider(
     broker: BrokerProcess, start_broker: Callable[..., BrokerProcess], make_user: Callable[..., ComputeUser],
-    run_proxy: Callable[..., RunningProxy],
+    run_proxy: Callable[..., RunningProxy], refused_url: str,
 ) -> None:
     # a provider whose model server is down, and the cheapest, so the router tries it first
-    dead = start_broker(f"http://127.0.0.1:{free_port()}", prices=Prices(PRICES.input_price - 1, PRICES.output_price))
+    dead = start_broker(refused_url, prices=Prices(PRICES.input_price - 1, PRICES.output_price))
     user = make_user(dead.provider.address)
     user.contracts.deposit_and_fund(user.account, broker.provider.address, 10**15)
     user.acknowledge(user.service(broker.provider.address))
