@@ -7,6 +7,7 @@ devnet's service table uses the port checks, and ``zg devnet status`` starts at 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -24,9 +25,26 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+# Below Linux's ephemeral range (32768+, the local ports of outgoing connections) and the test
+# devnets' block (20000-32300): between free_port() and the caller's bind, no outgoing
+# connection can take the port, as it could one the kernel picked with bind(0).
+FREE_PORT_RANGE = (10_000, 20_000)
+FREE_PORT_TRIES = 64
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (tests use it to avoid the devnet's fixed ports)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port that was free a moment ago, drawn at random from ``FREE_PORT_RANGE`` (tests use it
+    to avoid the devnet's fixed ports; services to start a child on)."""
+    draw = random.SystemRandom()
+    for _ in range(FREE_PORT_TRIES):
+        port = draw.randrange(*FREE_PORT_RANGE)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded range: the kernel's pick
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
