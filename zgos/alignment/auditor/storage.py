@@ -10,7 +10,7 @@ signature makes a failure its fault. A node that signs custody of no file has no
   unreachable node a ``REFUSAL``. Cheap: one segment, no gas.
 - A **challenge** opens ``AlignmentRegistry.openChallenge`` with that custody; the chain draws
   the sector from a future block hash and slashes the node if it does not answer in time
-  (:meth:`StorageAudit.settle`, which anyone may call and the auditor does every round).
+  (``slashUnanswered``: anyone may call it; the auditor does in every round, ``Auditor.settle_challenges``).
 """
 
 from __future__ import annotations
