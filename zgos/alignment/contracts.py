@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
-from web3.contract import Contract
 
 from zgos.alignment.spec.bonds import (
     DEVNET_CHALLENGE_FEE,
@@ -21,27 +20,12 @@ from zgos.alignment.spec.bonds import (
     Bond,
     BondKind,
 )
-from zgos.alignment.spec.challenges import Custody, RegistryDomain
 from zgos.alignment.spec.reports import Finding
-from zgos.chain.client import Chain, Receipt
-from zgos.chain.deploy import ContractPlan, Deployment
+from zgos.chain.client import Receipt
+from zgos.chain.deploy import ContractPlan
 from zgos.chain.standing import read_subject_rows
 from zgos.compute.spec.vouchers import Response
-
-STATUS_NAMES = {1: "open", 2: "answered", 3: "slashed"}
-
-
-@dataclass(frozen=True)
-class Challenge:
-    challenge_id: int
-    operator: str
-    challenger: str
-    seed_block: int
-    deadline: int
-    status: str  # open, answered, slashed
-    fee: int
-    flow_root: bytes
-    custody: Custody
+from zgos.storage.challenges import StorageChallenges
 
 
 @dataclass(frozen=True)
@@ -79,18 +63,9 @@ def _response_abi(response: Response) -> tuple[object, ...]:
     return (r.request_hash, r.response_hash, r.model_id, r.model_hash, r.input_tokens, r.output_tokens, r.fee)
 
 
-class AlignmentContracts:
-    def __init__(self, chain: Chain, registry: str) -> None:
-        self.chain = chain
-        self.registry: Contract = chain.contract("AlignmentRegistry", registry)
-
-    @classmethod
-    def from_deployment(cls, chain: Chain, deployment: Deployment) -> AlignmentContracts:
-        return cls(chain, deployment.address("AlignmentRegistry"))
-
-    def domain(self) -> RegistryDomain:
-        """The EIP-712 domain storage nodes sign custody under."""
-        return RegistryDomain(self.chain.chain_id, self.registry.address)
+class AlignmentContracts(StorageChallenges):
+    """The whole registry: storage challenges (``StorageChallenges``), bonds, auditors, reports and
+    compute slashes."""
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -106,18 +81,6 @@ class AlignmentContracts:
     def register_auditor(self, account: LocalAccount, stake: int) -> Receipt:
         return self.chain.transact(account, self.registry.functions.registerAuditor(), value=stake)
 
-    def open_challenge(self, auditor: LocalAccount, operator: str, custody: Custody, signature: bytes) -> int:
-        """Open a challenge (paying the fee); returns its id."""
-        fn = self.registry.functions.openChallenge(to_checksum_address(operator), custody.as_abi(), signature)
-        receipt = self.chain.transact(auditor, fn, value=self.challenge_fee())
-        return int(receipt.events(self.registry, "ChallengeOpened")[0]["args"]["id"])
-
-    def answer_challenge(self, operator: LocalAccount, challenge_id: int, sector: bytes, proof: list[bytes]) -> Receipt:
-        return self.chain.transact(operator, self.registry.functions.answerChallenge(challenge_id, sector, proof))
-
-    def slash_unanswered(self, account: LocalAccount, challenge_id: int) -> Receipt:
-        return self.chain.transact(account, self.registry.functions.slashUnanswered(challenge_id))
-
     def slash_compute(self, auditor: LocalAccount, provider: str, response: Response, signature: bytes) -> Receipt:
         fn = self.registry.functions.slashCompute(to_checksum_address(provider), _response_abi(response), signature)
         return self.chain.transact(auditor, fn)
@@ -132,9 +95,6 @@ class AlignmentContracts:
         return self.chain.transact(account, self.registry.functions.withdrawCredit())
 
     # --- reads -----------------------------------------------------------------------------
-
-    def challenge_fee(self) -> int:
-        return int(self.chain.call(self.registry.functions.challengeFee()))
 
     def min_bond(self) -> int:
         return int(self.chain.call(self.registry.functions.minBond()))
@@ -162,17 +122,6 @@ class AlignmentContracts:
 
     def is_auditor(self, address: str) -> bool:
         return bool(self.chain.call(self.registry.functions.isAuditor(to_checksum_address(address))))
-
-    def challenge(self, challenge_id: int) -> Challenge:
-        raw = self.chain.call(self.registry.functions.getChallenge(challenge_id))
-        operator, challenger, seed_block, deadline, status, fee, root, custody = raw
-        return Challenge(challenge_id, str(operator), str(challenger), int(seed_block), int(deadline),
-                         STATUS_NAMES.get(int(status), "unknown"), int(fee), bytes(root),
-                         Custody(*(int(v) for v in custody)))
-
-    def challenge_sector(self, challenge_id: int) -> int:
-        """The sector asked for (reverts with ``SeedNotYetAvailable`` before the seed block)."""
-        return int(self.chain.call(self.registry.functions.challengeSector(challenge_id)))
 
     def record(self, subject: str, kind: BondKind) -> SubjectRecord:
         score, faults, slashes, slashed = self.chain.call(

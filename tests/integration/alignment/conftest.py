@@ -16,9 +16,7 @@ from web3.exceptions import ContractLogicError
 
 from tests.integration.storage.conftest import RunningNode, start_node
 from zgos.alignment.contracts import AlignmentContracts
-from zgos.alignment.responder import ChallengeResponder
 from zgos.alignment.spec.bonds import DEVNET_MIN_AUDITOR_STAKE, DEVNET_MIN_BOND, BondKind
-from zgos.alignment.spec.challenges import Custody, compute_custody, sign_custody
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain, _revert_reason
 from zgos.chain.deploy import Deployment
@@ -26,6 +24,8 @@ from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.storage.client import StorageClient, UploadResult
 from zgos.storage.contracts import LogEntry
 from zgos.storage.node.custody import CustodySigner
+from zgos.storage.node.responder import ChallengeResponder
+from zgos.storage.spec.challenges import Custody, compute_custody, sign_custody
 
 FILE_BYTES = 3 * 256 * 1024 + 1000  # four segments, the last one partly filled
 CUSTODY_VALID_BLOCKS = 100_000

@@ -17,12 +17,12 @@ from zgos.alignment.auditor.journal import Journal
 from zgos.alignment.auditor.rounds import Auditor, RoundConfig, Subjects
 from zgos.alignment.auditor.storage import StorageAudit, StorageNodeRef
 from zgos.alignment.spec.bonds import BondKind
-from zgos.alignment.spec.challenges import ANSWER_WINDOW_BLOCKS
 from zgos.alignment.spec.reports import Finding
 from zgos.compute.contracts import ComputeContracts
 from zgos.runtime.addresses import DEVNET_POLICY
 from zgos.storage.client import StorageClient
 from zgos.storage.contracts import FlowContract
+from zgos.storage.spec.challenges import ANSWER_WINDOW_BLOCKS
 
 HONEST_ROUNDS = 200
 DROPPED_WITHIN_ROUNDS = 12  # P(missing a node that lost half of one file's segments) is small; seeded

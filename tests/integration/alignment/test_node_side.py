@@ -8,9 +8,9 @@ import time
 
 from tests.integration.alignment.conftest import AlignmentNet
 from tests.integration.clirunner import zg
-from zgos.alignment.responder import ChallengeResponder
 from zgos.chain.accounts import PRIVATE_KEY_ENV
 from zgos.runtime.datadir import DataDir
+from zgos.storage.node.responder import ChallengeResponder
 
 ANSWER_WAIT_S = 20.0
 

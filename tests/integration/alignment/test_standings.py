@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from tests.integration.alignment.conftest import AlignmentNet
 from zgos.alignment.spec.bonds import BondKind
-from zgos.alignment.spec.challenges import ANSWER_WINDOW_BLOCKS
 from zgos.alignment.spec.reports import Finding
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.chain.standing import registry_standings
 from zgos.storage.discovery import registry_entries
+from zgos.storage.spec.challenges import ANSWER_WINDOW_BLOCKS
 
 
 def test_discovery_skips_slashed_storage_operators_and_ranks_low_scores_last(alignment_net: AlignmentNet) -> None:

@@ -16,7 +16,8 @@ from zgos.alignment.spec.bonds import (
     STORAGE_SLASH_BPS,
     BondKind,
 )
-from zgos.alignment.spec.challenges import (
+from zgos.core.errors import TxReverted
+from zgos.storage.spec.challenges import (
     ANSWER_WINDOW_BLOCKS,
     Custody,
     InvalidCustody,
@@ -25,7 +26,6 @@ from zgos.alignment.spec.challenges import (
     validate_answer,
     validate_custody,
 )
-from zgos.core.errors import TxReverted
 
 
 def answer(net: AlignmentNet, challenge_id: int) -> tuple[bytes, list[bytes]]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from zgos.alignment.spec.challenges import ANSWER_WINDOW_BLOCKS, SEED_DELAY_BLOCKS
+from zgos.storage.spec.challenges import ANSWER_WINDOW_BLOCKS, SEED_DELAY_BLOCKS
 
 BPS = 10_000  # basis points in one whole
 UNBOND_DELAY_BLOCKS = 1024  # blocks between asking to unbond and withdrawing

@@ -3,7 +3,7 @@
 NODE is the node's operator address (its URL is read from the NodeRegistry) or its URL. The node
 is asked for its signed custody of a file (``--tx-seq``, else a random file it holds), and the
 caller, a registered auditor, opens the challenge in ``AlignmentRegistry``, paying the fee. The
-node must answer within the window (``zgos.alignment.spec.challenges``); if it does not,
+node must answer within the window (``zgos.storage.spec.challenges``); if it does not,
 ``--slash`` on a later run (or anyone) takes part of its bond for the challenger.
 """
 
@@ -70,12 +70,12 @@ def challenge_command(
     """Challenge NODE to prove on chain that it still holds a random sector of a file."""
     from eth_utils.address import to_checksum_address
 
-    from zgos.alignment.contracts import AlignmentContracts
-    from zgos.alignment.spec.challenges import recover_custody_signer
     from zgos.runtime.addresses import OPEN_POLICY
+    from zgos.storage.challenges import StorageChallenges
+    from zgos.storage.spec.challenges import recover_custody_signer
 
     cli = get_ctx(ctx)
-    contracts = AlignmentContracts.from_deployment(cli.chain(), cli.deployment())
+    contracts = StorageChallenges.from_deployment(cli.chain(), cli.deployment())
     auditor = cli.account(account)
     if slash is not None:
         contracts.slash_unanswered(auditor, slash)

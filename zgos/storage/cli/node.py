@@ -25,9 +25,9 @@ from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from zgos.alignment.responder import ChallengeResponder
     from zgos.storage.miner.config import MinerConfig
     from zgos.storage.node.app import NodeService, NodeServiceConfig
+    from zgos.storage.node.responder import ChallengeResponder
 
 Opt = typer.Option
 
@@ -111,8 +111,8 @@ def run_node(ctx: typer.Context, flags: NodeFlags) -> None:
 def _challenge_responder(cli: CliContext, service: NodeService, operator: LocalAccount) -> ChallengeResponder | None:
     """The operator's answers to storage challenges (issue 17), from this node's store; none
     when the deployment has no AlignmentRegistry."""
-    from zgos.alignment.contracts import AlignmentContracts
-    from zgos.alignment.responder import ChallengeResponder
+    from zgos.storage.challenges import StorageChallenges
+    from zgos.storage.node.responder import ChallengeResponder
 
     if "AlignmentRegistry" not in cli.deployment().addresses:
         return None
@@ -122,7 +122,7 @@ def _challenge_responder(cli: CliContext, service: NodeService, operator: LocalA
         data, proof = node.challenged_sector(tx_seq, sector)
         return data, list(proof.siblings)
 
-    return ChallengeResponder(AlignmentContracts.from_deployment(cli.chain(), cli.deployment()), operator, source)
+    return ChallengeResponder(StorageChallenges.from_deployment(cli.chain(), cli.deployment()), operator, source)
 
 
 node_command = flags_command(NodeFlags, run_node)

@@ -317,7 +317,7 @@ class StorageNode:
     def challenged_sector(self, tx_seq: int, sector: int) -> tuple[bytes, Proof]:
         """Flow ``sector`` of file ``tx_seq`` (its 256 bytes, zero-padded past the data) and its
         proof under the flow root right after that file: the answer to a storage challenge
-        (``zgos.alignment.spec.challenges``). Raises ``DataUnavailable`` if the sector is not
+        (``zgos.storage.spec.challenges``). Raises ``DataUnavailable`` if the sector is not
         stored here, ``InvalidSegment`` if it is not in the file's data."""
         record = self.tx_by_seq(tx_seq)
         offset = sector - record.entry.start_entry

@@ -1,6 +1,6 @@
 """Custody: a storage node's signed statement that it holds its shard of one file.
 
-A challenge (``zgos.alignment.spec.challenges``, issue 17) may only ask a node about data it
+A challenge (``zgos.storage.spec.challenges``, issue 17) may only ask a node about data it
 said it holds: a root anyone submitted to ``Flow`` without uploading its data binds nobody. The
 node signs, as EIP-712 ``Custody`` under the domain ``("zgos AlignmentRegistry", "1", chainId,
 registry)``, that it holds shard ``(shardId, numShard)`` (storage.md §4.5: flow segments ``s``

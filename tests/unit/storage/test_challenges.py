@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zgos.alignment.spec.challenges import (
+from zgos.core.hashing import keccak256
+from zgos.core.signatures import address_of_private_key
+from zgos.storage.spec.challenges import (
     ANSWER_WINDOW_BLOCKS,
     BLOCKHASH_WINDOW_BLOCKS,
     Custody,
@@ -26,8 +28,6 @@ from zgos.alignment.spec.challenges import (
     validate_answer,
     validate_custody,
 )
-from zgos.core.hashing import keccak256
-from zgos.core.signatures import address_of_private_key
 from zgos.storage.spec.merkle import SECTORS_PER_SEGMENT, PromoteTree
 
 SEGMENT = SECTORS_PER_SEGMENT

@@ -5,7 +5,7 @@ seed block is mined, asks the contract which sector the seed picked, reads that 
 path from the node (``source``: ``StorageNode.challenged_sector`` in the node's process) and
 answers before the deadline, collecting the challenge fee. It keeps no state of its own: on
 start it reads back the last ``LOOKBACK_BLOCKS``, which hold every challenge still answerable
-(``zgos.alignment.spec.challenges``), so a restart resumes at once. A challenge it cannot
+(``zgos.storage.spec.challenges``), so a restart resumes at once. A challenge it cannot
 answer (the data is gone) is logged and dropped: the chain will slash it, as it should.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from eth_account.signers.local import LocalAccount
 
-from zgos.alignment.contracts import AlignmentContracts
-from zgos.alignment.spec.challenges import ANSWER_WINDOW_BLOCKS, SEED_DELAY_BLOCKS
 from zgos.core.errors import ZgError
+from zgos.storage.challenges import StorageChallenges
+from zgos.storage.spec.challenges import ANSWER_WINDOW_BLOCKS, SEED_DELAY_BLOCKS
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ SectorSource = Callable[[int, int], tuple[bytes, list[bytes]]]  # (tx seq, flow 
 
 
 class ChallengeResponder:
-    def __init__(self, contracts: AlignmentContracts, operator: LocalAccount, source: SectorSource,
+    def __init__(self, contracts: StorageChallenges, operator: LocalAccount, source: SectorSource,
                  poll_s: float = 1.0) -> None:
         self.contracts, self.operator, self.source, self.poll_s = contracts, operator, source, poll_s
         self._cursor: int | None = None
@@ -53,12 +53,10 @@ class ChallengeResponder:
 
     def run_once(self) -> list[int]:
         """Collect new challenges and answer every one whose seed exists; returns those answered."""
-        chain, registry = self.contracts.chain, self.contracts.registry
-        head = chain.block_number()
+        head = self.contracts.chain.block_number()
         start = max(0, head - LOOKBACK_BLOCKS) if self._cursor is None else self._cursor
         if start <= head:
-            events = chain.get_logs(registry, "ChallengeOpened", start, head, {"operator": self.operator.address})
-            self._pending.update(int(e["args"]["id"]) for e in events)
+            self._pending.update(self.contracts.challenges_opened(self.operator.address, start, head))
             self._cursor = head + 1
         return [i for i in sorted(self._pending) if self._answer(i, head)]
 
