@@ -1,8 +1,9 @@
 """Segment roots at native speed when the optional extension ``_treehash`` is built.
 
 ``_treehash`` (zgos/storage/_treehash.c, built by ``pip install -e .`` if a C compiler is
-present) hashes whole 256 KiB segments in C with the GIL released, using the XKCP Keccak that
-safe-pysha3 already ships. Without it every function here falls back to the plain Python
+present) hashes whole 256 KiB segments in C with the GIL released, 8 (AVX-512) or 4 (AVX2)
+Keccaks at a time in SIMD lanes, else one at a time with the XKCP Keccak that safe-pysha3
+already ships. Without it every function here falls back to the plain Python
 definitions of ``zgos.storage.spec.merkle``; the tests check both give the same roots.
 """
 
@@ -19,10 +20,15 @@ try:
 
     from zgos.storage import _treehash  # type: ignore[attr-defined]
 
-    _treehash.load(_pysha3.__file__)
+    WIDEST_LANES: int = _treehash.load(_pysha3.__file__)  # Keccaks at a time on this CPU
     NATIVE = True
 except (ImportError, OSError, AttributeError):  # not built, or safe-pysha3 changed its symbols
-    NATIVE = False
+    NATIVE, WIDEST_LANES = False, 1
+
+
+def use_lanes(lanes: int) -> int:
+    """Hash ``lanes`` (1, 4 or 8) messages at a time natively; ``ValueError`` if this CPU cannot."""
+    return int(_treehash.use_lanes(lanes))
 
 
 def full_segment_roots(data: bytes | bytearray | memoryview) -> list[bytes]:
