@@ -230,7 +230,8 @@ def node_profile(storage: Storage) -> FuzzProfile:
     return FuzzProfile(
         host=storage.host,
         rpc_methods=tuple(m for m in storage.node.server.methods if m != "admin_shutdown"),
-        get_paths=("/", "/health", "/zgos/v1/segment/{n}/{n}", "/zgos/v1/file/{n}", "/zgos/v1/{s}"),
+        get_paths=("/", "/health", "/zgos/v1/segment/{n}/{n}", "/zgos/v1/file/{n}", "/zgos/v1/{s}",
+                   "/zgos/v1/segments/{n}?first={n}&count={n}&step={n}", "/zgos/v1/segments/{n}?first={s}"),
         raw_uploads=(("/zgos/v1/segment/{n}/{n}", "application/octet-stream"),),
         upload_headers=("X-Zg-Root", "X-Zg-File-Size", "X-Zg-Proof"),
         max_body_bytes=storage.node.server.limits.max_rpc_body_bytes,

@@ -4,8 +4,10 @@ Download (storage.md §5.4): take the file's size from its first ``Flow`` submis
 root does not fix the byte length: a node claiming fewer or more bytes could otherwise truncate
 or pad a "verified" file), find the nodes that have the file finalized and describe it as the
 chain does (a node that disagrees is skipped, logged and scored down), fetch segments in
-parallel, check every segment's proof against the data root at its position before writing it,
-rotate to the next node when one serves bad bytes, write into a temporary file beside OUT and
+in parallel (runs of ``BATCH_SEGMENTS`` streamed as frames from one node, the network read
+overlapping the native hashing of the segments already received), check every segment's proof
+against the data root at its position before writing it, fetch a segment that a node did not
+send or sent corrupt from the next holder on its own, write into a temporary file beside OUT and
 rename it into place only when every segment verified, so OUT is never half-written. Since each
 segment is proven at its own index under the root and all segments are fetched, the file as a
 whole is verified without a second pass. A downloader without a chain can only require the
@@ -21,9 +23,9 @@ import logging
 import os
 import tempfile
 from collections import deque
-from collections.abc import Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +42,7 @@ from zgos.storage.nodeclient import (
 )
 from zgos.storage.scores import PeerScores
 from zgos.storage.spec.flow import compute_segment_count
-from zgos.storage.spec.merkle import BYTES_PER_SEGMENT
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, Proof
 from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof, validate_segment
 from zgos.storage.spec.shard import compute_flow_segment
 from zgos.storage.upload import Progress
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 MAX_DOWNLOAD_THREADS = 64
 STREAM_WINDOW_SEGMENTS = 32  # segments fetched ahead of the consumer (8 MiB)
+BATCH_SEGMENTS = 16  # segments streamed per request (4 MiB)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,14 @@ class DownloadPlan:
     holders: list[list[NodeConnection]]  # per segment index modulo `modulus`, the nodes of its shard
     modulus: int
     threads: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Segments ``indexes`` of one shard residue, asked of ``node`` in one request."""
+
+    indexes: range
+    node: NodeConnection
 
 
 class Downloader:
@@ -161,7 +172,6 @@ class Downloader:
         """Segment ``index`` (file bytes only), proof-checked; the next holder is tried when one
         fails or serves corrupt bytes (and is scored down). Raises ``CorruptData`` if any holder
         served corrupt data."""
-        root, size = plan.file.root, plan.file.size
         errors = []
         candidates = plan.holders[index % plan.modulus]
         turn = index // plan.modulus  # spreads each residue class over its holders
@@ -169,8 +179,7 @@ class Downloader:
         corrupt = False
         for node in sorted(rotated, key=lambda n: self.scores.banned(n.url)):  # banned nodes last
             try:
-                data, proof = node.get_segment(plan.seq_by_node[node.url], index)
-                validate_segment(SegmentWithProof(root, data, index, proof, size), root, size, segment_root)
+                data = self._checked(plan, index, *node.get_segment(plan.seq_by_node[node.url], index))
             except InvalidSegment as exc:
                 self.scores.corrupt(node.url)
                 errors.append(f"{node.url} served corrupt segment {index} ({exc.message})")
@@ -180,8 +189,57 @@ class Downloader:
                 errors.append(exc.message)
                 corrupt = corrupt or isinstance(exc, CorruptData)
                 continue
-            return data[: size - index * BYTES_PER_SEGMENT]
+            return data
         raise (CorruptData if corrupt else StorageError)("; ".join(errors))
+
+    def _checked(self, plan: DownloadPlan, index: int, data: bytes, proof: Proof) -> bytes:
+        """Segment ``index``'s file bytes, once its proof checks out (``InvalidSegment`` if not)."""
+        root, size = plan.file.root, plan.file.size
+        validate_segment(SegmentWithProof(root, data, index, proof, size), root, size, segment_root)
+        return data[: size - index * BYTES_PER_SEGMENT]
+
+    def batches(self, plan: DownloadPlan) -> list[list[Batch]]:
+        """The file's segments as rounds of batches: round ``j`` covers the contiguous segments
+        ``[j * span, (j + 1) * span)`` (``span`` = ``modulus * BATCH_SEGMENTS``), one batch per
+        residue, each asked of the residue's holders in turn (banned nodes only if all are)."""
+        count, span = compute_segment_count(plan.file.size), plan.modulus * BATCH_SEGMENTS
+        rounds = []
+        for turn, start in enumerate(range(0, count, span)):
+            batch_round = []
+            for first in range(start, min(start + plan.modulus, count)):
+                holders = plan.holders[first % plan.modulus]
+                rotated = [holders[(turn + i) % len(holders)] for i in range(len(holders))]
+                node = min(rotated, key=lambda n: self.scores.banned(n.url))  # stable: the turn's first unbanned
+                batch_round.append(Batch(range(first, min(start + span, count), plan.modulus), node))
+            rounds.append(batch_round)
+        return rounds
+
+    def fetch_batch(self, plan: DownloadPlan, batch: Batch) -> tuple[list[bytes], StorageError | None]:
+        """The batch's segments (file bytes only), each proof-checked, in order up to the first
+        that no holder served intact, and that failure (None when all came). They are streamed
+        from the batch's node; a segment it did not send, or the rest after a corrupt one (it is
+        scored down), is fetched on its own from every holder in turn (``fetch_verified``)."""
+        verified: dict[int, bytes] = {}
+        node = batch.node
+        if node.fast:
+            try:
+                with closing(node.get_segments(plan.seq_by_node[node.url], batch.indexes)) as frames:
+                    for index, data, proof in frames:
+                        if data is not None and proof is not None:
+                            verified[index] = self._checked(plan, index, data, proof)
+            except InvalidSegment as exc:
+                self.scores.corrupt(node.url)
+                log.warning("storage node %s served a corrupt segment (%s): fetching the rest elsewhere", node.url,
+                            exc.message)
+            except StorageError as exc:
+                log.info("storage node %s did not stream segments (%s): fetching them one by one", node.url, exc.message)
+        chunks = []
+        for index in batch.indexes:
+            try:
+                chunks.append(verified[index] if index in verified else self.fetch_verified(plan, index))
+            except StorageError as exc:
+                return chunks, exc
+        return chunks, None
 
     # --- write ---------------------------------------------------------------------------
 
@@ -190,14 +248,17 @@ class Downloader:
         plan = self.plan(root)
         with atomic_output(out, plan.file.size) as handle:
 
-            def fetch(index: int) -> None:
-                data = self.fetch_verified(plan, index)
-                os.pwrite(handle, data, index * BYTES_PER_SEGMENT)
-                if progress:
-                    progress(len(data))
+            def fetch(batch: Batch) -> None:
+                chunks, failure = self.fetch_batch(plan, batch)
+                for index, data in zip(batch.indexes, chunks, strict=False):
+                    os.pwrite(handle, data, index * BYTES_PER_SEGMENT)
+                    if progress:
+                        progress(len(data))
+                if failure is not None:
+                    raise failure
 
             with ThreadPoolExecutor(plan.threads) as pool:
-                results = [pool.submit(fetch, i) for i in range(compute_segment_count(plan.file.size))]
+                results = [pool.submit(fetch, batch) for batch_round in self.batches(plan) for batch in batch_round]
                 failure = next((exc for f in results if (exc := f.exception()) is not None), None)
             if failure is not None:
                 raise download_failed(root, failure)
@@ -205,30 +266,40 @@ class Downloader:
 
     def stream(self, root: bytes, window: int = STREAM_WINDOW_SEGMENTS) -> tuple[VerifiedFile, Generator[bytes, None, None]]:
         """The file with data root ``root`` as verified chunks in order (one per segment),
-        fetched ``window`` segments ahead in parallel: nothing is yielded before its own proof
-        checked out, so a consumer can pass bytes on at once. A failure mid-way raises from the
-        iterator (the consumer has the verified prefix only)."""
+        fetched about ``window`` segments ahead in parallel: nothing is yielded before its own
+        proof checked out, so a consumer can pass bytes on at once. A failure mid-way raises
+        from the iterator (the consumer has the verified prefix only)."""
         plan = self.plan(root)
         return plan.file, self._chunks(plan, window)
 
     def _chunks(self, plan: DownloadPlan, window: int) -> Generator[bytes, None, None]:
-        count = compute_segment_count(plan.file.size)
+        rounds = deque(self.batches(plan))
+        ahead = max(1, window // (plan.modulus * BATCH_SEGMENTS))  # rounds in flight
         with ThreadPoolExecutor(plan.threads) as pool:
-            pending = deque(pool.submit(self.fetch_verified, plan, i) for i in range(min(window, count)))
-            submitted = len(pending)
+            pending: deque[list[tuple[Batch, Future[tuple[list[bytes], StorageError | None]]]]] = deque()
             try:
-                while pending:
-                    future = pending.popleft()
-                    if submitted < count:
-                        pending.append(pool.submit(self.fetch_verified, plan, submitted))
-                        submitted += 1
-                    try:
-                        yield future.result()
-                    except StorageError as exc:
-                        raise download_failed(plan.file.root, exc) from None
+                while rounds or pending:
+                    while rounds and len(pending) < ahead:
+                        pending.append([(b, pool.submit(self.fetch_batch, plan, b)) for b in rounds.popleft()])
+                    yield from self._in_order(plan, pending.popleft())
             finally:
-                for future in pending:
-                    future.cancel()
+                for batch_round in pending:
+                    for _, future in batch_round:
+                        future.cancel()
+
+    def _in_order(self, plan: DownloadPlan,
+                  batch_round: list[tuple[Batch, Future[tuple[list[bytes], StorageError | None]]]]) -> Iterator[bytes]:
+        """A round's segments in file order, up to the first one that failed (then its error)."""
+        by_index: dict[int, bytes] = {}
+        failures = []
+        for batch, future in batch_round:
+            chunks, failure = future.result()
+            by_index.update(zip(batch.indexes, chunks, strict=False))
+            failures += [failure] if failure is not None else []
+        for index in sorted(i for batch, _ in batch_round for i in batch.indexes):
+            if index not in by_index:
+                raise download_failed(plan.file.root, failures[0])
+            yield by_index[index]
 
 
 def _agreed_size(root: bytes, locations: list[FileLocation]) -> VerifiedFile:

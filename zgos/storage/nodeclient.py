@@ -4,7 +4,7 @@ fast path of zgos nodes, each behind a typed method, with the errors every trans
 ``NodeConnection`` is the only place a client names a node method: ``status`` is
 ``zgs_getStatus``, ``shard`` is ``zgs_getShardConfig``, ``knows_tx``/``has_finalized`` are
 ``zgs_getFileInfoByTxSeq``/``zgs_checkFileFinalized``, ``custody`` is ``zgs_getCustody``, segments go up and down over
-``/zgos/v1/segment`` (or ``zgs_uploadSegmentsByTxSeq``/``zgs_downloadSegmentWithProofByTxSeq``
+``/zgos/v1/segment``, runs of them come down as frames over ``/zgos/v1/segments`` (or ``zgs_uploadSegmentsByTxSeq``/``zgs_downloadSegmentWithProofByTxSeq``
 on a node without the fast path, e.g. a 0G node). A segment refused because the node already
 holds it (the file finalized meanwhile, e.g. synced from a peer) is not an error: the node says
 so with ``ALREADY_FINALIZED_ERROR_CODE``, or, asked afterwards, by the file's state.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from zgos.runtime.netutil import (
 )
 from zgos.runtime.outbound import OutboundRefused
 from zgos.storage.spec.custody import Custody, InvalidCustody, decode_custody
+from zgos.storage.spec.frames import FRAME_HEADER, InvalidFrame, decode_frame_header, decode_proof
 from zgos.storage.spec.merkle import InvalidProof, Proof, parse_hash
 from zgos.storage.spec.segment import ALREADY_FINALIZED_ERROR_CODE, InvalidSegment, SegmentWithProof
 from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
@@ -253,6 +254,29 @@ class NodeConnection:
             raise CorruptData(f"{self.url} sent segment {index} with a malformed proof") from None
         return response.content, proof
 
+    def get_segments(self, seq: int, indexes: range) -> Iterator[tuple[int, bytes | None, Proof | None]]:
+        """Segments ``indexes`` of tx ``seq`` with their proofs, as the node streams them
+        (unchecked; ``None`` for one it does not hold), read while the caller checks the last one.
+        Only zgos nodes have this; ``StorageError`` from any other."""
+        params = {"first": indexes.start, "count": len(indexes), "step": indexes.step}
+        try:
+            with self.http.stream("GET", f"{self.url}/zgos/v1/segments/{seq}", params=params) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise StorageError(f"{self.url} could not send segments {indexes.start}..: {_message(response)}")
+                frames = _ByteReader(response.iter_raw())
+                for index in indexes:
+                    header = decode_frame_header(frames.take(FRAME_HEADER.size), index)
+                    if header.absent:
+                        yield index, None, None
+                        continue
+                    proof = decode_proof(frames.take(header.proof_bytes))
+                    yield index, frames.take(header.data_bytes), proof
+        except httpx.HTTPError as exc:
+            raise _unavailable(f"storage node {self.url} did not send segments {indexes.start}..", exc) from None
+        except InvalidFrame as exc:
+            raise CorruptData(f"{self.url} sent a malformed frame: {exc.message}") from None
+
     def _get_json(self, path: str) -> Any:
         try:
             response = self.http.get(self.url + path)
@@ -261,6 +285,24 @@ class NodeConnection:
         if response.status_code != 200:
             raise StorageError(f"{self.url}: {_message(response)}")
         return response.json()
+
+
+class _ByteReader:
+    """Exact-length reads from a stream of chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.buffer = bytearray()
+
+    def take(self, length: int) -> bytes:
+        while len(self.buffer) < length:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                raise InvalidFrame(f"the stream ended {length - len(self.buffer)} bytes short of a frame")
+            self.buffer += chunk
+        taken = bytes(self.buffer[:length])
+        del self.buffer[:length]  # O(1) at the front of a bytearray
+        return taken
 
 
 def _unavailable(what: str, exc: httpx.HTTPError) -> NodeUnavailable:

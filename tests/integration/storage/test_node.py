@@ -11,6 +11,7 @@ import pytest
 
 from tests.integration.storage.conftest import RunningNode
 from zgos.storage.client import CorruptData, StorageClient
+from zgos.storage.hasher import build_file_tree
 from zgos.storage.nodeclient import NodeConnection, wait_for
 from zgos.storage.spec.filetree import FileTree
 from zgos.storage.spec.merkle import Proof
@@ -139,6 +140,27 @@ def test_download_from_a_corrupted_node_fails_verification(tmp_path: Path, clien
         client.download(result.root, out)
     assert not out.exists()
     assert not list(tmp_path.glob(".out.bin.*")), "no half-written temporary file is left"
+
+
+def test_segments_stream_as_frames_and_a_segment_not_held_is_an_empty_frame(
+    tmp_path: Path, client: StorageClient, storage_node: RunningNode
+) -> None:
+    data = write(tmp_path, 3 * 262_144 + 9).read_bytes()
+    result = client.upload(tmp_path / "file.bin")
+    connection = client.nodes[0]
+    frames = list(connection.get_segments(result.tx_seq, range(0, 3, 2)))
+    assert [index for index, _, _ in frames] == [0, 2]
+    assert [chunk for _, chunk, _ in frames] == [data[:262_144], data[2 * 262_144 : 3 * 262_144]]
+    tree = build_file_tree(tmp_path / "file.bin")
+    assert frames[1][2] == tree.proof(2), "each frame carries the segment's proof"
+    beyond = list(connection.get_segments(result.tx_seq, range(3, 6)))
+    assert beyond[0][1] == data[3 * 262_144 :].ljust(256, b"\0") and beyond[1][1:] == beyond[2][1:] == (None, None)
+    url = f"{storage_node.url}/zgos/v1/segments/{result.tx_seq}"
+    for params in ({}, {"first": "x", "count": "1"}, {"first": 0, "count": 0}, {"first": 0, "count": 65},
+                   {"first": 0, "count": 1, "step": 0}, {"first": 10**30, "count": 1}):
+        response = httpx.get(url, params=params)
+        assert response.status_code == 400 and response.json()["error"], params
+    assert httpx.get(f"{storage_node.url}/zgos/v1/segments/424242", params={"first": 0, "count": 1}).status_code == 404
 
 
 def test_download_falls_back_to_a_good_node_when_one_is_corrupted(

@@ -5,6 +5,9 @@ Fast path (for zgos's own client; same validation as the RPC, no base64, no JSON
   headers ``X-Zg-Root``, ``X-Zg-File-Size``, ``X-Zg-Proof`` (the proof as JSON). 200
   ``{"stored": bool}``; a rejected segment is 400 ``{"error": reason}``; an unknown file 404.
 * ``GET /zgos/v1/segment/{txSeq}/{index}``: body = segment bytes; ``X-Zg-Proof`` header.
+* ``GET /zgos/v1/segments/{txSeq}?first=I&count=N&step=K``: segments I, I+K, .. (N of them, at
+  most ``MAX_FRAMES_PER_REQUEST``) streamed as frames (``zgos.storage.spec.frames``), each read
+  from the store just before it is sent; a segment not held here is an empty frame.
 * ``GET /zgos/v1/file/{txSeq}``: ``{"segments": [held indexes], "finalized": bool}`` (resume).
 * ``GET /`` and ``GET /health``: the node's ``zgs_getStatus``.
 
@@ -20,14 +23,14 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 
 from zgos.core.errors import ZgError
@@ -47,6 +50,14 @@ from zgos.runtime.serve import EdgeServer, bind_listener
 from zgos.storage.node.errors import AlreadyFinalized, DataUnavailable, FileNotFound
 from zgos.storage.node.node import StorageNode
 from zgos.storage.node.rpc import NodeRpc, node_rpc_server
+from zgos.storage.node.store import TxRecord
+from zgos.storage.spec.frames import (
+    InvalidFrame,
+    compute_frame_indexes,
+    encode_absent,
+    encode_frame_header,
+    encode_proof,
+)
 from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
 from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof
 
@@ -64,6 +75,7 @@ RATE_SEGMENTS_PER_S = 1000.0
 RATE_BURST_SEGMENTS = 2000.0
 SEGMENT_PREFIX = "/zgos/v1/segment/"
 SEGMENT_PATH = re.compile(r"^/zgos/v1/segment/(\d+)/(\d+)$")
+SEGMENTS_PATH = re.compile(r"^/zgos/v1/segments/(\d+)$")
 FILE_PATH = re.compile(r"^/zgos/v1/file/(\d+)$")
 OCTET_STREAM = frozenset({"application/octet-stream"})
 # Bench-only: set to 1, ``zg storage node`` serves without the edge's guards and rate limits,
@@ -110,6 +122,16 @@ def _number(text: str, name: str) -> int:
     return value
 
 
+def _query_number(request: Request, name: str, default: int | None = None) -> int:
+    """Query parameter ``name`` as a number (``default`` when absent); ``InvalidSegment`` otherwise."""
+    text = request.query_params.get(name)
+    if text is None and default is not None:
+        return default
+    if text is None or not text.isdigit():
+        raise InvalidSegment(f"query parameter {name} must be a non-negative number")
+    return _number(text, name)
+
+
 class NodeApp:
     """The Starlette app of one node: routes, the worker pool and the JSON-RPC server."""
 
@@ -128,6 +150,7 @@ class NodeApp:
             StarletteRoute("/health", self.status, methods=["GET"]),
             StarletteRoute("/zgos/v1/segment/{seq}/{index}", self.put_segment, methods=["PUT"]),
             StarletteRoute("/zgos/v1/segment/{seq}/{index}", self.get_segment, methods=["GET"]),
+            StarletteRoute("/zgos/v1/segments/{seq}", self.get_segments, methods=["GET"]),
             StarletteRoute("/zgos/v1/file/{seq}", self.get_file, methods=["GET"]),
         ])
 
@@ -185,6 +208,35 @@ class NodeApp:
 
     def _segment(self, seq: int, index: int) -> SegmentWithProof:
         return self.node.segment_with_proof(self.node.tx_by_seq(seq), index)
+
+    async def get_segments(self, request: Request) -> Response:
+        if SEGMENTS_PATH.match(request.url.path) is None:
+            return json_error(404, f"no such endpoint: GET {request.url.path}")
+        try:
+            seq = _number(request.path_params["seq"], "txSeq")
+            indexes = compute_frame_indexes(_query_number(request, "first"), _query_number(request, "count"),
+                                            _query_number(request, "step", 1))
+            record: TxRecord = await self._run(self.node.tx_by_seq, seq)
+        except FileNotFound as exc:
+            return json_error(404, str(exc))
+        except (ZgError, InvalidFrame) as exc:
+            return json_error(400, str(exc))
+        refusal = rate_refusal(self.rate, request, len(indexes), "segments of work")
+        if refusal is not None:
+            return refusal
+        return StreamingResponse(self._frames(record, indexes), media_type="application/octet-stream")
+
+    async def _frames(self, record: TxRecord, indexes: range) -> AsyncIterator[bytes]:
+        for index in indexes:
+            for part in await self._run(self._frame, record, index):
+                yield part
+
+    def _frame(self, record: TxRecord, index: int) -> tuple[bytes, ...]:
+        try:
+            segment = self.node.segment_with_proof(record, index)
+        except (DataUnavailable, InvalidSegment):
+            return (encode_absent(index),)
+        return encode_frame_header(index, encode_proof(segment.proof), len(segment.data)), segment.data
 
     async def get_file(self, request: Request) -> Response:
         if FILE_PATH.match(request.url.path) is None:
