@@ -35,7 +35,8 @@ from zgos.storage.spec.merkle import InvalidProof, Proof, parse_hash
 from zgos.storage.spec.segment import ALREADY_FINALIZED_ERROR_CODE, InvalidSegment, SegmentWithProof
 from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
 
-POLL_S = 0.2
+POLL_S = 0.2  # the longest pause between two polls
+FIRST_POLL_S = 0.01  # the first pause; each next one is twice as long, up to POLL_S
 WAIT_TIMEOUT_S = 300.0
 
 
@@ -88,12 +89,15 @@ class FileLocation:
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout_s: float = WAIT_TIMEOUT_S) -> None:
-    """Poll ``check`` until it holds; ``StorageError`` naming ``what`` after ``timeout_s``."""
+    """Poll ``check`` until it holds, soon at first (a node usually syncs a transaction within
+    its log poll), then less often; ``StorageError`` naming ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
+    pause = FIRST_POLL_S
     while not check():
         if time.monotonic() > deadline:
             raise StorageError(f"timed out waiting for {what}")
-        time.sleep(POLL_S)
+        time.sleep(pause)
+        pause = min(2 * pause, POLL_S)
 
 
 def request_status(http: httpx.Client, url: str, request_id: int = 1) -> Any:

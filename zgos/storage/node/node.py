@@ -192,8 +192,9 @@ class StorageNode:
         return self._maybe_finalize(entry)
 
     def _maybe_finalize(self, entry: LogEntry) -> bool:
-        """Finalize the file once every segment of this node's shard is stored."""
-        if not self.missing_segments(entry):
+        """Finalize the file once every segment of this node's shard is stored (counted first:
+        listing the held segments after each upload would cost O(n) per segment)."""
+        if self.store.count_segments(entry.seq) >= len(self.shard_segments(entry)) and not self.missing_segments(entry):
             self.store.finalize(entry.seq)
             log.info("finalized tx %d", entry.seq)
             return True
