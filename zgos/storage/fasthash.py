@@ -14,6 +14,7 @@ from zgos.storage.spec.merkle import (
     SECTORS_PER_SEGMENT,
     compute_segment_root,
 )
+from zgos.storage.spec.sealing import BYTES_PER_SEAL, seal_with_seed
 
 try:
     import _pysha3
@@ -45,3 +46,12 @@ def segment_root(data: bytes | memoryview, padded_sectors: int = SECTORS_PER_SEG
     if NATIVE and len(data) == BYTES_PER_SEGMENT and padded_sectors == SECTORS_PER_SEGMENT:
         return bytes(_treehash.segment_roots(data))
     return compute_segment_root(data, padded_sectors)
+
+
+def seal_pieces(pieces: bytes, seeds: bytes) -> bytes:
+    """``sealing.seal`` of each 4 KiB piece in ``pieces``, given its seed (32 bytes per piece in
+    ``seeds``, ``sealing.compute_seal_seed``), natively one piece per SIMD lane."""
+    if NATIVE:
+        return bytes(_treehash.seal_many(pieces, seeds))
+    return b"".join(seal_with_seed(pieces[i * BYTES_PER_SEAL : (i + 1) * BYTES_PER_SEAL], seeds[i * 32 : (i + 1) * 32])
+                    for i in range(len(pieces) // BYTES_PER_SEAL))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -258,7 +258,7 @@ class NodeConnection:
             raise CorruptData(f"{self.url} sent segment {index} with a malformed proof") from None
         return response.content, proof
 
-    def get_segments(self, seq: int, indexes: range) -> Iterator[tuple[int, bytes | None, Proof | None]]:
+    def get_segments(self, seq: int, indexes: range) -> Generator[tuple[int, bytes | None, Proof | None], None, None]:
         """Segments ``indexes`` of tx ``seq`` with their proofs, as the node streams them
         (unchecked; ``None`` for one it does not hold), read while the caller checks the last one.
         Only zgos nodes have this; ``StorageError`` from any other."""

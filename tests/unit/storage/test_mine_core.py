@@ -28,6 +28,7 @@ from zgos.storage.spec.sealing import (
     BYTES_PER_SEAL,
     WORDS_PER_SEAL,
     InvalidSealInput,
+    compute_seal_seed,
     seal,
     unseal,
     unseal_word,
@@ -184,3 +185,25 @@ def test_difficulty_moves_toward_target_by_at_most_2x(target: int, wanted: int, 
         assert adjusted <= (scaled << 16), "too many answers make mining harder"
     if seen == wanted:
         assert adjusted == scaled << 16
+
+
+@pytest.mark.parametrize("lanes", [1, 4, 8])
+@settings(max_examples=10, deadline=None)
+@given(st.lists(seals, max_size=10), hashes, hashes)
+def test_native_sealing_of_many_pieces_equals_the_definition(lanes: int, pieces: list[bytes], miner: bytes,
+                                                               context: bytes) -> None:
+    """``fasthash.seal_pieces`` (one piece per SIMD lane, or one at a time) seals as ``seal`` does."""
+    from zgos.storage import fasthash
+
+    if not fasthash.NATIVE:
+        pytest.skip("native _treehash is not built: the Python definition is in use")
+    try:
+        fasthash.use_lanes(lanes)
+    except ValueError:
+        pytest.skip(f"this CPU cannot hash {lanes} messages at a time")
+    try:
+        seeds = b"".join(compute_seal_seed(miner, context, 16 * i) for i in range(len(pieces)))
+        assert fasthash.seal_pieces(b"".join(pieces), seeds) == b"".join(
+            seal(piece, miner, context, 16 * i) for i, piece in enumerate(pieces))
+    finally:
+        fasthash.use_lanes(fasthash.WIDEST_LANES)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 
+from zgos.storage.fasthash import seal_pieces
 from zgos.storage.miner.reader import FlowReader
 from zgos.storage.miner.store import MinerStore, SealRow
 from zgos.storage.spec.answer import EpochRange, NoSealingContext, get_sealing_context, is_zero_seal
 from zgos.storage.spec.merkle import ceil_div
 from zgos.storage.spec.pora import SEALS_PER_LOAD, SECTORS_PER_LOAD
-from zgos.storage.spec.sealing import BYTES_PER_SEAL, SECTORS_PER_SEAL, seal
+from zgos.storage.spec.sealing import BYTES_PER_SEAL, SECTORS_PER_SEAL, compute_seal_seed
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Sealer:
         if data is None:
             return []  # some of it is not stored here (yet): try again later
         rows: list[SealRow] = []
+        pieces, seeds, sealed_rows = [], [], []
         for index in todo:
             offset = (index - load * SEALS_PER_LOAD) * BYTES_PER_SEAL
             piece = data[offset : offset + BYTES_PER_SEAL]
@@ -56,6 +58,13 @@ class Sealer:
                 context = get_sealing_context(ranges, index)
             except NoSealingContext:
                 continue
-            sealed = None if is_zero_seal(piece) else seal(piece, self.miner_id, context.digest, index * SECTORS_PER_SEAL)
-            rows.append((index, context.digest, sealed))
+            if is_zero_seal(piece):
+                rows.append((index, context.digest, None))
+                continue
+            pieces.append(piece)
+            seeds.append(compute_seal_seed(self.miner_id, context.digest, index * SECTORS_PER_SEAL))
+            sealed_rows.append((index, context.digest))
+        sealed = seal_pieces(b"".join(pieces), b"".join(seeds))  # all of the load at once, natively
+        rows += [(index, digest, sealed[i * BYTES_PER_SEAL : (i + 1) * BYTES_PER_SEAL])
+                 for i, (index, digest) in enumerate(sealed_rows)]
         return rows

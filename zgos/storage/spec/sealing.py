@@ -44,7 +44,14 @@ def compute_seal_seed(miner_id: bytes, context_digest: bytes, start_sector: int)
 def seal(data: bytes, miner_id: bytes, context_digest: bytes, start_sector: int) -> bytes:
     """Seal one 4 KiB piece starting at flow sector ``start_sector`` (a multiple of 16)."""
     _check(data, miner_id, context_digest, start_sector)
-    mask = compute_seal_seed(miner_id, context_digest, start_sector)
+    return seal_with_seed(data, compute_seal_seed(miner_id, context_digest, start_sector))
+
+
+def seal_with_seed(data: bytes, seed: bytes) -> bytes:
+    """Seal one 4 KiB piece whose first mask is ``seed`` (``compute_seal_seed``)."""
+    if len(data) != BYTES_PER_SEAL or len(seed) != HASH_BYTES:
+        raise InvalidSealInput(f"a seal is {BYTES_PER_SEAL} bytes and its seed {HASH_BYTES}")
+    mask = seed
     words = []
     for w in range(WORDS_PER_SEAL):
         sealed_word = xor_bytes(data[w * BYTES_PER_WORD : (w + 1) * BYTES_PER_WORD], mask)
