@@ -1,7 +1,7 @@
 """Mining benchmarks, each against a baseline measured in the same run:
 
-* sealing throughput vs one keccak-256 pass over the same bytes (the seal is a keccak chain
-  over 32-byte words, so the best case is far below one bulk pass);
+* sealing throughput as a node seals (``fasthash.seal_pieces``: natively, one 4 KiB piece per
+  SIMD lane) vs one keccak-256 pass over the same bytes (goal >= 0.5x);
 * PoRA iterations per second on one core vs the same hash work (scratchpad keccaks and
   64 Blake2b over the 4 KiB mixes) done as bare hashlib calls;
 * gas of an accepted ``PoraMine.submit`` (unseal, seal Merkle proof, scratchpad, Blake2b via
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 
 import sha3
 from eth_account import Account
@@ -22,6 +23,7 @@ from zgos.chain.accounts import devnet_role
 from zgos.runtime.netutil import free_port, wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.contracts import STORAGE_BLOCKS_PER_EPOCH
+from zgos.storage.fasthash import WIDEST_LANES, seal_pieces
 from zgos.storage.miner.config import MinerConfig
 from zgos.storage.miner.loop import Miner
 from zgos.storage.node.node import NodeConfig, StorageNode
@@ -32,25 +34,27 @@ from zgos.storage.spec.pora import (
     compute_iteration_hit,
     compute_recall_range,
 )
-from zgos.storage.spec.sealing import BYTES_PER_SEAL, seal
+from zgos.storage.spec.sealing import BYTES_PER_SEAL, compute_seal_seed
 
 MIB = 1024 * 1024
-SEAL_MIB = 4
+SEAL_MIB = 16
 ITERATIONS = 300
 
 
 def bench_sealing() -> None:
     data = os.urandom(SEAL_MIB * MIB)
     miner, context = os.urandom(32), os.urandom(32)
+    seeds = b"".join(compute_seal_seed(miner, context, offset // 256) for offset in range(0, len(data), BYTES_PER_SEAL))
+    ours = min(_seconds(lambda: seal_pieces(data, seeds)) for _ in range(3))
+    baseline = min(_seconds(lambda: sha3.keccak_256(data).digest()) for _ in range(3))
+    report(f"sealing {SEAL_MIB} MiB ({WIDEST_LANES} SIMD lanes) vs one keccak pass (throughput, best of 3)",
+           SEAL_MIB * MIB / ours / 1e6, SEAL_MIB * MIB / baseline / 1e6, "MB/s", ">= 0.5x")
+
+
+def _seconds(work: Callable[[], object]) -> float:
     began = time.perf_counter()
-    for offset in range(0, len(data), BYTES_PER_SEAL):
-        seal(data[offset : offset + BYTES_PER_SEAL], miner, context, offset // 256)
-    ours = time.perf_counter() - began
-    began = time.perf_counter()
-    sha3.keccak_256(data).digest()
-    baseline = time.perf_counter() - began
-    report(f"sealing {SEAL_MIB} MiB vs one keccak pass (throughput)", SEAL_MIB * MIB / ours / 1e6,
-           SEAL_MIB * MIB / baseline / 1e6, "MB/s", ">= 0.02x")
+    work()
+    return time.perf_counter() - began
 
 
 def bench_pora() -> None:
