@@ -109,15 +109,21 @@ def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
     with client(cluster, chain, deployment) as ec:
         assert ec.health(root).survives == 2
         parity_root = ec.health(root).record.parity_root
-    for i in (0, 3):  # a quarter node and an eighth node
-        cluster.kill_and_wipe(i)
-    out = tmp_path / "out1.bin"
-    with client(cluster, chain, deployment) as ec:
-        assert ec.download(root, out) == len(data)
-        assert out.read_bytes() == data and FileTree.from_bytes(out.read_bytes()).root == root
-        assert ec.health(root).survives == 0
     gateway = start_indexer(tmp_path / "indexer", chain, deployment, peers=tuple(cluster.urls), registry=False)
     try:
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        size, chunks = gateway.indexer.read(root, scratch)
+        assert size == len(data) and not list(scratch.iterdir()), "a healthy file streams: nothing rebuilt first"
+        assert b"".join(chunks) == data
+        for i in (0, 3):  # a quarter node and an eighth node
+            cluster.kill_and_wipe(i)
+        out = tmp_path / "out1.bin"
+        with client(cluster, chain, deployment) as ec:
+            assert ec.download(root, out) == len(data)
+            assert out.read_bytes() == data and FileTree.from_bytes(out.read_bytes()).root == root
+            assert ec.health(root).survives == 0
+        gateway.directory.refresh()
         assert len(httpx.get(gateway.url + "/node/status").json()["skipped"]) == 2, "the lost nodes are skipped"
         info = httpx.get(f"{gateway.url}/file/info/0x{root.hex()}").json()
         assert info["ec"]["k"] == 4 and info["ec"]["parityRoot"] == "0x" + parity_root.hex()

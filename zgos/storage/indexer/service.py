@@ -31,7 +31,7 @@ from zgos.runtime.netutil import (
     call_jsonrpc,
 )
 from zgos.runtime.outbound import OutboundClient
-from zgos.storage.client import FileLocation, StorageClient, describes_file
+from zgos.storage.client import FileLocation, StorageClient, StorageError, describes_file
 from zgos.storage.contracts import FlowContract
 from zgos.storage.ecclient import ErasureClient
 from zgos.storage.indexer.directory import NodeDirectory, ShardedNode
@@ -158,18 +158,32 @@ class Indexer:
     def read(self, root: bytes, scratch: Path) -> tuple[int, Generator[bytes, None, None]]:
         """Size and verified bytes of ``root``, as chunks for the gateway to pass on.
 
-        A plain file streams segment by segment, each chunk sent only after its own proof
-        checked out. An erasure-coded file is downloaded into ``scratch`` first (its rebuilt
-        segments are checked against the data root with the whole file) and then read back.
+        A file streams segment by segment, each chunk sent only after its own proof checked
+        out; an erasure-coded file too, while every segment has a live holder. One that lacks
+        some is rebuilt into ``scratch`` first (its rebuilt segments are checked against the data
+        root with the whole file) and then read back.
         """
-        if self.chain is not None and self.erasure_address and self.nodes():
-            with self._erasure([n.url for n in self.nodes()]) as ec:
-                if ec.registry is not None and ec.registry.record_of(root) is not None:
-                    out = scratch / "file"
-                    return ec.download(root, out), _read_chunks(out)
         urls = [n.url for n in self.file_locations(root)]
-        if not urls:
-            raise NotFound(f"no storage node holds a finalized file with root 0x{root.hex()}")
+        if urls:
+            try:
+                return self._stream(root, urls)
+            except StorageError as exc:
+                if not self._erasure_coded(root):
+                    raise
+                log.info("0x%s cannot stream (%s): rebuilding it from its erasure coding", root.hex(), exc.message)
+        if self._erasure_coded(root):
+            with self._erasure([n.url for n in self.nodes()]) as ec:
+                out = scratch / "file"
+                return ec.download(root, out), _read_chunks(out)
+        raise NotFound(f"no storage node holds a finalized file with root 0x{root.hex()}")
+
+    def _erasure_coded(self, root: bytes) -> bool:
+        if self.chain is None or not self.erasure_address or not self.nodes():
+            return False
+        with self._erasure([n.url for n in self.nodes()]) as ec:
+            return ec.registry is not None and ec.registry.record_of(root) is not None
+
+    def _stream(self, root: bytes, urls: list[str]) -> tuple[int, Generator[bytes, None, None]]:
         client = self._storage(urls)
         try:
             location, chunks = client.stream(root)
