@@ -5,13 +5,16 @@
   (goal <= 0.6x: 1.5 vs 3.0 plus the parity file's alignment filler);
 * repair of one lost node's data (kill -9, data deleted, an empty node restarted on the same
   shard, ``ErasureClient.repair``) vs a plain verified download of a file of the same byte
-  count from the same nodes (seconds; a ratio above 1 is the price of rebuilding from k pieces).
+  count from the same nodes (seconds; a ratio above 1 is the price of rebuilding from k pieces);
+* time to the first byte of an erasure-coded file through the gateway (``GET /file``) vs that of
+  a plain file on the same nodes (median of 5; goal <= 2x).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -40,7 +43,7 @@ class Nodes:
         self.data_dir = DataDir(bc.workdir / "data")
         if not self.data_dir.root.exists():
             self.data_dir.root.mkdir()
-            self.data_dir.network.write_text(f'{{"rpc_url": "{bc.anvil.url}", "chain_id": {bc.chain.chain_id}}}')
+            self.data_dir.network.write_text(f'{{"rpc_url": "{bc.anvil.url}", "chain_id": {bc.chain.chain_id}, "outbound_allow": "loopback"}}')
             bc.deployment.save(self.data_dir.deployment)
         self.shards, self.prefix, self.log = shards, prefix, bc.workdir / f"{prefix}.log"
         self.ports = [free_port() for _ in shards]
@@ -91,6 +94,34 @@ def _file(path: Path, size: int) -> Path:
     return path
 
 
+def first_byte_s(url: str, root: bytes) -> float:
+    """Seconds from asking the gateway at ``url`` for ``root`` to its first body byte."""
+    start = time.perf_counter()
+    with httpx.stream("GET", f"{url}/file", params={"root": "0x" + root.hex()}, timeout=120) as response:
+        response.raise_for_status()
+        next(response.iter_raw())
+        return time.perf_counter() - start
+
+
+def bench_first_byte(bc: BenchChain, nodes: Nodes, ec_root: bytes, plain_root: bytes) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "zgos.cli", "--data-dir", str(nodes.data_dir.root), "storage", "indexer",
+            "--port", str(port), "--no-registry", *(arg for node in nodes.urls for arg in ("--peers", node))]
+    gateway = subprocess.Popen(argv, stdout=(bc.workdir / "gateway.log").open("ab"), stderr=subprocess.STDOUT)
+    try:
+        if not wait_until(lambda: httpx.get(f"{url}/node/status", timeout=1).status_code == 200, 60):
+            raise RuntimeError(f"the gateway did not start; see {bc.workdir / 'gateway.log'}")
+        wait_until(lambda: len(httpx.get(f"{url}/node/status", timeout=5).json().get("nodes", [])) == len(nodes.urls), 30)
+        ec_s = statistics.median(first_byte_s(url, ec_root) for _ in range(5))
+        plain_s = statistics.median(first_byte_s(url, plain_root) for _ in range(5))
+        report("gateway time to first byte of a 4+2 erasure-coded file vs a plain file on the same nodes "
+               "(median of 5, seconds, lower is better)", ec_s, plain_s, "s", "<= 2x")
+    finally:
+        gateway.kill()
+        gateway.wait()
+
+
 def main() -> None:
     account = devnet_role("user")
     with bench_chain() as bc:
@@ -124,6 +155,7 @@ def main() -> None:
                 start = time.perf_counter()
                 client.download(baseline_root, bc.workdir / "same.out")
                 download_s = time.perf_counter() - start
+            bench_first_byte(bc, ec_nodes, result.root, baseline_root)
             ec_nodes.kill_and_wipe(LOST)
             ec_nodes.start(LOST)
             with ErasureClient(ec_nodes.urls, bc.chain, flow, registry, account) as ec:
