@@ -30,7 +30,14 @@ from zgos.runtime.netutil import (
 )
 from zgos.runtime.outbound import OutboundRefused
 from zgos.storage.spec.custody import Custody, InvalidCustody, decode_custody
-from zgos.storage.spec.frames import FRAME_HEADER, InvalidFrame, decode_frame_header, decode_proof
+from zgos.storage.spec.frames import (
+    FRAME_HEADER,
+    InvalidFrame,
+    decode_frame_header,
+    decode_proof,
+    encode_frame_header,
+    encode_proof,
+)
 from zgos.storage.spec.merkle import InvalidProof, Proof, parse_hash
 from zgos.storage.spec.segment import ALREADY_FINALIZED_ERROR_CODE, InvalidSegment, SegmentWithProof
 from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
@@ -223,6 +230,25 @@ class NodeConnection:
             raise _unavailable(f"storage node {self.url} dropped segment {segment.index}", exc) from None
         if response.status_code != 200:
             self._accept_refusal(seq, segment.index, _message(response), None)
+
+    def put_segments(self, seq: int, segments: list[SegmentWithProof]) -> None:
+        """Store ``segments`` (of one file) on the node in one streamed request; ``StorageError``
+        if it refuses one (those before it are stored) or has no such endpoint (not zgos)."""
+        first = segments[0]
+        headers = {"X-Zg-Root": "0x" + first.root.hex(), "X-Zg-File-Size": str(first.file_size),
+                   "Content-Type": "application/octet-stream"}
+
+        def frames() -> Iterator[bytes]:
+            for segment in segments:
+                yield encode_frame_header(segment.index, encode_proof(segment.proof), len(segment.data))
+                yield segment.data
+
+        try:
+            response = self.http.put(f"{self.url}/zgos/v1/segments/{seq}", content=frames(), headers=headers)
+        except httpx.HTTPError as exc:
+            raise _unavailable(f"storage node {self.url} dropped segments {first.index}..", exc) from None
+        if response.status_code != 200:
+            raise StorageError(f"{self.url} refused segments {first.index}..: {_message(response)}")
 
     def _accept_refusal(self, seq: int, index: int, message: str, code: int | None) -> None:
         """Return if the refused segment ``index`` is on the node anyway: the node says the file

@@ -50,6 +50,7 @@ from zgos.storage.spec.shard import compute_first_flow_segment, compute_shard_se
 log = logging.getLogger(__name__)
 
 SEGMENT_RETRIES = 3
+BATCH_SEGMENTS = 16  # segments streamed per request to a zgos node (4 MiB)
 RETRY_BACKOFF_S = 0.2  # times the attempt number
 
 Progress = Callable[[int], None]  # called with the number of bytes just done
@@ -218,14 +219,33 @@ class UploadPipeline:
         todo = [i for i in mine if i not in held]
         if progress:
             progress(sum(_segment_bytes(tree.size, i) for i in mine if i in held))
+        batches = [todo[i : i + BATCH_SEGMENTS] for i in range(0, len(todo), BATCH_SEGMENTS)]
         fd = os.open(payload.path, os.O_RDONLY)
         try:
             with ThreadPoolExecutor(self.workers) as pool:
-                for _ in pool.map(lambda index: self._send_segment(node, fd, payload, index, progress), todo):
+                for _ in pool.map(lambda batch: self._send_batch(node, fd, payload, batch, progress), batches):
                     pass
         finally:
             os.close(fd)
         return len(todo)
+
+    def _send_batch(self, node: NodeConnection, fd: int, payload: Payload, batch: list[int],
+                    progress: Progress | None) -> None:
+        """Segments ``batch`` in one streamed request to a zgos node; one by one (with retries
+        and the refusal rules of ``put_segment``) to any other node, or if the request fails."""
+        if node.fast:
+            tree = payload.tree
+            try:
+                node.put_segments(payload.file.seq, [
+                    SegmentWithProof(tree.root, read_segment(fd, tree.size, i), i, tree.proof(i), tree.size) for i in batch])
+                if progress:
+                    progress(sum(_segment_bytes(tree.size, i) for i in batch))
+                return
+            except StorageError as exc:
+                log.info("storage node %s did not take segments %d..%d at once (%s): sending them one by one",
+                         node.url, batch[0], batch[-1], exc.message)
+        for index in batch:
+            self._send_segment(node, fd, payload, index, progress)
 
     def _send_segment(self, node: NodeConnection, fd: int, payload: Payload, index: int,
                       progress: Progress | None) -> None:

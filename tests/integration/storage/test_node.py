@@ -14,6 +14,7 @@ from zgos.storage.client import CorruptData, StorageClient
 from zgos.storage.hasher import build_file_tree
 from zgos.storage.nodeclient import NodeConnection, wait_for
 from zgos.storage.spec.filetree import FileTree
+from zgos.storage.spec.frames import encode_frame_header, encode_proof
 from zgos.storage.spec.merkle import Proof
 from zgos.storage.spec.segment import ALREADY_FINALIZED_ERROR_CODE, SegmentWithProof
 
@@ -161,6 +162,35 @@ def test_segments_stream_as_frames_and_a_segment_not_held_is_an_empty_frame(
         response = httpx.get(url, params=params)
         assert response.status_code == 400 and response.json()["error"], params
     assert httpx.get(f"{storage_node.url}/zgos/v1/segments/424242", params={"first": 0, "count": 1}).status_code == 404
+
+
+def test_a_run_of_segments_uploads_in_one_request_and_a_bad_one_is_refused_by_index(
+    tmp_path: Path, chain, deployment, new_account, storage_node: RunningNode
+) -> None:
+    path = write(tmp_path, 3 * 262_144 + 11)
+    tree = build_file_tree(path)
+    data = path.read_bytes()
+    segments = [SegmentWithProof(tree.root, data[i * 262_144 : (i + 1) * 262_144].ljust(256 * -(-len(data[i * 262_144 : (i + 1) * 262_144]) // 256), b"\0"),
+                                 i, tree.proof(i), tree.size) for i in range(4)]
+    with StorageClient([storage_node.url], chain, deployment.address("Flow"), new_account) as client:
+        submitted = client.uploads.submit(tree)
+        connection = client.nodes[0]
+        connection.wait_synced(submitted.seq)
+        url = f"{storage_node.url}/zgos/v1/segments/{submitted.seq}"
+        headers = {"X-Zg-Root": "0x" + tree.root.hex(), "X-Zg-File-Size": str(tree.size),
+                   "Content-Type": "application/octet-stream"}
+        forged = SegmentWithProof(tree.root, os.urandom(262_144), 1, tree.proof(1), tree.size)
+        body = b"".join(encode_frame_header(s.index, encode_proof(s.proof), len(s.data)) + s.data for s in (segments[0], forged))
+        refused = httpx.put(url, content=body, headers=headers)
+        assert refused.status_code == 400 and refused.json()["index"] == 1, refused.text
+        assert connection.held_segments(submitted.seq) == ({0}, False), "the good segment before it is kept"
+        for cut in (body[:5], body[: len(body) // 2 + 100]):  # mid-header, mid-proof
+            assert httpx.put(url, content=cut, headers=headers).status_code == 400
+        assert httpx.put(url, content=body, headers={**headers, "X-Zg-File-Size": "x"}).status_code == 400
+        connection.put_segments(submitted.seq, segments)
+        connection.wait_finalized(submitted.seq)
+        client.download(tree.root, tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == data
 
 
 def test_download_falls_back_to_a_good_node_when_one_is_corrupted(

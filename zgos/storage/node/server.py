@@ -5,6 +5,10 @@ Fast path (for zgos's own client; same validation as the RPC, no base64, no JSON
   headers ``X-Zg-Root``, ``X-Zg-File-Size``, ``X-Zg-Proof`` (the proof as JSON). 200
   ``{"stored": bool}``; a rejected segment is 400 ``{"error": reason}``; an unknown file 404.
 * ``GET /zgos/v1/segment/{txSeq}/{index}``: body = segment bytes; ``X-Zg-Proof`` header.
+* ``PUT /zgos/v1/segments/{txSeq}``: body = frames (``zgos.storage.spec.frames``) of at most
+  ``MAX_FRAMES_PER_REQUEST`` segments, headers ``X-Zg-Root`` and ``X-Zg-File-Size``; each is
+  checked and stored as it arrives. 200 ``{"stored": n, "held": n}``; at the first refused
+  segment 400 ``{"error": reason, "index": i}`` (those before it are stored).
 * ``GET /zgos/v1/segments/{txSeq}?first=I&count=N&step=K``: segments I, I+K, .. (N of them, at
   most ``MAX_FRAMES_PER_REQUEST``) streamed as frames (``zgos.storage.spec.frames``), each read
   from the store just before it is sent; a segment not held here is an empty frame.
@@ -19,12 +23,15 @@ bounded pool of worker threads, never in the event loop and never in unbounded t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import re
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import anyio
@@ -52,8 +59,13 @@ from zgos.storage.node.node import StorageNode
 from zgos.storage.node.rpc import NodeRpc, node_rpc_server
 from zgos.storage.node.store import TxRecord
 from zgos.storage.spec.frames import (
+    FRAME_HEADER,
+    MAX_FRAMES_BODY_BYTES,
+    MAX_FRAMES_PER_REQUEST,
     InvalidFrame,
     compute_frame_indexes,
+    decode_frame_header,
+    decode_proof,
     encode_absent,
     encode_frame_header,
     encode_proof,
@@ -66,6 +78,7 @@ log = logging.getLogger(__name__)
 MAX_RPC_BODY_BYTES = 16 * 1024 * 1024  # 0G's SDKs upload 10 segments (~3.5 MB of JSON) per call
 RPC_DEADLINE_S = 60.0
 SEGMENT_DEADLINE_S = 60.0
+READ_AHEAD_FRAMES = 2  # segments read from the store ahead of the one a stream is sending
 MAX_INFLIGHT = 64
 WORKER_THREADS = 8
 # Segments of work per second per client address, and at once: far above what one machine's
@@ -74,6 +87,7 @@ WORKER_THREADS = 8
 RATE_SEGMENTS_PER_S = 1000.0
 RATE_BURST_SEGMENTS = 2000.0
 SEGMENT_PREFIX = "/zgos/v1/segment/"
+SEGMENTS_PREFIX = "/zgos/v1/segments/"
 SEGMENT_PATH = re.compile(r"^/zgos/v1/segment/(\d+)/(\d+)$")
 SEGMENTS_PATH = re.compile(r"^/zgos/v1/segments/(\d+)$")
 FILE_PATH = re.compile(r"^/zgos/v1/file/(\d+)$")
@@ -109,6 +123,8 @@ class NodeLimits:
         return EdgePolicy(
             routes=(Route("/", max_body_bytes=self.max_rpc_body_bytes, deadline_s=self.rpc_deadline_s),
                     Route(SEGMENT_PREFIX, max_body_bytes=BYTES_PER_SEGMENT, content_types=OCTET_STREAM,
+                          deadline_s=self.segment_deadline_s),
+                    Route(SEGMENTS_PREFIX, max_body_bytes=MAX_FRAMES_BODY_BYTES, content_types=OCTET_STREAM,
                           deadline_s=self.segment_deadline_s)),
             max_inflight=self.max_inflight, access=access, error_body=plain_error_body, enabled=self.guarded,
         )
@@ -132,6 +148,37 @@ def _query_number(request: Request, name: str, default: int | None = None) -> in
     return _number(text, name)
 
 
+def _file_headers(request: Request) -> tuple[bytes, int]:
+    """The data root and byte size an upload names (``X-Zg-Root``, ``X-Zg-File-Size``)."""
+    root = parse_hash(request.headers.get("x-zg-root"), "X-Zg-Root")
+    size_text = request.headers.get("x-zg-file-size", "")
+    if not size_text.isdigit() or len(size_text) > len(str(MAX_INT64)):
+        raise InvalidSegment("X-Zg-File-Size must be a non-negative integer")
+    return root, int(size_text)
+
+
+class _AsyncByteReader:
+    """Exact-length reads from a request body as it arrives."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self.chunks = chunks
+        self.buffer = bytearray()
+
+    async def take(self, length: int, first: bool = False) -> bytes | None:
+        """The next ``length`` bytes; None if ``first`` (a frame's first bytes) and the body
+        ended before any of them; ``InvalidFrame`` if it ended mid-frame."""
+        while len(self.buffer) < length:
+            chunk = await anext(self.chunks, None)
+            if chunk is None:
+                if first and not self.buffer:
+                    return None
+                raise InvalidFrame(f"the body ended {length - len(self.buffer)} bytes short of a frame")
+            self.buffer += chunk
+        taken = bytes(self.buffer[:length])
+        del self.buffer[:length]
+        return taken
+
+
 class NodeApp:
     """The Starlette app of one node: routes, the worker pool and the JSON-RPC server."""
 
@@ -151,6 +198,7 @@ class NodeApp:
             StarletteRoute("/zgos/v1/segment/{seq}/{index}", self.put_segment, methods=["PUT"]),
             StarletteRoute("/zgos/v1/segment/{seq}/{index}", self.get_segment, methods=["GET"]),
             StarletteRoute("/zgos/v1/segments/{seq}", self.get_segments, methods=["GET"]),
+            StarletteRoute("/zgos/v1/segments/{seq}", self.put_segments, methods=["PUT"]),
             StarletteRoute("/zgos/v1/file/{seq}", self.get_file, methods=["GET"]),
         ])
 
@@ -173,12 +221,9 @@ class NodeApp:
         try:
             seq = _number(request.path_params["seq"], "txSeq")
             index = _number(request.path_params["index"], "index")
-            root = parse_hash(request.headers.get("x-zg-root"), "X-Zg-Root")
-            size_text = request.headers.get("x-zg-file-size", "")
-            if not size_text.isdigit() or len(size_text) > len(str(MAX_INT64)):
-                raise InvalidSegment("X-Zg-File-Size must be a non-negative integer")
+            root, size = _file_headers(request)
             proof = Proof.from_json(parse_json(request.headers.get("x-zg-proof", "null").encode()))
-            segment = SegmentWithProof(root, body, index, proof, int(size_text))
+            segment = SegmentWithProof(root, body, index, proof, size)
             stored = await self._run(self.node.upload_segment, segment, seq)
         except (InvalidSegment, InvalidProof, AlreadyFinalized, InvalidJson) as exc:
             return json_error(400, exc.message if isinstance(exc, ZgError) else str(exc))
@@ -226,10 +271,53 @@ class NodeApp:
             return refusal
         return StreamingResponse(self._frames(record, indexes), media_type="application/octet-stream")
 
+    async def put_segments(self, request: Request) -> Response:
+        if SEGMENTS_PATH.match(request.url.path) is None:
+            return json_error(404, f"no such endpoint: PUT {request.url.path}")
+        try:
+            seq = _number(request.path_params["seq"], "txSeq")
+            root, size = _file_headers(request)
+        except ZgError as exc:
+            return json_error(400, str(exc))
+        body = _AsyncByteReader(request.stream())
+        stored = held = 0
+        index = None
+        try:
+            while (head := await body.take(FRAME_HEADER.size, first=True)) is not None:
+                if stored + held == MAX_FRAMES_PER_REQUEST:
+                    raise InvalidFrame(f"at most {MAX_FRAMES_PER_REQUEST} segments per request")
+                refusal = rate_refusal(self.rate, request, 1, "segments of work")
+                if refusal is not None:
+                    return refusal
+                header = decode_frame_header(head)
+                index = header.index
+                if header.absent:
+                    raise InvalidFrame(f"segment {index} has no data")
+                proof = decode_proof(await body.take(header.proof_bytes) or b"")
+                data = await body.take(header.data_bytes) or b""  # never None: not a frame's first bytes
+                is_new = await self._run(self.node.upload_segment, SegmentWithProof(root, data, index, proof, size), seq)
+                stored, held = stored + is_new, held + (not is_new)
+        except FileNotFound as exc:
+            return json_error(404, str(exc))
+        except ZgError as exc:
+            return JSONResponse({"error": exc.message, "index": index}, status_code=400)
+        return JSONResponse({"stored": stored, "held": held})
+
     async def _frames(self, record: TxRecord, indexes: range) -> AsyncIterator[bytes]:
-        for index in indexes:
-            for part in await self._run(self._frame, record, index):
-                yield part
+        """The frames of ``indexes``, each read ``READ_AHEAD_FRAMES`` ahead of the one being sent,
+        so the store is read while the client drains the socket."""
+        todo = iter(indexes)
+        reads = deque(asyncio.ensure_future(self._run(self._frame, record, i)) for i in islice(todo, READ_AHEAD_FRAMES))
+        try:
+            while reads:
+                parts = await reads.popleft()
+                if (index := next(todo, None)) is not None:
+                    reads.append(asyncio.ensure_future(self._run(self._frame, record, index)))
+                for part in parts:
+                    yield part
+        finally:
+            for read in reads:
+                read.cancel()
 
     def _frame(self, record: TxRecord, index: int) -> tuple[bytes, ...]:
         try:

@@ -1,8 +1,9 @@
 """Segment frames: many segments and their proofs in one raw byte stream (issue 20).
 
 0G moves one segment per JSON-RPC call, base64 inside JSON (storage.md §5.4). zgos's own
-client asks a zgos node for a run of segments at once (``GET /zgos/v1/segments``) and reads
-them as a stream of frames, so a download costs a few requests and no text encoding:
+client sends a zgos node runs of segments at once (``PUT /zgos/v1/segments``, the file's root
+and size in headers) and asks for them the same way (``GET``), as a stream of frames, so a
+transfer costs a few requests and no text encoding:
 
     frame  := index (u64) ‖ P (u32) ‖ D (u32) ‖ proof (P bytes) ‖ data (D bytes)
     proof  := L (u8) ‖ K (u8) ‖ lemma (L hashes of 32 bytes) ‖ path (K bytes, each 0 or 1)
@@ -27,6 +28,7 @@ PROOF_HEADER = struct.Struct("<BB")  # lemma items, path flags
 MAX_LEMMA_ITEMS = MAX_TREE_HEIGHT + 2  # leaf, a sibling per level, root
 MAX_PROOF_BYTES = PROOF_HEADER.size + MAX_LEMMA_ITEMS * (HASH_BYTES + 1)
 MAX_FRAMES_PER_REQUEST = 64  # 16 MiB of segments per request
+MAX_FRAMES_BODY_BYTES = MAX_FRAMES_PER_REQUEST * (FRAME_HEADER.size + MAX_PROOF_BYTES + BYTES_PER_SEGMENT)
 
 
 class InvalidFrame(ZgError):
@@ -80,11 +82,12 @@ def encode_absent(index: int) -> bytes:
     return FRAME_HEADER.pack(index, 0, 0)
 
 
-def decode_frame_header(blob: bytes, expected_index: int) -> FrameHeader:
+def decode_frame_header(blob: bytes, expected_index: int | None = None) -> FrameHeader:
     """The header in ``blob`` (``FRAME_HEADER.size`` bytes), which must be segment
-    ``expected_index``'s; ``InvalidFrame`` if it is another's or its lengths are out of bounds."""
+    ``expected_index``'s when one is given; ``InvalidFrame`` if it is another's or its lengths
+    are out of bounds."""
     index, proof_bytes, data_bytes = FRAME_HEADER.unpack(blob)
-    if index != expected_index:
+    if expected_index is not None and index != expected_index:
         raise InvalidFrame(f"expected segment {expected_index}, got {index}")
     if proof_bytes > MAX_PROOF_BYTES or data_bytes > BYTES_PER_SEGMENT:
         raise InvalidFrame(f"segment {index}'s frame is too large ({proof_bytes} proof, {data_bytes} data bytes)")
