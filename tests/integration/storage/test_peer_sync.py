@@ -41,8 +41,10 @@ def download_from(node: RunningNode, result: UploadResult, out: Path) -> bytes:
 def corrupt_every_segment(node: RunningNode, seq: int) -> None:
     """Flip one byte of every stored segment of ``seq`` behind the node's back."""
     db = sqlite3.connect(node.node.store.path)
-    for idx, data in db.execute("SELECT idx, data FROM segments WHERE seq = ?", (seq,)).fetchall():
-        flipped = bytes([data[0] ^ 0xFF]) + bytes(data[1:])
+    for (idx,) in db.execute("SELECT idx FROM segments WHERE seq = ?", (seq,)).fetchall():
+        data = node.node.store.segment(seq, idx)
+        assert data is not None
+        flipped = bytes([data[0] ^ 0xFF]) + bytes(data[1:])  # a row's own bytes override its segment file's
         db.execute("UPDATE segments SET data = ? WHERE seq = ? AND idx = ?", (flipped, seq, idx))
     db.commit()
     db.close()
@@ -130,7 +132,7 @@ def test_restart_repair_refetches_missing_and_corrupted_segments(
         node.stop()
         db = sqlite3.connect(node.node.store.path)  # lose segment 1, corrupt segment 2
         db.execute("DELETE FROM segments WHERE seq = ? AND idx = 1", (result.tx_seq,))
-        db.execute("UPDATE segments SET data = zeroblob(length(data)) WHERE seq = ? AND idx = 2", (result.tx_seq,))
+        db.execute("UPDATE segments SET data = zeroblob(?) WHERE seq = ? AND idx = 2", (SEGMENT, result.tx_seq))
         db.commit()
         db.close()
         node = start_node(tmp_path / "node", chain, deployment, peers=(peer.url,))

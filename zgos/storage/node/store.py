@@ -1,22 +1,28 @@
 """The node's durable store: synced log entries, segment data, the sync cursor.
 
-Choice: **SQLite in WAL mode** (one file, in the standard library, transactional).
-* Durability: a segment is acknowledged only after its ``COMMIT`` returns; with WAL the commit
-  is in the OS page cache before it returns, so it survives ``kill -9`` of the node
-  (``synchronous=NORMAL``). ``synchronous=FULL`` (``durable_fsync=True``) also survives power
-  loss at the price of one fsync per acknowledged write.
+Choice: **SQLite in WAL mode** (one file, in the standard library, transactional) for the
+index, and **one segment file per log entry** for the bytes.
+* Durability: a segment is acknowledged only after its row's ``COMMIT`` returns, and its bytes
+  are written to its segment file before that; both are then in the OS page cache, so they
+  survive ``kill -9`` of the node (``synchronous=NORMAL``). With ``durable_fsync=True`` the
+  segment file is fsynced before the row commits and SQLite runs ``synchronous=FULL``: both
+  survive power loss. A crash between the two leaves bytes no row names: overwritten later.
 * Atomicity: a batch of log entries and the sync cursor are written in one transaction, so a
   restart resumes exactly after the last stored entry, never skipping or duplicating one.
-* Segments are 256 KiB BLOBs keyed by (tx seq, segment index): reads are one B-tree lookup;
-  LMDB or RocksDB would be faster at scale but add native dependencies for no gain at this size;
-  flat files would need our own crash-safe rename/fsync protocol and an index anyway.
+* Segment bytes sit at ``index * 256 KiB`` in ``segments/SEQ.dat`` (sparse for a shard node):
+  a write is one ``pwrite``, a read one ``pread``, 15x cheaper to write than a 256 KiB BLOB
+  (which SQLite writes twice, to the WAL and at the checkpoint). A row whose ``data`` is not
+  empty holds its bytes itself: stores written before segment files, and parked segments.
 Each thread gets its own connection; writes are serialised by SQLite's lock.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +61,10 @@ CREATE TABLE IF NOT EXISTS parked (
 """
 
 
+IN_FILE = b""  # a segment row's data when its bytes are in the entry's segment file
+BYTES_PER_SEGMENT = 256 * 1024
+
+
 @dataclass(frozen=True)
 class TxRecord:
     entry: LogEntry
@@ -67,11 +77,18 @@ class Store:
 
     def __init__(self, path: Path, durable_fsync: bool = False) -> None:
         self.path = path
+        self.segment_dir = path.parent / "segments"
+        self.segment_dir.mkdir(parents=True, exist_ok=True)
+        self.durable_fsync = durable_fsync
+        self._files = threading.Lock()  # a segment file and its rows change together
         self._sqlite = SqliteDb(path, SCHEMA, durable_fsync)
         for table in ("segments", "parked"):  # stores written before proofs were kept
             columns = {row[1] for row in self._db().execute(f"PRAGMA table_info({table})")}
             if "proof" not in columns:
                 self._db().execute(f"ALTER TABLE {table} ADD COLUMN proof TEXT")
+        segment_columns = {row[1] for row in self._db().execute("PRAGMA table_info(segments)")}
+        if "length" not in segment_columns:  # stores written before segment files
+            self._db().execute("ALTER TABLE segments ADD COLUMN length INTEGER")
 
     def _db(self) -> sqlite3.Connection:
         return self._sqlite.conn()
@@ -104,25 +121,30 @@ class Store:
     def rewind(self, block: int, cursor_hash: bytes | None) -> int:
         """Forget entries from ``block`` on (a reorganisation); park their segments so a file
         that comes back (same root and size) gets its data without a new upload."""
-        with self._tx() as db:
+        with self._files, self._tx() as db:
             rows = db.execute("SELECT seq, root, entry FROM txs WHERE block >= ?", (block,)).fetchall()
             for seq, root, entry in rows:
                 size = int(json.loads(entry)["length"])
-                db.execute(
-                    "INSERT OR IGNORE INTO parked SELECT ?, ?, idx, root, data, proof FROM segments WHERE seq = ?",
-                    (root, size, seq),
-                )
+                for index, seg_root, data, proof, length in db.execute(
+                        "SELECT idx, root, data, proof, length FROM segments WHERE seq = ?", (seq,)).fetchall():
+                    parked = self._bytes(seq, index, data, length)
+                    if parked is not None:
+                        db.execute("INSERT OR IGNORE INTO parked VALUES (?, ?, ?, ?, ?, ?)",
+                                   (root, size, index, seg_root, parked, proof))
                 db.execute("DELETE FROM segments WHERE seq = ?", (seq,))
                 db.execute("DELETE FROM txs WHERE seq = ?", (seq,))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('next_block', ?)", (str(block),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('cursor_hash', ?)", ((cursor_hash or b"").hex(),))
-            return len(rows)
+            for seq, _, _ in rows:  # its seq may name another file after the reorganisation
+                self._segment_file(seq).unlink(missing_ok=True)
+        return len(rows)
 
     def unpark(self, root: bytes, size: int, seq: int) -> int:
         """Give log entry ``seq`` the parked segments of its file; return how many."""
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO segments SELECT ?, idx, seg_root, data, proof FROM parked WHERE root = ? AND size = ?",
+                "INSERT OR IGNORE INTO segments(seq, idx, root, data, proof) "
+                "SELECT ?, idx, seg_root, data, proof FROM parked WHERE root = ? AND size = ?",
                 (seq, root, size),
             )
             db.execute("DELETE FROM parked WHERE root = ? AND size = ?", (root, size))
@@ -150,22 +172,52 @@ class Store:
 
     def put_segment(self, seq: int, index: int, root: bytes, data: bytes, proof: str | None = None) -> bool:
         """Store a segment (and its proof to the data root, JSON); False if it was already
-        stored (the stored copy is kept)."""
-        with self._tx() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO segments(seq, idx, root, data, proof) VALUES (?, ?, ?, ?, ?)",
-                (seq, index, root, data, proof),
-            )
-            return cursor.rowcount == 1
+        stored (the stored copy is kept). Its bytes reach its segment file before its row."""
+        with self._files:
+            if self.has_segment(seq, index):
+                return False
+            handle = os.open(self._segment_file(seq), os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.pwrite(handle, data, index * BYTES_PER_SEGMENT)
+                if self.durable_fsync:
+                    os.fsync(handle)
+            finally:
+                os.close(handle)
+            with self._tx() as db:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO segments(seq, idx, root, data, proof, length) VALUES (?, ?, ?, ?, ?, ?)",
+                    (seq, index, root, IN_FILE, proof, len(data)),
+                )
+                return cursor.rowcount == 1
+
+    def _segment_file(self, seq: int) -> Path:
+        return self.segment_dir / f"{seq}.dat"
+
+    def _bytes(self, seq: int, index: int, data: bytes, length: int | None) -> bytes | None:
+        """A row's segment bytes: its own, else from the segment file (None if that is short)."""
+        if data or length is None:
+            return bytes(data)
+        try:
+            with self._segment_file(seq).open("rb") as handle:
+                stored = os.pread(handle.fileno(), length, index * BYTES_PER_SEGMENT)
+        except FileNotFoundError:
+            return None
+        return stored if len(stored) == length else None
 
     def segment_proof(self, seq: int, index: int) -> str | None:
         row = self._db().execute("SELECT proof FROM segments WHERE seq = ? AND idx = ?", (seq, index)).fetchone()
         return None if row is None or row[0] is None else str(row[0])
 
     def delete_segments(self, seq: int, indexes: list[int]) -> int:
-        """Drop segments (pruning, or a segment found corrupted); return how many."""
-        with self._tx() as db:
-            return sum(db.execute("DELETE FROM segments WHERE seq = ? AND idx = ?", (seq, i)).rowcount for i in indexes)
+        """Drop segments (pruning, or a segment found corrupted); return how many. The segment
+        file goes with the last of its segments (the space of others stays until then)."""
+        with self._files:
+            with self._tx() as db:
+                deleted = sum(db.execute("DELETE FROM segments WHERE seq = ? AND idx = ?", (seq, i)).rowcount
+                              for i in indexes)
+            if self.count_segments(seq) == 0:
+                self._segment_file(seq).unlink(missing_ok=True)
+        return deleted
 
     def unfinalize(self, seq: int) -> None:
         with self._tx() as db:
@@ -187,8 +239,8 @@ class Store:
         return row is not None
 
     def segment(self, seq: int, index: int) -> bytes | None:
-        row = self._db().execute("SELECT data FROM segments WHERE seq = ? AND idx = ?", (seq, index)).fetchone()
-        return None if row is None else bytes(row[0])
+        row = self._db().execute("SELECT data, length FROM segments WHERE seq = ? AND idx = ?", (seq, index)).fetchone()
+        return None if row is None else self._bytes(seq, index, row[0], row[1])
 
     def segment_indexes(self, seq: int) -> list[int]:
         rows = self._db().execute("SELECT idx FROM segments WHERE seq = ? ORDER BY idx", (seq,)).fetchall()
@@ -208,8 +260,12 @@ class Store:
 
     def copy_segments(self, source: int, target: int) -> None:
         """Give ``target`` the segments of ``source`` (same data root submitted again)."""
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO segments(seq, idx, root, data, proof) SELECT ?, idx, root, data, proof FROM segments WHERE seq = ?",
-                (target, source),
-            )
+        with self._files:
+            if self._segment_file(source).exists() and not self._segment_file(target).exists():
+                shutil.copyfile(self._segment_file(source), self._segment_file(target))
+            with self._tx() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO segments(seq, idx, root, data, proof, length) "
+                    "SELECT ?, idx, root, data, proof, length FROM segments WHERE seq = ?",
+                    (target, source),
+                )
