@@ -41,11 +41,11 @@ def test_bad_query_is_a_4xx_with_a_message(explorer: str) -> None:
     assert httpx.get(f"{explorer}/api/blocks?limit=abc").status_code == 422
 
 
-def test_unreachable_chain_is_a_503_not_a_crash(tmp_path: Path) -> None:
+def test_unreachable_chain_is_a_503_not_a_crash(tmp_path: Path, refused_url: str) -> None:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "zgos.cli", "--data-dir", str(tmp_path), "--rpc-url",
-         f"http://127.0.0.1:{free_port()}", "explorer", "serve", "--port", str(port)],
+         refused_url, "explorer", "serve", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

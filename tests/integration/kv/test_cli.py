@@ -21,7 +21,6 @@ from zgos.chain.client import Chain
 from zgos.kv.client import KvClient
 from zgos.kv.spec.stream import MAX_KEY_SIZE
 from zgos.runtime.datadir import DataDir
-from zgos.runtime.netutil import free_port
 from zgos.storage.cli.encryption import ENCRYPTION_KEY_ENV
 from zgos.storage.spec.encryption import SYMMETRIC_HEADER_SIZE, SYMMETRIC_VERSION, compute_pubkey
 
@@ -146,10 +145,10 @@ def test_encrypted_values_v1_and_v2_round_trip_and_the_node_stores_only_cipherte
     assert plain.returncode == 1 and "not encrypted in 0G's format" in plain.stderr
 
 
-def test_bad_input_is_a_one_line_error_with_exit_1(devnet_dir: DataDir, tmp_path: Path) -> None:
+def test_bad_input_is_a_one_line_error_with_exit_1(devnet_dir: DataDir, tmp_path: Path, refused_url: str) -> None:
     big = tmp_path / "big-key"
     big.write_bytes(b"k" * (MAX_KEY_SIZE + 1))
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = refused_url
     stream = "0x" + "ab" * 32
     cases = {
         ("get", "nosuch", "k"): "unknown stream alias 'nosuch'",

@@ -17,7 +17,6 @@ from tests.integration.storage.indexer_fixtures import RunningIndexer, start_ind
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
-from zgos.runtime.netutil import free_port
 from zgos.storage.client import CorruptData, StorageClient
 from zgos.storage.indexer.client import IndexerClient, IndexerError
 
@@ -43,12 +42,13 @@ def indexer(tmp_path: Path, chain: Chain, deployment: Deployment, nodes: list[Ru
 
 def test_indexer_skips_bad_registry_entries_with_a_logged_reason(
     tmp_path: Path, chain: Chain, deployment: Deployment, nodes: list[RunningNode], caplog: pytest.LogCaptureFixture,
+    refused_url: str,
 ) -> None:
     registry = NodeRegistry(chain, deployment.address("NodeRegistry"))
     good, bad_url, unreachable, liar = (_funded(chain) for _ in range(4))
     registry.announce(good, NodeKind.STORAGE, nodes[0].url)
     registry.announce(bad_url, NodeKind.STORAGE, "ftp://127.0.0.1/not-http")
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = refused_url
     registry.announce(unreachable, NodeKind.STORAGE, dead)
     registry.announce(liar, NodeKind.STORAGE, nodes[1].url, shard_id=1, num_shard=2)  # it serves 0/1
     caplog.set_level(logging.WARNING)

@@ -138,11 +138,12 @@ def _funded(chain: Chain) -> LocalAccount:
 
 def test_registry_entries_with_bad_urls_unreachable_nodes_and_shard_liars_are_skipped_with_a_logged_reason(
     tmp_path: Path, chain: Chain, deployment: Deployment, new_account: LocalAccount, caplog: pytest.LogCaptureFixture,
+    refused_url: str,
 ) -> None:
     honest = start_node(tmp_path / "honest", chain, deployment, shard=ShardConfig(1, 2))
     liar = start_node(tmp_path / "liar", chain, deployment, shard=ShardConfig(0, 2))
     registry = NodeRegistry(chain, deployment.address("NodeRegistry"))
-    unreachable = f"http://127.0.0.1:{free_port()}"
+    unreachable = refused_url
     entries: list[tuple[LocalAccount, str, int, int]] = [
         (new_account, "ftp://files.example", 0, 1),
         (_funded(chain), unreachable, 0, 1),
