@@ -4,8 +4,10 @@
   node of a piece's shard lacks it; which pieces no live node's shard holds.
 * repair (``StripeRepair``): rebuild only the stripes that lost pieces, prove each rebuilt
   piece from its partner segment's proof, and upload it to the live node of its shard that
-  lacks it, so the file again survives ``m`` losses. When a partner is lost too the piece
-  cannot be proven that way (``Unprovable``); the caller then rebuilds the whole file.
+  lacks it, so the file again survives ``m`` losses. When a partner is lost too, it is rebuilt
+  first (from its own stripe) for its root, and the siblings above it come from the proof of a
+  surviving segment next to the pair. Only when a whole run of neighbours above a pair is lost
+  is the piece ``Unprovable``; the caller then rebuilds the whole file.
 """
 
 from __future__ import annotations
@@ -21,13 +23,19 @@ from zgos.storage.erasurecode import MAX_THREADS, LiveNodes, fetch_proven, pad_p
 from zgos.storage.fasthash import segment_root
 from zgos.storage.nodeclient import CorruptData, StorageError
 from zgos.storage.spec.erasure import PIECE_BYTES, StripeLayout
-from zgos.storage.spec.flow import compute_padded_segment_sectors, compute_segment_count
-from zgos.storage.spec.merkle import InvalidProof
+from zgos.storage.spec.flow import (
+    compute_padded_segment_sectors,
+    compute_proof_segment_count,
+    compute_segment_count,
+)
+from zgos.storage.spec.merkle import InvalidProof, compute_proof_path
 from zgos.storage.spec.segment import (
     InvalidSegment,
     SegmentWithProof,
+    compute_revealed_roots,
     compute_segment_byte_length,
     compute_segment_proof_from,
+    compute_sibling_ranges,
     validate_segment,
 )
 from zgos.storage.spec.shard import ShardConfig
@@ -168,26 +176,48 @@ class StripeRepair:
 
     def _prove(self, file: Submitted, kind: str, index: int, piece: bytes,
                fetched: dict[tuple[str, int], SegmentWithProof]) -> SegmentWithProof:
-        """The rebuilt segment ``index`` of ``file`` with a proof from its partner's proof,
-        validated against the file's root (which also proves the rebuilt bytes)."""
+        """The rebuilt segment ``index`` of ``file`` with a proof assembled from its siblings'
+        roots (``_sibling_roots``), validated against the file's root (which also proves the
+        rebuilt bytes)."""
         wire = piece[: compute_segment_byte_length(file.size, index)]
         leaf = segment_root(wire, compute_padded_segment_sectors(file.size, index))
-        count = compute_segment_count(file.size)
-        partner = index ^ 1 if index ^ 1 < count else index - 1
-        neighbour = None
-        if partner >= 0:
-            known = fetched.get((kind, partner)) or fetch_proven(self.live, file, partner)
-            if known is None:
-                raise Unprovable(f"{kind} segment {partner}, the partner of {index}, is lost too")
-            neighbour = known.proof
         try:
-            proof = compute_segment_proof_from(file.size, file.root, index, leaf, neighbour)
+            proof = compute_segment_proof_from(file.size, file.root, index, leaf, None,
+                                               self._sibling_roots(file, kind, index, fetched))
             segment = SegmentWithProof(file.root, wire, index, proof, file.size)
             validate_segment(segment, file.root, file.size, segment_root)
         except (InvalidProof, InvalidSegment) as exc:
             raise CorruptData(f"rebuilt {kind} segment {index} of 0x{file.root.hex()} does not match its root: "
                               f"{exc.message}", "the recorded parity is wrong; another record or a full copy is needed") from None
         return segment
+
+    def _sibling_roots(self, file: Submitted, kind: str, index: int,
+                       fetched: dict[tuple[str, int], SegmentWithProof]) -> dict[tuple[int, int], bytes]:
+        """The roots of segment ``index``'s siblings, lowest first: each from the proof of any
+        surviving segment under it (which reveals the siblings above it too), else, for a lost
+        single segment, from rebuilding it from its own stripe."""
+        n_proof, count = compute_proof_segment_count(file.size), compute_segment_count(file.size)
+        known: dict[tuple[int, int], bytes] = {}
+        for lo, hi in compute_sibling_ranges(compute_proof_path(index, n_proof), n_proof):
+            if (lo, hi) in known or lo >= count:  # rear padding: the spec computes it
+                continue
+            found = next((s for j in range(lo, min(hi, count))
+                          if (s := fetched.get((kind, j)) or fetch_proven(self.live, file, j)) is not None), None)
+            if found is not None:
+                known.update(compute_revealed_roots(found.proof, n_proof))
+            elif hi - lo == 1:
+                wire = self._rebuilt(kind, lo)[: compute_segment_byte_length(file.size, lo)]
+                known[(lo, hi)] = segment_root(wire, compute_padded_segment_sectors(file.size, lo))
+            else:
+                raise Unprovable(f"{kind} segments {lo}..{hi - 1} around segment {index} are all lost")
+        return known
+
+    def _rebuilt(self, kind: str, index: int) -> bytes:
+        """Lost segment ``index`` of the ``kind`` file (a whole piece), decoded from its stripe."""
+        t = self.layout.stripe_of_data()[index] if kind == "data" else self.layout.stripe_of_parity()[index][0]
+        stripe = self.layout.stripes[t]
+        row = stripe.data.index(index) if kind == "data" else self.layout.params.k + stripe.parity.index(index)
+        return self._stripe_pieces(t, {})[row]
 
 
 def describe(report: HealthReport) -> dict[str, Any]:

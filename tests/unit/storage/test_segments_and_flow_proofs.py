@@ -36,6 +36,7 @@ from zgos.storage.spec.segment import (
     InvalidSegment,
     SegmentWithProof,
     compute_padding_segment_root,
+    compute_revealed_roots,
     compute_segment_proof_from,
     compute_sibling_ranges,
     validate_segment,
@@ -83,6 +84,29 @@ def test_a_segment_proof_assembled_from_a_neighbour_is_the_real_proof_or_refused
     except InvalidProof:
         return
     assert derived == tree.proof(index)
+
+
+@settings(max_examples=60)
+@given(st.integers(2 * SEGMENT + 1, 300 * SEGMENT), st.data())
+def test_a_segment_whose_partner_is_lost_is_proven_from_the_partners_root_and_a_cousins_proof(
+        size: int, data: st.DataObject) -> None:
+    """Repair with the partner lost too: the partner's rebuilt root plus the proof of any segment
+    in the pair's sibling subtree give the real proof."""
+    n_data, n_proof = compute_segment_count(size), compute_proof_segment_count(size)
+    leaves = [keccak256(i.to_bytes(8, "big") + size.to_bytes(8, "big")) for i in range(n_data)]
+    leaves += [compute_padding_segment_root(size, i) for i in range(n_data, n_proof)]
+    tree = PromoteTree(leaves)
+    index = data.draw(st.integers(0, n_data - 1))
+    known: dict[tuple[int, int], bytes] = {}
+    for lo, hi in compute_sibling_ranges(compute_proof_path(index, n_proof), n_proof):
+        if (lo, hi) in known or lo >= n_data:
+            continue
+        if hi - lo == 1:
+            known[(lo, hi)] = leaves[lo]  # rebuilt, not fetched
+        else:
+            cousin = data.draw(st.integers(lo, min(hi, n_data) - 1))
+            known.update(compute_revealed_roots(tree.proof(cousin), n_proof))
+    assert compute_segment_proof_from(size, tree.root, index, leaves[index], None, known) == tree.proof(index)
 
 
 @settings(max_examples=15, deadline=None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,18 +183,20 @@ def compute_revealed_roots(proof: Proof, n_leaves: int) -> dict[tuple[int, int],
 
 
 def compute_segment_proof_from(file_size: int, root: bytes, index: int, leaf: bytes,
-                               neighbour: Proof | None) -> Proof:
+                               neighbour: Proof | None,
+                               known: Mapping[tuple[int, int], bytes] | None = None) -> Proof:
     """The proof of segment ``index`` (segment root ``leaf``) assembled from a valid proof of
     another segment of the same file, so one rebuilt segment can be proven without the rest.
 
     Every sibling of ``index`` must be revealed by ``neighbour`` (see
-    ``compute_revealed_roots``) or lie wholly in rear padding: true for the segment ``index ^ 1``
-    (the pair's partner), and for ``index - 1`` when ``index`` is the file's last segment. Raises
-    ``InvalidProof`` when a sibling is unknown. The proof is not checked here: the receiver's
-    ``validate_segment`` does that, which also proves the rebuilt data.
+    ``compute_revealed_roots``), be in ``known`` (subtree roots keyed by leaf range, e.g. those
+    other proofs reveal, or a rebuilt segment's root), or lie wholly in rear padding. The
+    partner's proof (segment ``index ^ 1``, or ``index - 1`` for the file's last segment) reveals
+    them all. Raises ``InvalidProof`` when a sibling is unknown. The proof is not checked here:
+    the receiver's ``validate_segment`` does that, which also proves the rebuilt data.
     """
     n_proof, n_data = compute_proof_segment_count(file_size), compute_segment_count(file_size)
-    revealed = compute_revealed_roots(neighbour, n_proof) if neighbour is not None else {}
+    revealed = {**(known or {}), **(compute_revealed_roots(neighbour, n_proof) if neighbour is not None else {})}
     path = compute_proof_path(index, n_proof)
     siblings: list[bytes] = []
     for lo, hi in compute_sibling_ranges(path, n_proof):
