@@ -232,19 +232,17 @@ class NodeConnection:
             self._accept_refusal(seq, segment.index, _message(response), None)
 
     def put_segments(self, seq: int, segments: list[SegmentWithProof]) -> None:
-        """Store ``segments`` (of one file) on the node in one streamed request; ``StorageError``
+        """Store ``segments`` (of one file) on the node in one request of frames; ``StorageError``
         if it refuses one (those before it are stored) or has no such endpoint (not zgos)."""
         first = segments[0]
         headers = {"X-Zg-Root": "0x" + first.root.hex(), "X-Zg-File-Size": str(first.file_size),
                    "Content-Type": "application/octet-stream"}
-
-        def frames() -> Iterator[bytes]:
-            for segment in segments:
-                yield encode_frame_header(segment.index, encode_proof(segment.proof), len(segment.data))
-                yield segment.data
-
+        # One body with its length (a few MiB), not a chunked stream: proxies on the way need not
+        # understand chunked request bodies.
+        body = b"".join(part for segment in segments for part in (
+            encode_frame_header(segment.index, encode_proof(segment.proof), len(segment.data)), segment.data))
         try:
-            response = self.http.put(f"{self.url}/zgos/v1/segments/{seq}", content=frames(), headers=headers)
+            response = self.http.put(f"{self.url}/zgos/v1/segments/{seq}", content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise _unavailable(f"storage node {self.url} dropped segments {first.index}..", exc) from None
         if response.status_code != 200:

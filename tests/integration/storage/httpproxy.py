@@ -35,10 +35,11 @@ class StorageNodeProxy:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def segment_requests(self) -> list[tuple[str, str]]:
-        """Requests for file bytes: fast-path segment GETs and JSON-RPC segment downloads."""
+        """Requests for file bytes: fast-path segment and frame GETs and JSON-RPC segment downloads."""
         with self._lock:
             return [(verb, what) for verb, what in self.requests
-                    if (verb == "GET" and what.startswith("/zgos/v1/segment/")) or "downloadSegment" in what]
+                    if (verb == "GET" and what.startswith(("/zgos/v1/segment/", "/zgos/v1/segments/")))
+                    or "downloadSegment" in what]
 
     def stop(self) -> None:
         self._server.shutdown()
