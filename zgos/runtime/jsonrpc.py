@@ -260,8 +260,9 @@ class JsonRpcServer:
         """None if the request may run, else the HTTP refusal (see the module rules)."""
         local = next((call.method for call in request.calls if self.is_local(call.method)), None)
         if local is not None:
-            if not is_loopback(caller.host):
-                return _refusal(403, f"{local} is only served to localhost")
+            if not is_loopback(caller.host) and not (self.access is not None and self.access.remote):
+                return _refusal(403, f"{local} is only served to localhost (start the service with "
+                                     "--remote-admin to administer it from other hosts with the token)")
             if self.access is None:
                 return _refusal(403, f"{local} is disabled: the service has no install token")
             refused = self.access.check(caller.headers)
