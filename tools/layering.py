@@ -75,6 +75,9 @@ CLIENT_MODULES = frozenset({
     # and DA's sampling client
     "zgos.storage.nodeclient", "zgos.compute.user.verification", "zgos.compute.provider.wire", "zgos.compute.model",
     "zgos.da.retriever",
+    # the storage challenge calls of the registry (a typed contract wrapper, like contracts.py):
+    # alignment's contract wrapper extends it
+    "zgos.storage.challenges",
 })
 # Pure rules another network may reuse (a file's Merkle tree: fine-tuning checks the dataset it
 # fetched from storage). A module joins this list only when it is pure and another network needs it.
