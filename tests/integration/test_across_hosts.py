@@ -114,3 +114,38 @@ def test_a_wildcard_bind_without_a_public_url_is_refused_before_the_node_starts(
     run = zg(devnet_dir.root, "storage", "node", "--host", "0.0.0.0", "--port", str(free_port()), timeout=60)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "--public-url" in run.stderr
+
+
+def test_a_devnet_up_on_a_routable_address_binds_and_announces_it_and_another_data_dir_joins_it(
+    host_address: str, tmp_path: Path,
+) -> None:
+    import json
+    import re
+
+    from tests.integration.clirunner import devnet_chain_port, devnet_up
+    from zgos.runtime.netutil import port_in_use
+
+    root, port = tmp_path / "devnet", devnet_chain_port()
+    up = devnet_up(root, port, "--only", "storage", "--host", host_address)
+    try:
+        assert up.returncode == 0, up.stderr
+        network = json.loads((root / "network.json").read_text())
+        assert network["rpc_url"] == f"http://{host_address}:{port}"
+        assert all(url.startswith(f"http://{host_address}:") for url in network["services"].values())
+        assert not port_in_use(port, "127.0.0.1"), "the chain listens on the address it was given, not loopback"
+
+        joined = tmp_path / "elsewhere"
+        join = zg(joined, "network", "join", "--rpc-url", network["rpc_url"], "--deployment", str(root / "deployment.json"),
+                  "--outbound-allow", "private")
+        assert join.returncode == 0, join.stderr
+        path = tmp_path / "f.bin"
+        path.write_bytes(os.urandom(50_000))
+        upload = zg(joined, "storage", "upload", str(path))  # nodes found on chain: the announced URL
+        assert upload.returncode == 0, upload.stderr
+        data_root = re.search(r"0x[0-9a-f]{64}", upload.stdout)
+        assert data_root is not None, upload.stdout
+        download = zg(joined, "storage", "download", data_root.group(0), str(tmp_path / "back.bin"))
+        assert download.returncode == 0, download.stderr
+        assert (tmp_path / "back.bin").read_bytes() == path.read_bytes()
+    finally:
+        zg(root, "devnet", "down", timeout=120)

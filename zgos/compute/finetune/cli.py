@@ -250,7 +250,8 @@ def serve_provider(
     configure_service_logging()
     provider = cli.account(account, role="finetune-provider")
     config = ProviderConfig(
-        state_dir=cli.data_dir.service("finetune-provider"), zg_argv=tuple(zg_argv(cli.data_dir.root, cli.rpc_url_flag)),
+        state_dir=cli.data_dir.service("finetune-provider"),
+        zg_argv=tuple(zg_argv(cli.data_dir.root, cli.rpc_url_flag, cli.deployment_flag)),
         account=account, host=host, port=port, public_url=public_url, price_per_token=price_per_token,
         max_dataset_bytes=max_dataset_bytes, max_tokens=max_tokens, tiny=tiny, serve_tuned=serve_tuned,
         tuned_ports=tuned_ports, tuned_prices=tuned_prices, poll_s=poll_s, nodes=tuple(nodes or ()),
