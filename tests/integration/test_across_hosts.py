@@ -18,6 +18,7 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from tests.hosts import routable_address
 from tests.integration.clirunner import zg
 from tests.servers import await_http, stop_process
 from zgos.chain.client import Chain
@@ -30,20 +31,6 @@ from zgos.runtime.netutil import free_port
 from zgos.storage.client import StorageClient
 
 PRIVATE = AddressPolicy(allow_private=True)
-
-
-def routable_address() -> str | None:
-    """This machine's first global-scope IPv4 address, or None."""
-    try:
-        out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True,
-                             text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    for line in out.splitlines():
-        words = line.split()
-        if "inet" in words:
-            return words[words.index("inet") + 1].split("/")[0]
-    return None
 
 
 @pytest.fixture(scope="module")
