@@ -3,8 +3,8 @@ the bits of HTTP glue their Starlette apps share (``json_error``, ``ENDPOINT_ERR
 ``rate_refusal``).
 
 A service gives ``JsonRpcServer`` its method table and, if it has any, which methods are local
-(admin: install token, right Host and Origin, loopback source) and what each call costs
-against the per-client rate limit. ``jsonrpc_endpoint`` serves it on a Starlette route, every
+(admin: install token, right Host and Origin, loopback source unless ``LocalAccess.remote``) and
+what each call costs against the per-client rate limit. ``jsonrpc_endpoint`` serves it on a Starlette route, every
 call run in the service's bounded worker pool. The rules:
 
 * The body is parsed by ``edge.parse_json`` (nesting capped before the C decoder sees it); a
@@ -25,7 +25,8 @@ call run in the service's bounded worker pool. The rules:
   = 16 MiB by default), the call that crossed the cap and every later call of the batch get
   -32003 "response too large"; the later calls do not run.
 * Refused at the HTTP level, before anything runs, with the edge's ``{"error": message}``:
-  a request naming a local method from a non-loopback address (403), without the Host,
+  a request naming a local method from a non-loopback address when the service does not
+  serve admin calls to other hosts (``--remote-admin``) (403), without the Host,
   Origin and install token ``LocalAccess`` requires (403/401), or with no token configured
   (403); a request whose cost exceeds the client's rate limit (429, with ``Retry-After``).
 """
