@@ -1,8 +1,10 @@
-"""Hosts that know each other only through the chain (issue 19 §3, first scenario): one network
-namespace runs the chain, two run a storage node each, started with only ``--rpc-url`` and
-``--deployment`` (each serving within ``JOIN_DEADLINE_S``), and a client in its own namespace
-uploads a file to both and downloads it. Skipped where network namespaces cannot be made (not
-root, no ``ip netns``)."""
+"""Hosts that know each other only through the chain (issue 19 §3): one network namespace runs
+the chain, two run a storage node each, started with only ``--rpc-url`` and ``--deployment``
+(each serving within ``JOIN_DEADLINE_S``), and a client in its own namespace uploads a file to
+both and downloads it. Then one node's link goes down (a partition) while the client uploads a
+second file to the other; when the link comes back, the partitioned node still holds the first
+file and catches up on the second by itself (chain log and peer sync, no manual step). Skipped
+where network namespaces cannot be made (not root, no ``ip netns``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.multihost.netns import Lab, netns_available, zg_env
@@ -23,6 +26,7 @@ pytestmark = pytest.mark.skipif(not netns_available(), reason="needs root and `i
 
 NODES = ("s1", "s2")
 READY_S = 120.0
+CATCH_UP_S = 120.0
 JOIN_DEADLINE_S = 60.0  # issue 19: a joining node serves within 60 s on the devnet
 
 
@@ -39,7 +43,7 @@ def lab() -> Iterator[Lab]:
         lab.down()
 
 
-def test_nodes_join_with_only_rpc_url_and_deployment_and_a_client_host_uploads_and_downloads_across_them(
+def test_nodes_join_with_only_rpc_url_and_deployment_serve_a_client_host_and_catch_up_after_a_partition(
     lab: Lab, tmp_path: Path,
 ) -> None:
     rpc = f"http://{lab['chain'].address}:{CHAIN_PORT}"
@@ -72,16 +76,52 @@ def test_nodes_join_with_only_rpc_url_and_deployment_and_a_client_host_uploads_a
     assert joined.returncode == 0, joined.stderr
     path = tmp_path / "dataset.bin"
     path.write_bytes(bytes(range(256)) * 600)
-    uploaded = lab.run("client", zg(client, "storage", "upload", str(path), "--replicas", "2"), env=zg_env())
-    assert uploaded.returncode == 0, uploaded.stderr
-    root = re.search(r"0x[0-9a-f]{64}", uploaded.stdout)
-    assert root is not None, uploaded.stdout
+    first = upload(lab, client, path, "--replicas", "2")
     back = tmp_path / "back.bin"
-    downloaded = lab.run("client", zg(client, "storage", "download", root.group(0), str(back)), env=zg_env())
+    downloaded = lab.run("client", zg(client, "storage", "download", first, str(back)), env=zg_env())
     assert downloaded.returncode == 0, downloaded.stderr
     assert back.read_bytes() == path.read_bytes()
+
+    lab.link("s2", up=False)
+    second_path = tmp_path / "during-partition.bin"
+    second_path.write_bytes(bytes(range(255, -1, -1)) * 500)
+    second = upload(lab, client, second_path, "--node", urls["s1"])
+    assert not lab.run_on("client", lambda: reachable(urls["s2"])), "the partition cut s2 off"
+    assert not finalized_on(lab, urls["s2"], second, asked_from="s2"), "s2 (asked on its own host) lacks it"
+    lab.link("s2", up=True)
+    assert finalized_on(lab, urls["s2"], first), "the partitioned node lost no acknowledged file"
+    assert wait_until(lambda: finalized_on(lab, urls["s2"], second), CATCH_UP_S), \
+        f"s2 caught up after the partition: {(tmp_path / 's2.log').read_text()[-2000:]}"
     for name in NODES:
         assert "127.0.0.1" not in (tmp_path / f"{name}.log").read_text(), f"{name} named no loopback address"
+
+
+def upload(lab: Lab, data_dir: Path, path: Path, *flags: str) -> str:
+    """``zg storage upload`` on the client host; the file's data root."""
+    run = lab.run("client", zg(data_dir, "storage", "upload", str(path), *flags), env=zg_env())
+    assert run.returncode == 0, run.stderr
+    root = re.search(r"0x[0-9a-f]{64}", run.stdout)
+    assert root is not None, run.stdout
+    return root.group(0)
+
+
+def reachable(url: str) -> bool:
+    try:
+        return http_ok(f"{url}/health")
+    except httpx.HTTPError:
+        return False
+
+
+def finalized_on(lab: Lab, url: str, root: str, asked_from: str = "client") -> bool:
+    """Whether the node at ``url`` (asked from host ``asked_from``) holds file ``root`` whole."""
+    def ask() -> bool:
+        try:
+            info = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "zgs_getFileInfo", "params": [root]},
+                              timeout=5).json().get("result")
+        except httpx.HTTPError:
+            return False
+        return bool(info and info["finalized"])
+    return lab.run_on(asked_from, ask)
 
 
 def _answers(rpc: str) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -97,7 +97,7 @@ UNKNOWN_METHOD_WORDS = ("not found", "not supported", "not available", "does not
                         "unknown method")
 
 
-def is_unknown_method(error: dict[str, Any]) -> bool:
+def is_unknown_method(error: Mapping[str, Any]) -> bool:
     """Whether a JSON-RPC ``error`` says the node lacks the method (geth, reth, 0G's chain and
     proxies word it differently), so the caller should use another one."""
     message = str(error.get("message", "")).lower()

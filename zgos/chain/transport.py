@@ -58,6 +58,7 @@ class RetryingHTTPProvider(HTTPProvider):
         self.rate_limited = 0  # refusals waited out so far (reported in tests and logs)
 
     def _make_request(self, method: RPCEndpoint, request_data: bytes) -> bytes:
+        assert self.endpoint_uri is not None  # set by the constructor
         dropped = 0
         for attempt in range(MAX_RATE_RETRIES + 1):
             try:
