@@ -9,53 +9,25 @@ where network namespaces cannot be made (not root, no ``ip netns``)."""
 from __future__ import annotations
 
 import re
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.multihost.netns import Lab, netns_available, zg_env
-from zgos.chain.anvil import AnvilConfig
-from zgos.runtime.netutil import http_ok, rpc_ready, wait_until
-from zgos.runtime.ports import CHAIN_PORT, STORAGE_PORT
-
-pytestmark = pytest.mark.skipif(not netns_available(), reason="needs root and `ip netns` (Linux network namespaces)")
+from tests.multihost.conftest import Network, zg
+from tests.multihost.netns import Lab, zg_env
+from zgos.runtime.netutil import http_ok, wait_until
+from zgos.runtime.ports import STORAGE_PORT
 
 NODES = ("s1", "s2")
-READY_S = 120.0
 CATCH_UP_S = 120.0
 JOIN_DEADLINE_S = 60.0  # issue 19: a joining node serves within 60 s on the devnet
 
 
-def zg(data_dir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir), *args]
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    lab = Lab(["chain", *NODES, "client"]).up()
-    try:
-        yield lab
-    finally:
-        lab.down()
-
-
 def test_nodes_join_with_only_rpc_url_and_deployment_serve_a_client_host_and_catch_up_after_a_partition(
-    lab: Lab, tmp_path: Path,
+    network: Network, tmp_path: Path,
 ) -> None:
-    rpc = f"http://{lab['chain'].address}:{CHAIN_PORT}"
-    anvil = AnvilConfig(host=lab["chain"].address, port=CHAIN_PORT, block_time_s=None)
-    lab.spawn("chain", anvil.argv(), tmp_path / "anvil.log")
-    assert wait_until(lambda: lab.run_on("client", lambda: _answers(rpc)), READY_S), "the chain answers the client"
-
-    deployment = tmp_path / "deployment.json"
-    deployed = lab.run("client", zg(tmp_path / "deployer", "chain", "deploy", "--rpc-url", rpc, "--out", str(deployment)),
-                       env=zg_env())
-    assert deployed.returncode == 0, deployed.stderr
-
+    lab, rpc, deployment = network.lab, network.rpc, network.deployment
     urls = {}
     started = time.monotonic()
     for i, name in enumerate(NODES):
@@ -66,7 +38,7 @@ def test_nodes_join_with_only_rpc_url_and_deployment_serve_a_client_host_and_cat
                            "--confirmations", "0", "--poll", "0.2"),
                   tmp_path / f"{name}.log", env=zg_env(ZGOS_OUTBOUND_ALLOW="private"))
     for name, url in urls.items():
-        assert wait_until(lambda url=url: lab.run_on("client", lambda: http_ok(f"{url}/health")), JOIN_DEADLINE_S), \
+        assert wait_until(lambda url=url: lab.run_on("client", lambda: reachable(url)), JOIN_DEADLINE_S), \
             f"{name} serves the client within {JOIN_DEADLINE_S:g} s: {(tmp_path / f'{name}.log').read_text()[-2000:]}"
     assert time.monotonic() - started < JOIN_DEADLINE_S
 
@@ -122,10 +94,3 @@ def finalized_on(lab: Lab, url: str, root: str, asked_from: str = "client") -> b
             return False
         return bool(info and info["finalized"])
     return lab.run_on(asked_from, ask)
-
-
-def _answers(rpc: str) -> bool:
-    try:
-        return rpc_ready(rpc)
-    except Exception:
-        return False

@@ -92,10 +92,10 @@ def signer(
 
     configure_service_logging()
     cli = get_ctx(ctx)
+    port = DA_SIGNER_PORT + index if port is None else port
     config = SignerConfig(
-        state_dir=cli.data_dir.service(f"da-signer-{index}"), host=host,
-        port=DA_SIGNER_PORT + index if port is None else port,
-        public_url=_signer_url(host, DA_SIGNER_PORT + index if port is None else port, url), stake_wei=parse_amount(stake),
+        state_dir=cli.data_dir.service(f"da-signer-{index}"), host=host, port=port,
+        public_url=_signer_url(host, port, url), stake_wei=parse_amount(stake),
         dishonest=check_dishonest_mode(dishonest, DISHONEST_MODES, cli.chain().chain_id),
     )
     operator = cli.account(account if account is not None else f"devnet:{DEVNET_ROLES['da-signer'] + index}", role=None)
