@@ -19,7 +19,7 @@ from zgos.runtime.ports import CHAIN_PORT
 
 HOSTS = ("chain", "s1", "s2", "client")
 READY_S = 120.0
-BLOCK_TIME_S = 0.5
+BLOCK_TIME_S = 1  # evm_setIntervalMining takes whole seconds
 
 
 def zg(data_dir: Path, *args: str) -> list[str]:
@@ -57,7 +57,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         deployed = lab.run("client", zg(work / "deployer", "chain", "deploy", "--rpc-url", rpc, "--out", str(deployment)),
                            env=zg_env())
         assert deployed.returncode == 0, deployed.stderr
-        lab.run_on("client", lambda: rpc_call(rpc, "evm_setIntervalMining", BLOCK_TIME_S))
+        assert lab.run_on("client", lambda: rpc_call(rpc, "evm_setIntervalMining", BLOCK_TIME_S)) is None
         yield Network(lab, rpc, deployment, work)
     finally:
         lab.down()
@@ -66,5 +66,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 def rpc_call(url: str, method: str, *params: object) -> object:
     import httpx
 
-    return httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)},
-                      timeout=10).json().get("result")
+    answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)},
+                        timeout=10).json()
+    assert "error" not in answer, answer
+    return answer.get("result")

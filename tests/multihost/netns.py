@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 import random
+import re
 import secrets
 import subprocess
 import threading
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000  # setns(2): join a network namespace
@@ -72,6 +74,10 @@ class Lab:
 
     def __getitem__(self, name: str) -> Host:
         return self.hosts[name]
+
+    def addresses(self) -> set[str]:
+        """Every host's address on the lab's subnet."""
+        return {host.address for host in self.hosts.values()}
 
     def up(self) -> Lab:
         _ip("netns", "add", self.switch)
@@ -151,6 +157,19 @@ class Lab:
 
 
 def zg_env(**extra: str) -> dict[str, str]:
-    """The test's environment for a ``zg`` on a host: no ``ZGOS_*`` of the test's own, plus ``extra``."""
+    """The test's environment for a ``zg`` on a host: no ``ZGOS_*`` of the test's own, the
+    connection log on (``zgos.runtime.logs``), plus ``extra``."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("ZGOS_")}
-    return {**base, **extra}
+    return {**base, "ZGOS_LOG_CONNECTIONS": "1", **extra}
+
+
+CONNECTION_LINE = re.compile(r"zgos\.connections: connect (\S+) -> (\S+)")
+
+
+def connected_hosts(logs: Sequence[Path]) -> list[str]:
+    """The host of every address the services logging to ``logs`` connected to."""
+    hosts = []
+    for log in logs:
+        for _, address in CONNECTION_LINE.findall(log.read_text(errors="replace")):
+            hosts.append(urlsplit(address if "://" in address else f"tcp://{address}").hostname or address)
+    return hosts

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.multihost.conftest import Network, zg
-from tests.multihost.netns import Lab, zg_env
+from tests.multihost.netns import Lab, connected_hosts, zg_env
 from zgos.runtime.netutil import http_ok, wait_until
 from zgos.runtime.ports import STORAGE_PORT
 
@@ -64,8 +64,9 @@ def test_nodes_join_with_only_rpc_url_and_deployment_serve_a_client_host_and_cat
     assert finalized_on(lab, urls["s2"], first), "the partitioned node lost no acknowledged file"
     assert wait_until(lambda: finalized_on(lab, urls["s2"], second), CATCH_UP_S), \
         f"s2 caught up after the partition: {(tmp_path / 's2.log').read_text()[-2000:]}"
-    for name in NODES:
-        assert "127.0.0.1" not in (tmp_path / f"{name}.log").read_text(), f"{name} named no loopback address"
+    hosts = connected_hosts([tmp_path / f"{name}.log" for name in NODES])
+    assert lab["chain"].address in hosts and lab["s1"].address in hosts, "the nodes dialled the chain and each other"
+    assert all(host in lab.addresses() for host in hosts), f"no process dialled a loopback address: {hosts}"
 
 
 def upload(lab: Lab, data_dir: Path, path: Path, *flags: str) -> str:

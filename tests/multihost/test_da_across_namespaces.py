@@ -9,7 +9,10 @@ import re
 from pathlib import Path
 
 from tests.multihost.conftest import Network, zg
-from tests.multihost.netns import zg_env
+from tests.multihost.netns import connected_hosts, zg_env
+from zgos.chain.client import Chain
+from zgos.chain.deploy import load_deployment
+from zgos.da.contracts import DAContracts
 from zgos.runtime.netutil import port_in_use, wait_until
 from zgos.runtime.ports import DA_DISPERSER_PORT, DA_SIGNER_PORT
 
@@ -35,6 +38,9 @@ def test_a_blob_is_certified_by_signers_on_other_hosts_and_read_back_through_the
         assert wait_until(lambda h=host_address, p=port: lab.run_on("client", lambda: port_in_use(p, h)), READY_S), \
             f"{host_address}:{port} listens: {_logs(tmp_path)}"
 
+    assert wait_until(lambda: lab.run_on("client", lambda: quorum_size(network)) == 4, READY_S), \
+        "an epoch's quorum holds the signers of both hosts"
+
     blob = tmp_path / "blob.bin"
     blob.write_bytes(bytes(range(256)) * 300)
     put = lab.run("client", zg(client, "da", "put", str(blob), "--disperser", f"{address}:{DA_DISPERSER_PORT}",
@@ -46,6 +52,16 @@ def test_a_blob_is_certified_by_signers_on_other_hosts_and_read_back_through_the
     got = lab.run("client", zg(client, "da", "get", blob_id.group(1), str(out), *chain_flags), env=zg_env())
     assert got.returncode == 0, got.stderr
     assert out.read_bytes() == blob.read_bytes()
+    hosts = connected_hosts(sorted(tmp_path.glob("*.log")))
+    assert {lab["s1"].address, lab["s2"].address} <= set(hosts), "the disperser dialled the signers' hosts"
+    assert all(host in lab.addresses() for host in hosts), f"no process dialled a loopback address: {hosts}"
+
+
+def quorum_size(network: Network) -> int:
+    """Members of the current epoch's quorum, read from the chain."""
+    chain = Chain(network.rpc)
+    da = DAContracts.from_addresses(chain, load_deployment(network.deployment).addresses)
+    return len(da.quorum(da.current_epoch()).members)
 
 
 def _logs(work: Path) -> str:

@@ -21,6 +21,8 @@ from web3 import HTTPProvider
 from web3.providers.rpc.utils import check_if_retry_on_failure
 from web3.types import RPCEndpoint, RPCResponse
 
+from zgos.runtime.logs import log_connection
+
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_HTTP_STATUSES = frozenset({429, 503})
@@ -55,6 +57,7 @@ class RetryingHTTPProvider(HTTPProvider):
     def __init__(self, endpoint_uri: str, *, timeout_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(endpoint_uri, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None)
         self._sleep = sleep
+        log_connection(endpoint_uri, endpoint_uri)
         self.rate_limited = 0  # refusals waited out so far (reported in tests and logs)
 
     def _make_request(self, method: RPCEndpoint, request_data: bytes) -> bytes:
