@@ -1,4 +1,4 @@
-"""The multi-host lab for this directory's scenarios: hosts ``chain``, ``s1``, ``s2`` and
+"""The multi-host lab for this directory's scenarios: hosts ``chain``, ``s1``, ``s2``, ``s3`` and
 ``client`` in network namespaces (``netns.Lab``), anvil on ``chain`` and the zgos contracts
 deployed from ``client``; one per module. Blocks come every ``BLOCK_TIME_S`` once deployed
 (DA epochs need them); the deployment itself is mined at once."""
@@ -17,7 +17,7 @@ from zgos.chain.anvil import AnvilConfig
 from zgos.runtime.netutil import rpc_ready, wait_until
 from zgos.runtime.ports import CHAIN_PORT
 
-HOSTS = ("chain", "s1", "s2", "client")
+HOSTS = ("chain", "s1", "s2", "s3", "client")
 READY_S = 120.0
 BLOCK_TIME_S = 1  # evm_setIntervalMining takes whole seconds
 

@@ -3,8 +3,10 @@ the chain, two run a storage node each, started with only ``--rpc-url`` and ``--
 (each serving within ``JOIN_DEADLINE_S``), and a client in its own namespace uploads a file to
 both and downloads it. Then one node's link goes down (a partition) while the client uploads a
 second file to the other; when the link comes back, the partitioned node still holds the first
-file and catches up on the second by itself (chain log and peer sync, no manual step). Skipped
-where network namespaces cannot be made (not root, no ``ip netns``)."""
+file and catches up on the second by itself (chain log and peer sync, no manual step). Last, a
+new host joins the running network the same way and syncs both files. Every node's connection
+log shows it dialled only the other hosts' addresses. Skipped where network namespaces cannot be
+made (not root, no ``ip netns``)."""
 
 from __future__ import annotations
 
@@ -24,27 +26,14 @@ CATCH_UP_S = 120.0
 JOIN_DEADLINE_S = 60.0  # issue 19: a joining node serves within 60 s on the devnet
 
 
-def test_nodes_join_with_only_rpc_url_and_deployment_serve_a_client_host_and_catch_up_after_a_partition(
+def test_hosts_joining_with_only_rpc_url_and_deployment_serve_a_client_survive_a_partition_and_a_late_host_syncs(
     network: Network, tmp_path: Path,
 ) -> None:
-    lab, rpc, deployment = network.lab, network.rpc, network.deployment
-    urls = {}
-    started = time.monotonic()
-    for i, name in enumerate(NODES):
-        host = lab[name]
-        urls[name] = f"http://{host.address}:{STORAGE_PORT}"
-        lab.spawn(name, zg(tmp_path / name, "storage", "node", "--rpc-url", rpc, "--deployment", str(deployment),
-                           "--host", host.address, "--port", str(STORAGE_PORT), "--account", f"devnet:{2 + i}",
-                           "--confirmations", "0", "--poll", "0.2"),
-                  tmp_path / f"{name}.log", env=zg_env(ZGOS_OUTBOUND_ALLOW="private"))
-    for name, url in urls.items():
-        assert wait_until(lambda url=url: lab.run_on("client", lambda: reachable(url)), JOIN_DEADLINE_S), \
-            f"{name} serves the client within {JOIN_DEADLINE_S:g} s: {(tmp_path / f'{name}.log').read_text()[-2000:]}"
-    assert time.monotonic() - started < JOIN_DEADLINE_S
-
+    lab = network.lab
+    urls = {name: join_node(network, name, tmp_path) for name in NODES}
     client = tmp_path / "client"
-    joined = lab.run("client", zg(client, "network", "join", "--rpc-url", rpc, "--deployment", str(deployment),
-                                  "--outbound-allow", "private"), env=zg_env())
+    joined = lab.run("client", zg(client, "network", "join", "--rpc-url", network.rpc, "--deployment",
+                                  str(network.deployment), "--outbound-allow", "private"), env=zg_env())
     assert joined.returncode == 0, joined.stderr
     path = tmp_path / "dataset.bin"
     path.write_bytes(bytes(range(256)) * 600)
@@ -64,9 +53,30 @@ def test_nodes_join_with_only_rpc_url_and_deployment_serve_a_client_host_and_cat
     assert finalized_on(lab, urls["s2"], first), "the partitioned node lost no acknowledged file"
     assert wait_until(lambda: finalized_on(lab, urls["s2"], second), CATCH_UP_S), \
         f"s2 caught up after the partition: {(tmp_path / 's2.log').read_text()[-2000:]}"
-    hosts = connected_hosts([tmp_path / f"{name}.log" for name in NODES])
-    assert lab["chain"].address in hosts and lab["s1"].address in hosts, "the nodes dialled the chain and each other"
-    assert all(host in lab.addresses() for host in hosts), f"no process dialled a loopback address: {hosts}"
+
+    late = join_node(network, "s3", tmp_path)  # a new host joins the running network
+    for root in (first, second):
+        assert wait_until(lambda root=root: finalized_on(lab, late, root), CATCH_UP_S), \
+            f"the new host synced {root}: {(tmp_path / 's3.log').read_text()[-2000:]}"
+    hosts = connected_hosts([tmp_path / f"{name}.log" for name in (*NODES, "s3")])
+    assert {lab["chain"].address, lab["s1"].address} <= set(hosts), "the nodes dialled the chain and each other"
+    assert set(hosts) <= lab.addresses(), f"no process dialled a loopback address: {hosts}"
+
+
+def join_node(network: Network, name: str, work: Path) -> str:
+    """Start a storage node on host ``name`` with only ``--rpc-url`` and ``--deployment`` (and its
+    own address and account); its URL once it serves the client host, within ``JOIN_DEADLINE_S``."""
+    lab, host = network.lab, network.lab[name]
+    url = f"http://{host.address}:{STORAGE_PORT}"
+    started = time.monotonic()
+    lab.spawn(name, zg(work / name, "storage", "node", "--rpc-url", network.rpc, "--deployment", str(network.deployment),
+                       "--host", host.address, "--port", str(STORAGE_PORT), "--account", f"devnet:{1 + int(name[1:])}",
+                       "--confirmations", "0", "--poll", "0.2"),
+              work / f"{name}.log", env=zg_env(ZGOS_OUTBOUND_ALLOW="private"))
+    assert wait_until(lambda: lab.run_on("client", lambda: reachable(url)), JOIN_DEADLINE_S), \
+        f"{name} serves the client within {JOIN_DEADLINE_S:g} s: {(work / f'{name}.log').read_text()[-2000:]}"
+    assert time.monotonic() - started < JOIN_DEADLINE_S
+    return url
 
 
 def upload(lab: Lab, data_dir: Path, path: Path, *flags: str) -> str:
