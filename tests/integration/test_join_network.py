@@ -83,3 +83,19 @@ def test_joining_with_bad_input_is_a_clear_error(tmp_path: Path, chain: Chain, a
     run = zg(tmp_path / "d", "network", "join", *argv)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert says in run.stderr
+
+
+def test_joining_does_not_overwrite_a_devnets_data_dir_or_take_a_file_with_bad_addresses(
+    tmp_path: Path, chain: Chain, deployment_path: Path,
+) -> None:
+    devnet = tmp_path / "devnet"
+    devnet.mkdir()
+    (devnet / "network.json").write_text(json.dumps({"rpc_url": chain.rpc_url, "services": {"chain": chain.rpc_url}}))
+    refused = zg(devnet, "network", "join", "--rpc-url", chain.rpc_url, "--deployment", str(deployment_path))
+    assert refused.returncode == 1 and "runs a devnet" in refused.stderr and "--force" in refused.stderr
+
+    bad = json.loads(deployment_path.read_text())
+    bad["contracts"]["Flow"]["address"] = "0xnot-an-address"
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    run = zg(tmp_path / "d", "network", "join", "--rpc-url", chain.rpc_url, "--deployment", str(tmp_path / "bad.json"))
+    assert run.returncode == 1 and "Traceback" not in run.stderr and "Flow's address" in run.stderr

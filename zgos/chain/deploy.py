@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 from hexbytes import HexBytes
 
 from zgos.chain.artifacts import load_artifact
@@ -76,7 +76,11 @@ class Deployment:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Deployment:
+        """The deployment in ``data``; ``ValueError`` naming a contract whose address is not one."""
         contracts = data["contracts"]
+        for name, entry in contracts.items():
+            if not is_address(entry["address"]):
+                raise ValueError(f"{name}'s address {entry['address']!r} is not an address")
         return cls(
             chain_id=int(data["chainId"]),
             deploy_block=int(data["deployBlock"]),
