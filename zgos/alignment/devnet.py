@@ -53,10 +53,10 @@ def bond_devnet_operators(ctx: DevnetContext) -> None:
 
 def auditor_service(options: DevnetOptions) -> Service:
     port = options.port(AUDITOR_PORT, AUDITOR_DELTA)
-    url = f"http://127.0.0.1:{port}"
+    url = options.url(port)
     return Service(
         name="auditor", url=url,
-        argv=lambda ctx: ctx.zg("auditor", "run", "--port", str(port), "--interval", str(DEVNET_AUDIT_INTERVAL_S),
+        argv=lambda ctx: ctx.zg("auditor", "run", "--host", options.host, "--port", str(port), "--interval", str(DEVNET_AUDIT_INTERVAL_S),
                                 "--challenge-every", str(DEVNET_CHALLENGE_EVERY),
                                 "--account", f"devnet:{DEVNET_ROLES['auditor']}"),
         ready=lambda ctx: http_ok(url + "/health"), prepare=bond_devnet_operators)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from zgos.chain.networks import DEVNET_ACCOUNTS, DEVNET_BALANCE_0G, DEVNET_CHAIN_ID, DEVNET_MNEMONIC
 from zgos.core.errors import ChainError, ConfigError
+from zgos.runtime.listen import format_host
 from zgos.runtime.netutil import port_in_use, rpc_ready, wait_until
 from zgos.runtime.ports import CHAIN_PORT
 from zgos.runtime.process import kill, spawn, terminate
@@ -45,14 +46,15 @@ class AnvilConfig:
     port: int = CHAIN_PORT
     host: str = "127.0.0.1"
     chain_id: int = DEVNET_CHAIN_ID
-    block_time_s: float = DEFAULT_BLOCK_TIME_S
+    block_time_s: float | None = DEFAULT_BLOCK_TIME_S  # None: a block per transaction (automine)
     state_path: Path | None = None
     accounts: int = DEVNET_ACCOUNTS
     balance_0g: int = DEVNET_BALANCE_0G
+    fork_url: str | None = None  # run on a copy of this chain's state (``zg chain deploy --dry-run``)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{format_host(self.host)}:{self.port}"
 
     def argv(self) -> list[str]:
         argv = [
@@ -61,13 +63,16 @@ class AnvilConfig:
             "--port", str(self.port),
             "--chain-id", str(self.chain_id),
             "--hardfork", HARDFORK,
-            "--block-time", f"{self.block_time_s:g}",
             "--mnemonic", DEVNET_MNEMONIC,
             "--accounts", str(self.accounts),
             "--balance", str(self.balance_0g),
             "--code-size-limit", str(64 * 1024),
             "--prune-history", str(IN_MEMORY_STATES),
         ]
+        if self.block_time_s is not None:
+            argv += ["--block-time", f"{self.block_time_s:g}"]
+        if self.fork_url is not None:
+            argv += ["--fork-url", self.fork_url]
         if self.state_path is not None:
             argv += ["--state", str(self.state_path), "--state-interval", str(STATE_INTERVAL_S)]
         return argv

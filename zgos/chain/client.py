@@ -4,7 +4,10 @@ Sending follows one path for every zgos process: encode, estimate gas (a revert 
 decoded reason here, before any nonce is spent), check the balance, reserve a nonce
 (``nonces.NonceManager``), sign, send and get the receipt in the same call with
 ``eth_sendRawTransactionSync`` where the node offers it (anvil does), else poll the receipt
-every ``RECEIPT_POLL_S``. A nonce clash is retried with a fresh nonce; an underpriced
+every ``RECEIPT_POLL_S`` (a quarter block on a known slower chain). On a chain that may
+reorganise, a receipt counts only once ``confirmations`` blocks follow it
+(``confirm.wait_for_confirmations``); rate-limited RPC calls are retried with backoff
+(``transport.RetryingHTTPProvider``). A nonce clash is retried with a fresh nonce; an underpriced
 replacement is retried with fees bumped by ``FEE_BUMP_PERCENT``; a transaction that ran out of
 gas because the state moved between estimation and inclusion (another sender's transaction
 made the same call dearer), or that reverted in its block but not when replayed on the state
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -36,7 +39,10 @@ from web3.logs import DISCARD
 from web3.types import EventData, TxReceipt
 
 from zgos.chain.artifacts import error_selectors, load_artifact
+from zgos.chain.confirm import wait_for_confirmations
+from zgos.chain.networks import network_for_chain
 from zgos.chain.nonces import NonceManager
+from zgos.chain.transport import RetryingHTTPProvider
 from zgos.core.errors import ChainError, InsufficientFunds, TxReverted
 from zgos.core.hashing import keccak256
 from zgos.core.units import format_amount
@@ -84,6 +90,18 @@ def classify_refusal(message: str) -> SendRefusal:
     if "insufficient funds" in message:
         return SendRefusal.INSUFFICIENT_FUNDS
     return SendRefusal.OTHER
+
+
+UNKNOWN_METHOD_CODE = -32601  # JSON-RPC 2.0 "Method not found"
+UNKNOWN_METHOD_WORDS = ("not found", "not supported", "not available", "does not exist", "unsupported",
+                        "unknown method")
+
+
+def is_unknown_method(error: Mapping[str, Any]) -> bool:
+    """Whether a JSON-RPC ``error`` says the node lacks the method (geth, reth, 0G's chain and
+    proxies word it differently), so the caller should use another one."""
+    message = str(error.get("message", "")).lower()
+    return error.get("code") == UNKNOWN_METHOD_CODE or any(word in message for word in UNKNOWN_METHOD_WORDS)
 
 
 @dataclass(frozen=True)
@@ -140,9 +158,11 @@ def _revert_reason(exc: ContractLogicError) -> str:
 class Chain:
     """A connection to one EVM chain, with per-sender nonce managers."""
 
-    def __init__(self, rpc_url: str, *, expected_chain_id: int | None = None) -> None:
+    def __init__(self, rpc_url: str, *, expected_chain_id: int | None = None, confirmations: int | None = None) -> None:
+        """Connect to ``rpc_url``; ``confirmations`` (default: the chain's known profile's, else
+        0) is how many blocks must follow a transaction's block before ``transact`` returns."""
         self.rpc_url = rpc_url
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_S}))
+        self.w3 = Web3(RetryingHTTPProvider(rpc_url, timeout_s=RPC_TIMEOUT_S))
         try:
             self.chain_id = self.w3.eth.chain_id
             genesis = self.w3.eth.get_block(0)["hash"]
@@ -162,6 +182,10 @@ class Chain:
         self._nonces: dict[str, NonceManager] = {}
         self._nonces_lock = threading.Lock()
         self._sync_send: bool | None = None  # unknown until the first send
+        profile = network_for_chain(self.chain_id)
+        self.confirmations = confirmations if confirmations is not None else profile.confirmations if profile else 0
+        self.min_priority_fee = profile.min_priority_fee_wei if profile else 0
+        self.receipt_poll_s = max(RECEIPT_POLL_S, profile.block_time_s / 4) if profile else RECEIPT_POLL_S
 
     # --- reading -------------------------------------------------------------------------
 
@@ -239,7 +263,7 @@ class Chain:
             tx["to"] = to_checksum_address(to)
         tx["gas"] = self._estimate_gas(tx) if gas is None else gas
         base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
-        tip = int(self.w3.eth.max_priority_fee)
+        tip = max(int(self.w3.eth.max_priority_fee), self.min_priority_fee)
         tx["maxPriorityFeePerGas"] = tip
         tx["maxFeePerGas"] = 2 * base_fee + tip
         self._check_funds(sender, value + tx["gas"] * tx["maxFeePerGas"])
@@ -295,6 +319,8 @@ class Chain:
             except (requests.RequestException, OSError) as exc:
                 nonces.release()
                 raise ChainError(f"lost the chain RPC at {self.rpc_url} while sending ({exc})") from None
+            receipt = wait_for_confirmations(self.w3, bytes(raw), receipt, self.confirmations,
+                                             timeout_s=RECEIPT_TIMEOUT_S, poll_s=self.receipt_poll_s)
             return self._mined(tx, receipt)
         raise ChainError(f"could not send after {MAX_SEND_ATTEMPTS} attempts (nonce clashes)")
 
@@ -328,15 +354,16 @@ class Chain:
             if "timeout" in message.lower():
                 # Accepted into the pool but not mined within the node's wait: keep waiting.
                 return self.w3.eth.wait_for_transaction_receipt(
-                    HexBytes(keccak256(raw)), timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
+                    HexBytes(keccak256(raw)), timeout=RECEIPT_TIMEOUT_S, poll_latency=self.receipt_poll_s
                 )
-            if error.get("code") == -32601 or "not found" in message or "not supported" in message:
+            if is_unknown_method(error):
+                log.info("%s has no eth_sendRawTransactionSync: sending and polling for receipts", self.rpc_url)
                 self._sync_send = False
             else:
                 raise Web3RPCError(message)
         tx_hash = self.w3.eth.send_raw_transaction(raw)
         return self.w3.eth.wait_for_transaction_receipt(
-            tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
+            tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=self.receipt_poll_s
         )
 
     @staticmethod

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 from hexbytes import HexBytes
 
 from zgos.chain.artifacts import load_artifact
@@ -76,7 +76,11 @@ class Deployment:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Deployment:
+        """The deployment in ``data``; ``ValueError`` naming a contract whose address is not one."""
         contracts = data["contracts"]
+        for name, entry in contracts.items():
+            if not is_address(entry["address"]):
+                raise ValueError(f"{name}'s address {entry['address']!r} is not an address")
         return cls(
             chain_id=int(data["chainId"]),
             deploy_block=int(data["deployBlock"]),
@@ -109,6 +113,38 @@ def load_deployment(path: Path, chain_id: int | None = None) -> Deployment:
     return deployment
 
 
+MAX_DEPLOYMENT_BYTES = 1 << 20  # a deployment file names a few dozen contracts: kilobytes
+DEPLOYMENT_FETCH_TIMEOUT_S = 30.0
+
+
+def read_deployment_source(source: str, chain_id: int | None = None) -> Deployment:
+    """The deployment in ``source``: an ``http(s)://`` URL (fetched, at most
+    ``MAX_DEPLOYMENT_BYTES``) or a file path; ``ConfigError`` when it cannot be read, is not a
+    deployment, or is for another chain than ``chain_id``."""
+    if not source.startswith(("http://", "https://")):
+        return load_deployment(Path(source).expanduser(), chain_id)
+    import httpx
+
+    try:
+        with httpx.stream("GET", source, timeout=DEPLOYMENT_FETCH_TIMEOUT_S, follow_redirects=True) as response:
+            response.raise_for_status()
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_DEPLOYMENT_BYTES:
+                    raise ConfigError(f"the deployment at {source} is larger than {MAX_DEPLOYMENT_BYTES} bytes")
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"cannot fetch the deployment at {source}: {exc}") from None
+    try:
+        deployment = Deployment.from_json(json.loads(body))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{source} is not a deployment file: {exc}") from None
+    if chain_id is not None and deployment.chain_id != chain_id:
+        raise ConfigError(f"{source} is for chain {deployment.chain_id}, but the RPC is chain {chain_id}",
+                          "check --rpc-url and --deployment")
+    return deployment
+
+
 def code_hash(name: str) -> str:
     return "0x" + keccak256(bytes(HexBytes(load_artifact(name).bytecode))).hex()
 
@@ -124,9 +160,11 @@ def deploy_contract(chain: Chain, deployer: LocalAccount, name: str, args: list[
     return str(address)
 
 
-def deploy_all(chain: Chain, deployer: LocalAccount, path: Path, plan: list[ContractPlan]) -> Deployment:
+def deploy_all(chain: Chain, deployer: LocalAccount, path: Path, plan: list[ContractPlan],
+               on_item: Callable[[str], None] | None = None) -> Deployment:
     """Deploy what ``plan`` lists and is missing or changed; save and return the deployment.
-    ``plan`` is in deployment order (``zgos.devnet.plan.PLAN``: the whole zgos set)."""
+    ``plan`` is in deployment order (``zgos.devnet.plan.PLAN``: the whole zgos set);
+    ``on_item`` is told each contract's name once it is deployed (or kept) and set up."""
     try:
         previous: Deployment | None = load_deployment(path, chain.chain_id)
     except ConfigError:
@@ -151,5 +189,7 @@ def deploy_all(chain: Chain, deployer: LocalAccount, path: Path, plan: list[Cont
             if item.setup is not None:
                 item.setup(chain, deployer, deployment.addresses)
         deployment.code_hashes[item.name] = wanted
+        if on_item is not None:
+            on_item(item.name)
     deployment.save(path)
     return deployment

@@ -18,6 +18,7 @@ def chain_services(options: DevnetOptions) -> list[Service]:
     def argv(ctx: DevnetContext) -> list[str]:
         config = AnvilConfig(
             port=ctx.options.chain_port,
+            host=ctx.options.host,
             block_time_s=ctx.options.block_time_s,
             state_path=chain_state_path(ctx.data_dir),
         )

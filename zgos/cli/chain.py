@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import typer
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from rich.table import Table
 
 from zgos.chain.accounts import (
@@ -20,7 +22,7 @@ from zgos.chain.accounts import (
     list_keystores,
     save_keystore,
 )
-from zgos.chain.deploy import deploy_all
+from zgos.chain.deploy import ContractPlan, deploy_all
 from zgos.chain.networks import is_devnet
 from zgos.cli.context import CliContext, console, get_ctx
 from zgos.core.errors import ConfigError
@@ -52,15 +54,42 @@ def chain_status(ctx: typer.Context) -> None:
 @chain_app.command("deploy")
 def chain_deploy(
     ctx: typer.Context,
-    account: str | None = typer.Option(None, "--account", help="Deployer account"),
+    account: str | None = typer.Option(None, "--account", help="Deployer account (keystore NAME, devnet:N; "
+                                       "default: ZGOS_PRIVATE_KEY, else the devnet deployer)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print each contract's gas and the total cost at the "
+                                 "current gas price (deployed on a local fork); deploy nothing."),
+    out: Path | None = typer.Option(None, "--out", help="Deployment file to write (default: DATA_DIR/deployment.json); "
+                                    "share it with `zg network join --deployment`"),
 ) -> None:
-    """Deploy (or complete) the zgos contract set; idempotent."""
+    """Deploy (or complete) the zgos contract set on the chain at --rpc-url; idempotent."""
     from zgos.devnet.plan import PLAN  # every network's contract module: this command only
 
     cli = get_ctx(ctx)
     deployer = cli.account(account, role="deployer")
-    deployment = deploy_all(cli.chain(), deployer, cli.data_dir.deployment, PLAN)
-    console.print(f"deployed {len(deployment.addresses)} contracts -> {cli.data_dir.deployment}")
+    if dry_run:
+        _print_estimate(cli, deployer, PLAN)
+        return
+    path = out or cli.data_dir.deployment
+    deployment = deploy_all(cli.chain(), deployer, path, PLAN)
+    console.print(f"deployed {len(deployment.addresses)} contracts on chain {deployment.chain_id} -> {path}")
+
+
+def _print_estimate(cli: CliContext, deployer: LocalAccount, plan: list[ContractPlan]) -> None:
+    """``zg chain deploy --dry-run``'s table (``zgos.chain.dryrun``)."""
+    from zgos.chain.dryrun import estimate_deployment
+
+    cli.data_dir.logs.mkdir(parents=True, exist_ok=True)
+    estimate = estimate_deployment(cli.rpc_url, deployer, plan, cli.data_dir.logs / "dry-run-fork.log")
+    price = estimate.gas_price_wei
+    table = Table("contract", "gas", "cost", title=f"deploying on chain {cli.chain().chain_id} "
+                  f"at {price / 10**9:g} gwei per gas (nothing sent)")
+    for name, gas in estimate.gas.items():
+        table.add_row(name, f"{gas:,}", format_amount(gas * price, places=9))
+    table.add_row("total", f"{estimate.total_gas:,}", format_amount(estimate.total_cost_wei, places=9))
+    console.print(table)
+    short = estimate.total_cost_wei - estimate.deployer_balance_wei
+    console.print(f"deployer {deployer.address} holds {format_amount(estimate.deployer_balance_wei, places=9)}"
+                  + (f": short by {format_amount(short, places=9)}" if short > 0 else ": enough"))
 
 
 # --- accounts ------------------------------------------------------------------------------

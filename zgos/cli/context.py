@@ -32,9 +32,13 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 @dataclass
 class CliContext:
+    """The global options, resolved: ``--rpc-url`` and ``--deployment`` (a file or URL) win over
+    the network this data dir joined (``zg network join``) or runs (``zg devnet up``)."""
+
     data_dir: DataDir
     rpc_url_flag: str | None = None
     debug: bool = False
+    deployment_flag: str | None = None
     _chain: Chain | None = field(default=None, repr=False)
     _deployment: Deployment | None = field(default=None, repr=False)
 
@@ -43,17 +47,22 @@ class CliContext:
         return self.data_dir.rpc_url(self.rpc_url_flag)
 
     def chain(self) -> Chain:
+        """The chain, with the confirmations the joined network asks for (``network.json``),
+        else its known profile's (``zgos.chain.networks``)."""
         if self._chain is None:
             from zgos.chain.client import Chain
 
-            self._chain = Chain(self.rpc_url)
+            confirmations = (self.data_dir.read_network() or {}).get("confirmations")
+            self._chain = Chain(self.rpc_url, confirmations=int(confirmations) if confirmations is not None else None)
         return self._chain
 
     def deployment(self) -> Deployment:
         if self._deployment is None:
-            from zgos.chain.deploy import load_deployment
+            from zgos.chain.deploy import load_deployment, read_deployment_source
 
-            self._deployment = load_deployment(self.data_dir.deployment, self.chain().chain_id)
+            chain_id = self.chain().chain_id
+            self._deployment = (read_deployment_source(self.deployment_flag, chain_id) if self.deployment_flag
+                                else load_deployment(self.data_dir.deployment, chain_id))
         return self._deployment
 
     def contract(self, name: str) -> Contract:

@@ -45,6 +45,8 @@ def devnet_up(
                                   "`--only storage,da` (a wrong name lists the groups)."),
     mine: bool = typer.Option(True, "--mine/--no-mine", help="Storage node 0 mines (PoRA) at a small CPU budget."),
     da_signers: int = typer.Option(DEFAULT_DA_SIGNERS, "--da-signers", min=1, max=MAX_DA_SIGNERS, help="DA signers to run."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address every service, the chain included, binds and "
+                             "announces: a routable one lets other hosts join (`zg network join`)."),
 ) -> None:
     """Start the chain, deploy the contracts and start every service (or the `--only` groups)."""
     cli = get_ctx(ctx)
@@ -52,24 +54,46 @@ def devnet_up(
         raise ConfigError(f"--shards {shards} must be a power of two and at most --storage-nodes ({storage_nodes})",
                           "e.g. `zg devnet up --storage-nodes 8 --shards 4`")
     groups = tuple(name.strip() for name in only.split(",") if name.strip())
+    _check_host(host)
     devnet = Devnet(cli.data_dir, DevnetOptions(chain_port=chain_port, block_time_s=block_time, storage_nodes=storage_nodes,
                                                 shards=shards, port_offset=port_offset, only=groups, mine=mine,
-                                                da_signers=da_signers))
+                                                da_signers=da_signers, host=host))
     devnet.services()  # an unknown group is an error before anything starts
     started = time.monotonic()
     rows = _start(devnet)
     if rows is None:
         return
-    console.print(_status_table(rows))
-    console.print(f"devnet up in {time.monotonic() - started:.1f}s; data dir {cli.data_dir.root}")
-    console.print(f"take the tour{' in another terminal' if not detach else ''}: `{_zg_here(cli.data_dir)} tour` "
-                  "(upload, fine-tune, chat, verify, provenance, DA, KV, INFT; one step: --step N)")
+    _print_up(rows, time.monotonic() - started, cli.data_dir, detach)
     if detach:
         console.print("stop it with `zg devnet down`")
         return
     console.print("Ctrl-C stops everything")
     devnet.watch()
     console.print("devnet stopped")
+
+
+def _print_up(rows: list[ServiceStatus], took_s: float, data_dir: DataDir, detach: bool) -> None:
+    console.print(_status_table(rows))
+    console.print(f"devnet up in {took_s:.1f}s; data dir {data_dir.root}")
+    console.print(f"take the tour{' in another terminal' if not detach else ''}: `{_zg_here(data_dir)} tour` "
+                  "(upload, fine-tune, chat, verify, provenance, DA, KV, INFT; one step: --step N)")
+
+
+def _check_host(host: str) -> None:
+    """``--host`` must be one address other hosts can dial: not a wildcard, bindable here."""
+    import socket
+
+    from zgos.runtime.listen import is_wildcard
+
+    if is_wildcard(host):
+        raise ConfigError(f"--host {host or '0.0.0.0'} is every address; the devnet announces one",
+                          "name this machine's routable address (see `ip -4 addr`)")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host.strip("[]"), 0))
+    except OSError as exc:
+        raise ConfigError(f"--host {host}: cannot listen there ({exc.strerror})",
+                          "name an address of this machine (see `ip -4 addr`)") from None
 
 
 def _zg_here(data_dir: DataDir) -> str:

@@ -37,6 +37,7 @@ COMMAND_GROUPS = {
     "chain": CommandGroup("zgos.cli.chain:chain_app", "The EVM chain: status and contract deployment."),
     "account": CommandGroup("zgos.cli.chain:account_app", "Accounts: keystores, balances, devnet faucet."),
     "devnet": CommandGroup("zgos.cli.devnet:devnet_app", "The one-command local network."),
+    "network": CommandGroup("zgos.cli.network:network_app", "Join an existing network (any EVM chain with zgos deployed)."),
     "explorer": CommandGroup("zgos.cli.explorer:app", "The explorer: network state in a browser."),
     "storage": CommandGroup("zgos.storage.cli:storage_app", "Storage: run a node, upload and download files (0G-compatible)."),
     "kv": CommandGroup("zgos.kv.cli:kv_app", "KV streams: a key-value store replayed from the storage log (0G-compatible)."),
@@ -60,9 +61,40 @@ def load_group(name: str) -> TyperGroup:
     return group
 
 
+# Options of the root group that every command accepts anywhere on its command line
+# (``zg storage upload --rpc-url URL FILE`` as well as ``zg --rpc-url URL storage upload FILE``).
+GLOBAL_VALUE_OPTIONS = ("--data-dir", "--rpc-url", "--deployment")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``args`` with the global options (``GLOBAL_VALUE_OPTIONS``, as ``--opt VALUE`` or
+    ``--opt=VALUE``) moved before the command, where the root group reads them; nothing after
+    ``--`` moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        word = args[index]
+        if word == "--":
+            rest += args[index:]
+            break
+        if word.split("=", 1)[0] in GLOBAL_VALUE_OPTIONS and ("=" in word or index + 1 < len(args)):
+            take = 1 if "=" in word else 2
+            front += args[index:index + take]
+            index += take
+            continue
+        rest.append(word)
+        index += 1
+    return front + rest
+
+
 class LazyGroup(TyperGroup):
     """The root group: lists every command group from ``COMMAND_GROUPS`` without importing it,
-    and imports a group only when it is invoked."""
+    and imports a group only when it is invoked. The global options may follow the command
+    (``hoist_global_options``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [*super().list_commands(ctx), *COMMAND_GROUPS]
@@ -96,10 +128,13 @@ def root(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="State directory (env ZGOS_DATA_DIR; default ./.zgos/devnet)"
     ),
-    rpc_url: str | None = typer.Option(None, "--rpc-url", help="Chain JSON-RPC URL (env ZGOS_RPC_URL)"),
+    rpc_url: str | None = typer.Option(None, "--rpc-url", help="Chain JSON-RPC URL (env ZGOS_RPC_URL; default: "
+                                       "the network this data dir joined or runs). Accepted after any command too."),
+    deployment: str | None = typer.Option(None, "--deployment", help="Deployment file or URL (default: the data "
+                                          "dir's deployment.json). Accepted after any command too."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
 ) -> None:
-    ctx.obj = CliContext(DataDir.resolve(data_dir), rpc_url, debug)
+    ctx.obj = CliContext(DataDir.resolve(data_dir), rpc_url, debug, deployment)
 
 
 @app.command()

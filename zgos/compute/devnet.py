@@ -86,7 +86,7 @@ def prepare_provider(ctx: DevnetContext) -> None:
     contracts = ComputeContracts.from_deployment(chain, deployment)
     provider, user = devnet_role("provider"), devnet_role("user")
     model_id = publish_gemma(ctx, chain, deployment, provider)
-    url = f"http://127.0.0.1:{provider_port}"
+    url = ctx.options.url(provider_port)
     contracts.ensure_service(provider, ServiceTerms(url, DEFAULT_MODEL_ID, model_id, DEVNET_PRICES, provider.address))
     if contracts.sub_account(user.address, provider.address).spendable < DEMO_REFILL_BELOW:
         contracts.deposit_and_fund(user, provider.address, DEMO_FUNDING)
@@ -96,25 +96,25 @@ def prepare_provider(ctx: DevnetContext) -> None:
 
 def inference_services(options: DevnetOptions) -> list[Service]:
     model_port, provider_port, admin_port = compute_ports(options)
-    model_url = f"http://127.0.0.1:{model_port}"
-    provider_url = f"http://127.0.0.1:{provider_port}"
+    model_url, provider_url = options.url(model_port), options.url(provider_port)
     return [
         Service(
             name="model",
             url=model_url,
-            argv=lambda ctx: ctx.zg("compute", "model", "serve", "--port", str(model_port)),
+            argv=lambda ctx: ctx.zg("compute", "model", "serve", "--host", options.host, "--port", str(model_port)),
             ready=lambda ctx: http_ok(model_url + "/v1/models"),
         ),
         Service(
             name="provider-0",
             url=provider_url,
             argv=lambda ctx: ctx.zg(
-                "compute", "provider", "serve", "--upstream", model_url, "--port", str(provider_port),
-                "--admin-port", str(admin_port), "--account", f"devnet:{DEVNET_ROLES['provider']}",
+                "compute", "provider", "serve", "--upstream", model_url, "--host", options.host,
+                "--port", str(provider_port), "--admin-host", options.host, "--admin-port", str(admin_port),
+                "--account", f"devnet:{DEVNET_ROLES['provider']}",
             ),
             ready=lambda ctx: http_ok(provider_url + "/health"),
             prepare=prepare_provider,
-            admin_url=f"http://127.0.0.1:{admin_port}",
+            admin_url=options.url(admin_port),
         ),
     ]
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from zgos.chain.accounts import DEVNET_ROLES
 from zgos.cli.context import CliContext, console, err_console, get_ctx
+from zgos.cli.options import HOST_HELP
 from zgos.core.errors import ConfigError, ZgError
 from zgos.core.units import format_amount, parse_amount
 from zgos.da.spec.params import SIGNER_STAKE_WEI
@@ -78,8 +79,9 @@ def signer(
     ctx: typer.Context,
     index: int = typer.Option(0, "--index", help="Signer number on this machine (port, state dir, devnet account)."),
     port: int | None = typer.Option(None, "--port", help=f"gRPC port (default {DA_SIGNER_PORT} + index)"),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    url: str | None = typer.Option(None, "--url", help="Address registered on-chain (default host:port)"),
+    host: str = typer.Option("127.0.0.1", "--host", help=HOST_HELP),
+    url: str | None = typer.Option(None, "--public-url", "--url", help="Address registered on chain, HOST:PORT or "
+                                   "grpc://HOST:PORT (default HOST:PORT; required with a wildcard --host)"),
     account: str | None = typer.Option(None, "--account", help="Operator account (default devnet da-signer + index)"),
     stake: str = typer.Option(format_amount(SIGNER_STAKE_WEI).split()[0], "--stake", help="Stake deposit in 0G"),
     dishonest: str | None = typer.Option(None, "--dishonest", hidden=True, help="Test-only cheat (devnet only)."),
@@ -90,13 +92,24 @@ def signer(
 
     configure_service_logging()
     cli = get_ctx(ctx)
+    port = DA_SIGNER_PORT + index if port is None else port
     config = SignerConfig(
-        state_dir=cli.data_dir.service(f"da-signer-{index}"), host=host,
-        port=DA_SIGNER_PORT + index if port is None else port, public_url=url, stake_wei=parse_amount(stake),
+        state_dir=cli.data_dir.service(f"da-signer-{index}"), host=host, port=port,
+        public_url=_signer_url(host, port, url), stake_wei=parse_amount(stake),
         dishonest=check_dishonest_mode(dishonest, DISHONEST_MODES, cli.chain().chain_id),
     )
     operator = cli.account(account if account is not None else f"devnet:{DEVNET_ROLES['da-signer'] + index}", role=None)
     SignerService(config, _contracts(cli), operator).run(_started)
+
+
+def _signer_url(host: str, port: int, url: str | None) -> str:
+    """The address a signer registers: ``--public-url`` (``HOST:PORT``, with or without a
+    ``grpc://`` scheme), else ``HOST:PORT``; a wildcard bind must name one."""
+    from zgos.runtime.listen import GRPC_SCHEMES, compute_public_url
+
+    if url is not None and "://" not in url:
+        url = f"grpc://{url}"
+    return compute_public_url(host, port, url, "grpc", GRPC_SCHEMES).split("://", 1)[1]
 
 
 @app.command()

@@ -22,6 +22,7 @@ from zgos.da.rpc import (
     cell_to_pb,
 )
 from zgos.da.spec.encoding import Cell
+from zgos.runtime.logs import log_connection
 
 
 class _Client:
@@ -31,6 +32,7 @@ class _Client:
         self.target = target
         self.timeout_s = timeout_s
         self._channel = grpc.insecure_channel(target, options=GRPC_OPTIONS)
+        log_connection(target, target)  # gRPC resolves and connects on its own
 
     def __enter__(self: C) -> C:
         return self

@@ -14,17 +14,18 @@ def da_services(options: DevnetOptions) -> list[Service]:
     signers = [
         Service(
             name=f"da-signer-{i}",
-            url=f"grpc://127.0.0.1:{port}",
-            argv=lambda ctx, i=i, port=port: ctx.zg("da", "signer", "--index", str(i), "--port", str(port)),
-            ready=lambda ctx, port=port: port_in_use(port),
+            url=options.url(port, "grpc"),
+            argv=lambda ctx, i=i, port=port: ctx.zg("da", "signer", "--index", str(i), "--host", options.host,
+                                                    "--port", str(port)),
+            ready=lambda ctx, port=port: port_in_use(port, options.host),
         )
         for i, port in enumerate(signer_ports)
     ]
     disperser = Service(
         name="da-disperser",
-        url=f"grpc://127.0.0.1:{disperser_port}",
-        argv=lambda ctx: ctx.zg("da", "disperser", "--port", str(disperser_port)),
-        ready=lambda ctx: port_in_use(disperser_port),
+        url=options.url(disperser_port, "grpc"),
+        argv=lambda ctx: ctx.zg("da", "disperser", "--host", options.host, "--port", str(disperser_port)),
+        ready=lambda ctx: port_in_use(disperser_port, options.host),
     )
     return [*signers, disperser]
 

@@ -23,9 +23,25 @@ from zgos.runtime.process import PidFile, is_alive, log_tail, spawn, terminate
 from zgos.runtime.service import DevnetContext, DevnetOptions, Service
 from zgos.runtime.signals import wait_for_signal
 
-# Every devnet service listens on 127.0.0.1, so URLs announced on the devnet may name loopback
-# (``CliContext.outbound_policy``); nothing else non-global is allowed.
+# Every devnet service listens on 127.0.0.1 (or ``--host``), so URLs announced on the devnet may
+# name loopback (``CliContext.outbound_policy``), and the class of ``--host`` when it is another
+# non-global address (a LAN's); nothing else non-global is allowed.
 DEVNET_OUTBOUND_ALLOW = "loopback"
+
+
+def compute_outbound_allow(host: str) -> str:
+    """The devnet's ``outbound_allow``: loopback, plus the address class of ``host`` when its
+    services listen on a private or link-local address."""
+    import ipaddress
+
+    from zgos.runtime.addresses import ALLOWABLE_CLASSES, compute_address_class
+
+    try:
+        kind = compute_address_class(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:  # a host name: its address is not known here
+        return DEVNET_OUTBOUND_ALLOW
+    extra = [kind] if kind in ALLOWABLE_CLASSES and kind != "loopback" else []
+    return ",".join([DEVNET_OUTBOUND_ALLOW, *extra])
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,7 @@ class Devnet:
             "rpc_url": self.options.rpc_url,
             "chain_id": chain_id,
             "options": self.options.to_json(),
-            "outbound_allow": DEVNET_OUTBOUND_ALLOW,
+            "outbound_allow": compute_outbound_allow(self.options.host),
             "services": {service.name: service.url for service in self.services()},
             "admin": {service.name: service.admin_url for service in self.services() if service.admin_url},
         }
@@ -98,7 +114,7 @@ class Devnet:
         if (pid := pidfile.read_live_pid()) is not None:
             return pid
         port = _port_of(service.url)
-        if port is not None and port_in_use(port):
+        if port is not None and port_in_use(port, self.options.host):
             raise ConfigError(
                 f"port {port} for {service.name} is already in use by another program",
                 "stop it, or run `zg devnet down` if it is an old devnet",

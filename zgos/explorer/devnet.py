@@ -9,12 +9,12 @@ from zgos.runtime.service import DevnetOptions, Service, ServiceGroup
 
 def explorer_services(options: DevnetOptions) -> list[Service]:
     port = options.port(EXPLORER_PORT, EXPLORER_DELTA)
-    url = f"http://127.0.0.1:{port}"
+    url = options.url(port)
     return [
         Service(
             name="explorer",
             url=url,
-            argv=lambda ctx: ctx.zg("explorer", "serve", "--port", str(port)),
+            argv=lambda ctx: ctx.zg("explorer", "serve", "--host", options.host, "--port", str(port)),
             ready=lambda ctx: http_ok(f"{url}/health"),
         )
     ]

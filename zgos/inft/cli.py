@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from zgos.cli.context import CliContext, console, get_ctx
+from zgos.cli.options import DEFAULT_HOST, HostOpt, PublicUrlOpt
 from zgos.core.errors import ConfigError
 from zgos.runtime.ports import INFT_ORACLE_PORT
 
@@ -292,14 +293,15 @@ def oracle_command(
     index: Annotated[int, typer.Option("--index", min=0, help="Which devnet oracle (its account and port).")] = 0,
     account: Annotated[str | None, typer.Option("--account", help="The oracle's account (default: devnet oracle INDEX).")] = None,
     storage_node: Annotated[list[str] | None, typer.Option("--storage-node", help="Storage node URL (repeat).")] = None,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    host: HostOpt = DEFAULT_HOST,
     port: Annotated[int | None, typer.Option("--port", help="Default: 7070 + INDEX.")] = None,
-    public_url: Annotated[str | None, typer.Option("--public-url", help="URL to announce (default http://HOST:PORT).")] = None,
+    public_url: PublicUrlOpt = None,
 ) -> None:
     """Run an INFT oracle: re-encrypt agents for their receivers and sign the ownership proofs
     with the other oracles. A trusted signer, not a TEE: it sees what it re-encrypts."""
     from zgos.chain.accounts import devnet_role
     from zgos.inft.oracle.app import OracleConfig, OracleService
+    from zgos.runtime.listen import compute_public_url
     from zgos.runtime.logs import configure_service_logging
     from zgos.storage.cli.common import storage_nodes
 
@@ -311,7 +313,7 @@ def oracle_command(
                           verifier=deployment.address("INFTVerifier"), registry=deployment.address("NodeRegistry"),
                           flow=deployment.address("Flow"), storage_nodes=storage_nodes(cli, storage_node),
                           outbound=cli.outbound_policy(), host=host, port=port or INFT_ORACLE_PORT + index,
-                          public_url=public_url)
+                          public_url=compute_public_url(host, port or INFT_ORACLE_PORT + index, public_url))
     configure_service_logging()
     service = OracleService(config, signer)
     service.run(started=lambda: console.print(f"inft oracle {name} ({signer.address}) on {service.url}", highlight=False))

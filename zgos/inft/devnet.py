@@ -15,12 +15,12 @@ DEVNET_THRESHOLD = 2  # ... and how many of them must sign
 
 def oracle_argv(ctx: DevnetContext, index: int, port: int) -> list[str]:
     nodes = [arg for url in ctx.options.storage_urls() for arg in ("--storage-node", url)]
-    return ctx.zg("inft", "oracle", "--index", str(index), "--port", str(port), *nodes)
+    return ctx.zg("inft", "oracle", "--index", str(index), "--host", ctx.options.host, "--port", str(port), *nodes)
 
 
 def oracle_service(options: DevnetOptions, index: int) -> Service:
     port = options.port(INFT_ORACLE_PORT + index, INFT_ORACLE_DELTA + index)
-    url = f"http://127.0.0.1:{port}"
+    url = options.url(port)
     return Service(name=f"inft-oracle-{index}", url=url, argv=lambda ctx: oracle_argv(ctx, index, port),
                    ready=lambda ctx: rpc_ready(url, "inft_oracleInfo"))
 

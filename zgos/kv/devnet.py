@@ -40,12 +40,13 @@ def served_streams(ctx: DevnetContext) -> list[bytes]:
 def kv_argv(ctx: DevnetContext, port: int) -> list[str]:
     streams = ",".join("0x" + stream.hex() for stream in served_streams(ctx))
     nodes = [arg for url in ctx.options.storage_urls() for arg in ("--storage-node", url)]
-    return ctx.zg("kv", "node", "--name", "kv-0", "--port", str(port), "--streams", streams, *nodes)
+    return ctx.zg("kv", "node", "--name", "kv-0", "--host", ctx.options.host, "--port", str(port),
+                  "--streams", streams, *nodes)
 
 
 def kv_services(options: DevnetOptions) -> list[Service]:
     port = kv_port(options)
-    url = f"http://127.0.0.1:{port}"
+    url = options.url(port)
     return [
         Service(
             name="kv-0",

@@ -1,8 +1,11 @@
 """The per-install token and who may call a local route (``Route.local`` in ``edge.py``).
 
 Spending and admin routes answer only a request whose ``Host`` is the address the service is
-bound to, whose ``Origin``, if any, is allow-listed, and which carries the install token: the
-"Local access" row of the limits table in ``edge.py``.
+bound to (or the URL it announces), whose ``Origin``, if any, is allow-listed, and which carries
+the install token: the "Local access" row of the limits table in ``edge.py``. A service whose
+operator administers it from another host (``--remote-admin``) accepts that token from callers
+off this host too (``LocalAccess.remote``); otherwise JSON-RPC admin methods answer loopback
+callers only.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zgos.core.errors import ZgError
+from zgos.runtime.listen import compute_host_header, format_host, is_wildcard
 
 TOKEN_BYTES = 32
 TOKEN_FILE = "token"
@@ -92,21 +96,27 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 @dataclass(frozen=True)
 class LocalAccess:
-    """Who may call a local spending or admin route: right ``Host``, allowed ``Origin``, token."""
+    """Who may call a local spending or admin route: right ``Host``, allowed ``Origin``, token;
+    ``remote``: callers on other hosts may present the token too."""
 
     token: str
     hosts: frozenset[str]
     origins: frozenset[str] = frozenset()
+    remote: bool = False
 
     @classmethod
-    def for_listener(cls, token: str, host: str, port: int, *, origins: Iterable[str] = ()) -> LocalAccess:
+    def for_listener(cls, token: str, host: str, port: int, *, origins: Iterable[str] = (),
+                     public_url: str | None = None, remote: bool = False) -> LocalAccess:
         """Accept the names of the bound address (all loopback names for a loopback or
-        wildcard bind) and origins served from them, plus ``origins``."""
-        names = set(LOOPBACK_NAMES) if host in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::") else set()
-        names.add(f"[{host}]" if ":" in host else host)
-        hosts = frozenset(f"{name}:{port}" for name in names)
+        wildcard bind), the ``host:port`` of ``public_url`` (what callers on other hosts dial)
+        and origins served from them, plus ``origins``."""
+        names = set(LOOPBACK_NAMES) if host in ("127.0.0.1", "localhost", "::1") or is_wildcard(host) else set()
+        names.add(format_host(host))
+        hosts = {f"{name}:{port}" for name in names}
+        if public_url:
+            hosts.add(compute_host_header(public_url))
         own = {f"http://{h}" for h in hosts}
-        return cls(token, hosts, frozenset(own | set(origins)))
+        return cls(token, frozenset(hosts), frozenset(own | set(origins)), remote)
 
     def check(self, headers: Mapping[str, str]) -> Refusal | None:
         """None if the request may proceed, else why not (403 for place, 401 for token)."""

@@ -3,8 +3,8 @@ the bits of HTTP glue their Starlette apps share (``json_error``, ``ENDPOINT_ERR
 ``rate_refusal``).
 
 A service gives ``JsonRpcServer`` its method table and, if it has any, which methods are local
-(admin: install token, right Host and Origin, loopback source) and what each call costs
-against the per-client rate limit. ``jsonrpc_endpoint`` serves it on a Starlette route, every
+(admin: install token, right Host and Origin, loopback source unless ``LocalAccess.remote``) and
+what each call costs against the per-client rate limit. ``jsonrpc_endpoint`` serves it on a Starlette route, every
 call run in the service's bounded worker pool. The rules:
 
 * The body is parsed by ``edge.parse_json`` (nesting capped before the C decoder sees it); a
@@ -25,7 +25,8 @@ call run in the service's bounded worker pool. The rules:
   = 16 MiB by default), the call that crossed the cap and every later call of the batch get
   -32003 "response too large"; the later calls do not run.
 * Refused at the HTTP level, before anything runs, with the edge's ``{"error": message}``:
-  a request naming a local method from a non-loopback address (403), without the Host,
+  a request naming a local method from a non-loopback address when the service does not
+  serve admin calls to other hosts (``--remote-admin``) (403), without the Host,
   Origin and install token ``LocalAccess`` requires (403/401), or with no token configured
   (403); a request whose cost exceeds the client's rate limit (429, with ``Retry-After``).
 """
@@ -260,8 +261,9 @@ class JsonRpcServer:
         """None if the request may run, else the HTTP refusal (see the module rules)."""
         local = next((call.method for call in request.calls if self.is_local(call.method)), None)
         if local is not None:
-            if not is_loopback(caller.host):
-                return _refusal(403, f"{local} is only served to localhost")
+            if not is_loopback(caller.host) and not (self.access is not None and self.access.remote):
+                return _refusal(403, f"{local} is only served to localhost (start the service with "
+                                     "--remote-admin to administer it from other hosts with the token)")
             if self.access is None:
                 return _refusal(403, f"{local} is disabled: the service has no install token")
             refused = self.access.check(caller.headers)

@@ -43,6 +43,7 @@ import httpcore
 import httpx
 
 from zgos.runtime.addresses import Address, AddressPolicy
+from zgos.runtime.logs import log_connection
 
 DEFAULT_DEADLINE_S = 10.0
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
@@ -241,6 +242,7 @@ class GuardedBackend(httpcore.NetworkBackend):
             except httpcore.ConnectError as exc:
                 failure = exc
                 continue
+            log_connection(f"{host}:{port}", str(address))
             return _DeadlineStream(stream)
         assert failure is not None
         raise failure

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from zgos.runtime.datadir import DataDir
+from zgos.runtime.listen import format_host
 from zgos.runtime.ports import CHAIN_PORT, STORAGE_DELTA, STORAGE_PORT, service_port
 
 DEFAULT_DA_SIGNERS = 4
@@ -30,6 +31,9 @@ class DevnetOptions:
     # Storage node 0 mines (PoRA), so upload fees visibly reach its beneficiary.
     mine: bool = True
     da_signers: int = DEFAULT_DA_SIGNERS
+    # The address every service, the chain included, binds and announces (``--host``): other
+    # hosts join a devnet on a routable one.
+    host: str = "127.0.0.1"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,7 +48,11 @@ class DevnetOptions:
 
     @property
     def rpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.chain_port}"
+        return self.url(self.chain_port)
+
+    def url(self, port: int, scheme: str = "http") -> str:
+        """The URL of this devnet's service on ``port``: on ``host``, as it is announced."""
+        return f"{scheme}://{format_host(self.host)}:{port}"
 
     def port(self, default: int, chain_delta: int) -> int:
         """A service's port on this devnet: ``default`` on the default chain port, else
@@ -54,7 +62,7 @@ class DevnetOptions:
     def storage_urls(self) -> list[str]:
         """The devnet's storage nodes (node i on ``STORAGE_PORT + i``): where the KV node and
         the INFT oracles read and write files."""
-        return [f"http://127.0.0.1:{self.port(STORAGE_PORT + i, STORAGE_DELTA + i)}" for i in range(self.storage_nodes)]
+        return [self.url(self.port(STORAGE_PORT + i, STORAGE_DELTA + i)) for i in range(self.storage_nodes)]
 
 
 @dataclass(frozen=True)

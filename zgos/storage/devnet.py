@@ -30,12 +30,12 @@ def storage_services(options: DevnetOptions) -> list[Service]:
 
     def service(i: int) -> Service:
         port = storage_port(options, i)
-        url = f"http://127.0.0.1:{port}"
+        url = options.url(port)
         return Service(
             name=f"storage-{i}",
             url=url,
             argv=lambda ctx: ctx.zg(
-                "storage", "node", "--name", f"storage-{i}", "--port", str(port),
+                "storage", "node", "--name", f"storage-{i}", "--host", options.host, "--port", str(port),
                 "--confirmations", "1", "--poll", "0.2",
                 "--account", f"devnet:{DEVNET_ROLES['storage'] + i}",
                 "--shard", f"{i % options.shards}/{options.shards}",

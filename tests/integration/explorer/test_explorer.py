@@ -35,6 +35,18 @@ def test_status_blocks_and_nodes_reflect_the_chain(
     ).items()
 
 
+def test_the_deployment_file_is_served_so_another_host_joins_by_its_url(
+    explorer: str, chain: Chain, tmp_path: Path,
+) -> None:
+    from tests.integration.clirunner import zg
+
+    served = Deployment.from_json(httpx.get(f"{explorer}/api/deployment").json())
+    assert served.addresses == httpx.get(f"{explorer}/api/status").json()["contracts"]
+    joined = zg(tmp_path / "joined", "network", "join", "--rpc-url", chain.rpc_url,
+                "--deployment", f"{explorer}/api/deployment")
+    assert joined.returncode == 0, joined.stderr
+
+
 def test_bad_query_is_a_4xx_with_a_message(explorer: str) -> None:
     response = httpx.get(f"{explorer}/api/blocks?limit=0")
     assert response.status_code == 400 and "limit" in response.json()["detail"]

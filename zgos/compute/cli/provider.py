@@ -16,12 +16,14 @@ import typer
 from rich.table import Table
 
 from zgos.cli.context import CliContext, console, get_ctx
+from zgos.cli.options import DEFAULT_HOST, HostOpt, PublicUrlOpt
 from zgos.compute import model as model_mod
 from zgos.compute.cli.common import ACCOUNT, _contracts, _install_token
 from zgos.compute.spec.billing import Prices
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
 from zgos.runtime.access import read_token
+from zgos.runtime.listen import compute_public_url, format_host
 from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import FINETUNE_PORT, MODEL_PORT, PROVIDER_ADMIN_PORT, PROVIDER_PORT
 
@@ -157,9 +159,12 @@ def provider_settle(ctx: typer.Context, admin_url: str | None = ADMIN_URL) -> No
 def provider_serve(
     ctx: typer.Context,
     upstream: str = typer.Option(f"http://127.0.0.1:{MODEL_PORT}", "--upstream", help="OpenAI-compatible model server"),
-    host: str = typer.Option("127.0.0.1", "--host"),
+    host: HostOpt = DEFAULT_HOST,
     port: int | None = typer.Option(None, "--port", show_default=f"{PROVIDER_PORT}; {FINETUNE_PORT} with --finetune"),
-    admin_port: int = typer.Option(PROVIDER_ADMIN_PORT, "--admin-port", help="Admin API, always on 127.0.0.1"),
+    public_url: PublicUrlOpt = None,
+    admin_host: str = typer.Option(DEFAULT_HOST, "--admin-host", help="Address the admin API binds (calls need the "
+                                   "install token; another host's operator dials it with --admin-url)"),
+    admin_port: int = typer.Option(PROVIDER_ADMIN_PORT, "--admin-port", help="Admin API port"),
     model_id: str = typer.Option(model_mod.DEFAULT_MODEL_ID, "--model"),
     model_path: Path | None = typer.Option(None, "--model-path", help="GGUF (tokenizer and hash)"),
     model_hash: str | None = typer.Option(None, "--model-hash", help="Registered model id (default: the file's storage root)"),
@@ -178,10 +183,9 @@ def provider_serve(
     if finetune:
         from zgos.compute.finetune.cli import serve_provider
 
-        serve_provider(cli, account=account, host=host, port=FINETUNE_PORT if port is None else port)
+        serve_provider(cli, account=account, host=host, port=FINETUNE_PORT if port is None else port,
+                       public_url=public_url)
         return
-    from zgos.compute.provider import app as broker_app
-
     port = PROVIDER_PORT if port is None else port
     provider = cli.account(account, role="provider")
     signer = cli.account(signer_account, role="provider") if signer_account else provider
@@ -189,9 +193,40 @@ def provider_serve(
                             model_hash=model_hash, chat_format=chat_format, credit=credit,
                             settle_interval_s=settle_interval, upstream_timeout_s=timeout, dishonest=dishonest)
     configure_service_logging()
+    if public_url is not None:
+        _announce_url(cli, provider, compute_public_url(host, port, public_url))
+    _run_broker(cli, config, provider, signer, (host, port), (admin_host, admin_port))
+
+
+def _run_broker(cli: CliContext, config: BrokerConfig, provider: LocalAccount, signer: LocalAccount,
+                public: tuple[str, int], admin: tuple[str, int]) -> None:
+    """Build the broker and serve its public and admin listeners until signalled."""
+    from zgos.compute.provider import app as broker_app
+
     broker = broker_app.build_broker(config, _contracts(cli), provider, signer, _sealed_executor(cli, provider, config))
-    console.print(f"provider {provider.address} serving {model_id} on http://{host}:{port} (admin 127.0.0.1:{admin_port})")
-    asyncio.run(broker_app.serve(broker, host=host, port=port, admin_port=admin_port, token=_install_token(cli)))
+    console.print(f"provider {provider.address} serving {config.model_id} on http://{format_host(public[0])}:{public[1]} "
+                  f"(admin {format_host(admin[0])}:{admin[1]})")
+    asyncio.run(broker_app.serve(broker, host=public[0], port=public[1], admin_host=admin[0], admin_port=admin[1],
+                                 token=_install_token(cli)))
+
+
+def _announce_url(cli: CliContext, provider: LocalAccount, url: str) -> None:
+    """Make ``url`` the registered service URL (users reach the broker only through it); the
+    service must be registered first (``zg compute provider register``)."""
+    from zgos.core.errors import ZgError
+
+    contracts = _contracts(cli)
+    try:
+        current = contracts.service(provider.address)
+    except ZgError:
+        raise ConfigError(f"{provider.address} has no registered service to announce {url} for",
+                          "register it first: `zg compute provider register --url URL ...`") from None
+    if current.url == url:
+        return
+    receipt = contracts.register(provider, url=url, model=current.model, model_hash=current.model_hash,
+                                 prices=Prices(current.input_price, current.output_price), signer=current.signer,
+                                 verifiability=current.verifiability)
+    console.print(f"announced {url} for {provider.address} (tx {receipt.tx_hash})")
 
 
 def _sealed_executor(cli: CliContext, provider: LocalAccount, config: BrokerConfig) -> SealedExecutor | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from eth_account.signers.local import LocalAccount
 
@@ -36,6 +37,7 @@ from zgos.compute.finetune.service import ProviderProcess, TunedModelHost, Tuned
 from zgos.compute.finetune.storage import StorageBlobStore, connect_storage
 from zgos.compute.finetune.worker import BaseModel, FineTuningWorker, WorkerConfig
 from zgos.compute.spec.billing import Prices
+from zgos.runtime.listen import compute_public_url
 from zgos.runtime.ports import FINETUNE_PORT, TUNED_ADMIN_PORT, TUNED_BROKER_PORT, TUNED_MODEL_PORT
 
 log = logging.getLogger("zgos.compute.finetune")
@@ -74,7 +76,7 @@ class ProviderConfig:
 
     @property
     def url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        return compute_public_url(self.host, self.port, self.public_url)
 
     def terms(self, offered: Offered) -> ServiceTerms:
         """The ``FineTuningServing`` record this process offers (URL, price, quotas, models)."""
@@ -111,7 +113,7 @@ def tuned_model_host(config: ProviderConfig, contracts: ComputeContracts, market
     serving = TunedServingConfig(
         model_port=model_port, broker_port=broker_port, admin_port=admin_port, prices=Prices(*config.tuned_prices),
         zg_argv=list(config.zg_argv), account_spec=child_account_spec(config.account), base_name=next(iter(offered.values()))[0],
-        host=config.host, public_host=config.host,
+        host=config.host, public_host=urlsplit(config.url).hostname or config.host,  # what other hosts dial
     )
     return TunedModelHost(serving, contracts, market, provider, config.journal_path(provider.address),
                           config.state_dir / "work", worker.base_models, config.state_dir / "logs")

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zgos.cli.context import CliContext, console, get_ctx
+from zgos.cli.options import HOST_HELP, PUBLIC_URL_HELP
 from zgos.compute.finetune.contracts import FineTuningMarket, ModelRegistry, OnchainStatus
 from zgos.compute.finetune.storage import StorageBlobStore, connect_storage
 from zgos.compute.finetune.user import FineTuningUser, dataset_bytes
@@ -249,7 +250,8 @@ def serve_provider(
     configure_service_logging()
     provider = cli.account(account, role="finetune-provider")
     config = ProviderConfig(
-        state_dir=cli.data_dir.service("finetune-provider"), zg_argv=tuple(zg_argv(cli.data_dir.root, cli.rpc_url_flag)),
+        state_dir=cli.data_dir.service("finetune-provider"),
+        zg_argv=tuple(zg_argv(cli.data_dir.root, cli.rpc_url_flag, cli.deployment_flag)),
         account=account, host=host, port=port, public_url=public_url, price_per_token=price_per_token,
         max_dataset_bytes=max_dataset_bytes, max_tokens=max_tokens, tiny=tiny, serve_tuned=serve_tuned,
         tuned_ports=tuned_ports, tuned_prices=tuned_prices, poll_s=poll_s, nodes=tuple(nodes or ()),
@@ -261,9 +263,9 @@ def serve_provider(
 @provider_app.command("serve")
 def provider_serve(
     ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host"),
+    host: str = typer.Option("127.0.0.1", "--host", help=HOST_HELP),
     port: int = typer.Option(FINETUNE_PORT, "--port", help="Progress API (the registered service URL)"),
-    url: str | None = typer.Option(None, "--url", help="Public URL to register (default http://HOST:PORT)"),
+    url: str | None = typer.Option(None, "--public-url", "--url", help=PUBLIC_URL_HELP),
     price: int = typer.Option(10**9, "--price-per-token", min=0, help="neuron per training token"),
     max_dataset_bytes: int = typer.Option(1 << 20, "--max-dataset-bytes", min=1),
     max_tokens: int = typer.Option(200_000, "--max-tokens", min=1),

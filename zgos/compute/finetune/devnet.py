@@ -33,13 +33,13 @@ def finetune_ports(options: DevnetOptions) -> tuple[int, int, int, int]:
 
 def finetune_services(options: DevnetOptions) -> list[Service]:
     api, model, broker, admin = finetune_ports(options)
-    url = f"http://127.0.0.1:{api}"
+    url = options.url(api)
     return [
         Service(
             name="finetune-provider",
             url=url,
             argv=lambda ctx: ctx.zg(
-                "finetune", "provider", "serve", "--port", str(api), "--tuned-model-port", str(model),
+                "finetune", "provider", "serve", "--host", options.host, "--port", str(api), "--tuned-model-port", str(model),
                 "--tuned-port", str(broker), "--tuned-admin-port", str(admin),
                 "--account", f"devnet:{DEVNET_ROLES['finetune-provider']}",
             ),

@@ -286,7 +286,9 @@ class ProviderProcess:
                 self.store.client.close()
 
 
-def zg_argv(data_dir: Path, rpc_url: str | None) -> list[str]:
+def zg_argv(data_dir: Path, rpc_url: str | None, deployment: str | None = None) -> list[str]:
+    """argv running ``zg`` with this process's global options (data dir, chain, deployment)."""
     argv = [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir)]
-    return [*argv, "--rpc-url", rpc_url] if rpc_url else argv
+    argv += ["--rpc-url", rpc_url] if rpc_url else []
+    return [*argv, "--deployment", deployment] if deployment else argv
 

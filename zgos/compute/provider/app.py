@@ -2,14 +2,14 @@
 
 Public (``/v1/proxy``, compute.md §7): ``POST /chat/completions`` (stream and non-stream,
 paid), ``GET /models``, ``GET /signature/{id}``, ``GET /attestation``, ``POST /receipt``,
-and ``GET /health``. Admin, on a separate listener bound to 127.0.0.1: ``GET /v1/status``,
-``GET /v1/user/{address}``, ``POST /v1/settle``. Errors are JSON ``{"error": {"message", "type", "code"}}`` with a 4xx
+and ``GET /health``. Admin, on a separate listener (127.0.0.1 unless ``--admin-host``):
+``GET /v1/status``, ``GET /v1/user/{address}``, ``POST /v1/settle``. Errors are JSON ``{"error": {"message", "type", "code"}}`` with a 4xx
 (bad request, unpaid, refused) or 502/504 (model server down/slow; nothing billed).
 
 Both listeners run behind the guarded edge (``zgos.runtime.edge``, limits in ``public_policy``
 and ``admin_policy``): JSON bodies only, chat bodies up to ``billing.MAX_BODY_BYTES``, receipts
 and everything else up to ``SMALL_BODY_BYTES``, total deadlines per route; the admin routes
-answer only calls addressed to 127.0.0.1 that carry the install token. The benchmark measures
+answer only calls addressed to the admin listener's address that carry the install token. The benchmark measures
 what the public edge costs by starting a broker with ``ZGOS_BENCH_UNGUARDED=1`` in its
 environment (``BENCH_UNGUARDED_ENV``); nothing else sets it, and the broker says so loudly.
 """
@@ -356,15 +356,17 @@ def build_broker(config: BrokerConfig, contracts: ComputeContracts, provider: Lo
     return broker
 
 
-async def serve(broker: Broker, *, host: str, port: int, admin_port: int, token: str) -> None:
-    """Run the public listener on ``host:port`` and the admin one on 127.0.0.1 only, both behind
-    the guarded edge; admin calls must carry ``token``."""
+async def serve(broker: Broker, *, host: str, port: int, admin_port: int, token: str,
+                admin_host: str = "127.0.0.1") -> None:
+    """Run the public listener on ``host:port`` and the admin one on ``admin_host:admin_port``
+    (loopback unless the operator administers from another host), both behind the guarded edge;
+    admin calls must carry ``token`` and name the admin listener's address."""
     guarded = os.environ.get(BENCH_UNGUARDED_ENV) != "1"
     if not guarded:
         log.warning("%s=1: the public edge is OFF (no body, type or deadline limits); for benchmarks only",
                     BENCH_UNGUARDED_ENV)
     apps = BrokerApp(broker)
     public = hardened_server(apps.public, host=host, port=port, policy=public_policy(broker.config, enabled=guarded))
-    access = LocalAccess.for_listener(token, "127.0.0.1", admin_port)
-    admin = hardened_server(apps.admin, host="127.0.0.1", port=admin_port, policy=admin_policy(access))
+    access = LocalAccess.for_listener(token, admin_host, admin_port)
+    admin = hardened_server(apps.admin, host=admin_host, port=admin_port, policy=admin_policy(access))
     await asyncio.gather(public.serve(), admin.serve())

@@ -1,8 +1,9 @@
 """The chain panel: ``/api/status`` (chain id, head block, deployed contracts), ``/api/blocks``
 (newest first, a page at a time), ``/api/block/{number}`` and ``/api/tx/{hash}`` (with calls to
 and events of our contracts decoded by name, ``zgos.explorer.decode``), ``/api/address/{address}``,
-``/api/nodes`` (every NodeRegistry entry by kind) and ``/api/services`` (the devnet's services,
-when this data dir runs one)."""
+``/api/nodes`` (every NodeRegistry entry by kind), ``/api/services`` (the devnet's services,
+when this data dir runs one) and ``/api/deployment`` (the deployment file itself, so another
+host joins with ``zg network join --deployment http://EXPLORER/api/deployment``)."""
 
 from __future__ import annotations
 
@@ -138,6 +139,12 @@ def status(deps: Deps) -> ChainStatus:
         timestamp=int(latest["timestamp"]), base_fee_per_gas=int(latest.get("baseFeePerGas", 0)),
         contracts=deployment.addresses if deployment is not None else {},
     )
+
+
+@router.get("/deployment")
+def deployment_file(deps: Deps) -> dict[str, Any]:
+    """The deployment file of this network (the format ``zg chain deploy`` writes); 404 without one."""
+    return deps.deployment().to_json()
 
 
 def block_summary(number: int, block: Any) -> BlockSummary:

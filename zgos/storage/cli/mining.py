@@ -129,7 +129,8 @@ def status_command(ctx: typer.Context, node: str | None = typer.Option(None, "--
 @miner_app.command("start")
 def start_command(ctx: typer.Context, node: str | None = typer.Option(None, "--node", help=NODE_HELP),
                   token_file: Path | None = typer.Option(None, "--token-file", help=TOKEN_HELP)) -> None:
-    """Resume mining (admin RPC ``miner_start``: localhost, with the install token)."""
+    """Resume mining (admin RPC ``miner_start``: the install token, from the node's host or, with the
+    node's --remote-admin, from another)."""
     _rpc(_node_url(ctx, node), "miner_start", _token(ctx, token_file))
     console.print("mining")
 
@@ -137,6 +138,7 @@ def start_command(ctx: typer.Context, node: str | None = typer.Option(None, "--n
 @miner_app.command("stop")
 def stop_command(ctx: typer.Context, node: str | None = typer.Option(None, "--node", help=NODE_HELP),
                  token_file: Path | None = typer.Option(None, "--token-file", help=TOKEN_HELP)) -> None:
-    """Pause mining (admin RPC ``miner_stop``: localhost, with the install token)."""
+    """Pause mining (admin RPC ``miner_stop``: the install token, from the node's host or, with the
+    node's --remote-admin, from another)."""
     _rpc(_node_url(ctx, node), "miner_stop", _token(ctx, token_file))
     console.print("mining paused")

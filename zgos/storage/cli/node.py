@@ -16,6 +16,7 @@ import typer
 
 from zgos.chain.dishonest import check_dishonest_mode
 from zgos.cli.context import CliContext, console, get_ctx
+from zgos.cli.options import DEFAULT_HOST, HostOpt, PublicUrlOpt, RemoteAdminOpt
 from zgos.core.errors import ConfigError, ZgError
 from zgos.runtime.logs import configure_service_logging
 from zgos.runtime.ports import STORAGE_PORT
@@ -37,13 +38,14 @@ class NodeFlags:
     """The flags of ``zg storage node``, as typed."""
 
     name: Annotated[str, Opt("--name", help="Service name; state lives in DATA_DIR/NAME.")] = "storage-0"
-    host: Annotated[str, Opt("--host")] = "127.0.0.1"
+    host: HostOpt = DEFAULT_HOST
     port: Annotated[int, Opt("--port")] = STORAGE_PORT
     confirmations: Annotated[int, Opt("--confirmations", min=0, help="Blocks behind head to sync.")] = 3
     poll: Annotated[float, Opt("--poll", min=0.05, help="Seconds between log sync polls.")] = 0.5
     fsync: Annotated[bool, Opt("--fsync", help="fsync every acknowledged write (power-loss safe).")] = False
     announce: Annotated[bool, Opt("--announce/--no-announce", help="Announce the URL in the NodeRegistry.")] = True
-    public_url: Annotated[str | None, Opt("--public-url", help="URL to announce (default http://HOST:PORT).")] = None
+    public_url: PublicUrlOpt = None
+    remote_admin: RemoteAdminOpt = False
     account: Annotated[str | None, Opt("--account", help="Operator account for the announcement.")] = None
     flow: Annotated[str | None, Opt("--flow", help="Flow address on another chain (default: the deployment's).")] = None
     start_block: Annotated[int, Opt("--start-block", min=0, help="With --flow: first block to sync from.")] = 0
@@ -142,13 +144,24 @@ def node_service_config(cli: CliContext, flags: NodeFlags) -> NodeServiceConfig:
         name=flags.name, data_dir=cli.data_dir.service(flags.name), rpc_url=cli.rpc_url, flow_address=flow_address,
         chain_id=chain_id, start_block=first_block, registry_address=registry_address,
         token_path=flags.token_file or cli.data_dir.root / TOKEN_FILE, host=flags.host, port=flags.port,
-        public_url=flags.public_url, confirmations=flags.confirmations, poll_s=flags.poll, fsync=flags.fsync,
+        public_url=_public_url(flags), remote_admin=flags.remote_admin, confirmations=flags.confirmations,
+        poll_s=flags.poll, fsync=flags.fsync,
         shard=shard, peers=tuple(flags.peers or ()), sync=flags.sync, sync_workers=flags.sync_workers,
         stuck_timeout_s=flags.stuck_timeout, prune_grace_s=flags.prune_grace, outbound=cli.outbound_policy(),
         rate_limit=flags.rate_limit, announce=flags.announce and flags.flow is None,
         miner=_miner_config(cli, flags) if flags.miner_key else None,
         dishonest=_dishonest(flags.dishonest, chain_id),
     )
+
+
+def _public_url(flags: NodeFlags) -> str | None:
+    """``--public-url`` checked; a wildcard ``--host`` without one is an error (unless the node
+    announces nothing), since ``http://0.0.0.0:PORT`` reaches no one."""
+    from zgos.runtime.listen import compute_public_url
+
+    if flags.public_url is None and (not flags.announce or flags.flow is not None or not flags.port):
+        return None
+    return compute_public_url(flags.host, flags.port, flags.public_url)
 
 
 def _dishonest(mode: str | None, chain_id: int) -> str | None:

@@ -17,12 +17,12 @@ def indexer_port(options: DevnetOptions) -> int:
 
 def indexer_services(options: DevnetOptions) -> list[Service]:
     port = indexer_port(options)
-    url = f"http://127.0.0.1:{port}"
+    url = options.url(port)
     return [
         Service(
             name="indexer",
             url=url,
-            argv=lambda ctx: ctx.zg("storage", "indexer", "--port", str(port), "--refresh", "1"),
+            argv=lambda ctx: ctx.zg("storage", "indexer", "--host", options.host, "--port", str(port), "--refresh", "1"),
             ready=lambda ctx: http_ok(f"{url}/node/status"),
         )
     ]

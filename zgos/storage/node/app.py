@@ -31,6 +31,7 @@ from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.core.errors import ZgError
 from zgos.runtime.access import load_or_create_token
 from zgos.runtime.addresses import AddressPolicy
+from zgos.runtime.listen import format_host
 from zgos.runtime.ports import STORAGE_PORT
 from zgos.runtime.ratelimit import RateLimit
 from zgos.storage.miner.app import build_miner
@@ -74,12 +75,13 @@ class NodeServiceConfig:
     outbound: AddressPolicy = field(default_factory=AddressPolicy)
     rate_limit: float | None = None  # segments/s per client address (bursts of twice that); None: default
     announce: bool = True
+    remote_admin: bool = False  # admin methods answer callers on other hosts too (with the token)
     miner: MinerConfig | None = None  # None: no mining
     dishonest: str | None = None  # test-only (zgos.storage.node.dishonest)
 
     @property
     def url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        return self.public_url or f"http://{format_host(self.host)}:{self.port}"
 
     def node_config(self) -> NodeConfig:
         sync = SyncConfig(
@@ -125,7 +127,8 @@ class NodeService:
         config.token_path.parent.mkdir(parents=True, exist_ok=True)
         token = load_or_create_token(config.token_path)
         self.node = StorageNode(config.node_config())
-        self.server = NodeServer(config.host, config.port, self.node, token=token, limits=config.limits())
+        self.server = NodeServer(config.host, config.port, self.node, token=token, limits=config.limits(),
+                                 public_url=config.public_url, remote_admin=config.remote_admin)
         if operator is not None:  # it signs what it holds (zgs_getCustody), for storage challenges
             self.server.rpc.add_methods(CustodySigner(self.node, operator).methods())
         self.miner = None

@@ -16,6 +16,7 @@ import base64
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from zgos.core.errors import ZgError
 from zgos.runtime.access import LocalAccess
@@ -251,4 +252,6 @@ class NodeRpc:
         record = self.node.store.tx(seq)
         if record is None or not record.finalized:
             return None
-        return [FileLocation(ip="127.0.0.1", shard_config=self.node.shard.to_json()).to_json()]
+        # This node's address as it tells others (its announced URL), never an assumed loopback.
+        ip = urlsplit(self.node.config.sync.self_url).hostname or ""
+        return [FileLocation(ip=ip, shard_config=self.node.shard.to_json()).to_json()]

@@ -345,14 +345,17 @@ class NodeApp:
 
 class NodeServer(EdgeServer):
     """A storage node's HTTP front on a hardened uvicorn server bound to ``host:port``.
-    ``token`` is the install token its local methods require (None: they are refused);
+    ``token`` is the install token its local methods require (None: they are refused), from
+    loopback callers, or from any caller with ``remote_admin``, addressed to ``host:port`` or
+    ``public_url``;
     ``serve`` returns on SIGINT/SIGTERM or ``admin_shutdown``."""
 
     def __init__(self, host: str, port: int, node: StorageNode, *, token: str | None,
-                 limits: NodeLimits | None = None) -> None:
+                 limits: NodeLimits | None = None, public_url: str | None = None, remote_admin: bool = False) -> None:
         self.limits = limits or NodeLimits()
         sock = bind_listener(host, port)
-        access = LocalAccess.for_listener(token, host, sock.getsockname()[1]) if token else None
+        access = (LocalAccess.for_listener(token, host, sock.getsockname()[1], public_url=public_url, remote=remote_admin)
+                  if token else None)
         self.front = NodeApp(node, access=access, limits=self.limits, shutdown=self.stop_soon)
         super().__init__(self.front.app, sock, self.limits.policy(access))
 
