@@ -32,7 +32,7 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.anvil import Anvil, AnvilConfig
 from zgos.chain.client import Chain
 from zgos.chain.deploy import deploy_all
-from zgos.runtime.netutil import free_port
+from zgos.runtime.netutil import free_port, wait_until
 
 BLOCK_TIME_S = 2
 
@@ -90,6 +90,8 @@ def test_every_cli_command_works_on_a_chain_without_sync_send_and_2s_blocks(
                             stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
     try:
         await_http(f"{url}/health", "storage node on the slow chain", log, node)
+        # it announces itself in the background, a transaction or two of 2 s blocks behind /health
+        assert wait_until(lambda: "announced" in log.read_text(), 60), log.read_text()[-2000:]
         path = tmp_path / "f.bin"
         path.write_bytes(os.urandom(40_000))
         uploaded = ok(zg(data, "storage", "upload", str(path)))  # the node found on chain
