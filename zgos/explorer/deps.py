@@ -20,6 +20,7 @@ from zgos.explorer.decode import ContractBook
 from zgos.explorer.events import EventIndex
 from zgos.runtime.datadir import DataDir
 
+INDEX_FILE = "events.sqlite"
 ServiceRows = Callable[[], list[dict[str, Any]]]
 
 
@@ -33,8 +34,7 @@ class ExplorerDeps:
     rpc_url: str
     # name, url, pid and state of each service this explorer can see (none outside a devnet)
     services: ServiceRows = no_services
-    # the contract events the panels list, read incrementally (zgos.explorer.events)
-    index: EventIndex = field(default_factory=EventIndex)
+    index: EventIndex = field(init=False)
     _chain: Chain | None = None
     _book: tuple[Deployment, ContractBook] | None = None
 
@@ -46,6 +46,10 @@ class ExplorerDeps:
             except ZgError as exc:
                 raise HTTPException(503, detail=str(exc)) from None
         return self._chain
+
+    def __post_init__(self) -> None:
+        # the contract events the panels list, read incrementally (zgos.explorer.events)
+        self.index = EventIndex(self.data_dir.service("explorer") / INDEX_FILE)
 
     def find_deployment(self) -> Deployment | None:
         """The data dir's deployment on the chain, or None if there is none."""
