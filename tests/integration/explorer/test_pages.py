@@ -5,7 +5,6 @@ paging, and a 4xx with a message for every malformed or unknown id."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,15 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from tests.integration.explorer.explorer_fixtures import CHROMIUM, browser_dom
+from tests.integration.explorer.explorer_fixtures import (
+    CHROMIUM,
+    browser_dom,
+    certified_blob,
+    upload,
+)
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.da.contracts import DAContracts
-from zgos.storage.contracts import FlowContract
-from zgos.storage.spec.filetree import FileTree
 
 
 def get(url: str, **params: Any) -> Any:
@@ -37,12 +39,6 @@ def all_files(explorer: str) -> Iterator[dict[str, Any]]:
         if not page["files"] or page["files"][-1]["index"] == 0:
             return
         before = page["files"][-1]["index"]
-
-
-def upload(chain: Chain, deployment: Deployment, account: LocalAccount, size: int) -> tuple[bytes, str]:
-    tree = FileTree.from_bytes(os.urandom(size))
-    result = FlowContract(chain, deployment.address("Flow")).submit(account, [tree.submission()])
-    return tree.root, result.tx_hash
 
 
 def test_uploaded_file_is_listed_with_its_root_size_uploader_and_decoded_transaction(
@@ -68,22 +64,6 @@ def test_uploaded_file_is_listed_with_its_root_size_uploader_and_decoded_transac
     fees = get(f"{explorer}/api/storage/rewards")
     fee = next(e for e in tx["events"] if e["event"] == "RewardFilled")["args"]["amount"]
     assert fees[-1]["block"] >= tx["block"] and int(fees[-1]["fees"]) >= int(fee), "the chart of fees includes it"
-
-
-def certified_blob(chain: Chain, da: DAContracts, submitter: LocalAccount) -> tuple[bytes, str]:
-    """A blob submitted to ``da`` and certified by one registered signer; its id and signer."""
-    from tests.integration.da.helpers import funded_signer, next_epoch
-    from zgos.da.spec import bls
-    from zgos.da.spec.blob import BlobHeader
-
-    signer = funded_signer(chain)
-    da.register(signer.account, signer.secret, "127.0.0.1:9", stake=10**18)
-    next_epoch(da)
-    submitted = da.submit_blob(submitter, BlobHeader(1000, (bytes.fromhex("c0" + "00" * 47),)))
-    message = da.signing_message(submitted.blob_id, submitted.epoch)
-    da.submit_certificate(submitter, submitted.blob_id, [signer.account.address],
-                          bls.aggregate([bls.sign(signer.secret, message)]))
-    return submitted.blob_id, signer.account.address
 
 
 def test_da_blob_page_shows_its_status_certificate_and_signers(
