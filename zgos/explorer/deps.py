@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from web3.contract import Contract
+from web3.types import RPCEndpoint
 
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, load_deployment
@@ -28,6 +30,24 @@ def no_services() -> list[dict[str, Any]]:
     return []
 
 
+class ExplorerChain(Chain):
+    """The chain client for a long-running reader: contract handles built once per (name,
+    address) (building one parses its ABI, milliseconds a time), and the chain id asked once
+    (web3 asks it twice around every ``eth_call``)."""
+
+    def __init__(self, rpc_url: str) -> None:
+        super().__init__(rpc_url)
+        self.w3.provider.cache_allowed_requests = True
+        self.w3.provider.cacheable_requests = {RPCEndpoint("eth_chainId")}
+        self._contracts: dict[tuple[str, str], Contract] = {}
+
+    def contract(self, name: str, address: str) -> Contract:
+        key = (name, address.lower())
+        if key not in self._contracts:
+            self._contracts[key] = super().contract(name, address)
+        return self._contracts[key]
+
+
 @dataclass
 class ExplorerDeps:
     data_dir: DataDir
@@ -42,7 +62,7 @@ class ExplorerDeps:
         """The chain client; 503 when the RPC URL is unusable."""
         if self._chain is None:
             try:
-                self._chain = Chain(self.rpc_url)
+                self._chain = ExplorerChain(self.rpc_url)
             except ZgError as exc:
                 raise HTTPException(503, detail=str(exc)) from None
         return self._chain

@@ -170,6 +170,17 @@ class EventIndex:
                                     "ORDER BY position", (series_id, key)).fetchall()
         return [_entry(r) for r in rows]
 
+    def present(self, chain: Chain, series: Series, keys: list[bytes]) -> set[bytes]:
+        """Which of ``keys`` some entry has."""
+        if not keys:
+            return set()
+        with self._lock:
+            series_id = self._refresh(chain, series)
+            marks = ", ".join("?" * len(keys))
+            rows = self._db.execute(f"SELECT DISTINCT key FROM entries WHERE series = ? AND key IN ({marks})",
+                                    (series_id, *keys)).fetchall()
+        return {bytes(r[0]) for r in rows}
+
     def events(self, chain: Chain, series: Series) -> list[IndexedEvent]:
         """Every entry, in chain order (for series a chart draws whole)."""
         with self._lock:

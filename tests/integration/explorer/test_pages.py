@@ -81,6 +81,20 @@ def test_da_blob_page_shows_its_status_certificate_and_signers(
     assert [(m["kind"], m["link"]) for m in matches] == [("blob", f"#/blob/0x{blob_id.hex()}")]
 
 
+def test_a_blob_status_follows_its_events_submitted_then_cancelled(
+    explorer: str, private_da: DAContracts, new_account: LocalAccount
+) -> None:
+    from zgos.da.spec.blob import BlobHeader
+
+    pending = private_da.submit_blob(new_account, BlobHeader(1001, (bytes.fromhex("c0" + "00" * 47),))).blob_id
+    cancelled = private_da.submit_blob(new_account, BlobHeader(1002, (bytes.fromhex("c0" + "00" * 47),))).blob_id
+    private_da.cancel_blob(new_account, cancelled)
+    listed = {b["blobId"]: b["status"] for b in get(f"{explorer}/api/da/blobs", limit=5)["blobs"]}
+    assert (listed["0x" + pending.hex()], listed["0x" + cancelled.hex()]) == ("submitted", "cancelled")
+    detail = get(f"{explorer}/api/da/blob/0x{cancelled.hex()}")
+    assert detail["blob"]["status"] == "cancelled" and detail["certificate"] is None
+
+
 def test_search_resolves_each_kind_of_id_to_its_page(
     explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount
 ) -> None:
