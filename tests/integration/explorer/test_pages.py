@@ -136,6 +136,7 @@ def test_search_resolves_each_kind_of_id_to_its_page(
     ("/api/da/blob/0x" + "cd" * 32, 404, "no blob"),
     ("/api/compute/task/999999999", 404, "no fine-tuning task"),
     ("/api/inft/token/999999999", 404, "no agent token"),
+    ("/api/alignment/subject/0x12", 400, "not an address"),
     ("/api/storage/files?limit=1000", 422, "less than or equal to 100"),
 ])
 def test_bad_or_unknown_ids_are_a_4xx_that_says_why(explorer: str, path: str, status: int, message: str) -> None:
@@ -151,3 +152,29 @@ def test_a_transactions_deep_link_shows_its_decoded_call_and_events_in_a_browser
     dom = browser_dom(f"{explorer}/#/tx/{tx_hash}", tmp_path / "profile", 4000)
     assert f"Transaction {tx_hash}" in dom, dom[-3000:]
     assert "Flow.submit" in dom and ">Submit<" in dom and ">RewardFilled<" in dom
+
+
+def test_audit_reports_and_scores_are_listed_and_shown_on_the_subjects_page(
+    explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount
+) -> None:
+    from eth_account import Account
+
+    from zgos.alignment.contracts import AlignmentContracts
+    from zgos.alignment.spec.bonds import BondKind
+    from zgos.alignment.spec.reports import Finding
+
+    contracts = AlignmentContracts.from_deployment(chain, deployment)
+    contracts.register_auditor(new_account, contracts.min_auditor_stake())
+    subject = Account.create().address
+    evidence, _ = upload(chain, deployment, new_account, 200)
+    contracts.report(new_account, subject, BondKind.COMPUTE, Finding.LATENCY, evidence, -5)
+    listed = get(f"{explorer}/api/alignment/reports", limit=5)["reports"][0]
+    assert (listed["subject"], listed["kind"], listed["finding"], listed["scoreDelta"], listed["score"]) == (
+        subject, "compute", "latency", -5, -5)
+    assert listed["auditor"] == new_account.address and listed["evidenceRoot"] == "0x" + evidence.hex()
+    assert {"operator": subject, "kind": "compute", "score": -5, "faults": 1}.items() <= next(
+        s for s in get(f"{explorer}/api/alignment") if s["operator"] == subject).items()
+    detail = get(f"{explorer}/api/alignment/subject/{subject.lower()}")
+    assert [r["score"] for r in detail["records"]] == [-5] and [r["finding"] for r in detail["reports"]] == ["latency"]
+    stranger = httpx.get(f"{explorer}/api/alignment/subject/{Account.create().address}", timeout=30)
+    assert stranger.status_code == 404 and "neither bonded nor reported" in stranger.json()["detail"]

@@ -1,9 +1,9 @@
 """Every explorer page in a real headless chromium (driven through the DevTools protocol,
 ``tests.cdp``) on the session chain holding a file just submitted to Flow, a DA blob just
-certified, a fine-tuning task, a settlement, a registered model and an agent token: each page
-shows them as a person would read them, lays out at a phone's width without scrolling
-sideways, and is saved as a screenshot (desktop and phone) under ``test-artifacts/explorer``
-(or ``$ZGOS_TEST_ARTIFACTS``).
+certified, a fine-tuning task, a settlement, a registered model, an agent token and an audit
+report: each page shows them as a person would read them, lays out at a phone's width without
+scrolling sideways, and is saved as a screenshot (desktop and phone) under
+``test-artifacts/explorer`` (or ``$ZGOS_TEST_ARTIFACTS``).
 
 It registers a DA signer in the package's DA pair, so it runs after ``test_pages.py`` (file
 order), whose first DA check is of a quorum with no signer."""
@@ -19,6 +19,9 @@ from eth_account.signers.local import LocalAccount
 
 from tests.cdp import CHROMIUM, Browser
 from tests.integration.explorer.explorer_fixtures import certified_blob, upload
+from zgos.alignment.contracts import AlignmentContracts
+from zgos.alignment.spec.bonds import BondKind
+from zgos.alignment.spec.reports import Finding
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
@@ -51,6 +54,15 @@ def settle_once(chain: Chain, deployment: Deployment, user: LocalAccount) -> str
     return provider.address
 
 
+def reported_subject(chain: Chain, deployment: Deployment, auditor: LocalAccount, evidence: bytes) -> str:
+    """An operator an auditor reported (latency, -5) with ``evidence`` (a root on Flow)."""
+    contracts = AlignmentContracts.from_deployment(chain, deployment)
+    contracts.register_auditor(auditor, contracts.min_auditor_stake())
+    subject = Account.create().address
+    contracts.report(auditor, subject, BondKind.COMPUTE, Finding.LATENCY, evidence, -5)
+    return subject
+
+
 def show(browser: Browser, url: str, kind: str, name: str) -> str:
     """Open ``url`` at desktop width, wait until its page is drawn, save both screenshots and
     check the phone layout; the page's text at desktop width."""
@@ -78,6 +90,7 @@ def test_every_page_shows_the_new_data_and_fits_a_phone(
     task_id = market.create_task(new_account, new_account.address, root, root, b"{}", 10**15, 1)
     token_id = InftContracts.from_deployment(chain, deployment).mint_plain(new_account, new_account.address)
     provider = settle_once(chain, deployment, new_account)
+    subject = reported_subject(chain, deployment, new_account, root)
     block = chain.w3.eth.get_transaction_receipt(tx_hash)["blockNumber"]
     root_hex, blob_hex = "0x" + root.hex(), "0x" + blob_id.hex()
     pages = [  # route, the page kind it draws, what a person must see on it
@@ -95,6 +108,8 @@ def test_every_page_shows_the_new_data_and_fits_a_phone(
         (f"#/address/{new_account.address}", "address", [f"Address {new_account.address}", "Compute ledger"]),
         (f"#/token/{token_id}", "token", [f"Agent token {token_id}", new_account.address]),
         (f"#/model/{root_hex}", "model", ["Lineage of", "browser-model"]),
+        ("#/alignment", "alignment", ["Operators auditors watch", "Audit reports", subject, "latency"]),
+        (f"#/address/{subject}", "address", ["Alignment standing", "Reports on it", "latency", new_account.address]),
         ("#/file/0x1234", "file", ["Not found", "not a data root"]),
         (f"#/blob/0x{'ab' * 32}", "blob", ["Not found", "no blob"]),
     ]
