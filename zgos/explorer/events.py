@@ -252,15 +252,18 @@ class EventIndex:
             return False
 
     def _catch_up(self, chain: Chain, series_id: int, series: Series, head: int) -> None:
-        """Read ``series`` from its cursor to ``head``, a window per transaction."""
-        next_block, size = self._db.execute("SELECT next_block, size FROM series WHERE id = ?", (series_id,)).fetchone()
-        while next_block <= head:
+        """Read ``series`` from its cursor to ``head``, a window per transaction. A window
+        another explorer on the same file stored meanwhile is not stored twice."""
+        cursor = "SELECT next_block, size FROM series WHERE id = ?"
+        while (stored := self._db.execute(cursor, (series_id,)).fetchone())[0] <= head:
+            next_block, size = int(stored[0]), int(stored[1])
             to_block = min(head, next_block + LOG_WINDOW_BLOCKS - 1)
             logs = chain.get_logs(series.contract, series.event, next_block, to_block)
             rows = [(series_id, size + i, int(e["blockNumber"]), int(e["logIndex"]), e["transactionHash"].to_0x_hex(),
                      series.key_of(e), json.dumps(encode_value(e["args"]))) for i, e in enumerate(logs)]
             with self._transaction() as db:
+                if tuple(db.execute(cursor, (series_id,)).fetchone()) != (next_block, size):
+                    continue  # read by another process: read on from its cursor
                 db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
                 db.execute("UPDATE series SET next_block = ?, size = ? WHERE id = ?",
                            (to_block + 1, size + len(rows), series_id))
-            next_block, size = to_block + 1, size + len(rows)

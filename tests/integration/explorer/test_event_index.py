@@ -116,3 +116,15 @@ def test_following_the_before_cursor_lists_every_event_once_newest_first(
         seen += [(e.position, e.args["url"]) for e in page.items]
         before = page.items[-1].position
     assert seen == [(i, f"http://node-{i}:1") for i in range(4, -1, -1)]
+
+
+def test_two_explorers_on_one_file_store_each_event_once(own_chain: Chain, registry: NodeRegistry, tmp_path: Path) -> None:
+    first, second, third = operators(own_chain, 3)
+    series, path = announced(registry), tmp_path / "events.sqlite"
+    old, new = EventIndex(path), EventIndex(path)  # e.g. a restarted explorer while the old one stops
+    registry.announce(first, NodeKind.STORAGE, "http://a:1")
+    assert urls(old, own_chain, series) == ["http://a:1"]
+    registry.announce(second, NodeKind.STORAGE, "http://b:1")
+    assert urls(new, own_chain, series) == ["http://a:1", "http://b:1"]
+    registry.announce(third, NodeKind.STORAGE, "http://c:1")
+    assert urls(old, own_chain, series) == urls(new, own_chain, series) == ["http://a:1", "http://b:1", "http://c:1"]
