@@ -202,11 +202,13 @@ class EventIndex:
         series_id = self._register(series)
         head = chain.w3.eth.get_block("latest")
         number, head_hash = int(head["number"]), bytes(head["hash"])
-        self._undo_reorg(chain, number, head_hash)
-        with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?)", (number, head_hash))
-            db.execute("DELETE FROM heads WHERE number < (SELECT MIN(number) FROM "
-                       "(SELECT number FROM heads ORDER BY number DESC LIMIT ?))", (KEPT_HEADS,))
+        newest = self._db.execute("SELECT number, hash FROM heads ORDER BY number DESC LIMIT 1").fetchone()
+        if newest is None or (int(newest[0]), bytes(newest[1])) != (number, head_hash):  # the chain moved
+            self._undo_reorg(chain)
+            with self._transaction() as db:
+                db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?)", (number, head_hash))
+                db.execute("DELETE FROM heads WHERE number < (SELECT MIN(number) FROM "
+                           "(SELECT number FROM heads ORDER BY number DESC LIMIT ?))", (KEPT_HEADS,))
         for known_id, known in self._known.values():
             self._catch_up(chain, known_id, known, number)
         return series_id
@@ -227,13 +229,12 @@ class EventIndex:
         self._known[series.name] = (int(row[0]), series)
         return int(row[0])
 
-    def _undo_reorg(self, chain: Chain, number: int, head_hash: bytes) -> None:
-        """If the newest stored head is no longer on the chain (whose head is ``number``,
-        ``head_hash``), drop everything above the newest stored head that is (the fork point),
-        or everything if none is."""
+    def _undo_reorg(self, chain: Chain) -> None:
+        """If the newest stored head is no longer on the chain, drop everything above the
+        newest stored head that is (the fork point), or everything if none is."""
         heads = [(int(n), bytes(h)) for n, h in
                  self._db.execute("SELECT number, hash FROM heads ORDER BY number DESC").fetchall()]
-        if not heads or heads[0] == (number, head_hash):
+        if not heads:
             return
         kept = next((n for n, h in heads if self._on_chain(chain, n, h)), -1)
         if kept == heads[0][0]:

@@ -17,7 +17,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from tests.cdp import CHROMIUM, Browser
+from tests.cdp import CHROMIUM, Browser, BrowserError
 from tests.integration.explorer.explorer_fixtures import certified_blob, upload
 from zgos.alignment.contracts import AlignmentContracts
 from zgos.alignment.spec.bonds import BondKind
@@ -33,6 +33,7 @@ from zgos.inft.contracts import InftContracts
 
 DESKTOP = (1280, 900)
 PHONE = (390, 844)  # CSS pixels, a common phone
+RENDER_TIMEOUT_S = 30.0  # generous: the suite shares 2 cores
 ARTIFACTS = Path(os.environ.get("ZGOS_TEST_ARTIFACTS", Path(__file__).parents[3] / "test-artifacts")) / "explorer"
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it as root)")
@@ -68,7 +69,10 @@ def show(browser: Browser, url: str, kind: str, name: str) -> str:
     check the phone layout; the page's text at desktop width."""
     browser.set_width(*DESKTOP, mobile=False)
     browser.open(url)
-    browser.wait_for(f"document.body && document.body.dataset.rendered === {kind!r}")
+    try:
+        browser.wait_for(f"document.body && document.body.dataset.rendered === {kind!r}", RENDER_TIMEOUT_S)
+    except BrowserError as exc:
+        raise AssertionError(f"{url} was not drawn: {exc}; it shows: {browser.text()[:500]!r}") from None
     text = browser.text()
     browser.screenshot(ARTIFACTS / f"{name}-desktop.png")
     browser.set_width(*PHONE, mobile=True)
