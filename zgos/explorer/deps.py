@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+from eth_abi.exceptions import DecodingError
 from eth_utils.abi import get_abi_output_types
 from fastapi import Depends, HTTPException, Request
+from hexbytes import HexBytes
 from web3._utils.abi import map_abi_data
 from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError
 from web3.types import RPCEndpoint
 
 from zgos.chain.client import Chain
@@ -47,18 +48,22 @@ class ExplorerChain(Chain):
         self._contracts: dict[tuple[str, str], Contract] = {}
 
     def call(self, fn: ContractFunction, *, sender: str | None = None) -> Any:
-        """As :meth:`Chain.call`, without web3's search of the ABI on every call: the call's
-        data encoded from its own ABI entry, one ``eth_call``, the outputs decoded and
-        normalized as web3 does. A revert is asked again through :meth:`Chain.call`, which
-        raises it with its decoded reason."""
+        """As :meth:`Chain.call`, without web3's search of the ABI and its request formatters
+        on every call: the call's data encoded from its own ABI entry, one raw ``eth_call``, the
+        outputs decoded and normalized as web3 does. An error (a revert) or an answer that does
+        not decode is asked again through :meth:`Chain.call`, which raises as it always does."""
         if sender is not None:
             return super().call(fn, sender=sender)
-        try:
-            raw = self.w3.eth.call({"to": fn.address, "data": fn._encode_transaction_data()})
-        except ContractLogicError:
+        request = {"to": fn.address, "data": fn._encode_transaction_data()}
+        answer = self.w3.provider.make_request(RPCEndpoint("eth_call"), [request, "latest"])
+        if "error" in answer or not isinstance(answer.get("result"), str):
             return super().call(fn)
         types = get_abi_output_types(fn.abi)
-        outputs = map_abi_data(BASE_RETURN_NORMALIZERS, types, self.w3.codec.decode(types, raw))
+        try:
+            decoded = self.w3.codec.decode(types, HexBytes(answer["result"]))
+        except DecodingError:  # e.g. no contract there: web3 says so
+            return super().call(fn)
+        outputs = map_abi_data(BASE_RETURN_NORMALIZERS, types, decoded)
         return outputs[0] if len(outputs) == 1 else outputs
 
     def contract(self, name: str, address: str) -> Contract:

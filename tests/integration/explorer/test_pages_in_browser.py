@@ -96,10 +96,11 @@ def test_every_page_shows_the_new_data_and_fits_a_phone(
     provider = settle_once(chain, deployment, new_account)
     subject = reported_subject(chain, deployment, new_account, root)
     block = chain.w3.eth.get_transaction_receipt(tx_hash)["blockNumber"]
+    block_hash = chain.w3.eth.get_block(block)["hash"].to_0x_hex()
     root_hex, blob_hex = "0x" + root.hex(), "0x" + blob_id.hex()
     pages = [  # route, the page kind it draws, what a person must see on it
         ("", "home", ["chain 31337", root_hex[:10], blob_hex[:10], "Flow"]),
-        ("#/blocks", "blocks", ["Blocks", str(block)]),
+        (f"#/blocks/{block + 1}", "blocks", ["Blocks", block_hash]),  # the page of blocks below block + 1
         ("#/files", "files", ["Files on Flow", root_hex, "3000 B"]),
         (f"#/file/{root_hex}", "file", [f"File {root_hex}", "3000 bytes", new_account.address]),
         ("#/blobs", "blobs", ["DA blobs", blob_hex, "certified"]),
