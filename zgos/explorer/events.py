@@ -9,11 +9,14 @@ is an indexed query, not a scan of every log, and a restart resumes where readin
   blob id) that pages look it up by (indexed).
 - Each series keeps its cursor (the next block to read); reading resumes there, in windows of
   ``LOG_WINDOW_BLOCKS``, one transaction per window.
-- Reorgs: every refresh stores the hash of the head it read up to. The next refresh compares
-  the newest stored hash with the chain's block of that number; on a mismatch it walks the
-  stored hashes down to the newest that still matches (the fork point is the block after it),
-  deletes every entry above it and moves every cursor back to it, then reads again. Hashes
-  older than ``KEPT_HEADS`` refreshes are dropped: a deeper reorg clears the index.
+- Reorgs: each refresh asks the chain's head; when it is not the newest head stored, the index
+  compares the newest stored hash with the chain's block of that number and, on a mismatch,
+  walks the stored hashes down to the newest that still matches (the fork point is the block
+  after it), deletes every entry above it and moves every cursor back to it; then it stores the
+  new head and reads on. Only the newest ``KEPT_HEADS`` heads are kept: a deeper reorg clears
+  the index, which is then read again from each series' first block.
+- Two explorers may share the file (WAL): a window is stored only if its series' cursor is
+  still where the read began.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def blob_id_of(event: EventData) -> bytes:
 
 
 def blob_series(deps: ExplorerDeps, da: DAContracts, event: str) -> Series:
-    """``DAEntrance``'s ``event`` (BlobSubmitted, BlobCertified) since the deployment."""
+    """``DAEntrance``'s ``event`` (BlobSubmitted, BlobCertified, BlobCancelled) since the deployment."""
     return Series(da.entrance, event, deps.deployment().deploy_block, blob_id_of)
 
 
