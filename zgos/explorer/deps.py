@@ -37,9 +37,10 @@ def no_services() -> list[dict[str, Any]]:
 
 
 class ExplorerChain(Chain):
-    """The chain client for a long-running reader: contract handles built once per (name,
-    address) (building one parses its ABI, milliseconds a time), and the chain id asked once
-    (web3 asks it twice around every ``eth_call``)."""
+    """The chain client for a long-running reader that makes many view calls: contract handles
+    built once per (name, address) (building one parses its ABI, milliseconds a time), the chain
+    id asked once (web3 asks it twice around every ``eth_call``) and view calls sent raw
+    (:meth:`call`). Writes are :class:`Chain`'s."""
 
     def __init__(self, rpc_url: str) -> None:
         super().__init__(rpc_url)
