@@ -137,6 +137,8 @@ class EventIndex:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._known: dict[str, tuple[int, Series]] = {}  # series read by this process: name -> (id, series)
+        self._generation = 0  # how many reorgs this process undid (cached sums older than one are void)
+        self._sums: dict[tuple[int, str], tuple[int, int, list[tuple[int, int]]]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -184,13 +186,26 @@ class EventIndex:
                                     (series_id, *keys)).fetchall()
         return {bytes(r[0]) for r in rows}
 
-    def events(self, chain: Chain, series: Series) -> list[IndexedEvent]:
-        """Every entry, in chain order (for series a chart draws whole)."""
+    def block_sums(self, chain: Chain, series: Series, arg: str) -> list[tuple[int, int]]:
+        """``(block, sum of the integer argument arg over the block's entries)``, in block
+        order: kept in memory and extended with the entries added since the last call (a
+        reorg this index undid starts it again), so a chart of a long series costs only its
+        new entries."""
         with self._lock:
             series_id = self._refresh(chain, series)
-            rows = self._db.execute(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE series = ? ORDER BY position",
-                                    (series_id,)).fetchall()
-        return [_entry(r) for r in rows]
+            generation, seen, sums = self._sums.get((series_id, arg), (self._generation, 0, []))
+            if generation != self._generation:
+                seen, sums = 0, []
+            rows = self._db.execute("SELECT block, args FROM entries WHERE series = ? AND position >= ? "
+                                    "ORDER BY position", (series_id, seen)).fetchall()
+            for block, args in rows:
+                amount = int(json.loads(args)[arg])
+                if sums and sums[-1][0] == block:
+                    sums[-1] = (block, sums[-1][1] + amount)
+                else:
+                    sums.append((int(block), amount))
+            self._sums[(series_id, arg)] = (self._generation, seen + len(rows), sums)
+            return list(sums)
 
     def cursor(self, series: Series) -> int | None:
         """The next block ``series`` reads from, as stored (None: never read)."""
@@ -242,6 +257,7 @@ class EventIndex:
         kept = next((n for n, h in heads if self._on_chain(chain, n, h)), -1)
         if kept == heads[0][0]:
             return
+        self._generation += 1
         with self._transaction() as db:
             db.execute("DELETE FROM entries WHERE block > ?", (kept,))
             db.execute("DELETE FROM heads WHERE number > ?", (kept,))

@@ -94,11 +94,13 @@ def test_a_reorg_drops_the_events_of_orphaned_blocks(own_chain: Chain, registry:
     registry.announce(before, NodeKind.STORAGE, "http://before-fork:1")
     series, index = announced(registry), EventIndex(tmp_path / "events.sqlite")
     snapshot = own_chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
-    registry.announce(orphan, NodeKind.STORAGE, "http://orphaned:1")
+    orphaned = registry.announce(orphan, NodeKind.STORAGE, "http://orphaned:1", num_shard=4)
     assert urls(index, own_chain, series) == ["http://before-fork:1", "http://orphaned:1"]
+    assert (orphaned.block_number, 4) in index.block_sums(own_chain, series, "numShard")
     assert own_chain.w3.provider.make_request("evm_revert", [snapshot])["result"] is True  # type: ignore[arg-type]
-    registry.announce(replacement, NodeKind.STORAGE, "http://replacement:1")
+    registry.announce(replacement, NodeKind.STORAGE, "http://replacement:1", num_shard=2)
     assert urls(index, own_chain, series) == ["http://before-fork:1", "http://replacement:1"]
+    assert [total for _, total in index.block_sums(own_chain, series, "numShard")] == [1, 2], "the orphan's 4 is gone"
     page = index.page(own_chain, series, 10, None)
     assert page.total == 2 and [e.position for e in page.items] == [1, 0]
 

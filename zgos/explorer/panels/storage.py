@@ -273,8 +273,6 @@ def cumulative(deltas: list[tuple[int, int, int]]) -> list[RewardPoint]:
 def rewards(deps: Deps) -> list[RewardPoint]:
     chain, deployment = deps.chain(), deps.deployment()
     reward = Reward(chain, deployment.address("Reward")).contract
-    filled = deps.index.events(chain, Series(reward, "RewardFilled", deployment.deploy_block))
-    paid = deps.index.events(chain, Series(reward, "DistributeReward", deployment.deploy_block))
-    deltas = sorted([(e.block, int(e.args["amount"]), 0) for e in filled]
-                    + [(e.block, 0, int(e.args["amount"])) for e in paid])
-    return cumulative(deltas)
+    filled = deps.index.block_sums(chain, Series(reward, "RewardFilled", deployment.deploy_block), "amount")
+    paid = deps.index.block_sums(chain, Series(reward, "DistributeReward", deployment.deploy_block), "amount")
+    return cumulative(sorted([(block, fee, 0) for block, fee in filled] + [(block, 0, pay) for block, pay in paid]))
