@@ -15,10 +15,11 @@ from fastapi.staticfiles import StaticFiles
 
 from zgos.explorer.deps import ExplorerDeps
 from zgos.explorer.models import ApiModel
-from zgos.explorer.panels import chain, compute, da, inft, provenance, search, storage
+from zgos.explorer.panels import alignment, chain, compute, da, inft, provenance, search, storage
 
 STATIC_DIR = Path(__file__).parent / "static"
-PANELS = (chain.router, storage.router, da.router, compute.router, inft.router, provenance.router, search.router)
+PANELS = (chain.router, storage.router, da.router, compute.router, inft.router, alignment.router, provenance.router,
+          search.router)
 
 
 class Health(ApiModel):

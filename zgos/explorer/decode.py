@@ -13,8 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils.abi import event_abi_to_log_topic
+from eth_typing import ABIFunction, HexStr
+from eth_utils.abi import event_abi_to_log_topic, function_abi_to_4byte_selector
+from web3._utils.contracts import decode_transaction_data
+from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
 from web3.contract import Contract
+from web3.contract.contract import ContractEvent
 
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
@@ -55,11 +59,14 @@ class DecodedEvent:
 
 
 class ContractBook:
-    """The deployment's contracts by address, each with its ABI's events by topic."""
+    """The deployment's contracts by address, each with its ABI's functions by selector and
+    events by topic (each event's decoder built once: building one costs milliseconds)."""
 
     def __init__(self, chain: Chain, deployment: Deployment) -> None:
         self.contracts: dict[str, tuple[str, Contract]] = {}
         self.topics: dict[str, dict[bytes, str]] = {}
+        self.functions: dict[str, dict[bytes, ABIFunction]] = {}
+        self._events: dict[tuple[str, str], ContractEvent] = {}
         for name, address in deployment.addresses.items():
             contract = chain.contract(name, address)
             self.contracts[address.lower()] = (name, contract)
@@ -67,6 +74,16 @@ class ContractBook:
                 event_abi_to_log_topic(entry): str(entry.get("name"))  # type: ignore[arg-type]
                 for entry in contract.abi if entry.get("type") == "event"
             }
+            self.functions[address.lower()] = {
+                function_abi_to_4byte_selector(entry): entry  # type: ignore[misc]
+                for entry in contract.abi if entry.get("type") == "function"
+            }
+
+    def _event(self, address: str, event: str) -> ContractEvent:
+        key = (address.lower(), event)
+        if key not in self._events:
+            self._events[key] = self.contracts[key[0]][1].events[event]()
+        return self._events[key]
 
     def name_of(self, address: str | None) -> str | None:
         """The deployment's name for ``address`` (None: not one of ours)."""
@@ -77,14 +94,14 @@ class ContractBook:
         """The function and arguments of a call to one of our contracts (None: not ours, or no
         function of its ABI has that selector)."""
         found = self.contracts.get((to or "").lower())
-        if found is None or len(data) < SELECTOR_BYTES:
+        function = self.functions.get((to or "").lower(), {}).get(data[:SELECTOR_BYTES])
+        if found is None or function is None:
             return None
-        name, contract = found
         try:
-            function, args = contract.decode_function_input(data)
+            args = decode_transaction_data(function, HexStr("0x" + data.hex()), normalizers=BASE_RETURN_NORMALIZERS)
         except ValueError:
             return None
-        return DecodedCall(name, function.fn_name, to_jsonable(dict(args)))
+        return DecodedCall(found[0], str(function["name"]), to_jsonable(dict(args)))
 
     def decode_log(self, log: Mapping[str, Any]) -> DecodedEvent:
         """A receipt's log by event name and arguments when one of our contracts emitted it."""
@@ -95,5 +112,5 @@ class ContractBook:
         if found is None or event is None:
             raw = {"topics": ["0x" + t.hex() for t in topics], "data": to_jsonable(bytes(log["data"]))}
             return DecodedEvent(address, found[0] if found else None, None, raw, int(log["logIndex"]))
-        decoded = found[1].events[event]().process_log(log)
+        decoded = self._event(address, event).process_log(log)
         return DecodedEvent(address, found[0], event, to_jsonable(dict(decoded["args"])), int(log["logIndex"]))

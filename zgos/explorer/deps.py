@@ -11,7 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+from eth_abi.exceptions import DecodingError
+from eth_utils.abi import get_abi_output_types
 from fastapi import Depends, HTTPException, Request
+from hexbytes import HexBytes
+from web3._utils.abi import map_abi_data
+from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.types import RPCEndpoint
 
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, load_deployment
@@ -20,11 +28,50 @@ from zgos.explorer.decode import ContractBook
 from zgos.explorer.events import EventIndex
 from zgos.runtime.datadir import DataDir
 
+INDEX_FILE = "events.sqlite"
 ServiceRows = Callable[[], list[dict[str, Any]]]
 
 
 def no_services() -> list[dict[str, Any]]:
     return []
+
+
+class ExplorerChain(Chain):
+    """The chain client for a long-running reader that makes many view calls: contract handles
+    built once per (name, address) (building one parses its ABI, milliseconds a time), the chain
+    id asked once (web3 asks it twice around every ``eth_call``) and view calls sent raw
+    (:meth:`call`). Writes are :class:`Chain`'s."""
+
+    def __init__(self, rpc_url: str) -> None:
+        super().__init__(rpc_url)
+        self.w3.provider.cache_allowed_requests = True
+        self.w3.provider.cacheable_requests = {RPCEndpoint("eth_chainId")}
+        self._contracts: dict[tuple[str, str], Contract] = {}
+
+    def call(self, fn: ContractFunction, *, sender: str | None = None) -> Any:
+        """As :meth:`Chain.call`, without web3's search of the ABI and its request formatters
+        on every call: the call's data encoded from its own ABI entry, one raw ``eth_call``, the
+        outputs decoded and normalized as web3 does. An error (a revert) or an answer that does
+        not decode is asked again through :meth:`Chain.call`, which raises as it always does."""
+        if sender is not None:
+            return super().call(fn, sender=sender)
+        request = {"to": fn.address, "data": fn._encode_transaction_data()}
+        answer = self.w3.provider.make_request(RPCEndpoint("eth_call"), [request, "latest"])
+        if "error" in answer or not isinstance(answer.get("result"), str):
+            return super().call(fn)
+        types = get_abi_output_types(fn.abi)
+        try:
+            decoded = self.w3.codec.decode(types, HexBytes(answer["result"]))
+        except DecodingError:  # e.g. no contract there: web3 says so
+            return super().call(fn)
+        outputs = map_abi_data(BASE_RETURN_NORMALIZERS, types, decoded)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def contract(self, name: str, address: str) -> Contract:
+        key = (name, address.lower())
+        if key not in self._contracts:
+            self._contracts[key] = super().contract(name, address)
+        return self._contracts[key]
 
 
 @dataclass
@@ -33,8 +80,7 @@ class ExplorerDeps:
     rpc_url: str
     # name, url, pid and state of each service this explorer can see (none outside a devnet)
     services: ServiceRows = no_services
-    # the contract events the panels list, read incrementally (zgos.explorer.events)
-    index: EventIndex = field(default_factory=EventIndex)
+    index: EventIndex = field(init=False)
     _chain: Chain | None = None
     _book: tuple[Deployment, ContractBook] | None = None
 
@@ -42,10 +88,14 @@ class ExplorerDeps:
         """The chain client; 503 when the RPC URL is unusable."""
         if self._chain is None:
             try:
-                self._chain = Chain(self.rpc_url)
+                self._chain = ExplorerChain(self.rpc_url)
             except ZgError as exc:
                 raise HTTPException(503, detail=str(exc)) from None
         return self._chain
+
+    def __post_init__(self) -> None:
+        # the contract events the panels list, read incrementally (zgos.explorer.events)
+        self.index = EventIndex(self.data_dir.service("explorer") / INDEX_FILE)
 
     def find_deployment(self) -> Deployment | None:
         """The data dir's deployment on the chain, or None if there is none."""

@@ -1,20 +1,29 @@
 """An explorer process (``zg explorer serve``) on a data dir (a devnet's, or one on the session
-chain), and a headless browser's view of its pages, for the explorer tests."""
+chain), a headless browser's view of its pages, and the data the explorer tests show (a file
+submitted to Flow, a certified DA blob)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
 
 from tests.conftest import session_chain_data_dir
 from tests.servers import await_http
 from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment
+from zgos.da.contracts import DAContracts
 from zgos.runtime.netutil import free_port
+from zgos.storage.contracts import FlowContract
+from zgos.storage.spec.filetree import FileTree
 
 
 @contextmanager
@@ -63,3 +72,31 @@ def browser_dom(url: str, profile: Path, budget_ms: int = 4000) -> str:
          f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
         capture_output=True, text=True, timeout=90,
     ).stdout
+
+
+def upload(chain: Chain, deployment: Deployment, account: LocalAccount, size: int) -> tuple[bytes, str]:
+    tree = FileTree.from_bytes(os.urandom(size))
+    result = FlowContract(chain, deployment.address("Flow")).submit(account, [tree.submission()])
+    return tree.root, result.tx_hash
+
+
+_SIGNERS: dict[str, Any] = {}  # DAEntrance address -> the one signer registered for these tests
+
+
+def certified_blob(chain: Chain, da: DAContracts, submitter: LocalAccount) -> tuple[bytes, str]:
+    """A blob submitted to ``da`` and certified by its one test signer (registered on first
+    use); its id and signer."""
+    from tests.integration.da.helpers import funded_signer, next_epoch
+    from zgos.da.spec import bls
+    from zgos.da.spec.blob import BlobHeader
+
+    signer = _SIGNERS.get(da.entrance.address)
+    if signer is None:
+        signer = _SIGNERS[da.entrance.address] = funded_signer(chain)
+        da.register(signer.account, signer.secret, "127.0.0.1:9", stake=10**18)
+        next_epoch(da)
+    submitted = da.submit_blob(submitter, BlobHeader(1000, (bytes.fromhex("c0" + "00" * 47),)))
+    message = da.signing_message(submitted.blob_id, submitted.epoch)
+    da.submit_certificate(submitter, submitted.blob_id, [signer.account.address],
+                          bls.aggregate([bls.sign(signer.secret, message)]))
+    return submitted.blob_id, signer.account.address

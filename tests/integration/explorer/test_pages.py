@@ -5,7 +5,6 @@ paging, and a 4xx with a message for every malformed or unknown id."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,15 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from tests.integration.explorer.explorer_fixtures import CHROMIUM, browser_dom
+from tests.integration.explorer.explorer_fixtures import (
+    CHROMIUM,
+    browser_dom,
+    certified_blob,
+    upload,
+)
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.da.contracts import DAContracts
-from zgos.storage.contracts import FlowContract
-from zgos.storage.spec.filetree import FileTree
 
 
 def get(url: str, **params: Any) -> Any:
@@ -37,12 +39,6 @@ def all_files(explorer: str) -> Iterator[dict[str, Any]]:
         if not page["files"] or page["files"][-1]["index"] == 0:
             return
         before = page["files"][-1]["index"]
-
-
-def upload(chain: Chain, deployment: Deployment, account: LocalAccount, size: int) -> tuple[bytes, str]:
-    tree = FileTree.from_bytes(os.urandom(size))
-    result = FlowContract(chain, deployment.address("Flow")).submit(account, [tree.submission()])
-    return tree.root, result.tx_hash
 
 
 def test_uploaded_file_is_listed_with_its_root_size_uploader_and_decoded_transaction(
@@ -70,22 +66,6 @@ def test_uploaded_file_is_listed_with_its_root_size_uploader_and_decoded_transac
     assert fees[-1]["block"] >= tx["block"] and int(fees[-1]["fees"]) >= int(fee), "the chart of fees includes it"
 
 
-def certified_blob(chain: Chain, da: DAContracts, submitter: LocalAccount) -> tuple[bytes, str]:
-    """A blob submitted to ``da`` and certified by one registered signer; its id and signer."""
-    from tests.integration.da.helpers import funded_signer, next_epoch
-    from zgos.da.spec import bls
-    from zgos.da.spec.blob import BlobHeader
-
-    signer = funded_signer(chain)
-    da.register(signer.account, signer.secret, "127.0.0.1:9", stake=10**18)
-    next_epoch(da)
-    submitted = da.submit_blob(submitter, BlobHeader(1000, (bytes.fromhex("c0" + "00" * 47),)))
-    message = da.signing_message(submitted.blob_id, submitted.epoch)
-    da.submit_certificate(submitter, submitted.blob_id, [signer.account.address],
-                          bls.aggregate([bls.sign(signer.secret, message)]))
-    return submitted.blob_id, signer.account.address
-
-
 def test_da_blob_page_shows_its_status_certificate_and_signers(
     explorer: str, chain: Chain, private_da: DAContracts, new_account: LocalAccount
 ) -> None:
@@ -99,6 +79,20 @@ def test_da_blob_page_shows_its_status_certificate_and_signers(
     assert signer in [s["address"] for s in quorum["signers"]]
     matches = get(f"{explorer}/api/search", q="0x" + blob_id.hex())["matches"]
     assert [(m["kind"], m["link"]) for m in matches] == [("blob", f"#/blob/0x{blob_id.hex()}")]
+
+
+def test_a_blob_status_follows_its_events_submitted_then_cancelled(
+    explorer: str, private_da: DAContracts, new_account: LocalAccount
+) -> None:
+    from zgos.da.spec.blob import BlobHeader
+
+    pending = private_da.submit_blob(new_account, BlobHeader(1001, (bytes.fromhex("c0" + "00" * 47),))).blob_id
+    cancelled = private_da.submit_blob(new_account, BlobHeader(1002, (bytes.fromhex("c0" + "00" * 47),))).blob_id
+    private_da.cancel_blob(new_account, cancelled)
+    listed = {b["blobId"]: b["status"] for b in get(f"{explorer}/api/da/blobs", limit=5)["blobs"]}
+    assert (listed["0x" + pending.hex()], listed["0x" + cancelled.hex()]) == ("submitted", "cancelled")
+    detail = get(f"{explorer}/api/da/blob/0x{cancelled.hex()}")
+    assert detail["blob"]["status"] == "cancelled" and detail["certificate"] is None
 
 
 def test_search_resolves_each_kind_of_id_to_its_page(
@@ -142,6 +136,7 @@ def test_search_resolves_each_kind_of_id_to_its_page(
     ("/api/da/blob/0x" + "cd" * 32, 404, "no blob"),
     ("/api/compute/task/999999999", 404, "no fine-tuning task"),
     ("/api/inft/token/999999999", 404, "no agent token"),
+    ("/api/alignment/subject/0x12", 400, "not an address"),
     ("/api/storage/files?limit=1000", 422, "less than or equal to 100"),
 ])
 def test_bad_or_unknown_ids_are_a_4xx_that_says_why(explorer: str, path: str, status: int, message: str) -> None:
@@ -157,3 +152,29 @@ def test_a_transactions_deep_link_shows_its_decoded_call_and_events_in_a_browser
     dom = browser_dom(f"{explorer}/#/tx/{tx_hash}", tmp_path / "profile", 4000)
     assert f"Transaction {tx_hash}" in dom, dom[-3000:]
     assert "Flow.submit" in dom and ">Submit<" in dom and ">RewardFilled<" in dom
+
+
+def test_audit_reports_and_scores_are_listed_and_shown_on_the_subjects_page(
+    explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount
+) -> None:
+    from eth_account import Account
+
+    from zgos.alignment.contracts import AlignmentContracts
+    from zgos.alignment.spec.bonds import BondKind
+    from zgos.alignment.spec.reports import Finding
+
+    contracts = AlignmentContracts.from_deployment(chain, deployment)
+    contracts.register_auditor(new_account, contracts.min_auditor_stake())
+    subject = Account.create().address
+    evidence, _ = upload(chain, deployment, new_account, 200)
+    contracts.report(new_account, subject, BondKind.COMPUTE, Finding.LATENCY, evidence, -5)
+    listed = get(f"{explorer}/api/alignment/reports", limit=5)["reports"][0]
+    assert (listed["subject"], listed["kind"], listed["finding"], listed["scoreDelta"], listed["score"]) == (
+        subject, "compute", "latency", -5, -5)
+    assert listed["auditor"] == new_account.address and listed["evidenceRoot"] == "0x" + evidence.hex()
+    assert {"operator": subject, "kind": "compute", "score": -5, "faults": 1}.items() <= next(
+        s for s in get(f"{explorer}/api/alignment") if s["operator"] == subject).items()
+    detail = get(f"{explorer}/api/alignment/subject/{subject.lower()}")
+    assert [r["score"] for r in detail["records"]] == [-5] and [r["finding"] for r in detail["reports"]] == ["latency"]
+    stranger = httpx.get(f"{explorer}/api/alignment/subject/{Account.create().address}", timeout=30)
+    assert stranger.status_code == 404 and "neither bonded nor reported" in stranger.json()["detail"]

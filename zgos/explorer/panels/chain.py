@@ -160,7 +160,14 @@ def blocks(deps: Deps, limit: int = DEFAULT_BLOCKS,
         raise HTTPException(400, detail=f"limit must be between 1 and {MAX_BLOCKS}")
     chain = deps.chain()
     top = chain.block_number() if before is None else min(before - 1, chain.block_number())
-    return [block_summary(number, chain.w3.eth.get_block(number)) for number in range(top, max(-1, top - limit), -1)]
+    numbers = range(top, max(-1, top - limit), -1)
+    if not numbers:
+        return []
+    with chain.w3.batch_requests() as batch:  # one JSON-RPC round trip for the page
+        for number in numbers:
+            batch.add(chain.w3.eth.get_block(number))
+        found = batch.execute()
+    return [block_summary(number, block) for number, block in zip(numbers, found, strict=True)]
 
 
 def tx_summary(book: ContractBook | None, tx: Any) -> TxSummary:

@@ -22,7 +22,7 @@ from zgos.compute.contracts import ComputeContracts, ServiceInfo
 from zgos.compute.finetune.contracts import FineTuningMarket, OnchainTask
 from zgos.compute.finetune.wire import TaskProgress
 from zgos.explorer.deps import Deps, ExplorerDeps
-from zgos.explorer.events import page_of
+from zgos.explorer.events import Series
 from zgos.explorer.ids import parse_address
 from zgos.explorer.models import ApiModel
 from zgos.runtime.outbound import OutboundClient
@@ -120,11 +120,11 @@ def settlements(deps: Deps, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20
                 ) -> SettlementPage:
     chain, deployment = deps.chain(), deps.deployment()
     serving = ComputeContracts.from_deployment(chain, deployment).serving
-    events = deps.index.events(chain, serving, "Settled", deployment.deploy_block)
-    return SettlementPage(total=len(events), settlements=[
-        Settlement(index=i, provider=e["args"]["provider"], user=e["args"]["user"], amount=str(e["args"]["amount"]),
-                   total=str(e["args"]["total"]), tx=e["transactionHash"].to_0x_hex(), block=e["blockNumber"])
-        for i, e in page_of(events, limit, before)])
+    page = deps.index.page(chain, Series(serving, "Settled", deployment.deploy_block), limit, before)
+    return SettlementPage(total=page.total, settlements=[
+        Settlement(index=e.position, provider=e.args["provider"], user=e.args["user"], amount=str(e.args["amount"]),
+                   total=str(e.args["total"]), tx=e.tx, block=e.block)
+        for e in page.items])
 
 
 def market(deps: ExplorerDeps) -> FineTuningMarket:

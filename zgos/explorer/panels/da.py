@@ -3,8 +3,10 @@ columns), ``GET /api/da/blobs`` (blobs newest first, a page at a time, with thei
 ``GET /api/da/blob/{id}`` (one blob: submitter, size, fee, status, the submission and
 certificate transactions and the signers who signed it).
 
-Blobs come from ``DAEntrance.BlobSubmitted`` and ``BlobCertified`` events through the
-explorer's event index; a blob's status is read from the contract, which is the truth."""
+Blobs come from ``DAEntrance.BlobSubmitted``, ``BlobCertified`` and ``BlobCancelled`` events
+through the explorer's event index. A blob's status follows from them: the contract moves a
+blob from submitted to certified or cancelled once, never back, and refuses a second
+submission of the same id."""
 
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from web3.types import EventData
 
-from zgos.da.contracts import BlobStatus, DAContracts, UnknownBlob
+from zgos.da.contracts import BlobStatus, DAContracts
 from zgos.explorer.deps import Deps, ExplorerDeps
-from zgos.explorer.events import page_of
+from zgos.explorer.events import IndexedEvent, Series
 from zgos.explorer.ids import parse_hash32
 from zgos.explorer.models import ApiModel
 
@@ -69,20 +71,31 @@ def da_contracts(deps: ExplorerDeps) -> DAContracts:
     return DAContracts.from_addresses(deps.chain(), deps.deployment().addresses)
 
 
-def blob_events(deps: ExplorerDeps, da: DAContracts, event: str) -> list[EventData]:
-    return deps.index.events(deps.chain(), da.entrance, event, deps.deployment().deploy_block)
+def blob_id_of(event: EventData) -> bytes:
+    """The blob an event is about (the key blobs are looked up by)."""
+    return bytes(event["args"]["blobId"])
 
 
-def blob_row(da: DAContracts, index: int, event: EventData) -> BlobRow:
-    args = event["args"]
+def blob_series(deps: ExplorerDeps, da: DAContracts, event: str) -> Series:
+    """``DAEntrance``'s ``event`` (BlobSubmitted, BlobCertified, BlobCancelled) since the deployment."""
+    return Series(da.entrance, event, deps.deployment().deploy_block, blob_id_of)
+
+
+def blob_statuses(deps: ExplorerDeps, da: DAContracts, blob_ids: list[bytes]) -> dict[bytes, BlobStatus]:
+    """Each submitted blob's status, from the index's certificates and cancellations."""
+    chain = deps.chain()
+    certified = deps.index.present(chain, blob_series(deps, da, "BlobCertified"), blob_ids)
+    cancelled = deps.index.present(chain, blob_series(deps, da, "BlobCancelled"), blob_ids)
+    return {b: BlobStatus.CERTIFIED if b in certified else BlobStatus.CANCELLED if b in cancelled
+            else BlobStatus.SUBMITTED for b in blob_ids}
+
+
+def blob_row(event: IndexedEvent, status: BlobStatus) -> BlobRow:
+    args = event.args
     blob_id = bytes(args["blobId"])
-    try:
-        status = da.blob(blob_id).status
-    except UnknownBlob:
-        status = BlobStatus.NONE
-    return BlobRow(index=index, blob_id="0x" + blob_id.hex(), submitter=args["submitter"], epoch=int(args["epoch"]),
-                   size=int(args["size"]), fee=str(int(args["fee"])), status=status.name.lower(),
-                   tx=event["transactionHash"].to_0x_hex())
+    return BlobRow(index=event.position, blob_id="0x" + blob_id.hex(), submitter=args["submitter"],
+                   epoch=int(args["epoch"]), size=int(args["size"]), fee=str(int(args["fee"])),
+                   status=status.name.lower(), tx=event.tx)
 
 
 @router.get("/da")
@@ -102,23 +115,24 @@ def blobs(deps: Deps, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
           before: Annotated[int | None, Query(ge=0, description="Blobs listed below this index (paging).")] = None,
           ) -> BlobPage:
     da = da_contracts(deps)
-    submitted = blob_events(deps, da, "BlobSubmitted")
-    return BlobPage(total=len(submitted), blobs=[blob_row(da, i, e) for i, e in page_of(submitted, limit, before)])
+    page = deps.index.page(deps.chain(), blob_series(deps, da, "BlobSubmitted"), limit, before)
+    statuses = blob_statuses(deps, da, [bytes(e.args["blobId"]) for e in page.items])
+    return BlobPage(total=page.total, blobs=[blob_row(e, statuses[bytes(e.args["blobId"])]) for e in page.items])
 
 
 @router.get("/da/blob/{blob_id}")
 def blob(deps: Deps, blob_id: str) -> BlobDetail:
     key = parse_hash32(blob_id, "blob id")
     da = da_contracts(deps)
-    found = [(i, e) for i, e in enumerate(blob_events(deps, da, "BlobSubmitted")) if bytes(e["args"]["blobId"]) == key]
+    found = deps.index.find(deps.chain(), blob_series(deps, da, "BlobSubmitted"), key)
     if not found:
         raise HTTPException(404, detail=f"no blob 0x{key.hex()} was submitted to DAEntrance")
-    row = blob_row(da, *found[-1])
-    certified = [e for e in blob_events(deps, da, "BlobCertified") if bytes(e["args"]["blobId"]) == key]
+    row = blob_row(found[-1], blob_statuses(deps, da, [key])[key])
+    certified = deps.index.find(deps.chain(), blob_series(deps, da, "BlobCertified"), key)
     certificate = None
     if certified:
-        args = certified[-1]["args"]
-        certificate = Certificate(tx=certified[-1]["transactionHash"].to_0x_hex(), block=certified[-1]["blockNumber"],
+        args = certified[-1].args
+        certificate = Certificate(tx=certified[-1].tx, block=certified[-1].block,
                                   signers=list(args["signers"]), signed_stake=str(args["signedStake"]),
                                   total_stake=str(args["totalStake"]))
     return BlobDetail(blob=row, certificate=certificate)

@@ -26,7 +26,7 @@ from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeKind, NodeRegistry, RegisteredNode
 from zgos.explorer.deps import Deps, ExplorerDeps
-from zgos.explorer.events import page_of
+from zgos.explorer.events import IndexedEvent, Series
 from zgos.explorer.ids import parse_hash32
 from zgos.explorer.models import ApiModel
 from zgos.runtime.datadir import DataDir
@@ -193,19 +193,28 @@ class FileDetail(ApiModel):
     nodes: list[FileHolder]
 
 
-def flow_entries(deps: ExplorerDeps) -> list[LogEntry]:
-    """Every ``Flow.Submit`` since the deployment, in chain order (the event index's)."""
-    chain, deployment = deps.chain(), deps.deployment()
-    flow = FlowContract(chain, deployment.address("Flow"))
-    return [decode_submit_event(e) for e in deps.index.events(chain, flow.contract, "Submit", deployment.deploy_block)]
+def submitted_root(event: Any) -> bytes:
+    """The data root a ``Flow.Submit`` appends (the key files are looked up by)."""
+    return decode_submit_event(event).data_root
+
+
+def flow_series(deps: ExplorerDeps) -> Series:
+    """Every ``Flow.Submit`` since the deployment (the event index's series)."""
+    deployment = deps.deployment()
+    flow = FlowContract(deps.chain(), deployment.address("Flow"))
+    return Series(flow.contract, "Submit", deployment.deploy_block, submitted_root)
+
+
+def file_row(event: IndexedEvent) -> FileRow:
+    return FileRow.of(event.position, decode_submit_event(event.as_event_data()))
 
 
 @router.get("/storage/files")
 def files(deps: Deps, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
           before: Annotated[int | None, Query(ge=0, description="Files listed below this index (paging).")] = None,
           ) -> FilePage:
-    entries = flow_entries(deps)
-    return FilePage(total=len(entries), files=[FileRow.of(i, e) for i, e in page_of(entries, limit, before)])
+    page = deps.index.page(deps.chain(), flow_series(deps), limit, before)
+    return FilePage(total=page.total, files=[file_row(e) for e in page.items])
 
 
 def file_holder(http: httpx.Client, node: RegisteredNode, root: bytes) -> FileHolder:
@@ -225,7 +234,7 @@ def file_holder(http: httpx.Client, node: RegisteredNode, root: bytes) -> FileHo
 @router.get("/storage/file/{root}")
 def file(deps: Deps, root: str) -> FileDetail:
     key = parse_hash32(root, "data root")
-    rows = [FileRow.of(i, e) for i, e in enumerate(flow_entries(deps)) if e.data_root == key]
+    rows = [file_row(e) for e in deps.index.find(deps.chain(), flow_series(deps), key)]
     if not rows:
         raise HTTPException(404, detail=f"no Flow submission has the data root 0x{key.hex()}")
     chain, deployment = deps.chain(), deps.deployment()
@@ -264,8 +273,6 @@ def cumulative(deltas: list[tuple[int, int, int]]) -> list[RewardPoint]:
 def rewards(deps: Deps) -> list[RewardPoint]:
     chain, deployment = deps.chain(), deps.deployment()
     reward = Reward(chain, deployment.address("Reward")).contract
-    filled = deps.index.events(chain, reward, "RewardFilled", deployment.deploy_block)
-    paid = deps.index.events(chain, reward, "DistributeReward", deployment.deploy_block)
-    deltas = sorted([(int(e["blockNumber"]), int(e["args"]["amount"]), 0) for e in filled]
-                    + [(int(e["blockNumber"]), 0, int(e["args"]["amount"])) for e in paid])
-    return cumulative(deltas)
+    filled = deps.index.block_sums(chain, Series(reward, "RewardFilled", deployment.deploy_block), "amount")
+    paid = deps.index.block_sums(chain, Series(reward, "DistributeReward", deployment.deploy_block), "amount")
+    return cumulative(sorted([(block, fee, 0) for block, fee in filled] + [(block, 0, pay) for block, pay in paid]))

@@ -203,20 +203,23 @@ async function refreshRewardChart() {
   }
 }
 
+// Every panel of the home page, at once; resolves when all have drawn (or failed).
 function refreshAll() {
-  refreshRewardChart();
-  refreshBlocks();
-  refreshList("files", "/api/storage/files?limit=5", "files", (f) => [linkCell(short(f.root), `#/file/${f.root}`, "mono"),
-    cell(`${f.size} B`), linkCell(short(f.uploader), `#/address/${f.uploader}`, "mono"), cell(f.block)], "no files uploaded yet");
-  refreshList("blobs", "/api/da/blobs?limit=5", "blobs", (b) => [linkCell(short(b.blobId), `#/blob/${b.blobId}`, "mono"),
-    cell(`${b.size} B`), cell(b.status, b.status === "certified" ? "ok" : "warn"), cell(b.epoch)], "no blobs yet");
-  refreshList("tasks", "/api/compute/tasks?limit=5", "tasks", (t) => [linkCell(t.taskId, `#/task/${t.taskId}`),
-    cell(t.status), cell(short(t.user), "mono"), cell(og(t.fee))], "no fine-tuning tasks yet");
-  refreshServices();
-  refreshNodes();
-  refreshStorage();
-  refreshCompute();
-  refreshInft();
+  return Promise.all([
+    refreshRewardChart(),
+    refreshBlocks(),
+    refreshList("files", "/api/storage/files?limit=5", "files", (f) => [linkCell(short(f.root), `#/file/${f.root}`, "mono"),
+      cell(`${f.size} B`), linkCell(short(f.uploader), `#/address/${f.uploader}`, "mono"), cell(f.block)], "no files uploaded yet"),
+    refreshList("blobs", "/api/da/blobs?limit=5", "blobs", (b) => [linkCell(short(b.blobId), `#/blob/${b.blobId}`, "mono"),
+      cell(`${b.size} B`), cell(b.status, b.status === "certified" ? "ok" : "warn"), cell(b.epoch)], "no blobs yet"),
+    refreshList("tasks", "/api/compute/tasks?limit=5", "tasks", (t) => [linkCell(t.taskId, `#/task/${t.taskId}`),
+      cell(t.status), cell(short(t.user), "mono"), cell(og(t.fee))], "no fine-tuning tasks yet"),
+    refreshServices(),
+    refreshNodes(),
+    refreshStorage(),
+    refreshCompute(),
+    refreshInft(),
+  ]);
 }
 
 // --- lineage: the provenance tree of /api/provenance/{id}, drawn as a layered graph ---------

@@ -70,7 +70,8 @@ async function blockPage(number) {
 }
 
 async function addressPage(a) {
-  const [info, ledger] = await Promise.all([getJson(`/api/address/${a}`), getJson(`/api/compute/ledger/${a}`).catch(() => null)]);
+  const [info, ledger, standing] = await Promise.all([getJson(`/api/address/${a}`),
+    getJson(`/api/compute/ledger/${a}`).catch(() => null), getJson(`/api/alignment/subject/${a}`).catch(() => null)]);
   const parts = [section(`Address ${info.address}`, kv([["contract", info.contract || (info.hasCode ? "a contract (not ours)" : "an account")],
     ["balance", og(info.balance)], ["nonce", info.nonce]]))];
   if (ledger && (Number(ledger.available) > 0 || ledger.subAccounts.length)) {
@@ -78,7 +79,28 @@ async function addressPage(a) {
       table(["provider", "balance", "pending refund", "settled"], ledger.subAccounts.map((s) => [address(s.provider),
         og(s.balance), og(s.pendingRefund), og(s.settled)]), "no sub-accounts")));
   }
+  if (standing) parts.push(...standingSections(standing));
   return parts;
+}
+
+const REPORT_HEADERS = ["subject", "kind", "finding", "score Δ", "score after", "auditor", "evidence", "tx"];
+const reportRow = (r) => [address(r.subject), r.kind, r.finding, r.scoreDelta, r.score, address(r.auditor),
+  el("a", { href: `#/file/${r.evidenceRoot}`, class: "mono" }, r.evidenceRoot), txLink(r.tx)];
+const SUBJECT_HEADERS = ["operator", "kind", "score", "faults", "slashes", "slashed"];
+const subjectRow = (s) => [address(s.operator), s.kind, el("span", { class: s.score < 0 ? "bad" : "ok" }, s.score),
+  s.faults, s.slashes, og(s.slashed)];
+
+function standingSections(s) {
+  return [section("Alignment standing", table(SUBJECT_HEADERS, s.records.map(subjectRow), "no bond or record")),
+    section("Reports on it", table(REPORT_HEADERS, s.reports.map(reportRow), "no reports"))];
+}
+
+async function alignmentPage(before) {
+  const [subjects, page] = await Promise.all([getJson("/api/alignment"),
+    getJson(`/api/alignment/reports?limit=${PAGE_SIZE}${before ? `&before=${before}` : ""}`)]);
+  return [section(`Operators auditors watch (${subjects.length})`, table(SUBJECT_HEADERS, subjects.map(subjectRow), "none yet")),
+    section(`Audit reports (${page.total})`, table(REPORT_HEADERS, page.reports.map(reportRow), "none yet"),
+      pager("alignment", page.reports, (r) => r.index))];
 }
 
 async function filePage(root) {
@@ -150,7 +172,7 @@ function pagedList(title, path, key, headers, row) {
 
 const PAGES = {
   tx: txPage, block: blockPage, address: addressPage, file: filePage, blob: blobPage, task: taskPage,
-  token: tokenPage, model: lineagePage, response: lineagePage, lineage: lineagePage, blocks: blocksList,
+  token: tokenPage, alignment: alignmentPage, model: lineagePage, response: lineagePage, lineage: lineagePage, blocks: blocksList,
   files: pagedList("Files on Flow", "/api/storage/files", "files", ["root", "size", "uploader", "tx", "block"],
     (f) => [link(f.root, `#/file/${f.root}`), `${f.size} B`, address(f.uploader), txLink(f.tx), f.block]),
   blobs: pagedList("DA blobs", "/api/da/blobs", "blobs", ["blob", "size", "status", "submitter", "epoch"],
@@ -168,6 +190,13 @@ function currentRoute() {
   return PAGES[kind] ? { kind, id: id ? decodeURIComponent(id) : "" } : null;
 }
 
+// Marks a page as drawn, for tests and the bench: <body data-rendered="KIND">, and
+// window.firstRender: ms from navigation start to the first page drawn.
+function markRendered(kind) {
+  if (window.firstRender === undefined) window.firstRender = performance.now();
+  document.body.dataset.rendered = kind;
+}
+
 async function render(route) {
   const page = document.getElementById("page");
   try {
@@ -176,6 +205,7 @@ async function render(route) {
   } catch (error) {
     page.replaceChildren(section("Not found", el("p", { class: "bad" }, error.message)));
   }
+  markRendered(route.kind);
 }
 
 function show() {
@@ -183,7 +213,7 @@ function show() {
   document.getElementById("home").hidden = route !== null;
   document.getElementById("page").hidden = route === null;
   if (route) render(route);
-  else refreshAll();
+  else refreshAll().then(() => markRendered("home"));
 }
 
 document.getElementById("search-form").addEventListener("submit", async (event) => {

@@ -1,35 +1,18 @@
-"""The explorer's paging rule (``zgos.explorer.events.page_of``) and its JSON values
-(``zgos.explorer.decode.to_jsonable``): pure, no chain."""
+"""The explorer's JSON values (``zgos.explorer.decode.to_jsonable``), the event index's stored
+arguments (``zgos.explorer.events.encode_value``) and the fee chart's series: pure, no chain."""
 
 from __future__ import annotations
 
+import json
 from itertools import pairwise
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from zgos.explorer.decode import MAX_SAFE_INTEGER, to_jsonable
-from zgos.explorer.events import page_of
+from zgos.explorer.events import decode_value, encode_value
 from zgos.explorer.panels.storage import MAX_SERIES_POINTS, cumulative
-
-
-@given(st.integers(0, 300), st.integers(1, 100))
-def test_following_the_before_cursor_lists_every_entry_once_newest_first(total: int, limit: int) -> None:
-    entries = list(range(total))
-    seen: list[int] = []
-    before = None
-    while page := page_of(entries, limit, before):
-        assert len(page) <= limit and all(position == entry for position, entry in page)
-        seen += [position for position, _ in page]
-        before = page[-1][0]
-    assert seen == list(reversed(entries))
-
-
-@given(st.integers(0, 50), st.integers(1, 10), st.integers(0, 100))
-def test_a_page_holds_only_entries_below_the_cursor(total: int, limit: int, before: int) -> None:
-    page = page_of(list(range(total)), limit, before)
-    assert all(position < before for position, _ in page)
-    assert len(page) == min(limit, min(before, total))
 
 
 def test_json_values_keep_every_digit_and_show_bytes_as_hex() -> None:
@@ -46,3 +29,15 @@ def test_fee_and_reward_series_are_running_totals_one_point_per_block(deltas: li
     assert all(int(a.fees) <= int(b.fees) and int(a.paid) <= int(b.paid) for a, b in pairwise(points))
     if deltas:
         assert (int(points[-1].fees), int(points[-1].paid)) == (sum(d[1] for d in deltas), sum(d[2] for d in deltas))
+
+
+ARGUMENTS = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**256), 2**256) | st.text(max_size=20) | st.binary(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), ARGUMENTS, max_size=6))
+def test_stored_event_arguments_come_back_as_they_were_decoded(args: dict[str, Any]) -> None:
+    assert decode_value(json.loads(json.dumps(encode_value(args)))) == args

@@ -1,0 +1,126 @@
+"""Every explorer page in a real headless chromium (driven through the DevTools protocol,
+``tests.cdp``) on the session chain holding a file just submitted to Flow, a DA blob just
+certified, a fine-tuning task, a settlement, a registered model, an agent token and an audit
+report: each page shows them as a person would read them, lays out at a phone's width without
+scrolling sideways, and is saved as a screenshot (desktop and phone) under
+``test-artifacts/explorer`` (or ``$ZGOS_TEST_ARTIFACTS``).
+
+It registers a DA signer in the package's DA pair, so it runs after ``test_pages.py`` (file
+order), whose first DA check is of a quorum with no signer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from tests.cdp import CHROMIUM, Browser, BrowserError
+from tests.integration.explorer.explorer_fixtures import certified_blob, upload
+from zgos.alignment.contracts import AlignmentContracts
+from zgos.alignment.spec.bonds import BondKind
+from zgos.alignment.spec.reports import Finding
+from zgos.chain.accounts import devnet_role
+from zgos.chain.client import Chain
+from zgos.chain.deploy import Deployment
+from zgos.compute.contracts import ComputeContracts
+from zgos.compute.finetune.contracts import FineTuningMarket, ModelRegistry
+from zgos.compute.spec import vouchers
+from zgos.da.contracts import DAContracts
+from zgos.inft.contracts import InftContracts
+
+DESKTOP = (1280, 900)
+PHONE = (390, 844)  # CSS pixels, a common phone
+RENDER_TIMEOUT_S = 30.0  # generous: the suite shares 2 cores
+ARTIFACTS = Path(os.environ.get("ZGOS_TEST_ARTIFACTS", Path(__file__).parents[3] / "test-artifacts")) / "explorer"
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it as root)")
+
+
+def funded(chain: Chain) -> LocalAccount:
+    account: LocalAccount = Account.create()
+    chain.transact(devnet_role("deployer"), to=account.address, value=10**18)
+    return account
+
+
+def settle_once(chain: Chain, deployment: Deployment, user: LocalAccount) -> str:
+    """A provider settles ``user``'s signed receipt; the provider's address."""
+    provider = funded(chain)
+    compute = ComputeContracts.from_deployment(chain, deployment)
+    compute.deposit_and_fund(user, provider.address, 10**15)
+    receipt = vouchers.Receipt(user.address.lower(), provider.address.lower(), 7000)
+    compute.settle(provider, [(receipt, vouchers.sign_message(bytes(user.key), compute.domain, receipt))])
+    return provider.address
+
+
+def reported_subject(chain: Chain, deployment: Deployment, auditor: LocalAccount, evidence: bytes) -> str:
+    """An operator an auditor reported (latency, -5) with ``evidence`` (a root on Flow)."""
+    contracts = AlignmentContracts.from_deployment(chain, deployment)
+    contracts.register_auditor(auditor, contracts.min_auditor_stake())
+    subject = Account.create().address
+    contracts.report(auditor, subject, BondKind.COMPUTE, Finding.LATENCY, evidence, -5)
+    return subject
+
+
+def show(browser: Browser, url: str, kind: str, name: str) -> str:
+    """Open ``url`` at desktop width, wait until its page is drawn, save both screenshots and
+    check the phone layout; the page's text at desktop width."""
+    browser.set_width(*DESKTOP, mobile=False)
+    browser.open(url)
+    try:
+        browser.wait_for(f"document.body && document.body.dataset.rendered === {kind!r}", RENDER_TIMEOUT_S)
+    except BrowserError as exc:
+        raise AssertionError(f"{url} was not drawn: {exc}; it shows: {browser.text()[:500]!r}") from None
+    text = browser.text()
+    browser.screenshot(ARTIFACTS / f"{name}-desktop.png")
+    browser.set_width(*PHONE, mobile=True)
+    browser.wait_for(f"window.innerWidth === {PHONE[0]}")
+    assert not browser.overflows(), f"{name} scrolls sideways at {PHONE[0]} px"
+    browser.screenshot(ARTIFACTS / f"{name}-phone.png")
+    return text
+
+
+def test_every_page_shows_the_new_data_and_fits_a_phone(
+    explorer: str, chain: Chain, deployment: Deployment, private_da: DAContracts, new_account: LocalAccount,
+    tmp_path: Path,
+) -> None:
+    root, tx_hash = upload(chain, deployment, new_account, 3000)
+    blob_id, signer = certified_blob(chain, private_da, new_account)
+    ModelRegistry(chain, deployment.address("ModelRegistry")).register_base_model(new_account, root, "browser-model", "MIT")
+    market = FineTuningMarket(chain, deployment.address("FineTuningServing"))
+    market.add_or_update_service(new_account, "http://127.0.0.1:9/finetune", 1, 10**6, 10**6, [root])
+    task_id = market.create_task(new_account, new_account.address, root, root, b"{}", 10**15, 1)
+    token_id = InftContracts.from_deployment(chain, deployment).mint_plain(new_account, new_account.address)
+    provider = settle_once(chain, deployment, new_account)
+    subject = reported_subject(chain, deployment, new_account, root)
+    block = chain.w3.eth.get_transaction_receipt(tx_hash)["blockNumber"]
+    block_hash = chain.w3.eth.get_block(block)["hash"].to_0x_hex()
+    root_hex, blob_hex = "0x" + root.hex(), "0x" + blob_id.hex()
+    pages = [  # route, the page kind it draws, what a person must see on it
+        ("", "home", ["chain 31337", root_hex[:10], blob_hex[:10], "Flow"]),
+        (f"#/blocks/{block + 1}", "blocks", ["Blocks", block_hash]),  # the page of blocks below block + 1
+        ("#/files", "files", ["Files on Flow", root_hex, "3000 B"]),
+        (f"#/file/{root_hex}", "file", [f"File {root_hex}", "3000 bytes", new_account.address]),
+        ("#/blobs", "blobs", ["DA blobs", blob_hex, "certified"]),
+        (f"#/blob/{blob_hex}", "blob", [f"DA blob {blob_hex}", "certified", signer]),
+        ("#/tasks", "tasks", ["Fine-tuning tasks", "created"]),
+        (f"#/task/{task_id}", "task", [f"Fine-tuning task {task_id}", root_hex, "unreachable"]),
+        ("#/settlements", "settlements", ["Settlements", provider, new_account.address]),
+        (f"#/tx/{tx_hash}", "tx", [f"Transaction {tx_hash}", "Flow.submit", "RewardFilled"]),
+        (f"#/block/{block}", "block", [f"Block {block}", tx_hash]),
+        (f"#/address/{new_account.address}", "address", [f"Address {new_account.address}", "Compute ledger"]),
+        (f"#/token/{token_id}", "token", [f"Agent token {token_id}", new_account.address]),
+        (f"#/model/{root_hex}", "model", ["Lineage of", "browser-model"]),
+        ("#/alignment", "alignment", ["Operators auditors watch", "Audit reports", subject, "latency"]),
+        (f"#/address/{subject}", "address", ["Alignment standing", "Reports on it", "latency", new_account.address]),
+        ("#/file/0x1234", "file", ["Not found", "not a data root"]),
+        (f"#/blob/0x{'ab' * 32}", "blob", ["Not found", "no blob"]),
+    ]
+    missing = []
+    with Browser(tmp_path / "profile") as browser:
+        for number, (route, kind, expected) in enumerate(pages):
+            text = show(browser, f"{explorer}/{route}", kind, f"{number:02d}-{kind}")
+            missing += [(route, e) for e in expected if e not in text]
+    assert not missing, f"not shown: {missing}"
