@@ -140,8 +140,16 @@ async def endless(request: Request) -> Response:
     return StreamingResponse(chunks(), media_type="text/event-stream")
 
 
+async def first_chunk(request: Request) -> Response:
+    """Answers after the body's first chunk: a streamed route's app sees the body as it arrives."""
+    async for chunk in request.stream():
+        return JSONResponse({"first": len(chunk)})
+    return JSONResponse({"first": 0})
+
+
 APP = Starlette(routes=[
     StarletteRoute("/echo", echo, methods=["POST"]), StarletteRoute("/local/echo", echo, methods=["POST"]),
+    StarletteRoute("/streamed/echo", echo, methods=["POST"]), StarletteRoute("/streamed/first", first_chunk, methods=["POST"]),
     StarletteRoute("/slow", slow), StarletteRoute("/boom", boom), StarletteRoute("/stream", endless),
 ])
 
@@ -151,7 +159,8 @@ def server() -> Iterator[str]:
     port = free_port()
     policy = EdgePolicy(
         routes=(Route("/", max_body_bytes=1000, deadline_s=1.0),
-                Route("/local", local=True), Route("/stream", deadline_s=0.5)),
+                Route("/local", local=True), Route("/stream", deadline_s=0.5),
+                Route("/streamed", max_body_bytes=1 << 20, stream_body=True)),
         max_inflight=4, access=LocalAccess.for_listener("tok", "127.0.0.1", port),
     )
     uvicorn_server = hardened_server(APP, host="127.0.0.1", port=port, policy=policy)
@@ -178,6 +187,23 @@ def test_a_streamed_body_past_the_cap_is_cut_off(server: str) -> None:
 
     answer = httpx.post(server + "/echo", content=chunks(), headers={"content-type": "application/json"})
     assert answer.status_code == 413
+
+
+def test_a_streamed_route_needs_a_length_within_its_cap_and_hands_the_body_on_as_it_arrives(server: str) -> None:
+    json_type = {"content-type": "application/json"}
+    assert httpx.post(server + "/streamed/echo", content=b"x" * 5000, headers=json_type).json() == {"size": 5000}
+    assert httpx.post(server + "/streamed/echo", content=b"x" * ((1 << 20) + 1), headers=json_type).status_code == 413
+
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b"x" * 100
+
+    unsized = httpx.post(server + "/streamed/echo", content=chunks(), headers=json_type)
+    assert unsized.status_code == 411 and "Content-Length" in unsized.json()["error"]["message"]
+    with socket.create_connection(("127.0.0.1", int(server.rsplit(":", 1)[1]))) as raw:
+        raw.sendall(b"POST /streamed/first HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 1000000\r\n\r\n" + b"x" * 1000)  # the rest never comes
+        raw.settimeout(5)
+        assert b'"first":1000' in raw.recv(4096), "answered before the body was complete"
 
 
 def test_a_cross_origin_text_plain_post_is_refused(server: str) -> None:

@@ -6,7 +6,11 @@ by ``hardened_server`` (``serve.py``), so that every request, whatever the servi
 one table of limits (README, "Limits at the edge"):
 
 * **Body size**: a route's ``max_body_bytes``; a larger ``Content-Length`` is refused (413)
-  before a byte is read, a body that grows past it while streaming is cut off (413).
+  before a byte is read, a body that grows past it while streaming is cut off (413). The edge
+  reads the body before the app sees it, except on a ``Route.stream_body`` route: there a
+  ``Content-Length`` is required (411 otherwise), so the server's HTTP parser holds the body to
+  the length checked, and the app reads it as it arrives (a run of segments is checked and
+  stored while the rest of it is on the wire).
 * **Content type**: a request with a body must carry one of the route's ``content_types``
   (415). Browsers send cross-origin ``text/plain`` POSTs without asking first (no CORS
   preflight): refusing every type but ``application/json`` takes that path away.
@@ -154,6 +158,7 @@ class Route:
     content_types: frozenset[str] = JSON_TYPES
     deadline_s: float = DEFAULT_DEADLINE_S
     local: bool = False
+    stream_body: bool = False  # the app reads the body as it arrives; Content-Length required
 
 
 def openai_error_body(status: int, kind: str, message: str) -> bytes:
@@ -228,8 +233,9 @@ class GuardedEdge:
         exchange = _Exchange()
         try:
             async with asyncio.timeout(route.deadline_s):
-                body = await self._read_body(receive, route, headers)
-                await self.app(scope, _replay(body, receive), self._tracking(send, exchange))
+                if not route.stream_body:
+                    receive = _replay(await self._read_body(receive, route, headers), receive)
+                await self.app(scope, receive, self._tracking(send, exchange))
         except _Refused as refused:
             if not exchange.started:
                 await self._refuse(send, refused.refusal, close=True)
@@ -255,6 +261,8 @@ class GuardedEdge:
         has_body = length not in (None, "0") or "transfer-encoding" in headers
         if length is not None and (not length.isdigit() or int(length) > route.max_body_bytes):
             return Refusal(413, "too-large", f"body larger than {route.max_body_bytes} bytes")
+        if route.stream_body and has_body and length is None:
+            return Refusal(411, "length-required", "send the body with a Content-Length: this route reads it as it arrives")
         if has_body and _content_type(headers) not in route.content_types:
             allowed = ", ".join(sorted(route.content_types))
             return Refusal(415, "unsupported-media-type",

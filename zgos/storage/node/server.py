@@ -125,7 +125,7 @@ class NodeLimits:
                     Route(SEGMENT_PREFIX, max_body_bytes=BYTES_PER_SEGMENT, content_types=OCTET_STREAM,
                           deadline_s=self.segment_deadline_s),
                     Route(SEGMENTS_PREFIX, max_body_bytes=MAX_FRAMES_BODY_BYTES, content_types=OCTET_STREAM,
-                          deadline_s=self.segment_deadline_s)),
+                          deadline_s=self.segment_deadline_s, stream_body=True)),
             max_inflight=self.max_inflight, access=access, error_body=plain_error_body, enabled=self.guarded,
         )
 
