@@ -19,7 +19,14 @@ from typing import Any
 import zfec
 
 from zgos.storage.contracts import ErasureRecord
-from zgos.storage.erasurecode import MAX_THREADS, LiveNodes, fetch_proven, pad_piece, too_few_pieces
+from zgos.storage.erasurecode import (
+    MAX_THREADS,
+    LiveNodes,
+    fetch_proven,
+    fetch_proven_run,
+    pad_piece,
+    too_few_pieces,
+)
 from zgos.storage.fasthash import segment_root
 from zgos.storage.nodeclient import CorruptData, StorageError
 from zgos.storage.spec.erasure import PIECE_BYTES, StripeLayout
@@ -28,6 +35,7 @@ from zgos.storage.spec.flow import (
     compute_proof_segment_count,
     compute_segment_count,
 )
+from zgos.storage.spec.frames import MAX_FRAMES_PER_REQUEST
 from zgos.storage.spec.merkle import InvalidProof, compute_proof_path
 from zgos.storage.spec.segment import (
     InvalidSegment,
@@ -39,7 +47,7 @@ from zgos.storage.spec.segment import (
     validate_segment,
 )
 from zgos.storage.spec.shard import ShardConfig
-from zgos.storage.upload import Submitted
+from zgos.storage.upload import BATCH_SEGMENTS, Submitted
 
 
 @dataclass(frozen=True)
@@ -114,8 +122,9 @@ def check_health(report: HealthReport, live: LiveNodes, layout: StripeLayout, fi
 
 class StripeRepair:
     """Restores the pieces ``report.missing`` lists, stripe by stripe: fetch any ``k`` pieces
-    of a stripe, decode and re-encode it, prove each rebuilt piece with a proof assembled from
-    its partner segment's proof (``compute_segment_proof_from``), send it to its node."""
+    of a stripe (all stripes' pieces first, as runs of frames per node), decode and re-encode
+    it, prove each rebuilt piece with a proof assembled from its partner segment's proof
+    (``compute_segment_proof_from``), send it to its node."""
 
     def __init__(self, report: HealthReport, live: LiveNodes, layout: StripeLayout, files: dict[str, Submitted],
                  workers: int) -> None:
@@ -133,20 +142,69 @@ class StripeRepair:
             for kind, index in pieces:
                 t = stripe_of_data[index] if kind == "data" else stripe_of_parity[index][0]
                 wanted.setdefault(t, []).append((kind, index, url))
+        fetched = self._prefetch(sorted(wanted))
         with ThreadPoolExecutor(self.threads) as pool:
-            return sum(pool.map(lambda t: self._repair_stripe(t, wanted[t]), sorted(wanted)))
+            rebuilt = [item for items in pool.map(lambda t: self._repair_stripe(t, wanted[t], fetched), sorted(wanted))
+                       for item in items]
+            by_target: dict[tuple[str, str], list[SegmentWithProof]] = {}
+            for url, kind, segment in rebuilt:
+                by_target.setdefault((url, kind), []).append(segment)
+            batches = [(url, kind, segments[i : i + BATCH_SEGMENTS]) for (url, kind), segments in by_target.items()
+                       for i in range(0, len(segments), BATCH_SEGMENTS)]
+            list(pool.map(lambda batch: self._send(*batch), batches))
+        return len(rebuilt)
 
-    def _repair_stripe(self, t: int, wanted: list[tuple[str, int, str]]) -> int:
-        nodes = {n.url: n for n, _ in self.live}
+    def _send(self, url: str, kind: str, segments: list[SegmentWithProof]) -> None:
+        """Rebuilt ``segments`` of the ``kind`` file to the node at ``url``: in one request of
+        frames, else one by one (with ``put_segment``'s retries and refusal rules)."""
+        node = next(n for n, _ in self.live if n.url == url)
+        seq = self.files[kind].seq
+        try:
+            node.put_segments(seq, segments)
+        except StorageError:
+            for segment in segments:
+                node.put_segment(seq, segment)
+
+    def _prefetch(self, stripes: list[int]) -> dict[tuple[str, int], SegmentWithProof]:
+        """The pieces ``stripes`` will be decoded from (the first ``k`` present in each), fetched
+        as runs of frames per node: a node holds one residue of the flow, so the pieces it
+        holds are every ``num_shard``-th segment of a file."""
+        k = self.layout.params.k
+        needed: dict[tuple[str, str], set[int]] = {}  # (node url, kind) -> segment indexes
+        for t in stripes:
+            present = [p for p in self.report.stripes[t].pieces if p.kind == "zero" or p.nodes][:k]
+            for piece in present:
+                if piece.kind != "zero" and piece.index is not None:
+                    needed.setdefault((piece.nodes[0], piece.kind), set()).add(piece.index)
+        shards = {node.url: (node, shard) for node, shard in self.live}
+
+        def fetch(key: tuple[str, str]) -> dict[tuple[str, int], SegmentWithProof]:
+            (node, shard), kind, indexes = shards[key[0]], key[1], needed[key]
+            step, first, last = shard.num_shard, min(indexes), max(indexes)
+            found = {}
+            for start in range(first, last + 1, step * MAX_FRAMES_PER_REQUEST):
+                window = range(start, min(last + 1, start + step * MAX_FRAMES_PER_REQUEST), step)
+                if not indexes.isdisjoint(window):
+                    found.update({(kind, i): s for i, s in fetch_proven_run(node, self.files[kind], window).items()
+                                  if i in indexes})
+            return found
+
         fetched: dict[tuple[str, int], SegmentWithProof] = {}
+        with ThreadPoolExecutor(self.threads) as pool:
+            for found in pool.map(fetch, needed):
+                fetched.update(found)
+        return fetched
+
+    def _repair_stripe(self, t: int, wanted: list[tuple[str, int, str]],
+                       fetched: dict[tuple[str, int], SegmentWithProof]) -> list[tuple[str, str, SegmentWithProof]]:
+        """The ``wanted`` pieces of stripe ``t`` rebuilt and proven, with the node each goes to."""
         pieces = self._stripe_pieces(t, fetched)
         stripe = self.layout.stripes[t]
+        rebuilt = []
         for kind, index, url in wanted:
-            file = self.files[kind]
             row = stripe.data.index(index) if kind == "data" else self.layout.params.k + stripe.parity.index(index)
-            segment = self._prove(file, kind, index, pieces[row], fetched)
-            nodes[url].put_segment(file.seq, segment)
-        return len(wanted)
+            rebuilt.append((url, kind, self._prove(self.files[kind], kind, index, pieces[row], fetched)))
+        return rebuilt
 
     def _stripe_pieces(self, t: int, fetched: dict[tuple[str, int], SegmentWithProof]) -> list[bytes]:
         """All ``k + m`` pieces of stripe ``t`` (padded to a whole segment), from any ``k``
@@ -163,7 +221,7 @@ class StripeRepair:
             if index is None:
                 blocks.append(bytes(PIECE_BYTES))
             else:
-                segment = fetch_proven(self.live, self.files[kind], index)
+                segment = fetched.get((kind, index)) or fetch_proven(self.live, self.files[kind], index)
                 if segment is None:
                     continue
                 fetched[(kind, index)] = segment

@@ -194,6 +194,24 @@ def fetch_proven(live: LiveNodes, file: Submitted, index: int) -> SegmentWithPro
     return None
 
 
+def fetch_proven_run(node: NodeConnection, file: Submitted, indexes: range) -> dict[int, SegmentWithProof]:
+    """Segments ``indexes`` of ``file`` streamed from ``node`` as frames, each proof-checked: the
+    ones it sent intact (none if it cannot stream; ``fetch_proven`` then gets them one by one)."""
+    proven: dict[int, SegmentWithProof] = {}
+    try:
+        for index, data, proof in node.get_segments(file.seq, indexes):
+            if data is None or proof is None:
+                continue
+            segment = SegmentWithProof(file.root, data, index, proof, file.size)
+            validate_segment(segment, file.root, file.size, segment_root)
+            proven[index] = segment
+    except InvalidSegment as exc:
+        log.warning("%s served a corrupt segment of 0x%s: %s", node.url, file.root.hex(), exc.message)
+    except StorageError as exc:
+        log.info("%s did not stream segments of 0x%s (%s)", node.url, file.root.hex(), exc.message)
+    return proven
+
+
 def fetch_piece(live: LiveNodes, file: Submitted, index: int) -> bytes | None:
     found = fetch_proven(live, file, index)
     return found.data if found is not None else None
