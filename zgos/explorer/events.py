@@ -24,8 +24,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from web3.exceptions import BlockNotFound
 from web3.types import EventData
 
 from zgos.chain.client import Chain
+from zgos.runtime.sqlite import write_transaction
 
 LOG_WINDOW_BLOCKS = 5_000  # blocks per eth_getLogs request
 KEPT_HEADS = 256  # head hashes kept to find a fork point
@@ -145,15 +146,8 @@ class EventIndex:
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._db)
 
     # --- reads (each brings the index up to the head first) --------------------------------
 

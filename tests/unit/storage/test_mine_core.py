@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 import sha3
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from zgos.storage.spec.pora import (
@@ -187,23 +187,13 @@ def test_difficulty_moves_toward_target_by_at_most_2x(target: int, wanted: int, 
         assert adjusted == scaled << 16
 
 
-@pytest.mark.parametrize("lanes", [1, 4, 8])
-@settings(max_examples=10, deadline=None)
-@given(st.lists(seals, max_size=10), hashes, hashes)
-def test_native_sealing_of_many_pieces_equals_the_definition(lanes: int, pieces: list[bytes], miner: bytes,
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(seals, max_size=10), miner=hashes, context=hashes)
+def test_native_sealing_of_many_pieces_equals_the_definition(native_lanes: int, pieces: list[bytes], miner: bytes,
                                                                context: bytes) -> None:
     """``fasthash.seal_pieces`` (one piece per SIMD lane, or one at a time) seals as ``seal`` does."""
     from zgos.storage import fasthash
 
-    if not fasthash.NATIVE:
-        pytest.skip("native _treehash is not built: the Python definition is in use")
-    try:
-        fasthash.use_lanes(lanes)
-    except ValueError:
-        pytest.skip(f"this CPU cannot hash {lanes} messages at a time")
-    try:
-        seeds = b"".join(compute_seal_seed(miner, context, 16 * i) for i in range(len(pieces)))
-        assert fasthash.seal_pieces(b"".join(pieces), seeds) == b"".join(
-            seal(piece, miner, context, 16 * i) for i, piece in enumerate(pieces))
-    finally:
-        fasthash.use_lanes(fasthash.WIDEST_LANES)
+    seeds = b"".join(compute_seal_seed(miner, context, 16 * i) for i in range(len(pieces)))
+    assert fasthash.seal_pieces(b"".join(pieces), seeds) == b"".join(
+        seal(piece, miner, context, 16 * i) for i, piece in enumerate(pieces))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from zgos.compute.spec.settlement import DueReceipt
 from zgos.compute.spec.vouchers import Receipt
+from zgos.runtime.sqlite import write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -91,14 +92,8 @@ class RequestLog:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, write_transaction(self._db) as db:
+            yield db
 
     def reserve(self, request_hash: str, user: str, nonce: int, max_fee: int) -> None:
         """Record an admitted request; raise ``NonceReplayed`` if its nonce (or hash) was used."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
+
+from zgos.runtime.sqlite import write_transaction
 
 BUSY_TIMEOUT_S = 30
 
@@ -31,13 +32,6 @@ class SqliteDb:
             self._local.db = db
         return db
 
-    @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        db = self.conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction on this thread's connection (``write_transaction``)."""
+        return write_transaction(self.conn())
