@@ -29,6 +29,7 @@ from pathlib import Path
 
 from zgos.storage.contracts import LogEntry
 from zgos.storage.node.sqlitedb import SqliteDb
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS txs (
@@ -62,7 +63,6 @@ CREATE TABLE IF NOT EXISTS parked (
 
 
 IN_FILE = b""  # a segment row's data when its bytes are in the entry's segment file
-BYTES_PER_SEGMENT = 256 * 1024
 
 
 @dataclass(frozen=True)

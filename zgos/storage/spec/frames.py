@@ -20,9 +20,9 @@ import struct
 from dataclasses import dataclass
 
 from zgos.core.errors import ZgError
+from zgos.core.hashing import HASH_BYTES
 from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, MAX_TREE_HEIGHT, Proof
 
-HASH_BYTES = 32
 FRAME_HEADER = struct.Struct("<QII")  # index, proof bytes, data bytes
 PROOF_HEADER = struct.Struct("<BB")  # lemma items, path flags
 MAX_LEMMA_ITEMS = MAX_TREE_HEIGHT + 2  # leaf, a sibling per level, root
