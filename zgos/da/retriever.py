@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 
+import httpx
+
 from zgos.core.errors import ZgError
 from zgos.da.client import SignerClient
 from zgos.da.contracts import BlobStatus, DAContracts, Quorum
@@ -27,6 +29,8 @@ from zgos.da.rpc import RpcError
 from zgos.da.spec.blob import CELLS_NEEDED_PER_ROW, CELLS_PER_ROW, BlobHeader
 from zgos.da.spec.encoding import Cell, Encoder, InsufficientCells, verify_cells
 from zgos.da.spec.sampling import DEFAULT_SAMPLES_PER_ROW, samples_per_row, sampling_confidence
+from zgos.runtime.addresses import AddressPolicy
+from zgos.runtime.outbound import pin_target
 
 FETCH_TIMEOUT_S = 30.0
 
@@ -36,6 +40,14 @@ FailureHook = Callable[["SignerFailure"], None]
 
 class NotCertified(ZgError):
     """The blob exists on-chain but has no accepted certificate."""
+
+
+class SignerRefused(ZgError):
+    """The address policy does not let this reader reach a signer's announced address."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -90,10 +102,16 @@ def pick_samples(per_row: list[int], rng: random.Random) -> list[CellIndex]:
 
 
 class Retriever:
-    def __init__(self, da: DAContracts, encoder: Encoder | None = None, timeout_s: float = FETCH_TIMEOUT_S) -> None:
+    """Reads blobs from the signers of their epoch. With a ``policy``, a signer's announced
+    address is resolved and checked first, and the connection pinned to the checked address
+    (a reader serving strangers, such as the explorer, must not be steered at its own network)."""
+
+    def __init__(self, da: DAContracts, encoder: Encoder | None = None, timeout_s: float = FETCH_TIMEOUT_S,
+                 policy: AddressPolicy | None = None) -> None:
         self.da = da
         self.encoder = encoder
         self.timeout_s = timeout_s
+        self.policy = policy
 
     def _certified(self, blob_id: bytes) -> tuple[BlobHeader, Quorum]:
         record = self.da.blob(blob_id)
@@ -105,7 +123,13 @@ class Retriever:
         return self.da.header(blob_id), self.da.quorum(record.epoch)
 
     def _fetch(self, url: str, blob_id: bytes, indices: list[CellIndex] | None) -> list[Cell]:
-        with SignerClient(url, self.timeout_s) as client:
+        target = url
+        if self.policy is not None:
+            try:
+                target = pin_target(url, self.policy, self.timeout_s)
+            except httpx.TransportError as exc:
+                raise SignerRefused(url, str(exc)) from None
+        with SignerClient(target, self.timeout_s) as client:
             return client.get_cells(blob_id, indices)
 
     # --- retrieval -----------------------------------------------------------------------
@@ -146,7 +170,7 @@ class Retriever:
         columns = set(quorum.columns(member))
         try:
             cells = self._fetch(url, blob_id, None)
-        except RpcError as exc:
+        except (RpcError, SignerRefused) as exc:
             return [], SignerFailure(member, url, exc.reason)
         cells = [c for c in cells if c.column in columns and 0 <= c.row < header.rows]
         if not verify_cells(header, cells):
@@ -178,7 +202,7 @@ class Retriever:
                    by_owner: Mapping[int, list[CellIndex]]) -> tuple[int, list[Cell], str]:
         try:
             return owner, self._fetch(quorum.urls[owner], blob_id, by_owner[owner]), ""
-        except RpcError as exc:
+        except (RpcError, SignerRefused) as exc:
             return owner, [], exc.reason
 
     @staticmethod

@@ -7,9 +7,12 @@ dependency :data:`Deps`."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from eth_abi.exceptions import DecodingError
 from eth_utils.abi import get_abi_output_types
@@ -30,6 +33,10 @@ from zgos.runtime.datadir import DataDir
 
 INDEX_FILE = "events.sqlite"
 ServiceRows = Callable[[], list[dict[str, Any]]]
+T = TypeVar("T")
+SAMPLING_TTL_S = 30.0
+HEALTH_TTL_S = 10.0
+RECENT_KEPT = 256  # answers kept per kind
 
 
 def no_services() -> list[dict[str, Any]]:
@@ -74,6 +81,31 @@ class ExplorerChain(Chain):
         return self._contracts[key]
 
 
+class Recent(Generic[T]):
+    """Answers the explorer worked out by asking other services (a blob's sampling), kept for
+    ``ttl_s`` so that reloading a page, or many visitors, do not multiply the calls; at most
+    ``capacity`` of them, the oldest dropped first."""
+
+    def __init__(self, ttl_s: float, capacity: int) -> None:
+        self.ttl_s = ttl_s
+        self.capacity = capacity
+        self._items: OrderedDict[bytes, tuple[float, T]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key: bytes, make: Callable[[], T]) -> T:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None and time.monotonic() - found[0] < self.ttl_s:
+                return found[1]
+        made = make()
+        with self._lock:
+            self._items[key] = (time.monotonic(), made)
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return made
+
+
 @dataclass
 class ExplorerDeps:
     data_dir: DataDir
@@ -81,6 +113,10 @@ class ExplorerDeps:
     # name, url, pid and state of each service this explorer can see (none outside a devnet)
     services: ServiceRows = no_services
     index: EventIndex = field(init=False)
+    # a blob's latest sampling by this explorer (``zgos.explorer.panels.da``)
+    samplings: Recent[Any] = field(default_factory=lambda: Recent(SAMPLING_TTL_S, RECENT_KEPT))
+    # an erasure-coded file's latest health check (``zgos.explorer.panels.storage``)
+    erasure_healths: Recent[Any] = field(default_factory=lambda: Recent(HEALTH_TTL_S, RECENT_KEPT))
     _chain: Chain | None = None
     _book: tuple[Deployment, ContractBook] | None = None
 

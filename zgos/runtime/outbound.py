@@ -181,6 +181,18 @@ def _allowed(policy: AddressPolicy, host: str, addresses: list[Address]) -> list
     return allowed
 
 
+def pin_target(target: str, policy: AddressPolicy, timeout_s: float | None = DEFAULT_DEADLINE_S) -> str:
+    """``host:port`` (a gRPC target) as ``address:port`` of an address ``policy`` allows, so the
+    connection goes where the check looked (no second lookup). Raises ``AddressRefused`` for a
+    refused host, ``httpx.ConnectError`` for a target without a port or a host that does not
+    resolve."""
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise httpx.ConnectError(f"{target!r} is not host:port")
+    address = _allowed(policy, host, resolve(host.strip("[]"), int(port), timeout_s))[0]
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
 # --- sync transport ----------------------------------------------------------------------
 
 

@@ -12,9 +12,12 @@ import sys
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
+from tests.integration.explorer.explorer_fixtures import running_explorer
 from tests.servers import await_ready
+from zgos.chain.client import Chain
 from zgos.da.client import DisperserClient, SignerClient
 from zgos.da.contracts import BlobStatus
 from zgos.da.proto import disperser_pb2
@@ -135,7 +138,11 @@ def test_blob_recovers_from_exactly_half_the_columns_and_fewer_gives_a_clear_err
         Retriever(healthy.da).retrieve(blob_id)
 
 
-def test_sampling_fails_loudly_when_a_signer_withholds_data(healthy: DANetwork) -> None:
+def test_sampling_fails_loudly_when_a_signer_withholds_data(
+    healthy: DANetwork, chain: Chain, deployment_path: Path, tmp_path: Path,
+) -> None:
+    """Through the client, and on the explorer's blob page (which samples as a light client)."""
+    whole = bytes(healthy.disperse(blob_bytes(8)).info.blob_header.storage_root)
     reply = healthy.disperse(blob_bytes(7))
     blob_id = bytes(reply.info.blob_header.storage_root)
     withholding = healthy.nodes[3]
@@ -149,6 +156,14 @@ def test_sampling_fails_loudly_when_a_signer_withholds_data(healthy: DANetwork) 
     assert all(owners[c] == 3 for _, c in report.failed_cells)
     # retrieval still succeeds from the other three
     assert Retriever(healthy.da).retrieve(blob_id) == blob_bytes(7)
+    pair = {"DASigners": healthy.da.signers.address, "DAEntrance": healthy.da.entrance.address}
+    with running_explorer(tmp_path, chain, deployment_path, pair) as explorer:
+        seen = httpx.get(f"{explorer}/api/da/blob/0x{whole.hex()}/sampling", timeout=60).json()
+        assert (seen["available"], seen["verified"], seen["samples"]) == (True, 64, 64), seen
+        assert seen["confidence"] > 0.99 and seen["failures"] == []
+        withheld = httpx.get(f"{explorer}/api/da/blob/0x{blob_id.hex()}/sampling", timeout=60).json()
+        assert not withheld["available"] and withheld["verified"] < withheld["samples"], withheld
+        assert [f["signer"] for f in withheld["failures"]] == [withholding.identity.address]
 
 
 def test_retrieval_skips_a_signer_serving_corrupted_cells(healthy: DANetwork) -> None:

@@ -79,6 +79,11 @@ def test_da_blob_page_shows_its_status_certificate_and_signers(
     assert signer in [s["address"] for s in quorum["signers"]]
     matches = get(f"{explorer}/api/search", q="0x" + blob_id.hex())["matches"]
     assert [(m["kind"], m["link"]) for m in matches] == [("blob", f"#/blob/0x{blob_id.hex()}")]
+    # Its one signer announced 127.0.0.1:9 and serves nothing: the explorer's sampling says so.
+    sampled = get(f"{explorer}/api/da/blob/0x{blob_id.hex()}/sampling")
+    assert (sampled["available"], sampled["verified"], sampled["samples"]) == (False, 0, 64), sampled
+    assert [(f["signer"], f["url"]) for f in sampled["failures"]] == [(signer, "127.0.0.1:9")]
+    assert get(f"{explorer}/api/da/blob/0x{blob_id.hex()}/sampling") == sampled, "kept, not asked again"
 
 
 def test_a_blob_status_follows_its_events_submitted_then_cancelled(
@@ -93,6 +98,9 @@ def test_a_blob_status_follows_its_events_submitted_then_cancelled(
     assert (listed["0x" + pending.hex()], listed["0x" + cancelled.hex()]) == ("submitted", "cancelled")
     detail = get(f"{explorer}/api/da/blob/0x{cancelled.hex()}")
     assert detail["blob"]["status"] == "cancelled" and detail["certificate"] is None
+    for blob_id in (pending, cancelled):
+        refused = httpx.get(f"{explorer}/api/da/blob/0x{blob_id.hex()}/sampling", timeout=30)
+        assert refused.status_code == 409 and "not certified" in refused.json()["detail"], refused.text
 
 
 def test_search_resolves_each_kind_of_id_to_its_page(
@@ -138,6 +146,10 @@ def test_search_resolves_each_kind_of_id_to_its_page(
     ("/api/inft/token/999999999", 404, "no agent token"),
     ("/api/alignment/subject/0x12", 400, "not an address"),
     ("/api/storage/files?limit=1000", 422, "less than or equal to 100"),
+    ("/api/storage/file/0x" + "cd" * 32 + "/erasure", 404, "not uploaded with erasure coding"),
+    ("/api/storage/file/0x12/erasure", 400, "not a data root"),
+    ("/api/da/blob/0x" + "cd" * 32 + "/sampling", 404, "no blob"),
+    ("/api/da/blob/blob/sampling", 400, "not a blob id"),
 ])
 def test_bad_or_unknown_ids_are_a_4xx_that_says_why(explorer: str, path: str, status: int, message: str) -> None:
     response = httpx.get(f"{explorer}{path}", timeout=30)

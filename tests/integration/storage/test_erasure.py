@@ -10,17 +10,21 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
 
 from tests.integration.clirunner import zg
+from tests.integration.explorer.explorer_fixtures import running_explorer
 from tests.integration.storage.conftest import start_node
 from tests.integration.storage.indexer_fixtures import start_indexer
 from tests.servers import await_ready
 from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
-from zgos.chain.deploy import Deployment
+from zgos.chain.deploy import Deployment, deploy_contract
+from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.runtime.datadir import DataDir
 from zgos.runtime.netutil import free_port, wait_until
 from zgos.storage.client import StorageError
@@ -91,9 +95,27 @@ def client(cluster: Cluster, chain: Chain, deployment: Deployment) -> ErasureCli
                          timeout_s=10)
 
 
+def explorer_erasure_panel(tmp_path: Path, chain: Chain, deployment_path: Path, cluster: Cluster,
+                           root: bytes) -> dict[str, Any]:
+    """What the explorer's file page says of ``root``'s stripes, with the cluster's nodes
+    announced in a NodeRegistry of its own (the cluster does not announce in the session's)."""
+    deployer = devnet_role("deployer")
+    registry = NodeRegistry(chain, deploy_contract(chain, deployer, "NodeRegistry", []))
+    for url, shard in zip(cluster.urls, SHARDS, strict=True):
+        operator = Account.create()
+        chain.transact(deployer, to=operator.address, value=10**17)
+        shard_id, num_shard = (int(part) for part in shard.split("/"))
+        registry.announce(operator, NodeKind.STORAGE, url, shard_id=shard_id, num_shard=num_shard)
+    with running_explorer(tmp_path, chain, deployment_path, {"NodeRegistry": registry.contract.address}) as explorer:
+        answer = httpx.get(f"{explorer}/api/storage/file/0x{root.hex()}/erasure", timeout=60)
+    assert answer.status_code == 200, answer.text
+    panel: dict[str, Any] = answer.json()
+    return panel
+
+
 @pytest.mark.slow
 def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
-    tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment,
+    tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment, deployment_path: Path,
 ) -> None:
     """Through the CLI as a user would: upload --ec 4+2, lose 2 nodes (kill -9 + data deleted),
     download (client, gateway), health, replace the nodes, repair, lose 2 others, download."""
@@ -131,6 +153,11 @@ def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
         assert served.status_code == 200 and served.content == data, "the gateway rebuilds and verifies too"
     finally:
         gateway.stop()
+    panel = explorer_erasure_panel(tmp_path / "explorer", chain, deployment_path, cluster, root)
+    assert (panel["ec"], panel["survivesMoreLosses"], panel["unreadable"]) == ("4+2", 0, 0), panel
+    assert panel["stripesTotal"] == len(panel["stripes"]) >= panel["degraded"] >= 1, panel
+    assert all(s["present"] >= 4 for s in panel["stripes"]), "each stripe still readable"
+    assert sorted(panel["deadNodes"]) == sorted(cluster.urls[i] for i in (0, 3))
     health = zg(cluster.data_dir.root, "storage", "health", "0x" + root.hex(), *nodes)
     assert health.returncode == 0 and "survives 0 more node loss(es)" in health.stdout, health.stdout + health.stderr
     for i in (0, 3):  # replacements for the lost machines, empty, on the same shards

@@ -35,6 +35,7 @@ from zgos.runtime.outbound import (
     EncodedResponseRefused,
     OutboundClient,
     ResponseTooLarge,
+    pin_target,
     within,
 )
 
@@ -168,3 +169,17 @@ def test_well_known_addresses_have_the_expected_class() -> None:
                 "224.0.0.1": "multicast", "240.0.0.1": "reserved"}
     for text, kind in expected.items():
         assert compute_address_class(ipaddress.ip_address(text)) == kind, text
+
+
+def test_a_grpc_target_is_pinned_to_an_address_the_policy_allows() -> None:
+    """A DA signer's announced ``host:port`` is resolved and checked once; the connection then goes
+    to the checked address, never to what a second lookup would say."""
+    assert pin_target("localhost:7000", DEVNET_POLICY) in ("127.0.0.1:7000", "[::1]:7000")
+    assert pin_target("[::1]:7000", DEVNET_POLICY) == "[::1]:7000"
+    with pytest.raises(AddressRefused, match="loopback"):
+        pin_target("127.0.0.1:7000", AddressPolicy())
+    with pytest.raises(AddressRefused, match="private"):
+        pin_target("10.1.2.3:7000", DEVNET_POLICY)
+    for bad in ("7000", "host:", "host:port"):
+        with pytest.raises(httpx.ConnectError, match="not host:port"):
+            pin_target(bad, DEVNET_POLICY)

@@ -1,7 +1,10 @@
 """The DA panel: ``GET /api/da`` (the current epoch's quorum: each signer's stake, URL and
 columns), ``GET /api/da/blobs`` (blobs newest first, a page at a time, with their status) and
 ``GET /api/da/blob/{id}`` (one blob: submitter, size, fee, status, the submission and
-certificate transactions and the signers who signed it).
+certificate transactions and the signers who signed it) and ``GET /api/da/blob/{id}/sampling``
+(the explorer samples the certified blob itself, as a light client: random cells from the
+signers of its epoch, each checked against its row's KZG commitment on chain; kept for
+``SAMPLING_TTL_S``). Nothing on chain records sampling, so the page shows this explorer's own.
 
 Blobs come from ``DAEntrance.BlobSubmitted``, ``BlobCertified`` and ``BlobCancelled`` events
 through the explorer's event index. A blob's status follows from them: the contract moves a
@@ -10,12 +13,14 @@ submission of the same id."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from web3.types import EventData
 
 from zgos.da.contracts import BlobStatus, DAContracts
+from zgos.da.retriever import NotCertified, Retriever
 from zgos.explorer.deps import Deps, ExplorerDeps
 from zgos.explorer.events import IndexedEvent, Series
 from zgos.explorer.ids import parse_hash32
@@ -23,6 +28,8 @@ from zgos.explorer.models import ApiModel
 
 router = APIRouter(prefix="/api")
 MAX_PAGE = 100
+SAMPLES = 64  # cells per sampling by the explorer (spread evenly over the rows)
+SIGNER_TIMEOUT_S = 3.0  # per signer: their addresses are announced by strangers
 
 
 class SignerRow(ApiModel):
@@ -136,3 +143,41 @@ def blob(deps: Deps, blob_id: str) -> BlobDetail:
                                   signers=list(args["signers"]), signed_stake=str(args["signedStake"]),
                                   total_stake=str(args["totalStake"]))
     return BlobDetail(blob=row, certificate=certificate)
+
+
+class SignerFault(ApiModel):
+    signer: str
+    url: str
+    reason: str
+
+
+class Sampling(ApiModel):
+    """One sampling of a blob by this explorer."""
+
+    blob_id: str
+    sampled_at: int  # unix seconds
+    samples: int
+    verified: int
+    available: bool
+    confidence: float  # that every row is recoverable, given the verified samples
+    failures: list[SignerFault]
+
+
+def sample_blob(deps: ExplorerDeps, blob_id: bytes) -> Sampling:
+    retriever = Retriever(da_contracts(deps), timeout_s=SIGNER_TIMEOUT_S, policy=deps.data_dir.outbound_policy())
+    try:
+        report = retriever.sample(blob_id, SAMPLES)
+    except NotCertified as exc:
+        raise HTTPException(409, detail=exc.message) from None
+    return Sampling(blob_id="0x" + blob_id.hex(), sampled_at=int(time.time()), samples=report.samples,
+                    verified=report.verified, available=report.available, confidence=report.confidence,
+                    failures=[SignerFault(signer=f.signer, url=f.url, reason=f.reason) for f in report.failures])
+
+
+@router.get("/da/blob/{blob_id}/sampling")
+def sampling(deps: Deps, blob_id: str) -> Sampling:
+    key = parse_hash32(blob_id, "blob id")
+    if not deps.index.find(deps.chain(), blob_series(deps, da_contracts(deps), "BlobSubmitted"), key):
+        raise HTTPException(404, detail=f"no blob 0x{key.hex()} was submitted to DAEntrance")
+    result: Sampling = deps.samplings.get_or_make(key, lambda: sample_blob(deps, key))
+    return result

@@ -4,7 +4,10 @@ rate and answers), the Flow's size and the reward pool's totals (fees deposited,
 miners). ``GET /api/storage/files`` lists the files submitted to ``Flow`` newest first, a page
 at a time (root, size, uploader, tx; from the explorer's event index), and
 ``GET /api/storage/file/{root}`` one file: its submissions and which nodes hold it
-(``zgs_getFileInfo``: finalized, segments uploaded, pruned); ``GET /api/storage/rewards`` the
+(``zgs_getFileInfo``: finalized, segments uploaded, pruned), ``GET
+/api/storage/file/{root}/erasure`` the health of an erasure-coded file stripe by stripe (which
+pieces live nodes hold, how many more losses it survives; kept for ``HEALTH_TTL_S``), and
+``GET /api/storage/rewards`` the
 fees paid into the reward pools and the rewards paid to miners over time (cumulative, by block).
 
 Nodes are asked in parallel through the outbound guard (a short total deadline, a size cap, the
@@ -32,14 +35,22 @@ from zgos.explorer.models import ApiModel
 from zgos.runtime.datadir import DataDir
 from zgos.runtime.netutil import JsonRpcFailure, JsonRpcUnreachable, call_jsonrpc
 from zgos.runtime.outbound import OutboundClient
-from zgos.storage.contracts import FlowContract, LogEntry, Reward, decode_submit_event
-from zgos.storage.nodeclient import request_status
+from zgos.storage.contracts import (
+    ErasureRegistry,
+    FlowContract,
+    LogEntry,
+    Reward,
+    decode_submit_event,
+)
+from zgos.storage.ecclient import ErasureClient, HealthReport
+from zgos.storage.nodeclient import StorageError, request_status
 
 NODE_TIMEOUT_S = 2.0  # total, per node: the URLs are announced by strangers
 MAX_STATUS_BYTES = 64 * 1024
 MAX_PROBES = 16
 MAX_PAGE = 100
 MAX_SERIES_POINTS = 200  # a chart's series is thinned to at most this many points
+MAX_STRIPES = 512  # stripes listed on a file's page (all are counted)
 # What a node reports is passed on as sent, if it is a JSON scalar (never a nested structure).
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
 
@@ -245,6 +256,61 @@ def file(deps: Deps, root: str) -> FileDetail:
         holders = list(pool.map(lambda n: file_holder(http, n, key), nodes))
     return FileDetail(root="0x" + key.hex(), size=rows[0].size, uploader=rows[0].uploader,
                       submissions=rows[::-1], nodes=holders)
+
+
+class StripeRow(ApiModel):
+    stripe: int
+    present: int  # pieces a live node holds (virtual zero pieces count)
+    data_missing: int  # of its data pieces, how many no live node holds
+
+
+class ErasureHealth(ApiModel):
+    """An erasure-coded file's health as this explorer sees the live nodes now."""
+
+    ec: str  # "k+m"
+    k: int
+    pieces: int  # k + m per stripe
+    parity_root: str
+    survives_more_losses: int  # negative: some stripe cannot be read
+    stripes_total: int
+    degraded: int  # stripes missing a piece, still readable
+    unreadable: int  # stripes with fewer than k pieces
+    stripes: list[StripeRow]  # the first MAX_STRIPES
+    dead_nodes: list[str]
+    to_restore: dict[str, int]  # node URL -> pieces its shard should hold and does not
+
+
+def erasure_health(report: HealthReport) -> ErasureHealth:
+    k, total = report.record.params.k, report.record.params.pieces
+    rows = [StripeRow(stripe=s.stripe, present=s.present,
+                      data_missing=sum(1 for p in s.pieces if p.kind == "data" and not p.nodes)) for s in report.stripes]
+    return ErasureHealth(
+        ec=str(report.record.params), k=k, pieces=total, parity_root="0x" + report.record.parity_root.hex(),
+        survives_more_losses=report.survives, stripes_total=len(rows),
+        degraded=sum(1 for r in rows if k <= r.present < total), unreadable=sum(1 for r in rows if r.present < k),
+        stripes=rows[:MAX_STRIPES], dead_nodes=report.dead_nodes,
+        to_restore={url: len(pieces) for url, pieces in report.missing.items()})
+
+
+def check_erasure(deps: ExplorerDeps, root: bytes) -> ErasureHealth:
+    chain, deployment = deps.chain(), deps.deployment()
+    registry = deployment.address("ErasureRegistry")
+    if ErasureRegistry(chain, registry).record_of(root) is None:
+        raise HTTPException(404, detail=f"0x{root.hex()} was not uploaded with erasure coding (no ErasureRegistry record)")
+    nodes = NodeRegistry(chain, deployment.address("NodeRegistry")).usable_nodes(NodeKind.STORAGE)
+    with ErasureClient([n.url for n in nodes], chain, deployment.address("Flow"), registry,
+                       timeout_s=NODE_TIMEOUT_S, policy=deps.data_dir.outbound_policy()) as client:
+        try:
+            return erasure_health(client.health(root))
+        except StorageError as exc:
+            raise HTTPException(503, detail=f"cannot check its stripes now: {exc.message}") from None
+
+
+@router.get("/storage/file/{root}/erasure")
+def erasure(deps: Deps, root: str) -> ErasureHealth:
+    key = parse_hash32(root, "data root")
+    result: ErasureHealth = deps.erasure_healths.get_or_make(key, lambda: check_erasure(deps, key))
+    return result
 
 
 class RewardPoint(ApiModel):

@@ -47,7 +47,7 @@ async function getJson(path) {
   const body = await response.json();
   if (!response.ok) {
     const detail = Array.isArray(body.detail) ? body.detail.map((d) => `${d.loc.at(-1)}: ${d.msg}`).join("; ") : body.detail;
-    throw new Error(detail || response.statusText);
+    throw Object.assign(new Error(detail || response.statusText), { status: response.status });
   }
   return body;
 }

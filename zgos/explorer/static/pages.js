@@ -103,24 +103,59 @@ async function alignmentPage(before) {
       pager("alignment", page.reports, (r) => r.index))];
 }
 
+// An erasure-coded file's stripes, one square each: all pieces held, degraded, or unreadable.
+function erasureSection(h) {
+  if (h === null) return null; // a plain file
+  if (h instanceof Error) return section("Erasure coding", el("p", { class: "bad" }, h.message));
+  const state = (s) => (s.present >= h.pieces ? "ok" : s.present >= h.k ? "warn" : "bad");
+  const squares = h.stripes.map((s) => el("span", { class: state(s),
+    title: `stripe ${s.stripe}: ${s.present} of ${h.pieces} pieces held${s.dataMissing ? `, ${s.dataMissing} data pieces lost` : ""}` }));
+  const survives = h.survivesMoreLosses < 0 ? el("span", { class: "bad" }, "unreadable: some stripe has fewer than k pieces")
+    : el("span", { class: h.survivesMoreLosses ? "ok" : "warn" }, `survives ${h.survivesMoreLosses} more node loss(es)`);
+  const restore = Object.entries(h.toRestore).map(([url, n]) => `${url}: ${n}`).join(", ");
+  return section(`Erasure coding ${h.ec}`, kv([["health", survives],
+    ["stripes", `${h.stripesTotal}: ${h.stripesTotal - h.degraded - h.unreadable} whole, ${h.degraded} degraded, ${h.unreadable} unreadable`],
+    ["parity file", link(h.parityRoot, `#/file/${h.parityRoot}`)],
+    ["unreachable nodes", h.deadNodes.length ? h.deadNodes.join(", ") : "none"],
+    ["to restore", restore || "nothing"]]),
+  el("div", { class: "stripes" }, ...squares),
+  h.stripes.length < h.stripesTotal ? el("p", { class: "summary" }, `the first ${h.stripes.length} stripes are drawn`) : null);
+}
+
 async function filePage(root) {
-  const f = await getJson(`/api/storage/file/${root}`);
+  const [f, ec] = await Promise.all([getJson(`/api/storage/file/${root}`),
+    getJson(`/api/storage/file/${root}/erasure`).catch((e) => (e.status === 404 ? null : e))]);
   return [section(`File ${f.root}`, kv([["size", `${f.size} bytes`], ["uploader", address(f.uploader)],
     ["lineage", link("trace its provenance", `#/lineage/${f.root}`)]])),
   section("Submissions", table(["seq", "tx", "block", "sender", "sectors"], f.submissions.map((s) => [s.seq, txLink(s.tx),
     link(s.block, `#/block/${s.block}`), address(s.uploader), s.sectors]), "none")),
   section("Storage nodes", table(["node", "shard", "holds it", "segments", "finalized"], f.nodes.map((n) => [mono(n.url),
     n.shard, n.error ? el("span", { class: "bad" }, n.error) : (n.known ? "yes" : "no"), n.uploadedSegments ?? "—",
-    n.finalized === true ? el("span", { class: "ok" }, "finalized") : String(n.finalized ?? "—")]), "no storage nodes announced"))];
+    n.finalized === true ? el("span", { class: "ok" }, "finalized") : String(n.finalized ?? "—")]), "no storage nodes announced")),
+  erasureSection(ec)];
+}
+
+// This explorer's own sampling of a certified blob (nothing on chain records sampling).
+function samplingSection(s) {
+  if (s === null) return null;
+  if (s instanceof Error) return section("Availability sampling", el("p", { class: "bad" }, s.message));
+  const verdict = s.available ? el("span", { class: "ok" }, `available: ${s.verified} of ${s.samples} samples verified`)
+    : el("span", { class: "bad" }, `NOT available: ${s.samples - s.verified} of ${s.samples} samples failed`);
+  return section("Availability sampling", kv([["result", verdict],
+    ["confidence", `${(100 * s.confidence).toFixed(4)}% that every row is recoverable`],
+    ["sampled", `by this explorer ${age(s.sampledAt)}, each cell checked against its row's KZG commitment on chain`]]),
+  s.failures.length ? table(["signer", "url", "reason"], s.failures.map((f) => [address(f.signer), mono(f.url), el("span", { class: "wrap" }, f.reason)]), "") : null);
 }
 
 async function blobPage(id) {
-  const { blob: b, certificate: c } = await getJson(`/api/da/blob/${id}`);
+  const [{ blob: b, certificate: c }, s] = await Promise.all([getJson(`/api/da/blob/${id}`),
+    getJson(`/api/da/blob/${id}/sampling`).catch((e) => (e.status === 409 ? null : e))]);
   return [section(`DA blob ${b.blobId}`, kv([["status", el("span", { class: b.status === "certified" ? "ok" : "warn" }, b.status)],
     ["size", `${b.size} bytes`], ["submitter", address(b.submitter)], ["epoch", b.epoch], ["fee", og(b.fee)],
     ["submitted in", txLink(b.tx)], ["certificate", c ? txLink(c.tx) : "not certified"],
     ["signed stake", c ? `${og(c.signedStake)} of ${og(c.totalStake)}` : "—"]])),
-  section("Signers who signed", table(["signer"], (c ? c.signers : []).map((s) => [address(s)]), "no certificate yet"))];
+  section("Signers who signed", table(["signer"], (c ? c.signers : []).map((a) => [address(a)]), "no certificate yet")),
+  samplingSection(s)];
 }
 
 async function taskPage(id) {
