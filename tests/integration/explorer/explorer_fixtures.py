@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from tests.cdp import CHROMIUM, Browser, BrowserError
 from tests.conftest import session_chain_data_dir
 from tests.servers import await_http
 from zgos.chain.client import Chain
@@ -60,7 +60,30 @@ def serving_explorer(data_dir: Path, log_path: Path) -> Iterator[str]:
         log.close()
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DESKTOP = (1280, 900)
+PHONE = (390, 844)  # CSS pixels, a common phone
+RENDER_TIMEOUT_S = 30.0  # generous: the suite shares 2 cores
+ARTIFACTS = Path(os.environ.get("ZGOS_TEST_ARTIFACTS", Path(__file__).parents[3] / "test-artifacts")) / "explorer"
+
+
+def show_page(browser: Browser, url: str, kind: str, name: str) -> str:
+    """Open ``url`` at desktop width, wait until its page is drawn, save both screenshots and
+    check the phone layout; the page's text at desktop width."""
+    browser.set_width(*DESKTOP, mobile=False)
+    browser.open(url)
+    try:
+        browser.wait_for(f"document.body && document.body.dataset.rendered === {kind!r}", RENDER_TIMEOUT_S)
+    except BrowserError as exc:
+        raise AssertionError(f"{url} was not drawn: {exc}; it shows: {browser.text()[:500]!r}") from None
+    text = browser.text()
+    browser.screenshot(ARTIFACTS / f"{name}-desktop.png")
+    browser.set_width(*PHONE, mobile=True)
+    browser.wait_for(f"window.innerWidth === {PHONE[0]}")
+    assert not browser.overflows(), f"{name} scrolls sideways at {PHONE[0]} px"
+    browser.screenshot(ARTIFACTS / f"{name}-phone.png")
+    return text
+
+
 
 
 def browser_dom(url: str, profile: Path, budget_ms: int = 4000) -> str:

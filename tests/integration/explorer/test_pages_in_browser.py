@@ -10,15 +10,14 @@ order), whose first DA check is of a quorum with no signer."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from tests.cdp import CHROMIUM, Browser, BrowserError
-from tests.integration.explorer.explorer_fixtures import certified_blob, upload
+from tests.cdp import CHROMIUM, Browser
+from tests.integration.explorer.explorer_fixtures import certified_blob, show_page, upload
 from zgos.alignment.contracts import AlignmentContracts
 from zgos.alignment.spec.bonds import BondKind
 from zgos.alignment.spec.reports import Finding
@@ -30,11 +29,6 @@ from zgos.compute.finetune.contracts import FineTuningMarket, ModelRegistry
 from zgos.compute.spec import vouchers
 from zgos.da.contracts import DAContracts
 from zgos.inft.contracts import InftContracts
-
-DESKTOP = (1280, 900)
-PHONE = (390, 844)  # CSS pixels, a common phone
-RENDER_TIMEOUT_S = 30.0  # generous: the suite shares 2 cores
-ARTIFACTS = Path(os.environ.get("ZGOS_TEST_ARTIFACTS", Path(__file__).parents[3] / "test-artifacts")) / "explorer"
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it as root)")
 
@@ -62,24 +56,6 @@ def reported_subject(chain: Chain, deployment: Deployment, auditor: LocalAccount
     subject = Account.create().address
     contracts.report(auditor, subject, BondKind.COMPUTE, Finding.LATENCY, evidence, -5)
     return subject
-
-
-def show(browser: Browser, url: str, kind: str, name: str) -> str:
-    """Open ``url`` at desktop width, wait until its page is drawn, save both screenshots and
-    check the phone layout; the page's text at desktop width."""
-    browser.set_width(*DESKTOP, mobile=False)
-    browser.open(url)
-    try:
-        browser.wait_for(f"document.body && document.body.dataset.rendered === {kind!r}", RENDER_TIMEOUT_S)
-    except BrowserError as exc:
-        raise AssertionError(f"{url} was not drawn: {exc}; it shows: {browser.text()[:500]!r}") from None
-    text = browser.text()
-    browser.screenshot(ARTIFACTS / f"{name}-desktop.png")
-    browser.set_width(*PHONE, mobile=True)
-    browser.wait_for(f"window.innerWidth === {PHONE[0]}")
-    assert not browser.overflows(), f"{name} scrolls sideways at {PHONE[0]} px"
-    browser.screenshot(ARTIFACTS / f"{name}-phone.png")
-    return text
 
 
 def test_every_page_shows_the_new_data_and_fits_a_phone(
@@ -122,6 +98,6 @@ def test_every_page_shows_the_new_data_and_fits_a_phone(
     missing = []
     with Browser(tmp_path / "profile") as browser:
         for number, (route, kind, expected) in enumerate(pages):
-            text = show(browser, f"{explorer}/{route}", kind, f"{number:02d}-{kind}")
+            text = show_page(browser, f"{explorer}/{route}", kind, f"{number:02d}-{kind}")
             missing += [(route, e) for e in expected if e not in text]
     assert not missing, f"not shown: {missing}"

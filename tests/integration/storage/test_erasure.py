@@ -16,8 +16,9 @@ import httpx
 import pytest
 from eth_account import Account
 
+from tests.cdp import CHROMIUM, Browser
 from tests.integration.clirunner import zg
-from tests.integration.explorer.explorer_fixtures import running_explorer
+from tests.integration.explorer.explorer_fixtures import running_explorer, show_page
 from tests.integration.storage.conftest import start_node
 from tests.integration.storage.indexer_fixtures import start_indexer
 from tests.servers import await_ready
@@ -108,6 +109,11 @@ def explorer_erasure_panel(tmp_path: Path, chain: Chain, deployment_path: Path, 
         registry.announce(operator, NodeKind.STORAGE, url, shard_id=shard_id, num_shard=num_shard)
     with running_explorer(tmp_path, chain, deployment_path, {"NodeRegistry": registry.contract.address}) as explorer:
         answer = httpx.get(f"{explorer}/api/storage/file/0x{root.hex()}/erasure", timeout=60)
+        if CHROMIUM is not None:  # and as a person sees it: the stripes drawn, the verdict in words
+            with Browser(tmp_path / "profile") as browser:
+                text = show_page(browser, f"{explorer}/#/file/0x{root.hex()}", "file", "ec-file")
+            for shown in ("Erasure coding 4+2", "survives 0 more node loss(es)", "degraded", cluster.urls[0]):
+                assert shown in text, f"{shown!r} is not on the file page: {text[:800]!r}"
     assert answer.status_code == 200, answer.text
     panel: dict[str, Any] = answer.json()
     return panel
