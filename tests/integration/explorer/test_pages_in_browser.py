@@ -3,10 +3,7 @@
 certified, a fine-tuning task, a settlement, a registered model, an agent token and an audit
 report: each page shows them as a person would read them, lays out at a phone's width without
 scrolling sideways, and is saved as a screenshot (desktop and phone) under
-``test-artifacts/explorer`` (or ``$ZGOS_TEST_ARTIFACTS``).
-
-It registers a DA signer in the package's DA pair, so it runs after ``test_pages.py`` (file
-order), whose first DA check is of a quorum with no signer."""
+``test-artifacts/explorer`` (or ``$ZGOS_TEST_ARTIFACTS``)."""
 
 from __future__ import annotations
 
