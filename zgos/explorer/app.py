@@ -15,11 +15,21 @@ from fastapi.staticfiles import StaticFiles
 
 from zgos.explorer.deps import ExplorerDeps
 from zgos.explorer.models import ApiModel
-from zgos.explorer.panels import alignment, chain, compute, da, inft, provenance, search, storage
+from zgos.explorer.panels import (
+    alignment,
+    chain,
+    compute,
+    da,
+    home,
+    inft,
+    provenance,
+    search,
+    storage,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
 PANELS = (chain.router, storage.router, da.router, compute.router, inft.router, alignment.router, provenance.router,
-          search.router)
+          search.router, home.router)
 
 
 class Health(ApiModel):

@@ -203,3 +203,16 @@ def test_audit_reports_and_scores_are_listed_and_shown_on_the_subjects_page(
     assert [r["score"] for r in detail["records"]] == [-5] and [r["finding"] for r in detail["reports"]] == ["latency"]
     stranger = httpx.get(f"{explorer}/api/alignment/subject/{Account.create().address}", timeout=30)
     assert stranger.status_code == 404 and "neither bonded nor reported" in stranger.json()["detail"]
+
+
+def test_the_home_page_comes_in_one_answer_that_matches_each_panel_asked_alone(
+    explorer: str, chain: Chain, deployment: Deployment, new_account: LocalAccount
+) -> None:
+    root, _ = upload(chain, deployment, new_account, 1500)
+    home = get(f"{explorer}/api/home")
+    assert all(part["status"] == 200 for part in home.values()), {p: a for p, a in home.items() if a["status"] != 200}
+    assert {"/api/status", "/api/storage", "/api/compute", "/api/inft"} <= set(home)
+    files = home["/api/storage/files?limit=5"]["body"]
+    assert files["files"][0]["root"] == "0x" + root.hex()
+    assert files == get(f"{explorer}/api/storage/files", limit=5), "the same answer as the panel's own request"
+    assert home["/api/status"]["body"]["chainId"] == chain.chain_id

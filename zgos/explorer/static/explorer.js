@@ -42,12 +42,23 @@ function fill(tableId, rows, emptyText) {
   }
 }
 
+// Answers fetched ahead in one request (the home page's /api/home), each used once.
+const prefetched = new Map();
+
 async function getJson(path) {
+  const ahead = prefetched.get(path);
+  if (ahead) {
+    prefetched.delete(path);
+    return answerOf(ahead.status, ahead.body, "");
+  }
   const response = await fetch(path);
-  const body = await response.json();
-  if (!response.ok) {
+  return answerOf(response.status, await response.json(), response.statusText);
+}
+
+function answerOf(status, body, statusText) {
+  if (status < 200 || status >= 300) {
     const detail = Array.isArray(body.detail) ? body.detail.map((d) => `${d.loc.at(-1)}: ${d.msg}`).join("; ") : body.detail;
-    throw Object.assign(new Error(detail || response.statusText), { status: response.status });
+    throw Object.assign(new Error(detail || statusText || `HTTP ${status}`), { status });
   }
   return body;
 }
@@ -204,8 +215,15 @@ async function refreshRewardChart() {
 }
 
 // Every panel of the home page, at once; resolves when all have drawn (or failed).
-function refreshAll() {
-  return Promise.all([
+// The answers come in one /api/home request first; a panel whose answer is missing asks alone.
+async function refreshAll() {
+  try {
+    for (const [path, answer] of Object.entries(await getJson("/api/home"))) prefetched.set(path, answer);
+  } catch (error) {
+    // an explorer without /api/home, or a failed request: each panel asks on its own
+  }
+  await Promise.all([
+    refreshStatus(),
     refreshRewardChart(),
     refreshBlocks(),
     refreshList("files", "/api/storage/files?limit=5", "files", (f) => [linkCell(short(f.root), `#/file/${f.root}`, "mono"),
@@ -220,6 +238,7 @@ function refreshAll() {
     refreshCompute(),
     refreshInft(),
   ]);
+  prefetched.clear(); // nothing fetched ahead outlives this refresh
 }
 
 // --- lineage: the provenance tree of /api/provenance/{id}, drawn as a layered graph ---------

@@ -247,8 +247,10 @@ function show() {
   const route = currentRoute();
   document.getElementById("home").hidden = route !== null;
   document.getElementById("page").hidden = route === null;
-  if (route) render(route);
-  else refreshAll().then(() => markRendered("home"));
+  if (route) {
+    refreshStatus();
+    render(route);
+  } else refreshAll().then(() => markRendered("home"));
 }
 
 document.getElementById("search-form").addEventListener("submit", async (event) => {
@@ -272,11 +274,12 @@ document.getElementById("search-form").addEventListener("submit", async (event) 
 });
 
 window.addEventListener("hashchange", show);
-refreshStatus();
 show();
 setInterval(() => {
-  refreshStatus();
   const route = currentRoute();
-  if (!route) refreshAll();
-  else if (!STILL.has(route.kind)) render(route);
+  if (!route) refreshAll(); // the chain's status included
+  else {
+    refreshStatus();
+    if (!STILL.has(route.kind)) render(route);
+  }
 }, REFRESH_MS);
