@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from zgos.storage.ecrepair import (
     Piece,
     StripeHealth,
     StripeRepair,
+    StripeStream,
     Unprovable,
     check_health,
     describe,
@@ -44,6 +45,7 @@ from zgos.storage.erasurecode import (
     InvalidRecord,
     LiveNodes,
     Rebuild,
+    check_parity_size,
     check_record,
     encode_parity,
     live_shards,
@@ -57,7 +59,7 @@ from zgos.storage.upload import Payload, Submitted, hash_file
 
 __all__ = [
     "EcUploadResult", "ErasureClient", "ErasureRecord", "ErasureRegistry", "HealthReport", "InvalidRecord", "Piece",
-    "StripeHealth", "describe", "write_parity_file",
+    "StripeHealth", "Unprovable", "describe", "write_parity_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,9 @@ class ErasureClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.storage.close()
 
     def live_shards(self) -> tuple[LiveNodes, list[str]]:
@@ -164,6 +169,20 @@ class ErasureClient:
         except StorageError as exc:
             log.warning("erasure-coded download of 0x%s failed (%s); trying the plain download", root.hex(), exc.message)
         return self.storage.download(root, out).size
+
+    def stream(self, root: bytes) -> tuple[int, Iterator[bytes]]:
+        """Size and verified bytes of the erasure-coded file ``root``, in order, missing
+        segments rebuilt as they come (``StripeStream``: each segment proven before it is given
+        out). Raises ``StorageError`` when there is no record or it does not fit the file."""
+        record = self._record(root)
+        if record is None:
+            raise StorageError(f"0x{root.hex()} was not uploaded with erasure coding (no ErasureRegistry record)")
+        live, _ = self.live_shards()
+        data = self._locate(root, "file")
+        layout = check_record(self.storage.flow, record, data)
+        parity = self._locate(record.parity_root, "parity file")
+        check_parity_size(parity, layout, root)
+        return data.size, StripeStream(live, layout, {"data": data, "parity": parity}, self.workers).chunks()
 
     # --- health and repair ---------------------------------------------------------------
 

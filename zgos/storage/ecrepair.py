@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,7 @@ from zgos.storage.spec.flow import (
     compute_segment_count,
 )
 from zgos.storage.spec.frames import MAX_FRAMES_PER_REQUEST
-from zgos.storage.spec.merkle import InvalidProof, compute_proof_path
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, InvalidProof, compute_proof_path
 from zgos.storage.spec.segment import (
     InvalidSegment,
     SegmentWithProof,
@@ -48,6 +49,8 @@ from zgos.storage.spec.segment import (
 )
 from zgos.storage.spec.shard import ShardConfig
 from zgos.storage.upload import BATCH_SEGMENTS, Submitted
+
+STREAM_WINDOW = 64  # segments (16 MiB) a degraded stream fetches and proves at a time
 
 
 @dataclass(frozen=True)
@@ -120,62 +123,20 @@ def check_health(report: HealthReport, live: LiveNodes, layout: StripeLayout, fi
         report.stripes.append(StripeHealth(t, tuple(pieces)))
 
 
-class StripeRepair:
-    """Restores the pieces ``report.missing`` lists, stripe by stripe: fetch any ``k`` pieces
-    of a stripe (all stripes' pieces first, as runs of frames per node), decode and re-encode
-    it, prove each rebuilt piece with a proof assembled from its partner segment's proof
-    (``compute_segment_proof_from``), send it to its node."""
+class StripeDecoder:
+    """Decodes the stripes of an erasure-coded file and proves each rebuilt piece with a proof
+    assembled from its neighbours' proofs (``compute_segment_proof_from``)."""
 
-    def __init__(self, report: HealthReport, live: LiveNodes, layout: StripeLayout, files: dict[str, Submitted],
-                 workers: int) -> None:
-        self.report = report
+    def __init__(self, live: LiveNodes, layout: StripeLayout, files: dict[str, Submitted], workers: int) -> None:
         self.live = live
         self.layout = layout
         self.files = files
         self.threads = min(MAX_THREADS, workers * max(1, len(live)))
 
-    def run(self) -> int:
-        """The number of segments restored; raises ``Unprovable`` when a partner is lost too."""
-        stripe_of_data, stripe_of_parity = self.layout.stripe_of_data(), self.layout.stripe_of_parity()
-        wanted: dict[int, list[tuple[str, int, str]]] = {}  # stripe -> [(kind, index, node url)]
-        for url, pieces in self.report.missing.items():
-            for kind, index in pieces:
-                t = stripe_of_data[index] if kind == "data" else stripe_of_parity[index][0]
-                wanted.setdefault(t, []).append((kind, index, url))
-        fetched = self._prefetch(sorted(wanted))
-        with ThreadPoolExecutor(self.threads) as pool:
-            rebuilt = [item for items in pool.map(lambda t: self._repair_stripe(t, wanted[t], fetched), sorted(wanted))
-                       for item in items]
-            by_target: dict[tuple[str, str], list[SegmentWithProof]] = {}
-            for url, kind, segment in rebuilt:
-                by_target.setdefault((url, kind), []).append(segment)
-            batches = [(url, kind, segments[i : i + BATCH_SEGMENTS]) for (url, kind), segments in by_target.items()
-                       for i in range(0, len(segments), BATCH_SEGMENTS)]
-            list(pool.map(lambda batch: self._send(*batch), batches))
-        return len(rebuilt)
-
-    def _send(self, url: str, kind: str, segments: list[SegmentWithProof]) -> None:
-        """Rebuilt ``segments`` of the ``kind`` file to the node at ``url``: in one request of
-        frames, else one by one (with ``put_segment``'s retries and refusal rules)."""
-        node = next(n for n, _ in self.live if n.url == url)
-        seq = self.files[kind].seq
-        try:
-            node.put_segments(seq, segments)
-        except StorageError:
-            for segment in segments:
-                node.put_segment(seq, segment)
-
-    def _prefetch(self, stripes: list[int]) -> dict[tuple[str, int], SegmentWithProof]:
-        """The pieces ``stripes`` will be decoded from (the first ``k`` present in each), fetched
-        as runs of frames per node: a node holds one residue of the flow, so the pieces it
-        holds are every ``num_shard``-th segment of a file."""
-        k = self.layout.params.k
-        needed: dict[tuple[str, str], set[int]] = {}  # (node url, kind) -> segment indexes
-        for t in stripes:
-            present = [p for p in self.report.stripes[t].pieces if p.kind == "zero" or p.nodes][:k]
-            for piece in present:
-                if piece.kind != "zero" and piece.index is not None:
-                    needed.setdefault((piece.nodes[0], piece.kind), set()).add(piece.index)
+    def _fetch_runs(self, needed: dict[tuple[str, str], set[int]]) -> dict[tuple[str, int], SegmentWithProof]:
+        """The segments ``needed`` names per (node url, kind), fetched as runs of frames per
+        node and proof-checked: a node holds one residue of the flow, so the pieces it holds are
+        every ``num_shard``-th segment of a file. Those a node did not send are left out."""
         shards = {node.url: (node, shard) for node, shard in self.live}
 
         def fetch(key: tuple[str, str]) -> dict[tuple[str, int], SegmentWithProof]:
@@ -194,17 +155,6 @@ class StripeRepair:
             for found in pool.map(fetch, needed):
                 fetched.update(found)
         return fetched
-
-    def _repair_stripe(self, t: int, wanted: list[tuple[str, int, str]],
-                       fetched: dict[tuple[str, int], SegmentWithProof]) -> list[tuple[str, str, SegmentWithProof]]:
-        """The ``wanted`` pieces of stripe ``t`` rebuilt and proven, with the node each goes to."""
-        pieces = self._stripe_pieces(t, fetched)
-        stripe = self.layout.stripes[t]
-        rebuilt = []
-        for kind, index, url in wanted:
-            row = stripe.data.index(index) if kind == "data" else self.layout.params.k + stripe.parity.index(index)
-            rebuilt.append((url, kind, self._prove(self.files[kind], kind, index, pieces[row], fetched)))
-        return rebuilt
 
     def _stripe_pieces(self, t: int, fetched: dict[tuple[str, int], SegmentWithProof]) -> list[bytes]:
         """All ``k + m`` pieces of stripe ``t`` (padded to a whole segment), from any ``k``
@@ -276,6 +226,105 @@ class StripeRepair:
         stripe = self.layout.stripes[t]
         row = stripe.data.index(index) if kind == "data" else self.layout.params.k + stripe.parity.index(index)
         return self._stripe_pieces(t, {})[row]
+
+
+class StripeStream(StripeDecoder):
+    """A degraded erasure-coded file's bytes in order, each segment proven before it is given
+    out: fetched ones by their own proofs, rebuilt ones (decoded from any ``k`` pieces of their
+    stripe) by a proof assembled from their neighbours' (``StripeDecoder._prove``). Works through
+    the file ``STREAM_WINDOW`` segments at a time, fetched as runs of frames per node, so memory
+    stays bounded by a window and the stripes it touches."""
+
+    def chunks(self) -> Iterator[bytes]:
+        data = self.files["data"]
+        count, stripe_of = compute_segment_count(data.size), self.layout.stripe_of_data()
+        for start in range(0, count, STREAM_WINDOW):
+            run = range(start, min(count, start + STREAM_WINDOW))
+            fetched = self._fetch_runs(self._holders(run))
+            decoded: dict[int, list[bytes]] = {}
+            for index in run:
+                segment = fetched.get(("data", index)) or fetch_proven(self.live, data, index)
+                if segment is None:
+                    t = stripe_of[index]
+                    if t not in decoded:
+                        decoded[t] = self._stripe_pieces(t, fetched)
+                    piece = decoded[t][self.layout.stripes[t].data.index(index)]
+                    segment = self._prove(data, "data", index, piece, fetched)
+                yield segment.data[: data.size - index * BYTES_PER_SEGMENT]  # the last one's sector padding off
+
+    def _holders(self, run: range) -> dict[tuple[str, str], set[int]]:
+        """Each segment of ``run`` assigned to the first live node whose shard holds it."""
+        first_segment = self.files["data"].first_segment
+        needed: dict[tuple[str, str], set[int]] = {}
+        for index in run:
+            node = next((n for n, shard in self.live if shard.holds(first_segment + index)), None)
+            if node is not None:
+                needed.setdefault((node.url, "data"), set()).add(index)
+        return needed
+
+
+class StripeRepair(StripeDecoder):
+    """Restores the pieces ``report.missing`` lists, stripe by stripe: fetch any ``k`` pieces
+    of a stripe (all stripes' pieces first, as runs of frames per node), decode and re-encode
+    it, prove each rebuilt piece, send it to its node."""
+
+    def __init__(self, report: HealthReport, live: LiveNodes, layout: StripeLayout, files: dict[str, Submitted],
+                 workers: int) -> None:
+        super().__init__(live, layout, files, workers)
+        self.report = report
+
+    def run(self) -> int:
+        """The number of segments restored; raises ``Unprovable`` when a partner is lost too."""
+        stripe_of_data, stripe_of_parity = self.layout.stripe_of_data(), self.layout.stripe_of_parity()
+        wanted: dict[int, list[tuple[str, int, str]]] = {}  # stripe -> [(kind, index, node url)]
+        for url, pieces in self.report.missing.items():
+            for kind, index in pieces:
+                t = stripe_of_data[index] if kind == "data" else stripe_of_parity[index][0]
+                wanted.setdefault(t, []).append((kind, index, url))
+        fetched = self._prefetch(sorted(wanted))
+        with ThreadPoolExecutor(self.threads) as pool:
+            rebuilt = [item for items in pool.map(lambda t: self._repair_stripe(t, wanted[t], fetched), sorted(wanted))
+                       for item in items]
+            by_target: dict[tuple[str, str], list[SegmentWithProof]] = {}
+            for url, kind, segment in rebuilt:
+                by_target.setdefault((url, kind), []).append(segment)
+            batches = [(url, kind, segments[i : i + BATCH_SEGMENTS]) for (url, kind), segments in by_target.items()
+                       for i in range(0, len(segments), BATCH_SEGMENTS)]
+            list(pool.map(lambda batch: self._send(*batch), batches))
+        return len(rebuilt)
+
+    def _send(self, url: str, kind: str, segments: list[SegmentWithProof]) -> None:
+        """Rebuilt ``segments`` of the ``kind`` file to the node at ``url``: in one request of
+        frames, else one by one (with ``put_segment``'s retries and refusal rules)."""
+        node = next(n for n, _ in self.live if n.url == url)
+        seq = self.files[kind].seq
+        try:
+            node.put_segments(seq, segments)
+        except StorageError:
+            for segment in segments:
+                node.put_segment(seq, segment)
+
+    def _prefetch(self, stripes: list[int]) -> dict[tuple[str, int], SegmentWithProof]:
+        """The pieces ``stripes`` will be decoded from (the first ``k`` present in each)."""
+        k = self.layout.params.k
+        needed: dict[tuple[str, str], set[int]] = {}  # (node url, kind) -> segment indexes
+        for t in stripes:
+            present = [p for p in self.report.stripes[t].pieces if p.kind == "zero" or p.nodes][:k]
+            for piece in present:
+                if piece.kind != "zero" and piece.index is not None:
+                    needed.setdefault((piece.nodes[0], piece.kind), set()).add(piece.index)
+        return self._fetch_runs(needed)
+
+    def _repair_stripe(self, t: int, wanted: list[tuple[str, int, str]],
+                       fetched: dict[tuple[str, int], SegmentWithProof]) -> list[tuple[str, str, SegmentWithProof]]:
+        """The ``wanted`` pieces of stripe ``t`` rebuilt and proven, with the node each goes to."""
+        pieces = self._stripe_pieces(t, fetched)
+        stripe = self.layout.stripes[t]
+        rebuilt = []
+        for kind, index, url in wanted:
+            row = stripe.data.index(index) if kind == "data" else self.layout.params.k + stripe.parity.index(index)
+            rebuilt.append((url, kind, self._prove(self.files[kind], kind, index, pieces[row], fetched)))
+        return rebuilt
 
 
 def describe(report: HealthReport) -> dict[str, Any]:

@@ -238,9 +238,7 @@ class Rebuild:
         if missing:
             log.info("rebuilding %d missing segment(s) of 0x%s from parity", len(missing), self.data.root.hex())
             parity = parity_of()
-            if parity.size != self.layout.parity_segments * PIECE_BYTES:
-                raise CorruptData(f"the parity file of 0x{self.data.root.hex()} has {parity.size} bytes, the layout "
-                                  f"needs {self.layout.parity_segments * PIECE_BYTES}")
+            check_parity_size(parity, self.layout, self.data.root)
             stripe_of = self.layout.stripe_of_data()
             with ThreadPoolExecutor(self.threads) as pool:
                 list(pool.map(lambda t: self._rebuild(t, parity), sorted({stripe_of[i] for i in missing})))
@@ -296,6 +294,13 @@ class Rebuild:
         if PromoteTree(full).root != self.data.root:
             raise CorruptData(f"the rebuilt file does not match its root 0x{self.data.root.hex()}",
                               "the parity recorded for it is wrong; another record or a full copy is needed")
+
+
+def check_parity_size(parity: Submitted, layout: StripeLayout, root: bytes) -> None:
+    """The parity file on the chain has the size the layout needs; ``CorruptData`` otherwise."""
+    if parity.size != layout.parity_segments * PIECE_BYTES:
+        raise CorruptData(f"the parity file of 0x{root.hex()} has {parity.size} bytes, the layout "
+                          f"needs {layout.parity_segments * PIECE_BYTES}")
 
 
 def too_few_pieces(stripe: int, root: bytes, found: int, k: int) -> StorageError:

@@ -153,10 +153,13 @@ def test_ec_file_survives_two_lost_nodes_and_two_more_after_repair(
             assert ec.health(root).survives == 0
         gateway.directory.refresh()
         assert len(httpx.get(gateway.url + "/node/status").json()["skipped"]) == 2, "the lost nodes are skipped"
+        size, chunks = gateway.indexer.read(root, scratch)
+        assert size == len(data) and b"".join(chunks) == data
+        assert not list(scratch.iterdir()), "a degraded file streams too, its lost segments rebuilt as they come"
         info = httpx.get(f"{gateway.url}/file/info/0x{root.hex()}").json()
         assert info["ec"]["k"] == 4 and info["ec"]["parityRoot"] == "0x" + parity_root.hex()
         served = httpx.get(gateway.url + "/file", params={"root": "0x" + root.hex()}, timeout=60)
-        assert served.status_code == 200 and served.content == data, "the gateway rebuilds and verifies too"
+        assert served.status_code == 200 and served.content == data, "the gateway rebuilds and proves too"
     finally:
         gateway.stop()
     panel = explorer_erasure_panel(tmp_path / "explorer", chain, deployment_path, cluster, root)
@@ -219,6 +222,9 @@ def test_repair_after_losing_two_neighbouring_shards_rebuilds_the_partner_first_
         cluster.kill_and_wipe(i)
         cluster.start(i)
     cluster.wait_ready()
+    with client(cluster, chain, deployment) as ec:
+        size, chunks = ec.stream(root)  # each lost segment's partner is lost too: proven from neighbours
+        assert size == len(data) and b"".join(chunks) == data
     with client(cluster, chain, deployment) as ec, caplog.at_level("WARNING", "zgos.storage.ecclient"):
         before, restored = ec.repair(root)
         after = ec.health(root)

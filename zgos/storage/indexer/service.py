@@ -33,7 +33,7 @@ from zgos.runtime.netutil import (
 from zgos.runtime.outbound import OutboundClient
 from zgos.storage.client import FileLocation, StorageClient, StorageError, describes_file
 from zgos.storage.contracts import FlowContract
-from zgos.storage.ecclient import ErasureClient
+from zgos.storage.ecclient import ErasureClient, Unprovable
 from zgos.storage.indexer.directory import NodeDirectory, ShardedNode
 from zgos.storage.indexer.models import (
     MAX_REPLICAS,
@@ -159,9 +159,10 @@ class Indexer:
         """Size and verified bytes of ``root``, as chunks for the gateway to pass on.
 
         A file streams segment by segment, each chunk sent only after its own proof checked
-        out; an erasure-coded file too, while every segment has a live holder. One that lacks
-        some is rebuilt into ``scratch`` first (its rebuilt segments are checked against the data
-        root with the whole file) and then read back.
+        out. An erasure-coded file whose segments are not all held streams too, its missing
+        segments rebuilt and proven a window at a time (``ErasureClient.stream``); only if that
+        cannot start (its stripes cannot be proven piece by piece) is it rebuilt into
+        ``scratch`` first and read back.
         """
         urls = [n.url for n in self.file_locations(root)]
         if urls:
@@ -172,10 +173,34 @@ class Indexer:
                     raise
                 log.info("0x%s cannot stream (%s): rebuilding it from its erasure coding", root.hex(), exc.message)
         if self._erasure_coded(root):
+            try:
+                return self._stream_erasure_coded(root)
+            except (StorageError, Unprovable) as exc:
+                log.info("0x%s cannot be rebuilt as a stream (%s): rebuilding it whole", root.hex(), exc)
             with self._erasure([n.url for n in self.nodes()]) as ec:
                 out = scratch / "file"
                 return ec.download(root, out), _read_chunks(out)
         raise NotFound(f"no storage node holds a finalized file with root 0x{root.hex()}")
+
+    def _stream_erasure_coded(self, root: bytes) -> tuple[int, Generator[bytes, None, None]]:
+        """``ErasureClient.stream`` with its first window proven before anything is sent (so a
+        stripe that cannot be rebuilt there still leaves the whole-file path open)."""
+        ec = self._erasure([n.url for n in self.nodes()])
+        try:
+            size, chunks = ec.stream(root)
+            first = next(chunks, b"")
+        except BaseException:
+            ec.close()
+            raise
+
+        def owned() -> Generator[bytes, None, None]:
+            try:
+                yield first
+                yield from chunks
+            finally:
+                ec.close()
+
+        return size, owned()
 
     def _erasure_coded(self, root: bytes) -> bool:
         if self.chain is None or not self.erasure_address or not self.nodes():
