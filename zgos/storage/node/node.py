@@ -3,8 +3,7 @@
 ``StorageNode`` owns the parts and implements the operations the RPC layer exposes; each part
 keeps its own state (``Store`` durable, ``UploadCache`` and ``FlowTree`` rebuilt or refilled
 after a restart). Restart behaviour: the store and sync cursor are durable; the flow tree is
-replayed from stored entries; cached pre-transaction segments are lost and re-sent by clients.
-"""
+replayed from stored entries; cached pre-transaction segments are lost and re-sent by clients."""
 
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ from zgos.storage.node.logsync import LogSync
 from zgos.storage.node.peersync import PeerSync, SyncConfig
 from zgos.storage.node.pruner import Pruner
 from zgos.storage.node.repair import RestartRepair
-from zgos.storage.node.store import Store, TxRecord
+from zgos.storage.node.store import SegmentBatch, Store, TxRecord
 from zgos.storage.node.uploads import UploadCache
 from zgos.storage.spec.flow import (
     FlowItem,
@@ -220,9 +219,10 @@ class StorageNode:
 
     # --- uploads -------------------------------------------------------------------------
 
-    def upload_segment(self, segment: SegmentWithProof, tx_seq: int | None = None) -> bool:
-        """Validate and store (or cache) one segment; False if it was already held.
-
+    def upload_segment(self, segment: SegmentWithProof, tx_seq: int | None = None,
+                       batch: SegmentBatch | None = None) -> bool:
+        """Validate and store (or cache) one segment; False if it was already held. With a
+        ``batch`` of its file (``open_batch``), it is held once ``close_batch`` commits it.
         Raises ``InvalidSegment``, ``FileNotFound`` or ``AlreadyFinalized`` naming the reason;
         nothing is stored unless every check passes."""
         record = self.tx_by_seq(tx_seq) if tx_seq is not None else self.tx_by_root(segment.root, True)
@@ -236,14 +236,24 @@ class StorageNode:
             raise AlreadyFinalized(f"file {entry.seq} is already uploaded and finalized")
         flow_segment = compute_flow_segment(entry.start_entry, segment.index)
         if not self.shard.holds(flow_segment):
-            raise OutOfShard(
-                f"segment {segment.index} of file {entry.seq} is flow segment {flow_segment}, outside this "
-                f"node's shard {self.shard} (it stores flow segments s with s % {self.shard.num_shard} == {self.shard.shard_id})",
-                "send it to a node of that shard (zgs_getShardConfig)",
-            )
+            raise OutOfShard(f"segment {segment.index} of file {entry.seq} is flow segment {flow_segment}, outside this "
+                             f"node's shard {self.shard} (it stores flow segments s with s % {self.shard.num_shard} == "
+                             f"{self.shard.shard_id})", "send it to a node of that shard (zgs_getShardConfig)")
         segment_root = validate_segment(segment, entry.data_root, entry.size, fast_segment_root)
+        if batch is not None and batch.seq == entry.seq:
+            return batch.add(segment.index, segment_root, segment.data, _proof_text(segment.proof))
         stored = self.store.put_segment(entry.seq, segment.index, segment_root, segment.data, _proof_text(segment.proof))
         self._maybe_finalize(entry)
+        return stored
+
+    def open_batch(self, tx_seq: int) -> SegmentBatch:
+        return SegmentBatch(self.store, tx_seq)  # one request's segments: one fsync, one commit
+
+    def close_batch(self, batch: SegmentBatch) -> int:
+        """Commit the batch's segments and finalize their file if complete; how many were new."""
+        stored, record = batch.commit(), self.store.tx(batch.seq)
+        if stored and record is not None:
+            self._maybe_finalize(record.entry)
         return stored
 
     # --- downloads -----------------------------------------------------------------------

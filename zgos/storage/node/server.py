@@ -280,11 +280,12 @@ class NodeApp:
         except ZgError as exc:
             return json_error(400, str(exc))
         body = _AsyncByteReader(request.stream())
-        stored = held = 0
+        batch = self.node.open_batch(seq)  # committed below, after one fsync, before the answer
+        added = held = 0
         index = None
         try:
             while (head := await body.take(FRAME_HEADER.size, first=True)) is not None:
-                if stored + held == MAX_FRAMES_PER_REQUEST:
+                if added + held == MAX_FRAMES_PER_REQUEST:
                     raise InvalidFrame(f"at most {MAX_FRAMES_PER_REQUEST} segments per request")
                 refusal = rate_refusal(self.rate, request, 1, "segments of work")
                 if refusal is not None:
@@ -295,13 +296,16 @@ class NodeApp:
                     raise InvalidFrame(f"segment {index} has no data")
                 proof = decode_proof(await body.take(header.proof_bytes) or b"")
                 data = await body.take(header.data_bytes) or b""  # never None: not a frame's first bytes
-                is_new = await self._run(self.node.upload_segment, SegmentWithProof(root, data, index, proof, size), seq)
-                stored, held = stored + is_new, held + (not is_new)
+                is_new = await self._run(self.node.upload_segment, SegmentWithProof(root, data, index, proof, size),
+                                         seq, batch)
+                added, held = added + is_new, held + (not is_new)
         except FileNotFound as exc:
             return json_error(404, str(exc))
         except ZgError as exc:
             return JSONResponse({"error": exc.message, "index": index}, status_code=400)
-        return JSONResponse({"stored": stored, "held": held})
+        finally:  # what arrived intact is kept, as when each segment was stored alone
+            stored = await self._run(self.node.close_batch, batch)
+        return JSONResponse({"stored": stored, "held": held + added - stored})
 
     async def _frames(self, record: TxRecord, indexes: range) -> AsyncIterator[bytes]:
         """The frames of ``indexes``, each read ``READ_AHEAD_FRAMES`` ahead of the one being sent,

@@ -81,6 +81,7 @@ class Store:
         self.segment_dir.mkdir(parents=True, exist_ok=True)
         self.durable_fsync = durable_fsync
         self._files = threading.Lock()  # a segment file and its rows change together
+        self._batches: dict[int, int] = {}  # seq -> open batches writing its segment file (kept while > 0)
         self._sqlite = SqliteDb(path, SCHEMA, durable_fsync)
         for table in ("segments", "parked"):  # stores written before proofs were kept
             columns = {row[1] for row in self._db().execute(f"PRAGMA table_info({table})")}
@@ -172,23 +173,13 @@ class Store:
 
     def put_segment(self, seq: int, index: int, root: bytes, data: bytes, proof: str | None = None) -> bool:
         """Store a segment (and its proof to the data root, JSON); False if it was already
-        stored (the stored copy is kept). Its bytes reach its segment file before its row."""
-        with self._files:
-            if self.has_segment(seq, index):
-                return False
-            handle = os.open(self._segment_file(seq), os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                os.pwrite(handle, data, index * BYTES_PER_SEGMENT)
-                if self.durable_fsync:
-                    os.fsync(handle)
-            finally:
-                os.close(handle)
-            with self._tx() as db:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO segments(seq, idx, root, data, proof, length) VALUES (?, ?, ?, ?, ?, ?)",
-                    (seq, index, root, IN_FILE, proof, len(data)),
-                )
-                return cursor.rowcount == 1
+        stored (the stored copy is kept). A batch of one (``SegmentBatch``)."""
+        batch = SegmentBatch(self, seq)
+        try:
+            batch.add(index, root, data, proof)
+        finally:
+            stored = batch.commit()
+        return stored == 1
 
     def _segment_file(self, seq: int) -> Path:
         return self.segment_dir / f"{seq}.dat"
@@ -215,7 +206,7 @@ class Store:
             with self._tx() as db:
                 deleted = sum(db.execute("DELETE FROM segments WHERE seq = ? AND idx = ?", (seq, i)).rowcount
                               for i in indexes)
-            if self.count_segments(seq) == 0:
+            if self.count_segments(seq) == 0 and not self._batches.get(seq):
                 self._segment_file(seq).unlink(missing_ok=True)
         return deleted
 
@@ -269,3 +260,49 @@ class Store:
                     "SELECT ?, idx, root, data, proof, length FROM segments WHERE seq = ?",
                     (target, source),
                 )
+
+
+class SegmentBatch:
+    """Segments of one log entry stored together: each one's bytes written into the entry's
+    segment file as it comes (``add``), then, in ``commit``, one ``fsync`` of the file (on a
+    ``durable_fsync`` store) and one transaction for all their rows. A row is never committed
+    before its bytes are in the file (on disk, when durable), so whatever a node acknowledged
+    after ``commit`` survives a crash; the file is not removed while a batch writes to it."""
+
+    def __init__(self, store: Store, seq: int) -> None:
+        self.store = store
+        self.seq = seq
+        self.rows: list[tuple[int, int, bytes, bytes, str | None, int]] = []
+        self._handle: int | None = None
+
+    def add(self, index: int, root: bytes, data: bytes, proof: str | None) -> bool:
+        """Write segment ``index``'s bytes; False (nothing written) if it is held or in this batch."""
+        store = self.store
+        with store._files:
+            if store.has_segment(self.seq, index) or any(row[1] == index for row in self.rows):
+                return False
+            if self._handle is None:
+                self._handle = os.open(store._segment_file(self.seq), os.O_WRONLY | os.O_CREAT, 0o600)
+                store._batches[self.seq] = store._batches.get(self.seq, 0) + 1
+            os.pwrite(self._handle, data, index * BYTES_PER_SEGMENT)
+        self.rows.append((self.seq, index, root, IN_FILE, proof, len(data)))
+        return True
+
+    def commit(self) -> int:
+        """Make the added segments held; the number that were not held already."""
+        if self._handle is None:
+            return 0
+        try:
+            if self.store.durable_fsync:
+                os.fsync(self._handle)
+            with self.store._tx() as db:
+                return sum(db.execute("INSERT OR IGNORE INTO segments(seq, idx, root, data, proof, length) "
+                                      "VALUES (?, ?, ?, ?, ?, ?)", row).rowcount for row in self.rows)
+        finally:
+            os.close(self._handle)
+            self._handle = None
+            self.rows = []
+            with self.store._files:
+                self.store._batches[self.seq] -= 1
+                if not self.store._batches[self.seq]:
+                    del self.store._batches[self.seq]
