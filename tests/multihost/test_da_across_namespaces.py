@@ -14,10 +14,12 @@ and the payments are what is under test, not the model."""
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -108,10 +110,9 @@ def test_inference_through_the_router_fails_over_to_the_other_provider_when_a_pr
                            f"{PROXY_TIMEOUT_S:g}", *chain_flags), tmp_path / "proxy.log",
               env=zg_env(ZGOS_OUTBOUND_ALLOW="private"))
     for url in urls.values():  # a broker serves once it has announced its URL on chain
-        host, port = url.removeprefix("http://").split(":")
-        assert wait_until(lambda h=host, p=int(port): lab.run_on("client", lambda: port_in_use(p, h)), READY_S), \
-            f"{url} listens: {_logs(tmp_path)}"
-    assert wait_until(lambda: lab.run_on("client", lambda: port_in_use(USER_PROXY_PORT)), READY_S), _logs(tmp_path)
+        assert wait_until(functools.partial(listens, lab, url), READY_S), f"{url} listens: {_logs(tmp_path)}"
+    assert wait_until(functools.partial(listens, lab, f"http://127.0.0.1:{USER_PROXY_PORT}"), READY_S), \
+        _logs(tmp_path)
     token = read_token(DataDir(client).token)
     providers = {devnet_account(PROVIDERS[host][0]).address.lower(): host for host in PROVIDERS}
 
@@ -151,6 +152,12 @@ def register(network: Network, index: int, prices: Prices) -> None:
     compute = ComputeContracts.from_deployment(Chain(network.rpc), load_deployment(network.deployment))
     compute.register(provider, url=UNANNOUNCED_URL, model=DEFAULT_MODEL_ID, model_hash=GEMMA_ROOT, prices=prices,
                      signer=provider.address)
+
+
+def listens(lab: Lab, url: str) -> bool:
+    """Whether something listens at ``url``, asked from the client host."""
+    parts = urlsplit(url)
+    return lab.run_on("client", lambda: port_in_use(parts.port or 80, parts.hostname or ""))
 
 
 def chat(lab: Lab, token: str) -> str:
