@@ -4,8 +4,7 @@ They exist only to measure the broker's own cost (issue 4 allows a stub upstream
 throughput benchmark only), and to give the billing tests a stream they can cut anywhere
 (the stub streams like llama-cpp-python's server: a role chunk, one chunk per "token" every
 ``STREAM_TOKEN_INTERVAL_S``, a finish chunk, ``[DONE]``; it stops when its client leaves).
-Run as ``python -m bench.compute_servers stub PORT [HOST]`` (HOST: the address to bind, default
-127.0.0.1) or
+Run as ``python -m bench.compute_servers stub PORT`` or
 ``python -m bench.compute_servers passthrough|passthrough-aiohttp PORT UPSTREAM``.
 """
 
@@ -114,5 +113,4 @@ if __name__ == "__main__":
     kind, port = sys.argv[1], int(sys.argv[2])
     apps = {"passthrough": passthrough_app, "passthrough-aiohttp": aiohttp_passthrough_app}
     app = stub_app() if kind == "stub" else apps[kind](sys.argv[3])
-    host = sys.argv[3] if kind == "stub" and len(sys.argv) > 3 else "127.0.0.1"
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

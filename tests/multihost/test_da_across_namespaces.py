@@ -14,15 +14,19 @@ and the payments are what is under test, not the model."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
-import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import uvicorn
 
+from bench.compute_servers import stub_app
 from tests.multihost.conftest import Network, zg
 from tests.multihost.netns import Lab, connected_hosts, zg_env
 from zgos.chain.accounts import devnet_account
@@ -49,7 +53,8 @@ READY_S = 120.0
 PROVIDERS = {"s1": (15, Prices(1_000, 3_000)), "s2": (16, Prices(2_000, 6_000))}
 USER_ACCOUNT = 19  # devnet account of the client host's proxy
 UNANNOUNCED_URL = "http://192.0.2.1:3080"  # TEST-NET-1 (RFC 5737): reaches no one until a broker announces
-PROXY_TIMEOUT_S = 8.0  # a provider call's total deadline: what a call to a host that went down costs at most
+USER_FUNDS = 10**18  # neuron in each sub-account: far more than a few chats cost
+PROXY_TIMEOUT_S = 5.0  # a provider call's total deadline: what a call to a host that went down costs at most
 
 
 def test_a_blob_is_certified_by_signers_on_other_hosts_and_read_back_through_their_registered_addresses(
@@ -104,42 +109,56 @@ def test_inference_through_the_router_fails_over_to_the_other_provider_when_a_pr
     network: Network, tmp_path: Path,
 ) -> None:
     lab, chain_flags = network.lab, ("--rpc-url", network.rpc, "--deployment", str(network.deployment))
-    urls = {host: start_provider(network, host, tmp_path, chain_flags) for host in PROVIDERS}
-    client = tmp_path / "client"
-    lab.spawn("client", zg(client, "compute", "serve", "--account", f"devnet:{USER_ACCOUNT}", "--timeout",
-                           f"{PROXY_TIMEOUT_S:g}", *chain_flags), tmp_path / "proxy.log",
-              env=zg_env(ZGOS_OUTBOUND_ALLOW="private"))
-    for url in urls.values():  # a broker serves once it has announced its URL on chain
-        assert wait_until(functools.partial(listens, lab, url), READY_S), f"{url} listens: {_logs(tmp_path)}"
-    assert wait_until(functools.partial(listens, lab, f"http://127.0.0.1:{USER_PROXY_PORT}"), READY_S), \
-        _logs(tmp_path)
-    token = read_token(DataDir(client).token)
-    providers = {devnet_account(PROVIDERS[host][0]).address.lower(): host for host in PROVIDERS}
+    with ThreadPoolExecutor() as pool:  # each provider registers from its own host, under a URL that reaches no one
+        list(pool.map(lambda host: lab.run_on(host, lambda: register(network, *PROVIDERS[host])), PROVIDERS))
+    with stub_models(lab):
+        urls = [start_provider(lab, host, tmp_path, chain_flags) for host in PROVIDERS]
+        client = tmp_path / "client"
+        lab.spawn("client", zg(client, "compute", "serve", "--account", f"devnet:{USER_ACCOUNT}", "--timeout",
+                               f"{PROXY_TIMEOUT_S:g}", *chain_flags), tmp_path / "proxy.log",
+                  env=zg_env(ZGOS_OUTBOUND_ALLOW="private"))
+        lab.run_on("client", lambda: fund_user(network))  # while the services start
+        for url in [*urls, f"http://127.0.0.1:{USER_PROXY_PORT}"]:  # a broker serves once it announced its URL
+            assert wait_until(functools.partial(listens, lab, url), READY_S), f"{url} listens: {_logs(tmp_path)}"
+        token = read_token(DataDir(client).token)
+        providers = {devnet_account(PROVIDERS[host][0]).address.lower(): host for host in PROVIDERS}
 
-    assert providers[chat(lab, token)] == "s1", "the router chose the cheaper provider, found on chain"
-    lab.link("s1", up=False)  # s1's host drops off the network, keep-alive connections and all
-    try:
-        started = time.monotonic()
-        answered_by = [providers[chat(lab, token)] for _ in range(2)]
-        failover_s = time.monotonic() - started
-    finally:
-        lab.link("s1", up=True)
-    assert answered_by == ["s2", "s2"], _logs(tmp_path)
-    assert failover_s < 2 * PROXY_TIMEOUT_S, f"failing over took {failover_s:.1f} s"
+        assert providers[chat(lab, token)] == "s1", "the router chose the cheaper provider, found on chain"
+        lab.link("s1", up=False)  # s1's host drops off the network, keep-alive connections and all
+        try:
+            failed_over = providers[chat(lab, token)]  # s1 first, which does not answer; then s2
+            started = time.monotonic()
+            next_one = providers[chat(lab, token)]
+            next_s = time.monotonic() - started
+        finally:
+            lab.link("s1", up=True)
+    assert (failed_over, next_one) == ("s2", "s2"), _logs(tmp_path)
+    assert next_s < PROXY_TIMEOUT_S, f"the router went straight to s2 once s1 had failed ({next_s:.1f} s)"
     hosts = connected_hosts([tmp_path / name for name in ("proxy.log", "provider-s1.log", "provider-s2.log")])
     assert {lab["chain"].address, lab["s1"].address, lab["s2"].address} <= set(hosts), \
         f"the proxy dialled both providers' announced URLs: {hosts}"
     assert set(hosts) <= lab.addresses(), f"no process dialled a loopback address: {hosts}"
 
 
-def start_provider(network: Network, host: str, work: Path, chain_flags: tuple[str, ...]) -> str:
-    """On ``host``: register a provider under ``UNANNOUNCED_URL`` (from that host), then start a
-    stub model server and the provider's broker, which announces ``--public-url``; that URL."""
-    lab, address = network.lab, network.lab[host].address
-    index, prices = PROVIDERS[host]
-    lab.run_on(host, lambda: register(network, index, prices))
-    lab.spawn(host, [sys.executable, "-m", "bench.compute_servers", "stub", str(MODEL_PORT), address],
-              work / f"model-{host}.log")
+@contextlib.contextmanager
+def stub_models(lab: Lab) -> Iterator[None]:
+    """The benchmark's stub model server on each provider host's address, run by the test in a
+    thread on that host (a process less to start on each)."""
+    servers = [uvicorn.Server(uvicorn.Config(stub_app(), host=lab[host].address, port=MODEL_PORT,
+                                             log_level="warning", access_log=False)) for host in PROVIDERS]
+    for host, server in zip(PROVIDERS, servers, strict=True):
+        lab.start_on(host, server.run)
+    try:
+        yield
+    finally:
+        for server in servers:
+            server.should_exit = True
+
+
+def start_provider(lab: Lab, host: str, work: Path, chain_flags: tuple[str, ...]) -> str:
+    """On ``host``: start the registered provider's broker in front of its stub model server;
+    it announces ``--public-url`` before it serves. That URL."""
+    address, index = lab[host].address, PROVIDERS[host][0]
     url = f"http://{address}:{PROVIDER_PORT}"
     lab.spawn(host, zg(work / host, "compute", "provider", "serve", "--upstream", f"http://{address}:{MODEL_PORT}",
                        "--host", address, "--public-url", url, "--account", f"devnet:{index}", *chain_flags),
@@ -148,10 +167,22 @@ def start_provider(network: Network, host: str, work: Path, chain_flags: tuple[s
 
 
 def register(network: Network, index: int, prices: Prices) -> None:
+    """Register devnet account ``index`` as a provider of the default model at ``UNANNOUNCED_URL``."""
     provider = devnet_account(index)
     compute = ComputeContracts.from_deployment(Chain(network.rpc), load_deployment(network.deployment))
     compute.register(provider, url=UNANNOUNCED_URL, model=DEFAULT_MODEL_ID, model_hash=GEMMA_ROOT, prices=prices,
                      signer=provider.address)
+
+
+def fund_user(network: Network) -> None:
+    """The user's sub-account with each provider funded and its signer acknowledged (what
+    ``zg compute fund`` does), so no chat waits for those transactions."""
+    user = devnet_account(USER_ACCOUNT)
+    compute = ComputeContracts.from_deployment(Chain(network.rpc), load_deployment(network.deployment))
+    for index, _ in PROVIDERS.values():
+        provider = devnet_account(index).address
+        compute.deposit_and_fund(user, provider, USER_FUNDS)
+        compute.acknowledge(user, provider, provider)
 
 
 def listens(lab: Lab, url: str) -> bool:
