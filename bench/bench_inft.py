@@ -57,9 +57,9 @@ def main() -> None:
         node = _node(data_dir, "storage-0", port, work / "node.log")
         url = f"http://127.0.0.1:{port}"
         d = bc.deployment
-        oracles = [OracleService(OracleConfig(work / f"oracle-{i}", bc.anvil.url, d.address("AgentNFT"),
+        oracles = [OracleService(OracleConfig(work / f"oracle-{i}", d.address("AgentNFT"),
                                               d.address("INFTVerifier"), d.address("NodeRegistry"), d.address("Flow"),
-                                              (url,), LOOPBACK, port=free_port()), account)
+                                              (url,), LOOPBACK, port=free_port()), account, bc.chain)
                    for i, account in enumerate(devnet_oracles())]
         for oracle in oracles:
             oracle.start()

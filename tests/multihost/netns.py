@@ -123,24 +123,32 @@ class Lab:
     def run_on(self, host: str, fn: Callable[[], T]) -> T:
         """``fn()`` called in a thread inside ``host``'s namespace (its sockets are that host's)."""
         result: dict[str, Any] = {}
+        thread = self.start_on(host, fn, result, daemon=False)
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        return result["value"]  # type: ignore[no-any-return]
+
+    def start_on(self, host: str, fn: Callable[[], object], result: dict[str, Any] | None = None,
+                 daemon: bool = True) -> threading.Thread:
+        """``fn()`` started in a thread inside ``host``'s namespace and not waited for (a server
+        the test runs on that host itself); its value or exception lands in ``result``."""
+        out: dict[str, Any] = {} if result is None else result
 
         def inside() -> None:
             libc = ctypes.CDLL(None, use_errno=True)
             with open(NETNS_DIR / self[host].namespace) as handle:
                 if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
-                    result["error"] = OSError(ctypes.get_errno(), "setns failed")
+                    out["error"] = OSError(ctypes.get_errno(), "setns failed")
                     return
             try:
-                result["value"] = fn()
-            except Exception as exc:  # handed to the caller's thread
-                result["error"] = exc
+                out["value"] = fn()
+            except Exception as exc:  # handed to the caller
+                out["error"] = exc
 
-        thread = threading.Thread(target=inside)
+        thread = threading.Thread(target=inside, daemon=daemon)
         thread.start()
-        thread.join()
-        if "error" in result:
-            raise result["error"]
-        return result["value"]  # type: ignore[no-any-return]
+        return thread
 
     def down(self) -> None:
         for process in self.processes:

@@ -33,6 +33,7 @@ import aiohttp
 from aiohttp.abc import ResolveResult
 
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy, compute_address_class
+from zgos.runtime.logs import log_connection
 
 MAX_CONNECTIONS = 64
 # Idle pooled connections are dropped after this long, below the 5 s after which uvicorn (the
@@ -55,7 +56,8 @@ class PoolTooLarge(PoolError):
 
 
 class _GuardedConnector(aiohttp.TCPConnector):
-    """A connector that connects only to addresses ``policy`` allows."""
+    """A connector that connects only to addresses ``policy`` allows, and records each new
+    connection in the connection log (``zgos.runtime.logs``)."""
 
     def __init__(self, policy: AddressPolicy, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -69,6 +71,14 @@ class _GuardedConnector(aiohttp.TCPConnector):
             raise PoolError(f"refused to connect to {host}: it is a {'/'.join(kinds)} address "
                             f"(allowed: {', '.join(self._policy.allowed_classes())})")
         return allowed
+
+    async def _create_connection(self, req: aiohttp.ClientRequest, traces: Any, timeout: aiohttp.ClientTimeout
+                                 ) -> Any:
+        protocol = await super()._create_connection(req, traces, timeout)
+        transport = getattr(protocol, "transport", None)
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        log_connection(f"{req.url.raw_host}:{req.url.port}", str(peer[0]) if peer else "?")
+        return protocol
 
 
 class Answer:

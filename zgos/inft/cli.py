@@ -309,13 +309,13 @@ def oracle_command(
     signer = cli.account(account, role=None) if account else _devnet_oracle(cli, index, devnet_role)
     deployment = cli.deployment()
     name = f"inft-oracle-{index}"
-    config = OracleConfig(state_dir=cli.data_dir.service(name), rpc_url=cli.rpc_url, nft=deployment.address("AgentNFT"),
+    config = OracleConfig(state_dir=cli.data_dir.service(name), nft=deployment.address("AgentNFT"),
                           verifier=deployment.address("INFTVerifier"), registry=deployment.address("NodeRegistry"),
                           flow=deployment.address("Flow"), storage_nodes=storage_nodes(cli, storage_node),
                           outbound=cli.outbound_policy(), host=host, port=port or INFT_ORACLE_PORT + index,
                           public_url=compute_public_url(host, port or INFT_ORACLE_PORT + index, public_url))
     configure_service_logging()
-    service = OracleService(config, signer)
+    service = OracleService(config, signer, cli.chain())
     service.run(started=lambda: console.print(f"inft oracle {name} ({signer.address}) on {service.url}", highlight=False))
 
 

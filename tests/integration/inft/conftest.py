@@ -49,11 +49,11 @@ class InftNet:
 
 
 def start_oracle(work: Path, chain: Chain, deployment: Deployment, storage_url: str, account: LocalAccount) -> OracleService:
-    config = OracleConfig(state_dir=work, rpc_url=chain.rpc_url, nft=deployment.address("AgentNFT"),
+    config = OracleConfig(state_dir=work, nft=deployment.address("AgentNFT"),
                           verifier=deployment.address("INFTVerifier"), registry=deployment.address("NodeRegistry"),
                           flow=deployment.address("Flow"), storage_nodes=(storage_url,), outbound=LOOPBACK,
                           port=free_port())
-    oracle = OracleService(config, account)
+    oracle = OracleService(config, account, chain)
     oracle.start()
     return oracle
 

@@ -196,8 +196,10 @@ def serve(ctx: typer.Context, port: int = typer.Option(USER_PROXY_PORT, "--port"
     from zgos.compute.spec.limits import SpendCaps
     from zgos.compute.user.proxy import Funding, UserProxy, proxy_server
     from zgos.compute.user.router import Router
+    from zgos.runtime.logs import configure_service_logging
 
     cli = get_ctx(ctx)
+    configure_service_logging()
     contracts = _contracts(cli)
     user = _user(cli, account, contracts.services(), tokenizer)
     funding = Funding(_amount(top_up), _amount(max_balance), _cap(max_top_up_per_day))

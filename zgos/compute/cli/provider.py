@@ -186,13 +186,13 @@ def provider_serve(
         serve_provider(cli, account=account, host=host, port=FINETUNE_PORT if port is None else port,
                        public_url=public_url)
         return
+    configure_service_logging()
     port = PROVIDER_PORT if port is None else port
     provider = cli.account(account, role="provider")
     signer = cli.account(signer_account, role="provider") if signer_account else provider
     config = _broker_config(cli, provider.address, upstream=upstream, model_id=model_id, model_path=model_path,
                             model_hash=model_hash, chat_format=chat_format, credit=credit,
                             settle_interval_s=settle_interval, upstream_timeout_s=timeout, dishonest=dishonest)
-    configure_service_logging()
     if public_url is not None:
         _announce_url(cli, provider, compute_public_url(host, port, public_url))
     _run_broker(cli, config, provider, signer, (host, port), (admin_host, admin_port))

@@ -59,7 +59,6 @@ WHAT_IT_IS = "zgos INFT oracle: a trusted signer, not a TEE; it sees the plainte
 @dataclass(frozen=True)
 class OracleConfig:
     state_dir: Path
-    rpc_url: str
     nft: str
     verifier: str
     registry: str
@@ -73,10 +72,11 @@ class OracleConfig:
 
 
 class OracleService:
-    def __init__(self, config: OracleConfig, account: LocalAccount) -> None:
+    def __init__(self, config: OracleConfig, account: LocalAccount, chain: Chain) -> None:
+        """``chain``: the connection it reads and transacts through, with the confirmations of
+        the network it serves (``zg inft oracle`` passes the CLI's: ``network.json``'s)."""
         self.config = config
         self.account = account
-        chain = Chain(config.rpc_url)
         self.contracts = InftContracts(chain, config.nft, config.verifier)
         self.registry = NodeRegistry(chain, config.registry)
         self.storage = StorageClient(list(config.storage_nodes), chain, config.flow, account, policy=config.outbound)

@@ -100,20 +100,20 @@ class NodeServiceConfig:
         return NodeLimits.from_env(None if rate is None else RateLimit(rate, 2 * rate))
 
 
-def announce_node(chain: Chain | None, rpc_url: str, registry_address: str, operator: LocalAccount, url: str,
-                  shard: ShardConfig) -> None:
-    """Announce the node in the NodeRegistry, retrying on a fresh connection until the chain
-    answers (``chain``: the connection to try first)."""
+def announce_node(chain: Chain, registry_address: str, operator: LocalAccount, url: str, shard: ShardConfig) -> None:
+    """Announce the node in the NodeRegistry through ``chain``, retrying on a fresh connection to
+    the same RPC, with the same confirmations, until the chain answers."""
+    current: Chain | None = chain
     while True:
         try:
-            chain = chain or Chain(rpc_url)
-            registry = NodeRegistry(chain, registry_address)
+            current = current or Chain(chain.rpc_url, confirmations=chain.confirmations)
+            registry = NodeRegistry(current, registry_address)
             registry.announce(operator, NodeKind.STORAGE, url, shard_id=shard.shard_id, num_shard=shard.num_shard)
             log.info("announced %s in the NodeRegistry", url)
             return
         except ZgError as exc:
             log.warning("announce failed (%s); retrying", exc)
-            chain = None
+            current = None
             time.sleep(ANNOUNCE_RETRY_S)
 
 
@@ -142,7 +142,7 @@ class NodeService:
             self.miner.start()
         config = self.config
         if config.announce and config.registry_address is not None and self.operator is not None:
-            args = (self.chain, config.rpc_url, config.registry_address, self.operator, config.url, config.shard)
+            args = (self.chain, config.registry_address, self.operator, config.url, config.shard)
             threading.Thread(target=announce_node, args=args, daemon=True).start()
 
     def run(self, started: Callable[[], None] = lambda: None) -> None:
