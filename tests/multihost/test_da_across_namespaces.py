@@ -86,7 +86,10 @@ def test_a_blob_is_certified_by_signers_on_other_hosts_and_read_back_through_the
     blob_id = re.search(r"blob (0x[0-9a-f]{64}) (CONFIRMED|FINALIZED)", put.stdout)
     assert blob_id is not None, put.stdout
     out = tmp_path / "out.bin"
-    got = lab.run("client", zg(client, "da", "get", blob_id.group(1), str(out), *chain_flags), env=zg_env())
+    get = zg(client, "da", "get", blob_id.group(1), str(out), *chain_flags)
+    refused = lab.run("client", get, env=zg_env())  # signers on private addresses: a stranger's claim until allowed
+    assert refused.returncode != 0 and "private address" in refused.stderr, refused.stderr
+    got = lab.run("client", get, env=zg_env(ZGOS_OUTBOUND_ALLOW="private"))
     assert got.returncode == 0, got.stderr
     assert out.read_bytes() == blob.read_bytes()
     hosts = connected_hosts(sorted(tmp_path.glob("*.log")))

@@ -212,7 +212,7 @@ def get(
 
     cli = get_ctx(ctx)
     blob_id = _blob_id(blob)
-    retriever = Retriever(_contracts(cli))
+    retriever = Retriever(_contracts(cli), policy=cli.outbound_policy())
     with Progress(TextColumn("cells"), BarColumn(), TextColumn("{task.completed}"), console=err_console) as bar:
         task = bar.add_task("cells", total=None)
         data = retriever.retrieve(
@@ -235,7 +235,8 @@ def sample(
     """Sample random cells from the signers and verify them; exit 1 if any sample fails."""
     from zgos.da.retriever import Retriever
 
-    report = Retriever(_contracts(get_ctx(ctx))).sample(_blob_id(blob), samples)
+    cli = get_ctx(ctx)
+    report = Retriever(_contracts(cli), policy=cli.outbound_policy()).sample(_blob_id(blob), samples)
     for failure in report.failures:
         err_console.print(f"[red]FAILED[/] {failure}", highlight=False)
     if report.available:

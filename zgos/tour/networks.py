@@ -37,7 +37,7 @@ def post_blob(tour: Tour) -> None:
     blob_id = bytes(reply.info.blob_header.storage_root)
     tour.guide.ok(f"blob 0x{blob_id.hex()} ({len(data)} bytes) certified in tx {reply.certificate_tx}")
     with tour.guide.console.status("sampling random cells from the signers"):
-        report = Retriever(_contracts(tour.cli)).sample(blob_id, None)
+        report = Retriever(_contracts(tour.cli), policy=tour.cli.outbound_policy()).sample(blob_id, None)
     if not report.available:
         raise ZgError(f"blob 0x{blob_id.hex()}: {report.samples - report.verified} of {report.samples} samples failed")
     tour.guide.ok(f"{report.verified}/{report.samples} sampled cells verified against their KZG commitments: "
