@@ -300,6 +300,7 @@ class NodeConnection:
                         continue
                     proof = decode_proof(frames.take(header.proof_bytes))
                     yield index, frames.take(header.data_bytes), proof
+                frames.finish()  # reads the body's end, so the connection goes back to the pool
         except httpx.HTTPError as exc:
             raise _unavailable(f"storage node {self.url} did not send segments {indexes.start}..", exc) from None
         except InvalidFrame as exc:
@@ -331,6 +332,11 @@ class _ByteReader:
         taken = bytes(self.buffer[:length])
         del self.buffer[:length]  # O(1) at the front of a bytearray
         return taken
+
+    def finish(self) -> None:
+        """Read to the end of the stream; ``InvalidFrame`` if anything is left."""
+        if self.buffer or any(self.chunks):
+            raise InvalidFrame("bytes after the last frame")
 
 
 def _unavailable(what: str, exc: httpx.HTTPError) -> NodeUnavailable:

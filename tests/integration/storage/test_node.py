@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from tests.integration.storage.conftest import RunningNode
+from zgos.runtime.logs import CONNECTION_LOGGER
 from zgos.storage.client import CorruptData, StorageClient
 from zgos.storage.hasher import build_file_tree
 from zgos.storage.nodeclient import NodeConnection, wait_for
@@ -144,7 +146,7 @@ def test_download_from_a_corrupted_node_fails_verification(tmp_path: Path, clien
 
 
 def test_segments_stream_as_frames_and_a_segment_not_held_is_an_empty_frame(
-    tmp_path: Path, client: StorageClient, storage_node: RunningNode
+    tmp_path: Path, client: StorageClient, storage_node: RunningNode, caplog: pytest.LogCaptureFixture,
 ) -> None:
     data = write(tmp_path, 3 * 262_144 + 9).read_bytes()
     result = client.upload(tmp_path / "file.bin")
@@ -154,8 +156,10 @@ def test_segments_stream_as_frames_and_a_segment_not_held_is_an_empty_frame(
     assert [chunk for _, chunk, _ in frames] == [data[:262_144], data[2 * 262_144 : 3 * 262_144]]
     tree = build_file_tree(tmp_path / "file.bin")
     assert frames[1][2] == tree.proof(2), "each frame carries the segment's proof"
-    beyond = list(connection.get_segments(result.tx_seq, range(3, 6)))
+    with caplog.at_level(logging.INFO, CONNECTION_LOGGER):
+        beyond = list(connection.get_segments(result.tx_seq, range(3, 6)))
     assert beyond[0][1] == data[3 * 262_144 :].ljust(256, b"\0") and beyond[1][1:] == beyond[2][1:] == (None, None)
+    assert not caplog.records, "a stream read to its end leaves its connection for the next one"
     url = f"{storage_node.url}/zgos/v1/segments/{result.tx_seq}"
     for params in ({}, {"first": "x", "count": "1"}, {"first": 0, "count": 0}, {"first": 0, "count": 65},
                    {"first": 0, "count": 1, "step": 0}, {"first": 10**30, "count": 1}):
