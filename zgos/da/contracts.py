@@ -98,6 +98,7 @@ class DAContracts:
         self.chain = chain
         self.signers: Contract = chain.contract("DASigners", signers_address)
         self.entrance: Contract = chain.contract("DAEntrance", entrance_address)
+        self._epoch_reached = -1  # the chain has reached this epoch: its quorum and earlier ones are fixed
 
     @classmethod
     def from_addresses(cls, chain: Chain, addresses: dict[str, str]) -> DAContracts:
@@ -133,12 +134,22 @@ class DAContracts:
         return self.read_quorum(epoch)
 
     def quorum(self, epoch: int) -> Quorum:
-        if epoch > self.current_epoch():
+        if epoch > self._epoch_reached:
+            self._epoch_reached = max(self._epoch_reached, self.current_epoch())
+        if epoch > self._epoch_reached:
             # Future epochs can still change (registrations for next epoch): do not cache.
             return self.read_quorum(epoch)
         return self._quorum(epoch)
 
     def pubkey(self, signer: str) -> bytes:
+        """``signer``'s BLS key, read once (DASigners never changes a registered key)."""
+        return self._pubkey(to_checksum_address(signer))
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - see pubkey
+    def _pubkey(self, signer: str) -> bytes:
+        return self._read_pubkey(signer)
+
+    def _read_pubkey(self, signer: str) -> bytes:
         return bytes(self.chain.call(self.signers.functions.getSigner(to_checksum_address(signer)))[0])
 
     def signer_url(self, signer: str) -> str:
@@ -158,7 +169,7 @@ class DAContracts:
 
     def is_registered(self, signer: str) -> bool:
         try:
-            self.pubkey(signer)
+            self._read_pubkey(signer)  # not cached: False while the chain is unreachable
         except ZgError:
             return False
         return True
