@@ -34,6 +34,7 @@ import psutil
 from bench.harness import BenchChain, bench_chain, report
 from zgos.da.client import DisperserClient
 from zgos.da.proto import disperser_pb2
+from zgos.da.rpc import STATUS_POLL_S
 from zgos.da.spec import kzg
 from zgos.da.spec.blob import BYTES_PER_ROW_PAYLOAD, pack_rows
 from zgos.da.spec.encoding import Encoder
@@ -192,7 +193,7 @@ def _certify_all(client: DisperserClient, blobs: list[bytes]) -> list[disperser_
                 if reply.status != disperser_pb2.CONFIRMED:
                     raise RuntimeError(f"dispersal failed: {reply.reason}")
                 replies[request_id] = reply
-        time.sleep(0.05)
+        time.sleep(STATUS_POLL_S)  # as often as `DisperserClient.wait` asks
     return [replies[r] for r in request_ids]
 
 
@@ -200,37 +201,33 @@ def _load() -> str:
     return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by each role's processes and their children."""
-    used: dict[str, float] = {}
-    for role, role_pids in pids.items():
-        total = 0.0
-        for pid in role_pids:
-            process = psutil.Process(pid)
-            for p in [process, *process.children(recursive=True)]:
-                times = p.cpu_times()
-                total += times.user + times.system
-        used[role] = total
-    return used
+def _cpu_seconds(roles: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each role's processes."""
+    return {role: sum(p.cpu_times().user + p.cpu_times().system for p in processes)
+            for role, processes in roles.items()}
 
 
-def _network_pids(env: BenchChain, processes: list[subprocess.Popen[bytes]]) -> dict[str, list[int]]:
+def _network_roles(env: BenchChain, processes: list[subprocess.Popen[bytes]]) -> dict[str, list[psutil.Process]]:
     assert env.anvil.process is not None
-    return {"disperser + encoder workers": [processes[-1].pid], "signers": [p.pid for p in processes[:-1]],
-            "anvil": [env.anvil.process.pid]}
+    disperser = psutil.Process(processes[-1].pid)
+    return {"disperser": [disperser], "encoder workers": disperser.children(recursive=True),
+            "signers": [psutil.Process(p.pid) for p in processes[:-1]],
+            "anvil": [psutil.Process(env.anvil.process.pid)]}
 
 
-def _measure_stream(env: BenchChain, data_dir: Path, blobs: list[bytes], pids: dict[str, list[int]]) -> tuple[float, float]:
+def _measure_stream(env: BenchChain, data_dir: Path, blobs: list[bytes], processes: list[subprocess.Popen[bytes]],
+                    ) -> tuple[float, float]:
     """Certified MB/s of ``blobs`` dispersed back-to-back (after a one-row warm-up blob), and
     the CPU seconds all DA processes spent on them."""
     with _disperser_client(env, data_dir) as client:
         _certify_all(client, [os.urandom(BYTES_PER_ROW_PAYLOAD)])  # workers' and signers' setup loading
+        roles = _network_roles(env, processes)
         print(f"stream start: {_load()}", flush=True)
-        cpu_before = _cpu_seconds(pids)
+        cpu_before = _cpu_seconds(roles)
         started = time.perf_counter()
         replies = _certify_all(client, blobs)
         elapsed = time.perf_counter() - started
-        cpu = {role: used - cpu_before[role] for role, used in _cpu_seconds(pids).items()}
+        cpu = {role: used - cpu_before[role] for role, used in _cpu_seconds(roles).items()}
     if len({r.certificate_tx for r in replies}) != len(blobs) or len({r.info.blob_header.storage_root for r in replies}) != len(blobs):
         raise RuntimeError("certificates or blob ids are not distinct")
     total = sum(len(b) for b in blobs)
@@ -246,14 +243,14 @@ def _measure_raw_cells(blobs: list[bytes]) -> tuple[float, float]:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(WORKERS, mp_context=context, initializer=_raw_init) as pool:
         list(pool.map(_warm_raw, range(WORKERS)))
-        pids = {"raw": list(pool._processes)}
+        roles = {"raw": [psutil.Process(pid) for pid in pool._processes]}
         print(f"raw start: {_load()}", flush=True)
-        cpu_before = _cpu_seconds(pids)["raw"]
+        cpu_before = _cpu_seconds(roles)["raw"]
         started = time.perf_counter()
         for _ in pool.map(_raw_cells, rows, chunksize=4):
             pass
         elapsed = time.perf_counter() - started
-        cpu = _cpu_seconds(pids)["raw"] - cpu_before
+        cpu = _cpu_seconds(roles)["raw"] - cpu_before
     print(f"raw end: {_load()}; {len(rows)} rows in {elapsed:.2f} s, {cpu:.1f} CPU s", flush=True)
     return sum(len(b) for b in blobs) / elapsed / 1e6, cpu
 
@@ -263,7 +260,7 @@ def bench_stream() -> None:
     blobs = [os.urandom(STREAM_ROWS_PER_BLOB * BYTES_PER_ROW_PAYLOAD) for _ in range(STREAM_BLOBS)]
     raw_before, raw_cpu_before = _measure_raw_cells(blobs)
     with _da_network() as (env, data_dir, processes):
-        certified, cpu = _measure_stream(env, data_dir, blobs, _network_pids(env, processes))
+        certified, cpu = _measure_stream(env, data_dir, blobs, processes)
     raw_after, raw_cpu_after = _measure_raw_cells(blobs)
     raw, raw_cpu = (raw_before + raw_after) / 2, (raw_cpu_before + raw_cpu_after) / 2
     size = STREAM_ROWS_PER_BLOB * BYTES_PER_ROW_PAYLOAD

@@ -119,6 +119,8 @@ class Disperser:
         assert dispersal is not None, request_id
         try:
             self._process(dispersal)
+        except futures.CancelledError:  # the service is stopping: the request resumes at the next start
+            log.info("dispersal %s interrupted by shutdown; it resumes at the next start", request_id)
         except ZgError as exc:
             self._fail(dispersal, str(exc))
         except Exception as exc:  # a bug: report it on the request instead of losing it

@@ -72,11 +72,8 @@ class SignatureCollector:
         self._clients_lock = threading.Lock()
 
     def close(self) -> None:
+        """Stop asking (queued requests are cancelled); calls in flight finish on their channels."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        with self._clients_lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
 
     def _client(self, url: str) -> SignerClient:
         """The open channel to ``url`` (gRPC channels reconnect by themselves and are thread-safe)."""
