@@ -180,11 +180,17 @@ class DAContracts:
             raise UnknownBlob(f"no blob 0x{blob_id.hex()} on chain", "check the blob id")
         return BlobRecord(blob_id, submitter, int(epoch), int(size), BlobStatus(status), int(fee))
 
-    def header(self, blob_id: bytes) -> BlobHeader:
-        """The blob's size and row commitments, from its ``BlobSubmitted`` event (checked)."""
-        record = self.blob(blob_id)
+    @functools.cached_property
+    def epoch_blocks(self) -> int:
+        """Blocks per epoch (immutable in ``DASigners``)."""
+        return int(self.chain.call(self.signers.functions.epochBlocks()))
+
+    def header(self, blob_id: bytes, record: BlobRecord | None = None) -> BlobHeader:
+        """The blob's size and row commitments, from its ``BlobSubmitted`` event (checked);
+        ``record`` is the blob's record if the caller just read it."""
+        record = record or self.blob(blob_id)
         start = int(self.chain.call(self.signers.functions.epochStartBlock(record.epoch)))
-        end = start + int(self.chain.call(self.signers.functions.epochBlocks())) - 1
+        end = start + self.epoch_blocks - 1
         logs = self.chain.get_logs(
             self.entrance, "BlobSubmitted", start, min(end, self.chain.block_number()),
             argument_filters={"blobId": blob_id},
