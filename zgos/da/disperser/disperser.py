@@ -2,12 +2,13 @@
 
 A request moves PROCESSING -> CONFIRMED -> FINALIZED, or PROCESSING -> FAILED with a reason.
 Processing (``Disperser._process``): commit the rows (process pool) -> ``DAEntrance.submitBlob``
-with the fee, while the pool computes the cells and proofs -> read the epoch's quorum -> send every signer its columns in parallel -> verify each
-returned BLS signature against the signer's registered key (bad ones are excluded and named)
--> if the valid signers hold >= 2/3 of the stake (``zgos.da.spec.quorum``), aggregate and
-submit the certificate; otherwise retry the missing signers, then cancel the blob on-chain so
-the fee is refunded and report FAILED with every signer's failure. CONFIRMED becomes FINALIZED
-once the certificate is ``FINALITY_BLOCKS`` deep.
+with the fee, while the pool computes the cells and proofs -> read the epoch's quorum -> send
+every signer its columns in parallel -> verify each returned BLS signature against the signer's
+registered key (bad ones are excluded and named) -> if the valid signers hold >= 2/3 of the
+stake (``zgos.da.spec.quorum``), aggregate and submit the certificate; otherwise retry the
+missing signers, then cancel the blob on-chain so the fee is refunded and report FAILED with
+every signer's failure. CONFIRMED becomes FINALIZED once the certificate is ``FINALITY_BLOCKS``
+deep.
 
 Pipelining: up to ``BLOBS_IN_FLIGHT`` requests are processed at once, each on its own thread.
 Their encoding is queued blob after blob on the shared pool (``Encoder.start``), so one blob's
