@@ -98,6 +98,7 @@ class DAContracts:
         self.chain = chain
         self.signers: Contract = chain.contract("DASigners", signers_address)
         self.entrance: Contract = chain.contract("DAEntrance", entrance_address)
+        self._epoch_reached = -1  # the chain has reached this epoch: its quorum and earlier ones are fixed
 
     @classmethod
     def from_addresses(cls, chain: Chain, addresses: dict[str, str]) -> DAContracts:
@@ -133,12 +134,22 @@ class DAContracts:
         return self.read_quorum(epoch)
 
     def quorum(self, epoch: int) -> Quorum:
-        if epoch > self.current_epoch():
+        if epoch > self._epoch_reached:
+            self._epoch_reached = max(self._epoch_reached, self.current_epoch())
+        if epoch > self._epoch_reached:
             # Future epochs can still change (registrations for next epoch): do not cache.
             return self.read_quorum(epoch)
         return self._quorum(epoch)
 
     def pubkey(self, signer: str) -> bytes:
+        """``signer``'s BLS key, read once (DASigners never changes a registered key)."""
+        return self._pubkey(to_checksum_address(signer))
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - see pubkey
+    def _pubkey(self, signer: str) -> bytes:
+        return self._read_pubkey(signer)
+
+    def _read_pubkey(self, signer: str) -> bytes:
         return bytes(self.chain.call(self.signers.functions.getSigner(to_checksum_address(signer)))[0])
 
     def signer_url(self, signer: str) -> str:
@@ -158,7 +169,7 @@ class DAContracts:
 
     def is_registered(self, signer: str) -> bool:
         try:
-            self.pubkey(signer)
+            self._read_pubkey(signer)  # not cached: False while the chain is unreachable
         except ZgError:
             return False
         return True
@@ -169,11 +180,17 @@ class DAContracts:
             raise UnknownBlob(f"no blob 0x{blob_id.hex()} on chain", "check the blob id")
         return BlobRecord(blob_id, submitter, int(epoch), int(size), BlobStatus(status), int(fee))
 
-    def header(self, blob_id: bytes) -> BlobHeader:
-        """The blob's size and row commitments, from its ``BlobSubmitted`` event (checked)."""
-        record = self.blob(blob_id)
+    @functools.cached_property
+    def epoch_blocks(self) -> int:
+        """Blocks per epoch (immutable in ``DASigners``)."""
+        return int(self.chain.call(self.signers.functions.epochBlocks()))
+
+    def header(self, blob_id: bytes, record: BlobRecord | None = None) -> BlobHeader:
+        """The blob's size and row commitments, from its ``BlobSubmitted`` event (checked);
+        ``record`` is the blob's record if the caller just read it."""
+        record = record or self.blob(blob_id)
         start = int(self.chain.call(self.signers.functions.epochStartBlock(record.epoch)))
-        end = start + int(self.chain.call(self.signers.functions.epochBlocks())) - 1
+        end = start + self.epoch_blocks - 1
         logs = self.chain.get_logs(
             self.entrance, "BlobSubmitted", start, min(end, self.chain.block_number()),
             argument_filters={"blobId": blob_id},

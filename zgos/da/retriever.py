@@ -120,7 +120,7 @@ class Retriever:
                 f"blob 0x{blob_id.hex()} is {record.status.name.lower()}, not certified",
                 "wait for the disperser to confirm it (`zg da status`)",
             )
-        return self.da.header(blob_id), self.da.quorum(record.epoch)
+        return self.da.header(blob_id, record), self.da.quorum(record.epoch)
 
     def _fetch(self, url: str, blob_id: bytes, indices: list[CellIndex] | None) -> list[Cell]:
         target = url

@@ -232,6 +232,23 @@ def test_dispersing_the_same_bytes_twice_reuses_the_certified_blob(healthy: DANe
     assert second.info.blob_header.storage_root == first.info.blob_header.storage_root
 
 
+def test_several_blobs_in_flight_all_get_valid_distinct_certificates(healthy: DANetwork) -> None:
+    blobs = [blob_bytes(200 + i) for i in range(4)]
+    with healthy.client() as client:
+        request_ids = [client.disperse(data) for data in blobs]  # back-to-back, none awaited
+        replies = [client.wait(request_id, 90) for request_id in request_ids]
+    assert all(r.status == disperser_pb2.CONFIRMED for r in replies), [r.reason for r in replies]
+    blob_ids = [bytes(r.info.blob_header.storage_root) for r in replies]
+    assert len(set(blob_ids)) == len(blobs) and len({r.certificate_tx for r in replies}) == len(blobs)
+    chain = healthy.da.chain
+    for blob_id, reply, data in zip(blob_ids, replies, blobs, strict=True):
+        assert healthy.da.blob(blob_id).status is BlobStatus.CERTIFIED  # the contract checked the BLS aggregate
+        receipt = chain.w3.eth.get_transaction_receipt(reply.certificate_tx)  # type: ignore[arg-type]
+        (event,) = healthy.da.entrance.events.BlobCertified().process_receipt(receipt)
+        assert bytes(event["args"]["blobId"]) == blob_id and len(event["args"]["signers"]) == len(healthy.nodes)
+        assert healthy.disperser.retrieve(blob_id) == data
+
+
 def test_acknowledged_dispersal_completes_after_the_disperser_is_killed(
     healthy: DANetwork, tmp_path: Path
 ) -> None:

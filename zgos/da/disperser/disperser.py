@@ -1,13 +1,20 @@
 """The disperser: takes a blob, has it signed by the epoch's quorum and certified on chain.
 
 A request moves PROCESSING -> CONFIRMED -> FINALIZED, or PROCESSING -> FAILED with a reason.
-Processing (``Disperser._process``): encode (process pool) -> ``DAEntrance.submitBlob`` with
-the fee -> read the epoch's quorum -> send every signer its columns in parallel -> verify each
-returned BLS signature against the signer's registered key (bad ones are excluded and named)
--> if the valid signers hold >= 2/3 of the stake (``zgos.da.spec.quorum``), aggregate and
-submit the certificate; otherwise retry the missing signers, then cancel the blob on-chain so
-the fee is refunded and report FAILED with every signer's failure. CONFIRMED becomes FINALIZED
-once the certificate is ``FINALITY_BLOCKS`` deep.
+Processing (``Disperser._process``): commit the rows (process pool) -> ``DAEntrance.submitBlob``
+with the fee, while the pool computes the cells and proofs -> read the epoch's quorum -> send
+every signer its columns in parallel -> verify each returned BLS signature against the signer's
+registered key (bad ones are excluded and named) -> if the valid signers hold >= 2/3 of the
+stake (``zgos.da.spec.quorum``), aggregate and submit the certificate; otherwise retry the
+missing signers, then cancel the blob on-chain so the fee is refunded and report FAILED with
+every signer's failure. CONFIRMED becomes FINALIZED once the certificate is ``FINALITY_BLOCKS``
+deep.
+
+Pipelining: up to ``BLOBS_IN_FLIGHT`` requests are processed at once, each on its own thread.
+Their encoding is queued blob after blob on the shared pool (``Encoder.start``), so one blob's
+cells are computed while earlier blobs wait for their blob transaction, their signatures and
+their certificate transaction. Transactions of different blobs take consecutive nonces
+(``zgos.chain.nonces``) and are mined together; none waits for another's receipt.
 
 Durability: a request's payload and state are written (fsynced) to the service directory
 before ``DisperseBlob`` answers (``DispersalStore``); after a restart unfinished requests are
@@ -31,7 +38,7 @@ from zgos.da.disperser.signatures import SignatureCollector
 from zgos.da.disperser.state import CONFIRMED, FAILED, FINALIZED, Dispersal, DispersalStore
 from zgos.da.spec import bls
 from zgos.da.spec.blob import BlobHeader, validate_blob_size
-from zgos.da.spec.encoding import EncodedBlob, Encoder
+from zgos.da.spec.encoding import EncodedBlob, Encoder, EncodingJob
 from zgos.da.spec.quorum import (
     THRESHOLD_DENOMINATOR,
     THRESHOLD_NUMERATOR,
@@ -46,6 +53,7 @@ FINALITY_BLOCKS = 3
 QUORUM_WAIT_S = 120.0
 QUORUM_POLL_S = 0.5
 THRESHOLD_PERCENT = 100 * THRESHOLD_NUMERATOR / THRESHOLD_DENOMINATOR
+BLOBS_IN_FLIGHT = 8  # requests processed at once (each holds its blob's cells until certified)
 
 class InsufficientSignatures(ZgError):
     """The signers that signed validly hold less than the quorum's 2/3 of the stake."""
@@ -71,14 +79,13 @@ class Disperser:
         self.collector = SignatureCollector(da)
         self.token_path = state_dir / TOKEN_FILE
         self.token = load_or_create_token(self.token_path)
-        self._workers = futures.ThreadPoolExecutor(4, thread_name_prefix="disperse")
-        self._extender = futures.ThreadPoolExecutor(4, thread_name_prefix="extend")
+        self._workers = futures.ThreadPoolExecutor(BLOBS_IN_FLIGHT, thread_name_prefix="disperse")
         for request_id in self.store.unfinished():
             self._workers.submit(self._run, request_id)
 
     def close(self) -> None:
         self._workers.shutdown(wait=False, cancel_futures=True)
-        self._extender.shutdown(wait=False, cancel_futures=True)
+        self.collector.close()
 
     # --- API -----------------------------------------------------------------------------
 
@@ -113,6 +120,8 @@ class Disperser:
         assert dispersal is not None, request_id
         try:
             self._process(dispersal)
+        except futures.CancelledError:  # the service is stopping: the request resumes at the next start
+            log.info("dispersal %s interrupted by shutdown; it resumes at the next start", request_id)
         except ZgError as exc:
             self._fail(dispersal, str(exc))
         except Exception as exc:  # a bug: report it on the request instead of losing it
@@ -149,22 +158,27 @@ class Disperser:
         phase = PhaseTimer(dispersal.request_id)
         data = self.store.payload(dispersal.request_id)
         self._update(dispersal, "encoding")
-        rows = self.encoder.pack(data)
-        header = self.encoder.commit(len(data), rows)
-        phase("commit")
         # Cell proofs (the bulk of the work) run on the pool while the blob tx is mined.
-        extending = self._extender.submit(self.encoder.extend, header, rows)
+        job = self.encoder.start(len(data), self.encoder.pack(data))
+        try:
+            self._submit_and_certify(dispersal, data, job, phase)
+        finally:
+            job.cancel()  # after a failure: free the pool for the next blobs
+
+    def _submit_and_certify(self, dispersal: Dispersal, data: bytes, job: EncodingJob, phase: PhaseTimer) -> None:
+        header = job.header()
+        phase("commit")
         blob_id = header.blob_id(self.account.address)
         dispersal.blob_id = blob_id.hex()
         self._update(dispersal, "submitting the blob on chain")
         epoch, quorum_id, certified = self._submit(header, blob_id)
         phase("submit blob")
-        encoded = extending.result()
-        phase("cells and proofs")
         dispersal.epoch, dispersal.quorum_id = epoch, quorum_id
         if certified:
             self._confirm(dispersal, data, "already certified on chain", block=self.da.chain.block_number())
             return
+        encoded = job.encoded()
+        phase("cells and proofs")
         self._update(dispersal, f"collecting signatures (epoch {epoch})")
         self._certify(dispersal, data, encoded, phase)
 

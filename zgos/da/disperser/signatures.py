@@ -1,11 +1,15 @@
 """Collecting a blob's signatures: every quorum member gets its columns in parallel; each
 returned BLS signature is checked against the member's registered key (a bad one is excluded
 and named); members that failed are asked again once, until the valid signers reach the quorum
-(``zgos.da.spec.quorum``)."""
+(``zgos.da.spec.quorum``).
+
+Several blobs are collected at once (one per dispersal thread): the requests to signers run on
+one shared thread pool over one gRPC channel per signer URL, kept open between blobs."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -22,6 +26,7 @@ log = logging.getLogger(__name__)
 SIGN_ATTEMPTS = 2
 SIGN_RETRY_DELAY_S = 0.5
 SIGN_TIMEOUT_S = 30.0
+SIGN_THREADS = 32  # signer requests in flight, over every blob being collected
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,27 @@ class SignatureCollector:
     def __init__(self, da: DAContracts, timeout_s: float = SIGN_TIMEOUT_S) -> None:
         self.da = da
         self.timeout_s = timeout_s
+        self._pool = futures.ThreadPoolExecutor(SIGN_THREADS, thread_name_prefix="sign")
+        self._clients: dict[str, SignerClient] = {}
+        self._clients_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop asking (queued requests are cancelled); calls in flight finish on their channels."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _client(self, url: str) -> SignerClient:
+        """The open channel to ``url`` (gRPC channels reconnect by themselves and are thread-safe)."""
+        with self._clients_lock:
+            if url not in self._clients:
+                self._clients[url] = SignerClient(url, self.timeout_s)
+            return self._clients[url]
+
+    def _drop_client(self, url: str) -> None:
+        """Forget a channel that failed: a channel to a restarted signer may sit in gRPC's
+        reconnect backoff, the retry gets a fresh one. Not closed here: other blobs' requests
+        may still be using it; it closes once the last of them lets go of it."""
+        with self._clients_lock:
+            self._clients.pop(url, None)
 
     def collect(self, encoded: EncodedBlob, blob_id: bytes, quorum: Quorum, quorum_id: int) -> Signatures:
         """Ask every member, then again those that failed, until the quorum is reached."""
@@ -72,9 +98,8 @@ class SignatureCollector:
         for attempt in range(SIGN_ATTEMPTS):
             if attempt:
                 time.sleep(SIGN_RETRY_DELAY_S)
-            with futures.ThreadPoolExecutor(max(1, len(pending))) as pool:
-                for outcome in list(pool.map(lambda member: self._ask(request, member), pending)):
-                    signatures.record(outcome)
+            for outcome in list(self._pool.map(lambda member: self._ask(request, member), pending)):
+                signatures.record(outcome)
             pending = [m for m in quorum.members if m not in signatures.valid]
             if not pending or is_quorum_reached(quorum.signed_stake(signatures.valid), quorum.total_stake):
                 break
@@ -84,12 +109,12 @@ class SignatureCollector:
         quorum = request.quorum
         url = quorum.urls[quorum.index(member)]
         try:
-            with SignerClient(url, self.timeout_s) as client:
-                signature, _ = client.store_cells(
-                    request.blob_id, quorum.epoch, request.quorum_id,
-                    request.encoded.column_cells(quorum.columns(member)),
-                )
+            signature, _ = self._client(url).store_cells(
+                request.blob_id, quorum.epoch, request.quorum_id,
+                request.encoded.column_cells(quorum.columns(member)),
+            )
         except RpcError as exc:
+            self._drop_client(url)
             return SignerOutcome(member, url, None, exc.reason)
         if not bls.verify(self.da.pubkey(member), request.message, signature):
             log.warning("signer %s returned an invalid signature; excluded", member)

@@ -25,7 +25,7 @@ import grpc
 from eth_account.signers.local import LocalAccount
 
 from zgos.core.errors import ZgError
-from zgos.da.contracts import BlobStatus, DAContracts, Quorum, UnknownBlob
+from zgos.da.contracts import BlobRecord, BlobStatus, DAContracts, Quorum, UnknownBlob
 from zgos.da.proto import signer_pb2, signer_pb2_grpc
 from zgos.da.rpc import SIGNER_LIMITS, cell_from_pb, cell_to_pb, serve
 from zgos.da.signer.store import CellStore
@@ -81,9 +81,12 @@ class SignerNode:
         self.store = store
         self.withhold = withhold  # test-only (devnet): sign for cells, then never serve them
 
+    def header(self, record: BlobRecord) -> BlobHeader:
+        return self._header(record.blob_id, record)
+
     @functools.lru_cache(maxsize=256)  # noqa: B019 - a blob id fixes its header forever
-    def header(self, blob_id: bytes) -> BlobHeader:
-        return self.da.header(blob_id)
+    def _header(self, blob_id: bytes, record: BlobRecord) -> BlobHeader:
+        return self.da.header(blob_id, record)
 
     def store_and_sign(self, blob_id: bytes, epoch: int, quorum_id: int, cells: list[Cell]) -> bytes:
         """Check the cells (see the module docstring), store them, and sign the blob."""
@@ -91,8 +94,8 @@ class SignerNode:
             raise CellRejected(f"blob id must be {BLOB_ID_BYTES} bytes, got {len(blob_id)}")
         if quorum_id != 0:
             raise CellRejected(f"unknown quorum {quorum_id}: each epoch has one quorum (0)")
-        quorum = self._quorum_of(blob_id, epoch)
-        header = self.header(blob_id)
+        record, quorum = self._quorum_of(blob_id, epoch)
+        header = self.header(record)
         self._check_assignment(header, quorum, cells)
         if not verify_cells(header, cells):
             raise CellRejected(
@@ -103,9 +106,9 @@ class SignerNode:
             self.store.put(blob_id, epoch, cells)
         return bls.sign(self.identity.secret, self.da.signing_message(blob_id, epoch, quorum_id))
 
-    def _quorum_of(self, blob_id: bytes, epoch: int) -> Quorum:
-        """The quorum of ``epoch``, if the blob is pending or certified on chain in that epoch
-        and this signer is a member."""
+    def _quorum_of(self, blob_id: bytes, epoch: int) -> tuple[BlobRecord, Quorum]:
+        """The blob's record and the quorum of ``epoch``, if the blob is pending or certified
+        on chain in that epoch and this signer is a member."""
         try:
             record = self.da.blob(blob_id)
         except UnknownBlob:
@@ -117,7 +120,7 @@ class SignerNode:
         quorum = self.da.quorum(epoch)
         if self.identity.address not in quorum.members:
             raise CellRejected(f"{self.identity.address} is not in the quorum of epoch {epoch}")
-        return quorum
+        return record, quorum
 
     def _check_assignment(self, header: BlobHeader, quorum: Quorum, cells: list[Cell]) -> None:
         """The cells are exactly this signer's columns of every row, each of the right size."""

@@ -1,8 +1,12 @@
 """Encode a blob into rows, KZG commitments, cells and cell proofs; recover it from cells.
 
-``Encoder`` runs ``zgos.da.spec.kzg.encode_row`` over a process pool (ckzg holds the GIL, so only
-processes use both cores); each worker loads the trusted setup once. ``workers=0`` encodes in
-the calling process (small blobs, tests). The layout rules live in ``zgos.da.spec.blob``.
+``Encoder`` runs the per-row ckzg work of ``zgos.da.spec.kzg`` over a process pool (ckzg holds
+the GIL, so only processes use both cores); each worker loads the trusted setup once.
+``workers=0`` encodes in the calling process (small blobs, tests). ``Encoder.start`` queues a
+blob's commitments, then its cells and proofs, behind every blob started before it (the pool
+runs tasks in submission order), so several blobs in flight keep both cores busy while each
+still gets its commitments, hence its blob id, as early as the queue allows. The layout rules
+live in ``zgos.da.spec.blob``.
 """
 
 from __future__ import annotations
@@ -72,6 +76,43 @@ class EncodedBlob:
         ]
 
 
+@dataclass(frozen=True)
+class EncodingJob:
+    """One blob's encoding, started on the pool: a future per row commitment, then a future per
+    row's cells and proofs (``Encoder.start``)."""
+
+    size: int
+    commitments: tuple[Future[bytes], ...]
+    extensions: tuple[Future[tuple[kzg.Cells, kzg.Proofs]], ...]
+
+    def header(self) -> BlobHeader:
+        """Wait for the row commitments only (~5x cheaper than the cells)."""
+        return BlobHeader(self.size, tuple(bytes(f.result()) for f in self.commitments))
+
+    def encoded(self) -> EncodedBlob:
+        """Wait for every row's cells and proofs."""
+        extended = [f.result() for f in self.extensions]
+        return EncodedBlob(
+            self.header(),
+            tuple(tuple(cells) for cells, _ in extended),
+            tuple(tuple(proofs) for _, proofs in extended),
+        )
+
+    def cancel(self) -> None:
+        """Drop the rows not started yet (a failed blob frees the pool for the next ones)."""
+        for future in self.commitments:
+            future.cancel()
+        for extension in self.extensions:
+            extension.cancel()
+
+
+def _done(fn: Callable[[bytes], Any], row: bytes) -> Future[Any]:
+    """``fn(row)`` computed now, as a finished future (the in-process encoder)."""
+    future: Future[Any] = Future()
+    future.set_result(fn(row))
+    return future
+
+
 def _init_worker() -> None:
     parent = os.getppid()
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
@@ -112,6 +153,7 @@ class Encoder:
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool: Executor | None = None
         self._warming: list[Future[None]] = []
+        self._order = threading.Lock()  # one blob's tasks are queued together
         if self.workers > 0:
             # spawn, not fork: the parent runs gRPC and web3 threads that fork would copy.
             self._pool = ProcessPoolExecutor(
@@ -166,18 +208,16 @@ class Encoder:
             tuple(tuple(proofs) for _, _, proofs in encoded),
         )
 
-    def commit(self, size: int, rows: list[bytes]) -> BlobHeader:
-        """Only the row commitments (~5x cheaper than the cells): the blob id is known early."""
-        return BlobHeader(size, tuple(bytes(c) for c in self._map(kzg.commit_row, rows, None)))
+    def _submit(self, fn: Callable[[bytes], Any], row: bytes) -> Future[Any]:
+        return self._pool.submit(fn, row) if self._pool is not None else _done(fn, row)
 
-    def extend(self, header: BlobHeader, rows: list[bytes], progress: Progress | None = None) -> EncodedBlob:
-        """The cells and proofs of rows already committed in ``header``."""
-        extended = self._map(kzg.compute_row_cells, rows, progress)
-        return EncodedBlob(
-            header,
-            tuple(tuple(cells) for cells, _ in extended),
-            tuple(tuple(proofs) for _, proofs in extended),
-        )
+    def start(self, size: int, rows: list[bytes]) -> EncodingJob:
+        """Queue the commitments of ``rows`` (packed from ``size`` bytes), then their cells and
+        proofs, behind every blob started before; returns at once (``workers=0``: when done)."""
+        with self._order:
+            commitments = tuple(self._submit(kzg.commit_row, row) for row in rows)
+            extensions = tuple(self._submit(kzg.compute_row_cells, row) for row in rows)
+        return EncodingJob(size, commitments, extensions)
 
     def decode(
         self, header: BlobHeader, cells: Iterable[Cell], *, verified: bool = False,
