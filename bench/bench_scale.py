@@ -1,16 +1,17 @@
 """Scale simulation (issue 19 part 4): how costs grow with the size of the network, every node a
 local ``zg`` process on this one machine (2 cores), so "reduced resources".
 
-1. Storage, 1, 4, 16 and 32 nodes (node ``i`` of ``n`` runs ``--shard i/n``, announces itself in
-   the NodeRegistry and peer-syncs, as on the devnet; a fresh chain per size):
+1. Storage, 1, 4, 16 and 32 nodes (node ``i`` of ``n`` runs ``--shard i/n``, or with
+   ``ZGOS_BENCH_SCALE_REPLICAS=r`` ``r`` nodes per shard; each announces itself in the
+   NodeRegistry and peer-syncs, as on the devnet; a fresh chain per size):
    * per node: CPU seconds and resident memory over an idle ``IDLE_WINDOW_S`` (the cost of
-     being in a network of ``n``: log sync, peer discovery of the ``n`` announced nodes), and
+     being in a network of ``n``: log sync, peer discovery of the announced nodes of its shard), and
      over the fixed workload below (its CPU falls with ``n``: each node holds ``1/n`` of it);
    * the workload: upload then download of one ``FILE_MIB`` MiB file (best of two downloads);
    * indexer refresh: ``NodeDirectory.refresh`` (what ``zg storage indexer`` runs every round:
      read the registry, probe every node): the first (cold, what a client's one-shot
      ``discover`` costs) and the median of ``REFRESHES`` later ones (warm);
-   * a new node joining with ``--shard 0/n``: seconds from its start until it holds the file.
+   * a new node joining with shard 0: seconds from its start until it holds its part of the file.
 2. DA, 4, 8 and 16 signers: certificate latency of a 1 MiB blob (``bench_da.certify``, 1 s
    blocks) and the certificate transaction's gas, with its least-squares slope per signer.
 3. Compute, 1, 4 and 8 providers: settlement gas per user, each of ``USERS`` fresh users owing
@@ -62,6 +63,7 @@ from zgos.storage.indexer.directory import NodeDirectory
 MIB = 1024 * 1024
 FILE_MIB = int(os.environ.get("ZGOS_BENCH_SCALE_MIB", "16"))
 STORAGE_SIZES = tuple(int(n) for n in os.environ.get("ZGOS_BENCH_SCALE_NODES", "1,4,16,32").split(","))
+REPLICAS = int(os.environ.get("ZGOS_BENCH_SCALE_REPLICAS", "1"))  # nodes per shard (a power of two)
 SIGNER_COUNTS = (4, 8, 16)
 PROVIDER_COUNTS = (1, 4, 8)
 USERS = 8
@@ -107,9 +109,15 @@ def _start_node(data_dir: Path, workdir: Path, name: str, shard: str, account: i
     return Node(process, f"http://127.0.0.1:{port}")
 
 
+def _shards(n: int) -> int:
+    """Shards of a network of ``n`` nodes, ``REPLICAS`` nodes each (one when ``n`` is smaller)."""
+    return max(1, n // REPLICAS)
+
+
 def _start_storage(bc: BenchChain, n: int) -> list[Node]:
-    data_dir = service_data_dir(bc)
-    nodes = [_start_node(data_dir, bc.workdir, f"storage-{i}", f"{i}/{n}", FIRST_SPARE_ACCOUNT + i) for i in range(n)]
+    data_dir, shards = service_data_dir(bc), _shards(n)
+    nodes = [_start_node(data_dir, bc.workdir, f"storage-{i}", f"{i % shards}/{shards}", FIRST_SPARE_ACCOUNT + i)
+             for i in range(n)]
     for i, node in enumerate(nodes):
         wait_healthy(node.process, node.url, bc.workdir / f"storage-{i}.log", START_TIMEOUT_S)
     registry = NodeRegistry(bc.chain, bc.deployment.address("NodeRegistry"))
@@ -127,12 +135,13 @@ def _since(before: list[float], nodes: list[Node]) -> list[float]:
 
 
 def _transfer(bc: BenchChain, nodes: list[Node], path: Path) -> tuple[float, float, bytes]:
-    """Upload and best-of-two download throughput, MB/s, and the file's root."""
-    urls = [node.url for node in nodes]
+    """Upload (to every node of each shard) and best-of-two download throughput, MB/s, and the
+    file's root."""
+    urls, n = [node.url for node in nodes], len(nodes)
     size_mb = path.stat().st_size / 1e6
     with StorageClient(urls, bc.chain, bc.deployment.address("Flow"), devnet_role("user")) as client:
         started = time.perf_counter()
-        root = client.upload(path).root
+        root = client.upload(path, replicas=n // _shards(n)).root
         upload_s = time.perf_counter() - started
     times = []
     for _ in range(2):
@@ -172,7 +181,7 @@ def _join(bc: BenchChain, n: int, root: bytes) -> tuple[float, float]:
     """A new node ``--shard 0/n``: seconds from its start, and from its first health answer,
     until it holds its shard of ``root`` (fetched from its peers)."""
     started = time.perf_counter()
-    node = _start_node(service_data_dir(bc), bc.workdir, "joiner", f"0/{n}", FIRST_SPARE_ACCOUNT + n)
+    node = _start_node(service_data_dir(bc), bc.workdir, "joiner", f"0/{_shards(n)}", FIRST_SPARE_ACCOUNT + n)
     try:
         wait_healthy(node.process, node.url, bc.workdir / "joiner.log", START_TIMEOUT_S)
         ready = time.perf_counter()
@@ -295,7 +304,7 @@ def main() -> None:
                 print(f"  {n} nodes did not fit (load {machine_load()}): {exc}", flush=True)
                 continue
             scale_report.storage_row(storage[-1])
-        scale_report.storage(storage, FILE_MIB, IDLE_WINDOW_S)
+        scale_report.storage(storage, FILE_MIB, IDLE_WINDOW_S, REPLICAS)
     if "da" in parts:
         scale_report.signers([measure_da(s) for s in SIGNER_COUNTS])
     if "compute" in parts:

@@ -44,7 +44,7 @@ def storage_row(row: StorageRow) -> None:
           f"{_mean(row.idle_cpu_s):.2f} s/node, RSS {_mean(row.rss_mib):.0f} MiB/node (load {row.load})", flush=True)
 
 
-def storage(rows: Sequence[StorageRow], file_mib: int, idle_s: float) -> None:
+def storage(rows: Sequence[StorageRow], file_mib: int, idle_s: float, replicas: int) -> None:
     _print([
         f"\n| nodes | upload MB/s | download MB/s | new node synced, s (after ready) | indexer refresh cold / warm, ms "
         f"| idle CPU s per node in {idle_s:g} s (max) | workload CPU s per node (max) | RSS MiB per node (max) "
@@ -55,10 +55,10 @@ def storage(rows: Sequence[StorageRow], file_mib: int, idle_s: float) -> None:
           f"| {_mean(r.idle_cpu_s):.2f} ({max(r.idle_cpu_s):.2f}) "
           f"| {_mean(r.workload_cpu_s):.2f} ({max(r.workload_cpu_s):.2f}) "
           f"| {_mean(r.rss_mib):.0f} ({max(r.rss_mib):.0f}) | {_mean(r.peak_rss_mib):.0f} | {r.load} |" for r in rows),
-        f"(file {file_mib} MiB; workload = one upload and two downloads of it)",
+        f"(file {file_mib} MiB; workload = one upload and two downloads of it; {replicas} node(s) per shard)",
     ])
     _storage_claims(rows)
-    _storage_plot(rows)
+    _storage_plot(rows, replicas)
 
 
 def _storage_claims(rows: Sequence[StorageRow]) -> None:
@@ -87,7 +87,7 @@ def _storage_claims(rows: Sequence[StorageRow]) -> None:
     ])
 
 
-def _storage_plot(rows: Sequence[StorageRow]) -> None:
+def _storage_plot(rows: Sequence[StorageRow], replicas: int) -> None:
     sizes = [r.nodes for r in rows]
     figure, axes = plt.subplots(2, 3, figsize=(13, 7.5))
     panels = [
@@ -108,9 +108,9 @@ def _storage_plot(rows: Sequence[StorageRow]) -> None:
         axis.set(title=title, xlabel="storage nodes", xscale="log", xticks=sizes, xticklabels=[str(s) for s in sizes])
         axis.set_ylim(bottom=0)
         axis.legend()
-    figure.suptitle("zgos storage network scale (one 2-core machine)")
+    figure.suptitle(f"zgos storage network scale (one 2-core machine, {replicas} node(s) per shard)")
     figure.tight_layout()
-    figure.savefig(PLOTS / "scale_storage.png", dpi=90)
+    figure.savefig(PLOTS / ("scale_storage.png" if replicas == 1 else f"scale_storage_{replicas}x.png"), dpi=90)
     plt.close(figure)
 
 
