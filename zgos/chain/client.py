@@ -27,6 +27,7 @@ from typing import Any
 import requests
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
+from eth_utils.abi import get_abi_output_types
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
@@ -205,6 +206,19 @@ class Chain:
             return fn.call({"from": sender} if sender else {})
         except ContractLogicError as exc:
             raise TxReverted(_revert_reason(exc)) from None
+
+    def call_plain(self, contract: Contract, name: str, *args: Any) -> tuple[Any, ...]:
+        """``call`` of view function ``name``, its answer decoded by eth_abi alone: plain
+        Python values (addresses as lower-case hex), without web3's result formatters, which cost
+        about 2 ms per array element (a ``NodeRegistry`` page of 32 nodes: ~70 ms, of 100: ~0.2 s
+        of CPU). A revert raises ``TxReverted`` with the decoded reason."""
+        data = contract.encode_abi(name, args=list(args))
+        outputs = get_abi_output_types(contract.get_function_by_name(name).abi)
+        try:
+            raw = self.w3.eth.call({"to": contract.address, "data": data})
+        except ContractLogicError as exc:
+            raise TxReverted(_revert_reason(exc)) from None
+        return tuple(abi_decode(outputs, bytes(raw)))
 
     # --- writing -------------------------------------------------------------------------
 
