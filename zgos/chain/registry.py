@@ -105,7 +105,8 @@ class NodeRegistry:
         (a registry grown past it by sybils is cut there, with a warning)."""
         found: list[RegisteredNode] = []
         while len(found) < limit:
-            page, total = self.chain.call_plain(self.contract, "getNodesPage", int(kind), len(found), NODES_PAGE)
+            page, total = self.chain.call(self.contract.functions.getNodesPage(int(kind), len(found), NODES_PAGE),
+                                         plain=True)
             found += [
                 RegisteredNode(
                     operator=to_checksum_address(entry[0]), kind=NodeKind(entry[1]), url=entry[2], shard_id=int(entry[3]),
