@@ -19,7 +19,6 @@ the data dir the proxy was started with.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ from typing import Any
 import httpx
 from eth_account import Account
 
-from bench.harness import BenchChain, bench_chain, report
+from bench.harness import BenchChain, bench_chain, cpu_seconds, report, service_data_dir
 from zgos.chain.accounts import devnet_account
 from zgos.compute.contracts import ComputeContracts, execution_gas
 from zgos.compute.model import DEFAULT_MODEL_ID, ensure_gemma, model_hash, model_server_argv
@@ -56,12 +55,6 @@ STUB_LATENCY_RUNS = 100
 EDGE_RUNS = 400
 LATENCY_BODY = {"messages": [{"role": "user", "content": "Write one sentence about the sea."}],
                 "max_tokens": 16, "temperature": 0, "seed": 7}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -87,13 +80,7 @@ def proxy_client(env: BenchChain) -> httpx.Client:
 
 
 def data_dir(env: BenchChain) -> Path:
-    root = env.workdir / "data"
-    if not root.exists():
-        root.mkdir()
-        (root / "network.json").write_text(json.dumps({"rpc_url": env.anvil.url, "chain_id": env.chain.chain_id,
-                                                       "outbound_allow": "loopback"}))  # providers on 127.0.0.1
-        (root / "deployment.json").write_text((env.workdir / "deployment.json").read_text())
-    return root
+    return service_data_dir(env)  # providers on 127.0.0.1: announced loopback URLs allowed
 
 
 def broker_argv(env: BenchChain, upstream: str, port: int, gguf: Path, account: int) -> list[str]:

@@ -20,9 +20,8 @@ import multiprocessing
 import os
 import statistics
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import ckzg
 import psutil
 
-from bench.harness import BenchChain, bench_chain, report
+from bench.harness import BenchChain, bench_chain, report, start_zg
 from zgos.da.client import DisperserClient
 from zgos.da.proto import disperser_pb2
 from zgos.da.rpc import STATUS_POLL_S
@@ -100,8 +99,7 @@ def bench_encoding() -> None:
 
 
 def _spawn(data_dir: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir), "da", *args]
-    return subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return start_zg(data_dir, log, "da", *args)
 
 
 @contextmanager
@@ -112,7 +110,7 @@ def _da_network() -> Iterator[tuple[BenchChain, Path, list[subprocess.Popen[byte
         data_dir.mkdir()
         (data_dir / "network.json").write_text(json.dumps({"rpc_url": env.anvil.url, "chain_id": env.chain.chain_id}))
         (data_dir / "deployment.json").write_text(json.dumps(env.deployment.to_json()))
-        processes = _start_network(env, data_dir)
+        processes = start_da_network(env, data_dir)
         try:
             yield env, data_dir, processes
         finally:
@@ -127,14 +125,18 @@ def bench_certificate() -> None:
         _measure_certificates(env, data_dir)
 
 
-def _start_network(env: BenchChain, data_dir: Path) -> list[subprocess.Popen[bytes]]:
-    ports = [free_port() for _ in range(SIGNERS + 1)]
-    processes = [
-        _spawn(data_dir, env.workdir / f"signer-{i}.log", "signer", "--index", str(i), "--port", str(ports[i]))
-        for i in range(SIGNERS)
-    ]
-    for port in ports[:SIGNERS]:
-        if not wait_until(lambda port=port: port_in_use(port), 60):
+def start_da_network(env: BenchChain, data_dir: Path, signers: int = SIGNERS,
+                     accounts: Sequence[str] = ()) -> list[subprocess.Popen[bytes]]:
+    """``signers`` signers (``accounts[i]`` as ``--account`` when given, else the devnet's) and a
+    disperser, each a ``zg da`` process; returns once all signers are in the current quorum."""
+    ports = [free_port() for _ in range(signers + 1)]
+    processes = []
+    for i in range(signers):
+        account = ("--account", accounts[i]) if accounts else ()
+        processes.append(_spawn(data_dir, env.workdir / f"signer-{i}.log", "signer", "--index", str(i),
+                                "--port", str(ports[i]), *account))
+    for port in ports[:signers]:
+        if not wait_until(lambda port=port: port_in_use(port), 120):
             raise RuntimeError("a signer did not start")
     processes.append(_spawn(data_dir, env.workdir / "disperser.log", "disperser", "--port", str(ports[-1])))
     if not wait_until(lambda: port_in_use(ports[-1]), 60):
@@ -144,14 +146,18 @@ def _start_network(env: BenchChain, data_dir: Path) -> list[subprocess.Popen[byt
     from zgos.da.contracts import DAContracts
 
     da = DAContracts.from_addresses(env.chain, env.deployment.addresses)
-    wait_until(lambda: len(da.quorum(da.current_epoch()).members) == SIGNERS, 60, 0.2)
+    if not wait_until(lambda: len(da.quorum(da.current_epoch()).members) == signers, 120, 0.2):
+        raise RuntimeError(f"the quorum did not reach {signers} signers")
     return processes
 
 
-def _measure_certificates(env: BenchChain, data_dir: Path) -> None:
+def certify(env: BenchChain, data_dir: Path, runs: int = CERT_RUNS) -> tuple[list[float], list[int]]:
+    """Seconds from ``DisperseBlob`` to a confirmed certificate, and the certificate
+    transaction's gas, for ``runs`` + 1 random ``CERT_BYTES`` blobs one after another (the
+    first warms the signers' caches)."""
     times, gas = [], []
     with _disperser_client(env, data_dir) as client:
-        for _ in range(CERT_RUNS + 1):  # the first run warms the signers' caches
+        for _ in range(runs + 1):
             data = os.urandom(CERT_BYTES)
             started = time.perf_counter()
             request_id = client.disperse(data)
@@ -162,6 +168,11 @@ def _measure_certificates(env: BenchChain, data_dir: Path) -> None:
                 raise RuntimeError(f"dispersal failed: {reply.reason}")
             times.append(elapsed)
             gas.append(int(env.chain.w3.eth.get_transaction_receipt(reply.certificate_tx)["gasUsed"]))  # type: ignore[arg-type]
+    return times, gas
+
+
+def _measure_certificates(env: BenchChain, data_dir: Path) -> None:
+    times, gas = certify(env, data_dir)
     median = statistics.median(times[1:])
     print(
         f"1 MiB blob to on-chain certificate, {SIGNERS} signers, {DEVNET_BLOCK_TIME_S:g} s blocks: "

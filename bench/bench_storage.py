@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import sha3
 
-from bench.harness import BenchChain, bench_chain, report
+from bench.harness import BenchChain, bench_chain, cpu_seconds, report
 from zgos.chain.accounts import devnet_role
 from zgos.runtime.datadir import DataDir
 from zgos.runtime.netutil import call_jsonrpc, free_port, wait_until
@@ -192,21 +192,15 @@ def bench_sector_proof(url: str, pid: int, root: bytes) -> None:
         info = call_jsonrpc(http, url, "zgs_getFileInfo", ["0x" + root.hex(), True])
         start, sectors = info["tx"]["startEntryIndex"], -(-info["tx"]["size"] // 256)
         targets = [start + i * (sectors - 1) // (SECTOR_PROOFS - 1) for i in range(SECTOR_PROOFS)]
-        cpu = _cpu_seconds(pid)
+        cpu = cpu_seconds(pid)
         proof = _median_ms([lambda s=s: call_jsonrpc(http, url, "zgs_getSectorProof", [s]) for s in targets])
-        proof_cpu = 1000 * (_cpu_seconds(pid) - cpu) / SECTOR_PROOFS
-        cpu = _cpu_seconds(pid)
+        proof_cpu = 1000 * (cpu_seconds(pid) - cpu) / SECTOR_PROOFS
+        cpu = cpu_seconds(pid)
         status = _median_ms([lambda: call_jsonrpc(http, url, "zgs_getStatus")] * SECTOR_PROOFS)
-        status_cpu = 1000 * (_cpu_seconds(pid) - cpu) / SECTOR_PROOFS
+        status_cpu = 1000 * (cpu_seconds(pid) - cpu) / SECTOR_PROOFS
     report(f"sector proof on a {TRANSFER_MIB} MiB file (median of {SECTOR_PROOFS}) vs a zgs_getStatus call",
            proof, status, "ms", "<= 50 ms")
     report("node CPU per sector proof vs per zgs_getStatus call", proof_cpu, status_cpu, "ms")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system, all threads) a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -223,9 +217,9 @@ class Transfers:
 
 def _timed_on(pid: int, fn: Callable[[], object]) -> tuple[float, float]:
     """Wall seconds of ``fn()`` and the CPU seconds process ``pid`` spent meanwhile."""
-    cpu, start = _cpu_seconds(pid), time.perf_counter()
+    cpu, start = cpu_seconds(pid), time.perf_counter()
     fn()
-    return time.perf_counter() - start, _cpu_seconds(pid) - cpu
+    return time.perf_counter() - start, cpu_seconds(pid) - cpu
 
 
 def compare_transfers(bc: BenchChain, work: Path, nodes: dict[str, tuple[str, int]], mib: int, rounds: int,

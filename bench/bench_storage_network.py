@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
-from bench.harness import BenchChain, bench_chain, report
+from bench.harness import BenchChain, bench_chain, report, start_zg, wait_healthy
 from zgos.chain.accounts import devnet_role
 from zgos.runtime.datadir import DataDir
-from zgos.runtime.netutil import free_port, wait_until
+from zgos.runtime.netutil import free_port
 from zgos.storage.client import DEFAULT_WORKERS, StorageClient
 
 MIB = 1024 * 1024
@@ -33,13 +30,9 @@ RUNS = 2
 def _spawn_node(data_dir: DataDir, name: str, shard: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "zgos.cli", "--data-dir", str(data_dir.root), "storage", "node", "--name", name,
-            "--port", str(port), "--confirmations", "0", "--poll", "0.05", "--no-announce", "--no-sync",
-            "--shard", shard]
-    process = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    if not wait_until(lambda: httpx.get(url + "/health", timeout=1).status_code == 200, 60):
-        process.kill()
-        raise RuntimeError(f"node {name} did not start; see {log}")
+    process = start_zg(data_dir.root, log, "storage", "node", "--name", name, "--port", str(port),
+                       "--confirmations", "0", "--poll", "0.05", "--no-announce", "--no-sync", "--shard", shard)
+    wait_healthy(process, url, log)
     return process, url
 
 

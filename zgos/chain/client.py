@@ -27,6 +27,7 @@ from typing import Any
 import requests
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
+from eth_utils.abi import get_abi_output_types
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
@@ -199,9 +200,13 @@ class Chain:
     def balance(self, address: str) -> int:
         return int(self.w3.eth.get_balance(to_checksum_address(address)))
 
-    def call(self, fn: ContractFunction, *, sender: str | None = None) -> Any:
-        """Call a view function; a revert raises ``TxReverted`` with the decoded reason."""
+    def call(self, fn: ContractFunction, *, sender: str | None = None, plain: bool = False) -> Any:
+        """Call a view function; a revert raises ``TxReverted`` with the decoded reason. ``plain``: a
+        tuple decoded by eth_abi alone, without web3's result formatters (~2 ms per array element)."""
         try:
+            if plain:
+                raw = self.w3.eth.call({"to": fn.address, "data": fn._encode_transaction_data()})
+                return tuple(abi_decode(get_abi_output_types(fn.abi), bytes(raw)))
             return fn.call({"from": sender} if sender else {})
         except ContractLogicError as exc:
             raise TxReverted(_revert_reason(exc)) from None

@@ -17,6 +17,7 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 
 from zgos.chain.client import Chain, Receipt
 from zgos.chain.deploy import ContractPlan
@@ -104,10 +105,11 @@ class NodeRegistry:
         (a registry grown past it by sybils is cut there, with a warning)."""
         found: list[RegisteredNode] = []
         while len(found) < limit:
-            page, total = self.chain.call(self.contract.functions.getNodesPage(int(kind), len(found), NODES_PAGE))
+            page, total = self.chain.call(self.contract.functions.getNodesPage(int(kind), len(found), NODES_PAGE),
+                                         plain=True)
             found += [
                 RegisteredNode(
-                    operator=entry[0], kind=NodeKind(entry[1]), url=entry[2], shard_id=int(entry[3]),
+                    operator=to_checksum_address(entry[0]), kind=NodeKind(entry[1]), url=entry[2], shard_id=int(entry[3]),
                     num_shard=int(entry[4]), extra=bytes(entry[5]), updated_at=int(entry[6]),
                 )
                 for entry in page

@@ -18,7 +18,11 @@ Probing is bounded whatever the entries do (``Prober``):
   failed fast (a closed port, a wrong answer), exponentially up to ``MAX_BACKOFF_S`` when the
   guard had to cut it (deadline, size cap, redirects) -- a tarpit costs one probe per backoff;
 * every skipped entry is reported with its reason, score, failures and time to the next probe
-  (the indexer's ``/node/status``, the node's ``admin_getPeers``/sync info).
+  (the indexer's ``/node/status``, the node's ``admin_getPeers``/sync info);
+* with ``reprobe_s`` (the indexer's), an entry that answered is trusted that long before it is
+  probed again, unless its registry claim changes or its owner asks for a ``recheck`` (a call
+  to it failed): a round then costs one registry read plus the new, changed, failing and stale
+  entries, not a probe of every node in the network.
 """
 
 from __future__ import annotations
@@ -128,6 +132,7 @@ class ProbeRecord:
     failures: int = 0  # in a row
     score: int = 0
     next_probe_at: float = 0.0  # clock() time; 0 = at the next round
+    claimed: ShardConfig | None = None  # the registry claim it was last probed for
 
 
 @dataclass(frozen=True)
@@ -167,14 +172,17 @@ class Prober:
 
     Long-lived owners (the indexer, a node's peer sync) keep one and call ``run`` every round;
     ``discover`` makes one for a single round. ``close`` never waits for a probe in flight.
+    ``reprobe_s``: how long an entry that answered is trusted before it is probed again (0:
+    every round).
     """
 
     def __init__(self, policy: AddressPolicy, chain_id: int | None = None, flow_address: str | None = None, *,
                  deadline_s: float = PROBE_DEADLINE_S, workers: int = PROBE_WORKERS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, reprobe_s: float = 0.0) -> None:
         self.chain_id = chain_id
         self.flow_address = flow_address
         self.deadline_s = deadline_s
+        self.reprobe_s = reprobe_s
         self.clock = clock
         limits: dict[str, Any] = {"deadline_s": deadline_s, "max_response_bytes": MAX_PROBE_RESPONSE_BYTES,
                                   "max_connections": 2 * workers}
@@ -213,7 +221,7 @@ class Prober:
                     record.node, record.latency_ms, record.reason, record.failures = outcome, latency_ms, "", 0
                     record.score = min(MAX_SCORE, record.score + SUCCESS_REWARD)
                     record.since = record.since or int(time.time())
-                    record.next_probe_at = 0.0
+                    record.next_probe_at = now + self.reprobe_s if self.reprobe_s else 0.0
                 else:
                     record.node, record.since, record.reason = None, 0, outcome.reason
                     record.failures += 1
@@ -234,8 +242,9 @@ class Prober:
                 if url_problem(url) is not None or url in self._inflight:
                     continue
                 record = self._records.setdefault(url, ProbeRecord(url, candidate.source))
-                record.source = candidate.source
-                if record.next_probe_at > now:
+                changed = record.claimed != candidate.claimed
+                record.source, record.claimed = candidate.source, candidate.claimed
+                if record.next_probe_at > now and not changed:
                     continue
                 future = self._pool.submit(self._probe, candidate)
                 self._inflight[url] = future
@@ -264,6 +273,14 @@ class Prober:
                                                       record.failures, max(0.0, record.next_probe_at - now)))
         return result
 
+    def recheck(self, url: str) -> None:
+        """Probe ``url`` at the next round, whatever its ``reprobe_s`` or backoff says (a call
+        to it just failed)."""
+        with self._lock:
+            record = self._records.get(url.rstrip("/"))
+            if record is not None:
+                record.next_probe_at = 0.0
+
     def score(self, url: str) -> int:
         with self._lock:
             record = self._records.get(url.rstrip("/"))
@@ -277,6 +294,14 @@ def registry_entries(registry: NodeRegistry, standings: Standings | None) -> lis
         return entries
     by_operator = {e.operator.lower(): e for e in entries}
     return [by_operator[o.lower()] for o in rank_by_standing([e.operator for e in entries], standings())]
+
+
+def useful_candidates(found: Sequence[Candidate], shard: ShardConfig) -> list[Candidate]:
+    """The candidates that may hold some of ``shard``'s segments: peer sync asks a peer only
+    for segments of its own shard, so a registry entry whose claimed shard does not intersect
+    it is never probed (each node then probes the few nodes of its shard, not the whole
+    network); static peers and unreadable claims are kept (their probe says what they serve)."""
+    return [c for c in found if c.claimed is None or c.claimed.intersects(shard)]
 
 
 def candidates(registry: NodeRegistry | None, peers: Sequence[str] = (), standings: Standings | None = None

@@ -98,6 +98,7 @@ class Indexer:
             result = call_jsonrpc(self.http, node.url, "zgs_getFileInfo", ["0x" + root.hex(), True])
         except (JsonRpcUnreachable, JsonRpcNotJson) as exc:
             log.info("node %s did not answer zgs_getFileInfo (%s)", node.url, exc)
+            self.directory.recheck(node.url)  # still listed? the next refresh probes it
             return None
         except JsonRpcErrorAnswer:
             return None

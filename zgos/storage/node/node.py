@@ -19,7 +19,7 @@ from zgos.chain.client import Chain
 from zgos.chain.registry import NodeRegistry
 from zgos.runtime.addresses import AddressPolicy
 from zgos.storage.contracts import LogEntry
-from zgos.storage.discovery import Prober, ProbeRound, candidates
+from zgos.storage.discovery import Prober, ProbeRound, candidates, useful_candidates
 from zgos.storage.fasthash import segment_root as fast_segment_root
 from zgos.storage.node.dishonest import DROP_HALF, ForgetfulStore
 from zgos.storage.node.errors import AlreadyFinalized, DataUnavailable, FileNotFound, OutOfShard
@@ -138,14 +138,15 @@ class StorageNode:
         self.store.set_meta("shard_changed_at", "")
 
     def _discover_peers(self) -> ProbeRound:
-        """One discovery round over the registry and the static peers (never this node itself):
-        returns within one probe deadline; misbehaving entries are backed off by the prober."""
+        """One discovery round over the registry and the static peers (never this node itself,
+        nor registry nodes whose shard does not intersect this node's): returns within one probe
+        deadline; misbehaving entries are backed off by the prober."""
         sync = self.config.sync
         if sync.registry_address and self._registry is None:
             self._registry = NodeRegistry(Chain(self.config.rpc_url), sync.registry_address)
         own = (sync.self_url or "").rstrip("/")
         found = [c for c in candidates(self._registry, sync.peers) if c.url.rstrip("/") != own]
-        return self.prober.run(found)
+        return self.prober.run(useful_candidates(found, self.shard))
 
     # --- log entries ---------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ Behaviour:
   upload path (``StorageNode.upload_segment``), so its proof is checked against the data root
   of the on-chain ``Submit`` event before anything is stored; the file finalizes when the node
   holds all its shard's segments.
-* Peers come from a discovery round (the NodeRegistry plus the static ``--peers`` list, each
-  probed for its shard by ``zgos.storage.discovery.Prober``, which reports and backs off the
+* Peers come from a discovery round (the NodeRegistry entries whose claimed shard intersects
+  this node's, plus the static ``--peers`` list, each probed for its shard by ``zgos.storage.discovery.Prober``, which reports and backs off the
   entries it skips), refreshed every ``discovery_interval_s``. For a segment, only peers whose
   shard holds it are asked, best score first. A peer that serves a segment failing its proof
   is scored down and avoided for ``BAN_S`` (asked only when no other peer holds the segment);
