@@ -138,9 +138,8 @@ class StorageNode:
         self.store.set_meta("shard_changed_at", "")
 
     def _discover_peers(self) -> ProbeRound:
-        """One discovery round over the registry and the static peers (never this node itself,
-        nor registry nodes whose shard does not intersect this node's): returns within one probe
-        deadline; misbehaving entries are backed off by the prober."""
+        """One discovery round over the static peers and the registry nodes whose shard meets this
+        node's (never itself), within one probe deadline; the prober backs off misbehaving ones."""
         sync = self.config.sync
         if sync.registry_address and self._registry is None:
             self._registry = NodeRegistry(Chain(self.config.rpc_url), sync.registry_address)
