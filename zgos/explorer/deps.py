@@ -55,13 +55,13 @@ class ExplorerChain(Chain):
         self.w3.provider.cacheable_requests = {RPCEndpoint("eth_chainId")}
         self._contracts: dict[tuple[str, str], Contract] = {}
 
-    def call(self, fn: ContractFunction, *, sender: str | None = None) -> Any:
+    def call(self, fn: ContractFunction, *, sender: str | None = None, plain: bool = False) -> Any:
         """As :meth:`Chain.call`, without web3's search of the ABI and its request formatters
         on every call: the call's data encoded from its own ABI entry, one raw ``eth_call``, the
         outputs decoded and normalized as web3 does. An error (a revert) or an answer that does
         not decode is asked again through :meth:`Chain.call`, which raises as it always does."""
-        if sender is not None:
-            return super().call(fn, sender=sender)
+        if sender is not None or plain:
+            return super().call(fn, sender=sender, plain=plain)
         request = {"to": fn.address, "data": fn._encode_transaction_data()}
         answer = self.w3.provider.make_request(RPCEndpoint("eth_call"), [request, "latest"])
         if "error" in answer or not isinstance(answer.get("result"), str):
