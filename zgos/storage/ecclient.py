@@ -110,6 +110,12 @@ class ErasureClient:
             raise StorageError("erasure coding needs the chain (ErasureRegistry)", "run against a deployment")
         return self.registry.record_of(root)
 
+    def _required_record(self, root: bytes) -> ErasureRecord:
+        record = self._record(root)
+        if record is None:
+            raise StorageError(f"0x{root.hex()} was not uploaded with erasure coding (no ErasureRegistry record)")
+        return record
+
     def _locate(self, root: bytes, what: str) -> Submitted:
         """The file ``root`` with its size from the chain, at a node that describes it so."""
         file, found = self.storage.verified_locations(root, finalized=False)
@@ -174,9 +180,7 @@ class ErasureClient:
         """Size and verified bytes of the erasure-coded file ``root``, in order, missing
         segments rebuilt as they come (``StripeStream``: each segment proven before it is given
         out). Raises ``StorageError`` when there is no record or it does not fit the file."""
-        record = self._record(root)
-        if record is None:
-            raise StorageError(f"0x{root.hex()} was not uploaded with erasure coding (no ErasureRegistry record)")
+        record = self._required_record(root)
         live, _ = self.live_shards()
         data = self._locate(root, "file")
         layout = check_record(self.storage.flow, record, data)
@@ -187,9 +191,7 @@ class ErasureClient:
     # --- health and repair ---------------------------------------------------------------
 
     def health(self, root: bytes) -> HealthReport:
-        record = self._record(root)
-        if record is None:
-            raise StorageError(f"0x{root.hex()} was not uploaded with erasure coding (no ErasureRegistry record)")
+        record = self._required_record(root)
         live, dead = self.live_shards()
         data = self._locate(root, "file")
         layout = check_record(self.storage.flow, record, data)  # InvalidRecord: nothing to check or repair against
