@@ -22,11 +22,11 @@ from zgos.da.signer.store import CellStore
 from zgos.da.spec.encoding import Encoder
 from zgos.runtime.netutil import free_port
 
-from .helpers import deploy_da, funded_signer, next_epoch
+from .helpers import CERTIFIED, deploy_da, funded_signer, next_epoch
 
 SIGNERS = 4
 STAKE = 10 * 10**18
-TERMINAL = {disperser_pb2.CONFIRMED, disperser_pb2.FINALIZED, disperser_pb2.FAILED}
+TERMINAL = CERTIFIED | {disperser_pb2.FAILED}
 
 
 @dataclass

@@ -12,10 +12,14 @@ from zgos.chain.accounts import devnet_role
 from zgos.chain.client import Chain
 from zgos.chain.deploy import deploy_contract
 from zgos.da.contracts import DAContracts
+from zgos.da.proto import disperser_pb2
 from zgos.da.spec import bls
 
 TEST_EPOCH_BLOCKS = 5
 TEST_FEE_PER_ROW = 10**15
+# A certified dispersal reads CONFIRMED, or FINALIZED once its certificate is deep enough: a
+# slow machine can pass that depth before the client looks.
+CERTIFIED = frozenset({disperser_pb2.CONFIRMED, disperser_pb2.FINALIZED})
 
 
 def mine(chain: Chain, blocks: int) -> None:
