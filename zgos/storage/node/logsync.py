@@ -110,6 +110,8 @@ class LogSync:
         target = head - self.confirmations
         start = self.store.next_block(self.start_block)
         expected_hash = self.store.cursor_hash()
+        if start - 1 > head:  # the chain is shorter than what was synced (a reorganisation, or a lagging
+            return True       # RPC): wait at the poll interval for it to grow past the cursor, then compare
         if expected_hash is not None and start > 0 and self._block_hash(flow, start - 1) != expected_hash:
             fork = max(self.start_block, start - REORG_REWIND_BLOCKS)
             removed = self.store.rewind(fork, self._block_hash(flow, fork - 1) if fork > 0 else None)
