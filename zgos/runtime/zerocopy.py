@@ -72,7 +72,7 @@ async def _send_region(cycle: RequestResponseCycle, loop: asyncio.AbstractEventL
     if cycle.flow.write_paused and not cycle.disconnected:
         await cycle.flow.drain()
     count = int(message["count"])
-    if count and not cycle.disconnected:
+    if count and not cycle.disconnected and cycle.scope["method"] != "HEAD":  # a HEAD answer has no body
         file: BinaryIO = message["file"]
         pieces = cycle.conn.send_with_data_passthrough(h11.Data(data=_FileRegion(count)))  # type: ignore[arg-type]
         for piece in pieces or ():

@@ -62,6 +62,8 @@ def test_a_file_region_arrives_exact_under_content_length_and_chunking(server: s
             assert response.status_code == 200 and response.content == b"head:" + region
             framing = response.headers.get("content-length") or response.headers.get("transfer-encoding")
             assert framing == (str(REGION_BYTES + 5) if path == "/sized" else "chunked")
+            head = http.head(server + path)
+            assert head.status_code == 200 and head.content == b"", "a HEAD answer carries no region"
 
 
 def test_a_client_that_leaves_mid_send_does_not_disturb_the_server(server: str,
