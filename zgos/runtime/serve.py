@@ -11,6 +11,7 @@ import asyncio
 import socket
 import threading
 import time
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -24,6 +25,7 @@ from zgos.runtime.edge import (
     validate_process_state,
 )
 from zgos.runtime.signals import stop_on_signal
+from zgos.runtime.zerocopy import with_zero_copy
 
 KEEP_ALIVE_TIMEOUT_S = 5
 HEAD_TIMEOUT_S = 10.0  # request line and headers, from the connection or the previous answer
@@ -34,9 +36,14 @@ class HeadDeadlineH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a deadline on every request's head: the request line and
     headers must arrive within ``HEAD_TIMEOUT_S`` of the connection (or of the previous
     answer), else the connection is closed. uvicorn alone waits forever for a head sent one
-    byte at a time (slowloris); the edge's own deadline only starts once the head is in."""
+    byte at a time (slowloris); the edge's own deadline only starts once the head is in.
+    Apps may send file regions without copying them (``zgos.runtime.zerocopy``)."""
 
     _head_deadline: asyncio.TimerHandle | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = with_zero_copy(self.app, self.loop)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

@@ -104,6 +104,8 @@ class StorageClient:
         self.close()
 
     def close(self) -> None:
+        for node in self.nodes:
+            node.close()
         self.http.close()
 
     # --- lookups -------------------------------------------------------------------------

@@ -196,7 +196,8 @@ class Downloader:
         """Segment ``index``'s file bytes, once its proof checks out (``InvalidSegment`` if not)."""
         root, size = plan.file.root, plan.file.size
         validate_segment(SegmentWithProof(root, data, index, proof, size), root, size, segment_root)
-        return data[: size - index * BYTES_PER_SEGMENT]
+        in_file = size - index * BYTES_PER_SEGMENT
+        return data if len(data) <= in_file else data[:in_file]  # only the last segment is padded
 
     def batches(self, plan: DownloadPlan) -> list[list[Batch]]:
         """The file's segments as rounds of batches: round ``j`` covers the contiguous segments

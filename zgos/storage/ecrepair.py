@@ -209,23 +209,29 @@ class StripeDecoder:
         for lo, hi in compute_sibling_ranges(compute_proof_path(index, n_proof), n_proof):
             if (lo, hi) in known or lo >= count:  # rear padding: the spec computes it
                 continue
-            found = next((s for j in range(lo, min(hi, count))
-                          if (s := fetched.get((kind, j)) or fetch_proven(self.live, file, j)) is not None), None)
+            under = range(lo, min(hi, count))
+            found = next((s for j in under if (s := fetched.get((kind, j))) is not None), None)
+            found = found or next((s for j in under if (s := fetch_proven(self.live, file, j)) is not None), None)
             if found is not None:
                 known.update(compute_revealed_roots(found.proof, n_proof))
             elif hi - lo == 1:
-                wire = self._rebuilt(kind, lo)[: compute_segment_byte_length(file.size, lo)]
+                wire = self._rebuilt(kind, lo, fetched)[: compute_segment_byte_length(file.size, lo)]
                 known[(lo, hi)] = segment_root(wire, compute_padded_segment_sectors(file.size, lo))
             else:
                 raise Unprovable(f"{kind} segments {lo}..{hi - 1} around segment {index} are all lost")
         return known
 
-    def _rebuilt(self, kind: str, index: int) -> bytes:
+    def _rebuilt(self, kind: str, index: int, fetched: dict[tuple[str, int], SegmentWithProof]) -> bytes:
         """Lost segment ``index`` of the ``kind`` file (a whole piece), decoded from its stripe."""
         t = self.layout.stripe_of_data()[index] if kind == "data" else self.layout.stripe_of_parity()[index][0]
         stripe = self.layout.stripes[t]
         row = stripe.data.index(index) if kind == "data" else self.layout.params.k + stripe.parity.index(index)
-        return self._stripe_pieces(t, {})[row]
+        return self._stripe_pieces(t, fetched)[row]
+
+    def _holder(self, kind: str, index: int) -> str | None:
+        """The url of the first live node whose shard holds segment ``index`` of the ``kind`` file."""
+        segment = self.files[kind].first_segment + index
+        return next((n.url for n, shard in self.live if shard.holds(segment)), None)
 
 
 class StripeStream(StripeDecoder):
@@ -254,12 +260,10 @@ class StripeStream(StripeDecoder):
 
     def _holders(self, run: range) -> dict[tuple[str, str], set[int]]:
         """Each segment of ``run`` assigned to the first live node whose shard holds it."""
-        first_segment = self.files["data"].first_segment
         needed: dict[tuple[str, str], set[int]] = {}
         for index in run:
-            node = next((n for n, shard in self.live if shard.holds(first_segment + index)), None)
-            if node is not None:
-                needed.setdefault((node.url, "data"), set()).add(index)
+            if (url := self._holder("data", index)) is not None:
+                needed.setdefault((url, "data"), set()).add(index)
         return needed
 
 
@@ -281,7 +285,7 @@ class StripeRepair(StripeDecoder):
             for kind, index in pieces:
                 t = stripe_of_data[index] if kind == "data" else stripe_of_parity[index][0]
                 wanted.setdefault(t, []).append((kind, index, url))
-        fetched = self._prefetch(sorted(wanted))
+        fetched = self._prefetch(wanted)
         with ThreadPoolExecutor(self.threads) as pool:
             rebuilt = [item for items in pool.map(lambda t: self._repair_stripe(t, wanted[t], fetched), sorted(wanted))
                        for item in items]
@@ -304,15 +308,21 @@ class StripeRepair(StripeDecoder):
             for segment in segments:
                 node.put_segment(seq, segment)
 
-    def _prefetch(self, stripes: list[int]) -> dict[tuple[str, int], SegmentWithProof]:
-        """The pieces ``stripes`` will be decoded from (the first ``k`` present in each)."""
+    def _prefetch(self, wanted: dict[int, list[tuple[str, int, str]]]) -> dict[tuple[str, int], SegmentWithProof]:
+        """The pieces the ``wanted`` stripes will be decoded from (the first ``k`` present in
+        each), and each lost piece's partner, whose proof reveals the roots the rebuilt piece's
+        own proof needs (``_sibling_roots``)."""
         k = self.layout.params.k
         needed: dict[tuple[str, str], set[int]] = {}  # (node url, kind) -> segment indexes
-        for t in stripes:
+        for t in wanted:
             present = [p for p in self.report.stripes[t].pieces if p.kind == "zero" or p.nodes][:k]
             for piece in present:
                 if piece.kind != "zero" and piece.index is not None:
                     needed.setdefault((piece.nodes[0], piece.kind), set()).add(piece.index)
+        holders = {(p.kind, p.index): p.nodes for stripe in self.report.stripes for p in stripe.pieces if p.nodes}
+        for kind, index, _ in (piece for pieces in wanted.values() for piece in pieces):
+            if partner_holders := holders.get((kind, index ^ 1)):
+                needed.setdefault((partner_holders[0], kind), set()).add(index ^ 1)
         return self._fetch_runs(needed)
 
     def _repair_stripe(self, t: int, wanted: list[tuple[str, int, str]],

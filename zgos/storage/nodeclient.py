@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore
 import httpx
 
 from zgos.core.errors import ZgError
@@ -28,13 +29,11 @@ from zgos.runtime.netutil import (
     JsonRpcUnreachable,
     call_jsonrpc,
 )
-from zgos.runtime.outbound import OutboundRefused
+from zgos.runtime.outbound import OutboundClient, OutboundRefused
+from zgos.storage.framefetch import Frame, FrameChannel, FramesRefused
 from zgos.storage.spec.custody import Custody, InvalidCustody, decode_custody
 from zgos.storage.spec.frames import (
-    FRAME_HEADER,
     InvalidFrame,
-    decode_frame_header,
-    decode_proof,
     encode_frame_header,
     encode_proof,
 )
@@ -123,9 +122,10 @@ class NodeConnection:
     """One storage node: the raw-bytes fast path of zgos nodes, or 0G's JSON-RPC only
     (``fast=False``, or detected when the node has no ``/health`` endpoint, e.g. a 0G node)."""
 
-    def __init__(self, url: str, http: httpx.Client, fast: bool | None = None) -> None:
+    def __init__(self, url: str, http: OutboundClient, fast: bool | None = None) -> None:
         self.url = url.rstrip("/")
         self.http = http
+        self.frame_channel = FrameChannel(self.url, http.policy, http.deadline_s)
         self._ids = iter(range(1, 1 << 62))
         self._fast = fast
         self._shard: ShardConfig | None = None
@@ -282,29 +282,28 @@ class NodeConnection:
             raise CorruptData(f"{self.url} sent segment {index} with a malformed proof") from None
         return response.content, proof
 
-    def get_segments(self, seq: int, indexes: range) -> Generator[tuple[int, bytes | None, Proof | None], None, None]:
-        """Segments ``indexes`` of tx ``seq`` with their proofs, as the node streams them
-        (unchecked; ``None`` for one it does not hold), read while the caller checks the last one.
-        Only zgos nodes have this; ``StorageError`` from any other."""
-        params = {"first": indexes.start, "count": len(indexes), "step": indexes.step}
+    def get_segments(self, seq: int, indexes: range) -> Generator[Frame, None, None]:
+        """Segments ``indexes`` of tx ``seq`` with their proofs, as the node sends them
+        (unchecked; ``None`` for one it does not hold), read off the socket while the caller
+        checks the last one (``zgos.storage.framefetch``). Only zgos nodes have this;
+        ``StorageError`` from any other."""
+        what = f"storage node {self.url} did not send segments {indexes.start}.."
         try:
-            with self.http.stream("GET", f"{self.url}/zgos/v1/segments/{seq}", params=params) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise StorageError(f"{self.url} could not send segments {indexes.start}..: {_message(response)}")
-                frames = _ByteReader(response.iter_raw())
-                for index in indexes:
-                    header = decode_frame_header(frames.take(FRAME_HEADER.size), index)
-                    if header.absent:
-                        yield index, None, None
-                        continue
-                    proof = decode_proof(frames.take(header.proof_bytes))
-                    yield index, frames.take(header.data_bytes), proof
-                frames.finish()  # reads the body's end, so the connection goes back to the pool
-        except httpx.HTTPError as exc:
-            raise _unavailable(f"storage node {self.url} did not send segments {indexes.start}..", exc) from None
+            yield from self.frame_channel.frames(seq, indexes)
+        except FramesRefused as exc:
+            raise StorageError(f"{self.url} could not send segments {indexes.start}..: {exc.message}") from None
         except InvalidFrame as exc:
             raise CorruptData(f"{self.url} sent a malformed frame: {exc.message}") from None
+        except httpx.HTTPError as exc:  # refused by the outbound guards
+            raise _unavailable(what, exc) from None
+        except TimeoutError:
+            raise NodeMisbehaved(f"{what} within its {self.http.deadline_s:g} s deadline") from None
+        except (OSError, httpcore.NetworkError, httpcore.TimeoutException) as exc:
+            raise NodeUnavailable(f"{what} ({type(exc).__name__})") from None
+
+    def close(self) -> None:
+        """Close the connections kept for frames."""
+        self.frame_channel.close()
 
     def _get_json(self, path: str) -> Any:
         try:
@@ -314,29 +313,6 @@ class NodeConnection:
         if response.status_code != 200:
             raise StorageError(f"{self.url}: {_message(response)}")
         return response.json()
-
-
-class _ByteReader:
-    """Exact-length reads from a stream of chunks."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.chunks = chunks
-        self.buffer = bytearray()
-
-    def take(self, length: int) -> bytes:
-        while len(self.buffer) < length:
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                raise InvalidFrame(f"the stream ended {length - len(self.buffer)} bytes short of a frame")
-            self.buffer += chunk
-        taken = bytes(self.buffer[:length])
-        del self.buffer[:length]  # O(1) at the front of a bytearray
-        return taken
-
-    def finish(self) -> None:
-        """Read to the end of the stream; ``InvalidFrame`` if anything is left."""
-        if self.buffer or any(self.chunks):
-            raise InvalidFrame("bytes after the last frame")
 
 
 def _unavailable(what: str, exc: httpx.HTTPError) -> NodeUnavailable:

@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from tests.integration.storage.conftest import RunningNode
+from zgos.runtime.addresses import OPEN_POLICY
 from zgos.runtime.logs import CONNECTION_LOGGER
+from zgos.runtime.outbound import OutboundClient
 from zgos.storage.client import CorruptData, StorageClient
 from zgos.storage.hasher import build_file_tree
 from zgos.storage.nodeclient import NodeConnection, wait_for
@@ -111,7 +113,7 @@ def test_a_segment_of_a_finalized_file_is_refused_with_a_typed_code_the_client_a
     assert two["error"]["code"] == ALREADY_FINALIZED_ERROR_CODE
     assert two["error"]["message"] == f"segment 0: file {result.tx_seq} is already uploaded and finalized"
     segment = SegmentWithProof.from_json(_segment_json(tree, data, 2))
-    with httpx.Client() as http:
+    with OutboundClient(OPEN_POLICY) as http:
         for fast in (False, True):  # JSON-RPC (the typed code) and the fast path (the file's state)
             NodeConnection(storage_node.url, http, fast=fast).put_segment(result.tx_seq, segment)
 

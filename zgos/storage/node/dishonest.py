@@ -5,12 +5,12 @@ whole files: what an operator who deleted data to save disk would look like from
 
 from __future__ import annotations
 
-from zgos.storage.node.store import Store
+from zgos.storage.node.store import FileSlice, Store
 
 DROP_HALF = "drop-half"
 DISHONEST_MODES = (DROP_HALF,)
 
 
 class ForgetfulStore(Store):
-    def segment(self, seq: int, index: int) -> bytes | None:
-        return None if index % 2 else super().segment(seq, index)
+    def segment_source(self, seq: int, index: int) -> bytes | FileSlice | None:
+        return None if index % 2 else super().segment_source(seq, index)

@@ -10,8 +10,9 @@ Fast path (for zgos's own client; same validation as the RPC, no base64, no JSON
   checked and stored as it arrives. 200 ``{"stored": n, "held": n}``; at the first refused
   segment 400 ``{"error": reason, "index": i}`` (those before it are stored).
 * ``GET /zgos/v1/segments/{txSeq}?first=I&count=N&step=K``: segments I, I+K, .. (N of them, at
-  most ``MAX_FRAMES_PER_REQUEST``) streamed as frames (``zgos.storage.spec.frames``), each read
-  from the store just before it is sent; a segment not held here is an empty frame.
+  most ``MAX_FRAMES_PER_REQUEST``) as frames (``zgos.storage.spec.frames``) with an exact
+  ``Content-Length``, the segments' bytes sent from their files by ``sendfile``
+  (``zgos.storage.node.framesend``); a segment not held here is an empty frame.
 * ``GET /zgos/v1/file/{txSeq}``: ``{"segments": [held indexes], "finalized": bool}`` (resume).
 * ``GET /`` and ``GET /health``: the node's ``zgs_getStatus``.
 
@@ -23,21 +24,18 @@ bounded pool of worker threads, never in the event loop and never in unbounded t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import re
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 import anyio
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
 from zgos.core.errors import ZgError
@@ -55,6 +53,7 @@ from zgos.runtime.jsonrpc import (
 from zgos.runtime.ratelimit import ClientRateLimiter, RateLimit
 from zgos.runtime.serve import EdgeServer, bind_listener
 from zgos.storage.node.errors import AlreadyFinalized, DataUnavailable, FileNotFound
+from zgos.storage.node.framesend import OutgoingFrames, outgoing_frames
 from zgos.storage.node.node import StorageNode
 from zgos.storage.node.rpc import NodeRpc, node_rpc_server
 from zgos.storage.node.store import TxRecord
@@ -66,9 +65,6 @@ from zgos.storage.spec.frames import (
     compute_frame_indexes,
     decode_frame_header,
     decode_proof,
-    encode_absent,
-    encode_frame_header,
-    encode_proof,
 )
 from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, InvalidProof, Proof, parse_hash
 from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof
@@ -78,7 +74,6 @@ log = logging.getLogger(__name__)
 MAX_RPC_BODY_BYTES = 16 * 1024 * 1024  # 0G's SDKs upload 10 segments (~3.5 MB of JSON) per call
 RPC_DEADLINE_S = 60.0
 SEGMENT_DEADLINE_S = 60.0
-READ_AHEAD_FRAMES = 2  # segments read from the store ahead of the one a stream is sending
 MAX_INFLIGHT = 64
 WORKER_THREADS = 8
 # Segments of work per second per client address, and at once: far above what one machine's
@@ -254,7 +249,7 @@ class NodeApp:
     def _segment(self, seq: int, index: int) -> SegmentWithProof:
         return self.node.segment_with_proof(self.node.tx_by_seq(seq), index)
 
-    async def get_segments(self, request: Request) -> Response:
+    async def get_segments(self, request: Request) -> Response | OutgoingFrames:
         if SEGMENTS_PATH.match(request.url.path) is None:
             return json_error(404, f"no such endpoint: GET {request.url.path}")
         try:
@@ -269,7 +264,8 @@ class NodeApp:
         refusal = rate_refusal(self.rate, request, len(indexes), "segments of work")
         if refusal is not None:
             return refusal
-        return StreamingResponse(self._frames(record, indexes), media_type="application/octet-stream")
+        frames: OutgoingFrames = await self._run(outgoing_frames, self.node, record, indexes)
+        return frames
 
     async def put_segments(self, request: Request) -> Response:
         if SEGMENTS_PATH.match(request.url.path) is None:
@@ -306,29 +302,6 @@ class NodeApp:
         finally:  # what arrived intact is kept, as when each segment was stored alone
             stored = await self._run(self.node.close_batch, batch)
         return JSONResponse({"stored": stored, "held": held + added - stored})
-
-    async def _frames(self, record: TxRecord, indexes: range) -> AsyncIterator[bytes]:
-        """The frames of ``indexes``, each read ``READ_AHEAD_FRAMES`` ahead of the one being sent,
-        so the store is read while the client drains the socket."""
-        todo = iter(indexes)
-        reads = deque(asyncio.ensure_future(self._run(self._frame, record, i)) for i in islice(todo, READ_AHEAD_FRAMES))
-        try:
-            while reads:
-                parts = await reads.popleft()
-                if (index := next(todo, None)) is not None:
-                    reads.append(asyncio.ensure_future(self._run(self._frame, record, index)))
-                for part in parts:
-                    yield part
-        finally:
-            for read in reads:
-                read.cancel()
-
-    def _frame(self, record: TxRecord, index: int) -> tuple[bytes, ...]:
-        try:
-            segment = self.node.segment_with_proof(record, index)
-        except (DataUnavailable, InvalidSegment):
-            return (encode_absent(index),)
-        return encode_frame_header(index, encode_proof(segment.proof), len(segment.data)), segment.data
 
     async def get_file(self, request: Request) -> Response:
         if FILE_PATH.match(request.url.path) is None:

@@ -72,6 +72,29 @@ class TxRecord:
     uploaded: int  # segments held
 
 
+@dataclass(frozen=True)
+class FileSlice:
+    """``length`` bytes at ``offset`` of the file at ``path``."""
+
+    path: Path
+    offset: int
+    length: int
+
+    def read(self) -> bytes | None:
+        """The bytes (None if the file went away or is short of them)."""
+        try:
+            with self.path.open("rb") as handle:
+                data = os.pread(handle.fileno(), self.length, self.offset)
+        except FileNotFoundError:
+            return None
+        return data if len(data) == self.length else None
+
+
+def read_source(source: bytes | FileSlice | None) -> bytes | None:
+    """The bytes of a ``Store.segment_source`` answer."""
+    return source.read() if isinstance(source, FileSlice) else source
+
+
 class Store:
     """SQLite-backed store of one storage node."""
 
@@ -128,7 +151,7 @@ class Store:
                 size = int(json.loads(entry)["length"])
                 for index, seg_root, data, proof, length in db.execute(
                         "SELECT idx, root, data, proof, length FROM segments WHERE seq = ?", (seq,)).fetchall():
-                    parked = self._bytes(seq, index, data, length)
+                    parked = read_source(self._source(seq, index, data, length))
                     if parked is not None:
                         db.execute("INSERT OR IGNORE INTO parked VALUES (?, ?, ?, ?, ?, ?)",
                                    (root, size, index, seg_root, parked, proof))
@@ -184,16 +207,17 @@ class Store:
     def _segment_file(self, seq: int) -> Path:
         return self.segment_dir / f"{seq}.dat"
 
-    def _bytes(self, seq: int, index: int, data: bytes, length: int | None) -> bytes | None:
-        """A row's segment bytes: its own, else from the segment file (None if that is short)."""
+    def _source(self, seq: int, index: int, data: bytes, length: int | None) -> bytes | FileSlice | None:
+        """A row's segment bytes: its own, else where they sit in the segment file (None if
+        that file is missing or too short to hold them)."""
         if data or length is None:
             return bytes(data)
+        where = FileSlice(self._segment_file(seq), index * BYTES_PER_SEGMENT, length)
         try:
-            with self._segment_file(seq).open("rb") as handle:
-                stored = os.pread(handle.fileno(), length, index * BYTES_PER_SEGMENT)
+            held = where.path.stat().st_size
         except FileNotFoundError:
             return None
-        return stored if len(stored) == length else None
+        return where if held >= where.offset + length else None
 
     def segment_proof(self, seq: int, index: int) -> str | None:
         row = self._db().execute("SELECT proof FROM segments WHERE seq = ? AND idx = ?", (seq, index)).fetchone()
@@ -230,8 +254,13 @@ class Store:
         return row is not None
 
     def segment(self, seq: int, index: int) -> bytes | None:
+        return read_source(self.segment_source(seq, index))
+
+    def segment_source(self, seq: int, index: int) -> bytes | FileSlice | None:
+        """Segment ``index`` of ``seq``: its bytes when its row holds them, else the slice of
+        its segment file to read (or send with ``sendfile``); None if not stored here."""
         row = self._db().execute("SELECT data, length FROM segments WHERE seq = ? AND idx = ?", (seq, index)).fetchone()
-        return None if row is None else self._bytes(seq, index, row[0], row[1])
+        return None if row is None else self._source(seq, index, row[0], row[1])
 
     def segment_indexes(self, seq: int) -> list[int]:
         rows = self._db().execute("SELECT idx FROM segments WHERE seq = ? ORDER BY idx", (seq,)).fetchall()

@@ -1,0 +1,218 @@
+"""Segment frames read off the socket (issue 20): zgos's client side of ``GET /zgos/v1/segments``.
+
+A node answers that request with an exact ``Content-Length`` (``zgos.storage.node.framesend``),
+so its body is read with fixed-size reads: each segment's bytes go from the kernel straight into
+the buffer the native hasher then reads (``recv_into``), with no HTTP library copying them in
+between, and the connection is kept for the next request to the same node. The guards of every
+outbound call still hold (``zgos.runtime.outbound``): the connection is made by
+``GuardedBackend`` (the address policy, the checked address, the connection log), each request
+ends by its deadline, the answer's head is capped at ``MAX_HEAD_BYTES``, and its body must be
+exactly what its frames add up to, at most ``MAX_FRAMES_BODY_BYTES``.
+
+Only plain ``http://`` nodes are read this way; ``FramesRefused`` tells the caller to fetch the
+segments some other way (one per request, over its HTTP client).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Generator
+from contextlib import suppress
+from urllib.parse import urlsplit
+
+import httpcore
+
+from zgos.core.errors import ZgError
+from zgos.runtime.addresses import AddressPolicy
+from zgos.runtime.outbound import GuardedBackend
+from zgos.storage.spec.frames import (
+    FRAME_HEADER,
+    MAX_FRAMES_BODY_BYTES,
+    InvalidFrame,
+    decode_frame_header,
+    decode_proof,
+)
+from zgos.storage.spec.merkle import Proof
+
+MAX_HEAD_BYTES = 16 * 1024
+MAX_ERROR_BODY_BYTES = 64 * 1024
+MAX_IDLE_CONNECTIONS = 16
+RECV_BYTES = 64 * 1024  # what one read of the head (and the bytes after it) asks for
+
+Frame = tuple[int, bytes | None, Proof | None]
+
+
+class FramesRefused(ZgError):
+    """The node answered, but not with frames (its message), or cannot be read this way."""
+
+
+class _Deadline:
+    """When one request must be done by; ``TimeoutError`` once it has passed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        remaining = self.at - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the node did not send the frames in time")
+        return remaining
+
+
+class _Answer:
+    """The body of one answer on ``sock``: exact reads, bytes the head's read took first."""
+
+    def __init__(self, sock: socket.socket, early: bytes, length: int, deadline: _Deadline) -> None:
+        self.sock = sock
+        self.early = memoryview(early)
+        self.left = length
+        self.deadline = deadline
+
+    def take(self, length: int) -> bytes:
+        buffer = bytearray(length)
+        self.read_into(memoryview(buffer))
+        return bytes(buffer)
+
+    def read_into(self, view: memoryview) -> None:
+        if len(view) > self.left:
+            raise InvalidFrame(f"the frames run {len(view) - self.left} bytes past the answer's Content-Length")
+        self.left -= len(view)
+        done = min(len(self.early), len(view))
+        view[:done] = self.early[:done]
+        self.early = self.early[done:]
+        while done < len(view):
+            self.sock.settimeout(self.deadline.left())
+            received = self.sock.recv_into(view[done:])
+            if not received:
+                raise ConnectionError(f"the connection closed {len(view) - done} bytes into a frame")
+            done += received
+
+
+class FrameChannel:
+    """``GET /zgos/v1/segments`` of one node over connections kept open between requests."""
+
+    def __init__(self, url: str, policy: AddressPolicy, deadline_s: float) -> None:
+        parts = urlsplit(url)
+        self.host = parts.hostname or ""
+        self.port = parts.port or 80
+        self.prefix = parts.path.rstrip("/")
+        self.plain_http = parts.scheme == "http" and bool(self.host)
+        self.backend = GuardedBackend(policy)
+        self.deadline_s = deadline_s
+        self._idle: list[tuple[httpcore.NetworkStream, socket.socket]] = []
+        self._lock = threading.Lock()
+
+    def frames(self, seq: int, indexes: range) -> Generator[Frame, None, None]:
+        """Segments ``indexes`` of tx ``seq`` with their proofs, as the node sends them
+        (unchecked; ``None`` for one it does not hold). ``FramesRefused`` for an answer that is
+        not frames, ``InvalidFrame`` for malformed ones, ``OSError`` when the transfer fails."""
+        if not self.plain_http:
+            raise FramesRefused(f"only http:// nodes stream frames to this client, not {self.host}")
+        target = (f"{self.prefix}/zgos/v1/segments/{seq}?first={indexes.start}&count={len(indexes)}"
+                  f"&step={indexes.step}")
+        connection, answer, keep = self._request(target, _Deadline(self.deadline_s))
+        kept = False
+        try:
+            for index in indexes:
+                header = decode_frame_header(answer.take(FRAME_HEADER.size), index)
+                if header.absent:
+                    yield index, None, None
+                    continue
+                proof = decode_proof(answer.take(header.proof_bytes))
+                yield index, answer.take(header.data_bytes), proof
+            if answer.left or answer.early:
+                raise InvalidFrame("bytes after the last frame")
+            kept = keep and self._keep(connection)
+        finally:
+            if not kept:
+                connection[0].close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for stream, _ in idle:
+            stream.close()
+
+    # --- one request ---------------------------------------------------------------------
+
+    def _request(self, target: str,
+                 deadline: _Deadline) -> tuple[tuple[httpcore.NetworkStream, socket.socket], _Answer, bool]:
+        """Send the request on an idle connection (a fresh one if the idle one turns out closed)
+        and read the answer's head: the connection, the body, whether it may be kept."""
+        while True:
+            connection, reused = self._connection(deadline)
+            try:
+                return (connection, *self._exchange(connection[1], target, deadline))
+            except ConnectionError:
+                connection[0].close()
+                if not reused:  # an idle connection the node closed meanwhile: once more, fresh
+                    raise
+            except BaseException:
+                connection[0].close()
+                raise
+
+    def _connection(self, deadline: _Deadline) -> tuple[tuple[httpcore.NetworkStream, socket.socket], bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        stream = self.backend.connect_tcp(self.host, self.port, timeout=deadline.left())
+        return (stream, stream.get_extra_info("socket")), False
+
+    def _keep(self, connection: tuple[httpcore.NetworkStream, socket.socket]) -> bool:
+        with self._lock:
+            if len(self._idle) < MAX_IDLE_CONNECTIONS:
+                self._idle.append(connection)
+                return True
+        return False
+
+    def _exchange(self, sock: socket.socket, target: str, deadline: _Deadline) -> tuple[_Answer, bool]:
+        request = (f"GET {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                   f"Accept-Encoding: identity\r\nUser-Agent: zgos\r\n\r\n")
+        sock.settimeout(deadline.left())
+        sock.sendall(request.encode("ascii"))
+        status, headers, early = _read_head(sock, deadline)
+        length = headers.get("content-length", "")
+        if not length.isdigit() or "transfer-encoding" in headers:
+            raise FramesRefused("the node's answer has no plain Content-Length (a node older than this client?)")
+        answer = _Answer(sock, early, int(length), deadline)
+        if status != 200:
+            if answer.left > MAX_ERROR_BODY_BYTES:
+                raise FramesRefused(f"HTTP {status} with a {answer.left}-byte body")
+            raise FramesRefused(f"HTTP {status}: {_error_message(answer.take(answer.left))}")
+        if answer.left > MAX_FRAMES_BODY_BYTES:
+            raise InvalidFrame(f"an answer of {answer.left} bytes is longer than any run of frames")
+        return answer, headers.get("connection", "").lower() != "close"
+
+
+def _read_head(sock: socket.socket, deadline: _Deadline) -> tuple[int, dict[str, str], bytes]:
+    """The status and headers of the answer on ``sock``, and the body bytes read with them."""
+    received = bytearray()
+    while (end := received.find(b"\r\n\r\n")) < 0:
+        if len(received) > MAX_HEAD_BYTES:
+            raise InvalidFrame(f"the answer's head is longer than {MAX_HEAD_BYTES} bytes")
+        sock.settimeout(deadline.left())
+        chunk = sock.recv(RECV_BYTES)
+        if not chunk:
+            raise ConnectionError("the connection closed before the answer's head")
+        received += chunk
+    lines = received[:end].decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    code = rest[:3]
+    if not version.startswith("HTTP/1.") or not code.isdigit():
+        raise InvalidFrame(f"not an HTTP/1.1 answer: {lines[0][:80]!r}")
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise InvalidFrame(f"a malformed header line: {line[:80]!r}")
+        headers[name.strip().lower()] = value.strip()
+    return int(code), headers, bytes(received[end + 4 :])
+
+
+def _error_message(body: bytes) -> str:
+    with suppress(ValueError, AttributeError):
+        return str(json.loads(body).get("error"))[:500]
+    return body[:200].decode("utf-8", "replace")
