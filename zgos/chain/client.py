@@ -242,7 +242,10 @@ class Chain:
         if fn is not None:
             to = fn.address
             data = HexBytes(fn._encode_transaction_data())
-        tx = self._priced_transaction(account.address, to, value, gas, data)
+        try:
+            tx = self._priced_transaction(account.address, to, value, gas, data)
+        except (requests.RequestException, OSError) as exc:  # web3 lets transport errors through
+            raise ChainError(f"lost the chain RPC at {self.rpc_url} while preparing a transaction ({exc})") from None
         try:
             return self._send(account, tx)
         except _StateMoved as first:
