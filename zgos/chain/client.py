@@ -168,15 +168,11 @@ class Chain:
             self.chain_id = self.w3.eth.chain_id
             genesis = self.w3.eth.get_block(0)["hash"]
         except (requests.RequestException, OSError, Web3RPCError) as exc:
-            raise ChainError(
-                f"cannot reach the chain RPC at {rpc_url} ({type(exc).__name__})",
-                "is the devnet running? start it with `zg devnet up`, or pass --rpc-url",
-            ) from None
+            raise ChainError(f"cannot reach the chain RPC at {rpc_url} ({type(exc).__name__})",
+                             "is the devnet running? start it with `zg devnet up`, or pass --rpc-url") from None
         if expected_chain_id is not None and self.chain_id != expected_chain_id:
-            raise ChainError(
-                f"wrong chain: {rpc_url} has chain id {self.chain_id}, expected {expected_chain_id}",
-                "check --rpc-url and the deployment file",
-            )
+            raise ChainError(f"wrong chain: {rpc_url} has chain id {self.chain_id}, expected {expected_chain_id}",
+                             "check --rpc-url and the deployment file")
         # Two anvils can share chain id and genesis: the URL tells their nonce books apart.
         endpoint = keccak256(rpc_url.encode()).hex()[:12]
         self._chain_key = f"{self.chain_id}-{HexBytes(genesis).hex()[:12]}-{endpoint}"
