@@ -215,32 +215,40 @@ class Downloader:
             rounds.append(batch_round)
         return rounds
 
-    def fetch_batch(self, plan: DownloadPlan, batch: Batch) -> tuple[list[bytes], StorageError | None]:
-        """The batch's segments (file bytes only), each proof-checked, in order up to the first
-        that no holder served intact, and that failure (None when all came). They are streamed
-        from the batch's node; a segment it did not send, or the rest after a corrupt one (it is
-        scored down), is fetched on its own from every holder in turn (``fetch_verified``)."""
-        verified: dict[int, bytes] = {}
+    def verified_batch(self, plan: DownloadPlan, batch: Batch) -> Iterator[tuple[int, bytes]]:
+        """The batch's segments (file bytes only), each proof-checked, as they arrive: streamed
+        from the batch's node, then each it did not send, or the rest after a corrupt one (the
+        node is scored down), fetched on its own from every holder in turn (``fetch_verified``,
+        whose ``StorageError`` ends the batch when no holder serves a segment intact)."""
+        sent: set[int] = set()
         node = batch.node
         if node.fast:
             try:
                 with closing(node.get_segments(plan.seq_by_node[node.url], batch.indexes)) as frames:
                     for index, data, proof in frames:
                         if data is not None and proof is not None:
-                            verified[index] = self._checked(plan, index, data, proof)
+                            checked = self._checked(plan, index, data, proof)
+                            sent.add(index)
+                            yield index, checked
             except InvalidSegment as exc:
                 self.scores.corrupt(node.url)
                 log.warning("storage node %s served a corrupt segment (%s): fetching the rest elsewhere", node.url,
                             exc.message)
             except StorageError as exc:
                 log.info("storage node %s did not stream segments (%s): fetching them one by one", node.url, exc.message)
-        chunks = []
         for index in batch.indexes:
-            try:
-                chunks.append(verified[index] if index in verified else self.fetch_verified(plan, index))
-            except StorageError as exc:
-                return chunks, exc
-        return chunks, None
+            if index not in sent:
+                yield index, self.fetch_verified(plan, index)
+
+    def _collected(self, plan: DownloadPlan, batch: Batch) -> tuple[dict[int, bytes], StorageError | None]:
+        """``verified_batch`` gathered: the segments that came, and the failure that ended it."""
+        got: dict[int, bytes] = {}
+        try:
+            for index, data in self.verified_batch(plan, batch):
+                got[index] = data
+        except StorageError as exc:
+            return got, exc
+        return got, None
 
     # --- write ---------------------------------------------------------------------------
 
@@ -250,13 +258,10 @@ class Downloader:
         with atomic_output(out, plan.file.size) as handle:
 
             def fetch(batch: Batch) -> None:
-                chunks, failure = self.fetch_batch(plan, batch)
-                for index, data in zip(batch.indexes, chunks, strict=False):
+                for index, data in self.verified_batch(plan, batch):  # written while still in the CPU's cache
                     os.pwrite(handle, data, index * BYTES_PER_SEGMENT)
                     if progress:
                         progress(len(data))
-                if failure is not None:
-                    raise failure
 
             with ThreadPoolExecutor(plan.threads) as pool:
                 results = [pool.submit(fetch, batch) for batch_round in self.batches(plan) for batch in batch_round]
@@ -277,11 +282,11 @@ class Downloader:
         rounds = deque(self.batches(plan))
         ahead = max(1, window // (plan.modulus * BATCH_SEGMENTS))  # rounds in flight
         with ThreadPoolExecutor(plan.threads) as pool:
-            pending: deque[list[tuple[Batch, Future[tuple[list[bytes], StorageError | None]]]]] = deque()
+            pending: deque[list[tuple[Batch, Future[tuple[dict[int, bytes], StorageError | None]]]]] = deque()
             try:
                 while rounds or pending:
                     while rounds and len(pending) < ahead:
-                        pending.append([(b, pool.submit(self.fetch_batch, plan, b)) for b in rounds.popleft()])
+                        pending.append([(b, pool.submit(self._collected, plan, b)) for b in rounds.popleft()])
                     yield from self._in_order(plan, pending.popleft())
             finally:
                 for batch_round in pending:
@@ -289,13 +294,13 @@ class Downloader:
                         future.cancel()
 
     def _in_order(self, plan: DownloadPlan,
-                  batch_round: list[tuple[Batch, Future[tuple[list[bytes], StorageError | None]]]]) -> Iterator[bytes]:
+                  batch_round: list[tuple[Batch, Future[tuple[dict[int, bytes], StorageError | None]]]]) -> Iterator[bytes]:
         """A round's segments in file order, up to the first one that failed (then its error)."""
         by_index: dict[int, bytes] = {}
         failures = []
-        for batch, future in batch_round:
-            chunks, failure = future.result()
-            by_index.update(zip(batch.indexes, chunks, strict=False))
+        for _, future in batch_round:
+            got, failure = future.result()
+            by_index.update(got)
             failures += [failure] if failure is not None else []
         for index in sorted(i for batch, _ in batch_round for i in batch.indexes):
             if index not in by_index:
