@@ -29,7 +29,7 @@ from zgos.storage.erasurecode import (
     too_few_pieces,
 )
 from zgos.storage.fasthash import segment_root
-from zgos.storage.nodeclient import CorruptData, StorageError
+from zgos.storage.nodeclient import CorruptData, NodeConnection, StorageError
 from zgos.storage.spec.erasure import PIECE_BYTES, StripeLayout
 from zgos.storage.spec.flow import (
     compute_padded_segment_sectors,
@@ -96,13 +96,16 @@ class Unprovable(Exception):
 def check_health(report: HealthReport, live: LiveNodes, layout: StripeLayout, files: dict[str, Submitted]) -> None:
     """Fill ``report`` with the stripes of ``layout``: where each piece of the ``"data"`` and
     ``"parity"`` files is, which live node of its shard lacks it, which have no live node."""
-    held: dict[tuple[str, str], set[int]] = {}
-    for node, _ in live:
-        for kind, file in files.items():
-            try:
-                held[(node.url, kind)], _final = node.held_segments(file.seq)
-            except StorageError:
-                held[(node.url, kind)] = set()
+    def held_by(node: NodeConnection, file: Submitted) -> set[int]:
+        try:
+            return node.held_segments(file.seq)[0]
+        except StorageError:
+            return set()
+
+    asked = [(node, kind, file) for node, _ in live for kind, file in files.items()]
+    with ThreadPoolExecutor(min(MAX_THREADS, len(asked) or 1)) as pool:
+        answers = pool.map(lambda a: held_by(a[0], a[2]), asked)
+        held = {(node.url, kind): segments for (node, kind, _), segments in zip(asked, answers, strict=True)}
 
     def piece(kind: str, index: int | None) -> Piece:
         if index is None:
@@ -165,6 +168,8 @@ class StripeDecoder:
         numbers: list[int] = []
         candidates = [("data", row, index) for row, index in enumerate(stripe.data)]
         candidates += [("parity", k + row, j) for row, j in enumerate(stripe.parity)]
+        # any k pieces decode: those at hand first (a lost one would cost a request to find out)
+        candidates.sort(key=lambda c: c[2] is not None and (c[0], c[2]) not in fetched)
         for kind, number, index in candidates:
             if len(blocks) == k:
                 break
