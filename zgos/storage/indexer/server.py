@@ -58,6 +58,7 @@ RPC_DEADLINE_S = 60.0
 FILE_DEADLINE_S = 900.0  # a whole file through the gateway: 1 GiB at ~1.2 MB/s
 MAX_INFLIGHT = 64
 WORKER_THREADS = 16  # each gateway download holds one while it waits for a proven segment
+AHEAD_CHUNKS = 2  # chunks a download proves while the one before them is sent
 # Requests that ask every storage node (file lookups) or stream a file, per second per client
 # address, and at once; far above what the devnet and the suite send.
 RATE_FAN_OUTS_PER_S = 100.0
@@ -109,22 +110,34 @@ class ProvenFileResponse(Response):
                 pass
             gone.set()
 
+        proven, to_send = anyio.create_memory_object_stream[bytes | None](AHEAD_CHUNKS)
+
+        async def prove_ahead() -> None:
+            """The next chunks, proven in the worker pool while the ones before them are sent."""
+            async with proven:
+                chunk: bytes | None = b""
+                while chunk is not None:
+                    try:
+                        chunk = await anyio.to_thread.run_sync(next, self.chunks, None, limiter=self.workers)
+                    except (ZgError, OSError) as exc:  # headers are out: all we can do is stop short
+                        log.warning("GET /file stopped short of %d bytes: %s", self.size, exc)
+                        chunk = None
+                    await proven.send(chunk)
+
         sent = 0
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(watch_disconnect)
                 await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+                if len(self.first) < self.size:
+                    tasks.start_soon(prove_ahead)
                 chunk: bytes | None = self.first
                 while chunk is not None and not gone.is_set():
                     sent += len(chunk)
                     await send({"type": "http.response.body", "body": chunk, "more_body": sent < self.size})
                     if sent >= self.size:
                         break
-                    try:
-                        chunk = await anyio.to_thread.run_sync(next, self.chunks, None, limiter=self.workers)
-                    except (ZgError, OSError) as exc:  # headers are out: all we can do is stop short
-                        log.warning("GET /file stopped after %d of %d bytes: %s", sent, self.size, exc)
-                        chunk = None
+                    chunk = await to_send.receive()
                 tasks.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
