@@ -36,10 +36,10 @@ from zgos.runtime.datadir import DataDir
 from zgos.runtime.netutil import call_jsonrpc, free_port, wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.contracts import FlowContract
+from zgos.storage.download import BATCH_SEGMENTS
 from zgos.storage.hasher import build_file_tree
 from zgos.storage.node.server import BENCH_UNGUARDED_ENV
 from zgos.storage.spec.flow import Submission, SubmissionNode, compute_node_heights
-from zgos.storage.download import BATCH_SEGMENTS
 from zgos.storage.spec.merkle import BYTES_PER_SEGMENT
 
 MIB = 1024 * 1024
