@@ -198,3 +198,20 @@ def test_a_service_that_misses_the_readiness_deadline_is_stopped_and_its_log_exp
     assert "flaky did not become healthy in 1.5 s" in raised.value.message
     assert raised.value.hint is not None and "waiting for the model download" in raised.value.hint
     assert not (tmp_path / "devnet" / "pids" / "flaky.pid").exists()
+
+
+def test_a_failure_in_another_group_stops_a_service_still_starting_and_starts_no_more(tmp_path: Path) -> None:
+    devnet = Devnet(DataDir(tmp_path / "devnet"), DevnetOptions(chain_port=devnet_chain_port()))
+    pid_path = tmp_path / "slow.pid"
+    script = f"import os, pathlib, time; pathlib.Path({str(pid_path)!r}).write_text(str(os.getpid())); time.sleep(60)"
+    stop = threading.Event()  # set by `up` when a service of another group fails
+    threading.Thread(target=lambda: wait_until(pid_path.exists, ready_timeout_s()) and stop.set(), daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(ZgError, match="flaky stopped while starting: another service failed"):
+        devnet.start(_service([sys.executable, "-c", script]), stop)
+    assert time.monotonic() - started < ready_timeout_s() / 2, "did not wait out the deadline"
+    assert not is_alive(int(pid_path.read_text())), "stopped"
+    assert not (tmp_path / "devnet" / "pids" / "flaky.pid").exists()
+    with pytest.raises(ZgError, match="flaky not started"):
+        devnet.start(_service([sys.executable, "-c", script]), stop)
+    assert not (tmp_path / "devnet" / "pids" / "flaky.pid").exists()
