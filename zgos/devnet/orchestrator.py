@@ -144,9 +144,9 @@ class Devnet:
         # Each service's private directory exists before it starts (anvil, for one, silently
         # saves no state when its state file's directory is missing).
         self.data_dir.service(service.name).mkdir(parents=True, exist_ok=True)
-        with self._prepare_lock:
-            _check_not_stopped(service, stop)
-            if service.prepare is not None:
+        if service.prepare is not None:
+            with self._prepare_lock:  # only hooks wait on each other: spawns go on meanwhile
+                _check_not_stopped(service, stop)
                 service.prepare(self.ctx)
         _check_not_stopped(service, stop)
         pid = spawn(service.argv(self.ctx), self.data_dir.logs / f"{service.name}.log").pid
