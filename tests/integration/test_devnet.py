@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,3 +199,50 @@ def test_a_service_that_misses_the_readiness_deadline_is_stopped_and_its_log_exp
     assert "flaky did not become healthy in 1.5 s" in raised.value.message
     assert raised.value.hint is not None and "waiting for the model download" in raised.value.hint
     assert not (tmp_path / "devnet" / "pids" / "flaky.pid").exists()
+
+
+def test_a_failure_in_another_group_stops_a_service_still_starting_and_starts_no_more(tmp_path: Path) -> None:
+    devnet = Devnet(DataDir(tmp_path / "devnet"), DevnetOptions(chain_port=devnet_chain_port()))
+    pid_path = tmp_path / "slow.pid"
+    script = f"import os, pathlib, time; pathlib.Path({str(pid_path)!r}).write_text(str(os.getpid())); time.sleep(60)"
+    stop = threading.Event()  # set by `up` when a service of another group fails
+    threading.Thread(target=lambda: wait_until(pid_path.exists, ready_timeout_s()) and stop.set(), daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(ZgError, match="flaky stopped while starting: another service failed"):
+        devnet.start(_service([sys.executable, "-c", script]), stop)
+    assert time.monotonic() - started < ready_timeout_s() / 2, "did not wait out the deadline"
+    assert not is_alive(int(pid_path.read_text())), "stopped"
+    assert not (tmp_path / "devnet" / "pids" / "flaky.pid").exists()
+    with pytest.raises(ZgError, match="flaky not started"):
+        devnet.start(_service([sys.executable, "-c", script]), stop)
+    assert not (tmp_path / "devnet" / "pids" / "flaky.pid").exists()
+
+
+def test_prepare_hooks_run_one_at_a_time_and_no_other_service_waits_on_them(tmp_path: Path) -> None:
+    devnet = Devnet(DataDir(tmp_path / "devnet"), DevnetOptions(chain_port=devnet_chain_port()))
+    hooks: list[tuple[float, float]] = []  # (began, ended) of each prepare hook
+
+    def fund_an_account(ctx: object) -> None:  # as a hook sending a transaction from a shared account
+        began = time.monotonic()
+        time.sleep(2.0)
+        hooks.append((began, time.monotonic()))
+
+    def service(name: str, prepare: Any = None) -> Service:
+        return Service(name=name, url="-", argv=lambda ctx: [sys.executable, "-c", "import time; time.sleep(60)"],
+                       ready=lambda ctx: True, prepare=prepare)
+
+    groups = [threading.Thread(target=devnet.start, args=(service(f"hooked-{i}", fund_an_account),)) for i in range(2)]
+    try:
+        for group in groups:
+            group.start()
+        time.sleep(0.2)
+        started = time.monotonic()
+        devnet.start(service("plain"))
+        plain_took = time.monotonic() - started
+        for group in groups:
+            group.join()
+    finally:
+        devnet.down()
+    (_, first_ended), (second_began, _) = sorted(hooks)
+    assert second_began >= first_ended, "two prepare hooks overlapped"
+    assert plain_took < 1.0, f"a service without a hook waited {plain_took:.1f} s on one"

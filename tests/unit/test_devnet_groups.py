@@ -65,7 +65,9 @@ def test_the_devnet_tables_groups_pull_in_what_they_need() -> None:
     assert started("indexer") == ["chain", "storage-0", "indexer"]
     assert started("kv") == ["chain", "storage-0", "kv-0"]
     assert started("compute") == ["chain", "storage-0", "model", "provider-0"]
-    assert started("finetune") == ["chain", "storage-0", "finetune-provider"]
+    assert started("finetune") == ["chain", "storage-0", "model", "provider-0", "finetune-provider"]
+    assert started("alignment")[-1] == "auditor" and {"da-disperser", "provider-0"} <= set(started("alignment"))
+    assert started("explorer") == ["chain", "explorer"], "the explorer starts last but pulls nothing in"
     assert started("da")[0] == "chain" and started("da")[-1] == "da-disperser"
     assert started() == [s.name for s in all_services(DevnetOptions(chain_port=23000))]
     assert started()[-1] == "explorer"

@@ -1,6 +1,6 @@
 """The alignment network's devnet service: ``auditor`` (status API on 9090; on another chain
-port, chain port + ``AUDITOR_DELTA``), as the ``auditor`` devnet account, started last among the
-networks so that everything it audits is up.
+port, chain port + ``AUDITOR_DELTA``), as the ``auditor`` devnet account, started once the networks it
+audits (storage, DA, compute) are up.
 
 Before it starts, every devnet operator that runs a node bonds the registry's minimum for it
 (idempotent): the storage nodes, the DA signers and the inference providers, so a fault on the
@@ -62,5 +62,7 @@ def auditor_service(options: DevnetOptions) -> Service:
         ready=lambda ctx: http_ok(url + "/health"), prepare=bond_devnet_operators)
 
 
+# ``bond_devnet_operators`` bonds only operators registered on chain (a DA signer registers as
+# it starts), and the auditor audits the storage nodes, the DA signers and the providers
 ALIGNMENT_GROUP = ServiceGroup("alignment", lambda options: [auditor_service(options)],
-                               needs=("storage", "compute"))
+                               needs=("storage", "da", "compute"))

@@ -1,8 +1,11 @@
 """``zg devnet``: start, watch and stop devnet services, each as its own OS process.
 
-Order of ``up``: the chain, then the contract deployment (idempotent), then every other
-service of the groups asked for (``--only``; all by default) in table order, each waited on
-until its own health signal holds, within one deadline (``netutil.ready_timeout_s``). State,
+Order of ``up``: the chain, then the contract deployment (idempotent), then the other groups
+asked for (``--only``; all by default), each as soon as the groups it needs are ready, side by
+side in threads (``zgos.devnet.schedule``). Within a group the services start in order, each
+waited on until its own health signal holds, within one deadline (``netutil.ready_timeout_s``);
+``prepare`` hooks (chain transactions from shared devnet accounts) run one at a time. The first
+service that fails to start fails ``up``, and the other groups start nothing more. State,
 logs (``logs/NAME.log``) and pid files (``pids/NAME.pid``) live under the data dir, so any shell
 can see and stop the devnet; the options are saved with it, so ``start``, ``stop``, ``status``
 and ``down`` act on what ``up`` started.
@@ -12,11 +15,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
+from zgos.chain.devnet import CHAIN_GROUP
 from zgos.core.errors import ConfigError, ZgError
-from zgos.devnet.services import all_services, devnet_services
+from zgos.devnet.schedule import compute_start_needs, run_groups
+from zgos.devnet.services import all_services, devnet_services, resolve_groups
 from zgos.runtime.datadir import DataDir
 from zgos.runtime.netutil import port_in_use, ready_timeout_s, wait_ready
 from zgos.runtime.process import PidFile, is_alive, log_tail, spawn, terminate
@@ -63,11 +69,25 @@ def _port_of(url: str) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
+def _stopped(stop: threading.Event | None) -> bool:
+    return stop is not None and stop.is_set()
+
+
+def _check_not_stopped(service: Service, stop: threading.Event | None) -> None:
+    if _stopped(stop):
+        raise ZgError(f"{service.name} not started: another service failed to start")
+
+
 class Devnet:
     def __init__(self, data_dir: DataDir, options: DevnetOptions | None = None) -> None:
         self.data_dir = data_dir
         self.options = options or self._saved_options() or DevnetOptions()
         self.ctx = DevnetContext(data_dir, self.options)
+        # ``prepare`` hooks send transactions from shared devnet accounts (the deployer, the
+        # provider...): one at a time, so no two race on a nonce. ``up`` reports progress from
+        # every group's thread.
+        self._prepare_lock = threading.Lock()
+        self._progress_lock = threading.Lock()
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -92,7 +112,7 @@ class Devnet:
         tmp.replace(self.data_dir.network)
 
     def services(self) -> list[Service]:
-        """The services of this devnet (the groups it was started with), in start order."""
+        """The services of this devnet (the groups it was started with), in table order."""
         return devnet_services(self.options)
 
     def service(self, name: str) -> Service:
@@ -108,8 +128,10 @@ class Devnet:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def start(self, service: Service) -> int:
-        """Start one service unless it already runs; wait until healthy; return its pid."""
+    def start(self, service: Service, stop: threading.Event | None = None) -> int:
+        """Start one service unless it already runs; wait until healthy; return its pid. Once
+        ``stop`` is set (another service failed), a service not running yet is not started and
+        one starting is stopped (``ZgError``)."""
         pidfile = self.pidfile(service.name)
         if (pid := pidfile.read_live_pid()) is not None:
             return pid
@@ -123,15 +145,24 @@ class Devnet:
         # saves no state when its state file's directory is missing).
         self.data_dir.service(service.name).mkdir(parents=True, exist_ok=True)
         if service.prepare is not None:
-            service.prepare(self.ctx)
-        log_path = self.data_dir.logs / f"{service.name}.log"
-        pid = spawn(service.argv(self.ctx), log_path).pid
-        pidfile.write(pid)
-        if wait_ready(lambda: service.ready(self.ctx), lambda: is_alive(pid)):
+            with self._prepare_lock:  # only hooks wait on each other: spawns go on meanwhile
+                _check_not_stopped(service, stop)
+                service.prepare(self.ctx)
+        _check_not_stopped(service, stop)
+        pid = spawn(service.argv(self.ctx), self.data_dir.logs / f"{service.name}.log").pid
+        pidfile.write(pid)  # at once: `zg devnet down` finds it whatever happens next
+        if wait_ready(lambda: service.ready(self.ctx), lambda: is_alive(pid) and not _stopped(stop)):
             return pid
+        self._failed(service, pid, stop)
+
+    def _failed(self, service: Service, pid: int, stop: threading.Event | None) -> NoReturn:
+        """Stop a service that did not start; raise the error that says why."""
         alive = is_alive(pid)
         terminate(pid)
-        pidfile.remove()
+        self.pidfile(service.name).remove()
+        if _stopped(stop):
+            raise ZgError(f"{service.name} stopped while starting: another service failed to start")
+        log_path = self.data_dir.logs / f"{service.name}.log"
         why = f"did not become healthy in {ready_timeout_s():g} s" if alive else "exited during start-up"
         raise ZgError(f"{service.name} {why}",
                       f"the end of its log ({log_path}):\n{log_tail(log_path)}")
@@ -153,16 +184,28 @@ class Devnet:
         return True
 
     def up(self, progress: Any = None) -> list[ServiceStatus]:
-        """Start this devnet's services (idempotent: running services are kept)."""
+        """Start this devnet's services (idempotent: running services are kept): the chain and
+        the contracts first, then each group once the groups it needs are ready (see the module
+        docstring). Raises the first service's start-up failure."""
         self.data_dir.root.mkdir(parents=True, exist_ok=True)
-        services = self.services()
-        for service in services:
-            if progress:
-                progress(f"starting {service.name}")
-            self.start(service)
-            if service.name == "chain":
-                self._deploy(progress)
+        plan = resolve_groups(self.options.only)  # the chain's group among them
+        self._start_group(CHAIN_GROUP.services(self.options), progress)
+        self._deploy(progress)
+        by_name = {group.name: group for group in plan}
+        run_groups(compute_start_needs(plan),
+                   lambda name, stop: self._start_group(by_name[name].services(self.options), progress, stop),
+                   ready=[CHAIN_GROUP.name])
         return self.status()
+
+    def _start_group(self, services: list[Service], progress: Any = None,
+                     stop: threading.Event | None = None) -> None:
+        """Start a group's services in order, each once the one before is ready."""
+        for service in services:
+            _check_not_stopped(service, stop)
+            if progress:
+                with self._progress_lock:
+                    progress(f"starting {service.name}")
+            self.start(service, stop)
 
     def _deploy(self, progress: Any = None) -> None:
         """Record the network (the chain is up) and deploy every contract (idempotent)."""
@@ -173,7 +216,8 @@ class Devnet:
         chain = Chain(self.options.rpc_url)
         self._save_network(chain.chain_id)
         if progress:
-            progress("deploying contracts")
+            with self._progress_lock:
+                progress("deploying contracts")
         deploy_contracts(chain, self.data_dir.deployment)
 
     def down(self) -> list[str]:

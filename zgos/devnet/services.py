@@ -1,7 +1,7 @@
 """The devnet's service table. Each network contributes named groups from its own
 ``devnet.py`` (``zgos.runtime.service``): a function that lists its services for the chosen
 options, and the groups it needs running first. ``devnet_services`` returns the services of the
-groups asked for (``zg devnet up --only``) and of every group they need, in start order (the
+groups asked for (``zg devnet up --only``) and of every group they need, in table order (the
 chain first); ``all_services`` returns the whole table."""
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from zgos.runtime.service import DevnetOptions, Service, ServiceGroup
 from zgos.storage.devnet import REPAIRER_GROUP, STORAGE_GROUP
 from zgos.storage.indexer.devnet import INDEXER_GROUP
 
-# In start order; the explorer last: it shows everything else.
+# In table order (a group after the groups it needs); ``up`` starts each group once the groups it
+# needs are ready, side by side (``zgos.devnet.schedule``), and the explorer last: it shows the rest.
 SERVICE_GROUPS: tuple[ServiceGroup, ...] = (
     CHAIN_GROUP, STORAGE_GROUP, INDEXER_GROUP, KV_GROUP, REPAIRER_GROUP, INFERENCE_GROUP, FINETUNE_GROUP, DA_GROUP,
     INFT_GROUP, ALIGNMENT_GROUP, EXPLORER_GROUP,
@@ -48,7 +49,8 @@ def resolve_groups(asked: Iterable[str], groups: Iterable[ServiceGroup] = SERVIC
 
 
 def devnet_services(options: DevnetOptions) -> list[Service]:
-    """The services ``options`` asks for (``only`` and what it needs), in start order."""
+    """The services ``options`` asks for (``only`` and what it needs), in table order (the
+    chain first, a group after the groups it needs)."""
     return [service for group in resolve_groups(options.only) for service in group.services(options)]
 
 

@@ -20,4 +20,4 @@ def explorer_services(options: DevnetOptions) -> list[Service]:
     ]
 
 
-EXPLORER_GROUP = ServiceGroup("explorer", explorer_services)
+EXPLORER_GROUP = ServiceGroup("explorer", explorer_services, last=True)

@@ -95,4 +95,10 @@ class ServiceGroup:
 
     name: str
     services: Callable[[DevnetOptions], list[Service]]
+    # Every group that must be ready before this one starts: whatever its services' ``prepare``
+    # hooks and processes use at start-up (``zg devnet up`` starts groups side by side, so an
+    # undeclared need is a race). ``--only`` starts them too.
     needs: tuple[str, ...] = ("chain",)
+    # Starts once every other group started with it is ready (it shows them), without pulling
+    # any in (``zgos.devnet.schedule``).
+    last: bool = False

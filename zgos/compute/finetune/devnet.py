@@ -48,5 +48,7 @@ def finetune_services(options: DevnetOptions) -> list[Service]:
     ]
 
 
-# the fine-tuning provider keeps datasets and adapters in storage
-FINETUNE_GROUP = ServiceGroup("finetune", finetune_services, needs=("storage",))
+# the fine-tuning provider keeps datasets and adapters in storage; it offers the Gemma file the
+# compute group's provider uploads and registers (``ModelRegistry`` takes a base model only from
+# its first uploader: started side by side, both would upload it and one would fail to register)
+FINETUNE_GROUP = ServiceGroup("finetune", finetune_services, needs=("storage", "compute"))
