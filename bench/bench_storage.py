@@ -36,7 +36,7 @@ from zgos.runtime.datadir import DataDir
 from zgos.runtime.netutil import call_jsonrpc, free_port, wait_until
 from zgos.storage.client import StorageClient
 from zgos.storage.contracts import FlowContract
-from zgos.storage.download import BATCH_SEGMENTS
+from zgos.storage.download import STREAM_BATCH_SEGMENTS
 from zgos.storage.hasher import build_file_tree
 from zgos.storage.node.server import BENCH_UNGUARDED_ENV
 from zgos.storage.spec.flow import Submission, SubmissionNode, compute_node_heights
@@ -288,10 +288,11 @@ def bench_edge_cost(bc: BenchChain) -> None:
                median_of("guarded", each.cpu_ms_per_mb, direction),
                median_of("unguarded", each.cpu_ms_per_mb, direction), "ms", "<= 1.03x")
     added_us = edge_overhead_us()
-    # the edge runs once per request, and a download request carries BATCH_SEGMENTS segments
-    request_us = 1000 * median_of("unguarded", each.cpu_ms_per_mb, "down") * BATCH_SEGMENTS * BYTES_PER_SEGMENT / 1e6
+    # the edge runs once per request; a download request carries at least STREAM_BATCH_SEGMENTS segments
+    request_us = (1000 * median_of("unguarded", each.cpu_ms_per_mb, "down") * STREAM_BATCH_SEGMENTS
+                  * BYTES_PER_SEGMENT / 1e6)
     print(f"the guards add {added_us:.0f} us of CPU per request in process, {100 * added_us / request_us:.1f}% of "
-          f"the node's CPU per download request of {BATCH_SEGMENTS} segments ({request_us:.0f} us)", flush=True)
+          f"the node's CPU per download request of {STREAM_BATCH_SEGMENTS} segments ({request_us:.0f} us)", flush=True)
 
 
 def edge_overhead_us(requests: int = 2000, batches: int = 7) -> float:

@@ -4,7 +4,7 @@ Download (storage.md §5.4): take the file's size from its first ``Flow`` submis
 root does not fix the byte length: a node claiming fewer or more bytes could otherwise truncate
 or pad a "verified" file), find the nodes that have the file finalized and describe it as the
 chain does (a node that disagrees is skipped, logged and scored down), fetch segments in
-in parallel (runs of ``BATCH_SEGMENTS`` streamed as frames from one node, the network read
+in parallel (runs of up to ``MAX_FRAMES_PER_REQUEST`` streamed as frames from one node, the network read
 overlapping the native hashing of the segments already received), check every segment's proof
 against the data root at its position before writing it, fetch a segment that a node did not
 send or sent corrupt from the next holder on its own, write into a temporary file beside OUT and
@@ -42,6 +42,7 @@ from zgos.storage.nodeclient import (
 )
 from zgos.storage.scores import PeerScores
 from zgos.storage.spec.flow import compute_segment_count
+from zgos.storage.spec.frames import MAX_FRAMES_PER_REQUEST
 from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, Proof
 from zgos.storage.spec.segment import InvalidSegment, SegmentWithProof, validate_segment
 from zgos.storage.spec.shard import compute_flow_segment
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 
 MAX_DOWNLOAD_THREADS = 64
 STREAM_WINDOW_SEGMENTS = 32  # segments fetched ahead of the consumer (8 MiB)
-BATCH_SEGMENTS = 16  # segments streamed per request (4 MiB)
+STREAM_BATCH_SEGMENTS = 16  # segments per request when streaming (4 MiB: the first byte comes soon)
 
 
 @dataclass(frozen=True)
@@ -199,11 +200,11 @@ class Downloader:
         in_file = size - index * BYTES_PER_SEGMENT
         return data if len(data) <= in_file else data[:in_file]  # only the last segment is padded
 
-    def batches(self, plan: DownloadPlan) -> list[list[Batch]]:
-        """The file's segments as rounds of batches: round ``j`` covers the contiguous segments
-        ``[j * span, (j + 1) * span)`` (``span`` = ``modulus * BATCH_SEGMENTS``), one batch per
+    def batches(self, plan: DownloadPlan, size: int) -> list[list[Batch]]:
+        """The file's segments as rounds of batches of ``size``: round ``j`` covers the contiguous
+        segments ``[j * span, (j + 1) * span)`` (``span`` = ``modulus * size``), one batch per
         residue, each asked of the residue's holders in turn (banned nodes only if all are)."""
-        count, span = compute_segment_count(plan.file.size), plan.modulus * BATCH_SEGMENTS
+        count, span = compute_segment_count(plan.file.size), plan.modulus * size
         rounds = []
         for turn, start in enumerate(range(0, count, span)):
             batch_round = []
@@ -264,7 +265,10 @@ class Downloader:
                         progress(len(data))
 
             with ThreadPoolExecutor(plan.threads) as pool:
-                results = [pool.submit(fetch, batch) for batch_round in self.batches(plan) for batch in batch_round]
+                # requests as long as a node answers (fewer, cheaper requests), yet one per thread at least
+                per_thread = -(-compute_segment_count(plan.file.size) // plan.threads)
+                size = min(MAX_FRAMES_PER_REQUEST, max(1, per_thread))
+                results = [pool.submit(fetch, batch) for batch_round in self.batches(plan, size) for batch in batch_round]
                 failure = next((exc for f in results if (exc := f.exception()) is not None), None)
             if failure is not None:
                 raise download_failed(root, failure)
@@ -279,8 +283,8 @@ class Downloader:
         return plan.file, self._chunks(plan, window)
 
     def _chunks(self, plan: DownloadPlan, window: int) -> Generator[bytes, None, None]:
-        rounds = deque(self.batches(plan))
-        ahead = max(1, window // (plan.modulus * BATCH_SEGMENTS))  # rounds in flight
+        rounds = deque(self.batches(plan, STREAM_BATCH_SEGMENTS))
+        ahead = max(1, window // (plan.modulus * STREAM_BATCH_SEGMENTS))  # rounds in flight
         with ThreadPoolExecutor(plan.threads) as pool:
             pending: deque[list[tuple[Batch, Future[tuple[dict[int, bytes], StorageError | None]]]]] = deque()
             try:
