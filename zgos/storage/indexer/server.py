@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,8 @@ RPC_DEADLINE_S = 60.0
 FILE_DEADLINE_S = 900.0  # a whole file through the gateway: 1 GiB at ~1.2 MB/s
 MAX_INFLIGHT = 64
 WORKER_THREADS = 16  # each gateway download holds one while it waits for a proven segment
-AHEAD_CHUNKS = 2  # chunks a download proves while the one before them is sent
+AHEAD_CHUNKS = 2  # runs of chunks a download proves while the one before them is sent
+SEND_RUN_BYTES = 1024 * 1024  # proven bytes passed on at once
 # Requests that ask every storage node (file lookups) or stream a file, per second per client
 # address, and at once; far above what the devnet and the suite send.
 RATE_FAN_OUTS_PER_S = 100.0
@@ -115,14 +116,16 @@ class ProvenFileResponse(Response):
         async def prove_ahead() -> None:
             """The next chunks, proven in the worker pool while the ones before them are sent."""
             async with proven:
-                chunk: bytes | None = b""
-                while chunk is not None:
-                    try:
-                        chunk = await anyio.to_thread.run_sync(next, self.chunks, None, limiter=self.workers)
-                    except (ZgError, OSError) as exc:  # headers are out: all we can do is stop short
-                        log.warning("GET /file stopped short of %d bytes: %s", self.size, exc)
-                        chunk = None
-                    await proven.send(chunk)
+                failure: Exception | None = None
+                while failure is None:
+                    run, failure = await anyio.to_thread.run_sync(_proven_run, self.chunks, limiter=self.workers)
+                    if run:
+                        await proven.send(run)
+                    elif failure is None:
+                        break
+                if failure is not None:  # headers are out: all we can do is stop short
+                    log.warning("GET /file stopped short of %d bytes: %s", self.size, failure)
+                await proven.send(None)
 
         sent = 0
         try:
@@ -142,6 +145,20 @@ class ProvenFileResponse(Response):
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.cleanup, limiter=self.workers)
+
+
+def _proven_run(chunks: Iterator[bytes]) -> tuple[bytes, Exception | None]:
+    """The next proven chunks, joined up to ``SEND_RUN_BYTES`` (one hop to the worker pool and
+    one send for several segments), and the failure that ended them early, if one did."""
+    run: list[bytes] = []
+    try:
+        for chunk in chunks:
+            run.append(chunk)
+            if sum(map(len, run)) >= SEND_RUN_BYTES:
+                break
+    except (ZgError, OSError) as exc:
+        return b"".join(run), exc
+    return b"".join(run), None
 
 
 class IndexerApp:
