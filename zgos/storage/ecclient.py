@@ -191,14 +191,19 @@ class ErasureClient:
     # --- health and repair ---------------------------------------------------------------
 
     def health(self, root: bytes) -> HealthReport:
+        return self._inspect(root)[0]
+
+    def _inspect(self, root: bytes) -> tuple[HealthReport, LiveNodes, StripeLayout, dict[str, Submitted]]:
+        """The health of ``root``, and what it was worked out from: the live nodes, the checked
+        stripe layout and both files."""
         record = self._required_record(root)
         live, dead = self.live_shards()
         data = self._locate(root, "file")
         layout = check_record(self.storage.flow, record, data)  # InvalidRecord: nothing to check or repair against
-        parity = self._locate(record.parity_root, "parity file")
+        files = {"data": data, "parity": self._locate(record.parity_root, "parity file")}
         report = HealthReport(root, record, [], dead)
-        check_health(report, live, layout, {"data": data, "parity": parity})
-        return report
+        check_health(report, live, layout, files)
+        return report, live, layout, files
 
     def repair(self, root: bytes) -> tuple[HealthReport, int]:
         """Restore every piece a live node of its shard lacks; return the health before and the
@@ -206,16 +211,13 @@ class ErasureClient:
 
         Stripe by stripe (``StripeRepair``), so only the affected stripes are read. If a piece
         cannot be proven from its partner (lost too), rebuild the whole file and its parity."""
-        report = self.health(root)
+        report, live, layout, files = self._inspect(root)
         if not report.missing:
             return report, 0
-        live, _ = self.live_shards()
-        files = {"data": self._locate(root, "file"), "parity": self._locate(report.record.parity_root, "parity file")}
         for url in report.missing:
             node = next(n for n, _ in live if n.url == url)
             for file in files.values():
                 node.wait_synced(file.seq)
-        layout = check_record(self.storage.flow, report.record, files["data"])
         try:
             return report, StripeRepair(report, live, layout, files, self.workers).run()
         except Unprovable as exc:

@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectSendStream
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
@@ -112,28 +113,13 @@ class ProvenFileResponse(Response):
             gone.set()
 
         proven, to_send = anyio.create_memory_object_stream[bytes | None](AHEAD_CHUNKS)
-
-        async def prove_ahead() -> None:
-            """The next chunks, proven in the worker pool while the ones before them are sent."""
-            async with proven:
-                failure: Exception | None = None
-                while failure is None:
-                    run, failure = await anyio.to_thread.run_sync(_proven_run, self.chunks, limiter=self.workers)
-                    if run:
-                        await proven.send(run)
-                    elif failure is None:
-                        break
-                if failure is not None:  # headers are out: all we can do is stop short
-                    log.warning("GET /file stopped short of %d bytes: %s", self.size, failure)
-                await proven.send(None)
-
         sent = 0
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(watch_disconnect)
                 await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
                 if len(self.first) < self.size:
-                    tasks.start_soon(prove_ahead)
+                    tasks.start_soon(self._prove_ahead, proven)
                 chunk: bytes | None = self.first
                 while chunk is not None and not gone.is_set():
                     sent += len(chunk)
@@ -145,6 +131,22 @@ class ProvenFileResponse(Response):
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.cleanup, limiter=self.workers)
+
+
+    async def _prove_ahead(self, proven: MemoryObjectSendStream[bytes | None]) -> None:
+        """The next chunks, proven in the worker pool while the ones before them are sent; None
+        after the last (or after a failure, logged: the headers are out, all it can do is stop short)."""
+        async with proven:
+            failure: Exception | None = None
+            while failure is None:
+                run, failure = await anyio.to_thread.run_sync(_proven_run, self.chunks, limiter=self.workers)
+                if run:
+                    await proven.send(run)
+                elif failure is None:
+                    break
+            if failure is not None:
+                log.warning("GET /file stopped short of %d bytes: %s", self.size, failure)
+            await proven.send(None)
 
 
 def _proven_run(chunks: Iterator[bytes]) -> tuple[bytes, Exception | None]:
