@@ -77,7 +77,7 @@ def test_frames_come_off_the_socket_and_one_connection_serves_request_after_requ
                                                                     (2, SEGMENT, PROOF)]
     assert [i for i, _, _ in second] == [2, 4] and all(d == SEGMENT for _, d, _ in second)
     assert [r.path.split("?")[0] for r in server.requests] == ["/zgos/v1/segments/7"] * 2
-    assert len([r for r in caplog.records if "connect" in r.getMessage()]) == 1, "the second request reused it"
+    assert len([r for r in caplog.records if r.name == CONNECTION_LOGGER]) == 1, "the second request reused it"
 
 
 def test_a_connection_the_node_closed_while_idle_is_replaced_without_an_error() -> None:
