@@ -207,17 +207,12 @@ class Store:
     def _segment_file(self, seq: int) -> Path:
         return self.segment_dir / f"{seq}.dat"
 
-    def _source(self, seq: int, index: int, data: bytes, length: int | None) -> bytes | FileSlice | None:
-        """A row's segment bytes: its own, else where they sit in the segment file (None if
-        that file is missing or too short to hold them)."""
+    def _source(self, seq: int, index: int, data: bytes, length: int | None) -> bytes | FileSlice:
+        """A row's segment bytes: its own, else where they sit in the segment file (a file gone
+        or short is found out by whoever reads it: ``FileSlice.read``, the frame sender)."""
         if data or length is None:
             return bytes(data)
-        where = FileSlice(self._segment_file(seq), index * BYTES_PER_SEGMENT, length)
-        try:
-            held = where.path.stat().st_size
-        except FileNotFoundError:
-            return None
-        return where if held >= where.offset + length else None
+        return FileSlice(self._segment_file(seq), index * BYTES_PER_SEGMENT, length)
 
     def segment_proof(self, seq: int, index: int) -> str | None:
         row = self._db().execute("SELECT proof FROM segments WHERE seq = ? AND idx = ?", (seq, index)).fetchone()
