@@ -16,7 +16,8 @@ cells = st.lists(
         Cell,
         st.integers(0, 255),
         st.integers(0, 127),
-        st.binary(min_size=2048, max_size=2048),
+        # 2048 bytes from 32 random ones: five whole random cells exceed hypothesis's input budget
+        st.binary(min_size=32, max_size=32).map(lambda seed: seed * 64),
         st.binary(min_size=48, max_size=48),
     ),
     max_size=5,
