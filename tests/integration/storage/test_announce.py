@@ -31,6 +31,9 @@ def test_the_announcement_retries_while_the_rpc_is_down_and_lands_once_it_is_bac
         else:
             conn.send(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")  # a proxy before a dead node
 
+    def announcements() -> list[str]:  # other tests' in-process nodes log to the same capture
+        return [r.getMessage() for r in caplog.records if r.name == "zgos.storage.announce"]
+
     registry = NodeRegistry(chain, deployment.address("NodeRegistry"))
     url = f"http://203.0.113.7:{4000 + int(new_account.address[-3:], 16)}"  # only ever announced
     with HostileServer(rpc) as server, caplog.at_level(logging.WARNING, "zgos.storage.announce"):
@@ -40,12 +43,12 @@ def test_the_announcement_retries_while_the_rpc_is_down_and_lands_once_it_is_bac
         announcer = threading.Thread(target=announce_node, daemon=True, args=(
             behind_relay, deployment.address("NodeRegistry"), new_account, url, ShardConfig(1, 2)))
         announcer.start()
-        assert wait_until(lambda: len(caplog.records) >= 2, 6 * ANNOUNCE_RETRY_S), "it retried, saying why"
+        assert wait_until(lambda: len(announcements()) >= 2, 6 * ANNOUNCE_RETRY_S), "it retried, saying why"
         assert url not in {n.url for n in registry.nodes(NodeKind.STORAGE)}
         up.set()
         announcer.join(6 * ANNOUNCE_RETRY_S)
         assert not announcer.is_alive(), "the announcement ends once it landed"
     mine = [n for n in registry.nodes(NodeKind.STORAGE) if n.operator == new_account.address]
     assert [(n.url, n.shard_id, n.num_shard) for n in mine] == [(url, 1, 2)]
-    assert all("announce failed" in r.getMessage() for r in caplog.records)
+    assert all("announce failed" in m for m in announcements())
     registry.remove(new_account, NodeKind.STORAGE)
