@@ -3,8 +3,8 @@
 * data root of a 64 MiB file vs one keccak-256 pass over the same bytes (goal <= 2x the time);
 * upload of 256 MiB with proofs to one local node vs a raw HTTP POST of the bytes to a plain
   server that writes them to disk (goal >= 0.3x the throughput);
-* verified download of the same file vs a raw HTTP GET from a plain file server (goal >= 0.75x
-  and >= 200 MB/s);
+* verified download of the same file vs a raw HTTP GET from a plain file server, alternating,
+  best of 3 each (goal >= 0.75x and >= 200 MB/s);
 * the same file through the gateway (``zg storage indexer``, ``GET /file``: verified, streamed)
   vs the direct verified download (goal >= 0.7x);
 * a sector proof (``zgs_getSectorProof``) on that file vs a ``zgs_getStatus`` call (goal <= 50 ms
@@ -45,6 +45,7 @@ from zgos.storage.spec.merkle import BYTES_PER_SEGMENT
 MIB = 1024 * 1024
 ROOT_MIB = 64
 TRANSFER_MIB = int(os.environ.get("ZGOS_BENCH_TRANSFER_MIB", "256"))
+TRANSFER_ROUNDS = 3
 EDGE_MIB = int(os.environ.get("ZGOS_BENCH_EDGE_MIB", "64"))
 EDGE_ROUNDS = int(os.environ.get("ZGOS_BENCH_EDGE_ROUNDS", "6"))
 EDGE_DOWNLOADS_PER_ROUND = 3
@@ -132,21 +133,26 @@ def bench_transfer(bc: BenchChain) -> None:
             with path.open("rb") as handle:
                 http.post(f"http://127.0.0.1:{plain_port}/", content=handle.read())
             raw_post = size_mb / (time.perf_counter() - start)
-            start = time.perf_counter()
-            with http.stream("GET", f"http://127.0.0.1:{plain_port}/big.bin") as response, (work / "raw.out").open("wb") as out:
-                for chunk in response.iter_bytes(1 << 20):
-                    out.write(chunk)
-            raw_get = size_mb / (time.perf_counter() - start)
-        account = devnet_role("user")
-        with StorageClient([f"http://127.0.0.1:{node_port}"], bc.chain, bc.deployment.address("Flow"), account) as client:
-            start = time.perf_counter()
-            result = client.upload(path)
-            upload = size_mb / (time.perf_counter() - start)
-            start = time.perf_counter()
-            client.download(result.root, work / "ours.out")
-            download = size_mb / (time.perf_counter() - start)
+
+            def raw_get() -> None:
+                with http.stream("GET", f"http://127.0.0.1:{plain_port}/big.bin") as response, \
+                        (work / "raw.out").open("wb") as out:
+                    for chunk in response.iter_bytes(1 << 20):
+                        out.write(chunk)
+
+            account = devnet_role("user")
+            with StorageClient([f"http://127.0.0.1:{node_port}"], bc.chain, bc.deployment.address("Flow"), account) as client:
+                start = time.perf_counter()
+                result = client.upload(path)
+                upload = size_mb / (time.perf_counter() - start)
+                # alternating, best of each: the baseline swings 2x from minute to minute here
+                rounds = [(_timed(raw_get), _timed(lambda: client.download(result.root, work / "ours.out")))
+                          for _ in range(TRANSFER_ROUNDS)]
+        raw_get_mbs = size_mb / min(raw for raw, _ in rounds)
+        download = size_mb / min(ours for _, ours in rounds)
         report(f"upload {TRANSFER_MIB} MiB with proofs (hash + tx + segments + finalize) vs raw HTTP POST", upload, raw_post, "MB/s", ">= 0.8x")
-        report(f"verified download {TRANSFER_MIB} MiB vs raw HTTP GET", download, raw_get, "MB/s", ">= 0.75x")
+        report(f"verified download {TRANSFER_MIB} MiB vs raw HTTP GET (best of {TRANSFER_ROUNDS} each, alternating)",
+               download, raw_get_mbs, "MB/s", ">= 0.75x")
         gateway = bench_gateway(data_dir, f"http://127.0.0.1:{node_port}", result.root, work)
         report(f"gateway GET /file {TRANSFER_MIB} MiB (verified, streamed) vs direct verified download",
                size_mb / gateway, download, "MB/s", ">= 0.7x")

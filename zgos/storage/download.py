@@ -29,6 +29,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from zgos.runtime.writeback import start_writeback
 from zgos.storage.contracts import FlowContract
 from zgos.storage.fasthash import segment_root
 from zgos.storage.nodeclient import (
@@ -263,6 +264,8 @@ class Downloader:
                     os.pwrite(handle, data, index * BYTES_PER_SEGMENT)
                     if progress:
                         progress(len(data))
+                start = batch.indexes.start * BYTES_PER_SEGMENT  # the batch's run is written: on to disk
+                start_writeback(handle, start, (batch.indexes[-1] + 1) * BYTES_PER_SEGMENT - start)
 
             with ThreadPoolExecutor(plan.threads) as pool:
                 # requests as long as a node answers (fewer, cheaper requests), yet one per thread at least

@@ -66,7 +66,7 @@ class NodeFlags:
         "(default: DATA_DIR/token, shared by the devnet's services).")] = None
     rate_limit: Annotated[float | None, Opt(
         "--rate-limit", min=0.0, help="Segments of work (uploads, downloads, sector proofs) per second per client "
-        "address, bursts of twice that; 0 turns the limit off (default: 1000).")] = None
+        "address, bursts of twice that; 0 turns the limit off (default: 4000).")] = None
 
     dishonest: Annotated[str | None, Opt("--dishonest", hidden=True, help="Test-only cheat (devnet only).")] = None
 
