@@ -131,6 +131,45 @@ static void segment_root(const unsigned char *data, unsigned char *root) {
     memcpy(root, level, HASH);
 }
 
+/* Segment proofs (zgos/storage/spec/segment.py validate_segment, 0G FileProof::validate). The
+ * check here proves a full segment that is not the file's last and whose siblings are not rear
+ * padding, the hot path of every download; it answers 1 only when every rule holds. 0 sends the
+ * caller to the Python reference, which decides the other cases and names what is wrong. */
+static uint64_t promote_split(uint64_t n) { /* leaves in the left subtree of n >= 2 */
+    uint64_t width = 1;
+    while (width < n) width <<= 1;
+    return width / 2;
+}
+
+static int segment_proven(const unsigned char *data, const unsigned char *lemma, size_t items,
+                          const unsigned char *path, size_t steps, uint64_t position, uint64_t n_leaves,
+                          uint64_t n_data, const unsigned char *root) {
+    if (items != steps + 2 || memcmp(lemma + (items - 1) * HASH, root, HASH) != 0) return 0;
+    uint64_t lo = 0, n = n_leaves; /* from the root down: the position the path names */
+    for (size_t k = steps; k-- > 0;) {
+        if (n <= 1 || path[k] > 1) return 0;
+        uint64_t left = promote_split(n);
+        if (path[k]) {
+            if (lo + left >= n_data) return 0; /* the sibling is rear padding only */
+            n = left;
+        } else {
+            lo += left;
+            n -= left;
+        }
+    }
+    if (n != 1 || lo != position) return 0;
+    unsigned char node[HASH], pair[2 * HASH];
+    segment_root(data, node);
+    if (memcmp(node, lemma, HASH) != 0) return 0;
+    for (size_t k = 0; k < steps; k++) { /* fold the siblings bottom-up */
+        const unsigned char *sibling = lemma + (k + 1) * HASH;
+        memcpy(pair + (path[k] ? 0 : HASH), node, HASH);
+        memcpy(pair + (path[k] ? HASH : 0), sibling, HASH);
+        keccak256(pair, 2 * HASH, node);
+    }
+    return memcmp(node, root, HASH) == 0;
+}
+
 /* Sealing (zgos/storage/spec/sealing.py): word w of a 4 KiB seal is XOR-ed with keccak of sealed
  * word w - 1 (the first with the seal's seed). Each seal is a sequential chain, but seals are
  * independent, so word w of every seal is hashed at once, one seal per SIMD lane. */
@@ -249,11 +288,36 @@ done:
     return out;
 }
 
+/* proven_segment(data, lemma, path, position, n_leaves, n_data, root) -> bool: `lemma` is the
+ * proof's lemma items joined, `path` one byte (0 or 1) per step. */
+static PyObject *proven_segment(PyObject *self, PyObject *args) {
+    Py_buffer data, lemma, path, root;
+    unsigned long long position, n_leaves, n_data;
+    if (sponge == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "call load() first");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "y*y*y*KKKy*", &data, &lemma, &path, &position, &n_leaves, &n_data, &root)) return NULL;
+    int proven = 0;
+    if (data.len == SEGMENT && lemma.len % HASH == 0 && root.len == HASH) {
+        Py_BEGIN_ALLOW_THREADS
+        proven = segment_proven(data.buf, lemma.buf, (size_t)lemma.len / HASH, path.buf, (size_t)path.len,
+                                position, n_leaves, n_data, root.buf);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&lemma);
+    PyBuffer_Release(&path);
+    PyBuffer_Release(&root);
+    return PyBool_FromLong(proven);
+}
+
 static PyMethodDef methods[] = {
     {"load", load, METH_VARARGS, "Bind safe-pysha3's Keccak sponge; use the widest SIMD lanes this CPU has (returns how many)."},
     {"use_lanes", use_lanes, METH_VARARGS, "Hash 1, 4 or 8 messages at a time (ValueError if unsupported)."},
     {"seal_many", seal_many, METH_VARARGS, "Seal n 4 KiB pieces given their n 32-byte seeds."},
     {"segment_roots", segment_roots, METH_VARARGS, "Roots of the full 256 KiB segments of a buffer."},
+    {"proven_segment", proven_segment, METH_VARARGS, "Whether a full segment's proof holds (False: ask the reference)."},
     {NULL, NULL, 0, NULL},
 };
 

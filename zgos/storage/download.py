@@ -31,7 +31,7 @@ from pathlib import Path
 
 from zgos.runtime.writeback import start_writeback
 from zgos.storage.contracts import FlowContract
-from zgos.storage.fasthash import segment_root
+from zgos.storage.fasthash import segment_proven, segment_root
 from zgos.storage.nodeclient import (
     CorruptData,
     FileLocation,
@@ -197,7 +197,8 @@ class Downloader:
     def _checked(self, plan: DownloadPlan, index: int, data: bytes, proof: Proof) -> bytes:
         """Segment ``index``'s file bytes, once its proof checks out (``InvalidSegment`` if not)."""
         root, size = plan.file.root, plan.file.size
-        validate_segment(SegmentWithProof(root, data, index, proof, size), root, size, segment_root)
+        if not segment_proven(data, proof, index, root, size):  # the reference decides what native code does not
+            validate_segment(SegmentWithProof(root, data, index, proof, size), root, size, segment_root)
         in_file = size - index * BYTES_PER_SEGMENT
         return data if len(data) <= in_file else data[:in_file]  # only the last segment is padded
 

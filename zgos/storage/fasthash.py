@@ -1,7 +1,7 @@
 """Segment roots at native speed when the optional extension ``_treehash`` is built.
 
 ``_treehash`` (zgos/storage/_treehash.c, built by ``pip install -e .`` if a C compiler is
-present) hashes whole 256 KiB segments in C with the GIL released, 8 (AVX-512) or 4 (AVX2)
+present) hashes whole 256 KiB segments, and checks their proofs, in C with the GIL released, 8 (AVX-512) or 4 (AVX2)
 Keccaks at a time in SIMD lanes, else one at a time with the XKCP Keccak that safe-pysha3
 already ships. Without it every function here falls back to the plain Python
 definitions of ``zgos.storage.spec.merkle``; the tests check both give the same roots.
@@ -9,12 +9,15 @@ definitions of ``zgos.storage.spec.merkle``; the tests check both give the same 
 
 from __future__ import annotations
 
+from zgos.storage.spec.flow import compute_proof_segment_count, compute_segment_count
 from zgos.storage.spec.merkle import (
     BYTES_PER_SEGMENT,
     SECTORS_PER_SEGMENT,
+    Proof,
     compute_segment_root,
 )
 from zgos.storage.spec.sealing import BYTES_PER_SEAL, seal_with_seed
+from zgos.storage.spec.segment import MAX_FILE_SIZE
 
 try:
     import _pysha3
@@ -46,6 +49,17 @@ def segment_root(data: bytes | memoryview, padded_sectors: int = SECTORS_PER_SEG
     if NATIVE and len(data) == BYTES_PER_SEGMENT and padded_sectors == SECTORS_PER_SEGMENT:
         return bytes(_treehash.segment_roots(data))
     return compute_segment_root(data, padded_sectors)
+
+
+def segment_proven(data: bytes | memoryview, proof: Proof, index: int, root: bytes, size: int) -> bool:
+    """True when native code proves ``data`` to be segment ``index`` of the file (``root``,
+    ``size``): a full segment, not the file's last, with no rear-padding sibling, for which every
+    rule of ``segment.validate_segment`` holds, checked with the GIL released. False decides
+    nothing: run ``validate_segment``, the reference, which decides and names what is wrong."""
+    if not NATIVE or not 0 < size <= MAX_FILE_SIZE or index >= compute_segment_count(size) - 1:
+        return False
+    return bool(_treehash.proven_segment(data, b"".join(proof.lemma), bytes(proof.path), index,
+                                         compute_proof_segment_count(size), compute_segment_count(size), root))
 
 
 def seal_pieces(pieces: bytes, seeds: bytes) -> bytes:
