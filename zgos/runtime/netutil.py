@@ -10,6 +10,7 @@ import os
 import random
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,20 +31,27 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 # connection can take the port, as it could one the kernel picked with bind(0).
 FREE_PORT_RANGE = (10_000, 20_000)
 FREE_PORT_TRIES = 64
+# Ports this process handed out lately and is not to hand out again: a caller that asks for
+# several before binding any (a cluster of nodes) must not get one twice.
+_HANDED_OUT: deque[int] = deque(maxlen=1024)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago, drawn at random from ``FREE_PORT_RANGE`` (tests use it
-    to avoid the devnet's fixed ports; services to start a child on)."""
+    """A port that was free a moment ago, drawn at random from ``FREE_PORT_RANGE`` and not one
+    this process handed out lately (tests use it to avoid the devnet's fixed ports; services to
+    start a child on)."""
     draw = random.SystemRandom()
     for _ in range(FREE_PORT_TRIES):
         port = draw.randrange(*FREE_PORT_RANGE)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((host, port))
             except OSError:
                 continue
-            return port
+        _HANDED_OUT.append(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded range: the kernel's pick
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
