@@ -16,7 +16,7 @@ from zgos.chain.anvil import Anvil, AnvilConfig
 from zgos.chain.client import Chain
 from zgos.chain.confirm import wait_for_confirmations
 from zgos.chain.transport import MAX_RATE_RETRIES
-from zgos.core.errors import ChainError
+from zgos.core.errors import ChainError, RpcUnreachable
 from zgos.runtime.netutil import free_port, wait_until
 
 
@@ -49,6 +49,20 @@ def test_an_rpc_that_refuses_everything_fails_with_a_clear_error_after_bounded_r
         assert time.monotonic() - started < 30
     finally:
         proxy.stop()
+
+
+def test_a_read_on_an_rpc_lost_mid_session_raises_a_chain_error_naming_the_cause(chain: Chain) -> None:
+    """Services retry chain hiccups by catching ``ZgError``: a read must not let the HTTP
+    library's own exception through (the storage node's announcer died of one)."""
+    proxy = StrictRpcProxy(chain.rpc_url, refuse_every=0)
+    behind_proxy = Chain(proxy.url)
+    assert behind_proxy.block_number() >= 0
+    proxy.stop()
+    with pytest.raises(RpcUnreachable, match="cannot reach the chain RPC") as lost:
+        behind_proxy.block_number()
+    assert lost.value.cause == "ConnectionError"
+    with pytest.raises(ChainError, match=r"lost the chain RPC at .* while preparing a transaction \(ConnectionError\)"):
+        behind_proxy.transact(devnet_role("deployer"), to=Account.create().address, value=1)
 
 
 @pytest.fixture(scope="module")

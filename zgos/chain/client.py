@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-import requests
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils.abi import get_abi_output_types
@@ -44,7 +43,7 @@ from zgos.chain.confirm import wait_for_confirmations
 from zgos.chain.networks import network_for_chain
 from zgos.chain.nonces import NonceManager
 from zgos.chain.transport import RetryingHTTPProvider
-from zgos.core.errors import ChainError, InsufficientFunds, TxReverted
+from zgos.core.errors import ChainError, InsufficientFunds, RpcUnreachable, TxReverted
 from zgos.core.hashing import keccak256
 from zgos.core.units import format_amount
 
@@ -167,8 +166,9 @@ class Chain:
         try:
             self.chain_id = self.w3.eth.chain_id
             genesis = self.w3.eth.get_block(0)["hash"]
-        except (requests.RequestException, OSError, Web3RPCError) as exc:
-            raise ChainError(f"cannot reach the chain RPC at {rpc_url} ({type(exc).__name__})",
+        except (RpcUnreachable, OSError, Web3RPCError) as exc:
+            cause = exc.cause if isinstance(exc, RpcUnreachable) else type(exc).__name__
+            raise ChainError(f"cannot reach the chain RPC at {rpc_url} ({cause})",
                              "is the devnet running? start it with `zg devnet up`, or pass --rpc-url") from None
         if expected_chain_id is not None and self.chain_id != expected_chain_id:
             raise ChainError(f"wrong chain: {rpc_url} has chain id {self.chain_id}, expected {expected_chain_id}",
@@ -240,8 +240,8 @@ class Chain:
             data = HexBytes(fn._encode_transaction_data())
         try:
             tx = self._priced_transaction(account.address, to, value, gas, data)
-        except (requests.RequestException, OSError) as exc:  # web3 lets transport errors through
-            raise ChainError(f"lost the chain RPC at {self.rpc_url} while preparing a transaction ({exc})") from None
+        except RpcUnreachable as exc:
+            raise ChainError(f"lost the chain RPC at {self.rpc_url} while preparing a transaction ({exc.cause})") from None
         try:
             return self._send(account, tx)
         except _StateMoved as first:
@@ -320,9 +320,9 @@ class Chain:
                         f"fund it first, e.g. `zg account fund {account.address} 10`",
                     ) from None
                 raise ChainError(f"the node refused the transaction: {exc}") from None
-            except (requests.RequestException, OSError) as exc:
+            except RpcUnreachable as exc:
                 nonces.release()
-                raise ChainError(f"lost the chain RPC at {self.rpc_url} while sending ({exc})") from None
+                raise ChainError(f"lost the chain RPC at {self.rpc_url} while sending ({exc.cause})") from None
             receipt = wait_for_confirmations(self.w3, bytes(raw), receipt, self.confirmations,
                                              timeout_s=RECEIPT_TIMEOUT_S, poll_s=self.receipt_poll_s)
             return self._mined(tx, receipt)

@@ -21,6 +21,7 @@ from web3 import HTTPProvider
 from web3.providers.rpc.utils import check_if_retry_on_failure
 from web3.types import RPCEndpoint, RPCResponse
 
+from zgos.core.errors import RpcUnreachable
 from zgos.runtime.logs import log_connection
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,17 @@ class RetryingHTTPProvider(HTTPProvider):
         self.rate_limited = 0  # refusals waited out so far (reported in tests and logs)
 
     def _make_request(self, method: RPCEndpoint, request_data: bytes) -> bytes:
+        """The POST, retried by the rules above; ``RpcUnreachable`` when it still fails (web3
+        would let the transport's own exception through, which callers that retry on a
+        ``ZgError`` do not expect)."""
+        try:
+            return self._post_with_retries(method, request_data)
+        except requests.RequestException as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            cause = f"HTTP {status}" if status is not None else type(exc).__name__
+            raise RpcUnreachable(f"cannot reach the chain RPC at {self.endpoint_uri} ({cause})", cause) from None
+
+    def _post_with_retries(self, method: RPCEndpoint, request_data: bytes) -> bytes:
         assert self.endpoint_uri is not None  # set by the constructor
         dropped = 0
         for attempt in range(MAX_RATE_RETRIES + 1):

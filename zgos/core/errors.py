@@ -29,6 +29,15 @@ class ChainError(ZgError):
     """The chain could not be reached or answered unexpectedly."""
 
 
+class RpcUnreachable(ChainError):
+    """The chain's RPC did not answer (refused, reset, timed out, or an HTTP error), after the
+    transport's own retries; ``cause`` names what happened (``ConnectionError``, ``HTTP 502``)."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 class TxReverted(ChainError):
     """A transaction (or its gas estimation) reverted; ``reason`` is the decoded reason."""
 
