@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hypothesis import settings
 from xdist.scheduler import LoadScopeScheduling
 
 from zgos.chain.accounts import devnet_role
@@ -28,6 +29,11 @@ from zgos.runtime.netutil import free_port
 from zgos.runtime.process import PidFile, terminate
 
 TEST_BLOCK_TIME_S = 0.2
+
+# Property tests check rules, not speed (speed is bench/'s): no per-example deadline, which a
+# loaded 2-core CI machine's scheduling pause once broke (a 0.3 ms example took 298 ms).
+settings.register_profile("zgos", deadline=None)
+settings.load_profile("zgos")
 
 
 @pytest.fixture(scope="session", autouse=True)
