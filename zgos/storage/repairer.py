@@ -112,7 +112,9 @@ class RepairWorker:
         self.state.save(self.state_path)
         return head
 
-    def run_once(self) -> RepairPass:
+    def run_once(self, stop: threading.Event | None = None) -> RepairPass:
+        """One pass over every known file; once ``stop`` is set, it ends after the file at hand
+        (a pass over many files must not hold up a service's shutdown)."""
         head = self.scan()
         urls = self.nodes()
         result = RepairPass(block=head, nodes=len(urls))
@@ -120,6 +122,8 @@ class RepairWorker:
             return result
         with self.client_for(urls) as client:
             for root in self.state.roots:
+                if stop is not None and stop.is_set():
+                    break
                 result.files.append(self._repair(client, root))
         return result
 
@@ -143,7 +147,7 @@ class RepairWorker:
         """Pass after pass until ``stop`` is set; a failing pass (chain down) is logged and retried."""
         while not stop.is_set():
             try:
-                result = self.run_once()
+                result = self.run_once(stop)
             except Exception as exc:  # e.g. the chain or every node is down: a worker outlives it
                 log.warning("repair pass failed, retrying in %.0f s: %s", interval_s, exc)
             else:

@@ -5,6 +5,7 @@ for download, gateway or repairer."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import httpx
@@ -140,3 +141,11 @@ def test_a_strangers_erasure_record_changes_nothing(
     assert (tmp_path / "fallback.bin").read_bytes() == data
     errors = everything_works("after-bad-record")
     assert len(errors) == 2 and all(e is not None and "the recorded layout needs" in e for e in errors), errors
+
+    halted = threading.Event()
+    halted.set()
+    worker = RepairWorker(chain, registry, lambda: [storage_node.url],
+                          lambda urls: ErasureClient(urls, chain, flow, registry.contract.address, timeout_s=10),
+                          tmp_path / "repairer-halted.json", deployment.deploy_block)
+    assert worker.run_once(halted).files == [], "a stopped worker ends its pass before the next file"
+    assert root in worker.state.roots, "and it had files to repair"
