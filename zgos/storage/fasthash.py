@@ -1,10 +1,10 @@
 """Segment roots at native speed when the optional extension ``_treehash`` is built.
 
 ``_treehash`` (zgos/storage/_treehash.c, built by ``pip install -e .`` if a C compiler is
-present) hashes whole 256 KiB segments, and checks their proofs, in C with the GIL released, 8 (AVX-512) or 4 (AVX2)
-Keccaks at a time in SIMD lanes, else one at a time with the XKCP Keccak that safe-pysha3
-already ships. Without it every function here falls back to the plain Python
-definitions of ``zgos.storage.spec.merkle``; the tests check both give the same roots.
+present) hashes whole 256 KiB segments, and checks their proofs, in C with the GIL released:
+8 (AVX-512) or 4 (AVX2) Keccaks at a time in SIMD lanes, else one at a time with the XKCP
+Keccak that safe-pysha3 already ships. Without it every function here falls back to the plain
+Python definitions of ``zgos.storage.spec``; the tests check both agree.
 """
 
 from __future__ import annotations
