@@ -56,10 +56,13 @@ def segment_proven(data: bytes | memoryview, proof: Proof, index: int, root: byt
     ``size``): a full segment, not the file's last, with no rear-padding sibling, for which every
     rule of ``segment.validate_segment`` holds, checked with the GIL released. False decides
     nothing: run ``validate_segment``, the reference, which decides and names what is wrong."""
-    if not NATIVE or not 0 < size <= MAX_FILE_SIZE or index >= compute_segment_count(size) - 1:
+    if not NATIVE or not 0 < size <= MAX_FILE_SIZE:
+        return False
+    n_data = compute_segment_count(size)
+    if index >= n_data - 1:
         return False
     return bool(_treehash.proven_segment(data, b"".join(proof.lemma), bytes(proof.path), index,
-                                         compute_proof_segment_count(size), compute_segment_count(size), root))
+                                         compute_proof_segment_count(size), n_data, root))
 
 
 def seal_pieces(pieces: bytes, seeds: bytes) -> bytes:
