@@ -7,21 +7,34 @@ processed, so it is sent again after a backoff, doubling from ``BACKOFF_BASE_S``
 ``BACKOFF_MAX_S`` per wait (or what ``Retry-After`` asks, capped alike), at most
 ``MAX_RATE_RETRIES`` times: then the refusal surfaces. Reads also survive a dropped connection
 (the methods web3 lists as safe to repeat); a send that lost its connection is not repeated here.
+
+The POSTs go over one kept-alive ``http.client`` connection per thread (``KeptAlivePost``), not
+web3's ``requests`` session: a call then costs the caller about a sixth of the CPU (0.18 vs 1.16 ms
+measured against anvil), and services ask the chain several times a second.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import logging
+import select
+import socket
+import ssl
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-import requests
+import certifi
 from web3 import HTTPProvider
+from web3._utils.batching import sort_batch_response_by_response_ids
 from web3.providers.rpc.utils import check_if_retry_on_failure
 from web3.types import RPCEndpoint, RPCResponse
 
-from zgos.core.errors import RpcUnreachable
+from zgos.core.errors import ChainError, RpcUnreachable
 from zgos.runtime.logs import log_connection
 
 log = logging.getLogger(__name__)
@@ -33,6 +46,7 @@ MAX_RATE_RETRIES = 8
 BACKOFF_BASE_S = 0.1
 BACKOFF_MAX_S = 5.0
 READ_RETRIES = 5  # a dropped connection on a read (web3's own default)
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024  # an answer larger than this is refused, not buffered
 
 
 def is_rate_limit_error(error: Mapping[str, Any]) -> bool:
@@ -52,6 +66,77 @@ def compute_backoff_s(attempt: int, retry_after: str | None = None) -> float:
     return float(min(BACKOFF_BASE_S * 2**attempt, BACKOFF_MAX_S))
 
 
+class KeptAlivePost:
+    """POSTs to one URL over a kept-alive connection per thread, through the proxy the
+    environment names for it (as ``requests`` would). As urllib3 does, a kept connection the
+    server closed meanwhile is replaced before a request is written to it, not after it failed."""
+
+    def __init__(self, url: str, headers: Mapping[str, str], timeout_s: float) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ChainError(f"not an HTTP(S) RPC URL: {url!r}")
+        self.https, self.host, self.timeout_s = parts.scheme == "https", parts.hostname, timeout_s
+        self.port = parts.port or (443 if self.https else 80)
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.headers = dict(headers)
+        if parts.username is not None:  # https://user:password@host/ means HTTP basic auth
+            secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self.headers["Authorization"] = "Basic " + base64.b64encode(secret).decode()
+        proxy = urllib.request.getproxies().get(parts.scheme)
+        self.proxy = urlsplit(proxy) if proxy and not urllib.request.proxy_bypass(self.host) else None
+        if self.proxy is not None and not self.https:
+            self.target = url  # a plain-HTTP proxy takes the whole URL
+        self._local = threading.local()
+
+    def post(self, body: bytes) -> tuple[int, str | None, bytes]:
+        """The status, ``Retry-After`` header and body of one POST of ``body``; ``OSError`` or
+        ``http.client.HTTPException`` when the connection fails."""
+        connection = self._connection()
+        try:
+            connection.request("POST", self.target, body, self.headers)
+            response = connection.getresponse()
+            data = response.read(MAX_RESPONSE_BYTES + 1)
+        except BaseException:
+            self._drop()
+            raise
+        if response.will_close or len(data) > MAX_RESPONSE_BYTES:
+            self._drop()
+        if len(data) > MAX_RESPONSE_BYTES:
+            raise ChainError(f"the chain RPC answered more than {MAX_RESPONSE_BYTES} bytes")
+        return response.status, response.getheader("retry-after"), data
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is not None and connection.sock is not None and _closed_by_peer(connection.sock):
+            self._drop()
+            connection = None
+        if connection is None:
+            connection = self._local.connection = self._connect()
+        return connection
+
+    def _connect(self) -> http.client.HTTPConnection:
+        host, port = (self.proxy.hostname or "", self.proxy.port or 80) if self.proxy else (self.host, self.port)
+        if not self.https:
+            return http.client.HTTPConnection(host, port, timeout=self.timeout_s)
+        context = ssl.create_default_context(cafile=certifi.where())
+        connection = http.client.HTTPSConnection(host, port, timeout=self.timeout_s, context=context)
+        if self.proxy is not None:
+            connection.set_tunnel(self.host, self.port)
+        return connection
+
+    def _drop(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            connection.close()
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Whether an idle kept-alive connection became readable: the server closed it (or sent
+    something unasked), so it must not carry another request."""
+    return bool(select.select([sock], [], [], 0)[0])
+
+
 class RetryingHTTPProvider(HTTPProvider):
     """web3's HTTP provider with the module's retry rules (``sleep`` is injectable for tests)."""
 
@@ -61,6 +146,7 @@ class RetryingHTTPProvider(HTTPProvider):
         super().__init__(endpoint_uri, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None,
                          cache_allowed_requests=True, cacheable_requests={RPCEndpoint("eth_chainId")})
         self._sleep = sleep
+        self._post = KeptAlivePost(endpoint_uri, self.get_request_headers(), timeout_s)
         log_connection(endpoint_uri, endpoint_uri)
         self.rate_limited = 0  # refusals waited out so far (reported in tests and logs)
 
@@ -68,32 +154,32 @@ class RetryingHTTPProvider(HTTPProvider):
         """The POST, retried by the rules above; ``RpcUnreachable`` when it still fails (web3
         would let the transport's own exception through, which callers that retry on a
         ``ZgError`` do not expect)."""
-        try:
-            return self._post_with_retries(method, request_data)
-        except requests.RequestException as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            cause = f"HTTP {status}" if status is not None else type(exc).__name__
-            raise RpcUnreachable(f"cannot reach the chain RPC at {self.endpoint_uri} ({cause})", cause) from None
-
-    def _post_with_retries(self, method: RPCEndpoint, request_data: bytes) -> bytes:
-        assert self.endpoint_uri is not None  # set by the constructor
-        dropped = 0
-        for attempt in range(MAX_RATE_RETRIES + 1):
+        dropped, attempt = 0, 0
+        while True:
             try:
-                return self._request_session_manager.make_post_request(
-                    self.endpoint_uri, request_data, **self.get_request_kwargs())
-            except requests.HTTPError as exc:
-                status = exc.response.status_code if exc.response is not None else None
-                if status not in RATE_LIMIT_HTTP_STATUSES or attempt == MAX_RATE_RETRIES:
-                    raise
-                retry_after = exc.response.headers.get("retry-after") if exc.response is not None else None
-                self._wait(method, attempt, f"HTTP {status}", retry_after)
-            except (requests.ConnectionError, requests.Timeout):
+                status, retry_after, body = self._post.post(request_data)
+            except (OSError, http.client.HTTPException) as exc:
                 dropped += 1
                 if dropped >= READ_RETRIES or not check_if_retry_on_failure(method):
-                    raise
+                    raise self._unreachable("Timeout" if isinstance(exc, TimeoutError) else "ConnectionError") from None
                 self._sleep(compute_backoff_s(dropped - 1))
-        raise AssertionError("unreachable")  # the loop returns or raises
+                continue
+            if status < 400:
+                return body
+            if status not in RATE_LIMIT_HTTP_STATUSES or attempt == MAX_RATE_RETRIES:
+                raise self._unreachable(f"HTTP {status}")
+            self._wait(method, attempt, f"HTTP {status}", retry_after)
+            attempt += 1
+
+    def _unreachable(self, cause: str) -> RpcUnreachable:
+        return RpcUnreachable(f"cannot reach the chain RPC at {self.endpoint_uri} ({cause})", cause)
+
+    def make_batch_request(self, batch_requests: list[tuple[RPCEndpoint, Any]]) -> list[RPCResponse] | RPCResponse:
+        """web3's batch (one POST of many calls), sent like every other request (web3 would send
+        it through its own ``requests`` session)."""
+        request_data = self.encode_batch_rpc_request(batch_requests)
+        response = self.decode_rpc_response(self._make_request(RPCEndpoint("batch"), request_data))
+        return sort_batch_response_by_response_ids(response) if isinstance(response, list) else response
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         for attempt in range(MAX_RATE_RETRIES + 1):

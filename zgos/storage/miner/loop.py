@@ -14,7 +14,6 @@ import logging
 import threading
 from typing import Any
 
-import requests
 from eth_account.signers.local import LocalAccount
 from web3.exceptions import Web3RPCError
 
@@ -118,7 +117,7 @@ class Miner:
                 if not self.registered:
                     wait, retry = retry, min(retry * 2, REGISTER_RETRY_MAX_S)
                 log.warning("miner: %s; retrying in %.0f s", exc, wait)
-            except (OSError, requests.RequestException, Web3RPCError) as exc:
+            except (OSError, Web3RPCError) as exc:
                 self.last_error = f"chain unreachable: {type(exc).__name__}"
                 log.warning("miner: chain unreachable (%s); retrying", type(exc).__name__)
             except Exception as exc:  # a bug must not kill the node: log it and keep going
