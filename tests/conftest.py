@@ -7,6 +7,7 @@ deployer's nonces, and a data dir (``devnet_dir``) that points ``zg`` at the ses
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import warnings
@@ -25,7 +26,7 @@ from zgos.chain.anvil import Anvil, AnvilConfig
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment, deploy_all
 from zgos.runtime.datadir import DataDir
-from zgos.runtime.netutil import free_port
+from zgos.runtime.netutil import FREE_PORT_RANGE_ENV, free_port, worker_port_range
 from zgos.runtime.process import PidFile, terminate
 
 TEST_BLOCK_TIME_S = 0.2
@@ -34,6 +35,15 @@ TEST_BLOCK_TIME_S = 0.2
 # loaded 2-core CI machine's scheduling pause once broke (a 0.3 ms example took 298 ms).
 settings.register_profile("zgos", deadline=None)
 settings.load_profile("zgos")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each xdist worker (and every process it starts) draws ``free_port``s from its own part of
+    the range, so the two workers never take a port between the other's draw and its bind."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ... under xdist
+    if worker is not None:
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        os.environ[FREE_PORT_RANGE_ENV] = worker_port_range(int(worker.removeprefix("gw")), count)
 
 
 @pytest.fixture(scope="session", autouse=True)

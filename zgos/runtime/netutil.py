@@ -30,6 +30,10 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 # devnets' block (20000-32300): between free_port() and the caller's bind, no outgoing
 # connection can take the port, as it could one the kernel picked with bind(0).
 FREE_PORT_RANGE = (10_000, 20_000)
+# "LOW-HIGH": the part of FREE_PORT_RANGE this process and its children draw from. Two processes
+# that never draw the same port cannot take one between the other's draw and bind (the test
+# suite gives each xdist worker its own part).
+FREE_PORT_RANGE_ENV = "ZGOS_FREE_PORT_RANGE"
 FREE_PORT_TRIES = 64
 # Ports this process handed out lately and is not to hand out again: a caller that asks for
 # several before binding any (a cluster of nodes) must not get one twice.
@@ -40,9 +44,9 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A port that was free a moment ago, drawn at random from ``FREE_PORT_RANGE`` and not one
     this process handed out lately (tests use it to avoid the devnet's fixed ports; services to
     start a child on)."""
-    draw = random.SystemRandom()
+    draw, ports = random.SystemRandom(), free_port_range()
     for _ in range(FREE_PORT_TRIES):
-        port = draw.randrange(*FREE_PORT_RANGE)
+        port = draw.randrange(*ports)
         if port in _HANDED_OUT:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -55,6 +59,29 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded range: the kernel's pick
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_range() -> tuple[int, int]:
+    """Where ``free_port`` draws: ``$ZGOS_FREE_PORT_RANGE`` (``LOW-HIGH``, inside
+    ``FREE_PORT_RANGE``), else all of ``FREE_PORT_RANGE``."""
+    value = os.environ.get(FREE_PORT_RANGE_ENV)
+    if not value:
+        return FREE_PORT_RANGE
+    try:
+        low, high = (int(part) for part in value.split("-"))
+    except ValueError:
+        raise ValueError(f"{FREE_PORT_RANGE_ENV}={value!r}: expected LOW-HIGH, e.g. 10000-15000") from None
+    if not FREE_PORT_RANGE[0] <= low < high <= FREE_PORT_RANGE[1]:
+        raise ValueError(f"{FREE_PORT_RANGE_ENV}={value!r}: must lie within {FREE_PORT_RANGE[0]}-{FREE_PORT_RANGE[1]}")
+    return low, high
+
+
+def worker_port_range(index: int, count: int) -> str:
+    """The ``$ZGOS_FREE_PORT_RANGE`` of worker ``index`` of ``count``: its equal part of
+    ``FREE_PORT_RANGE``."""
+    width = (FREE_PORT_RANGE[1] - FREE_PORT_RANGE[0]) // count
+    low = FREE_PORT_RANGE[0] + index * width
+    return f"{low}-{low + width}"
 
 
 READY_TIMEOUT_ENV = "ZGOS_READY_TIMEOUT_S"
