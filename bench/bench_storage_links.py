@@ -20,12 +20,12 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from bench.bench_storage_network import best_download
 from bench.harness import report
 from tests.multihost.netns import Lab, netns_available, zg_env
 from zgos.chain.accounts import devnet_role
@@ -42,7 +42,6 @@ FILE_MIB = int(os.environ.get("ZGOS_BENCH_TRANSFER_MIB", "256"))
 LINK_MBIT = int(os.environ.get("ZGOS_BENCH_LINK_MBIT", "1000"))
 LINK_BURST = "1mb"  # tbf's bucket: at least rate / HZ, or the link cannot reach its rate
 SHARDS = 4
-RUNS = 2
 READY_S = 60.0
 NODE_HOSTS = (*(f"s{i}" for i in range(SHARDS)), "full")
 
@@ -77,18 +76,6 @@ def _answers(probe: Callable[[str], bool], url: str) -> bool:
         return False
 
 
-def _best_download(nodes: list[str], root: bytes, out: Path, workers: int) -> float:
-    """Best time of ``RUNS`` verified downloads, in seconds (run on the client's host)."""
-    times = []
-    for _ in range(RUNS):
-        with StorageClient(nodes, workers=workers) as client:
-            start = time.perf_counter()
-            client.download(root, out)
-            times.append(time.perf_counter() - start)
-        out.unlink()
-    return min(times)
-
-
 def bench_shaped_links(lab: Lab, work: Path) -> None:
     rpc = f"http://{lab['chain'].address}:{CHAIN_PORT}"
     lab.spawn("chain", AnvilConfig(host=lab["chain"].address, port=CHAIN_PORT, block_time_s=None).argv(),
@@ -115,8 +102,8 @@ def bench_shaped_links(lab: Lab, work: Path) -> None:
     root = lab.run_on("client", lambda: upload(sharded))
     lab.run_on("client", lambda: upload([full]))  # same root: no second transaction
     size_mb, out = path.stat().st_size / 1e6, work / "out.bin"
-    one = size_mb / lab.run_on("client", lambda: _best_download([full], root, out, DEFAULT_WORKERS))
-    four = size_mb / lab.run_on("client", lambda: _best_download(sharded, root, out, DEFAULT_WORKERS))
+    one = size_mb / lab.run_on("client", lambda: best_download([full], root, out, DEFAULT_WORKERS))
+    four = size_mb / lab.run_on("client", lambda: best_download(sharded, root, out, DEFAULT_WORKERS))
     report(f"verified download of {FILE_MIB} MiB over {SHARDS} shard hosts vs 1 host, each node's uplink "
            f"{LINK_MBIT} Mbit/s ({LINK_MBIT / 8:g} MB/s, tc tbf); load {os.getloadavg()[0]:.1f}",
            four, one, "MB/s", ">= 1.5x")

@@ -38,7 +38,7 @@ def _spawn_node(data_dir: DataDir, name: str, shard: str, log: Path) -> tuple[su
     return process, url
 
 
-def _best_download(nodes: list[str], root: bytes, out: Path, workers: int) -> float:
+def best_download(nodes: list[str], root: bytes, out: Path, workers: int) -> float:
     """Best time of ``RUNS`` verified downloads, in seconds."""
     times = []
     for _ in range(RUNS):
@@ -77,9 +77,9 @@ def bench_sharded_download(bc: BenchChain) -> None:
             client.upload(path)  # same root: no second transaction, all segments to the one node
         size_mb = path.stat().st_size / 1e6
         out = work / "out.bin"
-        one = size_mb / _best_download([full], result.root, out, DEFAULT_WORKERS)
-        four = size_mb / _best_download(sharded, result.root, out, DEFAULT_WORKERS)
-        one_wide = size_mb / _best_download([full], result.root, out, DEFAULT_WORKERS * SHARDS)
+        one = size_mb / best_download([full], result.root, out, DEFAULT_WORKERS)
+        four = size_mb / best_download(sharded, result.root, out, DEFAULT_WORKERS)
+        one_wide = size_mb / best_download([full], result.root, out, DEFAULT_WORKERS * SHARDS)
         report(f"verified download of {FILE_MIB} MiB spread over {SHARDS} shard nodes vs from 1 node "
                f"(client defaults: {DEFAULT_WORKERS} requests per node)", four, one, "MB/s", ">= 1.0x")
         report(f"same, 1 node given the same {DEFAULT_WORKERS * SHARDS} requests in flight",
