@@ -29,7 +29,6 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.abi import get_abi_output_types
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
-from web3 import Web3
 from web3._utils.method_formatters import PYTHONIC_RESULT_FORMATTERS
 from web3._utils.rpc_abi import RPC
 from web3.contract import Contract
@@ -42,7 +41,7 @@ from zgos.chain.artifacts import error_selectors, load_artifact
 from zgos.chain.confirm import wait_for_confirmations
 from zgos.chain.networks import network_for_chain
 from zgos.chain.nonces import NonceManager
-from zgos.chain.transport import RetryingHTTPProvider
+from zgos.chain.transport import connect_web3
 from zgos.core.errors import ChainError, InsufficientFunds, RpcUnreachable, TxReverted
 from zgos.core.hashing import keccak256
 from zgos.core.units import format_amount
@@ -162,7 +161,7 @@ class Chain:
         """Connect to ``rpc_url``; ``confirmations`` (default: the chain's known profile's, else
         0) is how many blocks must follow a transaction's block before ``transact`` returns."""
         self.rpc_url = rpc_url
-        self.w3 = Web3(RetryingHTTPProvider(rpc_url, timeout_s=RPC_TIMEOUT_S))
+        self.w3 = connect_web3(rpc_url, RPC_TIMEOUT_S)
         try:
             self.chain_id = self.w3.eth.chain_id
             genesis = self.w3.eth.get_block(0)["hash"]

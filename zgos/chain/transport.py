@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import certifi
-from web3 import HTTPProvider
+from web3 import HTTPProvider, Web3
 from web3._utils.batching import sort_batch_response_by_response_ids
 from web3.providers.rpc.utils import check_if_retry_on_failure
 from web3.types import RPCEndpoint, RPCResponse
@@ -195,3 +195,14 @@ class RetryingHTTPProvider(HTTPProvider):
         self.rate_limited += 1
         log.info("the RPC rate-limited %s (%s): retrying in %.2f s", method, why, delay)
         self._sleep(delay)
+
+
+def connect_web3(rpc_url: str, timeout_s: float) -> Web3:
+    """web3 on ``RetryingHTTPProvider``, without web3's ``validation`` middleware: before every
+    ``eth_call`` and gas estimate it asks ``eth_chainId`` through the whole request stack (half
+    of such a call's CPU, 0.65 of 1.3 ms) to check a transaction's chain id that ``Chain`` takes
+    from the connected chain itself (the node checks a signed transaction's chain id again)."""
+    w3 = Web3(RetryingHTTPProvider(rpc_url, timeout_s=timeout_s))
+    w3.middleware_onion.remove("validation")
+    return w3
+
