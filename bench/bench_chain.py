@@ -3,7 +3,8 @@ manager, receipt in the same call via eth_sendRawTransactionSync) vs web3.py's o
 ``send_transaction`` + ``wait_for_transaction_receipt`` (0.1 s polling) on the same anvil, through
 web3's stock ``HTTPProvider``. And the client CPU of one chain read (``Chain.block_number``,
 through the kept-alive transport) vs the same read through web3's stock provider: services poll
-the chain several times a second, so this is most of an idle service's CPU."""
+the chain several times a second, so this is most of an idle service's CPU. The same for a
+contract view call (``Chain.call``: web3 without its validation middleware)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from bench.harness import bench_chain, report
 from zgos.chain.accounts import devnet_account
+from zgos.chain.artifacts import load_artifact
 
 TXS = 40
 READS = 500
@@ -49,3 +51,8 @@ def main() -> None:
         report("sequential tx with receipt", ours, baseline, "tx/s", goal=">= 1.0x")
         report("client CPU of one chain read (eth_blockNumber)", read_cpu_ms(chain.block_number),
                read_cpu_ms(lambda: w3.eth.block_number), "ms", goal="recorded")
+        flow, abi = env.deployment.address("Flow"), load_artifact("Flow").abi
+        ours_flow, stock_flow = chain.contract("Flow", flow), w3.eth.contract(address=flow, abi=abi)
+        report("client CPU of one contract view call (Flow.MAX_DEPTH)",
+               read_cpu_ms(lambda: chain.call(ours_flow.functions.MAX_DEPTH())),
+               read_cpu_ms(lambda: stock_flow.functions.MAX_DEPTH().call()), "ms", goal="recorded")
