@@ -2,7 +2,8 @@
 127.0.0.1: a kept-alive connection the server closed while idle is replaced before a request is
 written to it (so a call that is never repeated, such as ``eth_sendRawTransactionSync``, does not
 fail on it, and a read does not wait out a backoff), an RPC URL's user and
-password become HTTP basic auth, and an answer over the size bound is refused."""
+password become HTTP basic auth, the environment's HTTP proxy carries the calls, and an answer
+over the size bound is refused."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class RpcStub(ThreadingHTTPServer):
     def __init__(self, padding: int = 0) -> None:
         self.connections = 0
         self.closed = 0
+        self.paths: list[str] = []
         self.authorization: list[str | None] = []
         self.padding = padding
         super().__init__(("127.0.0.1", 0), Handler)
@@ -58,6 +60,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         call = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.authorization.append(self.headers.get("Authorization"))
+        self.server.paths.append(self.path)
         body = json.dumps({"jsonrpc": "2.0", "id": call["id"], "result": "0x1" + "0" * self.server.padding}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -105,3 +108,12 @@ def test_an_answer_over_the_size_bound_is_refused(monkeypatch: pytest.MonkeyPatc
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_environments_proxy_carries_the_calls(stub: RpcStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{stub.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    provider = RetryingHTTPProvider("http://rpc.invalid:8545/", timeout_s=5)  # reachable only through it
+    assert provider.make_request(RPCEndpoint("eth_blockNumber"), [])["result"] == "0x1"
+    assert stub.paths == ["http://rpc.invalid:8545/"]
