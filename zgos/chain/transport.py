@@ -205,4 +205,3 @@ def connect_web3(rpc_url: str, timeout_s: float) -> Web3:
     w3 = Web3(RetryingHTTPProvider(rpc_url, timeout_s=timeout_s))
     w3.middleware_onion.remove("validation")
     return w3
-

@@ -41,7 +41,7 @@ _HANDED_OUT: deque[int] = deque(maxlen=1024)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago, drawn at random from ``FREE_PORT_RANGE`` and not one
+    """A port that was free a moment ago, drawn at random from ``free_port_range()`` and not one
     this process handed out lately (tests use it to avoid the devnet's fixed ports; services to
     start a child on)."""
     draw, ports = random.SystemRandom(), free_port_range()
