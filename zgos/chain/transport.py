@@ -86,6 +86,8 @@ class KeptAlivePost:
         self.proxy = urlsplit(proxy) if proxy and not urllib.request.proxy_bypass(self.host) else None
         if self.proxy is not None and not self.https:
             self.target = url  # a plain-HTTP proxy takes the whole URL
+        # one TLS context for every connection: loading the CA bundle costs milliseconds
+        self.tls = ssl.create_default_context(cafile=certifi.where()) if self.https else None
         self._local = threading.local()
 
     def post(self, body: bytes) -> tuple[int, str | None, bytes]:
@@ -116,10 +118,9 @@ class KeptAlivePost:
 
     def _connect(self) -> http.client.HTTPConnection:
         host, port = (self.proxy.hostname or "", self.proxy.port or 80) if self.proxy else (self.host, self.port)
-        if not self.https:
+        if self.tls is None:
             return http.client.HTTPConnection(host, port, timeout=self.timeout_s)
-        context = ssl.create_default_context(cafile=certifi.where())
-        connection = http.client.HTTPSConnection(host, port, timeout=self.timeout_s, context=context)
+        connection = http.client.HTTPSConnection(host, port, timeout=self.timeout_s, context=self.tls)
         if self.proxy is not None:
             connection.set_tunnel(self.host, self.port)
         return connection
