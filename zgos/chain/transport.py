@@ -142,9 +142,9 @@ class RetryingHTTPProvider(HTTPProvider):
     """web3's HTTP provider with the module's retry rules (``sleep`` is injectable for tests)."""
 
     def __init__(self, endpoint_uri: str, *, timeout_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
-        # web3's validation asks eth_chainId before every call and transaction (two extra round
-        # trips per eth_call); an endpoint's chain id does not change, so it is asked once.
-        super().__init__(endpoint_uri, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None,
+        # An endpoint's chain id does not change, so it is asked once (web3 asks it before signing
+        # and, with the validation middleware ``connect_web3`` removes, before every eth_call).
+        super().__init__(endpoint_uri, exception_retry_configuration=None,
                          cache_allowed_requests=True, cacheable_requests={RPCEndpoint("eth_chainId")})
         self._sleep = sleep
         self._post = KeptAlivePost(endpoint_uri, self.get_request_headers(), timeout_s)
