@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
@@ -86,6 +87,7 @@ def test_finetune_cli_orders_follows_acknowledges_decrypts_and_shows_provenance(
     assert status.returncode == 0 and "Delivered" in status.stdout and f"zg finetune ack {task_id}" in status.stdout
     progress = json.loads(run("finetune", "status", task_id, "--json").stdout)
     assert progress["step"] == progress["total_steps"] == 4 and progress["loss"] > 0
+    assert_the_explorer_draws_the_loss_curve(root, task_id, tmp_path)
 
     stranger = zg(root, "finetune", "ack", task_id, "--node", storage_node.url,
                   env={"ZGOS_PRIVATE_KEY": funded_account(chain, new_account, 10**18).key.hex()})
@@ -118,3 +120,22 @@ def test_finetune_cli_orders_follows_acknowledges_decrypts_and_shows_provenance(
     assert pretty.returncode == 0 and "fine-tuning task" in pretty.stdout and "uploader" in pretty.stdout
     unknown = run("provenance", "show", "0x" + "ab" * 32)
     assert unknown.returncode == 1 and "is not a registered model" in unknown.stderr + unknown.stdout
+
+
+def assert_the_explorer_draws_the_loss_curve(data_dir: Path, task_id: str, tmp_path: Path) -> None:
+    """The explorer's task page shows the delivered task's progress as its provider reports it,
+    and draws its loss curve, one point per step, in a real browser when chromium is here."""
+    from tests.cdp import CHROMIUM, Browser
+    from tests.integration.explorer.explorer_fixtures import serving_explorer, show_page
+
+    with serving_explorer(data_dir, tmp_path / "explorer.log") as url:
+        detail = httpx.get(f"{url}/api/compute/task/{task_id}", timeout=30).json()
+        losses = detail["progress"]["losses"]
+        assert detail["task"]["status"] == "delivered" and losses[-1][0] == 4 and len(losses) >= 2, detail
+        if CHROMIUM is None:
+            return
+        with Browser(tmp_path / "profile") as browser:
+            text = show_page(browser, f"{url}/#/task/{task_id}", "task", "finetune-task")
+            assert f"Fine-tuning task {task_id}" in text and "4 of 4" in text and "step 4" in text, text
+            drawn = browser.evaluate("document.querySelector('svg.chart polyline').points.numberOfItems")
+            assert drawn == len(losses), (drawn, losses)

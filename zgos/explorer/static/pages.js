@@ -164,7 +164,7 @@ async function taskPage(id) {
     ["provider", address(t.provider)], ["fee", og(t.fee)], ["base model", link(t.baseModel, `#/model/${t.baseModel}`)],
     ["dataset", link(t.datasetRoot, `#/file/${t.datasetRoot}`)],
     ["result", t.resultRoot ? link(t.resultRoot, `#/file/${t.resultRoot}`) : "not delivered"]])),
-  section("Progress (as its provider reports it)", p ? kv([["state", p.state], ["step", `${p.step} of ${p.totalSteps}`],
+  section("Progress (as its provider reports it)", p ? kv([["state", p.state], ["step", `${p.step} of ${p.total_steps}`],
     ["loss", p.loss ?? "—"], ["error", p.error || "none"]]) : el("p", { class: "warn" }, progressError),
   p ? lineChart([{ name: "loss", points: p.losses }], "step") : null)];
 }
