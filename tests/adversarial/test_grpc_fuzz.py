@@ -34,6 +34,7 @@ from zgos.da.signer.signer import SignerIdentity, SignerNode, ensure_registered,
 from zgos.da.signer.store import CellStore
 from zgos.da.spec.blob import MAX_BLOB_BYTES
 from zgos.da.spec.encoding import Encoder
+from zgos.runtime.addresses import DEVNET_POLICY
 from zgos.runtime.netutil import free_port
 
 SEED_OFFSET = 12  # this corpus's seed, past the HTTP services' ones
@@ -254,7 +255,7 @@ def services(chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     node = SignerNode(da, identity, CellStore(root / "signer"))
     next_epoch(da)
     signer_server = serve_signer(node, "127.0.0.1", signer_port)
-    disperser = Disperser(da, funded_signer(chain).account, Encoder(workers=0), root / "disperser")
+    disperser = Disperser(da, funded_signer(chain).account, Encoder(workers=0), root / "disperser", DEVNET_POLICY)
     disperser_server = serve_disperser(disperser, "127.0.0.1", disperser_port)
     yield Services(f"127.0.0.1:{signer_port}", f"127.0.0.1:{disperser_port}", disperser, node)
     disperser_server.stop(0)

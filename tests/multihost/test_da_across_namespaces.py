@@ -69,7 +69,7 @@ def test_a_blob_is_certified_by_signers_on_other_hosts_and_read_back_through_the
             listening.append((lab[host].address, DA_SIGNER_PORT + i))
     client, address = tmp_path / "client", lab["client"].address
     lab.spawn("client", zg(client, "da", "disperser", "--host", address, "--workers", "0", *chain_flags),
-              tmp_path / "disperser.log", env=zg_env())
+              tmp_path / "disperser.log", env=zg_env(ZGOS_OUTBOUND_ALLOW="private"))  # signers announce private addresses
     listening.append((address, DA_DISPERSER_PORT))
     for host_address, port in listening:
         assert wait_until(lambda h=host_address, p=port: lab.run_on("client", lambda: port_in_use(p, h)), READY_S), \

@@ -127,7 +127,7 @@ def disperser(
     cli = get_ctx(ctx)
     payer = cli.account(account, role="da-disperser")
     config = DisperserConfig(state_dir=cli.data_dir.service("da-disperser"), host=host, port=port, workers=workers)
-    DisperserService(config, _contracts(cli), payer).run(_started)
+    DisperserService(config, _contracts(cli), payer, cli.outbound_policy()).run(_started)
 
 
 def _status_name(code: int) -> str:

@@ -102,12 +102,12 @@ def pick_samples(per_row: list[int], rng: random.Random) -> list[CellIndex]:
 
 
 class Retriever:
-    """Reads blobs from the signers of their epoch. With a ``policy``, a signer's announced
-    address is resolved and checked first, and the connection pinned to the checked address
-    (a reader serving strangers, such as the explorer, must not be steered at its own network)."""
+    """Reads blobs from the signers of their epoch. A signer's announced address is resolved
+    and checked against ``policy`` first, and the connection pinned to the checked address (no
+    reader, the explorer or an auditor least of all, may be steered at its own network)."""
 
-    def __init__(self, da: DAContracts, encoder: Encoder | None = None, timeout_s: float = FETCH_TIMEOUT_S,
-                 policy: AddressPolicy | None = None) -> None:
+    def __init__(self, da: DAContracts, encoder: Encoder | None = None, timeout_s: float = FETCH_TIMEOUT_S, *,
+                 policy: AddressPolicy) -> None:
         self.da = da
         self.encoder = encoder
         self.timeout_s = timeout_s
@@ -123,12 +123,10 @@ class Retriever:
         return self.da.header(blob_id, record), self.da.quorum(record.epoch)
 
     def _fetch(self, url: str, blob_id: bytes, indices: list[CellIndex] | None) -> list[Cell]:
-        target = url
-        if self.policy is not None:
-            try:
-                target = pin_target(url, self.policy, self.timeout_s)
-            except httpx.TransportError as exc:
-                raise SignerRefused(url, str(exc)) from None
+        try:
+            target = pin_target(url, self.policy, self.timeout_s)
+        except httpx.TransportError as exc:
+            raise SignerRefused(url, str(exc)) from None
         with SignerClient(target, self.timeout_s) as client:
             return client.get_cells(blob_id, indices)
 

@@ -20,6 +20,7 @@ from zgos.da.proto import disperser_pb2
 from zgos.da.signer.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
 from zgos.da.signer.store import CellStore
 from zgos.da.spec.encoding import Encoder
+from zgos.runtime.addresses import DEVNET_POLICY
 from zgos.runtime.netutil import free_port
 
 from .helpers import CERTIFIED, deploy_da, funded_signer, next_epoch
@@ -83,7 +84,7 @@ def network(chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     next_epoch(da)
     encoder = Encoder(workers=0)
     payer = funded_signer(chain).account
-    disperser = Disperser(da, payer, encoder, root / "disperser")
+    disperser = Disperser(da, payer, encoder, root / "disperser", DEVNET_POLICY)
     port = free_port()
     server = serve_disperser(disperser, "127.0.0.1", port)
     net = DANetwork(da, nodes, ports, disperser, f"127.0.0.1:{port}", encoder)

@@ -9,6 +9,7 @@ from tests.integration.da.conftest import DANetwork, blob_bytes
 from zgos.alignment.auditor.da import DaAudit
 from zgos.alignment.spec.bonds import BondKind
 from zgos.alignment.spec.reports import Finding
+from zgos.runtime.addresses import DEVNET_POLICY
 
 CHECKS = 5
 
@@ -16,7 +17,7 @@ CHECKS = 5
 def test_signers_serving_their_cells_pass_and_a_withholding_signer_is_found(healthy: DANetwork) -> None:
     reply = healthy.disperse(blob_bytes(21))
     blob_id = bytes(reply.info.blob_header.storage_root)
-    audit = DaAudit(healthy.da, random.Random(3), samples=64)
+    audit = DaAudit(healthy.da, random.Random(3), DEVNET_POLICY, samples=64)
     assert blob_id in audit.recent_blobs()
     honest = [o for _ in range(CHECKS) for o in audit.sample()]
     assert honest and all(o.clean and o.kind == BondKind.DA_SIGNER for o in honest)

@@ -11,6 +11,7 @@ from zgos.da.disperser.state import CONFIRMED, FINALIZED
 from zgos.da.signer.signer import SignerIdentity, SignerNode, ensure_registered, serve_signer
 from zgos.da.signer.store import CellStore
 from zgos.da.spec.encoding import Encoder
+from zgos.runtime.addresses import DEVNET_POLICY
 from zgos.runtime.netutil import free_port, wait_until
 
 from .helpers import deploy_da, funded_signer
@@ -26,7 +27,7 @@ def test_dispersal_right_after_registration_waits_for_the_signers_epoch(chain: C
         ensure_registered(da, identity, f"127.0.0.1:{port}", 10**18)
         servers.append(serve_signer(SignerNode(da, identity, CellStore(tmp_path / f"s{i}")), "127.0.0.1", port))
     assert da.quorum(da.current_epoch()).members == ()
-    disperser = Disperser(da, funded_signer(chain).account, Encoder(workers=0), tmp_path / "disperser")
+    disperser = Disperser(da, funded_signer(chain).account, Encoder(workers=0), tmp_path / "disperser", DEVNET_POLICY)
     try:
         request_id = disperser.submit(b"first blob of a fresh network")
         assert wait_until(lambda: disperser.status(request_id).status != "PROCESSING", 60, 0.1)  # type: ignore[union-attr]

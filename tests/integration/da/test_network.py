@@ -20,6 +20,8 @@ from tests.servers import await_ready
 from zgos.chain.client import Chain
 from zgos.da.client import DisperserClient, SignerClient
 from zgos.da.contracts import BlobStatus
+from zgos.da.disperser.disperser import Disperser
+from zgos.da.disperser.state import FAILED
 from zgos.da.proto import disperser_pb2
 from zgos.da.retriever import Retriever
 from zgos.da.rpc import RpcError
@@ -27,8 +29,9 @@ from zgos.da.signer.signer import SignerIdentity, SignerNode
 from zgos.da.signer.store import CellStore
 from zgos.da.spec import bls
 from zgos.da.spec.blob import MAX_BLOB_BYTES
-from zgos.da.spec.encoding import Cell, InsufficientCells
+from zgos.da.spec.encoding import Cell, Encoder, InsufficientCells
 from zgos.runtime.access import TOKEN_FILE, read_token
+from zgos.runtime.addresses import DEVNET_POLICY, AddressPolicy
 from zgos.runtime.netutil import free_port, port_in_use, wait_until
 
 from .conftest import DANetwork, blob_bytes
@@ -42,14 +45,37 @@ def test_blob_is_certified_on_chain_and_retrieved_exactly(healthy: DANetwork) ->
     blob_id = bytes(reply.info.blob_header.storage_root)
     record = healthy.da.blob(blob_id)
     assert record.status is BlobStatus.CERTIFIED
-    assert Retriever(healthy.da).retrieve(blob_id) == data
+    assert Retriever(healthy.da, policy=DEVNET_POLICY).retrieve(blob_id) == data
     with DisperserClient(healthy.disperser_target) as client:
         assert client.retrieve(blob_id, record.epoch) == data
     mine(healthy.da.chain, 4)
     with DisperserClient(healthy.disperser_target) as client:
         assert client.status(healthy.last_request_id).status == disperser_pb2.FINALIZED
-    report = Retriever(healthy.da).sample(blob_id, 24)
+    report = Retriever(healthy.da, policy=DEVNET_POLICY).sample(blob_id, 24)
     assert report.available and report.verified == 24 and report.confidence > 0.99
+
+
+def test_signers_at_addresses_the_policy_refuses_are_neither_sent_cells_nor_read(
+    healthy: DANetwork, tmp_path: Path,
+) -> None:
+    """Signers announce their own addresses: a disperser or reader whose policy does not allow
+    loopback calls none of this network's signers (all on 127.0.0.1), and says why."""
+    strict = AddressPolicy()  # global addresses only, as on a public network
+    disperser = Disperser(healthy.da, funded_signer(healthy.da.chain).account, Encoder(workers=0),
+                          tmp_path / "disperser", strict)
+    try:
+        request_id = disperser.submit(blob_bytes(11))
+        assert wait_until(lambda: disperser.status(request_id).status != "PROCESSING", 120, 0.1)  # type: ignore[union-attr]
+        failed = disperser.status(request_id)
+        assert failed is not None and failed.status == FAILED, failed
+        assert "not called" in failed.reason and "loopback" in failed.reason, failed.reason
+    finally:
+        disperser.close()
+    certified = healthy.disperse(blob_bytes(12))
+    blob_id = bytes(certified.info.blob_header.storage_root)
+    with pytest.raises(InsufficientCells) as refused:
+        Retriever(healthy.da, policy=strict).retrieve(blob_id)
+    assert "loopback" in str(refused.value), refused.value
 
 
 def test_one_of_four_signers_down_still_certifies(healthy: DANetwork) -> None:
@@ -59,7 +85,7 @@ def test_one_of_four_signers_down_still_certifies(healthy: DANetwork) -> None:
     down = healthy.nodes[2].identity.address
     assert down in reply.reason and "certified by 3 of 4 signers" in reply.reason
     blob_id = bytes(reply.info.blob_header.storage_root)
-    assert Retriever(healthy.da).retrieve(blob_id) == blob_bytes(2)
+    assert Retriever(healthy.da, policy=DEVNET_POLICY).retrieve(blob_id) == blob_bytes(2)
 
 
 def test_more_signers_down_fails_cleanly_with_a_reason_and_no_fee_lost(healthy: DANetwork) -> None:
@@ -132,10 +158,10 @@ def test_blob_recovers_from_exactly_half_the_columns_and_fewer_gives_a_clear_err
     blob_id = bytes(reply.info.blob_header.storage_root)
     healthy.stop_signer(0)
     healthy.stop_signer(1)  # equal stakes: the two left hold exactly 64 of 128 columns
-    assert Retriever(healthy.da).retrieve(blob_id) == data
+    assert Retriever(healthy.da, policy=DEVNET_POLICY).retrieve(blob_id) == data
     healthy.stop_signer(2)
     with pytest.raises(InsufficientCells, match=r"cannot be recovered.*connection|UNAVAILABLE"):
-        Retriever(healthy.da).retrieve(blob_id)
+        Retriever(healthy.da, policy=DEVNET_POLICY).retrieve(blob_id)
 
 
 def test_sampling_fails_loudly_when_a_signer_withholds_data(
@@ -148,14 +174,14 @@ def test_sampling_fails_loudly_when_a_signer_withholds_data(
     withholding = healthy.nodes[3]
     # the signer drops the cells it signed for and answers NOT_FOUND
     (withholding.store.root / f"{blob_id.hex()}.cells").unlink()
-    report = Retriever(healthy.da).sample(blob_id, 64, random.Random(1))
+    report = Retriever(healthy.da, policy=DEVNET_POLICY).sample(blob_id, 64, random.Random(1))
     assert not report.available and report.confidence == 0.0
     assert [f.signer for f in report.failures] == [withholding.identity.address]
     assert "NOT_FOUND" in report.failures[0].reason
     owners = healthy.da.quorum(healthy.da.blob(blob_id).epoch).column_owners
     assert all(owners[c] == 3 for _, c in report.failed_cells)
     # retrieval still succeeds from the other three
-    assert Retriever(healthy.da).retrieve(blob_id) == blob_bytes(7)
+    assert Retriever(healthy.da, policy=DEVNET_POLICY).retrieve(blob_id) == blob_bytes(7)
     pair = {"DASigners": healthy.da.signers.address, "DAEntrance": healthy.da.entrance.address}
     with running_explorer(tmp_path, chain, deployment_path, pair) as explorer:
         seen = httpx.get(f"{explorer}/api/da/blob/0x{whole.hex()}/sampling", timeout=60).json()
@@ -176,9 +202,9 @@ def test_retrieval_skips_a_signer_serving_corrupted_cells(healthy: DANetwork) ->
     raw[100] ^= 0xFF  # inside the first cell's data
     path.write_bytes(bytes(raw))
     failures = []
-    assert Retriever(healthy.da).retrieve(blob_id, on_failure=failures.append) == blob_bytes(8)
+    assert Retriever(healthy.da, policy=DEVNET_POLICY).retrieve(blob_id, on_failure=failures.append) == blob_bytes(8)
     assert [f.reason for f in failures] == ["served cells that fail their KZG proofs"]
-    report = Retriever(healthy.da).sample(blob_id, 128)
+    report = Retriever(healthy.da, policy=DEVNET_POLICY).sample(blob_id, 128)
     assert not report.available
     assert [f.signer for f in report.failures] == [quorum.members[biggest]]
 
@@ -255,7 +281,8 @@ def test_acknowledged_dispersal_completes_after_the_disperser_is_killed(
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     chain = healthy.da.chain
-    (data_dir / "network.json").write_text(json.dumps({"rpc_url": chain.rpc_url, "chain_id": chain.chain_id}))
+    (data_dir / "network.json").write_text(json.dumps({"rpc_url": chain.rpc_url, "chain_id": chain.chain_id,
+                                                       "outbound_allow": "loopback"}))  # the signers' addresses
     addresses = {"DASigners": healthy.da.signers.address, "DAEntrance": healthy.da.entrance.address}
     (data_dir / "deployment.json").write_text(json.dumps({
         "chainId": chain.chain_id, "deployBlock": 0,
@@ -291,4 +318,4 @@ def test_acknowledged_dispersal_completes_after_the_disperser_is_killed(
     finally:
         second.terminate()
         second.wait(10)
-    assert Retriever(healthy.da).retrieve(blob_id) == data
+    assert Retriever(healthy.da, policy=DEVNET_POLICY).retrieve(blob_id) == data

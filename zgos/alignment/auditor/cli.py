@@ -74,7 +74,7 @@ def build_auditor(cli: CliContext, account_spec: str | None, model_paths: list[P
         return StorageClient(list(storage_nodes(cli, None)), chain, deployment.address("Flow"), account, policy=policy)
 
     subjects = registered_subjects(compute, NodeRegistry(chain, deployment.address("NodeRegistry")))
-    da = DaAudit(DAContracts.from_addresses(chain, deployment.addresses), rng) if "DAEntrance" in deployment.addresses else None
+    da = DaAudit(DAContracts.from_addresses(chain, deployment.addresses), rng, policy) if "DAEntrance" in deployment.addresses else None
     return Auditor(account, contracts, compute, subjects, storage,
                    compute_probe, evidence_store, Journal(work / "journal.sqlite"),
                    RoundConfig(challenge_every=challenge_every), rng, work, da)

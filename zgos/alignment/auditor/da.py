@@ -17,6 +17,7 @@ from zgos.alignment.spec.reports import Finding
 from zgos.core.errors import ZgError
 from zgos.da.contracts import DAContracts
 from zgos.da.retriever import Retriever
+from zgos.runtime.addresses import AddressPolicy
 
 CHECK = "da-sampling"
 RECENT_BLOCKS = 2_000  # blobs certified this recently are sampled
@@ -24,9 +25,10 @@ SAMPLES_PER_CHECK = 16  # cells asked per blob
 
 
 class DaAudit:
-    def __init__(self, da: DAContracts, rng: random.Random, samples: int = SAMPLES_PER_CHECK) -> None:
+    def __init__(self, da: DAContracts, rng: random.Random, policy: AddressPolicy,
+                 samples: int = SAMPLES_PER_CHECK) -> None:
         self.da = da
-        self.retriever = Retriever(da)
+        self.retriever = Retriever(da, policy=policy)  # signers' addresses are their own claims
         self.rng = rng
         self.samples = samples
 

@@ -1,7 +1,8 @@
 """The DA disperser service (``zg da disperser``), wired in one place from a typed config.
 
 ``DisperserService`` starts the encoder's worker processes (they load the KZG setup in the
-background) and the ``Disperser`` on its state directory (resuming unfinished requests);
+background) and the ``Disperser`` on its state directory (resuming unfinished requests), which
+calls signers only at announced addresses the outbound policy allows;
 ``run`` serves 0G's disperser gRPC API until SIGINT/SIGTERM, then closes both.
 """
 
@@ -18,6 +19,7 @@ from zgos.da.disperser.disperser import Disperser
 from zgos.da.disperser.servicer import serve_disperser
 from zgos.da.rpc import serve_until_signalled
 from zgos.da.spec.encoding import Encoder
+from zgos.runtime.addresses import AddressPolicy
 from zgos.runtime.ports import DA_DISPERSER_PORT
 
 
@@ -34,10 +36,10 @@ class DisperserConfig:
 class DisperserService:
     """The disperser, its encoder and its gRPC server (see the module docstring)."""
 
-    def __init__(self, config: DisperserConfig, da: DAContracts, payer: LocalAccount) -> None:
+    def __init__(self, config: DisperserConfig, da: DAContracts, payer: LocalAccount, policy: AddressPolicy) -> None:
         self.config = config
         self.encoder = Encoder(config.workers)
-        self.disperser = Disperser(da, payer, self.encoder, config.state_dir)
+        self.disperser = Disperser(da, payer, self.encoder, config.state_dir, policy)
 
     @property
     def banner(self) -> str:

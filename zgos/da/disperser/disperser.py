@@ -46,6 +46,7 @@ from zgos.da.spec.quorum import (
     stake_share_percent,
 )
 from zgos.runtime.access import TOKEN_FILE, load_or_create_token
+from zgos.runtime.addresses import AddressPolicy
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,13 @@ class PhaseTimer:
 
 
 class Disperser:
-    def __init__(self, da: DAContracts, account: LocalAccount, encoder: Encoder, state_dir: Path) -> None:
+    def __init__(self, da: DAContracts, account: LocalAccount, encoder: Encoder, state_dir: Path,
+                 policy: AddressPolicy) -> None:
         self.da = da
         self.account = account
         self.encoder = encoder
         self.store = DispersalStore(state_dir)
-        self.collector = SignatureCollector(da)
+        self.collector = SignatureCollector(da, policy)
         self.token_path = state_dir / TOKEN_FILE
         self.token = load_or_create_token(self.token_path)
         self._workers = futures.ThreadPoolExecutor(BLOBS_IN_FLIGHT, thread_name_prefix="disperse")

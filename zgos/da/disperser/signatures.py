@@ -4,7 +4,10 @@ and named); members that failed are asked again once, until the valid signers re
 (``zgos.da.spec.quorum``).
 
 Several blobs are collected at once (one per dispersal thread): the requests to signers run on
-one shared thread pool over one gRPC channel per signer URL, kept open between blobs."""
+one shared thread pool over one gRPC channel per signer URL, kept open between blobs. A URL is
+one a signer announced on chain, so it is resolved and checked against the outbound policy
+first, and the channel pinned to the checked address: a member that names a loopback or
+private address the policy does not allow is refused, not called."""
 
 from __future__ import annotations
 
@@ -14,12 +17,16 @@ import time
 from concurrent import futures
 from dataclasses import dataclass, field
 
+import httpx
+
 from zgos.da.client import SignerClient
 from zgos.da.contracts import DAContracts, Quorum
 from zgos.da.rpc import RpcError
 from zgos.da.spec import bls
 from zgos.da.spec.encoding import EncodedBlob
 from zgos.da.spec.quorum import is_quorum_reached
+from zgos.runtime.addresses import AddressPolicy
+from zgos.runtime.outbound import pin_target
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +71,9 @@ class Signatures:
 
 
 class SignatureCollector:
-    def __init__(self, da: DAContracts, timeout_s: float = SIGN_TIMEOUT_S) -> None:
+    def __init__(self, da: DAContracts, policy: AddressPolicy, timeout_s: float = SIGN_TIMEOUT_S) -> None:
         self.da = da
+        self.policy = policy
         self.timeout_s = timeout_s
         self._pool = futures.ThreadPoolExecutor(SIGN_THREADS, thread_name_prefix="sign")
         self._clients: dict[str, SignerClient] = {}
@@ -76,11 +84,20 @@ class SignatureCollector:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _client(self, url: str) -> SignerClient:
-        """The open channel to ``url`` (gRPC channels reconnect by themselves and are thread-safe)."""
+        """The open channel to ``url`` (gRPC channels reconnect by themselves and are
+        thread-safe), pinned to the address the policy allowed; ``httpx.TransportError`` if it
+        refused the address or the host does not resolve (resolved outside the lock: a slow
+        name server holds up only its own signer)."""
         with self._clients_lock:
-            if url not in self._clients:
-                self._clients[url] = SignerClient(url, self.timeout_s)
-            return self._clients[url]
+            known = self._clients.get(url)
+        if known is not None:
+            return known
+        fresh = SignerClient(pin_target(url, self.policy, self.timeout_s), self.timeout_s)
+        with self._clients_lock:
+            kept = self._clients.setdefault(url, fresh)
+        if kept is not fresh:
+            fresh.close()
+        return kept
 
     def _drop_client(self, url: str) -> None:
         """Forget a channel that failed: a channel to a restarted signer may sit in gRPC's
@@ -116,6 +133,8 @@ class SignatureCollector:
         except RpcError as exc:
             self._drop_client(url)
             return SignerOutcome(member, url, None, exc.reason)
+        except httpx.TransportError as exc:  # its announced address was refused or does not resolve
+            return SignerOutcome(member, url, None, f"not called: {exc}")
         if not bls.verify(self.da.pubkey(member), request.message, signature):
             log.warning("signer %s returned an invalid signature; excluded", member)
             return SignerOutcome(member, url, None, "invalid BLS signature (excluded)")
