@@ -47,7 +47,7 @@ def show(ctx: typer.Context, target: str = typer.Argument(..., help="Response id
 
     cli = get_ctx(ctx)
     dirs = [cli.data_dir.service("compute-user")]
-    node = Provenance(cli.chain(), cli.deployment(), dirs).show(target)
+    node = Provenance(cli.chain(), cli.deployment(), dirs, policy=cli.outbound_policy()).show(target)
     if as_json:
         console.print_json(json.dumps(node.to_json()))
         return

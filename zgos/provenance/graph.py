@@ -47,9 +47,12 @@ from zgos.core.errors import ZgError
 from zgos.inft.contracts import InftContracts
 from zgos.provenance.agents import REQUEST_CHECK, agent_node, requested_agent
 from zgos.provenance.nodes import Check, Node
+from zgos.runtime.addresses import AddressPolicy
+from zgos.runtime.outbound import OutboundClient
 from zgos.storage.contracts import FlowContract, LogEntry
 
-HTTP_TIMEOUT_S = 10.0
+HTTP_TIMEOUT_S = 10.0  # total, asking a provider for a signed answer
+MAX_SIGNED_BYTES = 64 * 1024  # a signed answer's record is a few hundred bytes
 ZERO = b"\x00" * 32
 
 
@@ -75,8 +78,10 @@ def parse_id(text: str) -> bytes:
 class Provenance:
     """Walks lineage over one deployment. ``response_dirs`` hold users' response records."""
 
-    def __init__(self, chain: Chain, deployment: Deployment, response_dirs: list[Path] | None = None) -> None:
+    def __init__(self, chain: Chain, deployment: Deployment, response_dirs: list[Path] | None = None, *,
+                 policy: AddressPolicy) -> None:
         self.chain = chain
+        self.policy = policy  # which addresses a provider's announced URL may name
         self.market = FineTuningMarket(chain, deployment.address("FineTuningServing"))
         self.registry = ModelRegistry(chain, deployment.address("ModelRegistry"))
         self.compute = ComputeContracts.from_deployment(chain, deployment)
@@ -122,8 +127,8 @@ class Provenance:
     def _fetch_signed(self, provider: str, response_id: bytes) -> str | None:
         try:
             service = self.compute.service(provider)
-            answer = httpx.get(f"{service.url.rstrip('/')}/v1/proxy/signature/{_hex(response_id)}",
-                               timeout=HTTP_TIMEOUT_S)
+            with OutboundClient(self.policy, deadline_s=HTTP_TIMEOUT_S, max_response_bytes=MAX_SIGNED_BYTES) as http:
+                answer = http.get(f"{service.url.rstrip('/')}/v1/proxy/signature/{_hex(response_id)}")
         except (ServiceNotRegistered, httpx.HTTPError):
             return None
         return answer.text if answer.status_code == 200 else None
@@ -137,7 +142,8 @@ class Provenance:
         signed = self._fetch_signed(provider, response_id)
         if signed is None:
             node.check("signed by the provider's registered signer", None,
-                       f"provider {provider} does not serve the signature (offline or unregistered)")
+                       f"provider {provider} does not serve the signature (offline, unregistered, "
+                       "or at an address this reader's outbound policy refuses)")
             return node
         try:
             response, signature = v.decode_response(signed)

@@ -134,7 +134,7 @@ def provenance(tour: Tour) -> None:
     tour.guide.proves("Every answer traces back, from chain events alone, to the model that gave it, the task "
                       "that trained it, the dataset it learnt from and who uploaded that dataset.")
     cli = tour.cli
-    node = Provenance(cli.chain(), cli.deployment(), [cli.data_dir.service("compute-user")]).show(response_id)
+    node = Provenance(cli.chain(), cli.deployment(), [cli.data_dir.service("compute-user")], policy=cli.outbound_policy()).show(response_id)
     tour.guide.console.print(render(node))
     ids = {n.id.lower() for n in node.walk()}
     checks = [c for n in node.walk() for c in n.checks]

@@ -85,7 +85,7 @@ def finetune(tour: Tour) -> None:
     tour.guide.ok(f"task {task_id}: {quote.examples} examples, {quote.tokens} tokens x {quote.epochs} epochs, "
                   f"fee {quote.fee} neuron escrowed with {service.provider}")
     tour.guide.link(f"task/{task_id}")
-    state, view = follow_task(user.market, task_id, service.url)
+    state, view = follow_task(user.market, task_id, service.url, tour.cli.outbound_policy())
     if state.lower() != "delivered":
         raise ZgError(f"fine-tuning task {task_id} ended {state}: {view.get('error') or 'no deliverable'}",
                       f"see `zg finetune status {task_id}` and the finetune-provider log")

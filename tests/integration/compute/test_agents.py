@@ -32,7 +32,7 @@ from zgos.inft.spec.agents import describe_adapter
 from zgos.provenance.agents import agent_node
 from zgos.provenance.graph import Provenance
 from zgos.provenance.nodes import Node
-from zgos.runtime.addresses import DEVNET_POLICY
+from zgos.runtime.addresses import DEVNET_POLICY, AddressPolicy
 from zgos.runtime.outbound import OutboundClient
 from zgos.storage.client import StorageClient
 from zgos.storage.contracts import FlowContract
@@ -184,21 +184,23 @@ def test_an_agent_answer_traces_to_the_agent_then_its_tuned_model_task_and_datas
     verified = user.chat(executor.provider.address, QUESTION, max_tokens=4, agent=token)
 
     records = user.state_dir
-    tree = Provenance(chain, deployment, [records]).show(verified.response_id)
+    tree = Provenance(chain, deployment, [records], policy=DEVNET_POLICY).show(verified.response_id)
     agent = _find(tree, "agent")
     assert (agent.id, tree.facts["agent"]) == (str(token), token)
     assert all(n.verified for n in agent.walk()), [c for n in agent.walk() for c in n.checks if c.ok is not True]
     assert [n.kind for n in agent.walk()][:3] == ["agent", "model", "task"]
     assert _find(agent, "dataset").facts["uploader"] == client.account.address
+    guarded = Provenance(chain, deployment, [records], policy=AddressPolicy()).show(verified.response_id)
+    assert not guarded.verified and "outbound policy refuses" in guarded.checks[0].detail, guarded.checks
 
     path = next(records.glob("responses-*.jsonl"))
     path.write_text(path.read_text().replace('\\"zg_agent\\":' + str(token), '\\"zg_agent\\":' + str(token + 1000)))
-    forged = Provenance(chain, deployment, [records]).show(verified.response_id)
+    forged = Provenance(chain, deployment, [records], policy=DEVNET_POLICY).show(verified.response_id)
     assert not forged.verified and not any(n.kind == "agent" for n in forged.walk())
 
     squatter = _owner_client(chain, deployment, storage, tmp_path / "squatter")
     token = squatter.mint([(prompt, "system-prompt"), (lora, describe_adapter(tuned))])
-    walk = Provenance(chain, deployment)
+    walk = Provenance(chain, deployment, policy=DEVNET_POLICY)
     assert walk.inft is not None
     claimed = agent_node(walk, walk.inft, token)
     assert [c.ok for c in claimed.checks if "declared" in c.name] == [False]

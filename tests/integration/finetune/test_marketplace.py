@@ -28,6 +28,7 @@ from zgos.compute.finetune.worker import FineTuningWorker, WorkerConfig
 from zgos.compute.spec.dataset import Example, InvalidDataset, encode_dataset
 from zgos.compute.spec.tasks import TaskState, TrainingParams
 from zgos.provenance.graph import Provenance
+from zgos.runtime.addresses import DEVNET_POLICY
 from zgos.storage.client import StorageClient
 
 PRICE = 10**9
@@ -116,7 +117,7 @@ def test_dataset_in_storage_to_registered_model_with_verified_lineage(
     assert (model.parent, model.datasets, model.task_id, model.trainer) == (
         TINY_MODEL_HASH, (root,), task_id, provider.address)
 
-    tree = Provenance(chain, deployment).show("0x" + result.model_id.hex())
+    tree = Provenance(chain, deployment, policy=DEVNET_POLICY).show("0x" + result.model_id.hex())
     nodes = {n.kind: n for n in tree.walk()}
     assert tree.kind == "model" and tree.verified
     assert nodes["task"].verified and nodes["task"].facts["user"] == user.account.address
@@ -124,7 +125,7 @@ def test_dataset_in_storage_to_registered_model_with_verified_lineage(
     assert nodes["deliverable"].facts["uploader"] == provider.address
     assert all(n.verified for n in tree.walk() if n.kind != "model" or n.facts.get("base") is False)
     # from the dataset root: the uploader and the model trained on it
-    by_root = Provenance(chain, deployment).show("0x" + root.hex())
+    by_root = Provenance(chain, deployment, policy=DEVNET_POLICY).show("0x" + root.hex())
     assert by_root.kind == "dataset" and any(c.kind == "model" and c.id == "0x" + result.model_id.hex()
                                              for c in by_root.children)
 

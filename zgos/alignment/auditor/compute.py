@@ -53,6 +53,7 @@ CHECK = "compute-probe"
 PROBE_MAX_TOKENS = 16
 DEFAULT_LATENCY_LIMIT_S = 30.0
 PROBE_TIMEOUT_S = 120.0
+RECEIPT_TIMEOUT_S = 10.0  # total, handing the provider its receipt
 AUDITOR_SIDE_STATUSES = frozenset({402, 403, 429})  # the auditor's funds or acknowledgement
 
 
@@ -185,9 +186,10 @@ class ComputeProbe:
 
     def _pay(self, service: ServiceInfo, signed: SignedRequest, response: v.Response, text: str) -> None:
         verified = self.user.accept(service, signed, response, text)
-        with contextlib.suppress(httpx.HTTPError):  # the next receipt is cumulative: it carries this one too
-            httpx.post(service.url.rstrip("/") + "/v1/proxy/receipt", timeout=10.0,
-                       json=self.user.receipt_payload(verified).model_dump(mode="json"))
+        with contextlib.suppress(httpx.HTTPError), \
+                OutboundClient(self.user.policy, deadline_s=RECEIPT_TIMEOUT_S) as http:  # the URL is the provider's claim
+            # the next receipt is cumulative: it carries this one too
+            http.post(service.url.rstrip("/") + "/v1/proxy/receipt", json=self.user.receipt_payload(verified).model_dump(mode="json"))
 
     @staticmethod
     def _observe(service: ServiceInfo, finding: Finding, delta: int, detail: str, **evidence: Any) -> Observation:

@@ -26,9 +26,13 @@ from zgos.compute.finetune.user import FineTuningUser, dataset_bytes
 from zgos.compute.spec.tasks import TrainingParams
 from zgos.core.errors import ConfigError
 from zgos.core.units import format_amount
+from zgos.runtime.addresses import AddressPolicy
 from zgos.runtime.logs import configure_service_logging
+from zgos.runtime.outbound import OutboundClient
 from zgos.runtime.ports import FINETUNE_PORT, TUNED_ADMIN_PORT, TUNED_BROKER_PORT, TUNED_MODEL_PORT
 from zgos.storage.client import StorageClient
+
+PROGRESS_DEADLINE_S = 5.0  # total, asking a provider how a task goes
 
 app = typer.Typer(help="Fine-tuning: LoRA on a provider, sealed deliverables, lineage on chain.",
                   no_args_is_help=True)
@@ -128,18 +132,20 @@ def create(
     console.print(f"task {task_id} created; follow it with `zg finetune status {task_id}`")
 
 
-def _progress_of(url: str, task_id: int) -> dict[str, Any] | None:
-    """The provider's progress of the task (advisory), or None when it does not answer it."""
-    from zgos.compute.finetune.wire import TaskProgress
+def _progress_of(url: str, task_id: int, policy: AddressPolicy) -> dict[str, Any] | None:
+    """The provider's progress of the task (advisory), or None when it does not answer it. The
+    URL is the provider's claim on chain: asked through the outbound guard, answer capped."""
+    from zgos.compute.finetune.wire import MAX_PROGRESS_BYTES, TaskProgress
 
     try:
-        response = httpx.get(f"{url.rstrip('/')}/v1/finetune/tasks/{task_id}", timeout=5)
+        with OutboundClient(policy, deadline_s=PROGRESS_DEADLINE_S, max_response_bytes=MAX_PROGRESS_BYTES) as http:
+            response = http.get(f"{url.rstrip('/')}/v1/finetune/tasks/{task_id}")
         return TaskProgress.model_validate_json(response.content).model_dump() if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError):  # ValueError: pydantic's ValidationError, an answer of another shape
         return None
 
 
-def follow_task(market: FineTuningMarket, task_id: int, url: str) -> tuple[str, dict[str, Any]]:
+def follow_task(market: FineTuningMarket, task_id: int, url: str, policy: AddressPolicy) -> tuple[str, dict[str, Any]]:
     """Draw task ``task_id``'s live bar (state, steps, loss from the provider at ``url``) until it
     is delivered, failed or over on chain; its last state and the provider's last view."""
     with Progress(TextColumn("task {task.fields[task_id]} [bold]{task.fields[state]}[/]"), BarColumn(),
@@ -148,7 +154,7 @@ def follow_task(market: FineTuningMarket, task_id: int, url: str) -> tuple[str, 
         line = bar.add_task("train", total=None, task_id=task_id, state="?", loss="-", steps="-")
         while True:
             onchain = market.get_task(task_id).status
-            view = _progress_of(url, task_id) or {}
+            view = _progress_of(url, task_id, policy) or {}
             state = view.get("state") or onchain.name.lower()
             loss = f"{view['loss']:.4f}" if view.get("loss") is not None else "-"
             step, total = view.get("step") or 0, view.get("total_steps") or 0
@@ -175,13 +181,13 @@ def status(
         raise ConfigError(f"there is no fine-tuning task {task_id}")
     url = market.get_service(task.provider).url
     if as_json or not watch:
-        view = _progress_of(url, task_id) or {}
+        view = _progress_of(url, task_id, cli.outbound_policy()) or {}
         data = {"task_id": task_id, "onchain": task.status.name.lower(), "fee": task.fee,
                 "result_root": "0x" + task.result_root.hex() if any(task.result_root) else None, **{
                     k: view.get(k) for k in ("state", "step", "total_steps", "loss", "error")}}
         console.print_json(json.dumps(data)) if as_json else console.print(data)
         return
-    state, view = follow_task(market, task_id, url)
+    state, view = follow_task(market, task_id, url, cli.outbound_policy())
     if view.get("error"):
         console.print(f"[red]failed: {view['error']}[/]")
         raise typer.Exit(1)

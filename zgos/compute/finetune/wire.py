@@ -20,6 +20,9 @@ class ProviderHealth(Wire):
     ready: bool  # set up: base models published, service registered, worker running
 
 
+MAX_PROGRESS_BYTES = 64 * 1024  # a TaskProgress answer a client reads at most (500 loss points fit)
+
+
 class TaskProgress(Wire):
     """A task's progress as the provider's journal has it (advisory; the chain is the truth)."""
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from zgos.compute.contracts import ComputeContracts, ServiceInfo
 from zgos.compute.finetune.contracts import FineTuningMarket, OnchainTask
-from zgos.compute.finetune.wire import TaskProgress
+from zgos.compute.finetune.wire import MAX_PROGRESS_BYTES, TaskProgress
 from zgos.explorer.deps import Deps, ExplorerDeps
 from zgos.explorer.events import Series
 from zgos.explorer.ids import parse_address
@@ -30,7 +30,6 @@ from zgos.runtime.outbound import OutboundClient
 router = APIRouter(prefix="/api")
 MAX_PAGE = 100
 PROVIDER_TIMEOUT_S = 2.0  # total: the URL is announced by a stranger
-MAX_PROGRESS_BYTES = 64 * 1024
 MAX_SUB_ACCOUNTS = 100  # a ledger page shows at most this many providers
 
 

@@ -50,7 +50,7 @@ def provenance(deps: Deps, target: str) -> LineageNode:
         raise HTTPException(400, detail=exc.message) from None
     chain, deployment = deps.chain(), deps.deployment()
     try:
-        node = Provenance(chain, deployment, [deps.data_dir.service("compute-user")]).show(target)
+        node = Provenance(chain, deployment, [deps.data_dir.service("compute-user")], policy=deps.data_dir.outbound_policy()).show(target)
     except ProvenanceError as exc:
         raise HTTPException(404, detail=exc.message) from None
     return LineageNode.model_validate(node.to_json())
