@@ -14,21 +14,41 @@ stays exact: ``_FileRegion`` stands in for the bytes in h11's writer, which pass
 uvicorn offers no such extension; ``with_zero_copy`` adds it to its h11 protocol's app. The
 region must stay in the file for the whole send (a storage node's segment files are only ever
 unlinked, never truncated, so an open descriptor keeps them whole).
+
+A body made in worker threads (the gateway's proven segments) may skip the event loop too::
+
+    {"type": "zgos.response.threadsend", "count": int, "chunks": <iterator of bytes>,
+     "limiter": <anyio CapacityLimiter>, "stall_s": float, "deadline_s": float}
+
+One worker thread takes the chunks as they come and writes them straight to the socket (the
+GIL released while it waits), so they are neither joined nor queued in the event loop. h11
+frames the ``count`` bytes as for a file region, and the message ends the body. If the chunks
+end early (raise), the client reads nothing for ``stall_s`` or the whole takes longer than
+``deadline_s``, the connection is closed short of the body: the client sees a broken transfer,
+never bytes the app did not give.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import select
 import socket
-from collections.abc import Awaitable, Callable, MutableMapping
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, BinaryIO
 
+import anyio.to_thread
 import h11
 from uvicorn.protocols.http.h11_impl import RequestResponseCycle
 
 ZERO_COPY_SEND = "http.response.zerocopysend"
+THREAD_SEND = "zgos.response.threadsend"
+HEAD_FLUSH_POLL_S = 0.001  # while the loop still sends what came before a thread's body
+
+log = logging.getLogger(__name__)
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -55,7 +75,7 @@ def with_zero_copy(app: ASGIApp, loop: asyncio.AbstractEventLoop) -> ASGIApp:
         if scope["type"] != "http" or not isinstance(cycle, RequestResponseCycle):
             await app(scope, receive, send)
             return
-        scope["extensions"] = {**scope.get("extensions", {}), ZERO_COPY_SEND: {}}
+        scope["extensions"] = {**scope.get("extensions", {}), ZERO_COPY_SEND: {}, THREAD_SEND: {}}
 
         corked = False
 
@@ -64,6 +84,8 @@ def with_zero_copy(app: ASGIApp, loop: asyncio.AbstractEventLoop) -> ASGIApp:
             if message["type"] == ZERO_COPY_SEND:
                 corked = corked or _cork(cycle.transport, True)
                 await _send_region(cycle, loop, message)
+            elif message["type"] == THREAD_SEND:
+                await _send_from_thread(cycle, message)
             else:
                 await send(message)
             if corked and message["type"] != "http.response.start" and not message.get("more_body", False):
@@ -99,6 +121,55 @@ async def _send_region(cycle: RequestResponseCycle, loop: asyncio.AbstractEventL
                 return
     if not message.get("more_body", False):
         await cycle.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _send_from_thread(cycle: RequestResponseCycle, message: Message) -> None:
+    """Send ``message``'s chunks from a worker thread as the rest of ``cycle``'s body, and end it."""
+    if not cycle.response_started or cycle.response_complete:
+        raise RuntimeError(f"{THREAD_SEND} outside a response body")
+    count = int(message["count"])
+    if count and not cycle.disconnected and cycle.scope["method"] != "HEAD":
+        pieces = cycle.conn.send_with_data_passthrough(h11.Data(data=_FileRegion(count)))  # type: ignore[arg-type]
+        for piece in pieces or ():
+            if not isinstance(piece, _FileRegion):
+                cycle.transport.write(piece)
+                continue
+            while cycle.transport.get_write_buffer_size() and not cycle.transport.is_closing():
+                await asyncio.sleep(HEAD_FLUSH_POLL_S)  # what the loop still holds goes first
+            deadline = time.monotonic() + float(message["deadline_s"])
+            sent = await anyio.to_thread.run_sync(
+                _write_chunks, cycle.transport.get_extra_info("socket").fileno(), message["chunks"],
+                float(message["stall_s"]), deadline, limiter=message["limiter"])
+            if sent < count:
+                log.warning("an answer stopped %d bytes short of its body", count - sent)
+                cycle.disconnected = True
+                cycle.transport.close()
+                return
+    await cycle.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _write_chunks(fd: int, chunks: Iterator[bytes], stall_s: float, deadline: float) -> int:
+    """Write ``chunks`` to the non-blocking socket ``fd`` as they come; the bytes written, up to
+    the first failure: the chunks raised, the client left, it read nothing for ``stall_s``, or
+    ``deadline`` (monotonic) passed."""
+    written = 0
+    writable = select.poll()
+    writable.register(fd, select.POLLOUT)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                try:
+                    done = os.write(fd, view)
+                except BlockingIOError:
+                    wait_s = min(stall_s, deadline - time.monotonic())
+                    if wait_s <= 0 or not writable.poll(wait_s * 1000):
+                        return written
+                    continue
+                view, written = view[done:], written + done
+    except Exception as exc:  # whatever ended the chunks or the connection, the body ends here (logged)
+        log.warning("an answer's body stopped: %s", exc)
+    return written
 
 
 async def _sendfile(transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, file: BinaryIO, offset: int,

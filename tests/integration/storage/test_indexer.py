@@ -104,6 +104,10 @@ def test_indexer_locates_files_and_the_gateway_streams_verified_downloads(
     assert response.content == path.read_bytes()
     assert response.headers["X-Zg-Root"] == root
     assert "data.bin" in response.headers["Content-Disposition"]
+    with httpx.stream("GET", f"{indexer.url}/file", params={"root": root}) as leaving:
+        next(leaving.iter_raw(1024))  # a client that leaves after its first bytes
+    with httpx.Client(timeout=60) as http:  # one kept-alive connection: each answer ends where it should
+        assert [http.get(f"{indexer.url}/file", params={"root": root}).content for _ in range(2)] == [path.read_bytes()] * 2
 
 
 def test_gateway_and_rpc_reject_bad_input_with_a_message(indexer: RunningIndexer) -> None:

@@ -6,6 +6,7 @@ import typer
 
 from zgos.cli.context import get_ctx
 from zgos.runtime.logs import configure_service_logging
+from zgos.runtime.memory import keep_freed_buffers
 from zgos.runtime.ports import INDEXER_PORT
 
 REFRESH_S = 5.0
@@ -27,6 +28,7 @@ def indexer_command(
 
     cli = get_ctx(ctx)
     configure_service_logging()
+    keep_freed_buffers()  # the gateway relays a fresh 256 KiB buffer per segment
     deployment = cli.deployment()
     config = IndexerConfig(
         scratch_dir=cli.data_dir.service(name) / "scratch", chain_id=deployment.chain_id,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
-from anyio.streams.memory import MemoryObjectSendStream
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
@@ -48,6 +47,7 @@ from zgos.runtime.jsonrpc import (
 )
 from zgos.runtime.ratelimit import ClientRateLimiter, RateLimit
 from zgos.runtime.serve import EdgeServer, bind_listener
+from zgos.runtime.zerocopy import THREAD_SEND
 from zgos.storage.indexer.models import BadRequest, NodeStatusResult, parse_root
 from zgos.storage.indexer.rpc import FAN_OUT_METHODS, indexer_methods
 from zgos.storage.indexer.service import Indexer, NotEnoughNodes, NotFound
@@ -59,8 +59,7 @@ RPC_DEADLINE_S = 60.0
 FILE_DEADLINE_S = 900.0  # a whole file through the gateway: 1 GiB at ~1.2 MB/s
 MAX_INFLIGHT = 64
 WORKER_THREADS = 16  # each gateway download holds one while it waits for a proven segment
-AHEAD_CHUNKS = 2  # runs of chunks a download proves while the one before them is sent
-SEND_RUN_BYTES = 1024 * 1024  # proven bytes passed on at once
+SEND_STALL_S = 60.0  # a client that reads nothing for this long is dropped
 # Requests that ask every storage node (file lookups) or stream a file, per second per client
 # address, and at once; far above what the devnet and the suite send.
 RATE_FAN_OUTS_PER_S = 100.0
@@ -89,10 +88,12 @@ class IndexerLimits:
 
 
 class ProvenFileResponse(Response):
-    """``GET /file``'s answer once its first chunk is proven: that chunk, then each next one as
-    it is proven (fetched in the worker pool). A failure after the headers leaves the response
-    short of its ``Content-Length`` and the connection closed: the client sees a broken
-    transfer, never an unproven byte. A client that leaves stops the fetching."""
+    """``GET /file``'s answer once its first chunk is proven: that chunk, then the rest written
+    to the socket by a worker thread as each chunk is proven (the hardened server's
+    ``THREAD_SEND``: no hop through the event loop, no joining). A failure after the headers
+    leaves the response short of its ``Content-Length`` and the connection closed: the client
+    sees a broken transfer, never an unproven byte. A client that leaves, or reads nothing for
+    ``SEND_STALL_S``, stops the fetching; so does ``FILE_DEADLINE_S``."""
 
     def __init__(self, first: bytes, chunks: Generator[bytes, None, None], size: int, headers: dict[str, str],
                  workers: anyio.CapacityLimiter, cleanup: Callable[[], None]) -> None:
@@ -105,62 +106,16 @@ class ProvenFileResponse(Response):
         self.cleanup = cleanup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gone = anyio.Event()
-
-        async def watch_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone.set()
-
-        proven, to_send = anyio.create_memory_object_stream[bytes | None](AHEAD_CHUNKS)
-        sent = 0
+        rest = self.size - len(self.first)
         try:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(watch_disconnect)
-                await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-                if len(self.first) < self.size:
-                    tasks.start_soon(self._prove_ahead, proven)
-                chunk: bytes | None = self.first
-                while chunk is not None and not gone.is_set():
-                    sent += len(chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": sent < self.size})
-                    if sent >= self.size:
-                        break
-                    chunk = await to_send.receive()
-                tasks.cancel_scope.cancel()
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": self.first, "more_body": rest > 0})
+            if rest > 0:
+                await send({"type": THREAD_SEND, "count": rest, "chunks": self.chunks, "limiter": self.workers,
+                            "stall_s": SEND_STALL_S, "deadline_s": FILE_DEADLINE_S})
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.cleanup, limiter=self.workers)
-
-
-    async def _prove_ahead(self, proven: MemoryObjectSendStream[bytes | None]) -> None:
-        """The next chunks, proven in the worker pool while the ones before them are sent; None
-        after the last (or after a failure, logged: the headers are out, all it can do is stop short)."""
-        async with proven:
-            failure: Exception | None = None
-            while failure is None:
-                run, failure = await anyio.to_thread.run_sync(_proven_run, self.chunks, limiter=self.workers)
-                if run:
-                    await proven.send(run)
-                elif failure is None:
-                    break
-            if failure is not None:
-                log.warning("GET /file stopped short of %d bytes: %s", self.size, failure)
-            await proven.send(None)
-
-
-def _proven_run(chunks: Iterator[bytes]) -> tuple[bytes, Exception | None]:
-    """The next proven chunks, joined up to ``SEND_RUN_BYTES`` (one hop to the worker pool and
-    one send for several segments), and the failure that ended them early, if one did."""
-    run: list[bytes] = []
-    try:
-        for chunk in chunks:
-            run.append(chunk)
-            if sum(map(len, run)) >= SEND_RUN_BYTES:
-                break
-    except (ZgError, OSError) as exc:
-        return b"".join(run), exc
-    return b"".join(run), None
 
 
 class IndexerApp:
