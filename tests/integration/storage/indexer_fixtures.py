@@ -11,7 +11,7 @@ from zgos.chain.registry import NodeRegistry
 from zgos.runtime.addresses import DEVNET_POLICY
 from zgos.runtime.netutil import free_port
 from zgos.storage.indexer.directory import NodeDirectory
-from zgos.storage.indexer.server import IndexerServer
+from zgos.storage.indexer.server import IndexerLimits, IndexerServer
 from zgos.storage.indexer.service import Indexer
 
 
@@ -29,12 +29,12 @@ class RunningIndexer:
 
 
 def start_indexer(scratch: Path, chain: Chain, deployment: Deployment, peers: tuple[str, ...] = (),
-                  registry: bool = True) -> RunningIndexer:
+                  registry: bool = True, limits: IndexerLimits | None = None) -> RunningIndexer:
     source = NodeRegistry(chain, deployment.address("NodeRegistry")) if registry else None
     directory = NodeDirectory(chain.chain_id, deployment.address("Flow"), source, peers, policy=DEVNET_POLICY)
     directory.refresh()
     indexer = Indexer(directory, policy=DEVNET_POLICY, chain=chain, erasure_address=deployment.address("ErasureRegistry"),
                       flow_address=deployment.address("Flow"))
-    server = IndexerServer("127.0.0.1", free_port(), indexer, scratch)
+    server = IndexerServer("127.0.0.1", free_port(), indexer, scratch, limits)
     server.start()
     return RunningIndexer(directory, server, indexer, server.url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from tests.integration.storage.indexer_fixtures import RunningIndexer, start_ind
 from zgos.chain.client import Chain
 from zgos.chain.deploy import Deployment
 from zgos.chain.registry import NodeKind, NodeRegistry
+from zgos.runtime.netutil import wait_until
 from zgos.storage.client import CorruptData, StorageClient
 from zgos.storage.indexer.client import IndexerClient, IndexerError
+from zgos.storage.indexer.server import IndexerLimits
 
 
 def rpc(url: str, method: str, *params: object) -> dict:
@@ -172,3 +175,32 @@ def test_gateway_streams_only_proven_bytes_and_stops_short_at_a_corrupt_segment(
     response = httpx.get(f"{indexer.url}/file", params={"root": "0x" + result.root.hex()}, timeout=60)
     assert response.status_code == 502 and "corrupt segment 0" in response.json()["error"], \
         "a file whose first segment cannot be proven is an error status, not a truncated 200"
+
+
+def test_readers_that_stall_hold_up_only_other_downloads_never_the_rpc(
+    tmp_path: Path, chain: Chain, deployment: Deployment, new_account: LocalAccount, nodes: list[RunningNode],
+) -> None:
+    """Each download sends from a thread of its own, one of ``file_senders``: a client that asks
+    for a file and then reads nothing holds one until it leaves (or stalls past the limit). With
+    every sender held, the next download is refused at once with a 503 that says why, while the
+    JSON-RPC keeps answering; once the client leaves, downloads go through again."""
+    data = os.urandom(40 * 1024 * 1024 + 5)  # far more than the sockets' buffers hold
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    with StorageClient([nodes[0].url], chain, deployment.address("Flow"), new_account) as client:
+        root = "0x" + client.upload(path).root.hex()
+    gateway = start_indexer(tmp_path / "gateway", chain, deployment, peers=(nodes[0].url,), registry=False,
+                            limits=IndexerLimits(file_senders=1))
+    try:
+        host, port = gateway.url.removeprefix("http://").split(":")
+        stalled = socket.create_connection((host, int(port)))
+        stalled.sendall(f"GET /file?root={root} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert b"200 OK" in stalled.recv(4096)  # the answer started; now it reads nothing
+        assert wait_until(lambda: httpx.get(f"{gateway.url}/file", params={"root": root}, timeout=30).status_code == 503, 30)
+        refused = httpx.get(f"{gateway.url}/file", params={"root": root}, timeout=30)
+        assert "sending as many files as it may at once (1)" in refused.json()["error"], refused.text
+        assert rpc(gateway.url, "indexer_getFileLocations", root)["result"][0]["url"] == nodes[0].url
+        stalled.close()
+        assert wait_until(lambda: httpx.get(f"{gateway.url}/file", params={"root": root}, timeout=60).content == data, 60)
+    finally:
+        gateway.stop()

@@ -58,7 +58,8 @@ MAX_RPC_BODY_BYTES = 1024 * 1024
 RPC_DEADLINE_S = 60.0
 FILE_DEADLINE_S = 900.0  # a whole file through the gateway: 1 GiB at ~1.2 MB/s
 MAX_INFLIGHT = 64
-WORKER_THREADS = 16  # each gateway download holds one while it waits for a proven segment
+WORKER_THREADS = 16  # JSON-RPC, file lookups and each download's first proven segment
+FILE_SENDERS = 8  # downloads sending at once, each from a thread of its own (not the workers')
 SEND_STALL_S = 60.0  # a client that reads nothing for this long is dropped
 # Requests that ask every storage node (file lookups) or stream a file, per second per client
 # address, and at once; far above what the devnet and the suite send.
@@ -77,6 +78,7 @@ class IndexerLimits:
     file_deadline_s: float = FILE_DEADLINE_S
     max_inflight: int = MAX_INFLIGHT
     worker_threads: int = WORKER_THREADS
+    file_senders: int = FILE_SENDERS
     rate: RateLimit = field(default_factory=lambda: RateLimit(RATE_FAN_OUTS_PER_S, RATE_BURST_FAN_OUTS))
 
     def policy(self) -> EdgePolicy:
@@ -90,19 +92,20 @@ class IndexerLimits:
 class ProvenFileResponse(Response):
     """``GET /file``'s answer once its first chunk is proven: that chunk, then the rest written
     to the socket by a worker thread as each chunk is proven (the hardened server's
-    ``THREAD_SEND``: no hop through the event loop, no joining). A failure after the headers
-    leaves the response short of its ``Content-Length`` and the connection closed: the client
-    sees a broken transfer, never an unproven byte. A client that leaves, or reads nothing for
-    ``SEND_STALL_S``, stops the fetching; so does ``FILE_DEADLINE_S``."""
+    ``THREAD_SEND``: no hop through the event loop, no joining), one of the ``senders``, so slow
+    readers can hold up other downloads but never the JSON-RPC's ``workers``. A failure after
+    the headers leaves the response short of its ``Content-Length`` and the connection closed:
+    the client sees a broken transfer, never an unproven byte. A client that leaves, or reads
+    nothing for ``SEND_STALL_S``, stops the fetching; so does the file deadline."""
 
     def __init__(self, first: bytes, chunks: Generator[bytes, None, None], size: int, headers: dict[str, str],
-                 workers: anyio.CapacityLimiter, cleanup: Callable[[], None]) -> None:
+                 app: IndexerApp, cleanup: Callable[[], None]) -> None:
         super().__init__(status_code=200, headers={**headers, "content-length": str(size)},
                          media_type="application/octet-stream")
         self.first = first
         self.chunks = chunks
         self.size = size
-        self.workers = workers
+        self.app = app
         self.cleanup = cleanup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -111,11 +114,11 @@ class ProvenFileResponse(Response):
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             await send({"type": "http.response.body", "body": self.first, "more_body": rest > 0})
             if rest > 0:
-                await send({"type": THREAD_SEND, "count": rest, "chunks": self.chunks, "limiter": self.workers,
-                            "stall_s": SEND_STALL_S, "deadline_s": FILE_DEADLINE_S})
+                await send({"type": THREAD_SEND, "count": rest, "chunks": self.chunks, "limiter": self.app.senders,
+                            "stall_s": SEND_STALL_S, "deadline_s": self.app.file_deadline_s})
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self.cleanup, limiter=self.workers)
+                await anyio.to_thread.run_sync(self.cleanup, limiter=self.app.workers)
 
 
 class IndexerApp:
@@ -125,6 +128,8 @@ class IndexerApp:
         self.indexer = indexer
         self.scratch = scratch
         self.workers = anyio.CapacityLimiter(limits.worker_threads)
+        self.senders = anyio.CapacityLimiter(limits.file_senders)
+        self.file_deadline_s = limits.file_deadline_s
         self.rate = ClientRateLimiter(limits.rate) if limits.rate.enabled else None
         self.rpc = JsonRpcServer(indexer_methods(indexer), max_batch_calls=limits.max_batch_calls,
                                  max_response_bytes=limits.max_response_bytes, rate=self.rate,
@@ -157,6 +162,9 @@ class IndexerApp:
     async def get_file(self, request: Request) -> Response:
         if (refusal := rate_refusal(self.rate, request, 1, "file requests")) is not None:
             return refusal
+        if not self.senders.available_tokens:  # checked before any node is asked; the limiter still bounds them
+            return json_error(503, f"the gateway is sending as many files as it may at once "
+                                   f"({self.senders.total_tokens:g}); try again shortly")
         roots = request.query_params.getlist("root")
         try:
             if len(roots) != 1:
@@ -187,7 +195,7 @@ class IndexerApp:
             raise
         headers = {"content-disposition": f"attachment; filename*=UTF-8''{quote(name)}",
                    "x-zg-root": "0x" + root.hex()}
-        return ProvenFileResponse(first, chunks, size, headers, self.workers, cleanup)
+        return ProvenFileResponse(first, chunks, size, headers, self, cleanup)
 
 
 def _rest_error(exc: ZgError) -> Response:
