@@ -46,7 +46,8 @@ from uvicorn.protocols.http.h11_impl import RequestResponseCycle
 
 ZERO_COPY_SEND = "http.response.zerocopysend"
 THREAD_SEND = "zgos.response.threadsend"
-HEAD_FLUSH_POLL_S = 0.001  # while the loop still sends what came before a thread's body
+FLUSH_POLL_S = 0.001  # first wait for the loop to send what came before a thread's body
+MAX_FLUSH_POLL_S = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,10 @@ async def _send_from_thread(cycle: RequestResponseCycle, message: Message) -> No
             if not isinstance(piece, _FileRegion):
                 cycle.transport.write(piece)
                 continue
-            while cycle.transport.get_write_buffer_size() and not cycle.transport.is_closing():
-                await asyncio.sleep(HEAD_FLUSH_POLL_S)  # what the loop still holds goes first
+            if not await _flushed(cycle.transport, float(message["stall_s"])):  # what the loop holds goes first
+                cycle.disconnected = True
+                cycle.transport.close()
+                return
             deadline = time.monotonic() + float(message["deadline_s"])
             sent = await anyio.to_thread.run_sync(
                 _write_chunks, cycle.transport.get_extra_info("socket").fileno(), message["chunks"],
@@ -146,6 +149,18 @@ async def _send_from_thread(cycle: RequestResponseCycle, message: Message) -> No
                 cycle.transport.close()
                 return
     await cycle.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _flushed(transport: asyncio.Transport, stall_s: float) -> bool:
+    """Whether everything ``transport`` still holds was sent within ``stall_s`` (polled, backing
+    off: usually it is at once, the loop already waited for the buffer to drain below its mark)."""
+    give_up, pause = time.monotonic() + stall_s, FLUSH_POLL_S
+    while transport.get_write_buffer_size():
+        if transport.is_closing() or time.monotonic() > give_up:
+            return False
+        await asyncio.sleep(pause)
+        pause = min(2 * pause, MAX_FLUSH_POLL_S)
+    return not transport.is_closing()
 
 
 def _write_chunks(fd: int, chunks: Iterator[bytes], stall_s: float, deadline: float) -> int:

@@ -1,9 +1,12 @@
 """A body written from a worker thread (``zgos.runtime.zerocopy._write_chunks``) over a real
 socket pair: every byte in order to a reader, and a clean stop, never a hang or a traceback,
-when the peer stops reading, reads too slowly for the deadline, leaves, or the chunks fail."""
+when the peer stops reading, reads too slowly for the deadline, leaves, or the chunks fail. And
+the wait before it (``_flushed``) for what the event loop still holds ends when it is sent, or
+after the stall limit."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -11,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from zgos.runtime.zerocopy import _write_chunks
+from zgos.runtime.zerocopy import _flushed, _write_chunks
 
 MIB = 2**20
 
@@ -87,3 +90,25 @@ def test_a_peer_that_left_ends_the_body(pair: tuple[socket.socket, socket.socket
     started = time.monotonic()
     assert _write_chunks(ours.fileno(), iter([b"z" * MIB] * 16), 5.0, started + 60) < 16 * MIB
     assert time.monotonic() - started < 5
+
+
+def test_the_wait_for_the_loops_bytes_ends_when_they_are_sent_or_at_the_stall(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = pair
+
+    async def run() -> tuple[bool, float, bool]:
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(asyncio.Protocol, ours)
+        transport.write(b"h" * (16 * MIB))  # more than the socket takes: the loop keeps the rest
+        started = time.monotonic()
+        stalled = await _flushed(transport, 0.3)
+        waited = time.monotonic() - started
+        got = bytearray()
+        read_all(theirs, got, 16 * MIB)
+        drained = await _flushed(transport, 30.0)
+        transport.abort()
+        return stalled, waited, drained
+
+    stalled, waited, drained = asyncio.run(run())
+    assert not stalled and 0.3 <= waited < 5, waited
+    assert drained
