@@ -183,19 +183,17 @@ def test_readers_that_stall_hold_up_only_other_downloads_never_the_rpc(
     """Each download sends from a thread of its own, one of ``file_senders``: a client that asks
     for a file and then reads nothing holds one until it leaves (or stalls past the limit). With
     every sender held, the next download is refused at once with a 503 that says why, while the
-    JSON-RPC keeps answering; once the client leaves, downloads go through again."""
+    JSON-RPC keeps answering; once the client leaves, downloads go through again. One address
+    holds at most ``file_downloads_per_client`` of them (429 beyond)."""
     data = os.urandom(40 * 1024 * 1024 + 5)  # far more than the sockets' buffers hold
     path = tmp_path / "big.bin"
     path.write_bytes(data)
     with StorageClient([nodes[0].url], chain, deployment.address("Flow"), new_account) as client:
         root = "0x" + client.upload(path).root.hex()
     gateway = start_indexer(tmp_path / "gateway", chain, deployment, peers=(nodes[0].url,), registry=False,
-                            limits=IndexerLimits(file_senders=1))
+                            limits=IndexerLimits(file_senders=1, file_downloads_per_client=5))
     try:
-        host, port = gateway.url.removeprefix("http://").split(":")
-        stalled = socket.create_connection((host, int(port)))
-        stalled.sendall(f"GET /file?root={root} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        assert b"200 OK" in stalled.recv(4096)  # the answer started; now it reads nothing
+        stalled = stalled_download(gateway.url, root)
         assert wait_until(lambda: httpx.get(f"{gateway.url}/file", params={"root": root}, timeout=30).status_code == 503, 30)
         refused = httpx.get(f"{gateway.url}/file", params={"root": root}, timeout=30)
         assert "sending as many files as it may at once (1)" in refused.json()["error"], refused.text
@@ -204,3 +202,23 @@ def test_readers_that_stall_hold_up_only_other_downloads_never_the_rpc(
         assert wait_until(lambda: httpx.get(f"{gateway.url}/file", params={"root": root}, timeout=60).content == data, 60)
     finally:
         gateway.stop()
+    gateway = start_indexer(tmp_path / "gateway2", chain, deployment, peers=(nodes[0].url,), registry=False,
+                            limits=IndexerLimits(file_senders=8, file_downloads_per_client=2))
+    try:  # one address may not take every sender: its third download at once is refused, others' are not
+        held = [stalled_download(gateway.url, root) for _ in range(2)]
+        third = httpx.get(f"{gateway.url}/file", params={"root": root}, timeout=30)
+        assert third.status_code == 429 and "at most 2 downloads at once" in third.json()["error"], third.text
+        for connection in held:
+            connection.close()
+        assert wait_until(lambda: httpx.get(f"{gateway.url}/file", params={"root": root}, timeout=60).content == data, 60)
+    finally:
+        gateway.stop()
+
+
+def stalled_download(url: str, root: str) -> socket.socket:
+    """A connection that asked ``url`` for file ``root``, saw its answer start, and reads no more."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)))
+    connection.sendall(f"GET /file?root={root} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    assert b"200 OK" in connection.recv(4096)
+    return connection

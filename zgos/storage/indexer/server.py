@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ FILE_DEADLINE_S = 900.0  # a whole file through the gateway: 1 GiB at ~1.2 MB/s
 MAX_INFLIGHT = 64
 WORKER_THREADS = 16  # JSON-RPC, file lookups and each download's first proven segment
 FILE_SENDERS = 8  # downloads sending at once, each from a thread of its own (not the workers')
+FILE_DOWNLOADS_PER_CLIENT = 2  # at once from one client address, so one client cannot hold every sender
 SEND_STALL_S = 60.0  # a client that reads nothing for this long is dropped
 # Requests that ask every storage node (file lookups) or stream a file, per second per client
 # address, and at once; far above what the devnet and the suite send.
@@ -79,6 +81,7 @@ class IndexerLimits:
     max_inflight: int = MAX_INFLIGHT
     worker_threads: int = WORKER_THREADS
     file_senders: int = FILE_SENDERS
+    file_downloads_per_client: int = FILE_DOWNLOADS_PER_CLIENT
     rate: RateLimit = field(default_factory=lambda: RateLimit(RATE_FAN_OUTS_PER_S, RATE_BURST_FAN_OUTS))
 
     def policy(self) -> EdgePolicy:
@@ -107,6 +110,7 @@ class ProvenFileResponse(Response):
         self.size = size
         self.app = app
         self.cleanup = cleanup
+        self.finished: Callable[[], None] = lambda: None  # on the event loop, once the answer is over
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rest = self.size - len(self.first)
@@ -117,6 +121,7 @@ class ProvenFileResponse(Response):
                 await send({"type": THREAD_SEND, "count": rest, "chunks": self.chunks, "limiter": self.app.senders,
                             "stall_s": SEND_STALL_S, "deadline_s": self.app.file_deadline_s})
         finally:
+            self.finished()
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.cleanup, limiter=self.app.workers)
 
@@ -130,6 +135,8 @@ class IndexerApp:
         self.workers = anyio.CapacityLimiter(limits.worker_threads)
         self.senders = anyio.CapacityLimiter(limits.file_senders)
         self.file_deadline_s = limits.file_deadline_s
+        self.per_client = limits.file_downloads_per_client
+        self.downloading: Counter[str] = Counter()  # client address -> its downloads in progress (event loop only)
         self.rate = ClientRateLimiter(limits.rate) if limits.rate.enabled else None
         self.rpc = JsonRpcServer(indexer_methods(indexer), max_batch_calls=limits.max_batch_calls,
                                  max_response_bytes=limits.max_response_bytes, rate=self.rate,
@@ -165,6 +172,28 @@ class IndexerApp:
         if not self.senders.available_tokens:  # checked before any node is asked; the limiter still bounds them
             return json_error(503, f"the gateway is sending as many files as it may at once "
                                    f"({self.senders.total_tokens:g}); try again shortly")
+        client = request.client.host if request.client else ""
+        if self.downloading[client] >= self.per_client:
+            return json_error(429, f"at most {self.per_client} downloads at once from one address; "
+                                   f"wait for one to finish")
+        self.downloading[client] += 1
+        try:
+            response = await self._file_response(request)
+        except BaseException:  # cancelled (the edge's deadline): no answer will release it
+            self._finished(client)
+            raise
+        if isinstance(response, ProvenFileResponse):
+            response.finished = lambda: self._finished(client)
+        else:
+            self._finished(client)
+        return response
+
+    def _finished(self, client: str) -> None:
+        self.downloading[client] -= 1
+        if not self.downloading[client]:
+            del self.downloading[client]
+
+    async def _file_response(self, request: Request) -> Response:
         roots = request.query_params.getlist("root")
         try:
             if len(roots) != 1:
