@@ -116,9 +116,8 @@ async def _send_region(cycle: RequestResponseCycle, loop: asyncio.AbstractEventL
                 continue
             try:
                 await _sendfile(cycle.transport, loop, file, int(message["offset"]), count)
-            except OSError:  # the client went away mid-send: as uvicorn marks a lost connection
-                cycle.disconnected = True
-                cycle.transport.close()
+            except OSError:  # the client went away mid-send
+                _drop(cycle)
                 return
     if not message.get("more_body", False):
         await cycle.send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -136,8 +135,7 @@ async def _send_from_thread(cycle: RequestResponseCycle, message: Message) -> No
                 cycle.transport.write(piece)
                 continue
             if not await _flushed(cycle.transport, float(message["stall_s"])):  # what the loop holds goes first
-                cycle.disconnected = True
-                cycle.transport.close()
+                _drop(cycle)
                 return
             deadline = time.monotonic() + float(message["deadline_s"])
             sent = await anyio.to_thread.run_sync(
@@ -145,10 +143,15 @@ async def _send_from_thread(cycle: RequestResponseCycle, message: Message) -> No
                 float(message["stall_s"]), deadline, limiter=message["limiter"])
             if sent < count:
                 log.warning("an answer stopped %d bytes short of its body", count - sent)
-                cycle.disconnected = True
-                cycle.transport.close()
+                _drop(cycle)
                 return
     await cycle.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _drop(cycle: RequestResponseCycle) -> None:
+    """Close ``cycle``'s connection short of its body, marked lost as uvicorn marks one."""
+    cycle.disconnected = True
+    cycle.transport.close()
 
 
 async def _flushed(transport: asyncio.Transport, stall_s: float) -> bool:
