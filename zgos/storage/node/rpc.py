@@ -118,8 +118,8 @@ class NodeRpc:
             "zgs_downloadSegmentWithProofByTxSeq": lambda p: self._download_with_proof(
                 parse_params(IndexByTxSeqParams, p)),
             "zgs_checkFileFinalized": lambda p: self._check_finalized(parse_params(CheckFinalizedParams, p)),
-            "zgs_getFileInfo": lambda p: self._file_info(self._record(parse_params(FileInfoParams, p))),
-            "zgs_getFileInfoByTxSeq": lambda p: self._file_info(self._record(parse_params(TxSeqParams, p))),
+            "zgs_getFileInfo": lambda p: self.file_info(self._record(parse_params(FileInfoParams, p))),
+            "zgs_getFileInfoByTxSeq": lambda p: self.file_info(self._record(parse_params(TxSeqParams, p))),
             "zgs_getShardConfig": lambda p: node.shard.to_json(),
             "zgs_getSectorProof": lambda p: self._sector_proof(parse_params(SectorProofParams, p)),
             "zgs_getFlowContext": lambda p: self._flow_context(),
@@ -161,7 +161,8 @@ class NodeRpc:
     def status(self) -> dict[str, Any]:
         return {**self.node_status().to_json(), **{key: part() for key, part in self._status_parts.items()}}
 
-    def _file_info(self, record: TxRecord | None) -> dict[str, Any] | None:
+    def file_info(self, record: TxRecord | None) -> dict[str, Any] | None:
+        """``zgs_getFileInfo``'s answer about ``record`` (None: the file is not known here)."""
         if record is None:
             return None
         entry = record.entry
@@ -169,7 +170,7 @@ class NodeRpc:
                          merkle_nodes=[(node.height + 1, "0x" + node.root.hex()) for node in entry.submission.nodes],
                          start_entry_index=entry.start_entry, size=entry.size, seq=entry.seq)
         return FileInfo(tx=tx, finalized=record.finalized, is_cached=self.node.cache.has(entry.data_root, entry.size),
-                        uploaded_seg_num=record.uploaded, pruned=False).to_json()
+                        uploaded_seg_num=self.node.store.count_segments(entry.seq), pruned=False).to_json()
 
     # --- methods -------------------------------------------------------------------------
 

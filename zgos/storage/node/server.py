@@ -14,6 +14,9 @@ Fast path (for zgos's own client; same validation as the RPC, no base64, no JSON
   ``Content-Length``, the segments' bytes sent from their files by ``sendfile``
   (``zgos.storage.node.framesend``); a segment not held here is an empty frame.
 * ``GET /zgos/v1/file/{txSeq}``: ``{"segments": [held indexes], "finalized": bool}`` (resume).
+* ``GET /zgos/v1/holdings?root=R1&root=R2..``: up to ``MAX_HOLDINGS_ROOTS`` data roots;
+  ``{"shard": zgs_getShardConfig, "files": [{"info": zgs_getFileInfo, "segments": [held
+  indexes]} or null per root]}``: what a health check asks a node, in one request.
 * ``GET /`` and ``GET /health``: the node's ``zgs_getStatus``.
 
 The app runs behind the guarded edge (``zgos.runtime.edge``) on a hardened uvicorn server, with
@@ -86,6 +89,7 @@ SEGMENTS_PREFIX = "/zgos/v1/segments/"
 SEGMENT_PATH = re.compile(r"^/zgos/v1/segment/(\d+)/(\d+)$")
 SEGMENTS_PATH = re.compile(r"^/zgos/v1/segments/(\d+)$")
 FILE_PATH = re.compile(r"^/zgos/v1/file/(\d+)$")
+MAX_HOLDINGS_ROOTS = 8  # files one holdings request may ask about (a health check asks two)
 OCTET_STREAM = frozenset({"application/octet-stream"})
 # Bench-only: set to 1, ``zg storage node`` serves without the edge's guards and rate limits,
 # so ``bench/`` can measure what they cost. Nothing else may set it.
@@ -169,8 +173,9 @@ class _AsyncByteReader:
                     return None
                 raise InvalidFrame(f"the body ended {length - len(self.buffer)} bytes short of a frame")
             self.buffer += chunk
-        taken = bytes(self.buffer[:length])
-        del self.buffer[:length]
+        with memoryview(self.buffer) as view:
+            taken = bytes(view[:length])  # one copy (a slice of the bytearray would be two)
+        del self.buffer[:length]  # cheap: a bytearray drops its head by moving its start
         return taken
 
 
@@ -195,6 +200,7 @@ class NodeApp:
             StarletteRoute("/zgos/v1/segments/{seq}", self.get_segments, methods=["GET"]),
             StarletteRoute("/zgos/v1/segments/{seq}", self.put_segments, methods=["PUT"]),
             StarletteRoute("/zgos/v1/file/{seq}", self.get_file, methods=["GET"]),
+            StarletteRoute("/zgos/v1/holdings", self.get_holdings, methods=["GET"]),
         ])
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -318,6 +324,24 @@ class NodeApp:
         record = self.node.tx_by_seq(seq)
         return {"segments": self.node.store.segment_indexes(record.entry.seq), "finalized": record.finalized,
                 "size": record.entry.size, "root": "0x" + record.entry.data_root.hex()}
+
+    async def get_holdings(self, request: Request) -> Response:
+        texts = request.query_params.getlist("root")
+        if len(texts) > MAX_HOLDINGS_ROOTS:
+            return json_error(400, f"name at most {MAX_HOLDINGS_ROOTS} files by their data roots (?root=0x..)")
+        try:
+            roots = [parse_hash(text, "root") for text in texts]
+        except InvalidProof as exc:
+            return json_error(400, exc.message)
+        return JSONResponse(await self._run(self._holdings, roots))
+
+    def _holdings(self, roots: list[bytes]) -> dict[str, Any]:
+        files: list[dict[str, Any] | None] = []
+        for root in roots:
+            record = self.node.tx_by_root(root)
+            files.append(None if record is None else {
+                "info": self.rpc.file_info(record), "segments": self.node.store.segment_indexes(record.entry.seq)})
+        return {"shard": self.node.shard.to_json(), "files": files}
 
 
 class NodeServer(EdgeServer):

@@ -69,7 +69,6 @@ IN_FILE = b""  # a segment row's data when its bytes are in the entry's segment 
 class TxRecord:
     entry: LogEntry
     finalized: bool
-    uploaded: int  # segments held
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ class Store:
         row = self._db().execute("SELECT entry, finalized FROM txs WHERE seq = ?", (seq,)).fetchone()
         if row is None:
             return None
-        return TxRecord(LogEntry.from_json(json.loads(row[0])), bool(row[1]), self.count_segments(seq))
+        return TxRecord(LogEntry.from_json(json.loads(row[0])), bool(row[1]))
 
     def txs_by_root(self, root: bytes) -> list[TxRecord]:
         rows = self._db().execute("SELECT seq FROM txs WHERE root = ? ORDER BY seq", (root,)).fetchall()
