@@ -32,7 +32,7 @@ STRICT      := \
   zgos/inft/spec \
   zgos/alignment/spec \
   zgos/da/signer/store.py \
-  zgos/storage/scores.py \
+  zgos/storage/scores.py zgos/storage/locations.py \
   tools/layering.py \
   tools/shape.py
 

@@ -25,14 +25,13 @@ from zgos.storage.download import (
     VerifiedFile,
     atomic_output,
 )
+from zgos.storage.locations import FileLocation, describes_file
 from zgos.storage.nodeclient import (
     CorruptData,
-    FileLocation,
     NodeConnection,
     NodeMisbehaved,
     NodeUnavailable,
     StorageError,
-    describes_file,
     locate,
 )
 from zgos.storage.scores import PeerScores

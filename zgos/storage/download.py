@@ -32,15 +32,8 @@ from pathlib import Path
 from zgos.runtime.writeback import start_writeback
 from zgos.storage.contracts import FlowContract
 from zgos.storage.fasthash import segment_proven, segment_root
-from zgos.storage.nodeclient import (
-    CorruptData,
-    FileLocation,
-    NodeConnection,
-    StorageError,
-    claimed_size,
-    describes_file,
-    locate,
-)
+from zgos.storage.locations import FileLocation, claimed_size, describes_file
+from zgos.storage.nodeclient import CorruptData, NodeConnection, StorageError, locate
 from zgos.storage.scores import PeerScores
 from zgos.storage.spec.flow import compute_segment_count
 from zgos.storage.spec.frames import MAX_FRAMES_PER_REQUEST
@@ -121,8 +114,12 @@ class Downloader:
         A node whose answer names another root or another size is skipped, logged and scored
         down: it lies about the file. Without a chain the reporting nodes must agree on the size
         (``StorageError`` if they do not); their common size is then the best available."""
-        size = self.size_of(root)
-        locations = locate(self.nodes, root, finalized=finalized)
+        return self.check_locations(root, locate(self.nodes, root, finalized=finalized), self.size_of(root))
+
+    def check_locations(self, root: bytes, locations: list[FileLocation],
+                        size: int | None) -> tuple[VerifiedFile, list[FileLocation]]:
+        """The file ``root`` of ``size`` bytes (None: no chain to say) and those of
+        ``locations`` that describe it so (see ``verified_locations``, which finds them)."""
         file = VerifiedFile(root, size, "chain") if size is not None else _agreed_size(root, locations)
         agreeing = []
         for loc in locations:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,18 +29,10 @@ from eth_account.signers.local import LocalAccount
 from zgos.chain.client import Chain
 from zgos.runtime.addresses import OPEN_POLICY, AddressPolicy
 from zgos.storage.client import StorageClient
-from zgos.storage.contracts import ErasureRecord, ErasureRegistry
+from zgos.storage.contracts import ErasureRecord, ErasureRegistry, FileRecord
 from zgos.storage.download import atomic_output
-from zgos.storage.ecrepair import (
-    HealthReport,
-    Piece,
-    StripeHealth,
-    StripeRepair,
-    StripeStream,
-    Unprovable,
-    check_health,
-    describe,
-)
+from zgos.storage.echealth import HealthReport, Piece, StripeHealth, check_health, describe
+from zgos.storage.ecrepair import StripeRepair, StripeStream, Unprovable
 from zgos.storage.erasurecode import (
     ErasurePlacement,
     InvalidRecord,
@@ -48,11 +41,14 @@ from zgos.storage.erasurecode import (
     check_parity_size,
     check_record,
     encode_parity,
+    files_on_chain,
     live_shards,
+    survey,
     write_parity_file,
 )
 from zgos.storage.hasher import build_file_tree
-from zgos.storage.nodeclient import CorruptData, StorageError
+from zgos.storage.locations import FileLocation
+from zgos.storage.nodeclient import CorruptData, NodeConnection, StorageError, locate
 from zgos.storage.spec.erasure import ErasureParams, StripeLayout
 from zgos.storage.spec.filetree import FileTree
 from zgos.storage.upload import Payload, Submitted, hash_file
@@ -76,6 +72,17 @@ class EcUploadResult:
     data_segments: int
     parity_segments: int
     segments_sent: int
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """The health of a file, and what it was worked out from."""
+
+    report: HealthReport
+    live: LiveNodes
+    layout: StripeLayout  # checked against the file and the chain
+    files: dict[str, Submitted]  # "data" and "parity"
+    unsynced: list[tuple[NodeConnection, Submitted]]  # live nodes that did not describe a file as it is
 
 
 class ErasureClient:
@@ -116,12 +123,9 @@ class ErasureClient:
             raise StorageError(f"0x{root.hex()} was not uploaded with erasure coding (no ErasureRegistry record)")
         return record
 
-    def _locate(self, root: bytes, what: str) -> Submitted:
-        """The file ``root`` with its size from the chain, at a node that describes it so."""
-        file, found = self.storage.verified_locations(root, finalized=False)
-        if not found:
-            raise StorageError(f"no live node knows the {what} 0x{root.hex()}", "check the root, or wait for log sync")
-        return Submitted(root, found[0].seq, file.size, found[0].start_entry)
+    def _locate(self, root: bytes, kind: str, on_chain: FileRecord | None) -> Submitted:
+        """The ``kind`` file ``root`` with its size from the chain, at a node that describes it so."""
+        return self._located(root, kind, locate(self.storage.nodes, root, finalized=False), on_chain)
 
     # --- upload --------------------------------------------------------------------------
 
@@ -166,11 +170,12 @@ class ErasureClient:
             return self.storage.download(root, out).size
         try:
             live, _ = self.live_shards()
-            data = self._locate(root, "file")
-            layout = check_record(self.storage.flow, record, data)
+            on_chain = files_on_chain(self.storage.flow, record)
+            data = self._locate(root, "data", on_chain["data"])
+            layout = check_record(record, on_chain, data)
             with atomic_output(out, data.size) as handle:
                 Rebuild(handle, live, layout, data, self.workers).run(
-                    lambda: self._locate(record.parity_root, "parity file"))
+                    lambda: self._locate(record.parity_root, "parity", on_chain["parity"]))
             return data.size
         except StorageError as exc:
             log.warning("erasure-coded download of 0x%s failed (%s); trying the plain download", root.hex(), exc.message)
@@ -182,28 +187,58 @@ class ErasureClient:
         out). Raises ``StorageError`` when there is no record or it does not fit the file."""
         record = self._required_record(root)
         live, _ = self.live_shards()
-        data = self._locate(root, "file")
-        layout = check_record(self.storage.flow, record, data)
-        parity = self._locate(record.parity_root, "parity file")
+        on_chain = files_on_chain(self.storage.flow, record)
+        data = self._locate(root, "data", on_chain["data"])
+        layout = check_record(record, on_chain, data)
+        parity = self._locate(record.parity_root, "parity", on_chain["parity"])
         check_parity_size(parity, layout, root)
         return data.size, StripeStream(live, layout, {"data": data, "parity": parity}, self.workers).chunks()
 
     # --- health and repair ---------------------------------------------------------------
 
     def health(self, root: bytes) -> HealthReport:
-        return self._inspect(root)[0]
+        return self._inspect(root).report
 
-    def _inspect(self, root: bytes) -> tuple[HealthReport, LiveNodes, StripeLayout, dict[str, Submitted]]:
-        """The health of ``root``, and what it was worked out from: the live nodes, the checked
-        stripe layout and both files."""
+    def _inspect(self, root: bytes) -> Inspection:
+        """The health of ``root``, and what it was worked out from. Each node is asked once
+        (``survey``) for its shard and what it holds of both files."""
         record = self._required_record(root)
-        live, dead = self.live_shards()
-        data = self._locate(root, "file")
-        layout = check_record(self.storage.flow, record, data)  # InvalidRecord: nothing to check or repair against
-        files = {"data": data, "parity": self._locate(record.parity_root, "parity file")}
+        roots = {"data": root, "parity": record.parity_root}
+        with ThreadPoolExecutor(1) as pool:  # the nodes are asked while the chain is
+            surveyed = pool.submit(survey, self.storage.nodes, list(roots.values()))
+            on_chain = files_on_chain(self.storage.flow, record)
+            live, dead, holdings = surveyed.result()
+        files = {kind: self._located(roots[kind], kind, [h.location for answer in holdings.values()
+                                                         if (h := answer[i]) is not None], on_chain[kind])
+                 for i, kind in enumerate(roots)}
+        layout = check_record(record, on_chain, files["data"])  # InvalidRecord: nothing to check or repair against
+        known = {(node.url, kind): holding for node, _ in live for i, kind in enumerate(roots)
+                 if (holding := holdings[node.url][i]) is not None and holding.location.seq == files[kind].seq}
+        held = {(node.url, kind): known[(node.url, kind)].segments if (node.url, kind) in known
+                else self._held(node, files[kind]) for node, _ in live for kind in roots}
         report = HealthReport(root, record, [], dead)
-        check_health(report, live, layout, files)
-        return report, live, layout, files
+        check_health(report, live, layout, files, held)
+        unsynced = [(node, files[kind]) for node, _ in live for kind in roots if (node.url, kind) not in known]
+        return Inspection(report, live, layout, files, unsynced)
+
+    def _located(self, root: bytes, kind: str, locations: list[FileLocation], on_chain: FileRecord | None) -> Submitted:
+        """The ``kind`` file ``root`` with its size from the chain (``on_chain``, its first Flow
+        submission), at a node of ``locations`` that describes it so."""
+        if on_chain is None:
+            raise InvalidRecord(f"the {kind} file 0x{root.hex()} was never submitted to the Flow contract")
+        file, found = self.storage.downloads.check_locations(root, locations, on_chain.size)
+        if not found:
+            raise StorageError(f"no live node knows the {kind} file 0x{root.hex()}", "check the root, or wait for log sync")
+        return Submitted(root, found[0].seq, file.size, found[0].start_entry)
+
+    @staticmethod
+    def _held(node: NodeConnection, file: Submitted) -> frozenset[int]:
+        """The segments of ``file`` that ``node`` holds, asked by its transaction (none if it
+        cannot say): for a node whose holdings name the file under another one, or not at all."""
+        try:
+            return frozenset(node.held_segments(file.seq)[0])
+        except StorageError:
+            return frozenset()
 
     def repair(self, root: bytes) -> tuple[HealthReport, int]:
         """Restore every piece a live node of its shard lacks; return the health before and the
@@ -211,12 +246,12 @@ class ErasureClient:
 
         Stripe by stripe (``StripeRepair``), so only the affected stripes are read. If a piece
         cannot be proven from its partner (lost too), rebuild the whole file and its parity."""
-        report, live, layout, files = self._inspect(root)
+        inspection = self._inspect(root)
+        report, live, layout, files = inspection.report, inspection.live, inspection.layout, inspection.files
         if not report.missing:
             return report, 0
-        for url in report.missing:
-            node = next(n for n, _ in live if n.url == url)
-            for file in files.values():
+        for node, file in inspection.unsynced:
+            if node.url in report.missing:  # it cannot take pieces of a file it has not synced
                 node.wait_synced(file.seq)
         try:
             return report, StripeRepair(report, live, layout, files, self.workers).run()

@@ -1,7 +1,7 @@
-"""Health and repair of an erasure-coded file (``zgos.storage.erasurecode`` lays it out).
+"""Degraded reads and repair of an erasure-coded file (``zgos.storage.erasurecode`` lays it
+out; ``zgos.storage.echealth`` says what is lost).
 
-* health (``check_health``): per stripe, which pieces exist on which live nodes; which live
-  node of a piece's shard lacks it; which pieces no live node's shard holds.
+* degraded read (``StripeStream``): the file's bytes in order, lost segments rebuilt.
 * repair (``StripeRepair``): rebuild only the stripes that lost pieces, prove each rebuilt
   piece from its partner segment's proof, and upload it to the live node of its shard that
   lacks it, so the file again survives ``m`` losses. When a partner is lost too, it is rebuilt
@@ -12,24 +12,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import zfec
 
-from zgos.storage.contracts import ErasureRecord
+from zgos.storage.echealth import HealthReport
 from zgos.storage.erasurecode import (
     MAX_THREADS,
     LiveNodes,
     fetch_proven,
-    fetch_proven_run,
+    fetch_run,
     pad_piece,
     too_few_pieces,
 )
 from zgos.storage.fasthash import segment_root
-from zgos.storage.nodeclient import CorruptData, NodeConnection, StorageError
+from zgos.storage.nodeclient import CorruptData, StorageError
 from zgos.storage.spec.erasure import PIECE_BYTES, StripeLayout
 from zgos.storage.spec.flow import (
     compute_padded_segment_sectors,
@@ -47,83 +48,15 @@ from zgos.storage.spec.segment import (
     compute_sibling_ranges,
     validate_segment,
 )
-from zgos.storage.spec.shard import ShardConfig
 from zgos.storage.upload import BATCH_SEGMENTS, Submitted
+
+log = logging.getLogger(__name__)
 
 STREAM_WINDOW = 64  # segments (16 MiB) a degraded stream fetches and proves at a time
 
 
-@dataclass(frozen=True)
-class Piece:
-    """One piece of a stripe: a data segment, a parity file segment, or a virtual zero."""
-
-    kind: str  # "data" | "parity" | "zero"
-    index: int | None
-    flow_segment: int | None
-    nodes: tuple[str, ...]  # live nodes holding it
-
-
-@dataclass(frozen=True)
-class StripeHealth:
-    stripe: int
-    pieces: tuple[Piece, ...]
-
-    @property
-    def present(self) -> int:
-        return sum(1 for p in self.pieces if p.kind == "zero" or p.nodes)
-
-
-@dataclass
-class HealthReport:
-    root: bytes
-    record: ErasureRecord
-    stripes: list[StripeHealth]
-    dead_nodes: list[str]
-    missing: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # node -> [(kind, index)] to restore
-    orphaned: list[tuple[str, int, ShardConfig]] = field(default_factory=list)  # pieces no live node's shard holds
-
-    @property
-    def survives(self) -> int:
-        """How many more group losses every stripe survives (negative: unreadable)."""
-        k, total = self.record.params.k, self.record.params.pieces
-        return min((s.present for s in self.stripes), default=total) - k
-
-
 class Unprovable(Exception):
     """A rebuilt piece cannot be proven from its partner alone (the partner is lost too)."""
-
-
-def check_health(report: HealthReport, live: LiveNodes, layout: StripeLayout, files: dict[str, Submitted]) -> None:
-    """Fill ``report`` with the stripes of ``layout``: where each piece of the ``"data"`` and
-    ``"parity"`` files is, which live node of its shard lacks it, which have no live node."""
-    def held_by(node: NodeConnection, file: Submitted) -> set[int]:
-        try:
-            return node.held_segments(file.seq)[0]
-        except StorageError:
-            return set()
-
-    asked = [(node, kind, file) for node, _ in live for kind, file in files.items()]
-    with ThreadPoolExecutor(min(MAX_THREADS, len(asked) or 1)) as pool:
-        answers = pool.map(lambda a: held_by(a[0], a[2]), asked)
-        held = {(node.url, kind): segments for (node, kind, _), segments in zip(asked, answers, strict=True)}
-
-    def piece(kind: str, index: int | None) -> Piece:
-        if index is None:
-            return Piece("zero", None, None, ())
-        flow_segment = files[kind].first_segment + index
-        holders = tuple(n.url for n, s in live if s.holds(flow_segment) and index in held[(n.url, kind)])
-        shard_nodes = [n.url for n, s in live if s.holds(flow_segment)]
-        for url in shard_nodes:
-            if index not in held[(url, kind)]:
-                report.missing.setdefault(url, []).append((kind, index))
-        if not shard_nodes:
-            owner = next(g for g in report.record.groups if g.holds(flow_segment % layout.modulus))
-            report.orphaned.append((kind, index, owner))
-        return Piece(kind, index, flow_segment, holders)
-
-    for t, stripe in enumerate(layout.stripes):
-        pieces = [piece("data", i) for i in stripe.data] + [piece("parity", j) for j in stripe.parity]
-        report.stripes.append(StripeHealth(t, tuple(pieces)))
 
 
 class StripeDecoder:
@@ -138,54 +71,60 @@ class StripeDecoder:
 
     def _fetch_runs(self, needed: dict[tuple[str, str], set[int]]) -> dict[tuple[str, int], SegmentWithProof]:
         """The segments ``needed`` names per (node url, kind), fetched as runs of frames per
-        node and proof-checked: a node holds one residue of the flow, so the pieces it holds are
-        every ``num_shard``-th segment of a file. Those a node did not send are left out."""
-        shards = {node.url: (node, shard) for node, shard in self.live}
-
-        def fetch(key: tuple[str, str]) -> dict[tuple[str, int], SegmentWithProof]:
-            (node, shard), kind, indexes = shards[key[0]], key[1], needed[key]
-            step, first, last = shard.num_shard, min(indexes), max(indexes)
-            found = {}
-            for start in range(first, last + 1, step * MAX_FRAMES_PER_REQUEST):
-                window = range(start, min(last + 1, start + step * MAX_FRAMES_PER_REQUEST), step)
-                if not indexes.isdisjoint(window):
-                    found.update({(kind, i): s for i, s in fetch_proven_run(node, self.files[kind], window).items()
-                                  if i in indexes})
-            return found
-
+        node (``_run_of``) and proof-checked. Those a node did not send are left out."""
         fetched: dict[tuple[str, int], SegmentWithProof] = {}
         with ThreadPoolExecutor(self.threads) as pool:
-            for found in pool.map(fetch, needed):
+            for found in pool.map(lambda key: dict(self._run_of(*key, needed[key])), needed):
                 fetched.update(found)
         return fetched
 
-    def _stripe_pieces(self, t: int, fetched: dict[tuple[str, int], SegmentWithProof]) -> list[bytes]:
-        """All ``k + m`` pieces of stripe ``t`` (padded to a whole segment), from any ``k``
-        proof-checked pieces; the segments fetched are kept in ``fetched``."""
-        stripe = self.layout.stripes[t]
+    def _run_of(self, url: str, kind: str, indexes: set[int], *,
+                hash_data: bool = True) -> Iterator[tuple[tuple[str, int], SegmentWithProof]]:
+        """Segments ``indexes`` of the ``kind`` file from the node at ``url``, as they arrive,
+        proof-checked (the data's hash only if ``hash_data``, see ``fetch_run``): a node holds
+        one residue of the flow, so the pieces it holds are every ``num_shard``-th segment of a
+        file, fetched as runs of frames."""
+        node, shard = next((n, s) for n, s in self.live if n.url == url)
+        step, first, last = shard.num_shard, min(indexes), max(indexes)
+        for start in range(first, last + 1, step * MAX_FRAMES_PER_REQUEST):
+            window = range(start, min(last + 1, start + step * MAX_FRAMES_PER_REQUEST), step)
+            if not indexes.isdisjoint(window):
+                yield from (((kind, i), s) for i, s in fetch_run(node, self.files[kind], window, hash_data=hash_data)
+                            if i in indexes)
+
+    def _stripe_rows(self, t: int, rows: Sequence[int], fetched: dict[tuple[str, int], SegmentWithProof]) -> list[bytes]:
+        """Rows ``rows`` of stripe ``t`` (``0..k-1`` data, ``k..`` parity), each a whole piece,
+        from any ``k`` pieces at hand or fetched proof-checked; the segments fetched are kept in
+        ``fetched``. Only the rows asked for are computed: a lost data row is decoded, a lost
+        parity row re-encoded, and nothing else."""
         k, total = self.layout.params.k, self.layout.params.pieces
-        blocks: list[bytes] = []
-        numbers: list[int] = []
+        blocks, numbers = self._any_k_pieces(t, fetched)
+        primary = blocks if numbers == list(range(k)) else zfec.Decoder(k, total).decode(blocks, numbers)
+        parity_rows = tuple(r for r in rows if r >= k)
+        parity = dict(zip(parity_rows, zfec.Encoder(k, total).encode(primary, parity_rows), strict=True)) if parity_rows else {}
+        return [bytes(primary[r]) if r < k else parity[r] for r in rows]
+
+    def _any_k_pieces(self, t: int, fetched: dict[tuple[str, int], SegmentWithProof]) -> tuple[list[bytes], list[int]]:
+        """``k`` pieces of stripe ``t`` (padded to a whole segment) and their row numbers: those at
+        hand first (a lost one would cost a request to find out), in row order."""
+        stripe = self.layout.stripes[t]
+        k = self.layout.params.k
         candidates = [("data", row, index) for row, index in enumerate(stripe.data)]
         candidates += [("parity", k + row, j) for row, j in enumerate(stripe.parity)]
-        # any k pieces decode: those at hand first (a lost one would cost a request to find out)
         candidates.sort(key=lambda c: c[2] is not None and (c[0], c[2]) not in fetched)
+        found: dict[int, bytes] = {}
         for kind, number, index in candidates:
-            if len(blocks) == k:
+            if len(found) == k:
                 break
             if index is None:
-                blocks.append(bytes(PIECE_BYTES))
-            else:
-                segment = fetched.get((kind, index)) or fetch_proven(self.live, self.files[kind], index)
-                if segment is None:
-                    continue
+                found[number] = bytes(PIECE_BYTES)
+            elif (segment := fetched.get((kind, index)) or fetch_proven(self.live, self.files[kind], index)) is not None:
                 fetched[(kind, index)] = segment
-                blocks.append(pad_piece(segment.data))
-            numbers.append(number)
-        if len(blocks) < k:
-            raise too_few_pieces(t, self.files["data"].root, len(blocks), k)
-        primary = zfec.Decoder(k, total).decode(blocks, numbers)
-        return [bytes(b) for b in primary] + [bytes(b) for b in zfec.Encoder(k, total).encode(primary, list(range(k, total)))]
+                found[number] = pad_piece(segment.data)
+        if len(found) < k:
+            raise too_few_pieces(t, self.files["data"].root, len(found), k)
+        numbers = sorted(found)
+        return [found[n] for n in numbers], numbers
 
     def _prove(self, file: Submitted, kind: str, index: int, piece: bytes,
                fetched: dict[tuple[str, int], SegmentWithProof]) -> SegmentWithProof:
@@ -231,7 +170,7 @@ class StripeDecoder:
         t = self.layout.stripe_of_data()[index] if kind == "data" else self.layout.stripe_of_parity()[index][0]
         stripe = self.layout.stripes[t]
         row = stripe.data.index(index) if kind == "data" else self.layout.params.k + stripe.parity.index(index)
-        return self._stripe_pieces(t, fetched)[row]
+        return self._stripe_rows(t, [row], fetched)[0]
 
     def _holder(self, kind: str, index: int) -> str | None:
         """The url of the first live node whose shard holds segment ``index`` of the ``kind`` file."""
@@ -258,7 +197,7 @@ class StripeStream(StripeDecoder):
                 if segment is None:
                     t = stripe_of[index]
                     if t not in decoded:
-                        decoded[t] = self._stripe_pieces(t, fetched)
+                        decoded[t] = self._stripe_rows(t, range(self.layout.params.k), fetched)
                     piece = decoded[t][self.layout.stripes[t].data.index(index)]
                     segment = self._prove(data, "data", index, piece, fetched)
                 yield segment.data[: data.size - index * BYTES_PER_SEGMENT]  # the last one's sector padding off
@@ -272,35 +211,103 @@ class StripeStream(StripeDecoder):
         return needed
 
 
+class _Arrivals:
+    """The pieces a repair fetches, as they arrive, so each stripe decodes once its own have."""
+
+    def __init__(self, fetches: int) -> None:
+        self.segments: dict[tuple[str, int], SegmentWithProof] = {}
+        self.unhashed: dict[tuple[str, int], str] = {}  # arrived pieces whose data is not hashed yet: their node
+        self._fetches = fetches  # still running
+        self._changed = threading.Condition()
+
+    def add(self, key: tuple[str, int], segment: SegmentWithProof, url: str) -> None:
+        with self._changed:
+            self.segments[key] = segment
+            self.unhashed[key] = url
+            self._changed.notify_all()
+
+    def fetch_ended(self) -> None:
+        with self._changed:
+            self._fetches -= 1
+            self._changed.notify_all()
+
+    def wait_for(self, keys: Iterable[tuple[str, int]] = ()) -> None:
+        """Until every one of ``keys`` has arrived, or every fetch has ended (all, by default)."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._fetches or all(key in self.segments for key in keys))
+
+
 class StripeRepair(StripeDecoder):
     """Restores the pieces ``report.missing`` lists, stripe by stripe: fetch any ``k`` pieces
-    of a stripe (all stripes' pieces first, as runs of frames per node), decode and re-encode
-    it, prove each rebuilt piece, send it to its node."""
+    of each stripe (as runs of frames per node), decode each stripe as soon as its pieces have
+    arrived, prove each rebuilt piece, send it to its node while later stripes decode."""
 
     def __init__(self, report: HealthReport, live: LiveNodes, layout: StripeLayout, files: dict[str, Submitted],
                  workers: int) -> None:
         super().__init__(live, layout, files, workers)
         self.report = report
+        self._hashing = threading.Lock()
 
     def run(self) -> int:
         """The number of segments restored; raises ``Unprovable`` when a partner is lost too."""
+        wanted = self._wanted()
+        needed, inputs = self._plan(wanted)
+        arrivals = _Arrivals(len(needed))
+        restored = 0
+        # decoding is CPU work (zfec and the hasher release the GIL): a thread per core, so
+        # stripes finish in order and their pieces go out while later stripes decode
+        with (ThreadPoolExecutor(self.threads) as fetchers, ThreadPoolExecutor(os.cpu_count() or 1) as decoders,
+              ThreadPoolExecutor(self.threads) as senders):
+            fetches = [fetchers.submit(self._fetch_into, arrivals, *key, needed[key]) for key in needed]
+            sends: list[Future[None]] = []
+            batches: dict[tuple[str, str], list[SegmentWithProof]] = {}
+            repaired = decoders.map(lambda t: self._repair_stripe(t, wanted[t], inputs[t], arrivals), sorted(wanted))
+            for url, kind, segment in (item for items in repaired for item in items):
+                batch = batches.setdefault((url, kind), [])
+                batch.append(segment)
+                if len(batch) == BATCH_SEGMENTS:
+                    sends.append(senders.submit(self._send, url, kind, batches.pop((url, kind))))
+                restored += 1
+            sends += [senders.submit(self._send, url, kind, batch) for (url, kind), batch in batches.items()]
+            for future in fetches + sends:
+                future.result()
+        return restored
+
+    def _wanted(self) -> dict[int, list[tuple[str, int, str]]]:
+        """The lost pieces of each stripe that lost any: (kind, index, url of the node to get it)."""
         stripe_of_data, stripe_of_parity = self.layout.stripe_of_data(), self.layout.stripe_of_parity()
-        wanted: dict[int, list[tuple[str, int, str]]] = {}  # stripe -> [(kind, index, node url)]
+        wanted: dict[int, list[tuple[str, int, str]]] = {}
         for url, pieces in self.report.missing.items():
             for kind, index in pieces:
                 t = stripe_of_data[index] if kind == "data" else stripe_of_parity[index][0]
                 wanted.setdefault(t, []).append((kind, index, url))
-        fetched = self._prefetch(wanted)
-        with ThreadPoolExecutor(self.threads) as pool:
-            rebuilt = [item for items in pool.map(lambda t: self._repair_stripe(t, wanted[t], fetched), sorted(wanted))
-                       for item in items]
-            by_target: dict[tuple[str, str], list[SegmentWithProof]] = {}
-            for url, kind, segment in rebuilt:
-                by_target.setdefault((url, kind), []).append(segment)
-            batches = [(url, kind, segments[i : i + BATCH_SEGMENTS]) for (url, kind), segments in by_target.items()
-                       for i in range(0, len(segments), BATCH_SEGMENTS)]
-            list(pool.map(lambda batch: self._send(*batch), batches))
-        return len(rebuilt)
+        return wanted
+
+    def _plan(self, wanted: dict[int, list[tuple[str, int, str]]]
+              ) -> tuple[dict[tuple[str, str], set[int]], dict[int, list[tuple[str, int]]]]:
+        """What to fetch from which node (by node url and kind), and what each stripe waits for:
+        the pieces it will be decoded from (the first ``k`` present), and each lost piece's
+        partner, whose proof reveals the roots the rebuilt piece's own proof needs
+        (``_sibling_roots``)."""
+        k = self.layout.params.k
+        holders = {(p.kind, p.index): p.nodes for stripe in self.report.stripes for p in stripe.pieces if p.nodes}
+        needed: dict[tuple[str, str], set[int]] = {}
+        inputs: dict[int, list[tuple[str, int]]] = {}
+        for t, pieces in wanted.items():
+            present = [p for p in self.report.stripes[t].pieces if p.kind == "zero" or p.nodes][:k]
+            keys = [(p.kind, p.index) for p in present if p.kind != "zero" and p.index is not None]
+            keys += [(kind, index ^ 1) for kind, index, _ in pieces if (kind, index ^ 1) in holders]
+            for kind, index in keys:
+                needed.setdefault((holders[(kind, index)][0], kind), set()).add(index)
+            inputs[t] = keys
+        return needed, inputs
+
+    def _fetch_into(self, arrivals: _Arrivals, url: str, kind: str, indexes: set[int]) -> None:
+        try:
+            for key, segment in self._run_of(url, kind, indexes, hash_data=False):
+                arrivals.add(key, segment, url)
+        finally:
+            arrivals.fetch_ended()
 
     def _send(self, url: str, kind: str, segments: list[SegmentWithProof]) -> None:
         """Rebuilt ``segments`` of the ``kind`` file to the node at ``url``: in one request of
@@ -313,51 +320,41 @@ class StripeRepair(StripeDecoder):
             for segment in segments:
                 node.put_segment(seq, segment)
 
-    def _prefetch(self, wanted: dict[int, list[tuple[str, int, str]]]) -> dict[tuple[str, int], SegmentWithProof]:
-        """The pieces the ``wanted`` stripes will be decoded from (the first ``k`` present in
-        each), and each lost piece's partner, whose proof reveals the roots the rebuilt piece's
-        own proof needs (``_sibling_roots``)."""
-        k = self.layout.params.k
-        needed: dict[tuple[str, str], set[int]] = {}  # (node url, kind) -> segment indexes
-        for t in wanted:
-            present = [p for p in self.report.stripes[t].pieces if p.kind == "zero" or p.nodes][:k]
-            for piece in present:
-                if piece.kind != "zero" and piece.index is not None:
-                    needed.setdefault((piece.nodes[0], piece.kind), set()).add(piece.index)
-        holders = {(p.kind, p.index): p.nodes for stripe in self.report.stripes for p in stripe.pieces if p.nodes}
-        for kind, index, _ in (piece for pieces in wanted.values() for piece in pieces):
-            if partner_holders := holders.get((kind, index ^ 1)):
-                needed.setdefault((partner_holders[0], kind), set()).add(index ^ 1)
-        return self._fetch_runs(needed)
+    def _repair_stripe(self, t: int, wanted: list[tuple[str, int, str]], inputs: list[tuple[str, int]],
+                       arrivals: _Arrivals) -> list[tuple[str, str, SegmentWithProof]]:
+        """The ``wanted`` pieces of stripe ``t`` rebuilt and proven, with the node each goes to.
 
-    def _repair_stripe(self, t: int, wanted: list[tuple[str, int, str]],
-                       fetched: dict[tuple[str, int], SegmentWithProof]) -> list[tuple[str, str, SegmentWithProof]]:
-        """The ``wanted`` pieces of stripe ``t`` rebuilt and proven, with the node each goes to."""
-        pieces = self._stripe_pieces(t, fetched)
+        The fetched pieces are decoded before their data is hashed (their proofs are checked):
+        each rebuilt piece's own proof is checked against the file's root, and every decode
+        input enters it (an MDS code's rebuilt row depends on each of its ``k`` inputs), so a
+        corrupt input fails that check. Only then are the inputs hashed, once all have arrived,
+        the corrupt ones dropped and the stripe decoded again from proven pieces."""
+        arrivals.wait_for(inputs)
+        try:
+            return self._rebuild_stripe(t, wanted, arrivals.segments)
+        except CorruptData:
+            arrivals.wait_for()
+            self._hash_arrived(arrivals)
+            return self._rebuild_stripe(t, wanted, arrivals.segments)
+
+    def _hash_arrived(self, arrivals: _Arrivals) -> None:
+        """Hash every arrived piece not hashed yet against its proof, and drop the corrupt ones."""
+        with self._hashing:
+            for (kind, index), url in arrivals.unhashed.items():
+                file = self.files[kind]
+                try:
+                    validate_segment(arrivals.segments[(kind, index)], file.root, file.size, segment_root)
+                except InvalidSegment as exc:
+                    log.warning("%s served a corrupt %s segment %d of 0x%s: %s", url, kind, index,
+                                self.files["data"].root.hex(), exc.message)
+                    del arrivals.segments[(kind, index)]
+            arrivals.unhashed = {}
+
+    def _rebuild_stripe(self, t: int, wanted: list[tuple[str, int, str]],
+                        fetched: dict[tuple[str, int], SegmentWithProof]) -> list[tuple[str, str, SegmentWithProof]]:
         stripe = self.layout.stripes[t]
-        rebuilt = []
-        for kind, index, url in wanted:
-            row = stripe.data.index(index) if kind == "data" else self.layout.params.k + stripe.parity.index(index)
-            rebuilt.append((url, kind, self._prove(self.files[kind], kind, index, pieces[row], fetched)))
-        return rebuilt
-
-
-def describe(report: HealthReport) -> dict[str, Any]:
-    """The health report as JSON-friendly data (for the CLI and the gateway)."""
-    k, total = report.record.params.k, report.record.params.pieces
-    return {
-        "root": "0x" + report.root.hex(),
-        "parityRoot": "0x" + report.record.parity_root.hex(),
-        "ec": str(report.record.params),
-        "groups": [str(g) for g in report.record.groups],
-        "survivesMoreLosses": report.survives,
-        "deadNodes": report.dead_nodes,
-        "stripes": [
-            {"stripe": s.stripe, "present": s.present, "of": total, "readable": s.present >= k,
-             "pieces": [{"kind": p.kind, "index": p.index, "flowSegment": p.flow_segment, "nodes": list(p.nodes)}
-                        for p in s.pieces]}
-            for s in report.stripes
-        ],
-        "toRestore": {url: len(pieces) for url, pieces in report.missing.items()},
-        "noLiveNode": [f"{kind} {index} (shard {shard})" for kind, index, shard in report.orphaned],
-    }
+        rows = [stripe.data.index(index) if kind == "data" else self.layout.params.k + stripe.parity.index(index)
+                for kind, index, _ in wanted]
+        pieces = self._stripe_rows(t, rows, fetched)
+        return [(url, kind, self._prove(self.files[kind], kind, index, piece, fetched))
+                for (kind, index, url), piece in zip(wanted, pieces, strict=True)]

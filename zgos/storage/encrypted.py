@@ -29,7 +29,8 @@ from pathlib import Path
 from zgos.storage.client import StorageClient, UploadResult
 from zgos.storage.contracts import decode_submit_event
 from zgos.storage.download import VerifiedFile, atomic_output
-from zgos.storage.nodeclient import FileLocation, StorageError
+from zgos.storage.locations import FileLocation
+from zgos.storage.nodeclient import StorageError
 from zgos.storage.spec.encryption import (
     NONCE_SIZE,
     PRIVATE_KEY_SIZE,

@@ -23,16 +23,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import zfec
 
-from zgos.storage.contracts import ErasureRecord, FlowContract
+from zgos.storage.contracts import ErasureRecord, FileRecord, FlowContract
 from zgos.storage.fasthash import segment_root
 from zgos.storage.hasher import build_file_tree
-from zgos.storage.nodeclient import CorruptData, NodeConnection, StorageError
+from zgos.storage.locations import Holding
+from zgos.storage.nodeclient import MAX_PARALLEL_QUERIES, CorruptData, NodeConnection, StorageError
 from zgos.storage.spec.erasure import (
     PIECE_BYTES,
     ErasureParams,
@@ -47,7 +48,7 @@ from zgos.storage.spec.flow import (
     compute_proof_segment_count,
     compute_segment_count,
 )
-from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, PromoteTree
+from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, PromoteTree, Proof
 from zgos.storage.spec.segment import (
     InvalidSegment,
     SegmentWithProof,
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 MAX_THREADS = 64
 
 LiveNodes = list[tuple[NodeConnection, ShardConfig]]
+Holdings = dict[str, list[Holding | None]]  # node url -> what it holds of each file asked about
 
 
 class InvalidRecord(StorageError):
@@ -70,19 +72,26 @@ class InvalidRecord(StorageError):
 
 
 def live_shards(nodes: list[NodeConnection]) -> tuple[LiveNodes, list[str]]:
-    """(node, shard) of every node that answers ``zgs_getShardConfig``; URLs of the others."""
-    def probe(node: NodeConnection) -> ShardConfig | None:
+    """(node, shard) of every node that answers; URLs of the others."""
+    live, dead, _ = survey(nodes, [])
+    return live, dead
+
+
+def survey(nodes: list[NodeConnection], roots: Sequence[bytes]) -> tuple[LiveNodes, list[str], Holdings]:
+    """(node, shard) of every node that answers, and what it holds of each of ``roots``
+    (``NodeConnection.holdings``), every node asked at once; URLs of the others."""
+    def ask(node: NodeConnection) -> tuple[ShardConfig, list[Holding | None]] | None:
         try:
-            return node.shard()
+            return node.holdings(roots)
         except StorageError as exc:
             log.warning("storage node %s is not usable: %s", node.url, exc)
             return None
 
-    with ThreadPoolExecutor(max(1, min(16, len(nodes)))) as pool:
-        shards = list(pool.map(probe, nodes))
-    live = [(n, s) for n, s in zip(nodes, shards, strict=True) if s is not None]
-    dead = [n.url for n, s in zip(nodes, shards, strict=True) if s is None]
-    return live, dead
+    with ThreadPoolExecutor(max(1, min(MAX_PARALLEL_QUERIES, len(nodes)))) as pool:
+        answers = list(pool.map(ask, nodes))
+    live = [(n, a[0]) for n, a in zip(nodes, answers, strict=True) if a is not None]
+    dead = [n.url for n, a in zip(nodes, answers, strict=True) if a is None]
+    return live, dead, {n.url: a[1] for n, a in zip(nodes, answers, strict=True) if a is not None}
 
 
 class ErasurePlacement:
@@ -127,13 +136,12 @@ def encode_parity(uploads: UploadPipeline, data: Payload, layout: StripeLayout, 
     return Payload(parity_path, tree, parity)
 
 
-def check_record(flow: FlowContract | None, record: ErasureRecord, data: Submitted) -> StripeLayout:
-    """The stripe layout ``record`` gives ``data``, checked to fit it: recorded by the data
-    root's first Flow submitter, ``k+m`` and groups forming a layout, the parity file on
-    chain with the layout's size. Raises ``InvalidRecord`` otherwise."""
-    if flow is None:
-        raise StorageError("erasure coding needs the chain (Flow)", "run against a deployment")
-    owner = flow.file_of(record.data_root)
+def check_record(record: ErasureRecord, on_chain: dict[str, FileRecord | None], data: Submitted) -> StripeLayout:
+    """The stripe layout ``record`` gives ``data``, checked to fit it and the ``"data"`` and
+    ``"parity"`` files' first Flow submissions (``on_chain``): recorded by the data root's first
+    submitter, ``k+m`` and groups forming a layout, the parity file on chain with the layout's
+    size. Raises ``InvalidRecord`` otherwise."""
+    owner, parity = on_chain["data"], on_chain["parity"]
     if owner is None or owner.submitter.lower() != record.uploader.lower():
         raise InvalidRecord(f"the erasure record of 0x{record.data_root.hex()} is by {record.uploader}, "
                             f"not by the file's uploader {owner.submitter if owner else '(none)'}")
@@ -142,12 +150,18 @@ def check_record(flow: FlowContract | None, record: ErasureRecord, data: Submitt
                                        record.groups)
     except InvalidLayout as exc:
         raise InvalidRecord(f"the erasure record of 0x{record.data_root.hex()} gives no layout: {exc.message}") from None
-    parity = flow.file_of(record.parity_root)
     wanted = layout.parity_segments * PIECE_BYTES
     if parity is None or parity.size != wanted:
         raise InvalidRecord(f"the parity file 0x{record.parity_root.hex()} of 0x{record.data_root.hex()} has "
                             f"{parity.size if parity else 'no'} bytes on chain; the recorded layout needs {wanted}")
     return layout
+
+
+def files_on_chain(flow: FlowContract | None, record: ErasureRecord) -> dict[str, FileRecord | None]:
+    """The first Flow submissions of the ``"data"`` and ``"parity"`` files of ``record``."""
+    if flow is None:
+        raise StorageError("erasure coding needs the chain (Flow)", "run against a deployment")
+    return {"data": flow.file_of(record.data_root), "parity": flow.file_of(record.parity_root)}
 
 
 def write_parity_file(data_path: Path, layout: StripeLayout, out: Path) -> None:
@@ -194,22 +208,29 @@ def fetch_proven(live: LiveNodes, file: Submitted, index: int) -> SegmentWithPro
     return None
 
 
-def fetch_proven_run(node: NodeConnection, file: Submitted, indexes: range) -> dict[int, SegmentWithProof]:
-    """Segments ``indexes`` of ``file`` streamed from ``node`` as frames, each proof-checked: the
-    ones it sent intact (none if it cannot stream; ``fetch_proven`` then gets them one by one)."""
-    proven: dict[int, SegmentWithProof] = {}
+def fetch_run(node: NodeConnection, file: Submitted, indexes: range, *,
+              hash_data: bool = True) -> Iterator[tuple[int, SegmentWithProof]]:
+    """Segments ``indexes`` of ``file`` streamed from ``node`` as frames, as they arrive: the
+    ones it sent intact (none if it cannot stream; ``fetch_proven`` then gets them one by
+    one); the run ends at a corrupt one. With ``hash_data`` False, a segment's length and proof
+    are checked but not that its data hashes to the proof's leaf: only for pieces whose data is
+    proven by a later check (a repair's decode inputs, ``StripeRepair``)."""
     try:
         for index, data, proof in node.get_segments(file.seq, indexes):
             if data is None or proof is None:
                 continue
             segment = SegmentWithProof(file.root, data, index, proof, file.size)
-            validate_segment(segment, file.root, file.size, segment_root)
-            proven[index] = segment
+            validate_segment(segment, file.root, file.size, segment_root if hash_data else _claimed_leaf(proof))
+            yield index, segment
     except InvalidSegment as exc:
         log.warning("%s served a corrupt segment of 0x%s: %s", node.url, file.root.hex(), exc.message)
     except StorageError as exc:
         log.info("%s did not stream segments of 0x%s (%s)", node.url, file.root.hex(), exc.message)
-    return proven
+
+
+def _claimed_leaf(proof: Proof) -> Callable[[bytes, int], bytes]:
+    """A segment-root function that takes the proof's word for the data's root."""
+    return lambda data, padded_sectors: proof.leaf
 
 
 def fetch_piece(live: LiveNodes, file: Submitted, index: int) -> bytes | None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpcore
@@ -31,19 +31,27 @@ from zgos.runtime.netutil import (
 )
 from zgos.runtime.outbound import OutboundClient, OutboundRefused
 from zgos.storage.framefetch import Frame, FrameChannel, FramesRefused
+from zgos.storage.locations import (
+    FileLocation,
+    Holding,
+    is_finalized,
+    parse_holdings,
+    parse_segment_indexes,
+)
 from zgos.storage.spec.custody import Custody, InvalidCustody, decode_custody
 from zgos.storage.spec.frames import (
     InvalidFrame,
     encode_frame_header,
     encode_proof,
 )
-from zgos.storage.spec.merkle import InvalidProof, Proof, parse_hash
+from zgos.storage.spec.merkle import InvalidProof, Proof
 from zgos.storage.spec.segment import ALREADY_FINALIZED_ERROR_CODE, InvalidSegment, SegmentWithProof
 from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
 
 POLL_S = 0.2  # the longest pause between two polls
 FIRST_POLL_S = 0.01  # the first pause; each next one is twice as long, up to POLL_S
 WAIT_TIMEOUT_S = 300.0
+MAX_PARALLEL_QUERIES = 16  # nodes asked at once when every node is asked the same question
 
 
 class StorageError(ZgError):
@@ -68,30 +76,6 @@ class NodeRefused(StorageError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
-
-
-@dataclass(frozen=True)
-class FileLocation:
-    """A node's ``zgs_getFileInfo`` answer about one file."""
-
-    node: str
-    info: dict[str, Any]
-
-    @property
-    def seq(self) -> int:
-        return int(self.info["tx"]["seq"])
-
-    @property
-    def size(self) -> int:
-        return int(self.info["tx"]["size"])
-
-    @property
-    def root(self) -> bytes:
-        return parse_hash(self.info["tx"]["dataMerkleRoot"])
-
-    @property
-    def start_entry(self) -> int:
-        return int(self.info["tx"]["startEntryIndex"])
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout_s: float = WAIT_TIMEOUT_S) -> None:
@@ -206,7 +190,40 @@ class NodeConnection:
                 raise StorageError(f"{self.url} does not know tx {seq}")
             return set(range(int(info["uploadedSegNum"]))), bool(info["finalized"])
         answer = self._get_json(f"/zgos/v1/file/{seq}")
-        return set(answer["segments"]), bool(answer["finalized"])
+        try:
+            return set(parse_segment_indexes(answer["segments"])), bool(answer["finalized"])
+        except (KeyError, TypeError, ValueError):
+            raise NodeMisbehaved(f"{self.url} sent a malformed list of held segments") from None
+
+    def holdings(self, roots: Sequence[bytes]) -> tuple[ShardConfig, list[Holding | None]]:
+        """The node's shard and, per data root, where it has that file and which of its
+        segments it holds (None: it does not know the file): one request to a zgos node, the
+        JSON-RPC calls to any other."""
+        if self._fast is not False:
+            query = "&".join(f"root=0x{root.hex()}" for root in roots)
+            try:
+                answer = self._get_json(f"/zgos/v1/holdings?{query}")
+            except NodeUnavailable:
+                raise
+            except StorageError:  # no such endpoint: a 0G node, or a zgos node older than it
+                answer = None
+            if answer is not None:
+                try:
+                    self._shard, files = parse_holdings(self.url, answer, len(roots))
+                except ValueError as exc:
+                    raise NodeMisbehaved(f"{self.url} sent a malformed holdings answer: {exc}") from None
+                return self._shard, files
+        return self.shard(), [self._holding(root) for root in roots]
+
+    def _holding(self, root: bytes) -> Holding | None:
+        info = self.file_info(root)
+        if info is None:
+            return None
+        try:
+            location = FileLocation(self.url, info)
+            return Holding(location, frozenset(self.held_segments(location.seq)[0]))
+        except (KeyError, TypeError, ValueError):
+            raise NodeMisbehaved(f"{self.url} sent a malformed file info") from None
 
     # --- segments ------------------------------------------------------------------------
 
@@ -312,7 +329,10 @@ class NodeConnection:
             raise _unavailable(f"storage node {self.url} did not answer", exc) from None
         if response.status_code != 200:
             raise StorageError(f"{self.url}: {_message(response)}")
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise NodeMisbehaved(f"{self.url} answered {path.split('?')[0]} with something other than JSON") from None
 
 
 def _unavailable(what: str, exc: httpx.HTTPError) -> NodeUnavailable:
@@ -331,28 +351,15 @@ def _message(response: httpx.Response) -> str:
 
 def locate(nodes: list[NodeConnection], root: bytes | None = None, seq: int | None = None,
            finalized: bool = True) -> list[FileLocation]:
-    """The nodes that know the file ``root`` (or tx ``seq``): finalized ones only, by default."""
-    found = []
-    for node in nodes:
+    """The nodes that know the file ``root`` (or tx ``seq``): finalized ones only, by default.
+    All are asked at once, so finding a file costs one round trip, not one per node."""
+    def ask(node: NodeConnection) -> dict[str, Any] | None:
         try:
-            info = node.file_info(root, seq)
+            return node.file_info(root, seq)
         except StorageError:
-            continue
-        if info is not None and (info["finalized"] or not finalized):
-            found.append(FileLocation(node.url, info))
-    return found
-
-
-def claimed_size(location: FileLocation, root: bytes | None) -> int | None:
-    """The size a node's answer claims (None if malformed, or if it names a root other than ``root``)."""
-    try:
-        if (root is not None and location.root != root) or location.seq < 0 or location.start_entry < 0:
             return None
-        return location.size
-    except (KeyError, TypeError, ValueError, InvalidProof):
-        return None
 
-
-def describes_file(location: FileLocation, root: bytes, size: int) -> bool:
-    """Whether a node's answer describes the file ``root`` of ``size`` bytes."""
-    return claimed_size(location, root) == size
+    with ThreadPoolExecutor(max(1, min(MAX_PARALLEL_QUERIES, len(nodes)))) as pool:
+        infos = list(pool.map(ask, nodes))
+    return [FileLocation(node.url, info) for node, info in zip(nodes, infos, strict=True)
+            if isinstance(info, dict) and (is_finalized(info) or not finalized)]

@@ -34,14 +34,8 @@ from eth_account.signers.local import LocalAccount
 
 from zgos.storage.contracts import FlowContract
 from zgos.storage.hasher import build_file_tree
-from zgos.storage.nodeclient import (
-    FileLocation,
-    NodeConnection,
-    NodeUnavailable,
-    StorageError,
-    describes_file,
-    locate,
-)
+from zgos.storage.locations import FileLocation, describes_file
+from zgos.storage.nodeclient import NodeConnection, NodeUnavailable, StorageError, locate
 from zgos.storage.spec.filetree import FileTree
 from zgos.storage.spec.merkle import BYTES_PER_SECTOR, BYTES_PER_SEGMENT
 from zgos.storage.spec.segment import SegmentWithProof

@@ -1,5 +1,6 @@
 """A real HTTP server in front of a storage node: it forwards every request, can rewrite the
-node's JSON-RPC answers (a lying node) and counts what it was asked (what a client fetched)."""
+node's JSON-RPC answers (a lying node) or flip a byte of the segments it streams as frames (a
+node whose disk rots), and counts what it was asked (what a client fetched)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length"
 
 
 class StorageNodeProxy:
-    """``url`` forwards to ``target``; ``rewrite`` changes JSON-RPC results on the way back."""
+    """``url`` forwards to ``target``; ``rewrite`` changes JSON-RPC results on the way back;
+    with ``rot_frames``, the last byte of every run of frames (its last segment's data) is flipped."""
 
-    def __init__(self, target: str, rewrite: Rewrite | None = None) -> None:
+    def __init__(self, target: str, rewrite: Rewrite | None = None, rot_frames: bool = False) -> None:
         self.target = target.rstrip("/")
         self.rewrite = rewrite
+        self.rot_frames = rot_frames
         self.requests: list[tuple[str, str]] = []  # (HTTP method, path or JSON-RPC method)
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=30)
@@ -66,6 +69,8 @@ class StorageNodeProxy:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 answer = proxy._http.request(self.command, proxy.target + self.path, content=body, headers=headers)
                 content = answer.content
+                if proxy.rot_frames and self.path.startswith("/zgos/v1/segments/") and answer.status_code == 200 and content:
+                    content = content[:-1] + bytes([content[-1] ^ 1])
                 if method and proxy.rewrite is not None and answer.status_code == 200:
                     reply = answer.json()
                     if isinstance(reply, dict) and "result" in reply:

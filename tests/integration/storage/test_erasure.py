@@ -20,6 +20,7 @@ from tests.cdp import CHROMIUM, Browser
 from tests.integration.clirunner import zg
 from tests.integration.explorer.explorer_fixtures import running_explorer, show_page
 from tests.integration.storage.conftest import start_node
+from tests.integration.storage.httpproxy import StorageNodeProxy
 from tests.integration.storage.indexer_fixtures import start_indexer
 from tests.servers import await_ready
 from zgos.chain.accounts import devnet_role
@@ -254,3 +255,38 @@ def test_ec_upload_refuses_bad_ec_input_before_paying(
     finally:
         for node in running:
             node.stop()
+
+
+def test_repair_decodes_before_hashing_and_a_rotten_piece_is_found_dropped_and_fetched_again(
+    tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Repair decodes the pieces it fetched before hashing their data; a node that streams a
+    rotten piece (a flipped byte, a valid proof) makes a rebuilt piece fail its proof, so the
+    pieces are hashed, the rotten one is dropped (and named) and the stripe decoded again."""
+    data = os.urandom(17 * SEGMENT + 99)
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+    with ErasureClient(cluster.urls, chain, deployment.address("Flow"), deployment.address("ErasureRegistry"),
+                       devnet_role("user"), timeout_s=10) as ec:
+        root = ec.upload(path, ErasureParams(4, 2)).root
+    cluster.kill_and_wipe(2)
+    cluster.start(2)
+    cluster.wait_ready()
+    rotten = [StorageNodeProxy(url, rot_frames=True) for url in cluster.urls[:2]]  # the two quarter nodes
+    try:
+        nodes = [proxy.url for proxy in rotten] + cluster.urls[2:]
+        with ErasureClient(nodes, chain, deployment.address("Flow"), deployment.address("ErasureRegistry"),
+                           timeout_s=10) as ec, caplog.at_level("WARNING", "zgos.storage.ecrepair"):
+            before, restored = ec.repair(root)
+            after = ec.health(root)
+    finally:
+        for proxy in rotten:
+            proxy.stop()
+    assert restored == sum(len(p) for p in before.missing.values()) > 0
+    assert after.survives == 2 and not after.missing, "every lost piece is back, proven (the node checks each too)"
+    assert "served a corrupt" in caplog.text and any(proxy.url in caplog.text for proxy in rotten), caplog.text
+    for i in (0, 1):  # the rebuilt pieces are right: the file reads without the quarter nodes
+        cluster.kill_and_wipe(i)
+    out = tmp_path / "out.bin"
+    with client(cluster, chain, deployment) as ec:
+        assert ec.download(root, out) == len(data) and out.read_bytes() == data

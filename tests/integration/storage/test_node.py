@@ -331,3 +331,29 @@ def test_expensive_calls_over_a_clients_rate_limit_get_429(tmp_path: Path, chain
         assert "result" in rpc(node.url, "zgs_getStatus"), "cheap calls are not limited"
     finally:
         node.stop()
+
+
+def test_holdings_answers_shard_file_and_held_segments_in_one_request_as_the_json_rpc_does(
+    tmp_path: Path, client: StorageClient, storage_node: RunningNode
+) -> None:
+    """``GET /zgos/v1/holdings``: what a health check asks each node, in one request; the
+    client reads the same holdings from a node it may only ask over 0G's JSON-RPC."""
+    result = client.upload(write(tmp_path, 2 * 262_144 + 5))
+    unknown = bytes(range(32))
+    answer = httpx.get(f"{storage_node.url}/zgos/v1/holdings",
+                       params=[("root", "0x" + result.root.hex()), ("root", "0x" + unknown.hex())])
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["shard"] == rpc(storage_node.url, "zgs_getShardConfig")["result"]
+    assert body["files"][0]["info"] == rpc(storage_node.url, "zgs_getFileInfo", "0x" + result.root.hex(), True)["result"]
+    assert body["files"][0]["segments"] == [0, 1, 2] and body["files"][1] is None
+    with OutboundClient(OPEN_POLICY, deadline_s=10) as http:
+        fast, json_rpc_only = NodeConnection(storage_node.url, http), NodeConnection(storage_node.url, http, fast=False)
+        shard, holdings = fast.holdings([result.root, unknown])
+        assert (shard, holdings) == json_rpc_only.holdings([result.root, unknown])
+        held = holdings[0]
+        assert held is not None and held.segments == {0, 1, 2} and held.location.seq == result.tx_seq
+    too_many = [("root", "0x" + bytes([i] * 32).hex()) for i in range(9)]
+    for params in (too_many, [("root", "0x12")], [("root", "0x" + "zz" * 32)]):
+        refused = httpx.get(f"{storage_node.url}/zgos/v1/holdings", params=params)
+        assert refused.status_code == 400 and refused.json()["error"], params
