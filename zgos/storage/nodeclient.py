@@ -13,6 +13,7 @@ so with ``ALREADY_FINALIZED_ERROR_CODE``, or, asked afterwards, by the file's st
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,8 @@ from zgos.storage.spec.frames import (
 from zgos.storage.spec.merkle import InvalidProof, Proof
 from zgos.storage.spec.segment import ALREADY_FINALIZED_ERROR_CODE, InvalidSegment, SegmentWithProof
 from zgos.storage.spec.shard import InvalidShardConfig, ShardConfig
+
+log = logging.getLogger(__name__)
 
 POLL_S = 0.2  # the longest pause between two polls
 FIRST_POLL_S = 0.01  # the first pause; each next one is twice as long, up to POLL_S
@@ -199,20 +202,15 @@ class NodeConnection:
         """The node's shard and, per data root, where it has that file and which of its
         segments it holds (None: it does not know the file): one request to a zgos node, the
         JSON-RPC calls to any other."""
-        if self._fast is not False:
+        if roots and self._fast is not False:
             query = "&".join(f"root=0x{root.hex()}" for root in roots)
             try:
-                answer = self._get_json(f"/zgos/v1/holdings?{query}")
+                self._shard, files = parse_holdings(self.url, self._get_json(f"/zgos/v1/holdings?{query}"), len(roots))
+                return self._shard, files
             except NodeUnavailable:
                 raise
-            except StorageError:  # no such endpoint: a 0G node, or a zgos node older than it
-                answer = None
-            if answer is not None:
-                try:
-                    self._shard, files = parse_holdings(self.url, answer, len(roots))
-                except ValueError as exc:
-                    raise NodeMisbehaved(f"{self.url} sent a malformed holdings answer: {exc}") from None
-                return self._shard, files
+            except (StorageError, ValueError) as exc:  # not a holdings answer: a 0G node, an older zgos node
+                log.info("%s answered no holdings (%s): asking over JSON-RPC", self.url, exc)
         return self.shard(), [self._holding(root) for root in roots]
 
     def _holding(self, root: bytes) -> Holding | None:
@@ -332,7 +330,7 @@ class NodeConnection:
         try:
             return response.json()
         except ValueError:
-            raise NodeMisbehaved(f"{self.url} answered {path.split('?')[0]} with something other than JSON") from None
+            raise StorageError(f"{self.url} answered {path.split('?')[0]} with something other than JSON") from None
 
 
 def _unavailable(what: str, exc: httpx.HTTPError) -> NodeUnavailable:

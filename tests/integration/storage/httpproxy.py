@@ -22,10 +22,12 @@ class StorageNodeProxy:
     """``url`` forwards to ``target``; ``rewrite`` changes JSON-RPC results on the way back;
     with ``rot_frames``, the last byte of every run of frames (its last segment's data) is flipped."""
 
-    def __init__(self, target: str, rewrite: Rewrite | None = None, rot_frames: bool = False) -> None:
+    def __init__(self, target: str, rewrite: Rewrite | None = None, rot_frames: bool = False,
+                 missing: tuple[str, ...] = ()) -> None:
         self.target = target.rstrip("/")
         self.rewrite = rewrite
         self.rot_frames = rot_frames
+        self.missing = missing  # path prefixes answered 404, as a node without those endpoints
         self.requests: list[tuple[str, str]] = []  # (HTTP method, path or JSON-RPC method)
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=30)
@@ -66,6 +68,9 @@ class StorageNodeProxy:
                         method = None
                 with proxy._lock:
                     proxy.requests.append((self.command, method or self.path))
+                if self.path.startswith(proxy.missing):
+                    self.send_error(404)
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 answer = proxy._http.request(self.command, proxy.target + self.path, content=body, headers=headers)
                 content = answer.content

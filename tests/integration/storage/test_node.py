@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.integration.storage.conftest import RunningNode
+from tests.integration.storage.httpproxy import StorageNodeProxy
 from zgos.runtime.addresses import OPEN_POLICY
 from zgos.runtime.logs import CONNECTION_LOGGER
 from zgos.runtime.outbound import OutboundClient
@@ -353,6 +354,15 @@ def test_holdings_answers_shard_file_and_held_segments_in_one_request_as_the_jso
         assert (shard, holdings) == json_rpc_only.holdings([result.root, unknown])
         held = holdings[0]
         assert held is not None and held.segments == {0, 1, 2} and held.location.seq == result.tx_seq
+    older = StorageNodeProxy(storage_node.url, missing=("/zgos/v1/holdings",))  # a node from before the endpoint
+    try:
+        with OutboundClient(OPEN_POLICY, deadline_s=10) as http:
+            older_shard, older_holdings = NodeConnection(older.url, http).holdings([result.root, unknown])
+        assert older_shard == shard and [(h.location.info, h.segments) if h else None for h in older_holdings] \
+            == [(h.location.info, h.segments) if h else None for h in holdings]
+        assert ("GET", f"/zgos/v1/holdings?root=0x{result.root.hex()}&root=0x{unknown.hex()}") in older.requests
+    finally:
+        older.stop()
     too_many = [("root", "0x" + bytes([i] * 32).hex()) for i in range(9)]
     for params in (too_many, [("root", "0x12")], [("root", "0x" + "zz" * 32)]):
         refused = httpx.get(f"{storage_node.url}/zgos/v1/holdings", params=params)
