@@ -80,8 +80,18 @@ def test_v2_round_trips_with_random_recipient_and_ephemeral_keys(recipient: byte
 @given(secrets_, secrets_, secrets_, nonces)
 def test_v2_with_another_recipient_derives_another_key(recipient: bytes, other: bytes, ephemeral: bytes,
                                                        nonce: bytes) -> None:
+    """Only the recipient's secret d, or n - d, derives the key: the ECDH shared secret is the x
+    coordinate of d * E, which -d * E shares (and either secret gives the other: no weakness)."""
     header, key = new_ecies_header(compute_pubkey(recipient), ephemeral, nonce)
-    assert (compute_ecies_decrypt_key(other, header) == key) == (other == recipient)
+    negated = (SECP256K1_ORDER - int.from_bytes(recipient, "big")).to_bytes(32, "big")
+    assert (compute_ecies_decrypt_key(other, header) == key) == (other in (recipient, negated))
+
+
+def test_the_negated_secret_derives_the_same_key() -> None:
+    """The case hypothesis found: recipient 1 and other n - 1."""
+    recipient, negated = (1).to_bytes(32, "big"), (SECP256K1_ORDER - 1).to_bytes(32, "big")
+    header, key = new_ecies_header(compute_pubkey(recipient), (1).to_bytes(32, "big"), bytes(16))
+    assert compute_ecies_decrypt_key(negated, header) == key
 
 
 def test_the_v2_key_is_hkdf_of_the_raw_ecdh_x_coordinate() -> None:
