@@ -254,7 +254,7 @@ class ErasureClient:
             if node.url in report.missing:  # it cannot take pieces of a file it has not synced
                 node.wait_synced(file.seq)
         try:
-            return report, StripeRepair(report, live, layout, files, self.workers).run()
+            return report, StripeRepair(report, live, layout, files, self.workers, self.storage.scores).run()
         except Unprovable as exc:
             log.warning("repairing 0x%s from the whole file (slower): %s", root.hex(), exc)
             return report, self._repair_whole_file(report, live, layout, files)

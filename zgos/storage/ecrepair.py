@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import zfec
 
@@ -31,6 +32,7 @@ from zgos.storage.erasurecode import (
 )
 from zgos.storage.fasthash import segment_root
 from zgos.storage.nodeclient import CorruptData, StorageError
+from zgos.storage.scores import PeerScores
 from zgos.storage.spec.erasure import PIECE_BYTES, StripeLayout
 from zgos.storage.spec.flow import (
     compute_padded_segment_sectors,
@@ -53,6 +55,7 @@ from zgos.storage.upload import BATCH_SEGMENTS, Submitted
 log = logging.getLogger(__name__)
 
 STREAM_WINDOW = 64  # segments (16 MiB) a degraded stream fetches and proves at a time
+REPAIR_WINDOW_STRIPES = 64  # stripes a repair fetches and rebuilds at a time (k pieces and the partners of the lost)
 
 
 class Unprovable(Exception):
@@ -231,47 +234,74 @@ class _Arrivals:
             self._fetches -= 1
             self._changed.notify_all()
 
-    def wait_for(self, keys: Iterable[tuple[str, int]] = ()) -> None:
-        """Until every one of ``keys`` has arrived, or every fetch has ended (all, by default)."""
+    def wait_for(self, keys: Iterable[tuple[str, int]]) -> None:
+        """Until every one of ``keys`` has arrived, or every fetch has ended."""
         with self._changed:
             self._changed.wait_for(lambda: not self._fetches or all(key in self.segments for key in keys))
 
+    def wait_all(self) -> None:
+        """Until every fetch has ended: nothing arrives after."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._fetches)
+
+
+@dataclass(frozen=True)
+class _Pools:
+    fetchers: ThreadPoolExecutor
+    decoders: ThreadPoolExecutor
+    senders: ThreadPoolExecutor
+
 
 class StripeRepair(StripeDecoder):
-    """Restores the pieces ``report.missing`` lists, stripe by stripe: fetch any ``k`` pieces
-    of each stripe (as runs of frames per node), decode each stripe as soon as its pieces have
-    arrived, prove each rebuilt piece, send it to its node while later stripes decode."""
+    """Restores the pieces ``report.missing`` lists, ``REPAIR_WINDOW_STRIPES`` stripes at a
+    time: fetch any ``k`` pieces of each stripe (as runs of frames per node), decode each stripe
+    as soon as its pieces have arrived, prove each rebuilt piece, send it to its node while later
+    stripes decode. A node that sent a rotten piece is scored down in ``scores``."""
 
     def __init__(self, report: HealthReport, live: LiveNodes, layout: StripeLayout, files: dict[str, Submitted],
-                 workers: int) -> None:
+                 workers: int, scores: PeerScores) -> None:
         super().__init__(live, layout, files, workers)
         self.report = report
+        self.scores = scores
         self._hashing = threading.Lock()
 
     def run(self) -> int:
-        """The number of segments restored; raises ``Unprovable`` when a partner is lost too."""
+        """The number of segments restored; raises ``Unprovable`` when a partner is lost too.
+        Memory holds one window's pieces and two windows' rebuilt pieces, whatever the file's size."""
         wanted = self._wanted()
-        needed, inputs = self._plan(wanted)
-        arrivals = _Arrivals(len(needed))
-        restored = 0
+        stripes = sorted(wanted)
+        restored, sending = 0, []
         # decoding is CPU work (zfec and the hasher release the GIL): a thread per core, so
         # stripes finish in order and their pieces go out while later stripes decode
         with (ThreadPoolExecutor(self.threads) as fetchers, ThreadPoolExecutor(os.cpu_count() or 1) as decoders,
               ThreadPoolExecutor(self.threads) as senders):
-            fetches = [fetchers.submit(self._fetch_into, arrivals, *key, needed[key]) for key in needed]
-            sends: list[Future[None]] = []
-            batches: dict[tuple[str, str], list[SegmentWithProof]] = {}
-            repaired = decoders.map(lambda t: self._repair_stripe(t, wanted[t], inputs[t], arrivals), sorted(wanted))
-            for url, kind, segment in (item for items in repaired for item in items):
-                batch = batches.setdefault((url, kind), [])
-                batch.append(segment)
-                if len(batch) == BATCH_SEGMENTS:
-                    sends.append(senders.submit(self._send, url, kind, batches.pop((url, kind))))
-                restored += 1
-            sends += [senders.submit(self._send, url, kind, batch) for (url, kind), batch in batches.items()]
-            for future in fetches + sends:
+            for start in range(0, len(stripes), REPAIR_WINDOW_STRIPES):
+                window = {t: wanted[t] for t in stripes[start : start + REPAIR_WINDOW_STRIPES]}
+                sent, sending = sending, self._repair_window(window, _Pools(fetchers, decoders, senders))
+                restored += sum(len(pieces) for pieces in window.values())
+                for future in sent:  # the window before this one is delivered before the next is fetched
+                    future.result()
+            for future in sending:
                 future.result()
         return restored
+
+    def _repair_window(self, wanted: dict[int, list[tuple[str, int, str]]], pools: _Pools) -> list[Future[None]]:
+        """Fetch, rebuild and start sending the ``wanted`` pieces; the sends still running."""
+        needed, inputs = self._plan(wanted)
+        arrivals = _Arrivals(len(needed))
+        fetches = [pools.fetchers.submit(self._fetch_into, arrivals, *key, needed[key]) for key in needed]
+        sends: list[Future[None]] = []
+        batches: dict[tuple[str, str], list[SegmentWithProof]] = {}
+        repaired = pools.decoders.map(lambda t: self._repair_stripe(t, wanted[t], inputs[t], arrivals), sorted(wanted))
+        for url, kind, segment in (item for items in repaired for item in items):
+            batch = batches.setdefault((url, kind), [])
+            batch.append(segment)
+            if len(batch) == BATCH_SEGMENTS:
+                sends.append(pools.senders.submit(self._send, url, kind, batches.pop((url, kind))))
+        sends += [pools.senders.submit(self._send, url, kind, batch) for (url, kind), batch in batches.items()]
+        for fetch in fetches:
+            fetch.result()
+        return sends
 
     def _wanted(self) -> dict[int, list[tuple[str, int, str]]]:
         """The lost pieces of each stripe that lost any: (kind, index, url of the node to get it)."""
@@ -333,7 +363,7 @@ class StripeRepair(StripeDecoder):
         try:
             return self._rebuild_stripe(t, wanted, arrivals.segments)
         except CorruptData:
-            arrivals.wait_for()
+            arrivals.wait_all()
             self._hash_arrived(arrivals)
             return self._rebuild_stripe(t, wanted, arrivals.segments)
 
@@ -345,8 +375,9 @@ class StripeRepair(StripeDecoder):
                 try:
                     validate_segment(arrivals.segments[(kind, index)], file.root, file.size, segment_root)
                 except InvalidSegment as exc:
-                    log.warning("%s served a corrupt %s segment %d of 0x%s: %s", url, kind, index,
-                                self.files["data"].root.hex(), exc.message)
+                    self.scores.corrupt(url)
+                    log.warning("%s served a corrupt %s segment %d of 0x%s: %s (scored down to %d)", url, kind, index,
+                                self.files["data"].root.hex(), exc.message, self.scores.score(url))
                     del arrivals.segments[(kind, index)]
             arrivals.unhashed = {}
 

@@ -29,9 +29,10 @@ from zgos.chain.deploy import Deployment, deploy_contract
 from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.runtime.datadir import DataDir
 from zgos.runtime.netutil import free_port, wait_until
+from zgos.storage import ecrepair
 from zgos.storage.client import StorageError
 from zgos.storage.contracts import FlowContract
-from zgos.storage.ecclient import ErasureClient
+from zgos.storage.ecclient import ErasureClient, HealthReport
 from zgos.storage.spec.erasure import ErasureParams
 from zgos.storage.spec.filetree import FileTree
 from zgos.storage.spec.shard import ShardConfig
@@ -259,10 +260,13 @@ def test_ec_upload_refuses_bad_ec_input_before_paying(
 
 def test_repair_decodes_before_hashing_and_a_rotten_piece_is_found_dropped_and_fetched_again(
     tmp_path: Path, cluster: Cluster, chain: Chain, deployment: Deployment, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Repair decodes the pieces it fetched before hashing their data; a node that streams a
     rotten piece (a flipped byte, a valid proof) makes a rebuilt piece fail its proof, so the
-    pieces are hashed, the rotten one is dropped (and named) and the stripe decoded again."""
+    pieces are hashed, the rotten one is dropped (named, scored down) and the stripe decoded
+    again. Windows of 2 stripes: the repair works through the file a window at a time."""
+    monkeypatch.setattr(ecrepair, "REPAIR_WINDOW_STRIPES", 2)
     data = os.urandom(17 * SEGMENT + 99)
     path = tmp_path / "file.bin"
     path.write_bytes(data)
@@ -279,9 +283,11 @@ def test_repair_decodes_before_hashing_and_a_rotten_piece_is_found_dropped_and_f
                            timeout_s=10) as ec, caplog.at_level("WARNING", "zgos.storage.ecrepair"):
             before, restored = ec.repair(root)
             after = ec.health(root)
+            assert any(ec.storage.scores.score(proxy.url) < 0 for proxy in rotten), "the rotten node is scored down"
     finally:
         for proxy in rotten:
             proxy.stop()
+    assert len({stripe for stripe, _ in _stripes_of(before)}) > 2, "more than one window"
     assert restored == sum(len(p) for p in before.missing.values()) > 0
     assert after.survives == 2 and not after.missing, "every lost piece is back, proven (the node checks each too)"
     assert "served a corrupt" in caplog.text and any(proxy.url in caplog.text for proxy in rotten), caplog.text
@@ -290,3 +296,9 @@ def test_repair_decodes_before_hashing_and_a_rotten_piece_is_found_dropped_and_f
     out = tmp_path / "out.bin"
     with client(cluster, chain, deployment) as ec:
         assert ec.download(root, out) == len(data) and out.read_bytes() == data
+
+
+def _stripes_of(report: HealthReport) -> list[tuple[int, str]]:
+    """(stripe, node url) of every piece the report says a live node lacks."""
+    return [(s.stripe, url) for s in report.stripes for p in s.pieces for url, pieces in report.missing.items()
+            if (p.kind, p.index) in pieces]
