@@ -73,7 +73,8 @@ def parse_segment_indexes(value: object) -> frozenset[int]:
 
 def parse_holdings(url: str, answer: Any, count: int) -> tuple[ShardConfig, list[Holding | None]]:
     """The node at ``url``'s ``/zgos/v1/holdings`` answer about ``count`` files: its shard and,
-    per file, its holding (None: not known there); ``ValueError`` if malformed."""
+    per file, its holding (None: not known there), whose location's numbers all parse;
+    ``ValueError`` if malformed."""
     try:
         files = answer["files"]
         if not isinstance(files, list) or len(files) != count:
@@ -81,6 +82,8 @@ def parse_holdings(url: str, answer: Any, count: int) -> tuple[ShardConfig, list
         holdings = [None if file is None else Holding(FileLocation(url, file["info"]),
                                                       parse_segment_indexes(file["segments"]))
                     for file in files]
+        if any(h is not None and claimed_size(h.location, None) is None for h in holdings):
+            raise ValueError("a file's info names no valid transaction")
         return ShardConfig.from_json(answer["shard"]), holdings
     except (KeyError, TypeError, InvalidShardConfig) as exc:
         raise ValueError(f"malformed ({type(exc).__name__}: {exc})") from None

@@ -38,6 +38,8 @@ def test_a_good_answer_parses_into_its_shard_and_holdings() -> None:
     {**GOOD, "files": [{"info": INFO, "segments": [0, -1]}, None]},
     {**GOOD, "files": [{"info": INFO, "segments": [True]}, None]},
     {**GOOD, "files": [{"info": INFO}, None]},
+    {**GOOD, "files": [{"info": {}, "segments": []}, None]},
+    {**GOOD, "files": [{"info": {"tx": {**INFO["tx"], "seq": "x"}}, "segments": []}, None]},
     [], None, "holdings",
 ])
 def test_malformed_answers_are_refused(answer: Any) -> None:
@@ -52,6 +54,7 @@ def test_any_json_parses_or_is_refused_with_a_value_error(answer: Any, count: in
     except ValueError:
         return
     assert len(holdings) == count
+    assert all(h.location.seq >= 0 and h.location.size >= 0 for h in holdings if h is not None)
 
 
 @given(st.lists(st.integers(0, 1 << 40), max_size=20))
