@@ -53,7 +53,6 @@ class HealthReport:
         return min((s.present for s in self.stripes), default=total) - k
 
 
-
 def check_health(report: HealthReport, live: LiveNodes, layout: StripeLayout, files: dict[str, Submitted],
                  held: Mapping[tuple[str, str], AbstractSet[int]]) -> None:
     """Fill ``report`` with the stripes of ``layout``: where each piece of the ``"data"`` and
