@@ -59,7 +59,7 @@ def fetch(url: str, indexes: range, deadline_s: float = 10.0,
     with OutboundClient(policy, deadline_s=deadline_s) as http:
         node = NodeConnection(url, http, fast=True)
         try:
-            return [(i, None if d is None else bytes(d), p) for i, d, p in node.get_segments(7, indexes)]
+            return [(f.index, None if f.data is None else bytes(f.data), f.proof) for f in node.get_segments(7, indexes)]
         finally:
             node.close()
 
@@ -73,9 +73,8 @@ def test_frames_come_off_the_socket_and_one_connection_serves_request_after_requ
             first = list(node.get_segments(7, range(0, 3)))
             second = list(node.get_segments(7, range(2, 6, 2)))
         node.close()
-    assert [(i, bytes(d) if d else d, p) for i, d, p in first] == [(0, SEGMENT, PROOF), (1, None, None),
-                                                                    (2, SEGMENT, PROOF)]
-    assert [i for i, _, _ in second] == [2, 4] and all(d == SEGMENT for _, d, _ in second)
+    assert [(f.index, f.data, f.proof) for f in first] == [(0, SEGMENT, PROOF), (1, None, None), (2, SEGMENT, PROOF)]
+    assert [f.index for f in second] == [2, 4] and all(f.data == SEGMENT for f in second)
     assert [r.path.split("?")[0] for r in server.requests] == ["/zgos/v1/segments/7"] * 2
     assert len([r for r in caplog.records if r.name == CONNECTION_LOGGER]) == 1, "the second request reused it"
 
@@ -87,9 +86,9 @@ def test_a_connection_the_node_closed_while_idle_is_replaced_without_an_error() 
 
     with HostileServer(once_then_close) as server, OutboundClient(OPEN_POLICY) as http:
         node = NodeConnection(server.url, http, fast=True)
-        assert [i for i, _, _ in node.get_segments(7, range(0, 1))] == [0]
+        assert [f.index for f in node.get_segments(7, range(0, 1))] == [0]
         time.sleep(0.1)
-        assert [i for i, _, _ in node.get_segments(7, range(2, 3))] == [2]
+        assert [f.index for f in node.get_segments(7, range(2, 3))] == [2]
         node.close()
     assert len(server.requests) == 2
 

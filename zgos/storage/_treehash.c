@@ -13,8 +13,13 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #define SECTOR 256
 #define SECTORS_PER_SEGMENT 1024
@@ -288,6 +293,161 @@ done:
     return out;
 }
 
+/* Frames straight off a socket (zgos/storage/spec/frames.py, read by zgos/storage/framefetch.py):
+ * each segment goes from the kernel into one buffer, is proven there and written at its place in
+ * the output file, all without the GIL, so a download's threads neither take turns on the GIL
+ * nor copy a segment out to Python. Only the frames native code can prove are taken this way;
+ * at the first other one the caller gets it back and goes on in Python, which decides. */
+#define FRAME_HEADER_BYTES 16 /* index u64, proof bytes u32, data bytes u32 (little-endian) */
+#define MAX_PROOF_BUFFER 4096
+
+enum read_result { READ_OK = 0, READ_FAILED = -1, READ_TIMEOUT = -2, READ_CLOSED = -3 };
+
+static double monotonic_s(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* Exactly `len` bytes from `fd` (blocking or not) by the monotonic `deadline`. */
+static enum read_result read_exact(int fd, unsigned char *buf, size_t len, double deadline) {
+    while (len > 0) {
+        ssize_t got = recv(fd, buf, len, 0);
+        if (got > 0) {
+            buf += got;
+            len -= (size_t)got;
+        } else if (got == 0) {
+            return READ_CLOSED;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            double left = deadline - monotonic_s();
+            if (left <= 0) return READ_TIMEOUT;
+            struct pollfd readable = {fd, POLLIN, 0};
+            if (poll(&readable, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR) return READ_FAILED;
+        } else if (errno != EINTR) {
+            return READ_FAILED;
+        }
+    }
+    return READ_OK;
+}
+
+static int write_exact(int fd, const unsigned char *buf, size_t len, off_t offset) {
+    while (len > 0) {
+        ssize_t put = pwrite(fd, buf, len, offset);
+        if (put < 0 && errno == EINTR) continue;
+        if (put <= 0) return -1;
+        buf += put;
+        len -= (size_t)put;
+        offset += put;
+    }
+    return 0;
+}
+
+static uint64_t le64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static uint32_t le32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+enum run_status { RUN_DONE = 0, RUN_HEADER = 1, RUN_FRAME = 2, RUN_PAST_END = 3 };
+
+struct run {
+    int sock, out;
+    uint64_t first, step, count, n_leaves, n_data;
+    const unsigned char *root;
+    unsigned char *data; /* one segment */
+    unsigned char header[FRAME_HEADER_BYTES], proof[MAX_PROOF_BUFFER];
+    size_t max_proof, left, proof_len;
+    double deadline;
+    uint64_t done;
+    enum read_result failure;
+    int write_errno;
+};
+
+static enum run_status take(struct run *r, unsigned char *buf, size_t len) {
+    if (len > r->left) return RUN_PAST_END;
+    r->left -= len;
+    r->failure = read_exact(r->sock, buf, len, r->deadline);
+    return RUN_DONE;
+}
+
+/* Frames of segments first, first + step, ... until `count` are written, one is not native's to
+ * take (RUN_HEADER: its header is read, nothing more), or one read whole is not proven here
+ * (RUN_FRAME: its proof in r->proof, its data in r->data). A failed read or write sets
+ * r->failure or r->write_errno and ends the run. */
+static enum run_status receive_run(struct run *r) {
+    for (; r->done < r->count; r->done++) {
+        uint64_t index = r->first + r->done * r->step;
+        if (take(r, r->header, FRAME_HEADER_BYTES) != RUN_DONE) return RUN_PAST_END;
+        if (r->failure != READ_OK) return RUN_DONE;
+        uint32_t proof_len = le32(r->header + 8), data_len = le32(r->header + 12);
+        if (le64(r->header) != index || data_len != SEGMENT || index + 1 >= r->n_data || proof_len < 2 ||
+            proof_len > r->max_proof)
+            return RUN_HEADER; /* absent, another's, malformed or the padded last segment: Python decides */
+        r->proof_len = proof_len;
+        if (take(r, r->proof, proof_len) != RUN_DONE || take(r, r->data, SEGMENT) != RUN_DONE) return RUN_PAST_END;
+        if (r->failure != READ_OK) return RUN_DONE;
+        size_t items = r->proof[0], steps = r->proof[1];
+        if (proof_len != 2 + items * HASH + steps ||
+            !segment_proven(r->data, r->proof + 2, items, r->proof + 2 + items * HASH, steps, index, r->n_leaves,
+                            r->n_data, r->root))
+            return RUN_FRAME;
+        if (write_exact(r->out, r->data, SEGMENT, (off_t)(index * SEGMENT)) != 0) {
+            r->write_errno = errno;
+            return RUN_DONE;
+        }
+    }
+    return RUN_DONE;
+}
+
+/* receive_frames(sock, out, first, step, count, left, timeout_s, n_leaves, n_data, root,
+ * max_proof, scratch) -> (done, left, status, header, proof, write_errno): see receive_run; `left`
+ * is what remains of the answer's body, `scratch` a writable segment-sized buffer, write_errno
+ * the errno of a failed write to `out` (0: none). TimeoutError, ConnectionError or OSError when
+ * the socket fails. */
+static PyObject *receive_frames(PyObject *self, PyObject *args) {
+    struct run *r = PyMem_Calloc(1, sizeof *r);
+    Py_buffer root, scratch;
+    unsigned long long first, step, count, left, n_leaves, n_data, max_proof;
+    double timeout_s;
+    if (r == NULL) return PyErr_NoMemory();
+    if (sponge == NULL) {
+        PyMem_Free(r);
+        PyErr_SetString(PyExc_RuntimeError, "call load() first");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "iiKKKKdKKy*Kw*", &r->sock, &r->out, &first, &step, &count, &left, &timeout_s,
+                          &n_leaves, &n_data, &root, &max_proof, &scratch)) {
+        PyMem_Free(r);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (root.len != HASH || scratch.len < SEGMENT || max_proof > MAX_PROOF_BUFFER) {
+        PyErr_SetString(PyExc_ValueError, "root must be 32 bytes, scratch a segment, max_proof at most 4096");
+        goto done;
+    }
+    r->first = first, r->step = step, r->count = count, r->left = (size_t)left, r->n_leaves = n_leaves;
+    r->n_data = n_data, r->root = root.buf, r->data = scratch.buf, r->max_proof = (size_t)max_proof;
+    enum run_status status;
+    Py_BEGIN_ALLOW_THREADS
+    r->deadline = monotonic_s() + timeout_s;
+    status = receive_run(r);
+    Py_END_ALLOW_THREADS
+    if (r->failure == READ_TIMEOUT) PyErr_SetString(PyExc_TimeoutError, "the node did not send the frames in time");
+    else if (r->failure == READ_CLOSED) PyErr_SetString(PyExc_ConnectionError, "the connection closed mid-frame");
+    else if (r->failure == READ_FAILED) PyErr_SetFromErrno(PyExc_OSError);
+    else
+        result = Py_BuildValue("KKiy#y#i", (unsigned long long)r->done, (unsigned long long)r->left, (int)status,
+                               r->header, (Py_ssize_t)(status == RUN_HEADER || status == RUN_FRAME ? FRAME_HEADER_BYTES : 0),
+                               r->proof, (Py_ssize_t)(status == RUN_FRAME ? r->proof_len : 0), r->write_errno);
+done:
+    PyBuffer_Release(&root);
+    PyBuffer_Release(&scratch);
+    PyMem_Free(r);
+    return result;
+}
+
 /* proven_segment(data, lemma, path, position, n_leaves, n_data, root) -> bool: `lemma` is the
  * proof's lemma items joined, `path` one byte (0 or 1) per step. */
 static PyObject *proven_segment(PyObject *self, PyObject *args) {
@@ -318,6 +478,7 @@ static PyMethodDef methods[] = {
     {"seal_many", seal_many, METH_VARARGS, "Seal n 4 KiB pieces given their n 32-byte seeds."},
     {"segment_roots", segment_roots, METH_VARARGS, "Roots of the full 256 KiB segments of a buffer."},
     {"proven_segment", proven_segment, METH_VARARGS, "Whether a full segment's proof holds (False: ask the reference)."},
+    {"receive_frames", receive_frames, METH_VARARGS, "Receive, prove and write frames off a socket until one is not native's."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from zgos.runtime.writeback import start_writeback
 from zgos.storage.contracts import FlowContract
 from zgos.storage.fasthash import segment_proven, segment_root
+from zgos.storage.framefetch import ProvenWrite
 from zgos.storage.locations import FileLocation, claimed_size, describes_file
 from zgos.storage.nodeclient import CorruptData, NodeConnection, StorageError, locate
 from zgos.storage.scores import PeerScores
@@ -225,21 +226,27 @@ class Downloader:
             rounds.append(batch_round)
         return rounds
 
-    def verified_batch(self, plan: DownloadPlan, batch: Batch) -> Iterator[tuple[int, bytes]]:
+    def verified_batch(self, plan: DownloadPlan, batch: Batch, out: int | None = None) -> Iterator[tuple[int, bytes | None]]:
         """The batch's segments (file bytes only), each proof-checked, as they arrive: streamed
         from the batch's node, then each it did not send, or the rest after a corrupt one (the
         node is scored down), fetched on its own from every holder in turn (``fetch_verified``,
-        whose ``StorageError`` ends the batch when no holder serves a segment intact)."""
+        whose ``StorageError`` ends the batch when no holder serves a segment intact). Given the
+        descriptor ``out``, a streamed segment that native code proves is written there at its
+        place and comes as None."""
         sent: set[int] = set()
         node = batch.node
+        into = ProvenWrite(out, plan.file.root, plan.file.size) if out is not None else None
         if node.fast:
             try:
-                with closing(node.get_segments(plan.seq_by_node[node.url], batch.indexes)) as frames:
-                    for index, data, proof in frames:
-                        if data is not None and proof is not None:
-                            checked = self._checked(plan, index, data, proof)
-                            sent.add(index)
-                            yield index, checked
+                with closing(node.get_segments(plan.seq_by_node[node.url], batch.indexes, into)) as frames:
+                    for frame in frames:
+                        if frame.written:
+                            sent.add(frame.index)
+                            yield frame.index, None
+                        elif frame.data is not None and frame.proof is not None:
+                            checked = self._checked(plan, frame.index, frame.data, frame.proof)
+                            sent.add(frame.index)
+                            yield frame.index, checked
             except InvalidSegment as exc:
                 self.scores.corrupt(node.url)
                 log.warning("storage node %s served a corrupt segment (%s): fetching the rest elsewhere", node.url,
@@ -255,6 +262,7 @@ class Downloader:
         got: dict[int, bytes] = {}
         try:
             for index, data in self.verified_batch(plan, batch):
+                assert data is not None  # nothing is written for a stream
                 got[index] = data
         except StorageError as exc:
             return got, exc
@@ -268,10 +276,11 @@ class Downloader:
         with atomic_output(out, plan.file.size) as handle:
 
             def fetch(batch: Batch) -> None:
-                for index, data in self.verified_batch(plan, batch):  # written while still in the CPU's cache
-                    os.pwrite(handle, data, index * BYTES_PER_SEGMENT)
+                for index, data in self.verified_batch(plan, batch, handle):
+                    if data is not None:  # written while still in the CPU's cache
+                        os.pwrite(handle, data, index * BYTES_PER_SEGMENT)
                     if progress:
-                        progress(len(data))
+                        progress(BYTES_PER_SEGMENT if data is None else len(data))
                 start = batch.indexes.start * BYTES_PER_SEGMENT  # the batch's run is written: on to disk
                 start_writeback(handle, start, (batch.indexes[-1] + 1) * BYTES_PER_SEGMENT - start)
 

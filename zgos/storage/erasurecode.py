@@ -216,12 +216,12 @@ def fetch_run(node: NodeConnection, file: Submitted, indexes: range, *,
     are checked but not that its data hashes to the proof's leaf: only for pieces whose data is
     proven by a later check (a repair's decode inputs, ``StripeRepair``)."""
     try:
-        for index, data, proof in node.get_segments(file.seq, indexes):
-            if data is None or proof is None:
+        for frame in node.get_segments(file.seq, indexes):
+            if frame.data is None or frame.proof is None:
                 continue
-            segment = SegmentWithProof(file.root, data, index, proof, file.size)
-            validate_segment(segment, file.root, file.size, segment_root if hash_data else _claimed_leaf(proof))
-            yield index, segment
+            segment = SegmentWithProof(file.root, frame.data, frame.index, frame.proof, file.size)
+            validate_segment(segment, file.root, file.size, segment_root if hash_data else _claimed_leaf(frame.proof))
+            yield frame.index, segment
     except InvalidSegment as exc:
         log.warning("%s served a corrupt segment of 0x%s: %s", node.url, file.root.hex(), exc.message)
     except StorageError as exc:

@@ -9,6 +9,8 @@ Python definitions of ``zgos.storage.spec``; the tests check both agree.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from zgos.storage.spec.flow import compute_proof_segment_count, compute_segment_count
 from zgos.storage.spec.merkle import (
     BYTES_PER_SEGMENT,
@@ -28,6 +30,9 @@ try:
     NATIVE = True
 except (ImportError, OSError, AttributeError):  # not built, or safe-pysha3 changed its symbols
     NATIVE, WIDEST_LANES = False, 1
+# The extension itself, for a caller that runs one of its other native paths (framefetch's
+# frame receiver); None when it is not built.
+native: ModuleType | None = _treehash if NATIVE else None
 
 
 def use_lanes(lanes: int) -> int:

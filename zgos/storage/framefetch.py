@@ -9,6 +9,13 @@ outbound call still hold (``zgos.runtime.outbound``): the connection is made by
 ends by its deadline, the answer's head is capped at ``MAX_HEAD_BYTES``, and its body must be
 exactly what its frames add up to, at most ``MAX_FRAMES_BODY_BYTES``.
 
+Given a ``ProvenWrite``, the frames are read by native code (``_treehash.receive_frames``,
+without the GIL): each segment it proves against the file's root goes from the socket into one
+buffer and from there to its place in the output file, and is reported as written. The first
+frame it cannot prove (absent, malformed, the file's padded last segment, a proof that fails)
+comes back here whole or as its header, and is read and returned as without one: the caller
+checks it with the reference and decides.
+
 Only plain ``http://`` nodes are read this way; ``FramesRefused`` tells the caller to fetch the
 segments some other way (one per request, over its HTTP client).
 """
@@ -16,11 +23,13 @@ segments some other way (one per request, over its HTTP client).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
 from collections.abc import Generator
 from contextlib import suppress
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpcore
@@ -28,25 +37,55 @@ import httpcore
 from zgos.core.errors import ZgError
 from zgos.runtime.addresses import AddressPolicy
 from zgos.runtime.outbound import GuardedBackend
+from zgos.storage import fasthash
+from zgos.storage.spec.flow import compute_proof_segment_count, compute_segment_count
 from zgos.storage.spec.frames import (
     FRAME_HEADER,
     MAX_FRAMES_BODY_BYTES,
+    MAX_PROOF_BYTES,
     InvalidFrame,
     decode_frame_header,
     decode_proof,
 )
 from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, Proof
+from zgos.storage.spec.segment import MAX_FILE_SIZE
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
 MAX_IDLE_CONNECTIONS = 16
 RECV_BYTES = 64 * 1024  # what one read of the head (and the bytes after it) asks for
+RUN_HEADER, RUN_FRAME, RUN_PAST_END = 1, 2, 3  # how _treehash.receive_frames stopped short
 
-Frame = tuple[int, bytes | None, Proof | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Segment ``index`` as the node sent it (unchecked): its data and proof, both None when
+    the node does not hold it, or ``written`` (no data) when native code proved it and wrote it
+    to the ``ProvenWrite``'s file."""
+
+    index: int
+    data: bytes | None
+    proof: Proof | None
+    written: bool = False
+
+
+@dataclass(frozen=True)
+class ProvenWrite:
+    """Where proven segments of the file ``root`` of ``size`` bytes go: segment i at byte
+    ``i * BYTES_PER_SEGMENT`` of the open file ``out``."""
+
+    out: int
+    root: bytes
+    size: int
 
 
 class FramesRefused(ZgError):
     """The node answered, but not with frames (its message), or cannot be read this way."""
+
+
+class OutputFailed(ZgError):
+    """Writing a proven segment to the ``ProvenWrite``'s file failed: the node is not to blame."""
 
 
 class _Deadline:
@@ -110,24 +149,40 @@ class FrameChannel:
         self._lock = threading.Lock()
         self._buffers = threading.local()  # each thread's receive buffer, reused request after request
 
-    def frames(self, seq: int, indexes: range) -> Generator[Frame, None, None]:
+    def frames(self, seq: int, indexes: range, into: ProvenWrite | None = None) -> Generator[Frame, None, None]:
         """Segments ``indexes`` of tx ``seq`` with their proofs, as the node sends them
-        (unchecked; ``None`` for one it does not hold). ``FramesRefused`` for an answer that is
-        not frames, ``InvalidFrame`` for malformed ones, ``OSError`` when the transfer fails."""
+        (unchecked), or written to ``into`` once proven natively. ``FramesRefused`` for an answer
+        that is not frames, ``InvalidFrame`` for malformed ones, ``OSError`` when the transfer
+        fails, ``OutputFailed`` when the write does."""
         if not self.plain_http:
             raise FramesRefused(f"only http:// nodes stream frames to this client, not {self.host}")
         target = (f"{self.prefix}/zgos/v1/segments/{seq}?first={indexes.start}&count={len(indexes)}"
                   f"&step={indexes.step}")
-        connection, answer, keep = self._request(target, _Deadline(self.deadline_s))
+        deadline = _Deadline(self.deadline_s)
+        connection, answer, keep = self._request(target, deadline)
+        native = into is not None and fasthash.native is not None and 0 < into.size <= MAX_FILE_SIZE
         kept = False
         try:
-            for index in indexes:
-                header = decode_frame_header(answer.take(FRAME_HEADER.size), index)
+            position = 0
+            while position < len(indexes):
+                index, pending = indexes[position], None
+                if native and not answer.early:
+                    assert into is not None
+                    done, pending = _receive_proven(answer, indexes[position:], into, deadline)
+                    yield from (Frame(i, None, None, written=True) for i in indexes[position : position + done])
+                    position += done
+                    if pending is None:
+                        continue
+                    index = indexes[position]
+                position += 1
+                header = decode_frame_header(pending[0] if pending else answer.take(FRAME_HEADER.size), index)
                 if header.absent:
-                    yield index, None, None
-                    continue
-                proof = decode_proof(answer.take(header.proof_bytes))
-                yield index, answer.take(header.data_bytes), proof
+                    yield Frame(index, None, None)
+                elif pending and pending[1]:
+                    yield Frame(index, bytes(answer.scratch[: header.data_bytes]), decode_proof(pending[1]))
+                else:
+                    proof = decode_proof(answer.take(header.proof_bytes))
+                    yield Frame(index, answer.take(header.data_bytes), proof)
             if answer.left or answer.early:
                 raise InvalidFrame("bytes after the last frame")
             kept = keep and self._keep(connection)
@@ -192,6 +247,24 @@ class FrameChannel:
         if answer.left > MAX_FRAMES_BODY_BYTES:
             raise InvalidFrame(f"an answer of {answer.left} bytes is longer than any run of frames")
         return answer, headers.get("connection", "").lower() != "close"
+
+
+def _receive_proven(answer: _Answer, indexes: range, into: ProvenWrite,
+                    deadline: _Deadline) -> tuple[int, tuple[bytes, bytes] | None]:
+    """Frames of ``indexes`` received, proven and written to ``into`` natively: how many, and
+    the next one's header and proof (empty: not read; its data then is in the scratch buffer)
+    when native code stopped at a frame it could not prove."""
+    assert fasthash.native is not None
+    answer.sock.settimeout(deadline.left())  # the descriptor is non-blocking: native code polls
+    done, answer.left, status, header, proof, write_errno = fasthash.native.receive_frames(
+        answer.sock.fileno(), into.out, indexes.start, indexes.step, len(indexes), answer.left, deadline.left(),
+        compute_proof_segment_count(into.size), compute_segment_count(into.size), into.root, MAX_PROOF_BYTES,
+        answer.scratch)
+    if write_errno:
+        raise OutputFailed(f"writing a verified segment failed: {os.strerror(write_errno)}")
+    if status == RUN_PAST_END:
+        raise InvalidFrame("the frames run past the answer's Content-Length")
+    return done, (header, proof) if status in (RUN_HEADER, RUN_FRAME) else None
 
 
 def _read_head(sock: socket.socket, deadline: _Deadline) -> tuple[int, dict[str, str], bytes]:

@@ -31,7 +31,7 @@ from zgos.runtime.netutil import (
     call_jsonrpc,
 )
 from zgos.runtime.outbound import OutboundClient, OutboundRefused
-from zgos.storage.framefetch import Frame, FrameChannel, FramesRefused
+from zgos.storage.framefetch import Frame, FrameChannel, FramesRefused, ProvenWrite
 from zgos.storage.locations import (
     FileLocation,
     Holding,
@@ -297,14 +297,15 @@ class NodeConnection:
             raise CorruptData(f"{self.url} sent segment {index} with a malformed proof") from None
         return response.content, proof
 
-    def get_segments(self, seq: int, indexes: range) -> Generator[Frame, None, None]:
+    def get_segments(self, seq: int, indexes: range, into: ProvenWrite | None = None) -> Generator[Frame, None, None]:
         """Segments ``indexes`` of tx ``seq`` with their proofs, as the node sends them
         (unchecked; ``None`` for one it does not hold), read off the socket while the caller
-        checks the last one (``zgos.storage.framefetch``). Only zgos nodes have this;
-        ``StorageError`` from any other."""
+        checks the last one, or proven and written to ``into`` natively
+        (``zgos.storage.framefetch``). Only zgos nodes have this; ``StorageError`` from any other
+        (``OutputFailed``, not the node's fault, passes through)."""
         what = f"storage node {self.url} did not send segments {indexes.start}.."
         try:
-            yield from self.frame_channel.frames(seq, indexes)
+            yield from self.frame_channel.frames(seq, indexes, into)
         except FramesRefused as exc:
             raise StorageError(f"{self.url} could not send segments {indexes.start}..: {exc.message}") from None
         except InvalidFrame as exc:

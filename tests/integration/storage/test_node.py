@@ -155,13 +155,14 @@ def test_segments_stream_as_frames_and_a_segment_not_held_is_an_empty_frame(
     result = client.upload(tmp_path / "file.bin")
     connection = client.nodes[0]
     frames = list(connection.get_segments(result.tx_seq, range(0, 3, 2)))
-    assert [index for index, _, _ in frames] == [0, 2]
-    assert [chunk for _, chunk, _ in frames] == [data[:262_144], data[2 * 262_144 : 3 * 262_144]]
+    assert [frame.index for frame in frames] == [0, 2]
+    assert [frame.data for frame in frames] == [data[:262_144], data[2 * 262_144 : 3 * 262_144]]
     tree = build_file_tree(tmp_path / "file.bin")
-    assert frames[1][2] == tree.proof(2), "each frame carries the segment's proof"
+    assert frames[1].proof == tree.proof(2), "each frame carries the segment's proof"
     with caplog.at_level(logging.INFO, CONNECTION_LOGGER):
         beyond = list(connection.get_segments(result.tx_seq, range(3, 6)))
-    assert beyond[0][1] == data[3 * 262_144 :].ljust(256, b"\0") and beyond[1][1:] == beyond[2][1:] == (None, None)
+    assert beyond[0].data == data[3 * 262_144 :].ljust(256, b"\0")
+    assert [(f.data, f.proof) for f in beyond[1:]] == [(None, None), (None, None)]
     dialled = [r for r in caplog.records if r.name == CONNECTION_LOGGER]
     assert not dialled, "a stream read to its end leaves its connection for the next one"
     url = f"{storage_node.url}/zgos/v1/segments/{result.tx_seq}"
