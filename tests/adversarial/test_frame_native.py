@@ -94,7 +94,7 @@ def receive(url: str, handle: int, tree: FileTree, deadline_s: float = 10.0) -> 
     with OutboundClient(OPEN_POLICY, deadline_s=deadline_s) as http:
         node = NodeConnection(url, http, fast=True)
         try:
-            return list(node.get_segments(7, range(SEGMENTS), ProvenWrite(handle, tree.root, SIZE)))
+            return list(node.get_segments(7, range(SEGMENTS), ProvenWrite(tree.root, SIZE, handle)))
         finally:
             node.close()
 
@@ -110,8 +110,8 @@ def test_proven_segments_are_written_in_place_and_any_other_comes_back_unwritten
         written = os.pread(handle, SIZE, 0)
     assert [f.index for f in frames] == list(range(SEGMENTS))
     by_index = {f.index: f for f in frames}
-    assert {1, 4, 6} <= {f.index for f in frames if f.written}, "native code took the honest middle segments"
-    assert not {2, 3, 5, 7} & {f.index for f in frames if f.written}
+    assert {1, 4, 6} <= {f.index for f in frames if f.proven}, "native code took the honest middle segments"
+    assert not {2, 3, 5, 7} & {f.index for f in frames if f.proven}
     assert by_index[2].data == frame(content, tree, 2, "data")[-BYTES_PER_SEGMENT:], "returned whole, for the reference"
     assert by_index[2].proof == tree.proof(2)
     assert by_index[5].proof != tree.proof(5) and by_index[5].data == segment(content, 5)
@@ -119,7 +119,7 @@ def test_proven_segments_are_written_in_place_and_any_other_comes_back_unwritten
     assert by_index[7].data == segment(content, 7) and by_index[7].proof == tree.proof(7), "the last: Python's"
     for index in range(SEGMENTS):
         region = slice(index * BYTES_PER_SEGMENT, min(SIZE, (index + 1) * BYTES_PER_SEGMENT))
-        expected = content[region] if by_index[index].written else bytes(region.stop - region.start)
+        expected = content[region] if by_index[index].proven else bytes(region.stop - region.start)
         assert written[region] == expected, f"segment {index}: only proven bytes reach the file"
 
 
@@ -185,14 +185,26 @@ def test_an_output_that_cannot_be_written_fails_the_write_not_the_node(
         receive(server.url, handle, tree)
 
 
-def test_without_an_output_every_frame_comes_back_to_python(tmp_path: Path, file: tuple[bytes, FileTree]) -> None:
+def test_without_an_output_file_proven_frames_come_back_with_their_data(
+    tmp_path: Path, file: tuple[bytes, FileTree],
+) -> None:
     content, tree = file
-    body = frames_server(lambda indexes: b"".join(frame(content, tree, i) for i in indexes))
+    tampered = {2: "data", 4: "absent"}
+    body = frames_server(lambda indexes: b"".join(frame(content, tree, i, tampered.get(i, "")) for i in indexes))
     with HostileServer(body) as server, OutboundClient(OPEN_POLICY) as http:
         node = NodeConnection(server.url, http, fast=True)
-        frames = list(node.get_segments(7, range(SEGMENTS)))
+        native = list(node.get_segments(7, range(SEGMENTS), ProvenWrite(tree.root, SIZE)))
+        unchecked = list(node.get_segments(7, range(SEGMENTS)))
         node.close()
-    assert not any(f.written for f in frames)
-    assert [f.data for f in frames] == [segment(content, i) for i in range(SEGMENTS)]
-    assert [f.proof for f in frames] == [tree.proof(i) for i in range(SEGMENTS)]
-
+    assert {1, 3, 5, 6} <= {f.index for f in native if f.proven}
+    assert not {2, 4, 7} & {f.index for f in native if f.proven}
+    for got in native:
+        if got.index == 4:
+            assert (got.data, got.proof) == (None, None)
+        elif got.index == 2:
+            assert got.data == frame(content, tree, 2, "data")[-BYTES_PER_SEGMENT:] and got.proof == tree.proof(2)
+        else:
+            assert got.data == segment(content, got.index)
+            assert got.proof == (None if got.proven else tree.proof(got.index))
+    assert not any(f.proven for f in unchecked), "without a ProvenWrite nothing is checked on the way"
+    assert [f.data for f in unchecked if f.index not in tampered] == [segment(content, i) for i in (0, 1, 3, 5, 6, 7)]

@@ -294,12 +294,14 @@ done:
 }
 
 /* Frames straight off a socket (zgos/storage/spec/frames.py, read by zgos/storage/framefetch.py):
- * each segment goes from the kernel into one buffer, is proven there and written at its place in
- * the output file, all without the GIL, so a download's threads neither take turns on the GIL
- * nor copy a segment out to Python. Only the frames native code can prove are taken this way;
- * at the first other one the caller gets it back and goes on in Python, which decides. */
+ * each segment goes from the kernel into a buffer, is proven there and, for a download to a file,
+ * written at its place in the file, all without the GIL, so a download's threads neither take
+ * turns on the GIL nor copy a segment out to Python. Only the frames native code can prove are
+ * taken this way; at the first other one the caller gets it back and goes on in Python, which
+ * decides. */
 #define FRAME_HEADER_BYTES 16 /* index u64, proof bytes u32, data bytes u32 (little-endian) */
 #define MAX_PROOF_BUFFER 4096
+#define MAX_RUN 1024 /* frames in one call: above any request's (64) */
 
 enum read_result { READ_OK = 0, READ_FAILED = -1, READ_TIMEOUT = -2, READ_CLOSED = -3 };
 
@@ -356,7 +358,8 @@ struct run {
     int sock, out;
     uint64_t first, step, count, n_leaves, n_data;
     const unsigned char *root;
-    unsigned char *data; /* one segment */
+    unsigned char *buffer;  /* one segment: where frames are received to be written to `out` */
+    unsigned char **slots;  /* without a file (out < 0): where frame k of the run is received */
     unsigned char header[FRAME_HEADER_BYTES], proof[MAX_PROOF_BUFFER];
     size_t max_proof, left, proof_len;
     double deadline;
@@ -372,13 +375,14 @@ static enum run_status take(struct run *r, unsigned char *buf, size_t len) {
     return RUN_DONE;
 }
 
-/* Frames of segments first, first + step, ... until `count` are written, one is not native's to
- * take (RUN_HEADER: its header is read, nothing more), or one read whole is not proven here
- * (RUN_FRAME: its proof in r->proof, its data in r->data). A failed read or write sets
- * r->failure or r->write_errno and ends the run. */
+/* Frames of segments first, first + step, ... until `count` are proven (and written to r->out if
+ * it is a file), one is not native's to take (RUN_HEADER: its header is read, nothing more), or
+ * one read whole is not proven here (RUN_FRAME: its proof in r->proof, its data in the buffer).
+ * A failed read or write sets r->failure or r->write_errno and ends the run. */
 static enum run_status receive_run(struct run *r) {
     for (; r->done < r->count; r->done++) {
         uint64_t index = r->first + r->done * r->step;
+        unsigned char *data = r->out >= 0 ? r->buffer : r->slots[r->done];
         if (take(r, r->header, FRAME_HEADER_BYTES) != RUN_DONE) return RUN_PAST_END;
         if (r->failure != READ_OK) return RUN_DONE;
         uint32_t proof_len = le32(r->header + 8), data_len = le32(r->header + 12);
@@ -386,14 +390,14 @@ static enum run_status receive_run(struct run *r) {
             proof_len > r->max_proof)
             return RUN_HEADER; /* absent, another's, malformed or the padded last segment: Python decides */
         r->proof_len = proof_len;
-        if (take(r, r->proof, proof_len) != RUN_DONE || take(r, r->data, SEGMENT) != RUN_DONE) return RUN_PAST_END;
+        if (take(r, r->proof, proof_len) != RUN_DONE || take(r, data, SEGMENT) != RUN_DONE) return RUN_PAST_END;
         if (r->failure != READ_OK) return RUN_DONE;
         size_t items = r->proof[0], steps = r->proof[1];
         if (proof_len != 2 + items * HASH + steps ||
-            !segment_proven(r->data, r->proof + 2, items, r->proof + 2 + items * HASH, steps, index, r->n_leaves,
+            !segment_proven(data, r->proof + 2, items, r->proof + 2 + items * HASH, steps, index, r->n_leaves,
                             r->n_data, r->root))
             return RUN_FRAME;
-        if (write_exact(r->out, r->data, SEGMENT, (off_t)(index * SEGMENT)) != 0) {
+        if (r->out >= 0 && write_exact(r->out, data, SEGMENT, (off_t)(index * SEGMENT)) != 0) {
             r->write_errno = errno;
             return RUN_DONE;
         }
@@ -402,49 +406,71 @@ static enum run_status receive_run(struct run *r) {
 }
 
 /* receive_frames(sock, out, first, step, count, left, timeout_s, n_leaves, n_data, root,
- * max_proof, scratch) -> (done, left, status, header, proof, write_errno): see receive_run; `left`
- * is what remains of the answer's body, `scratch` a writable segment-sized buffer, write_errno
- * the errno of a failed write to `out` (0: none). TimeoutError, ConnectionError or OSError when
- * the socket fails. */
+ * max_proof, scratch) -> (done, left, status, header, proof, write_errno, segments): see
+ * receive_run. `left` is what remains of the answer's body; `scratch` a writable segment, where
+ * frames are received when `out` is a file; write_errno the errno of a failed write to `out` (0:
+ * none). Without a file (`out` < 0) each frame is received straight into a new bytes object, and
+ * `segments` holds the `done` proven ones; in both cases it ends with the data of a frame read
+ * whole but not proven (RUN_FRAME). TimeoutError, ConnectionError or OSError when the socket
+ * fails. */
 static PyObject *receive_frames(PyObject *self, PyObject *args) {
-    struct run *r = PyMem_Calloc(1, sizeof *r);
+    struct run r = {0};
     Py_buffer root, scratch;
     unsigned long long first, step, count, left, n_leaves, n_data, max_proof;
     double timeout_s;
-    if (r == NULL) return PyErr_NoMemory();
     if (sponge == NULL) {
-        PyMem_Free(r);
         PyErr_SetString(PyExc_RuntimeError, "call load() first");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "iiKKKKdKKy*Kw*", &r->sock, &r->out, &first, &step, &count, &left, &timeout_s,
-                          &n_leaves, &n_data, &root, &max_proof, &scratch)) {
-        PyMem_Free(r);
+    if (!PyArg_ParseTuple(args, "iiKKKKdKKy*Kw*", &r.sock, &r.out, &first, &step, &count, &left, &timeout_s,
+                          &n_leaves, &n_data, &root, &max_proof, &scratch))
         return NULL;
-    }
-    PyObject *result = NULL;
-    if (root.len != HASH || scratch.len < SEGMENT || max_proof > MAX_PROOF_BUFFER) {
-        PyErr_SetString(PyExc_ValueError, "root must be 32 bytes, scratch a segment, max_proof at most 4096");
+    PyObject *result = NULL, *segments = NULL;
+    if (root.len != HASH || count > MAX_RUN || scratch.len < SEGMENT || max_proof > MAX_PROOF_BUFFER) {
+        PyErr_SetString(PyExc_ValueError, "root must be 32 bytes, count at most 1024, scratch a segment, "
+                                          "max_proof at most 4096");
         goto done;
     }
-    r->first = first, r->step = step, r->count = count, r->left = (size_t)left, r->n_leaves = n_leaves;
-    r->n_data = n_data, r->root = root.buf, r->data = scratch.buf, r->max_proof = (size_t)max_proof;
+    r.first = first, r.step = step, r.count = count, r.left = (size_t)left, r.n_leaves = n_leaves;
+    r.n_data = n_data, r.root = root.buf, r.buffer = scratch.buf, r.max_proof = (size_t)max_proof;
+    if ((segments = PyList_New(r.out >= 0 ? 0 : (Py_ssize_t)count)) == NULL) goto done;
+    if (r.out < 0 && (r.slots = PyMem_Malloc((count ? count : 1) * sizeof *r.slots)) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; r.out < 0 && k < (Py_ssize_t)count; k++) { /* never shared before they are filled */
+        PyObject *bytes = PyBytes_FromStringAndSize(NULL, SEGMENT);
+        if (bytes == NULL) goto done;
+        PyList_SET_ITEM(segments, k, bytes);
+        r.slots[k] = (unsigned char *)PyBytes_AS_STRING(bytes);
+    }
     enum run_status status;
     Py_BEGIN_ALLOW_THREADS
-    r->deadline = monotonic_s() + timeout_s;
-    status = receive_run(r);
+    r.deadline = monotonic_s() + timeout_s;
+    status = receive_run(&r);
     Py_END_ALLOW_THREADS
-    if (r->failure == READ_TIMEOUT) PyErr_SetString(PyExc_TimeoutError, "the node did not send the frames in time");
-    else if (r->failure == READ_CLOSED) PyErr_SetString(PyExc_ConnectionError, "the connection closed mid-frame");
-    else if (r->failure == READ_FAILED) PyErr_SetFromErrno(PyExc_OSError);
-    else
-        result = Py_BuildValue("KKiy#y#i", (unsigned long long)r->done, (unsigned long long)r->left, (int)status,
-                               r->header, (Py_ssize_t)(status == RUN_HEADER || status == RUN_FRAME ? FRAME_HEADER_BYTES : 0),
-                               r->proof, (Py_ssize_t)(status == RUN_FRAME ? r->proof_len : 0), r->write_errno);
+    if (r.failure == READ_TIMEOUT) PyErr_SetString(PyExc_TimeoutError, "the node did not send the frames in time");
+    else if (r.failure == READ_CLOSED) PyErr_SetString(PyExc_ConnectionError, "the connection closed mid-frame");
+    else if (r.failure == READ_FAILED) PyErr_SetFromErrno(PyExc_OSError);
+    if (PyErr_Occurred()) goto done;
+    Py_ssize_t kept = (Py_ssize_t)r.done + (status == RUN_FRAME);
+    if (r.out < 0 && PyList_SetSlice(segments, kept, PY_SSIZE_T_MAX, NULL) != 0) goto done;
+    if (r.out >= 0 && status == RUN_FRAME) {
+        PyObject *unproven = PyBytes_FromStringAndSize((const char *)r.buffer, SEGMENT);
+        if (unproven == NULL || PyList_Append(segments, unproven) != 0) {
+            Py_XDECREF(unproven);
+            goto done;
+        }
+        Py_DECREF(unproven);
+    }
+    result = Py_BuildValue("KKiy#y#iO", (unsigned long long)r.done, (unsigned long long)r.left, (int)status,
+                           r.header, (Py_ssize_t)(status == RUN_HEADER || status == RUN_FRAME ? FRAME_HEADER_BYTES : 0),
+                           r.proof, (Py_ssize_t)(status == RUN_FRAME ? r.proof_len : 0), r.write_errno, segments);
 done:
+    Py_XDECREF(segments);
+    PyMem_Free(r.slots);
     PyBuffer_Release(&root);
     PyBuffer_Release(&scratch);
-    PyMem_Free(r);
     return result;
 }
 

@@ -235,14 +235,14 @@ class Downloader:
         place and comes as None."""
         sent: set[int] = set()
         node = batch.node
-        into = ProvenWrite(out, plan.file.root, plan.file.size) if out is not None else None
+        into = ProvenWrite(plan.file.root, plan.file.size, out)
         if node.fast:
             try:
                 with closing(node.get_segments(plan.seq_by_node[node.url], batch.indexes, into)) as frames:
                     for frame in frames:
-                        if frame.written:
+                        if frame.proven:
                             sent.add(frame.index)
-                            yield frame.index, None
+                            yield frame.index, frame.data
                         elif frame.data is not None and frame.proof is not None:
                             checked = self._checked(plan, frame.index, frame.data, frame.proof)
                             sent.add(frame.index)

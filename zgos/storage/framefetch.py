@@ -10,11 +10,11 @@ ends by its deadline, the answer's head is capped at ``MAX_HEAD_BYTES``, and its
 exactly what its frames add up to, at most ``MAX_FRAMES_BODY_BYTES``.
 
 Given a ``ProvenWrite``, the frames are read by native code (``_treehash.receive_frames``,
-without the GIL): each segment it proves against the file's root goes from the socket into one
-buffer and from there to its place in the output file, and is reported as written. The first
-frame it cannot prove (absent, malformed, the file's padded last segment, a proof that fails)
-comes back here whole or as its header, and is read and returned as without one: the caller
-checks it with the reference and decides.
+without the GIL): each segment it proves against the file's root goes from the socket into a
+buffer, and from there to its place in the output file (or out as bytes), and is reported as
+proven. The first frame it cannot prove (absent, malformed, the file's padded last segment, a
+proof that fails) comes back here whole or as its header, and is read and returned as without
+one: the caller checks it with the reference and decides.
 
 Only plain ``http://`` nodes are read this way; ``FramesRefused`` tells the caller to fetch the
 segments some other way (one per request, over its HTTP client).
@@ -61,23 +61,24 @@ RUN_HEADER, RUN_FRAME, RUN_PAST_END = 1, 2, 3  # how _treehash.receive_frames st
 @dataclass(frozen=True, slots=True)
 class Frame:
     """Segment ``index`` as the node sent it (unchecked): its data and proof, both None when
-    the node does not hold it, or ``written`` (no data) when native code proved it and wrote it
-    to the ``ProvenWrite``'s file."""
+    the node does not hold it; or ``proven`` by native code (no proof), its data then None if
+    it was written to the ``ProvenWrite``'s file."""
 
     index: int
     data: bytes | None
     proof: Proof | None
-    written: bool = False
+    proven: bool = False
 
 
 @dataclass(frozen=True)
 class ProvenWrite:
-    """Where proven segments of the file ``root`` of ``size`` bytes go: segment i at byte
-    ``i * BYTES_PER_SEGMENT`` of the open file ``out``."""
+    """Segments of the file ``root`` of ``size`` bytes that native code may prove, and where
+    they go: segment i at byte ``i * BYTES_PER_SEGMENT`` of the open file ``out``, or back to the
+    caller as bytes when there is no ``out``."""
 
-    out: int
     root: bytes
     size: int
+    out: int | None = None
 
 
 class FramesRefused(ZgError):
@@ -151,9 +152,9 @@ class FrameChannel:
 
     def frames(self, seq: int, indexes: range, into: ProvenWrite | None = None) -> Generator[Frame, None, None]:
         """Segments ``indexes`` of tx ``seq`` with their proofs, as the node sends them
-        (unchecked), or written to ``into`` once proven natively. ``FramesRefused`` for an answer
-        that is not frames, ``InvalidFrame`` for malformed ones, ``OSError`` when the transfer
-        fails, ``OutputFailed`` when the write does."""
+        (unchecked), or, given ``into``, proven natively (and written to its file if it has one).
+        ``FramesRefused`` for an answer that is not frames, ``InvalidFrame`` for malformed ones,
+        ``OSError`` when the transfer fails, ``OutputFailed`` when the write does."""
         if not self.plain_http:
             raise FramesRefused(f"only http:// nodes stream frames to this client, not {self.host}")
         target = (f"{self.prefix}/zgos/v1/segments/{seq}?first={indexes.start}&count={len(indexes)}"
@@ -168,18 +169,18 @@ class FrameChannel:
                 index, pending = indexes[position], None
                 if native and not answer.early:
                     assert into is not None
-                    done, pending = _receive_proven(answer, indexes[position:], into, deadline)
-                    yield from (Frame(i, None, None, written=True) for i in indexes[position : position + done])
-                    position += done
+                    proven, pending = _receive_proven(answer, indexes[position:], into, deadline)
+                    yield from proven
+                    position += len(proven)
                     if pending is None:
                         continue
                     index = indexes[position]
                 position += 1
-                header = decode_frame_header(pending[0] if pending else answer.take(FRAME_HEADER.size), index)
+                header = decode_frame_header(pending.header if pending else answer.take(FRAME_HEADER.size), index)
                 if header.absent:
                     yield Frame(index, None, None)
-                elif pending and pending[1]:
-                    yield Frame(index, bytes(answer.scratch[: header.data_bytes]), decode_proof(pending[1]))
+                elif pending and pending.data is not None:
+                    yield Frame(index, pending.data, decode_proof(pending.proof))
                 else:
                     proof = decode_proof(answer.take(header.proof_bytes))
                     yield Frame(index, answer.take(header.data_bytes), proof)
@@ -249,22 +250,35 @@ class FrameChannel:
         return answer, headers.get("connection", "").lower() != "close"
 
 
+@dataclass(frozen=True)
+class _Unproven:
+    """The frame native code stopped at: its header, and its proof and data if it read them."""
+
+    header: bytes
+    proof: bytes
+    data: bytes | None
+
+
 def _receive_proven(answer: _Answer, indexes: range, into: ProvenWrite,
-                    deadline: _Deadline) -> tuple[int, tuple[bytes, bytes] | None]:
-    """Frames of ``indexes`` received, proven and written to ``into`` natively: how many, and
-    the next one's header and proof (empty: not read; its data then is in the scratch buffer)
-    when native code stopped at a frame it could not prove."""
+                    deadline: _Deadline) -> tuple[list[Frame], _Unproven | None]:
+    """The first frames of ``indexes``, received and proven natively (written to ``into.out``,
+    else each received straight into its own bytes), and the frame native code stopped at, if
+    it did."""
     assert fasthash.native is not None
     answer.sock.settimeout(deadline.left())  # the descriptor is non-blocking: native code polls
-    done, answer.left, status, header, proof, write_errno = fasthash.native.receive_frames(
-        answer.sock.fileno(), into.out, indexes.start, indexes.step, len(indexes), answer.left, deadline.left(),
-        compute_proof_segment_count(into.size), compute_segment_count(into.size), into.root, MAX_PROOF_BYTES,
-        answer.scratch)
+    done, answer.left, status, header, proof, write_errno, segments = fasthash.native.receive_frames(
+        answer.sock.fileno(), -1 if into.out is None else into.out, indexes.start, indexes.step, len(indexes),
+        answer.left, deadline.left(), compute_proof_segment_count(into.size), compute_segment_count(into.size),
+        into.root, MAX_PROOF_BYTES, answer.scratch)
     if write_errno:
         raise OutputFailed(f"writing a verified segment failed: {os.strerror(write_errno)}")
     if status == RUN_PAST_END:
         raise InvalidFrame("the frames run past the answer's Content-Length")
-    return done, (header, proof) if status in (RUN_HEADER, RUN_FRAME) else None
+    proven = [Frame(index, segments[k] if into.out is None else None, None, proven=True)
+              for k, index in enumerate(indexes[:done])]
+    if status not in (RUN_HEADER, RUN_FRAME):
+        return proven, None
+    return proven, _Unproven(header, proof, segments[-1] if status == RUN_FRAME else None)
 
 
 def _read_head(sock: socket.socket, deadline: _Deadline) -> tuple[int, dict[str, str], bytes]:

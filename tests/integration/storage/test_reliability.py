@@ -23,6 +23,7 @@ from zgos.runtime.netutil import free_port, wait_until
 from zgos.storage.client import StorageClient, StorageError
 from zgos.storage.contracts import FlowContract
 from zgos.storage.hasher import build_file_tree
+from zgos.storage.node.store import Store
 from zgos.storage.spec.filetree import FileTree
 
 
@@ -115,10 +116,12 @@ def test_log_sync_resumes_from_its_persisted_cursor_after_restart(
     assert wait_until(lambda: node.node.store.tx(first.seq) is not None, 20)
     node.stop()
     cursor = node.node.store.next_block(0)
+    # read from disk as a restarted node does (the restarted node's own sync may move it at once)
+    assert Store(tmp_path / "node" / "store.sqlite").next_block(0) == cursor > 0, "the cursor survived the restart"
     second = flow.submit(new_account, [FileTree.from_bytes(b"two").submission()]).entries[0]
     again = start_node(tmp_path / "node", chain, deployment)
     try:
-        assert again.node.store.next_block(0) == cursor, "the cursor survived the restart"
+        assert again.node.store.next_block(0) >= cursor
         assert wait_until(lambda: again.node.store.tx(second.seq) is not None, 20)
         seqs = [e.seq for e in again.node.store.entries()]
         assert seqs == sorted(set(seqs)) and seqs == list(range(seqs[0], seqs[-1] + 1)), "no gaps, no duplicates"
