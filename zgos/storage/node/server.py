@@ -59,7 +59,6 @@ from zgos.storage.node.errors import AlreadyFinalized, DataUnavailable, FileNotF
 from zgos.storage.node.framesend import OutgoingFrames, outgoing_frames
 from zgos.storage.node.node import StorageNode
 from zgos.storage.node.rpc import NodeRpc, node_rpc_server
-from zgos.storage.node.store import TxRecord
 from zgos.storage.spec.frames import (
     FRAME_HEADER,
     MAX_FRAMES_BODY_BYTES,
@@ -262,15 +261,15 @@ class NodeApp:
             seq = _number(request.path_params["seq"], "txSeq")
             indexes = compute_frame_indexes(_query_number(request, "first"), _query_number(request, "count"),
                                             _query_number(request, "step", 1))
-            record: TxRecord = await self._run(self.node.tx_by_seq, seq)
-        except FileNotFound as exc:
-            return json_error(404, str(exc))
         except (ZgError, InvalidFrame) as exc:
             return json_error(400, str(exc))
         refusal = rate_refusal(self.rate, request, len(indexes), "segments of work")
         if refusal is not None:
             return refusal
-        frames: OutgoingFrames = await self._run(outgoing_frames, self.node, record, indexes)
+        try:  # one worker hop: each wakes the event loop, a fifth of a small request's CPU
+            frames: OutgoingFrames = await self._run(lambda: outgoing_frames(self.node, self.node.tx_by_seq(seq), indexes))
+        except FileNotFound as exc:
+            return json_error(404, str(exc))
         return frames
 
     async def put_segments(self, request: Request) -> Response:
