@@ -4,7 +4,11 @@ An app that finds ``http.response.zerocopysend`` in ``scope["extensions"]`` may 
 body as a region of an open file (the ASGI zero-copy extension)::
 
     {"type": "http.response.zerocopysend", "file": <binary file object>, "offset": int,
-     "count": int, "more_body": bool}
+     "count": int, "more_body": bool, "head": bytes}
+
+``head`` (optional, zgos's addition) is sent before the region, as a body message would send it:
+a stream of small headers each followed by a region then takes one message per region, not two
+(each message passes every middleware).
 
 The kernel copies the region from the page cache to the socket (``loop.sendfile``): the bytes
 never enter the process. h11 still frames them, so the answer's ``Content-Length`` or chunking
@@ -103,7 +107,10 @@ async def _send_region(cycle: RequestResponseCycle, loop: asyncio.AbstractEventL
         raise RuntimeError(f"{ZERO_COPY_SEND} outside a response body")
     if cycle.flow.write_paused and not cycle.disconnected:
         await cycle.flow.drain()
-    count = int(message["count"])
+    count, head = int(message["count"]), bytes(message.get("head", b""))
+    if head and not cycle.disconnected and cycle.scope["method"] != "HEAD":
+        for piece in cycle.conn.send_with_data_passthrough(h11.Data(data=head)) or ():
+            cycle.transport.write(piece)
     if count and not cycle.disconnected and cycle.scope["method"] != "HEAD":  # a HEAD answer has no body
         file: BinaryIO = message["file"]
         pieces = cycle.conn.send_with_data_passthrough(h11.Data(data=_FileRegion(count)))  # type: ignore[arg-type]

@@ -37,3 +37,5 @@ def test_a_forgetful_store_keeps_claiming_segments_it_no_longer_serves(tmp_path:
     assert [honest.segment(7, i) for i in range(4)] == [bytes([i]) * 8 for i in range(4)]
     assert [forgetful.segment(7, i) for i in range(4)] == [bytes(8), None, bytes([2]) * 8, None]
     assert forgetful.segment_indexes(7) == [0, 1, 2, 3], "it still claims every segment"
+    assert sorted(forgetful.segment_rows(7, range(4))) == [0, 2], "nor does it send them in a run of frames"
+    assert sorted(honest.segment_rows(7, range(4))) == [0, 1, 2, 3]

@@ -38,13 +38,14 @@ def server(data_file: Path) -> Iterator[str]:
         if scope["type"] != "http":
             return
         seen["extensions"] = scope.get("extensions", {})
-        sized = scope["path"] == "/sized"
+        sized, headed = scope["path"].startswith("/sized"), scope["path"].endswith("-headed")
         headers = [(b"content-length", str(REGION_BYTES + 5).encode())] if sized else []
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"head:", "more_body": True})
-        with data_file.open("rb") as file:
+        if not headed:
+            await send({"type": "http.response.body", "body": b"head:", "more_body": True})
+        with data_file.open("rb") as file:  # with "head", the bytes before the region come in its message
             await send({"type": ZERO_COPY_SEND, "file": file, "offset": REGION_OFFSET, "count": REGION_BYTES,
-                        "more_body": False})
+                        "more_body": False, **({"head": b"head:"} if headed else {})})
 
     running = EdgeServer(app, bind_listener("127.0.0.1", 0), EdgePolicy())
     running.start()
@@ -53,7 +54,7 @@ def server(data_file: Path) -> Iterator[str]:
     assert ZERO_COPY_SEND in seen["extensions"]
 
 
-@pytest.mark.parametrize("path", ["/sized", "/chunked"])
+@pytest.mark.parametrize("path", ["/sized", "/chunked", "/sized-headed", "/chunked-headed"])
 def test_a_file_region_arrives_exact_under_content_length_and_chunking(server: str, data_file: Path, path: str) -> None:
     region = data_file.read_bytes()[REGION_OFFSET : REGION_OFFSET + REGION_BYTES]
     with httpx.Client() as http:
@@ -61,7 +62,7 @@ def test_a_file_region_arrives_exact_under_content_length_and_chunking(server: s
             response = http.get(server + path)
             assert response.status_code == 200 and response.content == b"head:" + region
             framing = response.headers.get("content-length") or response.headers.get("transfer-encoding")
-            assert framing == (str(REGION_BYTES + 5) if path == "/sized" else "chunked")
+            assert framing == (str(REGION_BYTES + 5) if path.startswith("/sized") else "chunked")
             head = http.head(server + path)
             assert head.status_code == 200 and head.content == b"", "a HEAD answer carries no region"
 

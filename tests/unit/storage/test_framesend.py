@@ -30,7 +30,8 @@ def answer(frames: OutgoingFrames, extensions: dict[str, Any]) -> list[dict[str,
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == ZERO_COPY_SEND:  # what the server would send, read before the file closes
-            message = {**message, "bytes": os.pread(message["file"].fileno(), message["count"], message["offset"])}
+            region = os.pread(message["file"].fileno(), message["count"], message["offset"])
+            message = {**message, "bytes": message.get("head", b"") + region}
         sent.append(message)
 
     async def receive() -> dict[str, Any]:

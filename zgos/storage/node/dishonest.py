@@ -14,3 +14,6 @@ DISHONEST_MODES = (DROP_HALF,)
 class ForgetfulStore(Store):
     def segment_source(self, seq: int, index: int) -> bytes | FileSlice | None:
         return None if index % 2 else super().segment_source(seq, index)
+
+    def segment_rows(self, seq: int, indexes: range) -> dict[int, tuple[bytes | FileSlice, str | None]]:
+        return {index: row for index, row in super().segment_rows(seq, indexes).items() if not index % 2}

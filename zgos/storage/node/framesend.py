@@ -71,8 +71,7 @@ class OutgoingFrames:
                     await send({"type": "http.response.body", "body": head + data, "more_body": True})
                     continue
                 if zero_copy:
-                    await send({"type": "http.response.body", "body": head, "more_body": True})
-                    await send({"type": ZERO_COPY_SEND, "file": data.file, "offset": data.offset,
+                    await send({"type": ZERO_COPY_SEND, "head": head, "file": data.file, "offset": data.offset,
                                 "count": data.length, "more_body": True})
                 else:
                     chunk = await anyio.to_thread.run_sync(os.pread, data.file.fileno(), data.length, data.offset)
@@ -86,24 +85,23 @@ def outgoing_frames(node: StorageNode, record: TxRecord, indexes: range) -> Outg
     """The frames of segments ``indexes`` of ``record``'s file; a segment not held here (or not
     in the file) is an empty frame."""
     out = OutgoingFrames()
+    rows = node.store.segment_rows(record.entry.seq, indexes)
     try:
         for index in indexes:
-            out.frames.append(_frame(node, record, index, out.files))
+            out.frames.append(_frame(node, record, index, rows.get(index), out.files))
     except BaseException:
         out.close()
         raise
     return out
 
 
-def _frame(node: StorageNode, record: TxRecord, index: int,
+def _frame(node: StorageNode, record: TxRecord, index: int, row: tuple[bytes | FileSlice, str | None] | None,
            files: dict[Path, BinaryIO]) -> tuple[bytes, bytes | FileRegion]:
-    if not 0 <= index < compute_segment_count(record.entry.size):
+    if not 0 <= index < compute_segment_count(record.entry.size) or row is None:
         return encode_absent(index), b""
-    source = node.store.segment_source(record.entry.seq, index)
-    if source is None:
-        return encode_absent(index), b""
+    source, stored_proof = row
     try:
-        proof = encode_proof(node.proof(record, index))
+        proof = encode_proof(node.proof_from(record, index, stored_proof))
     except (DataUnavailable, InvalidSegment):
         return encode_absent(index), b""
     if not isinstance(source, FileSlice):

@@ -98,10 +98,8 @@ class StorageNode:
         self._items: list[FlowItem] | None = None  # the flow's aligned subtrees, for sector proofs
         for entry in self.store.entries():
             self.flow.append_submission(entry.submission)
-        self.sync = LogSync(
-            config.rpc_url, config.flow_address, self.store, config.start_block,
-            config.confirmations, config.poll_s, self._on_entries, self._on_rewind,
-        )
+        self.sync = LogSync(config.rpc_url, config.flow_address, self.store, config.start_block, config.confirmations,
+                            config.poll_s, self._on_entries, self._on_rewind)
         self.prober = Prober(config.outbound, config.chain_id, config.flow_address)
         self._registry: NodeRegistry | None = None
         self.repair = RestartRepair(self)
@@ -288,10 +286,11 @@ class StorageNode:
 
     def proof(self, record: TxRecord, index: int) -> Proof:
         """The segment's proof as received (checked then), else from the tree of all its segments."""
-        stored = self.store.segment_proof(record.entry.seq, index)
-        if stored is not None:
-            return Proof.from_json(json.loads(stored))
-        return self._proof_tree(record).proof(index)
+        return self.proof_from(record, index, self.store.segment_proof(record.entry.seq, index))
+
+    def proof_from(self, record: TxRecord, index: int, stored: str | None) -> Proof:
+        """``proof``, given the segment's stored proof (``Store.segment_proof``) already read."""
+        return Proof.from_json(json.loads(stored)) if stored is not None else self._proof_tree(record).proof(index)
 
     def chunks(self, record: TxRecord, start: int, end: int) -> bytes:
         """File sectors ``[start, end)`` (end exclusive, at most the file's sector count)."""

@@ -256,6 +256,16 @@ class Store:
         row = self._db().execute("SELECT data, length FROM segments WHERE seq = ? AND idx = ?", (seq, index)).fetchone()
         return None if row is None else self._source(seq, index, row[0], row[1])
 
+    def segment_rows(self, seq: int, indexes: range) -> dict[int, tuple[bytes | FileSlice, str | None]]:
+        """The segments of ``indexes`` held here, in one read: each one's ``segment_source`` and
+        ``segment_proof``."""
+        if not indexes:
+            return {}
+        rows = self._db().execute("SELECT idx, data, length, proof FROM segments WHERE seq = ? AND idx BETWEEN ? AND ?",
+                                  (seq, min(indexes[0], indexes[-1]), max(indexes[0], indexes[-1])))
+        return {int(idx): (self._source(seq, int(idx), data, length), None if proof is None else str(proof))
+                for idx, data, length, proof in rows if idx in indexes}
+
     def segment_indexes(self, seq: int) -> list[int]:
         rows = self._db().execute("SELECT idx FROM segments WHERE seq = ? ORDER BY idx", (seq,)).fetchall()
         return [int(row[0]) for row in rows]
