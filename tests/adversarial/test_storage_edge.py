@@ -33,6 +33,7 @@ from zgos.runtime.jsonrpc import (
     RESPONSE_TOO_LARGE,
 )
 from zgos.storage.client import StorageClient, UploadResult
+from zgos.storage.spec.frames import decode_frame_header
 from zgos.storage.spec.merkle import BYTES_PER_SEGMENT
 
 FILE_BYTES = 4 * BYTES_PER_SEGMENT + 777
@@ -220,6 +221,9 @@ def test_a_huge_tx_seq_is_an_invalid_params_error(storage: Storage) -> None:
     put = httpx.put(f"{storage.node.url}/zgos/v1/segment/{2**64}/0", content=b"x" * 256,
                     headers={"content-type": "application/octet-stream"}, timeout=30)
     assert put.status_code == 400
+    # a run of frames whose last index is past 2**63: each frame beyond the file is absent
+    run = httpx.get(f"{storage.node.url}/zgos/v1/segments/{storage.upload.tx_seq}?first=0&count=3&step={2**62}")
+    assert run.status_code == 200 and [decode_frame_header(run.content[-16:]).absent] == [True]
     assert storage.log.tracebacks(since=before) == [], "no OverflowError traceback in the node's log"
 
 

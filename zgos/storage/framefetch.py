@@ -57,7 +57,6 @@ RECV_BYTES = 64 * 1024  # what one read of the head (and the bytes after it) ask
 RUN_HEADER, RUN_FRAME, RUN_PAST_END = 1, 2, 3  # how _treehash.receive_frames stopped short
 
 
-
 @dataclass(frozen=True, slots=True)
 class Frame:
     """Segment ``index`` as the node sent it (unchecked): its data and proof, both None when

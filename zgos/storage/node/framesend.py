@@ -85,7 +85,8 @@ def outgoing_frames(node: StorageNode, record: TxRecord, indexes: range) -> Outg
     """The frames of segments ``indexes`` of ``record``'s file; a segment not held here (or not
     in the file) is an empty frame."""
     out = OutgoingFrames()
-    rows = node.store.segment_rows(record.entry.seq, indexes)
+    in_file = range(indexes.start, min(indexes.stop, compute_segment_count(record.entry.size)), indexes.step)
+    rows = node.store.segment_rows(record.entry.seq, in_file)
     try:
         for index in indexes:
             out.frames.append(_frame(node, record, index, rows.get(index), out.files))
