@@ -35,6 +35,7 @@ from zgos.storage.echealth import HealthReport, Piece, StripeHealth, check_healt
 from zgos.storage.ecrepair import StripeRepair, StripeStream, Unprovable
 from zgos.storage.erasurecode import (
     ErasurePlacement,
+    Holdings,
     InvalidRecord,
     LiveNodes,
     Rebuild,
@@ -48,7 +49,7 @@ from zgos.storage.erasurecode import (
 )
 from zgos.storage.hasher import build_file_tree
 from zgos.storage.locations import FileLocation
-from zgos.storage.nodeclient import CorruptData, NodeConnection, StorageError, locate
+from zgos.storage.nodeclient import CorruptData, NodeConnection, StorageError
 from zgos.storage.spec.erasure import ErasureParams, StripeLayout
 from zgos.storage.spec.filetree import FileTree
 from zgos.storage.upload import Payload, Submitted, hash_file
@@ -83,6 +84,17 @@ class Inspection:
     layout: StripeLayout  # checked against the file and the chain
     files: dict[str, Submitted]  # "data" and "parity"
     unsynced: list[tuple[NodeConnection, Submitted]]  # live nodes that did not describe a file as it is
+
+
+@dataclass(frozen=True)
+class _Survey:
+    """What one ``survey`` round and the chain say of a data file and its parity file."""
+
+    roots: dict[str, bytes]  # "data" and "parity"
+    live: LiveNodes
+    dead: list[str]
+    holdings: Holdings
+    on_chain: dict[str, FileRecord | None]
 
 
 class ErasureClient:
@@ -123,9 +135,21 @@ class ErasureClient:
             raise StorageError(f"0x{root.hex()} was not uploaded with erasure coding (no ErasureRegistry record)")
         return record
 
-    def _locate(self, root: bytes, kind: str, on_chain: FileRecord | None) -> Submitted:
-        """The ``kind`` file ``root`` with its size from the chain, at a node that describes it so."""
-        return self._located(root, kind, locate(self.storage.nodes, root, finalized=False), on_chain)
+    def _survey(self, root: bytes, record: ErasureRecord) -> _Survey:
+        """Each node asked once (``survey``) for its shard and what it holds of the data file
+        ``root`` and its parity file, while the chain is asked for their first submissions."""
+        roots = {"data": root, "parity": record.parity_root}
+        with ThreadPoolExecutor(1) as pool:  # the nodes are asked while the chain is
+            surveyed = pool.submit(survey, self.storage.nodes, list(roots.values()))
+            on_chain = files_on_chain(self.storage.flow, record)
+            live, dead, holdings = surveyed.result()
+        return _Survey(roots, live, dead, holdings, on_chain)
+
+    def _file(self, found: _Survey, kind: str) -> Submitted:
+        """The ``kind`` file of ``found``, at a node that describes it as the chain does."""
+        i = list(found.roots).index(kind)
+        locations = [h.location for answer in found.holdings.values() if (h := answer[i]) is not None]
+        return self._located(found.roots[kind], kind, locations, found.on_chain[kind])
 
     # --- upload --------------------------------------------------------------------------
 
@@ -169,13 +193,11 @@ class ErasureClient:
         if record is None:
             return self.storage.download(root, out).size
         try:
-            live, _ = self.live_shards()
-            on_chain = files_on_chain(self.storage.flow, record)
-            data = self._locate(root, "data", on_chain["data"])
-            layout = check_record(record, on_chain, data)
+            found = self._survey(root, record)
+            data = self._file(found, "data")
+            layout = check_record(record, found.on_chain, data)
             with atomic_output(out, data.size) as handle:
-                Rebuild(handle, live, layout, data, self.workers).run(
-                    lambda: self._locate(record.parity_root, "parity", on_chain["parity"]))
+                Rebuild(handle, found.live, layout, data, self.workers).run(lambda: self._file(found, "parity"))
             return data.size
         except StorageError as exc:
             log.warning("erasure-coded download of 0x%s failed (%s); trying the plain download", root.hex(), exc.message)
@@ -186,13 +208,12 @@ class ErasureClient:
         segments rebuilt as they come (``StripeStream``: each segment proven before it is given
         out). Raises ``StorageError`` when there is no record or it does not fit the file."""
         record = self._required_record(root)
-        live, _ = self.live_shards()
-        on_chain = files_on_chain(self.storage.flow, record)
-        data = self._locate(root, "data", on_chain["data"])
-        layout = check_record(record, on_chain, data)
-        parity = self._locate(record.parity_root, "parity", on_chain["parity"])
+        found = self._survey(root, record)
+        data = self._file(found, "data")
+        layout = check_record(record, found.on_chain, data)
+        parity = self._file(found, "parity")
         check_parity_size(parity, layout, root)
-        return data.size, StripeStream(live, layout, {"data": data, "parity": parity}, self.workers).chunks()
+        return data.size, StripeStream(found.live, layout, {"data": data, "parity": parity}, self.workers).chunks()
 
     # --- health and repair ---------------------------------------------------------------
 
@@ -203,15 +224,10 @@ class ErasureClient:
         """The health of ``root``, and what it was worked out from. Each node is asked once
         (``survey``) for its shard and what it holds of both files."""
         record = self._required_record(root)
-        roots = {"data": root, "parity": record.parity_root}
-        with ThreadPoolExecutor(1) as pool:  # the nodes are asked while the chain is
-            surveyed = pool.submit(survey, self.storage.nodes, list(roots.values()))
-            on_chain = files_on_chain(self.storage.flow, record)
-            live, dead, holdings = surveyed.result()
-        files = {kind: self._located(roots[kind], kind, [h.location for answer in holdings.values()
-                                                         if (h := answer[i]) is not None], on_chain[kind])
-                 for i, kind in enumerate(roots)}
-        layout = check_record(record, on_chain, files["data"])  # InvalidRecord: nothing to check or repair against
+        found = self._survey(root, record)
+        roots, live, dead, holdings = found.roots, found.live, found.dead, found.holdings
+        files = {kind: self._file(found, kind) for kind in roots}
+        layout = check_record(record, found.on_chain, files["data"])  # InvalidRecord: nothing to check or repair against
         known = {(node.url, kind): holding for node, _ in live for i, kind in enumerate(roots)
                  if (holding := holdings[node.url][i]) is not None and holding.location.seq == files[kind].seq}
         held = {(node.url, kind): known[(node.url, kind)].segments if (node.url, kind) in known
