@@ -324,7 +324,8 @@ static enum read_result read_exact(int fd, unsigned char *buf, size_t len, doubl
             double left = deadline - monotonic_s();
             if (left <= 0) return READ_TIMEOUT;
             struct pollfd readable = {fd, POLLIN, 0};
-            if (poll(&readable, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR) return READ_FAILED;
+            int wait_ms = left > 60.0 ? 60000 : (int)(left * 1000) + 1; /* polled again until the deadline */
+            if (poll(&readable, 1, wait_ms) < 0 && errno != EINTR) return READ_FAILED;
         } else if (errno != EINTR) {
             return READ_FAILED;
         }
@@ -390,7 +391,9 @@ static enum run_status receive_run(struct run *r) {
             proof_len > r->max_proof)
             return RUN_HEADER; /* absent, another's, malformed or the padded last segment: Python decides */
         r->proof_len = proof_len;
-        if (take(r, r->proof, proof_len) != RUN_DONE || take(r, data, SEGMENT) != RUN_DONE) return RUN_PAST_END;
+        if (take(r, r->proof, proof_len) != RUN_DONE) return RUN_PAST_END;
+        if (r->failure != READ_OK) return RUN_DONE; /* never read on after a failed read */
+        if (take(r, data, SEGMENT) != RUN_DONE) return RUN_PAST_END;
         if (r->failure != READ_OK) return RUN_DONE;
         size_t items = r->proof[0], steps = r->proof[1];
         if (proof_len != 2 + items * HASH + steps ||
