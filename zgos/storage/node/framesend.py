@@ -98,7 +98,7 @@ def outgoing_frames(node: StorageNode, record: TxRecord, indexes: range) -> Outg
 
 def _frame(node: StorageNode, record: TxRecord, index: int, row: tuple[bytes | FileSlice, str | None] | None,
            files: dict[Path, BinaryIO]) -> tuple[bytes, bytes | FileRegion]:
-    if not 0 <= index < compute_segment_count(record.entry.size) or row is None:
+    if row is None:  # not held here, or not in the file (``outgoing_frames`` asks rows only there)
         return encode_absent(index), b""
     source, stored_proof = row
     try:
