@@ -208,3 +208,34 @@ def test_without_an_output_file_proven_frames_come_back_with_their_data(
             assert got.proof == (None if got.proven else tree.proof(got.index))
     assert not any(f.proven for f in unchecked), "without a ProvenWrite nothing is checked on the way"
     assert [f.data for f in unchecked if f.index not in tampered] == [segment(content, i) for i in (0, 1, 3, 5, 6, 7)]
+
+
+def test_without_an_output_file_the_first_frame_comes_back_before_the_rest_arrive(
+    file: tuple[bytes, FileTree],
+) -> None:
+    """A stream passes on its first segment once it is proven, not once the whole run came (a
+    gateway's first byte); the rest come a few frames at a time, all proven."""
+    content, tree = file
+    body = b"".join(frame(content, tree, i) for i in range(SEGMENTS))
+    first = len(frame(content, tree, 0))
+    pause_s = 2.0
+
+    def pauses(request: Request, conn: Connection) -> None:
+        conn.send(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        time.sleep(0.1)  # the head alone, as a node sends it: the frames are native code's to read
+        conn.send(body[:first])
+        time.sleep(pause_s)
+        conn.send(body[first:])
+
+    with HostileServer(pauses) as server, OutboundClient(OPEN_POLICY) as http:
+        node = NodeConnection(server.url, http, fast=True)
+        started = time.monotonic()
+        frames = node.get_segments(7, range(SEGMENTS), ProvenWrite(tree.root, SIZE))
+        head = next(frames)
+        assert time.monotonic() - started < pause_s / 2, "the first frame did not wait for the others"
+        assert head.proven and head.index == 0 and head.data == segment(content, 0)
+        rest = list(frames)
+        node.close()
+    assert [f.index for f in rest] == list(range(1, SEGMENTS))
+    assert all(f.proven for f in rest[:-1]) and not rest[-1].proven, "the partial last segment is Python's"
+    assert [f.data for f in rest] == [segment(content, i) for i in range(1, SEGMENTS)]

@@ -145,9 +145,10 @@ class StorageClient:
         """Download the file with data root ``root`` to ``out``, verified; atomic."""
         return self.downloads.download(root, out, progress)
 
-    def stream(self, root: bytes, window: int = STREAM_WINDOW_SEGMENTS) -> tuple[VerifiedFile, Generator[bytes, None, None]]:
+    def stream(self, root: bytes, window: int = STREAM_WINDOW_SEGMENTS,
+               located: tuple[VerifiedFile, list[FileLocation]] | None = None) -> tuple[VerifiedFile, Generator[bytes, None, None]]:
         """The file ``root`` as verified chunks in order (see ``Downloader.stream``)."""
-        return self.downloads.stream(root, window)
+        return self.downloads.stream(root, window, located)
 
     def size_of(self, root: bytes) -> int | None:
         """The byte size of the file ``root`` from its first Flow submission (None: no chain)."""

@@ -55,6 +55,9 @@ MAX_ERROR_BODY_BYTES = 64 * 1024
 MAX_IDLE_CONNECTIONS = 16
 RECV_BYTES = 64 * 1024  # what one read of the head (and the bytes after it) asks for
 RUN_HEADER, RUN_FRAME, RUN_PAST_END = 1, 2, 3  # how _treehash.receive_frames stopped short
+# Frames one native call receives as bytes, for a stream to pass on (the first call takes one
+# alone, so the first byte need not wait for more); into a file a call takes the whole run.
+BYTES_RUN_FRAMES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +171,7 @@ class FrameChannel:
                 index, pending = indexes[position], None
                 if native and not answer.early:
                     assert into is not None
-                    proven, pending = _receive_proven(answer, indexes[position:], into, deadline)
+                    proven, pending = _receive_proven(answer, _run(indexes, position, into), into, deadline)
                     yield from proven
                     position += len(proven)
                     if pending is None:
@@ -247,6 +250,14 @@ class FrameChannel:
         if answer.left > MAX_FRAMES_BODY_BYTES:
             raise InvalidFrame(f"an answer of {answer.left} bytes is longer than any run of frames")
         return answer, headers.get("connection", "").lower() != "close"
+
+
+def _run(indexes: range, position: int, into: ProvenWrite) -> range:
+    """The frames of ``indexes`` one native call takes from ``position`` on (see
+    ``BYTES_RUN_FRAMES``)."""
+    if into.out is not None:
+        return indexes[position:]
+    return indexes[position:position + BYTES_RUN_FRAMES if position else 1]
 
 
 @dataclass(frozen=True)

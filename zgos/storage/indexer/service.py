@@ -51,9 +51,6 @@ READ_CHUNK_BYTES = 1024 * 1024
 PARALLEL_QUERIES = 16
 FILE_INFO_DEADLINE_S = 5.0  # one zgs_getFileInfo to one node, total
 MAX_FILE_INFO_BYTES = 64 * 1024
-# Segments a gateway download fetches ahead of what it has sent (16 MiB; the server's file
-# senders bound how many send at once, so ~128 MiB in all). 32 relayed ~470 MB/s here, 64 ~520.
-GATEWAY_WINDOW_SEGMENTS = 64
 
 
 class NotFound(ZgError):
@@ -110,22 +107,28 @@ class Indexer:
     def file_infos(self, root: bytes) -> list[tuple[ShardedNode, dict[str, Any]]]:
         """(node, FileInfo) of every usable node that knows ``root`` (with the chain: as the
         chain describes it; a node naming another root or size is left out and logged)."""
+        return self._located(root)[0]
+
+    def _located(self, root: bytes) -> tuple[list[tuple[ShardedNode, dict[str, Any]]], int | None]:
+        """``file_infos`` and the file's size per the chain (None without one, or if the chain
+        has no such file); the chain and the nodes are asked at once."""
         nodes = self.nodes()
         if not nodes:
-            return []
-        with ThreadPoolExecutor(min(PARALLEL_QUERIES, len(nodes))) as pool:
+            return [], None
+        with ThreadPoolExecutor(min(PARALLEL_QUERIES, len(nodes)) + 1) as pool:
+            first = pool.submit(self.flow.file_of, root) if self.flow is not None else None
             infos = list(pool.map(lambda n: self._file_info_on(n, root), nodes))
+            size = None if first is None or (submitted := first.result()) is None else submitted.size
         found = [(node, info) for node, info in zip(nodes, infos, strict=True) if info is not None]
-        first = self.flow.file_of(root) if self.flow is not None and found else None
-        if first is None:
-            return found
+        if size is None:
+            return found, None
         agreeing = []
         for node, info in found:
-            if describes_file(FileLocation(node.url, info), root, first.size):
+            if describes_file(FileLocation(node.url, info), root, size):
                 agreeing.append((node, info))
             else:
-                log.warning("node %s describes 0x%s unlike the chain (%d bytes): left out", node.url, root.hex(), first.size)
-        return agreeing
+                log.warning("node %s describes 0x%s unlike the chain (%d bytes): left out", node.url, root.hex(), size)
+        return agreeing, size
 
     def file_locations(self, root: bytes) -> list[ShardedNode]:
         return [node for node, info in self.file_infos(root) if info.get("finalized")]
@@ -168,10 +171,10 @@ class Indexer:
         cannot start (its stripes cannot be proven piece by piece) is it rebuilt into
         ``scratch`` first and read back.
         """
-        urls = [n.url for n in self.file_locations(root)]
-        if urls:
+        infos, size = self._located(root)
+        if finalized := [FileLocation(node.url, info) for node, info in infos if info.get("finalized")]:
             try:
-                return self._stream(root, urls)
+                return self._stream(root, finalized, size)
             except StorageError as exc:
                 if not self._erasure_coded(root):
                     raise
@@ -212,10 +215,16 @@ class Indexer:
         with self._erasure([n.url for n in self.nodes()]) as ec:
             return ec.registry is not None and ec.registry.record_of(root) is not None
 
-    def _stream(self, root: bytes, urls: list[str]) -> tuple[int, Generator[bytes, None, None]]:
-        client = self._storage(urls)
+    def _stream(self, root: bytes, finalized: list[FileLocation],
+                size: int | None) -> tuple[int, Generator[bytes, None, None]]:
+        """The file as ``StorageClient.stream`` reads it from the nodes ``finalized`` (found
+        already: they are not asked again)."""
+        client = self._storage([location.node for location in finalized])
         try:
-            location, chunks = client.stream(root, GATEWAY_WINDOW_SEGMENTS)
+            # a chain without the file: the client asks it again, and says why it cannot download
+            unknown = size is None and self.flow is not None
+            located = None if unknown else client.downloads.check_locations(root, finalized, size)
+            location, chunks = client.stream(root, located=located)
         except BaseException:
             client.close()
             raise
