@@ -39,6 +39,9 @@ def test_transact_returns_receipt_with_decoded_events(
     assert (event["args"]["shardId"], event["args"]["numShard"]) == (1, 4)
     node = chain.call(registry.functions.getNode(new_account.address, 0))
     assert node[2] == "http://n:1"
+    again = chain.contract("NodeRegistry", deployment.address("NodeRegistry").lower())
+    assert again is registry, "a contract handle is built once per chain (building one parses its ABI)"
+    assert chain.contract("Flow", deployment.address("NodeRegistry")) is not registry, "another ABI, another handle"
 
 
 def test_out_of_gas_after_a_state_change_is_estimated_again_and_lands(

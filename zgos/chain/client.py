@@ -97,8 +97,7 @@ UNKNOWN_METHOD_WORDS = ("not found", "not supported", "not available", "does not
 
 
 def is_unknown_method(error: Mapping[str, Any]) -> bool:
-    """Whether a JSON-RPC ``error`` says the node lacks the method (geth, reth, 0G's chain and
-    proxies word it differently), so the caller should use another one."""
+    """Whether a JSON-RPC ``error`` says the node lacks the method (geth, reth, 0G's chain, proxies)."""
     message = str(error.get("message", "")).lower()
     return error.get("code") == UNKNOWN_METHOD_CODE or any(word in message for word in UNKNOWN_METHOD_WORDS)
 
@@ -178,6 +177,7 @@ class Chain:
         self._nonces: dict[str, NonceManager] = {}
         self._nonces_lock = threading.Lock()
         self._sync_send: bool | None = None  # unknown until the first send
+        self._contracts: dict[tuple[str, str], Contract] = {}  # stateless handles, ~2 ms each to build
         profile = network_for_chain(self.chain_id)
         self.confirmations = confirmations if confirmations is not None else profile.confirmations if profile else 0
         self.min_priority_fee = profile.min_priority_fee_wei if profile else 0
@@ -186,8 +186,10 @@ class Chain:
     # --- reading -------------------------------------------------------------------------
 
     def contract(self, name: str, address: str) -> Contract:
-        """A handle on the deployed contract ``name`` (artifact ABI) at ``address``."""
-        return self.w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name).abi)
+        """A handle on the deployed contract ``name`` (artifact ABI) at ``address``, built once."""
+        if (key := (name, to_checksum_address(address))) not in self._contracts:
+            self._contracts[key] = self.w3.eth.contract(address=key[1], abi=load_artifact(name).abi)
+        return self._contracts[key]
 
     def block_number(self) -> int:
         return int(self.w3.eth.block_number)

@@ -20,7 +20,6 @@ from fastapi import Depends, HTTPException, Request
 from hexbytes import HexBytes
 from web3._utils.abi import map_abi_data
 from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
-from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import RPCEndpoint
 
@@ -44,16 +43,8 @@ def no_services() -> list[dict[str, Any]]:
 
 
 class ExplorerChain(Chain):
-    """The chain client for a long-running reader that makes many view calls: contract handles
-    built once per (name, address) (building one parses its ABI, milliseconds a time), the chain
-    id asked once (web3 asks it twice around every ``eth_call``) and view calls sent raw
+    """The chain client for a long-running reader that makes many view calls, sent raw
     (:meth:`call`). Writes are :class:`Chain`'s."""
-
-    def __init__(self, rpc_url: str) -> None:
-        super().__init__(rpc_url)
-        self.w3.provider.cache_allowed_requests = True
-        self.w3.provider.cacheable_requests = {RPCEndpoint("eth_chainId")}
-        self._contracts: dict[tuple[str, str], Contract] = {}
 
     def call(self, fn: ContractFunction, *, sender: str | None = None, plain: bool = False) -> Any:
         """As :meth:`Chain.call`, without web3's search of the ABI and its request formatters
@@ -74,11 +65,6 @@ class ExplorerChain(Chain):
         outputs = map_abi_data(BASE_RETURN_NORMALIZERS, types, decoded)
         return outputs[0] if len(outputs) == 1 else outputs
 
-    def contract(self, name: str, address: str) -> Contract:
-        key = (name, address.lower())
-        if key not in self._contracts:
-            self._contracts[key] = super().contract(name, address)
-        return self._contracts[key]
 
 
 class Recent(Generic[T]):
