@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from zgos.core.hashing import HASH_BYTES, keccak256
-from zgos.storage.spec.sealing import BYTES_PER_SEAL, SECTORS_PER_SEAL, xor_bytes
+from zgos.storage.spec.sealing import BYTES_PER_SEAL, SECTORS_PER_SEAL
 
 SECTORS_PER_LOAD = 1024  # 256 KiB: the recall unit
 SEALS_PER_LOAD = SECTORS_PER_LOAD // SECTORS_PER_SEAL  # 64
@@ -136,7 +136,11 @@ def compute_pora_hash(seal_offset: int, pad_seed: bytes, scratchpad: bytes, seal
     """``blake2b_512(u256(i) || pad_seed || 0^32 || (sealed XOR pad_i))[:32]`` for seal ``i``."""
     block = seal_offset % SEALS_PER_SCRATCHPAD
     pad = scratchpad[block * BYTES_PER_SEAL : (block + 1) * BYTES_PER_SEAL]
-    mixed = xor_bytes(sealed, pad)
+    # numpy: a 4 KiB XOR in ~1 us, 8x the int XOR of ``sealing.xor_bytes`` (made for 32-byte words);
+    # imported here, as the storage CLI loads this module's constants and starts without numpy
+    import numpy as np
+
+    mixed = np.bitwise_xor(np.frombuffer(sealed, np.uint8), np.frombuffer(pad, np.uint8)).tobytes()
     return blake2b_512(u256(seal_offset) + pad_seed + bytes(32) + mixed)[:HASH_BYTES]
 
 
