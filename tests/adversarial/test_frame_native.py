@@ -33,7 +33,7 @@ from zgos.storage.spec.filetree import FileTree
 from zgos.storage.spec.frames import encode_absent, encode_frame_header, encode_proof
 from zgos.storage.spec.merkle import BYTES_PER_SECTOR, BYTES_PER_SEGMENT
 
-pytestmark = pytest.mark.skipif(not fasthash.NATIVE, reason="the native extension is not built")
+pytestmark = pytest.mark.skipif(fasthash.native is None, reason="the native extension is not built")
 
 SEGMENTS = 8
 SIZE = (SEGMENTS - 1) * BYTES_PER_SEGMENT + 1000  # the last segment is partial: Python's to decide

@@ -21,38 +21,40 @@ from zgos.storage.spec.merkle import (
 from zgos.storage.spec.sealing import BYTES_PER_SEAL, seal_with_seed
 from zgos.storage.spec.segment import MAX_FILE_SIZE
 
+# The extension itself (also for framefetch's frame receiver); None when it is not built, or
+# safe-pysha3 changed the symbols it borrows.
+native: ModuleType | None
 try:
     import _pysha3
 
     from zgos.storage import _treehash  # type: ignore[attr-defined]
 
     WIDEST_LANES: int = _treehash.load(_pysha3.__file__)  # Keccaks at a time on this CPU
-    NATIVE = True
-except (ImportError, OSError, AttributeError):  # not built, or safe-pysha3 changed its symbols
-    NATIVE, WIDEST_LANES = False, 1
-# The extension itself, for a caller that runs one of its other native paths (framefetch's
-# frame receiver); None when it is not built.
-native: ModuleType | None = _treehash if NATIVE else None
+    native = _treehash
+except (ImportError, OSError, AttributeError):
+    native, WIDEST_LANES = None, 1
 
 
 def use_lanes(lanes: int) -> int:
     """Hash ``lanes`` (1, 4 or 8) messages at a time natively; ``ValueError`` if this CPU cannot."""
-    return int(_treehash.use_lanes(lanes))
+    if native is None:
+        raise ValueError("the native extension is not built: only the Python path (one lane) runs")
+    return int(native.use_lanes(lanes))
 
 
 def full_segment_roots(data: bytes | bytearray | memoryview) -> list[bytes]:
     """Roots of consecutive full segments (``len(data)`` a multiple of 256 KiB)."""
     view = memoryview(data)
-    if NATIVE:
-        packed: bytes = _treehash.segment_roots(view)
+    if native is not None:
+        packed: bytes = native.segment_roots(view)
         return [packed[i : i + 32] for i in range(0, len(packed), 32)]
     return [compute_segment_root(view[i : i + BYTES_PER_SEGMENT]) for i in range(0, len(view), BYTES_PER_SEGMENT)]
 
 
 def segment_root(data: bytes | memoryview, padded_sectors: int = SECTORS_PER_SEGMENT) -> bytes:
     """``merkle.compute_segment_root``, natively for a full segment."""
-    if NATIVE and len(data) == BYTES_PER_SEGMENT and padded_sectors == SECTORS_PER_SEGMENT:
-        return bytes(_treehash.segment_roots(data))
+    if native is not None and len(data) == BYTES_PER_SEGMENT and padded_sectors == SECTORS_PER_SEGMENT:
+        return bytes(native.segment_roots(data))
     return compute_segment_root(data, padded_sectors)
 
 
@@ -61,19 +63,19 @@ def segment_proven(data: bytes | memoryview, proof: Proof, index: int, root: byt
     ``size``): a full segment, not the file's last, with no rear-padding sibling, for which every
     rule of ``segment.validate_segment`` holds, checked with the GIL released. False decides
     nothing: run ``validate_segment``, the reference, which decides and names what is wrong."""
-    if not NATIVE or not 0 < size <= MAX_FILE_SIZE:
+    if native is None or not 0 < size <= MAX_FILE_SIZE:
         return False
     n_data = compute_segment_count(size)
     if index >= n_data - 1:
         return False
-    return bool(_treehash.proven_segment(data, b"".join(proof.lemma), bytes(proof.path), index,
+    return bool(native.proven_segment(data, b"".join(proof.lemma), bytes(proof.path), index,
                                          compute_proof_segment_count(size), n_data, root))
 
 
 def seal_pieces(pieces: bytes, seeds: bytes) -> bytes:
     """``sealing.seal`` of each 4 KiB piece in ``pieces``, given its seed (32 bytes per piece in
     ``seeds``, ``sealing.compute_seal_seed``), natively one piece per SIMD lane."""
-    if NATIVE:
-        return bytes(_treehash.seal_many(pieces, seeds))
+    if native is not None:
+        return bytes(native.seal_many(pieces, seeds))
     return b"".join(seal_with_seed(pieces[i * BYTES_PER_SEAL : (i + 1) * BYTES_PER_SEAL], seeds[i * 32 : (i + 1) * 32])
                     for i in range(len(pieces) // BYTES_PER_SEAL))

@@ -14,7 +14,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-from zgos.storage.fasthash import NATIVE, full_segment_roots
+from zgos.storage.fasthash import full_segment_roots, native
 from zgos.storage.spec.filetree import FileTree
 from zgos.storage.spec.flow import compute_segment_count
 from zgos.storage.spec.merkle import BYTES_PER_SEGMENT, compute_leaf_hashes
@@ -48,7 +48,7 @@ def build_file_tree(path: Path, workers: int | None = None) -> FileTree:
     ranges = [(i, min(i + SEGMENTS_PER_TASK, full)) for i in range(0, full, SEGMENTS_PER_TASK)]
     if size < PARALLEL_MIN_BYTES or workers == 1:
         roots = _segment_roots_of_file(str(path), 0, full) if full else []
-    elif NATIVE:
+    elif native is not None:
         with ThreadPoolExecutor(max_workers=workers) as threads:
             parts = threads.map(_segment_roots_of_file, [str(path)] * len(ranges), *zip(*ranges, strict=True))
             roots = [root for part in parts for root in part]

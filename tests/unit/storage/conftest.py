@@ -13,7 +13,7 @@ from zgos.storage import fasthash
 def native_lanes(request: pytest.FixtureRequest) -> Iterator[int]:
     """Each native Keccak in turn (1: XKCP one message at a time, 4: AVX2 lanes, 8: AVX-512
     lanes), skipped where this machine cannot run it; the widest is in use again afterwards."""
-    if not fasthash.NATIVE:
+    if fasthash.native is None:
         pytest.skip("native _treehash is not built (no C compiler at install): Python path in use")
     try:
         fasthash.use_lanes(request.param)

@@ -22,7 +22,7 @@ from zgos.storage.spec.segment import (
     validate_segment,
 )
 
-pytestmark = pytest.mark.skipif(not fasthash.NATIVE, reason="the native extension is not built")
+pytestmark = pytest.mark.skipif(fasthash.native is None, reason="the native extension is not built")
 
 MUTATIONS = ("none", "data", "lemma", "sibling", "path", "position", "short", "root")
 
