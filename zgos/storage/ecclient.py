@@ -48,7 +48,7 @@ from zgos.storage.erasurecode import (
     write_parity_file,
 )
 from zgos.storage.hasher import build_file_tree
-from zgos.storage.locations import FileLocation
+from zgos.storage.locations import FileLocation, Holding
 from zgos.storage.nodeclient import CorruptData, NodeConnection, StorageError
 from zgos.storage.spec.erasure import ErasureParams, StripeLayout
 from zgos.storage.spec.filetree import FileTree
@@ -95,6 +95,10 @@ class _Survey:
     dead: list[str]
     holdings: Holdings
     on_chain: dict[str, FileRecord | None]
+
+    def held(self, url: str, kind: str) -> Holding | None:
+        """What the node at ``url`` said it holds of the ``kind`` file (None: nothing)."""
+        return self.holdings[url][list(self.roots).index(kind)]
 
 
 class ErasureClient:
@@ -147,8 +151,7 @@ class ErasureClient:
 
     def _file(self, found: _Survey, kind: str) -> Submitted:
         """The ``kind`` file of ``found``, at a node that describes it as the chain does."""
-        i = list(found.roots).index(kind)
-        locations = [h.location for answer in found.holdings.values() if (h := answer[i]) is not None]
+        locations = [h.location for url in found.holdings if (h := found.held(url, kind)) is not None]
         return self._located(found.roots[kind], kind, locations, found.on_chain[kind])
 
     # --- upload --------------------------------------------------------------------------
@@ -225,11 +228,11 @@ class ErasureClient:
         (``survey``) for its shard and what it holds of both files."""
         record = self._required_record(root)
         found = self._survey(root, record)
-        roots, live, dead, holdings = found.roots, found.live, found.dead, found.holdings
+        roots, live, dead = found.roots, found.live, found.dead
         files = {kind: self._file(found, kind) for kind in roots}
         layout = check_record(record, found.on_chain, files["data"])  # InvalidRecord: nothing to check or repair against
-        known = {(node.url, kind): holding for node, _ in live for i, kind in enumerate(roots)
-                 if (holding := holdings[node.url][i]) is not None and holding.location.seq == files[kind].seq}
+        known = {(node.url, kind): holding for node, _ in live for kind in roots
+                 if (holding := found.held(node.url, kind)) is not None and holding.location.seq == files[kind].seq}
         held = {(node.url, kind): known[(node.url, kind)].segments if (node.url, kind) in known
                 else self._held(node, files[kind]) for node, _ in live for kind in roots}
         report = HealthReport(root, record, [], dead)
