@@ -24,7 +24,13 @@ from zgos.core.errors import ZgError
 from zgos.devnet.orchestrator import Devnet
 from zgos.devnet.services import all_services
 from zgos.runtime.datadir import DataDir
-from zgos.runtime.netutil import READY_TIMEOUT_ENV, port_in_use, ready_timeout_s, wait_until
+from zgos.runtime.netutil import (
+    READY_TIMEOUT_ENV,
+    free_port,
+    port_in_use,
+    ready_timeout_s,
+    wait_until,
+)
 from zgos.runtime.process import PidFile, is_alive
 from zgos.runtime.service import DevnetOptions, Service
 
@@ -152,6 +158,12 @@ def test_devnet_up_only_starts_the_named_groups_and_what_they_need(devnet_root: 
     assert status.count("healthy") == 3, status
     saved = json.loads((devnet_root / "network.json").read_text())["options"]
     assert saved["only"] == ["indexer"]
+
+    # a second node given the running one's name (so its data dir) stops at once, saying why
+    node_pid = PidFile(devnet_root / "pids" / "storage-0.pid").read_live_pid()
+    twin = zg(devnet_root, "storage", "node", "--name", "storage-0", "--port", str(free_port()))
+    assert twin.returncode == 1 and "Traceback" not in twin.stderr, twin.stdout + twin.stderr
+    assert f"in use by another storage node (pid {node_pid})" in twin.stdout + twin.stderr
 
     # stop/start act on what was started, and `start` restarts the saved way
     assert "stopped" in zg(devnet_root, "devnet", "stop", "storage-0").stdout

@@ -17,6 +17,7 @@ from zgos.core.errors import ConfigError
 from zgos.kv.node.replayer import ReplayConfig, Replayer
 from zgos.kv.node.rpc import kv_methods
 from zgos.kv.node.store import KvStore
+from zgos.runtime.datadir import DirectoryClaim
 from zgos.runtime.edge import EdgePolicy, Route, plain_error_body
 from zgos.runtime.jsonrpc import JsonRpcServer, jsonrpc_app
 from zgos.runtime.ports import KV_PORT
@@ -54,15 +55,20 @@ class KvNode:
         if not config.replay.monitored:
             raise ConfigError("a KV node needs at least one stream", "pass --streams 0x<64 hex digits>,...")
         self.config = config
-        self.store = KvStore(config.state_dir / STORE_FILE, config.replay.first_block)
-        chain = Chain(config.rpc_url)
-        self.storage = StorageClient(list(config.storage_nodes), chain, config.flow_address)
-        self.replayer = Replayer(self.store, FlowContract(chain, config.flow_address), self.fetch, config.replay)
-        rpc = JsonRpcServer(kv_methods(self.store, config.replay.monitored, self.status))
-        app = jsonrpc_app(rpc, anyio.CapacityLimiter(WORKER_THREADS), [])
-        self.server_policy = EdgePolicy(routes=(Route("/", max_body_bytes=MAX_RPC_BODY_BYTES, deadline_s=RPC_DEADLINE_S),),
-                                        max_inflight=MAX_INFLIGHT, error_body=plain_error_body)
-        self.server = EdgeServer(app, bind_listener(config.host, config.port), self.server_policy)
+        self.claim = DirectoryClaim(config.state_dir, "KV node")
+        try:
+            self.store = KvStore(config.state_dir / STORE_FILE, config.replay.first_block)
+            chain = Chain(config.rpc_url)
+            self.storage = StorageClient(list(config.storage_nodes), chain, config.flow_address)
+            self.replayer = Replayer(self.store, FlowContract(chain, config.flow_address), self.fetch, config.replay)
+            rpc = JsonRpcServer(kv_methods(self.store, config.replay.monitored, self.status))
+            app = jsonrpc_app(rpc, anyio.CapacityLimiter(WORKER_THREADS), [])
+            self.server_policy = EdgePolicy(routes=(Route("/", max_body_bytes=MAX_RPC_BODY_BYTES, deadline_s=RPC_DEADLINE_S),),
+                                            max_inflight=MAX_INFLIGHT, error_body=plain_error_body)
+            self.server = EdgeServer(app, bind_listener(config.host, config.port), self.server_policy)
+        except BaseException:  # nothing will run: the directory is free again
+            self.claim.release()
+            raise
 
     def fetch(self, entry: LogEntry) -> bytes:
         """The verified bytes of a log entry's file (segments checked against its data root)."""
@@ -94,4 +100,5 @@ class KvNode:
         self.server.stop()
         self.storage.close()
         self.store.close()
+        self.claim.release()
 

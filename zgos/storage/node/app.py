@@ -31,6 +31,7 @@ from zgos.chain.registry import NodeKind, NodeRegistry
 from zgos.core.errors import ZgError
 from zgos.runtime.access import load_or_create_token
 from zgos.runtime.addresses import AddressPolicy
+from zgos.runtime.datadir import DirectoryClaim
 from zgos.runtime.listen import format_host
 from zgos.runtime.ports import STORAGE_PORT
 from zgos.runtime.ratelimit import RateLimit
@@ -124,16 +125,21 @@ class NodeService:
     def __init__(self, config: NodeServiceConfig, chain: Chain, *, operator: LocalAccount | None = None,
                  miner_account: LocalAccount | None = None) -> None:
         self.config, self.chain, self.operator = config, chain, operator
-        config.token_path.parent.mkdir(parents=True, exist_ok=True)
-        token = load_or_create_token(config.token_path)
-        self.node = StorageNode(config.node_config())
-        self.server = NodeServer(config.host, config.port, self.node, token=token, limits=config.limits(),
-                                 public_url=config.public_url, remote_admin=config.remote_admin)
-        if operator is not None:  # it signs what it holds (zgs_getCustody), for storage challenges
-            self.server.rpc.add_methods(CustodySigner(self.node, operator).methods())
-        self.miner = None
-        if config.miner is not None and miner_account is not None:
-            self.miner = build_miner(self.node, chain, miner_account, config.miner, rpc=self.server.rpc)
+        self.claim = DirectoryClaim(config.data_dir, "storage node")
+        try:
+            config.token_path.parent.mkdir(parents=True, exist_ok=True)
+            token = load_or_create_token(config.token_path)
+            self.node = StorageNode(config.node_config())
+            self.server = NodeServer(config.host, config.port, self.node, token=token, limits=config.limits(),
+                                     public_url=config.public_url, remote_admin=config.remote_admin)
+            if operator is not None:  # it signs what it holds (zgs_getCustody), for storage challenges
+                self.server.rpc.add_methods(CustodySigner(self.node, operator).methods())
+            self.miner = None
+            if config.miner is not None and miner_account is not None:
+                self.miner = build_miner(self.node, chain, miner_account, config.miner, rpc=self.server.rpc)
+        except BaseException:  # nothing will run: the directory is free again
+            self.claim.release()
+            raise
 
     def start(self) -> None:
         """Start log and peer sync, the miner, and the announcement (in the background)."""
@@ -155,3 +161,4 @@ class NodeService:
             if self.miner is not None:
                 self.miner.close()
             self.node.stop()
+            self.claim.release()
