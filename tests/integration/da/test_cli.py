@@ -12,7 +12,7 @@ from tests.integration.clirunner import devnet_chain_port, devnet_up, zg
 from zgos.chain.client import Chain
 from zgos.chain.deploy import load_deployment
 from zgos.da.contracts import DAContracts
-from zgos.runtime.netutil import wait_until
+from zgos.runtime.netutil import free_port, wait_until
 
 
 @pytest.fixture
@@ -37,6 +37,9 @@ def test_devnet_starts_four_signers_and_a_disperser_and_the_cli_puts_gets_and_sa
     chain = Chain(f"http://127.0.0.1:{port}")
     da = DAContracts.from_addresses(chain, load_deployment(root / "deployment.json").addresses)
     assert wait_until(lambda: len(da.quorum(da.current_epoch()).members) == 4, 30, 0.2)
+    twin = zg(root, "da", "signer", "--index", "0", "--port", str(free_port()))  # signer 0's state dir, in use
+    assert twin.returncode == 1 and "Traceback" not in twin.stderr, twin.stdout + twin.stderr
+    assert "in use by another DA signer (pid" in twin.stdout + twin.stderr
 
     disperser = f"127.0.0.1:{port + 204}"
     blob = tmp_path / "blob.bin"

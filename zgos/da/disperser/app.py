@@ -20,6 +20,7 @@ from zgos.da.disperser.servicer import serve_disperser
 from zgos.da.rpc import serve_until_signalled
 from zgos.da.spec.encoding import Encoder
 from zgos.runtime.addresses import AddressPolicy
+from zgos.runtime.datadir import DirectoryClaim
 from zgos.runtime.ports import DA_DISPERSER_PORT
 
 
@@ -38,8 +39,13 @@ class DisperserService:
 
     def __init__(self, config: DisperserConfig, da: DAContracts, payer: LocalAccount, policy: AddressPolicy) -> None:
         self.config = config
-        self.encoder = Encoder(config.workers)
-        self.disperser = Disperser(da, payer, self.encoder, config.state_dir, policy)
+        self.claim = DirectoryClaim(config.state_dir, "DA disperser")
+        try:
+            self.encoder = Encoder(config.workers)
+            self.disperser = Disperser(da, payer, self.encoder, config.state_dir, policy)
+        except BaseException:  # nothing will run: the directory is free again
+            self.claim.release()
+            raise
 
     @property
     def banner(self) -> str:
@@ -57,3 +63,4 @@ class DisperserService:
         finally:
             self.disperser.close()
             self.encoder.close()
+            self.claim.release()

@@ -21,6 +21,7 @@ from zgos.da.signer.signer import SignerIdentity, SignerNode, ensure_registered,
 from zgos.da.signer.store import CellStore
 from zgos.da.spec import kzg
 from zgos.da.spec.params import SIGNER_STAKE_WEI
+from zgos.runtime.datadir import DirectoryClaim
 from zgos.runtime.ports import DA_SIGNER_PORT
 
 CELLS_DIR = "cells"
@@ -49,10 +50,15 @@ class SignerService:
 
     def __init__(self, config: SignerConfig, da: DAContracts, account: LocalAccount) -> None:
         self.config = config
-        self.identity = SignerIdentity.from_account(account)
-        ensure_registered(da, self.identity, config.url, config.stake_wei)
-        self.node = SignerNode(da, self.identity, CellStore(config.state_dir / CELLS_DIR),
-                               withhold=config.dishonest == WITHHOLD)
+        self.claim = DirectoryClaim(config.state_dir, "DA signer")
+        try:
+            self.identity = SignerIdentity.from_account(account)
+            ensure_registered(da, self.identity, config.url, config.stake_wei)
+            self.node = SignerNode(da, self.identity, CellStore(config.state_dir / CELLS_DIR),
+                                   withhold=config.dishonest == WITHHOLD)
+        except BaseException:  # nothing will run: the directory is free again
+            self.claim.release()
+            raise
 
     @property
     def banner(self) -> str:
@@ -61,7 +67,10 @@ class SignerService:
 
     def run(self, started: Callable[[str], None] = lambda banner: None) -> None:
         """Serve, call ``started`` with the banner, and return once signalled."""
-        server = serve_signer(self.node, self.config.host, self.config.port)
-        threading.Thread(target=kzg.trusted_setup, daemon=True).start()
-        started(self.banner)
-        serve_until_signalled(server)
+        try:
+            server = serve_signer(self.node, self.config.host, self.config.port)
+            threading.Thread(target=kzg.trusted_setup, daemon=True).start()
+            started(self.banner)
+            serve_until_signalled(server)
+        finally:
+            self.claim.release()
